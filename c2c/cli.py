@@ -1,0 +1,174 @@
+"""The `c2c` command. Each subcommand loads settings once, calls plain functions, and turns a
+C2CError into a one-paragraph message and exit code 1 (2 for usage errors)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from c2c.errors import C2CError
+from c2c.services import (
+    SERVICE_NAMES,
+    ServiceStatus,
+    fetch_artifacts,
+    services_down,
+    services_status,
+    services_up,
+)
+from c2c.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except C2CError as exc:
+            click.echo(f"c2c: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    if settings is None:
+        settings = ctx.obj = load_settings()
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="c2c-stream")
+def cli() -> None:
+    """C2C Stream: link education and workforce events as they happen.
+
+    Settings come from C2C_* environment variables (see README).
+    """
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def services() -> None:
+    """Start, stop and check Kafka, the schema registry and ClickHouse."""
+
+
+_ONLY = click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(SERVICE_NAMES),
+    help="Act on this service only (repeatable).",
+)
+
+
+@services.command("fetch")
+@click.option("--force", is_flag=True, help="Fetch again even if the jars are in place.")
+@click.pass_context
+@_reports_errors
+def services_fetch(ctx: click.Context, force: bool) -> None:
+    """Fetch the Kafka and Apicurio jars from Maven Central (once)."""
+    settings = _settings(ctx)
+    ran = fetch_artifacts(settings, force=force)
+    click.echo(f"jars {'fetched into' if ran else 'already in'} {settings.lib_path.resolve()}")
+
+
+@services.command("up")
+@_ONLY
+@click.option(
+    "--print-started",
+    is_flag=True,
+    help="Print only the names of the services started, one per line.",
+)
+@click.pass_context
+@_reports_errors
+def services_up_cmd(ctx: click.Context, only: Sequence[str], print_started: bool) -> None:
+    """Start the local services that are not running and wait until each is ready."""
+    settings = _settings(ctx)
+    started_at = time.monotonic()
+    started = services_up(settings, only or None)
+    if print_started:
+        click.echo("\n".join(started))
+        return
+    elapsed = time.monotonic() - started_at
+    names = ", ".join(started) if started else "nothing (all were up)"
+    click.echo(f"started {names}; ready in {elapsed:.1f} s")
+    _print_status(services_status(settings, only or None))
+
+
+@services.command("down")
+@_ONLY
+@click.pass_context
+@_reports_errors
+def services_down_cmd(ctx: click.Context, only: Sequence[str]) -> None:
+    """Stop the local services this project started."""
+    stopped = services_down(_settings(ctx), only or None)
+    click.echo(f"stopped {', '.join(stopped) if stopped else 'nothing (none was running)'}")
+
+
+@services.command("status")
+@_ONLY
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per service, in a list.")
+@click.pass_context
+@_reports_errors
+def services_status_cmd(ctx: click.Context, only: Sequence[str], as_json: bool) -> None:
+    """Report each service: up or down, address, version, pid and log."""
+    rows = services_status(_settings(ctx), only or None)
+    if as_json:
+        click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
+    else:
+        _print_status(rows)
+    if not all(row.up for row in rows):
+        sys.exit(3)
+
+
+def _print_status(rows: Sequence[ServiceStatus]) -> None:
+    header = ("service", "state", "version", "address", "pid", "detail")
+    table = [header] + [
+        (
+            row.name,
+            "up" if row.up else "DOWN",
+            row.version or "-",
+            row.address,
+            str(row.pid) if row.pid else ("-" if row.local else "remote"),
+            row.detail if row.up else f"{row.detail} (log: {row.log or '-'})",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]))
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+@_reports_errors
+def demo(ctx: click.Context) -> None:
+    """Set up the services and run the main job, printing what it did."""
+    from c2c.demo import run_demo
+
+    run_demo(_settings(ctx), click.echo)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `c2c` console script."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="c2c")
+    except C2CError as exc:  # raised while loading settings, before a command runs
+        click.echo(f"c2c: error: {exc}", err=True)
+        sys.exit(1)

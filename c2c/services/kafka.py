@@ -1,0 +1,197 @@
+"""The Kafka broker: a single-node KRaft server (broker and controller in one process).
+
+The local broker's configuration is rendered from settings as text (see
+:func:`render_server_properties`), its storage formatted once with kafka.tools.StorageTool,
+and the server run as kafka.Kafka with the machine's Java 17+. A remote cluster (a bootstrap
+address that is not loopback) is only probed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from c2c.errors import ServiceError
+from c2c.services._process import ProcessSpec, tail
+from c2c.services.base import Probe, is_loopback
+from c2c.services.fetch import SERVICES_DIR
+from c2c.services.java import find_java
+from c2c.settings import Settings
+
+__all__ = ["KafkaService", "render_server_properties"]
+
+_QUIET = logging.getLogger("c2c.services.kafka.probe")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def _listener(settings: Settings) -> tuple[str, int]:
+    first = settings.kafka_bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def render_server_properties(settings: Settings, log_dirs: Path) -> str:
+    """server.properties for the local single-node KRaft broker.
+
+    Replication factors are 1 because there is one node; partitions default to 3 so that
+    consumers can be scaled out in tests as they would be on a cluster.
+    """
+    host, port = _listener(settings)
+    controller = settings.kafka_controller_port
+    lines = [
+        "# Rendered by c2c from settings; edits are overwritten at the next `c2c services up`.",
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@{host}:{controller}",
+        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=PLAINTEXT://{host}:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={log_dirs}",
+        "num.partitions=3",
+        "default.replication.factor=1",
+        "min.insync.replicas=1",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=false",
+        "log.retention.hours=168",
+        "log.segment.bytes=104857600",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class KafkaService:
+    """The broker, local (started here) or remote (only probed)."""
+
+    name = "kafka"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._home = settings.data_dir.resolve() / "kafka"
+
+    @property
+    def address(self) -> str:
+        return self._settings.kafka_bootstrap
+
+    @property
+    def local(self) -> bool:
+        return is_loopback(_listener(self._settings)[0])
+
+    @property
+    def log_file(self) -> Path:
+        return self._settings.log_dir.resolve() / "kafka.log"
+
+    @property
+    def _config_file(self) -> Path:
+        return self._home / "server.properties"
+
+    @property
+    def _storage(self) -> Path:
+        return self._home / "data"
+
+    def _lib(self) -> Path:
+        return self._settings.lib_path.resolve() / "kafka"
+
+    def _java_base(self) -> list[str]:
+        java = find_java(
+            17,
+            java_home=self._settings.kafka_java_home,
+            purpose="Kafka 4",
+            setting="C2C_KAFKA_JAVA_HOME",
+        )
+        return [
+            str(java),
+            f"-Dlog4j2.configurationFile={SERVICES_DIR / 'kafka' / 'log4j2.properties'}",
+            f"-Dc2c.log.file={self.log_file}",
+            "-cp",
+            f"{self._lib()}/*",
+        ]
+
+    def version(self) -> str | None:
+        jars = sorted(self._lib().glob("kafka-clients-*.jar"))
+        return jars[0].stem.removeprefix("kafka-clients-") if jars else None
+
+    def prepare(self) -> None:
+        self._home.mkdir(parents=True, exist_ok=True)
+        self._config_file.write_text(render_server_properties(self._settings, self._storage))
+        if (self._storage / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            [
+                *self._java_base(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(self._config_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServiceError(
+                f"formatting Kafka storage in {self._storage} failed "
+                f"(exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}",
+                code="service.kafka.format",
+            )
+
+    @property
+    def pid_file(self) -> Path:
+        return self._settings.run_dir.resolve() / "kafka.pid"
+
+    @property
+    def marker(self) -> str:
+        return f"-Dc2c.service=kafka@{self._settings.data_dir.resolve()}"
+
+    def process_spec(self) -> ProcessSpec:
+        return ProcessSpec(
+            name=self.name,
+            argv=[
+                *self._java_base()[:1],
+                f"-Xmx{self._settings.kafka_heap}",
+                "-Xms256m",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                self.marker,
+                *self._java_base()[1:],
+                "kafka.Kafka",
+                str(self._config_file),
+            ],
+            cwd=self._home,
+            log_file=self._settings.log_dir.resolve() / "kafka.out",
+            pid_file=self.pid_file,
+            marker=self.marker,
+        )
+
+    def probe(self, timeout_s: float) -> Probe:
+        admin = AdminClient(
+            self._settings.kafka_config(logger=_QUIET, log_level=0, **{"socket.timeout.ms": 2000})
+        )
+        try:
+            metadata = admin.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            return Probe(up=False, detail=f"no metadata: {exc.args[0]}")
+        brokers = len(metadata.brokers)
+        return Probe(
+            up=brokers > 0,
+            version=self.version() if self.local else None,
+            detail=f"{brokers} broker(s), {len(metadata.topics)} topic(s)",
+        )
+
+    def log_tail(self) -> str:
+        return tail(self.log_file)

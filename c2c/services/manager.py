@@ -1,0 +1,158 @@
+"""`c2c services up|down|status`: the three services together, in dependency order.
+
+A service whose endpoint is on this machine (loopback, or embedded chdb) is run by this
+project when it does not already answer; a remote endpoint is only probed. `up` returns the
+names of the services it started, so that a caller (`make test`) can stop exactly those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from c2c.errors import ServiceError
+from c2c.services._process import running_pid, start_process, stop_process, tail
+from c2c.services.base import LocalService, Probe, ServiceStatus
+from c2c.services.clickhouse import ClickHouseService
+from c2c.services.fetch import fetch_artifacts
+from c2c.services.kafka import KafkaService
+from c2c.services.registry import RegistryService
+from c2c.settings import Settings
+
+__all__ = ["SERVICE_NAMES", "all_services", "services_down", "services_status", "services_up"]
+
+SERVICE_NAMES = ("kafka", "schema_registry", "clickhouse")
+_PROBE_TIMEOUT_S = 3.0
+
+
+def all_services(settings: Settings) -> list[LocalService]:
+    """The services in start order (the registry stores its schemas in Kafka)."""
+    return [KafkaService(settings), RegistryService(settings), ClickHouseService(settings)]
+
+
+def _select(settings: Settings, only: Iterable[str] | None) -> list[LocalService]:
+    services = all_services(settings)
+    if only is None:
+        return services
+    wanted = set(only)
+    unknown = wanted - set(SERVICE_NAMES)
+    if unknown:
+        raise ServiceError(
+            f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICE_NAMES)}",
+            code="service.unknown",
+        )
+    return [service for service in services if service.name in wanted]
+
+
+def _pid(service: LocalService) -> int | None:
+    if not service.local or service.pid_file is None:
+        return None
+    return running_pid(service.pid_file, service.marker)
+
+
+def _status(service: LocalService, probe: Probe) -> ServiceStatus:
+    pid = _pid(service)
+    log = service.log_file
+    return ServiceStatus(
+        name=service.name,
+        up=probe.up,
+        address=service.address,
+        version=probe.version,
+        local=service.local,
+        pid=pid,
+        log=str(log) if log is not None else None,
+        detail=probe.detail,
+    )
+
+
+def services_status(settings: Settings, only: Iterable[str] | None = None) -> list[ServiceStatus]:
+    """Probe each service once; never raises for a service that is down."""
+    rows = []
+    for service in _select(settings, only):
+        try:
+            probe = service.probe(_PROBE_TIMEOUT_S)
+            rows.append(_status(service, probe))
+        except ServiceError as exc:
+            rows.append(_status_from_error(service, exc))
+    return rows
+
+
+def _status_from_error(service: LocalService, exc: ServiceError) -> ServiceStatus:
+    return ServiceStatus(
+        name=service.name,
+        up=False,
+        address=service.address,
+        version=None,
+        local=service.local,
+        pid=_pid(service),
+        log=str(service.log_file) if service.log_file is not None else None,
+        detail=str(exc),
+    )
+
+
+def _wait_ready(service: LocalService, *, watch_process: bool, timeout_s: float) -> Probe:
+    deadline = time.monotonic() + timeout_s
+    probe = Probe(up=False, detail="not probed yet")
+    while time.monotonic() < deadline:
+        probe = service.probe(_PROBE_TIMEOUT_S)
+        if probe.up:
+            return probe
+        if watch_process and _pid(service) is None:
+            raise ServiceError(
+                f"{service.name} exited while starting; see {service.log_file}:\n"
+                f"{tail(service.log_file) if service.log_file else ''}",
+                code=f"service.{service.name}.exited",
+            )
+        time.sleep(0.5)
+    raise ServiceError(
+        f"{service.name} at {service.address} was not ready within {timeout_s:.0f} s "
+        f"(last check: {probe.detail}); see its log {service.log_file}"
+        + (f":\n{tail(service.log_file)}" if service.log_file else ""),
+        code=f"service.{service.name}.timeout",
+    )
+
+
+def services_up(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
+    """Start what is local and not answering, wait until each is ready; return what started.
+
+    Raises ServiceError naming the service and its log when one is not ready in time, or
+    when a remote service does not answer.
+    """
+    selected = _select(settings, only)
+    if any(service.local and service.pid_file is not None for service in selected):
+        fetch_artifacts(settings)
+    started: list[str] = []
+    try:
+        _start_each(settings, selected, started)
+    except BaseException:
+        # Leave nothing half-started behind: stop what this call started, then re-raise.
+        services_down(settings, started)
+        raise
+    return started
+
+
+def _start_each(settings: Settings, selected: list[LocalService], started: list[str]) -> None:
+    for service in selected:
+        if service.probe(_PROBE_TIMEOUT_S).up:
+            continue
+        timeout_s = settings.service_start_timeout_s
+        if not service.local:
+            _wait_ready(service, watch_process=False, timeout_s=timeout_s)
+            continue
+        service.prepare()
+        spec = service.process_spec()
+        if spec is not None and _pid(service) is None:
+            start_process(spec)
+            started.append(service.name)
+        _wait_ready(service, watch_process=spec is not None, timeout_s=timeout_s)
+
+
+def services_down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
+    """Stop the local processes this project started (reverse start order); return their names."""
+    stopped = []
+    for service in reversed(_select(settings, only)):
+        if not service.local or service.pid_file is None:
+            continue
+        if stop_process(service.pid_file, service.marker):
+            stopped.append(service.name)
+    return stopped

@@ -1,0 +1,254 @@
+"""All configuration, in one object read from ``C2C_*`` environment variables.
+
+:func:`load_settings` is the only way in: it validates everything at once and raises
+:class:`~c2c.errors.ConfigError` listing every problem with the variable's name. Nothing
+here reads the environment at import time, and nothing holds a process-wide instance:
+callers load settings once and pass them down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from c2c.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "C2C_"
+_SECRET_WORDS = ("password", "secret", "auth", "key")
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class Settings(BaseSettings):
+    """Every setting of every service. Field ``x`` is read from ``C2C_X``.
+
+    Instances are frozen: derive a changed copy with ``model_copy(update=...)``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # -- where local state lives ---------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".c2c"),
+        description="Local services' jars (lib/), data, logs (logs/) and pid files (run/).",
+    )
+    lib_dir: Path | None = Field(
+        default=None,
+        description="Where fetched jars go (default: <data_dir>/lib); data dirs may share it.",
+    )
+    environment: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="Outside development, services refuse insecure defaults.",
+    )
+
+    # -- Kafka ---------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(default=None, validate_default=True)
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_controller_port: int = Field(
+        default=9093, ge=1, le=65535, description="Local KRaft controller listener port."
+    )
+    kafka_heap: str = Field(default="1g", description="Local broker's JVM heap (-Xmx).")
+    kafka_java_home: Path | None = Field(
+        default=None, description="JDK (17+) for the local broker; default: found on the machine."
+    )
+
+    # -- schema registry -----------------------------------------------------------------------
+    schema_registry_url: str = Field(
+        default="http://127.0.0.1:8081/apis/ccompat/v7",
+        description="Confluent-compatible schema registry API (Apicurio's ccompat/v7).",
+    )
+    schema_registry_basic_auth: SecretStr | None = Field(
+        default=None, description="'user:password' for the registry's basic auth."
+    )
+    schema_registry_ca_location: Path | None = None
+    registry_heap: str = Field(default="512m", description="Local registry's JVM heap (-Xmx).")
+    registry_java_home: Path | None = Field(
+        default=None,
+        description="JDK (21+) for the local registry; default: the first found on the machine.",
+    )
+
+    # -- ClickHouse ----------------------------------------------------------------------------
+    clickhouse_url: str | None = Field(
+        default=None,
+        description=(
+            "chdb://PATH for embedded ClickHouse (default: chdb://<data_dir>/clickhouse) or "
+            "http(s)://host:port for a server."
+        ),
+    )
+    clickhouse_database: str = Field(default="c2c", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_user: str | None = None
+    clickhouse_password: SecretStr | None = None
+    clickhouse_verify_tls: bool = True
+    clickhouse_ca_cert: Path | None = None
+
+    # -- local service management --------------------------------------------------------------
+    service_start_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long `c2c services up` waits for each service."
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port (for example 127.0.0.1:9092)")
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _check_registry_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL "
+                "(for example http://127.0.0.1:8081/apis/ccompat/v7)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_clickhouse_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("chdb", "http", "https"):
+            raise ValueError(
+                f"{value!r} is neither chdb://PATH (embedded) nor an http(s):// server URL"
+            )
+        return value
+
+    @field_validator("kafka_sasl_password", mode="after")
+    @classmethod
+    def _check_sasl(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A field validator (not a model validator) so that this problem is reported together
+        # with every other invalid field; kafka_sasl_password is declared after the fields it
+        # reads, so they are in info.data.
+        protocol = info.data.get("kafka_security_protocol", "PLAINTEXT")
+        mechanism = info.data.get("kafka_sasl_mechanism")
+        if not str(protocol).startswith("SASL_") or mechanism == "OAUTHBEARER":
+            return value
+        given = {
+            "kafka_sasl_mechanism": mechanism,
+            "kafka_sasl_username": info.data.get("kafka_sasl_username"),
+            "kafka_sasl_password": value,
+        }
+        missing = [f"{ENV_PREFIX}{name.upper()}" for name, got in given.items() if got is None]
+        if missing:
+            raise ValueError(f"security protocol {protocol} needs {', '.join(missing)}")
+        return value
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The ClickHouse URL in effect: the configured one, or the embedded default."""
+        if self.clickhouse_url is not None:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def clickhouse_embedded(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb://")
+
+    def is_external(self, field: str) -> bool:
+        """Whether ``field`` was set explicitly (environment or constructor), not defaulted.
+
+        Test fixtures use this to decide between endpoints given to them and local services.
+        """
+        return field in self.model_fields_set
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka configuration for a confluent-kafka client, security included."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        for key, path in (
+            ("ssl.ca.location", self.kafka_ssl_ca_location),
+            ("ssl.certificate.location", self.kafka_ssl_certificate_location),
+            ("ssl.key.location", self.kafka_ssl_key_location),
+        ):
+            if path is not None:
+                config[key] = str(path)
+        if self.kafka_ssl_key_password is not None:
+            config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        config.update(overrides)
+        return config
+
+    def schema_registry_config(self) -> dict[str, Any]:
+        """Configuration for confluent-kafka's SchemaRegistryClient."""
+        config: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_basic_auth is not None:
+            config["basic.auth.user.info"] = self.schema_registry_basic_auth.get_secret_value()
+        if self.schema_registry_ca_location is not None:
+            config["ssl.ca.location"] = str(self.schema_registry_ca_location)
+        return config
+
+    # -- local paths ---------------------------------------------------------------------------
+    @property
+    def lib_path(self) -> Path:
+        """Where fetched jars live: ``lib_dir`` if set, else <data_dir>/lib."""
+        return self.lib_dir if self.lib_dir is not None else self.data_dir / "lib"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (``C2C_*``), with ``overrides`` taking precedence.
+
+    Raises ConfigError naming every invalid variable at once.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(part) for part in error["loc"])
+            name = f"{ENV_PREFIX}{loc.upper()}" if loc else "settings"
+            value = error.get("input")
+            if any(word in loc for word in _SECRET_WORDS):
+                shown = " (value hidden)"
+            elif loc == "" or isinstance(value, dict):
+                shown = ""
+            else:
+                shown = f" (got {value!r})"
+            problems.append(f"  {name}{shown}: {error['msg']}")
+        raise ConfigError(
+            f"{len(problems)} invalid setting(s):\n"
+            + "\n".join(problems)
+            + "\nFix the environment variables above; README lists every setting.",
+            code="config.invalid",
+        ) from exc

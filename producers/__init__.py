@@ -1,0 +1,1 @@
+"""Source producers: provider extract files and direct emitters to raw event topics."""

@@ -1,0 +1,1 @@
+"""ClickHouse sinks: de-identified fact tables and outcome tables."""

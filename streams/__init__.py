@@ -1,0 +1,1 @@
+"""Faust stream processors: identity resolution and opt-outs."""

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+from c2c.services.base import is_loopback
+from c2c.services.kafka import KafkaService, render_server_properties
+from c2c.services.registry import RegistryService
+from c2c.settings import Settings
+from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
+
+
+def _props(text: str) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def test_server_properties_bind_the_bootstrap_address_and_controller_port() -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:29092", kafka_controller_port=29093)
+    props = _props(render_server_properties(settings, Path("/data/kafka")))
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
+    assert props["log.dirs"] == "/data/kafka"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_loopback_endpoints_are_local_and_others_remote() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("localhost")
+    assert is_loopback("::1")
+    assert not is_loopback("10.0.0.5")
+    assert not is_loopback("kafka.example.org")
+    assert KafkaService(Settings()).local
+    assert not KafkaService(Settings(kafka_bootstrap="kafka:9092")).local
+    assert not RegistryService(
+        Settings(schema_registry_url="https://sr.example/apis/ccompat/v7")
+    ).local
+
+
+def test_registry_binds_api_and_management_ports_to_its_host(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    settings = Settings(
+        schema_registry_url="http://127.0.0.1:18181/apis/ccompat/v7", lib_dir=lib, data_dir=tmp_path
+    )
+    env = RegistryService(settings).process_spec().env
+    assert env["QUARKUS_HTTP_HOST"] == "127.0.0.1"
+    assert env["QUARKUS_HTTP_PORT"] == "18181"
+    assert env["QUARKUS_MANAGEMENT_HOST"] == "127.0.0.1"
+    assert env["QUARKUS_MANAGEMENT_PORT"] == "18182"
+    assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
+
+
+def test_catalogue_names_are_unique_and_the_journal_keeps_order_and_data() -> None:
+    names = [topic.name for topic in CATALOGUE]
+    assert len(names) == len(set(names))
+    assert get_topic("c2c.ops.heartbeat").value_subject == "c2c.ops.heartbeat-value"
+    assert REGISTRY_JOURNAL.partitions == 1
+    assert REGISTRY_JOURNAL.config["retention.ms"] == "-1"

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from c2c.errors import ConfigError
+from c2c.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("C2C_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_point_at_local_services() -> None:
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.schema_registry_url == "http://127.0.0.1:8081/apis/ccompat/v7"
+    assert settings.clickhouse_embedded
+    assert settings.clickhouse_dsn == f"chdb://{Path('.c2c/clickhouse').resolve()}"
+    assert settings.lib_path == Path(".c2c/lib")
+
+
+def test_environment_variables_are_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_KAFKA_BOOTSTRAP", "broker-1:9092,broker-2:9092")
+    monkeypatch.setenv("C2C_CLICKHOUSE_URL", "https://ch.example:8443")
+    monkeypatch.setenv("C2C_CLICKHOUSE_PASSWORD", "s3cret")
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "broker-1:9092,broker-2:9092"
+    assert not settings.clickhouse_embedded
+    assert settings.is_external("kafka_bootstrap")
+    assert not settings.is_external("schema_registry_url")
+    assert "s3cret" not in repr(settings)
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_KAFKA_BOOTSTRAP", "no-port-here")
+    monkeypatch.setenv("C2C_SCHEMA_REGISTRY_URL", "ftp://registry")
+    monkeypatch.setenv("C2C_CLICKHOUSE_URL", "mysql://db")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "3 invalid setting(s)" in message
+    assert "C2C_KAFKA_BOOTSTRAP" in message
+    assert "'no-port-here'" in message
+    assert "C2C_SCHEMA_REGISTRY_URL" in message
+    assert "C2C_CLICKHOUSE_URL" in message
+
+
+def test_security_problems_come_with_the_others_and_hide_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("C2C_SERVICE_START_TIMEOUT_S", "-5")
+    monkeypatch.setenv("C2C_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("C2C_KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("C2C_KAFKA_SASL_PASSWORD", "hunter2-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "2 invalid setting(s)" in message
+    assert "C2C_SERVICE_START_TIMEOUT_S" in message
+    assert "needs C2C_KAFKA_SASL_USERNAME" in message
+    assert "hunter2-secret" not in message
+
+
+def test_kafka_security_passes_through_to_librdkafka() -> None:
+    settings = Settings(
+        kafka_bootstrap="b:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="pw",
+        kafka_ssl_ca_location=Path("/etc/ca.pem"),
+    )
+    config = settings.kafka_config(**{"group.id": "g"})
+    assert config == {
+        "bootstrap.servers": "b:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "pw",
+        "ssl.ca.location": "/etc/ca.pem",
+        "group.id": "g",
+    }
+
+
+def test_registry_basic_auth_passes_through() -> None:
+    settings = Settings(schema_registry_basic_auth="user:pw")
+    assert settings.schema_registry_config()["basic.auth.user.info"] == "user:pw"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(Exception, match="frozen"):
+        settings.kafka_bootstrap = "x:1"  # type: ignore[misc]
