@@ -63,6 +63,8 @@ unit: $(STAMP)
 test: setup
 	@started=$$($(BIN)/c2c services up --print-started) || exit $$?; \
 	status=0; \
+	$(BIN)/c2c topics create && $(BIN)/c2c schemas check && $(BIN)/c2c schemas register \
+	  || status=1; \
 	$(MAKE) --no-print-directory lint || status=1; \
 	$(MAKE) --no-print-directory typecheck || status=1; \
 	$(BIN)/pytest || status=1; \

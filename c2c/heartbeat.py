@@ -21,7 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from c2c.clickhouse import connect
 from c2c.errors import ServiceError
 from c2c.kafka import ensure_topics
-from c2c.schemas import load_schema_text
+from c2c.schemas import SchemaLibrary
 from c2c.settings import Settings
 from c2c.topics import get_topic
 
@@ -112,7 +112,7 @@ def send_heartbeat(settings: Settings, origin: str) -> HeartbeatResult:
     topic = get_topic(HEARTBEAT_TOPIC)
     ensure_topics(settings, [topic])
     registry = SchemaRegistryClient(settings.schema_registry_config())
-    schema_text = load_schema_text(topic.schema)
+    schema_text = SchemaLibrary().resolve_text(topic.schema)
     schema_id = registry.register_schema(topic.value_subject, Schema(schema_text, "AVRO"))
     serializer = AvroSerializer(
         registry, schema_text, conf={"auto.register.schemas": False, "use.latest.version": True}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["CATALOGUE", "REGISTRY_JOURNAL", "Topic", "get_topic"]
+__all__ = ["CATALOGUE", "DEAD_LETTER_TOPIC", "REGISTRY_JOURNAL", "Topic", "get_topic"]
 
 Zone = Literal["identity", "deidentified", "operations"]
 
@@ -18,8 +18,8 @@ Zone = Literal["identity", "deidentified", "operations"]
 class Topic:
     """One topic: its name, the Avro schema of its values, and how the broker keeps it.
 
-    ``schema`` is a path relative to schemas/avro/ ('' for a topic whose values are not
-    ours, such as the registry's journal). ``zone`` says what it may carry: the
+    ``schema`` is the full name of the value's record in schemas/avro/ ('' for a topic whose
+    values are not ours, such as the registry's journal). ``zone`` says what it may carry: the
     identity zone carries PII and only the identity resolver reads it.
     """
 
@@ -48,16 +48,75 @@ REGISTRY_JOURNAL = Topic(
     config={"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
 )
 
+_DAY_MS = 24 * 3600 * 1000
+_RAW = {"retention.ms": str(7 * _DAY_MS)}
+_LINKED = {"retention.ms": str(30 * _DAY_MS)}
+
+# Raw and linked topics have 6 partitions: up to 6 workers share a stage, and every topic of
+# one stage has the same count so that a person's events co-partition.
+_STAGE_PARTITIONS = 6
+
+
+def _stage(stage: Literal["raw", "linked"], kind: str, record: str, what: str) -> Topic:
+    raw = stage == "raw"
+    return Topic(
+        name=f"c2c.{stage}.{kind}",
+        schema=f"org.c2cstream.{stage}.{record}",
+        zone="identity" if raw else "deidentified",
+        description=(
+            f"{what}, as providers send them, with PII. Keyed by the source's person id."
+            if raw
+            else f"{what} keyed by person id, without PII."
+        ),
+        partitions=_STAGE_PARTITIONS,
+        config=_RAW if raw else _LINKED,
+    )
+
+
 CATALOGUE: tuple[Topic, ...] = (
+    _stage("raw", "enrollment", "EnrollmentEvent", "Enrollments"),
+    _stage(
+        "raw", "completion", "CompletionEvent", "High-school completions and postsecondary awards"
+    ),
+    _stage("raw", "financial_aid", "FinancialAidEvent", "Financial-aid awards"),
+    _stage("raw", "wage", "WageEvent", "Quarterly wage records"),
+    _stage("raw", "credential", "CredentialEvent", "Teacher credentials"),
+    _stage("raw", "optout", "OptOutEvent", "Opt-out requests and revocations"),
+    _stage("linked", "enrollment", "LinkedEnrollment", "Enrollments"),
+    _stage("linked", "completion", "LinkedCompletion", "Completions and awards"),
+    _stage("linked", "financial_aid", "LinkedFinancialAid", "Financial-aid awards"),
+    _stage("linked", "wage", "LinkedWage", "Quarterly wage records"),
+    _stage("linked", "credential", "LinkedCredential", "Teacher credentials"),
+    Topic(
+        name="c2c.identity.changes",
+        schema="org.c2cstream.linked.IdentityChange",
+        zone="deidentified",
+        description="Persons created, records linked, persons merged; sinks re-key on merges.",
+        partitions=_STAGE_PARTITIONS,
+        config={"retention.ms": "-1"},
+    ),
+    Topic(
+        name="c2c.deadletter",
+        schema="org.c2cstream.ops.DeadLetter",
+        zone="identity",
+        description=(
+            "Messages and rows that could not be processed, with their original bytes and "
+            "where they came from. May hold PII: identity zone."
+        ),
+        partitions=1,
+        config={"retention.ms": str(30 * _DAY_MS)},
+    ),
     Topic(
         name="c2c.ops.heartbeat",
-        schema="ops/heartbeat.avsc",
+        schema="org.c2cstream.ops.Heartbeat",
         zone="operations",
         description="Probe events sent through the stack by `c2c demo` and health checks.",
         partitions=1,
-        config={"retention.ms": str(24 * 3600 * 1000)},
+        config={"retention.ms": str(_DAY_MS)},
     ),
 )
+
+DEAD_LETTER_TOPIC = "c2c.deadletter"
 
 
 def get_topic(name: str) -> Topic:

@@ -1,0 +1,108 @@
+"""Reading Avro topics: decode each message or send it to the dead-letter topic, and go on.
+
+:class:`DecodingConsumer` wraps a confluent-kafka Consumer. It yields decoded records; a
+message that is not in wire format, names an unknown schema id, or does not decode is
+published as a dead letter with its original bytes, topic, partition, offset and error,
+and counted. Offsets are committed only by :meth:`DecodingConsumer.commit`, after the
+caller has handled what it was given (and after dead letters are acknowledged).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+
+from c2c.deadletter import DeadLetterPublisher, dead_letter
+from c2c.serde import AvroDecoder, SerdeError
+
+__all__ = ["Decoded", "DecodingConsumer"]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded message and where it was read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict[str, Any]
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class DecodingConsumer:
+    """Decoded records from ``consumer``; bad messages become dead letters."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        decoders: Mapping[str, AvroDecoder],
+        dead_letters: DeadLetterPublisher,
+        *,
+        stage: str,
+    ) -> None:
+        self._consumer = consumer
+        self._decoders = dict(decoders)
+        self._dead_letters = dead_letters
+        self._stage = stage
+        self.counts: Counter[str] = Counter()
+
+    def poll(self, timeout_s: float = 1.0, max_messages: int = 500) -> Iterator[Decoded]:
+        """Decoded records from one batch of at most ``max_messages``."""
+        messages = self._consumer.consume(max_messages, timeout_s)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.retriable() or not error.fatal():
+                    self.counts["kafka_error"] += 1
+                    continue
+                raise KafkaException(error)
+            topic = str(message.topic())
+            raw = message.value()
+            try:
+                decoder = self._decoders[topic]
+                value = decoder.decode(raw if raw is not None else b"")
+            except SerdeError as exc:
+                self._dead_letters.publish(
+                    dead_letter(
+                        stage=self._stage,
+                        error=exc,
+                        source_topic=topic,
+                        source_partition=message.partition(),
+                        source_offset=message.offset(),
+                        key=message.key(),
+                        value=raw,
+                    )
+                )
+                self.counts["dead_letter"] += 1
+                continue
+            self.counts["decoded"] += 1
+            yield Decoded(
+                topic=topic,
+                partition=int(message.partition() or 0),
+                offset=int(message.offset() or 0),
+                key=message.key(),
+                value=value,
+                headers=_headers(message.headers()),
+            )
+
+    def commit(self) -> None:
+        """Commit the positions of everything polled so far, once dead letters are
+        acknowledged (so nothing is marked read before it is safely somewhere)."""
+        self._dead_letters.flush()
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:  # nothing new to commit
+                raise
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    pairs: list[tuple[str, bytes]] = []
+    for key, value in raw or []:
+        pairs.append((str(key), value if isinstance(value, bytes) else b""))
+    return tuple(pairs)
