@@ -15,6 +15,7 @@ import argparse
 import io
 from typing import Any
 
+from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -35,10 +36,20 @@ def _rates(
     context = SerializationContext(topic.name, MessageField.VALUE)
     encoder = registry.encoder(topic)
     decoder = registry.decoder(topic)
+    # Topic name strategy, as ours: confluent-kafka 2.16 otherwise asks the registry for
+    # subject "associations" first (an endpoint Apicurio answers 404, and once hung on).
     serializer = AvroSerializer(
-        registry.client, text, conf={"auto.register.schemas": False, "use.latest.version": True}
+        registry.client,
+        text,
+        conf={
+            "auto.register.schemas": False,
+            "use.latest.version": True,
+            "subject.name.strategy": topic_subject_name_strategy,
+        },
     )
-    deserializer = AvroDeserializer(registry.client, text)
+    deserializer = AvroDeserializer(
+        registry.client, text, conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
     parsed = parse_schema(registry.library.resolve(topic.schema))
 
     encoded = [encoder.encode(event) for event in events]

@@ -270,6 +270,60 @@ def schemas_codegen(check_only: bool) -> None:
     click.echo(f"wrote {EVENTS_MODULE}")
 
 
+# -- producers -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument(
+    "source", type=click.Choice(["k12", "ccc", "csu", "uc", "csac", "edd", "ctc", "optout"])
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=None, help="At most this many events per second.")
+@click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if some rows were rejected.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+@_reports_errors
+def produce(
+    ctx: click.Context,
+    source: str,
+    file: Path,
+    rate: float | None,
+    dry_run: bool,
+    allow_rejects: bool,
+    as_json: bool,
+) -> None:
+    """Validate a provider's extract FILE (CSV or JSON Lines) and publish its rows.
+
+    Rejected rows go, with their line and reason, to FILE.rejects.csv and to the
+    dead-letter topic. Exits 1 if any row was rejected (unless --allow-rejects).
+    """
+    from producers.files import produce_file
+
+    size = file.stat().st_size
+    show = sys.stderr.isatty() and size > 5_000_000 and not as_json
+    with click.progressbar(
+        length=size, label=f"{source} {file.name}", file=sys.stderr, hidden=not show
+    ) as bar:
+        summary = produce_file(
+            _settings(ctx), source, file, rate=rate, dry_run=dry_run, progress=bar.update
+        )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        verb = "would publish" if dry_run else "published"
+        click.echo(
+            f"{source} {file}: read {summary.read}, {verb} {summary.published}, rejected "
+            f"{summary.rejected} in {summary.seconds:.2f} s ({summary.rows_per_second:,.0f} rows/s)"
+        )
+        for topic, count in sorted(summary.by_topic.items()):
+            click.echo(f"  {topic}: {count}")
+        if summary.rejects_file:
+            click.echo(f"  rejects: {summary.rejects_file}")
+    if summary.rejected and not allow_rejects:
+        sys.exit(1)
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 

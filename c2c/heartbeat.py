@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -114,10 +118,15 @@ def send_heartbeat(settings: Settings, origin: str) -> HeartbeatResult:
     registry = SchemaRegistryClient(settings.schema_registry_config())
     schema_text = SchemaLibrary().resolve_text(topic.schema)
     schema_id = registry.register_schema(topic.value_subject, Schema(schema_text, "AVRO"))
+    # Topic name strategy named explicitly: confluent-kafka 2.16's default first asks for
+    # subject "associations", an endpoint Confluent-compatible registries may lack.
+    topic_strategy = {"subject.name.strategy": topic_subject_name_strategy}
     serializer = AvroSerializer(
-        registry, schema_text, conf={"auto.register.schemas": False, "use.latest.version": True}
+        registry,
+        schema_text,
+        conf={"auto.register.schemas": False, "use.latest.version": True, **topic_strategy},
     )
-    deserializer = AvroDeserializer(registry)
+    deserializer = AvroDeserializer(registry, conf=topic_strategy)
 
     now = datetime.now(UTC)
     sent: dict[str, Any] = {

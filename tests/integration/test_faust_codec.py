@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -37,9 +38,9 @@ def test_faust_schema_loads_and_dumps_through_the_codec(stack: Settings) -> None
     assert schema_id_of(data) == registry.schema_id(topic)
     assert data == registry.encoder(topic).encode(event)
 
-    confluent = AvroDeserializer(registry.client)(
-        data, SerializationContext(topic.name, MessageField.VALUE)
-    )
+    confluent = AvroDeserializer(
+        registry.client, conf={"subject.name.strategy": topic_subject_name_strategy}
+    )(data, SerializationContext(topic.name, MessageField.VALUE))
     assert confluent is not None
     assert confluent["person_id"] == event["person_id"]
 

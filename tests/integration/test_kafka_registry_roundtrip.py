@@ -9,7 +9,11 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -40,7 +44,8 @@ def test_avro_event_round_trips_through_registry_and_broker(stack: Settings) -> 
     schema_id = registry.register_schema(f"{topic}-value", Schema(json.dumps(ENROLLMENT), "AVRO"))
     assert registry.get_latest_version(f"{topic}-value").schema_id == schema_id
 
-    serializer = AvroSerializer(registry, json.dumps(ENROLLMENT))
+    topic_strategy = {"subject.name.strategy": topic_subject_name_strategy}
+    serializer = AvroSerializer(registry, json.dumps(ENROLLMENT), conf=topic_strategy)
     event = {"event_id": str(uuid.uuid4()), "provider": "k12", "school_year": 2025, "grade": "12"}
     context = SerializationContext(topic, MessageField.VALUE)
     payload = serializer(event, context)
@@ -65,7 +70,7 @@ def test_avro_event_round_trips_through_registry_and_broker(stack: Settings) -> 
     consumer.close()
     assert received == payload
 
-    decoded = AvroDeserializer(registry)(received, context)
+    decoded = AvroDeserializer(registry, conf=topic_strategy)(received, context)
     assert decoded is not None
     assert {**decoded, "event_id": str(decoded["event_id"])} == event
 

@@ -1,0 +1,282 @@
+"""Rows/s from an extract file to acknowledged by the broker, for the k12 and edd adapters,
+side by side in the same run with:
+
+  limit   confluent-kafka producing the same number of pre-serialized messages of the same
+          size (the client's limit here, with the same producer settings);
+  naive   the straightforward way: csv.DictReader, a hand-written mapping, confluent-kafka's
+          AvroSerializer and produce per row, without validation.
+
+    .venv/bin/python -m bench.producers [--rows N] [--repeats R]
+
+Needs the services (`c2c services up`). Medians of interleaved repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import decimal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from bench._harness import compare_rates, print_table
+from c2c.kafka import ensure_topics
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings, load_settings
+from c2c.topics import CATALOGUE, Topic, get_topic
+from producers.files import produce_file
+from producers.mapping import event_id_for
+from producers.publisher import PRODUCER_CONFIG
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "producers" / "examples"
+# The limit run writes opaque bytes: into a topic of its own, never a pipeline topic.
+LIMIT_TOPIC = Topic(
+    name="bench.producer-limit",
+    schema="",
+    zone="operations",
+    description="bench/producers.py: pre-serialized messages",
+    partitions=6,
+    config={"retention.ms": str(3600 * 1000)},
+)
+
+
+def make_file(source: str, rows: int, folder: Path) -> Path:
+    """An extract of ``rows`` rows: the example rows again and again with fresh ids."""
+    with (EXAMPLES / f"{source}.csv").open(newline="") as handle:
+        table = list(csv.reader(handle))
+    header, body = table[0], table[1:]
+    id_columns = [
+        header.index(c)
+        for c in ("RecordID", "LocalStudentID", "WageRecordID", "SSN")
+        if c in header
+    ]
+    path = folder / f"{source}-{rows}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(rows):
+            row = list(body[i % len(body)])
+            for column in id_columns:
+                value = row[column]
+                row[column] = f"{int(value) + i:09d}"[-9:] if value.isdigit() else f"{value}-{i}"
+            writer.writerow(row)
+    return path
+
+
+def _date(text: str) -> datetime.date | None:
+    if not text:
+        return None
+    for pattern in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return datetime.datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def naive_edd(row: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    year, quarter = int(row["YearQuarter"][:4]), int(row["YearQuarter"][-1])
+    event = {
+        "event_time": datetime.datetime(year, quarter * 3, 28, tzinfo=datetime.UTC),
+        "provider": "edd",
+        "source_record_id": row["WageRecordID"],
+        "person": {
+            "source_person_id": row["SSN"],
+            "ssn": row["SSN"],
+            "first_name": row["FirstName"] or None,
+            "last_name": row["LastName"] or None,
+        },
+        "demographics": None,
+        "facts": {
+            "employer_id": row["EmployerAccountNo"],
+            "naics": row["NAICS"] or None,
+            "year": year,
+            "quarter": quarter,
+            "wages": decimal.Decimal(row["Wages"].replace(",", "")),
+        },
+    }
+    event["event_id"] = event_id_for("edd", row["WageRecordID"], repr(sorted(row.items())))
+    return "c2c.raw.wage", event
+
+
+def naive_k12(row: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    enrollment = row["RecordType"] == "ENRL"
+    facts: dict[str, Any]
+    if enrollment:
+        facts = {
+            "institution_id": row["SchoolCode"],
+            "district_id": row["DistrictCode"] or None,
+            "academic_year": int(row["AcademicYearID"][:4]),
+            "term": "ANNUAL",
+            "term_start_date": _date(row["EnrollmentStartDate"]),
+            "grade_level": row["GradeLevelCode"] or None,
+        }
+    else:
+        facts = {
+            "award_level": "HS_DIPLOMA"
+            if row["CompletionStatusCode"] == "100"
+            else "HS_CERTIFICATE",
+            "completion_date": _date(row["CompletionDate"]),
+            "institution_id": row["SchoolCode"],
+        }
+    when = facts.get("term_start_date") or facts.get("completion_date")
+    event = {
+        "event_time": datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC),
+        "provider": "k12",
+        "source_record_id": row["RecordID"],
+        "person": {
+            "source_person_id": row["LocalStudentID"],
+            "ssid": row["SSID"] or None,
+            "first_name": row["StudentLegalFirstName"],
+            "middle_name": row["StudentLegalMiddleName"] or None,
+            "last_name": row["StudentLegalLastName"],
+            "birth_date": _date(row["StudentBirthDate"]),
+            "sex": {"F": "FEMALE", "M": "MALE"}.get(row["StudentGenderCode"]),
+            "zip": row["ResidentialZipCode"] or None,
+        },
+        "demographics": None,
+        "facts": facts,
+    }
+    event["event_id"] = event_id_for("k12", row["RecordID"], repr(sorted(row.items())))
+    return ("c2c.raw.enrollment" if enrollment else "c2c.raw.completion"), event
+
+
+def naive(
+    settings: Settings,
+    registry: SchemaRegistry,
+    path: Path,
+    mapping: Callable[[dict[str, str]], tuple[str, dict[str, Any]]],
+) -> int:
+    producer = Producer(settings.kafka_config(**PRODUCER_CONFIG))
+    serializers: dict[str, AvroSerializer] = {}
+    count = 0
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            topic, event = mapping(row)
+            serializer = serializers.get(topic)
+            if serializer is None:
+                serializer = serializers[topic] = AvroSerializer(
+                    registry.client,
+                    registry.library.resolve_text(get_topic(topic).schema),
+                    conf={
+                        "auto.register.schemas": False,
+                        "use.latest.version": True,
+                        "subject.name.strategy": topic_subject_name_strategy,
+                    },
+                )
+            value = serializer(event, SerializationContext(topic, MessageField.VALUE))
+            while True:
+                try:
+                    producer.produce(
+                        topic, key=event["person"]["source_person_id"].encode(), value=value
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+            count += 1
+    assert producer.flush(120) == 0
+    return count
+
+
+def limit(settings: Settings, rows: int, size: int) -> int:
+    producer = Producer(settings.kafka_config(**PRODUCER_CONFIG))
+    payload = b"x" * size
+    for i in range(rows):
+        while True:
+            try:
+                producer.produce(LIMIT_TOPIC.name, key=str(i).encode(), value=payload)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    settings = load_settings()
+    ensure_topics(settings, [*CATALOGUE, LIMIT_TOPIC])
+    registry = SchemaRegistry(settings)
+    registry.register_all()
+
+    table = []
+    with tempfile.TemporaryDirectory() as folder:
+        for source, mapping in (("k12", naive_k12), ("edd", naive_edd)):
+            path = make_file(source, args.rows, Path(folder))
+            sample = produce_file(settings, source, path)
+            assert sample.rejected == 0
+            assert sample.published == args.rows
+            size = max(
+                1,
+                sum(
+                    len(registry.encoder(get_topic(t)).encode(e))
+                    for t, e in (mapping(r) for r in _first_rows(path, 100))
+                )
+                // 100,
+            )
+
+            def ours(path: Path = path, source: str = source) -> int:
+                return produce_file(settings, source, path).published
+
+            rates = compare_rates(
+                {
+                    "ours": ours,
+                    "naive": lambda path=path, mapping=mapping: naive(
+                        settings, registry, path, mapping
+                    ),
+                    "limit": lambda size=size: limit(settings, args.rows, size),
+                },
+                repeats=args.repeats,
+            )
+            table.append(
+                [
+                    source,
+                    f"{args.rows:,}",
+                    f"{size}",
+                    f"{rates['ours']:,.0f}",
+                    f"{rates['naive']:,.0f}",
+                    f"{rates['limit']:,.0f}",
+                    f"{rates['ours'] / rates['naive']:.2f}x",
+                    f"{rates['ours'] / rates['limit']:.2f}",
+                ]
+            )
+    print(
+        f"rows/s from file to acknowledged (acks=all, idempotent), median of {args.repeats} "
+        "interleaved runs; ours validates every row, naive does not"
+    )
+    print_table(
+        [
+            "source",
+            "rows",
+            "bytes/msg",
+            "ours",
+            "naive (b)",
+            "limit (a)",
+            "ours/naive",
+            "ours/limit",
+        ],
+        table,
+    )
+
+
+def _first_rows(path: Path, count: int) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [row for _, row in zip(range(count), reader, strict=False)]
+
+
+if __name__ == "__main__":
+    main()

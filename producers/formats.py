@@ -1,0 +1,579 @@
+"""Each provider's extract format, declared as data: its columns, what each maps to, and
+how its record types become raw events.
+
+Adding a provider means a schema (if it sends a new kind of event), a :class:`ProviderFormat`
+here, and nothing else: reading, validation, rejects, dead letters and publishing are shared.
+producers/README.md documents every format; producers/examples/ has a file for each.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from producers.parsing import (
+    Parser,
+    academic_year,
+    boolean,
+    code,
+    date,
+    digits,
+    money,
+    text,
+    year_quarter,
+)
+
+__all__ = ["FORMATS", "KIND_TOPICS", "Column", "ProviderFormat", "RecordType", "get_format"]
+
+# Which raw topic each kind of event goes to.
+KIND_TOPICS: Mapping[str, str] = {
+    "enrollment": "c2c.raw.enrollment",
+    "completion": "c2c.raw.completion",
+    "financial_aid": "c2c.raw.financial_aid",
+    "wage": "c2c.raw.wage",
+    "credential": "c2c.raw.credential",
+    "optout": "c2c.raw.optout",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One provider column: where its value goes in the raw event.
+
+    ``target`` is a dotted path (``person.last_name``, ``facts.wages``), or a tuple of
+    paths when the parser returns a tuple (``2025Q1`` → facts.year, facts.quarter).
+    ``required`` columns must be in the header (a file without them is not this format).
+    """
+
+    name: str
+    target: str | tuple[str, ...]
+    parse: Parser = text
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """One kind of row in a provider's file, selected by the format's type column."""
+
+    kind: str
+    columns: tuple[Column, ...]
+    event_time: Callable[[Mapping[str, Any]], datetime.date | datetime.datetime | None]
+    constants: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderFormat:
+    """A provider's extract: shared identity columns and one or more record types."""
+
+    provider: str
+    description: str
+    record_id_column: str
+    person_id_column: str
+    shared: tuple[Column, ...]
+    record_types: Mapping[str, RecordType]
+    type_column: str | None = None
+
+    def columns(self) -> list[Column]:
+        seen: dict[str, Column] = {}
+        for column in self.shared:
+            seen.setdefault(column.name, column)
+        for record_type in self.record_types.values():
+            for column in record_type.columns:
+                seen.setdefault(column.name, column)
+        return list(seen.values())
+
+    def required_columns(self) -> list[str]:
+        names = [self.record_id_column, self.person_id_column]
+        if self.type_column:
+            names.append(self.type_column)
+        names += [c.name for c in self.columns() if c.required]
+        return list(dict.fromkeys(names))
+
+
+# -- shared code tables ---------------------------------------------------------------------
+
+SEX = code(
+    {
+        "F": "FEMALE",
+        "M": "MALE",
+        "X": "NONBINARY",
+        "N": "NOT_REPORTED",
+        "U": "NOT_REPORTED",
+        "FEMALE": "FEMALE",
+        "MALE": "MALE",
+    }
+)
+RACE = code(
+    {
+        "HL": "HISPANIC_LATINO",
+        "AI": "AMERICAN_INDIAN_ALASKA_NATIVE",
+        "AS": "ASIAN",
+        "BL": "BLACK_AFRICAN_AMERICAN",
+        "FI": "FILIPINO",
+        "PI": "NATIVE_HAWAIIAN_PACIFIC_ISLANDER",
+        "WH": "WHITE",
+        "MR": "TWO_OR_MORE",
+        "NR": "NOT_REPORTED",
+    }
+)
+TERM = code(
+    {
+        "FA": "FALL",
+        "WI": "WINTER",
+        "SP": "SPRING",
+        "SU": "SUMMER",
+        "FALL": "FALL",
+        "WINTER": "WINTER",
+        "SPRING": "SPRING",
+        "SUMMER": "SUMMER",
+    }
+)
+
+
+def cip(cell: str) -> str | None:
+    """A CIP 2020 code; '110701' and '11.0701' are both accepted."""
+    if not cell:
+        return None
+    cleaned = cell.replace(".", "")
+    if len(cleaned) != 6 or not cleaned.isdigit():
+        raise ValueError("is not a CIP code (NN.NNNN)")
+    return f"{cleaned[:2]}.{cleaned[2:]}"
+
+
+def _term_start(event: Mapping[str, Any]) -> datetime.date | None:
+    facts = event["facts"]
+    if facts.get("term_start_date") is not None:
+        return facts["term_start_date"]  # type: ignore[no-any-return]
+    year = facts.get("academic_year")
+    return datetime.date(year, 8, 15) if isinstance(year, int) else None
+
+
+def _fact(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    def get(event: Mapping[str, Any]) -> Any:
+        return event["facts"].get(name)
+
+    return get
+
+
+def _aid_year_start(event: Mapping[str, Any]) -> datetime.date | None:
+    year = event["facts"].get("award_year")
+    return datetime.date(year, 7, 1) if isinstance(year, int) else None
+
+
+def _quarter_end(event: Mapping[str, Any]) -> datetime.date | None:
+    year, quarter = event["facts"].get("year"), event["facts"].get("quarter")
+    if not isinstance(year, int) or not isinstance(quarter, int) or not 1 <= quarter <= 4:
+        return None
+    first_of_next = datetime.date(year + quarter // 4, quarter % 4 * 3 + 1, 1)
+    return first_of_next - datetime.timedelta(days=1)
+
+
+def _requested_at(event: Mapping[str, Any]) -> datetime.date | None:
+    return event.get("_requested_at")
+
+
+def _demographics(prefix: str = "") -> tuple[Column, ...]:
+    return (
+        Column(f"{prefix}RaceEthnicity", "demographics.race_ethnicity", RACE),
+        Column(f"{prefix}CountyFIPS", "demographics.county_fips", text),
+        Column(f"{prefix}FosterYouth", "demographics.foster_youth", boolean),
+        Column(f"{prefix}Homeless", "demographics.homeless", boolean),
+        Column(
+            f"{prefix}EconDisadvantaged", "demographics.socioeconomically_disadvantaged", boolean
+        ),
+        Column(f"{prefix}EnglishLearner", "demographics.english_learner", boolean),
+    )
+
+
+# -- the providers ----------------------------------------------------------------------------
+
+K12 = ProviderFormat(
+    provider="k12",
+    description="K-12 (CALPADS-like): enrollment by school year, school and grade; "
+    "high-school completion.",
+    record_id_column="RecordID",
+    person_id_column="LocalStudentID",
+    type_column="RecordType",
+    shared=(
+        Column("SSID", "person.ssid", digits),
+        Column("StudentLegalFirstName", "person.first_name", required=True),
+        Column("StudentLegalMiddleName", "person.middle_name"),
+        Column("StudentLegalLastName", "person.last_name", required=True),
+        Column("StudentBirthDate", "person.birth_date", date, required=True),
+        Column("StudentGenderCode", "person.sex", SEX),
+        Column("ResidentialZipCode", "person.zip", text),
+        Column("SchoolCode", "facts.institution_id", text, required=True),
+        *_demographics("Student"),
+    ),
+    record_types={
+        "ENRL": RecordType(
+            kind="enrollment",
+            columns=(
+                Column("DistrictCode", "facts.district_id", text),
+                Column("AcademicYearID", "facts.academic_year", academic_year),
+                Column(
+                    "GradeLevelCode",
+                    "facts.grade_level",
+                    code(
+                        {
+                            "TK": "TK",
+                            "KN": "KG",
+                            "KG": "KG",
+                            **{f"{g:02d}": f"{g:02d}" for g in range(1, 13)},
+                            **{str(g): f"{g:02d}" for g in range(1, 13)},
+                        }
+                    ),
+                ),
+                Column("EnrollmentStartDate", "facts.term_start_date", date),
+            ),
+            constants={"facts.term": "ANNUAL"},
+            event_time=_term_start,
+        ),
+        "CMPL": RecordType(
+            kind="completion",
+            columns=(
+                Column(
+                    "CompletionStatusCode",
+                    "facts.award_level",
+                    code(
+                        {
+                            "100": "HS_DIPLOMA",
+                            "106": "HS_DIPLOMA",
+                            "108": "HS_DIPLOMA",
+                            "250": "HS_CERTIFICATE",
+                            "320": "HS_EQUIVALENCY",
+                            "330": "HS_EQUIVALENCY",
+                            "480": "HS_EQUIVALENCY",
+                        }
+                    ),
+                ),
+                Column("CompletionDate", "facts.completion_date", date),
+            ),
+            event_time=_fact("completion_date"),
+        ),
+    },
+)
+
+
+def _postsecondary(
+    provider: str,
+    description: str,
+    names: Mapping[str, str],
+    award_codes: Mapping[str, str],
+    enroll: str,
+    award: str,
+) -> ProviderFormat:
+    """CCC, CSU and UC send the same shape of extract under their own column names."""
+    n = names
+    return ProviderFormat(
+        provider=provider,
+        description=description,
+        record_id_column=n["record_id"],
+        person_id_column=n["student_id"],
+        type_column=n["record_type"],
+        shared=(
+            Column(n["ssn"], "person.ssn", digits),
+            Column(n["ssid"], "person.ssid", digits),
+            Column(n["first"], "person.first_name", required=True),
+            Column(n["middle"], "person.middle_name"),
+            Column(n["last"], "person.last_name", required=True),
+            Column(n["birth"], "person.birth_date", date, required=True),
+            Column(n["sex"], "person.sex", SEX),
+            Column(n["zip"], "person.zip", text),
+            Column(n["institution"], "facts.institution_id", text, required=True),
+            Column(n["cip"], "facts.program_cip", cip),
+            *_demographics(),
+        ),
+        record_types={
+            enroll: RecordType(
+                kind="enrollment",
+                columns=(
+                    Column(n["year"], "facts.academic_year", academic_year),
+                    Column(n["term"], "facts.term", TERM),
+                    Column(n["term_start"], "facts.term_start_date", date),
+                    Column(n["first_time"], "facts.first_time", boolean),
+                ),
+                event_time=_term_start,
+            ),
+            award: RecordType(
+                kind="completion",
+                columns=(
+                    Column(n["award"], "facts.award_level", code(award_codes)),
+                    Column(n["award_date"], "facts.completion_date", date),
+                ),
+                event_time=_fact("completion_date"),
+            ),
+        },
+    )
+
+
+CCC = _postsecondary(
+    "ccc",
+    "Community colleges (MIS-like): term enrollment; certificates and associate degrees.",
+    {
+        "record_type": "RecordType",
+        "record_id": "RecordID",
+        "student_id": "StudentID",
+        "ssn": "SSN",
+        "ssid": "SSID",
+        "first": "FirstName",
+        "middle": "MiddleName",
+        "last": "LastName",
+        "birth": "BirthDate",
+        "sex": "Gender",
+        "zip": "Zip",
+        "institution": "CollegeID",
+        "cip": "ProgramCIP",
+        "year": "AcademicYear",
+        "term": "TermCode",
+        "term_start": "TermStartDate",
+        "first_time": "FirstTimeStudent",
+        "award": "AwardType",
+        "award_date": "AwardDate",
+    },
+    {
+        "AA": "ASSOCIATE",
+        "AS": "ASSOCIATE",
+        "AAT": "ASSOCIATE",
+        "AST": "ASSOCIATE",
+        "C": "CERTIFICATE",
+        "CA": "CERTIFICATE",
+        "CN": "CERTIFICATE",
+    },
+    enroll="ENRL",
+    award="AWRD",
+)
+CSU = _postsecondary(
+    "csu",
+    "California State University (ERS-like): term enrollment; bachelor's and graduate degrees.",
+    {
+        "record_type": "RecordType",
+        "record_id": "RecordID",
+        "student_id": "CampusStudentID",
+        "ssn": "SSN",
+        "ssid": "SSID",
+        "first": "FirstName",
+        "middle": "MiddleName",
+        "last": "LastName",
+        "birth": "BirthDate",
+        "sex": "Sex",
+        "zip": "Zip",
+        "institution": "CampusCode",
+        "cip": "MajorCIP",
+        "year": "AcademicYear",
+        "term": "Term",
+        "term_start": "TermStartDate",
+        "first_time": "FirstTimeFreshman",
+        "award": "DegreeLevel",
+        "award_date": "DegreeDate",
+    },
+    {
+        "BA": "BACHELOR",
+        "BS": "BACHELOR",
+        "MA": "MASTER",
+        "MS": "MASTER",
+        "EDD": "DOCTORATE",
+        "CRED": "OTHER",
+    },
+    enroll="ENRL",
+    award="DEGR",
+)
+UC = _postsecondary(
+    "uc",
+    "University of California: term enrollment; bachelor's and graduate degrees.",
+    {
+        "record_type": "Type",
+        "record_id": "RecordKey",
+        "student_id": "StudentID",
+        "ssn": "SSN",
+        "ssid": "SSID",
+        "first": "GivenName",
+        "middle": "MiddleName",
+        "last": "FamilyName",
+        "birth": "DateOfBirth",
+        "sex": "Gender",
+        "zip": "ZipCode",
+        "institution": "Campus",
+        "cip": "CIPCode",
+        "year": "AcademicYear",
+        "term": "AcademicTerm",
+        "term_start": "TermStart",
+        "first_time": "NewFreshman",
+        "award": "DegreeCode",
+        "award_date": "DegreeConferredDate",
+    },
+    {
+        "BA": "BACHELOR",
+        "BS": "BACHELOR",
+        "MA": "MASTER",
+        "MS": "MASTER",
+        "PHD": "DOCTORATE",
+        "MD": "DOCTORATE",
+        "JD": "DOCTORATE",
+    },
+    enroll="ENRL",
+    award="DEGR",
+)
+
+CSAC = ProviderFormat(
+    provider="csac",
+    description="Student Aid Commission: financial-aid awards (Cal Grant, Middle Class "
+    "Scholarship, Pell as reported).",
+    record_id_column="AwardID",
+    person_id_column="ApplicantID",
+    shared=(
+        Column("ApplicantID", "person.state_aid_id", text),
+        Column("SSN", "person.ssn", digits),
+        Column("FirstName", "person.first_name", required=True),
+        Column("LastName", "person.last_name", required=True),
+        Column("DOB", "person.birth_date", date),
+    ),
+    record_types={
+        "": RecordType(
+            kind="financial_aid",
+            columns=(
+                Column("AwardYear", "facts.award_year", academic_year, required=True),
+                Column(
+                    "ProgramCode",
+                    "facts.aid_program",
+                    code(
+                        {
+                            "A": "CAL_GRANT_A",
+                            "B": "CAL_GRANT_B",
+                            "C": "CAL_GRANT_C",
+                            "MCS": "MIDDLE_CLASS_SCHOLARSHIP",
+                            "PELL": "PELL",
+                            "OTH": "OTHER",
+                        }
+                    ),
+                    required=True,
+                ),
+                Column("AwardAmount", "facts.amount", money, required=True),
+                Column("SchoolCode", "facts.institution_id", text),
+            ),
+            event_time=_aid_year_start,
+        )
+    },
+)
+
+EDD = ProviderFormat(
+    provider="edd",
+    description="Employment department: quarterly wage records (SSN and name only).",
+    record_id_column="WageRecordID",
+    person_id_column="SSN",
+    shared=(
+        Column("SSN", "person.ssn", digits, required=True),
+        Column("FirstName", "person.first_name"),
+        Column("LastName", "person.last_name"),
+    ),
+    record_types={
+        "": RecordType(
+            kind="wage",
+            columns=(
+                Column("EmployerAccountNo", "facts.employer_id", text, required=True),
+                Column("NAICS", "facts.naics", digits),
+                Column("YearQuarter", ("facts.year", "facts.quarter"), year_quarter, required=True),
+                Column("Wages", "facts.wages", money, required=True),
+            ),
+            event_time=_quarter_end,
+        )
+    },
+)
+
+CTC = ProviderFormat(
+    provider="ctc",
+    description="Teacher credentialing commission: credentials issued.",
+    record_id_column="DocumentNumber",
+    person_id_column="CTCPersonID",
+    shared=(
+        Column("SSN", "person.ssn", digits),
+        Column("ITIN", "person.itin", digits),
+        Column("FirstName", "person.first_name", required=True),
+        Column("MiddleName", "person.middle_name"),
+        Column("LastName", "person.last_name", required=True),
+        Column("BirthDate", "person.birth_date", date),
+    ),
+    record_types={
+        "": RecordType(
+            kind="credential",
+            columns=(
+                Column(
+                    "CredentialType",
+                    "facts.credential_type",
+                    code(
+                        {
+                            "PMS": "PRELIMINARY_MULTIPLE_SUBJECT",
+                            "PSS": "PRELIMINARY_SINGLE_SUBJECT",
+                            "PES": "PRELIMINARY_EDUCATION_SPECIALIST",
+                            "CMS": "CLEAR_MULTIPLE_SUBJECT",
+                            "CSS": "CLEAR_SINGLE_SUBJECT",
+                            "CES": "CLEAR_EDUCATION_SPECIALIST",
+                            "INT": "INTERN",
+                            "ASC": "ADMINISTRATIVE_SERVICES",
+                            "PPS": "PUPIL_PERSONNEL_SERVICES",
+                            "OTH": "OTHER",
+                        }
+                    ),
+                    required=True,
+                ),
+                Column("IssueDate", "facts.issue_date", date, required=True),
+                Column("RecommendingInstitution", "facts.recommending_institution_id", text),
+            ),
+            event_time=_fact("issue_date"),
+        )
+    },
+)
+
+OPTOUT = ProviderFormat(
+    provider="other",
+    description="Opt-out requests and revocations, from any provider or an operator.",
+    record_id_column="RequestID",
+    person_id_column="SourcePersonID",
+    type_column="Action",
+    shared=(
+        Column("RequestID", "request_id", text, required=True),
+        Column(
+            "RequestedBy",
+            "requested_by",
+            code({"INDIVIDUAL": "INDIVIDUAL", "PROVIDER": "PROVIDER", "OPERATOR": "OPERATOR"}),
+            required=True,
+        ),
+        Column("RequestedAt", "_requested_at", date, required=True),
+        Column("SSN", "person.ssn", digits),
+        Column("SSID", "person.ssid", digits),
+        Column("FirstName", "person.first_name"),
+        Column("MiddleName", "person.middle_name"),
+        Column("LastName", "person.last_name"),
+        Column("BirthDate", "person.birth_date", date),
+        Column("Zip", "person.zip", text),
+    ),
+    record_types={
+        "REQUEST": RecordType(
+            kind="optout", columns=(), event_time=_requested_at, constants={"action": "REQUESTED"}
+        ),
+        "REVOKE": RecordType(
+            kind="optout", columns=(), event_time=_requested_at, constants={"action": "REVOKED"}
+        ),
+    },
+)
+
+FORMATS: Mapping[str, ProviderFormat] = {
+    "k12": K12,
+    "ccc": CCC,
+    "csu": CSU,
+    "uc": UC,
+    "csac": CSAC,
+    "edd": EDD,
+    "ctc": CTC,
+    "optout": OPTOUT,
+}
+
+
+def get_format(source: str) -> ProviderFormat:
+    """The format of ``source`` (a provider code, or 'optout')."""
+    try:
+        return FORMATS[source]
+    except KeyError:
+        raise KeyError(f"unknown source {source!r}; choose from {', '.join(FORMATS)}") from None

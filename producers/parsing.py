@@ -1,0 +1,133 @@
+"""Turning a provider's cell text into the value a schema field wants.
+
+Each parser takes the stripped cell ('' means empty) and returns the value, None for an
+empty optional cell, or raises ValueError with a message that completes "COLUMN 'value' ..."
+(for example "is not a date (YYYY-MM-DD or MM/DD/YYYY)"). Parsers know nothing of files,
+rows or Kafka.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "Parser",
+    "academic_year",
+    "boolean",
+    "code",
+    "date",
+    "digits",
+    "integer",
+    "money",
+    "text",
+    "year_quarter",
+]
+
+Parser = Callable[[str], Any]
+
+
+def text(cell: str) -> str | None:
+    """The cell as is (names keep accents, quotes and anything else), None if empty."""
+    return cell or None
+
+
+def digits(cell: str) -> str | None:
+    """An identifier of digits; dashes and spaces (123-45-6789) are dropped."""
+    if not cell:
+        return None
+    cleaned = cell.replace("-", "").replace(" ", "")
+    if not cleaned.isdigit():
+        raise ValueError("has characters other than digits")
+    return cleaned
+
+
+def integer(cell: str) -> int | None:
+    if not cell:
+        return None
+    try:
+        return int(cell)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+
+
+def date(cell: str) -> datetime.date | None:
+    """ISO dates (2025-06-30), US dates (06/30/2025) and compact dates (20250630)."""
+    if not cell:
+        return None
+    try:
+        if len(cell) == 10 and cell[2] == "/" and cell[5] == "/":
+            return datetime.date(int(cell[6:]), int(cell[:2]), int(cell[3:5]))
+        if len(cell) in (8, 10) and cell[:4].isdigit():
+            return datetime.date.fromisoformat(cell)  # 2025-06-30 and 20250630
+    except ValueError:
+        pass
+    raise ValueError("is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)")
+
+
+def money(cell: str) -> decimal.Decimal | None:
+    """Dollars with up to 2 decimals; '$' and thousands separators are allowed."""
+    if not cell:
+        return None
+    cleaned = cell.replace("$", "").replace(",", "")
+    try:
+        amount = decimal.Decimal(cleaned)
+    except decimal.InvalidOperation:
+        raise ValueError("is not an amount in dollars") from None
+    if not amount.is_finite():
+        raise ValueError("is not an amount in dollars")
+    if amount != amount.quantize(decimal.Decimal("0.01")):
+        raise ValueError("has more than 2 decimal places")
+    return amount.quantize(decimal.Decimal("0.01"))
+
+
+def boolean(cell: str) -> bool | None:
+    lowered = cell.lower()
+    if not lowered:
+        return None
+    if lowered in ("y", "yes", "true", "t", "1"):
+        return True
+    if lowered in ("n", "no", "false", "f", "0"):
+        return False
+    raise ValueError("is not Y or N")
+
+
+def code(table: Mapping[str, str]) -> Parser:
+    """A parser mapping the provider's codes (case-insensitive) to schema symbols."""
+    upper = {key.upper(): value for key, value in table.items()}
+    known = ", ".join(sorted(table))
+
+    def parse(cell: str) -> str | None:
+        if not cell:
+            return None
+        try:
+            return upper[cell.upper()]
+        except KeyError:
+            raise ValueError(f"is not one of the codes {known}") from None
+
+    return parse
+
+
+def academic_year(cell: str) -> int | None:
+    """'2024-2025', '2024-25' or '2024' → 2024 (the year the academic year starts)."""
+    if not cell:
+        return None
+    first, _, second = cell.partition("-")
+    if not first.isdigit() or len(first) != 4:
+        raise ValueError("is not an academic year (2024-2025)")
+    start = int(first)
+    if second and not (second.isdigit() and int(second[-2:]) == (start + 1) % 100):
+        raise ValueError("is not an academic year (2024-2025): the years must be consecutive")
+    return start
+
+
+def year_quarter(cell: str) -> tuple[int, int] | None:
+    """'2025Q1', '2025-Q1' or '20251' → (2025, 1)."""
+    if not cell:
+        return None
+    cleaned = cell.upper().replace("-", "").replace("Q", "")
+    if len(cleaned) != 5 or not cleaned.isdigit() or cleaned[4] not in "1234":
+        raise ValueError("is not a year and quarter (2025Q1)")
+    return int(cleaned[:4]), int(cleaned[4])
