@@ -324,6 +324,115 @@ def produce(
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--people", type=click.IntRange(min=1), required=True, help="How many people.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--first-class",
+    type=int,
+    default=2016,
+    show_default=True,
+    help="First high-school graduating class.",
+)
+@click.option(
+    "--classes",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="How many graduating classes.",
+)
+@click.option(
+    "--end-year", type=int, default=2025, show_default=True, help="Last calendar year of data."
+)
+@click.option(
+    "--noise",
+    "noise_scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Multiply every identity-noise rate (0: none).",
+)
+@click.option(
+    "--noise-rate",
+    "noise_rates",
+    multiple=True,
+    metavar="KIND=RATE",
+    help="Set one noise rate, e.g. typo=0.05 (kinds: typo, nickname, drop_accents, "
+    "swap_names, swap_day_month, mistype_ssn, missing_ssn).",
+)
+@click.option("--twins", type=click.FloatRange(0, 1), default=0.01, show_default=True)
+@click.option("--shared-ssn", type=click.FloatRange(0, 1), default=0.002, show_default=True)
+@_reports_errors
+def synth(
+    people: int,
+    seed: int,
+    out: Path,
+    first_class: int,
+    classes: int,
+    end_year: int,
+    noise_scale: float,
+    noise_rates: Sequence[str],
+    twins: float,
+    shared_ssn: float,
+) -> None:
+    """Simulate a California cohort flow into providers' extracts, with the truth."""
+    from dataclasses import replace
+
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+
+    noise = NoiseConfig().scaled(noise_scale)
+    for item in noise_rates:
+        kind, _, rate = item.partition("=")
+        try:
+            noise = replace(noise, **{kind.strip(): float(rate)})
+        except (TypeError, ValueError):
+            raise click.BadParameter(
+                f"{item!r}: expected KIND=RATE with a kind from "
+                "typo, nickname, drop_accents, swap_names, "
+                "swap_day_month, mistype_ssn, missing_ssn",
+                param_hint="--noise-rate",
+            ) from None
+    config = SynthConfig(
+        people=people,
+        seed=seed,
+        first_class=first_class,
+        classes=classes,
+        end_year=end_year,
+        twin_rate=twins,
+        shared_ssn_rate=shared_ssn,
+    )
+    report = synthesize(config, noise, out)
+    total = sum(report.records.values())
+    click.echo(f"{people} people, {total} records in {report.seconds:.1f} s -> {out}")
+    for source, count in sorted(report.records.items()):
+        click.echo(f"  {source:<7} {count:>9}  {report.files[source]}")
+    click.echo(f"  truth: {out / 'truth'} (records.csv, people.csv, outcomes.json)")
+
+
+@cli.command("replay")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=None, help="At most this many events per second.")
+@click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
+@click.pass_context
+@_reports_errors
+def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bool) -> None:
+    """Publish all providers' extracts in FOLDER interleaved in event-time order."""
+    from producers.files import replay
+
+    summaries = replay(_settings(ctx), folder, rate=rate, dry_run=dry_run)
+    for summary in summaries:
+        click.echo(
+            f"{summary.source:<7} read {summary.read}, published {summary.published}, "
+            f"rejected {summary.rejected}"
+        )
+    seconds = max(summary.seconds for summary in summaries)
+    read = sum(summary.read for summary in summaries)
+    click.echo(f"replayed {read} rows in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} rows/s)")
+    if any(summary.rejected for summary in summaries):
+        sys.exit(1)
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 

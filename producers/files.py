@@ -9,9 +9,11 @@ read = published + rejected, always; the summary says so.
 from __future__ import annotations
 
 import csv
+import datetime
+import heapq
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,12 @@ from c2c.errors import C2CError
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
-from producers.formats import get_format
-from producers.mapping import RowMapper, RowRejected
+from producers.formats import FORMATS, get_format
+from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher
-from producers.reader import SourceRow, open_extract
+from producers.reader import Extract, SourceRow, open_extract
 
-__all__ = ["ProduceSummary", "RejectsFile", "produce_file", "rejects_path"]
+__all__ = ["ProduceSummary", "RejectsFile", "produce_file", "rejects_path", "replay"]
 
 
 @dataclass
@@ -88,6 +90,116 @@ class RejectsFile:
             self._handle.close()
 
 
+@dataclass
+class _Input:
+    """One extract being produced: its rows, mapper, summary and rejects file."""
+
+    source: str
+    path: Path
+    mapper: RowMapper
+    extract: Extract
+    summary: ProduceSummary
+    rejects: RejectsFile
+
+    @classmethod
+    def open(cls, source: str, path: Path, dry_run: bool) -> _Input:
+        mapper = RowMapper(source, get_format(source))
+        extract = open_extract(path)
+        mapper.check_columns(extract.columns, str(path))
+        rejects_path(path).unlink(missing_ok=True)
+        return cls(
+            source,
+            path,
+            mapper,
+            extract,
+            ProduceSummary(source=source, path=str(path), dry_run=dry_run),
+            RejectsFile(rejects_path(path)),
+        )
+
+    def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | RowRejected]]:
+        """Each row with its event, or why it has none; counts what was read."""
+        for row in self.extract.rows:
+            self.summary.read += 1
+            if row.fields is None:
+                yield row, RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
+                continue
+            try:
+                yield row, self.mapper.map(row.fields)
+            except RowRejected as exc:
+                message = str(exc).removesuffix(f" [{exc.code}]")
+                yield row, RowRejected(f"line {row.line}: {message}", code="row.invalid")
+
+
+class _Producing:
+    """Publishes mapped rows and rejects the others, for one or several inputs."""
+
+    def __init__(self, settings: Settings, *, rate: float | None, dry_run: bool) -> None:
+        self.settings = settings
+        registry = SchemaRegistry(settings)
+        self.dead_letters = None if dry_run else DeadLetterPublisher(settings, registry)
+        self.publisher = (
+            None if dry_run else Publisher(settings, registry, on_failure=self._failed, rate=rate)
+        )
+
+    def reject(self, item: _Input, row: SourceRow, reason: str, code: str) -> None:
+        item.summary.rejected += 1
+        item.summary.reasons[code] += 1
+        item.rejects.write(row.line, reason, row.raw)
+        if self.dead_letters is not None:
+            self.dead_letters.publish(
+                dead_letter(
+                    stage=f"producer:{item.source}",
+                    error=C2CError(reason, code=code),
+                    source_file=str(item.path),
+                    source_line=row.line,
+                    value=row.raw,
+                )
+            )
+
+    def _failed(self, context: Any, reason: str) -> None:
+        item, row, topic = context
+        item.summary.by_topic[topic] -= 1
+        self.reject(item, row, f"line {row.line}: {reason}", "kafka.delivery")
+
+    def handle(self, item: _Input, row: SourceRow, outcome: MappedRow | RowRejected) -> None:
+        if isinstance(outcome, RowRejected):
+            self.reject(item, row, str(outcome).removesuffix(f" [{outcome.code}]"), outcome.code)
+            return
+        if self.publisher is not None:
+            try:
+                value = self.publisher.encode(outcome.topic, outcome.event)
+            except SerdeError as exc:
+                self.reject(item, row, f"line {row.line}: {exc}", exc.code)
+                return
+            self.publisher.send(outcome.topic, outcome.key, value, (item, row, outcome.topic))
+        item.summary.by_topic[outcome.topic] += 1
+
+    def finish(self, inputs: list[_Input], started: float) -> None:
+        """Wait for every acknowledgement and dead letter; close rejects; total up."""
+        try:
+            if self.publisher is not None:
+                remaining = self.publisher.flush(120)
+                if remaining:
+                    raise C2CError(
+                        f"{remaining} message(s) still unacknowledged after 120 s; Kafka at "
+                        f"{self.settings.kafka_bootstrap} may be down. Produce again: event "
+                        "ids are deterministic, so nothing is duplicated downstream.",
+                        code="produce.unacknowledged",
+                    )
+            if self.dead_letters is not None:
+                self.dead_letters.flush()
+        finally:
+            for item in inputs:
+                item.rejects.close()
+        for item in inputs:
+            summary = item.summary
+            # In a dry run, `published` counts the rows that would have been published.
+            summary.published = sum(summary.by_topic.values())
+            summary.seconds = time.perf_counter() - started
+            if summary.rejected:
+                summary.rejects_file = str(item.rejects.path)
+
+
 def produce_file(
     settings: Settings,
     source: str,
@@ -99,84 +211,59 @@ def produce_file(
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
     not this source's format at all (nothing is published then)."""
-    fmt = get_format(source)
-    mapper = RowMapper(source, fmt)
-    extract = open_extract(path)
-    mapper.check_columns(extract.columns, str(path))
-    summary = ProduceSummary(source=source, path=str(path), dry_run=dry_run)
-    rejects = RejectsFile(rejects_path(path))
-    rejects_path(path).unlink(missing_ok=True)
     started = time.perf_counter()
-
-    registry = SchemaRegistry(settings)
-    dead_letters = None if dry_run else DeadLetterPublisher(settings, registry)
-    stage = f"producer:{source}"
-
-    def reject(row: SourceRow, reason: str, code: str) -> None:
-        summary.rejected += 1
-        summary.reasons[code] += 1
-        rejects.write(row.line, reason, row.raw)
-        if dead_letters is not None:
-            dead_letters.publish(
-                dead_letter(
-                    stage=stage,
-                    error=C2CError(reason, code=code),
-                    source_file=str(path),
-                    source_line=row.line,
-                    value=row.raw,
-                )
-            )
-
-    def failed(context: Any, reason: str) -> None:
-        row, topic = context
-        summary.by_topic[topic] -= 1
-        reject(row, reason, "kafka.delivery")
-
-    publisher = None if dry_run else Publisher(settings, registry, on_failure=failed, rate=rate)
-    last_position = 0
+    item = _Input.open(source, path, dry_run)
+    producing = _Producing(settings, rate=rate, dry_run=dry_run)
+    last = 0
     try:
-        for row in extract.rows:
-            summary.read += 1
-            if progress is not None and extract.position - last_position > 65536:
-                progress(extract.position - last_position)
-                last_position = extract.position
-            if row.fields is None:
-                reject(row, f"line {row.line}: {row.problem}", "row.unreadable")
-                continue
-            try:
-                mapped = mapper.map(row.fields)
-                value = publisher.encode(mapped.topic, mapped.event) if publisher else b""
-            except RowRejected as exc:
-                reject(
-                    row,
-                    f"line {row.line}: {str(exc).removesuffix(' [row.rejected]')}",
-                    "row.invalid",
-                )
-                continue
-            except SerdeError as exc:
-                reject(row, f"line {row.line}: {exc}", exc.code)
-                continue
-            summary.by_topic[mapped.topic] += 1
-            if publisher is not None:
-                publisher.send(mapped.topic, mapped.key, value, (row, mapped.topic))
-        if publisher is not None:
-            remaining = publisher.flush(120)
-            if remaining:
-                raise C2CError(
-                    f"{remaining} message(s) from {path} still unacknowledged after 120 s; "
-                    f"Kafka at {settings.kafka_bootstrap} may be down. Produce the file "
-                    "again: event ids are deterministic, so nothing is duplicated downstream.",
-                    code="produce.unacknowledged",
-                )
-        if dead_letters is not None:
-            dead_letters.flush()
+        for row, outcome in item.mapped():
+            producing.handle(item, row, outcome)
+            if progress is not None and item.extract.position - last > 65536:
+                progress(item.extract.position - last)
+                last = item.extract.position
     finally:
-        rejects.close()
+        producing.finish([item], started)
         if progress is not None:
-            progress(extract.size - last_position)
-    # In a dry run, `published` counts the rows that would have been published.
-    summary.published = sum(summary.by_topic.values())
-    summary.seconds = time.perf_counter() - started
-    if summary.rejected:
-        summary.rejects_file = str(rejects.path)
-    return summary
+            progress(item.extract.size - last)
+    return item.summary
+
+
+def replay(
+    settings: Settings, folder: Path, *, rate: float | None = None, dry_run: bool = False
+) -> list[ProduceSummary]:
+    """Publish every provider's extract in ``folder`` (as `c2c synth` writes them:
+    SOURCE.csv), interleaved in event-time order, to simulate live arrival.
+
+    Each file must be in event-time order itself (synth writes them so); rows are merged
+    across files by event time. Rejects are handled as in :func:`produce_file`.
+    """
+    started = time.perf_counter()
+    inputs = [
+        _Input.open(source, folder / f"{source}.csv", dry_run)
+        for source in FORMATS
+        if (folder / f"{source}.csv").exists()
+    ]
+    if not inputs:
+        raise C2CError(
+            f"{folder}: no provider extracts (k12.csv, edd.csv, ...) to replay", code="replay.empty"
+        )
+    producing = _Producing(settings, rate=rate, dry_run=dry_run)
+
+    def timed(
+        index: int, item: _Input
+    ) -> Iterator[tuple[Any, int, int, _Input, SourceRow, MappedRow | RowRejected]]:
+        for seq, (row, outcome) in enumerate(item.mapped()):
+            when = outcome.event["event_time"] if isinstance(outcome, MappedRow) else _EARLIEST
+            yield when, index, seq, item, row, outcome
+
+    try:
+        for _, _, _, item, row, outcome in heapq.merge(
+            *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
+        ):
+            producing.handle(item, row, outcome)
+    finally:
+        producing.finish(inputs, started)
+    return [item.summary for item in inputs]
+
+
+_EARLIEST = datetime.datetime.min.replace(tzinfo=datetime.UTC)

@@ -107,6 +107,10 @@ def code(table: Mapping[str, str]) -> Parser:
         except KeyError:
             raise ValueError(f"is not one of the codes {known}") from None
 
+    # symbol -> the first code for it, for writers of this format (producers.synth)
+    parse.symbols = {}  # type: ignore[attr-defined]
+    for key, value in table.items():
+        parse.symbols.setdefault(value, key)  # type: ignore[attr-defined]
     return parse
 
 

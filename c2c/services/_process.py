@@ -32,8 +32,9 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def start_process(spec: ProcessSpec) -> int:
-    """Start ``spec`` detached; return its pid. The pid file is written before returning."""
+def start_process(spec: ProcessSpec) -> subprocess.Popen[bytes]:
+    """Start ``spec`` detached; return the process (``poll()`` tells if it exited). The pid
+    file is written before returning."""
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
     spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -51,7 +52,7 @@ def start_process(spec: ProcessSpec) -> int:
             start_new_session=True,
         )
     spec.pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+    return process
 
 
 def _cmdline(pid: int) -> str:
@@ -75,7 +76,12 @@ def running_pid(pid_file: Path, marker: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if marker not in _cmdline(pid) or _is_zombie(pid):
+    if _is_zombie(pid):
+        return None
+    cmdline = _cmdline(pid)
+    # An empty command line is a process between fork and exec (the java launcher may
+    # re-exec itself): alive, and not yet anyone else's.
+    if cmdline and marker not in cmdline:
         return None
     return pid
 

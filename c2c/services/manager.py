@@ -7,6 +7,7 @@ names of the services it started, so that a caller (`make test`) can stop exactl
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterable
 
@@ -90,16 +91,19 @@ def _status_from_error(service: LocalService, exc: ServiceError) -> ServiceStatu
     )
 
 
-def _wait_ready(service: LocalService, *, watch_process: bool, timeout_s: float) -> Probe:
+def _wait_ready(
+    service: LocalService, *, process: subprocess.Popen[bytes] | None, timeout_s: float
+) -> Probe:
     deadline = time.monotonic() + timeout_s
     probe = Probe(up=False, detail="not probed yet")
     while time.monotonic() < deadline:
         probe = service.probe(_PROBE_TIMEOUT_S)
         if probe.up:
             return probe
-        if watch_process and _pid(service) is None:
+        if process is not None and process.poll() is not None:
             raise ServiceError(
-                f"{service.name} exited while starting; see {service.log_file}:\n"
+                f"{service.name} exited (code {process.returncode}) while starting; see "
+                f"{service.log_file}:\n"
                 f"{tail(service.log_file) if service.log_file else ''}",
                 code=f"service.{service.name}.exited",
             )
@@ -137,14 +141,15 @@ def _start_each(settings: Settings, selected: list[LocalService], started: list[
             continue
         timeout_s = settings.service_start_timeout_s
         if not service.local:
-            _wait_ready(service, watch_process=False, timeout_s=timeout_s)
+            _wait_ready(service, process=None, timeout_s=timeout_s)
             continue
         service.prepare()
         spec = service.process_spec()
+        process = None
         if spec is not None and _pid(service) is None:
-            start_process(spec)
+            process = start_process(spec)
             started.append(service.name)
-        _wait_ready(service, watch_process=spec is not None, timeout_s=timeout_s)
+        _wait_ready(service, process=process, timeout_s=timeout_s)
 
 
 def services_down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:

@@ -1,0 +1,326 @@
+"""Writing simulated lives as each provider's extract, with noise, plus the truth.
+
+:func:`records_of` turns a :class:`Life` into (provider, event) pairs in the shape the
+producers' mapping builds (so :func:`render_row` can write them with the provider's own
+columns, codes and date style). :class:`ExtractWriter` streams rows to files: each
+provider's file ends up sorted by event time (rows are spilled per year, then each year is
+sorted alone, so memory stays bounded by one provider-year), and truth/records.csv names the
+true person behind every source record.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import decimal
+import random
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from producers import parsing
+from producers.formats import FORMATS, ProviderFormat, RecordType, cip
+from producers.synth.noise import NoiseConfig, noisy_identity
+from producers.synth.population import Life
+
+__all__ = ["ExtractWriter", "records_of", "render_row"]
+
+# How each provider writes dates.
+_DATE_STYLE = {"k12": "%Y%m%d", "csac": "%m/%d/%Y"}
+_SSN_OPTIONAL = {"ccc", "csu", "uc", "csac", "ctc"}
+
+
+def _identity(
+    life: Life, provider: str, when: datetime.date, rng: random.Random, noise: NoiseConfig
+) -> dict[str, Any]:
+    person = life.person
+    married = (
+        person.married_name is not None
+        and person.married_year is not None
+        and (when.year >= person.married_year)
+    )
+    last = person.married_name if married else person.last_name
+    identity: dict[str, Any] = {
+        "first_name": person.first_name,
+        "middle_name": person.middle_name,
+        "last_name": last,
+        "birth_date": person.birth_date,
+        "sex": person.sex,
+        "zip": person.zip,
+        "ssn": person.ssn,
+        "ssid": person.ssid,
+        "itin": person.itin,
+    }
+    if provider == "k12":
+        identity["ssn"] = None
+    if provider in ("csac", "edd", "ctc"):
+        identity["ssid"] = None
+    if provider == "edd":
+        identity.update(birth_date=None, sex=None, zip=None, middle_name=None)
+        identity["first_name"] = (
+            person.first_name[0] if rng.random() < 0.5 else person.first_name
+        ).upper()
+        identity["last_name"] = str(last).upper()
+    noisy = noisy_identity(rng, identity, noise, ssn_optional=provider in _SSN_OPTIONAL)
+    if provider == "edd" and noisy.get("ssn") is None:
+        noisy["ssn"] = person.ssn
+    return noisy
+
+
+def _demographics(life: Life) -> dict[str, Any]:
+    p = life.person
+    return {
+        "race_ethnicity": p.race,
+        "county_fips": p.county_fips,
+        "foster_youth": p.foster_youth,
+        "homeless": p.homeless,
+        "socioeconomically_disadvantaged": p.disadvantaged,
+        "english_learner": p.english_learner,
+    }
+
+
+def _source_person_id(life: Life, provider: str, institution: str = "") -> str:
+    number = life.person.person_id[1:]
+    return {
+        "k12": f"L{number}",
+        "ccc": f"C{number}",
+        "csu": f"{institution}{number}",
+        "uc": f"9{number[-8:]}",
+        "csac": f"A{number}",
+        "ctc": f"P{number}",
+        "other": f"L{number}",
+    }[provider]
+
+
+def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every source record of ``life`` as (source, event without id and time)."""
+    rng = random.Random(f"c2c-noise:{seed}:{life.person.person_id}")
+    pid = life.person.person_id
+    counter = 0
+
+    def record(
+        provider: str, when: datetime.date, institution: str = "", **rest: Any
+    ) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        person = _identity(life, provider, when, rng, noise)
+        person["source_person_id"] = (
+            person["ssn"] if provider == "edd" else _source_person_id(life, provider, institution)
+        )
+        if provider == "csac":
+            person["state_aid_id"] = person["source_person_id"]
+        return {
+            "provider": provider,
+            "source_record_id": f"{provider.upper()}-{pid}-{counter}",
+            "person": person,
+            **rest,
+        }
+
+    for e in life.enrollments:
+        provider = e.segment
+        facts = {
+            "institution_id": e.institution,
+            "academic_year": e.academic_year,
+            "term": e.term,
+            "term_start_date": e.start,
+            "grade_level": e.grade,
+            "program_cip": e.program,
+            "first_time": e.first_time,
+            "district_id": e.institution[:5] if provider == "k12" else None,
+        }
+        yield (
+            provider,
+            record(
+                provider,
+                e.start,
+                e.institution,
+                kind="enrollment",
+                demographics=_demographics(life),
+                facts=facts,
+            ),
+        )
+    for a in [life.hs_completion, *life.awards]:
+        if a is None:
+            continue
+        facts = {
+            "award_level": a.level,
+            "completion_date": a.date,
+            "institution_id": a.institution,
+            "program_cip": a.program,
+        }
+        yield (
+            a.segment,
+            record(
+                a.segment,
+                a.date,
+                a.institution,
+                kind="completion",
+                demographics=_demographics(life),
+                facts=facts,
+            ),
+        )
+    for aid in life.aid:
+        facts = {
+            "aid_program": aid.program,
+            "award_year": aid.award_year,
+            "amount": decimal.Decimal(aid.amount_cents) / 100,
+            "institution_id": aid.institution,
+        }
+        yield (
+            "csac",
+            record("csac", datetime.date(aid.award_year, 7, 1), kind="financial_aid", facts=facts),
+        )
+    for w in life.wages:
+        facts = {
+            "employer_id": w.employer,
+            "naics": w.naics,
+            "year": w.year,
+            "quarter": w.quarter,
+            "wages": decimal.Decimal(w.cents) / 100,
+        }
+        yield (
+            "edd",
+            record("edd", datetime.date(w.year, w.quarter * 3, 1), kind="wage", facts=facts),
+        )
+    for c in life.credentials:
+        facts = {
+            "credential_type": c.kind,
+            "issue_date": c.date,
+            "recommending_institution_id": c.institution,
+        }
+        yield "ctc", record("ctc", c.date, kind="credential", facts=facts)
+    if life.optout is not None:
+        for action, when in (
+            ("REQUESTED", life.optout.requested),
+            ("REVOKED", life.optout.revoked),
+        ):
+            if when is None:
+                continue
+            event = record(
+                "other",
+                when,
+                kind="optout",
+                request_id=life.optout.request_id,
+                action=action,
+                requested_by="INDIVIDUAL",
+                _requested_at=when,
+            )
+            event["source_record_id"] = f"{life.optout.request_id}-{action[:3]}"
+            yield "optout", event
+
+
+def _cell(value: Any, parse: Any, source: str) -> str:
+    if value is None:
+        return ""
+    symbols = getattr(parse, "symbols", None)
+    if symbols is not None:
+        return str(symbols[value])
+    if parse is parsing.date:
+        return value.strftime(_DATE_STYLE.get(source, "%Y-%m-%d"))  # type: ignore[no-any-return]
+    if parse is parsing.money:
+        return f"{value:.2f}"
+    if parse is parsing.boolean:
+        return "Y" if value else "N"
+    if parse is parsing.academic_year:
+        return f"{value}-{value + 1}"
+    if parse is cip:
+        return str(value)
+    return str(value)
+
+
+def _get(event: Mapping[str, Any], path: str) -> Any:
+    head, _, rest = path.partition(".")
+    value = event.get(head)
+    if rest:
+        return value.get(rest) if isinstance(value, Mapping) else None
+    return value
+
+
+def _record_type(fmt: ProviderFormat, event: Mapping[str, Any]) -> tuple[str, RecordType]:
+    for code, record_type in fmt.record_types.items():
+        if record_type.kind == event["kind"] and (
+            record_type.constants.get("action", event.get("action")) == event.get("action")
+        ):
+            return code, record_type
+    raise ValueError(f"{fmt.provider} has no record type for {event['kind']}")
+
+
+def render_row(source: str, event: Mapping[str, Any]) -> tuple[list[str], datetime.date]:
+    """The row ``event`` is in ``source``'s file (columns in header order), and its date."""
+    fmt = FORMATS[source]
+    code, record_type = _record_type(fmt, event)
+    row = []
+    for column in _header(fmt):
+        if column == fmt.type_column:
+            row.append(code)
+        elif column == fmt.record_id_column:
+            row.append(str(event["source_record_id"]))
+        elif column == fmt.person_id_column and column not in _targets(fmt):
+            row.append(str(event["person"]["source_person_id"]))
+        else:
+            spec = _targets(fmt)[column]
+            if isinstance(spec.target, tuple):
+                row.append("{}Q{}".format(*(_get(event, t) for t in spec.target)))
+            else:
+                row.append(_cell(_get(event, spec.target), spec.parse, source))
+    when = record_type.event_time(event)
+    assert isinstance(when, datetime.date)
+    return row, when
+
+
+def _targets(fmt: ProviderFormat) -> dict[str, Any]:
+    return {column.name: column for column in fmt.columns()}
+
+
+def _header(fmt: ProviderFormat) -> list[str]:
+    names = [fmt.type_column] if fmt.type_column else []
+    names += [fmt.record_id_column, fmt.person_id_column]
+    names += [column.name for column in fmt.columns()]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+class ExtractWriter:
+    """Streams rows into per-provider files sorted by event time, and the truth."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._spill = out / ".spill"
+        shutil.rmtree(self._spill, ignore_errors=True)
+        self._spill.mkdir(parents=True)
+        (out / "truth").mkdir(exist_ok=True)
+        self._truth_handle = (out / "truth" / "records.csv").open("w", newline="")
+        self._truth = csv.writer(self._truth_handle)
+        self._truth.writerow(["source", "source_record_id", "person_id"])
+        self._handles: dict[tuple[str, int], tuple[TextIO, Any]] = {}
+        self.counts: dict[str, int] = {}
+
+    def write(self, source: str, event: Mapping[str, Any], person_id: str) -> None:
+        row, when = render_row(source, event)
+        key = (source, when.year)
+        if key not in self._handles:
+            handle = (self._spill / f"{source}-{when.year}.csv").open("w", newline="")
+            self._handles[key] = (handle, csv.writer(handle))
+        self._handles[key][1].writerow([when.isoformat(), *row])
+        self._truth.writerow([source, event["source_record_id"], person_id])
+        self.counts[source] = self.counts.get(source, 0) + 1
+
+    def finish(self) -> dict[str, Path]:
+        """Assemble each provider's file (header, then rows by event time); returns them."""
+        self._truth_handle.close()
+        for handle, _ in self._handles.values():
+            handle.close()
+        files = {}
+        for source in sorted({source for source, _ in self._handles}):
+            path = self.out / f"{source}.csv"
+            with path.open("w", newline="") as target:
+                writer = csv.writer(target)
+                writer.writerow(_header(FORMATS[source]))
+                years = sorted(year for s, year in self._handles if s == source)
+                for year in years:
+                    with (self._spill / f"{source}-{year}.csv").open(newline="") as spill:
+                        rows = sorted(csv.reader(spill), key=lambda r: (r[0], r[1:]))
+                    writer.writerows(row[1:] for row in rows)
+            files[source] = path
+        shutil.rmtree(self._spill, ignore_errors=True)
+        return files

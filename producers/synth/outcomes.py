@@ -1,0 +1,194 @@
+"""The expected value of each outcome measure, computed directly from the simulated lives
+(not through the pipeline), so the pipeline's outcome tables can be checked against it.
+
+:class:`OutcomeTruth` accumulates counters person by person (memory bounded by the number
+of breakdown cells, not people) and :meth:`OutcomeTruth.result` gives JSON-ready data with
+each measure's definition. Opted-out people are counted separately under
+``*_without_optouts`` where that matters downstream; here every person counts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from collections import Counter, defaultdict
+from typing import Any
+
+from producers.synth.population import Life
+
+__all__ = ["DEFINITIONS", "OutcomeTruth"]
+
+DEFINITIONS = {
+    "college_going": "Of high-school completers in class Y (completion in spring Y), those "
+    "whose first public postsecondary term starts within 12 months (365 days) and within 16 "
+    "months (487 days) of completion; by segment of that first term.",
+    "pathways": "Class Y completers by first destination (segment of first postsecondary "
+    "term within 8 years, else NOT_ENROLLED), highest postsecondary award by the end of the "
+    "data (BACHELOR > ASSOCIATE > CERTIFICATE > NONE), and whether they had wages in the "
+    "last year of the data.",
+    "completion": "First-time students entering a segment in academic year Y; awarded that "
+    "segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by June 30 of Y+3 "
+    "(CCC) or Y+6 (CSU, UC) (150% of normal time), and by June 30 of Y+8.",
+    "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
+    "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
+    "in the 4th and 20th quarter after, among those with wages then.",
+    "working_while_enrolled": "Students enrolled at a segment in academic year Y, and those "
+    "with wages in a quarter in which one of their terms that year starts.",
+    "financial_aid": "Students enrolled at a segment in academic year Y, and those with an "
+    "aid award for aid year Y at an institution of that segment.",
+    "teacher_pipeline": "Credentials issued by year and type; how many holders earned a "
+    "bachelor's at CSU or UC before the credential.",
+}
+
+_RANK = {"CERTIFICATE": 1, "ASSOCIATE": 2, "BACHELOR": 3}
+_SEGMENT_LEVELS = {"ccc": {"CERTIFICATE", "ASSOCIATE"}, "csu": {"BACHELOR"}, "uc": {"BACHELOR"}}
+_NORMAL_YEARS = {"ccc": 3, "csu": 6, "uc": 6}
+
+
+def _quarter(day: datetime.date) -> tuple[int, int]:
+    return day.year, (day.month - 1) // 3 + 1
+
+
+def _add_quarters(q: tuple[int, int], n: int) -> tuple[int, int]:
+    index = q[0] * 4 + (q[1] - 1) + n
+    return index // 4, index % 4 + 1
+
+
+class OutcomeTruth:
+    """Counters for every measure, fed one life at a time."""
+
+    def __init__(self, end_year: int) -> None:
+        self.end_year = end_year
+        self.college_going: dict[str, Counter[str]] = defaultdict(Counter)
+        self.pathways: dict[str, Counter[str]] = defaultdict(Counter)
+        self.completion: dict[str, Counter[str]] = defaultdict(Counter)
+        self.earnings_counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.earnings_values: dict[str, list[int]] = defaultdict(list)
+        self.working: dict[str, Counter[str]] = defaultdict(Counter)
+        self.aid: dict[str, Counter[str]] = defaultdict(Counter)
+        self.teachers: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, life: Life) -> None:
+        post = sorted((e for e in life.enrollments if e.segment != "k12"), key=lambda e: e.start)
+        wages = {(w.year, w.quarter): w.cents for w in life.wages}
+        self._college_going(life, post)
+        self._pathways(life, post, wages)
+        self._completion(life, post)
+        self._earnings(life, wages)
+        self._enrolled(life, post, wages)
+        self._teachers(life)
+
+    def _college_going(self, life: Life, post: list[Any]) -> None:
+        done = life.hs_completion
+        if done is None:
+            return
+        p = life.person
+        first = post[0] if post else None
+        days = (first.start - done.date).days if first is not None else None
+        segment = first.segment if first is not None else ""
+        for cell in (
+            f"{p.class_year}|all",
+            f"{p.class_year}|race={p.race}",
+            f"{p.class_year}|sex={p.sex}",
+        ):
+            counter = self.college_going[cell]
+            counter["completers"] += 1
+            if days is not None and days <= 365:
+                counter["within_12"] += 1
+                counter[f"within_12_{segment}"] += 1
+            if days is not None and days <= 487:
+                counter["within_16"] += 1
+                counter[f"within_16_{segment}"] += 1
+
+    def _pathways(self, life: Life, post: list[Any], wages: dict[tuple[int, int], int]) -> None:
+        done = life.hs_completion
+        if done is None:
+            return
+        first = post[0] if post else None
+        destination = "NOT_ENROLLED"
+        if first is not None and (first.start - done.date).days <= 8 * 366:
+            destination = first.segment.upper()
+        best = max(
+            (a.level for a in life.awards), key=lambda lvl: _RANK.get(lvl, 0), default="NONE"
+        )
+        employed = any((self.end_year, q) in wages for q in (1, 2, 3, 4))
+        key = f"{destination}|{best}|{'EMPLOYED' if employed else 'NOT_EMPLOYED'}"
+        self.pathways[str(life.person.class_year)][key] += 1
+
+    def _completion(self, life: Life, post: list[Any]) -> None:
+        for entry in post:
+            if not entry.first_time:
+                continue
+            segment, year = entry.segment, entry.academic_year
+            counter = self.completion[f"{segment}|{year}"]
+            counter["entrants"] += 1
+            levels = _SEGMENT_LEVELS[segment]
+            dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
+            if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
+                counter["within_150"] += 1
+            if any(d <= datetime.date(year + 8, 6, 30) for d in dates):
+                counter["within_8_years"] += 1
+
+    def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
+        for award in life.awards:
+            cell = f"{award.level}|{award.date.year}"
+            counter = self.earnings_counts[cell]
+            counter["awards"] += 1
+            q = _quarter(award.date)
+            for after in (2, 4):
+                if _add_quarters(q, after) in wages:
+                    counter[f"wages_q{after}"] += 1
+            for after, label in ((4, "1y"), (20, "5y")):
+                cents = wages.get(_add_quarters(q, after))
+                if cents is not None:
+                    self.earnings_values[f"{cell}|{label}"].append(cents)
+
+    def _enrolled(self, life: Life, post: list[Any], wages: dict[tuple[int, int], int]) -> None:
+        by_year: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        for e in post:
+            by_year[(e.segment, e.academic_year)].append(e)
+        for (segment, year), terms in by_year.items():
+            cell = f"{segment}|{year}"
+            self.working[cell]["students"] += 1
+            if any(_quarter(t.start) in wages for t in terms):
+                self.working[cell]["with_wages"] += 1
+            self.aid[cell]["students"] += 1
+            institutions = {t.institution for t in terms}
+            if any(a.award_year == year and a.institution in institutions for a in life.aid):
+                self.aid[cell]["with_aid"] += 1
+
+    def _teachers(self, life: Life) -> None:
+        for c in life.credentials:
+            counter = self.teachers[f"{c.date.year}|{c.kind}"]
+            counter["credentials"] += 1
+            if any(
+                a.level == "BACHELOR" and a.segment in ("csu", "uc") and a.date < c.date
+                for a in life.awards
+            ):
+                counter["with_ca_public_bachelor"] += 1
+
+    def result(self) -> dict[str, Any]:
+        earnings: dict[str, Any] = {}
+        for cell, counter in sorted(self.earnings_counts.items()):
+            row: dict[str, Any] = dict(counter)
+            for label in ("1y", "5y"):
+                values = sorted(self.earnings_values.get(f"{cell}|{label}", []))
+                if len(values) >= 2:
+                    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+                    row[f"wages_{label}"] = {
+                        "n": len(values),
+                        "p25": round(q1 / 100, 2),
+                        "median": round(median / 100, 2),
+                        "p75": round(q3 / 100, 2),
+                    }
+            earnings[cell] = row
+        return {
+            "definitions": DEFINITIONS,
+            "college_going": {k: dict(v) for k, v in sorted(self.college_going.items())},
+            "pathways": {k: dict(v) for k, v in sorted(self.pathways.items())},
+            "completion": {k: dict(v) for k, v in sorted(self.completion.items())},
+            "earnings": earnings,
+            "working_while_enrolled": {k: dict(v) for k, v in sorted(self.working.items())},
+            "financial_aid": {k: dict(v) for k, v in sorted(self.aid.items())},
+            "teacher_pipeline": {k: dict(v) for k, v in sorted(self.teachers.items())},
+        }
