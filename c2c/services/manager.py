@@ -96,8 +96,9 @@ def _wait_ready(
 ) -> Probe:
     deadline = time.monotonic() + timeout_s
     probe = Probe(up=False, detail="not probed yet")
-    while time.monotonic() < deadline:
-        probe = service.probe(_PROBE_TIMEOUT_S)
+    while (remaining := deadline - time.monotonic()) > 0:
+        # Never probe past the deadline: a slow probe must not hide a late start.
+        probe = service.probe(min(_PROBE_TIMEOUT_S, max(remaining, 0.1)))
         if probe.up:
             return probe
         if process is not None and process.poll() is not None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import csv
 import datetime
 import decimal
+import functools
 import random
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from producers import parsing
-from producers.formats import FORMATS, ProviderFormat, RecordType, cip
+from producers.formats import FORMATS, ProviderFormat, RecordType
 from producers.synth.noise import NoiseConfig, noisy_identity
 from producers.synth.population import Life
 
@@ -210,31 +211,33 @@ def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str,
             yield "optout", event
 
 
-def _cell(value: Any, parse: Any, source: str) -> str:
-    if value is None:
-        return ""
+def _formatter(parse: Any, source: str) -> Callable[[Any], str]:
+    """How ``source`` writes a value that ``parse`` reads back."""
     symbols = getattr(parse, "symbols", None)
     if symbols is not None:
-        return str(symbols[value])
+        return lambda value: str(symbols[value])
     if parse is parsing.date:
-        return value.strftime(_DATE_STYLE.get(source, "%Y-%m-%d"))  # type: ignore[no-any-return]
+        style = _DATE_STYLE.get(source, "%Y-%m-%d")
+        return lambda value: value.strftime(style)
     if parse is parsing.money:
-        return f"{value:.2f}"
+        return lambda value: f"{value:.2f}"
     if parse is parsing.boolean:
-        return "Y" if value else "N"
+        return lambda value: "Y" if value else "N"
     if parse is parsing.academic_year:
-        return f"{value}-{value + 1}"
-    if parse is cip:
-        return str(value)
-    return str(value)
+        return lambda value: f"{value}-{value + 1}"
+    return str
 
 
-def _get(event: Mapping[str, Any], path: str) -> Any:
+def _getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     head, _, rest = path.partition(".")
-    value = event.get(head)
-    if rest:
-        return value.get(rest) if isinstance(value, Mapping) else None
-    return value
+    if not rest:
+        return lambda event: event.get(head)
+
+    def get(event: Mapping[str, Any]) -> Any:
+        value = event.get(head)
+        return value.get(rest) if type(value) is dict else None
+
+    return get
 
 
 def _record_type(fmt: ProviderFormat, event: Mapping[str, Any]) -> tuple[str, RecordType]:
@@ -246,31 +249,53 @@ def _record_type(fmt: ProviderFormat, event: Mapping[str, Any]) -> tuple[str, Re
     raise ValueError(f"{fmt.provider} has no record type for {event['kind']}")
 
 
+Cell = Callable[[Mapping[str, Any], str], str]
+
+
+@functools.cache
+def _plan(source: str) -> tuple[list[str], list[Cell]]:
+    """The header of ``source``'s file and, per column, how to write it from an event."""
+    fmt = FORMATS[source]
+    columns = {column.name: column for column in fmt.columns()}
+    header = _header(fmt)
+    cells: list[Cell] = []
+    for name in header:
+        if name == fmt.type_column:
+            cells.append(lambda event, code: code)
+        elif name == fmt.record_id_column:
+            cells.append(lambda event, code: str(event["source_record_id"]))
+        elif name == fmt.person_id_column and name not in columns:
+            cells.append(lambda event, code: str(event["person"]["source_person_id"]))
+        elif isinstance(columns[name].target, tuple):
+            year, quarter = (_getter(t) for t in columns[name].target)
+
+            def year_quarter(
+                event: Mapping[str, Any], code: str, y: Any = year, q: Any = quarter
+            ) -> str:
+                return f"{y(event)}Q{q(event)}"
+
+            cells.append(year_quarter)
+        else:
+            get = _getter(str(columns[name].target))
+            write = _formatter(columns[name].parse, source)
+
+            def cell(
+                event: Mapping[str, Any], code: str, get: Any = get, write: Any = write
+            ) -> str:
+                value = get(event)
+                return "" if value is None else write(value)
+
+            cells.append(cell)
+    return header, cells
+
+
 def render_row(source: str, event: Mapping[str, Any]) -> tuple[list[str], datetime.date]:
     """The row ``event`` is in ``source``'s file (columns in header order), and its date."""
-    fmt = FORMATS[source]
-    code, record_type = _record_type(fmt, event)
-    row = []
-    for column in _header(fmt):
-        if column == fmt.type_column:
-            row.append(code)
-        elif column == fmt.record_id_column:
-            row.append(str(event["source_record_id"]))
-        elif column == fmt.person_id_column and column not in _targets(fmt):
-            row.append(str(event["person"]["source_person_id"]))
-        else:
-            spec = _targets(fmt)[column]
-            if isinstance(spec.target, tuple):
-                row.append("{}Q{}".format(*(_get(event, t) for t in spec.target)))
-            else:
-                row.append(_cell(_get(event, spec.target), spec.parse, source))
+    code, record_type = _record_type(FORMATS[source], event)
+    row = [cell(event, code) for cell in _plan(source)[1]]
     when = record_type.event_time(event)
     assert isinstance(when, datetime.date)
     return row, when
-
-
-def _targets(fmt: ProviderFormat) -> dict[str, Any]:
-    return {column.name: column for column in fmt.columns()}
 
 
 def _header(fmt: ProviderFormat) -> list[str]:
