@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -431,6 +432,102 @@ def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bo
     click.echo(f"replayed {read} rows in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} rows/s)")
     if any(summary.rejected for summary in summaries):
         sys.exit(1)
+
+
+@cli.group()
+def identity() -> None:
+    """Identity resolution."""
+
+
+@identity.command("resolve")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV of source, source_record_id, person_id (empty: sent to review).",
+)
+@click.pass_context
+@_reports_errors
+def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
+    """Resolve every record of the extracts in FOLDER in event-time order, in this process
+    (the stream worker does the same incrementally), and write the final person ids."""
+    import csv as csv_module
+
+    from producers.files import in_time_order, open_folder
+    from producers.mapping import MappedRow
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    settings = _settings(ctx)
+    resolver = Resolver(IdentifierHasher(settings.identity_secret.get_secret_value().encode()))
+    started = time.monotonic()
+    assigned: list[tuple[str, str, str | None]] = []
+    reviews = Counter[str]()
+    for item, _row, outcome in in_time_order(open_folder(folder)):
+        if not isinstance(outcome, MappedRow):
+            continue
+        resolution = resolver.resolve(outcome.event["provider"], outcome.event["person"])
+        if resolution.person_id is None:
+            reviews[str(resolution.review_reason)] += 1
+        assigned.append((item.source, outcome.event["source_record_id"], resolution.person_id))
+    with out.open("w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["source", "source_record_id", "person_id"])
+        for source, record_id, person_id in assigned:
+            final = resolver.state.root(person_id) if person_id else ""
+            writer.writerow([source, record_id, final])
+    seconds = time.monotonic() - started
+    click.echo(
+        f"resolved {len(assigned)} records in {seconds:.1f} s "
+        f"({len(assigned) / max(seconds, 1e-9):,.0f}/s); "
+        f"{len(resolver.state.profiles)} persons; {sum(reviews.values())} to review"
+    )
+    for reason, count in reviews.most_common():
+        click.echo(f"  review: {count} x {reason}")
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluate the pipeline against synth's truth."""
+
+
+@eval_group.command("linkage")
+@click.argument("truth", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--assigned",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV of source, source_record_id, person_id.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_reports_errors
+def eval_linkage(truth: Path, assigned: Path, as_json: bool) -> None:
+    """Pairwise precision, recall and F1 of ASSIGNED person ids against TRUTH (synth's
+    truth folder), and persons found against the true number."""
+    import csv as csv_module
+
+    from streams.identity.evaluation import pairwise_metrics
+
+    def load(path: Path) -> dict[tuple[str, str], str]:
+        with path.open(newline="") as handle:
+            return {
+                (row["source"], row["source_record_id"]): row["person_id"]
+                for row in csv_module.DictReader(handle)
+                if row["person_id"]
+            }
+
+    metrics = pairwise_metrics(load(truth / "records.csv"), load(assigned))
+    if as_json:
+        click.echo(json.dumps(metrics.to_dict(), indent=2))
+        return
+    click.echo(
+        f"records {metrics.records}, persons: true {metrics.true_persons}, found "
+        f"{metrics.found_persons}, unassigned records {metrics.unassigned}"
+    )
+    click.echo(
+        f"pairwise precision {metrics.precision:.5f}  recall {metrics.recall:.5f}  "
+        f"F1 {metrics.f1:.5f}"
+    )
 
 
 # -- demo --------------------------------------------------------------------------------------

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     clickhouse_verify_tls: bool = True
     clickhouse_ca_cert: Path | None = None
 
+    # -- identity resolution ---------------------------------------------------------------
+    identity_secret: SecretStr = Field(
+        default=SecretStr("c2c-development-only-identity-secret"),
+        description="Key of the HMAC-SHA256 hashes of SSNs, SSIDs and ITINs in identity state.",
+    )
+
     # -- local service management --------------------------------------------------------------
     service_start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long `c2c services up` waits for each service."

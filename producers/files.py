@@ -28,7 +28,15 @@ from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher
 from producers.reader import Extract, SourceRow, open_extract
 
-__all__ = ["ProduceSummary", "RejectsFile", "produce_file", "rejects_path", "replay"]
+__all__ = [
+    "ProduceSummary",
+    "RejectsFile",
+    "in_time_order",
+    "open_folder",
+    "produce_file",
+    "rejects_path",
+    "replay",
+]
 
 
 @dataclass
@@ -228,16 +236,8 @@ def produce_file(
     return item.summary
 
 
-def replay(
-    settings: Settings, folder: Path, *, rate: float | None = None, dry_run: bool = False
-) -> list[ProduceSummary]:
-    """Publish every provider's extract in ``folder`` (as `c2c synth` writes them:
-    SOURCE.csv), interleaved in event-time order, to simulate live arrival.
-
-    Each file must be in event-time order itself (synth writes them so); rows are merged
-    across files by event time. Rejects are handled as in :func:`produce_file`.
-    """
-    started = time.perf_counter()
+def open_folder(folder: Path, *, dry_run: bool = True) -> list[_Input]:
+    """The provider extracts in ``folder`` (SOURCE.csv, as `c2c synth` writes them)."""
     inputs = [
         _Input.open(source, folder / f"{source}.csv", dry_run)
         for source in FORMATS
@@ -247,7 +247,14 @@ def replay(
         raise C2CError(
             f"{folder}: no provider extracts (k12.csv, edd.csv, ...) to replay", code="replay.empty"
         )
-    producing = _Producing(settings, rate=rate, dry_run=dry_run)
+    return inputs
+
+
+def in_time_order(
+    inputs: list[_Input],
+) -> Iterator[tuple[_Input, SourceRow, MappedRow | RowRejected]]:
+    """Rows of all ``inputs`` merged by event time (each input must be in time order);
+    rows that do not map come first, as they have no time."""
 
     def timed(
         index: int, item: _Input
@@ -256,10 +263,22 @@ def replay(
             when = outcome.event["event_time"] if isinstance(outcome, MappedRow) else _EARLIEST
             yield when, index, seq, item, row, outcome
 
+    for _, _, _, item, row, outcome in heapq.merge(
+        *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
+    ):
+        yield item, row, outcome
+
+
+def replay(
+    settings: Settings, folder: Path, *, rate: float | None = None, dry_run: bool = False
+) -> list[ProduceSummary]:
+    """Publish every provider's extract in ``folder`` interleaved in event-time order, to
+    simulate live arrival. Rejects are handled as in :func:`produce_file`."""
+    started = time.perf_counter()
+    inputs = open_folder(folder, dry_run=dry_run)
+    producing = _Producing(settings, rate=rate, dry_run=dry_run)
     try:
-        for _, _, _, item, row, outcome in heapq.merge(
-            *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
-        ):
+        for item, row, outcome in in_time_order(inputs):
             producing.handle(item, row, outcome)
     finally:
         producing.finish(inputs, started)

@@ -1,0 +1,197 @@
+"""Fellegi-Sunter matching of an incoming identity against a known one.
+
+An :class:`Identity` is what the resolver keeps of one source record: keyed hashes of the
+trusted identifiers (never the identifiers) and normalised name keys, birth date, sex, ZIP.
+:func:`compare` scores a pair: each field falls into a comparison level and adds that
+level's weight, log2(m/u), from the :class:`MatchModel` (defaults that work untrained;
+`c2c identity train` fits them by EM). Pure code: no state, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rapidfuzz.distance import JaroWinkler
+
+__all__ = ["DEFAULT_MODEL", "Identity", "MatchModel", "Score", "compare"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The matchable part of one record: no raw SSN or SSID, only their keyed hashes."""
+
+    ssn: str | None = None
+    ssid: str | None = None
+    itin: str | None = None
+    # keyed hashes of the identifier with one digit masked: a one-digit typo shares one
+    ssn_masks: frozenset[str] = frozenset()
+    ssid_masks: frozenset[str] = frozenset()
+    first: str = ""
+    first_root: str = ""
+    last: str = ""
+    last_parts: frozenset[str] = frozenset()
+    birth_date: datetime.date | None = None
+    sex: str | None = None
+    zip: str | None = None
+
+    def usable(self) -> str | None:
+        """None if the record can be resolved, else why not (for the review topic)."""
+        if self.ssn or self.ssid or self.itin:
+            return None
+        if not self.last or not self.first:
+            return "no trusted identifier and no full name"
+        if self.birth_date is None:
+            return "no trusted identifier and no birth date: a name alone is not enough"
+        return None
+
+
+# Comparison levels and their default (m, u) probabilities: m = P(level | same person),
+# u = P(level | different people), for records that share a blocking key.
+_DEFAULT_PROBABILITIES: dict[str, dict[str, tuple[float, float]]] = {
+    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.002), "disagree": (0.01, 0.9975)},
+    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.002), "disagree": (0.01, 0.9975)},
+    "itin": {"agree": (0.97, 0.0005), "disagree": (0.03, 0.9995)},
+    "first": {
+        "exact": (0.86, 0.02),
+        "nickname": (0.04, 0.002),
+        "close": (0.06, 0.03),
+        "initial": (0.02, 0.06),
+        "different": (0.02, 0.888),
+    },
+    "last": {
+        "exact": (0.88, 0.05),
+        "close": (0.05, 0.02),
+        "part": (0.05, 0.01),
+        "different": (0.02, 0.92),
+    },
+    "birth_date": {
+        "exact": (0.96, 0.01),
+        "swapped": (0.01, 0.0005),
+        "one_digit": (0.02, 0.01),
+        "different": (0.01, 0.98),
+    },
+    "sex": {"agree": (0.98, 0.5), "disagree": (0.02, 0.5)},
+    "zip": {"agree": (0.8, 0.05), "near": (0.1, 0.15), "disagree": (0.1, 0.8)},
+}
+
+
+@dataclass(frozen=True)
+class MatchModel:
+    """Weights per comparison level, and the threshold for a match (in bits)."""
+
+    probabilities: Mapping[str, Mapping[str, tuple[float, float]]] = field(
+        default_factory=lambda: _DEFAULT_PROBABILITIES
+    )
+    threshold: float = 11.0
+    version: str = "default-1"
+
+    def weight(self, comparison: str, level: str) -> float:
+        m, u = self.probabilities[comparison][level]
+        return math.log2(m / u)
+
+    def save(self, path: Path) -> None:
+        path.write_text(
+            json.dumps(
+                {
+                    "version": self.version,
+                    "threshold": self.threshold,
+                    "probabilities": self.probabilities,
+                },
+                indent=1,
+            )
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> MatchModel:
+        data = json.loads(path.read_text())
+        probabilities = {
+            c: {lvl: (float(m), float(u)) for lvl, (m, u) in levels.items()}
+            for c, levels in data["probabilities"].items()
+        }
+        return cls(probabilities, float(data["threshold"]), str(data["version"]))
+
+
+DEFAULT_MODEL = MatchModel()
+
+
+@dataclass(frozen=True)
+class Score:
+    weight: float
+    levels: tuple[tuple[str, str], ...]
+
+    def level(self, comparison: str) -> str | None:
+        return dict(self.levels).get(comparison)
+
+
+def _name_level(a: str, b: str, a_root: str, b_root: str) -> str:
+    if a == b:
+        return "exact"
+    if a_root == b_root:
+        return "nickname"
+    if len(a) == 1 or len(b) == 1:
+        return "initial" if a[:1] == b[:1] else "different"
+    return "close" if JaroWinkler.similarity(a, b) >= 0.88 else "different"
+
+
+def _date_level(a: datetime.date, b: datetime.date) -> str:
+    if a == b:
+        return "exact"
+    if a.year == b.year and a.month == b.day and a.day == b.month:
+        return "swapped"
+    sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
+    if sum(x != y for x, y in zip(sa, sb, strict=True)) == 1:
+        return "one_digit"
+    return "different"
+
+
+def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
+    """The Fellegi-Sunter score of ``a`` against ``b``; a field missing on either side
+    adds nothing."""
+    levels: list[tuple[str, str]] = []
+    for name in ("ssn", "ssid", "itin"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x and y:
+            if x == y:
+                levels.append((name, "agree"))
+            elif getattr(a, f"{name}_masks", frozenset()) & getattr(
+                b, f"{name}_masks", frozenset()
+            ):
+                levels.append((name, "one_digit"))
+            else:
+                # Two different trusted identifiers: different people, whatever else agrees
+                # (twins share everything but their first names and identifiers).
+                return Score(float("-inf"), ((name, "disagree"),))
+    first_a, last_a = a.first, a.last
+    if a.first and a.last and a.first == b.last and a.last == b.first:
+        first_a, last_a = b.first, b.last  # first and last names swapped
+    if first_a and b.first:
+        levels.append(("first", _name_level(first_a, b.first, a.first_root, b.first_root)))
+    if last_a and b.last:
+        level = (
+            "exact"
+            if last_a == b.last
+            else (
+                "part"
+                if a.last_parts & b.last_parts
+                else ("close" if JaroWinkler.similarity(last_a, b.last) >= 0.9 else "different")
+            )
+        )
+        levels.append(("last", level))
+    if a.birth_date and b.birth_date:
+        levels.append(("birth_date", _date_level(a.birth_date, b.birth_date)))
+    if a.sex and b.sex and "NOT_REPORTED" not in (a.sex, b.sex):
+        levels.append(("sex", "agree" if a.sex == b.sex else "disagree"))
+    if a.zip and b.zip:
+        levels.append(
+            (
+                "zip",
+                "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
+            )
+        )
+    weight = sum(model.weight(c, level) for c, level in levels)
+    return Score(weight, tuple(levels))

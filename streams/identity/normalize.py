@@ -1,0 +1,76 @@
+"""Normalising identifying fields before they are compared or hashed.
+
+Names are compared without accents, case, spaces, hyphens or apostrophes (María O'Brien-
+López → mariaobrienlopez), and first names also through a nickname table (Bill → william).
+Pure functions; nothing here stores or logs PII.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+__all__ = ["first_name_root", "name_key", "name_parts"]
+
+_NICKNAMES = {
+    "bill": "william",
+    "will": "william",
+    "billy": "william",
+    "bob": "robert",
+    "rob": "robert",
+    "bobby": "robert",
+    "jim": "james",
+    "jimmy": "james",
+    "pepe": "jose",
+    "dan": "daniel",
+    "danny": "daniel",
+    "liz": "elizabeth",
+    "beth": "elizabeth",
+    "betty": "elizabeth",
+    "jen": "jennifer",
+    "jenny": "jennifer",
+    "kate": "katherine",
+    "katie": "katherine",
+    "kathy": "katherine",
+    "mike": "michael",
+    "chris": "christopher",
+    "alex": "alexander",
+    "lupe": "guadalupe",
+    "paco": "francisco",
+    "frank": "francisco",
+    "chuy": "jesus",
+    "peggy": "margaret",
+    "maggie": "margaret",
+    "rick": "richard",
+    "dick": "richard",
+    "tony": "anthony",
+    "joe": "joseph",
+    "sam": "samantha",
+    "abby": "abigail",
+    "nat": "natalie",
+    "andy": "andrew",
+    "drew": "andrew",
+}
+
+
+@functools.lru_cache(maxsize=65536)
+def name_key(text: str | None) -> str:
+    """Lower-case letters only, accents removed ('' for a missing name)."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).casefold()
+
+
+def first_name_root(text: str | None) -> str:
+    """The formal form of a first name's key (bill → william), else the key itself."""
+    key = name_key(text)
+    return _NICKNAMES.get(key, key)
+
+
+def name_parts(text: str | None) -> frozenset[str]:
+    """Keys of each part of a compound surname (García-López → {garcia, lopez})."""
+    if not text:
+        return frozenset()
+    parts = text.replace("-", " ").split()
+    return frozenset(key for key in map(name_key, parts) if key)

@@ -1,0 +1,270 @@
+"""Incremental identity resolution: each record, on arrival, against what is already known.
+
+:class:`Resolver` decides, for one source record, which person it belongs to: the person
+the same source already filed it under, persons sharing a trusted identifier (compared as
+keyed hashes), and persons whose Fellegi-Sunter score reaches the model's threshold among
+the few that share a blocking key. None: a new person. Several: they merge (unless two
+different trusted identifiers forbid it), the lowest id surviving. Every decision comes back
+as a :class:`Resolution` with the identity changes to publish.
+
+State lives behind :class:`IdentityState` (here in memory; the Faust worker keeps the same
+data in changelogged tables). Same records in the same order give the same ids, and an id
+once given is never given to anyone else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score, compare
+from streams.identity.normalize import first_name_root, name_key, name_parts
+
+__all__ = ["Change", "IdentifierHasher", "IdentityState", "Resolution", "Resolver"]
+
+_MAX_PROFILE = 12  # distinct identities kept per person
+_MAX_BLOCK_SCAN = 64  # persons compared per blocking key
+
+
+class IdentifierHasher:
+    """Keyed hashes (HMAC-SHA256) of trusted identifiers, so that raw SSNs and SSIDs never
+    sit in state, changelogs or logs."""
+
+    def __init__(self, secret: bytes) -> None:
+        if not secret:
+            raise ValueError("the identifier hashing secret is empty")
+        self._secret = secret
+
+    def __call__(self, kind: str, value: str | None) -> str | None:
+        if not value:
+            return None
+        digest = hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def masks(self, kind: str, value: str | None) -> frozenset[str]:
+        """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
+        digit apart share exactly one of them."""
+        if not value:
+            return frozenset()
+        return frozenset(
+            str(self(f"{kind}-mask", f"{value[:at]}_{value[at + 1 :]}")) for at in range(len(value))
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """An identity change to publish (de-identified: ids only)."""
+
+    change_type: str  # PERSON_CREATED, RECORD_LINKED, PERSONS_MERGED
+    person_id: str
+    previous_person_id: str | None = None
+    rule: str | None = None
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a record went: a person (with the changes made), or review (with why)."""
+
+    person_id: str | None
+    changes: tuple[Change, ...] = ()
+    rule: str | None = None
+    weight: float | None = None
+    review_reason: str | None = None
+
+
+@dataclass
+class IdentityState:
+    """Everything the resolver remembers. Plain data, so any store can hold it."""
+
+    next_number: int = 1
+    profiles: dict[str, list[Identity]] = field(default_factory=dict)
+    blocks: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)
+    trusted: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+    def root(self, person_id: str) -> str:
+        """The surviving id of ``person_id`` after every merge."""
+        seen = person_id
+        while seen in self.merged_into:
+            seen = self.merged_into[seen]
+        # path compression: later look-ups are one step
+        while person_id in self.merged_into and self.merged_into[person_id] != seen:
+            self.merged_into[person_id], person_id = seen, self.merged_into[person_id]
+        return seen
+
+
+def _blocking_keys(identity: Identity) -> list[str]:
+    keys = [
+        f"{kind}:{value}"
+        for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
+        if value
+    ]
+    born = identity.birth_date
+    if born is not None:
+        if identity.last:
+            keys.append(f"dob:{born.isoformat()}:{identity.last[:1]}")
+            if born.day <= 12 and born.day != born.month:
+                swapped = born.replace(month=born.day, day=born.month)
+                keys.append(f"dob:{swapped.isoformat()}:{identity.last[:1]}")
+        if identity.first_root:
+            keys.append(f"dobf:{born.isoformat()}:{identity.first_root[:2]}")
+        if identity.last and identity.first:
+            keys.append(f"yln:{born.year}:{identity.last[:4]}:{identity.first[:1]}")
+    elif identity.last and identity.first:
+        keys.append(f"name:{identity.last}:{identity.first[:1]}")
+    return keys
+
+
+def _number(person_id: str) -> int:
+    return int(person_id.lstrip("P") or 0)
+
+
+class Resolver:
+    """Resolves records one at a time against :class:`IdentityState`."""
+
+    def __init__(
+        self,
+        hasher: IdentifierHasher,
+        model: MatchModel = DEFAULT_MODEL,
+        state: IdentityState | None = None,
+    ) -> None:
+        self.hasher = hasher
+        self.model = model
+        self.state = state if state is not None else IdentityState()
+
+    def identity(self, person: Mapping[str, Any]) -> Identity:
+        """The matchable form of a raw event's ``person`` (PersonIdentity) fields."""
+        born = person.get("birth_date")
+        if isinstance(born, str):
+            born = datetime.date.fromisoformat(born)
+        first = person.get("first_name")
+        return Identity(
+            ssn=self.hasher("ssn", person.get("ssn")),
+            ssid=self.hasher("ssid", person.get("ssid")),
+            ssn_masks=self.hasher.masks("ssn", person.get("ssn")),
+            ssid_masks=self.hasher.masks("ssid", person.get("ssid")),
+            itin=self.hasher("itin", person.get("itin")),
+            first=name_key(first),
+            first_root=first_name_root(first),
+            last=name_key(person.get("last_name")),
+            last_parts=name_parts(person.get("last_name")),
+            birth_date=born,
+            sex=person.get("sex"),
+            zip=person.get("zip"),
+        )
+
+    def resolve(self, provider: str, person: Mapping[str, Any]) -> Resolution:
+        """Resolve one record of ``provider`` whose identifying fields are ``person``."""
+        identity = self.identity(person)
+        source_key = (provider, str(person.get("source_person_id") or ""))
+        known = self.state.sources.get(source_key) if source_key[1] else None
+        if known is None:
+            reason = identity.usable()
+            if reason is not None:
+                return Resolution(None, review_reason=reason)
+        matches = self._matches(identity)
+        if known is not None:
+            root = self.state.root(known)
+            matches.setdefault(root, (float("inf"), "SOURCE_ID"))
+        if not matches:
+            person_id = self._create(identity, source_key)
+            return Resolution(
+                person_id, (Change("PERSON_CREATED", person_id, rule="NEW"),), rule="NEW"
+            )
+        return self._link(identity, source_key, matches)
+
+    def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
+        state = self.state
+        scored: dict[str, tuple[float, str]] = {}
+        for key in _blocking_keys(identity):
+            for candidate in state.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]:
+                root = state.root(candidate)
+                if root in scored:
+                    continue
+                best = max(
+                    (compare(identity, known, self.model) for known in state.profiles[root]),
+                    key=lambda s: s.weight,
+                )
+                if best.weight >= self.model.threshold:
+                    scored[root] = (best.weight, _rule(best))
+        return scored
+
+    def _create(self, identity: Identity, source_key: tuple[str, str]) -> str:
+        state = self.state
+        person_id = f"P{state.next_number:010d}"
+        state.next_number += 1
+        state.profiles[person_id] = []
+        state.trusted[person_id] = {"ssn": set(), "ssid": set()}
+        self._remember(person_id, identity, source_key)
+        return person_id
+
+    def _remember(self, person_id: str, identity: Identity, source_key: tuple[str, str]) -> None:
+        state = self.state
+        profile = state.profiles[person_id]
+        if identity not in profile:
+            profile.append(identity)
+            del profile[:-_MAX_PROFILE]
+            for key in _blocking_keys(identity):
+                block = state.blocks.setdefault(key, [])
+                if person_id not in block:
+                    block.append(person_id)
+        for kind in ("ssn", "ssid"):
+            value = getattr(identity, kind)
+            if value:
+                state.trusted[person_id][kind].add(value)
+        if source_key[1]:
+            state.sources[source_key] = person_id
+
+    def _conflict(self, a: str, b: str) -> bool:
+        """Two different trusted identifiers of one kind forbid merging a and b."""
+        ta, tb = self.state.trusted[a], self.state.trusted[b]
+        return any(ta[k] and tb[k] and not (ta[k] & tb[k]) for k in ("ssn", "ssid"))
+
+    def _link(
+        self, identity: Identity, source_key: tuple[str, str], matches: dict[str, tuple[float, str]]
+    ) -> Resolution:
+        # The strongest match decides where the record goes; ties go to the oldest person.
+        ranked = sorted(matches, key=lambda pid: (-matches[pid][0], _number(pid)))
+        group = [ranked[0]]
+        for candidate in ranked[1:]:
+            if not any(self._conflict(candidate, member) for member in group):
+                group.append(candidate)
+        survivor = min(group, key=_number)
+        changes: list[Change] = []
+        for absorbed in sorted((pid for pid in group if pid != survivor), key=_number):
+            self._merge(absorbed, survivor)
+            changes.append(
+                Change(
+                    "PERSONS_MERGED",
+                    survivor,
+                    previous_person_id=absorbed,
+                    rule=matches[absorbed][1],
+                )
+            )
+        weight, rule = matches[ranked[0]]
+        shown = None if weight == float("inf") else round(weight, 2)
+        self._remember(survivor, identity, source_key)
+        changes.append(Change("RECORD_LINKED", survivor, rule=rule, weight=shown))
+        return Resolution(survivor, tuple(changes), rule=rule, weight=shown)
+
+    def _merge(self, absorbed: str, survivor: str) -> None:
+        state = self.state
+        state.merged_into[absorbed] = survivor
+        for identity in state.profiles.pop(absorbed, []):
+            self._remember(survivor, identity, ("", ""))
+        trusted = state.trusted.pop(absorbed, {"ssn": set(), "ssid": set()})
+        for kind, values in trusted.items():
+            state.trusted[survivor][kind] |= values
+
+
+def _rule(score: Score) -> str:
+    for kind in ("ssn", "ssid", "itin"):
+        if score.level(kind) == "agree":
+            return kind.upper()
+    return "PROBABILISTIC"

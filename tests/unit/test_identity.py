@@ -1,0 +1,194 @@
+"""Identity resolution core: hashing, matching and incremental decisions, without Kafka."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from streams.identity.evaluation import pairwise_metrics
+from streams.identity.matching import compare
+from streams.identity.normalize import first_name_root, name_key, name_parts
+from streams.identity.resolver import IdentifierHasher, Resolver
+
+SECRET = b"test-secret"
+
+
+def _person(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "source_person_id": None,
+        "ssn": None,
+        "ssid": None,
+        "itin": None,
+        "first_name": None,
+        "last_name": None,
+        "birth_date": None,
+        "sex": None,
+        "zip": None,
+    }
+    base.update(fields)
+    return base
+
+
+MARIA = _person(
+    source_person_id="L1",
+    ssid="1234567890",
+    first_name="María",
+    last_name="García",
+    birth_date=datetime.date(2007, 3, 4),
+    sex="FEMALE",
+    zip="90011",
+)
+
+
+def test_identifiers_are_keyed_hashes() -> None:
+    hasher = IdentifierHasher(SECRET)
+    digest = hasher("ssn", "123456789")
+    assert digest == hasher("ssn", "123456789")
+    assert digest != IdentifierHasher(b"other")("ssn", "123456789")
+    assert digest != hasher("ssid", "123456789")
+    assert "123456789" not in str(digest)
+    assert hasher("ssn", None) is None
+    with pytest.raises(ValueError, match="secret is empty"):
+        IdentifierHasher(b"")
+
+
+def test_names_normalise_accents_nicknames_and_compounds() -> None:
+    assert name_key("María O'Brien") == "mariaobrien"
+    assert first_name_root("Bill") == first_name_root("William") == "william"
+    assert name_parts("García-López") == {"garcia", "lopez"}
+
+
+def test_scores_separate_noise_from_twins() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    maria = resolver.identity(MARIA)
+    threshold = resolver.model.threshold
+    variants = {
+        "accents dropped": {"first_name": "Maria", "last_name": "Garcia"},
+        "typo": {"last_name": "Garcai"},
+        "day and month swapped": {"birth_date": datetime.date(2007, 4, 3)},
+        "swapped names": {"first_name": "García", "last_name": "María"},
+        "married, hyphenated": {"last_name": "García-Smith"},
+    }
+    for label, change in variants.items():
+        other = resolver.identity({**MARIA, "ssid": None, **change})
+        assert compare(other, maria).weight >= threshold, label
+    twin = resolver.identity({**MARIA, "ssid": None, "first_name": "Sofía"})
+    assert compare(twin, maria).weight < threshold
+    wrong_ssid = resolver.identity({**MARIA, "ssid": "9999999999"})
+    assert compare(wrong_ssid, maria).weight < compare(twin, maria).weight
+
+
+def test_records_link_create_and_merge_with_changes() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    first = resolver.resolve("k12", MARIA)
+    assert first.person_id == "P0000000001"
+    assert [c.change_type for c in first.changes] == ["PERSON_CREATED"]
+    wages = resolver.resolve(
+        "edd",
+        _person(source_person_id="555443333", ssn="555443333", first_name="M", last_name="GARCIA"),
+    )
+    assert wages.person_id == "P0000000002"  # no shared identifier or birth date yet
+    bridge = resolver.resolve("ccc", {**MARIA, "source_person_id": "C9", "ssn": "555443333"})
+    assert bridge.person_id == "P0000000001"
+    assert [(c.change_type, c.previous_person_id) for c in bridge.changes] == [
+        ("PERSONS_MERGED", "P0000000002"),
+        ("RECORD_LINKED", None),
+    ]
+    again = resolver.resolve(
+        "edd",
+        _person(source_person_id="555443333", ssn="555443333", first_name="M", last_name="GARCIA"),
+    )
+    assert again.person_id == "P0000000001"
+    assert resolver.state.root("P0000000002") == "P0000000001"
+    newcomer = resolver.resolve(
+        "k12",
+        _person(
+            source_person_id="L2",
+            ssid="1111111111",
+            first_name="Ana",
+            last_name="Lee",
+            birth_date=datetime.date(2006, 1, 1),
+        ),
+    )
+    assert newcomer.person_id == "P0000000003"  # a merged id is never given again
+
+
+def test_different_ssns_block_a_merge() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    a = resolver.resolve(
+        "ccc", {**MARIA, "ssid": None, "source_person_id": "A", "ssn": "111223333"}
+    )
+    b = resolver.resolve(
+        "csu", {**MARIA, "ssid": None, "source_person_id": "B", "ssn": "444556666"}
+    )
+    assert a.person_id != b.person_id  # the SSNs disagree: two people
+    c = resolver.resolve("uc", {**MARIA, "ssid": None, "source_person_id": "C"})
+    assert c.person_id in (a.person_id, b.person_id)
+    assert not any(change.change_type == "PERSONS_MERGED" for change in c.changes)
+
+
+def test_a_name_alone_goes_to_review() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    result = resolver.resolve("other", _person(first_name="Ana", last_name="Lee"))
+    assert result.person_id is None
+    assert result.review_reason == (
+        "no trusted identifier and no birth date: a name alone is not enough"
+    )
+    assert resolver.state.next_number == 1
+
+
+def test_same_records_in_same_order_give_same_ids() -> None:
+    records = [
+        ("k12", MARIA),
+        (
+            "edd",
+            _person(
+                source_person_id="555443333", ssn="555443333", first_name="M", last_name="GARCIA"
+            ),
+        ),
+        ("ccc", {**MARIA, "source_person_id": "C9", "ssn": "555443333"}),
+    ]
+    runs = []
+    for _ in range(2):
+        resolver = Resolver(IdentifierHasher(SECRET))
+        runs.append([resolver.resolve(p, r).person_id for p, r in records])
+    assert runs[0] == runs[1]
+
+
+def test_pairwise_metrics_count_pairs() -> None:
+    truth = {("s", "1"): "A", ("s", "2"): "A", ("s", "3"): "A", ("s", "4"): "B"}
+    assigned = {("s", "1"): "x", ("s", "2"): "x", ("s", "3"): "y", ("s", "4"): "y"}
+    metrics = pairwise_metrics(truth, assigned)
+    assert (metrics.true_pairs, metrics.found_pairs, metrics.correct_pairs) == (3, 2, 1)
+    assert metrics.precision == 0.5
+    assert metrics.recall == pytest.approx(1 / 3)
+    assert pairwise_metrics(truth, {}).unassigned == 4
+
+
+def test_resolving_a_synthetic_population_is_precise(tmp_path: Any) -> None:
+    from producers.files import in_time_order, open_folder
+    from producers.mapping import MappedRow
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+
+    synthesize(SynthConfig(people=400, seed=11), NoiseConfig(), tmp_path)
+    resolver = Resolver(IdentifierHasher(SECRET))
+    assigned: dict[tuple[str, str], str] = {}
+    for item, _row, outcome in in_time_order(open_folder(tmp_path)):
+        assert isinstance(outcome, MappedRow)
+        result = resolver.resolve(outcome.event["provider"], outcome.event["person"])
+        if result.person_id is not None:
+            assigned[(item.source, outcome.event["source_record_id"])] = result.person_id
+    final = {key: resolver.state.root(person) for key, person in assigned.items()}
+    import csv
+
+    with (tmp_path / "truth" / "records.csv").open(newline="") as handle:
+        truth = {
+            (r["source"], r["source_record_id"]): r["person_id"] for r in csv.DictReader(handle)
+        }
+    metrics = pairwise_metrics(truth, final)
+    assert metrics.precision >= 0.99, metrics.to_dict()
+    # Recall is bounded by wage records of people whose SSN no school record carries
+    # (K-12 has none): see streams/README.md. It must not fall below today's level.
+    assert metrics.recall >= 0.85, metrics.to_dict()
