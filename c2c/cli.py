@@ -530,6 +530,58 @@ def eval_linkage(truth: Path, assigned: Path, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--watch", is_flag=True, help="Refresh until interrupted.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch (and the rate sample).",
+)
+@click.pass_context
+@_reports_errors
+def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
+    """Stream health: services, throughput per topic, lag per consumer group, dead letters."""
+    from observability.status import collect_status
+
+    settings = _settings(ctx)
+    while True:
+        report = collect_status(settings, sample_s=min(interval, 1.0))
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        else:
+            if watch:
+                click.clear()
+            _print_report(report)
+        if not watch:
+            return
+        time.sleep(max(0.0, interval - 1.0))
+
+
+def _print_report(report: Any) -> None:
+    click.echo(f"c2c status at {time.strftime('%F %T')}")
+    for row in report.services:
+        state = "up" if row["up"] else "DOWN"
+        click.echo(f"  {row['name']:<16} {state:<5} {row['address']}  {row['detail']}")
+    if report.topics:
+        click.echo("topics (messages kept, produced per second):")
+        for topic in report.topics:
+            click.echo(f"  {topic.topic:<26} {topic.messages:>10}  {topic.per_second:>9.1f}/s")
+    click.echo("consumer groups (lag):" if report.groups else "consumer groups: none yet")
+    for group in report.groups:
+        click.echo(f"  {group.group:<40} {group.lag:>10}")
+    click.echo(f"dead letters: {report.dead_letters}")
+    if report.last_dead_letter:
+        last = report.last_dead_letter
+        click.echo(
+            f"  last: {last['failed_at']} {last['stage']} {last['error_code']} at {last['where']}"
+        )
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,163 @@
+"""`c2c status`: one screen for operators, from any process, while the pipeline runs.
+
+:func:`collect_status` reads only what Kafka, the registry and ClickHouse already expose:
+service health, per-topic message counts and rates (end offsets sampled twice), lag per
+consumer group and partition (committed offsets against end offsets), and the dead-letter
+topic's size with its last error (code and where, never the offending values: dead letters
+may hold PII). The result is plain data (:class:`StatusReport`), printed or sent as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from c2c.registry import SchemaRegistry
+from c2c.services import services_status
+from c2c.settings import Settings
+from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, get_topic
+
+__all__ = ["GroupLag", "StatusReport", "TopicRate", "collect_status"]
+
+
+@dataclass(frozen=True)
+class TopicRate:
+    topic: str
+    messages: int
+    per_second: float
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    lag: int
+    partitions: dict[str, int]  # "topic[partition]" -> lag
+
+
+@dataclass
+class StatusReport:
+    services: list[dict[str, Any]] = field(default_factory=list)
+    topics: list[TopicRate] = field(default_factory=list)
+    groups: list[GroupLag] = field(default_factory=list)
+    dead_letters: int = 0
+    last_dead_letter: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _end_offsets(consumer: Consumer, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(low, high) watermark per partition of each existing topic."""
+    metadata = consumer.list_topics(timeout=10)
+    marks: dict[tuple[str, int], tuple[int, int]] = {}
+    for topic in topics:
+        if topic not in metadata.topics:
+            continue
+        for partition in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10, cached=False
+            )
+            marks[(topic, partition)] = (low, high)
+    return marks
+
+
+def _group_lags(
+    admin: AdminClient, marks: dict[tuple[str, int], tuple[int, int]]
+) -> list[GroupLag]:
+    listed = admin.list_consumer_groups(request_timeout=10).result()
+    groups = sorted(g.group_id for g in listed.valid)
+    lags = []
+    for group in groups:
+        futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        committed = futures[group].result()
+        partitions: dict[str, int] = {}
+        for tp in committed.topic_partitions:
+            if (tp.topic, tp.partition) not in marks:
+                continue
+            low, high = marks[(tp.topic, tp.partition)]
+            position = tp.offset if tp.offset >= 0 else low
+            partitions[f"{tp.topic}[{tp.partition}]"] = max(0, high - position)
+        if partitions:
+            lags.append(GroupLag(group, sum(partitions.values()), partitions))
+    return lags
+
+
+def _last_dead_letter(
+    settings: Settings, consumer: Consumer, marks: dict[tuple[str, int], tuple[int, int]]
+) -> dict[str, Any] | None:
+    latest = [
+        (p, high) for (t, p), (low, high) in marks.items() if t == DEAD_LETTER_TOPIC and high > low
+    ]
+    if not latest:
+        return None
+    decoder = SchemaRegistry(settings).decoder(get_topic(DEAD_LETTER_TOPIC))
+    found: dict[str, Any] | None = None
+    for partition, high in latest:
+        consumer.assign([TopicPartition(DEAD_LETTER_TOPIC, partition, high - 1)])
+        message = consumer.poll(5.0)
+        if message is None or message.error() is not None or message.value() is None:
+            continue
+        record = decoder.decode(message.value() or b"")
+        if found is None or record["failed_at"] > found["failed_at"]:
+            where = (
+                f"{record['source_file']}:{record['source_line']}"
+                if record.get("source_file")
+                else f"{record['source_topic']}[{record['source_partition']}]"
+                f"@{record['source_offset']}"
+            )
+            found = {
+                "failed_at": record["failed_at"],
+                "stage": record["stage"],
+                "error_code": record["error_code"],
+                "where": where,
+            }
+    if found is not None:
+        found["failed_at"] = found["failed_at"].isoformat()
+    return found
+
+
+def collect_status(settings: Settings, *, sample_s: float = 1.0) -> StatusReport:
+    """Everything `c2c status` shows. Never raises for a service that is down: what cannot
+    be read is listed in ``problems``."""
+    report = StatusReport(services=[row.to_dict() for row in services_status(settings)])
+    kafka_up = any(row["name"] == "kafka" and row["up"] for row in report.services)
+    if not kafka_up:
+        report.problems.append("Kafka is down: no topic, lag or dead-letter figures")
+        return report
+    topics = [topic.name for topic in CATALOGUE]
+    consumer = Consumer(
+        settings.kafka_config(**{"group.id": "c2c-status-reader", "enable.auto.commit": False})
+    )
+    admin = AdminClient(settings.kafka_config())
+    try:
+        first = _end_offsets(consumer, topics)
+        started = time.monotonic()
+        if sample_s > 0:
+            time.sleep(sample_s)
+        second = _end_offsets(consumer, topics)
+        elapsed = max(time.monotonic() - started, 1e-6)
+        for topic in topics:
+            keys = [k for k in second if k[0] == topic]
+            if not keys:
+                continue
+            messages = sum(second[k][1] - second[k][0] for k in keys)
+            produced = sum(second[k][1] - first.get(k, second[k])[1] for k in keys)
+            report.topics.append(TopicRate(topic, messages, produced / elapsed))
+        report.dead_letters = sum(
+            high - low for (t, _), (low, high) in second.items() if t == DEAD_LETTER_TOPIC
+        )
+        report.groups = _group_lags(admin, second)
+        try:
+            report.last_dead_letter = _last_dead_letter(settings, consumer, second)
+        except Exception as exc:  # the registry may be down: say so, show the rest
+            report.problems.append(f"last dead letter unreadable: {exc}")
+    except KafkaException as exc:
+        report.problems.append(f"Kafka: {exc.args[0]}")
+    finally:
+        consumer.close()
+    return report

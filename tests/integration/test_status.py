@@ -1,0 +1,97 @@
+"""`c2c status` sees backlogs, drains and dead letters as they happen."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from c2c.kafka import ensure_topics
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import CATALOGUE, get_topic
+from observability.status import collect_status
+
+pytestmark = pytest.mark.integration
+
+
+def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
+    stack: Settings,
+) -> None:
+    ensure_topics(stack, CATALOGUE)
+    SchemaRegistry(stack).register_all()
+    topic = "c2c.ops.heartbeat"  # one partition: offsets are easy to reason about
+    group = f"test-status-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.commit(offsets=[TopicPartition(topic, 0, high)], asynchronous=False)
+
+    encoder = SchemaRegistry(stack).encoder(get_topic(topic))
+    producer = Producer(stack.kafka_config(acks="all"))
+    for i in range(25):
+        heartbeat = {
+            "heartbeat_id": str(uuid.uuid4()),
+            "sent_at": datetime.now(UTC),
+            "origin": f"test_status {i}",
+        }
+        producer.produce(topic, key=str(i).encode(), value=encoder.encode(heartbeat))
+    assert producer.flush(30) == 0
+
+    def lag() -> int:
+        report = collect_status(stack, sample_s=0)
+        found = [g for g in report.groups if g.group == group]
+        assert found, [g.group for g in report.groups]
+        return found[0].lag
+
+    assert lag() == 25
+    consumer.commit(offsets=[TopicPartition(topic, 0, high + 10)], asynchronous=False)
+    assert lag() == 15
+    consumer.commit(offsets=[TopicPartition(topic, 0, high + 25)], asynchronous=False)
+    assert lag() == 0
+    consumer.close()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "c2c", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {s["name"]: s["up"] for s in report["services"]}["kafka"] is True
+    groups = {g["group"]: g["lag"] for g in report["groups"]}
+    assert groups[group] == 0
+    heartbeat = next(t for t in report["topics"] if t["topic"] == topic)
+    assert heartbeat["messages"] >= 25
+
+
+def test_status_counts_dead_letters_and_names_the_last_without_its_values(
+    stack: Settings, tmp_path: Path
+) -> None:
+    from producers.files import produce_file
+
+    ensure_topics(stack, CATALOGUE)
+    SchemaRegistry(stack).register_all()
+    before = collect_status(stack, sample_s=0).dead_letters
+    extract = tmp_path / "edd.csv"
+    extract.write_text(
+        "WageRecordID,SSN,FirstName,LastName,EmployerAccountNo,NAICS,YearQuarter,Wages\n"
+        "EDD-1,123456789,A,LEE,0012345678,722511,2025Q1,100.00\n"
+        "EDD-2,98765X321,B,KIM,0012345678,722511,2025Q1,200.00\n"
+    )
+    summary = produce_file(stack, "edd", extract)
+    assert summary.rejected == 1
+    report = collect_status(stack, sample_s=0)
+    assert report.dead_letters == before + 1
+    last = report.last_dead_letter
+    assert last is not None
+    assert last["error_code"] == "row.invalid"
+    assert last["where"] == f"{extract}:3"
+    assert "98765X321" not in json.dumps(report.to_dict(), default=str)
