@@ -299,16 +299,26 @@ def produce(
     Rejected rows go, with their line and reason, to FILE.rejects.csv and to the
     dead-letter topic. Exits 1 if any row was rejected (unless --allow-rejects).
     """
+    from observability.telemetry import setup_telemetry
     from producers.files import produce_file
 
+    settings = _settings(ctx)
+    telemetry = setup_telemetry(settings, "producer")
     size = file.stat().st_size
     show = sys.stderr.isatty() and size > 5_000_000 and not as_json
     with click.progressbar(
         length=size, label=f"{source} {file.name}", file=sys.stderr, hidden=not show
     ) as bar:
         summary = produce_file(
-            _settings(ctx), source, file, rate=rate, dry_run=dry_run, progress=bar.update
+            settings,
+            source,
+            file,
+            rate=rate,
+            dry_run=dry_run,
+            progress=bar.update,
+            telemetry=telemetry,
         )
+    telemetry.shutdown()
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -419,9 +429,15 @@ def synth(
 @_reports_errors
 def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bool) -> None:
     """Publish all providers' extracts in FOLDER interleaved in event-time order."""
+    from observability.telemetry import setup_telemetry
     from producers.files import replay
 
-    summaries = replay(_settings(ctx), folder, rate=rate, dry_run=dry_run)
+    settings = _settings(ctx)
+    telemetry = setup_telemetry(settings, "producer")
+    try:
+        summaries = replay(settings, folder, rate=rate, dry_run=dry_run, telemetry=telemetry)
+    finally:
+        telemetry.shutdown()
     for summary in summaries:
         click.echo(
             f"{summary.source:<7} read {summary.read}, published {summary.published}, "

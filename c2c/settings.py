@@ -108,6 +108,19 @@ class Settings(BaseSettings):
         description="Key of the HMAC-SHA256 hashes of SSNs, SSIDs and ITINs in identity state.",
     )
 
+    # -- observability ------------------------------------------------------------------------
+    otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
+        default="none", description="Where traces go; 'none' makes tracing a no-op."
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP endpoint (default http://127.0.0.1:4318/v1/traces, or :4317 for gRPC).",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port.")
+
     # -- local service management --------------------------------------------------------------
     service_start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long `c2c services up` waits for each service."

@@ -18,6 +18,7 @@ from typing import Any
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.validation import validate
+from observability.telemetry import Telemetry
 from producers.formats import KIND_TOPICS
 from producers.mapping import MODELS, canonical_content, event_id_for
 from producers.publisher import Publisher
@@ -46,6 +47,7 @@ class EventEmitter:
         registry: SchemaRegistry | None = None,
         *,
         rate: float | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._report = DeliveryReport()
         self._publisher = Publisher(
@@ -53,6 +55,7 @@ class EventEmitter:
             registry if registry is not None else SchemaRegistry(settings),
             on_failure=lambda event_id, reason: self._report.failed.append((event_id, reason)),
             rate=rate,
+            telemetry=telemetry,
         )
 
     def emit(self, kind: str, event: Mapping[str, Any]) -> str:
@@ -74,7 +77,13 @@ class EventEmitter:
         validate(MODELS[kind], record, where=where)
         topic = KIND_TOPICS[kind]
         key = str(record["person"]["source_person_id"]).encode()
-        self._publisher.send(topic, key, self._publisher.encode(topic, record), record["event_id"])
+        self._publisher.send(
+            topic,
+            key,
+            self._publisher.encode(topic, record),
+            record["event_id"],
+            event_id=str(record["event_id"]),
+        )
         return str(record["event_id"])
 
     def flush(self, timeout_s: float = 60.0) -> DeliveryReport:

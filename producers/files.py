@@ -23,6 +23,7 @@ from c2c.errors import C2CError
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
+from observability.telemetry import Telemetry
 from producers.formats import FORMATS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher
@@ -141,15 +142,35 @@ class _Input:
 class _Producing:
     """Publishes mapped rows and rejects the others, for one or several inputs."""
 
-    def __init__(self, settings: Settings, *, rate: float | None, dry_run: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rate: float | None,
+        dry_run: bool,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings
         registry = SchemaRegistry(settings)
         self.dead_letters = None if dry_run else DeadLetterPublisher(settings, registry)
         self.publisher = (
-            None if dry_run else Publisher(settings, registry, on_failure=self._failed, rate=rate)
+            None
+            if dry_run
+            else Publisher(
+                settings, registry, on_failure=self._failed, rate=rate, telemetry=telemetry
+            )
+        )
+        self._rejected = (
+            telemetry.meter.create_counter(
+                "c2c.rows.rejected", description="Rows rejected at the producer"
+            )
+            if telemetry is not None
+            else None
         )
 
     def reject(self, item: _Input, row: SourceRow, reason: str, code: str) -> None:
+        if self._rejected is not None:
+            self._rejected.add(1, {"source": item.source, "code": code})
         item.summary.rejected += 1
         item.summary.reasons[code] += 1
         item.rejects.write(row.line, reason, row.raw)
@@ -179,7 +200,13 @@ class _Producing:
             except SerdeError as exc:
                 self.reject(item, row, f"line {row.line}: {exc}", exc.code)
                 return
-            self.publisher.send(outcome.topic, outcome.key, value, (item, row, outcome.topic))
+            self.publisher.send(
+                outcome.topic,
+                outcome.key,
+                value,
+                (item, row, outcome.topic),
+                event_id=outcome.event["event_id"],
+            )
         item.summary.by_topic[outcome.topic] += 1
 
     def finish(self, inputs: list[_Input], started: float) -> None:
@@ -216,12 +243,13 @@ def produce_file(
     rate: float | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
     not this source's format at all (nothing is published then)."""
     started = time.perf_counter()
     item = _Input.open(source, path, dry_run)
-    producing = _Producing(settings, rate=rate, dry_run=dry_run)
+    producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     last = 0
     try:
         for row, outcome in item.mapped():
@@ -270,13 +298,18 @@ def in_time_order(
 
 
 def replay(
-    settings: Settings, folder: Path, *, rate: float | None = None, dry_run: bool = False
+    settings: Settings,
+    folder: Path,
+    *,
+    rate: float | None = None,
+    dry_run: bool = False,
+    telemetry: Telemetry | None = None,
 ) -> list[ProduceSummary]:
     """Publish every provider's extract in ``folder`` interleaved in event-time order, to
     simulate live arrival. Rejects are handled as in :func:`produce_file`."""
     started = time.perf_counter()
     inputs = open_folder(folder, dry_run=dry_run)
-    producing = _Producing(settings, rate=rate, dry_run=dry_run)
+    producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     try:
         for item, row, outcome in in_time_order(inputs):
             producing.handle(item, row, outcome)

@@ -13,11 +13,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import SpanKind
 
 from c2c.registry import SchemaRegistry
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings
 from c2c.topics import get_topic
+from observability.telemetry import Telemetry
 
 __all__ = ["PRODUCER_CONFIG", "DeliveryFailed", "Publisher"]
 
@@ -49,6 +51,7 @@ class Publisher:
         on_failure: DeliveryFailed,
         rate: float | None = None,
         extra_config: Mapping[str, Any] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         config = {
             **PRODUCER_CONFIG,
@@ -62,6 +65,14 @@ class Publisher:
         self._next_send = time.monotonic()
         self.acknowledged = 0
         self.failed = 0
+        self._telemetry = telemetry
+        if telemetry is not None:
+            self._sent = telemetry.meter.create_counter(
+                "c2c.events.out", description="Events handed to Kafka, by topic and stage"
+            )
+            self._failures = telemetry.meter.create_counter(
+                "c2c.events.failed", description="Events Kafka did not acknowledge"
+            )
 
     def _encoder(self, topic: str) -> AvroEncoder:
         encoder = self._encoders.get(topic)
@@ -80,8 +91,37 @@ class Publisher:
         value: bytes,
         context: Any,
         headers: list[tuple[str, str | bytes | None]] | None = None,
+        event_id: str | None = None,
     ) -> None:
-        """Queue one message; waits only when the local queue is full or a rate is set."""
+        """Queue one message; waits only when the local queue is full or a rate is set.
+
+        With telemetry, the message starts a trace: a PRODUCER span named
+        ``produce <topic>`` whose context travels in the message's W3C headers.
+        """
+        if self._telemetry is None:
+            self._send(topic, key, value, context, headers)
+            return
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "c2c.stage": "producer",
+        }
+        if event_id:
+            attributes["c2c.event_id"] = event_id
+        with self._telemetry.tracer.start_as_current_span(
+            f"produce {topic}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            self._send(topic, key, value, context, self._telemetry.inject(headers))
+        self._sent.add(1, {"topic": topic, "stage": "producer"})
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        context: Any,
+        headers: list[tuple[str, str | bytes | None]] | None,
+    ) -> None:
         if self._interval:
             now = time.monotonic()
             if now < self._next_send:
@@ -93,6 +133,8 @@ class Publisher:
                 self.acknowledged += 1
             else:
                 self.failed += 1
+                if self._telemetry is not None:
+                    self._failures.add(1, {"topic": topic, "stage": "producer"})
                 self._on_failure(context, f"Kafka did not acknowledge it: {err.str()}")
 
         while True:

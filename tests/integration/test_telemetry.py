@@ -1,0 +1,92 @@
+"""Traces start at the producer and travel in Kafka headers; metrics count what moved."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import get_current_span
+
+from c2c.examples import example_raw
+from c2c.kafka import ensure_topics
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import CATALOGUE
+from observability.telemetry import Telemetry, setup_telemetry
+from producers.emitter import EventEmitter
+
+pytestmark = pytest.mark.integration
+
+
+def test_each_event_starts_a_trace_carried_in_its_headers(stack: Settings) -> None:
+    ensure_topics(stack, CATALOGUE)
+    registry = SchemaRegistry(stack)
+    registry.register_all()
+    spans = InMemorySpanExporter()
+    metrics = InMemoryMetricReader()
+    telemetry = setup_telemetry(stack, "producer", span_exporter=spans, metric_readers=[metrics])
+    emitter = EventEmitter(stack, registry, telemetry=telemetry)
+    marker = uuid.uuid4().hex[:8]
+    ids = []
+    for index in range(3):
+        event = example_raw("credential", index)
+        event["source_record_id"] = f"TRACE-{marker}-{index}"
+        del event["event_id"]
+        ids.append(emitter.emit("credential", event))
+    assert emitter.flush().ok
+
+    finished = spans.get_finished_spans()
+    assert [s.name for s in finished] == ["produce c2c.raw.credential"] * 3
+    by_event = {s.attributes["c2c.event_id"]: s for s in finished}
+    assert set(by_event) == set(ids)
+    assert len({s.context.trace_id for s in finished}) == 3  # one trace per event
+
+    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
+    partitions = (
+        consumer.list_topics("c2c.raw.credential", timeout=10)
+        .topics["c2c.raw.credential"]
+        .partitions
+    )
+    consumer.assign([TopicPartition("c2c.raw.credential", p, 0) for p in partitions])
+    decoder = registry.decoder(next(t for t in CATALOGUE if t.name == "c2c.raw.credential"))
+    carried = {}
+    deadline = time.monotonic() + 60
+    while len(carried) < 3 and time.monotonic() < deadline:
+        for message in consumer.consume(500, 1.0):
+            if message.error() is not None:
+                continue
+            try:
+                record = decoder.decode(message.value() or b"")
+            except Exception:  # other runs' data in a shared topic
+                continue
+            if str(record["event_id"]) in by_event:
+                context = Telemetry.extract(message.headers())
+                carried[str(record["event_id"])] = get_current_span(context).get_span_context()
+    consumer.close()
+    assert set(carried) == set(ids)
+    for event_id, span_context in carried.items():
+        assert span_context.trace_id == by_event[event_id].context.trace_id
+        assert span_context.span_id == by_event[event_id].context.span_id
+
+    data = metrics.get_metrics_data()
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "c2c.events.out"
+        for point in metric.data.data_points
+    ]
+    assert sum(p.value for p in points) == 3
+    assert points[0].attributes == {"topic": "c2c.raw.credential", "stage": "producer"}
+    telemetry.shutdown()
+
+
+def test_none_exporter_is_a_no_op(stack: Settings) -> None:
+    telemetry = setup_telemetry(stack.model_copy(update={"otel_exporter": "none"}), "producer")
+    with telemetry.tracer.start_as_current_span("x"):
+        assert telemetry.inject() == []
