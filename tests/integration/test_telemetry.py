@@ -90,3 +90,29 @@ def test_none_exporter_is_a_no_op(stack: Settings) -> None:
     telemetry = setup_telemetry(stack.model_copy(update={"otel_exporter": "none"}), "producer")
     with telemetry.tracer.start_as_current_span("x"):
         assert telemetry.inject() == []
+
+
+def test_prometheus_endpoint_serves_the_counters(stack: Settings) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port_pair
+
+    ensure_topics(stack, CATALOGUE)
+    registry = SchemaRegistry(stack)
+    registry.register_all()
+    port = free_port_pair()
+    telemetry = setup_telemetry(stack.model_copy(update={"metrics_port": port}), "producer")
+    emitter = EventEmitter(stack, registry, telemetry=telemetry)
+    for index in range(2):
+        event = example_raw("wage", index)
+        event["source_record_id"] = f"PROM-{uuid.uuid4().hex[:8]}"
+        del event["event_id"]
+        emitter.emit("wage", event)
+    assert emitter.flush().ok
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    lines = [line for line in text.splitlines() if line.startswith("c2c_events_out_total{")]
+    assert lines, text[:2000]
+    assert 'topic="c2c.raw.wage"' in lines[0]
+    assert 'stage="producer"' in lines[0]
+    assert float(lines[0].rsplit(" ", 1)[1]) == 2.0

@@ -38,4 +38,25 @@ def test_compose_file_passes_compose_config() -> None:
     )
     assert result.returncode == 0, result.stderr
     services = set(result.stdout.split())
-    assert {"kafka", "schema-registry", "clickhouse", "demo"} <= services
+    assert {
+        "kafka",
+        "schema-registry",
+        "clickhouse",
+        "demo",
+        "otel-collector",
+        "prometheus",
+        "grafana",
+    } <= services
+
+
+def test_provisioned_dashboards_are_valid_and_query_our_metrics() -> None:
+    import json
+
+    folder = ROOT / "observability" / "config" / "grafana" / "dashboards"
+    health = json.loads((folder / "stream-health.json").read_text())
+    exprs = " ".join(t["expr"] for p in health["panels"] for t in p["targets"])
+    # OpenTelemetry counters c2c.events.out, c2c.rows.rejected and c2c.events.failed as
+    # Prometheus names them:
+    for name in ("c2c_events_out_total", "c2c_rows_rejected_total", "c2c_events_failed_total"):
+        assert name in exprs
+    json.loads((folder / "outcomes.json").read_text())
