@@ -133,7 +133,7 @@ class _Input:
                 yield row, RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
                 continue
             try:
-                yield row, self.mapper.map(row.fields)
+                yield row, self.mapper.map(row.fields, row.raw)
             except RowRejected as exc:
                 message = str(exc).removesuffix(f" [{exc.code}]")
                 yield row, RowRejected(f"line {row.line}: {message}", code="row.invalid")

@@ -13,7 +13,7 @@ import datetime
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,7 @@ class MappedRow:
     event: dict[str, Any]
 
 
-def event_id_for(provider: str, source_record_id: str, content: str) -> str:
+def event_id_for(provider: str, source_record_id: str, content: str | bytes) -> str:
     """A UUID derived from provider, source record id and content: the same record sent
     twice gets the same id (so duplicates are recognisable downstream); a corrected
     record gets a new one. ``content`` is the row as sent (files) or the canonical event
@@ -80,7 +80,7 @@ def event_id_for(provider: str, source_record_id: str, content: str) -> str:
             % (
                 _EVENT_ID_NAMESPACE.bytes + provider.encode(),
                 source_record_id.encode(errors="surrogateescape"),
-                content.encode(errors="surrogateescape"),
+                content if isinstance(content, bytes) else content.encode(errors="surrogateescape"),
             )
         ).digest()[:16]
     )
@@ -122,8 +122,8 @@ class RowMapper:
                 self._targets.setdefault(target, column.name)
         self._targets["source_record_id"] = fmt.record_id_column
         self._targets["person.source_person_id"] = fmt.person_id_column
-        self._plans = {
-            code: [_plan(column) for column in (*fmt.shared, *record_type.columns)]
+        self._apply = {
+            code: _compile([_plan(column) for column in (*fmt.shared, *record_type.columns)])
             for code, record_type in fmt.record_types.items()
         }
 
@@ -161,8 +161,12 @@ class RowMapper:
             )
         return value
 
-    def map(self, row: Mapping[str, str]) -> MappedRow:
-        """The event for ``row``; RowRejected listing every problem if it cannot be one."""
+    def map(self, row: Mapping[str, str], content: bytes | None = None) -> MappedRow:
+        """The event for ``row``; RowRejected listing every problem if it cannot be one.
+
+        ``content`` is the row as read (its bytes), from which the event id derives; without
+        it, the cells are used.
+        """
         fmt = self.format
         type_code = self._record_type(row)
         record_type = fmt.record_types[type_code]
@@ -174,8 +178,7 @@ class RowMapper:
         event["source_record_id"] = row.get(fmt.record_id_column, "")
         person: dict[str, Any] = {"source_person_id": row.get(fmt.person_id_column, "")}
         event["person"] = person
-        for step in self._plans[type_code]:
-            _apply(step, row, event, problems)
+        self._apply[type_code](row, event, problems)
         for path, value in record_type.constants.items():
             _place(event, path, value)
         demographics = event.get("demographics")
@@ -193,7 +196,11 @@ class RowMapper:
         if not isinstance(when, datetime.datetime):
             when = datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC)
         event["event_time"] = when
-        event["event_id"] = event_id_for(fmt.provider, event["source_record_id"], _row_content(row))
+        event["event_id"] = event_id_for(
+            fmt.provider,
+            event["source_record_id"],
+            content if content is not None else _row_content(row).encode(errors="surrogateescape"),
+        )
         self._validate(record_type.kind, event)
         return MappedRow(
             kind=record_type.kind,
@@ -224,27 +231,43 @@ def _plan(column: Column) -> _Step:
     return (column.name, column.parse, column.required, split, isinstance(column.target, tuple))
 
 
-def _apply(step: _Step, row: Mapping[str, str], event: dict[str, Any], problems: list[str]) -> None:
-    name, parse, required, targets, several = step
-    cell = row.get(name)
-    if cell is None:
+def _compile(steps: list[_Step]) -> Callable[[Mapping[str, str], dict[str, Any], list[str]], None]:
+    """One function applying every column of a record type: straight-line code, several
+    times faster than interpreting the steps row after row. Semantics per column: absent
+    (not in the file) leaves the field unset, or is a problem if required; empty is None,
+    or a problem if required; a parser's ValueError is a problem naming column and value.
+    """
+    lines = ["def apply(row, event, problems):"]
+    env: dict[str, Any] = {}
+    parents = sorted({head for step in steps for head, rest in step[3] if rest is not None})
+    for head in parents:
+        lines.append(f"    {head} = event.get({head!r})")
+        lines.append(f"    if {head} is None:")
+        lines.append(f"        {head} = event[{head!r}] = {{}}")
+    for index, (name, parse, required, targets, several) in enumerate(steps):
+        env[f"parse{index}"] = parse
+        lines.append(f"    cell = row.get({name!r})")
+        lines.append("    if cell is None:")
+        absent = f"problems.append({name + ' is missing'!r})" if required else "pass"
+        lines.append(f"        {absent}")
         if required:
-            problems.append(f"{name} is missing")
-        return
-    if not cell and required:
-        problems.append(f"{name} is empty")
-        return
-    try:
-        value = parse(cell)
-    except ValueError as exc:
-        problems.append(f"{name} {cell!r} {exc}")
-        return
-    values = (value if value is not None else (None,) * len(targets)) if several else (value,)
-    for (head, rest), part in zip(targets, values, strict=True):
-        if rest is None:
-            event[head] = part
-        else:
-            child = event.get(head)
-            if child is None:
-                child = event[head] = {}
-            child[rest] = part
+            lines.append("    elif not cell:")
+            lines.append(f"        problems.append({name + ' is empty'!r})")
+        lines.append("    else:")
+        lines.append("        try:")
+        lines.append(f"            value = parse{index}(cell)")
+        lines.append("        except ValueError as exc:")
+        lines.append(f'            problems.append(f"{name} {{cell!r}} {{exc}}")')
+        lines.append("        else:")
+        if several:
+            lines.append(
+                f"            parts = value if value is not None else {(None,) * len(targets)!r}"
+            )
+        for position, (head, rest) in enumerate(targets):
+            part = f"parts[{position}]" if several else "value"
+            target = f"{head}[{rest!r}]" if rest is not None else f"event[{head!r}]"
+            lines.append(f"            {target} = {part}")
+    lines.append("    return None")
+    exec(compile("\n".join(lines), "<row mapper>", "exec"), env)
+    apply: Callable[[Mapping[str, str], dict[str, Any], list[str]], None] = env["apply"]
+    return apply

@@ -196,7 +196,7 @@ def test_replay_publishes_every_synth_record_in_event_time_order(
             mapper = RowMapper(source, fmt)
             for row in open_extract(path).rows:
                 assert row.fields is not None
-                mapped = mapper.map(row.fields)
+                mapped = mapper.map(row.fields, row.raw)
                 expected[mapped.topic].add(mapped.event["event_id"])
     summaries = replay(stack, tmp_path)
     assert sum(s.read for s in summaries) == sum(len(ids) for ids in expected.values())
