@@ -9,8 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from c2c.kafka import ensure_topics
+from c2c.registry import SchemaRegistry
 from c2c.services import services_down, services_up
 from c2c.settings import Settings, load_settings
+from c2c.topics import CATALOGUE
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +28,15 @@ def stack(settings: Settings) -> Iterator[Settings]:
     yield settings
     if started:
         services_down(settings, started)
+
+
+@pytest.fixture(scope="session")
+def registry(stack: Settings) -> SchemaRegistry:
+    """The catalogue's topics created and schemas registered on the test stack."""
+    ensure_topics(stack, CATALOGUE)
+    registry = SchemaRegistry(stack)
+    registry.register_all()
+    return registry
 
 
 def free_port_pair() -> int:

@@ -35,14 +35,6 @@ pytestmark = pytest.mark.integration
 TOPIC_STRATEGY = {"subject.name.strategy": topic_subject_name_strategy}
 
 
-@pytest.fixture(scope="module")
-def registry(stack: Settings) -> SchemaRegistry:
-    ensure_topics(stack, CATALOGUE)
-    registry = SchemaRegistry(stack)
-    registry.register_all()
-    return registry
-
-
 def _scratch_topic(schema: str = "org.c2cstream.raw.WageEvent") -> Topic:
     return Topic(
         name=f"test.evolve.{uuid.uuid4().hex[:10]}",

@@ -10,23 +10,21 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from c2c.examples import example_linked
-from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError, schema_id_of
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE, get_topic
+from c2c.topics import get_topic
 
 pytestmark = pytest.mark.integration
 
 
-def test_faust_schema_loads_and_dumps_through_the_codec(stack: Settings) -> None:
+def test_faust_schema_loads_and_dumps_through_the_codec(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
     import faust
 
     from streams.codec import avro_codec
 
-    ensure_topics(stack, CATALOGUE)
-    registry = SchemaRegistry(stack)
-    registry.register_all()
     topic = get_topic("c2c.linked.enrollment")
     codec = avro_codec(registry, topic)
     event = example_linked("enrollment", 5)

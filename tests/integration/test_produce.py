@@ -15,11 +15,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from c2c.examples import example_raw
-from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, get_topic
+from c2c.topics import DEAD_LETTER_TOPIC, get_topic
 from c2c.validation import ValidationFailed
 from producers.emitter import EventEmitter
 from producers.files import produce_file, rejects_path
@@ -27,14 +26,6 @@ from producers.files import produce_file, rejects_path
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
-
-
-@pytest.fixture(scope="module")
-def registry(stack: Settings) -> SchemaRegistry:
-    ensure_topics(stack, CATALOGUE)
-    registry = SchemaRegistry(stack)
-    registry.register_all()
-    return registry
 
 
 def _read_topic(

@@ -12,27 +12,24 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE, get_topic
+from c2c.topics import get_topic
 from observability.status import collect_status
 
 pytestmark = pytest.mark.integration
 
 
 def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
-    stack: Settings,
+    stack: Settings, registry: SchemaRegistry
 ) -> None:
-    ensure_topics(stack, CATALOGUE)
-    SchemaRegistry(stack).register_all()
     topic = "c2c.ops.heartbeat"  # one partition: offsets are easy to reason about
     group = f"test-status-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
     _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.commit(offsets=[TopicPartition(topic, 0, high)], asynchronous=False)
 
-    encoder = SchemaRegistry(stack).encoder(get_topic(topic))
+    encoder = registry.encoder(get_topic(topic))
     producer = Producer(stack.kafka_config(acks="all"))
     for i in range(25):
         heartbeat = {
@@ -73,12 +70,10 @@ def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
 
 
 def test_status_counts_dead_letters_and_names_the_last_without_its_values(
-    stack: Settings, tmp_path: Path
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
 ) -> None:
     from producers.files import produce_file
 
-    ensure_topics(stack, CATALOGUE)
-    SchemaRegistry(stack).register_all()
     before = collect_status(stack, sample_s=0).dead_letters
     extract = tmp_path / "edd.csv"
     extract.write_text(

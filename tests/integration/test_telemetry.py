@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import get_current_span
 
 from c2c.examples import example_raw
-from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE
@@ -22,10 +21,9 @@ from producers.emitter import EventEmitter
 pytestmark = pytest.mark.integration
 
 
-def test_each_event_starts_a_trace_carried_in_its_headers(stack: Settings) -> None:
-    ensure_topics(stack, CATALOGUE)
-    registry = SchemaRegistry(stack)
-    registry.register_all()
+def test_each_event_starts_a_trace_carried_in_its_headers(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
     telemetry = setup_telemetry(stack, "producer", span_exporter=spans, metric_readers=[metrics])
@@ -92,14 +90,11 @@ def test_none_exporter_is_a_no_op(stack: Settings) -> None:
         assert telemetry.inject() == []
 
 
-def test_prometheus_endpoint_serves_the_counters(stack: Settings) -> None:
+def test_prometheus_endpoint_serves_the_counters(stack: Settings, registry: SchemaRegistry) -> None:
     import urllib.request
 
     from tests.conftest import free_port_pair
 
-    ensure_topics(stack, CATALOGUE)
-    registry = SchemaRegistry(stack)
-    registry.register_all()
     port = free_port_pair()
     telemetry = setup_telemetry(stack.model_copy(update={"metrics_port": port}), "producer")
     emitter = EventEmitter(stack, registry, telemetry=telemetry)
