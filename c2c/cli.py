@@ -4,6 +4,7 @@ C2CError into a one-paragraph message and exit code 1 (2 for usage errors)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -372,6 +373,12 @@ def produce(
     help="Set one noise rate, e.g. typo=0.05 (kinds: typo, nickname, drop_accents, "
     "swap_names, swap_day_month, mistype_ssn, missing_ssn).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to share the people among (default: one per core).",
+)
 @click.option("--twins", type=click.FloatRange(0, 1), default=0.01, show_default=True)
 @click.option("--shared-ssn", type=click.FloatRange(0, 1), default=0.002, show_default=True)
 @_reports_errors
@@ -384,6 +391,7 @@ def synth(
     end_year: int,
     noise_scale: float,
     noise_rates: Sequence[str],
+    workers: int | None,
     twins: float,
     shared_ssn: float,
 ) -> None:
@@ -413,7 +421,7 @@ def synth(
         twin_rate=twins,
         shared_ssn_rate=shared_ssn,
     )
-    report = synthesize(config, noise, out)
+    report = synthesize(config, noise, out, workers=workers or os.cpu_count() or 1)
     total = sum(report.records.values())
     click.echo(f"{people} people, {total} records in {report.seconds:.1f} s -> {out}")
     for source, count in sorted(report.records.items()):

@@ -10,12 +10,15 @@ Deterministic for a seed; streams person by person, so memory does not grow with
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from producers.synth.extracts import ExtractWriter, records_of
+from producers.synth.extracts import ExtractWriter, assemble, records_of
 from producers.synth.noise import NoiseConfig
 from producers.synth.outcomes import OutcomeTruth
 from producers.synth.population import SynthConfig, simulate_person
@@ -31,28 +34,22 @@ class SynthReport:
     seconds: float
 
 
-def synthesize(config: SynthConfig, noise: NoiseConfig, out: Path) -> SynthReport:
-    """Simulate ``config.people`` people into ``out``: one extract per provider
-    (``k12.csv`` ... ``optout.csv``) and ``truth/`` (records.csv, people.csv,
-    outcomes.json, config.json)."""
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    writer = ExtractWriter(out)
+@dataclass
+class _Part:
+    truth: OutcomeTruth
+    counts: dict[str, int]
+
+
+def _simulate_range(
+    config: SynthConfig, noise: NoiseConfig, out: Path, part: int, start: int, stop: int
+) -> _Part:
+    """People ``start`` to ``stop`` into spill and truth files numbered ``part``."""
+    truth_dir = out / "truth"
+    writer = ExtractWriter(out / f".spill-{part}", truth_dir / f".records-{part}.csv")
     truth = OutcomeTruth(config.end_year)
-    with (out / "truth" / "people.csv").open("w", newline="") as handle:
+    with (truth_dir / f".people-{part}.csv").open("w", newline="") as handle:
         people = csv.writer(handle)
-        people.writerow(
-            [
-                "person_id",
-                "class_year",
-                "sex",
-                "race_ethnicity",
-                "county_fips",
-                "hs_completer",
-                "opted_out",
-            ]
-        )
-        for index in range(config.people):
+        for index in range(start, stop):
             life = simulate_person(config, index)
             truth.add(life)
             p = life.person
@@ -69,14 +66,73 @@ def synthesize(config: SynthConfig, noise: NoiseConfig, out: Path) -> SynthRepor
             )
             for source, event in records_of(life, noise, config.seed):
                 writer.write(source, event, p.person_id)
-    files = writer.finish()
+    writer.close()
+    return _Part(truth, writer.counts)
+
+
+def _concatenate(target: Path, header: list[str], parts: list[Path]) -> None:
+    with target.open("w", newline="") as out:
+        csv.writer(out).writerow(header)
+        for part in parts:
+            with part.open(newline="") as handle:
+                shutil.copyfileobj(handle, out)
+            part.unlink()
+
+
+def synthesize(
+    config: SynthConfig, noise: NoiseConfig, out: Path, *, workers: int = 1
+) -> SynthReport:
+    """Simulate ``config.people`` people into ``out``: one extract per provider
+    (``k12.csv`` ... ``optout.csv``) and ``truth/`` (records.csv, people.csv,
+    outcomes.json, config.json). ``workers`` processes share the people; the files are
+    the same whatever their number."""
+    started = time.perf_counter()
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(workers, config.people))
+    bounds = [config.people * i // workers for i in range(workers + 1)]
+    ranges = list(itertools.pairwise(bounds))
+    if workers == 1:
+        parts = [_simulate_range(config, noise, out, 0, 0, config.people)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(_simulate_range, config, noise, out, i, a, b)
+                for i, (a, b) in enumerate(ranges)
+            ]
+            parts = [future.result() for future in futures]
+    truth = parts[0].truth
+    counts: dict[str, int] = {}
+    for part in parts:
+        if part is not parts[0]:
+            truth.merge(part.truth)
+        for source, count in part.counts.items():
+            counts[source] = counts.get(source, 0) + count
+    files = assemble(out, [out / f".spill-{i}" for i in range(len(ranges))])
+    _concatenate(
+        out / "truth" / "records.csv",
+        ["source", "source_record_id", "person_id"],
+        [out / "truth" / f".records-{i}.csv" for i in range(len(ranges))],
+    )
+    _concatenate(
+        out / "truth" / "people.csv",
+        [
+            "person_id",
+            "class_year",
+            "sex",
+            "race_ethnicity",
+            "county_fips",
+            "hs_completer",
+            "opted_out",
+        ],
+        [out / "truth" / f".people-{i}.csv" for i in range(len(ranges))],
+    )
     (out / "truth" / "outcomes.json").write_text(json.dumps(truth.result(), indent=1))
     (out / "truth" / "config.json").write_text(
         json.dumps({"synth": asdict(config), "noise": asdict(noise)}, indent=1)
     )
     return SynthReport(
         people=config.people,
-        records=dict(writer.counts),
+        records=counts,
         files={k: str(v) for k, v in files.items()},
         seconds=time.perf_counter() - started,
     )

@@ -25,7 +25,7 @@ from producers.formats import FORMATS, ProviderFormat, RecordType
 from producers.synth.noise import NoiseConfig, noisy_identity
 from producers.synth.population import Life
 
-__all__ = ["ExtractWriter", "records_of", "render_row"]
+__all__ = ["ExtractWriter", "assemble", "records_of", "render_row"]
 
 # How each provider writes dates.
 _DATE_STYLE = {"k12": "%Y%m%d", "csac": "%m/%d/%Y"}
@@ -306,17 +306,16 @@ def _header(fmt: ProviderFormat) -> list[str]:
 
 
 class ExtractWriter:
-    """Streams rows into per-provider files sorted by event time, and the truth."""
+    """Spills rendered rows per provider and year (unsorted) into ``spill``, and the truth
+    of each row into ``truth``. Several writers (one per process) may share ``spill``'s
+    parent; :func:`assemble` then sorts and joins what they wrote."""
 
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self._spill = out / ".spill"
-        shutil.rmtree(self._spill, ignore_errors=True)
-        self._spill.mkdir(parents=True)
-        (out / "truth").mkdir(exist_ok=True)
-        self._truth_handle = (out / "truth" / "records.csv").open("w", newline="")
+    def __init__(self, spill: Path, truth: Path) -> None:
+        self.spill = spill
+        shutil.rmtree(spill, ignore_errors=True)
+        spill.mkdir(parents=True)
+        self._truth_handle = truth.open("w", newline="")
         self._truth = csv.writer(self._truth_handle)
-        self._truth.writerow(["source", "source_record_id", "person_id"])
         self._handles: dict[tuple[str, int], tuple[TextIO, Any]] = {}
         self.counts: dict[str, int] = {}
 
@@ -324,28 +323,41 @@ class ExtractWriter:
         row, when = render_row(source, event)
         key = (source, when.year)
         if key not in self._handles:
-            handle = (self._spill / f"{source}-{when.year}.csv").open("w", newline="")
+            handle = (self.spill / f"{source}-{when.year}.csv").open("w", newline="")
             self._handles[key] = (handle, csv.writer(handle))
         self._handles[key][1].writerow([when.isoformat(), *row])
         self._truth.writerow([source, event["source_record_id"], person_id])
         self.counts[source] = self.counts.get(source, 0) + 1
 
-    def finish(self) -> dict[str, Path]:
-        """Assemble each provider's file (header, then rows by event time); returns them."""
+    def close(self) -> None:
         self._truth_handle.close()
         for handle, _ in self._handles.values():
             handle.close()
-        files = {}
-        for source in sorted({source for source, _ in self._handles}):
-            path = self.out / f"{source}.csv"
-            with path.open("w", newline="") as target:
-                writer = csv.writer(target)
-                writer.writerow(_header(FORMATS[source]))
-                years = sorted(year for s, year in self._handles if s == source)
-                for year in years:
-                    with (self._spill / f"{source}-{year}.csv").open(newline="") as spill:
-                        rows = sorted(csv.reader(spill), key=lambda r: (r[0], r[1:]))
-                    writer.writerows(row[1:] for row in rows)
-            files[source] = path
-        shutil.rmtree(self._spill, ignore_errors=True)
-        return files
+
+
+def assemble(out: Path, spills: list[Path]) -> dict[str, Path]:
+    """Each provider's file in ``out``: its header, then every spilled row in event-time
+    order (ties by content, so the result does not depend on how the work was split).
+    Memory holds one provider-year at a time. The spill folders are removed."""
+    chunks: dict[tuple[str, int], list[Path]] = {}
+    for spill in spills:
+        for path in spill.glob("*.csv"):
+            source, _, year_text = path.stem.rpartition("-")
+            chunks.setdefault((source, int(year_text)), []).append(path)
+    files = {}
+    for source in sorted({source for source, _ in chunks}):
+        path = out / f"{source}.csv"
+        with path.open("w", newline="") as target:
+            writer = csv.writer(target)
+            writer.writerow(_header(FORMATS[source]))
+            for year in sorted(year for s, year in chunks if s == source):
+                rows: list[list[str]] = []
+                for part in chunks[(source, year)]:
+                    with part.open(newline="") as handle:
+                        rows.extend(csv.reader(handle))
+                rows.sort(key=lambda r: (r[0], r[1:]))
+                writer.writerows(row[1:] for row in rows)
+        files[source] = path
+    for spill in spills:
+        shutil.rmtree(spill, ignore_errors=True)
+    return files

@@ -167,6 +167,22 @@ class OutcomeTruth:
             ):
                 counter["with_ca_public_bachelor"] += 1
 
+    def merge(self, other: OutcomeTruth) -> None:
+        """Add ``other``'s counts (from another share of the people) to these."""
+        for mine, theirs in (
+            (self.college_going, other.college_going),
+            (self.pathways, other.pathways),
+            (self.completion, other.completion),
+            (self.earnings_counts, other.earnings_counts),
+            (self.working, other.working),
+            (self.aid, other.aid),
+            (self.teachers, other.teachers),
+        ):
+            for cell, counter in theirs.items():
+                mine[cell].update(counter)
+        for cell, values in other.earnings_values.items():
+            self.earnings_values[cell].extend(values)
+
     def result(self) -> dict[str, Any]:
         earnings: dict[str, Any] = {}
         for cell, counter in sorted(self.earnings_counts.items()):

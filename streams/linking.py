@@ -1,0 +1,80 @@
+"""From a resolved raw event to what leaves the identity zone: the linked event and the
+identity changes. Pure functions; the worker publishes what they return.
+
+A linked event keeps the raw event's id, time, provider and facts, and replaces the
+person's identifying fields with the person id and de-identified attributes (birth year,
+sex, demographics). Names, full birth dates, SSNs, SSIDs, ITINs, ZIP codes and the source's
+own ids never pass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.identity.resolver import Change
+
+__all__ = ["LINKED_TOPICS", "identity_change_records", "linked_event"]
+
+LINKED_TOPICS: Mapping[str, str] = {
+    "c2c.raw.enrollment": "c2c.linked.enrollment",
+    "c2c.raw.completion": "c2c.linked.completion",
+    "c2c.raw.financial_aid": "c2c.linked.financial_aid",
+    "c2c.raw.wage": "c2c.linked.wage",
+    "c2c.raw.credential": "c2c.linked.credential",
+}
+
+
+def linked_event(
+    raw_topic: str, raw: Mapping[str, Any], person_id: str
+) -> tuple[str, dict[str, Any]]:
+    """(linked topic, linked event) for a raw event resolved to ``person_id``.
+
+    KeyError for a raw topic without a linked form (opt-outs are not linked events).
+    """
+    person = raw.get("person") or {}
+    born = person.get("birth_date")
+    return LINKED_TOPICS[raw_topic], {
+        "event_id": str(raw["event_id"]),
+        "event_time": raw["event_time"],
+        "provider": raw["provider"],
+        "person_id": person_id,
+        "attributes": {
+            "birth_year": born.year if born is not None else None,
+            "sex": person.get("sex"),
+            "demographics": raw.get("demographics"),
+        },
+        "facts": raw["facts"],
+    }
+
+
+def identity_change_records(
+    changes: tuple[Change, ...],
+    *,
+    provider: str | None,
+    source_event_id: str | None,
+    at: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """IdentityChange records (schema org.c2cstream.linked.IdentityChange) for
+    ``changes``. Change ids derive from the source event and the change, so a replayed
+    event yields the same ids."""
+    when = at if at is not None else datetime.now(UTC)
+    records = []
+    for index, change in enumerate(changes):
+        seed = f"{source_event_id}|{index}|{change.change_type}|{change.person_id}"
+        records.append(
+            {
+                "change_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"c2c-identity-change:{seed}")),
+                "changed_at": when,
+                "change_type": change.change_type,
+                "person_id": change.person_id,
+                "previous_person_id": change.previous_person_id,
+                "provider": provider,
+                "source_event_id": source_event_id,
+                "rule": change.rule,
+                "match_weight": change.weight,
+            }
+        )
+    return records
