@@ -480,10 +480,14 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
 
     from producers.files import in_time_order, open_folder
     from producers.mapping import MappedRow
+    from streams.identity.matching import DEFAULT_MODEL, MatchModel
     from streams.identity.resolver import IdentifierHasher, Resolver
 
     settings = _settings(ctx)
-    resolver = Resolver(IdentifierHasher(settings.identity_secret.get_secret_value().encode()))
+    model = MatchModel.load(settings.identity_model) if settings.identity_model else DEFAULT_MODEL
+    resolver = Resolver(
+        IdentifierHasher(settings.identity_secret.get_secret_value().encode()), model
+    )
     started = time.monotonic()
     assigned: list[tuple[str, str, str | None]] = []
     reviews = Counter[str]()
@@ -508,6 +512,60 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
     )
     for reason, count in reviews.most_common():
         click.echo(f"  review: {count} x {reason}")
+
+
+@identity.command("train")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the model (JSON); use it with C2C_IDENTITY_MODEL.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=100),
+    default=50_000,
+    show_default=True,
+    help="Distinct identities to sample from the extracts.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+@_reports_errors
+def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, seed: int) -> None:
+    """Fit the match weights by EM on a sample of FOLDER's records (no labels needed)."""
+    import random as random_module
+
+    from producers.files import in_time_order, open_folder
+    from producers.mapping import MappedRow
+    from streams.identity.matching import DEFAULT_MODEL, Identity
+    from streams.identity.resolver import IdentifierHasher, Resolver
+    from streams.identity.training import (
+        candidate_pairs,
+        estimate_u,
+        random_pairs,
+        train_em,
+    )
+
+    settings = _settings(ctx)
+    resolver = Resolver(IdentifierHasher(settings.identity_secret.get_secret_value().encode()))
+    identities: dict[Identity, None] = {}
+    for _item, _row, outcome in in_time_order(open_folder(folder)):
+        if isinstance(outcome, MappedRow):
+            identity = resolver.identity(outcome.event["person"])
+            identities[identity] = None
+    chosen = list(identities)
+    if len(chosen) > sample:
+        chosen = random_module.Random(seed).sample(chosen, sample)
+    pairs = candidate_pairs(chosen, seed=seed)
+    u = estimate_u(random_pairs(chosen, 200_000, seed=seed), DEFAULT_MODEL)
+    report = train_em(pairs, DEFAULT_MODEL, u)
+    report.model.save(out)
+    click.echo(
+        f"trained {report.model.version} on {report.pairs} pairs from {len(chosen)} "
+        f"identities in {report.iterations} iterations; match share "
+        f"{report.match_share:.3f} -> {out}"
+    )
 
 
 @cli.group("eval")

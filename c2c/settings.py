@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         description="Key of the HMAC-SHA256 hashes of SSNs, SSIDs and ITINs in identity state.",
     )
 
+    identity_model: Path | None = Field(
+        default=None,
+        description="Match model file from `c2c identity train` (default: built-in weights).",
+    )
+
     # -- observability ------------------------------------------------------------------------
     otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
         default="none", description="Where traces go; 'none' makes tracing a no-op."

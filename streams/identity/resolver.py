@@ -24,7 +24,14 @@ from typing import Any
 from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score, compare
 from streams.identity.normalize import first_name_root, name_key, name_parts
 
-__all__ = ["Change", "IdentifierHasher", "IdentityState", "Resolution", "Resolver"]
+__all__ = [
+    "Change",
+    "IdentifierHasher",
+    "IdentityState",
+    "Resolution",
+    "Resolver",
+    "blocking_keys",
+]
 
 _MAX_PROFILE = 12  # distinct identities kept per person
 _MAX_BLOCK_SCAN = 64  # persons compared per blocking key
@@ -99,7 +106,7 @@ class IdentityState:
         return seen
 
 
-def _blocking_keys(identity: Identity) -> list[str]:
+def blocking_keys(identity: Identity) -> list[str]:
     keys = [
         f"{kind}:{value}"
         for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
@@ -182,7 +189,7 @@ class Resolver:
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
         state = self.state
         scored: dict[str, tuple[float, str]] = {}
-        for key in _blocking_keys(identity):
+        for key in blocking_keys(identity):
             for candidate in state.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]:
                 root = state.root(candidate)
                 if root in scored:
@@ -210,7 +217,7 @@ class Resolver:
         if identity not in profile:
             profile.append(identity)
             del profile[:-_MAX_PROFILE]
-            for key in _blocking_keys(identity):
+            for key in blocking_keys(identity):
                 block = state.blocks.setdefault(key, [])
                 if person_id not in block:
                     block.append(person_id)
