@@ -90,9 +90,18 @@ class MatchModel:
     threshold: float = 11.0
     version: str = "default-1"
 
+    def __post_init__(self) -> None:
+        weights = {
+            (c, level): math.log2(m / u)
+            for c, levels in self.probabilities.items()
+            for level, (m, u) in levels.items()
+        }
+        object.__setattr__(self, "_weights", weights)
+
     def weight(self, comparison: str, level: str) -> float:
-        m, u = self.probabilities[comparison][level]
-        return math.log2(m / u)
+        """log2(m/u) of ``level`` of ``comparison`` (computed once per model)."""
+        weights: dict[tuple[str, str], float] = self._weights  # type: ignore[attr-defined]
+        return weights[(comparison, level)]
 
     def save(self, path: Path) -> None:
         path.write_text(
@@ -193,5 +202,6 @@ def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Scor
                 "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
             )
         )
-    weight = sum(model.weight(c, level) for c, level in levels)
+    weights: dict[tuple[str, str], float] = model._weights  # type: ignore[attr-defined]
+    weight = sum(weights[pair] for pair in levels)
     return Score(weight, tuple(levels))

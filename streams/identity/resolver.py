@@ -15,6 +15,7 @@ once given is never given to anyone else.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -45,10 +46,18 @@ class IdentifierHasher:
         if not secret:
             raise ValueError("the identifier hashing secret is empty")
         self._secret = secret
+        # Wage records repeat one SSN quarter after quarter: hash each value once. The
+        # cache lives in this process's memory only (never in state, changelogs or logs).
+        self._cached = functools.lru_cache(maxsize=262_144)(self._digest)
+        self._cached_masks = functools.lru_cache(maxsize=262_144)(self._masks)
 
     def __call__(self, kind: str, value: str | None) -> str | None:
         if not value:
             return None
+        digest: str = self._cached(kind, value)
+        return digest
+
+    def _digest(self, kind: str, value: str) -> str:
         digest = hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256)
         return digest.hexdigest()[:32]
 
@@ -57,8 +66,13 @@ class IdentifierHasher:
         digit apart share exactly one of them."""
         if not value:
             return frozenset()
+        masks: frozenset[str] = self._cached_masks(kind, value)
+        return masks
+
+    def _masks(self, kind: str, value: str) -> frozenset[str]:
         return frozenset(
-            str(self(f"{kind}-mask", f"{value[:at]}_{value[at + 1 :]}")) for at in range(len(value))
+            self._digest(f"{kind}-mask", f"{value[:at]}_{value[at + 1 :]}")
+            for at in range(len(value))
         )
 
 
@@ -194,8 +208,11 @@ class Resolver:
                 root = state.root(candidate)
                 if root in scored:
                     continue
+                profile = state.profiles[root]
+                # A record seen before in this person's profile needs one comparison.
+                known_ones = [identity] if identity in profile else profile
                 best = max(
-                    (compare(identity, known, self.model) for known in state.profiles[root]),
+                    (compare(identity, known, self.model) for known in known_ones),
                     key=lambda s: s.weight,
                 )
                 if best.weight >= self.model.threshold:
