@@ -654,6 +654,7 @@ def _print_report(report: Any) -> None:
     click.echo("consumer groups (lag):" if report.groups else "consumer groups: none yet")
     for group in report.groups:
         click.echo(f"  {group.group:<40} {group.lag:>10}")
+    click.echo(f"held for identity review: {report.reviews}")
     click.echo(f"dead letters: {report.dead_letters}")
     if report.last_dead_letter:
         last = report.last_dead_letter

@@ -293,6 +293,22 @@ class IdentityChange(BaseModel):
     match_weight: float | None = Field(default=None, description='Fellegi-Sunter weight of a probabilistic decision.')
 
 
+class NeedsReview(BaseModel):
+    """A raw event the identity resolver would not force into a person, held for review with the reason. Identity zone: raw_value carries the event as received, PII included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description='Unique id of this review item (derived from the event, so a replay gives the same id).')
+    received_at: datetime.datetime = Field(description='When the resolver set it aside (UTC).')
+    reason: str = Field(max_length=200, description='Why it was not resolved, in words that carry no identifying values.')
+    provider: Provider = Field(description='Source system.')
+    event_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description="The raw event's id.")
+    source_topic: str = Field(description='Raw topic it was read from.')
+    source_partition: int = Field(description='Partition it was read from.')
+    source_offset: int = Field(description='Offset it was read at.')
+    raw_value: bytes = Field(description='The raw event exactly as received (Confluent wire format).')
+
+
 class DeadLetter(BaseModel):
     """A message a consumer or producer could not process, with everything needed to inspect and replay it. May carry PII in original_value: the dead-letter topic belongs to the identity zone."""
 
@@ -344,6 +360,7 @@ __all__ = [
     "LinkedEnrollment",
     "LinkedFinancialAid",
     "LinkedWage",
+    "NeedsReview",
     "OptOutAction",
     "OptOutEvent",
     "PersonAttributes",

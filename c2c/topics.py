@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["CATALOGUE", "DEAD_LETTER_TOPIC", "REGISTRY_JOURNAL", "Topic", "get_topic"]
+__all__ = [
+    "CATALOGUE",
+    "DEAD_LETTER_TOPIC",
+    "REGISTRY_JOURNAL",
+    "REVIEW_TOPIC",
+    "Topic",
+    "get_topic",
+]
 
 Zone = Literal["identity", "deidentified", "operations"]
 
@@ -96,6 +103,17 @@ CATALOGUE: tuple[Topic, ...] = (
         config={"retention.ms": "-1"},
     ),
     Topic(
+        name="c2c.identity.review",
+        schema="org.c2cstream.identity.NeedsReview",
+        zone="identity",
+        description=(
+            "Raw events the resolver would not force into a person (no usable identifier, "
+            "a name alone), with the reason. Identity zone: holds the raw event."
+        ),
+        partitions=1,
+        config={"retention.ms": str(90 * _DAY_MS)},
+    ),
+    Topic(
         name="c2c.deadletter",
         schema="org.c2cstream.ops.DeadLetter",
         zone="identity",
@@ -117,6 +135,7 @@ CATALOGUE: tuple[Topic, ...] = (
 )
 
 DEAD_LETTER_TOPIC = "c2c.deadletter"
+REVIEW_TOPIC = "c2c.identity.review"
 
 
 def get_topic(name: str) -> Topic:

@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 from c2c.registry import SchemaRegistry
 from c2c.services import services_status
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, get_topic
+from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
 
 __all__ = ["GroupLag", "StatusReport", "TopicRate", "collect_status"]
 
@@ -45,6 +45,7 @@ class StatusReport:
     groups: list[GroupLag] = field(default_factory=list)
     dead_letters: int = 0
     last_dead_letter: dict[str, Any] | None = None
+    reviews: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +149,9 @@ def collect_status(settings: Settings, *, sample_s: float = 1.0) -> StatusReport
             messages = sum(second[k][1] - second[k][0] for k in keys)
             produced = sum(second[k][1] - first.get(k, second[k])[1] for k in keys)
             report.topics.append(TopicRate(topic, messages, produced / elapsed))
+        report.reviews = sum(
+            high - low for (t, _), (low, high) in second.items() if t == REVIEW_TOPIC
+        )
         report.dead_letters = sum(
             high - low for (t, _), (low, high) in second.items() if t == DEAD_LETTER_TOPIC
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from streams.identity.resolver import Change
 
-__all__ = ["LINKED_TOPICS", "identity_change_records", "linked_event"]
+__all__ = ["LINKED_TOPICS", "identity_change_records", "linked_event", "review_record"]
 
 LINKED_TOPICS: Mapping[str, str] = {
     "c2c.raw.enrollment": "c2c.linked.enrollment",
@@ -78,3 +78,31 @@ def identity_change_records(
             }
         )
     return records
+
+
+def review_record(
+    *,
+    reason: str,
+    provider: str,
+    event_id: str,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+    raw_value: bytes,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A NeedsReview record (schema org.c2cstream.identity.NeedsReview) for a raw event the
+    resolver set aside. ``reason`` must carry no identifying values (the resolver's reasons
+    are fixed sentences)."""
+    seed = f"{event_id}|{source_topic}|{source_partition}|{source_offset}"
+    return {
+        "review_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"c2c-review:{seed}")),
+        "received_at": at if at is not None else datetime.now(UTC),
+        "reason": reason,
+        "provider": provider,
+        "event_id": event_id,
+        "source_topic": source_topic,
+        "source_partition": source_partition,
+        "source_offset": source_offset,
+        "raw_value": raw_value,
+    }

@@ -90,3 +90,25 @@ def test_status_counts_dead_letters_and_names_the_last_without_its_values(
     assert last["error_code"] == "row.invalid"
     assert last["where"] == f"{extract}:3"
     assert "98765X321" not in json.dumps(report.to_dict(), default=str)
+
+
+def test_status_counts_records_held_for_identity_review(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
+    from streams.linking import review_record
+
+    before = collect_status(stack, sample_s=0).reviews
+    encoder = registry.encoder(get_topic("c2c.identity.review"))
+    producer = Producer(stack.kafka_config(acks="all"))
+    record = review_record(
+        reason="no trusted identifier and no birth date: a name alone is not enough",
+        provider="ccc",
+        event_id=str(uuid.uuid4()),
+        source_topic="c2c.raw.enrollment",
+        source_partition=0,
+        source_offset=7,
+        raw_value=b"\x00raw",
+    )
+    producer.produce("c2c.identity.review", value=encoder.encode(record))
+    assert producer.flush(30) == 0
+    assert collect_status(stack, sample_s=0).reviews == before + 1

@@ -63,3 +63,36 @@ def test_identity_changes_fit_the_schema_and_are_stable_for_a_replayed_event() -
     for record in first:
         validate(events.IdentityChange, record, where="change")
         AvroEncoder(schema, 1).encode(record)
+
+
+def test_review_records_fit_the_schema_and_name_no_values() -> None:
+    from streams.linking import review_record
+
+    resolver = Resolver(IdentifierHasher(b"k"))
+    raw = example_raw("enrollment", 4)
+    raw["person"] = {"source_person_id": "", "first_name": "Ana", "last_name": "Lee"}
+    resolution = resolver.resolve(raw["provider"], raw["person"])
+    assert resolution.person_id is None
+    record = review_record(
+        reason=str(resolution.review_reason),
+        provider=raw["provider"],
+        event_id=raw["event_id"],
+        source_topic="c2c.raw.enrollment",
+        source_partition=2,
+        source_offset=41,
+        raw_value=b"\x00\x00\x00\x00\x05",
+    )
+    validate(events.NeedsReview, record, where="review")
+    AvroEncoder(SchemaLibrary().resolve("org.c2cstream.identity.NeedsReview"), 1).encode(record)
+    assert "Ana" not in record["reason"]
+    assert "Lee" not in record["reason"]
+    again = review_record(
+        reason=record["reason"],
+        provider=raw["provider"],
+        event_id=raw["event_id"],
+        source_topic="c2c.raw.enrollment",
+        source_partition=2,
+        source_offset=41,
+        raw_value=b"",
+    )
+    assert again["review_id"] == record["review_id"]
