@@ -72,6 +72,16 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes). Like Kafka's
+    own Uuid.randomUuid, never one starting with '-': the storage tool would read it as an
+    option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaService:
     """The broker, local (started here) or remote (only probed)."""
 
@@ -128,7 +138,7 @@ class KafkaService:
         self._config_file.write_text(render_server_properties(self._settings, self._storage))
         if (self._storage / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         result = subprocess.run(
             [
                 *self._java_base(),

@@ -56,3 +56,11 @@ def test_catalogue_names_are_unique_and_the_journal_keeps_order_and_data() -> No
     assert get_topic("c2c.ops.heartbeat").value_subject == "c2c.ops.heartbeat-value"
     assert REGISTRY_JOURNAL.partitions == 1
     assert REGISTRY_JOURNAL.config["retention.ms"] == "-1"
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from c2c.services.kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(3000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
