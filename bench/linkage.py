@@ -12,17 +12,15 @@ of the project): pip install splink.
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench._harness import print_table
-from producers.files import in_time_order, open_folder
-from producers.mapping import MappedRow
+from producers.files import mapped_events
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from streams.identity.evaluation import LinkageMetrics, pairwise_metrics
+from streams.identity.evaluation import LinkageMetrics, pairwise_metrics, read_assignments
 from streams.identity.normalize import name_key
 from streams.identity.resolver import IdentifierHasher, Resolver
 
@@ -31,14 +29,10 @@ RecordKey = tuple[str, str]
 
 def records(folder: Path) -> list[tuple[RecordKey, str, dict[str, Any]]]:
     """(record key, provider, person fields) of every record, in event-time order."""
-    found = []
-    for item, _row, outcome in in_time_order(open_folder(folder)):
-        if isinstance(outcome, MappedRow):
-            event = outcome.event
-            found.append(
-                ((item.source, event["source_record_id"]), event["provider"], event["person"])
-            )
-    return found
+    return [
+        ((source, event["source_record_id"]), event["provider"], event["person"])
+        for source, event in mapped_events(folder)
+    ]
 
 
 def ours(rows: list[tuple[RecordKey, str, dict[str, Any]]]) -> dict[RecordKey, str]:
@@ -118,10 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         synthesize(SynthConfig(people=args.people, seed=args.seed), NoiseConfig(), out, workers=2)
-        with (out / "truth" / "records.csv").open(newline="") as handle:
-            truth = {
-                (r["source"], r["source_record_id"]): r["person_id"] for r in csv.DictReader(handle)
-            }
+        truth = read_assignments(out / "truth" / "records.csv")
         rows = records(out)
     results: list[tuple[str, LinkageMetrics, float]] = []
     for name, run in (("c2c resolver (incremental)", ours), ("splink + duckdb (batch)", splink)):

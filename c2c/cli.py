@@ -28,6 +28,8 @@ from c2c.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from c2c.registry import SchemaRegistry
+    from streams.identity.matching import MatchModel
+    from streams.identity.resolver import Resolver
 
 __all__ = ["main"]
 
@@ -463,6 +465,15 @@ def identity() -> None:
     """Identity resolution."""
 
 
+def _resolver(settings: Settings, model: MatchModel | None = None) -> Resolver:
+    """A resolver keyed with the configured identifier secret."""
+    from streams.identity.matching import DEFAULT_MODEL
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
+    return Resolver(hasher, model if model is not None else DEFAULT_MODEL)
+
+
 @identity.command("resolve")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -478,26 +489,20 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
     (the stream worker does the same incrementally), and write the final person ids."""
     import csv as csv_module
 
-    from producers.files import in_time_order, open_folder
-    from producers.mapping import MappedRow
+    from producers.files import mapped_events
     from streams.identity.matching import DEFAULT_MODEL, MatchModel
-    from streams.identity.resolver import IdentifierHasher, Resolver
 
     settings = _settings(ctx)
     model = MatchModel.load(settings.identity_model) if settings.identity_model else DEFAULT_MODEL
-    resolver = Resolver(
-        IdentifierHasher(settings.identity_secret.get_secret_value().encode()), model
-    )
+    resolver = _resolver(settings, model)
     started = time.monotonic()
     assigned: list[tuple[str, str, str | None]] = []
     reviews = Counter[str]()
-    for item, _row, outcome in in_time_order(open_folder(folder)):
-        if not isinstance(outcome, MappedRow):
-            continue
-        resolution = resolver.resolve(outcome.event["provider"], outcome.event["person"])
+    for source, event in mapped_events(folder):
+        resolution = resolver.resolve(event["provider"], event["person"])
         if resolution.person_id is None:
             reviews[str(resolution.review_reason)] += 1
-        assigned.append((item.source, outcome.event["source_record_id"], resolution.person_id))
+        assigned.append((source, event["source_record_id"], resolution.person_id))
     with out.open("w", newline="") as handle:
         writer = csv_module.writer(handle)
         writer.writerow(["source", "source_record_id", "person_id"])
@@ -536,10 +541,8 @@ def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, see
     """Fit the match weights by EM on a sample of FOLDER's records (no labels needed)."""
     import random as random_module
 
-    from producers.files import in_time_order, open_folder
-    from producers.mapping import MappedRow
+    from producers.files import mapped_events
     from streams.identity.matching import DEFAULT_MODEL, Identity
-    from streams.identity.resolver import IdentifierHasher, Resolver
     from streams.identity.training import (
         candidate_pairs,
         estimate_u,
@@ -547,13 +550,10 @@ def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, see
         train_em,
     )
 
-    settings = _settings(ctx)
-    resolver = Resolver(IdentifierHasher(settings.identity_secret.get_secret_value().encode()))
+    resolver = _resolver(_settings(ctx))
     identities: dict[Identity, None] = {}
-    for _item, _row, outcome in in_time_order(open_folder(folder)):
-        if isinstance(outcome, MappedRow):
-            identity = resolver.identity(outcome.event["person"])
-            identities[identity] = None
+    for _source, event in mapped_events(folder):
+        identities[resolver.identity(event["person"])] = None
     chosen = list(identities)
     if len(chosen) > sample:
         chosen = random_module.Random(seed).sample(chosen, sample)
@@ -586,19 +586,9 @@ def eval_group() -> None:
 def eval_linkage(truth: Path, assigned: Path, as_json: bool) -> None:
     """Pairwise precision, recall and F1 of ASSIGNED person ids against TRUTH (synth's
     truth folder), and persons found against the true number."""
-    import csv as csv_module
+    from streams.identity.evaluation import pairwise_metrics, read_assignments
 
-    from streams.identity.evaluation import pairwise_metrics
-
-    def load(path: Path) -> dict[tuple[str, str], str]:
-        with path.open(newline="") as handle:
-            return {
-                (row["source"], row["source_record_id"]): row["person_id"]
-                for row in csv_module.DictReader(handle)
-                if row["person_id"]
-            }
-
-    metrics = pairwise_metrics(load(truth / "records.csv"), load(assigned))
+    metrics = pairwise_metrics(read_assignments(truth / "records.csv"), read_assignments(assigned))
     if as_json:
         click.echo(json.dumps(metrics.to_dict(), indent=2))
         return

@@ -17,7 +17,7 @@ from typing import Any
 
 from c2c.errors import C2CError
 
-__all__ = ["SCHEMA_DIR", "SchemaError", "SchemaLibrary", "load_schema_text"]
+__all__ = ["SCHEMA_DIR", "SchemaError", "SchemaLibrary"]
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "avro"
 
@@ -149,10 +149,3 @@ def _read_json(path: Path) -> Any:
             f"{path}: not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}",
             code="schema.json",
         ) from exc
-
-
-def load_schema_text(relative: str) -> str:
-    """The text of schemas/avro/``relative`` as it is on disk."""
-    path = SCHEMA_DIR / relative
-    _read_json(path)
-    return path.read_text()

@@ -33,6 +33,7 @@ __all__ = [
     "ProduceSummary",
     "RejectsFile",
     "in_time_order",
+    "mapped_events",
     "open_folder",
     "produce_file",
     "rejects_path",
@@ -295,6 +296,14 @@ def in_time_order(
         *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
     ):
         yield item, row, outcome
+
+
+def mapped_events(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(source, raw event) of every row of ``folder``'s extracts that maps, in event-time
+    order; rows that do not map are skipped (`c2c produce` reports them)."""
+    for item, _row, outcome in in_time_order(open_folder(folder)):
+        if isinstance(outcome, MappedRow):
+            yield item.source, outcome.event
 
 
 def replay(

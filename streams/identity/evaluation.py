@@ -7,12 +7,14 @@ the linkage did not assign (sent to review) counts as a person of its own.
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["LinkageMetrics", "pairwise_metrics"]
+__all__ = ["LinkageMetrics", "pairwise_metrics", "read_assignments"]
 
 RecordKey = tuple[str, str]
 
@@ -46,6 +48,18 @@ class LinkageMetrics:
             "precision": round(self.precision, 6),
             "recall": round(self.recall, 6),
             "f1": round(self.f1, 6),
+        }
+
+
+def read_assignments(path: Path) -> dict[RecordKey, str]:
+    """Record -> person id from a CSV with columns source, source_record_id, person_id
+    (synth's truth/records.csv, or what `c2c identity resolve` writes); rows with no
+    person id (sent to review) are left out."""
+    with path.open(newline="") as handle:
+        return {
+            (row["source"], row["source_record_id"]): row["person_id"]
+            for row in csv.DictReader(handle)
+            if row["person_id"]
         }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.identity.evaluation import pairwise_metrics
+from streams.identity.evaluation import pairwise_metrics, read_assignments
 from streams.identity.matching import compare
 from streams.identity.normalize import first_name_root, name_key, name_parts
 from streams.identity.resolver import IdentifierHasher, Resolver
@@ -181,13 +181,7 @@ def test_resolving_a_synthetic_population_is_precise(tmp_path: Any) -> None:
         if result.person_id is not None:
             assigned[(item.source, outcome.event["source_record_id"])] = result.person_id
     final = {key: resolver.state.root(person) for key, person in assigned.items()}
-    import csv
-
-    with (tmp_path / "truth" / "records.csv").open(newline="") as handle:
-        truth = {
-            (r["source"], r["source_record_id"]): r["person_id"] for r in csv.DictReader(handle)
-        }
-    metrics = pairwise_metrics(truth, final)
+    metrics = pairwise_metrics(read_assignments(tmp_path / "truth" / "records.csv"), final)
     assert metrics.precision >= 0.99, metrics.to_dict()
     # Recall is bounded by wage records of people whose SSN no school record carries
     # (K-12 has none): see streams/README.md. It must not fall below today's level.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from producers.files import in_time_order, open_folder
-from producers.mapping import MappedRow
+from producers.files import mapped_events
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.matching import DEFAULT_MODEL, MatchModel
 from streams.identity.resolver import IdentifierHasher, Resolver
@@ -16,11 +15,7 @@ def test_em_learns_weights_that_separate_agreement_from_disagreement(tmp_path: P
     synthesize(SynthConfig(people=300, seed=21), NoiseConfig(), tmp_path)
     resolver = Resolver(IdentifierHasher(b"k"))
     identities = list(
-        dict.fromkeys(
-            resolver.identity(outcome.event["person"])
-            for _item, _row, outcome in in_time_order(open_folder(tmp_path))
-            if isinstance(outcome, MappedRow)
-        )
+        dict.fromkeys(resolver.identity(event["person"]) for _, event in mapped_events(tmp_path))
     )
     pairs = candidate_pairs(identities, seed=1)
     assert pairs

@@ -17,6 +17,7 @@ from producers.reader import open_extract
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from producers.synth.extracts import records_of
 from producers.synth.population import simulate_person
+from streams.identity.evaluation import read_assignments
 
 
 def _digest(folder: Path) -> str:
@@ -45,10 +46,7 @@ def test_same_seed_same_files_other_seed_other_files(synth_dir: Path, tmp_path: 
 
 
 def test_every_row_maps_in_order_and_truth_names_its_person(synth_dir: Path) -> None:
-    truth = {}
-    with (synth_dir / "truth" / "records.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            truth[(row["source"], row["source_record_id"])] = row["person_id"]
+    truth = read_assignments(synth_dir / "truth" / "records.csv")
     people = {
         row["person_id"]
         for row in csv.DictReader((synth_dir / "truth" / "people.csv").open(newline=""))
