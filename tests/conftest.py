@@ -5,15 +5,20 @@ that cannot be reached fails the run: nothing is skipped."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
+from c2c.serde import SerdeError
 from c2c.services import services_down, services_up
 from c2c.settings import Settings, load_settings
-from c2c.topics import CATALOGUE
+from c2c.topics import CATALOGUE, get_topic
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +42,40 @@ def registry(stack: Settings) -> SchemaRegistry:
     registry = SchemaRegistry(stack)
     registry.register_all()
     return registry
+
+
+def read_decoded(
+    stack: Settings,
+    registry: SchemaRegistry,
+    topic: str,
+    want: Callable[[dict[str, Any]], bool],
+    expected: int,
+) -> list[tuple[dict[str, Any], list[tuple[str, Any]]]]:
+    """(record, headers) of every message of ``topic``, from the start, whose decoded
+    record satisfies ``want``. Reads until ``expected`` are found and the topic has been
+    quiet for two polls (so extras are found too), or 60 s. Messages that do not decode
+    are other runs' data in a shared topic, and are passed over."""
+    decoder = registry.decoder(get_topic(topic))
+    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found: list[tuple[dict[str, Any], list[tuple[str, Any]]]] = []
+    deadline = time.monotonic() + 60
+    idle = 0
+    while time.monotonic() < deadline and (len(found) < expected or idle < 2):
+        batch = consumer.consume(1000, 1.0)
+        idle = 0 if batch else idle + 1
+        for message in batch:
+            if message.error() is not None:
+                continue
+            try:
+                record = decoder.decode(message.value() or b"")
+            except SerdeError:
+                continue
+            if want(record):
+                found.append((record, list(message.headers() or [])))
+    consumer.close()
+    return found
 
 
 def free_port_pair() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -28,6 +28,7 @@ from c2c.schemas import SCHEMA_DIR
 from c2c.serde import frame
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, Topic, get_topic
+from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
@@ -254,16 +255,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_consumer_goes_on(
 def _read_dead_letters(
     stack: Settings, registry: SchemaRegistry, source_topic: str, expected: int
 ) -> list[dict[str, Any]]:
-    decoder = registry.decoder(get_topic(DEAD_LETTER_TOPIC))
-    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
-    consumer.assign([TopicPartition(DEAD_LETTER_TOPIC, 0, 0)])
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    while len(found) < expected and time.monotonic() < deadline:
-        for message in consumer.consume(500, 1.0):
-            if message.error() is None:
-                record = decoder.decode(message.value())
-                if record["source_topic"] == source_topic:
-                    found.append(record)
-    consumer.close()
-    return sorted(found, key=lambda d: d["source_offset"])
+    found = read_decoded(
+        stack, registry, DEAD_LETTER_TOPIC, lambda r: r["source_topic"] == source_topic, expected
+    )
+    return sorted((record for record, _ in found), key=lambda d: d["source_offset"])

@@ -6,22 +6,20 @@ import csv
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
-from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import DEAD_LETTER_TOPIC, get_topic
+from c2c.topics import DEAD_LETTER_TOPIC
 from c2c.validation import ValidationFailed
 from producers.emitter import EventEmitter
 from producers.files import produce_file, rejects_path
+from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
@@ -31,28 +29,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 def _read_topic(
     stack: Settings, registry: SchemaRegistry, topic: str, want: Any, expected: int
 ) -> list[dict[str, Any]]:
-    """Decoded records of ``topic`` for which ``want(record)`` holds, from the start."""
-    decoder = registry.decoder(get_topic(topic))
-    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    idle = 0
-    while time.monotonic() < deadline and (len(found) < expected or idle < 2):
-        batch = consumer.consume(1000, 1.0)
-        idle = 0 if batch else idle + 1
-        for message in batch:
-            if message.error() is not None:
-                continue
-            try:
-                record = decoder.decode(message.value())
-            except SerdeError:
-                continue  # not ours: other runs may have left anything in shared topics
-            if want(record):
-                found.append(record)
-    consumer.close()
-    return found
+    return [record for record, _ in read_decoded(stack, registry, topic, want, expected)]
 
 
 def test_produce_file_publishes_valid_rows_and_rejects_the_rest(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import get_current_span
@@ -14,9 +12,9 @@ from opentelemetry.trace import get_current_span
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE
 from observability.telemetry import Telemetry, setup_telemetry
 from producers.emitter import EventEmitter
+from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
@@ -43,28 +41,12 @@ def test_each_event_starts_a_trace_carried_in_its_headers(
     assert set(by_event) == set(ids)
     assert len({s.context.trace_id for s in finished}) == 3  # one trace per event
 
-    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
-    partitions = (
-        consumer.list_topics("c2c.raw.credential", timeout=10)
-        .topics["c2c.raw.credential"]
-        .partitions
-    )
-    consumer.assign([TopicPartition("c2c.raw.credential", p, 0) for p in partitions])
-    decoder = registry.decoder(next(t for t in CATALOGUE if t.name == "c2c.raw.credential"))
-    carried = {}
-    deadline = time.monotonic() + 60
-    while len(carried) < 3 and time.monotonic() < deadline:
-        for message in consumer.consume(500, 1.0):
-            if message.error() is not None:
-                continue
-            try:
-                record = decoder.decode(message.value() or b"")
-            except Exception:  # other runs' data in a shared topic
-                continue
-            if str(record["event_id"]) in by_event:
-                context = Telemetry.extract(message.headers())
-                carried[str(record["event_id"])] = get_current_span(context).get_span_context()
-    consumer.close()
+    carried = {
+        str(record["event_id"]): get_current_span(Telemetry.extract(headers)).get_span_context()
+        for record, headers in read_decoded(
+            stack, registry, "c2c.raw.credential", lambda r: str(r["event_id"]) in by_event, 3
+        )
+    }
     assert set(carried) == set(ids)
     for event_id, span_context in carried.items():
         assert span_context.trace_id == by_event[event_id].context.trace_id
