@@ -89,6 +89,8 @@ class MatchModel:
     )
     threshold: float = 11.0
     version: str = "default-1"
+    # log2(m/u) per (comparison, level), derived once from the probabilities
+    weights: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         weights = {
@@ -96,12 +98,11 @@ class MatchModel:
             for c, levels in self.probabilities.items()
             for level, (m, u) in levels.items()
         }
-        object.__setattr__(self, "_weights", weights)
+        object.__setattr__(self, "weights", weights)
 
     def weight(self, comparison: str, level: str) -> float:
-        """log2(m/u) of ``level`` of ``comparison`` (computed once per model)."""
-        weights: dict[tuple[str, str], float] = self._weights  # type: ignore[attr-defined]
-        return weights[(comparison, level)]
+        """log2(m/u) of ``level`` of ``comparison``."""
+        return self.weights[(comparison, level)]
 
     def save(self, path: Path) -> None:
         path.write_text(
@@ -202,6 +203,5 @@ def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Scor
                 "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
             )
         )
-    weights: dict[tuple[str, str], float] = model._weights  # type: ignore[attr-defined]
-    weight = sum(weights[pair] for pair in levels)
+    weight = sum(model.weights[pair] for pair in levels)
     return Score(weight, tuple(levels))
