@@ -72,23 +72,10 @@ def services_status(settings: Settings, only: Iterable[str] | None = None) -> li
     for service in _select(settings, only):
         try:
             probe = service.probe(_PROBE_TIMEOUT_S)
-            rows.append(_status(service, probe))
         except ServiceError as exc:
-            rows.append(_status_from_error(service, exc))
+            probe = Probe(up=False, detail=str(exc))
+        rows.append(_status(service, probe))
     return rows
-
-
-def _status_from_error(service: LocalService, exc: ServiceError) -> ServiceStatus:
-    return ServiceStatus(
-        name=service.name,
-        up=False,
-        address=service.address,
-        version=None,
-        local=service.local,
-        pid=_pid(service),
-        log=str(service.log_file) if service.log_file is not None else None,
-        detail=str(exc),
-    )
 
 
 def _wait_ready(
