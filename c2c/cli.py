@@ -28,6 +28,7 @@ from c2c.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from c2c.registry import SchemaRegistry
+    from observability.status import StatusReport
     from streams.identity.matching import MatchModel
     from streams.identity.resolver import Resolver
 
@@ -632,7 +633,7 @@ def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> N
         time.sleep(max(0.0, interval - 1.0))
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: StatusReport) -> None:
     click.echo(f"c2c status at {time.strftime('%F %T')}")
     for row in report.services:
         state = "up" if row["up"] else "DOWN"
