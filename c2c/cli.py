@@ -475,6 +475,40 @@ def _resolver(settings: Settings, model: MatchModel | None = None) -> Resolver:
     return Resolver(hasher, model if model is not None else DEFAULT_MODEL)
 
 
+@identity.command("worker")
+@click.option("--app-id", default=None, help="Faust app id: consumer group and table names.")
+@click.option(
+    "--intake-topic",
+    default=None,
+    help="Topic between the intake and resolve agents (default c2c.identity.intake).",
+)
+@click.pass_context
+@_reports_errors
+def identity_worker(ctx: click.Context, app_id: str | None, intake_topic: str | None) -> None:
+    """Run the identity worker (Faust) until interrupted: raw topics in; linked events,
+    identity changes, reviews and dead letters out. Health on C2C_WORKER_WEB_PORT."""
+    from faust.worker import Worker
+
+    from c2c.registry import SchemaRegistry
+    from observability.telemetry import setup_telemetry
+    from streams.app import APP_ID, create_app
+    from streams.resolution import INTAKE_TOPIC
+
+    settings = _settings(ctx)
+    telemetry = setup_telemetry(settings, "identity")
+    app, _state = create_app(
+        settings,
+        SchemaRegistry(settings),
+        telemetry=telemetry,
+        app_id=app_id or APP_ID,
+        intake_topic=intake_topic or INTAKE_TOPIC,
+    )
+    try:
+        Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    finally:
+        telemetry.shutdown()
+
+
 @identity.command("resolve")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -491,10 +525,10 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
     import csv as csv_module
 
     from producers.files import mapped_events
-    from streams.identity.matching import DEFAULT_MODEL, MatchModel
+    from streams.identity.matching import load_model
 
     settings = _settings(ctx)
-    model = MatchModel.load(settings.identity_model) if settings.identity_model else DEFAULT_MODEL
+    model = load_model(settings.identity_model)
     resolver = _resolver(settings, model)
     started = time.monotonic()
     assigned: list[tuple[str, str, str | None]] = []
@@ -574,22 +608,71 @@ def eval_group() -> None:
     """Evaluate the pipeline against synth's truth."""
 
 
+def _published_assignments(settings: Settings, extracts: Path) -> dict[tuple[str, str], str]:
+    """Record -> final person id, from the linked topics and the identity changes."""
+    from c2c.kafka import read_to_end
+    from c2c.registry import SchemaRegistry
+    from c2c.topics import get_topic
+    from producers.files import mapped_events
+    from streams.identity.evaluation import final_assignments
+    from streams.linking import LINKED_TOPICS
+    from streams.resolution import CHANGES_TOPIC
+
+    records = {
+        str(event["event_id"]): (source, str(event["source_record_id"]))
+        for source, event in mapped_events(extracts)
+    }
+    registry = SchemaRegistry(settings)
+    topics = [*LINKED_TOPICS.values(), CHANGES_TOPIC]
+    decoders = {name: registry.decoder(get_topic(name)) for name in topics}
+    linked: list[tuple[str, str]] = []
+    merges: list[tuple[str, str]] = []
+    for message in read_to_end(settings, topics):
+        topic = str(message.topic())
+        value = decoders[topic].decode(message.value() or b"")
+        if topic == CHANGES_TOPIC:
+            if (
+                value["change_type"] == "PERSONS_MERGED"
+                and value["previous_person_id"]
+                and str(value["source_event_id"]) in records
+            ):
+                merges.append((value["previous_person_id"], value["person_id"]))
+        else:
+            linked.append((str(value["event_id"]), value["person_id"]))
+    return final_assignments(linked, merges, records)
+
+
 @eval_group.command("linkage")
 @click.argument("truth", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--assigned",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="CSV of source, source_record_id, person_id.",
+    default=None,
+    help="CSV of source, source_record_id, person_id (from `c2c identity resolve`). "
+    "Default: what the pipeline published (linked topics and identity changes).",
+)
+@click.option(
+    "--extracts",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The extracts TRUTH describes, to name each published event (default: TRUTH/..).",
 )
 @click.option("--json", "as_json", is_flag=True)
+@click.pass_context
 @_reports_errors
-def eval_linkage(truth: Path, assigned: Path, as_json: bool) -> None:
-    """Pairwise precision, recall and F1 of ASSIGNED person ids against TRUTH (synth's
-    truth folder), and persons found against the true number."""
+def eval_linkage(
+    ctx: click.Context, truth: Path, assigned: Path | None, extracts: Path | None, as_json: bool
+) -> None:
+    """Pairwise precision, recall and F1 of the person ids the pipeline assigned (or those
+    in --assigned) against TRUTH (synth's truth folder), and persons found against the true
+    number."""
     from streams.identity.evaluation import pairwise_metrics, read_assignments
 
-    metrics = pairwise_metrics(read_assignments(truth / "records.csv"), read_assignments(assigned))
+    if assigned is not None:
+        found = read_assignments(assigned)
+    else:
+        found = _published_assignments(_settings(ctx), extracts or truth.parent)
+    metrics = pairwise_metrics(read_assignments(truth / "records.csv"), found)
     if as_json:
         click.echo(json.dumps(metrics.to_dict(), indent=2))
         return

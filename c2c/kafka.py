@@ -1,17 +1,19 @@
-"""Kafka administration shared by every service: creating the catalogue's topics."""
+"""Kafka helpers shared by every service: creating the catalogue's topics, and reading
+topics whole (for evaluation and audits)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 from c2c.topics import Topic
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "read_to_end"]
 
 
 def ensure_topics(
@@ -59,3 +61,56 @@ def ensure_topics(
                 f"creating topic {name} failed: {exc.args[0]}", code="service.kafka.topic"
             ) from exc
     return sorted(created)
+
+
+def read_to_end(
+    settings: Settings, topics: Iterable[str], *, timeout_s: float = 120.0
+) -> Iterator[Message]:
+    """Every message of ``topics`` from the first offset to the end as it is when called
+    (later messages are not waited for). Commits nothing. ServiceError if a topic is
+    missing or the end is not reached within ``timeout_s``."""
+    import time
+
+    consumer = Consumer(
+        settings.kafka_config(
+            **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
+        )
+    )
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise ServiceError(
+                    f"topic {topic} does not exist at {settings.kafka_bootstrap}; "
+                    "run `c2c topics create`",
+                    code="kafka.no_topic",
+                )
+            for partition in metadata.partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                if high > low:
+                    ends[(topic, partition)] = high
+        if not ends:
+            return
+        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"reading {len(ends)} partition(s) to their end took over {timeout_s:.0f} s",
+                    code="kafka.read_timeout",
+                )
+            for message in consumer.consume(1000, 1.0):
+                if message.error() is not None:
+                    continue
+                place = (str(message.topic()), int(message.partition() or 0))
+                end = ends.get(place)
+                if end is None:
+                    continue
+                yield message
+                if int(message.offset() or 0) + 1 >= end:
+                    del ends[place]
+    finally:
+        consumer.close()

@@ -113,6 +113,30 @@ class Settings(BaseSettings):
         description="Match model file from `c2c identity train` (default: built-in weights).",
     )
 
+    # -- stream workers ----------------------------------------------------------------------
+    streams_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description=(
+            "Where Faust tables keep state between changelog reads: rocksdb (on disk under "
+            "<data_dir>/streams, a restart reads only the changelog's tail) or memory."
+        ),
+    )
+    streams_batch_size: int = Field(
+        default=2000, ge=1, le=100_000, description="Records the identity worker takes at once."
+    )
+    streams_batch_wait_s: float = Field(
+        default=0.02, gt=0, le=5, description="Longest wait to fill a worker batch."
+    )
+    worker_web_port: int = Field(
+        default=6066, ge=1, le=65535, description="Identity worker's health and metrics web port."
+    )
+    worker_web_host: str = Field(
+        default="127.0.0.1", description="Address of the worker's web port."
+    )
+    ready_max_lag: int = Field(
+        default=10_000, ge=0, description="A worker or sink is ready while no partition lags more."
+    )
+
     # -- observability ------------------------------------------------------------------------
     otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
         default="none", description="Where traces go; 'none' makes tracing a no-op."

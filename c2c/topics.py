@@ -103,6 +103,18 @@ CATALOGUE: tuple[Topic, ...] = (
         config={"retention.ms": "-1"},
     ),
     Topic(
+        name="c2c.identity.intake",
+        schema="",
+        zone="identity",
+        description=(
+            "Raw events of every kind, forwarded untouched by the identity worker's intake "
+            "agent (headers say where each was read). One partition per resolver shard: "
+            "every record that could match another is resolved by one resolver, in one order."
+        ),
+        partitions=1,
+        config=_RAW,
+    ),
+    Topic(
         name="c2c.identity.review",
         schema="org.c2cstream.identity.NeedsReview",
         zone="identity",

@@ -87,7 +87,7 @@ class Publisher:
     def send(
         self,
         topic: str,
-        key: bytes,
+        key: bytes | None,
         value: bytes,
         context: Any,
         headers: list[tuple[str, str | bytes | None]] | None = None,
@@ -117,7 +117,7 @@ class Publisher:
     def _send(
         self,
         topic: str,
-        key: bytes,
+        key: bytes | None,
         value: bytes,
         context: Any,
         headers: list[tuple[str, str | bytes | None]] | None,

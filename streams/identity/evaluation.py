@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LinkageMetrics", "pairwise_metrics", "read_assignments"]
+__all__ = ["LinkageMetrics", "final_assignments", "pairwise_metrics", "read_assignments"]
 
 RecordKey = tuple[str, str]
 
@@ -61,6 +61,34 @@ def read_assignments(path: Path) -> dict[RecordKey, str]:
             for row in csv.DictReader(handle)
             if row["person_id"]
         }
+
+
+def final_assignments(
+    linked: Iterable[tuple[str, str]],
+    merges: Iterable[tuple[str, str]],
+    records: Mapping[str, RecordKey],
+) -> dict[RecordKey, str]:
+    """Record -> final person id from what the pipeline published: ``linked`` (event id,
+    person id) pairs from the linked topics, ``merges`` (absorbed id, surviving id) from
+    the identity changes, and ``records`` mapping each event id to its source record. An
+    event published twice (a replay after a restart) keeps its last person id."""
+    merged_into = dict(merges)
+
+    def final(person_id: str) -> str:
+        seen = {person_id}
+        while person_id in merged_into:
+            person_id = merged_into[person_id]
+            if person_id in seen:  # a cycle would be a resolver bug; stop rather than spin
+                break
+            seen.add(person_id)
+        return person_id
+
+    assigned: dict[RecordKey, str] = {}
+    for event_id, person_id in linked:
+        record = records.get(event_id)
+        if record is not None:
+            assigned[record] = final(person_id)
+    return assigned
 
 
 def _pairs(n: int) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import JaroWinkler
 
-__all__ = ["DEFAULT_MODEL", "Identity", "MatchModel", "Score", "compare"]
+__all__ = ["DEFAULT_MODEL", "Identity", "MatchModel", "Score", "compare", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,50 @@ class Identity:
         if self.birth_date is None:
             return "no trusted identifier and no birth date: a name alone is not enough"
         return None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready form (for the worker's changelogged tables); see :meth:`from_json`."""
+        return {
+            "ssn": self.ssn,
+            "ssid": self.ssid,
+            "itin": self.itin,
+            "ssn_masks": sorted(self.ssn_masks),
+            "ssid_masks": sorted(self.ssid_masks),
+            "first": self.first,
+            "first_root": self.first_root,
+            "last": self.last,
+            "last_parts": sorted(self.last_parts),
+            "birth_date": self.birth_date.isoformat() if self.birth_date else None,
+            "sex": self.sex,
+            "zip": self.zip,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Identity:
+        """The identity :meth:`to_json` wrote."""
+        born = data.get("birth_date")
+        return cls(
+            ssn=_text(data.get("ssn")),
+            ssid=_text(data.get("ssid")),
+            itin=_text(data.get("itin")),
+            ssn_masks=frozenset(_texts(data.get("ssn_masks"))),
+            ssid_masks=frozenset(_texts(data.get("ssid_masks"))),
+            first=str(data.get("first") or ""),
+            first_root=str(data.get("first_root") or ""),
+            last=str(data.get("last") or ""),
+            last_parts=frozenset(_texts(data.get("last_parts"))),
+            birth_date=datetime.date.fromisoformat(born) if isinstance(born, str) else None,
+            sex=_text(data.get("sex")),
+            zip=_text(data.get("zip")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _texts(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 # Comparison levels and their default (m, u) probabilities: m = P(level | same person),
@@ -205,3 +249,8 @@ def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Scor
         )
     weight = sum(model.weights[pair] for pair in levels)
     return Score(weight, tuple(levels))
+
+
+def load_model(path: Path | None) -> MatchModel:
+    """The model in ``path`` (from `c2c identity train`), or the built-in one for None."""
+    return DEFAULT_MODEL if path is None else MatchModel.load(path)

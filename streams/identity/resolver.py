@@ -14,11 +14,12 @@ once given is never given to anyone else.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,10 @@ class Resolution:
     rule: str | None = None
     weight: float | None = None
     review_reason: str | None = None
+    # persons whose kept state the decision changed, for a store that persists person by
+    # person (a record identical to one already kept changes nothing)
+    touched: tuple[str, ...] = ()
+    new_source: tuple[str, str] | None = None
 
 
 @dataclass
@@ -118,6 +123,49 @@ class IdentityState:
         while person_id in self.merged_into and self.merged_into[person_id] != seen:
             self.merged_into[person_id], person_id = seen, self.merged_into[person_id]
         return seen
+
+    def snapshot(self, person_id: str) -> dict[str, Any]:
+        """Everything kept of ``person_id``, JSON-ready: a merged person is a tombstone
+        naming its survivor. :meth:`restore` reads these back."""
+        merged = self.merged_into.get(person_id)
+        if merged is not None:
+            return {"merged_into": merged}
+        trusted = self.trusted.get(person_id, {})
+        return {
+            "profile": [identity.to_json() for identity in self.profiles.get(person_id, [])],
+            "trusted": {kind: sorted(values) for kind, values in trusted.items()},
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        persons: Iterable[tuple[str, Mapping[str, Any]]],
+        sources: Iterable[tuple[tuple[str, str], str]],
+    ) -> IdentityState:
+        """The state whose :meth:`snapshot` of every person gave ``persons``, with the
+        source-id map ``sources``. Blocks are rebuilt from the profiles, persons in id order,
+        so that candidates come in the order they were first seen."""
+        state = cls()
+        numbers = [0]
+        for person_id, record in sorted(persons, key=lambda item: _number(item[0])):
+            numbers.append(_number(person_id))
+            merged = record.get("merged_into")
+            if merged is not None:
+                state.merged_into[person_id] = str(merged)
+                continue
+            profile = [Identity.from_json(item) for item in record.get("profile", [])]
+            state.profiles[person_id] = profile
+            state.trusted[person_id] = {
+                kind: set(record.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
+            }
+            for identity in profile:
+                for key in blocking_keys(identity):
+                    block = state.blocks.setdefault(key, [])
+                    if person_id not in block:
+                        block.append(person_id)
+        state.sources.update(sources)
+        state.next_number = max(numbers) + 1
+        return state
 
 
 def blocking_keys(identity: Identity) -> list[str]:
@@ -189,16 +237,30 @@ class Resolver:
             reason = identity.usable()
             if reason is not None:
                 return Resolution(None, review_reason=reason)
-        matches = self._matches(identity)
+        new_source = source_key if known is None and source_key[1] else None
         if known is not None:
             root = self.state.root(known)
+            if identity in self.state.profiles[root]:
+                # The source sent this exact identity for this person before (wages, each
+                # quarter): it was matched then, and any person since that matches it found
+                # it in the blocks. Nothing to compare, nothing changes.
+                return Resolution(
+                    root, (Change("RECORD_LINKED", root, rule="SOURCE_ID"),), rule="SOURCE_ID"
+                )
+        matches = self._matches(identity)
+        if known is not None:
             matches.setdefault(root, (float("inf"), "SOURCE_ID"))
         if not matches:
             person_id = self._create(identity, source_key)
             return Resolution(
-                person_id, (Change("PERSON_CREATED", person_id, rule="NEW"),), rule="NEW"
+                person_id,
+                (Change("PERSON_CREATED", person_id, rule="NEW"),),
+                rule="NEW",
+                touched=(person_id,),
+                new_source=new_source,
             )
-        return self._link(identity, source_key, matches)
+        resolution = self._link(identity, source_key, matches)
+        return dataclasses.replace(resolution, new_source=new_source)
 
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
         state = self.state
@@ -228,10 +290,14 @@ class Resolver:
         self._remember(person_id, identity, source_key)
         return person_id
 
-    def _remember(self, person_id: str, identity: Identity, source_key: tuple[str, str]) -> None:
+    def _remember(self, person_id: str, identity: Identity, source_key: tuple[str, str]) -> bool:
+        """Add what ``identity`` tells of ``person_id``; whether the person's kept state
+        (profile or trusted identifiers) changed."""
         state = self.state
         profile = state.profiles[person_id]
+        changed = False
         if identity not in profile:
+            changed = True
             profile.append(identity)
             del profile[:-_MAX_PROFILE]
             for key in blocking_keys(identity):
@@ -240,10 +306,12 @@ class Resolver:
                     block.append(person_id)
         for kind in ("ssn", "ssid"):
             value = getattr(identity, kind)
-            if value:
+            if value and value not in state.trusted[person_id][kind]:
                 state.trusted[person_id][kind].add(value)
+                changed = True
         if source_key[1]:
             state.sources[source_key] = person_id
+        return changed
 
     def _conflict(self, a: str, b: str) -> bool:
         """Two different trusted identifiers of one kind forbid merging a and b."""
@@ -273,9 +341,11 @@ class Resolver:
             )
         weight, rule = matches[ranked[0]]
         shown = None if weight == float("inf") else round(weight, 2)
-        self._remember(survivor, identity, source_key)
+        grew = self._remember(survivor, identity, source_key)
         changes.append(Change("RECORD_LINKED", survivor, rule=rule, weight=shown))
-        return Resolution(survivor, tuple(changes), rule=rule, weight=shown)
+        touched = [survivor] if grew or len(group) > 1 else []
+        touched += sorted((pid for pid in group if pid != survivor), key=_number)
+        return Resolution(survivor, tuple(changes), rule=rule, weight=shown, touched=tuple(touched))
 
     def _merge(self, absorbed: str, survivor: str) -> None:
         state = self.state

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streams.identity.evaluation import pairwise_metrics, read_assignments
-from streams.identity.matching import compare
+from streams.identity.matching import Identity, compare
 from streams.identity.normalize import first_name_root, name_key, name_parts
 from streams.identity.resolver import IdentifierHasher, Resolver
 
@@ -186,3 +186,78 @@ def test_resolving_a_synthetic_population_is_precise(tmp_path: Any) -> None:
     # Recall is bounded by wage records of people whose SSN no school record carries
     # (K-12 has none): see streams/README.md. It must not fall below today's level.
     assert metrics.recall >= 0.85, metrics.to_dict()
+
+
+def _synth_events(tmp_path: Any, people: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    from producers.files import mapped_events
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+
+    synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), tmp_path)
+    return list(mapped_events(tmp_path))
+
+
+def test_state_restored_from_snapshots_decides_as_the_running_one(tmp_path: Any) -> None:
+    """What the worker does after a restart: rebuild from per-person snapshots and source
+    ids (its changelogged tables), then go on; every later decision must be the same."""
+    import json
+
+    from streams.identity.resolver import IdentityState
+
+    events = _synth_events(tmp_path, 300, 5)
+    half = len(events) // 2
+    running = Resolver(IdentifierHasher(SECRET))
+    persons: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
+    for _source, event in events[:half]:
+        result = running.resolve(event["provider"], event["person"])
+        for person_id in result.touched:
+            # through JSON, as the table's changelog stores it
+            persons[person_id] = json.loads(json.dumps(running.state.snapshot(person_id)))
+        if result.new_source is not None:
+            sources[result.new_source] = str(result.person_id)
+    restored = Resolver(
+        IdentifierHasher(SECRET), state=IdentityState.restore(persons.items(), sources.items())
+    )
+    assert restored.state.next_number == running.state.next_number
+    for _source, event in events[half:]:
+        expected = running.resolve(event["provider"], event["person"])
+        got = restored.resolve(event["provider"], event["person"])
+        assert (got.person_id, got.changes) == (expected.person_id, expected.changes), event[
+            "source_record_id"
+        ]
+
+
+def test_a_record_seen_before_changes_no_state() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    first = resolver.resolve("k12", MARIA)
+    assert first.touched == (first.person_id,)
+    assert first.new_source == ("k12", "L1")
+    again = resolver.resolve("k12", MARIA)
+    assert again.person_id == first.person_id
+    assert again.touched == ()
+    assert again.new_source is None
+    assert [c.change_type for c in again.changes] == ["RECORD_LINKED"]
+    moved = resolver.resolve("k12", {**MARIA, "zip": "90001"})
+    assert moved.person_id == first.person_id
+    assert moved.touched == (first.person_id,)
+
+
+def test_identity_survives_json() -> None:
+    import json
+
+    identity = Resolver(IdentifierHasher(SECRET)).identity({**MARIA, "ssn": "555443333"})
+    assert Identity.from_json(json.loads(json.dumps(identity.to_json()))) == identity
+
+
+def test_final_assignments_follow_merges_and_ignore_other_events() -> None:
+    from streams.identity.evaluation import final_assignments
+
+    records = {"e1": ("k12", "a"), "e2": ("edd", "b"), "e3": ("ccc", "c")}
+    linked = [("e1", "P2"), ("e2", "P3"), ("e3", "P1"), ("unknown", "P9")]
+    merges = [("P3", "P2"), ("P2", "P1")]
+    assert final_assignments(linked, merges, records) == {
+        ("k12", "a"): "P1",
+        ("edd", "b"): "P1",
+        ("ccc", "c"): "P1",
+    }
+    assert final_assignments(linked, [("P1", "P2"), ("P2", "P1")], records)  # a cycle ends
