@@ -121,6 +121,13 @@ class Settings(BaseSettings):
             "<data_dir>/streams, a restart reads only the changelog's tail) or memory."
         ),
     )
+    streams_start: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description=(
+            "Where a worker with no committed offsets starts reading raw topics: earliest (all "
+            "history) or latest (only what arrives from now on)."
+        ),
+    )
     streams_batch_size: int = Field(
         default=2000, ge=1, le=100_000, description="Records the identity worker takes at once."
     )

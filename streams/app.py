@@ -150,7 +150,7 @@ def create_app(
         value_serializer="json",
         topic_partitions=1,  # the intake topic and the tables: one resolver shard
         topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.streams_start,
         producer_acks=-1,
         table_standby_replicas=0,
         web_enabled=True,
@@ -276,7 +276,7 @@ def create_app(
 
     @app.page("/health/ready")
     async def ready(view: Any, request: Any) -> Any:
-        answer = worker_readiness(app, state, settings.ready_max_lag)
+        answer = await worker_readiness(app, state, settings.ready_max_lag)
         return view.json(answer.as_json(), status=200 if answer.ready else 503)
 
     @app.page("/metrics/counts")
@@ -286,21 +286,21 @@ def create_app(
     return app, state
 
 
-def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> Readiness:
+async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> Readiness:
     """Readiness of this worker from its consumer's assignment and high-water marks."""
     assigned = app.consumer.assignment() if app.consumer is not None else set()
     lag = {}
     for tp in assigned:
-        if tp.topic.endswith("-changelog"):
+        if tp.topic.endswith("-changelog") or "__assignor" in tp.topic:
             continue
         high = app.consumer.highwater(tp)
         if high is None:
             continue
-        # Faust's own read offset covers partitions this process has not read from yet
-        # (it starts at the committed offset); ours is the next offset after a processed one.
-        read = getattr(app.consumer, "_read_offset", {}).get(tp) or 0
-        done = max(state.positions.get((tp.topic, tp.partition), 0), int(read))
-        lag[f"{tp.topic}[{tp.partition}]"] = max(0, int(high) - done)
+        # the next offset after the last one processed; before any, where reading starts
+        done = state.positions.get((tp.topic, tp.partition))
+        if done is None:
+            done = await app.consumer.position(tp) or 0
+        lag[f"{tp.topic}[{tp.partition}]"] = max(0, int(high) - int(done))
     return readiness(
         connected=bool(assigned), recovering=bool(app.in_recovery), lag=lag, max_lag=max_lag
     )

@@ -1,0 +1,241 @@
+"""The identity worker (Faust) against the real stack: raw events in; linked events,
+identity changes, reviews and dead letters out; a restart keeps the ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from c2c.kafka import ensure_topics, read_to_end
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import Topic, get_topic
+from producers.files import mapped_events, replay
+from producers.synth import NoiseConfig, SynthConfig, synthesize
+from streams.identity.evaluation import final_assignments, pairwise_metrics, read_assignments
+from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.linking import LINKED_TOPICS
+from streams.resolution import CHANGES_TOPIC, RAW_TOPICS, Incoming, source_of
+from tests.conftest import free_port_pair
+
+FIRST = ("k12", "ccc", "csac")  # published before the restart; the rest after
+
+
+class Worker:
+    """`c2c identity worker` in a child process, with its own group, intake topic and port."""
+
+    def __init__(self, settings: Settings, tmp: Path) -> None:
+        run = uuid.uuid4().hex[:10]
+        self.app_id = f"test-identity-{run}"
+        self.intake = f"test.{run}.intake"
+        self.port = free_port_pair()
+        self.log = tmp / "worker.log"
+        ensure_topics(settings, [Topic(self.intake, "", "identity", "test intake", partitions=1)])
+        self.env = {
+            **os.environ,
+            "C2C_WORKER_WEB_PORT": str(self.port),
+            "C2C_STREAMS_START": "latest",  # this test's events only, not the topics' history
+            "C2C_DATA_DIR": str(settings.data_dir),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "c2c", "identity", "worker"]
+        command += ["--app-id", self.app_id, "--intake-topic", self.intake]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        # ready, and reading: high-water marks known for every raw partition, so the
+        # consumer's positions are set ("latest" is resolved) before the test publishes
+        self.wait(
+            lambda ready, _counts: (
+                ready["ready"] and sum(1 for tp in ready["lag"] if tp.startswith("c2c.raw.")) == 36
+            ),
+            "ready",
+        )
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return int(r.status), json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+
+    def wait(self, done: Any, what: str, timeout_s: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        ready: dict[str, Any] = {}
+        counts: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited ({self.process.returncode}):\n{self.log.read_text()}")
+            try:
+                _, ready = self.get("/health/ready")
+                _, counts = self.get("/metrics/counts")
+            except (OSError, ValueError):
+                time.sleep(0.5)
+                continue
+            if done(ready, counts):
+                return counts
+            time.sleep(0.5)
+        pytest.fail(
+            f"worker not {what} in {timeout_s} s (last {ready}, {counts}):\n"
+            f"{self.log.read_text()[-3000:]}"
+        )
+
+    def drained(self, handled: int) -> dict[str, Any]:
+        """Wait until the worker resolved ``handled`` messages and lags nowhere."""
+
+        def done(ready: dict[str, Any], counts: dict[str, Any]) -> bool:
+            total = sum(counts.get(k, 0) for k in ("linked", "optout", "review", "dead_letter"))
+            return total >= handled and ready["ready"] and ready["total_lag"] == 0
+
+        return self.wait(done, f"done with {handled} messages")
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def worker(stack: Settings, registry: SchemaRegistry, tmp_path: Path) -> Any:
+    running = Worker(stack, tmp_path)
+    yield running
+    running.close()
+
+
+def _name_only_event(event: dict[str, Any]) -> dict[str, Any]:
+    person = {
+        **event["person"],
+        "source_person_id": f"NOID-{uuid.uuid4().hex[:8]}",
+        "ssn": None,
+        "ssid": None,
+        "itin": None,
+        "birth_date": None,
+    }
+    return {
+        **event,
+        "event_id": str(uuid.uuid4()),
+        "source_record_id": f"NOID-{uuid.uuid4().hex[:8]}",
+        "person": person,
+    }
+
+
+def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
+    stack: Settings, registry: SchemaRegistry, worker: Worker, tmp_path: Path
+) -> None:
+    synth = tmp_path / "synth"
+    synthesize(SynthConfig(people=150, seed=int(uuid.uuid4().int % 10**6)), NoiseConfig(), synth)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    for extract in synth.glob("*.csv"):
+        shutil.copy(extract, (first if extract.stem in FIRST else second) / extract.name)
+    events = {str(e["event_id"]): (s, e) for s, e in mapped_events(synth)}
+    first_count = sum(1 for s, _ in events.values() if s in FIRST)
+
+    worker.start()
+    replay(stack, first)
+    worker.drained(first_count)
+    worker.stop()  # a restart: the next process rebuilds its state from the tables
+    worker.start()
+    replay(stack, second)
+    # one record a name alone identifies (review), one message that is not Avro (dead letter)
+    some_enrollment = next(e for s, e in events.values() if s == "k12")
+    unidentified = _name_only_event(some_enrollment)
+    producer = Producer(stack.kafka_config())
+    producer.produce(
+        "c2c.raw.enrollment",
+        value=registry.encoder(get_topic("c2c.raw.enrollment")).encode(unidentified),
+    )
+    bad_key = f"garbage-{uuid.uuid4()}".encode()
+    producer.produce("c2c.raw.enrollment", key=bad_key, value=b"not avro at all")
+    assert producer.flush(30) == 0
+    counts = worker.drained(len(events) + 2 - first_count)
+    assert counts["review"] >= 1
+    assert counts["dead_letter"] >= 1
+    review = registry.decoder(get_topic("c2c.identity.review"))
+    held = [review.decode(m.value() or b"") for m in read_to_end(stack, ["c2c.identity.review"])]
+    [why] = [r["reason"] for r in held if str(r["event_id"]) == unidentified["event_id"]]
+    assert "name alone" in why or "no full name" in why
+    letters = registry.decoder(get_topic("c2c.deadletter"))
+    dead = [letters.decode(m.value() or b"") for m in read_to_end(stack, ["c2c.deadletter"])]
+    [letter] = [d for d in dead if d["original_key"] == bad_key]
+    assert (letter["stage"], letter["source_topic"]) == ("identity", "c2c.raw.enrollment")
+    assert letter["original_value"] == b"not avro at all"
+
+    # Every event the test published was linked (opt-outs resolved but not linked), each
+    # copy of one event (a replay after a restart) under the same person.
+    decoders = {t: registry.decoder(get_topic(t)) for t in (*LINKED_TOPICS.values(), CHANGES_TOPIC)}
+    published: dict[str, set[str]] = defaultdict(set)
+    linked: list[tuple[str, str]] = []
+    merges: list[tuple[str, str]] = []
+    for message in read_to_end(stack, decoders):
+        value = decoders[str(message.topic())].decode(message.value() or b"")
+        if message.topic() == CHANGES_TOPIC:
+            if str(value["source_event_id"]) in events and value["change_type"] == "PERSONS_MERGED":
+                merges.append((value["previous_person_id"], value["person_id"]))
+        elif str(value["event_id"]) in events:
+            published[str(value["event_id"])].add(value["person_id"])
+            linked.append((str(value["event_id"]), value["person_id"]))
+            assert "person" not in value  # de-identified: no identifying fields leave
+    expected = {i for i, (s, _) in events.items() if s != "optout"}
+    assert set(published) == expected
+    assert all(len(ids) == 1 for ids in published.values())
+
+    # Linkage quality of what the pipeline published, merges applied.
+    records = {i: (s, str(e["source_record_id"])) for i, (s, e) in events.items()}
+    found = final_assignments(linked, merges, records)
+    metrics = pairwise_metrics(read_assignments(synth / "truth" / "records.csv"), found)
+    assert metrics.precision >= 0.99, metrics.to_dict()
+    assert metrics.recall >= 0.85, metrics.to_dict()
+
+    # The restart changed nothing: one resolver that never stopped, fed the intake topic in
+    # the same order, gives every event the same person id.
+    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    resolver = Resolver(IdentifierHasher(stack.identity_secret.get_secret_value().encode()))
+    never_stopped: dict[str, str] = {}
+    outcomes: defaultdict[str, int] = defaultdict(int)
+    for message in read_to_end(stack, [worker.intake]):
+        incoming = source_of(
+            Incoming(
+                str(message.topic()),
+                int(message.partition() or 0),
+                int(message.offset() or 0),
+                message.key(),
+                message.value(),
+                list(message.headers() or []),
+            )
+        )
+        if incoming.topic not in raw_decoders or incoming.value is None:
+            outcomes["not raw"] += 1
+            continue
+        try:
+            raw = raw_decoders[incoming.topic].decode(incoming.value)
+        except Exception:
+            outcomes["undecodable"] += 1
+            continue
+        resolution = resolver.resolve(str(raw["provider"]), raw["person"])
+        if resolution.person_id is not None and str(raw["event_id"]) in published:
+            never_stopped[str(raw["event_id"])] = resolution.person_id
+    assert never_stopped == {i: next(iter(ids)) for i, ids in published.items()}
+    assert outcomes["undecodable"] >= 1  # the garbage went through the intake too
