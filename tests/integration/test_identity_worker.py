@@ -3,15 +3,7 @@ identity changes, reviews and dead letters out; a restart keeps the ids."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -20,107 +12,27 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from c2c.kafka import ensure_topics, read_to_end
+from c2c.kafka import read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import Topic, get_topic
+from c2c.topics import get_topic
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.evaluation import final_assignments, pairwise_metrics, read_assignments
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.linking import LINKED_TOPICS
+from streams.process import WorkerProcess
 from streams.resolution import CHANGES_TOPIC, RAW_TOPICS, Incoming, source_of
 from tests.conftest import free_port_pair
 
 FIRST = ("k12", "ccc", "csac")  # published before the restart; the rest after
 
 
-class Worker:
-    """`c2c identity worker` in a child process, with its own group, intake topic and port."""
-
-    def __init__(self, settings: Settings, tmp: Path) -> None:
-        run = uuid.uuid4().hex[:10]
-        self.app_id = f"test-identity-{run}"
-        self.intake = f"test.{run}.intake"
-        self.port = free_port_pair()
-        self.log = tmp / "worker.log"
-        ensure_topics(settings, [Topic(self.intake, "", "identity", "test intake", partitions=1)])
-        self.env = {
-            **os.environ,
-            "C2C_WORKER_WEB_PORT": str(self.port),
-            "C2C_STREAMS_START": "latest",  # this test's events only, not the topics' history
-            "C2C_DATA_DIR": str(settings.data_dir),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "c2c", "identity", "worker"]
-        command += ["--app-id", self.app_id, "--intake-topic", self.intake]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
-        # ready, and reading: high-water marks known for every raw partition, so the
-        # consumer's positions are set ("latest" is resolved) before the test publishes
-        self.wait(
-            lambda ready, _counts: (
-                ready["ready"] and sum(1 for tp in ready["lag"] if tp.startswith("c2c.raw.")) == 36
-            ),
-            "ready",
-        )
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return int(r.status), json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), json.loads(exc.read())
-
-    def wait(self, done: Any, what: str, timeout_s: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        ready: dict[str, Any] = {}
-        counts: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited ({self.process.returncode}):\n{self.log.read_text()}")
-            try:
-                _, ready = self.get("/health/ready")
-                _, counts = self.get("/metrics/counts")
-            except (OSError, ValueError):
-                time.sleep(0.5)
-                continue
-            if done(ready, counts):
-                return counts
-            time.sleep(0.5)
-        pytest.fail(
-            f"worker not {what} in {timeout_s} s (last {ready}, {counts}):\n"
-            f"{self.log.read_text()[-3000:]}"
-        )
-
-    def drained(self, handled: int) -> dict[str, Any]:
-        """Wait until the worker resolved ``handled`` messages and lags nowhere."""
-
-        def done(ready: dict[str, Any], counts: dict[str, Any]) -> bool:
-            total = sum(counts.get(k, 0) for k in ("linked", "optout", "review", "dead_letter"))
-            return total >= handled and ready["ready"] and ready["total_lag"] == 0
-
-        return self.wait(done, f"done with {handled} messages")
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def worker(stack: Settings, registry: SchemaRegistry, tmp_path: Path) -> Any:
-    running = Worker(stack, tmp_path)
+    running = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
     yield running
-    running.close()
+    running.kill()
 
 
 def _name_only_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +53,7 @@ def _name_only_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
-    stack: Settings, registry: SchemaRegistry, worker: Worker, tmp_path: Path
+    stack: Settings, registry: SchemaRegistry, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     synth = tmp_path / "synth"
     synthesize(SynthConfig(people=150, seed=int(uuid.uuid4().int % 10**6)), NoiseConfig(), synth)
@@ -215,7 +127,7 @@ def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
     resolver = Resolver(IdentifierHasher(stack.identity_secret.get_secret_value().encode()))
     never_stopped: dict[str, str] = {}
     outcomes: defaultdict[str, int] = defaultdict(int)
-    for message in read_to_end(stack, [worker.intake]):
+    for message in read_to_end(stack, [str(worker.intake)]):
         incoming = source_of(
             Incoming(
                 str(message.topic()),
