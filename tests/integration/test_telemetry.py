@@ -93,3 +93,50 @@ def test_prometheus_endpoint_serves_the_counters(stack: Settings, registry: Sche
     assert 'topic="c2c.raw.wage"' in lines[0]
     assert 'stage="producer"' in lines[0]
     assert float(lines[0].rsplit(" ", 1)[1]) == 2.0
+
+
+def test_the_identity_stage_continues_the_producers_trace(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
+    from c2c.serde import AvroDecoder
+    from c2c.topics import get_topic
+    from streams.identity.resolver import IdentifierHasher, Resolver
+    from streams.resolution import RAW_TOPICS, IdentityStage, Incoming, forwarding_headers
+
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
+    event = example_raw("credential", 0)
+    with telemetry.tracer.start_as_current_span("produce c2c.raw.credential") as produced:
+        headers = telemetry.inject()
+    raw = Incoming(
+        "c2c.raw.credential",
+        2,
+        41,
+        b"k",
+        registry.encoder(get_topic("c2c.raw.credential")).encode(event),
+        headers,
+    )
+    decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
+    stage = IdentityStage(
+        Resolver(IdentifierHasher(b"s")),
+        decoders,
+        {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
+        telemetry,
+    )
+    # through the intake topic, as the worker does: the headers travel with the bytes
+    forwarded = Incoming("c2c.identity.intake", 0, 7, b"k", raw.value, forwarding_headers(raw))
+    done = stage.process(forwarded)
+    assert done.outcome == "linked"
+    [resolved] = [s for s in spans.get_finished_spans() if s.name == "identity.resolve"]
+    trace_id = produced.get_span_context().trace_id
+    assert resolved.context.trace_id == trace_id
+    assert resolved.parent is not None
+    assert resolved.parent.span_id == produced.get_span_context().span_id
+    assert resolved.attributes["messaging.source.name"] == "c2c.raw.credential"
+    assert resolved.attributes["messaging.kafka.message.offset"] == 41
+    for out in done.outgoing:  # the sink continues the same trace from these headers
+        carried = get_current_span(Telemetry.extract(out.headers)).get_span_context()
+        assert carried.trace_id == trace_id
+        assert carried.span_id == resolved.context.span_id
+    telemetry.shutdown()
