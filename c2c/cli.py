@@ -686,6 +686,126 @@ def eval_linkage(
     )
 
 
+@cli.group()
+def sink() -> None:
+    """The ClickHouse sink."""
+
+
+@sink.command("migrate")
+@click.pass_context
+@_reports_errors
+def sink_migrate(ctx: click.Context) -> None:
+    """Apply pending ClickHouse migrations (sinks/migrations/) and re-create the public
+    views with the configured suppression threshold."""
+    from c2c.clickhouse import connect
+    from sinks.migrate import migrate
+
+    settings = _settings(ctx)
+    applied = migrate(connect(settings), min_cell=settings.suppression_min_cell)
+    click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(applied)}")
+
+
+@sink.command("run")
+@click.option("--group", default=None, help="Consumer group (default c2c-sink).")
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Stop once nothing arrived for this many seconds (default: run until interrupted).",
+)
+@click.pass_context
+@_reports_errors
+def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) -> None:
+    """Write linked events and identity changes to ClickHouse (migrating first). Health,
+    counts and outcomes on C2C_SINK_WEB_PORT."""
+    import signal
+    import threading
+
+    from c2c.clickhouse import connect
+    from c2c.registry import SchemaRegistry
+    from sinks.migrate import migrate
+    from sinks.sink import SINK_GROUP, Sink
+    from sinks.web import serve
+
+    settings = _settings(ctx)
+    client = connect(settings)
+    migrate(client, min_cell=settings.suppression_min_cell)
+    running = Sink(settings, SchemaRegistry(settings), client, group_id=group or SINK_GROUP)
+    server = serve(running, settings.sink_web_host, settings.sink_web_port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        running.run(stop, idle_stop_s=until_idle)
+    finally:
+        server.shutdown()
+    click.echo(f"sink wrote {running.counts['rows']} rows in {running.counts['batches']} batches")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_reports_errors
+def outcomes(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Print outcome tables (all, or NAME). With embedded ClickHouse held by a running sink,
+    asks the sink over its web port."""
+    from sinks.outcomes import OUTCOMES, OutcomeTable
+
+    settings = _settings(ctx)
+    names = [name] if name else list(OUTCOMES)
+    tables = [OutcomeTable(**t) for t in _outcome_tables(settings, names)]
+    if as_json:
+        click.echo(json.dumps([t.to_dict() for t in tables], indent=2, default=str))
+        return
+    for table in tables:
+        click.echo(f"\n{table.name} ({len(table.rows)} rows)")
+        widths = [
+            max(len(str(c)), *(len(_cell(r[i])) for r in table.rows)) if table.rows else len(c)
+            for i, c in enumerate(table.columns)
+        ]
+        click.echo("  ".join(c.rjust(w) for c, w in zip(table.columns, widths, strict=True)))
+        for row in table.rows:
+            click.echo("  ".join(_cell(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _outcome_tables(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
+    """The tables as dicts, from ClickHouse or, if a sink holds embedded chdb, from it."""
+    import urllib.error
+    import urllib.request
+
+    from c2c.clickhouse import connect, embedded_owner, embedded_path
+    from c2c.errors import C2CError, ServiceError
+    from sinks.outcomes import read_outcome
+
+    path = embedded_path(settings)
+    if path is not None and embedded_owner(path) is not None:
+        found = []
+        for name in names:
+            url = f"http://{settings.sink_web_host}:{settings.sink_web_port}/outcomes/{name}"
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    found.append(json.loads(response.read()))
+            except urllib.error.HTTPError as exc:
+                raise C2CError(json.loads(exc.read())["error"], code="outcomes.unknown") from exc
+            except OSError as exc:
+                raise ServiceError(
+                    f"embedded ClickHouse at {path} is held by process {embedded_owner(path)}, "
+                    f"and no sink answers at {url} ({exc}); is C2C_SINK_WEB_PORT right?",
+                    code="outcomes.sink_unreachable",
+                ) from exc
+        return found
+    client = connect(settings)
+    try:
+        return [read_outcome(client, name).to_dict() for name in names]
+    except ValueError as exc:
+        raise C2CError(str(exc), code="outcomes.unknown") from exc
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("--watch", is_flag=True, help="Refresh until interrupted.")

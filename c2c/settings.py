@@ -144,6 +144,25 @@ class Settings(BaseSettings):
         default=10_000, ge=0, description="A worker or sink is ready while no partition lags more."
     )
 
+    # -- sink --------------------------------------------------------------------------------
+    sink_batch_rows: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="Rows the sink inserts at most at once."
+    )
+    sink_batch_wait_s: float = Field(
+        default=0.5, gt=0, le=60, description="Longest a row waits in the sink before insert."
+    )
+    sink_start: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a sink group with no committed offsets starts: earliest or latest.",
+    )
+    sink_web_port: int = Field(
+        default=6067, ge=1, le=65535, description="Sink's health, metrics and outcomes port."
+    )
+    sink_web_host: str = Field(default="127.0.0.1", description="Address of the sink's web port.")
+    suppression_min_cell: int = Field(
+        default=11, ge=1, description="public_* views hide cells counting fewer people."
+    )
+
     # -- observability ------------------------------------------------------------------------
     otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
         default="none", description="Where traces go; 'none' makes tracing a no-op."

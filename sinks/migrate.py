@@ -1,0 +1,118 @@
+"""Versioned migrations of the ClickHouse schema, and the public views.
+
+Migrations are the files ``sinks/migrations/NNNN_name.sql``, applied once each, in order,
+and recorded in ``schema_migrations`` (version, name, checksum, applied_at). A file already
+applied that has since changed is an error: write a new migration instead. The public_*
+views are not versioned: they are re-created on every run from the suppression threshold
+in settings (``C2C_SUPPRESSION_MIN_CELL``), so changing it needs no migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from c2c.errors import C2CError
+from sinks.public import public_view_statements
+
+__all__ = ["Migration", "MigrationError", "migrate", "migrations", "split_statements"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class MigrationError(C2CError):
+    """A migration could not be applied, or an applied one was edited."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="sink.migration")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in version order; MigrationError for a misnamed or repeated one."""
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path}: migration files are named NNNN_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"{path}: version {version} is also {found[version].path.name}")
+        found[version] = Migration(version, match.group(2), path)
+    return [found[v] for v in sorted(found)]
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a migration: ';' at a line's end ends one; '--' lines are comments."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.strip().startswith("--") and not current:
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip().removesuffix(";").strip()
+            if statement:
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def migrate(client: Any, *, min_cell: int, folder: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending migrations, then re-create the public views; names what it applied."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+        "checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = MergeTree ORDER BY version "
+        "COMMENT 'Migrations applied by `c2c sink migrate`'"
+    )
+    applied = {
+        int(row[0]): (str(row[1]), str(row[2]))
+        for row in client.query("SELECT version, name, checksum FROM schema_migrations").result_rows
+    }
+    done = []
+    for migration in migrations(folder):
+        if migration.version in applied:
+            if applied[migration.version][1] != migration.checksum:
+                raise MigrationError(
+                    f"{migration.path.name} was applied (checksum {applied[migration.version][1]}) "
+                    "and has changed since; add a new migration instead of editing this one"
+                )
+            continue
+        for number, statement in enumerate(split_statements(migration.text), start=1):
+            try:
+                client.command(statement)
+            except Exception as exc:  # clickhouse-connect raises several types
+                raise MigrationError(
+                    f"{migration.path.name}, statement {number}: {exc}".splitlines()[0]
+                ) from exc
+        client.insert(
+            "schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        done.append(migration.path.name)
+    for statement in public_view_statements(min_cell):
+        client.command(statement)
+    return done

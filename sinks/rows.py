@@ -1,0 +1,154 @@
+"""From linked events and identity changes to ClickHouse rows. Pure code: no client.
+
+Each linked topic has a fact table whose columns are the event's id, time, provider,
+person id, de-identified attributes, then its facts' fields under their schema names.
+:class:`PersonMap` keeps merges transitive: when B (which absorbed A) is absorbed by C,
+both A and B are re-pointed to C, so one join finds any fact's current person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "ATTRIBUTE_COLUMNS",
+    "DIM_PERSON_COLUMNS",
+    "FACT_COLUMNS",
+    "FACT_TABLES",
+    "PERSON_MAP_COLUMNS",
+    "PersonMap",
+    "dim_person_row",
+    "fact_row",
+]
+
+FACT_TABLES: Mapping[str, str] = {
+    "c2c.linked.enrollment": "fact_enrollment",
+    "c2c.linked.completion": "fact_completion",
+    "c2c.linked.financial_aid": "fact_financial_aid",
+    "c2c.linked.wage": "fact_wage",
+    "c2c.linked.credential": "fact_credential",
+}
+
+ATTRIBUTE_COLUMNS = (
+    "event_id",
+    "event_time",
+    "provider",
+    "person_id",
+    "birth_year",
+    "sex",
+    "race_ethnicity",
+    "county_fips",
+    "foster_youth",
+    "homeless",
+    "socioeconomically_disadvantaged",
+    "english_learner",
+)
+_DEMOGRAPHICS = ATTRIBUTE_COLUMNS[6:]
+
+FACT_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "fact_enrollment": (
+        "institution_id",
+        "district_id",
+        "academic_year",
+        "term",
+        "term_start_date",
+        "grade_level",
+        "program_cip",
+        "first_time",
+    ),
+    "fact_completion": ("award_level", "completion_date", "institution_id", "program_cip"),
+    "fact_financial_aid": ("aid_program", "award_year", "amount", "institution_id"),
+    "fact_wage": ("employer_id", "naics", "year", "quarter", "wages"),
+    "fact_credential": ("credential_type", "issue_date", "recommending_institution_id"),
+}
+
+PERSON_MAP_COLUMNS = ("person_id", "survivor_id", "changed_at")
+DIM_PERSON_COLUMNS = (
+    "person_id",
+    "birth_year",
+    "sex",
+    "race_ethnicity",
+    "county_fips",
+    "updated_at",
+)
+
+
+def columns(table: str) -> tuple[str, ...]:
+    """Column names of a fact table, in row order."""
+    return (*ATTRIBUTE_COLUMNS, *FACT_COLUMNS[table])
+
+
+def fact_row(topic: str, event: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """(table, row) for one linked event. KeyError names a topic with no fact table."""
+    table = FACT_TABLES[topic]
+    attributes = event.get("attributes") or {}
+    demographics = attributes.get("demographics") or {}
+    facts = event["facts"]
+    return table, [
+        event["event_id"],
+        event["event_time"],
+        event["provider"],
+        event["person_id"],
+        attributes.get("birth_year"),
+        attributes.get("sex"),
+        *(demographics.get(name) for name in _DEMOGRAPHICS),
+        *(facts.get(name) for name in FACT_COLUMNS[table]),
+    ]
+
+
+def dim_person_row(event: Mapping[str, Any]) -> list[Any]:
+    """The person dimension's row as this event describes the person."""
+    attributes = event.get("attributes") or {}
+    demographics = attributes.get("demographics") or {}
+    return [
+        event["person_id"],
+        attributes.get("birth_year"),
+        attributes.get("sex"),
+        demographics.get("race_ethnicity"),
+        demographics.get("county_fips"),
+        event["event_time"],
+    ]
+
+
+class PersonMap:
+    """Absorbed person id -> surviving id, kept transitive."""
+
+    def __init__(self, known: Iterable[tuple[str, str]] = ()) -> None:
+        self._survivor: dict[str, str] = {}
+        self._absorbed: dict[str, set[str]] = {}
+        for person_id, survivor in known:
+            self._set(person_id, survivor)
+
+    def _set(self, person_id: str, survivor: str) -> None:
+        previous = self._survivor.get(person_id)
+        if previous is not None:
+            self._absorbed[previous].discard(person_id)
+        self._survivor[person_id] = survivor
+        self._absorbed.setdefault(survivor, set()).add(person_id)
+
+    def current(self, person_id: str) -> str:
+        return self._survivor.get(person_id, person_id)
+
+    def merge(self, absorbed: str, survivor: str, at: datetime) -> list[list[Any]]:
+        """Record that ``absorbed`` merged into ``survivor``; the person_map rows to write
+        (the absorbed id and every id it had absorbed, now pointing at the final survivor)."""
+        final = self.current(survivor)
+        if final == absorbed or self.current(absorbed) == final:
+            return []
+        moved = [absorbed, *sorted(self._absorbed.get(absorbed, set()))]
+        for person_id in moved:
+            self._set(person_id, final)
+        self._absorbed.pop(absorbed, None)
+        return [[person_id, final, at] for person_id in moved]
+
+    def __len__(self) -> int:
+        return len(self._survivor)
+
+
+def rows_by_table(rows: Sequence[tuple[str, list[Any]]]) -> dict[str, list[list[Any]]]:
+    grouped: dict[str, list[list[Any]]] = {}
+    for table, row in rows:
+        grouped.setdefault(table, []).append(row)
+    return grouped

@@ -1,0 +1,237 @@
+"""The ClickHouse sink: linked events and identity changes in, fact rows, person map and
+person dimension out.
+
+It reads the linked topics and ``c2c.identity.changes`` (consumer group ``c2c-sink``),
+batches rows by size (``C2C_SINK_BATCH_ROWS``) and by time (``C2C_SINK_BATCH_WAIT_S``),
+inserts each batch, and commits Kafka offsets only after ClickHouse took the whole batch.
+While ClickHouse refuses, it pauses its partitions, retries with exponential backoff and
+then resumes with the same batch: nothing is acknowledged that was not written. A crash
+after an insert and before the commit replays the batch; fact tables are ReplacingMergeTree
+keyed by event id, so the copies collapse (readers use FINAL), and the person map is
+idempotent. Messages that do not decode go to the dead-letter topic (stage "sink").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from c2c.consuming import DecodingConsumer
+from c2c.deadletter import DeadLetterPublisher
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import get_topic
+from sinks.rows import (
+    DIM_PERSON_COLUMNS,
+    FACT_TABLES,
+    PERSON_MAP_COLUMNS,
+    PersonMap,
+    columns,
+    dim_person_row,
+    fact_row,
+)
+
+__all__ = ["SINK_GROUP", "Batch", "Sink"]
+
+SINK_GROUP = "c2c-sink"
+CHANGES_TOPIC = "c2c.identity.changes"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """Rows waiting for one insert, per table."""
+
+    facts: dict[str, list[list[Any]]] = field(default_factory=dict)
+    merges: list[list[Any]] = field(default_factory=list)
+    persons: dict[str, list[Any]] = field(default_factory=dict)
+    messages: int = 0
+    started: float = field(default_factory=time.monotonic)
+    oldest_event_time: datetime | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(len(rows) for rows in self.facts.values()) + len(self.merges)
+
+
+class Sink:
+    """See the module docstring. ``client`` is a clickhouse-connect client (any thread may
+    call :meth:`query` while :meth:`run` works: both go through one lock)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: SchemaRegistry,
+        client: Any,
+        *,
+        group_id: str = SINK_GROUP,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.last_insert_s: float | None = None
+        self.newest_row_time: datetime | None = None
+        self.clickhouse_error: str | None = None
+        self.connected = False
+        self.positioned = False  # every assigned partition has a read position
+        self._lag: dict[str, int] = {}
+        self._lag_checked = 0.0
+        self._sleep = sleep
+        topics = [*FACT_TABLES, CHANGES_TOPIC]
+        self._consumer = Consumer(
+            settings.kafka_config(
+                **{
+                    "group.id": group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": settings.sink_start,
+                    "max.poll.interval.ms": 600_000,
+                }
+            )
+        )
+        self._consumer.subscribe(topics)
+        self._dead_letters = DeadLetterPublisher(settings, registry)
+        self._decoding = DecodingConsumer(
+            self._consumer,
+            {t: registry.decoder(get_topic(t)) for t in topics},
+            self._dead_letters,
+            stage="sink",
+        )
+        with self.lock:
+            known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
+        self.person_map = PersonMap((str(a), str(b)) for a, b in known.result_rows)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _add(self, batch: Batch, topic: str, value: dict[str, Any]) -> None:
+        batch.messages += 1
+        if topic == CHANGES_TOPIC:
+            if value["change_type"] == "PERSONS_MERGED" and value.get("previous_person_id"):
+                batch.merges += self.person_map.merge(
+                    value["previous_person_id"], value["person_id"], value["changed_at"]
+                )
+            self.counts[f"change.{value['change_type']}"] += 1
+            return
+        table, row = fact_row(topic, value)
+        batch.facts.setdefault(table, []).append(row)
+        batch.persons[value["person_id"]] = dim_person_row(value)
+        when = value["event_time"]
+        if batch.oldest_event_time is None or when < batch.oldest_event_time:
+            batch.oldest_event_time = when
+
+    # -- writing ---------------------------------------------------------------------------
+    def _insert(self, batch: Batch) -> None:
+        with self.lock:
+            for table, rows in batch.facts.items():
+                self.client.insert(table, rows, column_names=list(columns(table)))
+            if batch.merges:
+                self.client.insert(
+                    "person_map", batch.merges, column_names=list(PERSON_MAP_COLUMNS)
+                )
+            if batch.persons:
+                self.client.insert(
+                    "dim_person",
+                    list(batch.persons.values()),
+                    column_names=list(DIM_PERSON_COLUMNS),
+                )
+
+    def _write(self, batch: Batch, stop: threading.Event) -> bool:
+        """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
+        delay = 0.5
+        paused = False
+        while True:
+            started = time.perf_counter()
+            try:
+                self._insert(batch)
+            except Exception as exc:  # clickhouse-connect and chdb raise many types
+                self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.counts["clickhouse_errors"] += 1
+                log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
+                if not paused:
+                    self._consumer.pause(self._consumer.assignment())
+                    paused = True
+                waited = 0.0
+                while waited < delay:  # keep the group membership alive while waiting
+                    if stop.is_set():
+                        return False
+                    self._consumer.poll(0)
+                    self._sleep(0.1)
+                    waited += 0.1
+                delay = min(delay * 2, 30.0)
+                continue
+            self.last_insert_s = time.perf_counter() - started
+            self.clickhouse_error = None
+            if paused:
+                self._consumer.resume(self._consumer.assignment())
+            break
+        self._decoding.commit()  # offsets only now, after ClickHouse has every row
+        self.counts["rows"] += batch.rows
+        self.counts["batches"] += 1
+        self.counts["messages"] += batch.messages
+        self.newest_row_time = datetime.now(UTC)
+        return True
+
+    def lag(self) -> dict[str, int]:
+        """Messages not yet written, per assigned partition ("topic[partition]")."""
+        return dict(self._lag)
+
+    def _refresh_lag(self) -> None:
+        assigned = self._consumer.assignment()
+        self.connected = bool(assigned)
+        positions = self._consumer.position(assigned) if assigned else []
+        self.positioned = bool(positions) and all(p.offset >= 0 for p in positions)
+        lag = {}
+        for tp, position in zip(
+            assigned, self._consumer.committed(assigned, timeout=5), strict=True
+        ):
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            done = position.offset if position.offset >= 0 else _low
+            lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - done)
+        self._lag = lag
+        self._lag_checked = time.monotonic()
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, *, idle_stop_s: float | None = None) -> None:
+        """Consume, batch and write until ``stop`` is set (or, with ``idle_stop_s``, until
+        nothing arrived for that long and the last batch is written)."""
+        stop = stop or threading.Event()
+        size = self.settings.sink_batch_rows
+        wait = self.settings.sink_batch_wait_s
+        batch = Batch()
+        last_message = time.monotonic()
+        try:
+            while not stop.is_set():
+                got = 0
+                for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
+                    self._add(batch, decoded.topic, decoded.value)
+                    got += 1
+                now = time.monotonic()
+                if got:
+                    last_message = now
+                full = batch.rows + len(batch.persons) >= size
+                due = batch.messages and now - batch.started >= wait
+                if full or due:
+                    if not self._write(batch, stop):
+                        return
+                    batch = Batch()
+                elif not batch.messages:
+                    batch.started = now
+                if now - self._lag_checked > (1.0 if self.positioned else 0.1):
+                    self._refresh_lag()
+                if (
+                    idle_stop_s is not None
+                    and not batch.messages
+                    and now - last_message > idle_stop_s
+                ):
+                    return
+        finally:
+            self._consumer.close()
+            self._dead_letters.flush()

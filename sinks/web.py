@@ -1,0 +1,72 @@
+"""The sink's web port: health, counts and, in embedded mode, the outcome tables (chdb lets
+one process open a path, so other processes ask the sink; `c2c outcomes` does)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from observability.health import readiness
+from sinks.outcomes import read_outcome
+from sinks.sink import Sink
+
+__all__ = ["serve"]
+
+
+def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve ``sink``'s pages on host:port from a daemon thread; returns the server."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: Any) -> None:  # quiet: operators read metrics
+            return
+
+        def _send(self, status: int, body: Any) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = self.path.rstrip("/")
+            if path == "/health/live":
+                self._send(200, {"live": True})
+            elif path == "/health/ready":
+                answer = readiness(
+                    connected=sink.connected,
+                    recovering=False,
+                    lag=sink.lag(),
+                    max_lag=sink.settings.ready_max_lag,
+                )
+                body = answer.as_json()
+                if sink.clickhouse_error:
+                    body["ready"] = False
+                    body["reasons"] = [*answer.reasons, f"ClickHouse: {sink.clickhouse_error}"]
+                self._send(200 if body["ready"] else 503, body)
+            elif path == "/metrics/counts":
+                age = None
+                if sink.newest_row_time is not None:
+                    age = (datetime.now(UTC) - sink.newest_row_time).total_seconds()
+                self._send(
+                    200,
+                    {**sink.counts, "last_insert_s": sink.last_insert_s, "freshness_s": age},
+                )
+            elif path.startswith("/outcomes/"):
+                name = path.removeprefix("/outcomes/")
+                try:
+                    with sink.lock:
+                        table = read_outcome(sink.client, name)
+                except ValueError as exc:
+                    self._send(404, {"error": str(exc)})
+                    return
+                self._send(200, table.to_dict())
+            else:
+                self._send(404, {"error": f"no page {path}"})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="sink-web", daemon=True).start()
+    return server

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import datetime
+import uuid
+from decimal import Decimal
+
+from sinks.migrate import migrations, split_statements
+from sinks.public import public_view_statements
+from sinks.rows import PersonMap, columns, dim_person_row, fact_row
+
+AT = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+
+
+def _linked(facts: dict[str, object], person: str = "P0000000001") -> dict[str, object]:
+    return {
+        "event_id": uuid.uuid4(),
+        "event_time": AT,
+        "provider": "edd",
+        "person_id": person,
+        "attributes": {
+            "birth_year": 2001,
+            "sex": "FEMALE",
+            "demographics": {"race_ethnicity": "ASIAN", "county_fips": "06037"},
+        },
+        "facts": facts,
+    }
+
+
+def test_a_fact_row_follows_its_table_columns() -> None:
+    event = _linked(
+        {"employer_id": "E1", "naics": None, "year": 2024, "quarter": 2, "wages": Decimal("12.50")}
+    )
+    table, row = fact_row("c2c.linked.wage", event)
+    assert table == "fact_wage"
+    named = dict(zip(columns(table), row, strict=True))
+    assert named["person_id"] == "P0000000001"
+    assert named["race_ethnicity"] == "ASIAN"
+    assert named["foster_youth"] is None
+    assert (named["quarter"], named["wages"]) == (2, Decimal("12.50"))
+    assert dim_person_row(event)[:5] == ["P0000000001", 2001, "FEMALE", "ASIAN", "06037"]
+
+
+def test_person_map_stays_transitive() -> None:
+    people = PersonMap()
+    assert people.merge("P2", "P1", AT) == [["P2", "P1", AT]]
+    # P1 (which absorbed P2) is absorbed by P0: both now count under P0
+    assert sorted(people.merge("P1", "P0", AT)) == [["P1", "P0", AT], ["P2", "P0", AT]]
+    assert people.current("P2") == "P0"
+    assert people.merge("P2", "P0", AT) == []  # a replayed merge writes nothing
+    restored = PersonMap([("P1", "P0"), ("P2", "P0")])
+    assert restored.merge("P0", "P9", AT)[0] == ["P0", "P9", AT]
+    assert restored.current("P2") == "P9"
+
+
+def test_migrations_are_numbered_and_split() -> None:
+    found = migrations()
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    statements = split_statements("-- a comment\nCREATE TABLE a (x UInt8);\n\nSELECT 1;\n")
+    assert statements == ["CREATE TABLE a (x UInt8)", "SELECT 1"]
+
+
+def test_public_views_use_the_threshold() -> None:
+    [college, *_] = public_view_statements(7)
+    assert "completers < 7" in college
+    assert "PARTITION BY class_year, breakdown" in college
