@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 from c2c.consuming import DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
@@ -85,6 +85,7 @@ class Sink:
         self.connected = False
         self.positioned = False  # every assigned partition has a read position
         self._lag: dict[str, int] = {}
+        self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
         self._lag_checked = 0.0
         self._sleep = sleep
         topics = [*FACT_TABLES, CHANGES_TOPIC]
@@ -98,7 +99,7 @@ class Sink:
                 }
             )
         )
-        self._consumer.subscribe(topics)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._dead_letters = DeadLetterPublisher(settings, registry)
         self._decoding = DecodingConsumer(
             self._consumer,
@@ -174,29 +175,59 @@ class Sink:
             break
         self._decoding.commit()  # offsets only now, after ClickHouse has every row
         self.counts["rows"] += batch.rows
+        self.counts["facts"] += sum(len(rows) for rows in batch.facts.values())
         self.counts["batches"] += 1
         self.counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
         return True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
+        # Where reading starts is fixed here, at assignment, so that "latest" means the end
+        # as it is now: whatever is published once `positioned` is true will be read.
+        committed = consumer.committed(partitions, timeout=10)
+        for tp, done in zip(partitions, committed, strict=True):
+            if done.offset >= 0:
+                tp.offset = done.offset
+            else:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                tp.offset = high if self.settings.sink_start == "latest" else low
+            self._start[(tp.topic, tp.partition)] = tp.offset
+        consumer.assign(partitions)
+        self.counts["assignments"] += 1
+        log.info("sink assigned %d partition(s)", len(partitions))
+        self.connected = bool(partitions)
+        self.positioned = bool(partitions)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        self.counts["revocations"] += 1
+        log.info("sink lost %d partition(s)", len(partitions))
 
     def lag(self) -> dict[str, int]:
         """Messages not yet written, per assigned partition ("topic[partition]")."""
         return dict(self._lag)
 
     def _refresh_lag(self) -> None:
+        """Lag per partition: the high-water mark the last fetch brought back (asked of the
+        broker only for a partition not fetched yet) minus the committed offset."""
         assigned = self._consumer.assignment()
         self.connected = bool(assigned)
-        positions = self._consumer.position(assigned) if assigned else []
-        self.positioned = bool(positions) and all(p.offset >= 0 for p in positions)
         lag = {}
-        for tp, position in zip(
-            assigned, self._consumer.committed(assigned, timeout=5), strict=True
-        ):
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            done = position.offset if position.offset >= 0 else _low
-            lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - done)
-        self._lag = lag
-        self._lag_checked = time.monotonic()
+        try:
+            committed = self._consumer.committed(assigned, timeout=5)
+            for tp, position in zip(assigned, committed, strict=True):
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    low, high = self._consumer.get_watermark_offsets(tp, timeout=5)
+                # not committed yet: nothing written since reading began where it began
+                start = self._start.get((tp.topic, tp.partition), low)
+                done = position.offset if position.offset >= 0 else start
+                lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - done)
+        except KafkaException as exc:  # the broker was slow to answer: keep the last figures
+            log.warning("could not measure the sink's lag: %s", exc)
+        else:
+            self._lag = lag
+        finally:
+            self._lag_checked = time.monotonic()
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, *, idle_stop_s: float | None = None) -> None:
@@ -224,7 +255,7 @@ class Sink:
                     batch = Batch()
                 elif not batch.messages:
                     batch.started = now
-                if now - self._lag_checked > (1.0 if self.positioned else 0.1):
+                if now - self._lag_checked > 1.0:
                     self._refresh_lag()
                 if (
                     idle_stop_s is not None

@@ -37,7 +37,7 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                 self._send(200, {"live": True})
             elif path == "/health/ready":
                 answer = readiness(
-                    connected=sink.connected,
+                    connected=sink.connected and sink.positioned,
                     recovering=False,
                     lag=sink.lag(),
                     max_lag=sink.settings.ready_max_lag,

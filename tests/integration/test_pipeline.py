@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,22 +17,12 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from sinks.migrate import migrate
-from sinks.outcomes import read_outcome
-from sinks.sink import Sink
+from sinks.outcomes import OutcomeTable
+from sinks.process import SinkProcess
 from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(check: Any, what: str, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"not {what} in {timeout_s} s")
 
 
 def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
@@ -46,48 +34,45 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
     linked = sum(1 for e in events if "request_id" not in e)  # opt-outs are not linked
 
     settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "e2e",
-            "sink_start": "latest",  # this test's events only, not the topics' history
-        }
+        update={"clickhouse_url": f"chdb://{tmp_path / 'ch'}", "clickhouse_database": "e2e"}
     )
-    client = connect(settings)
-    migrate(client, min_cell=settings.suppression_min_cell)
-    sink = Sink(settings, registry, client, group_id=f"test-sink-{uuid.uuid4().hex[:8]}")
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
+    sink = SinkProcess(settings, tmp_path / "sink.log", port=free_port_pair())
     worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
     try:
-        _wait(lambda: sink.positioned, "sink reading")
+        sink.start()
         worker.start()
         replay(stack, synth)
         worker.drained(len(events))
-        _wait(
-            lambda: sink.counts["rows"] >= linked and sum(sink.lag().values()) == 0,
-            f"sink done with {linked} linked events ({sink.counts})",
-        )
+        sink.caught_up(linked)
+        # embedded ClickHouse is the sink's: outcomes are asked of it, as `c2c outcomes` does
+        tables = {
+            name: OutcomeTable(**sink.page(f"/outcomes/{name}"))
+            for name in (
+                "outcome_college_going",
+                "outcome_working_while_enrolled",
+                "outcome_financial_aid",
+            )
+        }
+        sink.stop()
     finally:
         worker.kill()
-        stop.set()
-        thread.join(60)
+        sink.kill()
 
-    with sink.lock:
-        counted = client.query(
-            "SELECT sum(c) FROM (SELECT count() AS c FROM fact_enrollment FINAL UNION ALL "
-            "SELECT count() FROM fact_completion FINAL UNION ALL SELECT count() FROM "
-            "fact_financial_aid FINAL UNION ALL SELECT count() FROM fact_wage FINAL UNION ALL "
-            "SELECT count() FROM fact_credential FINAL)"
-        ).result_rows[0][0]
-        assert counted == linked  # every linked event once, replays collapsed
-        truth = json.loads((synth / "truth" / "outcomes.json").read_text())
-        going = read_outcome(client, "outcome_college_going")
-        working = read_outcome(client, "outcome_working_while_enrolled")
-        aid = read_outcome(client, "outcome_financial_aid")
-        _assert_no_pii(client, synth)
+    client = connect(settings)
+    counted = client.query(
+        "SELECT sum(c) FROM (SELECT count() AS c FROM fact_enrollment FINAL UNION ALL "
+        "SELECT count() FROM fact_completion FINAL UNION ALL SELECT count() FROM "
+        "fact_financial_aid FINAL UNION ALL SELECT count() FROM fact_wage FINAL UNION ALL "
+        "SELECT count() FROM fact_credential FINAL)"
+    ).result_rows[0][0]
+    assert counted == linked  # every linked event once, replays collapsed
+    _assert_no_pii(client, synth)
     client.close()
 
+    truth = json.loads((synth / "truth" / "outcomes.json").read_text())
+    going = tables["outcome_college_going"]
+    working = tables["outcome_working_while_enrolled"]
+    aid = tables["outcome_financial_aid"]
     for row in going.rows:
         values = dict(zip(going.columns, row, strict=True))
         group = (
@@ -102,11 +87,17 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
         (working, "working_while_enrolled", "with_wages"),
         (aid, "financial_aid", "with_aid"),
     ):
+        assert len(table.rows) == len(truth[key])
         for row in table.rows:
             values = dict(zip(table.columns, row, strict=True))
             expected = truth[key].get(f"{values['segment']}|{values['academic_year']}", {})
             assert values["students"] == expected.get("students", 0), (key, values, expected)
-            assert values[measure] == expected.get(measure, 0), (key, values, expected)
+            # A numerator needs a second source linked to the student (wages: SSN and name
+            # only; aid: the aid record's identifiers), so it is exact only as far as the
+            # linkage is (recall 0.92 overall, see streams/README.md). Never more than the
+            # truth (that would take a false link), and at most a tenth less.
+            wanted = expected.get(measure, 0)
+            assert 0.9 * wanted - 1 <= values[measure] <= wanted, (key, values, expected)
 
 
 _IDENTIFYING = ("name", "ssn", "ssid", "itin", "address", "street")
@@ -120,6 +111,15 @@ def _birth_date_forms(value: str) -> set[str]:
         return {value.strip(), datetime.date.fromisoformat(text).isoformat()}
     except ValueError:
         return {value.strip()}
+
+
+def _enum_symbols() -> set[str]:
+    symbols: set[str] = set()
+    for path in (Path(__file__).parents[2] / "schemas" / "avro").rglob("*.avsc"):
+        schema = json.loads(path.read_text())
+        if isinstance(schema, dict) and schema.get("type") == "enum":
+            symbols |= {str(s).lower() for s in schema["symbols"]}
+    return symbols
 
 
 def _assert_no_pii(client: Any, synth: Path) -> None:
@@ -137,6 +137,8 @@ def _assert_no_pii(client: Any, synth: Path) -> None:
                         needles.add(value.strip().lower())
                     elif "birth" in lowered or "dob" in lowered:
                         needles |= _birth_date_forms(value)
+    # a surname can also be a category ("White"): enum symbols are not the person's data
+    needles -= _enum_symbols()
     assert len(needles) > 100  # the search has something to find
     tables = [r[0] for r in client.query("SHOW TABLES").result_rows]
     assert "fact_enrollment" in tables
