@@ -863,13 +863,21 @@ def _print_report(report: StatusReport) -> None:
 
 
 @cli.command()
+@click.option(
+    "--people",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Synthetic people run through the whole pipeline (0: contracts and examples only).",
+)
+@click.option("--seed", type=int, default=2026, show_default=True)
 @click.pass_context
 @_reports_errors
-def demo(ctx: click.Context) -> None:
+def demo(ctx: click.Context, people: int, seed: int) -> None:
     """Set up the services and run the main job, printing what it did."""
     from c2c.demo import run_demo
 
-    run_demo(_settings(ctx), click.echo)
+    run_demo(_settings(ctx), click.echo, people=people, seed=seed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

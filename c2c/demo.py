@@ -19,9 +19,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "producers" / "examples"
 __all__ = ["run_demo"]
 
 
-def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
-    """Bring the services up, send one event through registry, Kafka and ClickHouse, and
-    print a health report. Raises C2CError if any step fails."""
+def run_demo(
+    settings: Settings, echo: Callable[[str], None], *, people: int = 10_000, seed: int = 2026
+) -> None:
+    """Bring the services up, send one event through registry, Kafka and ClickHouse, publish
+    every provider's example extract, run ``people`` synthetic people through the identity
+    worker and the sink, and print the outcome tables and a health report. Raises C2CError
+    if any step fails."""
     started_at = time.monotonic()
     started = services_up(settings)
     echo(
@@ -55,7 +59,75 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
             f"rejected {summary.rejected} -> {topics}"
         )
 
+    if people:
+        _pipeline(settings, echo, people, seed)
+
     echo("health:")
     for row in services_status(settings):
         state = "up" if row.up else "DOWN"
         echo(f"  {row.name:<16} {state:<5} {row.version or '-':<10} {row.address}  {row.detail}")
+
+
+def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed: int) -> None:
+    """synth -> replay -> identity worker -> sink -> outcome tables, as a deployment runs
+    them: the default worker group, state and sink group, so a second demo resolves the same
+    records to the same persons and ClickHouse keeps one row per event."""
+    from producers.files import mapped_events, replay
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+    from sinks.outcomes import OUTCOMES, OutcomeTable
+    from sinks.process import SinkProcess
+    from streams.app import APP_ID
+    from streams.process import WorkerProcess
+
+    folder = settings.data_dir / "demo" / f"synth-{people}-{seed}"
+    if not (folder / "truth" / "outcomes.json").exists():
+        began = time.monotonic()
+        synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), folder)
+        echo(f"synth: {people:,} people in {time.monotonic() - began:.1f} s -> {folder}")
+    events = sum(1 for _ in mapped_events(folder))
+    logs = settings.log_dir
+    sink = SinkProcess(
+        settings,
+        logs / "demo-sink.log",
+        port=settings.sink_web_port,
+        group="c2c-sink",
+        start_at="earliest",
+    )
+    worker = WorkerProcess(
+        settings,
+        logs / "demo-worker.log",
+        port=settings.worker_web_port,
+        app_id=APP_ID,
+        start_at="earliest",
+    )
+    try:
+        sink.start()
+        worker.start()
+        began = time.monotonic()
+        summaries = replay(settings, folder)
+        published = sum(s.published for s in summaries)
+        echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
+        counts = worker.drained(events, timeout_s=3600)
+        took = time.monotonic() - began
+        echo(
+            f"identity worker: {worker.handled():,} records in {took:.1f} s "
+            f"({worker.handled() / took:,.0f}/s): {counts.get('change.PERSON_CREATED', 0):,} "
+            f"persons created, {counts.get('change.PERSONS_MERGED', 0):,} merges, "
+            f"{counts.get('review', 0):,} to review, {counts.get('dead_letter', 0):,} dead letters"
+        )
+        written = sink.caught_up(counts.get("linked", 0), timeout_s=3600)
+        echo(
+            f"sink: {written.get('facts', 0):,} fact rows in {written.get('batches', 0):,} "
+            f"batches, {time.monotonic() - began:.1f} s after the replay began"
+        )
+        for name in OUTCOMES:
+            if not name.startswith("public_"):
+                continue
+            table = OutcomeTable(**sink.page(f"/outcomes/{name}"))
+            echo(f"{name} ({len(table.rows)} rows; '-' is a suppressed cell), first rows:")
+            echo("  " + "  ".join(table.columns))
+            for row in table.rows[:6]:
+                echo("  " + "  ".join("-" if v is None else str(v) for v in row))
+    finally:
+        worker.stop()
+        sink.stop()

@@ -42,7 +42,12 @@ class SinkProcess(ChildService):
     def start(self, timeout_s: float = 120) -> None:
         """Start and wait until it is assigned and positioned."""
         self.launch()
-        self.wait(lambda ready, _counts: bool(ready.get("ready")), "ready", timeout_s)
+
+        def reading(ready: dict[str, Any], _counts: dict[str, Any]) -> bool:
+            reasons = [r for r in ready.get("reasons", []) if "lag more than" not in r]
+            return "reasons" in ready and not reasons
+
+        self.wait(reading, "reading", timeout_s)
 
     def caught_up(self, facts: int, timeout_s: float = 300) -> dict[str, Any]:
         """Wait until it wrote at least ``facts`` fact rows and lags nowhere."""
