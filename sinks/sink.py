@@ -39,7 +39,7 @@ from sinks.rows import (
     fact_row,
 )
 
-__all__ = ["SINK_GROUP", "Batch", "Sink"]
+__all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "write_batch"]
 
 SINK_GROUP = "c2c-sink"
 CHANGES_TOPIC = "c2c.identity.changes"
@@ -60,6 +60,30 @@ class Batch:
     @property
     def rows(self) -> int:
         return sum(len(rows) for rows in self.facts.values()) + len(self.merges)
+
+
+def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
+    """Add one linked event's fact row and person row to ``batch``."""
+    table, row = fact_row(topic, event)
+    batch.facts.setdefault(table, []).append(row)
+    batch.persons[event["person_id"]] = dim_person_row(event)
+    when = event["event_time"]
+    if batch.oldest_event_time is None or when < batch.oldest_event_time:
+        batch.oldest_event_time = when
+
+
+def write_batch(client: Any, batch: Batch) -> None:
+    """Insert ``batch``, one column-oriented insert per table (clickhouse-connect converts
+    rows to columns itself otherwise, at a third of the speed)."""
+    tables: list[tuple[str, list[list[Any]], tuple[str, ...]]] = [
+        (table, rows, columns(table)) for table, rows in batch.facts.items()
+    ]
+    tables.append(("person_map", batch.merges, PERSON_MAP_COLUMNS))
+    tables.append(("dim_person", list(batch.persons.values()), DIM_PERSON_COLUMNS))
+    for table, rows, names in tables:
+        if rows:
+            data = [list(column) for column in zip(*rows, strict=True)]
+            client.insert(table, data, column_names=list(names), column_oriented=True)
 
 
 class Sink:
@@ -121,28 +145,12 @@ class Sink:
                 )
             self.counts[f"change.{value['change_type']}"] += 1
             return
-        table, row = fact_row(topic, value)
-        batch.facts.setdefault(table, []).append(row)
-        batch.persons[value["person_id"]] = dim_person_row(value)
-        when = value["event_time"]
-        if batch.oldest_event_time is None or when < batch.oldest_event_time:
-            batch.oldest_event_time = when
+        add_linked(batch, topic, value)
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
         with self.lock:
-            for table, rows in batch.facts.items():
-                self.client.insert(table, rows, column_names=list(columns(table)))
-            if batch.merges:
-                self.client.insert(
-                    "person_map", batch.merges, column_names=list(PERSON_MAP_COLUMNS)
-                )
-            if batch.persons:
-                self.client.insert(
-                    "dim_person",
-                    list(batch.persons.values()),
-                    column_names=list(DIM_PERSON_COLUMNS),
-                )
+            write_batch(self.client, batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
