@@ -59,6 +59,13 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
     PublicView(
         "outcome_financial_aid", ("segment", "academic_year"), "students", ("with_aid",), ()
     ),
+    PublicView(
+        "outcome_teacher_pipeline",
+        ("issue_year", "credential_type"),
+        "credentials",
+        ("with_ca_public_bachelor",),
+        (),
+    ),
 )
 
 
