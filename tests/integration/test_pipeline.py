@@ -101,6 +101,10 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
         (aid, "financial_aid", "with_aid"),
     ):
         assert len(table.rows) == len(truth[key])
+        # over all cells, at most a tenth missed and hardly any false links
+        total = sum(dict(zip(table.columns, r, strict=True))[measure] for r in table.rows)
+        true_total = sum(cell.get(measure, 0) for cell in truth[key].values())
+        assert 0.9 * true_total <= total <= 1.01 * true_total, (key, total, true_total)
         for row in table.rows:
             values = dict(zip(table.columns, row, strict=True))
             expected = truth[key].get(f"{values['segment']}|{values['academic_year']}", {})
@@ -113,8 +117,10 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
 
 
 def _near(found: int, true: int) -> bool:
-    """Within a tenth of the truth, or one person, either way."""
-    return abs(found - true) <= max(1, 0.1 * true)
+    """Within the linkage's error, either way: a tenth of the truth plus two people (a cell
+    of 15 students whose wage records are missed at the overall 8% rate loses 1.2 on
+    average, and 2 or 3 often)."""
+    return abs(found - true) <= 2 + 0.1 * true
 
 
 _IDENTIFYING = ("name", "ssn", "ssid", "itin", "address", "street")
