@@ -11,7 +11,9 @@ from typing import Literal
 
 __all__ = [
     "CATALOGUE",
+    "CHANGES_TOPIC",
     "DEAD_LETTER_TOPIC",
+    "INTAKE_TOPIC",
     "REGISTRY_JOURNAL",
     "REVIEW_TOPIC",
     "Topic",
@@ -148,6 +150,8 @@ CATALOGUE: tuple[Topic, ...] = (
 
 DEAD_LETTER_TOPIC = "c2c.deadletter"
 REVIEW_TOPIC = "c2c.identity.review"
+CHANGES_TOPIC = "c2c.identity.changes"
+INTAKE_TOPIC = "c2c.identity.intake"
 
 
 def get_topic(name: str) -> Topic:

@@ -28,7 +28,7 @@ from c2c.consuming import DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import get_topic
+from c2c.topics import CHANGES_TOPIC, get_topic
 from sinks.rows import (
     DIM_PERSON_COLUMNS,
     FACT_TABLES,
@@ -42,7 +42,6 @@ from sinks.rows import (
 __all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "write_batch"]
 
 SINK_GROUP = "c2c-sink"
-CHANGES_TOPIC = "c2c.identity.changes"
 log = logging.getLogger(__name__)
 
 

@@ -20,6 +20,7 @@ from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
+from c2c.topics import CHANGES_TOPIC, INTAKE_TOPIC
 from observability.telemetry import Telemetry
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
@@ -36,8 +37,6 @@ __all__ = [
     "Processed",
 ]
 
-INTAKE_TOPIC = "c2c.identity.intake"
-CHANGES_TOPIC = "c2c.identity.changes"
 OPTOUT_TOPIC = "c2c.raw.optout"
 RAW_TOPICS: tuple[str, ...] = (*LINKED_TOPICS, OPTOUT_TOPIC)
 
