@@ -8,7 +8,7 @@ both A and B are re-pointed to C, so one join finds any fact's current person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -145,10 +145,3 @@ class PersonMap:
 
     def __len__(self) -> int:
         return len(self._survivor)
-
-
-def rows_by_table(rows: Sequence[tuple[str, list[Any]]]) -> dict[str, list[list[Any]]]:
-    grouped: dict[str, list[list[Any]]] = {}
-    for table, row in rows:
-        grouped.setdefault(table, []).append(row)
-    return grouped

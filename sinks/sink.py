@@ -54,7 +54,6 @@ class Batch:
     persons: dict[str, list[Any]] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
-    oldest_event_time: datetime | None = None
 
     @property
     def rows(self) -> int:
@@ -66,9 +65,6 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     table, row = fact_row(topic, event)
     batch.facts.setdefault(table, []).append(row)
     batch.persons[event["person_id"]] = dim_person_row(event)
-    when = event["event_time"]
-    if batch.oldest_event_time is None or when < batch.oldest_event_time:
-        batch.oldest_event_time = when
 
 
 def write_batch(client: Any, batch: Batch) -> None:

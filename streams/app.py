@@ -2,19 +2,19 @@
 
 Two agents (see streams/README.md for why):
 
-- ``intake`` reads every raw topic (six partitions each, spread over all workers) and
+- ``forward`` reads every raw topic (six partitions each, spread over all workers) and
   forwards each message, bytes untouched, to the intake topic with headers saying where it
   was read. The intake topic has one partition per resolver shard (one here), so that every
   record that could match another is resolved by the same resolver, in one order.
 - ``resolve`` reads the intake topic in batches and runs :class:`IdentityStage` on each
-  message: linked events, identity changes, review records and dead letters are sent with
-  Faust's producer, which the consumer flushes before committing offsets (at least once);
-  the persons and source ids each message changed are written to two changelogged tables
-  (RocksDB on disk by default). After a restart or a rebalance the resolver's in-memory
-  indexes are rebuilt from those tables, so ids stay the same.
+  message: linked events, identity changes, review records and dead letters are sent with a
+  librdkafka producer, and a batch is acknowledged to Faust only once Kafka confirmed all of
+  it (at least once); the persons and source ids the batch changed are written to two
+  changelogged tables (RocksDB on disk by default). After a restart or a rebalance the
+  resolver's in-memory indexes are rebuilt from those tables, so ids stay the same.
 
-Faust's web server answers ``/health/live`` and ``/health/ready`` (connected, recovered and
-lag below a bound) and ``/metrics`` (counts) on ``C2C_WORKER_WEB_PORT``.
+Faust's web server answers ``/health/live``, ``/health/ready`` (connected, recovered and
+lag below a bound) and ``/metrics/counts`` on ``C2C_WORKER_WEB_PORT``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,6 @@ def create_app(
     telemetry: Telemetry | None = None,
     model: MatchModel | None = None,
     app_id: str = APP_ID,
-    raw_topics: Iterable[str] = RAW_TOPICS,
     intake_topic: str = INTAKE_TOPIC,
 ) -> tuple[faust.App, WorkerState]:
     """The Faust app and the state its agents share. ``app_id`` names the consumer group and
@@ -165,15 +164,11 @@ def create_app(
         stream_buffer_maxsize=4 * settings.streams_batch_size,
     )
     state = WorkerState()
-    raw_topics = tuple(raw_topics)
-    raw = app.topic(*raw_topics, key_serializer="raw", value_serializer="raw")
+    raw = app.topic(*RAW_TOPICS, key_serializer="raw", value_serializer="raw")
     intake = app.topic(intake_topic, key_serializer="raw", value_serializer="raw")
     persons = app.Table(PERSONS_TABLE, default=None)
     sources = app.Table(SOURCES_TABLE, default=None)
-    outputs = {
-        name: app.topic(name, key_serializer="raw", value_serializer="raw")
-        for name in (*LINKED_TOPICS.values(), CHANGES_TOPIC, REVIEW_TOPIC, DEAD_LETTER_TOPIC)
-    }
+    outputs = (*LINKED_TOPICS.values(), CHANGES_TOPIC, REVIEW_TOPIC, DEAD_LETTER_TOPIC)
     decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
     encoders = {name: registry.encoder(get_topic(name)) for name in outputs}
     resolver_model = model if model is not None else load_model(settings.identity_model)
