@@ -775,35 +775,153 @@ def _cell(value: Any) -> str:
 
 def _outcome_tables(settings: Settings, names: list[str]) -> list[dict[str, Any]]:
     """The tables as dicts, from ClickHouse or, if a sink holds embedded chdb, from it."""
+    from c2c.errors import C2CError
+    from sinks.outcomes import read_outcome
+
+    def reader(name: str) -> Callable[[Any], dict[str, Any]]:
+        def read(client: Any) -> dict[str, Any]:
+            try:
+                return read_outcome(client, name).to_dict()
+            except ValueError as exc:
+                raise C2CError(str(exc), code="outcomes.unknown") from exc
+
+        return read
+
+    return [_ask_sink_or_read(settings, f"/outcomes/{name}", reader(name)) for name in names]
+
+
+def _ask_sink_or_read(settings: Settings, page: str, read: Callable[[Any], Any]) -> Any:
+    """``read(client)`` on ClickHouse or, when a running sink holds embedded chdb (one
+    process per path), the same answer from the sink's web ``page``."""
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     from c2c.clickhouse import connect, embedded_owner, embedded_path
-    from c2c.errors import C2CError, ServiceError
-    from sinks.outcomes import read_outcome
+    from c2c.errors import ServiceError
 
     path = embedded_path(settings)
-    if path is not None and embedded_owner(path) is not None:
-        found = []
-        for name in names:
-            url = f"http://{settings.sink_web_host}:{settings.sink_web_port}/outcomes/{name}"
-            try:
-                with urllib.request.urlopen(url, timeout=30) as response:
-                    found.append(json.loads(response.read()))
-            except urllib.error.HTTPError as exc:
-                raise C2CError(json.loads(exc.read())["error"], code="outcomes.unknown") from exc
-            except OSError as exc:
-                raise ServiceError(
-                    f"embedded ClickHouse at {path} is held by process {embedded_owner(path)}, "
-                    f"and no sink answers at {url} ({exc}); is C2C_SINK_WEB_PORT right?",
-                    code="outcomes.sink_unreachable",
-                ) from exc
-        return found
-    client = connect(settings)
+    if path is None or embedded_owner(path) is None:
+        return read(connect(settings))
+    url = f"http://{settings.sink_web_host}:{settings.sink_web_port}{urllib.parse.quote(page)}"
     try:
-        return [read_outcome(client, name).to_dict() for name in names]
-    except ValueError as exc:
-        raise C2CError(str(exc), code="outcomes.unknown") from exc
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise C2CError(json.loads(exc.read())["error"], code="outcomes.unknown") from exc
+    except OSError as exc:
+        raise ServiceError(
+            f"embedded ClickHouse at {path} is held by process {embedded_owner(path)}, "
+            f"and no sink answers at {url} ({exc}); is C2C_SINK_WEB_PORT right?",
+            code="outcomes.sink_unreachable",
+        ) from exc
+
+
+# -- opt-outs -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def optout() -> None:
+    """Ask for a person to be left out of the linked data set, revoke it, see what was done."""
+
+
+def _emit_optout(settings: Settings, event: dict[str, Any]) -> None:
+    from producers.emitter import EventEmitter
+
+    emitter = EventEmitter(settings)
+    emitter.emit("optout", event)
+    report = emitter.flush()
+    if not report.ok:
+        raise C2CError(
+            f"the opt-out event was not acknowledged: {report.failed[0][1]}",
+            code="optout.undelivered",
+        )
+
+
+@optout.command("request")
+@click.option("--ssn", help="SSN, 9 digits.")
+@click.option("--itin", help="ITIN, 9 digits starting with 9.")
+@click.option("--ssid", help="Statewide student id, 10 digits.")
+@click.option("--first-name")
+@click.option("--middle-name")
+@click.option("--last-name")
+@click.option("--birth-date", type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD.")
+@click.option("--zip", "zip_code", help="Residential ZIP code.")
+@click.option("--request-id", help="The request's id (default: a new one, printed).")
+@click.option(
+    "--requested-by",
+    type=click.Choice(["INDIVIDUAL", "PROVIDER", "OPERATOR"]),
+    default="OPERATOR",
+    show_default=True,
+)
+@click.pass_context
+@_reports_errors
+def optout_request(
+    ctx: click.Context,
+    zip_code: str | None,
+    birth_date: Any,
+    request_id: str | None,
+    requested_by: str,
+    **person: str | None,
+) -> None:
+    """Publish an opt-out request for the person these fields identify; prints its id."""
+    from producers.optouts import request_event
+
+    settings = _settings(ctx)
+    fields: dict[str, Any] = {**person, "zip": zip_code}
+    if birth_date is not None:
+        fields["birth_date"] = birth_date.date()
+    event = request_event(fields, request_id=request_id, requested_by=requested_by)
+    _emit_optout(settings, event)
+    click.echo(event["request_id"])
+
+
+@optout.command("revoke")
+@click.argument("request_id")
+@click.pass_context
+@_reports_errors
+def optout_revoke(ctx: click.Context, request_id: str) -> None:
+    """Publish the revocation of REQUEST_ID: the person's events are linked again from then on."""
+    from producers.optouts import revocation_event
+
+    _emit_optout(_settings(ctx), revocation_event(request_id))
+    click.echo(f"revocation of {request_id} published")
+
+
+@optout.command("status")
+@click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_reports_errors
+def optout_status(ctx: click.Context, request_id: str, as_json: bool) -> None:
+    """What was done for REQUEST_ID: when asked, when applied, rows removed per table.
+    Exit 3 while nothing is recorded (not resolved yet, held for review, or unknown)."""
+    from sinks.audit import read_audit
+
+    settings = _settings(ctx)
+    answer = _ask_sink_or_read(
+        settings,
+        f"/optouts/{request_id}",
+        lambda client: {"request_id": request_id, "decisions": read_audit(client, request_id)},
+    )
+    decisions = answer["decisions"]
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    elif not decisions:
+        click.echo(
+            f"{request_id}: nothing applied yet (the identity worker has not resolved it, it is "
+            "held for review (c2c status counts reviews), or no such request was made)"
+        )
+    for item in [] if as_json else decisions:
+        removed = ", ".join(f"{t} {n}" for t, n in sorted(item["rows_removed"].items()) if n)
+        click.echo(
+            f"{request_id}: {item['cause']} by {item['requested_by']} at {item['requested_at']}; "
+            f"applied by the resolver {item['decided_at']}, in ClickHouse {item['applied_at']}; "
+            f"{'opted out' if item['opted_out'] else 'not opted out'}; "
+            f"{item['persons']} person id(s); rows removed: {removed or 'none'}"
+        )
+    if not decisions:
+        sys.exit(3)
 
 
 @cli.command()

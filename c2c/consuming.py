@@ -32,6 +32,9 @@ class Decoded:
     key: bytes | None
     value: dict[str, Any]
     headers: tuple[tuple[str, bytes], ...]
+    # the message's Kafka timestamp (milliseconds; the producer's clock unless the topic
+    # is set to log-append time), or 0 when the broker gave none
+    timestamp_ms: int = 0
 
 
 class DecodingConsumer:
@@ -88,6 +91,7 @@ class DecodingConsumer:
                 key=message.key(),
                 value=value,
                 headers=_headers(message.headers()),
+                timestamp_ms=max(0, int(message.timestamp()[1])),
             )
 
     def commit(self) -> None:

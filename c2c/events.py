@@ -20,6 +20,7 @@ AwardLevel = Literal['HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY', 'CERTIFIC
 CredentialType = Literal['PRELIMINARY_MULTIPLE_SUBJECT', 'PRELIMINARY_SINGLE_SUBJECT', 'PRELIMINARY_EDUCATION_SPECIALIST', 'CLEAR_MULTIPLE_SUBJECT', 'CLEAR_SINGLE_SUBJECT', 'CLEAR_EDUCATION_SPECIALIST', 'INTERN', 'ADMINISTRATIVE_SERVICES', 'PUPIL_PERSONNEL_SERVICES', 'OTHER']
 IdentityChangeType = Literal['PERSON_CREATED', 'RECORD_LINKED', 'PERSONS_MERGED', 'UNKNOWN']
 OptOutAction = Literal['REQUESTED', 'REVOKED', 'UNKNOWN']
+OptOutCause = Literal['REQUESTED', 'REVOKED', 'MERGED', 'UNKNOWN']
 Provider = Literal['k12', 'ccc', 'csu', 'uc', 'csac', 'edd', 'ctc', 'other']
 RaceEthnicity = Literal['HISPANIC_LATINO', 'AMERICAN_INDIAN_ALASKA_NATIVE', 'ASIAN', 'BLACK_AFRICAN_AMERICAN', 'FILIPINO', 'NATIVE_HAWAIIAN_PACIFIC_ISLANDER', 'WHITE', 'TWO_OR_MORE', 'NOT_REPORTED']
 Requester = Literal['INDIVIDUAL', 'PROVIDER', 'OPERATOR', 'UNKNOWN']
@@ -293,6 +294,22 @@ class IdentityChange(BaseModel):
     match_weight: float | None = Field(default=None, description='Fellegi-Sunter weight of a probabilistic decision.')
 
 
+class OptOutDecision(BaseModel):
+    """The identity resolver applied an opt-out, a revocation, or a merge that spread an opt-out: downstream removes (opted_out) or re-admits (not opted_out) the listed person ids. De-identified: ids only, never the identifying fields of the request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description='Unique id of the decision, derived from the raw event that caused it (a replay gives the same id).')
+    decided_at: datetime.datetime = Field(description='When the resolver decided (UTC).')
+    requested_at: datetime.datetime = Field(description="When the request or revocation was made at its source (the raw event's time; for a merge, the raw event that caused it).")
+    request_id: str = Field(min_length=1, max_length=64, description='The opt-out request this decision applies (for a merge, the earliest active request of the merged person).')
+    cause: OptOutCause = Field(description='REQUESTED, REVOKED or MERGED.')
+    requested_by: Requester = Field(description='Who asked (for a merge, who asked for the request named).')
+    person_id: str = Field(min_length=1, max_length=64, description='The person (surviving id) the decision is about.')
+    person_ids: list[str] = Field(description='Every person id whose published rows the decision covers: the person and each id merged into it.')
+    opted_out: bool = Field(description='Whether the person is opted out after this decision (false once every request of theirs is revoked).')
+
+
 class NeedsReview(BaseModel):
     """A raw event the identity resolver would not force into a person, held for review with the reason. Identity zone: raw_value carries the event as received, PII included."""
 
@@ -362,6 +379,8 @@ __all__ = [
     "LinkedWage",
     "NeedsReview",
     "OptOutAction",
+    "OptOutCause",
+    "OptOutDecision",
     "OptOutEvent",
     "PersonAttributes",
     "PersonIdentity",

@@ -14,6 +14,7 @@ __all__ = [
     "CHANGES_TOPIC",
     "DEAD_LETTER_TOPIC",
     "INTAKE_TOPIC",
+    "OPTOUT_DECISIONS_TOPIC",
     "REGISTRY_JOURNAL",
     "REVIEW_TOPIC",
     "Topic",
@@ -105,6 +106,18 @@ CATALOGUE: tuple[Topic, ...] = (
         config={"retention.ms": "-1"},
     ),
     Topic(
+        name="c2c.identity.optouts",
+        schema="org.c2cstream.linked.OptOutDecision",
+        zone="deidentified",
+        description=(
+            "Opt-outs the resolver applied, revoked, or spread by a merge: the person ids "
+            "whose rows downstream removes or re-admits. Ids only; kept forever, so that a "
+            "rebuilt sink knows who is out."
+        ),
+        partitions=1,
+        config={"retention.ms": "-1"},
+    ),
+    Topic(
         name="c2c.identity.intake",
         schema="",
         zone="identity",
@@ -152,6 +165,7 @@ DEAD_LETTER_TOPIC = "c2c.deadletter"
 REVIEW_TOPIC = "c2c.identity.review"
 CHANGES_TOPIC = "c2c.identity.changes"
 INTAKE_TOPIC = "c2c.identity.intake"
+OPTOUT_DECISIONS_TOPIC = "c2c.identity.optouts"
 
 
 def get_topic(name: str) -> Topic:

@@ -1,7 +1,8 @@
-"""The ClickHouse sink: linked events and identity changes in, fact rows, person map and
-person dimension out.
+"""The ClickHouse sink: linked events, identity changes and opt-out decisions in; fact rows,
+person map and person dimension out, opted-out persons' rows removed.
 
-It reads the linked topics and ``c2c.identity.changes`` (consumer group ``c2c-sink``),
+It reads the linked topics, ``c2c.identity.changes`` and ``c2c.identity.optouts``
+(consumer group ``c2c-sink``),
 batches rows by size (``C2C_SINK_BATCH_ROWS``) and by time (``C2C_SINK_BATCH_WAIT_S``),
 inserts each batch, and commits Kafka offsets only after ClickHouse took the whole batch.
 While ClickHouse refuses, it pauses its partitions, retries with exponential backoff and
@@ -9,6 +10,9 @@ then resumes with the same batch: nothing is acknowledged that was not written. 
 after an insert and before the commit replays the batch; fact tables are ReplacingMergeTree
 keyed by event id, so the copies collapse (readers use FINAL), and the person map is
 idempotent. Messages that do not decode go to the dead-letter topic (stage "sink").
+Opt-out decisions remove the person's rows from every table after the batch is written,
+with an audit row each, and rows published before an opt-out are never written again
+(sinks/optouts.py).
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from c2c.consuming import DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import CHANGES_TOPIC, get_topic
+from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from sinks.optouts import (
+    AUDIT_COLUMNS,
+    OPTOUT_PERSON_COLUMNS,
+    PERSON_TABLES,
+    OptOutFilter,
+    audit_row,
+    count_statement,
+    delete_statement,
+)
 from sinks.rows import (
     DIM_PERSON_COLUMNS,
     FACT_TABLES,
@@ -52,6 +65,8 @@ class Batch:
     facts: dict[str, list[list[Any]]] = field(default_factory=dict)
     merges: list[list[Any]] = field(default_factory=list)
     persons: dict[str, list[Any]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    optout_persons: list[list[Any]] = field(default_factory=list)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -75,6 +90,7 @@ def write_batch(client: Any, batch: Batch) -> None:
     ]
     tables.append(("person_map", batch.merges, PERSON_MAP_COLUMNS))
     tables.append(("dim_person", list(batch.persons.values()), DIM_PERSON_COLUMNS))
+    tables.append(("optout_person", batch.optout_persons, OPTOUT_PERSON_COLUMNS))
     for table, rows, names in tables:
         if rows:
             data = [list(column) for column in zip(*rows, strict=True)]
@@ -107,7 +123,7 @@ class Sink:
         self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
         self._lag_checked = 0.0
         self._sleep = sleep
-        topics = [*FACT_TABLES, CHANGES_TOPIC]
+        topics = [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
         self._consumer = Consumer(
             settings.kafka_config(
                 **{
@@ -128,11 +144,20 @@ class Sink:
         )
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
+            out = client.query("SELECT person_id, opted_out_at FROM optout_person FINAL")
+            audited = client.query("SELECT DISTINCT decision_id FROM optout_audit")
         self.person_map = PersonMap((str(a), str(b)) for a, b in known.result_rows)
+        self.optouts = OptOutFilter((str(p), at) for p, at in out.result_rows)
+        self._audited = {str(row[0]) for row in audited.result_rows}
 
     # -- reading ---------------------------------------------------------------------------
-    def _add(self, batch: Batch, topic: str, value: dict[str, Any]) -> None:
+    def _add(self, batch: Batch, topic: str, value: dict[str, Any], published_ms: int) -> None:
         batch.messages += 1
+        if topic == OPTOUT_DECISIONS_TOPIC:
+            batch.decisions.append(value)
+            batch.optout_persons += self.optouts.apply(value)
+            self.counts[f"optout.{str(value['cause']).lower()}"] += 1
+            return
         if topic == CHANGES_TOPIC:
             if value["change_type"] == "PERSONS_MERGED" and value.get("previous_person_id"):
                 batch.merges += self.person_map.merge(
@@ -140,12 +165,36 @@ class Sink:
                 )
             self.counts[f"change.{value['change_type']}"] += 1
             return
+        if not self.optouts.admits(value["person_id"], published_ms):
+            self.counts["optout.not_written"] += 1  # published before the person opted out
+            return
         add_linked(batch, topic, value)
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
         with self.lock:
             write_batch(self.client, batch)
+            for decision in batch.decisions:
+                self._remove(decision)
+
+    def _remove(self, decision: dict[str, Any]) -> None:
+        """Remove the rows of an opted-out decision's persons from every table, audited
+        once per decision (a replayed decision removes again, and is not audited twice)."""
+        ids = {"ids": list(decision["person_ids"])}
+        removed: dict[str, int] = {}
+        if decision["opted_out"]:
+            for table in PERSON_TABLES:
+                removed[table] = int(self.client.command(count_statement(table), parameters=ids))
+        decision_id = str(decision["decision_id"])
+        if decision_id not in self._audited:
+            row = audit_row(decision, removed, datetime.now(UTC))
+            self.client.insert("optout_audit", [row], column_names=list(AUDIT_COLUMNS))
+            self._audited.add(decision_id)
+            self.counts["optout.audited"] += 1
+        for table, count in removed.items():
+            if count:
+                self.client.command(delete_statement(table), parameters=ids)
+                self.counts["optout.rows_removed"] += count
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
@@ -245,7 +294,7 @@ class Sink:
             while not stop.is_set():
                 got = 0
                 for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
-                    self._add(batch, decoded.topic, decoded.value)
+                    self._add(batch, decoded.topic, decoded.value, decoded.timestamp_ms)
                     got += 1
                 now = time.monotonic()
                 if got:

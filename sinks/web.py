@@ -1,15 +1,18 @@
-"""The sink's web port: health, counts and, in embedded mode, the outcome tables (chdb lets
-one process open a path, so other processes ask the sink; `c2c outcomes` does)."""
+"""The sink's web port: health, counts and, in embedded mode, the outcome tables and the
+opt-out audit (chdb lets one process open a path, so other processes ask the sink; `c2c
+outcomes` and `c2c optout status` do)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from observability.health import readiness
+from sinks.audit import read_audit
 from sinks.outcomes import read_outcome
 from sinks.sink import Sink
 
@@ -64,6 +67,11 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                     self._send(404, {"error": str(exc)})
                     return
                 self._send(200, table.to_dict())
+            elif path.startswith("/optouts/"):
+                request_id = urllib.parse.unquote(path.removeprefix("/optouts/"))
+                with sink.lock:
+                    decisions = read_audit(sink.client, request_id)
+                self._send(200, {"request_id": request_id, "decisions": decisions})
             else:
                 self._send(404, {"error": f"no page {path}"})
 

@@ -35,16 +35,15 @@ from faust.types import EventT
 from c2c.errors import ServiceError
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
+from c2c.topics import get_topic
 from observability.health import Readiness, readiness
 from observability.telemetry import Telemetry
 from producers.publisher import Publisher
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.linking import LINKED_TOPICS
 from streams.resolution import (
-    CHANGES_TOPIC,
     INTAKE_TOPIC,
+    OUTPUT_TOPICS,
     RAW_TOPICS,
     IdentityStage,
     Incoming,
@@ -168,9 +167,8 @@ def create_app(
     intake = app.topic(intake_topic, key_serializer="raw", value_serializer="raw")
     persons = app.Table(PERSONS_TABLE, default=None)
     sources = app.Table(SOURCES_TABLE, default=None)
-    outputs = (*LINKED_TOPICS.values(), CHANGES_TOPIC, REVIEW_TOPIC, DEAD_LETTER_TOPIC)
     decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
-    encoders = {name: registry.encoder(get_topic(name)) for name in outputs}
+    encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     resolver_model = model if model is not None else load_model(settings.identity_model)
     hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
 

@@ -14,10 +14,11 @@ from c2c.child import ChildService
 from c2c.kafka import ensure_topics
 from c2c.settings import Settings
 from c2c.topics import Topic
+from streams.resolution import OUTCOMES
 
 __all__ = ["WorkerProcess"]
 
-_HANDLED = ("linked", "optout", "review", "dead_letter")
+_HANDLED = OUTCOMES
 
 
 class WorkerProcess(ChildService):

@@ -6,7 +6,9 @@ the linked event, the identity changes, or a needs-review record; a message that
 decode becomes a dead letter. It knows nothing of Faust or Kafka clients: the worker
 (:mod:`streams.app`) feeds it messages and sends what it returns, so tests and benches run
 it directly. Nothing read is dropped: every message ends as exactly one of linked,
-opt-out resolved, review or dead letter, and :attr:`IdentityStage.counts` says how many.
+withheld (the person opted out: nothing of the event is published), opt-out decided, review
+or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decisions
+(:mod:`streams.optouts`) go to ``c2c.identity.optouts`` for downstream to remove rows.
 """
 
 from __future__ import annotations
@@ -14,21 +16,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
-from c2c.topics import CHANGES_TOPIC, INTAKE_TOPIC
+from c2c.topics import (
+    CHANGES_TOPIC,
+    DEAD_LETTER_TOPIC,
+    INTAKE_TOPIC,
+    OPTOUT_DECISIONS_TOPIC,
+    REVIEW_TOPIC,
+)
 from observability.telemetry import Telemetry
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
+from streams.optouts import Decision, OptOuts, decision_record
 
 __all__ = [
     "CHANGES_TOPIC",
     "INTAKE_TOPIC",
     "OPTOUT_TOPIC",
+    "OUTCOMES",
+    "OUTPUT_TOPICS",
     "RAW_TOPICS",
     "SOURCE_HEADERS",
     "IdentityStage",
@@ -39,6 +51,16 @@ __all__ = [
 
 OPTOUT_TOPIC = "c2c.raw.optout"
 RAW_TOPICS: tuple[str, ...] = (*LINKED_TOPICS, OPTOUT_TOPIC)
+# Every topic the stage publishes to: it needs an encoder for each.
+OUTPUT_TOPICS: tuple[str, ...] = (
+    *LINKED_TOPICS.values(),
+    CHANGES_TOPIC,
+    OPTOUT_DECISIONS_TOPIC,
+    REVIEW_TOPIC,
+    DEAD_LETTER_TOPIC,
+)
+# How a message can end; exactly one per message read (IdentityStage.counts).
+OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter")
 
 # Headers the intake agent adds so the resolver knows where a forwarded message was read.
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
@@ -121,10 +143,16 @@ class IdentityStage:
         encoders: Mapping[str, AvroEncoder],
         telemetry: Telemetry | None = None,
     ) -> None:
-        missing = [t for t in (*RAW_TOPICS,) if t not in decoders]
+        missing = [t for t in RAW_TOPICS if t not in decoders]
         if missing:
             raise ValueError(
                 f"IdentityStage needs a decoder for every raw topic; missing {missing}"
+            )
+        unencoded = [t for t in OUTPUT_TOPICS if t not in encoders]
+        if unencoded:
+            raise ValueError(
+                f"IdentityStage needs an encoder for every topic it publishes to; "
+                f"missing {unencoded}"
             )
         self.resolver = resolver
         self._decoders = decoders
@@ -136,6 +164,10 @@ class IdentityStage:
     @property
     def state(self) -> IdentityState:
         return self.resolver.state
+
+    @property
+    def optouts(self) -> OptOuts:
+        return OptOuts(self.resolver.state)
 
     def process(self, message: Incoming) -> Processed:
         """Resolve one raw message (read directly or forwarded through the intake topic)."""
@@ -180,34 +212,34 @@ class IdentityStage:
         except SerdeError as exc:
             return self._dead_letter(source, exc)
         provider = str(raw.get("provider") or "other")
+        if source.topic == OPTOUT_TOPIC and raw.get("action") != "REQUESTED":
+            return self._revocation(source, raw, provider)
         person = raw.get("person") or {}
         resolution = self.resolver.resolve(provider, person)
+        if resolution.person_id is None:
+            return self._review(source, raw, provider, resolution.review_reason)
         done = Processed()
         headers = self._headers()
-        if resolution.person_id is None:
-            record = review_record(
-                reason=resolution.review_reason or "unresolvable",
-                provider=provider,
-                event_id=str(raw.get("event_id")),
-                source_topic=source.topic,
-                source_partition=source.partition,
-                source_offset=source.offset,
-                raw_value=source.value or b"",
-            )
-            done.outgoing.append(
-                Outgoing(
-                    "c2c.identity.review",
-                    None,
-                    self._encoders["c2c.identity.review"].encode(record),
-                    headers,
-                )
-            )
-            done.outcome = "review"
-            return done
         person_id = resolution.person_id
-        key = person_id.encode()
+        decisions: list[Decision] = []
+        merged = any(c.change_type == "PERSONS_MERGED" for c in resolution.changes)
+        if source.topic == OPTOUT_TOPIC:
+            decisions.append(self.optouts.request(person_id, raw))
+            done.outcome = "optout"
+        else:
+            spread = self.optouts.after_merge(person_id, raw) if merged else None
+            if spread is not None:
+                decisions.append(spread)
+            done.outcome = "withheld" if self.optouts.opted_out(person_id) else "linked"
+        # Of an opted-out person only merges leave the identity zone (downstream re-keys
+        # with them); that a record of theirs arrived is not published.
+        published = [
+            change
+            for change in resolution.changes
+            if done.outcome == "linked" or change.change_type == "PERSONS_MERGED"
+        ]
         for change in identity_change_records(
-            resolution.changes, provider=provider, source_event_id=str(raw.get("event_id"))
+            tuple(published), provider=provider, source_event_id=str(raw.get("event_id"))
         ):
             done.outgoing.append(
                 Outgoing(
@@ -217,21 +249,76 @@ class IdentityStage:
                     headers,
                 )
             )
-        if source.topic == OPTOUT_TOPIC:
-            done.outcome = "optout"
-        else:
+        if done.outcome == "linked":
             topic, linked = linked_event(source.topic, raw, person_id)
             done.outgoing.append(
-                Outgoing(topic, key, self._encoders[topic].encode(linked), headers)
+                Outgoing(topic, person_id.encode(), self._encoders[topic].encode(linked), headers)
             )
-            done.outcome = "linked"
+        done.outgoing += self._decisions(decisions, headers)
         for touched in resolution.touched:
             done.persons[touched] = self.state.snapshot(touched)
+        for decision in decisions:
+            done.persons[decision.person_id] = self.state.snapshot(decision.person_id)
         if resolution.new_source is not None:
             done.sources[resolution.new_source] = person_id
         for kind in resolution.changes:
             self.counts[f"change.{kind.change_type}"] += 1
         return done
+
+    def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
+        """A revocation names its request; it is not resolved (it need carry no identity)."""
+        if raw.get("action") != "REVOKED":
+            return self._review(
+                source, raw, provider, "opt-out event whose action is neither REQUESTED nor REVOKED"
+            )
+        decision = self.optouts.revoke(raw)
+        if decision is None:
+            return self._review(
+                source,
+                raw,
+                provider,
+                "revocation of an opt-out request that is not active (never made, already "
+                "revoked, or not resolved yet)",
+            )
+        done = Processed(outcome="optout")
+        done.outgoing += self._decisions([decision], self._headers())
+        done.persons[decision.person_id] = self.state.snapshot(decision.person_id)
+        return done
+
+    def _decisions(
+        self, decisions: Sequence[Decision], headers: list[tuple[str, str | bytes | None]]
+    ) -> list[Outgoing]:
+        encoder = self._encoders[OPTOUT_DECISIONS_TOPIC]
+        now = datetime.now(UTC)
+        out = []
+        for decision in decisions:
+            self.counts[f"optout.{decision.cause.lower()}"] += 1
+            out.append(
+                Outgoing(
+                    OPTOUT_DECISIONS_TOPIC,
+                    decision.person_id.encode(),
+                    encoder.encode(decision_record(decision, now)),
+                    headers,
+                )
+            )
+        return out
+
+    def _review(
+        self, source: Incoming, raw: dict[str, Any], provider: str, reason: str | None
+    ) -> Processed:
+        record = review_record(
+            reason=reason or "unresolvable",
+            provider=provider,
+            event_id=str(raw.get("event_id")),
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            raw_value=source.value or b"",
+        )
+        encoded = self._encoders[REVIEW_TOPIC].encode(record)
+        return Processed(
+            outgoing=[Outgoing(REVIEW_TOPIC, None, encoded, self._headers())], outcome="review"
+        )
 
     def _dead_letter(self, source: Incoming, error: SerdeError) -> Processed:
         record = dead_letter(
@@ -246,7 +333,7 @@ class IdentityStage:
         return Processed(
             outgoing=[
                 Outgoing(
-                    "c2c.deadletter",
+                    DEAD_LETTER_TOPIC,
                     source.key,
                     self._encoders["c2c.deadletter"].encode(record),
                     [],

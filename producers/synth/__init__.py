@@ -38,6 +38,8 @@ class SynthReport:
 class _Part:
     truth: OutcomeTruth
     counts: dict[str, int]
+    # the same measures over the people who never asked to opt out
+    kept: OutcomeTruth
 
 
 def _simulate_range(
@@ -47,11 +49,14 @@ def _simulate_range(
     truth_dir = out / "truth"
     writer = ExtractWriter(out / f".spill-{part}", truth_dir / f".records-{part}.csv")
     truth = OutcomeTruth(config.end_year)
+    kept = OutcomeTruth(config.end_year)
     with (truth_dir / f".people-{part}.csv").open("w", newline="") as handle:
         people = csv.writer(handle)
         for index in range(start, stop):
             life = simulate_person(config, index)
             truth.add(life)
+            if life.optout is None:
+                kept.add(life)
             p = life.person
             people.writerow(
                 [
@@ -67,7 +72,7 @@ def _simulate_range(
             for source, event in records_of(life, noise, config.seed):
                 writer.write(source, event, p.person_id)
     writer.close()
-    return _Part(truth, writer.counts)
+    return _Part(truth, writer.counts, kept)
 
 
 def _concatenate(target: Path, header: list[str], parts: list[Path]) -> None:
@@ -84,7 +89,8 @@ def synthesize(
 ) -> SynthReport:
     """Simulate ``config.people`` people into ``out``: one extract per provider
     (``k12.csv`` ... ``optout.csv``) and ``truth/`` (records.csv, people.csv,
-    outcomes.json, config.json). ``workers`` processes share the people; the files are
+    outcomes.json, outcomes_without_optouts.json: the same over the people who never asked
+    to opt out, config.json). ``workers`` processes share the people; the files are
     the same whatever their number."""
     started = time.perf_counter()
     (out / "truth").mkdir(parents=True, exist_ok=True)
@@ -100,11 +106,12 @@ def synthesize(
                 for i, (a, b) in enumerate(ranges)
             ]
             parts = [future.result() for future in futures]
-    truth = parts[0].truth
+    truth, kept = parts[0].truth, parts[0].kept
     counts: dict[str, int] = {}
     for part in parts:
         if part is not parts[0]:
             truth.merge(part.truth)
+            kept.merge(part.kept)
         for source, count in part.counts.items():
             counts[source] = counts.get(source, 0) + count
     files = assemble(out, [out / f".spill-{i}" for i in range(len(ranges))])
@@ -127,6 +134,9 @@ def synthesize(
         [out / "truth" / f".people-{i}.csv" for i in range(len(ranges))],
     )
     (out / "truth" / "outcomes.json").write_text(json.dumps(truth.result(), indent=1))
+    (out / "truth" / "outcomes_without_optouts.json").write_text(
+        json.dumps(kept.result(), indent=1)
+    )
     (out / "truth" / "config.json").write_text(
         json.dumps({"synth": asdict(config), "noise": asdict(noise)}, indent=1)
     )

@@ -207,7 +207,9 @@ def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str,
                 requested_by="INDIVIDUAL",
                 _requested_at=when,
             )
-            event["source_record_id"] = f"{life.optout.request_id}-{action[:3]}"
+            # the extract's RequestID column is both the record id and the request id: a
+            # revocation names the request it revokes
+            event["source_record_id"] = life.optout.request_id
             yield "optout", event
 
 

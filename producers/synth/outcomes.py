@@ -3,8 +3,8 @@
 
 :class:`OutcomeTruth` accumulates counters person by person (memory bounded by the number
 of breakdown cells, not people) and :meth:`OutcomeTruth.result` gives JSON-ready data with
-each measure's definition. Opted-out people are counted separately under
-``*_without_optouts`` where that matters downstream; here every person counts.
+each measure's definition. Every person given counts: synth keeps a second instance over
+the people who never asked to opt out (``truth/outcomes_without_optouts.json``).
 """
 
 from __future__ import annotations

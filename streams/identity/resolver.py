@@ -113,6 +113,18 @@ class IdentityState:
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     trusted: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # active opt-out requests per surviving person: request id -> {"at": ms, "by": who}
+    # (streams.optouts decides with them), and which person holds each request
+    optouts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    optout_requests: dict[str, str] = field(default_factory=dict)
+    # surviving person -> every id merged into it (derived from merged_into)
+    absorbed: dict[str, list[str]] = field(default_factory=dict)
+
+    def members(self, person_id: str) -> tuple[str, ...]:
+        """The surviving id of ``person_id`` and every id merged into it, in id order: all
+        the ids under which its events may have been published."""
+        root = self.root(person_id)
+        return tuple(sorted([root, *self.absorbed.get(root, ())], key=_number))
 
     def root(self, person_id: str) -> str:
         """The surviving id of ``person_id`` after every merge."""
@@ -131,10 +143,14 @@ class IdentityState:
         if merged is not None:
             return {"merged_into": merged}
         trusted = self.trusted.get(person_id, {})
-        return {
+        snapshot: dict[str, Any] = {
             "profile": [identity.to_json() for identity in self.profiles.get(person_id, [])],
             "trusted": {kind: sorted(values) for kind, values in trusted.items()},
         }
+        optouts = self.optouts.get(person_id)
+        if optouts:
+            snapshot["optouts"] = {rid: dict(data) for rid, data in sorted(optouts.items())}
+        return snapshot
 
     @classmethod
     def restore(
@@ -163,6 +179,11 @@ class IdentityState:
                     block = state.blocks.setdefault(key, [])
                     if person_id not in block:
                         block.append(person_id)
+            for request_id, data in (record.get("optouts") or {}).items():
+                state.optouts.setdefault(person_id, {})[str(request_id)] = dict(data)
+                state.optout_requests[str(request_id)] = person_id
+        for absorbed in sorted(state.merged_into, key=_number):
+            state.absorbed.setdefault(state.root(absorbed), []).append(absorbed)
         state.sources.update(sources)
         state.next_number = max(numbers) + 1
         return state
@@ -355,6 +376,13 @@ class Resolver:
         trusted = state.trusted.pop(absorbed, {"ssn": set(), "ssid": set()})
         for kind, values in trusted.items():
             state.trusted[survivor][kind] |= values
+        state.absorbed.setdefault(survivor, []).extend(
+            [absorbed, *state.absorbed.pop(absorbed, [])]
+        )
+        # an opted-out person stays out when merged: the survivor takes their requests
+        for request_id, data in state.optouts.pop(absorbed, {}).items():
+            state.optouts.setdefault(survivor, {})[request_id] = data
+            state.optout_requests[request_id] = survivor
 
 
 def _rule(score: Score) -> str:

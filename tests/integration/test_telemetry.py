@@ -101,7 +101,13 @@ def test_the_identity_stage_continues_the_producers_trace(
     from c2c.serde import AvroDecoder
     from c2c.topics import get_topic
     from streams.identity.resolver import IdentifierHasher, Resolver
-    from streams.resolution import RAW_TOPICS, IdentityStage, Incoming, forwarding_headers
+    from streams.resolution import (
+        OUTPUT_TOPICS,
+        RAW_TOPICS,
+        IdentityStage,
+        Incoming,
+        forwarding_headers,
+    )
 
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
@@ -117,11 +123,10 @@ def test_the_identity_stage_continues_the_producers_trace(
         headers,
     )
     decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-    outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
     stage = IdentityStage(
         Resolver(IdentifierHasher(b"s")),
         decoders,
-        {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
+        {t: registry.encoder(get_topic(t)) for t in OUTPUT_TOPICS},
         telemetry,
     )
     # through the intake topic, as the worker does: the headers travel with the bytes

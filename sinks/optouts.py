@@ -1,0 +1,116 @@
+"""Opt-outs downstream: which rows the sink must never write, and what it removes. Pure code.
+
+The identity resolver publishes an OptOutDecision (``c2c.identity.optouts``) when it applies
+an opt-out, spreads one by a merge, or revokes one. From the sink's side:
+
+- an opted-out decision removes every row of its person ids from every table that holds
+  person rows (:data:`PERSON_TABLES`), and the sink remembers when it was decided
+  (:class:`OptOutFilter`, saved in ``optout_person``);
+- a linked event of such a person published up to that moment is never written, even when
+  it is read later (its partition lagged) or read again (a replay or a rebuilt sink). The
+  resolver publishes nothing of an opted-out person after the decision, so a later event
+  can only follow a revocation: it is written ("re-admits events from then on");
+- every decision gets one audit row (``optout_audit``): when asked, when decided, when
+  applied, rows removed per table. No PII: request ids, counts and times.
+
+Publication times are the Kafka timestamps that the resolver's producer sets (create time),
+compared with the decision time taken by the same resolver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sinks.rows import FACT_TABLES
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "OPTOUT_PERSON_COLUMNS",
+    "PERSON_TABLES",
+    "OptOutFilter",
+    "audit_row",
+    "count_statement",
+    "delete_statement",
+]
+
+PERSON_TABLES: tuple[str, ...] = (*FACT_TABLES.values(), "dim_person", "person_map")
+OPTOUT_PERSON_COLUMNS = ("person_id", "opted_out_at")
+AUDIT_COLUMNS = (
+    "decision_id",
+    "request_id",
+    "cause",
+    "requested_by",
+    "requested_at",
+    "decided_at",
+    "applied_at",
+    "opted_out",
+    "persons",
+    "rows_removed",
+)
+
+
+def _millis(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+class OptOutFilter:
+    """Person id -> when the latest opt-out covering it was decided."""
+
+    def __init__(self, known: Iterable[tuple[str, datetime]] = ()) -> None:
+        self._out_at: dict[str, int] = {}
+        for person_id, at in known:
+            self._out_at[person_id] = max(self._out_at.get(person_id, 0), _millis(at))
+
+    def admits(self, person_id: str, published_ms: int) -> bool:
+        """Whether a row of ``person_id`` published at ``published_ms`` may be written."""
+        out_at = self._out_at.get(person_id)
+        return out_at is None or published_ms > out_at
+
+    def apply(self, decision: Mapping[str, Any]) -> list[list[Any]]:
+        """Take in an OptOutDecision; the ``optout_person`` rows to write (none for a
+        revocation: what was removed stays removed, later events are admitted)."""
+        if not decision["opted_out"]:
+            return []
+        decided: datetime = decision["decided_at"]
+        at = _millis(decided)
+        rows = []
+        for person_id in decision["person_ids"]:
+            self._out_at[person_id] = max(self._out_at.get(person_id, 0), at)
+            rows.append([person_id, decided])
+        return rows
+
+    def __len__(self) -> int:
+        return len(self._out_at)
+
+
+def count_statement(table: str) -> str:
+    """Rows of ``table`` under the person ids of parameter ``ids`` (each event once)."""
+    return f"SELECT count() FROM {table} FINAL WHERE person_id IN %(ids)s"
+
+
+def delete_statement(table: str) -> str:
+    """Remove the rows of ``table`` under the person ids of parameter ``ids`` (a lightweight
+    delete: gone for every reader at once)."""
+    return f"DELETE FROM {table} WHERE person_id IN %(ids)s"
+
+
+def audit_row(
+    decision: Mapping[str, Any], removed: Mapping[str, int], applied_at: datetime
+) -> list[Any]:
+    """The ``optout_audit`` row of ``decision`` (in :data:`AUDIT_COLUMNS` order)."""
+    return [
+        str(decision["decision_id"]),
+        decision["request_id"],
+        decision["cause"],
+        decision["requested_by"],
+        decision["requested_at"],
+        decision["decided_at"],
+        applied_at,
+        decision["opted_out"],
+        len(decision["person_ids"]),
+        dict(removed),
+    ]

@@ -1,0 +1,149 @@
+"""Opt-outs in the identity zone: who is out, and what downstream must remove or re-admit.
+
+An opt-out request is resolved like any record, to a person; from then on none of that
+person's linked events is published, and a :class:`Decision` tells downstream every person
+id whose rows to remove. A merge that joins an opted-out person with another spreads the
+opt-out to the merged person (a decision with cause ``MERGED``). A revocation names its
+request; once a person has no active request left, their events are published again from
+then on (a decision with ``opted_out`` false).
+
+:class:`OptOuts` keeps nothing of its own: the active requests live in
+:class:`~streams.identity.resolver.IdentityState` (``optouts``: person id -> request id ->
+``{"at": milliseconds, "by": requester}``, plain data), so they are saved and restored with
+each person's snapshot and move with merges. Plain code, no Kafka: the identity stage
+(:mod:`streams.resolution`) calls it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from streams.identity.resolver import IdentityState
+
+__all__ = ["Decision", "OptOuts", "Request", "decision_record"]
+
+# Decision ids are derived from the raw event that caused them, so a replay repeats them.
+_DECISION_NAMESPACE = uuid.UUID("6f1d3c5e-2b0a-4c39-9a51-0c2c0b7e0a11")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One active opt-out request of a person (no identifying fields)."""
+
+    request_id: str
+    requested_at_ms: int
+    requested_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.requested_at_ms, "by": self.requested_by}
+
+    @classmethod
+    def from_json(cls, request_id: str, data: dict[str, Any]) -> Request:
+        return cls(request_id, int(data["at"]), str(data.get("by") or "UNKNOWN"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What downstream must do: remove (``opted_out``) or re-admit the rows of
+    ``person_ids`` (the person and every id merged into it)."""
+
+    decision_id: str
+    cause: str  # REQUESTED, REVOKED, MERGED
+    request: Request
+    person_id: str
+    person_ids: tuple[str, ...]
+    opted_out: bool
+    requested_at_ms: int
+
+
+def decision_record(decision: Decision, decided_at: datetime.datetime) -> dict[str, Any]:
+    """The OptOutDecision record (schemas/avro/linked/OptOutDecision.avsc) to publish."""
+    return {
+        "decision_id": decision.decision_id,
+        "decided_at": decided_at,
+        "requested_at": datetime.datetime.fromtimestamp(
+            decision.requested_at_ms / 1000, tz=datetime.UTC
+        ),
+        "request_id": decision.request.request_id,
+        "cause": decision.cause,
+        "requested_by": decision.request.requested_by,
+        "person_id": decision.person_id,
+        "person_ids": list(decision.person_ids),
+        "opted_out": decision.opted_out,
+    }
+
+
+def _millis(value: Any) -> int:
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value or 0)
+
+
+class OptOuts:
+    """Opt-out decisions over an :class:`IdentityState` (see the module docstring)."""
+
+    def __init__(self, state: IdentityState) -> None:
+        self.state = state
+
+    def opted_out(self, person_id: str) -> bool:
+        """Whether ``person_id`` (or the person it was merged into) has an active request."""
+        return bool(self.state.optouts.get(self.state.root(person_id)))
+
+    def request(self, person_id: str, raw: dict[str, Any]) -> Decision:
+        """Record the opt-out request ``raw`` (an OptOutEvent) for the person it resolved to.
+
+        The decision is returned even when the person was already out (a second request,
+        or the same one replayed): removing rows twice removes nothing more, and the audit
+        records each request."""
+        root = self.state.root(person_id)
+        request = Request(
+            str(raw["request_id"]),
+            _millis(raw.get("event_time")),
+            str(raw.get("requested_by") or "UNKNOWN"),
+        )
+        self.state.optouts.setdefault(root, {})[request.request_id] = request.to_json()
+        self.state.optout_requests[request.request_id] = root
+        return self._decision("REQUESTED", request, root, raw)
+
+    def revoke(self, raw: dict[str, Any]) -> Decision | None:
+        """Withdraw the request that the revocation ``raw`` names; None when no active
+        request has that id (never made, already revoked, or not resolved yet)."""
+        request_id = str(raw["request_id"])
+        holder = self.state.optout_requests.pop(request_id, None)
+        if holder is None:
+            return None
+        root = self.state.root(holder)
+        active = self.state.optouts.get(root, {})
+        kept = active.pop(request_id, None)
+        if not active:
+            self.state.optouts.pop(root, None)
+        if kept is None:
+            return None
+        request = Request.from_json(request_id, kept)
+        revoked = Request(request_id, _millis(raw.get("event_time")), request.requested_by)
+        return self._decision("REVOKED", revoked, root, raw)
+
+    def after_merge(self, survivor: str, raw: dict[str, Any]) -> Decision | None:
+        """After the record ``raw`` merged persons into ``survivor``: the decision that
+        spreads an opt-out to everyone merged, if the survivor is now out."""
+        active = self.state.optouts.get(survivor)
+        if not active:
+            return None
+        requests = [Request.from_json(rid, data) for rid, data in active.items()]
+        first = min(requests, key=lambda r: (r.requested_at_ms, r.request_id))
+        return self._decision("MERGED", first, survivor, raw)
+
+    def _decision(self, cause: str, request: Request, root: str, raw: dict[str, Any]) -> Decision:
+        event_id = str(raw.get("event_id") or "")
+        return Decision(
+            decision_id=str(uuid.uuid5(_DECISION_NAMESPACE, f"{event_id}:{cause}:{root}")),
+            cause=cause,
+            request=request,
+            person_id=root,
+            person_ids=self.state.members(root),
+            opted_out=bool(self.state.optouts.get(root)),
+            requested_at_ms=_millis(raw.get("event_time")),
+        )
