@@ -17,9 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from c2c.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["DEVELOPMENT_SECRET", "ENV_PREFIX", "Settings", "load_settings"]
 
 ENV_PREFIX = "C2C_"
+# Identifier hashes keyed with this are for development only (settings refuse it elsewhere).
+DEVELOPMENT_SECRET = "c2c-development-only-identity-secret"
 _SECRET_WORDS = ("password", "secret", "auth", "key")
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -104,7 +106,7 @@ class Settings(BaseSettings):
 
     # -- identity resolution ---------------------------------------------------------------
     identity_secret: SecretStr = Field(
-        default=SecretStr("c2c-development-only-identity-secret"),
+        default=SecretStr(DEVELOPMENT_SECRET),
         description="Key of the HMAC-SHA256 hashes of SSNs, SSIDs and ITINs in identity state.",
     )
 
@@ -210,6 +212,28 @@ class Settings(BaseSettings):
         if parts.scheme not in ("chdb", "http", "https"):
             raise ValueError(
                 f"{value!r} is neither chdb://PATH (embedded) nor an http(s):// server URL"
+            )
+        return value
+
+    @field_validator("identity_secret", mode="after")
+    @classmethod
+    def _check_identity_secret(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Keyed hashes of SSNs and SSIDs are only as private as this key: outside
+        # development, the published default (or a short key) is refused.
+        environment = info.data.get("environment", "development")
+        if environment == "development":
+            return value
+        secret = value.get_secret_value()
+        if secret == DEVELOPMENT_SECRET:
+            raise ValueError(
+                f"the development secret is refused in {environment}: set it to a secret of "
+                "at least 32 characters, for example the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if len(secret) < 32:
+            raise ValueError(
+                f"in {environment} the secret must have at least 32 characters (it has "
+                f"{len(secret)})"
             )
         return value
 

@@ -94,3 +94,24 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(Exception, match="frozen"):
         settings.kafka_bootstrap = "x:1"  # type: ignore[misc]
+
+
+def test_outside_development_the_default_identity_secret_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().environment == "development"  # the default secret serves here
+    monkeypatch.setenv("C2C_ENVIRONMENT", "production")
+    monkeypatch.setenv("C2C_KAFKA_BOOTSTRAP", "no-port-here")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "2 invalid setting(s)" in message  # reported with the other problems
+    assert "C2C_IDENTITY_SECRET (value hidden): Value error, the development secret is refused" in (
+        message
+    )
+    monkeypatch.setenv("C2C_KAFKA_BOOTSTRAP", "broker:9092")
+    monkeypatch.setenv("C2C_IDENTITY_SECRET", "too-short")
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        load_settings()
+    monkeypatch.setenv("C2C_IDENTITY_SECRET", "x" * 32)
+    assert load_settings().identity_secret.get_secret_value() == "x" * 32

@@ -1,0 +1,94 @@
+"""The sink's opt-out rules and the operator's opt-out events, without services."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from c2c.validation import validate
+from producers.mapping import MODELS
+from producers.optouts import OptOutInputError, request_event, revocation_event
+from sinks.optouts import OptOutFilter, audit_row, count_statement, delete_statement
+
+AT = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+def _decision(opted_out: bool, at: datetime.datetime = AT) -> dict[str, object]:
+    return {
+        "decision_id": "d1",
+        "request_id": "R1",
+        "cause": "REQUESTED" if opted_out else "REVOKED",
+        "requested_by": "OPERATOR",
+        "requested_at": at,
+        "decided_at": at,
+        "person_id": "P1",
+        "person_ids": ["P1", "P7"],
+        "opted_out": opted_out,
+    }
+
+
+def _ms(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_rows_published_up_to_the_opt_out_are_never_written_later_ones_are() -> None:
+    rules = OptOutFilter()
+    assert rules.admits("P7", _ms(AT))
+    written = rules.apply(_decision(True))
+    assert written == [["P1", AT], ["P7", AT]]
+    before = _ms(AT - datetime.timedelta(seconds=5))
+    assert not rules.admits("P7", before)
+    assert not rules.admits("P1", _ms(AT))  # the same millisecond: published before it
+    # the resolver publishes nothing of theirs after the decision but after a revocation
+    assert rules.admits("P1", _ms(AT) + 1)
+    assert rules.admits("P2", before)  # somebody else
+    # a revocation changes nothing here: what was removed stays removed
+    assert rules.apply(_decision(False, AT + datetime.timedelta(days=1))) == []
+    assert not rules.admits("P1", before)
+
+
+def test_the_filter_is_rebuilt_from_what_was_written() -> None:
+    later = AT + datetime.timedelta(days=2)
+    rules = OptOutFilter([("P1", AT), ("P1", later)])
+    assert not rules.admits("P1", _ms(later))  # the latest opt-out counts
+    assert len(rules) == 1
+
+
+def test_statements_and_audit_rows() -> None:
+    assert count_statement("fact_wage") == (
+        "SELECT count() FROM fact_wage FINAL WHERE person_id IN %(ids)s"
+    )
+    assert delete_statement("dim_person") == "DELETE FROM dim_person WHERE person_id IN %(ids)s"
+    row = audit_row(_decision(True), {"fact_wage": 3}, AT)
+    assert row == ["d1", "R1", "REQUESTED", "OPERATOR", AT, AT, AT, True, 2, {"fact_wage": 3}]
+
+
+def test_an_operator_request_is_a_valid_opt_out_event() -> None:
+    event = request_event(
+        {"ssn": "123456789", "first_name": "Ana", "last_name": "Ruiz", "nickname": "x"},
+        at=AT,
+    )
+    assert event["action"] == "REQUESTED"
+    assert event["person"]["source_person_id"] == event["request_id"]
+    assert "nickname" not in event["person"]
+    event_id = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+    validate(MODELS["optout"], {**event, "event_id": event_id}, where="operator request")
+    revoked = revocation_event(event["request_id"], at=AT)
+    assert revoked["request_id"] == event["request_id"]
+    assert revoked["action"] == "REVOKED"
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        {"ssn": "123456789"},  # an identifier alone: SSNs are sometimes shared
+        {"first_name": "Ana", "last_name": "Ruiz"},  # a name alone
+        {},
+    ],
+)
+def test_an_operator_request_must_identify_the_person(person: dict[str, str]) -> None:
+    with pytest.raises(OptOutInputError, match="needs a first and last name"):
+        request_event(person)
+    with pytest.raises(OptOutInputError, match="names the request id"):
+        revocation_event(" ")
