@@ -701,7 +701,11 @@ def sink_migrate(ctx: click.Context) -> None:
     from sinks.migrate import migrate
 
     settings = _settings(ctx)
-    applied = migrate(connect(settings), min_cell=settings.suppression_min_cell)
+    applied = migrate(
+        connect(settings),
+        min_cell=settings.suppression_min_cell,
+        server=not settings.clickhouse_embedded,
+    )
     click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(applied)}")
 
 
@@ -729,7 +733,7 @@ def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) ->
 
     settings = _settings(ctx)
     client = connect(settings)
-    migrate(client, min_cell=settings.suppression_min_cell)
+    migrate(client, min_cell=settings.suppression_min_cell, server=not settings.clickhouse_embedded)
     running = Sink(settings, SchemaRegistry(settings), client, group_id=group or SINK_GROUP)
     server = serve(running, settings.sink_web_host, settings.sink_web_port)
     stop = threading.Event()

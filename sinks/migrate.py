@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from c2c.errors import C2CError
+from sinks.access import definer_statements, role_statements
 from sinks.public import public_view_statements
 
 __all__ = ["Migration", "MigrationError", "migrate", "migrations", "split_statements"]
@@ -79,8 +80,12 @@ def split_statements(text: str) -> list[str]:
     return statements
 
 
-def migrate(client: Any, *, min_cell: int, folder: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations, then re-create the public views; names what it applied."""
+def migrate(
+    client: Any, *, min_cell: int, folder: Path = MIGRATIONS_DIR, server: bool = False
+) -> list[str]:
+    """Apply pending migrations, re-create the public views, make every view run with its
+    definer's rights, and on a ``server`` create the roles (sinks/access.py); names the
+    migrations it applied."""
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
         "checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
@@ -114,5 +119,13 @@ def migrate(client: Any, *, min_cell: int, folder: Path = MIGRATIONS_DIR) -> lis
         )
         done.append(migration.path.name)
     for statement in public_view_statements(min_cell):
+        client.command(statement)
+    views = client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'View'"
+    ).result_rows
+    access = definer_statements(str(row[0]) for row in views)
+    if server:
+        access += role_statements(str(client.query("SELECT currentDatabase()").result_rows[0][0]))
+    for statement in access:
         client.command(statement)
     return done
