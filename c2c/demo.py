@@ -113,12 +113,16 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
             f"identity worker: {worker.handled():,} records in {took:.1f} s "
             f"({worker.handled() / took:,.0f}/s): {counts.get('change.PERSON_CREATED', 0):,} "
             f"persons created, {counts.get('change.PERSONS_MERGED', 0):,} merges, "
-            f"{counts.get('review', 0):,} to review, {counts.get('dead_letter', 0):,} dead letters"
+            f"{counts.get('review', 0):,} to review, {counts.get('dead_letter', 0):,} dead "
+            f"letters; {counts.get('optout', 0):,} opt-out requests and revocations applied, "
+            f"{counts.get('withheld', 0):,} events of opted-out people withheld"
         )
         written = sink.caught_up(counts.get("linked", 0), timeout_s=3600)
         echo(
             f"sink: {written.get('facts', 0):,} fact rows in {written.get('batches', 0):,} "
-            f"batches, {time.monotonic() - began:.1f} s after the replay began"
+            f"batches, {time.monotonic() - began:.1f} s after the replay began; "
+            f"{written.get('optout.rows_removed', 0):,} rows of opted-out people removed, "
+            f"{written.get('optout.audited', 0):,} opt-out decisions audited"
         )
         for name in OUTCOMES:
             if not name.startswith("public_"):
