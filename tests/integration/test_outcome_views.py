@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from c2c.cli import cli
 from c2c.clickhouse import connect
 from c2c.settings import Settings
 from sinks.migrate import MigrationError, migrate
@@ -23,8 +25,13 @@ AT = datetime.datetime(2016, 6, 1, tzinfo=datetime.UTC)
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    opened = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="o"))
+def embedded(tmp_path: Path) -> Settings:
+    return Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="o")
+
+
+@pytest.fixture
+def client(embedded: Settings) -> Iterator[Any]:
+    opened = connect(embedded)
     migrate(opened, min_cell=11)
     yield opened
     opened.close()
@@ -235,7 +242,9 @@ def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client
     assert shown[("uc", 2016)]["entrants"] is None
 
 
-def test_earnings_after_an_award_by_program_and_institution_with_quartiles(client: Any) -> None:
+def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
+    client: Any, embedded: Settings
+) -> None:
     # 23 associate awards in June 2018 (quarter 2018Q2): 22 in CIP family 52, one in 11.
     # Wages 2 quarters after (2018Q4) for 11; 4 quarters after (2019Q2) for 12, $1,000 to
     # $12,000 (W001's from two employers; W000's under an id merged away); 20 quarters
@@ -284,6 +293,30 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(clien
     assert shown[(2018, "ASSOCIATE", "program", "11")]["awards"] is None
     assert shown[(2018, "ASSOCIATE", "program", "52")]["awards"] is None
     assert shown[(2018, "ASSOCIATE", "institution", "ccc:ccc-1")]["awards"] == 23
+
+    # `c2c outcomes NAME` prints them: a suppressed cell as '-', quartiles in dollars
+    printed = CliRunner().invoke(cli, ["outcomes", "public_outcome_earnings"], obj=embedded)
+    assert printed.exit_code == 0, printed.output
+    lines = printed.output.split("\n")
+    assert lines[1] == "public_outcome_earnings (4 rows)"
+    assert lines[2].split() == [
+        "award_year",
+        "award_level",
+        "breakdown",
+        "group_value",
+        "awards",
+        "wages_q2",
+        "wages_q4",
+        "wages_q20",
+        "p25_1y",
+        "median_1y",
+        "p75_1y",
+        "p25_5y",
+        "median_5y",
+        "p75_5y",
+    ]
+    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - -"
+    assert lines[3].split() == first.split()
 
 
 def test_threshold_comes_from_the_migration_run(client: Any) -> None:

@@ -140,9 +140,9 @@ class _Tally:
         for table, cells in self.cells.items():
             exact = sum(1 for found, true, _ in cells if found == true)
             worst = max(cells, key=lambda c: abs(c[0] - c[1]))
+            farthest = f"; farthest {worst[2]} {worst[0]} (truth {worst[1]})"
             lines.append(
-                f"{table}: {exact}/{len(cells)} cells exact; farthest {worst[2]} "
-                f"{worst[0]} (truth {worst[1]})"
+                f"{table}: {exact}/{len(cells)} cells exact{farthest if exact < len(cells) else ''}"
             )
         return "\n".join(lines)
 
