@@ -176,7 +176,7 @@ def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
                 tally.add("outcome_pathways employed, not enrolled", str(key), got, want)
                 # No record of a person who never enrolled carries an SSN (K-12 has none),
                 # and wage records carry only SSN and name: their wages cannot be linked,
-                # so the pipeline cannot see them employed. No false links, then.
+                # so the pipeline cannot see them employed: only the truth bounds it.
                 assert got <= want, (key, column, got, want)
                 continue
             tally.add("outcome_pathways", f"{key} {column}", got, want)
