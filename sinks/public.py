@@ -8,6 +8,8 @@ Per count column of a row:
   class to its 'all' row). Where exactly one cell of a column is hidden in a partition, the
   next smallest of that column is hidden as well, so the hidden one cannot be recovered by
   subtraction.
+- statistics (a median, a quartile): hidden where the count of people behind it is below
+  ``min_cell``.
 
 Pure SQL generation; :mod:`sinks.migrate` runs the statements.
 """
@@ -26,6 +28,7 @@ class PublicView:
     denominator: str
     numerators: tuple[str, ...]
     partition: tuple[str, ...]  # rows that add up to a margin; () for none
+    statistics: tuple[tuple[str, str], ...] = ()  # (value column, count of people behind it)
 
     @property
     def name(self) -> str:
@@ -66,6 +69,32 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
         ("with_ca_public_bachelor",),
         (),
     ),
+    PublicView(
+        "outcome_pathways",
+        ("class_year", "first_destination", "highest_award", "employment_year"),
+        "completers",
+        ("employed",),
+        ("class_year",),  # a class's rows add up to its completers (public college-going)
+    ),
+    PublicView(
+        "outcome_completion",
+        ("segment", "entry_year"),
+        "entrants",
+        ("within_150", "within_8_years"),
+        (),
+    ),
+    PublicView(
+        "outcome_earnings",
+        ("award_year", "award_level", "breakdown", "group_value"),
+        "awards",
+        ("wages_q2", "wages_q4", "wages_q20"),
+        ("award_year", "award_level", "breakdown"),  # programs, institutions add up to 'all'
+        tuple(
+            (f"{stat}_{span}", count)
+            for span, count in (("1y", "wages_q4"), ("5y", "wages_q20"))
+            for stat in ("p25", "median", "p75")
+        ),
+    ),
 )
 
 
@@ -94,6 +123,10 @@ def _statement(view: PublicView, k: int) -> str:
     shown = [f"if(hide_{d}, NULL, {d}) AS {d}"] + [
         f"if(hide_{c} OR hide_{d}, NULL, {c}) AS {c}" for c in view.numerators
     ]
+    # flagged inside, where the count is still the outcome's: outside, its name is the
+    # suppressed column's alias
+    flags += [f"({count} < {k}) AS hide_{value}" for value, count in view.statistics]
+    shown += [f"if(hide_{value}, NULL, {value}) AS {value}" for value, _ in view.statistics]
     return (
         f"CREATE OR REPLACE VIEW {view.name} "
         f"AS SELECT {', '.join((*view.keys, *shown))} "

@@ -32,6 +32,9 @@ DEFINITIONS = {
     "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
     "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
     "in the 4th and 20th quarter after, among those with wages then.",
+    "earnings_by": "earnings, by program (2-digit CIP family: 'level|year|program=52') and by "
+    "institution ('level|year|institution=segment:institution id'); wages_q20 is the count "
+    "of awards with wages in the 20th quarter after.",
     "working_while_enrolled": "Students enrolled at a segment in academic year Y, and those "
     "with wages in a quarter in which one of their terms that year starts.",
     "financial_aid": "Students enrolled at a segment in academic year Y, and those with an "
@@ -54,6 +57,48 @@ def _add_quarters(q: tuple[int, int], n: int) -> tuple[int, int]:
     return index // 4, index % 4 + 1
 
 
+def _add_award(
+    counter: Counter[str],
+    values: dict[str, list[int]],
+    cell: str,
+    award: Any,
+    wages: dict[tuple[int, int], int],
+) -> None:
+    """Count ``award`` into ``cell``: wages in the 2nd, 4th and 20th quarter after it, and
+    the wages (cents) 1 and 5 years after into ``values``."""
+    counter["awards"] += 1
+    q = _quarter(award.date)
+    for after in (2, 4, 20):
+        if _add_quarters(q, after) in wages:
+            counter[f"wages_q{after}"] += 1
+    for after, label in ((4, "1y"), (20, "5y")):
+        cents = wages.get(_add_quarters(q, after))
+        if cents is not None:
+            values[f"{cell}|{label}"].append(cents)
+
+
+def _wage_rows(
+    counts: dict[str, Counter[str]], values: dict[str, list[int]], *, with_q20: bool
+) -> dict[str, Any]:
+    """Each cell's counts, and the quartiles (dollars) of its wages 1 and 5 years after
+    where at least two had wages then."""
+    rows: dict[str, Any] = {}
+    for cell, counter in sorted(counts.items()):
+        row: dict[str, Any] = {k: v for k, v in counter.items() if with_q20 or k != "wages_q20"}
+        for label in ("1y", "5y"):
+            found = sorted(values.get(f"{cell}|{label}", []))
+            if len(found) >= 2:
+                q1, median, q3 = statistics.quantiles(found, n=4, method="inclusive")
+                row[f"wages_{label}"] = {
+                    "n": len(found),
+                    "p25": round(q1 / 100, 2),
+                    "median": round(median / 100, 2),
+                    "p75": round(q3 / 100, 2),
+                }
+        rows[cell] = row
+    return rows
+
+
 class OutcomeTruth:
     """Counters for every measure, fed one life at a time."""
 
@@ -64,6 +109,8 @@ class OutcomeTruth:
         self.completion: dict[str, Counter[str]] = defaultdict(Counter)
         self.earnings_counts: dict[str, Counter[str]] = defaultdict(Counter)
         self.earnings_values: dict[str, list[int]] = defaultdict(list)
+        self.earnings_by_counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.earnings_by_values: dict[str, list[int]] = defaultdict(list)
         self.working: dict[str, Counter[str]] = defaultdict(Counter)
         self.aid: dict[str, Counter[str]] = defaultdict(Counter)
         self.teachers: dict[str, Counter[str]] = defaultdict(Counter)
@@ -132,16 +179,17 @@ class OutcomeTruth:
     def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
         for award in life.awards:
             cell = f"{award.level}|{award.date.year}"
-            counter = self.earnings_counts[cell]
-            counter["awards"] += 1
-            q = _quarter(award.date)
-            for after in (2, 4):
-                if _add_quarters(q, after) in wages:
-                    counter[f"wages_q{after}"] += 1
-            for after, label in ((4, "1y"), (20, "5y")):
-                cents = wages.get(_add_quarters(q, after))
-                if cents is not None:
-                    self.earnings_values[f"{cell}|{label}"].append(cents)
+            family = award.program[:2] if award.program else "NOT_REPORTED"
+            for counts, values, key in (
+                (self.earnings_counts, self.earnings_values, cell),
+                (self.earnings_by_counts, self.earnings_by_values, f"{cell}|program={family}"),
+                (
+                    self.earnings_by_counts,
+                    self.earnings_by_values,
+                    f"{cell}|institution={award.segment}:{award.institution}",
+                ),
+            ):
+                _add_award(counts[key], values, key, award, wages)
 
     def _enrolled(self, life: Life, post: list[Any], wages: dict[tuple[int, int], int]) -> None:
         by_year: dict[tuple[str, int], list[Any]] = defaultdict(list)
@@ -174,6 +222,7 @@ class OutcomeTruth:
             (self.pathways, other.pathways),
             (self.completion, other.completion),
             (self.earnings_counts, other.earnings_counts),
+            (self.earnings_by_counts, other.earnings_by_counts),
             (self.working, other.working),
             (self.aid, other.aid),
             (self.teachers, other.teachers),
@@ -182,28 +231,19 @@ class OutcomeTruth:
                 mine[cell].update(counter)
         for cell, values in other.earnings_values.items():
             self.earnings_values[cell].extend(values)
+        for cell, values in other.earnings_by_values.items():
+            self.earnings_by_values[cell].extend(values)
 
     def result(self) -> dict[str, Any]:
-        earnings: dict[str, Any] = {}
-        for cell, counter in sorted(self.earnings_counts.items()):
-            row: dict[str, Any] = dict(counter)
-            for label in ("1y", "5y"):
-                values = sorted(self.earnings_values.get(f"{cell}|{label}", []))
-                if len(values) >= 2:
-                    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-                    row[f"wages_{label}"] = {
-                        "n": len(values),
-                        "p25": round(q1 / 100, 2),
-                        "median": round(median / 100, 2),
-                        "p75": round(q3 / 100, 2),
-                    }
-            earnings[cell] = row
         return {
             "definitions": DEFINITIONS,
             "college_going": {k: dict(v) for k, v in sorted(self.college_going.items())},
             "pathways": {k: dict(v) for k, v in sorted(self.pathways.items())},
             "completion": {k: dict(v) for k, v in sorted(self.completion.items())},
-            "earnings": earnings,
+            "earnings": _wage_rows(self.earnings_counts, self.earnings_values, with_q20=False),
+            "earnings_by": _wage_rows(
+                self.earnings_by_counts, self.earnings_by_values, with_q20=True
+            ),
             "working_while_enrolled": {k: dict(v) for k, v in sorted(self.working.items())},
             "financial_aid": {k: dict(v) for k, v in sorted(self.aid.items())},
             "teacher_pipeline": {k: dict(v) for k, v in sorted(self.teachers.items())},

@@ -4,13 +4,16 @@ followed, replayed events count once, small cells are suppressed with their comp
 from __future__ import annotations
 
 import datetime
+import decimal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from c2c.cli import cli
 from c2c.clickhouse import connect
 from c2c.settings import Settings
 from sinks.migrate import MigrationError, migrate
@@ -22,8 +25,13 @@ AT = datetime.datetime(2016, 6, 1, tzinfo=datetime.UTC)
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[Any]:
-    opened = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="o"))
+def embedded(tmp_path: Path) -> Settings:
+    return Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="o")
+
+
+@pytest.fixture
+def client(embedded: Settings) -> Iterator[Any]:
+    opened = connect(embedded)
     migrate(opened, min_cell=11)
     yield opened
     opened.close()
@@ -54,7 +62,21 @@ def _completion(person: str, race: str) -> dict[str, Any]:
     return _event(person, race, facts, "k12")
 
 
-def _term(person: str, provider: str, start: datetime.date) -> dict[str, Any]:
+def _award(
+    person: str, provider: str, level: str, day: datetime.date, program: str = "52.0201"
+) -> dict[str, Any]:
+    facts = {
+        "award_level": level,
+        "completion_date": day,
+        "institution_id": f"{provider}-1",
+        "program_cip": program,
+    }
+    return _event(person, "ASIAN", facts, provider)
+
+
+def _term(
+    person: str, provider: str, start: datetime.date, *, first_time: bool = True
+) -> dict[str, Any]:
     facts = {
         "institution_id": f"{provider}-1",
         "district_id": None,
@@ -63,9 +85,28 @@ def _term(person: str, provider: str, start: datetime.date) -> dict[str, Any]:
         "term_start_date": start,
         "grade_level": None,
         "program_cip": None,
-        "first_time": True,
+        "first_time": first_time,
     }
     return _event(person, "ASIAN", facts, provider)
+
+
+def _wage(
+    person: str, year: int, quarter: int, dollars: int, employer: str = "E1"
+) -> dict[str, Any]:
+    facts = {
+        "employer_id": employer,
+        "naics": "611310",
+        "year": year,
+        "quarter": quarter,
+        "wages": decimal.Decimal(dollars),
+    }
+    return _event(person, "ASIAN", facts, "edd")
+
+
+def _rows(client: Any, name: str, width: int) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Rows of outcome table ``name`` by their first ``width`` (key) columns."""
+    table = read_outcome(client, name)
+    return {tuple(r[:width]): dict(zip(table.columns, r, strict=True)) for r in table.rows}
 
 
 def _insert(client: Any, topic: str, events: list[dict[str, Any]]) -> None:
@@ -104,6 +145,178 @@ def test_college_going_counts_persons_after_merges_and_suppresses_small_cells(cl
     # Black (1) is below 11; White (2) is hidden too, else 15 - 12 - 2 would reveal it
     assert shown[(2016, "race", "BLACK_AFRICAN_AMERICAN")]["completers"] is None
     assert shown[(2016, "race", "WHITE")]["completers"] is None
+
+
+def test_pathways_follow_merges_rank_awards_and_suppress_with_the_complement(
+    client: Any,
+) -> None:
+    # class 2016: 24 go to CCC first (12 with wages in 2024, the last year of the data); one
+    # goes to UC and earns an associate, then a bachelor's; 13 do not enroll within 8 years
+    # (one enrolls 9 years later).
+    ccc = [f"P{i:03d}" for i in range(24)]
+    never = [f"P2{i:02d}" for i in range(12)]
+    hs = [_completion(p, "ASIAN") for p in [*ccc, "P100", *never, "P300"]]
+    _insert(client, "c2c.linked.completion", hs)
+    terms = [_term(p, "ccc", datetime.date(2016, 8, 20)) for p in ccc[1:]]
+    terms.append(_term("P900", "ccc", datetime.date(2016, 8, 20)))  # P900 is P000, merged
+    terms.append(_term("P100", "uc", datetime.date(2017, 9, 25)))
+    terms.append(_term("P300", "ccc", datetime.date(2025, 8, 20)))
+    _insert(client, "c2c.linked.enrollment", terms)
+    awards = [
+        _award("P100", "ccc", "ASSOCIATE", datetime.date(2019, 6, 10)),
+        _award("P100", "uc", "BACHELOR", datetime.date(2021, 6, 10)),
+    ]
+    _insert(client, "c2c.linked.completion", awards)
+    wages = [_wage(p, 2024, 1, 9000) for p in ccc[:12] if p != "P001"]
+    wages.append(_wage("P901", 2024, 3, 9000))  # P901 is P001, merged
+    wages.append(_wage("P012", 2020, 2, 9000))  # wages, but not in the last year
+    _insert(client, "c2c.linked.wage", wages)
+    client.insert(
+        "person_map",
+        [["P900", "P000", AT], ["P901", "P001", AT]],
+        column_names=list(PERSON_MAP_COLUMNS),
+    )
+
+    rows = _rows(client, "outcome_pathways", 3)
+    assert {k: (v["completers"], v["employed"]) for k, v in rows.items()} == {
+        (2016, "CCC", "NONE"): (24, 12),
+        (2016, "UC", "BACHELOR"): (1, 0),
+        (2016, "NOT_ENROLLED", "NONE"): (13, 0),
+    }
+    assert {v["employment_year"] for v in rows.values()} == {2024}
+
+    shown = _rows(client, "public_outcome_pathways", 3)
+    assert (
+        shown[(2016, "CCC", "NONE")]["completers"],
+        shown[(2016, "CCC", "NONE")]["employed"],
+    ) == (24, 12)
+    # UC (1) is below 11; NOT_ENROLLED (13) is hidden too, else the class's 38 completers
+    # (public college-going) less 24 less 13 would reveal it
+    assert shown[(2016, "UC", "BACHELOR")]["completers"] is None
+    assert shown[(2016, "NOT_ENROLLED", "NONE")]["completers"] is None
+    assert shown[(2016, "NOT_ENROLLED", "NONE")]["employed"] is None
+
+
+def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client: Any) -> None:
+    # 24 first-time CCC entrants in 2016: 12 with an associate by June 30, 2019 (one filed
+    # under an id merged away), one a day later; one has only a CSU bachelor's, which is not
+    # a CCC award. CSU: 12 first-time entrants in 2016, 11 with a bachelor's by June 30,
+    # 2022; one who transferred in is not first-time. UC: 2 entrants.
+    ccc = [f"E{i:03d}" for i in range(24)]
+    csu = [f"S{i:03d}" for i in range(12)]
+    terms = [_term(p, "ccc", datetime.date(2016, 8, 20)) for p in ccc]
+    terms += [_term(p, "csu", datetime.date(2016, 8, 24)) for p in csu]
+    terms += [_term(p, "uc", datetime.date(2016, 9, 25)) for p in ("U1", "U2")]
+    terms.append(_term("E013", "csu", datetime.date(2019, 8, 24), first_time=False))
+    terms.append(_term("E000", "ccc", datetime.date(2017, 8, 20), first_time=False))
+    _insert(client, "c2c.linked.enrollment", terms)
+    awards = [_award(p, "ccc", "ASSOCIATE", datetime.date(2019, 6, 15)) for p in ccc[1:12]]
+    awards.append(_award("E900", "ccc", "ASSOCIATE", datetime.date(2019, 6, 15)))  # = E000
+    awards.append(_award("E012", "ccc", "CERTIFICATE", datetime.date(2019, 7, 1)))
+    awards.append(_award("E013", "csu", "BACHELOR", datetime.date(2021, 6, 1)))
+    awards += [_award(p, "csu", "BACHELOR", datetime.date(2022, 6, 30)) for p in csu[:11]]
+    awards.append(_award("U1", "uc", "BACHELOR", datetime.date(2020, 6, 12)))
+    _insert(client, "c2c.linked.completion", awards)
+    client.insert("person_map", [["E900", "E000", AT]], column_names=list(PERSON_MAP_COLUMNS))
+
+    rows = _rows(client, "outcome_completion", 2)
+    found = {k: (v["entrants"], v["within_150"], v["within_8_years"]) for k, v in rows.items()}
+    assert found == {
+        ("ccc", 2016): (24, 12, 13),
+        ("csu", 2016): (12, 11, 11),
+        ("uc", 2016): (2, 1, 1),
+    }
+
+    shown = _rows(client, "public_outcome_completion", 2)
+    assert [shown[("ccc", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+        24,
+        12,
+        13,
+    ]
+    # 11 of 12 completed: the one who did not is a cell of 1
+    assert [shown[("csu", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+        12,
+        None,
+        None,
+    ]
+    assert shown[("uc", 2016)]["entrants"] is None
+
+
+def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
+    client: Any, embedded: Settings
+) -> None:
+    # 23 associate awards in June 2018 (quarter 2018Q2): 22 in CIP family 52, one in 11.
+    # Wages 2 quarters after (2018Q4) for 11; 4 quarters after (2019Q2) for 12, $1,000 to
+    # $12,000 (W001's from two employers; W000's under an id merged away); 20 quarters
+    # after (2023Q2) for 5.
+    people = [f"W{i:03d}" for i in range(23)]
+    awards = [
+        _award(
+            p, "ccc", "ASSOCIATE", datetime.date(2018, 6, 15), "11.0701" if i == 22 else "52.0201"
+        )
+        for i, p in enumerate(people)
+    ]
+    awards.append(_completion("W000", "ASIAN"))  # a high-school diploma is no award here
+    _insert(client, "c2c.linked.completion", awards)
+    wages = [_wage(p, 2018, 4, 5000) for p in people[:11]]
+    wages += [_wage(p, 2019, 2, 1000 * (i + 1)) for i, p in enumerate(people[:12]) if i > 1]
+    wages += [_wage("W900", 2019, 2, 1000), _wage("W001", 2019, 2, 1200)]
+    wages.append(_wage("W001", 2019, 2, 800, employer="E2"))
+    wages += [_wage(p, 2023, 2, 20000 + 1000 * i) for i, p in enumerate(people[:5])]
+    wages.append(_wage("W020", 2019, 3, 7000))  # a quarter that is not measured
+    _insert(client, "c2c.linked.wage", wages)
+    client.insert("person_map", [["W900", "W000", AT]], column_names=list(PERSON_MAP_COLUMNS))
+
+    rows = _rows(client, "outcome_earnings", 4)
+    everyone = rows[(2018, "ASSOCIATE", "all", "all")]
+    counts = [everyone[c] for c in ("awards", "wages_q2", "wages_q4", "wages_q20")]
+    assert counts == [23, 11, 12, 5]
+    # inclusive quartiles (statistics.quantiles(..., method="inclusive"), as synth's truth)
+    assert [everyone[c] for c in ("p25_1y", "median_1y", "p75_1y")] == [3750.0, 6500.0, 9250.0]
+    assert [everyone[c] for c in ("p25_5y", "median_5y", "p75_5y")] == [21000.0, 22000.0, 23000.0]
+    assert rows[(2018, "ASSOCIATE", "program", "52")]["awards"] == 22
+    assert rows[(2018, "ASSOCIATE", "program", "11")]["median_1y"] is None  # no wages then
+    assert rows[(2018, "ASSOCIATE", "institution", "ccc:ccc-1")]["wages_q4"] == 12
+    assert len(rows) == 4
+
+    shown = _rows(client, "public_outcome_earnings", 4)
+    everyone = shown[(2018, "ASSOCIATE", "all", "all")]
+    assert [everyone[c] for c in ("awards", "wages_q2", "wages_q4", "wages_q20")] == [
+        23,
+        11,
+        12,
+        None,  # 5 people
+    ]
+    assert everyone["median_1y"] == 6500.0  # 12 people behind it
+    assert everyone["median_5y"] is None  # 5 people behind it
+    # family 11 (1 award) is below 11; family 52 is hidden too, else 23 - 22 reveals it
+    assert shown[(2018, "ASSOCIATE", "program", "11")]["awards"] is None
+    assert shown[(2018, "ASSOCIATE", "program", "52")]["awards"] is None
+    assert shown[(2018, "ASSOCIATE", "institution", "ccc:ccc-1")]["awards"] == 23
+
+    # `c2c outcomes NAME` prints them: a suppressed cell as '-', quartiles in dollars
+    printed = CliRunner().invoke(cli, ["outcomes", "public_outcome_earnings"], obj=embedded)
+    assert printed.exit_code == 0, printed.output
+    lines = printed.output.split("\n")
+    assert lines[1] == "public_outcome_earnings (4 rows)"
+    assert lines[2].split() == [
+        "award_year",
+        "award_level",
+        "breakdown",
+        "group_value",
+        "awards",
+        "wages_q2",
+        "wages_q4",
+        "wages_q20",
+        "p25_1y",
+        "median_1y",
+        "p75_1y",
+        "p25_5y",
+        "median_5y",
+        "p75_5y",
+    ]
+    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - -"
+    assert lines[3].split() == first.split()
 
 
 def test_threshold_comes_from_the_migration_run(client: Any) -> None:

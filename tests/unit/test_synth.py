@@ -130,6 +130,7 @@ def test_outcome_truth_is_consistent(synth_dir: Path) -> None:
         "pathways",
         "completion",
         "earnings",
+        "earnings_by",
         "working_while_enrolled",
         "financial_aid",
         "teacher_pipeline",
@@ -148,3 +149,20 @@ def test_outcome_truth_is_consistent(synth_dir: Path) -> None:
         assert cell.get("within_150", 0) <= cell.get("within_8_years", 0) <= cell["entrants"]
     for cell in truth["financial_aid"].values():
         assert cell.get("with_aid", 0) <= cell["students"]
+    assert truth["earnings"]
+    for cell, row in truth["earnings"].items():
+        # the programs of a level and year add up to it, and so do the institutions
+        for breakdown in ("program", "institution"):
+            parts = [
+                v for k, v in truth["earnings_by"].items() if k.startswith(f"{cell}|{breakdown}=")
+            ]
+            for column in ("awards", "wages_q2", "wages_q4"):
+                assert sum(p.get(column, 0) for p in parts) == row.get(column, 0), (cell, breakdown)
+        if "wages_1y" in row:  # 1 year after is the 4th quarter after
+            stats = row["wages_1y"]
+            assert stats["n"] == row["wages_q4"]
+            assert stats["p25"] <= stats["median"] <= stats["p75"]
+    for cell, row in truth["earnings_by"].items():
+        assert row.get("wages_q20", 0) <= row["awards"]
+        if "wages_5y" in row:
+            assert row["wages_5y"]["n"] == row["wages_q20"], cell
