@@ -276,6 +276,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
         sink.caught_up(written)
         _until(lambda: sink.counts().get("optout.audited", 0) >= len(out), "opt-outs audited")
         going = OutcomeTable(**sink.page("/outcomes/outcome_college_going"))
+        completion = OutcomeTable(**sink.page("/outcomes/outcome_completion"))
         sink.stop()
     finally:
         worker.kill()
@@ -313,6 +314,16 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
     # fields were too noisy to find its person (then the person stays in, and counts)
     assert differences
     assert sum(differences) <= 2, differences
+    # entrants and their awards are records of one college under one student id: exact,
+    # with the same allowance for an opt-out that did not find its person
+    off = 0
+    for row in completion.rows:
+        values = dict(zip(completion.columns, row, strict=True))
+        expected = truth["completion"].get(f"{values['segment']}|{values['entry_year']}", {})
+        for column in ("entrants", "within_150", "within_8_years"):
+            off += abs(values[column] - expected.get(column, 0))
+    assert completion.rows
+    assert off <= 2, off
 
 
 def _key(event: dict[str, Any]) -> tuple[str, str]:
