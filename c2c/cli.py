@@ -806,7 +806,17 @@ def _ask_sink_or_read(settings: Settings, page: str, read: Callable[[Any], Any])
 
     path = embedded_path(settings)
     if path is None or embedded_owner(path) is None:
-        return read(connect(settings))
+        from clickhouse_connect.driver.exceptions import DatabaseError
+
+        try:
+            return read(connect(settings))
+        except DatabaseError as exc:
+            first = str(exc).splitlines()[0][:300]
+            hint = " (run `c2c sink migrate`)" if "UNKNOWN_TABLE" in str(exc) else ""
+            raise C2CError(
+                f"ClickHouse at {settings.clickhouse_dsn} could not answer{hint}: {first}",
+                code="clickhouse.query",
+            ) from exc
     url = f"http://{settings.sink_web_host}:{settings.sink_web_port}{urllib.parse.quote(page)}"
     try:
         with urllib.request.urlopen(url, timeout=30) as response:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -277,11 +280,31 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
         _until(lambda: sink.counts().get("optout.audited", 0) >= len(out), "opt-outs audited")
         going = OutcomeTable(**sink.page("/outcomes/outcome_college_going"))
         completion = OutcomeTable(**sink.page("/outcomes/outcome_completion"))
+        # an operator asks what was done, from another process, as `c2c optout status` does
+        env = {
+            **os.environ,
+            "C2C_SINK_WEB_PORT": str(sink.port),
+            "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
+            "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        }
+        asked = subprocess.run(
+            [sys.executable, "-m", "c2c", "optout", "status", f"OPT-{min(out)}", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         sink.stop()
     finally:
         worker.kill()
         sink.kill()
 
+    assert asked.returncode == 0, asked.stderr
+    # the request first; a merge that spread it later would follow under the same id
+    status = json.loads(asked.stdout)["decisions"][0]
+    assert status["cause"] == "REQUESTED"
+    assert status["opted_out"] is True
     client = connect(settings)
     union = " UNION ALL ".join(f"SELECT event_id FROM {t} FINAL" for t in FACT_TABLES.values())
     kept = {str(row[0]) for row in client.query(union).result_rows}
