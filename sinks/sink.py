@@ -29,6 +29,8 @@ from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, get_topic
+from observability.sink import SinkObserver
+from observability.telemetry import Telemetry, setup_telemetry
 from sinks.rows import (
     DIM_PERSON_COLUMNS,
     FACT_TABLES,
@@ -93,6 +95,7 @@ class Sink:
         *,
         group_id: str = SINK_GROUP,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -126,6 +129,14 @@ class Sink:
             self._dead_letters,
             stage="sink",
         )
+        # traces and metrics (observability/sink.py); from settings unless given
+        self._observed = SinkObserver(
+            telemetry if telemetry is not None else setup_telemetry(settings, "sink"),
+            group=group_id,
+            counts=(self.counts, self._decoding.counts),
+            lag=self.lag,
+            newest_row_time=lambda: self.newest_row_time,
+        )
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
         self.person_map = PersonMap((str(a), str(b)) for a, b in known.result_rows)
@@ -144,7 +155,7 @@ class Sink:
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
-        with self.lock:
+        with self.lock, self._observed.inserting(batch):
             write_batch(self.client, batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
@@ -182,6 +193,7 @@ class Sink:
         self.counts["batches"] += 1
         self.counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
+        self._observed.written(batch)
         return True
 
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
@@ -246,6 +258,7 @@ class Sink:
                 got = 0
                 for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
                     self._add(batch, decoded.topic, decoded.value)
+                    self._observed.received(decoded)
                     got += 1
                 now = time.monotonic()
                 if got:
