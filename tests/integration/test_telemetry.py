@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import get_current_span
@@ -139,4 +144,137 @@ def test_the_identity_stage_continues_the_producers_trace(
         carried = get_current_span(Telemetry.extract(out.headers)).get_span_context()
         assert carried.trace_id == trace_id
         assert carried.span_id == resolved.context.span_id
+    telemetry.shutdown()
+
+
+def _raw_messages(stack: Settings, topic: str, keys: set[bytes]) -> list[Any]:
+    """The messages of ``topic`` whose key is in ``keys``, read from the start."""
+    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found: list[Any] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(found) < len(keys):
+        for message in consumer.consume(1000, 1.0):
+            if message.error() is None and message.key() in keys:
+                found.append(message)
+    consumer.close()
+    return found
+
+
+def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """Producer, identity stage and sink, each as it runs in its process, share one span
+    exporter: every event's spans are one trace, and its sink span points to the insert."""
+    from c2c.clickhouse import connect
+    from c2c.serde import AvroDecoder
+    from c2c.topics import get_topic
+    from sinks.migrate import migrate
+    from sinks.sink import Sink
+    from streams.identity.resolver import IdentifierHasher, Resolver
+    from streams.resolution import RAW_TOPICS, IdentityStage, Incoming, forwarding_headers
+
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
+    settings = stack.model_copy(
+        update={
+            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
+            "clickhouse_database": "traces",
+            "sink_start": "latest",
+            "sink_batch_wait_s": 0.2,
+        }
+    )
+    client = connect(settings)
+    migrate(client, min_cell=11)
+    sink = Sink(
+        settings,
+        registry,
+        client,
+        group_id=f"test-trace-{uuid.uuid4().hex[:8]}",
+        telemetry=telemetry,
+    )
+    stop = threading.Event()
+    running = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    running.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not sink.positioned and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sink.positioned
+
+        # 1. the producer: one trace per event
+        emitter = EventEmitter(stack, registry, telemetry=telemetry)
+        marker = uuid.uuid4().hex[:8]
+        keys = set()
+        for index in range(3):
+            event = example_raw("credential", index)
+            event["source_record_id"] = f"TRACE3-{marker}-{index}"
+            event["person"] = {**event["person"], "source_person_id": f"P-{marker}-{index}"}
+            del event["event_id"]
+            emitter.emit("credential", event)
+            keys.add(f"P-{marker}-{index}".encode())
+        assert emitter.flush().ok
+
+        # 2. the identity stage, through the intake topic as the worker runs it
+        decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+        outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
+        stage = IdentityStage(
+            Resolver(IdentifierHasher(b"s")),
+            decoders,
+            {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
+            telemetry,
+        )
+        producer = Producer(stack.kafka_config(acks="all"))
+        raws = _raw_messages(stack, "c2c.raw.credential", keys)
+        assert len(raws) == 3
+        for message in raws:
+            raw = Incoming(
+                "c2c.raw.credential",
+                message.partition(),
+                message.offset(),
+                message.key(),
+                message.value(),
+                list(message.headers() or []),
+            )
+            forwarded = Incoming(
+                "c2c.identity.intake", 0, 0, raw.key, raw.value, forwarding_headers(raw)
+            )
+            for out in stage.process(forwarded).outgoing:
+                producer.produce(out.topic, key=out.key, value=out.value, headers=out.headers)
+        assert producer.flush(30) == 0
+
+        # 3. the sink writes them (3 facts; 3 PERSON_CREATED changes)
+        deadline = time.monotonic() + 60
+        while sink.counts["facts"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sink.counts["facts"] == 3
+    finally:
+        stop.set()
+        running.join(30)
+        client.close()
+
+    finished = spans.get_finished_spans()
+    produced = {s.context.trace_id: s for s in finished if s.name == "produce c2c.raw.credential"}
+    resolved = {s.context.trace_id: s for s in finished if s.name == "identity.resolve"}
+    written = [s for s in finished if s.name == "sink.write"]
+    inserts = {s.context.span_id: s for s in finished if s.name == "sink.insert"}
+    assert len(resolved) == 3  # each event: its own trace, continued by the identity stage
+    assert resolved.keys() <= produced.keys()
+    for trace_id in resolved:
+        assert resolved[trace_id].parent.span_id == produced[trace_id].context.span_id
+        sunk = [s for s in written if s.context.trace_id == trace_id]
+        # the linked event and its identity change, both children of the resolution
+        assert sorted(s.attributes["messaging.source.name"] for s in sunk) == [
+            "c2c.identity.changes",
+            "c2c.linked.credential",
+        ]
+        for span in sunk:
+            assert span.parent.span_id == resolved[trace_id].context.span_id
+            assert span.links
+            assert all(link.context.span_id in inserts for link in span.links)
+            insert = inserts[span.links[-1].context.span_id]
+            assert insert.status.is_ok
+            assert insert.attributes["c2c.batch.rows"] >= 1
+            assert insert.context.trace_id != trace_id  # the batch has a trace of its own
     telemetry.shutdown()
