@@ -3,8 +3,9 @@ and metrics, exported as settings say.
 
 :func:`setup_telemetry` builds a :class:`Telemetry` (tracer and meter providers) from
 settings: ``C2C_OTEL_EXPORTER`` = none, console, otlp-http or otlp-grpc (with
-``C2C_OTEL_ENDPOINT``) for traces and metrics, and ``C2C_METRICS_PORT`` for a Prometheus
-scrape endpoint as well. With ``none`` and no port the providers are the API's no-ops:
+``C2C_OTEL_ENDPOINT``) for traces, and for metrics unless ``C2C_METRICS_PORT`` is set: then
+metrics are served on that port for Prometheus to scrape instead (one way out, so that no
+series is counted twice). With ``none`` and no port the providers are the API's no-ops:
 instrumented code then costs next to nothing. Stages use :meth:`Telemetry.inject` and
 :meth:`Telemetry.extract` to carry the trace in message headers, so one event's spans share
 one trace id from producer to sink; :attr:`Telemetry.metrics` holds the process's
@@ -220,11 +221,15 @@ def setup_telemetry(
         tracer_provider.add_span_processor(processor)
     readers = list(metric_readers)
     if not readers:
-        periodic = _metric_reader(settings)
-        if periodic is not None:
-            readers.append(periodic)
-        if settings.metrics_port is not None:
-            readers.append(_prometheus_reader(settings, settings.metrics_port))
+        # one way out, so that no series reaches Prometheus twice: scraped when a port is
+        # set, else pushed by the exporter C2C_OTEL_EXPORTER names
+        reader = (
+            _prometheus_reader(settings, settings.metrics_port)
+            if settings.metrics_port is not None
+            else _metric_reader(settings)
+        )
+        if reader is not None:
+            readers.append(reader)
     meter_provider: Any = (
         MeterProvider(resource=resource, metric_readers=readers) if readers else NoOpMeterProvider()
     )
