@@ -853,8 +853,7 @@ def _print_report(report: StatusReport) -> None:
     if report.last_review:
         last = report.last_review
         click.echo(
-            f"  last: {last['received_at']} {last['provider']} at {last['where']}: "
-            f"{last['reason']}"
+            f"  last: {last['received_at']} {last['provider']} at {last['where']}: {last['reason']}"
         )
     click.echo(f"dead letters: {report.dead_letters}")
     if report.last_dead_letter:
