@@ -43,6 +43,7 @@ __all__ = [
     "Instruments",
     "MetricSpec",
     "count_observations",
+    "lag_observations",
 ]
 
 Kind = Literal["counter", "histogram", "gauge"]
@@ -193,6 +194,17 @@ def count_observations(
                 attributes[rest] = key.removeprefix(match)
             found.setdefault(spec, []).append((float(value), attributes))
             break
+    return found
+
+
+def lag_observations(group: str, lag: Mapping[str, int]) -> list[tuple[float, Attributes]]:
+    """c2c.consumer.lag values from a lag map keyed "topic[partition]"."""
+    found: list[tuple[float, Attributes]] = []
+    for key, value in lag.items():
+        topic, _, partition = key.rpartition("[")
+        found.append(
+            (float(value), {"group": group, "topic": topic, "partition": partition.rstrip("]")})
+        )
     return found
 
 

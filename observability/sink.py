@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind
 
 from c2c.consuming import Decoded
 from observability.metrics import (
@@ -47,10 +47,11 @@ from observability.metrics import (
     SINK_INSERT_DURATION,
     SINK_ROWS,
     Attributes,
+    lag_observations,
 )
 from observability.telemetry import Telemetry
 
-__all__ = ["SinkObserver", "lag_observations"]
+__all__ = ["SinkObserver"]
 
 STAGE = "sink"
 _ROW_BUCKETS = (10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000)
@@ -81,17 +82,6 @@ class _Pending:
         self.offset = decoded.offset
         self.context = context
         self.read_ns = read_ns
-
-
-def lag_observations(group: str, lag: Mapping[str, int]) -> list[tuple[float, Attributes]]:
-    """c2c.consumer.lag values from a lag map keyed "topic[partition]"."""
-    found: list[tuple[float, Attributes]] = []
-    for key, value in lag.items():
-        topic, _, partition = key.rpartition("[")
-        found.append(
-            (float(value), {"group": group, "topic": topic, "partition": partition.rstrip("]")})
-        )
-    return found
 
 
 class SinkObserver:
@@ -208,5 +198,4 @@ class SinkObserver:
                 links=links,
                 start_time=event.read_ns,
             )
-            span.set_status(Status(StatusCode.OK))
             span.end(end_time=end)

@@ -28,8 +28,8 @@ from observability.metrics import (
     CONSUMER_LAG,
     EVENTS_IN,
     EVENTS_OUT,
+    lag_observations,
 )
-from observability.sink import lag_observations
 from observability.telemetry import Telemetry
 
 __all__ = ["LAG_INTERVAL_S", "WorkerObserver", "observe_worker"]

@@ -25,6 +25,21 @@ from tests.conftest import free_port_pair
 pytestmark = pytest.mark.integration
 
 
+def _status_json(env: dict[str, str]) -> dict[str, Any]:
+    """`c2c status --json` from another process, as an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "c2c", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
 def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     stack: Settings, registry: SchemaRegistry
 ) -> None:
@@ -58,15 +73,7 @@ def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     assert lag() == 0
     consumer.close()
 
-    result = subprocess.run(
-        [sys.executable, "-m", "c2c", "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = _status_json(dict(os.environ))
     assert {s["name"]: s["up"] for s in report["services"]}["kafka"] is True
     groups = {g["group"]: g["lag"] for g in report["groups"]}
     assert groups[group] == 0
@@ -92,17 +99,7 @@ def test_status_json_shows_the_sinks_backlog_and_zero_once_it_drained(
     }
 
     def status() -> dict[str, Any]:
-        result = subprocess.run(
-            [sys.executable, "-m", "c2c", "status", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=env,
-        )
-        assert result.returncode == 0, result.stderr
-        report: dict[str, Any] = json.loads(result.stdout)
-        return report
+        return _status_json(env)
 
     group = f"test-status-sink-{uuid.uuid4().hex[:8]}"
     persons = [f"c2c-status-{uuid.uuid4().hex[:8]}-{i}" for i in range(8)]

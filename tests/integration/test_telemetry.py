@@ -100,13 +100,28 @@ def test_prometheus_endpoint_serves_the_counters(stack: Settings, registry: Sche
     assert float(lines[0].rsplit(" ", 1)[1]) == 2.0
 
 
-def test_the_identity_stage_continues_the_producers_trace(
-    stack: Settings, registry: SchemaRegistry
-) -> None:
+def _identity_stage(registry: SchemaRegistry, telemetry: Telemetry) -> Any:
+    """The identity stage with a fresh resolver, as the worker builds it."""
     from c2c.serde import AvroDecoder
     from c2c.topics import get_topic
     from streams.identity.resolver import IdentifierHasher, Resolver
-    from streams.resolution import RAW_TOPICS, IdentityStage, Incoming, forwarding_headers
+    from streams.resolution import RAW_TOPICS, IdentityStage
+
+    decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
+    return IdentityStage(
+        Resolver(IdentifierHasher(b"s")),
+        decoders,
+        {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
+        telemetry,
+    )
+
+
+def test_the_identity_stage_continues_the_producers_trace(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
+    from c2c.topics import get_topic
+    from streams.resolution import Incoming, forwarding_headers
 
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
@@ -121,14 +136,7 @@ def test_the_identity_stage_continues_the_producers_trace(
         registry.encoder(get_topic("c2c.raw.credential")).encode(event),
         headers,
     )
-    decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-    outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
-    stage = IdentityStage(
-        Resolver(IdentifierHasher(b"s")),
-        decoders,
-        {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
-        telemetry,
-    )
+    stage = _identity_stage(registry, telemetry)
     # through the intake topic, as the worker does: the headers travel with the bytes
     forwarded = Incoming("c2c.identity.intake", 0, 7, b"k", raw.value, forwarding_headers(raw))
     done = stage.process(forwarded)
@@ -168,12 +176,9 @@ def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
     """Producer, identity stage and sink, each as it runs in its process, share one span
     exporter: every event's spans are one trace, and its sink span points to the insert."""
     from c2c.clickhouse import connect
-    from c2c.serde import AvroDecoder
-    from c2c.topics import get_topic
     from sinks.migrate import migrate
     from sinks.sink import Sink
-    from streams.identity.resolver import IdentifierHasher, Resolver
-    from streams.resolution import RAW_TOPICS, IdentityStage, Incoming, forwarding_headers
+    from streams.resolution import Incoming, forwarding_headers
 
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
@@ -217,14 +222,7 @@ def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
         assert emitter.flush().ok
 
         # 2. the identity stage, through the intake topic as the worker runs it
-        decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-        outputs = ("c2c.linked.credential", "c2c.identity.changes", "c2c.identity.review")
-        stage = IdentityStage(
-            Resolver(IdentifierHasher(b"s")),
-            decoders,
-            {t: registry.encoder(get_topic(t)) for t in (*outputs, "c2c.deadletter")},
-            telemetry,
-        )
+        stage = _identity_stage(registry, telemetry)
         producer = Producer(stack.kafka_config(acks="all"))
         raws = _raw_messages(stack, "c2c.raw.credential", keys)
         assert len(raws) == 3

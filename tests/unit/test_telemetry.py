@@ -8,7 +8,7 @@ import pytest
 
 from c2c.errors import ServiceError
 from c2c.settings import Settings
-from observability.sink import lag_observations
+from observability.metrics import lag_observations
 from observability.telemetry import Telemetry, _otlp_endpoint, setup_telemetry
 
 
