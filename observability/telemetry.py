@@ -88,6 +88,11 @@ class Telemetry:
         """Whether spans are recorded (a no-op tracer provider records none)."""
         return not isinstance(self.tracer_provider, NoOpTracerProvider)
 
+    @property
+    def measuring(self) -> bool:
+        """Whether metrics are collected (a no-op meter provider collects none)."""
+        return not isinstance(self.meter_provider, NoOpMeterProvider)
+
     def inject(self, headers: Headers | None = None) -> Headers:
         """``headers`` plus the current trace context (traceparent, tracestate)."""
         carrier: Headers = list(headers or [])

@@ -32,7 +32,7 @@ from observability.metrics import (
 )
 from observability.telemetry import Telemetry
 
-__all__ = ["LAG_INTERVAL_S", "WorkerObserver", "observe_worker"]
+__all__ = ["LAG_INTERVAL_S", "StageBatch", "WorkerObserver", "observe_worker"]
 
 LAG_INTERVAL_S = 2.0
 _SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000)
@@ -50,7 +50,7 @@ class _Sent(Protocol):
     def topic(self) -> str: ...
 
 
-class Batch:
+class StageBatch:
     """One batch of one stage: say what it sent with :meth:`sent`."""
 
     def __init__(self, observer: WorkerObserver, stage: str) -> None:
@@ -85,12 +85,12 @@ class WorkerObserver:
     @contextlib.contextmanager
     def batch(
         self, stage: str, events: Sequence[_Event], *, forwarded_to: str | None = None
-    ) -> Iterator[Batch]:
+    ) -> Iterator[StageBatch]:
         """Around one batch of ``stage``: once the body finished (its output confirmed), the
         batch's messages count as in, and, with ``forwarded_to``, each as one out to that
         topic. A batch that raises counts nothing (the worker stops; it is read again)."""
         started = time.monotonic()
-        yield Batch(self, stage)
+        yield StageBatch(self, stage)
         for event in events:
             self.into[(str(event.message.topic), stage)] += 1
         if forwarded_to is not None:
@@ -119,6 +119,9 @@ def observe_worker(
         group=str(app.conf.id),
         counts=lambda: counts,
     )
+
+    if telemetry is None or not telemetry.measuring:
+        return observer  # nobody reads the lag gauge
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def _measure_lag() -> None:

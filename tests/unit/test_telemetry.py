@@ -40,7 +40,9 @@ def test_otlp_metrics_go_beside_the_traces() -> None:
 def test_without_exporter_or_port_nothing_is_recorded() -> None:
     telemetry = setup_telemetry(Settings(otel_exporter="none"), "sink")
     assert not telemetry.tracing
+    assert not telemetry.measuring
     assert not Telemetry.disabled().tracing
     console = setup_telemetry(Settings(otel_exporter="console"), "sink")
     assert console.tracing
+    assert console.measuring
     console.shutdown()
