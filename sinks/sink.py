@@ -180,6 +180,8 @@ class Sink:
                     self._consumer.poll(0)
                     self._sleep(0.1)
                     waited += 0.1
+                    if time.monotonic() - self._lag_checked > 1.0:  # operators see the lag
+                        self._refresh_lag()
                 delay = min(delay * 2, 30.0)
                 continue
             self.last_insert_s = time.perf_counter() - started
