@@ -210,3 +210,82 @@ def test_worker_serves_dead_letters_flows_changes_and_lag_on_its_prometheus_port
     changes = IDENTITY_CHANGES.prometheus_name
     assert _value(after, changes, stage="identity", change_type="PERSON_CREATED") == 1
     assert _value(after, "c2c_batch_duration_seconds_count", stage="identity") >= 1
+
+
+def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """The fact table is renamed away, so ClickHouse really refuses the insert; the sink
+    retries, the error metric and the refused insert spans show it, the lag holds; once
+    the table is back the same batch is written."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from observability.metrics import CLICKHOUSE_ERRORS, SINK_INSERT_DURATION
+
+    reader = InMemoryMetricReader()
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry(stack, "sink", metric_readers=[reader], span_exporter=spans)
+    settings = stack.model_copy(
+        update={
+            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
+            "clickhouse_database": "refusals",
+            "sink_start": "latest",
+            "sink_batch_wait_s": 0.2,
+        }
+    )
+    client = connect(settings)
+    migrate(client, min_cell=11)
+    group = f"test-refusals-{uuid.uuid4().hex[:8]}"
+    sink = Sink(settings, registry, client, group_id=group, telemetry=telemetry)
+    stop = threading.Event()
+    running = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    running.start()
+
+    def errors() -> float:
+        return sum(p.value for p in _points(reader, CLICKHOUSE_ERRORS.name))
+
+    def lag() -> int:
+        points = [p for p in _points(reader, CONSUMER_LAG.name) if p.attributes["group"] == group]
+        return int(sum(p.value for p in points))
+
+    encoder = registry.encoder(get_topic("c2c.linked.credential"))
+    producer = Producer(stack.kafka_config(acks="all"))
+    try:
+        _until(lambda: sink.positioned, "positioned")
+        assert errors() == 0
+        with sink.lock:
+            client.command("RENAME TABLE fact_credential TO fact_credential_away")
+        for index in range(4):
+            event = example_linked("credential", index)
+            event["event_id"] = str(uuid.uuid4())
+            event["person_id"] = f"c2c-refused-{uuid.uuid4().hex[:8]}"
+            producer.produce(
+                "c2c.linked.credential",
+                key=event["person_id"].encode(),
+                value=encoder.encode(event),
+            )
+        assert producer.flush(30) == 0
+        _until(lambda: errors() >= 2, "two refused inserts")
+        assert sink.clickhouse_error is not None
+        assert "fact_credential" in sink.clickhouse_error
+        _until(lambda: lag() == 4, "the refused batch still lagging")
+        with sink.lock:
+            client.command("RENAME TABLE fact_credential_away TO fact_credential")
+        _until(lambda: sink.counts["facts"] == 4 and lag() == 0, "written once the table is back")
+        refused = errors()
+    finally:
+        stop.set()
+        running.join(30)
+        client.close()
+
+    assert sink.clickhouse_error is None
+    inserts = [s for s in spans.get_finished_spans() if s.name == "sink.insert"]
+    failed = [s for s in inserts if not s.status.is_ok]
+    assert len(failed) == refused  # one span per attempt; each refusal is an error span
+    assert inserts[-1].status.is_ok
+    assert inserts[-1].attributes["c2c.batch.rows"] == 4
+    outcomes = {
+        p.attributes["outcome"]: p.count for p in _points(reader, SINK_INSERT_DURATION.name)
+    }
+    assert outcomes == {"refused": refused, "written": 1}
+    telemetry.shutdown()
