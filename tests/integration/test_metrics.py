@@ -230,7 +230,9 @@ def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
             "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
             "clickhouse_database": "refusals",
             "sink_start": "latest",
-            "sink_batch_wait_s": 0.2,
+            # one batch of exactly the 4 events (a fact row and a person row each)
+            "sink_batch_rows": 8,
+            "sink_batch_wait_s": 300.0,
         }
     )
     client = connect(settings)
