@@ -100,7 +100,8 @@ class SinkObserver:
         self.telemetry = telemetry
         self._tracer = telemetry.tracer
         self._tracing = telemetry.tracing
-        self._in: Counter[str] = Counter()
+        self._in: Counter[str] = Counter()  # messages written, by topic
+        self._reading: Counter[str] = Counter()  # the batch being built, by topic
         self._rows: Counter[str] = Counter()
         self._pending: list[_Pending] = []
         self._attempts: list[SpanContext] = []
@@ -135,7 +136,7 @@ class SinkObserver:
 
     def received(self, decoded: Decoded) -> None:
         """A message was read and added to the batch being built."""
-        self._in[decoded.topic] += 1
+        self._reading[decoded.topic] += 1
         if not self._tracing or not decoded.headers:
             return
         context = trace.get_current_span(Telemetry.extract(decoded.headers)).get_span_context()
@@ -175,6 +176,8 @@ class SinkObserver:
             self._rows[table] += len(rows)
         self._rows["person_map"] += len(batch.merges)
         self._rows["dim_person"] += len(batch.persons)
+        self._in.update(self._reading)
+        self._reading = Counter()
         if self._pending:
             self._trace_events()
         self._pending = []
