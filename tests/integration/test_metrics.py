@@ -6,7 +6,6 @@ and other readers of them (the worker's test, `c2c eval linkage`) decode every m
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 import uuid
@@ -18,7 +17,6 @@ import pytest
 from confluent_kafka import Producer
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from c2c.clickhouse import connect
 from c2c.examples import example_linked, example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
@@ -34,10 +32,9 @@ from observability.metrics import (
 )
 from observability.telemetry import setup_telemetry
 from producers.emitter import EventEmitter
-from sinks.migrate import migrate
-from sinks.sink import Sink
 from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
+from tests.integration.sink_thread import sink_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +53,12 @@ def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
     ]
 
 
+def _lag(reader: InMemoryMetricReader, group: str) -> int | None:
+    """The group's lag, summed over its partitions (None: not measured yet)."""
+    points = [p for p in _points(reader, CONSUMER_LAG.name) if p.attributes["group"] == group]
+    return int(sum(p.value for p in points)) if points else None
+
+
 def _until(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -71,34 +74,6 @@ def test_sink_lag_metric_moves_with_a_held_batch_and_drains_to_zero(
     held, more = 10, 5
     reader = InMemoryMetricReader()
     telemetry = setup_telemetry(stack, "sink", metric_readers=[reader])
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "metrics",
-            "sink_start": "latest",
-            # each event adds a fact row and a person row: the first `held` events fill
-            # two thirds of a batch, which waits (5 minutes at most) for the rest
-            "sink_batch_rows": 2 * (held + more),
-            "sink_batch_wait_s": 300.0,
-        }
-    )
-    client = connect(settings)
-    migrate(client, min_cell=11)
-    group = f"test-metrics-{uuid.uuid4().hex[:8]}"
-    sink = Sink(settings, registry, client, group_id=group, telemetry=telemetry)
-    stop = threading.Event()
-    running = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    running.start()
-
-    def lag() -> int | None:
-        points = [p for p in _points(reader, CONSUMER_LAG.name) if p.attributes["group"] == group]
-        return int(sum(p.value for p in points)) if points else None
-
-    def dead_letters() -> float:
-        return sum(
-            p.value for p in _points(reader, DEAD_LETTERS.name) if p.attributes["stage"] == "sink"
-        )
-
     encoder = registry.encoder(get_topic("c2c.linked.wage"))
     producer = Producer(stack.kafka_config(acks="all"))
     marker = uuid.uuid4().hex[:8]
@@ -113,22 +88,32 @@ def test_sink_lag_metric_moves_with_a_held_batch_and_drains_to_zero(
             )
         assert producer.flush(30) == 0
 
-    try:
-        _until(lambda: sink.positioned and lag() == 0, "positioned with no lag")
+    def dead_letters() -> float:
+        return sum(
+            p.value for p in _points(reader, DEAD_LETTERS.name) if p.attributes["stage"] == "sink"
+        )
+
+    # each event adds a fact row and a person row: the first `held` events fill two
+    # thirds of a batch, which waits (5 minutes at most) for the rest
+    with sink_in_thread(
+        stack,
+        registry,
+        tmp_path,
+        telemetry,
+        sink_batch_rows=2 * (held + more),
+        sink_batch_wait_s=300.0,
+    ) as (sink, group):
+        _until(lambda: _lag(reader, group) == 0, "measured, with no lag")
         assert dead_letters() == 0  # the series exists before the first dead letter
 
         publish(0, held)
-        _until(lambda: lag() == held, f"lagging {held}")
+        _until(lambda: _lag(reader, group) == held, f"lagging {held}")
         assert sink.counts["facts"] == 0  # the batch is held: nothing written, nothing committed
 
         publish(held, more)  # the batch is full now: written, committed, no lag
-        _until(lambda: lag() == 0, "caught up")
+        _until(lambda: _lag(reader, group) == 0, "caught up")
         assert sink.counts["facts"] == held + more
         assert dead_letters() == 0
-    finally:
-        stop.set()
-        running.join(30)
-        client.close()
 
     rows = {p.attributes["table"]: p.value for p in _points(reader, SINK_ROWS.name)}
     assert rows["fact_wage"] == held + more
@@ -225,38 +210,19 @@ def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
     reader = InMemoryMetricReader()
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "sink", metric_readers=[reader], span_exporter=spans)
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "refusals",
-            "sink_start": "latest",
-            # one batch of exactly the 4 events (a fact row and a person row each)
-            "sink_batch_rows": 8,
-            "sink_batch_wait_s": 300.0,
-        }
-    )
-    client = connect(settings)
-    migrate(client, min_cell=11)
-    group = f"test-refusals-{uuid.uuid4().hex[:8]}"
-    sink = Sink(settings, registry, client, group_id=group, telemetry=telemetry)
-    stop = threading.Event()
-    running = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    running.start()
+    encoder = registry.encoder(get_topic("c2c.linked.credential"))
+    producer = Producer(stack.kafka_config(acks="all"))
 
     def errors() -> float:
         return sum(p.value for p in _points(reader, CLICKHOUSE_ERRORS.name))
 
-    def lag() -> int:
-        points = [p for p in _points(reader, CONSUMER_LAG.name) if p.attributes["group"] == group]
-        return int(sum(p.value for p in points))
-
-    encoder = registry.encoder(get_topic("c2c.linked.credential"))
-    producer = Producer(stack.kafka_config(acks="all"))
-    try:
-        _until(lambda: sink.positioned, "positioned")
+    # one batch of exactly the 4 events (a fact row and a person row each)
+    with sink_in_thread(
+        stack, registry, tmp_path, telemetry, sink_batch_rows=8, sink_batch_wait_s=300.0
+    ) as (sink, group):
         assert errors() == 0
         with sink.lock:
-            client.command("RENAME TABLE fact_credential TO fact_credential_away")
+            sink.client.command("RENAME TABLE fact_credential TO fact_credential_away")
         for index in range(4):
             event = example_linked("credential", index)
             event["event_id"] = str(uuid.uuid4())
@@ -270,15 +236,14 @@ def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
         _until(lambda: errors() >= 2, "two refused inserts")
         assert sink.clickhouse_error is not None
         assert "fact_credential" in sink.clickhouse_error
-        _until(lambda: lag() == 4, "the refused batch still lagging")
+        _until(lambda: _lag(reader, group) == 4, "the refused batch still lagging")
         with sink.lock:
-            client.command("RENAME TABLE fact_credential_away TO fact_credential")
-        _until(lambda: sink.counts["facts"] == 4 and lag() == 0, "written once the table is back")
+            sink.client.command("RENAME TABLE fact_credential_away TO fact_credential")
+        _until(
+            lambda: sink.counts["facts"] == 4 and _lag(reader, group) == 0,
+            "written once the table is back",
+        )
         refused = errors()
-    finally:
-        stop.set()
-        running.join(30)
-        client.close()
 
     assert sink.clickhouse_error is None
     inserts = [s for s in spans.get_finished_spans() if s.name == "sink.insert"]

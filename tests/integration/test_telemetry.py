@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -171,39 +170,12 @@ def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
 ) -> None:
     """Producer, identity stage and sink, each as it runs in its process, share one span
     exporter: every event's spans are one trace, and its sink span points to the insert."""
-    from c2c.clickhouse import connect
-    from sinks.migrate import migrate
-    from sinks.sink import Sink
     from streams.resolution import Incoming, forwarding_headers
+    from tests.integration.sink_thread import sink_in_thread
 
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "traces",
-            "sink_start": "latest",
-            "sink_batch_wait_s": 0.2,
-        }
-    )
-    client = connect(settings)
-    migrate(client, min_cell=11)
-    sink = Sink(
-        settings,
-        registry,
-        client,
-        group_id=f"test-trace-{uuid.uuid4().hex[:8]}",
-        telemetry=telemetry,
-    )
-    stop = threading.Event()
-    running = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    running.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not sink.positioned and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sink.positioned
-
+    with sink_in_thread(stack, registry, tmp_path, telemetry, sink_batch_wait_s=0.2) as (sink, _):
         # 1. the producer: one trace per event
         emitter = EventEmitter(stack, registry, telemetry=telemetry)
         marker = uuid.uuid4().hex[:8]
@@ -245,10 +217,6 @@ def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
             time.sleep(0.1)
         assert sink.counts["messages"] == 6
         assert sink.counts["facts"] == 3
-    finally:
-        stop.set()
-        running.join(30)
-        client.close()
 
     finished = spans.get_finished_spans()
     produced = {s.context.trace_id: s for s in finished if s.name == "produce c2c.raw.credential"}
