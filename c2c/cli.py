@@ -951,7 +951,8 @@ def optout_status(ctx: click.Context, request_id: str, as_json: bool) -> None:
 @click.pass_context
 @_reports_errors
 def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
-    """Stream health: services, throughput per topic, lag per consumer group, dead letters."""
+    """Stream health: services, throughput per topic, lag per consumer group, dead letters
+    and reviews with the last of each, and the sink's freshness (age of the newest row)."""
     from observability.status import collect_status
 
     settings = _settings(ctx)
@@ -981,11 +982,23 @@ def _print_report(report: StatusReport) -> None:
     for group in report.groups:
         click.echo(f"  {group.group:<40} {group.lag:>10}")
     click.echo(f"held for identity review: {report.reviews}")
+    if report.last_review:
+        last = report.last_review
+        click.echo(
+            f"  last: {last['received_at']} {last['provider']} at {last['where']}: {last['reason']}"
+        )
     click.echo(f"dead letters: {report.dead_letters}")
     if report.last_dead_letter:
         last = report.last_dead_letter
         click.echo(
             f"  last: {last['failed_at']} {last['stage']} {last['error_code']} at {last['where']}"
+        )
+    if report.sink is not None:
+        age = report.sink.freshness_s
+        click.echo(
+            "sink freshness: "
+            + ("no rows yet" if age is None else f"newest row {age:.1f} s old")
+            + f" (from {report.sink.source})"
         )
     for problem in report.problems:
         click.echo(f"problem: {problem}")

@@ -167,11 +167,13 @@ class Settings(BaseSettings):
 
     # -- observability ------------------------------------------------------------------------
     otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
-        default="none", description="Where traces go; 'none' makes tracing a no-op."
+        default="none",
+        description="Where traces go, and metrics unless C2C_METRICS_PORT is set; 'none': no-op.",
     )
     otel_endpoint: str | None = Field(
         default=None,
-        description="OTLP endpoint (default http://127.0.0.1:4318/v1/traces, or :4317 for gRPC).",
+        description="OTLP collector (default http://127.0.0.1:4318: /v1/traces, /v1/metrics; "
+        "http://127.0.0.1:4317 for gRPC).",
     )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."

@@ -1,27 +1,37 @@
 """`c2c status`: one screen for operators, from any process, while the pipeline runs.
 
-:func:`collect_status` reads only what Kafka, the registry and ClickHouse already expose:
-service health, per-topic message counts and rates (end offsets sampled twice), lag per
-consumer group and partition (committed offsets against end offsets), and the dead-letter
+:func:`collect_status` reads only what Kafka, the registry, ClickHouse and the sink already
+expose: service health, per-topic message counts and rates (end offsets sampled twice), lag
+per consumer group and partition (committed offsets against end offsets), the dead-letter
 topic's size with its last error (code and where, never the offending values: dead letters
-may hold PII). The result is plain data (:class:`StatusReport`), printed or sent as JSON.
+may hold PII), the review topic's size with the last reason a record was held (fixed
+sentences, never values), and the sink's freshness: seconds since the newest row reached
+ClickHouse. Embedded ClickHouse held by a running sink is asked through the sink's
+``/metrics/counts``; otherwise the fact tables' ``ingested_at`` is read. The result is
+plain data (:class:`StatusReport`), printed or sent as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from c2c.clickhouse import connect, embedded_owner, embedded_path
+from c2c.errors import ServiceError
 from c2c.registry import SchemaRegistry
 from c2c.services import services_status
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
 
-__all__ = ["GroupLag", "StatusReport", "TopicRate", "collect_status"]
+__all__ = ["GroupLag", "SinkFreshness", "StatusReport", "TopicRate", "collect_status"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,15 @@ class GroupLag:
     partitions: dict[str, int]  # "topic[partition]" -> lag
 
 
+@dataclass(frozen=True)
+class SinkFreshness:
+    """Seconds since the newest row reached ClickHouse (None: no row yet), and from where
+    that was read ("sink" web port or "clickhouse")."""
+
+    freshness_s: float | None
+    source: str
+
+
 @dataclass
 class StatusReport:
     services: list[dict[str, Any]] = field(default_factory=list)
@@ -46,6 +65,8 @@ class StatusReport:
     dead_letters: int = 0
     last_dead_letter: dict[str, Any] | None = None
     reviews: int = 0
+    last_review: dict[str, Any] | None = None
+    sink: SinkFreshness | None = None
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,44 +109,111 @@ def _group_lags(
     return lags
 
 
-def _last_dead_letter(
-    settings: Settings, consumer: Consumer, marks: dict[tuple[str, int], tuple[int, int]]
+def _last_record(
+    settings: Settings,
+    consumer: Consumer,
+    marks: dict[tuple[str, int], tuple[int, int]],
+    topic: str,
+    time_field: str,
 ) -> dict[str, Any] | None:
-    latest = [
-        (p, high) for (t, p), (low, high) in marks.items() if t == DEAD_LETTER_TOPIC and high > low
-    ]
+    """The decoded record of ``topic`` with the latest ``time_field``, among the last
+    message of each partition."""
+    latest = [(p, high) for (t, p), (low, high) in marks.items() if t == topic and high > low]
     if not latest:
         return None
-    decoder = SchemaRegistry(settings).decoder(get_topic(DEAD_LETTER_TOPIC))
+    decoder = SchemaRegistry(settings).decoder(get_topic(topic))
     found: dict[str, Any] | None = None
     for partition, high in latest:
-        consumer.assign([TopicPartition(DEAD_LETTER_TOPIC, partition, high - 1)])
+        consumer.assign([TopicPartition(topic, partition, high - 1)])
         message = consumer.poll(5.0)
         if message is None or message.error() is not None or message.value() is None:
             continue
         record = decoder.decode(message.value() or b"")
-        if found is None or record["failed_at"] > found["failed_at"]:
-            where = (
-                f"{record['source_file']}:{record['source_line']}"
-                if record.get("source_file")
-                else f"{record['source_topic']}[{record['source_partition']}]"
-                f"@{record['source_offset']}"
-            )
-            found = {
-                "failed_at": record["failed_at"],
-                "stage": record["stage"],
-                "error_code": record["error_code"],
-                "where": where,
-            }
-    if found is not None:
-        found["failed_at"] = found["failed_at"].isoformat()
+        if found is None or record[time_field] > found[time_field]:
+            found = record
     return found
+
+
+def _where(record: dict[str, Any]) -> str:
+    if record.get("source_file"):
+        return f"{record['source_file']}:{record['source_line']}"
+    return f"{record['source_topic']}[{record['source_partition']}]@{record['source_offset']}"
+
+
+def _dead_letter_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What an operator may see of a dead letter: when, stage, code, where; no values."""
+    return {
+        "failed_at": record["failed_at"].isoformat(),
+        "stage": record["stage"],
+        "error_code": record["error_code"],
+        "where": _where(record),
+    }
+
+
+def _review_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What an operator may see of a record held for review: when, why (the resolver's
+    fixed sentences), provider and where; never the raw value."""
+    return {
+        "received_at": record["received_at"].isoformat(),
+        "reason": record["reason"],
+        "provider": record["provider"],
+        "where": _where(record),
+    }
+
+
+def _sink_freshness(settings: Settings) -> SinkFreshness:
+    """Freshness from the sink that holds embedded ClickHouse, else from ClickHouse."""
+    from sinks.rows import FACT_TABLES
+
+    path = embedded_path(settings)
+    if path is not None and embedded_owner(path) is not None:
+        url = f"http://{settings.sink_web_host}:{settings.sink_web_port}/metrics/counts"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            age = json.loads(response.read()).get("freshness_s")
+        return SinkFreshness(None if age is None else float(age), "sink")
+    if path is not None and not path.exists():
+        return SinkFreshness(None, "clickhouse")
+    client = connect(settings, create_database=False)  # a reader creates nothing
+    try:
+        database = settings.clickhouse_database
+        present = client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String} "
+            "AND name IN {tables:Array(String)}",
+            parameters={"db": database, "tables": list(FACT_TABLES.values())},
+        ).result_rows
+        if not present:
+            raise ServiceError(
+                f"no fact tables in ClickHouse database {settings.clickhouse_database!r} "
+                "(`c2c sink migrate` creates them)",
+                code="status.no_facts",
+            )
+        newest = " UNION ALL ".join(
+            f"SELECT maxOrNull(ingested_at) AS t FROM `{database}`.`{name}`" for [name] in present
+        )
+        [[value]] = client.query(f"SELECT max(t) FROM ({newest})").result_rows
+    finally:
+        client.close()
+    if value is None:
+        return SinkFreshness(None, "clickhouse")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return SinkFreshness(max(0.0, (datetime.now(UTC) - value).total_seconds()), "clickhouse")
+
+
+def _read(report: StatusReport, what: str, read: Callable[[], Any]) -> Any:
+    """``read()``, or None with a problem noted (a service may be down: show the rest)."""
+    try:
+        return read()
+    except Exception as exc:
+        report.problems.append(f"{what} unreadable: {exc}")
+        return None
 
 
 def collect_status(settings: Settings, *, sample_s: float = 1.0) -> StatusReport:
     """Everything `c2c status` shows. Never raises for a service that is down: what cannot
     be read is listed in ``problems``."""
     report = StatusReport(services=[row.to_dict() for row in services_status(settings)])
+    report.sink = _read(report, "sink freshness", lambda: _sink_freshness(settings))
     kafka_up = any(row["name"] == "kafka" and row["up"] for row in report.services)
     if not kafka_up:
         report.problems.append("Kafka is down: no topic, lag or dead-letter figures")
@@ -156,10 +244,18 @@ def collect_status(settings: Settings, *, sample_s: float = 1.0) -> StatusReport
             high - low for (t, _), (low, high) in second.items() if t == DEAD_LETTER_TOPIC
         )
         report.groups = _group_lags(admin, second)
-        try:
-            report.last_dead_letter = _last_dead_letter(settings, consumer, second)
-        except Exception as exc:  # the registry may be down: say so, show the rest
-            report.problems.append(f"last dead letter unreadable: {exc}")
+        last = _read(
+            report,
+            "last dead letter",
+            lambda: _last_record(settings, consumer, second, DEAD_LETTER_TOPIC, "failed_at"),
+        )
+        report.last_dead_letter = None if last is None else _dead_letter_summary(last)
+        last = _read(
+            report,
+            "last review",
+            lambda: _last_record(settings, consumer, second, REVIEW_TOPIC, "received_at"),
+        )
+        report.last_review = None if last is None else _review_summary(last)
     except KafkaException as exc:
         report.problems.append(f"Kafka: {exc.args[0]}")
     finally:

@@ -3,16 +3,21 @@ and metrics, exported as settings say.
 
 :func:`setup_telemetry` builds a :class:`Telemetry` (tracer and meter providers) from
 settings: ``C2C_OTEL_EXPORTER`` = none, console, otlp-http or otlp-grpc (with
-``C2C_OTEL_ENDPOINT``), and ``C2C_METRICS_PORT`` for a Prometheus scrape endpoint. With
-``none`` the providers are the API's no-ops: instrumented code then costs next to nothing.
-Stages use :meth:`Telemetry.inject` and :meth:`Telemetry.extract` to carry the trace in
-message headers, so one event's spans share one trace id from producer to sink.
+``C2C_OTEL_ENDPOINT``) for traces, and for metrics unless ``C2C_METRICS_PORT`` is set: then
+metrics are served on that port for Prometheus to scrape instead (one way out, so that no
+series is counted twice). With ``none`` and no port the providers are the API's no-ops:
+instrumented code then costs next to nothing. Stages use :meth:`Telemetry.inject` and
+:meth:`Telemetry.extract` to carry the trace in message headers, so one event's spans share
+one trace id from producer to sink; :attr:`Telemetry.metrics` holds the process's
+instruments (observability.metrics). Sampling follows the SDK's own variables
+(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.01``): later
+stages follow the producer's decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.context import Context
@@ -26,8 +31,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import NoOpTracerProvider, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from c2c.errors import ConfigError
+from c2c.errors import ConfigError, ServiceError
 from c2c.settings import Settings
+from observability.metrics import Instruments
 
 __all__ = ["Headers", "Telemetry", "setup_telemetry"]
 
@@ -61,6 +67,31 @@ class Telemetry:
     meter: Meter
     tracer_provider: Any
     meter_provider: Any
+    metrics: Instruments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Instruments(self.meter)
+
+    @classmethod
+    def disabled(cls) -> Telemetry:
+        """No traces, no metrics: what a stage uses when given no telemetry."""
+        tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
+        return cls(
+            tracer_provider.get_tracer("c2c"),
+            meter_provider.get_meter("c2c"),
+            tracer_provider,
+            meter_provider,
+        )
+
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are recorded (a no-op tracer provider records none)."""
+        return not isinstance(self.tracer_provider, NoOpTracerProvider)
+
+    @property
+    def measuring(self) -> bool:
+        """Whether metrics are collected (a no-op meter provider collects none)."""
+        return not isinstance(self.meter_provider, NoOpMeterProvider)
 
     def inject(self, headers: Headers | None = None) -> Headers:
         """``headers`` plus the current trace context (traceparent, tracestate)."""
@@ -92,20 +123,77 @@ def _exporter(settings: Settings) -> SpanExporter | None:
     if kind == "otlp-http":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = settings.otel_endpoint or "http://127.0.0.1:4318/v1/traces"
-        return OTLPSpanExporter(endpoint=endpoint)
+        return OTLPSpanExporter(endpoint=_otlp_endpoint(settings, "traces"))
     try:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
     except ImportError as exc:
-        raise ConfigError(
-            "C2C_OTEL_EXPORTER=otlp-grpc needs the package opentelemetry-exporter-otlp-proto-grpc "
-            "(pip install opentelemetry-exporter-otlp-proto-grpc), or use otlp-http",
-            code="config.otel",
-        ) from exc
+        raise _grpc_missing() from exc
     grpc: SpanExporter = GrpcExporter(endpoint=settings.otel_endpoint or "http://127.0.0.1:4317")
     return grpc
+
+
+def _otlp_endpoint(settings: Settings, signal: str) -> str | None:
+    """The OTLP/HTTP URL for ``signal`` (traces, metrics): C2C_OTEL_ENDPOINT may name the
+    collector (http://host:4318) or its traces path (…/v1/traces), as it did before
+    metrics were exported too."""
+    endpoint = settings.otel_endpoint or "http://127.0.0.1:4318"
+    base = endpoint.rstrip("/").removesuffix("/v1/traces")
+    return f"{base}/v1/{signal}"
+
+
+def _metric_reader(settings: Settings) -> MetricReader | None:
+    """The periodic metric exporter C2C_OTEL_EXPORTER names (the SDK's interval,
+    OTEL_METRIC_EXPORT_INTERVAL, 60 s by default), or None."""
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    kind = settings.otel_exporter
+    if kind == "none":
+        return None
+    if kind == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return PeriodicExportingMetricReader(ConsoleMetricExporter())
+    if kind == "otlp-http":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=_otlp_endpoint(settings, "metrics"))
+        )
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+    except ImportError as exc:
+        raise _grpc_missing() from exc
+    return PeriodicExportingMetricReader(
+        GrpcMetricExporter(endpoint=settings.otel_endpoint or "http://127.0.0.1:4317")
+    )
+
+
+def _grpc_missing() -> ConfigError:
+    return ConfigError(
+        "C2C_OTEL_EXPORTER=otlp-grpc needs the package opentelemetry-exporter-otlp-proto-grpc "
+        "(pip install opentelemetry-exporter-otlp-proto-grpc), or use otlp-http",
+        code="config.otel",
+    )
+
+
+def _prometheus_reader(settings: Settings, port: int) -> MetricReader:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot serve metrics on {settings.metrics_host}:{port} (C2C_METRICS_PORT): "
+            f"{exc.strerror or exc}; is another process using the port? Give each process "
+            "its own C2C_METRICS_PORT",
+            code="metrics.port",
+        ) from exc
+    return PrometheusMetricReader()
 
 
 def setup_telemetry(
@@ -118,7 +206,8 @@ def setup_telemetry(
     """Telemetry for the process named ``service`` (producer, worker, sink...).
 
     ``span_exporter`` and ``metric_readers`` replace what settings choose (tests pass
-    in-memory ones); spans are then exported synchronously.
+    in-memory ones); spans are then exported synchronously. ServiceError if the metrics
+    port cannot be served.
     """
     resource = Resource.create(
         {"service.name": f"c2c-{service}", "deployment.environment": settings.environment}
@@ -136,12 +225,16 @@ def setup_telemetry(
         )
         tracer_provider.add_span_processor(processor)
     readers = list(metric_readers)
-    if not readers and settings.metrics_port is not None:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        readers.append(PrometheusMetricReader())
+    if not readers:
+        # one way out, so that no series reaches Prometheus twice: scraped when a port is
+        # set, else pushed by the exporter C2C_OTEL_EXPORTER names
+        reader = (
+            _prometheus_reader(settings, settings.metrics_port)
+            if settings.metrics_port is not None
+            else _metric_reader(settings)
+        )
+        if reader is not None:
+            readers.append(reader)
     meter_provider: Any = (
         MeterProvider(resource=resource, metric_readers=readers) if readers else NoOpMeterProvider()
     )

@@ -33,6 +33,8 @@ from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from observability.sink import SinkObserver
+from observability.telemetry import Telemetry, setup_telemetry
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,
@@ -109,6 +111,7 @@ class Sink:
         *,
         group_id: str = SINK_GROUP,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -142,6 +145,14 @@ class Sink:
             self._dead_letters,
             stage="sink",
         )
+        # traces and metrics (observability/sink.py); from settings unless given
+        self._observed = SinkObserver(
+            telemetry if telemetry is not None else setup_telemetry(settings, "sink"),
+            group=group_id,
+            counts=(self.counts, self._decoding.counts),
+            lag=self.lag,
+            newest_row_time=lambda: self.newest_row_time,
+        )
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
             out = client.query("SELECT person_id, opted_out_at FROM optout_person FINAL")
@@ -172,7 +183,7 @@ class Sink:
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
-        with self.lock:
+        with self.lock, self._observed.inserting(batch):
             write_batch(self.client, batch)
             for decision in batch.decisions:
                 self._remove(decision)
@@ -218,6 +229,8 @@ class Sink:
                     self._consumer.poll(0)
                     self._sleep(0.1)
                     waited += 0.1
+                    if time.monotonic() - self._lag_checked > 1.0:  # operators see the lag
+                        self._refresh_lag()
                 delay = min(delay * 2, 30.0)
                 continue
             self.last_insert_s = time.perf_counter() - started
@@ -231,6 +244,7 @@ class Sink:
         self.counts["batches"] += 1
         self.counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
+        self._observed.written(batch)
         return True
 
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
@@ -295,6 +309,7 @@ class Sink:
                 got = 0
                 for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
                     self._add(batch, decoded.topic, decoded.value, decoded.timestamp_ms)
+                    self._observed.received(decoded)
                     got += 1
                 now = time.monotonic()
                 if got:

@@ -38,6 +38,7 @@ from c2c.settings import Settings
 from c2c.topics import get_topic
 from observability.health import Readiness, readiness
 from observability.telemetry import Telemetry
+from observability.worker import observe_worker
 from producers.publisher import Publisher
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
@@ -163,6 +164,12 @@ def create_app(
         stream_buffer_maxsize=4 * settings.streams_batch_size,
     )
     state = WorkerState()
+    observed = observe_worker(  # metrics (observability/worker.py)
+        app,
+        telemetry,
+        counts=state.counts,
+        lag=lambda: worker_readiness(app, state, settings.ready_max_lag),
+    )
     raw = app.topic(*RAW_TOPICS, key_serializer="raw", value_serializer="raw")
     intake = app.topic(intake_topic, key_serializer="raw", value_serializer="raw")
     persons = app.Table(PERSONS_TABLE, default=None)
@@ -215,7 +222,10 @@ def create_app(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.streams_batch_size, within=settings.streams_batch_wait_s
         ):
-            with _fail_stop("forwarding raw events to the intake topic"):
+            with (
+                _fail_stop("forwarding raw events to the intake topic"),
+                observed.batch("forward", events, forwarded_to=intake_topic),
+            ):
                 for event in events:
                     incoming = _incoming(event)
                     publisher.send(
@@ -235,7 +245,7 @@ def create_app(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.streams_batch_size, within=settings.streams_batch_wait_s
         ):
-            with _fail_stop("resolving identities"):
+            with _fail_stop("resolving identities"), observed.batch("identity", events) as batch:
                 if state.stage is None:
                     state.stage = build_stage()
                 stage = state.stage
@@ -246,6 +256,7 @@ def create_app(
                     processed = stage.process(incoming)
                     for out in processed.outgoing:
                         publisher.send(out.topic, out.key, out.value, None, out.headers)
+                    batch.sent(processed.outgoing)
                     changed.update(processed.persons)
                     first_seen.update(processed.sources)
                     state.saw(incoming)

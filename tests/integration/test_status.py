@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import get_topic
 from observability.status import collect_status
+from sinks.process import SinkProcess
+from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
+
+
+def _status_json(env: dict[str, str]) -> dict[str, Any]:
+    """`c2c status --json` from another process, as an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "c2c", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
@@ -53,20 +73,71 @@ def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     assert lag() == 0
     consumer.close()
 
-    result = subprocess.run(
-        [sys.executable, "-m", "c2c", "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = _status_json(dict(os.environ))
     assert {s["name"]: s["up"] for s in report["services"]}["kafka"] is True
     groups = {g["group"]: g["lag"] for g in report["groups"]}
     assert groups[group] == 0
     heartbeat = next(t for t in report["topics"] if t["topic"] == topic)
     assert heartbeat["messages"] >= 25
+
+
+def test_status_json_shows_the_sinks_backlog_and_zero_once_it_drained(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """The sink's own consumer group, from another process: lag while it is stopped and
+    events arrive, 0 once it has written them; freshness read from ClickHouse while the
+    sink is down, and from the sink while it holds embedded ClickHouse."""
+    port = free_port_pair()
+    settings = stack.model_copy(
+        update={"clickhouse_url": f"chdb://{tmp_path / 'ch'}", "clickhouse_database": "status"}
+    )
+    env = {
+        **os.environ,
+        "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
+        "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        "C2C_SINK_WEB_PORT": str(port),
+    }
+
+    def status() -> dict[str, Any]:
+        return _status_json(env)
+
+    group = f"test-status-sink-{uuid.uuid4().hex[:8]}"
+    persons = [f"c2c-status-{uuid.uuid4().hex[:8]}-{i}" for i in range(8)]
+    encoder = registry.encoder(get_topic("c2c.linked.wage"))
+    producer = Producer(stack.kafka_config(acks="all"))
+
+    def publish() -> None:  # the same keys each time: the same partitions
+        for index, person in enumerate(persons):
+            event = example_linked("wage", index)
+            event["event_id"] = str(uuid.uuid4())
+            event["person_id"] = person
+            producer.produce("c2c.linked.wage", key=person.encode(), value=encoder.encode(event))
+        assert producer.flush(30) == 0
+
+    sink = SinkProcess(settings, tmp_path / "sink.log", port=port, group=group)
+    try:
+        sink.start()
+        publish()
+        sink.caught_up(len(persons))
+        sink.stop()
+
+        publish()  # a backlog: nobody in the group reads
+        report = status()
+        lags = {g["group"]: g["lag"] for g in report["groups"]}
+        assert lags[group] == len(persons)
+        assert report["sink"]["source"] == "clickhouse"
+        assert report["sink"]["freshness_s"] >= 0
+
+        sink = SinkProcess(settings, tmp_path / "sink.log", port=port, group=group)
+        sink.start()
+        sink.caught_up(len(persons))
+        report = status()
+        lags = {g["group"]: g["lag"] for g in report["groups"]}
+        assert lags[group] == 0
+        assert report["sink"]["source"] == "sink"
+        assert report["sink"]["freshness_s"] >= 0
+    finally:
+        sink.kill()
 
 
 def test_status_counts_dead_letters_and_names_the_last_without_its_values(
@@ -111,4 +182,10 @@ def test_status_counts_records_held_for_identity_review(
     )
     producer.produce("c2c.identity.review", value=encoder.encode(record))
     assert producer.flush(30) == 0
-    assert collect_status(stack, sample_s=0).reviews == before + 1
+    report = collect_status(stack, sample_s=0)
+    assert report.reviews == before + 1
+    assert report.last_review is not None
+    assert report.last_review["reason"] == record["reason"]
+    assert report.last_review["provider"] == "ccc"
+    assert report.last_review["where"] == "c2c.raw.enrollment[0]@7"
+    assert set(report.last_review) == {"received_at", "reason", "provider", "where"}  # no value

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import get_current_span
@@ -95,19 +99,24 @@ def test_prometheus_endpoint_serves_the_counters(stack: Settings, registry: Sche
     assert float(lines[0].rsplit(" ", 1)[1]) == 2.0
 
 
+def _identity_stage(registry: SchemaRegistry, telemetry: Telemetry) -> Any:
+    """The identity stage with a fresh resolver, and an encoder for every topic of the
+    catalogue (whichever it writes)."""
+    from c2c.serde import AvroDecoder
+    from c2c.topics import CATALOGUE, get_topic
+    from streams.identity.resolver import IdentifierHasher, Resolver
+    from streams.resolution import RAW_TOPICS, IdentityStage
+
+    decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    encoders = {t.name: registry.encoder(t) for t in CATALOGUE if t.schema}
+    return IdentityStage(Resolver(IdentifierHasher(b"s")), decoders, encoders, telemetry)
+
+
 def test_the_identity_stage_continues_the_producers_trace(
     stack: Settings, registry: SchemaRegistry
 ) -> None:
-    from c2c.serde import AvroDecoder
     from c2c.topics import get_topic
-    from streams.identity.resolver import IdentifierHasher, Resolver
-    from streams.resolution import (
-        OUTPUT_TOPICS,
-        RAW_TOPICS,
-        IdentityStage,
-        Incoming,
-        forwarding_headers,
-    )
+    from streams.resolution import Incoming, forwarding_headers
 
     spans = InMemorySpanExporter()
     telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
@@ -122,13 +131,7 @@ def test_the_identity_stage_continues_the_producers_trace(
         registry.encoder(get_topic("c2c.raw.credential")).encode(event),
         headers,
     )
-    decoders: dict[str, AvroDecoder] = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-    stage = IdentityStage(
-        Resolver(IdentifierHasher(b"s")),
-        decoders,
-        {t: registry.encoder(get_topic(t)) for t in OUTPUT_TOPICS},
-        telemetry,
-    )
+    stage = _identity_stage(registry, telemetry)
     # through the intake topic, as the worker does: the headers travel with the bytes
     forwarded = Incoming("c2c.identity.intake", 0, 7, b"k", raw.value, forwarding_headers(raw))
     done = stage.process(forwarded)
@@ -144,4 +147,98 @@ def test_the_identity_stage_continues_the_producers_trace(
         carried = get_current_span(Telemetry.extract(out.headers)).get_span_context()
         assert carried.trace_id == trace_id
         assert carried.span_id == resolved.context.span_id
+    telemetry.shutdown()
+
+
+def _raw_messages(stack: Settings, topic: str, keys: set[bytes]) -> list[Any]:
+    """The messages of ``topic`` whose key is in ``keys``, read from the start."""
+    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found: list[Any] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(found) < len(keys):
+        for message in consumer.consume(1000, 1.0):
+            if message.error() is None and message.key() in keys:
+                found.append(message)
+    consumer.close()
+    return found
+
+
+def test_one_trace_per_event_from_the_producer_through_identity_to_the_sink(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """Producer, identity stage and sink, each as it runs in its process, share one span
+    exporter: every event's spans are one trace, and its sink span points to the insert."""
+    from streams.resolution import Incoming, forwarding_headers
+    from tests.integration.sink_thread import sink_in_thread
+
+    spans = InMemorySpanExporter()
+    telemetry = setup_telemetry(stack, "pipeline", span_exporter=spans)
+    with sink_in_thread(stack, registry, tmp_path, telemetry, sink_batch_wait_s=0.2) as (sink, _):
+        # 1. the producer: one trace per event
+        emitter = EventEmitter(stack, registry, telemetry=telemetry)
+        marker = uuid.uuid4().hex[:8]
+        keys = set()
+        for index in range(3):
+            event = example_raw("credential", index)
+            event["source_record_id"] = f"TRACE3-{marker}-{index}"
+            event["person"] = {**event["person"], "source_person_id": f"P-{marker}-{index}"}
+            del event["event_id"]
+            emitter.emit("credential", event)
+            keys.add(f"P-{marker}-{index}".encode())
+        assert emitter.flush().ok
+
+        # 2. the identity stage, through the intake topic as the worker runs it
+        stage = _identity_stage(registry, telemetry)
+        producer = Producer(stack.kafka_config(acks="all"))
+        raws = _raw_messages(stack, "c2c.raw.credential", keys)
+        assert len(raws) == 3
+        for message in raws:
+            raw = Incoming(
+                "c2c.raw.credential",
+                message.partition(),
+                message.offset(),
+                message.key(),
+                message.value(),
+                list(message.headers() or []),
+            )
+            forwarded = Incoming(
+                "c2c.identity.intake", 0, 0, raw.key, raw.value, forwarding_headers(raw)
+            )
+            for out in stage.process(forwarded).outgoing:
+                producer.produce(out.topic, key=out.key, value=out.value, headers=out.headers)
+        assert producer.flush(30) == 0
+
+        # 3. the sink writes them: 3 linked events and 3 identity changes (PERSON_CREATED),
+        # maybe in separate batches
+        deadline = time.monotonic() + 60
+        while sink.counts["messages"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sink.counts["messages"] == 6
+        assert sink.counts["facts"] == 3
+
+    finished = spans.get_finished_spans()
+    produced = {s.context.trace_id: s for s in finished if s.name == "produce c2c.raw.credential"}
+    resolved = {s.context.trace_id: s for s in finished if s.name == "identity.resolve"}
+    written = [s for s in finished if s.name == "sink.write"]
+    inserts = {s.context.span_id: s for s in finished if s.name == "sink.insert"}
+    assert len(resolved) == 3  # each event: its own trace, continued by the identity stage
+    assert resolved.keys() <= produced.keys()
+    for trace_id in resolved:
+        assert resolved[trace_id].parent.span_id == produced[trace_id].context.span_id
+        sunk = [s for s in written if s.context.trace_id == trace_id]
+        # the linked event and its identity change, both children of the resolution
+        assert sorted(s.attributes["messaging.source.name"] for s in sunk) == [
+            "c2c.identity.changes",
+            "c2c.linked.credential",
+        ]
+        for span in sunk:
+            assert span.parent.span_id == resolved[trace_id].context.span_id
+            assert span.links
+            assert all(link.context.span_id in inserts for link in span.links)
+            insert = inserts[span.links[-1].context.span_id]
+            assert insert.status.is_ok
+            assert insert.attributes["c2c.batch.rows"] >= 1
+            assert insert.context.trace_id != trace_id  # the batch has a trace of its own
     telemetry.shutdown()
