@@ -29,7 +29,7 @@ def test_every_outcomes_panel_query_runs_on_a_migrated_database(tmp_path: Path) 
             for panel in panels
             for target in panel["targets"]
         }
-        assert len(rows) == 5
+        assert len(rows) == len(panels) == 8  # every public outcome view and freshness
         assert len(rows["Sink freshness: newest fact row per table"]) == 5  # one per table
     finally:
         client.close()
