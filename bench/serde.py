@@ -22,11 +22,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from bench._harness import compare_rates, print_table
+from bench._harness import compare_rates, fastavro_decoder, print_table
 from c2c.examples import RAW_KINDS, example_linked, example_raw
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
-from c2c.serde import AvroDecoder
 from c2c.settings import load_settings
 from c2c.topics import CATALOGUE, get_topic
 
@@ -40,12 +39,7 @@ def _rates(
     encoder = registry.encoder(topic)
     decoder = registry.decoder(topic)
     schema_id = registry.schema_id(topic)
-    uncompiled = AvroDecoder(
-        registry.library.resolve(topic.schema),
-        registry.writer_schema,
-        reader_schema_id=schema_id,
-        compiled=False,
-    )
+    uncompiled = fastavro_decoder(registry, topic)
     # Topic name strategy, as ours: confluent-kafka 2.16 otherwise asks the registry for
     # subject "associations" first (an endpoint Apicurio answers 404, and once hung on).
     serializer = AvroSerializer(

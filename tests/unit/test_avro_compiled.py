@@ -446,3 +446,31 @@ _KNOWN_FAULTS = (
     "negative length",
     "field ",  # a value its type refuses: not UTF-8, not a UUID, a date out of range
 )
+
+
+def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import c2c._avro_compiled as compiled
+
+    monkeypatch.setattr(compiled, "_CACHE_LIMIT", 3)
+    schema = {
+        "type": "record",
+        "name": "T",
+        "fields": [
+            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "d", "type": {"type": "int", "logicalType": "date"}},
+        ],
+    }
+    encode, decoder = compile_encoder(schema), compile_decoder(schema)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    for millis in [5, 5, -7, 10**12, 86_400_000, 5, 3, -7, 10**12]:
+        record = {
+            "t": epoch + datetime.timedelta(milliseconds=millis),
+            "d": datetime.date(1970, 1, 1) + datetime.timedelta(days=millis % 4000),
+        }
+        body = encode(record)
+        assert _strict(decoder.decode(body, 0)[0]) == _strict(_fastavro_read(schema, body))
+    caches = [v for k, v in decoder.decode.__globals__.items() if k.startswith("_cache")]
+    assert len(caches) == 2
+    assert all(0 < len(cache) <= 3 for cache in caches)
