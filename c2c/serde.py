@@ -134,6 +134,7 @@ class AvroDecoder:
         self._writers: dict[int, Any] = {}
         self._same_as_reader: set[int] = set()
         self._compiled: dict[int, CompiledDecoder] = {}
+        self._by_header: dict[bytes, CompiledDecoder] = {}  # the same, by the 5 header bytes
         self._reader_compiled: CompiledDecoder | None = None
         if compiled and reader_schema.get("type") == "record":
             with contextlib.suppress(UnsupportedSchema):  # outside the subset: fastavro
@@ -147,6 +148,7 @@ class AvroDecoder:
             self._same_as_reader.add(schema_id)
             if self._reader_compiled is not None:
                 self._compiled[schema_id] = self._reader_compiled
+                self._by_header[frame(schema_id, b"")] = self._reader_compiled
 
     def compiled(self, schema_id: int) -> bool:
         """Whether messages written under ``schema_id`` are read by the compiled decoder
@@ -168,11 +170,10 @@ class AvroDecoder:
     def decode(self, data: bytes) -> dict[str, Any]:
         """The record in ``data``, read into the reader schema. SerdeError (code
         serde.not_wire_format, serde.unknown_schema_id or serde.decode) says what was wrong."""
-        schema_id = schema_id_of(data)
-        compiled = self._compiled.get(schema_id)
+        if type(data) is not bytes:  # bytes fields must come out as bytes (and a key hashes)
+            data = bytes(data)
+        compiled = self._by_header.get(data[:_HEADER_SIZE])  # one look-up for the usual case
         if compiled is not None:
-            if type(data) is not bytes:  # bytes fields must come out as bytes
-                data = bytes(data)
             try:
                 record, end = compiled.decode(data, _HEADER_SIZE)
             except Exception:  # IndexError, MalformedAvro, UnicodeDecodeError...: see below
@@ -181,12 +182,14 @@ class AvroDecoder:
                 if end == len(data):
                     return record  # type: ignore[no-any-return]
             # bad bytes: the tracking decoder reads them again and says what and where
-            raise self._malformed(schema_id, data, compiled.explain(data, _HEADER_SIZE))
+            why = compiled.explain(data, _HEADER_SIZE)
+            raise self._malformed(schema_id_of(data), data, why)
+        schema_id = schema_id_of(data)
         writer = self._writers.get(schema_id)
         if writer is None:
             writer = self._writer(schema_id)
             if schema_id in self._compiled:
-                return self.decode(data)
+                return self.decode(data)  # now by the compiled decoder
         stream = io.BytesIO(data)
         stream.seek(_HEADER_SIZE)
         try:
