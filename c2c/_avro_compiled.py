@@ -363,7 +363,9 @@ def _size_rest(data: bytes, pos: int) -> tuple[int, int]:
 _SHORT_SIZE = tuple(b >> 1 if b < 128 and not b & 1 else -1 for b in range(256))
 
 _new_object = object.__new__
-_set_slot = object.__setattr__
+# UUID is immutable (its __setattr__ refuses): its two slots are set through their descriptors
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
@@ -373,9 +375,9 @@ def _uuid(raw: bytes) -> uuid.UUID:
     times the cost); any other text goes to the constructor."""
     digits = raw.replace(b"-", b"")
     if len(digits) == 32 and digits.isalnum():
-        value = _new_object(uuid.UUID)
-        _set_slot(value, "int", int(digits, 16))
-        _set_slot(value, "is_safe", _SAFE_UNKNOWN)
+        value: uuid.UUID = _new_object(uuid.UUID)
+        _set_int(value, int(digits, 16))
+        _set_is_safe(value, _SAFE_UNKNOWN)
         return value
     return uuid.UUID(raw.decode())
 
