@@ -1,8 +1,10 @@
 """Encode and decode rates of our Avro serde against confluent-kafka's, in the same run.
 
 For each raw and linked event type: events/s for our encoder and decoder (Confluent wire
-format included), confluent-kafka's AvroSerializer and AvroDeserializer on the same events,
-and plain fastavro without framing (the library's raw limit). Medians of 5 runs, one core.
+format included; the decoder compiled for the schema, c2c._avro_compiled), the same decoder
+with compilation off (fastavro underneath, as before), confluent-kafka's AvroSerializer and
+AvroDeserializer on the same events, and plain fastavro without framing (the library's raw
+limit). Medians of 5 interleaved runs, one core.
 
     .venv/bin/python -m bench.serde [--events N]
 
@@ -20,7 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from bench._harness import compare_rates, print_table
+from bench._harness import compare_rates, fastavro_decoder, print_table
 from c2c.examples import RAW_KINDS, example_linked, example_raw
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
@@ -36,6 +38,8 @@ def _rates(
     context = SerializationContext(topic.name, MessageField.VALUE)
     encoder = registry.encoder(topic)
     decoder = registry.decoder(topic)
+    schema_id = registry.schema_id(topic)
+    uncompiled = fastavro_decoder(registry, topic)
     # Topic name strategy, as ours: confluent-kafka 2.16 otherwise asks the registry for
     # subject "associations" first (an endpoint Apicurio answers 404, and once hung on).
     serializer = AvroSerializer(
@@ -55,6 +59,8 @@ def _rates(
     encoded = [encoder.encode(event) for event in events]
     assert serializer(events[0], context) == encoded[0]  # same bytes: a fair comparison
     bodies = [data[5:] for data in encoded]
+    assert decoder.compiled(schema_id)
+    assert [decoder.decode(d) for d in encoded[:50]] == [uncompiled.decode(d) for d in encoded[:50]]
 
     def ours_encode() -> int:
         for event in events:
@@ -78,6 +84,11 @@ def _rates(
             decoder.decode(data)
         return len(encoded)
 
+    def uncompiled_decode() -> int:
+        for data in encoded:
+            uncompiled.decode(data)
+        return len(encoded)
+
     def theirs_decode() -> int:
         for data in encoded:
             deserializer(data, context)
@@ -94,6 +105,7 @@ def _rates(
             "cf_enc": theirs_encode,
             "fa_enc": raw_encode,
             "ours_dec": ours_decode,
+            "fa_wire_dec": uncompiled_decode,
             "cf_dec": theirs_decode,
             "fa_dec": raw_decode,
         }
@@ -126,14 +138,17 @@ def main() -> None:
                     f"{r['fa_enc']:,.0f}",
                     f"{r['ours_enc'] / r['cf_enc']:.2f}x",
                     f"{r['ours_dec']:,.0f}",
+                    f"{r['fa_wire_dec']:,.0f}",
                     f"{r['cf_dec']:,.0f}",
                     f"{r['fa_dec']:,.0f}",
+                    f"{r['ours_dec'] / r['fa_wire_dec']:.2f}x",
                     f"{r['ours_dec'] / r['cf_dec']:.2f}x",
                 ]
             )
     print(
         f"events/s, median of 5 interleaved runs of {args.events:,} events, one core; "
-        "enc/dec = Confluent wire format; fastavro = raw body, no framing (limit)"
+        "enc/dec = Confluent wire format; compiled dec = ours; ours via fastavro = the same "
+        "decoder, compilation off; fastavro = raw body, no framing"
     )
     print_table(
         [
@@ -142,10 +157,12 @@ def main() -> None:
             "confluent enc",
             "fastavro enc",
             "enc ratio",
-            "ours dec",
+            "compiled dec",
+            "ours via fastavro",
             "confluent dec",
             "fastavro dec",
-            "dec ratio",
+            "vs via fastavro",
+            "vs confluent",
         ],
         rows,
     )

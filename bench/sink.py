@@ -1,60 +1,77 @@
 """The sink's write path against a plain clickhouse-connect insert of the same rows.
 
-    .venv/bin/python -m bench.sink [--people N]
+    .venv/bin/python -m bench.sink [--people N] [--repeats N] [--no-freeze]
 
 Rows: the linked events of a synthetic population (resolved in this process), encoded in
 Confluent wire format as the worker publishes them. (a) the sink's path without Kafka:
 decode each message, build its fact row and person row (sinks/rows.py), insert per table
-in batches of C2C_SINK_BATCH_ROWS; (b) the limit: the same fact rows, already built, inserted
-column-oriented with clickhouse-connect. Embedded chdb in a temporary folder; medians of
-interleaved runs; each run writes into freshly truncated tables.
+in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch); (a') the same with the decoders
+as they were before compilation (fastavro); (b) the limit: the same fact rows, already
+built, inserted column-oriented with clickhouse-connect. Then two parts of (a) alone:
+decoding, and building the rows from decoded events. Embedded chdb in a temporary folder;
+medians of interleaved runs; each run writes into freshly truncated tables.
+
+The inputs (every message, every built row, every decoded event) stay in memory for the
+whole run, as in no sink; once built they are frozen out of the garbage collector's view
+(gc.freeze), so that the paths which allocate (the sink's) do not pay for rescanning the
+other paths' inputs at every collection. --no-freeze shows the difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._harness import compare_rates, print_table
+from bench._harness import (
+    compare_rates,
+    fastavro_decoder,
+    linked_messages,
+    plain_insert,
+    print_table,
+)
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
+from c2c.serde import AvroDecoder
 from c2c.settings import load_settings
 from c2c.topics import get_topic
-from producers.files import mapped_events
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
-from sinks.rows import FACT_TABLES, columns, fact_row
+from sinks.rows import FACT_TABLES, fact_row
 from sinks.sink import Batch, add_linked, write_batch
-from streams.identity.resolver import IdentifierHasher, Resolver
-from streams.linking import linked_event
+
+_PATHS = (
+    ("sink", "sink: decode + rows + insert (sinks.sink)"),
+    ("sink_fastavro", "the same, fastavro decoders (before)"),
+    ("plain", "plain clickhouse-connect column insert"),
+    ("decode", "part: decode only (compiled)"),
+    ("rows", "part: fact and person rows only"),
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="leave the inputs in the collector's view"
+    )
     args = parser.parse_args()
     settings = load_settings()
     registry = SchemaRegistry(settings)
-    encoders = {t: registry.encoder(get_topic(t)) for t in FACT_TABLES}
     decoders = {t: registry.decoder(get_topic(t)) for t in FACT_TABLES}
+    fastavro = {t: fastavro_decoder(registry, get_topic(t)) for t in FACT_TABLES}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "synth"
         synthesize(SynthConfig(people=args.people, seed=7), NoiseConfig(), folder)
-        resolver = Resolver(IdentifierHasher(b"bench"))
-        messages: list[tuple[str, bytes]] = []
-        for _source, event in mapped_events(folder):
-            result = resolver.resolve(event["provider"], event["person"])
-            topic = _raw_topic_of(event)
-            if result.person_id is None or topic is None:
-                continue
-            linked_topic, linked = linked_event(topic, event, result.person_id)
-            messages.append((linked_topic, encoders[linked_topic].encode(linked)))
+        messages = linked_messages(registry, folder)
+        events = [(topic, decoders[topic].decode(value)) for topic, value in messages]
         built: dict[str, list[list[Any]]] = {}
-        for topic, value in messages:
-            table, row = fact_row(topic, decoders[topic].decode(value))
+        for topic, event in events:
+            table, row = fact_row(topic, event)
             built.setdefault(table, []).append(row)
 
         client = connect(
@@ -67,56 +84,63 @@ def main() -> None:
             for table in (*FACT_TABLES.values(), "dim_person"):
                 client.command(f"TRUNCATE TABLE {table}")
 
-        def sink_path() -> int:
+        def sink_path(chosen: dict[str, AvroDecoder]) -> int:
             truncate()
             for start in range(0, len(messages), size):
                 batch = Batch()
                 for topic, value in messages[start : start + size]:
-                    add_linked(batch, topic, decoders[topic].decode(value))
+                    add_linked(batch, topic, chosen[topic].decode(value))
                 write_batch(client, batch)
             return len(messages)
 
-        def plain_insert() -> int:
+        def plain() -> int:
             truncate()
-            for table, rows in built.items():
-                names = list(columns(table))
-                for start in range(0, len(rows), size):
-                    chunk = rows[start : start + size]
-                    data = [list(col) for col in zip(*chunk, strict=True)]
-                    client.insert(table, data, column_names=names, column_oriented=True)
-            return sum(len(rows) for rows in built.values())
+            return plain_insert(client, built, size)
 
+        def decode_only() -> int:
+            for topic, value in messages:
+                decoders[topic].decode(value)
+            return len(messages)
+
+        def rows_only() -> int:
+            for start in range(0, len(events), size):
+                batch = Batch()
+                for topic, event in events[start : start + size]:
+                    add_linked(batch, topic, event)
+            return len(events)
+
+        if not args.no_freeze:
+            gc.collect()
+            gc.freeze()
         started = time.perf_counter()
-        rates = compare_rates({"sink": sink_path, "plain": plain_insert}, repeats=5)
+        rates = compare_rates(
+            {
+                "sink": lambda: sink_path(decoders),
+                "sink_fastavro": lambda: sink_path(fastavro),
+                "plain": plain,
+                "decode": decode_only,
+                "rows": rows_only,
+            },
+            repeats=args.repeats,
+        )
         elapsed = time.perf_counter() - started
         client.close()
-    print(f"{len(messages):,} linked events of {args.people:,} people; {elapsed:.0f} s in all")
+    print(
+        f"{len(messages):,} linked events of {args.people:,} people; batches of {size:,}; "
+        f"inputs {'not ' if args.no_freeze else ''}frozen; {elapsed:.0f} s in all"
+    )
     print_table(
-        ["path", "rows/s (median of 5)", "vs plain"],
+        ["path", f"rows/s (median of {args.repeats})", "vs plain", "us/row"],
         [
             [
-                "sink: decode + rows + insert (sinks.sink)",
-                f"{rates['sink']:,.0f}",
-                f"{rates['sink'] / rates['plain']:.2f}",
-            ],
-            ["plain clickhouse-connect column insert", f"{rates['plain']:,.0f}", "1.00"],
+                label,
+                f"{rates[key]:,.0f}",
+                f"{rates[key] / rates['plain']:.2f}",
+                f"{1e6 / rates[key]:.1f}",
+            ]
+            for key, label in _PATHS
         ],
     )
-
-
-def _raw_topic_of(event: dict[str, Any]) -> str | None:
-    facts = event.get("facts") or {}
-    if "wages" in facts:
-        return "c2c.raw.wage"
-    if "aid_program" in facts:
-        return "c2c.raw.financial_aid"
-    if "credential_type" in facts:
-        return "c2c.raw.credential"
-    if "award_level" in facts:
-        return "c2c.raw.completion"
-    if "academic_year" in facts:
-        return "c2c.raw.enrollment"
-    return None
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Avro in Confluent wire format, fast: fastavro with parsed schemas cached.
+"""Avro in Confluent wire format, fast: compiled encoders and decoders, fastavro for the rest.
 
 Wire format: magic byte 0, the writer schema's registry id as 4 bytes big-endian, then the
 Avro binary body. Messages written by confluent-kafka's AvroSerializer decode here and
-ours decode there. A message written with an older schema version is read into the current
-reader schema (Avro schema resolution); unknown ids are fetched from the registry once.
+ours decode there. A message written with the reader's own schema is read by a decoder
+compiled for it (c2c._avro_compiled: the same values as fastavro, faster); one written with
+an older schema version is read into the current reader schema by fastavro (Avro schema
+resolution); unknown ids are fetched from the registry once.
 
 This module knows nothing of Kafka: it turns records into bytes and back. Errors are
 :class:`SerdeError` with a stable code (serde.not_wire_format, serde.unknown_schema_id,
@@ -12,13 +14,15 @@ serde.decode, serde.encode) so that consumers can route them to the dead-letter 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from c2c._avro_compiled import UnsupportedSchema, compile_encoder
+from c2c._avro_compiled import CompiledDecoder, UnsupportedSchema, compile_decoder, compile_encoder
 from c2c.errors import C2CError
 
 __all__ = [
@@ -110,7 +114,9 @@ class AvroDecoder:
     """Decodes wire-format messages into one reader schema.
 
     ``writer_schema`` fetches the schema registered under an id (from the registry); each
-    is fetched and parsed once. Decoding with the writer's own schema skips resolution.
+    is fetched and parsed once. A writer schema equal to the reader schema (the usual case)
+    is read by a compiled decoder (``compiled=False``: fastavro for it too); any other is
+    resolved into the reader schema by fastavro.
     """
 
     def __init__(
@@ -119,15 +125,35 @@ class AvroDecoder:
         writer_schema: WriterSchemaLookup,
         *,
         reader_schema_id: int | None = None,
+        compiled: bool = True,
     ) -> None:
         self._reader = parse_schema(dict(reader_schema))
+        self._reader_text = _canonical(reader_schema)
         self._name = str(reader_schema.get("name", "record"))
         self._lookup = writer_schema
         self._writers: dict[int, Any] = {}
         self._same_as_reader: set[int] = set()
+        self._compiled: dict[int, CompiledDecoder] = {}
+        self._by_header: dict[bytes, CompiledDecoder] = {}  # the same, by the 5 header bytes
+        self._reader_compiled: CompiledDecoder | None = None
+        if compiled and reader_schema.get("type") == "record":
+            with contextlib.suppress(UnsupportedSchema):  # outside the subset: fastavro
+                self._reader_compiled = compile_decoder(reader_schema)
         if reader_schema_id is not None:
-            self._writers[reader_schema_id] = self._reader
-            self._same_as_reader.add(reader_schema_id)
+            self._adopt(reader_schema_id, self._reader, same=True)
+
+    def _adopt(self, schema_id: int, parsed: Any, *, same: bool) -> None:
+        self._writers[schema_id] = parsed
+        if same:
+            self._same_as_reader.add(schema_id)
+            if self._reader_compiled is not None:
+                self._compiled[schema_id] = self._reader_compiled
+                self._by_header[frame(schema_id, b"")] = self._reader_compiled
+
+    def compiled(self, schema_id: int) -> bool:
+        """Whether messages written under ``schema_id`` are read by the compiled decoder
+        (known once one has been decoded)."""
+        return schema_id in self._compiled
 
     def _writer(self, schema_id: int) -> Any:
         try:
@@ -138,15 +164,32 @@ class AvroDecoder:
                 code="serde.unknown_schema_id",
             ) from exc
         parsed = parse_schema(dict(schema))
-        self._writers[schema_id] = parsed
+        self._adopt(schema_id, parsed, same=_canonical(schema) == self._reader_text)
         return parsed
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        """The record in ``data``, read into the reader schema."""
+        """The record in ``data``, read into the reader schema. SerdeError (code
+        serde.not_wire_format, serde.unknown_schema_id or serde.decode) says what was wrong."""
+        if type(data) is not bytes:  # bytes fields must come out as bytes (and a key hashes)
+            data = bytes(data)
+        compiled = self._by_header.get(data[:_HEADER_SIZE])  # one look-up for the usual case
+        if compiled is not None:
+            try:
+                record, end = compiled.decode(data, _HEADER_SIZE)
+            except Exception:  # IndexError, MalformedAvro, UnicodeDecodeError...: see below
+                pass
+            else:
+                if end == len(data):
+                    return record  # type: ignore[no-any-return]
+            # bad bytes: the tracking decoder reads them again and says what and where
+            why = compiled.explain(data, _HEADER_SIZE)
+            raise self._malformed(schema_id_of(data), data, why)
         schema_id = schema_id_of(data)
         writer = self._writers.get(schema_id)
         if writer is None:
             writer = self._writer(schema_id)
+            if schema_id in self._compiled:
+                return self.decode(data)  # now by the compiled decoder
         stream = io.BytesIO(data)
         stream.seek(_HEADER_SIZE)
         try:
@@ -155,16 +198,27 @@ class AvroDecoder:
             else:
                 record = schemaless_reader(stream, writer, self._reader)
         except Exception as exc:  # fastavro raises many types for corrupt or foreign bodies
-            raise SerdeError(
-                f"body does not decode as schema id {schema_id} into {self._name}: {exc!r}",
-                code="serde.decode",
-            ) from exc
+            raise self._malformed(schema_id, data, repr(exc)) from exc
         if stream.tell() != len(data):
-            raise SerdeError(
-                f"{len(data) - stream.tell()} byte(s) left over after decoding schema id "
-                f"{schema_id} into {self._name}: the body belongs to another schema",
-                code="serde.decode",
+            raise self._malformed(
+                schema_id,
+                data,
+                f"{len(data) - stream.tell()} byte(s) left over after the record: the body "
+                "belongs to another schema",
             )
         if not isinstance(record, dict):
             raise SerdeError(f"schema id {schema_id} is not a record", code="serde.decode")
         return record
+
+    def _malformed(self, schema_id: int, data: bytes, why: str) -> SerdeError:
+        return SerdeError(
+            f"body ({len(data) - _HEADER_SIZE} bytes) does not decode as schema id {schema_id} "
+            f"into {self._name}: {why}",
+            code="serde.decode",
+        )
+
+
+def _canonical(schema: Mapping[str, Any]) -> str:
+    """A schema's JSON with sorted keys: equal text, equal schema (docs included: a writer
+    that differs from the reader only in a doc is still resolved, correctly, by fastavro)."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))

@@ -8,7 +8,7 @@ both A and B are re-pointed to C, so one join finds any fact's current person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -80,28 +80,55 @@ def columns(table: str) -> tuple[str, ...]:
     return (*ATTRIBUTE_COLUMNS, *FACT_COLUMNS[table])
 
 
-def fact_row(topic: str, event: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """(table, row) for one linked event. KeyError names a topic with no fact table."""
-    table = FACT_TABLES[topic]
-    attributes = event.get("attributes") or {}
-    demographics = attributes.get("demographics") or {}
-    facts = event["facts"]
-    return table, [
-        event["event_id"],
-        event["event_time"],
-        event["provider"],
-        event["person_id"],
-        attributes.get("birth_year"),
-        attributes.get("sex"),
-        *(demographics.get(name) for name in _DEMOGRAPHICS),
-        *(facts.get(name) for name in FACT_COLUMNS[table]),
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _row_builder(table: str) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """A function from a linked event to ``table``'s row, generated from the column lists
+    (one expression per column: about four times faster than looping over the names,
+    which counts at tens of thousands of events a second)."""
+    values = [
+        'event["event_id"]',
+        'event["event_time"]',
+        'event["provider"]',
+        'event["person_id"]',
+        'attributes.get("birth_year")',
+        'attributes.get("sex")',
+        *(f"demographics.get({name!r})" for name in _DEMOGRAPHICS),
+        *(f"facts.get({name!r})" for name in FACT_COLUMNS[table]),
     ]
+    source = "\n".join(
+        [
+            "def build(event):",
+            '    attributes = event.get("attributes") or _EMPTY',
+            '    demographics = attributes.get("demographics") or _EMPTY',
+            '    facts = event["facts"]',
+            f"    return [{', '.join(values)}]",
+        ]
+    )
+    namespace: dict[str, Any] = {"_EMPTY": _EMPTY}
+    exec(compile(source, f"<row builder {table}>", "exec"), namespace)
+    build: Callable[[Mapping[str, Any]], list[Any]] = namespace["build"]
+    return build
+
+
+_BUILDERS: Mapping[str, tuple[str, Callable[[Mapping[str, Any]], list[Any]]]] = {
+    topic: (table, _row_builder(table)) for topic, table in FACT_TABLES.items()
+}
+
+
+def fact_row(topic: str, event: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """(table, row) for one linked event, values in :func:`columns` order. KeyError names
+    a topic with no fact table, or a required field (id, time, provider, person, facts)
+    the event lacks; an optional attribute or fact that is missing is None."""
+    table, build = _BUILDERS[topic]
+    return table, build(event)
 
 
 def dim_person_row(event: Mapping[str, Any]) -> list[Any]:
     """The person dimension's row as this event describes the person."""
-    attributes = event.get("attributes") or {}
-    demographics = attributes.get("demographics") or {}
+    attributes = event.get("attributes") or _EMPTY
+    demographics = attributes.get("demographics") or _EMPTY
     return [
         event["person_id"],
         attributes.get("birth_year"),

@@ -1,16 +1,18 @@
-"""The compiled encoders write exactly what fastavro writes."""
+"""The compiled encoders write exactly what fastavro writes; the compiled decoders read
+exactly what fastavro reads, and say what is wrong with bytes that are not a value."""
 
 import copy
 import datetime
 import decimal
 import io
 import random
+import uuid
 from typing import Any
 
 import pytest
-from fastavro import parse_schema, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from c2c._avro_compiled import UnsupportedSchema, compile_encoder
+from c2c._avro_compiled import UnsupportedSchema, compile_decoder, compile_encoder
 from c2c.examples import RAW_KINDS, example_linked, example_raw
 from c2c.schemas import SchemaLibrary
 
@@ -136,3 +138,334 @@ def test_general_unions_are_left_to_fastavro() -> None:
         compile_encoder(
             {"type": "record", "name": "U", "fields": [{"name": "x", "type": ["int", "string"]}]}
         )
+
+
+# -- decoders ------------------------------------------------------------------------------
+
+_EDGE_LONGS = (0, -1, 1, 63, -64, 64, 2**31 - 1, -(2**31), 2**62, 2**63 - 1, -(2**63))
+_EDGE_TEXT = ("", "a", "é", "Nguyễn 李 🙂", "x" * 63, "y" * 64, "ü" * 200)
+
+
+class _Values:
+    """Random values of a schema, edge values often: nulls in unions, unicode and long
+    strings, extreme longs, decimals at their precision's limits, empty arrays and maps."""
+
+    def __init__(self, rng: random.Random, schema: Any) -> None:
+        self.rng = rng
+        self.named: dict[str, Any] = {}
+        self.define(schema, None)
+
+    def define(self, schema: Any, namespace: str | None) -> None:
+        """Know every named type of ``schema`` before a value of it is made (a union may
+        make a null where a type is defined, and a later field refer to it)."""
+        if isinstance(schema, list):
+            for branch in schema:
+                self.define(branch, namespace)
+        if not isinstance(schema, dict):
+            return
+        name = schema.get("name")
+        if name is not None and schema.get("type") in ("record", "enum", "fixed"):
+            ns = schema.get("namespace", namespace)
+            full = name if "." in name else (f"{ns}.{name}" if ns else name)
+            self.named[full] = self.named[name] = schema
+            namespace = full.rsplit(".", 1)[0] if "." in full else None
+        for field in schema.get("fields", []):
+            self.define(field["type"], namespace)
+        for key in ("items", "values", "type"):
+            if isinstance(schema.get(key), (dict, list)):
+                self.define(schema[key], namespace)
+
+    def value(self, schema: Any, namespace: str | None = None) -> Any:
+        rng = self.rng
+        if isinstance(schema, list):
+            if "null" in schema and rng.random() < 0.4:
+                return None
+            return self.value(rng.choice([b for b in schema if b != "null"]), namespace)
+        if isinstance(schema, str):
+            named = self.named.get(schema) or self.named.get(f"{namespace}.{schema}")
+            if named is not None:
+                return self.value(named, namespace)
+            return self.primitive(schema)
+        kind, logical = schema["type"], schema.get("logicalType")
+        if logical == "uuid":
+            return str(uuid.UUID(int=rng.getrandbits(128)))
+        if logical == "timestamp-millis":
+            millis = rng.choice([0, -1, 1, 253402300799999, -62135596800000, rng.getrandbits(41)])
+            return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+                milliseconds=millis
+            )
+        if logical == "timestamp-micros":
+            return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+                microseconds=rng.choice([0, -1, rng.getrandbits(50)])
+            )
+        if logical == "date":
+            return datetime.date.fromordinal(rng.choice([1, 719163, 719162, 3652059, 738000]))
+        if logical == "decimal":
+            scale, precision = schema.get("scale", 0), schema["precision"]
+            top = 10**precision - 1
+            unscaled = rng.choice([0, -1, 1, top, -top, rng.randint(-top, top)])
+            return decimal.Decimal(unscaled).scaleb(-scale)
+        if isinstance(kind, (list, dict)) or kind in self.named:
+            return self.value(kind, namespace)
+        if kind == "record":
+            return {f["name"]: self.value(f["type"], namespace) for f in schema["fields"]}
+        if kind == "enum":
+            return rng.choice(schema["symbols"])
+        if kind == "fixed":
+            return rng.randbytes(schema["size"])
+        if kind == "array":
+            return [self.value(schema["items"], namespace) for _ in range(rng.choice([0, 1, 70]))]
+        if kind == "map":
+            count = rng.choice([0, 1, 3])
+            return {
+                rng.choice(_EDGE_TEXT) + str(i): self.value(schema["values"]) for i in range(count)
+            }
+        return self.primitive(kind)
+
+    def primitive(self, name: str) -> Any:
+        rng = self.rng
+        if name == "null":
+            return None
+        if name == "boolean":
+            return rng.random() < 0.5
+        if name == "int":
+            return rng.choice([0, -1, 1, 2**31 - 1, -(2**31), rng.randint(-(2**31), 2**31 - 1)])
+        if name == "long":
+            return rng.choice([*_EDGE_LONGS, rng.randint(-(2**63), 2**63 - 1)])
+        if name == "float":
+            return rng.choice([0.0, -1.5, 3.4e38, 1e-45])
+        if name == "double":
+            return rng.choice([0.0, -0.0, 1.7976931348623157e308, 5e-324, rng.random()])
+        if name == "string":
+            return rng.choice(
+                [*_EDGE_TEXT, "".join(chr(rng.randint(32, 0x2FFF)) for _ in range(9))]
+            )
+        if name == "bytes":
+            return rng.choice([b"", b"\x00\xff", rng.randbytes(100)])
+        raise AssertionError(f"no generator for {name}")
+
+
+def _strict(value: Any) -> Any:
+    """A form of ``value`` in which types, decimal exponents and tz info all count."""
+    if isinstance(value, dict):
+        return {key: _strict(v) for key, v in value.items()}, list(value)
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return ("uuid", value.int, value.is_safe)
+    return (type(value).__name__, repr(value))
+
+
+def _fastavro_read(schema: dict[str, Any], body: bytes) -> Any:
+    return schemaless_reader(io.BytesIO(body), parse_schema(schema), None)
+
+
+def _assert_decodes_as_fastavro(schema: dict[str, Any], rounds: int, seed: str) -> None:
+    """Random values of ``schema``, written by fastavro, read by the compiled decoder: the
+    same values as fastavro reads, every byte used."""
+    decoder = compile_decoder(schema)
+    parsed = parse_schema(schema)
+    rng = random.Random(seed)
+    for index in range(rounds):
+        value = _Values(rng, schema).value(schema)
+        buffer = io.BytesIO()
+        schemaless_writer(buffer, parsed, value)
+        body = buffer.getvalue()
+        ours, end = decoder.decode(body, 0)
+        assert end == len(body), (index, value)
+        expected = schemaless_reader(io.BytesIO(body), parsed, None)
+        assert _strict(ours) == _strict(expected), (index, value)
+
+
+@pytest.mark.parametrize("name", SchemaLibrary().names())
+def test_every_schema_decodes_as_fastavro_does(name: str) -> None:
+    _assert_decodes_as_fastavro(SchemaLibrary().resolve(name), 300, name)
+
+
+_EVERY_TYPE: dict[str, Any] = {
+    "type": "record",
+    "name": "Every",
+    "namespace": "t",
+    "fields": [
+        {"name": "n", "type": "long"},
+        {"name": "i", "type": "int"},
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": ["double", "null"]},
+        {"name": "b", "type": "boolean"},
+        {"name": "raw", "type": ["null", "bytes"]},
+        {"name": "s", "type": "string"},
+        {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "day", "type": ["null", {"type": "int", "logicalType": "date"}]},
+        {
+            "name": "big",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 30, "scale": 4},
+        },
+        {"name": "cents", "type": {"type": "bytes", "logicalType": "decimal", "precision": 3}},
+        {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B", "C"]}},
+        {"name": "again", "type": ["null", "E"]},
+        {"name": "h", "type": {"type": "fixed", "name": "H", "size": 4}},
+        {"name": "tags", "type": {"type": "array", "items": ["null", "string"]}},
+        {"name": "m", "type": {"type": "map", "values": {"type": "array", "items": "long"}}},
+        {
+            "name": "inner",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Inner",
+                    "fields": [{"name": "x", "type": "t.E"}, {"name": "h2", "type": "H"}],
+                },
+            ],
+        },
+        {"name": "inners", "type": {"type": "array", "items": "Inner"}},
+    ],
+}
+
+
+def test_every_supported_type_decodes_as_fastavro_does() -> None:
+    _assert_decodes_as_fastavro(_EVERY_TYPE, 500, "every type")
+
+
+def test_array_blocks_with_byte_sizes_decode() -> None:
+    """Writers may split an array into blocks and give a negative count with a byte size."""
+    schema = {"type": "array", "items": "long"}
+    # block of -2 items (4 bytes follow: 1, 2), block of 1 item (3), end
+    body = bytes([3, 4, 2, 4, 2, 6, 0])
+    assert compile_decoder(schema).decode(body, 0) == (_fastavro_read(schema, body), len(body))
+    assert compile_decoder(schema).decode(body, 0)[0] == [1, 2, 3]
+
+
+def test_decimal_wider_than_its_precision_rounds_as_fastavro() -> None:
+    schema = {"type": "bytes", "logicalType": "decimal", "precision": 3, "scale": 1}
+    for unscaled in (12345, -99999, 999, 1000, 10**40 + 5):
+        size = (unscaled + (unscaled < 0)).bit_length() // 8 + 1
+        raw = unscaled.to_bytes(size, "big", signed=True)
+        body = bytes([size * 2]) + raw
+        ours, _end = compile_decoder(schema).decode(body, 0)
+        assert _strict(ours) == _strict(_fastavro_read(schema, body)), unscaled
+
+
+def test_recursive_and_general_unions_are_left_to_fastavro() -> None:
+    with pytest.raises(UnsupportedSchema):
+        compile_decoder(
+            {"type": "record", "name": "U", "fields": [{"name": "x", "type": ["int", "string"]}]}
+        )
+    with pytest.raises(UnsupportedSchema, match="recursive"):
+        compile_decoder(
+            {
+                "type": "record",
+                "name": "Node",
+                "fields": [{"name": "next", "type": ["null", "Node"]}],
+            }
+        )
+
+
+def _linked_wage_body() -> tuple[dict[str, Any], bytes]:
+    schema = SchemaLibrary().resolve("org.c2cstream.linked.LinkedWage")
+    return schema, compile_encoder(schema)(example_linked("wage", 1))
+
+
+def test_truncated_bodies_say_the_body_ends_early_and_where() -> None:
+    schema, body = _linked_wage_body()
+    decoder = compile_decoder(schema)
+    for cut in range(len(body)):
+        short = body[:cut]
+        try:
+            _value, end = decoder.decode(short, 0)
+        except Exception:  # the fast decoder may raise anything: explain says what
+            pass
+        else:
+            assert end != len(short)  # never taken for a whole record
+        why = decoder.explain(short, 0)
+        assert why.startswith("the body ends early"), (cut, why)
+        assert "(field " in why or "in field " in why, why
+
+
+def test_bad_union_and_enum_indexes_are_named() -> None:
+    schema, body = _linked_wage_body()
+    decoder = compile_decoder(schema)
+    # event_id: 1 length byte + 36; event_time: varint; then provider (enum) index
+    time_end = 37 + next(i for i, b in enumerate(body[37:]) if b < 128) + 1
+    bad_enum = body[:time_end] + bytes([40]) + body[time_end + 1 :]  # index 20 of 8
+    assert decoder.explain(bad_enum, 0) == (
+        "enum index 20 is not one of the 8 symbols of Provider (field provider)"
+    )
+    negative = body[:time_end] + bytes([1]) + body[time_end + 1 :]  # index -1
+    assert "enum index -1 is not one" in decoder.explain(negative, 0)
+    # person_id follows: a length byte and the id; then attributes.birth_year's union index
+    union_at = time_end + 1 + 1 + body[time_end + 1] // 2
+    assert body[union_at] in (0, 2)
+    bad_union = body[:union_at] + bytes([6]) + body[union_at + 1 :]
+    assert decoder.explain(bad_union, 0) == (
+        "union index 3 is not a branch of [null, int] (0 or 1) (field attributes.birth_year)"
+    )
+
+
+def test_random_corruption_is_caught_or_decodes_as_fastavro_does() -> None:
+    """Flip bytes anywhere: the compiled decoder either reads the whole body, as fastavro
+    does, or explain() says what is wrong; nothing else escapes explain()."""
+    schema, body = _linked_wage_body()
+    decoder = compile_decoder(schema)
+    parsed = parse_schema(schema)
+    rng = random.Random(3)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(2000):
+        data = bytearray(body)
+        for _flip in range(rng.choice([1, 2, 3])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        corrupt = bytes(data)
+        try:
+            value, end = decoder.decode(corrupt, 0)
+        except Exception:
+            end = -1
+        if end == len(corrupt):
+            outcomes["decoded"] += 1
+            stream = io.BytesIO(corrupt)
+            assert _strict(value) == _strict(schemaless_reader(stream, parsed, None))
+            assert stream.tell() == len(corrupt)
+        else:
+            outcomes["refused"] += 1
+            why = decoder.explain(corrupt, 0)
+            assert "compiler bug" not in why
+            assert why.startswith(_KNOWN_FAULTS) or "left over after the record" in why, why
+    assert outcomes["decoded"] > 100, outcomes
+    assert outcomes["refused"] > 100, outcomes
+
+
+_KNOWN_FAULTS = (
+    "the body ends early",
+    "union index",
+    "enum index",
+    "negative length",
+    "field ",  # a value its type refuses: not UTF-8, not a UUID, a date out of range
+)
+
+
+def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import c2c._avro_compiled as compiled
+
+    monkeypatch.setattr(compiled, "_CACHE_LIMIT", 3)
+    schema = {
+        "type": "record",
+        "name": "T",
+        "fields": [
+            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "d", "type": {"type": "int", "logicalType": "date"}},
+        ],
+    }
+    encode, decoder = compile_encoder(schema), compile_decoder(schema)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    for millis in [5, 5, -7, 10**12, 86_400_000, 5, 3, -7, 10**12]:
+        record = {
+            "t": epoch + datetime.timedelta(milliseconds=millis),
+            "d": datetime.date(1970, 1, 1) + datetime.timedelta(days=millis % 4000),
+        }
+        body = encode(record)
+        assert _strict(decoder.decode(body, 0)[0]) == _strict(_fastavro_read(schema, body))
+    caches = [v for k, v in decoder.decode.__globals__.items() if k.startswith("_cache")]
+    assert len(caches) == 2
+    assert all(0 < len(cache) <= 3 for cache in caches)

@@ -99,3 +99,76 @@ def test_bad_messages_raise_serde_errors_with_codes(data: bytes, code: str) -> N
 def test_encoding_a_record_that_does_not_fit_names_the_schema() -> None:
     with pytest.raises(SerdeError, match="does not fit schema Wage"):
         AvroEncoder(V1, 1).encode({"employer_id": "E1", "cents": "not a number"})
+
+
+def _linked_wage(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    from c2c.examples import example_linked
+
+    return SchemaLibrary().resolve("org.c2cstream.linked.LinkedWage"), example_linked("wage", index)
+
+
+def test_compiled_and_fastavro_decoders_give_the_same_records() -> None:
+    schema, _ = _linked_wage(0)
+    encoder = AvroEncoder(schema, 3)
+    fast = AvroDecoder(schema, lambda _id: schema, reader_schema_id=3)
+    plain = AvroDecoder(schema, lambda _id: schema, reader_schema_id=3, compiled=False)
+    for index in range(200):
+        data = encoder.encode(_linked_wage(index)[1])
+        assert fast.decode(data) == plain.decode(data)
+        assert fast.decode(bytearray(data)) == plain.decode(data)
+    assert fast.compiled(3)
+    assert not plain.compiled(3)
+
+
+def test_a_writer_id_with_the_readers_schema_is_compiled_and_an_older_one_resolved() -> None:
+    decoder = AvroDecoder(V2, {1: V1, 2: V2, 5: V2}.__getitem__)  # reader's id not known
+    old = AvroEncoder(V1, 1).encode({"employer_id": "E1", "cents": 99})
+    same = AvroEncoder(V2, 5).encode({"employer_id": "E2", "cents": -7, "naics": "61"})
+    assert decoder.decode(old) == {"employer_id": "E1", "cents": 99, "naics": None}
+    assert decoder.decode(same) == {"employer_id": "E2", "cents": -7, "naics": "61"}
+    assert not decoder.compiled(1)
+    assert decoder.compiled(5)
+
+
+def _decode_error(data: bytes, *, compiled: bool) -> SerdeError:
+    schema, _ = _linked_wage(0)
+    decoder = AvroDecoder(schema, lambda _id: schema, reader_schema_id=9, compiled=compiled)
+    with pytest.raises(SerdeError) as caught:
+        decoder.decode(data)
+    return caught.value
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_malformed_bodies_are_serde_errors_naming_schema_and_fault(compiled: bool) -> None:
+    schema, event = _linked_wage(4)
+    data = AvroEncoder(schema, 9).encode(event)
+    time_end = 5 + 37 + next(i for i, b in enumerate(data[42:]) if b < 128) + 1
+    cases = {
+        "truncated": data[:-2],
+        "bad enum index": data[:time_end] + bytes([40]) + data[time_end + 1 :],
+        "left over": data + b"\x00",
+    }
+    union_at = time_end + 1 + 1 + data[time_end + 1] // 2  # attributes.birth_year's index
+    cases["bad union index"] = data[:union_at] + bytes([6]) + data[union_at + 1 :]
+    for case, bad in cases.items():
+        error = _decode_error(bad, compiled=compiled)
+        assert error.code == "serde.decode", case
+        assert "as schema id 9 into LinkedWage" in str(error), (case, str(error))
+    if compiled:  # what was wrong, and in which field
+        assert "ends early" in str(_decode_error(cases["truncated"], compiled=True))
+        assert "facts.wages" in str(_decode_error(cases["truncated"], compiled=True))
+        assert "enum index 20 is not one of the 8 symbols of Provider (field provider)" in str(
+            _decode_error(cases["bad enum index"], compiled=True)
+        )
+        assert "union index 3 is not a branch of [null, int] (0 or 1) (field attributes." in str(
+            _decode_error(cases["bad union index"], compiled=True)
+        )
+    assert "1 byte(s) left over" in str(_decode_error(cases["left over"], compiled=compiled))
+
+
+def test_every_prefix_of_a_message_is_a_serde_error() -> None:
+    schema, event = _linked_wage(2)
+    data = AvroEncoder(schema, 9).encode(event)
+    for cut in range(len(data)):
+        error = _decode_error(data[:cut], compiled=True)
+        assert error.code in ("serde.not_wire_format", "serde.decode"), cut

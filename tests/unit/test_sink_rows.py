@@ -63,3 +63,37 @@ def test_public_views_use_the_threshold() -> None:
     [college, *_] = public_view_statements(7)
     assert "completers < 7" in college
     assert "PARTITION BY class_year, breakdown" in college
+
+
+def test_every_table_row_holds_the_events_values_in_column_order() -> None:
+    from c2c.examples import RAW_KINDS, example_linked
+    from sinks.rows import ATTRIBUTE_COLUMNS, FACT_TABLES
+
+    for kind in RAW_KINDS:
+        topic = f"c2c.linked.{kind}"
+        for index, blank in enumerate(("nothing", "demographics", "attributes", "a fact")):
+            event = example_linked(kind, index)
+            if blank == "demographics":
+                event["attributes"]["demographics"] = None
+            elif blank == "attributes":
+                event["attributes"] = None
+            elif blank == "a fact":
+                event["facts"].pop(next(iter(event["facts"])))
+            table, row = fact_row(topic, event)
+            assert table == FACT_TABLES[topic]
+            attributes = event["attributes"] or {}
+            demographics = attributes.get("demographics") or {}
+            expected = {
+                "event_id": event["event_id"],
+                "event_time": event["event_time"],
+                "provider": event["provider"],
+                "person_id": event["person_id"],
+                "birth_year": attributes.get("birth_year"),
+                "sex": attributes.get("sex"),
+                **{name: demographics.get(name) for name in ATTRIBUTE_COLUMNS[6:]},
+                **{name: event["facts"].get(name) for name in columns(table)[12:]},
+            }
+            assert dict(zip(columns(table), row, strict=True)) == expected, (kind, blank)
+            if blank == "nothing":
+                assert all(v is not None for v in row[:4])
+                assert any(v is not None for v in row[12:])

@@ -1,0 +1,373 @@
+"""The whole pipeline: sustained events/s from replay to rows in ClickHouse, latency from
+publication to visible in the outcome tables, and the sink beside a plain insert.
+
+    .venv/bin/python -m bench.end_to_end [--people N] [--rate R] [--seconds S] [--repeats K]
+
+Needs the local stack (`c2c services up`). The identity worker (fresh group, intake topic
+and state) and the sink (fresh group, its own embedded ClickHouse in a temporary folder)
+run as child processes, as `make demo` runs them; both read only what arrives after they
+are ready.
+
+- Maximum: a synth of N people is replayed as fast as replay goes; events/s = records
+  replayed / (replay start -> the sink has written every linked event and lags nowhere).
+- Latency, at the maximum and at R events/s offered for S seconds: for each linked event,
+  from the raw message's broker CreateTime (the replay publishing it) to the first moment
+  the sink group's committed offset passes the linked message. The sink commits only after
+  ClickHouse took the batch, and outcome_* are views over the fact tables read at query
+  time, so a committed row is in the next outcome query: this is an upper bound on
+  "visible", by at most the commit call and the 50 ms polling step. One machine's clock.
+  The worker's part (raw message to linked message, broker CreateTimes) is shown too.
+- Sink against plain insert: the linked events of the maximum run, read again from Kafka
+  by a second sink process (a fresh group whose offsets are set to where the run began,
+  a fresh ClickHouse): fact rows/s from its first insert to its last; then the same
+  messages read in this process, decoded, built into fact rows (sinks/rows.py) and
+  inserted column-oriented with clickhouse-connect into another fresh ClickHouse, timed
+  for the insert alone. K interleaved repeats, medians. The sink's figure includes
+  Kafka, decoding, the person map and dimension; the plain one is the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from bench._harness import plain_insert, print_table
+from c2c.clickhouse import connect
+from c2c.registry import SchemaRegistry
+from c2c.serde import SerdeError
+from c2c.settings import Settings, load_settings
+from c2c.topics import CHANGES_TOPIC, get_topic
+from producers.files import mapped_events, replay
+from producers.synth import NoiseConfig, SynthConfig, synthesize
+from sinks.migrate import migrate
+from sinks.process import SinkProcess
+from sinks.rows import FACT_TABLES, fact_row
+from streams.process import WorkerProcess
+from streams.resolution import RAW_TOPICS
+
+Marks = dict[tuple[str, int], int]
+LINKED = list(FACT_TABLES)
+_TARGETS = {"events": 5_000.0, "p99_s": 2.0, "ratio": 0.5}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _marks(settings: Settings, topics: list[str]) -> Marks:
+    """The high-water mark of every partition of ``topics`` now."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"bench-{uuid.uuid4()}"}))
+    try:
+        marks: Marks = {}
+        for topic in topics:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                marks[(topic, partition)] = high
+        return marks
+    finally:
+        consumer.close()
+
+
+def _read(settings: Settings, start: Marks, end: Marks) -> Iterator[Any]:
+    """Every message between two sets of marks."""
+    wanted = {tp: high for tp, high in end.items() if high > start.get(tp, 0)}
+    if not wanted:
+        return
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"bench-{uuid.uuid4()}"}))
+    try:
+        consumer.assign([TopicPartition(t, p, start.get((t, p), 0)) for t, p in wanted])
+        deadline = time.monotonic() + 300
+        while wanted and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 1.0):
+                if message.error() is not None:
+                    continue
+                where = (str(message.topic()), int(message.partition() or 0))
+                if where in wanted and message.offset() < wanted[where]:
+                    yield message
+                    if message.offset() + 1 >= wanted[where]:
+                        del wanted[where]
+    finally:
+        consumer.close()
+
+
+class _Visibility:
+    """Polls a consumer group's committed offsets every 50 ms in a thread: when did its
+    committed offset first pass a given message."""
+
+    def __init__(self, settings: Settings, group: str, partitions: list[tuple[str, int]]):
+        self._consumer = Consumer(settings.kafka_config(**{"group.id": group}))
+        self._partitions = [TopicPartition(t, p) for t, p in partitions]
+        self._seen: dict[tuple[str, int], tuple[list[float], list[int]]] = {
+            tp: ([], []) for tp in partitions
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="visibility", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                committed = self._consumer.committed(self._partitions, timeout=5)
+            except Exception:  # a slow answer: the next poll will do
+                continue
+            now = time.time()
+            for tp in committed:
+                times, offsets = self._seen[(tp.topic, tp.partition)]
+                if tp.offset >= 0 and (not offsets or tp.offset > offsets[-1]):
+                    times.append(now)
+                    offsets.append(tp.offset)
+            self._stop.wait(0.05)
+
+    def visible_at(self, topic: str, partition: int, offset: int) -> float | None:
+        times, offsets = self._seen[(topic, partition)]
+        index = bisect.bisect_right(offsets, offset)  # first committed offset > offset
+        return times[index] if index < len(times) else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _latencies(
+    settings: Settings,
+    registry: SchemaRegistry,
+    seen: _Visibility,
+    raw: tuple[Marks, Marks],
+    linked: tuple[Marks, Marks],
+) -> tuple[list[float], list[float]]:
+    """Seconds from each raw event's publication to its linked row being committed, and
+    the worker's part of it (raw to linked message, both broker CreateTimes), sorted."""
+    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    published: dict[str, float] = {}
+    for message in _read(settings, *raw):
+        try:
+            event = raw_decoders[str(message.topic())].decode(message.value() or b"")
+        except SerdeError:
+            continue
+        published[str(event["event_id"])] = message.timestamp()[1] / 1000
+    linked_decoders = {t: registry.decoder(get_topic(t)) for t in LINKED}
+    delays, worker = [], []
+    for message in _read(settings, *linked):
+        event = linked_decoders[str(message.topic())].decode(message.value() or b"")
+        sent = published.get(str(event["event_id"]))
+        topic, partition = str(message.topic()), int(message.partition() or 0)
+        shown = seen.visible_at(topic, partition, message.offset())
+        if sent is not None and shown is not None:
+            delays.append(shown - sent)
+            worker.append(message.timestamp()[1] / 1000 - sent)
+    return sorted(delays), sorted(worker)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
+
+
+def _commit_group(settings: Settings, group: str, marks: Marks) -> None:
+    """Set a new, empty group's committed offsets to ``marks``."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in marks.items()], asynchronous=False
+        )
+    finally:
+        consumer.close()
+
+
+def _sink_rate(settings: Settings, folder: Path, start: Marks, facts: int) -> float:
+    """A second sink reading the run's linked events again: fact rows/s from the first look
+    at its counts that shows rows written to the first that shows them all (so start-up,
+    migrations, the group join and the first batch are left out; the last, partial batch's
+    wait, C2C_SINK_BATCH_WAIT_S, is in). Looks are about 0.2 s apart."""
+    group = f"bench-sink-{uuid.uuid4().hex[:10]}"
+    _commit_group(settings, group, start)
+    ch = settings.model_copy(
+        update={"clickhouse_url": f"chdb://{folder / 'ch'}", "clickhouse_database": "again"}
+    )
+    sink = SinkProcess(ch, folder / "sink.log", port=_free_port(), group=group, start_at="earliest")
+    first: list[tuple[float, int]] = []
+    sink.launch()
+    try:
+
+        def done(_ready: dict[str, Any], counts: dict[str, Any]) -> bool:
+            written = int(counts.get("facts", 0))
+            if written and not first:
+                first.append((time.perf_counter(), written))
+            return written >= facts
+
+        sink.wait(done, f"done with {facts} fact rows", timeout_s=1800)
+        finished = time.perf_counter()
+    finally:
+        sink.stop()
+    began, before = first[0]
+    return (facts - before) / (finished - began) if finished > began else float("nan")
+
+
+def _plain_rate(settings: Settings, folder: Path, rows: dict[str, list[list[Any]]]) -> float:
+    client = connect(
+        settings.model_copy(
+            update={"clickhouse_url": f"chdb://{folder / 'ch'}", "clickhouse_database": "plain"}
+        )
+    )
+    try:
+        migrate(client, min_cell=11)
+        started = time.perf_counter()
+        count = plain_insert(client, rows, settings.sink_batch_rows)
+        return count / (time.perf_counter() - started)
+    finally:
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s")
+    parser.add_argument("--seconds", type=float, default=30.0, help="of offered load")
+    parser.add_argument("--repeats", type=int, default=3, help="sink-vs-plain rounds")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    settings = load_settings()
+    registry = SchemaRegistry(settings)
+    seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000
+    sink_topics = [*LINKED, CHANGES_TOPIC]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        folder, paced = tmp / "synth", tmp / "paced"
+        synthesize(SynthConfig(people=args.people, seed=seed), NoiseConfig(), folder)
+        people = max(50, int(args.rate * args.seconds / 30))  # about 30 records a person
+        synthesize(SynthConfig(people=people, seed=seed + 1), NoiseConfig(), paced)
+        records = sum(1 for _ in mapped_events(folder))
+        paced_records = sum(1 for _ in mapped_events(paced))
+
+        ch = settings.model_copy(
+            update={"clickhouse_url": f"chdb://{tmp / 'ch'}", "clickhouse_database": "bench"}
+        )
+        sink = SinkProcess(ch, tmp / "sink.log", port=_free_port())
+        worker = WorkerProcess(settings, tmp / "worker.log", port=_free_port())
+        sink.start()
+        worker.start()
+        seen = _Visibility(settings, sink.group, sorted(_marks(settings, LINKED)))
+        try:
+            # -- the maximum ------------------------------------------------------------
+            raw0, linked0, sink0 = (
+                _marks(settings, RAW_TOPICS),
+                _marks(settings, LINKED),
+                _marks(settings, sink_topics),
+            )
+            started = time.perf_counter()
+            replay(settings, folder)
+            replayed_s = time.perf_counter() - started
+            counts = worker.drained(records, timeout_s=3600)
+            worker_s = time.perf_counter() - started
+            linked = int(counts.get("linked", 0))
+            sink.caught_up(linked, timeout_s=3600)
+            end_to_end_s = time.perf_counter() - started
+            raw1, linked1 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
+            # -- offered load ------------------------------------------------------------
+            replay(settings, paced, rate=args.rate)
+            counts = worker.drained(records + paced_records, timeout_s=3600)
+            sink.caught_up(int(counts.get("linked", 0)), timeout_s=3600)
+            raw2, linked2 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
+        finally:
+            worker.stop()
+            sink.stop()
+            seen.close()
+        at_max, worker_max = _latencies(settings, registry, seen, (raw0, raw1), (linked0, linked1))
+        at_rate, worker_rate = _latencies(
+            settings, registry, seen, (raw1, raw2), (linked1, linked2)
+        )
+
+        # -- the sink against a plain insert of the same rows ---------------------------
+        decoders = {t: registry.decoder(get_topic(t)) for t in LINKED}
+        rows: dict[str, list[list[Any]]] = {}
+        for message in _read(settings, linked0, linked1):
+            topic = str(message.topic())
+            table, row = fact_row(topic, decoders[topic].decode(message.value() or b""))
+            rows.setdefault(table, []).append(row)
+        facts = sum(len(r) for r in rows.values())
+        sink_rates, plain_rates = [], []
+        for round_ in range(args.repeats):
+            sink_rates.append(_sink_rate(settings, tmp / f"again{round_}", sink0, facts))
+            plain_rates.append(_plain_rate(settings, tmp / f"plain{round_}", rows))
+
+    events_s = records / end_to_end_s
+    sink_s, plain_s = statistics.median(sink_rates), statistics.median(plain_rates)
+    print(
+        f"{records:,} records of {args.people:,} synthetic people (seed {seed}), {linked:,} "
+        f"linked; replay {records / replayed_s:,.0f}/s, worker done after {worker_s:.1f} s, "
+        f"sink after {end_to_end_s:.1f} s; paced: {paced_records:,} records at "
+        f"{args.rate:,.0f}/s offered"
+    )
+    p99_rate = _percentile(at_rate, 0.99)
+    print_table(
+        ["measure", "value", "target", "met"],
+        [
+            [
+                "end to end, replay -> rows in ClickHouse",
+                f"{events_s:,.0f} events/s",
+                f">= {_TARGETS['events']:,.0f}",
+                "yes" if events_s >= _TARGETS["events"] else "no",
+            ],
+            [
+                f"latency at {args.rate:,.0f}/s offered, p50 / p99 ({len(at_rate):,} events)",
+                f"{_percentile(at_rate, 0.5):.2f} s / {p99_rate:.2f} s",
+                f"p99 <= {_TARGETS['p99_s']:.0f} s",
+                "yes" if p99_rate <= _TARGETS["p99_s"] else "no",
+            ],
+            [
+                "  of which raw -> linked (the worker), p50 / p99",
+                f"{_percentile(worker_rate, 0.5):.2f} s / {_percentile(worker_rate, 0.99):.2f} s",
+                "-",
+                "-",
+            ],
+            [
+                f"latency at the maximum, p50 / p99 ({len(at_max):,} events)",
+                f"{_percentile(at_max, 0.5):.1f} s / {_percentile(at_max, 0.99):.1f} s",
+                "-",
+                "-",
+            ],
+            [
+                "  of which raw -> linked (the worker), p50 / p99",
+                f"{_percentile(worker_max, 0.5):.1f} s / {_percentile(worker_max, 0.99):.1f} s",
+                "-",
+                "-",
+            ],
+            [
+                f"sink from Kafka, rows/s (median of {args.repeats})",
+                f"{sink_s:,.0f}",
+                "-",
+                "-",
+            ],
+            [
+                f"plain clickhouse-connect column insert, rows/s (median of {args.repeats})",
+                f"{plain_s:,.0f}",
+                "-",
+                "-",
+            ],
+            [
+                "sink / plain",
+                f"{sink_s / plain_s:.2f}",
+                f">= {_TARGETS['ratio']:.1f}",
+                "yes" if sink_s / plain_s >= _TARGETS["ratio"] else "no",
+            ],
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The sink while ClickHouse refuses: it pauses, retries with growing waits, resumes, and in
+the end every event is one row; offsets are never committed past a batch not written.
+
+ClickHouse is embedded (chdb) and the sink runs in this process, so the test can make the
+real engine refuse: ``DETACH TABLE fact_wage`` (inserts fail with UNKNOWN_TABLE) until
+``ATTACH TABLE fact_wage``. Nothing is mocked: Kafka, the registry and ClickHouse are real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from c2c.clickhouse import connect
+from c2c.examples import RAW_KINDS, example_linked
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import get_topic
+from sinks.migrate import migrate
+from sinks.rows import FACT_TABLES
+from sinks.sink import Sink
+
+pytestmark = pytest.mark.integration
+
+Offsets = dict[tuple[str, int], int]
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
+    """Wait for ``condition`` (a deadline only so that a broken sink fails, not hangs)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+class _Publisher:
+    """Linked events of every kind for persons of this run, published as the worker does;
+    remembers each event's id and the first offset of this run per partition."""
+
+    def __init__(self, stack: Settings, registry: SchemaRegistry, run: str) -> None:
+        self.run = run
+        self.producer = Producer(stack.kafka_config(**{"enable.idempotence": True}))
+        self.encoders = {t: registry.encoder(get_topic(t)) for t in FACT_TABLES}
+        self.sent: dict[str, set[str]] = {table: set() for table in FACT_TABLES.values()}
+        self.at: dict[tuple[str, int, int], str] = {}  # (topic, partition, offset) -> event id
+        self.first: Offsets = {}
+        self.last: Offsets = {}
+        self.count = 0
+
+    def publish(self, per_kind: int) -> None:
+        def delivered(error: Any, message: Any) -> None:
+            assert error is None, error
+            where = (message.topic(), message.partition())
+            self.at[(*where, message.offset())] = ids[message.key()]
+            self.first.setdefault(where, message.offset())
+            self.first[where] = min(self.first[where], message.offset())
+            self.last[where] = max(self.last.get(where, -1), message.offset())
+
+        ids: dict[bytes, str] = {}
+        for kind in RAW_KINDS:
+            topic = f"c2c.linked.{kind}"
+            for _ in range(per_kind):
+                self.count += 1
+                event = example_linked(kind, self.count)
+                event["event_id"] = str(uuid.uuid4())
+                event["person_id"] = f"{self.run}-{self.count % 37:04d}"
+                self.sent[FACT_TABLES[topic]].add(event["event_id"])
+                key = f"{event['person_id']}/{self.count}".encode()
+                ids[key] = event["event_id"]
+                self.producer.produce(
+                    topic,
+                    self.encoders[topic].encode(event),
+                    key=key,
+                    on_delivery=delivered,
+                )
+        assert self.producer.flush(30) == 0
+
+
+def _committed(stack: Settings, group: str, partitions: list[tuple[str, int]]) -> Offsets:
+    """The group's committed offsets (read by a consumer that does not join the group)."""
+    reader = Consumer(stack.kafka_config(**{"group.id": group}))
+    try:
+        found = reader.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
+    finally:
+        reader.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+
+def _assert_written_below(
+    client: Any, publisher: _Publisher, committed: Offsets, topics: list[str]
+) -> None:
+    """Every message of ours on ``topics`` below its partition's committed offset is a row
+    in ClickHouse: the sink commits only what it wrote."""
+    present: set[str] = set()
+    for topic in topics:
+        present |= {
+            str(row[0])
+            for row in client.query(
+                f"SELECT DISTINCT event_id FROM {FACT_TABLES[topic]} "
+                "WHERE startsWith(person_id, {run:String})",
+                parameters={"run": publisher.run},
+            ).result_rows
+        }
+    for (topic, partition, offset), event_id in publisher.at.items():
+        if topic in topics and offset < committed.get((topic, partition), -1):
+            assert event_id in present, (topic, partition, offset)
+
+
+@pytest.fixture
+def clickhouse(tmp_path: Path, stack: Settings) -> Iterator[tuple[Settings, Any]]:
+    settings = stack.model_copy(
+        update={
+            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
+            "clickhouse_database": "retry",
+            "sink_batch_rows": 60,
+            "sink_batch_wait_s": 0.3,
+            "sink_start": "latest",
+        }
+    )
+    client = connect(settings)
+    migrate(client, min_cell=11)
+    yield settings, client
+    client.close()
+
+
+def test_refused_batches_are_held_retried_with_backoff_and_written_once(
+    stack: Settings, registry: SchemaRegistry, clickhouse: tuple[Settings, Any]
+) -> None:
+    settings, client = clickhouse
+    group = f"test-sink-retry-{uuid.uuid4().hex[:10]}"
+    waits: Counter[int] = Counter()  # 0.1 s waits, by how many refusals the sink had seen
+    sink: Sink
+
+    def sleep(seconds: float) -> None:
+        waits[sink.counts["clickhouse_errors"]] += 1
+        time.sleep(seconds)
+
+    sink = Sink(settings, registry, client, group_id=group, sleep=sleep)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as exc:  # surfaced in the test thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="sink", daemon=True)
+    worker.start()
+    try:
+        _until(lambda: sink.positioned, "assigned and positioned")
+        with sink.lock:
+            client.command("DETACH TABLE fact_wage")
+        publisher = _Publisher(stack, registry, f"retry-{uuid.uuid4().hex[:8]}")
+        publisher.publish(per_kind=30)
+        _until(lambda: sink.counts["clickhouse_errors"] >= 3, "refused three times")
+
+        # refused: no wage offset committed; every message below a committed offset written
+        assert sink.clickhouse_error is not None
+        assert "UNKNOWN_TABLE" in sink.clickhouse_error
+        committed = _committed(stack, group, sorted(publisher.first))
+        for (topic, partition), offset in committed.items():
+            if topic == "c2c.linked.wage":
+                assert offset < 0 or offset <= publisher.first[(topic, partition)], offset
+        with sink.lock:  # the wage table is detached: the others
+            others = [t for t in FACT_TABLES if t != "c2c.linked.wage"]
+            _assert_written_below(client, publisher, committed, others)
+
+        # more arrives while the partitions are paused; then ClickHouse takes inserts again
+        publisher.publish(per_kind=30)
+        with sink.lock:
+            client.command("ATTACH TABLE fact_wage")
+        total = publisher.count
+        _until(
+            lambda: sink.counts["facts"] >= total and not any(sink.lag().values()),
+            f"done with {total} facts",
+        )
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not failed, failed
+    assert sink.clickhouse_error is None
+
+    # every event exactly once (refused batches re-inserted whole; copies collapse by id)
+    for table, sent in publisher.sent.items():
+        rows = client.query(
+            f"SELECT toString(event_id), count() FROM {table} FINAL "
+            "WHERE startsWith(person_id, {run:String}) GROUP BY event_id",
+            parameters={"run": publisher.run},
+        ).result_rows
+        assert {event_id for event_id, _n in rows} == sent, table
+        assert all(n == 1 for _event_id, n in rows), table
+    # the refused table itself was never half-written: one row per event even before merges
+    unmerged = client.query(
+        "SELECT count() FROM fact_wage WHERE startsWith(person_id, {run:String})",
+        parameters={"run": publisher.run},
+    ).result_rows[0][0]
+    assert unmerged == len(publisher.sent["fact_wage"])
+
+    # committed now: everything published, and nothing beyond it
+    committed = _committed(stack, group, sorted(publisher.last))
+    for where, offset in committed.items():
+        assert offset == publisher.last[where] + 1, (where, offset)
+    _assert_written_below(client, publisher, committed, list(FACT_TABLES))
+    # the waits grew: 0.5 s after the first refusal, 1 s after the second, 2 s after the third
+    assert waits[1] >= 5
+    assert waits[2] > 1.5 * waits[1]
+    assert waits[3] > 1.5 * waits[2]
