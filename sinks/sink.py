@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from c2c.consuming import DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
@@ -125,6 +125,7 @@ class Sink:
         self._lag: dict[str, int] = {}
         self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
         self._lag_checked = 0.0
+        self._paused = False  # partitions paused while ClickHouse refuses a batch
         self._sleep = sleep
         topics = [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
         self._consumer = Consumer(
@@ -210,7 +211,6 @@ class Sink:
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
         delay = 0.5
-        paused = False
         while True:
             started = time.perf_counter()
             try:
@@ -219,14 +219,14 @@ class Sink:
                 self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 self.counts["clickhouse_errors"] += 1
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
-                if not paused:
+                if not self._paused:
                     self._consumer.pause(self._consumer.assignment())
-                    paused = True
+                    self._paused = True
                 waited = 0.0
                 while waited < delay:  # keep the group membership alive while waiting
                     if stop.is_set():
                         return False
-                    self._consumer.poll(0)
+                    self._keep_alive()
                     self._sleep(0.1)
                     waited += 0.1
                     if time.monotonic() - self._lag_checked > 1.0:  # operators see the lag
@@ -235,8 +235,9 @@ class Sink:
                 continue
             self.last_insert_s = time.perf_counter() - started
             self.clickhouse_error = None
-            if paused:
+            if self._paused:
                 self._consumer.resume(self._consumer.assignment())
+                self._paused = False
             break
         self._decoding.commit()  # offsets only now, after ClickHouse has every row
         self.counts["rows"] += batch.rows
@@ -246,6 +247,18 @@ class Sink:
         self.newest_row_time = datetime.now(UTC)
         self._observed.written(batch)
         return True
+
+    def _keep_alive(self) -> None:
+        """Serve the group's callbacks while paused. Every assigned partition is paused
+        (partitions assigned meanwhile too, in :meth:`_on_assign`), so nothing arrives; a
+        message that does is put back to be read again after the pause, never dropped."""
+        message = self._consumer.poll(0)
+        if message is not None and message.error() is None:
+            where = TopicPartition(
+                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+            )
+            self._consumer.seek(where)
+            self._consumer.pause([where])
 
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
         # Where reading starts is fixed here, at assignment, so that "latest" means the end
@@ -259,6 +272,8 @@ class Sink:
                 tp.offset = high if self.settings.sink_start == "latest" else low
             self._start[(tp.topic, tp.partition)] = tp.offset
         consumer.assign(partitions)
+        if self._paused:  # assigned while ClickHouse refuses: wait with the others
+            consumer.pause(partitions)
         self.counts["assignments"] += 1
         log.info("sink assigned %d partition(s)", len(partitions))
         self.connected = bool(partitions)
