@@ -23,11 +23,13 @@ from c2c.errors import C2CError
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
+from c2c.topics import get_topic
 from observability.telemetry import Telemetry
-from producers.formats import FORMATS, get_format
-from producers.mapping import MappedRow, RowMapper, RowRejected
+from producers.chunks import ChunkPlan, EncodedChunk, default_workers, encoded_chunks, row_outcome
+from producers.formats import FORMATS, KIND_TOPICS, get_format
+from producers.mapping import MappedRow, RowMapper
 from producers.publisher import Publisher
-from producers.reader import Extract, SourceRow, open_extract
+from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 
 __all__ = [
     "ProduceSummary",
@@ -126,18 +128,35 @@ class _Input:
             RejectsFile(rejects_path(path)),
         )
 
-    def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | RowRejected]]:
-        """Each row with its event, or why it has none; counts what was read."""
+    def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | None, tuple[str, str]]]:
+        """Each row with its event, or (None, (reason, code)); counts what was read."""
         for row in self.extract.rows:
             self.summary.read += 1
-            if row.fields is None:
-                yield row, RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
-                continue
-            try:
-                yield row, self.mapper.map(row.fields, row.raw)
-            except RowRejected as exc:
-                message = str(exc).removesuffix(f" [{exc.code}]")
-                yield row, RowRejected(f"line {row.line}: {message}", code="row.invalid")
+            mapped, why = row_outcome(self.mapper, row)
+            yield row, mapped, why
+
+    def plan(self, registry: SchemaRegistry | None, event_ids: bool) -> ChunkPlan:
+        """What workers need to encode this extract: with ``registry``, the schema and
+        registered id of every topic this source publishes to (RegistryError if one is not
+        registered); without (a dry run), nothing is encoded."""
+        schemas = None
+        if registry is not None:
+            topics = {KIND_TOPICS[t.kind] for t in get_format(self.source).record_types.values()}
+            schemas = {
+                name: (registry.library.resolve(topic.schema), registry.schema_id(topic))
+                for name, topic in ((name, get_topic(name)) for name in sorted(topics))
+            }
+        return ChunkPlan(self.source, self.extract.kind, self.extract.columns, schemas, event_ids)
+
+    def raw_at(self, encoded: EncodedChunk, line: int) -> bytes:
+        """The row ending at ``line`` of ``encoded``'s chunk, as read (delivery failures
+        only: the workers do not send the rows they encoded)."""
+        extract = self.extract
+        lines = extract.lines[encoded.start : encoded.start + encoded.count]
+        chunk = Chunk(encoded.index, encoded.start, lines, encoded.size)
+        return next(
+            row.raw for row in read_rows(extract.kind, extract.columns, chunk) if row.line == line
+        )
 
 
 class _Producing:
@@ -152,13 +171,15 @@ class _Producing:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
-        registry = SchemaRegistry(settings)
-        self.dead_letters = None if dry_run else DeadLetterPublisher(settings, registry)
+        self.registry = None if dry_run else SchemaRegistry(settings)
+        self.dead_letters = (
+            None if self.registry is None else DeadLetterPublisher(settings, self.registry)
+        )
         self.publisher = (
             None
-            if dry_run
+            if self.registry is None
             else Publisher(
-                settings, registry, on_failure=self._failed, rate=rate, telemetry=telemetry
+                settings, self.registry, on_failure=self._failed, rate=rate, telemetry=telemetry
             )
         )
         self._rejected = (
@@ -169,46 +190,77 @@ class _Producing:
             else None
         )
 
-    def reject(self, item: _Input, row: SourceRow, reason: str, code: str) -> None:
+    def reject(self, item: _Input, line: int, reason: str, code: str, raw: bytes) -> None:
         if self._rejected is not None:
             self._rejected.add(1, {"source": item.source, "code": code})
         item.summary.rejected += 1
         item.summary.reasons[code] += 1
-        item.rejects.write(row.line, reason, row.raw)
+        item.rejects.write(line, reason, raw)
         if self.dead_letters is not None:
             self.dead_letters.publish(
                 dead_letter(
                     stage=f"producer:{item.source}",
                     error=C2CError(reason, code=code),
                     source_file=str(item.path),
-                    source_line=row.line,
-                    value=row.raw,
+                    source_line=line,
+                    value=raw,
                 )
             )
 
     def _failed(self, context: Any, reason: str) -> None:
-        item, row, topic = context
+        if isinstance(context[0], tuple):  # from send_many: ((input, chunk, start), index)
+            (item, encoded, start), index = context
+            topic, line = encoded.topics[start + index], encoded.lines[start + index]
+            raw = item.raw_at(encoded, line)
+        else:
+            item, line, raw, topic = context
         item.summary.by_topic[topic] -= 1
-        self.reject(item, row, f"line {row.line}: {reason}", "kafka.delivery")
+        self.reject(item, line, f"line {line}: {reason}", "kafka.delivery", raw)
 
-    def handle(self, item: _Input, row: SourceRow, outcome: MappedRow | RowRejected) -> None:
-        if isinstance(outcome, RowRejected):
-            self.reject(item, row, str(outcome).removesuffix(f" [{outcome.code}]"), outcome.code)
+    def handle(
+        self, item: _Input, row: SourceRow, mapped: MappedRow | None, why: tuple[str, str]
+    ) -> None:
+        """Publish one mapped row, or reject it (replay)."""
+        if mapped is None:
+            self.reject(item, row.line, why[0], why[1], row.raw)
             return
         if self.publisher is not None:
             try:
-                value = self.publisher.encode(outcome.topic, outcome.event)
+                value = self.publisher.encode(mapped.topic, mapped.event)
             except SerdeError as exc:
-                self.reject(item, row, f"line {row.line}: {exc}", exc.code)
+                self.reject(item, row.line, f"line {row.line}: {exc}", exc.code, row.raw)
                 return
             self.publisher.send(
-                outcome.topic,
-                outcome.key,
+                mapped.topic,
+                mapped.key,
                 value,
-                (item, row, outcome.topic),
-                event_id=outcome.event["event_id"],
+                (item, row.line, row.raw, mapped.topic),
+                event_id=mapped.event["event_id"],
             )
-        item.summary.by_topic[outcome.topic] += 1
+        item.summary.by_topic[mapped.topic] += 1
+
+    def publish(self, item: _Input, encoded: EncodedChunk) -> None:
+        """Publish a chunk's messages and reject its rejects, in file order."""
+        item.summary.read += encoded.read
+        done = 0
+        for reject in encoded.rejects:
+            self._send(item, encoded, done, reject.position)
+            done = reject.position
+            self.reject(item, reject.line, reject.reason, reject.code, reject.raw)
+        self._send(item, encoded, done, len(encoded.values))
+        item.summary.by_topic.update(encoded.topics)
+
+    def _send(self, item: _Input, encoded: EncodedChunk, start: int, end: int) -> None:
+        if self.publisher is None or start == end:
+            return
+        whole = start == 0 and end == len(encoded.values)
+        self.publisher.send_many(
+            encoded.topics if whole else encoded.topics[start:end],
+            encoded.keys if whole else encoded.keys[start:end],
+            encoded.values if whole else encoded.values[start:end],
+            (item, encoded, start),
+            encoded.event_ids[start:end] if encoded.event_ids else None,
+        )
 
     def finish(self, inputs: list[_Input], started: float) -> None:
         """Wait for every acknowledgement and dead letter; close rejects; total up."""
@@ -245,23 +297,28 @@ def produce_file(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     telemetry: Telemetry | None = None,
+    workers: int | None = None,
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
-    not this source's format at all (nothing is published then)."""
+    not this source's format at all (nothing is published then).
+
+    ``workers`` processes (default: one per core) read, validate and encode chunks of the
+    file; this process publishes them in file order. The outcome is the same whatever
+    ``workers``: the same messages in the same order, the same rejects.
+    """
     started = time.perf_counter()
     item = _Input.open(source, path, dry_run)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
-    last = 0
+    publisher = producing.publisher
+    plan = item.plan(producing.registry, event_ids=publisher is not None and publisher.tracing)
+    count = default_workers() if workers is None else workers
     try:
-        for row, outcome in item.mapped():
-            producing.handle(item, row, outcome)
-            if progress is not None and item.extract.position - last > 65536:
-                progress(item.extract.position - last)
-                last = item.extract.position
+        for encoded in encoded_chunks(item.extract, plan, count):
+            producing.publish(item, encoded)
+            if progress is not None:
+                progress(encoded.size)
     finally:
         producing.finish([item], started)
-        if progress is not None:
-            progress(item.extract.size - last)
     return item.summary
 
 
@@ -281,29 +338,28 @@ def open_folder(folder: Path, *, dry_run: bool = True) -> list[_Input]:
 
 def in_time_order(
     inputs: list[_Input],
-) -> Iterator[tuple[_Input, SourceRow, MappedRow | RowRejected]]:
-    """Rows of all ``inputs`` merged by event time (each input must be in time order);
-    rows that do not map come first, as they have no time."""
+) -> Iterator[tuple[_Input, SourceRow, MappedRow | None, tuple[str, str]]]:
+    """Rows of all ``inputs`` merged by event time (each input must be in time order), each
+    with its event or (None, (reason, code)); rows that do not map come first, as they
+    have no time."""
 
-    def timed(
-        index: int, item: _Input
-    ) -> Iterator[tuple[Any, int, int, _Input, SourceRow, MappedRow | RowRejected]]:
-        for seq, (row, outcome) in enumerate(item.mapped()):
-            when = outcome.event["event_time"] if isinstance(outcome, MappedRow) else _EARLIEST
-            yield when, index, seq, item, row, outcome
+    def timed(index: int, item: _Input) -> Iterator[tuple[Any, ...]]:
+        for seq, (row, mapped, why) in enumerate(item.mapped()):
+            when = mapped.event["event_time"] if mapped is not None else _EARLIEST
+            yield when, index, seq, item, row, mapped, why
 
-    for _, _, _, item, row, outcome in heapq.merge(
+    for _, _, _, item, row, mapped, why in heapq.merge(
         *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
     ):
-        yield item, row, outcome
+        yield item, row, mapped, why
 
 
 def mapped_events(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(source, raw event) of every row of ``folder``'s extracts that maps, in event-time
     order; rows that do not map are skipped (`c2c produce` reports them)."""
-    for item, _row, outcome in in_time_order(open_folder(folder)):
-        if isinstance(outcome, MappedRow):
-            yield item.source, outcome.event
+    for item, _row, mapped, _why in in_time_order(open_folder(folder)):
+        if mapped is not None:
+            yield item.source, mapped.event
 
 
 def replay(
@@ -320,8 +376,8 @@ def replay(
     inputs = open_folder(folder, dry_run=dry_run)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     try:
-        for item, row, outcome in in_time_order(inputs):
-            producing.handle(item, row, outcome)
+        for item, row, mapped, why in in_time_order(inputs):
+            producing.handle(item, row, mapped, why)
     finally:
         producing.finish(inputs, started)
     return [item.summary for item in inputs]
