@@ -175,3 +175,46 @@ def test_replay_publishes_every_synth_record_in_event_time_order(
             stack, registry, topic, lambda r, ids=ids: str(r["event_id"]) in ids, expected=len(ids)
         )
         assert {str(r["event_id"]) for r in found} == ids
+
+
+def _wage_file(path: Path, marker: str, rows: int) -> None:
+    with (EXAMPLES / "edd.csv").open(newline="") as handle:
+        table = list(csv.reader(handle))
+    header, body = table[0], table[1:]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(rows):
+            row = list(body[i % len(body)])
+            row[header.index("WageRecordID")] = f"W{i:06d}-{marker}"
+            row[header.index("SSN")] = f"{900000000 + i % 50:09d}"  # 50 people, many rows each
+            if i % 500 == 7:
+                row[header.index("Wages")] = "lots"
+            writer.writerow(row)
+
+
+def test_the_same_file_publishes_the_same_way_whatever_the_workers(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    runs = {}
+    for workers in (1, 2):
+        marker = f"{uuid.uuid4().hex[:8]}"
+        path = tmp_path / f"edd-{workers}.csv"
+        _wage_file(path, marker, 9000)
+        summary = produce_file(stack, "edd", path, workers=workers)
+        rejects = rejects_path(path).read_text().replace(marker, "M")
+        published = _read_topic(
+            stack,
+            registry,
+            "c2c.raw.wage",
+            lambda r, marker=marker: r["source_record_id"].endswith(marker),
+            expected=summary.published,
+        )
+        order: dict[str, list[str]] = {}
+        for record in published:
+            order.setdefault(record["person"]["ssn"], []).append(record["source_record_id"][:7])
+        runs[workers] = ((summary.read, summary.published, summary.rejected), rejects, order)
+    assert runs[1][0] == (9000, 9000 - 18, 18)
+    assert runs[1] == runs[2]
+    # One person's events keep the file's order.
+    assert all(ids == sorted(ids) for ids in runs[2][2].values())
