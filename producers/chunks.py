@@ -4,7 +4,7 @@
 validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk` of
 whole records and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent
 wire-format value, line) and the rejects (line, reason, code, the row as read), in file
-order. :func:`encoded_chunks` runs it on ``workers`` processes and yields the chunks in
+order. :func:`encoding` runs it on ``workers`` processes and yields the chunks in
 file order, so the caller (one producer, in the main process) publishes in file order:
 one person's events keep their order, and the result is the same whatever ``workers``.
 
@@ -15,6 +15,7 @@ looked up in the registry (none in a dry run, where nothing is encoded).
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -33,7 +34,7 @@ __all__ = [
     "EncodedChunk",
     "Reject",
     "default_workers",
-    "encoded_chunks",
+    "encoding",
     "row_outcome",
 ]
 
@@ -168,33 +169,39 @@ def _encode_in_worker(chunk: Chunk) -> EncodedChunk:
     return _worker.encode(chunk)
 
 
-def encoded_chunks(
+@contextlib.contextmanager
+def encoding(
     extract: Extract, plan: ChunkPlan, workers: int, *, chunk_lines: int = CHUNK_LINES
-) -> Iterator[EncodedChunk]:
+) -> Iterator[Iterator[EncodedChunk]]:
     """Every chunk of ``extract`` encoded, in file order, by ``workers`` processes (in this
     process if 1, or if the file is one chunk).
 
-    At most two chunks a worker are in flight, so memory stays bounded however far the
-    workers run ahead of the caller. Workers start by forking where the platform allows
-    it (they begin at once, with the modules already imported; they only compute, and
-    share nothing with this process after), else by spawning.
+    The workers start on entering, so enter before starting threads of your own (a Kafka
+    producer): they start by forking where the platform allows it (at once, with the
+    modules already imported; they only compute, and share nothing with this process
+    after), and a fork copies only the thread that forks. At most two chunks a worker are
+    in flight, so memory stays bounded however far the workers run ahead of the caller.
+    Leaving stops the workers.
     """
     chunks = extract.chunks(chunk_lines)
     first = next(chunks, None)
     second = next(chunks, None)
+    ahead = itertools.chain((c for c in (first, second) if c is not None), chunks)
     if workers <= 1 or second is None:
         encoder = ChunkEncoder(plan)
-        for chunk in itertools.chain((first, second), chunks):
-            if chunk is not None:
-                yield encoder.encode(chunk)
+        yield (encoder.encode(chunk) for chunk in ahead)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(workers, initializer=_start_worker, initargs=(plan,)) as pool:
-        pending: collections.deque[Any] = collections.deque()
-        for chunk in itertools.chain((first, second), chunks):
-            pending.append(pool.apply_async(_encode_in_worker, (chunk,)))
-            if len(pending) >= 2 * workers:
+
+        def in_order() -> Iterator[EncodedChunk]:
+            pending: collections.deque[Any] = collections.deque()
+            for chunk in ahead:
+                pending.append(pool.apply_async(_encode_in_worker, (chunk,)))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().get()
+            while pending:
                 yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+
+        yield in_order()

@@ -25,10 +25,10 @@ from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.topics import get_topic
 from observability.telemetry import Telemetry
-from producers.chunks import ChunkPlan, EncodedChunk, default_workers, encoded_chunks, row_outcome
+from producers.chunks import ChunkPlan, EncodedChunk, default_workers, encoding, row_outcome
 from producers.formats import FORMATS, KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper
-from producers.publisher import Publisher
+from producers.publisher import Publisher, records_spans
 from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 
 __all__ = [
@@ -169,9 +169,13 @@ class _Producing:
         rate: float | None,
         dry_run: bool,
         telemetry: Telemetry | None = None,
+        registry: SchemaRegistry | None = None,
     ) -> None:
         self.settings = settings
-        self.registry = None if dry_run else SchemaRegistry(settings)
+        if dry_run:
+            self.registry = None
+        else:
+            self.registry = registry if registry is not None else SchemaRegistry(settings)
         self.dead_letters = (
             None if self.registry is None else DeadLetterPublisher(settings, self.registry)
         )
@@ -308,17 +312,21 @@ def produce_file(
     """
     started = time.perf_counter()
     item = _Input.open(source, path, dry_run)
-    producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
-    publisher = producing.publisher
-    plan = item.plan(producing.registry, event_ids=publisher is not None and publisher.tracing)
+    registry = None if dry_run else SchemaRegistry(settings)
+    plan = item.plan(registry, event_ids=records_spans(telemetry))
     count = default_workers() if workers is None else workers
-    try:
-        for encoded in encoded_chunks(item.extract, plan, count):
-            producing.publish(item, encoded)
-            if progress is not None:
-                progress(encoded.size)
-    finally:
-        producing.finish([item], started)
+    # The workers start before the producers' threads do (see producers.chunks.encoding).
+    with encoding(item.extract, plan, count) as encoded_chunks:
+        producing = _Producing(
+            settings, rate=rate, dry_run=dry_run, telemetry=telemetry, registry=registry
+        )
+        try:
+            for encoded in encoded_chunks:
+                producing.publish(item, encoded)
+                if progress is not None:
+                    progress(encoded.size)
+        finally:
+            producing.finish([item], started)
     return item.summary
 
 

@@ -22,7 +22,7 @@ from c2c.settings import Settings
 from c2c.topics import get_topic
 from observability.telemetry import Telemetry
 
-__all__ = ["PRODUCER_CONFIG", "DeliveryFailed", "Publisher"]
+__all__ = ["PRODUCER_CONFIG", "DeliveryFailed", "Publisher", "records_spans"]
 
 # Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
 PRODUCER_CONFIG: Mapping[str, Any] = {
@@ -37,8 +37,15 @@ PRODUCER_CONFIG: Mapping[str, Any] = {
 DeliveryFailed = Callable[[Any, str], None]
 
 
+def records_spans(telemetry: Telemetry | None) -> bool:
+    """Whether ``telemetry`` records spans: a no-op tracer records none and injects no
+    headers, so a span a message would cost time for nothing."""
+    return telemetry is not None and not isinstance(telemetry.tracer, NoOpTracer)
+
+
 class Publisher:
-    """Encodes and sends events; counts what the broker acknowledged.
+    """Encodes and sends events; counts what the broker acknowledged. ``tracing``: each
+    message starts a span (when telemetry records them).
 
     ``on_failure(context, reason)`` is called for each event the broker did not take after
     librdkafka's retries, with the ``context`` given to :meth:`send` (for
@@ -72,8 +79,7 @@ class Publisher:
         self.sent = 0
         self.failed = 0
         self._telemetry = telemetry
-        # A no-op tracer records nothing and injects no headers: skip its spans per message.
-        self.tracing = telemetry is not None and not isinstance(telemetry.tracer, NoOpTracer)
+        self.tracing = records_spans(telemetry)
         if telemetry is not None:
             self._sent = telemetry.meter.create_counter(
                 "c2c.events.out", description="Events handed to Kafka, by topic and stage"

@@ -12,7 +12,7 @@ import pytest
 
 from c2c.schemas import SchemaLibrary
 from c2c.topics import get_topic
-from producers.chunks import ChunkPlan, EncodedChunk, encoded_chunks
+from producers.chunks import ChunkPlan, EncodedChunk, encoding
 from producers.formats import KIND_TOPICS
 from producers.reader import Extract, SourceRow, open_extract, read_rows
 
@@ -112,6 +112,11 @@ def _plan(extract: Extract, source: str, dry_run: bool = False) -> ChunkPlan:
     return ChunkPlan(source, extract.kind, extract.columns, None if dry_run else schemas)
 
 
+def _encoded(extract: Extract, plan: ChunkPlan, workers: int, lines: int) -> list[EncodedChunk]:
+    with encoding(extract, plan, workers, chunk_lines=lines) as chunks:
+        return list(chunks)
+
+
 def _flat(chunks: list[EncodedChunk]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     messages = [
         (topic, key, value, line)
@@ -127,10 +132,10 @@ def test_the_output_is_the_same_whatever_the_number_of_workers(tmp_path: Path) -
     path.write_bytes(_awkward_k12(2000))
     extract = open_extract(path)
     plan = _plan(extract, "k12")
-    one = list(encoded_chunks(extract, plan, 1, chunk_lines=150))
-    two = list(encoded_chunks(extract, plan, 2, chunk_lines=150))
-    three = list(encoded_chunks(extract, plan, 3, chunk_lines=97))
-    whole = list(encoded_chunks(extract, plan, 1, chunk_lines=10**6))
+    one = _encoded(extract, plan, 1, 150)
+    two = _encoded(extract, plan, 2, 150)
+    three = _encoded(extract, plan, 3, 97)
+    whole = _encoded(extract, plan, 1, 10**6)
     assert len(one) > 10
     assert len(whole) == 1
     assert [c.index for c in two] == list(range(len(two)))
@@ -153,10 +158,8 @@ def test_a_dry_run_encodes_nothing_and_counts_the_same(tmp_path: Path) -> None:
     path = tmp_path / "k12.csv"
     path.write_bytes(_awkward_k12(600))
     extract = open_extract(path)
-    wet = _flat(list(encoded_chunks(extract, _plan(extract, "k12"), 2, chunk_lines=100)))
-    dry = _flat(
-        list(encoded_chunks(extract, _plan(extract, "k12", dry_run=True), 2, chunk_lines=100))
-    )
+    wet = _flat(_encoded(extract, _plan(extract, "k12"), 2, 100))
+    dry = _flat(_encoded(extract, _plan(extract, "k12", dry_run=True), 2, 100))
     assert [(t, k, line) for t, k, _, line in dry[0]] == [(t, k, line) for t, k, _, line in wet[0]]
     assert {value for _, _, value, _ in dry[0]} == {b""}
     assert dry[1] == wet[1]
