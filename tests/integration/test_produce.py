@@ -218,3 +218,29 @@ def test_the_same_file_publishes_the_same_way_whatever_the_workers(
     assert runs[1] == runs[2]
     # One person's events keep the file's order.
     assert all(ids == sorted(ids) for ids in runs[2][2].values())
+
+
+def test_failed_deliveries_are_reported_one_by_one_in_order(stack: Settings) -> None:
+    from producers.publisher import Publisher
+
+    # Nothing listens on port 1: every message times out in librdkafka and fails.
+    nowhere = stack.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
+    failures: list[tuple[Any, str]] = []
+    publisher = Publisher(
+        nowhere,
+        SchemaRegistry(nowhere),
+        on_failure=lambda context, reason: failures.append((context, reason)),
+        extra_config={"message.timeout.ms": 1000},
+    )
+    values = [b"same", b"other", b"same"]
+    publisher.send_many(["c2c.raw.wage"] * 3, [b"k1", b"k2", b"k1"], values, "chunk-7")
+    publisher.send("c2c.raw.wage", b"k3", b"single", "one")
+    assert publisher.flush(30) == 0
+    assert sorted(context for context, _ in failures if context != "one") == [
+        ("chunk-7", 0),
+        ("chunk-7", 1),
+        ("chunk-7", 2),
+    ]
+    assert [context for context, _ in failures].count("one") == 1
+    assert all(reason.startswith("Kafka did not acknowledge it: ") for _, reason in failures)
+    assert (publisher.sent, publisher.failed, publisher.acknowledged) == (4, 4, 0)
