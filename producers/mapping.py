@@ -260,8 +260,8 @@ class RowMapper:
         for path, value in record_type.constants.items():
             _place(event, path, value)
         demographics = event.get("demographics")
-        if demographics is not None and all(v is None for v in demographics.values()):
-            event["demographics"] = None
+        if demographics is not None and [*demographics.values()].count(None) == len(demographics):
+            event["demographics"] = None  # the source reported none of them
         if record_type.kind != "optout":
             event.setdefault("demographics", None)
         when = None if problems else record_type.event_time(event)
