@@ -89,18 +89,15 @@ class EncodedChunk:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def row_outcome(mapper: RowMapper, row: SourceRow) -> tuple[MappedRow | None, tuple[str, str]]:
-    """(the mapped row, ("", "")), or (None, (reason, code)) when it has none; the reason
-    starts with ``line N:``."""
+def row_outcome(mapper: RowMapper, row: SourceRow) -> MappedRow | RowRejected:
+    """The mapped row, or why it has none: a RowRejected whose message starts with
+    ``line N:`` and whose code is row.unreadable or row.invalid."""
     if row.cells is None:
-        return None, (f"line {row.line}: {row.problem}", "row.unreadable")
+        return RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
     try:
-        return mapper.for_columns(row.columns)(row.cells, row.raw), _NO_REASON
+        return mapper.for_columns(row.columns)(row.cells, row.raw)
     except RowRejected as exc:
-        return None, (f"line {row.line}: {str(exc).removesuffix(f' [{exc.code}]')}", "row.invalid")
-
-
-_NO_REASON = ("", "")
+        return RowRejected(f"line {row.line}: {exc.args[0]}", code="row.invalid")
 
 
 class ChunkEncoder:
@@ -123,9 +120,9 @@ class ChunkEncoder:
         rejects, ids = out.rejects, out.event_ids
         for row in read_rows(plan.kind, plan.columns, chunk):
             out.read += 1
-            mapped, (reason, code) = row_outcome(mapper, row)
-            if mapped is None:
-                rejects.append(Reject(len(topics), row.line, reason, code, row.raw))
+            mapped = row_outcome(mapper, row)
+            if isinstance(mapped, RowRejected):
+                rejects.append(Reject(len(topics), row.line, mapped.args[0], mapped.code, row.raw))
                 continue
             topic = mapped.topic
             if encoders is None:

@@ -27,7 +27,7 @@ from c2c.topics import get_topic
 from observability.telemetry import Telemetry
 from producers.chunks import ChunkPlan, EncodedChunk, default_workers, encoding, row_outcome
 from producers.formats import FORMATS, KIND_TOPICS, get_format
-from producers.mapping import MappedRow, RowMapper
+from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher, records_spans
 from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 
@@ -128,12 +128,11 @@ class _Input:
             RejectsFile(rejects_path(path)),
         )
 
-    def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | None, tuple[str, str]]]:
-        """Each row with its event, or (None, (reason, code)); counts what was read."""
+    def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | RowRejected]]:
+        """Each row with its event, or why it has none; counts what was read."""
         for row in self.extract.rows:
             self.summary.read += 1
-            mapped, why = row_outcome(self.mapper, row)
-            yield row, mapped, why
+            yield row, row_outcome(self.mapper, row)
 
     def plan(self, registry: SchemaRegistry | None, event_ids: bool) -> ChunkPlan:
         """What workers need to encode this extract: with ``registry``, the schema and
@@ -221,12 +220,10 @@ class _Producing:
         item.summary.by_topic[topic] -= 1
         self.reject(item, line, f"line {line}: {reason}", "kafka.delivery", raw)
 
-    def handle(
-        self, item: _Input, row: SourceRow, mapped: MappedRow | None, why: tuple[str, str]
-    ) -> None:
+    def handle(self, item: _Input, row: SourceRow, mapped: MappedRow | RowRejected) -> None:
         """Publish one mapped row, or reject it (replay)."""
-        if mapped is None:
-            self.reject(item, row.line, why[0], why[1], row.raw)
+        if isinstance(mapped, RowRejected):
+            self.reject(item, row.line, mapped.args[0], mapped.code, row.raw)
             return
         if self.publisher is not None:
             try:
@@ -346,28 +343,29 @@ def open_folder(folder: Path, *, dry_run: bool = True) -> list[_Input]:
 
 def in_time_order(
     inputs: list[_Input],
-) -> Iterator[tuple[_Input, SourceRow, MappedRow | None, tuple[str, str]]]:
-    """Rows of all ``inputs`` merged by event time (each input must be in time order), each
-    with its event or (None, (reason, code)); rows that do not map come first, as they
-    have no time."""
+) -> Iterator[tuple[_Input, SourceRow, MappedRow | RowRejected]]:
+    """Rows of all ``inputs`` merged by event time (each input must be in time order);
+    rows that do not map come first, as they have no time."""
 
-    def timed(index: int, item: _Input) -> Iterator[tuple[Any, ...]]:
-        for seq, (row, mapped, why) in enumerate(item.mapped()):
-            when = mapped.event["event_time"] if mapped is not None else _EARLIEST
-            yield when, index, seq, item, row, mapped, why
+    def timed(
+        index: int, item: _Input
+    ) -> Iterator[tuple[Any, int, int, _Input, SourceRow, MappedRow | RowRejected]]:
+        for seq, (row, outcome) in enumerate(item.mapped()):
+            when = outcome.event["event_time"] if isinstance(outcome, MappedRow) else _EARLIEST
+            yield when, index, seq, item, row, outcome
 
-    for _, _, _, item, row, mapped, why in heapq.merge(
+    for _, _, _, item, row, outcome in heapq.merge(
         *(timed(i, item) for i, item in enumerate(inputs)), key=lambda t: t[:3]
     ):
-        yield item, row, mapped, why
+        yield item, row, outcome
 
 
 def mapped_events(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(source, raw event) of every row of ``folder``'s extracts that maps, in event-time
     order; rows that do not map are skipped (`c2c produce` reports them)."""
-    for item, _row, mapped, _why in in_time_order(open_folder(folder)):
-        if mapped is not None:
-            yield item.source, mapped.event
+    for item, _row, outcome in in_time_order(open_folder(folder)):
+        if isinstance(outcome, MappedRow):
+            yield item.source, outcome.event
 
 
 def replay(
@@ -384,8 +382,8 @@ def replay(
     inputs = open_folder(folder, dry_run=dry_run)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     try:
-        for item, row, mapped, why in in_time_order(inputs):
-            producing.handle(item, row, mapped, why)
+        for item, row, outcome in in_time_order(inputs):
+            producing.handle(item, row, outcome)
     finally:
         producing.finish(inputs, started)
     return [item.summary for item in inputs]
