@@ -1,14 +1,18 @@
 """Rows/s from an extract file to acknowledged by the broker, for the k12 and edd adapters,
 side by side in the same run with:
 
-  limit   confluent-kafka producing the same number of pre-serialized messages of the same
-          size (the client's limit here, with the same producer settings);
-  naive   the straightforward way: csv.DictReader, a hand-written mapping, confluent-kafka's
-          AvroSerializer and produce per row, without validation.
+  ours    `c2c produce` as the command runs it (validation, rejects, telemetry as set up
+          from settings), with --workers N (default: one per core) and with --workers 1;
+  naive   (b) the straightforward way: csv.DictReader, a hand-written mapping,
+          confluent-kafka's AvroSerializer and produce per row, without validation;
+  limit   (a) confluent-kafka producing the same number of pre-serialized messages of the
+          same size (the client's limit here, with the same producer settings).
 
-    .venv/bin/python -m bench.producers [--rows N] [--repeats R]
+    .venv/bin/python -m bench.producers [--rows N] [--repeats R] [--workers N]
 
-Needs the services (`c2c services up`). Medians of interleaved repeats.
+Needs the services (`c2c services up`). Medians of interleaved repeats. Beside rows/s it
+prints the CPU time each spent per row (this process and its workers; the broker's apart),
+which a machine shared with other work disturbs less than wall time.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import argparse
 import csv
 import datetime
 import decimal
+import os
+import resource
+import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +35,13 @@ from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from bench._harness import compare_rates, print_table
+from bench._harness import print_table
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, Topic, get_topic
+from observability.telemetry import setup_telemetry
+from producers.chunks import default_workers
 from producers.files import produce_file
 from producers.mapping import event_id_for
 from producers.publisher import PRODUCER_CONFIG
@@ -202,21 +212,74 @@ def limit(settings: Settings, rows: int, size: int) -> int:
     return rows
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (pool workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _broker_cpu_seconds(settings: Settings) -> float | None:
+    """CPU time of the local broker so far, when this machine runs it."""
+    pid_file = settings.data_dir / "run" / "kafka.pid"
+    try:
+        fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1]
+    except (OSError, ValueError):
+        return None
+    ticks = fields.split()
+    return (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(
+    settings: Settings, runs: dict[str, Callable[[], int]], repeats: int
+) -> dict[str, tuple[float, float, float | None]]:
+    """Median (rows/s, CPU us a row here, broker CPU us a row) of each run, interleaved
+    round by round so that the machine's noise falls on every contender alike."""
+    seen: dict[str, list[tuple[float, float, float | None]]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            broker, cpu, started = (
+                _broker_cpu_seconds(settings),
+                _cpu_seconds(),
+                time.perf_counter(),
+            )
+            count = run()
+            wall = time.perf_counter() - started
+            used = _cpu_seconds() - cpu
+            after = _broker_cpu_seconds(settings)
+            broker_us = None if broker is None or after is None else (after - broker) / count * 1e6
+            seen[name].append((count / wall, used / count * 1e6, broker_us))
+    result = {}
+    for name, values in seen.items():
+        brokers = [b for _, _, b in values if b is not None]
+        result[name] = (
+            statistics.median(r for r, _, _ in values),
+            statistics.median(c for _, c, _ in values),
+            statistics.median(brokers) if brokers else None,
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=default_workers())
     args = parser.parse_args()
     settings = load_settings()
     ensure_topics(settings, [*CATALOGUE, LIMIT_TOPIC])
     registry = SchemaRegistry(settings)
     registry.register_all()
+    telemetry = setup_telemetry(settings, "producer")  # as `c2c produce` does
+    load_before = os.getloadavg()[0]
 
-    table = []
+    rates_table, cpu_table = [], []
     with tempfile.TemporaryDirectory() as folder:
         for source, mapping in (("k12", naive_k12), ("edd", naive_edd)):
             path = make_file(source, args.rows, Path(folder))
-            sample = produce_file(settings, source, path)
+            sample = produce_file(settings, source, path, telemetry=telemetry)
             assert sample.rejected == 0
             assert sample.published == args.rows
             size = max(
@@ -228,12 +291,15 @@ def main() -> None:
                 // 100,
             )
 
-            def ours(path: Path = path, source: str = source) -> int:
-                return produce_file(settings, source, path).published
+            def ours(workers: int, path: Path = path, source: str = source) -> int:
+                summary = produce_file(settings, source, path, telemetry=telemetry, workers=workers)
+                return summary.published
 
-            rates = compare_rates(
+            measured = _measure(
+                settings,
                 {
-                    "ours": ours,
+                    "ours": lambda: ours(args.workers),
+                    "ours1": lambda: ours(1),
                     "naive": lambda path=path, mapping=mapping: naive(
                         settings, registry, path, mapping
                     ),
@@ -241,18 +307,29 @@ def main() -> None:
                 },
                 repeats=args.repeats,
             )
-            table.append(
+            rates = {name: rate for name, (rate, _, _) in measured.items()}
+            rates_table.append(
                 [
                     source,
                     f"{args.rows:,}",
                     f"{size}",
                     f"{rates['ours']:,.0f}",
+                    f"{rates['ours1']:,.0f}",
                     f"{rates['naive']:,.0f}",
                     f"{rates['limit']:,.0f}",
                     f"{rates['ours'] / rates['naive']:.2f}x",
                     f"{rates['ours'] / rates['limit']:.2f}",
+                    f"{rates['ours'] / rates['ours1']:.2f}x",
                 ]
             )
+            cpu_table.append(
+                [source]
+                + [
+                    f"{cpu:.1f}" + ("" if broker is None else f" + {broker:.1f}")
+                    for _, cpu, broker in (measured[n] for n in ("ours", "ours1", "naive", "limit"))
+                ]
+            )
+    telemetry.shutdown()
     print(
         f"rows/s from file to acknowledged (acks=all, idempotent), median of {args.repeats} "
         "interleaved runs; ours validates every row, naive does not"
@@ -262,13 +339,25 @@ def main() -> None:
             "source",
             "rows",
             "bytes/msg",
-            "ours",
+            f"ours ({args.workers} workers)",
+            "ours (1)",
             "naive (b)",
             "limit (a)",
             "ours/naive",
             "ours/limit",
+            f"{args.workers}/1",
         ],
-        table,
+        rates_table,
+    )
+    print()
+    print("CPU microseconds a row: this process and its workers + the local broker")
+    print_table(
+        ["source", f"ours ({args.workers} workers)", "ours (1)", "naive (b)", "limit (a)"],
+        cpu_table,
+    )
+    print(
+        f"\nload average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"on {os.cpu_count()} cores"
     )
 
 

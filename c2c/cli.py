@@ -287,6 +287,13 @@ def schemas_codegen(check_only: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even if some rows were rejected.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read, validate and encode the rows (default: one per core); "
+    "the output is the same whatever the number.",
+)
 @click.pass_context
 @_reports_errors
 def produce(
@@ -297,6 +304,7 @@ def produce(
     dry_run: bool,
     allow_rejects: bool,
     as_json: bool,
+    workers: int | None,
 ) -> None:
     """Validate a provider's extract FILE (CSV or JSON Lines) and publish its rows.
 
@@ -321,6 +329,7 @@ def produce(
             dry_run=dry_run,
             progress=bar.update,
             telemetry=telemetry,
+            workers=workers,
         )
     telemetry.shutdown()
     if as_json:

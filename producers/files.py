@@ -23,11 +23,13 @@ from c2c.errors import C2CError
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
+from c2c.topics import get_topic
 from observability.telemetry import Telemetry
-from producers.formats import FORMATS, get_format
+from producers.chunks import ChunkPlan, EncodedChunk, default_workers, encoding, row_outcome
+from producers.formats import FORMATS, KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
-from producers.publisher import Publisher
-from producers.reader import Extract, SourceRow, open_extract
+from producers.publisher import Publisher, records_spans
+from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 
 __all__ = [
     "ProduceSummary",
@@ -130,14 +132,30 @@ class _Input:
         """Each row with its event, or why it has none; counts what was read."""
         for row in self.extract.rows:
             self.summary.read += 1
-            if row.fields is None:
-                yield row, RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
-                continue
-            try:
-                yield row, self.mapper.map(row.fields, row.raw)
-            except RowRejected as exc:
-                message = str(exc).removesuffix(f" [{exc.code}]")
-                yield row, RowRejected(f"line {row.line}: {message}", code="row.invalid")
+            yield row, row_outcome(self.mapper, row)
+
+    def plan(self, registry: SchemaRegistry | None, event_ids: bool) -> ChunkPlan:
+        """What workers need to encode this extract: with ``registry``, the schema and
+        registered id of every topic this source publishes to (RegistryError if one is not
+        registered); without (a dry run), nothing is encoded."""
+        schemas = None
+        if registry is not None:
+            topics = {KIND_TOPICS[t.kind] for t in get_format(self.source).record_types.values()}
+            schemas = {
+                name: (registry.library.resolve(topic.schema), registry.schema_id(topic))
+                for name, topic in ((name, get_topic(name)) for name in sorted(topics))
+            }
+        return ChunkPlan(self.source, self.extract.kind, self.extract.columns, schemas, event_ids)
+
+    def raw_at(self, encoded: EncodedChunk, line: int) -> bytes:
+        """The row ending at ``line`` of ``encoded``'s chunk, as read (delivery failures
+        only: the workers do not send the rows they encoded)."""
+        extract = self.extract
+        lines = extract.lines[encoded.start : encoded.start + encoded.count]
+        chunk = Chunk(encoded.index, encoded.start, lines, encoded.size)
+        return next(
+            row.raw for row in read_rows(extract.kind, extract.columns, chunk) if row.line == line
+        )
 
 
 class _Producing:
@@ -150,15 +168,21 @@ class _Producing:
         rate: float | None,
         dry_run: bool,
         telemetry: Telemetry | None = None,
+        registry: SchemaRegistry | None = None,
     ) -> None:
         self.settings = settings
-        registry = SchemaRegistry(settings)
-        self.dead_letters = None if dry_run else DeadLetterPublisher(settings, registry)
+        if dry_run:
+            self.registry = None
+        else:
+            self.registry = registry if registry is not None else SchemaRegistry(settings)
+        self.dead_letters = (
+            None if self.registry is None else DeadLetterPublisher(settings, self.registry)
+        )
         self.publisher = (
             None
-            if dry_run
+            if self.registry is None
             else Publisher(
-                settings, registry, on_failure=self._failed, rate=rate, telemetry=telemetry
+                settings, self.registry, on_failure=self._failed, rate=rate, telemetry=telemetry
             )
         )
         self._rejected = (
@@ -169,46 +193,75 @@ class _Producing:
             else None
         )
 
-    def reject(self, item: _Input, row: SourceRow, reason: str, code: str) -> None:
+    def reject(self, item: _Input, line: int, reason: str, code: str, raw: bytes) -> None:
         if self._rejected is not None:
             self._rejected.add(1, {"source": item.source, "code": code})
         item.summary.rejected += 1
         item.summary.reasons[code] += 1
-        item.rejects.write(row.line, reason, row.raw)
+        item.rejects.write(line, reason, raw)
         if self.dead_letters is not None:
             self.dead_letters.publish(
                 dead_letter(
                     stage=f"producer:{item.source}",
                     error=C2CError(reason, code=code),
                     source_file=str(item.path),
-                    source_line=row.line,
-                    value=row.raw,
+                    source_line=line,
+                    value=raw,
                 )
             )
 
     def _failed(self, context: Any, reason: str) -> None:
-        item, row, topic = context
+        if isinstance(context[0], tuple):  # from send_many: ((input, chunk, start), index)
+            (item, encoded, start), index = context
+            topic, line = encoded.topics[start + index], encoded.lines[start + index]
+            raw = item.raw_at(encoded, line)
+        else:
+            item, line, raw, topic = context
         item.summary.by_topic[topic] -= 1
-        self.reject(item, row, f"line {row.line}: {reason}", "kafka.delivery")
+        self.reject(item, line, f"line {line}: {reason}", "kafka.delivery", raw)
 
-    def handle(self, item: _Input, row: SourceRow, outcome: MappedRow | RowRejected) -> None:
-        if isinstance(outcome, RowRejected):
-            self.reject(item, row, str(outcome).removesuffix(f" [{outcome.code}]"), outcome.code)
+    def handle(self, item: _Input, row: SourceRow, mapped: MappedRow | RowRejected) -> None:
+        """Publish one mapped row, or reject it (replay)."""
+        if isinstance(mapped, RowRejected):
+            self.reject(item, row.line, mapped.args[0], mapped.code, row.raw)
             return
         if self.publisher is not None:
             try:
-                value = self.publisher.encode(outcome.topic, outcome.event)
+                value = self.publisher.encode(mapped.topic, mapped.event)
             except SerdeError as exc:
-                self.reject(item, row, f"line {row.line}: {exc}", exc.code)
+                self.reject(item, row.line, f"line {row.line}: {exc}", exc.code, row.raw)
                 return
             self.publisher.send(
-                outcome.topic,
-                outcome.key,
+                mapped.topic,
+                mapped.key,
                 value,
-                (item, row, outcome.topic),
-                event_id=outcome.event["event_id"],
+                (item, row.line, row.raw, mapped.topic),
+                event_id=mapped.event["event_id"],
             )
-        item.summary.by_topic[outcome.topic] += 1
+        item.summary.by_topic[mapped.topic] += 1
+
+    def publish(self, item: _Input, encoded: EncodedChunk) -> None:
+        """Publish a chunk's messages and reject its rejects, in file order."""
+        item.summary.read += encoded.read
+        done = 0
+        for reject in encoded.rejects:
+            self._send(item, encoded, done, reject.position)
+            done = reject.position
+            self.reject(item, reject.line, reject.reason, reject.code, reject.raw)
+        self._send(item, encoded, done, len(encoded.values))
+        item.summary.by_topic.update(encoded.topics)
+
+    def _send(self, item: _Input, encoded: EncodedChunk, start: int, end: int) -> None:
+        if self.publisher is None or start == end:
+            return
+        whole = start == 0 and end == len(encoded.values)
+        self.publisher.send_many(
+            encoded.topics if whole else encoded.topics[start:end],
+            encoded.keys if whole else encoded.keys[start:end],
+            encoded.values if whole else encoded.values[start:end],
+            (item, encoded, start),
+            encoded.event_ids[start:end] if encoded.event_ids else None,
+        )
 
     def finish(self, inputs: list[_Input], started: float) -> None:
         """Wait for every acknowledgement and dead letter; close rejects; total up."""
@@ -245,23 +298,32 @@ def produce_file(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     telemetry: Telemetry | None = None,
+    workers: int | None = None,
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
-    not this source's format at all (nothing is published then)."""
+    not this source's format at all (nothing is published then).
+
+    ``workers`` processes (default: one per core) read, validate and encode chunks of the
+    file; this process publishes them in file order. The outcome is the same whatever
+    ``workers``: the same messages in the same order, the same rejects.
+    """
     started = time.perf_counter()
     item = _Input.open(source, path, dry_run)
-    producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
-    last = 0
-    try:
-        for row, outcome in item.mapped():
-            producing.handle(item, row, outcome)
-            if progress is not None and item.extract.position - last > 65536:
-                progress(item.extract.position - last)
-                last = item.extract.position
-    finally:
-        producing.finish([item], started)
-        if progress is not None:
-            progress(item.extract.size - last)
+    registry = None if dry_run else SchemaRegistry(settings)
+    plan = item.plan(registry, event_ids=records_spans(telemetry))
+    count = default_workers() if workers is None else workers
+    # The workers start before the producers' threads do (see producers.chunks.encoding).
+    with encoding(item.extract, plan, count) as encoded_chunks:
+        producing = _Producing(
+            settings, rate=rate, dry_run=dry_run, telemetry=telemetry, registry=registry
+        )
+        try:
+            for encoded in encoded_chunks:
+                producing.publish(item, encoded)
+                if progress is not None:
+                    progress(encoded.size)
+        finally:
+            producing.finish([item], started)
     return item.summary
 
 

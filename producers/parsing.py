@@ -78,9 +78,15 @@ def money(cell: str) -> decimal.Decimal | None:
         raise ValueError("is not an amount in dollars") from None
     if not amount.is_finite():
         raise ValueError("is not an amount in dollars")
-    if amount != amount.quantize(decimal.Decimal("0.01")):
+    if amount.as_tuple().exponent == -2:
+        return amount  # written with cents, as most are: already what quantize gives
+    cents = amount.quantize(_CENT)
+    if amount != cents:
         raise ValueError("has more than 2 decimal places")
-    return amount.quantize(decimal.Decimal("0.01"))
+    return cents
+
+
+_CENT = decimal.Decimal("0.01")
 
 
 def boolean(cell: str) -> bool | None:

@@ -1,9 +1,13 @@
-"""Reading provider extracts: CSV (with a header) or JSON Lines, row by row.
+"""Reading provider extracts: CSV (with a header) or JSON Lines, row by row or in chunks.
 
 Every physical record of the file becomes a :class:`SourceRow` with its line number and its
 original bytes, whether or not it can be read: a row with the wrong number of fields, bytes
 that are not UTF-8, or a JSON line that is not an object carries a ``problem`` instead of
-``fields``. Only a file that cannot be a table at all (empty, no header) raises.
+cells. Only a file that cannot be a table at all (empty, no header) raises.
+
+An opened :class:`Extract` splits into :class:`Chunk` s of whole records (a CSV field quoted
+across lines never straddles two chunks), which :func:`read_rows` reads anywhere, in this
+process or a worker: the rows of the chunks in order are exactly the rows of the file.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from c2c.errors import C2CError
 
-__all__ = ["ExtractError", "SourceRow", "open_extract"]
+__all__ = ["Chunk", "Extract", "ExtractError", "SourceRow", "open_extract", "read_rows"]
 
 MAX_CELL = 1000
 
@@ -28,25 +33,89 @@ class ExtractError(C2CError):
     code = "extract"
 
 
-@dataclass(frozen=True)
-class SourceRow:
-    """One record of an extract: where it was, what it said, and what was wrong if unread."""
+class SourceRow(NamedTuple):
+    """One record of an extract: where it was (its last physical line), what it said (its
+    bytes, without the line ending), its cells (trimmed, in the header's order) or, if it
+    could not be read, the problem."""
 
     line: int
     raw: bytes
-    fields: dict[str, str] | None
+    cells: list[str] | None
     problem: str | None = None
+    columns: tuple[str, ...] = ()
+
+    @property
+    def fields(self) -> dict[str, str] | None:
+        """The cells by column name; None for a row that could not be read."""
+        if self.cells is None:
+            return None
+        return dict(zip(self.columns, self.cells, strict=True))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole records of an extract: ``lines`` are its physical lines (CSV: with their
+    endings), the first being line ``start + 1`` of the file; ``size`` is its length in
+    characters with line endings (for progress)."""
+
+    index: int
+    start: int
+    lines: list[str]
+    size: int
 
 
 @dataclass
 class Extract:
-    """An opened extract: its columns and its rows (read lazily, once)."""
+    """An opened extract: its kind (csv or jsonl), columns and physical lines."""
 
     path: Path
-    columns: list[str]
-    rows: Iterator[SourceRow]
+    kind: str
+    columns: tuple[str, ...]
+    lines: list[str]
+    first: int
     size: int
-    position: int = 0
+
+    @property
+    def rows(self) -> Iterator[SourceRow]:
+        """Every row of the file, in order (read lazily)."""
+        for chunk in self.chunks():
+            yield from read_rows(self.kind, self.columns, chunk)
+
+    def chunks(self, lines: int = 4000) -> Iterator[Chunk]:
+        """The records after the header in chunks of about ``lines`` physical lines, each
+        ending at the end of a record."""
+        index, start, total = 0, self.first, len(self.lines)
+        while start < total:
+            end = min(start + lines, total)
+            if self.kind == "csv":
+                end = _record_end(self.lines, start, end, lines)
+            lines_of = self.lines[start:end]
+            size = sum(map(len, lines_of)) + (len(lines_of) if self.kind == "jsonl" else 0)
+            yield Chunk(index, start, lines_of, size)
+            index, start = index + 1, end
+
+
+def _record_end(lines: list[str], start: int, end: int, step: int) -> int:
+    """The end of the last whole CSV record in lines[start:end], widening the window when a
+    quoted field runs past it. ``start`` is the start of a record."""
+    total = len(lines)
+    while True:
+        window = lines[start:end]
+        if end == total or '"' not in "".join(window):
+            return end  # without quotes, every line ends a record
+        ends = []
+        reader = csv.reader(window)
+        while True:
+            try:
+                if next(reader, None) is None:
+                    break
+            except csv.Error:
+                pass
+            ends.append(reader.line_num)
+        # The last record seen may go on past the window; every earlier end is certain.
+        if len(ends) >= 2:
+            return start + ends[-2]
+        end = min(end + step, total)
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -58,6 +127,104 @@ def _bad_bytes(cell: str) -> str | None:
     return None if found is None else f"0x{ord(found.group()) - 0xDC00:02X}"
 
 
+def read_rows(kind: str, columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
+    """The rows of ``chunk`` of an extract of ``kind`` (csv or jsonl) with ``columns``."""
+    if kind == "jsonl":
+        return _jsonl_rows(columns, chunk)
+    return _csv_rows(columns, chunk)
+
+
+def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
+    lines, offset, width = chunk.lines, chunk.start, len(columns)
+    # Look for undecodable bytes and long cells row by row only where the chunk has any.
+    suspect = _UNDECODABLE.search("".join(lines)) is not None
+    reader = csv.reader(lines)
+    done = 0
+    strip = str.strip
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            raw_text = "".join(lines[done : reader.line_num])
+            done = reader.line_num
+            yield SourceRow(
+                offset + done,
+                raw_text.encode(errors="surrogateescape"),
+                None,
+                f"is not valid CSV: {exc}",
+                columns,
+            )
+            continue
+        if cells is None:
+            return
+        end = reader.line_num
+        raw_text = lines[done] if end == done + 1 else "".join(lines[done:end])
+        done = end
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        raw = raw_text.rstrip("\r\n").encode(errors="surrogateescape")
+        if len(cells) != width:
+            yield SourceRow(
+                offset + end,
+                raw,
+                None,
+                f"has {len(cells)} field(s) where the header has {width}",
+                columns,
+            )
+        elif suspect or len(raw_text) > MAX_CELL:
+            yield _checked(offset + end, raw, columns, cells)
+        else:
+            yield SourceRow(offset + end, raw, list(map(strip, cells)), None, columns)
+
+
+def _checked(line: int, raw: bytes, columns: tuple[str, ...], cells: list[str]) -> SourceRow:
+    """A row whose cells may hold undecodable bytes or be too long, checked cell by cell."""
+    for name, cell in zip(columns, cells, strict=True):
+        bad = _bad_bytes(cell)
+        if bad is not None:
+            return SourceRow(
+                line,
+                raw,
+                None,
+                f"column {name} is not UTF-8 text (byte {bad}); re-export as UTF-8",
+                columns,
+            )
+        if len(cell) > MAX_CELL:
+            return SourceRow(
+                line,
+                raw,
+                None,
+                f"column {name} is {len(cell)} characters long (at most {MAX_CELL})",
+                columns,
+            )
+    return SourceRow(line, raw, [cell.strip() for cell in cells], None, columns)
+
+
+def _jsonl_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
+    for number, line in enumerate(chunk.lines, start=chunk.start + 1):
+        if not line.strip():
+            continue
+        raw = line.encode(errors="surrogateescape")
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield SourceRow(number, raw, None, f"is not JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(value, dict):
+            yield SourceRow(number, raw, None, "is not a JSON object")
+            continue
+        # JSON Lines name each cell: a line may order or choose its keys differently.
+        keys = tuple(str(k) for k in value)
+        cells = ["" if v is None else str(v) for v in value.values()]
+        if (
+            _UNDECODABLE.search("".join(cells)) is not None
+            or max(map(len, cells), default=0) > MAX_CELL
+        ):
+            yield _checked(number, raw, keys, cells)
+        else:
+            yield SourceRow(number, raw, [cell.strip() for cell in cells], None, keys)
+
+
 def _csv(path: Path, text: str) -> Extract:
     lines = text.splitlines(keepends=True)
     if not lines or not lines[0].strip():
@@ -65,74 +232,15 @@ def _csv(path: Path, text: str) -> Extract:
             f"{path}: the file is empty; expected a header line naming the columns",
             code="extract.empty",
         )
-    consumed: list[str] = []
-    state = {"line": 0}
-
-    def feed() -> Iterator[str]:
-        for line in lines:
-            state["line"] += 1
-            consumed.append(line)
-            yield line
-
-    reader = csv.reader(feed())
+    reader = csv.reader(lines)
     header = [name.strip().lstrip("\ufeff") for name in next(reader)]
-    consumed.clear()
     if len(set(header)) != len(header):
         duplicates = sorted({name for name in header if header.count(name) > 1})
         raise ExtractError(
             f"{path}: line 1: the header repeats column(s) {', '.join(duplicates)}",
             code="extract.header",
         )
-    extract = Extract(path=path, columns=header, rows=iter(()), size=len(text))
-
-    def rows() -> Iterator[SourceRow]:
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raw = "".join(consumed).encode(errors="surrogateescape")
-                consumed.clear()
-                yield SourceRow(state["line"], raw, None, f"is not valid CSV: {exc}")
-                continue
-            raw_text = "".join(consumed)
-            consumed.clear()
-            extract.position += len(raw_text)
-            raw = raw_text.rstrip("\r\n").encode(errors="surrogateescape")
-            line = state["line"]
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # blank line
-            yield _row(line, raw, header, cells)
-
-    extract.rows = rows()
-    return extract
-
-
-def _row(line: int, raw: bytes, header: list[str], cells: list[str]) -> SourceRow:
-    if len(cells) != len(header):
-        return SourceRow(
-            line, raw, None, f"has {len(cells)} field(s) where the header has {len(header)}"
-        )
-    # Check cell by cell only when the row as a whole has an undecodable byte or a long cell.
-    if _UNDECODABLE.search("".join(cells)) is not None or max(map(len, cells)) > MAX_CELL:
-        for name, cell in zip(header, cells, strict=True):
-            bad = _bad_bytes(cell)
-            if bad is not None:
-                return SourceRow(
-                    line,
-                    raw,
-                    None,
-                    f"column {name} is not UTF-8 text (byte {bad}); re-export as UTF-8",
-                )
-            if len(cell) > MAX_CELL:
-                return SourceRow(
-                    line,
-                    raw,
-                    None,
-                    f"column {name} is {len(cell)} characters long (at most {MAX_CELL})",
-                )
-    return SourceRow(line, raw, dict(zip(header, map(str.strip, cells), strict=True)))
+    return Extract(path, "csv", tuple(header), lines, reader.line_num, len(text))
 
 
 def _jsonl(path: Path, text: str) -> Extract:
@@ -141,36 +249,16 @@ def _jsonl(path: Path, text: str) -> Extract:
         raise ExtractError(
             f"{path}: the file is empty; expected one JSON object per line", code="extract.empty"
         )
-    columns: list[str] = []
+    columns: tuple[str, ...] = ()
     for line in lines:
         try:
             first = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(first, dict):
-            columns = [str(key) for key in first]
+            columns = tuple(str(key) for key in first)
             break
-    extract = Extract(path=path, columns=columns, rows=iter(()), size=len(text))
-
-    def rows() -> Iterator[SourceRow]:
-        for number, line in enumerate(lines, start=1):
-            extract.position += len(line) + 1
-            if not line.strip():
-                continue
-            raw = line.encode(errors="surrogateescape")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield SourceRow(number, raw, None, f"is not JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(value, dict):
-                yield SourceRow(number, raw, None, "is not a JSON object")
-                continue
-            cells = ["" if v is None else str(v) for v in value.values()]
-            yield _row(number, raw, [str(k) for k in value], cells)
-
-    extract.rows = rows()
-    return extract
+    return Extract(path, "jsonl", columns, lines, 0, len(text))
 
 
 def open_extract(path: Path) -> Extract:

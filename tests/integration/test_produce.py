@@ -175,3 +175,72 @@ def test_replay_publishes_every_synth_record_in_event_time_order(
             stack, registry, topic, lambda r, ids=ids: str(r["event_id"]) in ids, expected=len(ids)
         )
         assert {str(r["event_id"]) for r in found} == ids
+
+
+def _wage_file(path: Path, marker: str, rows: int) -> None:
+    with (EXAMPLES / "edd.csv").open(newline="") as handle:
+        table = list(csv.reader(handle))
+    header, body = table[0], table[1:]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(rows):
+            row = list(body[i % len(body)])
+            row[header.index("WageRecordID")] = f"W{i:06d}-{marker}"
+            row[header.index("SSN")] = f"{900000000 + i % 50:09d}"  # 50 people, many rows each
+            if i % 500 == 7:
+                row[header.index("Wages")] = "lots"
+            writer.writerow(row)
+
+
+def test_the_same_file_publishes_the_same_way_whatever_the_workers(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    runs = {}
+    for workers in (1, 2):
+        marker = f"{uuid.uuid4().hex[:8]}"
+        path = tmp_path / f"edd-{workers}.csv"
+        _wage_file(path, marker, 9000)
+        summary = produce_file(stack, "edd", path, workers=workers)
+        rejects = rejects_path(path).read_text().replace(marker, "M")
+        published = _read_topic(
+            stack,
+            registry,
+            "c2c.raw.wage",
+            lambda r, marker=marker: r["source_record_id"].endswith(marker),
+            expected=summary.published,
+        )
+        order: dict[str, list[str]] = {}
+        for record in published:
+            order.setdefault(record["person"]["ssn"], []).append(record["source_record_id"][:7])
+        runs[workers] = ((summary.read, summary.published, summary.rejected), rejects, order)
+    assert runs[1][0] == (9000, 9000 - 18, 18)
+    assert runs[1] == runs[2]
+    # One person's events keep the file's order.
+    assert all(ids == sorted(ids) for ids in runs[2][2].values())
+
+
+def test_failed_deliveries_are_reported_one_by_one_in_order(stack: Settings) -> None:
+    from producers.publisher import Publisher
+
+    # Nothing listens on port 1: every message times out in librdkafka and fails.
+    nowhere = stack.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
+    failures: list[tuple[Any, str]] = []
+    publisher = Publisher(
+        nowhere,
+        SchemaRegistry(nowhere),
+        on_failure=lambda context, reason: failures.append((context, reason)),
+        extra_config={"message.timeout.ms": 1000},
+    )
+    values = [b"same", b"other", b"same"]
+    publisher.send_many(["c2c.raw.wage"] * 3, [b"k1", b"k2", b"k1"], values, "chunk-7")
+    publisher.send("c2c.raw.wage", b"k3", b"single", "one")
+    assert publisher.flush(30) == 0
+    assert sorted(context for context, _ in failures if context != "one") == [
+        ("chunk-7", 0),
+        ("chunk-7", 1),
+        ("chunk-7", 2),
+    ]
+    assert [context for context, _ in failures].count("one") == 1
+    assert all(reason.startswith("Kafka did not acknowledge it: ") for _, reason in failures)
+    assert (publisher.sent, publisher.failed, publisher.acknowledged) == (4, 4, 0)

@@ -1,0 +1,204 @@
+"""Turning chunks of an extract into encoded messages and rejects, in worker processes.
+
+`c2c produce` spends most of its time per row in Python: reading, parsing, mapping,
+validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk` of
+whole records and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent
+wire-format value, line) and the rejects (line, reason, code, the row as read), in file
+order. :func:`encoding` runs it on ``workers`` processes and yields the chunks in
+file order, so the caller (one producer, in the main process) publishes in file order:
+one person's events keep their order, and the result is the same whatever ``workers``.
+
+This module knows nothing of Kafka: values are bytes, encoded with schema ids the caller
+looked up in the registry (none in a dry run, where nothing is encoded).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import multiprocessing
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from c2c.serde import AvroEncoder, SerdeError
+from producers.formats import get_format
+from producers.mapping import MappedRow, RowMapper, RowRejected
+from producers.reader import Chunk, Extract, SourceRow, read_rows
+
+__all__ = [
+    "ChunkEncoder",
+    "ChunkPlan",
+    "EncodedChunk",
+    "Reject",
+    "default_workers",
+    "encoding",
+    "row_outcome",
+]
+
+# Rows a chunk holds: large enough that handing chunks between processes costs little per
+# row, small enough that the first messages go out early and memory stays bounded.
+CHUNK_LINES = 4000
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What a worker needs to encode chunks of one extract (sent to it once).
+
+    ``schemas`` maps each topic to (its schema, its registered id); None in a dry run.
+    ``event_ids``: hand back each message's event id too (for trace attributes).
+    """
+
+    source: str
+    kind: str
+    columns: tuple[str, ...]
+    schemas: Mapping[str, tuple[dict[str, Any], int]] | None
+    event_ids: bool = False
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that is not published: where it was, why (with ``line N:``), a stable code,
+    and the row exactly as read. ``position`` is how many messages of its chunk come
+    before it."""
+
+    position: int
+    line: int
+    reason: str
+    code: str
+    raw: bytes
+
+
+@dataclass
+class EncodedChunk:
+    """A chunk's rows as messages (parallel lists, in file order) and rejects; the chunk
+    was ``count`` physical lines from line ``start + 1``, ``size`` characters."""
+
+    index: int
+    start: int
+    count: int
+    size: int
+    read: int = 0
+    topics: list[str] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def row_outcome(mapper: RowMapper, row: SourceRow) -> MappedRow | RowRejected:
+    """The mapped row, or why it has none: a RowRejected whose message starts with
+    ``line N:`` and whose code is row.unreadable or row.invalid."""
+    if row.cells is None:
+        return RowRejected(f"line {row.line}: {row.problem}", code="row.unreadable")
+    try:
+        return mapper.for_columns(row.columns)(row.cells, row.raw)
+    except RowRejected as exc:
+        return RowRejected(f"line {row.line}: {exc.args[0]}", code="row.invalid")
+
+
+class ChunkEncoder:
+    """Reads, maps, validates and encodes chunks of one extract (plain code, no I/O)."""
+
+    def __init__(self, plan: ChunkPlan) -> None:
+        self.plan = plan
+        self.mapper = RowMapper(plan.source, get_format(plan.source))
+        self.encoders = (
+            None
+            if plan.schemas is None
+            else {topic: AvroEncoder(schema, sid) for topic, (schema, sid) in plan.schemas.items()}
+        )
+
+    def encode(self, chunk: Chunk) -> EncodedChunk:
+        """Every row of ``chunk`` as a message or a reject, in order."""
+        plan, encoders, mapper = self.plan, self.encoders, self.mapper
+        out = EncodedChunk(chunk.index, chunk.start, len(chunk.lines), chunk.size)
+        topics, keys, values, lines = out.topics, out.keys, out.values, out.lines
+        rejects, ids = out.rejects, out.event_ids
+        for row in read_rows(plan.kind, plan.columns, chunk):
+            out.read += 1
+            mapped = row_outcome(mapper, row)
+            if isinstance(mapped, RowRejected):
+                rejects.append(Reject(len(topics), row.line, mapped.args[0], mapped.code, row.raw))
+                continue
+            topic = mapped.topic
+            if encoders is None:
+                value = b""
+            else:
+                try:
+                    value = encoders[topic].encode(mapped.event)
+                except SerdeError as exc:
+                    reason = f"line {row.line}: {exc}"
+                    rejects.append(Reject(len(topics), row.line, reason, exc.code, row.raw))
+                    continue
+            topics.append(topic)
+            keys.append(mapped.key)
+            values.append(value)
+            lines.append(row.line)
+            if plan.event_ids:
+                ids.append(mapped.event["event_id"])
+        return out
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# The encoder of a worker process, built once by the pool's initializer: each worker's own
+# state, never shared or read by the main process.
+_worker: ChunkEncoder | None = None
+
+
+def _start_worker(plan: ChunkPlan) -> None:
+    global _worker
+    _worker = ChunkEncoder(plan)
+
+
+def _encode_in_worker(chunk: Chunk) -> EncodedChunk:
+    assert _worker is not None, "the pool's initializer builds the encoder"
+    return _worker.encode(chunk)
+
+
+@contextlib.contextmanager
+def encoding(
+    extract: Extract, plan: ChunkPlan, workers: int, *, chunk_lines: int = CHUNK_LINES
+) -> Iterator[Iterator[EncodedChunk]]:
+    """Every chunk of ``extract`` encoded, in file order, by ``workers`` processes (in this
+    process if 1, or if the file is one chunk).
+
+    The workers start on entering, so enter before starting threads of your own (a Kafka
+    producer): they start by forking where the platform allows it (at once, with the
+    modules already imported; they only compute, and share nothing with this process
+    after), and a fork copies only the thread that forks. At most two chunks a worker are
+    in flight, so memory stays bounded however far the workers run ahead of the caller.
+    Leaving stops the workers.
+    """
+    chunks = extract.chunks(chunk_lines)
+    first = next(chunks, None)
+    second = next(chunks, None)
+    ahead = itertools.chain((c for c in (first, second) if c is not None), chunks)
+    if workers <= 1 or second is None:
+        encoder = ChunkEncoder(plan)
+        yield (encoder.encode(chunk) for chunk in ahead)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(workers, initializer=_start_worker, initargs=(plan,)) as pool:
+
+        def in_order() -> Iterator[EncodedChunk]:
+            pending: collections.deque[Any] = collections.deque()
+            for chunk in ahead:
+                pending.append(pool.apply_async(_encode_in_worker, (chunk,)))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
+
+        yield in_order()

@@ -1,0 +1,165 @@
+"""Chunks of an extract and their encoding in worker processes: the rows of the chunks are
+the rows of the file, however it is cut, and the encoded output is the same for any number
+of workers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from c2c.schemas import SchemaLibrary
+from c2c.topics import get_topic
+from producers.chunks import ChunkPlan, EncodedChunk, encoding
+from producers.formats import KIND_TOPICS
+from producers.reader import Extract, SourceRow, open_extract, read_rows
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
+
+
+def _awkward_k12(rows: int) -> bytes:
+    """k12 rows with quoted fields across lines, quotes, blank lines and bad rows."""
+    with (EXAMPLES / "k12.csv").open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    header, body = table[0], table[1:]
+    last = header.index("StudentLegalLastName")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for i in range(rows):
+        row = list(body[i % len(body)])
+        row[header.index("RecordID")] = f"K-{i:06d}"
+        row[header.index("LocalStudentID")] = f"L{i % 97:06d}"
+        if i % 7 == 0:
+            row[last] = f'Smith\n"the {i}th", Jr'  # quoted, with a newline and quotes
+        if i % 11 == 0:
+            row[header.index("StudentBirthDate")] = "2031-02-30"  # rejected
+        writer.writerow(row)
+        if i % 13 == 0:
+            out.write("\n")  # blank line
+        if i % 17 == 0:
+            out.write("ENRL,short row\n")  # wrong number of fields
+        if i % 19 == 0:
+            out.write('ENRL,"unterminated\n')  # a quote opened and never closed at once
+    data = out.getvalue().encode()
+    return data + b"ENRL,K-latin,L1,,Jos\xe9\n"
+
+
+def _rows(extract: Extract, lines: int) -> list[SourceRow]:
+    return [
+        row
+        for chunk in extract.chunks(lines)
+        for row in read_rows(extract.kind, extract.columns, chunk)
+    ]
+
+
+def _sequential(path: Path) -> list[tuple[int, bytes, list[str] | None]]:
+    """The file read by one csv.reader from start to end, as the rows are defined."""
+    lines = path.read_bytes().decode(errors="surrogateescape").splitlines(keepends=True)
+    reader = csv.reader(lines)
+    header = next(reader)
+    out = []
+    done = reader.line_num
+    for cells in reader:
+        raw = "".join(lines[done : reader.line_num])
+        done = reader.line_num
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue
+        ok = len(cells) == len(header) and "\udce9" not in raw
+        out.append(
+            (
+                reader.line_num,
+                raw.rstrip("\r\n").encode(errors="surrogateescape"),
+                [c.strip() for c in cells] if ok else None,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("lines", [1, 2, 3, 5, 8, 64, 10_000])
+def test_chunks_hold_whole_records_however_the_file_is_cut(tmp_path: Path, lines: int) -> None:
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_awkward_k12(300))
+    extract = open_extract(path)
+    rows = _rows(extract, lines)
+    assert [(r.line, r.raw, r.cells) for r in rows] == _sequential(path)
+    assert sum(chunk.size for chunk in extract.chunks(lines)) == extract.size - len(
+        extract.lines[0]
+    )
+
+
+def test_jsonl_chunks_are_its_lines(tmp_path: Path) -> None:
+    good = (EXAMPLES / "edd.jsonl").read_text().splitlines()
+    path = tmp_path / "edd.jsonl"
+    path.write_text("\n".join([*good, "not json", "", "[1]", "{}", *good]) + "\n")
+    extract = open_extract(path)
+    whole = [(r.line, r.raw, r.cells, r.problem) for r in _rows(extract, 10_000)]
+    assert [(r.line, r.raw, r.cells, r.problem) for r in _rows(extract, 2)] == whole
+    assert [line for line, _, cells, _ in whole if cells is None] == [
+        len(good) + 1,
+        len(good) + 3,
+    ]
+
+
+def _plan(extract: Extract, source: str, dry_run: bool = False) -> ChunkPlan:
+    library = SchemaLibrary()
+    schemas = {
+        topic: (library.resolve(get_topic(topic).schema), 100 + n)
+        for n, topic in enumerate(KIND_TOPICS.values())
+    }
+    return ChunkPlan(source, extract.kind, extract.columns, None if dry_run else schemas)
+
+
+def _encoded(extract: Extract, plan: ChunkPlan, workers: int, lines: int) -> list[EncodedChunk]:
+    with encoding(extract, plan, workers, chunk_lines=lines) as chunks:
+        return list(chunks)
+
+
+def _flat(chunks: list[EncodedChunk]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    messages = [
+        (topic, key, value, line)
+        for c in chunks
+        for topic, key, value, line in zip(c.topics, c.keys, c.values, c.lines, strict=True)
+    ]
+    rejects = [(r.line, r.reason, r.code, r.raw) for c in chunks for r in c.rejects]
+    return messages, rejects
+
+
+def test_the_output_is_the_same_whatever_the_number_of_workers(tmp_path: Path) -> None:
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_awkward_k12(2000))
+    extract = open_extract(path)
+    plan = _plan(extract, "k12")
+    one = _encoded(extract, plan, 1, 150)
+    two = _encoded(extract, plan, 2, 150)
+    three = _encoded(extract, plan, 3, 97)
+    whole = _encoded(extract, plan, 1, 10**6)
+    assert len(one) > 10
+    assert len(whole) == 1
+    assert [c.index for c in two] == list(range(len(two)))
+    assert _flat(one) == _flat(two) == _flat(three) == _flat(whole)
+    messages, rejects = _flat(one)
+    read = sum(c.read for c in one)
+    assert read == len(messages) + len(rejects) == len(_sequential(path))
+    assert {code for _, _, code, _ in rejects} == {"row.invalid", "row.unreadable"}
+    assert any(
+        "StudentBirthDate '2031-02-30' is not a date" in reason for _, reason, _, _ in rejects
+    )
+    assert all(reason.startswith(f"line {line}: ") for line, reason, _, _ in rejects)
+    # Encoded with the ids given: Confluent wire format, magic byte then the schema id.
+    assert {value[:5] for topic, _, value, _ in messages if topic == "c2c.raw.enrollment"} == {
+        b"\x00" + (100).to_bytes(4, "big")
+    }
+
+
+def test_a_dry_run_encodes_nothing_and_counts_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_awkward_k12(600))
+    extract = open_extract(path)
+    wet = _flat(_encoded(extract, _plan(extract, "k12"), 2, 100))
+    dry = _flat(_encoded(extract, _plan(extract, "k12", dry_run=True), 2, 100))
+    assert [(t, k, line) for t, k, _, line in dry[0]] == [(t, k, line) for t, k, _, line in wet[0]]
+    assert {value for _, _, value, _ in dry[0]} == {b""}
+    assert dry[1] == wet[1]
