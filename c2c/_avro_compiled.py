@@ -119,6 +119,19 @@ _FLOAT = struct.Struct("<f").pack
 _DOUBLE = struct.Struct("<d").pack
 
 
+def register_name(
+    named: dict[str, dict[str, Any]], schema: dict[str, Any], namespace: str | None
+) -> str | None:
+    """Define the named type ``schema`` in ``named`` (under its full and its short name, as
+    Avro resolves them); returns the namespace its own fields resolve names in."""
+    name = str(schema["name"])
+    ns = schema.get("namespace", namespace)
+    full = name if "." in name else (f"{ns}.{name}" if ns else name)
+    named[full] = schema
+    named.setdefault(name, schema)
+    return full.rsplit(".", 1)[0] if "." in full else None
+
+
 class _Generator:
     """What the encoder and decoder compilers share: the lines of one generated function,
     the names it refers to, and the named types defined so far (by full and short name)."""
@@ -145,12 +158,7 @@ class _Generator:
 
     def register(self, schema: dict[str, Any], namespace: str | None) -> str | None:
         """Define a named type; the namespace its own fields resolve names in."""
-        name = str(schema["name"])
-        ns = schema.get("namespace", namespace)
-        full = name if "." in name else (f"{ns}.{name}" if ns else name)
-        self.named[full] = schema
-        self.named.setdefault(name, schema)
-        return full.rsplit(".", 1)[0] if "." in full else None
+        return register_name(self.named, schema, namespace)
 
     def function(self, name: str, title: str) -> Callable[..., Any]:
         """Compile the emitted lines and return the function ``name`` they define."""

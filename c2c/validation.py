@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from c2c._avro_compiled import register_name
 from c2c.errors import C2CError
 
 __all__ = [
@@ -308,12 +309,7 @@ class _Compiler:
         self.emit(indent, f"problems.append(_P({path!r}, {value}, {text!r}))")
 
     def register(self, schema: dict[str, Any], namespace: str | None) -> str | None:
-        name = str(schema["name"])
-        ns = schema.get("namespace", namespace)
-        full = name if "." in name else (f"{ns}.{name}" if ns else name)
-        self.named[full] = schema
-        self.named.setdefault(name, schema)
-        return full.rsplit(".", 1)[0] if "." in full else None
+        return register_name(self.named, schema, namespace)
 
     def lookup(self, name: str, namespace: str | None) -> dict[str, Any]:
         for candidate in (name, f"{namespace}.{name}" if namespace else name):
