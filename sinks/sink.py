@@ -330,7 +330,8 @@ class Sink:
                 if got:
                     last_message = now
                 full = batch.rows + len(batch.persons) >= size
-                due = batch.messages and now - batch.started >= wait
+                # an opt-out does not wait for the batch to fill: its rows go at once
+                due = batch.decisions or (batch.messages and now - batch.started >= wait)
                 if full or due:
                     if not self._write(batch, stop):
                         return
