@@ -15,9 +15,9 @@ Needs the local stack (`c2c services up`, topics and schemas). Rows, all from on
   worker process(es) over the sustained window, as records per CPU-second (the machine is
   shared: this figure moves less than wall time).
 
-Latency: replay at R records/s for S seconds into the running worker; for each linked
-event, the broker timestamp of the linked message minus that of the raw message
-(CreateTime stamps, one machine's clock), p50 and p99.
+Latency (first, with a worker of its own that has nothing else to do): replay at R
+records/s for S seconds; for each linked event, the broker timestamp of the linked message
+minus that of the raw message (CreateTime stamps, one machine's clock), p50 and p99.
 """
 
 from __future__ import annotations
@@ -176,6 +176,27 @@ def main() -> None:
         in_process_cpu = len(rows) / (time.process_time() - cpu)
         stage, stage_cpu = _stage_rate(registry, rows)
 
+        # Latency at a fixed offered load, into a worker that has nothing else to do.
+        latency_folder = Path(tmp) / "latency"
+        people = max(50, int(args.rate * args.seconds / 30))
+        synthesize(SynthConfig(people=people, seed=seed + 1), NoiseConfig(), latency_folder)
+        offered = sum(
+            1
+            for _i, _r, o in in_time_order(open_folder(latency_folder))
+            if isinstance(o, MappedRow)
+        )
+        worker = WorkerProcess(
+            settings, Path(tmp) / "latency.log", port=_free_port(), split=args.split
+        )
+        try:
+            worker.start()
+            since_ms = int(time.time() * 1000)
+            replay(settings, latency_folder, rate=args.rate)
+            worker.drained(offered, timeout_s=1800)
+        finally:
+            worker.stop()
+
+        # Throughput: a fresh worker started on a backlog.
         worker = WorkerProcess(
             settings, Path(tmp) / "worker.log", port=_free_port(), split=args.split
         )
@@ -183,20 +204,6 @@ def main() -> None:
             sustained, from_launch, per_cpu = _backlog(settings, worker, folder, len(rows))
             worker.drained(len(rows), timeout_s=600)
             counts = worker.counts()
-
-            # Latency at a fixed offered load, into the running worker.
-            latency_folder = Path(tmp) / "latency"
-            people = max(50, int(args.rate * args.seconds / 30))
-            synthesize(SynthConfig(people=people, seed=seed + 1), NoiseConfig(), latency_folder)
-            offered = sum(
-                1
-                for _i, _r, o in in_time_order(open_folder(latency_folder))
-                if isinstance(o, MappedRow)
-            )
-            before = worker.handled()
-            since_ms = int(time.time() * 1000)
-            replay(settings, latency_folder, rate=args.rate)
-            worker.drained(before + offered, timeout_s=1800)
         finally:
             worker.stop()
     delays = _latencies(settings, registry, since_ms)

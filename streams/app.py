@@ -181,6 +181,8 @@ def create_app(
         broker_session_timeout=10,
         broker_heartbeat_interval=3,
         broker_max_poll_records=settings.streams_batch_size,
+        # a fetch brings a resolve batch's worth of packs, not one 1 MB pack at a time
+        consumer_max_fetch_size=PACKS_PER_BATCH * 1024**2,
         # events on the intake are packs of up to ~900 kB: buffer a few batches, not 8,000
         stream_buffer_maxsize=4 * PACKS_PER_BATCH,
     )
