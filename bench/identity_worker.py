@@ -42,25 +42,8 @@ from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.matching import DEFAULT_MODEL
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.linking import LINKED_TOPICS
-from streams.process import WorkerProcess
+from streams.process import WorkerProcess, free_port
 from streams.resolution import RAW_TOPICS, IdentityStage, Incoming
-
-
-def _free_port() -> int:
-    import socket
-
-    # two free ports in a row (a split worker's resolver takes the next one)
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two free ports in a row")
 
 
 def _cpu_seconds(pids: Iterable[int]) -> float:
@@ -186,7 +169,11 @@ def main() -> None:
             if isinstance(o, MappedRow)
         )
         worker = WorkerProcess(
-            settings, Path(tmp) / "latency.log", port=_free_port(), split=args.split
+            settings,
+            Path(tmp) / "latency.log",
+            port=free_port(),
+            split=args.split,
+            forward_port=free_port(),
         )
         try:
             worker.start()
@@ -198,7 +185,11 @@ def main() -> None:
 
         # Throughput: a fresh worker started on a backlog.
         worker = WorkerProcess(
-            settings, Path(tmp) / "worker.log", port=_free_port(), split=args.split
+            settings,
+            Path(tmp) / "worker.log",
+            port=free_port(),
+            split=args.split,
+            forward_port=free_port(),
         )
         try:
             sustained, from_launch, per_cpu = _backlog(settings, worker, folder, len(rows))

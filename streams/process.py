@@ -3,12 +3,14 @@ its own groups, intake topic and web port, wait until it is done with what was p
 stop it.
 
 ``split`` runs the forwarder and the resolver as two processes (`c2c identity worker
---role forward` and `--role resolve`, the second on the next web port), so that the two can
-use two cores; otherwise one process (`--role all`) runs both."""
+--role forward` on ``forward_port``, by default the port after ``port``, and `--role
+resolve` on ``port``), so that the two can use two cores; otherwise one process (`--role
+all`) runs both."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -23,10 +25,17 @@ from c2c.topics import Topic
 from streams.forwarder import forward_group
 from streams.resolution import RAW_TOPICS
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "free_port"]
 
 _HANDLED = ("linked", "optout", "review", "dead_letter")
 _RAW_PARTITIONS = 36  # six raw topics of six partitions
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a child's web port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class WorkerProcess:
@@ -43,6 +52,7 @@ class WorkerProcess:
         app_id: str | None = None,
         start_at: str = "latest",
         split: bool = False,
+        forward_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.app_id = app_id or f"c2c-identity-{uuid.uuid4().hex[:10]}"
@@ -57,7 +67,10 @@ class WorkerProcess:
             "C2C_STREAMS_START": start_at,
             "C2C_DATA_DIR": str(settings.data_dir),
         }
-        roles = [("forward", port), ("resolve", port + 1)] if split else [("all", port)]
+        if split:
+            roles = [("forward", forward_port or port + 1), ("resolve", port)]
+        else:
+            roles = [("all", port)]
         self.children = [
             ChildService(
                 f"identity worker ({role})",
