@@ -107,8 +107,10 @@ def _backlog(
     return window / (t90 - t10), records / (t_end - launched), window / (cpu90 - cpu10)
 
 
-def _latencies(settings: Settings, registry: SchemaRegistry, since_ms: int) -> list[float]:
-    """Raw -> linked delays (s) of the events published after ``since_ms``."""
+def _latencies(
+    settings: Settings, registry: SchemaRegistry, since_ms: int, wanted: set[str]
+) -> list[float]:
+    """Raw -> linked delays (s) of the events ``wanted`` published after ``since_ms``."""
     raw_sent: dict[str, float] = {}
     decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS if t in LINKED_TOPICS}
     for message in read_to_end(settings, list(decoders)):
@@ -118,7 +120,8 @@ def _latencies(settings: Settings, registry: SchemaRegistry, since_ms: int) -> l
             raw = decoders[str(message.topic())].decode(message.value() or b"")
         except SerdeError:
             continue  # other runs' bad input (tests publish some on purpose)
-        raw_sent[str(raw["event_id"])] = message.timestamp()[1] / 1000
+        if str(raw["event_id"]) in wanted:
+            raw_sent[str(raw["event_id"])] = message.timestamp()[1] / 1000
     linked_decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
     delays = []
     for message in read_to_end(settings, list(linked_decoders)):
@@ -163,18 +166,23 @@ def main() -> None:
         latency_folder = Path(tmp) / "latency"
         people = max(50, int(args.rate * args.seconds / 30))
         synthesize(SynthConfig(people=people, seed=seed + 1), NoiseConfig(), latency_folder)
-        offered = sum(
-            1
+        wanted = {
+            str(o.event["event_id"])
             for _i, _r, o in in_time_order(open_folder(latency_folder))
             if isinstance(o, MappedRow)
-        )
-        worker = WorkerProcess(
-            settings,
-            Path(tmp) / "latency.log",
-            port=free_port(),
-            split=args.split,
-            forward_port=free_port(),
-        )
+        }
+        offered = len(wanted)
+
+        def new_worker(log: str) -> WorkerProcess:
+            return WorkerProcess(
+                settings,
+                Path(tmp) / log,
+                port=free_port(),
+                split=args.split,
+                forward_port=free_port(),
+            )
+
+        worker = new_worker("latency.log")
         try:
             worker.start()
             since_ms = int(time.time() * 1000)
@@ -184,20 +192,14 @@ def main() -> None:
             worker.stop()
 
         # Throughput: a fresh worker started on a backlog.
-        worker = WorkerProcess(
-            settings,
-            Path(tmp) / "worker.log",
-            port=free_port(),
-            split=args.split,
-            forward_port=free_port(),
-        )
+        worker = new_worker("worker.log")
         try:
             sustained, from_launch, per_cpu = _backlog(settings, worker, folder, len(rows))
             worker.drained(len(rows), timeout_s=600)
             counts = worker.counts()
         finally:
             worker.stop()
-    delays = _latencies(settings, registry, since_ms)
+    delays = _latencies(settings, registry, since_ms, wanted)
     p50 = statistics.median(delays)
     p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
     print(

@@ -331,7 +331,11 @@ def _add_resolver(
                     persons[person_id] = snapshot
                 for (provider, source_id), person_id in first_seen.items():
                     sources[f"{provider}{_SOURCE_SEP}{source_id}"] = person_id
-                await confirm()
+                # The batch's results and its changelog both confirmed before the batch is
+                # acknowledged. Faust sends table writes from a background task that gets
+                # the loop only while an agent waits: without this wait a backlog left tens
+                # of thousands of changelog messages queued in memory behind the resolver.
+                await asyncio.gather(confirm(), app.producer.flush())
                 state.counts.update(stage.counts - counted)
                 state.counts["batches"] += 1
                 state.counts["persons_written"] += len(changed)
