@@ -96,10 +96,10 @@ class Forwarder:
                     # a forwarder that died is replaced after 10 s, as the Faust worker is
                     "session.timeout.ms": 10_000,
                     "heartbeat.interval.ms": 3_000,
-                    # small fetches per partition, so that a batch holds some of every
-                    # partition with a backlog (publication_order merges them), not 1 MB
-                    # of the first one
-                    "max.partition.fetch.bytes": 64 * 1024,
+                    # small fetches per partition (~40 raw messages), so that one batch
+                    # holds a whole fetch of every partition with a backlog, which
+                    # publication_order merges, not 1 MB of the first one
+                    "max.partition.fetch.bytes": 16 * 1024,
                 }
             )
         )
