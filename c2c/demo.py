@@ -77,7 +77,7 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     from sinks.outcomes import OUTCOMES, OutcomeTable
     from sinks.process import SinkProcess
     from streams.app import APP_ID
-    from streams.process import WorkerProcess
+    from streams.process import WorkerProcess, free_port
 
     folder = settings.data_dir / "demo" / f"synth-{people}-{seed}"
     if not (folder / "truth" / "outcomes.json").exists():
@@ -93,12 +93,15 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
         group="c2c-sink",
         start_at="earliest",
     )
+    # forwarder and resolver in two processes, so that both cores work
     worker = WorkerProcess(
         settings,
         logs / "demo-worker.log",
         port=settings.worker_web_port,
         app_id=APP_ID,
         start_at="earliest",
+        split=True,
+        forward_port=free_port(),
     )
     try:
         sink.start()
