@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import socket
 import statistics
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from bench._harness import plain_insert, print_table
+from c2c.child import free_port
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
@@ -59,12 +59,6 @@ from streams.resolution import RAW_TOPICS
 Marks = dict[tuple[str, int], int]
 LINKED = list(FACT_TABLES)
 _TARGETS = {"events": 5_000.0, "p99_s": 2.0, "ratio": 0.5}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _marks(settings: Settings, topics: list[str]) -> Marks:
@@ -199,7 +193,7 @@ def _sink_rate(settings: Settings, folder: Path, start: Marks, facts: int) -> fl
     ch = settings.model_copy(
         update={"clickhouse_url": f"chdb://{folder / 'ch'}", "clickhouse_database": "again"}
     )
-    sink = SinkProcess(ch, folder / "sink.log", port=_free_port(), group=group, start_at="earliest")
+    sink = SinkProcess(ch, folder / "sink.log", port=free_port(), group=group, start_at="earliest")
     first: list[tuple[float, int]] = []
     sink.launch()
     try:
@@ -257,8 +251,8 @@ def main() -> None:
         ch = settings.model_copy(
             update={"clickhouse_url": f"chdb://{tmp / 'ch'}", "clickhouse_database": "bench"}
         )
-        sink = SinkProcess(ch, tmp / "sink.log", port=_free_port())
-        worker = WorkerProcess(settings, tmp / "worker.log", port=_free_port())
+        sink = SinkProcess(ch, tmp / "sink.log", port=free_port())
+        worker = WorkerProcess(settings, tmp / "worker.log", port=free_port())
         sink.start()
         worker.start()
         seen = _Visibility(settings, sink.group, sorted(_marks(settings, LINKED)))

@@ -31,19 +31,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench._harness import print_table
+from c2c.child import free_port
 from c2c.kafka import read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
-from c2c.topics import CHANGES_TOPIC, DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
+from c2c.topics import get_topic
 from producers.files import in_time_order, open_folder, replay
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.matching import DEFAULT_MODEL
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.linking import LINKED_TOPICS
-from streams.process import WorkerProcess, free_port
-from streams.resolution import RAW_TOPICS, IdentityStage, Incoming
+from streams.process import WorkerProcess
+from streams.resolution import OUTPUT_TOPICS, RAW_TOPICS, IdentityStage, Incoming
 
 
 def _cpu_seconds(pids: Iterable[int]) -> float:
@@ -58,10 +59,7 @@ def _cpu_seconds(pids: Iterable[int]) -> float:
 
 def _stage_rate(registry: SchemaRegistry, rows: list[MappedRow]) -> tuple[float, float]:
     """(records/s, records per CPU-second) of the stage alone."""
-    encoders = {
-        name: registry.encoder(get_topic(name))
-        for name in (*LINKED_TOPICS.values(), CHANGES_TOPIC, REVIEW_TOPIC, DEAD_LETTER_TOPIC)
-    }
+    encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
     raw_encoders = {name: registry.encoder(get_topic(name)) for name in RAW_TOPICS}
     messages = [

@@ -30,6 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from bench._harness import print_table
+from c2c.child import free_port
 from c2c.registry import SchemaRegistry
 from c2c.settings import load_settings
 from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
@@ -39,21 +40,6 @@ from producers.optouts import request_event
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.process import SinkProcess
 from streams.process import WorkerProcess
-
-
-def _free_port_pair() -> int:
-    import socket
-
-    while True:
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
 
 
 def _identity(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -90,8 +76,8 @@ def main() -> None:
         sink_settings = settings.model_copy(
             update={"clickhouse_url": f"chdb://{Path(tmp) / 'ch'}", "clickhouse_database": "bench"}
         )
-        sink = SinkProcess(sink_settings, Path(tmp) / "sink.log", port=_free_port_pair())
-        worker = WorkerProcess(settings, Path(tmp) / "worker.log", port=_free_port_pair())
+        sink = SinkProcess(sink_settings, Path(tmp) / "sink.log", port=free_port())
+        worker = WorkerProcess(settings, Path(tmp) / "worker.log", port=free_port())
         decided: dict[str, float] = {}
         stop = threading.Event()
 

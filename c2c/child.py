@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -16,9 +17,16 @@ from typing import Any
 
 from c2c.errors import ServiceError
 
-__all__ = ["ChildService"]
+__all__ = ["ChildService", "free_port"]
 
 Check = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a child's web port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class ChildService:

@@ -72,12 +72,13 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     """synth -> replay -> identity worker -> sink -> outcome tables, as a deployment runs
     them: the default worker group, state and sink group, so a second demo resolves the same
     records to the same persons and ClickHouse keeps one row per event."""
+    from c2c.child import free_port
     from producers.files import mapped_events, replay
     from producers.synth import NoiseConfig, SynthConfig, synthesize
     from sinks.outcomes import OUTCOMES, OutcomeTable
     from sinks.process import SinkProcess
     from streams.app import APP_ID
-    from streams.process import WorkerProcess, free_port
+    from streams.process import WorkerProcess
 
     folder = settings.data_dir / "demo" / f"synth-{people}-{seed}"
     if not (folder / "truth" / "outcomes.json").exists():

@@ -10,7 +10,6 @@ all`) runs both."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -25,17 +24,10 @@ from c2c.topics import Topic
 from streams.forwarder import forward_group
 from streams.resolution import OUTCOMES, RAW_TOPICS
 
-__all__ = ["WorkerProcess", "free_port"]
+__all__ = ["WorkerProcess"]
 
 _HANDLED = OUTCOMES
 _RAW_PARTITIONS = 36  # six raw topics of six partitions
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (for a child's web port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class WorkerProcess:
