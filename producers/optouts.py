@@ -59,15 +59,7 @@ def request_event(
             f"find the person; given: {', '.join(sorted(given)) or 'nothing'}"
         )
     request_id = request_id or f"OPR-{uuid.uuid4().hex[:16]}"
-    return {
-        "event_time": at or datetime.datetime.now(datetime.UTC),
-        "provider": "other",
-        "source_record_id": f"{request_id}-REQ",
-        "request_id": request_id,
-        "action": "REQUESTED",
-        "requested_by": requested_by,
-        "person": {"source_person_id": request_id, **given},
-    }
+    return _event(request_id, "REQUESTED", requested_by, at, given)
 
 
 def revocation_event(
@@ -80,12 +72,23 @@ def revocation_event(
     request names the person)."""
     if not request_id.strip():
         raise OptOutInputError("a revocation names the request id it revokes; none was given")
+    return _event(request_id, "REVOKED", requested_by, at, {})
+
+
+def _event(
+    request_id: str,
+    action: str,
+    requested_by: str,
+    at: datetime.datetime | None,
+    identity: Mapping[str, Any],
+) -> dict[str, Any]:
+    """An OptOutEvent from an operator; its source person id is the request id."""
     return {
         "event_time": at or datetime.datetime.now(datetime.UTC),
         "provider": "other",
-        "source_record_id": f"{request_id}-REV",
+        "source_record_id": f"{request_id}-{action[:3]}",
         "request_id": request_id,
-        "action": "REVOKED",
+        "action": action,
         "requested_by": requested_by,
-        "person": {"source_person_id": request_id},
+        "person": {"source_person_id": request_id, **identity},
     }

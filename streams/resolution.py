@@ -155,6 +155,7 @@ class IdentityStage:
                 f"missing {unencoded}"
             )
         self.resolver = resolver
+        self.optouts = OptOuts(resolver.state)
         self._decoders = decoders
         self._encoders = encoders
         self._telemetry = telemetry
@@ -164,10 +165,6 @@ class IdentityStage:
     @property
     def state(self) -> IdentityState:
         return self.resolver.state
-
-    @property
-    def optouts(self) -> OptOuts:
-        return OptOuts(self.resolver.state)
 
     def process(self, message: Incoming) -> Processed:
         """Resolve one raw message (read directly or forwarded through the intake topic)."""
