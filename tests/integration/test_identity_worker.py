@@ -57,7 +57,9 @@ def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
 ) -> None:
     synth = tmp_path / "synth"
     # opt-outs withhold events: tests/integration/test_optouts.py covers them
-    config = SynthConfig(people=150, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0)
+    # 400 people: at 150, one false merge of two 30-record persons alone moved precision
+    # by more than a point, so the bound measured luck more than the resolver
+    config = SynthConfig(people=400, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0)
     synthesize(config, NoiseConfig(), synth)
     first, second = tmp_path / "first", tmp_path / "second"
     for folder in (first, second):
