@@ -489,11 +489,20 @@ def _resolver(settings: Settings, model: MatchModel | None = None) -> Resolver:
 @click.option(
     "--intake-topic",
     default=None,
-    help="Topic between the intake and resolve agents (default c2c.identity.intake).",
+    help="Topic between the forwarder and the resolve agent (default c2c.identity.intake).",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["all", "forward", "resolve"]),
+    default="all",
+    show_default=True,
+    help="Run the forwarder and the resolver, or only one of them (two processes, two cores).",
 )
 @click.pass_context
 @_reports_errors
-def identity_worker(ctx: click.Context, app_id: str | None, intake_topic: str | None) -> None:
+def identity_worker(
+    ctx: click.Context, app_id: str | None, intake_topic: str | None, role: str
+) -> None:
     """Run the identity worker (Faust) until interrupted: raw topics in; linked events,
     identity changes, reviews and dead letters out. Health on C2C_WORKER_WEB_PORT."""
     from faust.worker import Worker
@@ -504,6 +513,11 @@ def identity_worker(ctx: click.Context, app_id: str | None, intake_topic: str | 
     from streams.resolution import INTAKE_TOPIC
 
     settings = _settings(ctx)
+    if role == "forward":
+        from streams.forwarder import run_alone
+
+        run_alone(settings, app_id=app_id or APP_ID, intake_topic=intake_topic or INTAKE_TOPIC)
+        return
     telemetry = setup_telemetry(settings, "identity")
     app, _state = create_app(
         settings,
@@ -511,6 +525,7 @@ def identity_worker(ctx: click.Context, app_id: str | None, intake_topic: str | 
         telemetry=telemetry,
         app_id=app_id or APP_ID,
         intake_topic=intake_topic or INTAKE_TOPIC,
+        role=role,
     )
     try:
         Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()

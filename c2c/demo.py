@@ -72,6 +72,7 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     """synth -> replay -> identity worker -> sink -> outcome tables, as a deployment runs
     them: the default worker group, state and sink group, so a second demo resolves the same
     records to the same persons and ClickHouse keeps one row per event."""
+    from c2c.child import free_port
     from producers.files import mapped_events, replay
     from producers.synth import NoiseConfig, SynthConfig, synthesize
     from sinks.outcomes import OUTCOMES, OutcomeTable
@@ -93,12 +94,15 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
         group="c2c-sink",
         start_at="earliest",
     )
+    # forwarder and resolver in two processes, so that both cores work
     worker = WorkerProcess(
         settings,
         logs / "demo-worker.log",
         port=settings.worker_web_port,
         app_id=APP_ID,
         start_at="earliest",
+        split=True,
+        forward_port=free_port(),
     )
     try:
         sink.start()

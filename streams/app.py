@@ -1,18 +1,23 @@
-"""The identity worker: a Faust app that turns raw events into linked events.
+"""The identity worker: a forwarder and a Faust app that turn raw events into linked events.
 
-Two agents (see streams/README.md for why):
+Two parts (see streams/README.md for why):
 
-- ``forward`` reads every raw topic (six partitions each, spread over all workers) and
-  forwards each message, bytes untouched, to the intake topic with headers saying where it
-  was read. The intake topic has one partition per resolver shard (one here), so that every
-  record that could match another is resolved by the same resolver, in one order.
-- ``resolve`` reads the intake topic in batches and runs :class:`IdentityStage` on each
-  message: linked events, identity changes, review records and dead letters are sent with a
-  librdkafka producer, and a batch is acknowledged to Faust only once Kafka confirmed all of
-  it (at least once); the persons and source ids the batch changed are written to two
-  changelogged tables (RocksDB on disk by default). After a restart or a rebalance the
-  resolver's in-memory indexes are rebuilt from those tables, so ids stay the same.
+- the forwarder (:mod:`streams.forwarder`, librdkafka, no Faust: it has no state) reads
+  every raw topic (six partitions each, spread over all workers) and forwards what it
+  reads, bytes untouched and in publication order, to the intake topic in *packs* of many raw
+  messages (:mod:`streams.intake`). The intake topic has one partition per resolver shard
+  (one here), so that every record that could match another is resolved by the same
+  resolver, in one order.
+- ``resolve``, a Faust agent, reads the intake topic a few packs at a time and runs
+  :class:`IdentityStage` on each raw message of them: linked events, identity changes,
+  review records and dead letters are sent with a librdkafka producer, and a batch is
+  acknowledged to Faust only once Kafka confirmed all of it (at least once); the persons
+  and source ids the batch changed are written to two changelogged tables (RocksDB on disk
+  by default). After a restart or a rebalance the resolver's in-memory indexes are rebuilt
+  from those tables, so ids stay the same.
 
+``role`` ``all`` (the default) runs both in this process, ``resolve`` the resolver alone
+(with ``c2c identity worker --role forward`` beside it, so that the two use two cores).
 Faust's web server answers ``/health/live``, ``/health/ready`` (connected, recovered and
 lag below a bound) and ``/metrics/counts`` on ``C2C_WORKER_WEB_PORT``.
 """
@@ -20,38 +25,42 @@ lag below a bound) and ``/metrics/counts`` on ``C2C_WORKER_WEB_PORT``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
+import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
+import mode
 from faust.types import EventT
 
-from c2c.errors import ServiceError
+from c2c.deadletter import dead_letter
 from c2c.registry import SchemaRegistry
+from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import get_topic
+from c2c.topics import DEAD_LETTER_TOPIC, get_topic
 from observability.health import Readiness, readiness
 from observability.telemetry import Telemetry
-from observability.worker import observe_worker
-from producers.publisher import Publisher
+from observability.worker import WorkerObserver, observe_worker
+from streams.delivery import BatchProducer
+from streams.failstop import fail_stop as _fail_stop
+from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
+from streams.intake import records_of
 from streams.resolution import (
     INTAKE_TOPIC,
     OUTPUT_TOPICS,
     RAW_TOPICS,
     IdentityStage,
     Incoming,
-    forwarding_headers,
 )
 
-__all__ = ["APP_ID", "WorkerState", "create_app", "faust_broker"]
+__all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
 
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
@@ -101,22 +110,30 @@ def faust_broker(settings: Settings) -> tuple[str, Any]:
     )
 
 
+ROLES = ("all", "resolve")  # `--role forward` runs streams.forwarder.run_alone, no Faust
+# Packs a resolve batch takes at most. A pack holds up to C2C_STREAMS_BATCH_SIZE records (a
+# forwarder's batch, cut at about 900 kB), so a batch is a few thousand records when there
+# is a backlog and whatever arrived within C2C_STREAMS_BATCH_WAIT_S when there is none.
+PACKS_PER_BATCH = 8
+
+
 @dataclass
 class WorkerState:
     """What the worker holds besides Faust's tables: the stage, rebuilt when needed."""
 
     stage: IdentityStage | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    # (topic, partition) -> next offset to process, as the agents saw it
+    counts: Counter[str] = field(default_factory=Counter)
+    # (topic, partition) -> next intake offset to resolve, as the resolve agent saw it
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-
-    failures: list[str] = field(default_factory=list)
-
-    def delivery_failed(self, _context: Any, reason: str) -> None:
-        self.failures.append(reason)
+    forwarder: Forwarder | None = None
 
     def saw(self, incoming: Incoming) -> None:
         self.positions[(incoming.topic, incoming.partition)] = incoming.offset + 1
+
+    def all_counts(self) -> dict[str, int]:
+        """What the resolver and the forwarder counted (the /metrics/counts page)."""
+        forwarded = self.forwarder.counts if self.forwarder is not None else {}
+        return {**self.counts, **forwarded}
 
 
 def _source_key(key: str) -> tuple[str, str]:
@@ -132,9 +149,15 @@ def create_app(
     model: MatchModel | None = None,
     app_id: str = APP_ID,
     intake_topic: str = INTAKE_TOPIC,
+    role: str = "all",
 ) -> tuple[faust.App, WorkerState]:
-    """The Faust app and the state its agents share. ``app_id`` names the consumer group and
-    the tables' changelog topics; tests use their own."""
+    """The Faust app and the state its parts share. ``app_id`` names the consumer groups
+    (``<app id>`` for Faust, ``<app id>-forward`` for the forwarder) and the tables'
+    changelog topics; tests use their own. ``role``: ``all`` runs the forwarder and the
+    resolve agent, ``resolve`` the resolve agent alone (the forwarder alone needs no Faust:
+    :func:`streams.forwarder.run_alone`)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
     broker, credentials = faust_broker(settings)
     datadir = settings.data_dir / "streams" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +172,10 @@ def create_app(
         value_serializer="json",
         topic_partitions=1,  # the intake topic and the tables: one resolver shard
         topic_allow_declare=True,
-        consumer_auto_offset_reset=settings.streams_start,
+        # Faust reads only the intake topic (and the changelogs): whatever is on the intake
+        # was forwarded to be resolved, so a new group reads it from its start. Where raw
+        # reading starts (C2C_STREAMS_START) is the forwarder's to decide.
+        consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         table_standby_replicas=0,
         web_enabled=True,
@@ -161,7 +187,10 @@ def create_app(
         broker_session_timeout=10,
         broker_heartbeat_interval=3,
         broker_max_poll_records=settings.streams_batch_size,
-        stream_buffer_maxsize=4 * settings.streams_batch_size,
+        # a fetch brings a resolve batch's worth of packs, not one 1 MB pack at a time
+        consumer_max_fetch_size=PACKS_PER_BATCH * 1024**2,
+        # events on the intake are packs of up to ~900 kB: buffer a few batches, not 8,000
+        stream_buffer_maxsize=4 * PACKS_PER_BATCH,
     )
     state = WorkerState()
     observed = observe_worker(  # metrics (observability/worker.py)
@@ -170,7 +199,70 @@ def create_app(
         counts=state.counts,
         lag=lambda: worker_readiness(app, state, settings.ready_max_lag),
     )
-    raw = app.topic(*RAW_TOPICS, key_serializer="raw", value_serializer="raw")
+    if role == "all":
+        state.forwarder = Forwarder(
+            settings, intake_topic, group_id=forward_group(app_id), legacy_group=app_id
+        )
+        _run_forwarder(app, state.forwarder)
+    _add_resolver(app, state, settings, registry, telemetry, model, intake_topic, observed)
+
+    @app.task
+    async def _quiet_client_logs() -> None:
+        # aiokafka and Faust log every message sent at debug level; building those records
+        # cost a tenth of the worker's time even when nothing printed them.
+        for name in ("aiokafka", "faust", "mode"):
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+
+    @app.page("/health/live")
+    async def live(view: Any, request: Any) -> Any:
+        return view.json({"live": True})
+
+    @app.page("/health/ready")
+    async def ready(view: Any, request: Any) -> Any:
+        answer = await worker_readiness(app, state, settings.ready_max_lag)
+        return view.json(answer.as_json(), status=200 if answer.ready else 503)
+
+    @app.page("/metrics/counts")
+    async def counts(view: Any, request: Any) -> Any:
+        return view.json(state.all_counts())
+
+    return app, state
+
+
+def _run_forwarder(app: faust.App, forwarder: Forwarder) -> None:
+    """Run ``forwarder`` in a thread of its own for as long as ``app`` runs."""
+
+    @app.service
+    class ForwarderService(mode.Service):
+        def __post_init__(self) -> None:
+            self._stop_forwarding = threading.Event()
+            self._thread: threading.Thread | None = None
+
+        async def on_start(self) -> None:
+            self._thread = threading.Thread(
+                target=forwarder.run, args=(self._stop_forwarding,), name="forwarder"
+            )
+            self._thread.start()
+
+        async def on_stop(self) -> None:
+            # the batch in hand is finished (sent, confirmed, committed) before it returns
+            self._stop_forwarding.set()
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join, 60)
+
+
+def _add_resolver(
+    app: faust.App,
+    state: WorkerState,
+    settings: Settings,
+    registry: SchemaRegistry,
+    telemetry: Telemetry | None,
+    model: MatchModel | None,
+    intake_topic: str,
+    observed: WorkerObserver,
+) -> None:
+    """The resolve agent, its two tables and the producer of its results."""
     intake = app.topic(intake_topic, key_serializer="raw", value_serializer="raw")
     persons = app.Table(PERSONS_TABLE, default=None)
     sources = app.Table(SOURCES_TABLE, default=None)
@@ -194,104 +286,83 @@ def create_app(
         )
 
     # A short linger: every batch waits for its deliveries before Faust acknowledges it.
-    publisher = Publisher(
-        settings, registry, on_failure=state.delivery_failed, extra_config={"linger.ms": 5}
+    results = BatchProducer(
+        settings, what="publishing resolved events", extra_config={"linger.ms": 5}
     )
-
-    @app.task
-    async def _quiet_client_logs() -> None:
-        # aiokafka and Faust log every message sent at debug level; building those records
-        # cost a tenth of the worker's time even when nothing printed them.
-        for name in ("aiokafka", "faust", "mode"):
-            logger = logging.getLogger(name)
-            logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
     async def confirm() -> None:
         # Deliveries are confirmed before the batch is acknowledged to Faust, so an offset
         # is never committed for a message whose results Kafka did not take.
-        remaining = await asyncio.to_thread(publisher.flush)
-        if remaining or state.failures:
-            raise DeliveryError(
-                f"{remaining} message(s) unconfirmed and {len(state.failures)} refused "
-                f"({'; '.join(state.failures[:3])})"
-            )
+        await asyncio.to_thread(results.confirm)
 
-    @app.agent(raw)
-    async def forward(stream: faust.StreamT[bytes]) -> None:
-        # Faust's StreamT protocol omits take_events, which its Stream class has.
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            settings.streams_batch_size, within=settings.streams_batch_wait_s
-        ):
-            with (
-                _fail_stop("forwarding raw events to the intake topic"),
-                observed.batch("forward", events, forwarded_to=intake_topic),
-            ):
-                for event in events:
-                    incoming = _incoming(event)
-                    publisher.send(
-                        intake_topic,
-                        incoming.key,
-                        incoming.value or b"",
-                        None,
-                        forwarding_headers(incoming),
-                    )
-                    state.saw(incoming)
-                await confirm()
-                state.counts["forwarded"] = state.counts.get("forwarded", 0) + len(events)
+    def damaged(message: Incoming, error: SerdeError) -> None:
+        # an intake message that is not a whole pack: kept whole as a dead letter
+        record = dead_letter(
+            stage="identity",
+            error=error,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            key=message.key,
+            value=message.value,
+        )
+        value = encoders[DEAD_LETTER_TOPIC].encode(record)
+        results.send(DEAD_LETTER_TOPIC, message.key, value)
+        state.counts["dead_letter"] += 1
 
     @app.agent(intake)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
         # Faust's StreamT protocol omits take_events, which its Stream class has.
         async for events in stream.take_events(  # type: ignore[attr-defined]
-            settings.streams_batch_size, within=settings.streams_batch_wait_s
+            PACKS_PER_BATCH, within=settings.streams_batch_wait_s
         ):
             with _fail_stop("resolving identities"), observed.batch("identity", events) as batch:
                 if state.stage is None:
                     state.stage = build_stage()
                 stage = state.stage
+                counted = Counter(stage.counts)
                 changed: dict[str, dict[str, Any]] = {}
                 first_seen: dict[tuple[str, str], str] = {}
                 for event in events:
-                    incoming = _incoming(event)
-                    processed = stage.process(incoming)
-                    for out in processed.outgoing:
-                        publisher.send(out.topic, out.key, out.value, None, out.headers)
-                    batch.sent(processed.outgoing)
-                    changed.update(processed.persons)
-                    first_seen.update(processed.sources)
-                    state.saw(incoming)
+                    message = _incoming(event)
+                    try:
+                        records = records_of(message)
+                    except SerdeError as exc:
+                        damaged(message, exc)
+                        records = ()
+                    for incoming in records:
+                        processed = stage.process(incoming)
+                        for out in processed.outgoing:
+                            results.send(out.topic, out.key, out.value, out.headers)
+                        batch.sent(processed.outgoing)
+                        changed.update(processed.persons)
+                        first_seen.update(processed.sources)
+                    state.saw(message)
                 # Each person changed in the batch is written once, as it is at the end.
                 _make_current(events[-1])
                 for person_id, snapshot in changed.items():
                     persons[person_id] = snapshot
                 for (provider, source_id), person_id in first_seen.items():
                     sources[f"{provider}{_SOURCE_SEP}{source_id}"] = person_id
-                await confirm()
-                state.counts.update(stage.counts)
+                # The batch's results and its changelog both confirmed before the batch is
+                # acknowledged. Faust sends table writes from a background task that gets
+                # the loop only while an agent waits: without this wait a backlog left tens
+                # of thousands of changelog messages queued in memory behind the resolver.
+                await asyncio.gather(confirm(), app.producer.flush())
+                state.counts.update(stage.counts - counted)
+                state.counts["batches"] += 1
+                state.counts["persons_written"] += len(changed)
 
     @app.on_rebalance_complete.connect
     async def _forget_state(*_args: Any, **_kwargs: Any) -> None:
         # Partitions may have moved: rebuild from the (recovered) tables on the next batch.
         state.stage = None
 
-    @app.page("/health/live")
-    async def live(view: Any, request: Any) -> Any:
-        return view.json({"live": True})
-
-    @app.page("/health/ready")
-    async def ready(view: Any, request: Any) -> Any:
-        answer = await worker_readiness(app, state, settings.ready_max_lag)
-        return view.json(answer.as_json(), status=200 if answer.ready else 503)
-
-    @app.page("/metrics/counts")
-    async def counts(view: Any, request: Any) -> Any:
-        return view.json(dict(state.counts))
-
-    return app, state
-
 
 async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> Readiness:
-    """Readiness of this worker from its consumer's assignment and high-water marks."""
+    """Readiness of this worker: the Faust consumer's assignment (the intake partition, if
+    this worker holds the shard) and its high-water marks, and the forwarder's raw
+    partitions and lag."""
     assigned = app.consumer.assignment() if app.consumer is not None else set()
     lag = {}
     for tp in assigned:
@@ -305,29 +376,15 @@ async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> 
         if done is None:
             done = await app.consumer.position(tp) or 0
         lag[f"{tp.topic}[{tp.partition}]"] = max(0, int(high) - int(done))
+    forwarder = state.forwarder
+    connected = bool(assigned)
+    if forwarder is not None:
+        lag.update(forwarder.lag())
+        # a worker without the shard (a standby) is connected if it forwards
+        connected = forwarder.assigned and (connected or bool(forwarder.lag()))
     return readiness(
-        connected=bool(assigned), recovering=bool(app.in_recovery), lag=lag, max_lag=max_lag
+        connected=connected, recovering=bool(app.in_recovery), lag=lag, max_lag=max_lag
     )
-
-
-class DeliveryError(ServiceError):
-    """Kafka did not take what the worker sent."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="worker.delivery")
-
-
-@contextlib.contextmanager
-def _fail_stop(doing: str) -> Iterator[None]:
-    """Any error while ``doing`` ends the process at once, before Faust acknowledges the
-    batch: Faust would otherwise commit the offsets of messages whose results were never
-    sent. The batch is read again after the restart (and resolves to the same ids)."""
-    try:
-        yield
-    except BaseException as exc:
-        log.critical("stopping the worker: failed while %s: %r", doing, exc, exc_info=True)
-        logging.shutdown()
-        os._exit(70)
 
 
 def _make_current(event: EventT) -> None:

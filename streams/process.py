@@ -1,6 +1,11 @@
-"""The identity worker as a child process, for the demo, benches and tests: start it with
-its own group, intake topic and web port, wait until it is done with what was published,
-stop it."""
+"""The identity worker as child processes, for the demo, benches and tests: start it with
+its own groups, intake topic and web port, wait until it is done with what was published,
+stop it.
+
+``split`` runs the forwarder and the resolver as two processes (`c2c identity worker
+--role forward` on ``forward_port``, by default the port after ``port``, and `--role
+resolve` on ``port``), so that the two can use two cores; otherwise one process (`--role
+all`) runs both."""
 
 from __future__ import annotations
 
@@ -10,20 +15,25 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from c2c.child import ChildService
 from c2c.kafka import ensure_topics
 from c2c.settings import Settings
 from c2c.topics import Topic
-from streams.resolution import OUTCOMES
+from streams.forwarder import forward_group
+from streams.resolution import OUTCOMES, RAW_TOPICS
 
 __all__ = ["WorkerProcess"]
 
 _HANDLED = OUTCOMES
+_RAW_PARTITIONS = 36  # six raw topics of six partitions
 
 
-class WorkerProcess(ChildService):
-    """`c2c identity worker` in a child process. ``app_id`` None: a fresh group, intake
-    topic and state (``start_at`` latest reads only what is published after it is ready)."""
+class WorkerProcess:
+    """`c2c identity worker` in one child process (two with ``split``). ``app_id`` None: a
+    fresh group, intake topic and state (``start_at`` latest reads only what is published
+    after it is ready)."""
 
     def __init__(
         self,
@@ -33,7 +43,10 @@ class WorkerProcess(ChildService):
         port: int,
         app_id: str | None = None,
         start_at: str = "latest",
+        split: bool = False,
+        forward_port: int | None = None,
     ) -> None:
+        self.settings = settings
         self.app_id = app_id or f"c2c-identity-{uuid.uuid4().hex[:10]}"
         self.intake = f"c2c.identity.intake.{self.app_id}" if app_id is None else None
         if self.intake is not None:
@@ -43,28 +56,96 @@ class WorkerProcess(ChildService):
             command += ["--intake-topic", self.intake]
         env = {
             **os.environ,
-            "C2C_WORKER_WEB_PORT": str(port),
             "C2C_STREAMS_START": start_at,
             "C2C_DATA_DIR": str(settings.data_dir),
         }
-        super().__init__("identity worker", command, env, port, log)
+        if split:
+            roles = [("forward", forward_port or port + 1), ("resolve", port)]
+        else:
+            roles = [("all", port)]
+        self.children = [
+            ChildService(
+                f"identity worker ({role})",
+                [*command, "--role", role],
+                {**env, "C2C_WORKER_WEB_PORT": str(role_port)},
+                role_port,
+                log if not split else log.with_name(f"{log.stem}-{role}{log.suffix}"),
+            )
+            for role, role_port in roles
+        ]
+        self._forwarder = self.children[0]
+        self._resolver = self.children[-1]
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running children."""
+        return [c.process.pid for c in self.children if c.process is not None]
+
+    def begin_here(self) -> None:
+        """Commit the raw topics' current ends for this worker's forwarder group, so that
+        the worker, whenever it is launched, reads exactly what is published from now on
+        (a backlog for a bench)."""
+        consumer = Consumer(
+            self.settings.kafka_config(
+                **{"group.id": forward_group(self.app_id), "enable.auto.commit": False}
+            )
+        )
+        try:
+            ends = []
+            for topic in RAW_TOPICS:
+                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+                for partition in metadata.partitions:
+                    tp = TopicPartition(topic, partition)
+                    _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    ends.append(TopicPartition(topic, partition, high))
+            consumer.commit(offsets=ends, asynchronous=False)
+        finally:
+            consumer.close()
+
+    def launch(self) -> None:
+        """Start the process(es) without waiting."""
+        for child in self.children:
+            child.launch()
 
     def start(self, timeout_s: float = 120) -> None:
         """Start and wait until it is ready and reading every raw partition."""
         self.launch()
         # high-water marks known for all 36 raw partitions: positions are set ("latest" is
         # resolved) before anyone publishes
-        self.wait(
+        self._forwarder.wait(
             lambda ready, _counts: (
                 bool(ready.get("ready"))
-                and sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw.")) == 36
+                and sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
+                == _RAW_PARTITIONS
             ),
             "ready",
             timeout_s,
         )
+        if self._resolver is not self._forwarder:
+            self._resolver.wait(lambda ready, _c: bool(ready.get("ready")), "ready", timeout_s)
+
+    def stop(self, timeout_s: float = 60) -> None:
+        """Stop gracefully (SIGTERM), as an orchestrator would."""
+        for child in self.children:
+            child.stop(timeout_s)
+
+    def kill(self) -> None:
+        for child in self.children:
+            child.kill()
+
+    def counts(self) -> dict[str, Any]:
+        """The resolver's counts, with the forwarder's when it runs apart."""
+        counts = self._resolver.counts()
+        if self._forwarder is not self._resolver:
+            counts = {**self._forwarder.counts(), **counts}
+        return counts
+
+    def page(self, path: str) -> dict[str, Any]:
+        """One of the resolver's JSON pages."""
+        return self._resolver.page(path)
 
     def handled(self) -> int:
-        counts = self.counts()
+        counts = self._resolver.counts()
         return sum(int(counts.get(k, 0)) for k in _HANDLED)
 
     def drained(self, handled: int, timeout_s: float = 300) -> dict[str, Any]:
@@ -74,4 +155,9 @@ class WorkerProcess(ChildService):
             total = sum(int(counts.get(k, 0)) for k in _HANDLED)
             return total >= handled and bool(ready.get("ready")) and ready["total_lag"] == 0
 
-        return self.wait(done, f"done with {handled} messages", timeout_s)
+        def forwarded(ready: dict[str, Any], _counts: dict[str, Any]) -> bool:
+            return bool(ready.get("ready")) and ready["total_lag"] == 0
+
+        if self._forwarder is not self._resolver:
+            self._forwarder.wait(forwarded, "done forwarding", timeout_s)
+        return self._resolver.wait(done, f"done with {handled} messages", timeout_s)

@@ -1,5 +1,6 @@
 """The identity worker (Faust) against the real stack: raw events in; linked events,
-identity changes, reviews and dead letters out; a restart keeps the ids."""
+identity changes, reviews and dead letters out; a restart keeps the ids. Run as one process
+and as two (forwarder and resolver apart)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.evaluation import final_assignments, pairwise_metrics, read_assignments
 from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.intake import records_of
 from streams.linking import LINKED_TOPICS
 from streams.process import WorkerProcess
 from streams.resolution import CHANGES_TOPIC, RAW_TOPICS, Incoming, source_of
@@ -28,9 +30,12 @@ from tests.conftest import free_port_pair
 FIRST = ("k12", "ccc", "csac")  # published before the restart; the rest after
 
 
-@pytest.fixture
-def worker(stack: Settings, registry: SchemaRegistry, tmp_path: Path) -> Any:
-    running = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
+@pytest.fixture(params=["one process", "forward and resolve apart"])
+def worker(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path, request: pytest.FixtureRequest
+) -> Any:
+    split = request.param != "one process"
+    running = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair(), split=split)
     yield running
     running.kill()
 
@@ -132,7 +137,8 @@ def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
     never_stopped: dict[str, str] = {}
     outcomes: defaultdict[str, int] = defaultdict(int)
     for message in read_to_end(stack, [str(worker.intake)]):
-        incoming = source_of(
+        # the intake carries packs of raw messages, in the order the resolver took them
+        for record in records_of(
             Incoming(
                 str(message.topic()),
                 int(message.partition() or 0),
@@ -141,17 +147,18 @@ def test_worker_links_reviews_dead_letters_and_keeps_ids_across_a_restart(
                 message.value(),
                 list(message.headers() or []),
             )
-        )
-        if incoming.topic not in raw_decoders or incoming.value is None:
-            outcomes["not raw"] += 1
-            continue
-        try:
-            raw = raw_decoders[incoming.topic].decode(incoming.value)
-        except Exception:
-            outcomes["undecodable"] += 1
-            continue
-        resolution = resolver.resolve(str(raw["provider"]), raw["person"])
-        if resolution.person_id is not None and str(raw["event_id"]) in published:
-            never_stopped[str(raw["event_id"])] = resolution.person_id
+        ):
+            incoming = source_of(record)
+            if incoming.topic not in raw_decoders or incoming.value is None:
+                outcomes["not raw"] += 1
+                continue
+            try:
+                raw = raw_decoders[incoming.topic].decode(incoming.value)
+            except Exception:
+                outcomes["undecodable"] += 1
+                continue
+            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
+            if resolution.person_id is not None and str(raw["event_id"]) in published:
+                never_stopped[str(raw["event_id"])] = resolution.person_id
     assert never_stopped == {i: next(iter(ids)) for i, ids in published.items()}
     assert outcomes["undecodable"] >= 1  # the garbage went through the intake too

@@ -1,0 +1,75 @@
+"""Sending a batch's results and knowing that Kafka took every one of them.
+
+:class:`BatchProducer` is the worker's librdkafka producer (idempotent, acks=all): ``send``
+queues a message, ``confirm`` waits until Kafka acknowledged everything queued so far and
+raises :class:`DeliveryError` if it did not. Only failures call back into Python
+(``delivery.report.only.error``): a batch of thousands of messages costs no per-message
+callback, and ``confirm``'s count of what is still queued says whether the rest arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from c2c.errors import ServiceError
+from c2c.settings import Settings
+from producers.publisher import PRODUCER_CONFIG
+
+__all__ = ["BatchProducer", "DeliveryError"]
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class DeliveryError(ServiceError):
+    """Kafka did not take what the worker sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="worker.delivery")
+
+
+class BatchProducer:
+    """Queues messages and confirms them batch by batch; see the module docstring."""
+
+    def __init__(
+        self, settings: Settings, *, what: str, extra_config: Mapping[str, Any] | None = None
+    ) -> None:
+        self._what = what
+        self._failures: list[str] = []
+        self._producer = Producer(
+            settings.kafka_config(
+                **{
+                    **PRODUCER_CONFIG,
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._failed,
+                    **(extra_config or {}),
+                }
+            )
+        )
+
+    def _failed(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(f"{message.topic()}: {error.str()}")
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        """Queue one message; waits only while the local queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+
+    def confirm(self, timeout_s: float = 60.0) -> None:
+        """Wait until Kafka acknowledged everything sent so far; DeliveryError naming what
+        is missing and why if it did not (the caller must not acknowledge its input)."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self._failures:
+            raise DeliveryError(
+                f"{self._what}: {remaining} message(s) unconfirmed after {timeout_s:.0f} s and "
+                f"{len(self._failures)} refused ({'; '.join(self._failures[:3])})"
+            )
