@@ -513,12 +513,20 @@ def identity_worker(
     from streams.resolution import INTAKE_TOPIC
 
     settings = _settings(ctx)
+    telemetry = setup_telemetry(settings, "identity")
     if role == "forward":
         from streams.forwarder import run_alone
 
-        run_alone(settings, app_id=app_id or APP_ID, intake_topic=intake_topic or INTAKE_TOPIC)
+        try:
+            run_alone(
+                settings,
+                app_id=app_id or APP_ID,
+                intake_topic=intake_topic or INTAKE_TOPIC,
+                telemetry=telemetry,
+            )
+        finally:
+            telemetry.shutdown()
         return
-    telemetry = setup_telemetry(settings, "identity")
     app, _state = create_app(
         settings,
         SchemaRegistry(settings),

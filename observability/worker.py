@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from observability.health import Readiness
@@ -40,22 +40,24 @@ _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 log = logging.getLogger(__name__)
 
 
-class _Event(Protocol):
-    @property
-    def message(self) -> Any: ...
-
-
 class _Sent(Protocol):
     @property
     def topic(self) -> str: ...
 
 
 class StageBatch:
-    """One batch of one stage: say what it sent with :meth:`sent`."""
+    """One batch of one stage: say what it read with :meth:`read`, what it sent with
+    :meth:`sent`."""
 
     def __init__(self, observer: WorkerObserver, stage: str) -> None:
         self._observer = observer
         self._stage = stage
+        self.topics: Counter[str] = Counter()  # topic -> messages read in this batch
+
+    def read(self, topic: str) -> None:
+        """One message of ``topic`` taken in this batch (a record of a pack counts by the
+        raw topic it was published to)."""
+        self.topics[topic] += 1
 
     def sent(self, outgoing: Iterable[_Sent]) -> None:
         """Messages handed to Kafka for this batch (counted as events out per topic)."""
@@ -68,7 +70,11 @@ class WorkerObserver:
     """See the module docstring."""
 
     def __init__(
-        self, telemetry: Telemetry, *, group: str, counts: Callable[[], Mapping[str, int]]
+        self,
+        telemetry: Telemetry,
+        *,
+        group: str,
+        counts: Callable[[], Mapping[str, int]] | None,
     ) -> None:
         self.group = group
         self.into: Counter[tuple[str, str]] = Counter()  # (topic, stage) -> messages
@@ -80,23 +86,39 @@ class WorkerObserver:
         metrics.observe(EVENTS_IN, lambda: _flows(self.into))
         metrics.observe(EVENTS_OUT, lambda: _flows(self.out))
         metrics.observe(CONSUMER_LAG, lambda: lag_observations(self.group, dict(self.lag)))
-        metrics.observe_counts("identity", counts, zeros=("dead_letter", "review"))
+        if counts is not None:  # a forwarder alone has no resolver's counts
+            metrics.observe_counts("identity", counts, zeros=("dead_letter", "review"))
 
     @contextlib.contextmanager
-    def batch(
-        self, stage: str, events: Sequence[_Event], *, forwarded_to: str | None = None
-    ) -> Iterator[StageBatch]:
+    def batch(self, stage: str) -> Iterator[StageBatch]:
         """Around one batch of ``stage``: once the body finished (its output confirmed), the
-        batch's messages count as in, and, with ``forwarded_to``, each as one out to that
-        topic. A batch that raises counts nothing (the worker stops; it is read again)."""
+        messages it said it :meth:`StageBatch.read` count as in. A batch that raises counts
+        nothing (the worker stops; it is read again)."""
         started = time.monotonic()
-        yield StageBatch(self, stage)
-        for event in events:
-            self.into[(str(event.message.topic), stage)] += 1
+        batch = StageBatch(self, stage)
+        yield batch
+        self.done(stage, batch.topics, started)
+
+    def done(
+        self,
+        stage: str,
+        topics: Mapping[str, int],
+        started: float,
+        *,
+        forwarded_to: str | None = None,
+    ) -> None:
+        """A batch of ``stage`` finished: ``topics`` counts its messages in per topic, and
+        with ``forwarded_to`` each went out once to that topic; ``started`` is its
+        ``time.monotonic()`` at the start. Safe to call from another thread (the
+        forwarder's): a scrape reads copies."""
+        into = self.into
+        for topic, n in topics.items():
+            into[(topic, stage)] += n
+        size = sum(topics.values())
         if forwarded_to is not None:
-            self.out[(forwarded_to, stage)] += len(events)
+            self.out[(forwarded_to, stage)] += size
         attributes = {"stage": stage}
-        self._size.record(len(events), attributes)
+        self._size.record(size, attributes)
         self._duration.record(time.monotonic() - started, attributes)
 
 

@@ -201,7 +201,11 @@ def create_app(
     )
     if role == "all":
         state.forwarder = Forwarder(
-            settings, intake_topic, group_id=forward_group(app_id), legacy_group=app_id
+            settings,
+            intake_topic,
+            group_id=forward_group(app_id),
+            legacy_group=app_id,
+            observer=observed,
         )
         _run_forwarder(app, state.forwarder)
     _add_resolver(app, state, settings, registry, telemetry, model, intake_topic, observed)
@@ -316,7 +320,7 @@ def _add_resolver(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             PACKS_PER_BATCH, within=settings.streams_batch_wait_s
         ):
-            with _fail_stop("resolving identities"), observed.batch("identity", events) as batch:
+            with _fail_stop("resolving identities"), observed.batch("identity") as batch:
                 if state.stage is None:
                     state.stage = build_stage()
                 stage = state.stage
@@ -329,8 +333,10 @@ def _add_resolver(
                         records = records_of(message)
                     except SerdeError as exc:
                         damaged(message, exc)
+                        batch.read(message.topic)
                         records = ()
                     for incoming in records:
+                        batch.read(incoming.topic)
                         processed = stage.process(incoming)
                         for out in processed.outgoing:
                             results.send(out.topic, out.key, out.value, out.headers)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -35,6 +35,10 @@ from streams.delivery import BatchProducer
 from streams.failstop import fail_stop
 from streams.intake import packs
 from streams.resolution import RAW_TOPICS, Incoming
+
+if TYPE_CHECKING:
+    from observability.telemetry import Telemetry
+    from observability.worker import WorkerObserver
 
 __all__ = ["Forwarder", "forward_group", "publication_order", "run_alone"]
 
@@ -83,8 +87,10 @@ class Forwarder:
         *,
         group_id: str,
         legacy_group: str | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._observer = observer  # metrics of the stage "forward", if measured
         self._intake = intake_topic
         self._legacy_group = legacy_group
         self._consumer = Consumer(
@@ -198,6 +204,7 @@ class Forwarder:
     def forward(self, messages: list[Message]) -> None:
         """Send one batch to the intake topic, wait until Kafka confirmed it, then commit
         its raw offsets. Raises DeliveryError if Kafka did not take all of it."""
+        started = time.monotonic()
         read: list[tuple[int, Incoming]] = []
         ends: dict[tuple[str, int], int] = {}
         for message in messages:
@@ -248,14 +255,27 @@ class Forwarder:
                 self._positions[tp] = end
         self.counts["forwarded"] += len(records)
         self.counts["packs"] += sent
+        if self._observer is not None:
+            topics = Counter(message.topic for message in records)
+            self._observer.done("forward", topics, started, forwarded_to=self._intake)
 
 
-def run_alone(settings: Settings, *, app_id: str, intake_topic: str) -> None:
+def run_alone(
+    settings: Settings, *, app_id: str, intake_topic: str, telemetry: Telemetry | None = None
+) -> None:
     """`c2c identity worker --role forward`: a forwarder without Faust, its health pages
     (/health/live, /health/ready, /metrics/counts on C2C_WORKER_WEB_PORT), until SIGTERM or
-    SIGINT (the batch in hand is finished first)."""
+    SIGINT (the batch in hand is finished first). With ``telemetry``, the stage "forward"'s
+    events in and out and batch sizes and durations are exported (its lag is on
+    /health/ready)."""
+    from observability.worker import WorkerObserver
+
+    group = forward_group(app_id)
+    observer = (
+        WorkerObserver(telemetry, group=group, counts=None) if telemetry is not None else None
+    )
     forwarder = Forwarder(
-        settings, intake_topic, group_id=forward_group(app_id), legacy_group=app_id
+        settings, intake_topic, group_id=group, legacy_group=app_id, observer=observer
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
