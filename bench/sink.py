@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,11 @@ from c2c.topics import get_topic
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
 from sinks.rows import FACT_TABLES, fact_row
-from sinks.sink import Batch, add_linked, write_batch
+from sinks.sink import Batch, add_linked, add_row, readers, write_batch
 
 _PATHS = (
-    ("sink", "sink: decode + rows + insert (sinks.sink)"),
+    ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
+    ("sink_dicts", "the same through decoded records (before)"),
     ("sink_fastavro", "the same, fastavro decoders (before)"),
     ("plain", "plain clickhouse-connect column insert"),
     ("decode", "part: decode only (compiled)"),
@@ -84,6 +87,17 @@ def main() -> None:
             for table in (*FACT_TABLES.values(), "dim_person"):
                 client.command(f"TRUNCATE TABLE {table}")
 
+        rows_of = readers(registry)
+
+        def sink_path_rows() -> int:
+            truncate()
+            for start in range(0, len(messages), size):
+                batch = Batch()
+                for topic, value in messages[start : start + size]:
+                    add_row(batch, FACT_TABLES[topic], rows_of[topic].decode(value))
+                write_batch(client, batch)
+            return len(messages)
+
         def sink_path(chosen: dict[str, AvroDecoder]) -> int:
             truncate()
             for start in range(0, len(messages), size):
@@ -112,16 +126,28 @@ def main() -> None:
         if not args.no_freeze:
             gc.collect()
             gc.freeze()
+        cpu: dict[str, list[float]] = {}
+
+        def timed(key: str, run: Callable[[], int]) -> Callable[[], int]:
+            def measured() -> int:
+                started = time.process_time()  # every thread of this process: chdb's too
+                count = run()
+                cpu.setdefault(key, []).append((time.process_time() - started) * 1e6 / count)
+                return count
+
+            return measured
+
         started = time.perf_counter()
+        paths = {
+            "sink": sink_path_rows,
+            "sink_dicts": lambda: sink_path(decoders),
+            "sink_fastavro": lambda: sink_path(fastavro),
+            "plain": plain,
+            "decode": decode_only,
+            "rows": rows_only,
+        }
         rates = compare_rates(
-            {
-                "sink": lambda: sink_path(decoders),
-                "sink_fastavro": lambda: sink_path(fastavro),
-                "plain": plain,
-                "decode": decode_only,
-                "rows": rows_only,
-            },
-            repeats=args.repeats,
+            {key: timed(key, run) for key, run in paths.items()}, repeats=args.repeats
         )
         elapsed = time.perf_counter() - started
         client.close()
@@ -130,13 +156,14 @@ def main() -> None:
         f"inputs {'not ' if args.no_freeze else ''}frozen; {elapsed:.0f} s in all"
     )
     print_table(
-        ["path", f"rows/s (median of {args.repeats})", "vs plain", "us/row"],
+        ["path", f"rows/s (median of {args.repeats})", "vs plain", "us/row", "CPU us/row"],
         [
             [
                 label,
                 f"{rates[key]:,.0f}",
                 f"{rates[key] / rates['plain']:.2f}",
                 f"{1e6 / rates[key]:.1f}",
+                f"{statistics.median(cpu[key]):.1f}",
             ]
             for key, label in _PATHS
         ],

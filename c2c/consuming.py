@@ -12,14 +12,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from c2c.deadletter import DeadLetterPublisher, dead_letter
-from c2c.serde import AvroDecoder, SerdeError
+from c2c.serde import SerdeError
 
-__all__ = ["Decoded", "DecodingConsumer"]
+__all__ = ["Decoded", "Decoder", "DecodingConsumer"]
+
+
+class Decoder(Protocol):
+    """What reads a topic's messages: c2c.serde.AvroDecoder, or a reader of rows (the
+    sink's); raises SerdeError for a message that does not decode."""
+
+    def decode(self, data: bytes) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class Decoded:
     partition: int
     offset: int
     key: bytes | None
-    value: dict[str, Any]
+    value: Any  # what the topic's decoder returns (a record, for an AvroDecoder)
     headers: tuple[tuple[str, bytes], ...]
     # the message's Kafka timestamp (milliseconds; the producer's clock unless the topic
     # is set to log-append time), or 0 when the broker gave none
@@ -43,7 +50,7 @@ class DecodingConsumer:
     def __init__(
         self,
         consumer: Consumer,
-        decoders: Mapping[str, AvroDecoder],
+        decoders: Mapping[str, Decoder],
         dead_letters: DeadLetterPublisher,
         *,
         stage: str,
