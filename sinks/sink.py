@@ -38,11 +38,11 @@ from observability.telemetry import Telemetry, setup_telemetry
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,
-    PERSON_TABLES,
     OptOutFilter,
     audit_row,
     count_statement,
     delete_statement,
+    removed_per_decision,
 )
 from sinks.rows import (
     CHANGE_PATHS,
@@ -61,6 +61,11 @@ __all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "add_row", "readers", "w
 
 SINK_GROUP = "c2c-sink"
 log = logging.getLogger(__name__)
+_APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for /optouts
+# How long one poll of Kafka waits at most: a batch still waits C2C_SINK_BATCH_WAIT_S to
+# fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
+# consume returns only when it has max_messages or its timeout passed).
+_POLL_S = 0.02
 _CHANGE_COUNTS = {
     kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
 }
@@ -108,6 +113,7 @@ class Batch:
     # the person dimension's row out of it when the batch is written)
     persons: dict[str, list[Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions_read: list[float] = field(default_factory=list)  # monotonic, when each was read
     optout_persons: list[list[Any]] = field(default_factory=list)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -162,6 +168,8 @@ class Sink:
         self.last_insert_s: float | None = None
         self.newest_row_time: datetime | None = None
         self.clickhouse_error: str | None = None
+        # decision id -> seconds from reading the decision to its rows removed and audited
+        self.optout_applied_s: dict[str, float] = {}
         self.connected = False
         self.positioned = False  # every assigned partition has a read position
         self._lag: dict[str, int] = {}
@@ -221,6 +229,7 @@ class Sink:
             self.counts[_CHANGE_COUNTS.get(change_type) or f"change.{change_type}"] += 1
             return
         batch.decisions.append(value)
+        batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
         self.counts[f"optout.{str(value['cause']).lower()}"] += 1
 
@@ -228,27 +237,40 @@ class Sink:
     def _insert(self, batch: Batch) -> None:
         with self.lock, self._observed.inserting(batch):
             write_batch(self.client, batch)
-            for decision in batch.decisions:
-                self._remove(decision)
+            if batch.decisions:
+                self._apply(batch)
 
-    def _remove(self, decision: dict[str, Any]) -> None:
-        """Remove the rows of an opted-out decision's persons from every table, audited
-        once per decision (a replayed decision removes again, and is not audited twice)."""
-        ids = {"ids": list(decision["person_ids"])}
-        removed: dict[str, int] = {}
-        if decision["opted_out"]:
-            for table in PERSON_TABLES:
-                removed[table] = int(self.client.command(count_statement(table), parameters=ids))
-        decision_id = str(decision["decision_id"])
-        if decision_id not in self._audited:
-            row = audit_row(decision, removed, datetime.now(UTC))
-            self.client.insert("optout_audit", [row], column_names=list(AUDIT_COLUMNS))
-            self._audited.add(decision_id)
-            self.counts["optout.audited"] += 1
-        for table, count in removed.items():
-            if count:
-                self.client.command(delete_statement(table), parameters=ids)
-                self.counts["optout.rows_removed"] += count
+    def _apply(self, batch: Batch) -> None:
+        """Remove the rows of the batch's opted-out persons from every table, with one
+        count query and one DELETE per table that holds any, for all its decisions at
+        once; one audit row per decision (a replayed decision removes again, and is not
+        audited twice)."""
+        ids = sorted({p for d in batch.decisions if d["opted_out"] for p in d["person_ids"]})
+        found: list[tuple[str, str, int]] = []
+        if ids:
+            found = self.client.query(count_statement(), parameters={"ids": ids}).result_rows
+        for table in sorted({str(table) for table, _person, _rows in found}):
+            chosen = sorted({str(p) for t, p, _rows in found if t == table})
+            self.client.command(delete_statement(table), parameters={"ids": chosen})
+        applied_at = datetime.now(UTC)
+        audit = []
+        removed = removed_per_decision(batch.decisions, found)
+        for decision, rows_removed in zip(batch.decisions, removed, strict=True):
+            self.counts["optout.rows_removed"] += sum(rows_removed.values())
+            decision_id = str(decision["decision_id"])
+            if decision_id not in self._audited:
+                audit.append(audit_row(decision, rows_removed, applied_at))
+        if audit:
+            self.client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
+        done = time.monotonic()
+        for decision, read_at in zip(batch.decisions, batch.decisions_read, strict=True):
+            decision_id = str(decision["decision_id"])
+            if decision_id not in self._audited:
+                self._audited.add(decision_id)
+                self.counts["optout.audited"] += 1
+            self.optout_applied_s[decision_id] = done - read_at
+            while len(self.optout_applied_s) > _APPLIED_KEPT:
+                del self.optout_applied_s[next(iter(self.optout_applied_s))]
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
@@ -364,7 +386,7 @@ class Sink:
         try:
             while not stop.is_set():
                 got = 0
-                for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
+                for decoded in self._decoding.poll(timeout_s=min(wait, _POLL_S), max_messages=size):
                     self._add(batch, decoded.topic, decoded.value, decoded.timestamp_ms)
                     self._observed.received(decoded)
                     got += 1
