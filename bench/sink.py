@@ -4,12 +4,14 @@
 
 Rows: the linked events of a synthetic population (resolved in this process), encoded in
 Confluent wire format as the worker publishes them. (a) the sink's path without Kafka:
-decode each message, build its fact row and person row (sinks/rows.py), insert per table
-in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch); (a') the same with the decoders
-as they were before compilation (fastavro); (b) the limit: the same fact rows, already
-built, inserted column-oriented with clickhouse-connect. Then two parts of (a) alone:
-decoding, and building the rows from decoded events. Embedded chdb in a temporary folder;
-medians of interleaved runs; each run writes into freshly truncated tables.
+read each message straight into its fact row (sinks.rows.RowReader), add it and its person
+to the batch, insert per table in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch);
+(a') as before: decode each message into a record, then build its row from the record;
+(a'') the same with fastavro's decoders; (b) the limit: the same fact rows, already built
+from the records, inserted column-oriented with clickhouse-connect. Then parts alone:
+reading rows from the wire, decoding records, building rows from records. Embedded chdb
+in a temporary folder; medians of interleaved runs, wall and CPU (time.process_time: every
+thread of this process, chdb's included); each run writes into freshly truncated tables.
 
 The inputs (every message, every built row, every decoded event) stay in memory for the
 whole run, as in no sink; once built they are frozen out of the garbage collector's view
@@ -47,10 +49,11 @@ from sinks.sink import Batch, add_linked, add_row, readers, write_batch
 
 _PATHS = (
     ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
-    ("sink_dicts", "the same through decoded records (before)"),
+    ("sink_dicts", "as before: records, then rows from them"),
     ("sink_fastavro", "the same, fastavro decoders (before)"),
     ("plain", "plain clickhouse-connect column insert"),
-    ("decode", "part: decode only (compiled)"),
+    ("read_rows", "part: wire bytes to rows only (RowReader)"),
+    ("decode", "part: decode to records only (compiled)"),
     ("rows", "part: fact and person rows only"),
 )
 
@@ -110,6 +113,11 @@ def main() -> None:
         def plain() -> int:
             truncate()
             return plain_insert(client, built, size)
+
+        def read_rows_only() -> int:
+            for topic, value in messages:
+                rows_of[topic].decode(value)
+            return len(messages)
 
         def decode_only() -> int:
             for topic, value in messages:
