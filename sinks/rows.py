@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from c2c._avro_compiled import CompiledRowDecoder, compile_row_decoder
-from c2c.serde import AvroDecoder, AvroEncoder, frame
+from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -127,6 +127,7 @@ class RowReader:
         self._decoder = decoder
         self._encoder = AvroEncoder(schema, schema_id)
         self._header = frame(schema_id, b"")
+        self._name = str(schema.get("name", "record"))
         self._rows: CompiledRowDecoder = compile_row_decoder(schema, paths, plain=True)
         self.paths = paths
 
@@ -141,7 +142,14 @@ class RowReader:
                 if end == len(data):
                     return row  # type: ignore[no-any-return]
         event = self._decoder.decode(data)  # SerdeError if the bytes are not a value
-        row, _end = self._rows.decode(self._encoder.encode(event), 5)
+        try:
+            row, _end = self._rows.decode(self._encoder.encode(event), 5)
+        except Exception as exc:  # the full decoder read what the row decoder could not
+            raise SerdeError(
+                f"the row decoder of {self._name} failed where the full decoder did not "
+                f"(a compiler bug): {exc!r}",
+                code="serde.decode",
+            ) from exc
         return row  # type: ignore[no-any-return]
 
 

@@ -254,11 +254,13 @@ class Sink:
             self.client.command(delete_statement(table), parameters={"ids": chosen})
         applied_at = datetime.now(UTC)
         audit = []
+        audited = set(self._audited)  # a decision read twice in one batch: one audit row
         removed = removed_per_decision(batch.decisions, found)
         for decision, rows_removed in zip(batch.decisions, removed, strict=True):
             self.counts["optout.rows_removed"] += sum(rows_removed.values())
             decision_id = str(decision["decision_id"])
-            if decision_id not in self._audited:
+            if decision_id not in audited:
+                audited.add(decision_id)
                 audit.append(audit_row(decision, rows_removed, applied_at))
         if audit:
             self.client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
