@@ -151,6 +151,7 @@ def main() -> None:
             "sink_dicts": lambda: sink_path(decoders),
             "sink_fastavro": lambda: sink_path(fastavro),
             "plain": plain,
+            "read_rows": read_rows_only,
             "decode": decode_only,
             "rows": rows_only,
         }
