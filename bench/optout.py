@@ -10,7 +10,8 @@ K operators' opt-outs are published, one every 1.5 s, each for a person whose re
 published at least 5 s before. Side by side, for each: when the identity worker's decision
 reached ``c2c.identity.optouts`` (the resolver's share of the latency) and when the sink's
 audit showed the rows removed (the sink holds its lock from the insert through the deletes,
-so the audit is visible only once every row is gone).
+so the audit is visible only once every row is gone), and the sink's own share: from
+reading the decision off Kafka to its rows removed and audited, as the sink measured it.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> None:
         replaying: subprocess.Popen[bytes] | None = None
         watcher = threading.Thread(target=watch_decisions, daemon=True)
         latencies: list[tuple[float, float, int]] = []
+        sink_shares: list[float] = []
         try:
             sink.start()
             worker.start()
@@ -133,6 +135,8 @@ def main() -> None:
                     print(f"opt-out {event['request_id']} not applied within 60 s", flush=True)
                     continue
                 rows = sum(answer["decisions"][0]["rows_removed"].values())
+                if answer["decisions"][0].get("sink_s") is not None:
+                    sink_shares.append(float(answer["decisions"][0]["sink_s"]))
                 worker_s = decided.get(event["request_id"], removed_at) - asked
                 latencies.append((worker_s, removed_at - asked, rows))
                 time.sleep(max(0.0, 1.5 - (time.time() - asked)))
@@ -161,6 +165,18 @@ def main() -> None:
                 f"{1000 * _percentile(worker_s, 0.99):.0f}",
                 f"{1000 * max(worker_s):.0f}",
             ],
+            *(
+                [
+                    [
+                        "(sink's share: decision read to rows removed)",
+                        f"{1000 * statistics.median(sink_shares):.0f}",
+                        f"{1000 * _percentile(sink_shares, 0.99):.0f}",
+                        f"{1000 * max(sink_shares):.0f}",
+                    ]
+                ]
+                if sink_shares
+                else []
+            ),
             [
                 "last row removed (sink, ClickHouse)",
                 f"{1000 * statistics.median(total_s):.0f}",

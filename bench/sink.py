@@ -4,12 +4,14 @@
 
 Rows: the linked events of a synthetic population (resolved in this process), encoded in
 Confluent wire format as the worker publishes them. (a) the sink's path without Kafka:
-decode each message, build its fact row and person row (sinks/rows.py), insert per table
-in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch); (a') the same with the decoders
-as they were before compilation (fastavro); (b) the limit: the same fact rows, already
-built, inserted column-oriented with clickhouse-connect. Then two parts of (a) alone:
-decoding, and building the rows from decoded events. Embedded chdb in a temporary folder;
-medians of interleaved runs; each run writes into freshly truncated tables.
+read each message straight into its fact row (sinks.rows.RowReader), add it and its person
+to the batch, insert per table in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch);
+(a') as before: decode each message into a record, then build its row from the record;
+(a'') the same with fastavro's decoders; (b) the limit: the same fact rows, already built
+from the records, inserted column-oriented with clickhouse-connect. Then parts alone:
+reading rows from the wire, decoding records, building rows from records. Embedded chdb
+in a temporary folder; medians of interleaved runs, wall and CPU (time.process_time: every
+thread of this process, chdb's included); each run writes into freshly truncated tables.
 
 The inputs (every message, every built row, every decoded event) stay in memory for the
 whole run, as in no sink; once built they are frozen out of the garbage collector's view
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +45,15 @@ from c2c.topics import get_topic
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
 from sinks.rows import FACT_TABLES, fact_row
-from sinks.sink import Batch, add_linked, write_batch
+from sinks.sink import Batch, add_linked, add_row, readers, write_batch
 
 _PATHS = (
-    ("sink", "sink: decode + rows + insert (sinks.sink)"),
+    ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
+    ("sink_dicts", "as before: records, then rows from them"),
     ("sink_fastavro", "the same, fastavro decoders (before)"),
     ("plain", "plain clickhouse-connect column insert"),
-    ("decode", "part: decode only (compiled)"),
+    ("read_rows", "part: wire bytes to rows only (RowReader)"),
+    ("decode", "part: decode to records only (compiled)"),
     ("rows", "part: fact and person rows only"),
 )
 
@@ -84,6 +90,17 @@ def main() -> None:
             for table in (*FACT_TABLES.values(), "dim_person"):
                 client.command(f"TRUNCATE TABLE {table}")
 
+        rows_of = readers(registry)
+
+        def sink_path_rows() -> int:
+            truncate()
+            for start in range(0, len(messages), size):
+                batch = Batch()
+                for topic, value in messages[start : start + size]:
+                    add_row(batch, FACT_TABLES[topic], rows_of[topic].decode(value))
+                write_batch(client, batch)
+            return len(messages)
+
         def sink_path(chosen: dict[str, AvroDecoder]) -> int:
             truncate()
             for start in range(0, len(messages), size):
@@ -96,6 +113,11 @@ def main() -> None:
         def plain() -> int:
             truncate()
             return plain_insert(client, built, size)
+
+        def read_rows_only() -> int:
+            for topic, value in messages:
+                rows_of[topic].decode(value)
+            return len(messages)
 
         def decode_only() -> int:
             for topic, value in messages:
@@ -112,16 +134,29 @@ def main() -> None:
         if not args.no_freeze:
             gc.collect()
             gc.freeze()
+        cpu: dict[str, list[float]] = {}
+
+        def timed(key: str, run: Callable[[], int]) -> Callable[[], int]:
+            def measured() -> int:
+                started = time.process_time()  # every thread of this process: chdb's too
+                count = run()
+                cpu.setdefault(key, []).append((time.process_time() - started) * 1e6 / count)
+                return count
+
+            return measured
+
         started = time.perf_counter()
+        paths = {
+            "sink": sink_path_rows,
+            "sink_dicts": lambda: sink_path(decoders),
+            "sink_fastavro": lambda: sink_path(fastavro),
+            "plain": plain,
+            "read_rows": read_rows_only,
+            "decode": decode_only,
+            "rows": rows_only,
+        }
         rates = compare_rates(
-            {
-                "sink": lambda: sink_path(decoders),
-                "sink_fastavro": lambda: sink_path(fastavro),
-                "plain": plain,
-                "decode": decode_only,
-                "rows": rows_only,
-            },
-            repeats=args.repeats,
+            {key: timed(key, run) for key, run in paths.items()}, repeats=args.repeats
         )
         elapsed = time.perf_counter() - started
         client.close()
@@ -130,13 +165,14 @@ def main() -> None:
         f"inputs {'not ' if args.no_freeze else ''}frozen; {elapsed:.0f} s in all"
     )
     print_table(
-        ["path", f"rows/s (median of {args.repeats})", "vs plain", "us/row"],
+        ["path", f"rows/s (median of {args.repeats})", "vs plain", "us/row", "CPU us/row"],
         [
             [
                 label,
                 f"{rates[key]:,.0f}",
                 f"{rates[key] / rates['plain']:.2f}",
                 f"{1e6 / rates[key]:.1f}",
+                f"{statistics.median(cpu[key]):.1f}",
             ]
             for key, label in _PATHS
         ],

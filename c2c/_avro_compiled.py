@@ -32,10 +32,12 @@ from typing import Any
 
 __all__ = [
     "CompiledDecoder",
+    "CompiledRowDecoder",
     "MalformedAvro",
     "UnsupportedSchema",
     "compile_decoder",
     "compile_encoder",
+    "compile_row_decoder",
 ]
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -748,3 +750,177 @@ def compile_decoder(schema: Mapping[str, Any]) -> CompiledDecoder:
     """A decoder for data written with exactly ``schema`` (no resolution). Raises
     UnsupportedSchema if the schema is outside the compiled subset."""
     return CompiledDecoder(schema)
+
+
+# -- row decoders: chosen fields of a record, as one flat row --------------------------------
+
+
+def _uuid_int(raw: bytes) -> int:
+    """The 128-bit value of the UUID text ``raw`` (what uuid.UUID(raw.decode()).int gives,
+    without the object); ValueError if it is not a UUID."""
+    digits = raw.replace(b"-", b"")
+    if len(digits) == 32 and digits.isalnum():
+        return int(digits, 16)
+    return uuid.UUID(raw.decode()).int
+
+
+class _RowCompiler(_DecoderCompiler):
+    """Emits ``decode(data, pos) -> (row, pos)``: the values at the chosen field paths, in
+    their order, as a list; every other field is skipped as a reader schema without it
+    would skip it (read past, its content unchecked). Under a null optional record each
+    chosen path is None. With ``plain``, logical types come as the integers Avro stores
+    them as: timestamps as milliseconds or microseconds since the epoch, dates as days
+    since 1970-01-01, UUIDs as their 128-bit value (checked: a text that is not a UUID
+    fails); decimals stay decimal.Decimal."""
+
+    def __init__(self, paths: tuple[str, ...], plain: bool) -> None:
+        super().__init__(track=False)
+        self.plain = plain
+        self.targets = {path: f"c{index}" for index, path in enumerate(paths)}
+        self.found: set[str] = set()
+        self.env["_uuid_int"] = _uuid_int
+
+    def logical(self, schema: dict[str, Any], kind: str, logical: str, t: str, i: int) -> bool:
+        if not self.plain:
+            return super().logical(schema, kind, logical, t, i)
+        if (kind == "long" and logical.endswith(("timestamp-millis", "timestamp-micros"))) or (
+            kind == "int" and logical == "date"
+        ):
+            self.long(t, i)
+        elif kind == "string" and logical == "uuid":
+            raw = self.var("raw")
+            self.sized(raw, i)
+            self.emit(i, f"{t} = _uuid_int({raw})")
+        else:
+            return super().logical(schema, kind, logical, t, i)
+        return True
+
+    def chosen_under(self, path: str) -> list[str]:
+        return [p for p in self.targets if p == path or p.startswith(f"{path}.")]
+
+    def deref(self, schema: Any, namespace: str | None) -> Any:
+        """A named reference or a ``{"type": X}`` wrapper resolved to what it stands for."""
+        while True:
+            if isinstance(schema, str):
+                named = self.lookup(schema, namespace)
+                if named is None:
+                    return schema
+                schema = named
+            elif (
+                isinstance(schema, dict)
+                and not schema.get("logicalType")
+                and isinstance(schema.get("type"), (dict, list))
+            ) or (
+                isinstance(schema, dict)
+                and isinstance(schema.get("type"), str)
+                and (
+                    schema["type"] not in ("record", "error", "enum", "fixed", "array", "map")
+                    and not schema.get("logicalType")
+                )
+            ):
+                schema = schema["type"]
+            else:
+                return schema
+
+    def project(self, schema: Any, path: str, indent: int, namespace: str | None) -> None:
+        """Emit code reading the value of ``schema`` at ``path``: into its target if the
+        path is chosen, its chosen fields if it is a record holding some, else skipped."""
+        if path in self.targets:
+            self.found.add(path)
+            self.read(schema, self.targets[path], indent, namespace, path)
+            return
+        below = self.chosen_under(path) if path else list(self.targets)
+        if not below:
+            self.skip(schema, indent, namespace)
+            return
+        resolved = self.deref(schema, namespace)
+        if isinstance(resolved, list):
+            if len(resolved) != 2 or "null" not in resolved:
+                raise UnsupportedSchema(f"fields chosen under the union {resolved!r} at {path}")
+            null_index = resolved.index("null")
+            self.emit(indent, "b = data[pos]")
+            self.emit(indent, "pos += 1")
+            self.emit(indent, f"if b == {null_index << 1}:")
+            for chosen in below:
+                self.emit(indent + 1, f"{self.targets[chosen]} = None")
+            self.emit(indent, f"elif b == {(1 - null_index) << 1}:")
+            self.project(resolved[1 - null_index], path, indent + 1, namespace)
+            self.emit(indent, "else:")
+            self.emit(
+                indent + 1,
+                f"raise MalformedAvro(f'union index {{_index_at(data, pos - 1)}} is not a "
+                f"branch of {_describe(resolved)} (0 or 1)')",
+            )
+            return
+        if not isinstance(resolved, dict) or resolved.get("type") not in ("record", "error"):
+            raise UnsupportedSchema(f"fields chosen under {_describe(resolved)} at {path}")
+        inner_ns = self.register(resolved, namespace)
+        for field in resolved["fields"]:
+            name = str(field["name"])
+            self.project(field["type"], f"{path}.{name}" if path else name, indent, inner_ns)
+
+    def skip(self, schema: Any, indent: int, namespace: str | None) -> None:
+        """Emit code moving ``pos`` past one value of ``schema`` without keeping it."""
+        resolved = self.deref(schema, namespace)
+        kind = resolved.get("type") if isinstance(resolved, dict) else resolved
+        if kind in ("string", "bytes"):  # whatever their logical type: a length and bytes
+            size = self.var("n")
+            self.emit(indent, f"{size} = _SHORT_SIZE[data[pos]]")
+            self.emit(indent, f"if {size} < 0:")
+            self.emit(indent + 1, f"{size}, pos = _size_rest(data, pos)")
+            self.emit(indent + 1, f"pos += {size}")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"pos += 1 + {size}")
+        elif kind in ("int", "long"):
+            self.long("_", indent)
+        elif kind == "null":
+            return
+        elif kind == "float" or kind == "double" or kind == "boolean":
+            self.emit(indent, f"pos += {({'float': 4, 'double': 8, 'boolean': 1})[kind]}")
+        elif isinstance(resolved, list) and len(resolved) == 2 and "null" in resolved:
+            null_index = resolved.index("null")
+            self.emit(indent, "b = data[pos]")
+            self.emit(indent, "pos += 1")
+            self.emit(indent, f"if b == {(1 - null_index) << 1}:")
+            self.skip(resolved[1 - null_index], indent + 1, namespace)
+            self.emit(indent, f"elif b != {null_index << 1}:")
+            self.emit(
+                indent + 1,
+                f"raise MalformedAvro(f'union index {{_index_at(data, pos - 1)}} is not a "
+                f"branch of {_describe(resolved)} (0 or 1)')",
+            )
+        elif isinstance(resolved, dict) and kind in ("record", "error"):
+            inner_ns = self.register(resolved, namespace)
+            for field in resolved["fields"]:
+                self.skip(field["type"], indent, inner_ns)
+        else:  # enums (their index is checked), fixed, arrays, maps: read and dropped
+            self.read(resolved, self.var("skipped"), indent, namespace, "")
+
+
+class CompiledRowDecoder:
+    """Reads chosen fields of values written with one schema, as one flat row.
+    :attr:`decode` ``(data, pos)`` returns ``(row, position after it)``: a list of the
+    values at :attr:`paths`, in order (dotted field names: ``attributes.sex``). Like
+    :class:`CompiledDecoder` it may raise anything on bad bytes or stop short of or past
+    the end; the caller checks the position, and a full decoder says what was wrong."""
+
+    def __init__(self, schema: Mapping[str, Any], paths: tuple[str, ...], plain: bool) -> None:
+        compiler = _RowCompiler(paths, plain)
+        compiler.emit(0, "def decode(data, pos):")
+        compiler.project(dict(schema), "", 1, None)
+        missing = [path for path in paths if path not in compiler.found]
+        if missing:
+            raise UnsupportedSchema(f"no field {', '.join(missing)} in {schema.get('name')}")
+        compiler.emit(1, f"return [{', '.join(compiler.targets.values())}], pos")
+        self.paths = paths
+        self.decode: DecodeFunction = compiler.function("decode", f"rows {schema.get('name')}")
+
+
+def compile_row_decoder(
+    schema: Mapping[str, Any], paths: tuple[str, ...], *, plain: bool = False
+) -> CompiledRowDecoder:
+    """A decoder of the fields at ``paths`` (see :class:`CompiledRowDecoder`; ``plain``:
+    logical types as integers, see :class:`_RowCompiler`) for data written with exactly
+    ``schema``. UnsupportedSchema if a path is not a field of the schema, or lies under
+    an array, a map or a union other than [null, X]."""
+    return CompiledRowDecoder(schema, paths, plain)

@@ -19,7 +19,7 @@ compared with the decision time taken by the same resolver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "audit_row",
     "count_statement",
     "delete_statement",
+    "removed_per_decision",
 ]
 
 PERSON_TABLES: tuple[str, ...] = (*FACT_TABLES.values(), "dim_person", "person_map")
@@ -87,15 +88,56 @@ class OptOutFilter:
         return len(self._out_at)
 
 
-def count_statement(table: str) -> str:
-    """Rows of ``table`` under the person ids of parameter ``ids`` (each event once)."""
-    return f"SELECT count() FROM {table} FINAL WHERE person_id IN %(ids)s"
+def count_statement(tables: Sequence[str] = PERSON_TABLES) -> str:
+    """One query for the rows of every table in ``tables`` under the person ids of
+    parameter ``ids``: (table, person id, rows) for each pair that has any. Each event is
+    counted once however many copies a replay left (distinct event ids in a fact table,
+    distinct persons elsewhere), without FINAL, which would merge whole tables first."""
+    return " UNION ALL ".join(
+        f"SELECT '{table}', person_id, "
+        f"uniqExact({'event_id' if table in _FACT_TABLE_NAMES else 'person_id'}) "
+        f"FROM {table} WHERE person_id IN %(ids)s GROUP BY person_id"
+        for table in tables
+    )
+
+
+_FACT_TABLE_NAMES = frozenset(FACT_TABLES.values())
 
 
 def delete_statement(table: str) -> str:
-    """Remove the rows of ``table`` under the person ids of parameter ``ids`` (a lightweight
-    delete: gone for every reader at once)."""
-    return f"DELETE FROM {table} WHERE person_id IN %(ids)s"
+    """Remove the rows of ``table`` under the person ids of parameter ``ids``: a
+    lightweight delete written as a patch part (migration 0007), gone for every reader at
+    once and without waiting for a mutation."""
+    return (
+        f"DELETE FROM {table} WHERE person_id IN %(ids)s "
+        "SETTINGS lightweight_delete_mode = 'lightweight_update'"
+    )
+
+
+def removed_per_decision(
+    decisions: Sequence[Mapping[str, Any]], found: Iterable[tuple[str, str, int]]
+) -> list[dict[str, int]]:
+    """Rows removed per table for each of ``decisions`` (in order), from the rows found
+    per (table, person id, rows) by :func:`count_statement` for all their ids at once. A
+    person id several decisions of one batch cover counts for the first (the later ones
+    found its rows gone); a revocation removes nothing."""
+    by_person: dict[str, list[tuple[str, int]]] = {}
+    for table, person_id, rows in found:
+        by_person.setdefault(str(person_id), []).append((str(table), int(rows)))
+    counted: set[str] = set()
+    out = []
+    for decision in decisions:
+        removed: dict[str, int] = {}
+        if decision["opted_out"]:
+            removed = dict.fromkeys(PERSON_TABLES, 0)
+            for person_id in decision["person_ids"]:
+                if person_id in counted:
+                    continue
+                counted.add(person_id)
+                for table, rows in by_person.get(person_id, ()):
+                    removed[table] += rows
+        out.append(removed)
+    return out
 
 
 def audit_row(

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
+
+from c2c._avro_compiled import CompiledRowDecoder, compile_row_decoder
+from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -19,6 +23,8 @@ __all__ = [
     "FACT_TABLES",
     "PERSON_MAP_COLUMNS",
     "PersonMap",
+    "RowReader",
+    "dim_person_of",
     "dim_person_row",
     "fact_row",
 ]
@@ -78,6 +84,73 @@ DIM_PERSON_COLUMNS = (
 def columns(table: str) -> tuple[str, ...]:
     """Column names of a fact table, in row order."""
     return (*ATTRIBUTE_COLUMNS, *FACT_COLUMNS[table])
+
+
+def fact_paths(table: str) -> tuple[str, ...]:
+    """Where each of :func:`columns` comes from in the linked event (dotted field names)."""
+    return (
+        *ATTRIBUTE_COLUMNS[:4],
+        "attributes.birth_year",
+        "attributes.sex",
+        *(f"attributes.demographics.{name}" for name in _DEMOGRAPHICS),
+        *(f"facts.{name}" for name in FACT_COLUMNS[table]),
+    )
+
+
+# An identity change as the sink reads it (CHANGE_PATHS order).
+CHANGE_PATHS = ("change_type", "person_id", "previous_person_id", "changed_at")
+
+# dim_person's row out of a fact row (either form): person, birth year, sex, race/ethnicity,
+# county, and the event time as updated_at.
+dim_person_of: Callable[[list[Any]], tuple[Any, ...]] = itemgetter(3, 4, 5, 6, 7, 1)
+
+
+class RowReader:
+    """Wire-format messages of one topic straight to flat rows (the fields at ``paths``,
+    see :func:`c2c._avro_compiled.compile_row_decoder`), in the forms ClickHouse stores:
+    times as epoch milliseconds, dates as epoch days, UUIDs as 128-bit integers
+    (clickhouse-connect writes those as they are, with no conversion per value).
+
+    A message written with the reader schema (the usual case) is read by a decoder compiled
+    for those fields alone; one written with an older schema is decoded into the current
+    schema by ``decoder`` (fastavro's resolution), encoded again, and read the same way, so
+    every row has the same forms. :meth:`decode` raises c2c.serde.SerdeError naming what is
+    wrong with bytes that do not decode (the full decoder's explanation)."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        schema_id: int,
+        decoder: AvroDecoder,
+        paths: tuple[str, ...],
+    ) -> None:
+        self._decoder = decoder
+        self._encoder = AvroEncoder(schema, schema_id)
+        self._header = frame(schema_id, b"")
+        self._name = str(schema.get("name", "record"))
+        self._rows: CompiledRowDecoder = compile_row_decoder(schema, paths, plain=True)
+        self.paths = paths
+
+    def decode(self, data: bytes) -> list[Any]:
+        """The row of one message (see the class docstring)."""
+        if data[:5] == self._header:
+            try:
+                row, end = self._rows.decode(data, 5)
+            except Exception:  # bad bytes: the full decoder below says what and where
+                pass
+            else:
+                if end == len(data):
+                    return row  # type: ignore[no-any-return]
+        event = self._decoder.decode(data)  # SerdeError if the bytes are not a value
+        try:
+            row, _end = self._rows.decode(self._encoder.encode(event), 5)
+        except Exception as exc:  # the full decoder read what the row decoder could not
+            raise SerdeError(
+                f"the row decoder of {self._name} failed where the full decoder did not "
+                f"(a compiler bug): {exc!r}",
+                code="serde.decode",
+            ) from exc
+        return row  # type: ignore[no-any-return]
 
 
 _EMPTY: Mapping[str, Any] = {}

@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from c2c.consuming import DecodingConsumer
+from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
@@ -38,26 +38,69 @@ from observability.telemetry import Telemetry, setup_telemetry
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,
-    PERSON_TABLES,
     OptOutFilter,
     audit_row,
     count_statement,
     delete_statement,
+    removed_per_decision,
 )
 from sinks.rows import (
+    CHANGE_PATHS,
     DIM_PERSON_COLUMNS,
     FACT_TABLES,
     PERSON_MAP_COLUMNS,
     PersonMap,
+    RowReader,
     columns,
-    dim_person_row,
+    dim_person_of,
+    fact_paths,
     fact_row,
 )
 
-__all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "write_batch"]
+__all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "add_row", "readers", "write_batch"]
 
 SINK_GROUP = "c2c-sink"
 log = logging.getLogger(__name__)
+_APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for /optouts
+# How long one poll of Kafka waits at most: a batch still waits C2C_SINK_BATCH_WAIT_S to
+# fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
+# consume returns only when it has max_messages or its timeout passed).
+_POLL_S = 0.02
+_CHANGE_COUNTS = {
+    kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
+}
+
+
+def _row_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) -> RowReader:
+    chosen = get_topic(topic)
+    return RowReader(
+        registry.library.resolve(chosen.schema),
+        registry.schema_id(chosen),
+        registry.decoder(chosen),
+        paths,
+    )
+
+
+def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
+    """The sink's decoder of each topic it reads: linked events and identity changes
+    straight to rows (fact rows in :func:`sinks.rows.columns` order, changes in
+    CHANGE_PATHS order), opt-out decisions as records."""
+    found: dict[str, Decoder] = {
+        topic: _row_reader(registry, topic, fact_paths(table))
+        for topic, table in FACT_TABLES.items()
+    }
+    found[CHANGES_TOPIC] = _row_reader(registry, CHANGES_TOPIC, CHANGE_PATHS)
+    found[OPTOUT_DECISIONS_TOPIC] = registry.decoder(get_topic(OPTOUT_DECISIONS_TOPIC))
+    return found
+
+
+def add_row(batch: Batch, table: str, row: list[Any]) -> None:
+    """Add a linked event's fact row (as a RowReader reads it) and its person to ``batch``."""
+    rows = batch.facts.get(table)
+    if rows is None:
+        rows = batch.facts[table] = []
+    rows.append(row)
+    batch.persons[row[3]] = row
 
 
 @dataclass
@@ -66,8 +109,11 @@ class Batch:
 
     facts: dict[str, list[list[Any]]] = field(default_factory=dict)
     merges: list[list[Any]] = field(default_factory=list)
+    # person id -> the fact row that last described the person (dim_person_of picks
+    # the person dimension's row out of it when the batch is written)
     persons: dict[str, list[Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions_read: list[float] = field(default_factory=list)  # monotonic, when each was read
     optout_persons: list[list[Any]] = field(default_factory=list)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -78,24 +124,26 @@ class Batch:
 
 
 def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
-    """Add one linked event's fact row and person row to ``batch``."""
+    """Add one decoded linked event's fact row and person row to ``batch`` (the sink
+    itself reads rows straight from the wire, :class:`sinks.rows.RowReader`; a batch
+    holds rows of one form)."""
     table, row = fact_row(topic, event)
     batch.facts.setdefault(table, []).append(row)
-    batch.persons[event["person_id"]] = dim_person_row(event)
+    batch.persons[event["person_id"]] = row
 
 
 def write_batch(client: Any, batch: Batch) -> None:
     """Insert ``batch``, one column-oriented insert per table (clickhouse-connect converts
     rows to columns itself otherwise, at a third of the speed)."""
-    tables: list[tuple[str, list[list[Any]], tuple[str, ...]]] = [
+    tables: list[tuple[str, Any, tuple[str, ...]]] = [
         (table, rows, columns(table)) for table, rows in batch.facts.items()
     ]
     tables.append(("person_map", batch.merges, PERSON_MAP_COLUMNS))
-    tables.append(("dim_person", list(batch.persons.values()), DIM_PERSON_COLUMNS))
+    tables.append(("dim_person", map(dim_person_of, batch.persons.values()), DIM_PERSON_COLUMNS))
     tables.append(("optout_person", batch.optout_persons, OPTOUT_PERSON_COLUMNS))
     for table, rows, names in tables:
-        if rows:
-            data = [list(column) for column in zip(*rows, strict=True)]
+        data = list(zip(*rows, strict=True))  # the columns, as tuples
+        if data:
             client.insert(table, data, column_names=list(names), column_oriented=True)
 
 
@@ -120,6 +168,8 @@ class Sink:
         self.last_insert_s: float | None = None
         self.newest_row_time: datetime | None = None
         self.clickhouse_error: str | None = None
+        # decision id -> seconds from reading the decision to its rows removed and audited
+        self.optout_applied_s: dict[str, float] = {}
         self.connected = False
         self.positioned = False  # every assigned partition has a read position
         self._lag: dict[str, int] = {}
@@ -140,11 +190,9 @@ class Sink:
         )
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._dead_letters = DeadLetterPublisher(settings, registry)
+        self._tables = dict(FACT_TABLES)
         self._decoding = DecodingConsumer(
-            self._consumer,
-            {t: registry.decoder(get_topic(t)) for t in topics},
-            self._dead_letters,
-            stage="sink",
+            self._consumer, readers(registry), self._dead_letters, stage="sink"
         )
         # traces and metrics (observability/sink.py); from settings unless given
         self._observed = SinkObserver(
@@ -163,50 +211,68 @@ class Sink:
         self._audited = {str(row[0]) for row in audited.result_rows}
 
     # -- reading ---------------------------------------------------------------------------
-    def _add(self, batch: Batch, topic: str, value: dict[str, Any], published_ms: int) -> None:
+    def _add(self, batch: Batch, topic: str, value: Any, published_ms: int) -> None:
+        """Add one message: a linked event's row (see sinks.rows.RowReader), an identity
+        change (sinks.rows.CHANGE_PATHS) or an opt-out decision (a decoded record)."""
         batch.messages += 1
-        if topic == OPTOUT_DECISIONS_TOPIC:
-            batch.decisions.append(value)
-            batch.optout_persons += self.optouts.apply(value)
-            self.counts[f"optout.{str(value['cause']).lower()}"] += 1
+        table = self._tables.get(topic)
+        if table is not None:
+            if not self.optouts.admits(value[3], published_ms):
+                self.counts["optout.not_written"] += 1  # published before they opted out
+                return
+            add_row(batch, table, value)
             return
         if topic == CHANGES_TOPIC:
-            if value["change_type"] == "PERSONS_MERGED" and value.get("previous_person_id"):
-                batch.merges += self.person_map.merge(
-                    value["previous_person_id"], value["person_id"], value["changed_at"]
-                )
-            self.counts[f"change.{value['change_type']}"] += 1
+            change_type, person_id, previous, changed_at = value
+            if change_type == "PERSONS_MERGED" and previous:
+                batch.merges += self.person_map.merge(previous, person_id, changed_at)
+            self.counts[_CHANGE_COUNTS.get(change_type) or f"change.{change_type}"] += 1
             return
-        if not self.optouts.admits(value["person_id"], published_ms):
-            self.counts["optout.not_written"] += 1  # published before the person opted out
-            return
-        add_linked(batch, topic, value)
+        batch.decisions.append(value)
+        batch.decisions_read.append(time.monotonic())
+        batch.optout_persons += self.optouts.apply(value)
+        self.counts[f"optout.{str(value['cause']).lower()}"] += 1
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
         with self.lock, self._observed.inserting(batch):
             write_batch(self.client, batch)
-            for decision in batch.decisions:
-                self._remove(decision)
+            if batch.decisions:
+                self._apply(batch)
 
-    def _remove(self, decision: dict[str, Any]) -> None:
-        """Remove the rows of an opted-out decision's persons from every table, audited
-        once per decision (a replayed decision removes again, and is not audited twice)."""
-        ids = {"ids": list(decision["person_ids"])}
-        removed: dict[str, int] = {}
-        if decision["opted_out"]:
-            for table in PERSON_TABLES:
-                removed[table] = int(self.client.command(count_statement(table), parameters=ids))
-        decision_id = str(decision["decision_id"])
-        if decision_id not in self._audited:
-            row = audit_row(decision, removed, datetime.now(UTC))
-            self.client.insert("optout_audit", [row], column_names=list(AUDIT_COLUMNS))
-            self._audited.add(decision_id)
-            self.counts["optout.audited"] += 1
-        for table, count in removed.items():
-            if count:
-                self.client.command(delete_statement(table), parameters=ids)
-                self.counts["optout.rows_removed"] += count
+    def _apply(self, batch: Batch) -> None:
+        """Remove the rows of the batch's opted-out persons from every table, with one
+        count query and one DELETE per table that holds any, for all its decisions at
+        once; one audit row per decision (a replayed decision removes again, and is not
+        audited twice)."""
+        ids = sorted({p for d in batch.decisions if d["opted_out"] for p in d["person_ids"]})
+        found: list[tuple[str, str, int]] = []
+        if ids:
+            found = self.client.query(count_statement(), parameters={"ids": ids}).result_rows
+        for table in sorted({str(table) for table, _person, _rows in found}):
+            chosen = sorted({str(p) for t, p, _rows in found if t == table})
+            self.client.command(delete_statement(table), parameters={"ids": chosen})
+        applied_at = datetime.now(UTC)
+        audit = []
+        audited = set(self._audited)  # a decision read twice in one batch: one audit row
+        removed = removed_per_decision(batch.decisions, found)
+        for decision, rows_removed in zip(batch.decisions, removed, strict=True):
+            self.counts["optout.rows_removed"] += sum(rows_removed.values())
+            decision_id = str(decision["decision_id"])
+            if decision_id not in audited:
+                audited.add(decision_id)
+                audit.append(audit_row(decision, rows_removed, applied_at))
+        if audit:
+            self.client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
+        done = time.monotonic()
+        for decision, read_at in zip(batch.decisions, batch.decisions_read, strict=True):
+            decision_id = str(decision["decision_id"])
+            if decision_id not in self._audited:
+                self._audited.add(decision_id)
+                self.counts["optout.audited"] += 1
+            self.optout_applied_s[decision_id] = done - read_at
+            while len(self.optout_applied_s) > _APPLIED_KEPT:
+                del self.optout_applied_s[next(iter(self.optout_applied_s))]
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
@@ -322,7 +388,7 @@ class Sink:
         try:
             while not stop.is_set():
                 got = 0
-                for decoded in self._decoding.poll(timeout_s=min(wait, 0.5), max_messages=size):
+                for decoded in self._decoding.poll(timeout_s=min(wait, _POLL_S), max_messages=size):
                     self._add(batch, decoded.topic, decoded.value, decoded.timestamp_ms)
                     self._observed.received(decoded)
                     got += 1

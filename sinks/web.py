@@ -71,6 +71,8 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                 request_id = urllib.parse.unquote(path.removeprefix("/optouts/"))
                 with sink.lock:
                     decisions = read_audit(sink.client, request_id)
+                for decision in decisions:  # this sink's own share, if it applied it
+                    decision["sink_s"] = sink.optout_applied_s.get(decision["decision_id"])
                 self._send(200, {"request_id": request_id, "decisions": decisions})
             else:
                 self._send(404, {"error": f"no page {path}"})

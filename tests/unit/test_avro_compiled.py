@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from c2c._avro_compiled import UnsupportedSchema, compile_decoder, compile_encoder
+from c2c._avro_compiled import (
+    UnsupportedSchema,
+    compile_decoder,
+    compile_encoder,
+    compile_row_decoder,
+)
 from c2c.examples import RAW_KINDS, example_linked, example_raw
 from c2c.schemas import SchemaLibrary
 
@@ -469,3 +474,63 @@ def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded(
     caches = [v for k, v in decoder.decode.__globals__.items() if k.startswith("_cache")]
     assert len(caches) == 2
     assert all(0 < len(cache) <= 3 for cache in caches)
+
+
+def _at(value: Any, path: str) -> Any:
+    for name in path.split("."):
+        if value is None:
+            return None
+        value = value[name]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A value as a plain row decoder gives it: logical types as their stored integers."""
+    if isinstance(value, uuid.UUID):
+        return value.int
+    if isinstance(value, datetime.datetime):
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=value.tzinfo)
+        unit = datetime.timedelta(milliseconds=1)
+        return (value - epoch) // unit
+    if isinstance(value, datetime.date):
+        return value.toordinal() - datetime.date(1970, 1, 1).toordinal()
+    return value
+
+
+def test_row_decoders_read_the_chosen_fields_as_the_full_decoder_does() -> None:
+    paths = ("us", "inner.x", "day", "s", "id", "t", "inner.h2", "cents", "again", "b")
+    decoder, parsed = compile_decoder(_EVERY_TYPE), parse_schema(_EVERY_TYPE)
+    rows = compile_row_decoder(_EVERY_TYPE, paths)
+    plain = compile_row_decoder(_EVERY_TYPE, paths, plain=True)
+    rng = random.Random("rows")
+    for index in range(400):
+        value = _Values(rng, _EVERY_TYPE).value(_EVERY_TYPE)
+        buffer = io.BytesIO()
+        schemaless_writer(buffer, parsed, value)
+        body = buffer.getvalue()
+        full, _end = decoder.decode(body, 0)
+        expected = [_at(full, path) for path in paths]  # None under a null `inner`
+        assert _strict(rows.decode(body, 0)) == _strict((expected, len(body))), index
+        row, end = plain.decode(body, 0)
+        assert end == len(body)
+        micros = (full["us"] - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // (
+            datetime.timedelta(microseconds=1)
+        )
+        assert row == [micros, *(_plain(v) for v in expected[1:])], index
+
+
+def test_row_decoders_refuse_what_they_cannot_choose_and_check_uuids() -> None:
+    with pytest.raises(UnsupportedSchema, match=r"no field inner\.nope"):
+        compile_row_decoder(_EVERY_TYPE, ("s", "inner.nope"))
+    with pytest.raises(UnsupportedSchema, match="under"):
+        compile_row_decoder(_EVERY_TYPE, ("inners.x",))
+    schema = {
+        "type": "record",
+        "name": "U",
+        "fields": [{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}],
+    }
+    plain = compile_row_decoder(schema, ("id",), plain=True)
+    braces = "{12345678-1234-5678-1234-567812345678}"
+    assert plain.decode(_fastavro(schema, {"id": braces}), 0)[0] == [uuid.UUID(braces).int]
+    with pytest.raises(ValueError, match="hexadecimal UUID"):
+        plain.decode(_fastavro(schema, {"id": "not-a-uuid-at-all-not-a-uuid-at-all"}), 0)

@@ -9,7 +9,14 @@ import pytest
 from c2c.validation import validate
 from producers.mapping import MODELS
 from producers.optouts import OptOutInputError, request_event, revocation_event
-from sinks.optouts import OptOutFilter, audit_row, count_statement, delete_statement
+from sinks.optouts import (
+    PERSON_TABLES,
+    OptOutFilter,
+    audit_row,
+    count_statement,
+    delete_statement,
+    removed_per_decision,
+)
 
 AT = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -56,10 +63,17 @@ def test_the_filter_is_rebuilt_from_what_was_written() -> None:
 
 
 def test_statements_and_audit_rows() -> None:
-    assert count_statement("fact_wage") == (
-        "SELECT count() FROM fact_wage FINAL WHERE person_id IN %(ids)s"
+    assert count_statement(("fact_wage", "dim_person")) == (
+        "SELECT 'fact_wage', person_id, uniqExact(event_id) FROM fact_wage "
+        "WHERE person_id IN %(ids)s GROUP BY person_id UNION ALL "
+        "SELECT 'dim_person', person_id, uniqExact(person_id) FROM dim_person "
+        "WHERE person_id IN %(ids)s GROUP BY person_id"
     )
-    assert delete_statement("dim_person") == "DELETE FROM dim_person WHERE person_id IN %(ids)s"
+    assert count_statement().count("UNION ALL") == len(PERSON_TABLES) - 1
+    assert delete_statement("dim_person") == (
+        "DELETE FROM dim_person WHERE person_id IN %(ids)s "
+        "SETTINGS lightweight_delete_mode = 'lightweight_update'"
+    )
     row = audit_row(_decision(True), {"fact_wage": 3}, AT)
     assert row == ["d1", "R1", "REQUESTED", "OPERATOR", AT, AT, AT, True, 2, {"fact_wage": 3}]
 
@@ -92,3 +106,16 @@ def test_an_operator_request_must_identify_the_person(person: dict[str, str]) ->
         request_event(person)
     with pytest.raises(OptOutInputError, match="names the request id"):
         revocation_event(" ")
+
+
+def test_rows_removed_are_told_per_decision_from_one_count_of_the_batch() -> None:
+    first = _decision(True)  # P1 and P7
+    spread = {**_decision(True), "decision_id": "d2", "person_ids": ["P1", "P9"]}
+    revoked = {**_decision(False), "decision_id": "d3"}
+    found = [("fact_wage", "P1", 3), ("dim_person", "P1", 1), ("fact_wage", "P9", 2)]
+    [one, two, three] = removed_per_decision([first, spread, revoked], found)
+    assert (one["fact_wage"], one["dim_person"], one["person_map"]) == (3, 1, 0)
+    assert set(one) == set(PERSON_TABLES)
+    # P1's rows were counted for the first decision: the second removes only P9's
+    assert (two["fact_wage"], two["dim_person"]) == (2, 0)
+    assert three == {}
