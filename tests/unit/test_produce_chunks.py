@@ -163,3 +163,40 @@ def test_a_dry_run_encodes_nothing_and_counts_the_same(tmp_path: Path) -> None:
     assert [(t, k, line) for t, k, _, line in dry[0]] == [(t, k, line) for t, k, _, line in wet[0]]
     assert {value for _, _, value, _ in dry[0]} == {b""}
     assert dry[1] == wet[1]
+
+
+def _padded_k12(rows: int) -> bytes:
+    """k12 rows whose cells start or end with whitespace of every kind, quoted or not, and
+    rows without any, in chunks with and without quotes."""
+    with (EXAMPLES / "k12.csv").open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    header, body = table[0], table[1:]
+    pads = [" ", "\t", "\xa0", "\u3000", "  ", "\x0c"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for i in range(rows):
+        row = list(body[i % len(body)])
+        row[header.index("RecordID")] = f"K-{i:06d}"
+        if i % 3 == 0:
+            at = i % len(row)
+            pad = pads[i % len(pads)]
+            row[at] = pad + row[at] if i % 2 else row[at] + pad
+        if i % 5 == 0:
+            row[header.index("StudentLegalMiddleName")] = "Ann Marie"  # inner space: kept
+        if i % 50 == 0:
+            row[header.index("StudentLegalLastName")] = 'Lee "Jr" '  # quoted, padded
+        if i % 70 == 0:
+            row[header.index("StudentLegalLastName")] = "Lee\n"  # a line break to strip
+        writer.writerow(row)
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("lines", [1, 7, 40, 10_000])
+def test_cells_are_stripped_exactly_where_they_are_padded(tmp_path: Path, lines: int) -> None:
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_padded_k12(400))
+    extract = open_extract(path)
+    rows = _rows(extract, lines)
+    assert [(r.line, r.raw, r.cells) for r in rows] == _sequential(path)
+    assert any(r.cells and "Ann Marie" in r.cells for r in rows)
