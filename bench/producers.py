@@ -328,6 +328,8 @@ def main() -> None:
                     f"{cpu:.1f}" + ("" if broker is None else f" + {broker:.1f}")
                     for _, cpu, broker in (measured[n] for n in ("ours", "ours1", "naive", "limit"))
                 ]
+                # what one core of its own would do: every step of a row costs CPU here
+                + [f"{1e6 / measured['ours1'][1]:,.0f}", f"{2e6 / measured['ours'][1]:,.0f}"]
             )
     telemetry.shutdown()
     print(
@@ -350,9 +352,20 @@ def main() -> None:
         rates_table,
     )
     print()
-    print("CPU microseconds a row: this process and its workers + the local broker")
+    print(
+        "CPU microseconds a row: this process and its workers + the local broker; and the "
+        "rows/s that CPU time makes on cores of its own (broker apart)"
+    )
     print_table(
-        ["source", f"ours ({args.workers} workers)", "ours (1)", "naive (b)", "limit (a)"],
+        [
+            "source",
+            f"ours ({args.workers} workers)",
+            "ours (1)",
+            "naive (b)",
+            "limit (a)",
+            "ours (1): 1 core",
+            f"ours ({args.workers}): 2 cores",
+        ],
         cpu_table,
     )
     print(

@@ -18,7 +18,7 @@ import datetime
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -127,12 +127,17 @@ def _row_content(columns: Sequence[str], cells: Sequence[str]) -> bytes:
     return "\x1f".join(f"{name}={value}" for name, value in pairs).encode(errors="surrogateescape")
 
 
-def compiled_checks(library: SchemaLibrary | None = None) -> dict[str, EventCheck]:
-    """A compiled validator for each kind of raw event, from its topic's schema."""
+def compiled_checks(
+    library: SchemaLibrary | None = None, kinds: Iterable[str] | None = None
+) -> dict[str, EventCheck]:
+    """A compiled validator for each kind of raw event (or each of ``kinds``), from its
+    topic's schema."""
     lib = library if library is not None else SchemaLibrary()
+    wanted = set(KIND_TOPICS) if kinds is None else set(kinds)
     return {
         kind: compile_validator(lib.resolve(get_topic(topic).schema))
         for kind, topic in KIND_TOPICS.items()
+        if kind in wanted
     }
 
 
@@ -156,7 +161,11 @@ class RowMapper:
     ) -> None:
         self.source = source
         self.format = fmt
-        self._checks = dict(checks) if checks is not None else compiled_checks()
+        self._checks = (
+            dict(checks)
+            if checks is not None
+            else compiled_checks(kinds={t.kind for t in fmt.record_types.values()})
+        )
         self._targets: dict[str, str] = {}
         for column in fmt.columns():
             targets = column.target if isinstance(column.target, tuple) else (column.target,)

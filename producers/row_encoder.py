@@ -365,7 +365,12 @@ class _Generator:
             if column.required:
                 self.emit(indent, f"if not {cell}:")
                 self.emit(indent + 1, "return None")
-            expression = self.parsing(column.parse, cell)
+            # text of a cell known not to be empty is the cell
+            expression = (
+                cell
+                if column.required and column.parse is text
+                else self.parsing(column.parse, cell)
+            )
             parsed = self.names.var("x")
             self.emit(indent, f"{parsed} = {expression}")
             if isinstance(column.target, tuple):
