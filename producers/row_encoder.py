@@ -61,22 +61,21 @@ class _Names:
         return f"{prefix}{next(self._count)}"
 
 
-class _Checks(CheckCompiler):
-    def __init__(self, names: _Names) -> None:
-        super().__init__()
-        self._names = names
+class _Shared:
+    """Variables named by one counter (mixed into both compilers)."""
+
+    names: _Names
 
     def var(self, prefix: str) -> str:
-        return self._names.var(prefix)
+        return self.names.var(prefix)
 
 
-class _Writes(EncoderCompiler):
-    def __init__(self, names: _Names) -> None:
-        super().__init__()
-        self._names = names
+class _Checks(_Shared, CheckCompiler):
+    pass
 
-    def var(self, prefix: str) -> str:
-        return self._names.var(prefix)
+
+class _Writes(_Shared, EncoderCompiler):
+    pass
 
 
 class _EventTimes:
@@ -162,10 +161,10 @@ class _Generator:
     def __init__(self, fmt: ProviderFormat, columns: tuple[str, ...]) -> None:
         self.fmt = fmt
         self.position = {name: index for index, name in enumerate(columns)}
-        names = _Names()
-        self.names = names
-        self.checks = _Checks(names)
-        self.writes = _Writes(names)
+        self.names = _Names()
+        self.checks = _Checks()
+        self.writes = _Writes()
+        self.checks.names = self.writes.names = self.names
         env: dict[str, Any] = {}
         for part in (self.checks.env, self.writes.env):
             for key, value in part.items():

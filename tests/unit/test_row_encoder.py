@@ -18,7 +18,7 @@ from c2c.serde import AvroEncoder
 from c2c.topics import get_topic
 from producers.formats import FORMATS, KIND_TOPICS
 from producers.mapping import MappedRow, RowMapper, RowRejected, event_id_for
-from producers.row_encoder import compile_row_encoder
+from producers.row_encoder import RowEncode, compile_row_encoder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 LIBRARY = SchemaLibrary()
@@ -33,7 +33,8 @@ _CELLS = ["", "x" * 101, "x" * 150, "12A45678Z", "123456789", "12345678", "12345
           "-5.00", "$1,234.56", "1.234", "99999999999999.00", "999999999999.99", "1e3", "1E-9",
           "NaN", "Infinity", "0.00", "Y", "yes", "TRUE", "maybe", "F", "f", "Q", "06037", "07001",
           "9999", "110701", "11.07", "ENRL", "enrl", "CMPL", "NOPE", "KG", "TK", "13", "100",
-          "REQUEST", "revoke", "OPERATOR", "O'Brien\"); DROP TABLE x;--", "Zoë", "a\x00b"]  # fmt: skip
+          "REQUEST", "revoke", "OPERATOR", "O'Brien\"); DROP TABLE x;--", "Zoë",
+          "a\x00b"]  # fmt: skip
 
 
 def _example(source: str) -> tuple[list[str], list[list[str]]]:
@@ -53,13 +54,20 @@ def _reference(mapper: RowMapper, columns: tuple[str, ...], cells: list[str], ra
     return (mapped.topic, mapped.key, value, mapped.event["event_id"])
 
 
+def _compiled(
+    source: str, ids: dict[str, int] | None
+) -> tuple[list[str], list[list[str]], RowMapper, RowEncode]:
+    """The example's header and rows, the reference mapper and the compiled encoder."""
+    header, rows = _example(source)
+    fast = compile_row_encoder(FORMATS[source], tuple(header), SCHEMAS, ids)
+    assert fast is not None
+    return header, rows, RowMapper(source, FORMATS[source]), fast
+
+
 @pytest.mark.parametrize("source", list(FORMATS))
 def test_rows_changed_every_way_encode_as_the_reference_or_go_to_it(source: str) -> None:
-    header, rows = _example(source)
+    header, rows, mapper, fast = _compiled(source, IDS)
     columns = tuple(header)
-    mapper = RowMapper(source, FORMATS[source])
-    fast = compile_row_encoder(FORMATS[source], columns, SCHEMAS, IDS)
-    assert fast is not None
     taken = referred = rejected = 0
     for base in rows[:3]:
         for at, _column in enumerate(header):
@@ -75,18 +83,16 @@ def test_rows_changed_every_way_encode_as_the_reference_or_go_to_it(source: str)
                 else:
                     assert got == expected, (header[at], cell)
                     taken += 1
-    assert taken and referred
+    assert taken
+    assert referred
     assert rejected > 0.8 * referred  # what it leaves to the reference is mostly bad
 
 
 @pytest.mark.parametrize("source", list(FORMATS))
 def test_good_rows_take_the_compiled_path_with_the_reference_bytes(source: str) -> None:
-    header, rows = _example(source)
+    header, rows, mapper, fast = _compiled(source, IDS)
+    dry = _compiled(source, None)[3]
     columns = tuple(header)
-    mapper = RowMapper(source, FORMATS[source])
-    fast = compile_row_encoder(FORMATS[source], columns, SCHEMAS, IDS)
-    dry = compile_row_encoder(FORMATS[source], columns, SCHEMAS, None)
-    assert fast is not None and dry is not None
     for cells in rows:
         raw = ",".join(cells).encode()
         expected = _reference(mapper, columns, cells, raw)
