@@ -311,10 +311,23 @@ class EncoderCompiler(_Generator):
             raise UnsupportedSchema(f"union {branches!r} (only [null, X] is compiled)")
         null_index = branches.index("null")
         other = branches[1 - null_index]
+        tag = _long(1 - null_index)
         self.emit(indent, f"if {value} is None:")
         self.emit(indent + 1, f"out.append({_long(null_index)!r})")
         self.emit(indent, "else:")
-        self.emit(indent + 1, f"out.append({_long(1 - null_index)!r})")
+        if other == "string":  # most optional fields: the branch and the length in one
+            tagged = self.var("_tagged")
+            self.env[tagged] = tuple(tag + _SMALL[n << 1] for n in range(64))
+            encoded, size = self.var("s"), self.var("n")
+            self.emit(indent + 1, f"{encoded} = {value}.encode()")
+            self.emit(indent + 1, f"{size} = len({encoded})")
+            self.emit(
+                indent + 1,
+                f"out.append({tagged}[{size}] if {size} < 64 else {tag!r} + _long({size}))",
+            )
+            self.emit(indent + 1, f"out.append({encoded})")
+            return
+        self.emit(indent + 1, f"out.append({tag!r})")
         self.write(other, value, indent + 1, namespace)
 
     def record(

@@ -282,8 +282,9 @@ class _Generator:
         self.writes.register(schema, None)
         for item in items:
             if item == "event_id":
+                self.pending.append(b"\x48")  # its length: a UUID string has 36 characters
                 self.flush(indent)
-                self.emit(indent, "out.append(_SMALL[len(eid) << 1] + eid.encode())")
+                self.emit(indent, "out.append(eid.encode())")
             elif item == "event_time":
                 self.flush(indent)
                 self.emit(indent, "out.append(when)")
