@@ -13,8 +13,10 @@ refuses a cell, a check fails, anything raises), gets None, and the caller maps 
 the reference way, which says why it is rejected (or accepts it, and then publishes the
 same message). What it accepts is exactly what the reference accepts, as the same bytes:
 tests/unit/test_row_encoder.py compares the two on every row of every format changed every
-way. A header that the reference would reject on every row (a required column missing, a
-column the schema has no field for) gets no function at all.
+way. Where the reference would reject every row of a record type with this header (a
+column the schema requires is not in the file, a column's target is not a field of the
+schema), that record type gets no code and its rows all go the reference way; a header
+for which no record type compiles gets no function at all.
 
 Plain code, no I/O.
 """
