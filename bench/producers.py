@@ -38,13 +38,18 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from bench._harness import print_table
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
+from c2c.schemas import SchemaLibrary
+from c2c.serde import AvroEncoder
 from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, Topic, get_topic
 from observability.telemetry import setup_telemetry
 from producers.chunks import default_workers
 from producers.files import produce_file
-from producers.mapping import event_id_for
+from producers.formats import FORMATS, KIND_TOPICS
+from producers.mapping import RowMapper, event_id_for
 from producers.publisher import PRODUCER_CONFIG
+from producers.reader import open_extract
+from producers.row_encoder import compile_row_encoder
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "producers" / "examples"
 # The limit run writes opaque bytes: into a topic of its own, never a pipeline topic.
@@ -262,6 +267,47 @@ def _measure(
     return result
 
 
+def phases(source: str, path: Path, repeats: int) -> list[str]:
+    """CPU microseconds a row of each step of `c2c produce` in this process, without Kafka
+    (least of ``repeats``): reading the file into rows, the compiled row encoder (parse,
+    check, encode), and, for comparison, the reference path it replaces (mapper with the
+    compiled validator, then the Avro encoder)."""
+    library = SchemaLibrary()
+    extract = open_extract(path)
+    fmt = FORMATS[source]
+    topics = {KIND_TOPICS[t.kind] for t in fmt.record_types.values()}
+    schemas = {t: library.resolve(get_topic(t).schema) for t in topics}
+    ids = {t: 1 for t in topics}
+    encoders = {t: AvroEncoder(schemas[t], 1) for t in topics}
+    rows = list(extract.rows)
+    fast = compile_row_encoder(fmt, extract.columns, schemas, ids)
+    mapper = RowMapper(source, fmt)
+    assert fast is not None
+
+    def read() -> None:
+        for _ in extract.rows:
+            pass
+
+    def compiled() -> None:
+        for row in rows:
+            fast(row.cells, row.raw)
+
+    def reference() -> None:
+        for row in rows:
+            mapped = mapper.for_columns(row.columns)(row.cells, row.raw)
+            encoders[mapped.topic].encode(mapped.event)
+
+    timings = []
+    for run in (read, compiled, reference):
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.process_time()
+            run()
+            best = min(best, time.process_time() - started)
+        timings.append(f"{best / len(rows) * 1e6:.1f}")
+    return [source, *timings]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -275,10 +321,11 @@ def main() -> None:
     telemetry = setup_telemetry(settings, "producer")  # as `c2c produce` does
     load_before = os.getloadavg()[0]
 
-    rates_table, cpu_table = [], []
+    rates_table, cpu_table, phase_table = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for source, mapping in (("k12", naive_k12), ("edd", naive_edd)):
             path = make_file(source, args.rows, Path(folder))
+            phase_table.append(phases(source, path, args.repeats))
             sample = produce_file(settings, source, path, telemetry=telemetry)
             assert sample.rejected == 0
             assert sample.published == args.rows
@@ -328,6 +375,8 @@ def main() -> None:
                     f"{cpu:.1f}" + ("" if broker is None else f" + {broker:.1f}")
                     for _, cpu, broker in (measured[n] for n in ("ours", "ours1", "naive", "limit"))
                 ]
+                # what one core of its own would do: every step of a row costs CPU here
+                + [f"{1e6 / measured['ours1'][1]:,.0f}", f"{2e6 / measured['ours'][1]:,.0f}"]
             )
     telemetry.shutdown()
     print(
@@ -350,11 +399,27 @@ def main() -> None:
         rates_table,
     )
     print()
-    print("CPU microseconds a row: this process and its workers + the local broker")
+    print(
+        "CPU microseconds a row: this process and its workers + the local broker; and the "
+        "rows/s that CPU time makes on cores of its own (broker apart)"
+    )
     print_table(
-        ["source", f"ours ({args.workers} workers)", "ours (1)", "naive (b)", "limit (a)"],
+        [
+            "source",
+            f"ours ({args.workers} workers)",
+            "ours (1)",
+            "naive (b)",
+            "limit (a)",
+            "ours (1): 1 core",
+            f"ours ({args.workers}): 2 cores",
+        ],
         cpu_table,
     )
+    print(
+        "\nCPU microseconds a row of each step in one process, without Kafka (least of the "
+        "repeats); publishing costs about what the limit (a) does"
+    )
+    print_table(["source", "read", "row encoder", "reference path"], phase_table)
     print(
         f"\nload average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
         f"on {os.cpu_count()} cores"

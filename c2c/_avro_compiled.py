@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from typing import Any
 __all__ = [
     "CompiledDecoder",
     "CompiledRowDecoder",
+    "EncoderCompiler",
     "MalformedAvro",
     "UnsupportedSchema",
     "compile_decoder",
@@ -69,6 +71,26 @@ def _long(n: int) -> bytes:
         z >>= 7
     out.append(z)
     return bytes(out)
+
+
+@functools.cache
+def _varints() -> tuple[bytes, ...]:
+    """The encodings of 0 .. _VARINTS - 1 (years, counts, and dates as days since 1970
+    up to 2059), built once, on first use: a look-up instead of a loop for most values."""
+    out = []
+    for n in range(_VARINTS):
+        z = n << 1
+        out.append(
+            bytes((z,))
+            if z < 0x80
+            else bytes(((z & 0x7F) | 0x80, z >> 7))
+            if z < 0x4000
+            else bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80, z >> 14))
+        )
+    return tuple(out)
+
+
+_VARINTS = 32768
 
 
 def _string(value: str) -> bytes:
@@ -171,7 +193,12 @@ class _Generator:
         return function
 
 
-class _Compiler(_Generator):
+class EncoderCompiler(_Generator):
+    """Emits code appending the Avro encoding of values to a list ``out``.
+
+    :func:`compile_encoder` drives it over a whole record; producers.row_encoder calls
+    :meth:`write` on single fields, inside a function of its own."""
+
     def __init__(self) -> None:
         super().__init__()
         self.env = {
@@ -180,6 +207,7 @@ class _Compiler(_Generator):
             "_string": _string,
             "_bytes": _bytes,
             "_date": _date,
+            "_VARINT": _varints(),
             "_timestamp_millis": _timestamp_millis,
             "_timestamp_micros": _timestamp_micros,
             "_FLOAT": _FLOAT,
@@ -201,7 +229,7 @@ class _Compiler(_Generator):
         kind = schema.get("type")
         logical = schema.get("logicalType")
         if logical == "date" and kind == "int":
-            self.emit(indent, f"out.append(_date({value}))")
+            self.varint(f"{value}.toordinal() - {_EPOCH_ORDINAL}", indent)
             return
         if logical == "timestamp-millis" and kind == "long":
             self.emit(indent, f"out.append(_timestamp_millis({value}))")
@@ -256,7 +284,7 @@ class _Compiler(_Generator):
         elif name == "boolean":
             self.emit(indent, f"out.append(b'\\x01' if {value} else b'\\x00')")
         elif name in ("int", "long"):
-            self.emit(indent, f"out.append(_long({value}.__index__()))")
+            self.varint(f"{value}.__index__()", indent)
         elif name == "float":
             self.emit(indent, f"out.append(_FLOAT({value}))")
         elif name == "double":
@@ -272,15 +300,36 @@ class _Compiler(_Generator):
         else:
             raise UnsupportedSchema(f"named type {name!r} is not defined before use")
 
+    def varint(self, number: str, indent: int) -> None:
+        """Emit the writing of the int expression ``number`` (a table look-up if small)."""
+        n = self.var("i")
+        self.emit(
+            indent,
+            f"out.append(_VARINT[{n}] if 0 <= ({n} := {number}) < {_VARINTS} else _long({n}))",
+        )
+
     def union(self, branches: list[Any], value: str, indent: int, namespace: str | None) -> None:
         if len(branches) != 2 or "null" not in branches:
             raise UnsupportedSchema(f"union {branches!r} (only [null, X] is compiled)")
         null_index = branches.index("null")
         other = branches[1 - null_index]
+        tag = _long(1 - null_index)
         self.emit(indent, f"if {value} is None:")
         self.emit(indent + 1, f"out.append({_long(null_index)!r})")
         self.emit(indent, "else:")
-        self.emit(indent + 1, f"out.append({_long(1 - null_index)!r})")
+        if other == "string":  # most optional fields: the branch and the length in one
+            tagged = self.var("_tagged")
+            self.env[tagged] = tuple(tag + _SMALL[n << 1] for n in range(64))
+            encoded, size = self.var("s"), self.var("n")
+            self.emit(indent + 1, f"{encoded} = {value}.encode()")
+            self.emit(indent + 1, f"{size} = len({encoded})")
+            self.emit(
+                indent + 1,
+                f"out.append({tagged}[{size}] if {size} < 64 else {tag!r} + _long({size}))",
+            )
+            self.emit(indent + 1, f"out.append({encoded})")
+            return
+        self.emit(indent + 1, f"out.append({tag!r})")
         self.write(other, value, indent + 1, namespace)
 
     def record(
@@ -314,7 +363,7 @@ def compile_encoder(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], 
     Raises UnsupportedSchema if the schema is outside the compiled subset. The function
     raises TypeError, KeyError, ValueError or AttributeError for a record that does not fit.
     """
-    compiler = _Compiler()
+    compiler = EncoderCompiler()
     compiler.emit(0, "def encode(datum):")
     compiler.emit(1, "out = []")
     compiler.write(dict(schema), "datum", 1, None)

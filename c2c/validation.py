@@ -35,6 +35,7 @@ from c2c._avro_compiled import register_name
 from c2c.errors import C2CError
 
 __all__ = [
+    "CheckCompiler",
     "FieldProblem",
     "NotCompilable",
     "RecordCheck",
@@ -266,6 +267,19 @@ def _digits(value: decimal.Decimal) -> tuple[int, int]:
     return max(len(digit_tuple), -exponent), -exponent
 
 
+def _within(value: decimal.Decimal, places: int, whole: int) -> bool:
+    """Whether finite ``value`` has at most ``places`` decimal places and ``whole`` digits
+    before the point, as :func:`_digits` counts them, without normalising: exact when True
+    (False may also mean the magnitude alone is out of this quick test's range: count the
+    digits then)."""
+    exponent = value.adjusted()  # of the first digit
+    if not -places <= exponent < whole:
+        return False
+    numerator, denominator = value.as_integer_ratio()
+    remainder: int = numerator * 10**places % denominator
+    return remainder == 0
+
+
 def _extras(
     record: Mapping[str, Any], known: frozenset[str], prefix: str, problems: list[FieldProblem]
 ) -> None:
@@ -274,8 +288,12 @@ def _extras(
             problems.append(FieldProblem(f"{prefix}{key}", record[key], _TEXT["extra_forbid"]))
 
 
-class _Compiler:
-    """Emits the checks of one schema as Python source; ``env`` holds what it refers to."""
+class CheckCompiler:
+    """Emits the checks of one schema as Python source; ``env`` holds what it refers to.
+
+    :func:`compile_validator` drives it over a whole record; producers.row_encoder calls
+    :meth:`value` on single fields, inside a function of its own, so that a row is checked
+    by exactly the code that checks its event. Emitted checks append to ``problems``."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -284,8 +302,11 @@ class _Compiler:
             "_P": FieldProblem,
             "_extras": _extras,
             "_digits": _digits,
-            "_date": datetime.date,
-            "_datetime": datetime.datetime,
+            "_within": _within,
+            # Not _date: the compiled row encoder (producers.row_encoder) runs these checks
+            # in one function with the Avro encoder's code, whose _date writes a date.
+            "_date_type": datetime.date,
+            "_datetime_type": datetime.datetime,
             "_Decimal": decimal.Decimal,
             "_dict": dict,
             "_Mapping": Mapping,
@@ -342,12 +363,15 @@ class _Compiler:
             return
         kind, logical = schema.get("type"), schema.get("logicalType")
         if logical == "date" and kind == "int":
-            self.emit(indent, f"if {v}.__class__ is not _date and not (")
-            self.emit(indent + 1, f"isinstance({v}, _date) and not isinstance({v}, _datetime)")
+            self.emit(indent, f"if {v}.__class__ is not _date_type and not (")
+            self.emit(
+                indent + 1,
+                f"isinstance({v}, _date_type) and not isinstance({v}, _datetime_type)",
+            )
             self.emit(indent, "):")
             self.problem(indent + 1, path, v, _TEXT["date"])
         elif logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
-            self.emit(indent, f"if not isinstance({v}, _datetime):")
+            self.emit(indent, f"if not isinstance({v}, _datetime_type):")
             self.problem(indent + 1, path, v, _TEXT["datetime"])
         elif logical == "decimal" and kind == "bytes":
             self.decimal(schema, field, v, path, indent)
@@ -450,7 +474,12 @@ class _Compiler:
         self.problem(inner + 1, path, v, _TEXT["finite"])
         self.emit(inner, "else:")
         deeper = inner + 1
-        self.emit(deeper, f"{digits}, {places} = _digits({number})")
+        # counting digits (normalising) is slow; most values are plainly within the limits
+        self.emit(
+            deeper,
+            f"{digits}, {places} = (0, 0) if _within({number}, {scale}, {precision - scale}) "
+            f"else _digits({number})",
+        )
         self.emit(deeper, f"if {digits} > {precision}:")
         self.problem(deeper + 1, path, v, _max_digits_text(precision))
         self.emit(deeper, f"elif {digits} - {places} > {precision - scale}:")
@@ -496,7 +525,7 @@ def compile_validator(schema: Mapping[str, Any]) -> RecordCheck:
     other than null and one type (no schema in the catalogue uses them today)."""
     if schema.get("type") != "record":
         raise NotCompilable(f"{schema.get('name')!r} is not a record schema")
-    compiler = _Compiler()
+    compiler = CheckCompiler()
     compiler.emit(0, "def check(record):")
     compiler.emit(1, "problems = []")
     name = str(schema["name"])

@@ -17,6 +17,7 @@ from producers.parsing import (
     Parser,
     academic_year,
     boolean,
+    cip,
     code,
     date,
     digits,
@@ -25,7 +26,15 @@ from producers.parsing import (
     year_quarter,
 )
 
-__all__ = ["FORMATS", "KIND_TOPICS", "Column", "ProviderFormat", "RecordType", "get_format"]
+__all__ = [
+    "FORMATS",
+    "KIND_TOPICS",
+    "Column",
+    "EventTime",
+    "ProviderFormat",
+    "RecordType",
+    "get_format",
+]
 
 # Which raw topic each kind of event goes to.
 KIND_TOPICS: Mapping[str, str] = {
@@ -53,13 +62,41 @@ class Column:
     required: bool = False
 
 
+When = datetime.date | datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class EventTime:
+    """When an event happened, from some of its values: ``compute`` gets the values at
+    ``paths`` (dotted paths of the raw event, None where unset; ``_name`` for a value kept
+    only for this) and returns a date or timestamp, or None if they place it nowhere.
+
+    Declared as data so that the mapper (over an event) and the compiled row encoder
+    (producers.row_encoder, over a row's parsed cells) compute it the same way.
+    """
+
+    paths: tuple[str, ...]
+    compute: Callable[..., When]
+
+    def __call__(self, event: Mapping[str, Any]) -> When:
+        """The time of ``event`` (a raw event as the mapper builds it)."""
+        return self.compute(*(_value_at(event, path) for path in self.paths))
+
+
+def _value_at(event: Mapping[str, Any], path: str) -> Any:
+    head, _, rest = path.partition(".")
+    if not rest:
+        return event.get(head)
+    return (event.get(head) or {}).get(rest)
+
+
 @dataclass(frozen=True)
 class RecordType:
     """One kind of row in a provider's file, selected by the format's type column."""
 
     kind: str
     columns: tuple[Column, ...]
-    event_time: Callable[[Mapping[str, Any]], datetime.date | datetime.datetime | None]
+    event_time: EventTime
     constants: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -132,46 +169,38 @@ TERM = code(
 )
 
 
-def cip(cell: str) -> str | None:
-    """A CIP 2020 code; '110701' and '11.0701' are both accepted."""
-    if not cell:
-        return None
-    cleaned = cell.replace(".", "")
-    if len(cleaned) != 6 or not cleaned.isdigit():
-        raise ValueError("is not a CIP code (NN.NNNN)")
-    return f"{cleaned[:2]}.{cleaned[2:]}"
-
-
-def _term_start(event: Mapping[str, Any]) -> datetime.date | None:
-    facts = event["facts"]
-    if facts.get("term_start_date") is not None:
-        return facts["term_start_date"]  # type: ignore[no-any-return]
-    year = facts.get("academic_year")
+def _start_or_august(start: Any, year: Any) -> When:
+    if start is not None:
+        return start  # type: ignore[no-any-return]
     return datetime.date(year, 8, 15) if isinstance(year, int) else None
 
 
-def _fact(name: str) -> Callable[[Mapping[str, Any]], Any]:
-    def get(event: Mapping[str, Any]) -> Any:
-        return event["facts"].get(name)
-
-    return get
+def _as_is(value: Any) -> When:
+    return value  # type: ignore[no-any-return]
 
 
-def _aid_year_start(event: Mapping[str, Any]) -> datetime.date | None:
-    year = event["facts"].get("award_year")
+def _july_first(year: Any) -> When:
     return datetime.date(year, 7, 1) if isinstance(year, int) else None
 
 
-def _quarter_end(event: Mapping[str, Any]) -> datetime.date | None:
-    year, quarter = event["facts"].get("year"), event["facts"].get("quarter")
+def _last_day(year: Any, quarter: Any) -> When:
     if not isinstance(year, int) or not isinstance(quarter, int) or not 1 <= quarter <= 4:
         return None
     first_of_next = datetime.date(year + quarter // 4, quarter % 4 * 3 + 1, 1)
     return first_of_next - datetime.timedelta(days=1)
 
 
-def _requested_at(event: Mapping[str, Any]) -> datetime.date | None:
-    return event.get("_requested_at")
+# The term's start date, else August 15 of the academic year.
+_term_start = EventTime(("facts.term_start_date", "facts.academic_year"), _start_or_august)
+
+
+def _fact(name: str) -> EventTime:
+    return EventTime((f"facts.{name}",), _as_is)
+
+
+_aid_year_start = EventTime(("facts.award_year",), _july_first)
+_quarter_end = EventTime(("facts.year", "facts.quarter"), _last_day)
+_requested_at = EventTime(("_requested_at",), _as_is)
 
 
 def _demographics(prefix: str = "") -> tuple[Column, ...]:

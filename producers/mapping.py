@@ -18,7 +18,7 @@ import datetime
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -40,6 +40,8 @@ __all__ = [
     "canonical_content",
     "compiled_checks",
     "event_id_for",
+    "event_id_prefix",
+    "event_id_with",
 ]
 
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c2c00-5a1e-4c2c-9d2c-c2c0c2c0c2c0")
@@ -84,22 +86,34 @@ def event_id_for(provider: str, source_record_id: str, content: str | bytes) -> 
     twice gets the same id (so duplicates are recognisable downstream); a corrected
     record gets a new one. ``content`` is the row as sent (files) or the canonical event
     (:func:`canonical_content`, for emitted events)."""
-    # A name-based UUID (RFC 4122 layout, version 5 bits) over SHA-256 rather than uuid5's
-    # SHA-1, computed in one hash: this runs once per row.
-    digest = bytearray(
-        hashlib.sha256(
-            b"%b|%b|%b"
-            % (
-                _NAMESPACE_BYTES + provider.encode(),
-                source_record_id.encode(errors="surrogateescape"),
-                content if isinstance(content, bytes) else content.encode(errors="surrogateescape"),
-            )
-        ).digest()[:16]
+    return event_id_with(
+        event_id_prefix(provider),
+        source_record_id,
+        content if isinstance(content, bytes) else content.encode(errors="surrogateescape"),
     )
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    hexed = digest.hex()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+def event_id_prefix(provider: str) -> bytes:
+    """What :func:`event_id_with` needs of ``provider`` (computed once per provider)."""
+    return _NAMESPACE_BYTES + provider.encode()
+
+
+def event_id_with(prefix: bytes, source_record_id: str, content: bytes) -> str:
+    """:func:`event_id_for` with the provider's :func:`event_id_prefix`: runs once a row.
+
+    A name-based UUID over SHA-256 rather than uuid5's SHA-1, in RFC 4122 layout with the
+    version 5 bits: the first 16 bytes of the digest with the version nibble set to 5 and
+    the variant bits to 10 (what ``uuid.UUID(bytes=digest[:16], version=5)`` gives),
+    written from the hex digest without a UUID object.
+    """
+    h = hashlib.sha256(
+        b"%b|%b|%b" % (prefix, source_record_id.encode(errors="surrogateescape"), content)
+    ).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# The first hex digit of a UUID's 9th byte with the variant bits set to 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def canonical_content(event: Mapping[str, Any]) -> str:
@@ -113,12 +127,17 @@ def _row_content(columns: Sequence[str], cells: Sequence[str]) -> bytes:
     return "\x1f".join(f"{name}={value}" for name, value in pairs).encode(errors="surrogateescape")
 
 
-def compiled_checks(library: SchemaLibrary | None = None) -> dict[str, EventCheck]:
-    """A compiled validator for each kind of raw event, from its topic's schema."""
+def compiled_checks(
+    library: SchemaLibrary | None = None, kinds: Iterable[str] | None = None
+) -> dict[str, EventCheck]:
+    """A compiled validator for each kind of raw event (or each of ``kinds``), from its
+    topic's schema."""
     lib = library if library is not None else SchemaLibrary()
+    wanted = set(KIND_TOPICS) if kinds is None else set(kinds)
     return {
         kind: compile_validator(lib.resolve(get_topic(topic).schema))
         for kind, topic in KIND_TOPICS.items()
+        if kind in wanted
     }
 
 
@@ -142,7 +161,11 @@ class RowMapper:
     ) -> None:
         self.source = source
         self.format = fmt
-        self._checks = dict(checks) if checks is not None else compiled_checks()
+        self._checks = (
+            dict(checks)
+            if checks is not None
+            else compiled_checks(kinds={t.kind for t in fmt.record_types.values()})
+        )
         self._targets: dict[str, str] = {}
         for column in fmt.columns():
             targets = column.target if isinstance(column.target, tuple) else (column.target,)
@@ -264,10 +287,18 @@ class RowMapper:
             event["demographics"] = None  # the source reported none of them
         if record_type.kind != "optout":
             event.setdefault("demographics", None)
-        when = None if problems else record_type.event_time(event)
-        event.pop("_requested_at", None)
-        if when is None and not problems:
-            problems.append("no date to place the event in time")
+        when = None
+        if not problems:
+            try:
+                when = record_type.event_time(event)
+            except (ValueError, OverflowError) as exc:  # a year 0, say: no such date
+                problems.append(f"no date to place the event in time ({exc})")
+            else:
+                if when is None:
+                    problems.append("no date to place the event in time")
+        for path in record_type.event_time.paths:
+            if path.startswith("_"):
+                event.pop(path, None)  # kept only to place the event in time
         if problems:
             raise RowRejected("; ".join(problems))
         assert when is not None

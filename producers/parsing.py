@@ -1,9 +1,9 @@
 """Turning a provider's cell text into the value a schema field wants.
 
 Each parser takes the stripped cell ('' means empty) and returns the value, None for an
-empty optional cell, or raises ValueError with a message that completes "COLUMN 'value' ..."
-(for example "is not a date (YYYY-MM-DD or MM/DD/YYYY)"). Parsers know nothing of files,
-rows or Kafka.
+empty cell (always: the compiled row encoder relies on it), or raises ValueError with a
+message that completes "COLUMN 'value' ..." (for example "is not a date (YYYY-MM-DD or
+MM/DD/YYYY)"). Parsers know nothing of files, rows or Kafka.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "FEW_VALUES",
+    "Codes",
     "Parser",
+    "Table",
     "academic_year",
     "boolean",
+    "cip",
     "code",
     "date",
     "digits",
@@ -78,8 +82,10 @@ def money(cell: str) -> decimal.Decimal | None:
         raise ValueError("is not an amount in dollars") from None
     if not amount.is_finite():
         raise ValueError("is not an amount in dollars")
-    if amount.as_tuple().exponent == -2:
-        return amount  # written with cents, as most are: already what quantize gives
+    if cleaned[-3:-2] == ".":
+        # written with cents, as most are (a number Decimal reads that ends in .NN has
+        # exponent -2): already what quantize gives
+        return amount
     cents = amount.quantize(_CENT)
     if amount != cents:
         raise ValueError("has more than 2 decimal places")
@@ -89,35 +95,57 @@ def money(cell: str) -> decimal.Decimal | None:
 _CENT = decimal.Decimal("0.01")
 
 
-def boolean(cell: str) -> bool | None:
-    lowered = cell.lower()
-    if not lowered:
-        return None
-    if lowered in ("y", "yes", "true", "t", "1"):
-        return True
-    if lowered in ("n", "no", "false", "f", "0"):
-        return False
-    raise ValueError("is not Y or N")
+class Table:
+    """A parser that looks the cell up in a table, after folding its case: ``table`` maps
+    folded cells to values (``fold`` is "upper" or "lower"); a cell not in it raises
+    ValueError(``message``). Declared as data so that the compiled row encoder
+    (producers.row_encoder) can look cells up inline."""
 
+    def __init__(self, table: Mapping[str, Any], fold: str, message: str) -> None:
+        if fold not in ("upper", "lower"):
+            raise ValueError(f"fold must be 'upper' or 'lower', not {fold!r}")
+        self.table: Mapping[str, Any] = dict(table)
+        self.fold = fold
+        self.message = message
+        self._fold: Callable[[str], str] = getattr(str, fold)
 
-def code(table: Mapping[str, str]) -> Parser:
-    """A parser mapping the provider's codes (case-insensitive) to schema symbols."""
-    upper = {key.upper(): value for key, value in table.items()}
-    known = ", ".join(sorted(table))
-
-    def parse(cell: str) -> str | None:
+    def __call__(self, cell: str) -> Any:
         if not cell:
             return None
         try:
-            return upper[cell.upper()]
+            return self.table[self._fold(cell)]
         except KeyError:
-            raise ValueError(f"is not one of the codes {known}") from None
+            raise ValueError(self.message) from None
 
-    # symbol -> the first code for it, for writers of this format (producers.synth)
-    parse.symbols = {}  # type: ignore[attr-defined]
-    for key, value in table.items():
-        parse.symbols.setdefault(value, key)  # type: ignore[attr-defined]
-    return parse
+
+class Codes(Table):
+    """A provider's codes (case-insensitive) for schema symbols; ``symbols`` gives the
+    first code for each symbol, for writers of the format (producers.synth)."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        super().__init__(
+            {key.upper(): value for key, value in table.items()},
+            "upper",
+            f"is not one of the codes {', '.join(sorted(table))}",
+        )
+        self.symbols: dict[str, str] = {}
+        for key, value in table.items():
+            self.symbols.setdefault(value, key)
+
+
+boolean = Table(
+    {
+        **dict.fromkeys(("y", "yes", "true", "t", "1"), True),
+        **dict.fromkeys(("n", "no", "false", "f", "0"), False),
+    },
+    "lower",
+    "is not Y or N",
+)
+
+
+def code(table: Mapping[str, str]) -> Codes:
+    """A parser mapping the provider's codes (case-insensitive) to schema symbols."""
+    return Codes(table)
 
 
 def academic_year(cell: str) -> int | None:
@@ -133,6 +161,16 @@ def academic_year(cell: str) -> int | None:
     return start
 
 
+def cip(cell: str) -> str | None:
+    """A CIP 2020 code; '110701' and '11.0701' are both accepted."""
+    if not cell:
+        return None
+    cleaned = cell.replace(".", "")
+    if len(cleaned) != 6 or not cleaned.isdigit():
+        raise ValueError("is not a CIP code (NN.NNNN)")
+    return f"{cleaned[:2]}.{cleaned[2:]}"
+
+
 def year_quarter(cell: str) -> tuple[int, int] | None:
     """'2025Q1', '2025-Q1' or '20251' → (2025, 1)."""
     if not cell:
@@ -141,3 +179,8 @@ def year_quarter(cell: str) -> tuple[int, int] | None:
     if len(cleaned) != 5 or not cleaned.isdigit() or cleaned[4] not in "1234":
         raise ValueError("is not a year and quarter (2025Q1)")
     return int(cleaned[:4]), int(cleaned[4])
+
+
+FEW_VALUES: frozenset[Parser] = frozenset({date, academic_year, year_quarter, cip})
+"""Parsers whose cells repeat a lot in an extract (dates, years, quarters, programs): a
+caller may remember what a cell parsed to (they are pure functions of the cell)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,32 +20,43 @@ from producers.reader import Extract, SourceRow, open_extract, read_rows
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 
 
-def _awkward_k12(rows: int) -> bytes:
-    """k12 rows with quoted fields across lines, quotes, blank lines and bad rows."""
+def _k12_file(rows: int, change: Callable[[int, list[str], list[str]], str]) -> bytes:
+    """``rows`` rows of the k12 example with fresh record ids, each changed by ``change``
+    (index, header, row), which returns text to write after the row."""
     with (EXAMPLES / "k12.csv").open(newline="", encoding="utf-8") as handle:
         table = list(csv.reader(handle))
     header, body = table[0], table[1:]
-    last = header.index("StudentLegalLastName")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for i in range(rows):
         row = list(body[i % len(body)])
         row[header.index("RecordID")] = f"K-{i:06d}"
+        after = change(i, header, row)
+        writer.writerow(row)
+        out.write(after)
+    return out.getvalue().encode()
+
+
+def _awkward_k12(rows: int) -> bytes:
+    """k12 rows with quoted fields across lines, quotes, blank lines and bad rows."""
+
+    def change(i: int, header: list[str], row: list[str]) -> str:
         row[header.index("LocalStudentID")] = f"L{i % 97:06d}"
-        if i % 7 == 0:
-            row[last] = f'Smith\n"the {i}th", Jr'  # quoted, with a newline and quotes
+        if i % 7 == 0:  # quoted, with a newline and quotes
+            row[header.index("StudentLegalLastName")] = f'Smith\n"the {i}th", Jr'
         if i % 11 == 0:
             row[header.index("StudentBirthDate")] = "2031-02-30"  # rejected
-        writer.writerow(row)
+        after = ""
         if i % 13 == 0:
-            out.write("\n")  # blank line
+            after += "\n"  # blank line
         if i % 17 == 0:
-            out.write("ENRL,short row\n")  # wrong number of fields
+            after += "ENRL,short row\n"  # wrong number of fields
         if i % 19 == 0:
-            out.write('ENRL,"unterminated\n')  # a quote opened and never closed at once
-    data = out.getvalue().encode()
-    return data + b"ENRL,K-latin,L1,,Jos\xe9\n"
+            after += 'ENRL,"unterminated\n'  # a quote opened and never closed at once
+        return after
+
+    return _k12_file(rows, change) + b"ENRL,K-latin,L1,,Jos\xe9\n"
 
 
 def _rows(extract: Extract, lines: int) -> list[SourceRow]:
@@ -79,9 +91,13 @@ def _sequential(path: Path) -> list[tuple[int, bytes, list[str] | None]]:
 
 
 @pytest.mark.parametrize("lines", [1, 2, 3, 5, 8, 64, 10_000])
-def test_chunks_hold_whole_records_however_the_file_is_cut(tmp_path: Path, lines: int) -> None:
+@pytest.mark.parametrize("make", ["awkward", "padded"])
+def test_chunks_hold_whole_records_however_the_file_is_cut(
+    tmp_path: Path, lines: int, make: str
+) -> None:
+    # padded: cells are stripped exactly where they start or end with whitespace
     path = tmp_path / "k12.csv"
-    path.write_bytes(_awkward_k12(300))
+    path.write_bytes(_awkward_k12(300) if make == "awkward" else _padded_k12(400))
     extract = open_extract(path)
     rows = _rows(extract, lines)
     assert [(r.line, r.raw, r.cells) for r in rows] == _sequential(path)
@@ -163,3 +179,24 @@ def test_a_dry_run_encodes_nothing_and_counts_the_same(tmp_path: Path) -> None:
     assert [(t, k, line) for t, k, _, line in dry[0]] == [(t, k, line) for t, k, _, line in wet[0]]
     assert {value for _, _, value, _ in dry[0]} == {b""}
     assert dry[1] == wet[1]
+
+
+def _padded_k12(rows: int) -> bytes:
+    """k12 rows whose cells start or end with whitespace of every kind, quoted or not, and
+    rows without any, in chunks with and without quotes."""
+    pads = [" ", "\t", "\xa0", "\u3000", "  ", "\x0c"]
+
+    def change(i: int, header: list[str], row: list[str]) -> str:
+        if i % 3 == 0:
+            at = i % len(row)
+            pad = pads[i % len(pads)]
+            row[at] = pad + row[at] if i % 2 else row[at] + pad
+        if i % 5 == 0:
+            row[header.index("StudentLegalMiddleName")] = "Ann Marie"  # inner space: kept
+        if i % 50 == 0:
+            row[header.index("StudentLegalLastName")] = 'Lee "Jr" '  # quoted, padded
+        if i % 70 == 0:
+            row[header.index("StudentLegalLastName")] = "Lee\n"  # a line break to strip
+        return ""
+
+    return _k12_file(rows, change)

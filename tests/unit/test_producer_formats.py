@@ -185,3 +185,37 @@ def test_same_row_gives_the_same_event_id_and_a_correction_a_new_one() -> None:
     assert mapper.map(dict(row)).event["event_id"] == first
     corrected = {**row, "Wages": "8,450.23"}
     assert mapper.map(corrected).event["event_id"] != first
+
+
+def test_table_parsers_fold_case_and_name_what_they_accept() -> None:
+    from producers import parsing
+
+    assert [parsing.boolean(c) for c in ("Y", "yes", "TRUE", "t", "1", "")] == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        None,
+    ]
+    assert [parsing.boolean(c) for c in ("N", "No", "false", "F", "0")] == [False] * 5
+    with pytest.raises(ValueError, match="is not Y or N"):
+        parsing.boolean("maybe")
+    sex = parsing.code({"F": "FEMALE", "M": "MALE", "Female": "FEMALE"})
+    assert (sex("f"), sex("FEMALE"), sex("")) == ("FEMALE", "FEMALE", None)
+    assert sex.symbols == {"FEMALE": "F", "MALE": "M"}
+    with pytest.raises(ValueError, match="is not one of the codes F, Female, M"):
+        sex("Q")
+
+
+def test_every_parser_reads_an_empty_cell_as_none() -> None:
+    # the compiled row encoder relies on it (producers.parsing's contract)
+    from producers import parsing
+
+    parsers = [getattr(parsing, name) for name in parsing.__all__ if name[0].islower()]
+    parsers.remove(parsing.code)
+    parsers.append(parsing.code({"A": "B"}))
+    formats = {column.parse for fmt in FORMATS.values() for column in fmt.columns()}
+    for parse in [*parsers, *formats]:
+        assert parse("") is None, parse
+    assert set(parsers) >= parsing.FEW_VALUES
