@@ -330,7 +330,7 @@ def _add_resolver(
                     state.stage = build_stage()
                 stage = state.stage
                 counted = Counter(stage.counts)
-                changed: dict[str, dict[str, Any]] = {}
+                changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
                 for event in events:
                     message = _incoming(event)
@@ -351,8 +351,8 @@ def _add_resolver(
                     state.saw(message)
                 # Each person changed in the batch is written once, as it is at the end.
                 _make_current(events[-1])
-                for person_id, snapshot in changed.items():
-                    persons[person_id] = snapshot
+                for person_id in changed:
+                    persons[person_id] = stage.state.snapshot(person_id)
                 for (provider, source_id), person_id in first_seen.items():
                     sources[f"{provider}{_SOURCE_SEP}{source_id}"] = person_id
                 # The batch's results and its changelog both confirmed before the batch is

@@ -95,8 +95,10 @@ class Processed:
     """What one message produced: messages to send, state to persist."""
 
     outgoing: list[Outgoing] = field(default_factory=list)
-    # person id -> IdentityState.snapshot(person id), for each person the message changed
-    persons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ids of the persons the message changed: their IdentityState.snapshot is to be kept
+    # (taken by the caller when it writes, so once per batch however many records of the
+    # batch changed the person)
+    persons: set[str] = field(default_factory=set)
     # (provider, source person id) -> person id, for a source id seen for the first time
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
     outcome: str = ""
@@ -252,10 +254,8 @@ class IdentityStage:
                 Outgoing(topic, person_id.encode(), self._encoders[topic].encode(linked), headers)
             )
         done.outgoing += self._decisions(decisions, headers)
-        for touched in resolution.touched:
-            done.persons[touched] = self.state.snapshot(touched)
-        for decision in decisions:
-            done.persons[decision.person_id] = self.state.snapshot(decision.person_id)
+        done.persons.update(resolution.touched)
+        done.persons.update(decision.person_id for decision in decisions)
         if resolution.new_source is not None:
             done.sources[resolution.new_source] = person_id
         for kind in resolution.changes:
@@ -279,7 +279,7 @@ class IdentityStage:
             )
         done = Processed(outcome="optout")
         done.outgoing += self._decisions([decision], self._headers())
-        done.persons[decision.person_id] = self.state.snapshot(decision.person_id)
+        done.persons.add(decision.person_id)
         return done
 
     def _decisions(
