@@ -31,6 +31,7 @@ from c2c.topics import (
     REVIEW_TOPIC,
 )
 from observability.telemetry import Telemetry
+from producers.publisher import records_spans
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
@@ -162,6 +163,7 @@ class IdentityStage:
         self._encoders = encoders
         self._telemetry = telemetry
         self._tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
+        self._spans = records_spans(telemetry)
         self.counts: Counter[str] = Counter()
 
     @property
@@ -171,6 +173,12 @@ class IdentityStage:
     def process(self, message: Incoming) -> Processed:
         """Resolve one raw message (read directly or forwarded through the intake topic)."""
         source = source_of(message)
+        if not self._spans:
+            # no span to record (no telemetry, or a no-op tracer): a no-op span a record
+            # cost 13 % of the stage, and injects no trace headers either
+            done = self._process(source)
+            self.counts[done.outcome] += 1
+            return done
         parent = Telemetry.extract(source.headers) if self._telemetry is not None else None
         with self._tracer.start_as_current_span(
             "identity.resolve",
@@ -188,7 +196,7 @@ class IdentityStage:
         return done
 
     def _headers(self) -> list[tuple[str, str | bytes | None]]:
-        if self._telemetry is None:
+        if self._telemetry is None or not self._spans:
             return []
         return [
             (k, v if isinstance(v, bytes) else str(v).encode())
