@@ -31,13 +31,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Consumer
 
 from bench._harness import print_table
 from bench.end_to_end import Marks, _marks, _read
 from bench.identity_worker import _cpu_seconds
+from bench.optout import _identity, _percentile
 from c2c.child import free_port
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
@@ -52,21 +52,6 @@ from streams.process import WorkerProcess
 from streams.resolution import OPTOUT_TOPIC, OUTCOMES, Incoming
 
 HOPS = ("published", "forwarded", "decided", "produced", "delivered")
-
-
-def _identity(event: dict[str, Any]) -> dict[str, Any] | None:
-    person = event.get("person") or {}
-    if not (person.get("first_name") and person.get("last_name")):
-        return None
-    if not (person.get("ssid") or person.get("ssn")) or not person.get("birth_date"):
-        return None
-    keys = ("ssn", "ssid", "first_name", "last_name", "birth_date", "zip")
-    return {k: person.get(k) for k in keys}
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 class _Watcher:
