@@ -45,7 +45,7 @@ from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
 from observability.health import Readiness, readiness
 from observability.telemetry import Telemetry
-from observability.worker import StageBatch, WorkerObserver, observe_worker
+from observability.worker import WorkerObserver, observe_worker
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
@@ -319,32 +319,6 @@ def _add_resolver(
         results.send(DEAD_LETTER_TOPIC, message.key, value)
         state.counts["dead_letter"] += 1
 
-    def resolve_packs(
-        stage: IdentityStage, batch: StageBatch, events: list[EventT]
-    ) -> tuple[set[str], dict[tuple[str, str], str]]:
-        """Resolve every record of ``events`` in order and queue what they publish; the
-        persons changed and the source ids first seen, for the tables."""
-        changed: set[str] = set()
-        first_seen: dict[tuple[str, str], str] = {}
-        for event in events:
-            message = _incoming(event)
-            try:
-                records = records_of(message)
-            except SerdeError as exc:
-                damaged(message, exc)
-                batch.read(message.topic)
-                records = ()
-            for incoming in records:
-                batch.read(incoming.topic)
-                processed = stage.process(incoming)
-                for out in processed.outgoing:
-                    results.send(out.topic, out.key, out.value, out.headers)
-                batch.sent(processed.outgoing)
-                changed.update(processed.persons)
-                first_seen.update(processed.sources)
-            state.saw(message)
-        return changed, first_seen
-
     @app.agent(intake)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
         # Faust's StreamT protocol omits take_events, which its Stream class has.
@@ -356,11 +330,25 @@ def _add_resolver(
                     state.stage = build_stage()
                 stage = state.stage
                 counted = Counter(stage.counts)
-                # In a thread, so that the loop goes on meanwhile: Faust fetches the next
-                # packs (the next batch starts at once, not a fetch later), acknowledges,
-                # heartbeats and answers the health pages during a long backlog batch.
-                # Only this agent touches the stage; table writes stay on the loop.
-                changed, first_seen = await asyncio.to_thread(resolve_packs, stage, batch, events)
+                changed: set[str] = set()
+                first_seen: dict[tuple[str, str], str] = {}
+                for event in events:
+                    message = _incoming(event)
+                    try:
+                        records = records_of(message)
+                    except SerdeError as exc:
+                        damaged(message, exc)
+                        batch.read(message.topic)
+                        records = ()
+                    for incoming in records:
+                        batch.read(incoming.topic)
+                        processed = stage.process(incoming)
+                        for out in processed.outgoing:
+                            results.send(out.topic, out.key, out.value, out.headers)
+                        batch.sent(processed.outgoing)
+                        changed.update(processed.persons)
+                        first_seen.update(processed.sources)
+                    state.saw(message)
                 # Each person changed in the batch is written once, as it is at the end.
                 _make_current(events[-1])
                 for person_id in changed:
