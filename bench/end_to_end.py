@@ -17,6 +17,10 @@ are ready.
   time, so a committed row is in the next outcome query: this is an upper bound on
   "visible", by at most the commit call and the 50 ms polling step. One machine's clock.
   The worker's part (raw message to linked message, broker CreateTimes) is shown too.
+- - CPU: user+system seconds of each process (replay, which runs in this process; the
+  forwarder and the resolver, run apart as the demo runs them; the sink; the local Kafka
+  broker) over each phase, per record replayed: what the throughput would need of two free
+  cores, far less noisy than wall time on a shared machine.
 - Sink against plain insert: the linked events of the maximum run, read again from Kafka
   by a second sink process (a fresh group whose offsets are set to where the run began,
   a fresh ClickHouse): fact rows/s from its first insert to its last; then the same
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import statistics
 import tempfile
 import threading
@@ -42,6 +47,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from bench._harness import plain_insert, print_table
+from bench.identity_worker import _cpu_seconds
 from c2c.child import free_port
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
@@ -168,6 +174,44 @@ def _latencies(
     return sorted(delays), sorted(worker)
 
 
+class _Cpu:
+    """CPU seconds of the pipeline's processes, read at phase boundaries (Linux /proc)."""
+
+    def __init__(self, settings: Settings, worker: WorkerProcess, sink: SinkProcess) -> None:
+        children = {
+            "forwarder": worker.children[0],
+            "resolver": worker.children[-1],
+            "sink": sink,
+        }
+        pids = {n: c.process.pid for n, c in children.items() if c.process is not None}
+        with contextlib.suppress(OSError, ValueError):  # a broker elsewhere: not measured
+            pids["Kafka broker"] = int((settings.data_dir / "run" / "kafka.pid").read_text())
+        self.pids = pids
+
+    def read(self) -> dict[str, float]:
+        """CPU seconds so far: each child process, and this process (the replay)."""
+        now = {name: _cpu_seconds([pid]) for name, pid in self.pids.items()}
+        now["replay (this process)"] = time.process_time()
+        return now
+
+
+def _cpu_rows(phases: list[tuple[dict[str, float], dict[str, float], int]]) -> list[list[str]]:
+    """One row per process: CPU seconds and microseconds per record in each phase."""
+    names = list(phases[0][0])
+    rows = []
+    for name in [*names, "all"]:
+        row = [name]
+        for before, after, records in phases:
+            used = (
+                sum(after[n] - before[n] for n in names)
+                if name == "all"
+                else after[name] - before[name]
+            )
+            row += [f"{used:.1f}", f"{1e6 * used / max(1, records):,.0f}"]
+        rows.append(row)
+    return rows
+
+
 def _percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
@@ -252,9 +296,13 @@ def main() -> None:
             update={"clickhouse_url": f"chdb://{tmp / 'ch'}", "clickhouse_database": "bench"}
         )
         sink = SinkProcess(ch, tmp / "sink.log", port=free_port())
-        worker = WorkerProcess(settings, tmp / "worker.log", port=free_port())
+        # forwarder and resolver apart, as the demo runs them (and their CPU apart)
+        worker = WorkerProcess(
+            settings, tmp / "worker.log", port=free_port(), split=True, forward_port=free_port()
+        )
         sink.start()
         worker.start()
+        cpu = _Cpu(settings, worker, sink)
         seen = _Visibility(settings, sink.group, sorted(_marks(settings, LINKED)))
         try:
             # -- the maximum ------------------------------------------------------------
@@ -263,7 +311,7 @@ def main() -> None:
                 _marks(settings, LINKED),
                 _marks(settings, sink_topics),
             )
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), cpu.read()
             replay(settings, folder)
             replayed_s = time.perf_counter() - started
             counts = worker.drained(records, timeout_s=3600)
@@ -271,11 +319,14 @@ def main() -> None:
             linked = int(counts.get("linked", 0))
             sink.caught_up(linked, timeout_s=3600)
             end_to_end_s = time.perf_counter() - started
+            cpu1 = cpu.read()
             raw1, linked1 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
             # -- offered load ------------------------------------------------------------
+            cpu2 = cpu.read()
             replay(settings, paced, rate=args.rate)
             counts = worker.drained(records + paced_records, timeout_s=3600)
             sink.caught_up(int(counts.get("linked", 0)), timeout_s=3600)
+            cpu3 = cpu.read()
             raw2, linked2 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
         finally:
             worker.stop()
@@ -360,6 +411,19 @@ def main() -> None:
                 "yes" if sink_s / plain_s >= _TARGETS["ratio"] else "no",
             ],
         ],
+    )
+    print(
+        f"\nCPU per process: at the maximum ({records:,} records in {end_to_end_s:.1f} s) "
+        f"and at {args.rate:,.0f}/s offered ({paced_records:,} records)"
+    )
+    print_table(
+        ["process", "CPU-s (max)", "us/record (max)", "CPU-s (paced)", "us/record (paced)"],
+        _cpu_rows([(cpu0, cpu1, records), (cpu2, cpu3, paced_records)]),
+    )
+    print(
+        "the replay's figure includes this process's offset poller (50 ms); 'all' in "
+        "us/record is what a record costs the machine: 2 free cores carry at most "
+        "2e6 / that records/s"
     )
 
 

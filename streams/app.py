@@ -51,7 +51,7 @@ from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.intake import records_of
+from streams.intake import RECORDS_PER_PACK, records_of
 from streams.resolution import (
     INTAKE_TOPIC,
     OUTPUT_TOPICS,
@@ -111,10 +111,14 @@ def faust_broker(settings: Settings) -> tuple[str, Any]:
 
 
 ROLES = ("all", "resolve")  # `--role forward` runs streams.forwarder.run_alone, no Faust
-# Packs a resolve batch takes at most. A pack holds up to C2C_STREAMS_BATCH_SIZE records (a
-# forwarder's batch, cut at about 900 kB), so a batch is a few thousand records when there
-# is a backlog and whatever arrived within C2C_STREAMS_BATCH_WAIT_S when there is none.
-PACKS_PER_BATCH = 8
+# Packs a resolve batch takes at most. A pack holds at most RECORDS_PER_PACK records (the
+# forwarder cuts its batches so), so a batch is up to 16,000 records when there is a
+# backlog. Without one, a pack is what the forwarder read in one cycle (tens of records at
+# 1,000/s) and a batch whatever arrived within C2C_STREAMS_BATCH_WAIT_S: the cap must then
+# be far from binding, or the resolver, whose every batch waits for its deliveries, falls
+# behind a load it could carry (8 packs of ~35 records did, at 1,000/s on a busy machine:
+# the intake lag grew to seconds while it counted under 60 messages).
+PACKS_PER_BATCH = 16_000 // RECORDS_PER_PACK
 
 
 @dataclass
@@ -187,10 +191,11 @@ def create_app(
         broker_session_timeout=10,
         broker_heartbeat_interval=3,
         broker_max_poll_records=settings.streams_batch_size,
-        # a fetch brings a resolve batch's worth of packs, not one 1 MB pack at a time
-        consumer_max_fetch_size=PACKS_PER_BATCH * 1024**2,
-        # events on the intake are packs of up to ~900 kB: buffer a few batches, not 8,000
-        stream_buffer_maxsize=4 * PACKS_PER_BATCH,
+        # a fetch brings about a resolve batch's worth of packs (~110 kB each), not one
+        # pack at a time; at least the largest pack (900 kB)
+        consumer_max_fetch_size=8 * 1024**2,
+        # events on the intake are packs (~110 kB, at most 900 kB): buffer two batches
+        stream_buffer_maxsize=2 * PACKS_PER_BATCH,
     )
     state = WorkerState()
     observed = observe_worker(  # metrics (observability/worker.py)
@@ -325,7 +330,7 @@ def _add_resolver(
                     state.stage = build_stage()
                 stage = state.stage
                 counted = Counter(stage.counts)
-                changed: dict[str, dict[str, Any]] = {}
+                changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
                 for event in events:
                     message = _incoming(event)
@@ -346,8 +351,8 @@ def _add_resolver(
                     state.saw(message)
                 # Each person changed in the batch is written once, as it is at the end.
                 _make_current(events[-1])
-                for person_id, snapshot in changed.items():
-                    persons[person_id] = snapshot
+                for person_id in changed:
+                    persons[person_id] = stage.state.snapshot(person_id)
                 for (provider, source_id), person_id in first_seen.items():
                     sources[f"{provider}{_SOURCE_SEP}{source_id}"] = person_id
                 # The batch's results and its changelog both confirmed before the batch is

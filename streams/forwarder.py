@@ -33,7 +33,7 @@ from c2c.settings import Settings
 from observability.health import readiness
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop
-from streams.intake import packs
+from streams.intake import RECORDS_PER_PACK, packs
 from streams.resolution import RAW_TOPICS, Incoming
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ class Forwarder:
             return
         records = publication_order(read)
         sent = 0
-        for value, _count in packs(records, max_records=len(records)):
+        for value, _count in packs(records, max_records=RECORDS_PER_PACK):
             self._producer.send(self._intake, None, value)
             sent += 1
         self._producer.confirm()

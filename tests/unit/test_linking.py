@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 
 import c2c.events as events
 from c2c.examples import RAW_KINDS, example_raw
@@ -11,7 +12,7 @@ from c2c.serde import AvroEncoder
 from c2c.topics import get_topic
 from c2c.validation import validate
 from streams.identity.resolver import IdentifierHasher, Resolver
-from streams.linking import LINKED_TOPICS, identity_change_records, linked_event
+from streams.linking import LINKED_TOPICS, change_id, identity_change_records, linked_event
 
 LINKED_MODELS = {
     "c2c.linked.enrollment": events.LinkedEnrollment,
@@ -96,3 +97,9 @@ def test_review_records_fit_the_schema_and_name_no_values() -> None:
         raw_value=b"",
     )
     assert again["review_id"] == record["review_id"]
+
+
+def test_change_ids_are_the_uuid5_of_their_seed() -> None:
+    for seed in ("", "e1|0|PERSON_CREATED|P000001", "é|9|PERSONS_MERGED|P1", "x" * 500):
+        expected = uuid.uuid5(uuid.NAMESPACE_URL, f"c2c-identity-change:{seed}")
+        assert change_id(seed) == str(expected)
