@@ -18,7 +18,16 @@ from pathlib import Path
 
 from rapidfuzz.distance import JaroWinkler
 
-__all__ = ["DEFAULT_MODEL", "Identity", "MatchModel", "Score", "compare", "load_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Identity",
+    "MatchModel",
+    "Score",
+    "compare",
+    "identifier_typo",
+    "load_model",
+    "names_agree",
+]
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,11 @@ def _texts(value: object) -> list[str]:
 # Comparison levels and their default (m, u) probabilities: m = P(level | same person),
 # u = P(level | different people), for records that share a blocking key.
 _DEFAULT_PROBABILITIES: dict[str, dict[str, tuple[float, float]]] = {
-    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.002), "disagree": (0.01, 0.9975)},
-    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.002), "disagree": (0.01, 0.9975)},
+    # Two different people's numbers one digit apart by chance: about 1e-7 (81 neighbours in
+    # 1e9); u leaves a wide margin for family members with near numbers, whom the rule that
+    # a one-digit difference with different first names is a disagreement keeps apart.
+    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.00005), "disagree": (0.01, 0.99945)},
+    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.00005), "disagree": (0.01, 0.99945)},
     "itin": {"agree": (0.97, 0.0005), "disagree": (0.03, 0.9995)},
     "first": {
         "exact": (0.86, 0.02),
@@ -132,7 +144,7 @@ class MatchModel:
         default_factory=lambda: _DEFAULT_PROBABILITIES
     )
     threshold: float = 11.0
-    version: str = "default-1"
+    version: str = "default-2"
     # log2(m/u) per (comparison, level), derived once from the probabilities
     weights: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
 
@@ -203,6 +215,26 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
     return "different"
 
 
+def names_agree(a: Identity, b: Identity) -> bool:
+    """Whether ``a`` and ``b`` could name one person: True unless the first names and the
+    surnames are both different, also with one side's first and last names swapped, or
+    either side has no name. A surname alone may change (marriage), and a first name
+    alone may be a nickname the table lacks; both at once is another person."""
+    if not (a.first and a.last and b.first and b.last):
+        return True
+    return _names_close(a.first, a.last, a.first_root, a.last_parts, b) or _names_close(
+        a.last, a.first, a.last, frozenset(), b
+    )
+
+
+def _names_close(
+    first: str, last: str, first_root: str, last_parts: frozenset[str], b: Identity
+) -> bool:
+    if _name_level(first, b.first, first_root, b.first_root) != "different":
+        return True
+    return bool(last_parts & b.last_parts) or JaroWinkler.similarity(last, b.last) >= 0.9
+
+
 def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
     """The Fellegi-Sunter score of ``a`` against ``b``; a field missing on either side
     adds nothing."""
@@ -247,8 +279,30 @@ def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Scor
                 "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
             )
         )
+    if any(level == "one_digit" for _, level in levels) and ("first", "different") in levels:
+        # Numbers one digit apart and different first names: twins or siblings with near
+        # numbers (they were often issued in sequence), not a typo.
+        return Score(float("-inf"), tuple(levels))
     weight = sum(model.weights[pair] for pair in levels)
     return Score(weight, tuple(levels))
+
+
+def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
+    """Whether ``a`` and ``b`` carry ``kind`` (ssn or ssid) values one digit apart and
+    otherwise name one person: full first names that agree (exact, nickname or close) and
+    birth dates, where both have one, no more than a typo apart. Two persons whose numbers
+    differ only so may be one person whose number was mistyped once."""
+    masks_a: frozenset[str] = getattr(a, f"{kind}_masks")
+    if not masks_a & getattr(b, f"{kind}_masks") or getattr(a, kind) == getattr(b, kind):
+        return False
+    if len(a.first) < 2 or len(b.first) < 2:
+        return False
+    first_a = a.last if (a.first == b.last and a.last == b.first) else a.first
+    if _name_level(first_a, b.first, a.first_root, b.first_root) == "different":
+        return False
+    if a.birth_date and b.birth_date:
+        return _date_level(a.birth_date, b.birth_date) != "different"
+    return True
 
 
 def load_model(path: Path | None) -> MatchModel:
