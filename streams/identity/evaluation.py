@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.identity.normalize import name_key
 
@@ -341,20 +341,30 @@ def _name_classes(
     return classes
 
 
-def _missed_cause(a: tuple[Any, ...], b: tuple[Any, ...]) -> str | None:
-    """Cause of a true pair between cells ``a`` and ``b`` (found, exact component, noisy
-    component, source, name class, dated, assigned); None when found."""
-    if a[6] and b[6] and a[0] == b[0]:
-        return None
-    if not (a[6] and b[6]):
+class _Cell(NamedTuple):
+    """What decides a true pair's cause, for one record (records alike are counted once)."""
+
+    found: str | None
+    exact: int  # component of the exact oracle
+    noisy: int  # component of the noisy oracle
+    source: str
+    name_class: str
+    dated: bool
+
+
+def _missed_cause(a: _Cell, b: _Cell) -> str | None:
+    """Cause of a true pair between records ``a`` and ``b``; None when found."""
+    if a.found is None or b.found is None:
         return "review"
-    if a[1] == b[1]:
+    if a.found == b.found:
+        return None
+    if a.exact == b.exact:
         return "exact"
-    if a[2] == b[2]:
+    if a.noisy == b.noisy:
         return "noisy"
     # undated records are the ones a name alone would have to link; the better name decides
-    undated = [cell[4] for cell in (a, b) if not cell[5]] or [a[4], b[4]]
-    return max(undated, key=_NAME_CAUSES.index)
+    undated = [cell.name_class for cell in (a, b) if not cell.dated]
+    return max(undated or [a.name_class, b.name_class], key=_NAME_CAUSES.index)
 
 
 def _false_cause(a: list[Mapping[str, Any]], b: list[Mapping[str, Any]]) -> str:
@@ -390,11 +400,10 @@ def breakdown(
     exact = reachable_clusters(truth, fields, tolerate_noise=False)
     noisy = reachable_clusters(truth, fields, tolerate_noise=True)
     names = _name_classes(truth, fields)
-    by_person: dict[str, Counter[tuple[Any, ...]]] = defaultdict(Counter)
+    by_person: dict[str, Counter[_Cell]] = defaultdict(Counter)
     for key, person in truth.items():
-        found = assigned.get(key)
         dated = fields.get(key, {}).get("birth_date") is not None
-        cell = (found, exact[key], noisy[key], key[0], names[key], dated, found is not None)
+        cell = _Cell(assigned.get(key), exact[key], noisy[key], key[0], names[key], dated)
         by_person[person][cell] += 1
     missed: Counter[tuple[str, str]] = Counter()
     reachable_exact = reachable = beyond = 0
@@ -404,13 +413,13 @@ def breakdown(
             for j in range(i, len(items)):
                 b, m = items[j]
                 pairs = n * (n - 1) // 2 if i == j else n * m
-                reachable_exact += pairs if a[1] == b[1] else 0
-                reachable += pairs if a[2] == b[2] else 0
+                reachable_exact += pairs if a.exact == b.exact else 0
+                reachable += pairs if a.noisy == b.noisy else 0
                 cause = _missed_cause(a, b)
                 if cause is None:
-                    beyond += pairs if a[2] != b[2] else 0
+                    beyond += pairs if a.noisy != b.noisy else 0
                 elif pairs:
-                    missed["-".join(sorted((a[3], b[3]))), cause] += pairs
+                    missed["-".join(sorted((a.source, b.source))), cause] += pairs
     false: Counter[tuple[str, str]] = Counter()
     clusters: dict[str, dict[str, list[RecordKey]]] = defaultdict(lambda: defaultdict(list))
     for key, found in assigned.items():
@@ -419,9 +428,11 @@ def breakdown(
     for persons in clusters.values():
         if len(persons) < 2:
             continue
-        for (_, a), (_, b) in itertools.combinations(sorted(persons.items()), 2):
-            cause = _false_cause([fields.get(k, {}) for k in a], [fields.get(k, {}) for k in b])
-            sources_a, sources_b = Counter(k[0] for k in a), Counter(k[0] for k in b)
+        for (_, keys_a), (_, keys_b) in itertools.combinations(sorted(persons.items()), 2):
+            cause = _false_cause(
+                [fields.get(k, {}) for k in keys_a], [fields.get(k, {}) for k in keys_b]
+            )
+            sources_a, sources_b = Counter(k[0] for k in keys_a), Counter(k[0] for k in keys_b)
             for sa, na in sources_a.items():
                 for sb, nb in sources_b.items():
                     false["-".join(sorted((sa, sb))), cause] += na * nb

@@ -216,23 +216,27 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
 
 
 def names_agree(a: Identity, b: Identity) -> bool:
-    """Whether ``a`` and ``b`` could name one person: True unless the first names and the
-    surnames are both different, also with one side's first and last names swapped, or
-    either side has no name. A surname alone may change (marriage), and a first name
-    alone may be a nickname the table lacks; both at once is another person."""
+    """Whether ``a`` and ``b`` could name one person (True when either has no name): the
+    surnames agree (exact, a shared part, or close), or the first names do (exact, nickname,
+    or an initial; a surname may change with marriage); or, with first and last names
+    swapped on one side, both agree crosswise. A first name merely close with another
+    surname, or two different names, is another person: two people may share an SSN."""
     if not (a.first and a.last and b.first and b.last):
         return True
-    return _names_close(a.first, a.last, a.first_root, a.last_parts, b) or _names_close(
-        a.last, a.first, a.last, frozenset(), b
+    if _surnames_close(a.last, b.last, a.last_parts, b.last_parts):
+        return True
+    if _name_level(a.first, b.first, a.first_root, b.first_root) in _FIRST_NAMES_ALIKE:
+        return True
+    return _name_level(a.last, b.first, a.last, b.first_root) != "different" and (
+        _surnames_close(a.first, b.last, frozenset(), frozenset())
     )
 
 
-def _names_close(
-    first: str, last: str, first_root: str, last_parts: frozenset[str], b: Identity
-) -> bool:
-    if _name_level(first, b.first, first_root, b.first_root) != "different":
-        return True
-    return bool(last_parts & b.last_parts) or JaroWinkler.similarity(last, b.last) >= 0.9
+_FIRST_NAMES_ALIKE = frozenset(("exact", "nickname", "initial"))
+
+
+def _surnames_close(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> bool:
+    return a == b or bool(parts_a & parts_b) or JaroWinkler.similarity(a, b) >= 0.9
 
 
 def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:

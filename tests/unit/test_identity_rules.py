@@ -83,7 +83,10 @@ def test_names_agree_unless_first_and_last_names_both_differ() -> None:
     assert agree(("Lee", "Ana"), ("Ana", "Lee"))  # swapped
     assert agree(("Omar", "Schmidt-Díaz"), ("Ana", "Díaz"))  # a shared surname part
     assert agree(("A", "Lee"), ("Ana", "Lee"))  # an initial
+    assert agree(("Lee", "A"), ("Ana", "Lee"))  # swapped, with an initial
     assert not agree(("Omar", "Diaz"), ("Ana", "Lee"))
+    assert not agree(("Alexander", "Tanaka"), ("Alejandro", "Cooper"))  # close, not alike
+    assert not agree(("A", "Muller"), ("M", "Rogers"))
     assert not agree(("O", "Diaz"), ("Ana", "Lee"))
 
 
