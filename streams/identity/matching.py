@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -217,17 +217,18 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
 
 def names_agree(a: Identity, b: Identity) -> bool:
     """Whether ``a`` and ``b`` could name one person (True when either has no name): the
-    surnames agree (exact, a shared part, or close), or the first names do (exact, nickname,
-    or an initial; a surname may change with marriage); or, with first and last names
-    swapped on one side, both agree crosswise. A first name merely close with another
-    surname, or two different names, is another person: two people may share an SSN."""
+    surnames agree (exact, a shared part, close, or a typo apart), or the first names do
+    (exact, nickname, an initial, or a typo apart; a surname may change with marriage); or,
+    with first and last names swapped on one side, both agree crosswise. A first name
+    merely similar with another surname, or two different names, is another person: two
+    people may share an SSN."""
     if not (a.first and a.last and b.first and b.last):
         return True
     if _surnames_close(a.last, b.last, a.last_parts, b.last_parts):
         return True
-    if _name_level(a.first, b.first, a.first_root, b.first_root) in _FIRST_NAMES_ALIKE:
+    if _first_names_alike(a.first, b.first, a.first_root, b.first_root):
         return True
-    return _name_level(a.last, b.first, a.last, b.first_root) != "different" and (
+    return _first_names_alike(a.last, b.first, a.last, b.first_root) and (
         _surnames_close(a.first, b.last, frozenset(), frozenset())
     )
 
@@ -235,8 +236,20 @@ def names_agree(a: Identity, b: Identity) -> bool:
 _FIRST_NAMES_ALIKE = frozenset(("exact", "nickname", "initial"))
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """A typo apart: one letter inserted, deleted, replaced or two swapped, in names of
+    four letters or more (in shorter ones one letter makes another name: Ana, Ina)."""
+    return min(len(a), len(b)) >= 4 and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+def _first_names_alike(a: str, b: str, a_root: str, b_root: str) -> bool:
+    return _name_level(a, b, a_root, b_root) in _FIRST_NAMES_ALIKE or _one_edit(a, b)
+
+
 def _surnames_close(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> bool:
-    return a == b or bool(parts_a & parts_b) or JaroWinkler.similarity(a, b) >= 0.9
+    return (
+        a == b or bool(parts_a & parts_b) or JaroWinkler.similarity(a, b) >= 0.9 or _one_edit(a, b)
+    )
 
 
 def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:

@@ -84,6 +84,9 @@ def test_names_agree_unless_first_and_last_names_both_differ() -> None:
     assert agree(("Omar", "Schmidt-Díaz"), ("Ana", "Díaz"))  # a shared surname part
     assert agree(("A", "Lee"), ("Ana", "Lee"))  # an initial
     assert agree(("Lee", "A"), ("Ana", "Lee"))  # swapped, with an initial
+    assert agree(("Graec", "Santos"), ("Grace", "Vargas"))  # a typo, and married
+    assert agree(("Evuns", "I"), ("Isaac", "Evans"))  # swapped, with a typo
+    assert not agree(("Ina", "Santos"), ("Ana", "Vargas"))  # short names: one letter counts
     assert not agree(("Omar", "Diaz"), ("Ana", "Lee"))
     assert not agree(("Alexander", "Tanaka"), ("Alejandro", "Cooper"))  # close, not alike
     assert not agree(("A", "Muller"), ("M", "Rogers"))
