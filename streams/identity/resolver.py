@@ -209,7 +209,8 @@ def blocking_keys(identity: Identity) -> list[str]:
         for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
         if value
     ]
-    keys.extend(f"ssn~{mask}" for mask in sorted(identity.ssn_masks))
+    # (in any order: each key's block is filed and searched on its own)
+    keys.extend(["ssn~" + mask for mask in identity.ssn_masks])
     born = identity.birth_date
     if born is not None:
         if identity.last:
