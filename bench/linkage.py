@@ -1,33 +1,68 @@
 """Linkage quality and time: this project's incremental resolver against Splink (DuckDB
-backend, a standard configuration trained without labels) on the same synthetic records.
+backend, a standard configuration trained without labels) on the same synthetic records,
+and against the resolver of another checkout (``--baseline DIR``).
 
-    .venv/bin/python -m bench.linkage [--people N] [--seed S]
+    .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--baseline DIR]
+        [--rounds R] [--no-splink]
 
-Both see the same records (every extract of a `c2c synth` folder, identifiers in the clear
-for Splink, keyed hashes for ours); both are scored against synth's truth with the same
-pairwise precision, recall and F1. Splink is installed on demand (it is not a dependency
-of the project): pip install splink.
+Every linker sees the same records of each seed (every extract of a `c2c synth` folder at
+the default noise; identifiers in the clear for Splink, keyed hashes for ours); all are
+scored against synth's truth with the same pairwise precision, recall and F1. Beside them
+the reachability bound (streams/identity/evaluation.py: the most recall, and F1, that a
+resolver not linking on a name alone could reach; it is not the F1), then where the missed
+and false pairs of ours are. Resolver time is CPU seconds per record in a child process
+(ours and the baseline's alternate, ``--rounds`` times; medians). Splink is installed on
+demand (it is not a dependency of the project): pip install splink.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench._harness import print_table
 from producers.files import mapped_events
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from streams.identity.evaluation import LinkageMetrics, pairwise_metrics, read_assignments
+from streams.identity.evaluation import LinkageBreakdown, breakdown, read_assignments
 from streams.identity.normalize import name_key
 from streams.identity.resolver import IdentifierHasher, Resolver
 
 RecordKey = tuple[str, str]
+Rows = list[tuple[RecordKey, str, dict[str, Any]]]
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run in a child process whose first import path is a checkout: that checkout's resolver
+# resolves the pickled rows; CPU seconds of the loop alone and the final ids come back.
+_CHILD = """
+import pickle, sys, time
+sys.path.insert(0, sys.argv[1])
+from streams.identity.resolver import IdentifierHasher, Resolver
+with open(sys.argv[2], "rb") as handle:
+    rows = pickle.load(handle)
+resolver = Resolver(IdentifierHasher(b"bench-secret"))
+assigned = {}
+started = time.process_time()
+for key, provider, person in rows:
+    result = resolver.resolve(provider, person)
+    if result.person_id is not None:
+        assigned[key] = result.person_id
+cpu = time.process_time() - started
+final = {key: resolver.state.root(person) for key, person in assigned.items()}
+with open(sys.argv[3], "wb") as handle:
+    pickle.dump((cpu, final), handle)
+"""
 
 
-def records(folder: Path) -> list[tuple[RecordKey, str, dict[str, Any]]]:
+def records(folder: Path) -> Rows:
     """(record key, provider, person fields) of every record, in event-time order."""
     return [
         ((source, event["source_record_id"]), event["provider"], event["person"])
@@ -35,7 +70,8 @@ def records(folder: Path) -> list[tuple[RecordKey, str, dict[str, Any]]]:
     ]
 
 
-def ours(rows: list[tuple[RecordKey, str, dict[str, Any]]]) -> dict[RecordKey, str]:
+def ours(rows: Rows) -> dict[RecordKey, str]:
+    """This checkout's resolver over ``rows``, in this process: record -> final id."""
     resolver = Resolver(IdentifierHasher(b"bench-secret"))
     assigned = {}
     for key, provider, person in rows:
@@ -45,7 +81,21 @@ def ours(rows: list[tuple[RecordKey, str, dict[str, Any]]]) -> dict[RecordKey, s
     return {key: resolver.state.root(person) for key, person in assigned.items()}
 
 
-def splink(rows: list[tuple[RecordKey, str, dict[str, Any]]]) -> dict[RecordKey, str]:
+def resolve_in_child(checkout: Path, rows_file: Path) -> tuple[float, dict[RecordKey, str]]:
+    """(CPU seconds, record -> final id) of ``checkout``'s resolver over the pickled rows."""
+    with tempfile.NamedTemporaryFile(suffix=".pickle") as out:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        subprocess.run(
+            [sys.executable, "-c", _CHILD, str(checkout), str(rows_file), out.name],
+            check=True,
+            env=env,
+        )
+        with open(out.name, "rb") as handle:
+            cpu, final = pickle.load(handle)
+    return cpu, final
+
+
+def splink(rows: Rows) -> dict[RecordKey, str]:
     import pandas as pd
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
@@ -104,38 +154,111 @@ def splink(rows: list[tuple[RecordKey, str, dict[str, Any]]]) -> dict[RecordKey,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def _seed_results(
+    people: int, seed: int, baseline: Path | None, rounds: int, with_splink: bool
+) -> tuple[int, dict[str, tuple[LinkageBreakdown, float]]]:
+    """(records, linker -> (breakdown, seconds: CPU per record for resolvers, wall for
+    Splink)) of one seed."""
+    results: dict[str, tuple[LinkageBreakdown, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        synthesize(SynthConfig(people=args.people, seed=args.seed), NoiseConfig(), out, workers=2)
+        synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), out, workers=2)
         truth = read_assignments(out / "truth" / "records.csv")
         rows = records(out)
-    results: list[tuple[str, LinkageMetrics, float]] = []
-    for name, run in (("c2c resolver (incremental)", ours), ("splink + duckdb (batch)", splink)):
-        started = time.perf_counter()
-        assigned = run(rows)
-        seconds = time.perf_counter() - started
-        results.append((name, pairwise_metrics(truth, assigned), seconds))
-    print(f"{args.people:,} synthetic people, {len(rows):,} records, default noise")
-    print_table(
-        ["linker", "precision", "recall", "F1", "persons found", "true", "seconds"],
-        [
-            [
-                name,
-                f"{m.precision:.4f}",
-                f"{m.recall:.4f}",
-                f"{m.f1:.4f}",
-                f"{m.found_persons:,}",
-                f"{m.true_persons:,}",
-                f"{seconds:.1f}",
-            ]
-            for name, m, seconds in results
-        ],
+        fields = {key: person for key, _provider, person in rows}
+        rows_file = out / "rows.pickle"
+        rows_file.write_bytes(pickle.dumps(rows))
+        checkouts = {"c2c resolver (this checkout)": ROOT}
+        if baseline is not None:
+            checkouts[f"c2c resolver ({baseline})"] = baseline
+        cpu: dict[str, list[float]] = {name: [] for name in checkouts}
+        final: dict[str, dict[RecordKey, str]] = {}
+        for _ in range(rounds):
+            for name, checkout in checkouts.items():
+                seconds, final[name] = resolve_in_child(checkout, rows_file)
+                cpu[name].append(seconds / len(rows))
+        for name in checkouts:
+            results[name] = (breakdown(truth, final[name], fields), statistics.median(cpu[name]))
+        if with_splink:
+            started = time.perf_counter()
+            assigned = splink(rows)
+            results["splink + duckdb (batch)"] = (
+                breakdown(truth, assigned, fields),
+                time.perf_counter() - started,
+            )
+    return len(rows), results
+
+
+def _median_row(name: str, runs: list[tuple[LinkageBreakdown, float]]) -> list[str]:
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return [
+        name,
+        f"{med([b.metrics.precision for b, _ in runs]):.4f}",
+        f"{med([b.metrics.recall for b, _ in runs]):.4f}",
+        f"{med([b.metrics.f1 for b, _ in runs]):.4f}",
+        f"{med([b.recall_bound for b, _ in runs]):.4f}",
+        f"{med([b.f1_bound for b, _ in runs]):.4f}",
+        f"{med([s for _, s in runs]) * (1e6 if 'splink' not in name else 1):.1f}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=2_000)
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated synth seeds")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (a git worktree) whose resolver to compare with",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per resolver")
+    parser.add_argument("--no-splink", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_linker: dict[str, list[tuple[LinkageBreakdown, float]]] = {}
+    ours_name = "c2c resolver (this checkout)"
+    for seed in seeds:
+        count, results = _seed_results(
+            args.people, seed, args.baseline, args.rounds, not args.no_splink
+        )
+        print(f"\nseed {seed}: {args.people:,} synthetic people, {count:,} records, default noise")
+        print_table(
+            ["linker", "precision", "recall", "F1", "recall bound", "F1 bound", "us/record"],
+            [_median_row(name, [run]) for name, run in results.items()],
+        )
+        for name, run in results.items():
+            per_linker.setdefault(name, []).append(run)
+        print(f"where {ours_name} misses and confuses pairs (share of all true pairs):")
+        print_table(["pairs", "sources", "cause", "count", "share"], results[ours_name][0].table())
+    print(f"\nmedians over seeds {args.seeds} ({args.people:,} people each)")
+    print("(us/record: CPU per record of the resolver; for splink, wall seconds of the run)")
+    print_table(
+        ["linker", "precision", "recall", "F1", "recall bound", "F1 bound", "us/record"],
+        [_median_row(name, runs) for name, runs in per_linker.items()],
+    )
+    if args.baseline is not None:
+        ratios = [
+            ours_run[1] / base_run[1]
+            for ours_run, base_run in zip(
+                per_linker[ours_name], per_linker[f"c2c resolver ({args.baseline})"], strict=True
+            )
+        ]
+        print(f"CPU per record, this checkout / baseline: median {statistics.median(ratios):.3f}")
+    _explain()
+
+
+def _explain() -> None:
+    from streams.identity.evaluation import CAUSES, FALSE_CAUSES
+
+    causes: Mapping[str, str] = {**CAUSES, **FALSE_CAUSES}
+    print("\nF1 is the issue's pairwise F1. The bound is the recall (and F1 at precision 1) of")
+    print("an oracle joining a person's records on trusted identifiers or name + birth date;")
+    print("what it leaves out could only be linked on a name alone. Causes:")
+    for cause, meaning in causes.items():
+        print(f"  {cause}: {meaning}")
 
 
 if __name__ == "__main__":

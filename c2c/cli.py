@@ -640,19 +640,20 @@ def eval_group() -> None:
     """Evaluate the pipeline against synth's truth."""
 
 
-def _published_assignments(settings: Settings, extracts: Path) -> dict[tuple[str, str], str]:
-    """Record -> final person id, from the linked topics and the identity changes."""
+def _published_assignments(
+    settings: Settings, events: list[tuple[str, dict[str, Any]]]
+) -> dict[tuple[str, str], str]:
+    """Record -> final person id, from the linked topics and the identity changes, for the
+    extracts' ``events`` (source, raw event)."""
     from c2c.kafka import read_to_end
     from c2c.registry import SchemaRegistry
     from c2c.topics import get_topic
-    from producers.files import mapped_events
     from streams.identity.evaluation import final_assignments
     from streams.linking import LINKED_TOPICS
     from streams.resolution import CHANGES_TOPIC
 
     records = {
-        str(event["event_id"]): (source, str(event["source_record_id"]))
-        for source, event in mapped_events(extracts)
+        str(event["event_id"]): (source, str(event["source_record_id"])) for source, event in events
     }
     registry = SchemaRegistry(settings)
     topics = [*LINKED_TOPICS.values(), CHANGES_TOPIC]
@@ -697,17 +698,23 @@ def eval_linkage(
 ) -> None:
     """Pairwise precision, recall and F1 of the person ids the pipeline assigned (or those
     in --assigned) against TRUTH (synth's truth folder), and persons found against the true
-    number."""
-    from streams.identity.evaluation import pairwise_metrics, read_assignments
+    number; beside them the reachability bound (the most recall, and F1, a resolver not
+    linking on a name alone could reach) and the missed and false pairs by the records'
+    sources and cause (streams/identity/evaluation.py)."""
+    from producers.files import mapped_events
+    from streams.identity.evaluation import CAUSES, FALSE_CAUSES, breakdown, read_assignments
 
+    events = list(mapped_events(extracts or truth.parent))
     if assigned is not None:
         found = read_assignments(assigned)
     else:
-        found = _published_assignments(_settings(ctx), extracts or truth.parent)
-    metrics = pairwise_metrics(read_assignments(truth / "records.csv"), found)
+        found = _published_assignments(_settings(ctx), events)
+    fields = {(source, str(event["source_record_id"])): event["person"] for source, event in events}
+    result = breakdown(read_assignments(truth / "records.csv"), found, fields)
     if as_json:
-        click.echo(json.dumps(metrics.to_dict(), indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
         return
+    metrics = result.metrics
     click.echo(
         f"records {metrics.records}, persons: true {metrics.true_persons}, found "
         f"{metrics.found_persons}, unassigned records {metrics.unassigned}"
@@ -716,6 +723,19 @@ def eval_linkage(
         f"pairwise precision {metrics.precision:.5f}  recall {metrics.recall:.5f}  "
         f"F1 {metrics.f1:.5f}"
     )
+    click.echo(
+        f"reachability bound (not the F1 above): recall {result.recall_bound:.5f}  "
+        f"F1 {result.f1_bound:.5f}; exact identifiers and name + birth date only: recall "
+        f"{result.recall_bound_exact:.5f}"
+    )
+    rows = result.table()
+    if rows:
+        rows.insert(0, ["pairs", "sources", "cause", "count", "share of true pairs"])
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        for cause, meaning in {**CAUSES, **FALSE_CAUSES}.items():
+            click.echo(f"  {cause}: {meaning}")
 
 
 @cli.group()

@@ -1,20 +1,35 @@
 """How good a linkage is: pairwise precision, recall and F1 of assigned person ids against
-the truth, and how many persons were found against how many there are.
+the truth, and how many persons were found against how many there are; and where the
+missed and false pairs are, against how much any resolver could reach (:func:`breakdown`).
 
 Pure functions over mappings from a record (source, source record id) to an id. A record
-the linkage did not assign (sent to review) counts as a person of its own.
+the linkage did not assign (sent to review) counts as a person of its own. The breakdown
+reads identifying fields in the clear: it is for synthetic data, in the identity zone.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import Counter
+import itertools
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["LinkageMetrics", "final_assignments", "pairwise_metrics", "read_assignments"]
+from streams.identity.normalize import name_key
+
+__all__ = [
+    "CAUSES",
+    "FALSE_CAUSES",
+    "LinkageBreakdown",
+    "LinkageMetrics",
+    "breakdown",
+    "final_assignments",
+    "pairwise_metrics",
+    "reachable_clusters",
+    "read_assignments",
+]
 
 RecordKey = tuple[str, str]
 
@@ -118,4 +133,314 @@ def pairwise_metrics(
         true_pairs=sum(_pairs(n) for n in true_sizes.values()),
         found_pairs=sum(_pairs(n) for n in found_sizes.values()),
         correct_pairs=sum(_pairs(n) for n in both.values()),
+    )
+
+
+# Why a true pair was missed, from the most to the least reachable. "exact" and "noisy" pairs
+# are within reach of a resolver that links on trusted identifiers and on name with birth
+# date; the "name_*" ones could only be linked on a name alone (no birth date on one side,
+# no identifier in common): how that name looks says whether a name rule could tell them.
+CAUSES: Mapping[str, str] = {
+    "review": "a record was sent to review (not assigned)",
+    "exact": "reachable through exact identifiers or exact name and birth date",
+    "noisy": "reachable only through an identifier one digit off or a noisy name + birth date",
+    "name_unique": "name alone; the record's full name is on dated records of its own person only",
+    "name_common": "name alone; the record's full name is on dated records of other persons too",
+    "name_unmatched": "name alone; no dated record carries the record's full name as written",
+    "name_initial": "name alone; the record has a first initial only",
+}
+
+# Why two persons' records were put together, judged on what the records carry.
+FALSE_CAUSES: Mapping[str, str] = {
+    "shared_ssn": "records of both persons carry one SSN value",
+    "birth_date_and_surname": "same birth date and surname (twins, or chance)",
+    "same_name": "same first and last name",
+    "other": "none of the above",
+}
+
+_NAME_CAUSES = ("name_initial", "name_unmatched", "name_common", "name_unique")  # worst first
+
+
+class _Components:
+    """Union-find over hashable items (records)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, item: Any) -> Any:
+        parent = self.parent
+        root = item
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[item] != root:
+            parent[item], item = root, parent[item]
+        return root
+
+    def join(self, items: list[Any]) -> None:
+        root = self.find(items[0])
+        for item in items[1:]:
+            other = self.find(item)
+            if other != root:
+                self.parent[other] = root
+
+
+def _one_digit_keys(kind: str, value: str) -> list[tuple[str, ...]]:
+    return [(kind, "masked", value[:at] + "_" + value[at + 1 :]) for at in range(len(value))]
+
+
+def _evidence(
+    source: str, person: Mapping[str, Any], *, tolerate_noise: bool
+) -> list[tuple[Any, ...]]:
+    """The keys on which two records of one person can be joined."""
+    keys: list[tuple[Any, ...]] = []
+    for kind in ("ssn", "ssid", "itin"):
+        value = person.get(kind)
+        if value:
+            keys.append((kind, str(value)))
+            if tolerate_noise and kind != "itin":
+                keys.extend(_one_digit_keys(kind, str(value)))
+    if person.get("source_person_id"):
+        keys.append(("source", source, str(person["source_person_id"])))
+    first, last = name_key(person.get("first_name")), name_key(person.get("last_name"))
+    born = person.get("birth_date")
+    if first and last and born is not None:
+        keys.append(("name_birth", first, last, str(born)) if not tolerate_noise else ("dated",))
+    return keys
+
+
+def reachable_clusters(
+    truth: Mapping[RecordKey, str],
+    fields: Mapping[RecordKey, Mapping[str, Any]],
+    *,
+    tolerate_noise: bool = True,
+) -> dict[RecordKey, int]:
+    """The oracle clustering: record -> component, where two records of one true person are
+    in one component when a chain of record pairs joins them, each pair agreeing on a
+    trusted identifier (the same SSN, SSID or ITIN value as given in the records, or the
+    same provider's own person id) or on full name and birth date (exact name keys and
+    date). With ``tolerate_noise`` a pair also joins on an SSN or SSID one digit apart, or
+    when both records carry a first name, a surname and a birth date, however noisy: the
+    most that fields other than a name alone can reach. Components never cross true persons,
+    so the clustering's precision is 1 and its pairwise recall bounds any resolver that
+    does not link on a name alone. ``fields``: each record's source and PersonIdentity
+    fields in the clear (records missing from it join nothing)."""
+    components = _Components()
+    by_person: dict[str, list[RecordKey]] = defaultdict(list)
+    for key, person in truth.items():
+        by_person[person].append(key)
+    for records in by_person.values():
+        joined: dict[tuple[Any, ...], list[RecordKey]] = defaultdict(list)
+        for key in records:
+            components.find(key)
+            person_fields = fields.get(key)
+            if person_fields is not None:
+                for evidence in _evidence(key[0], person_fields, tolerate_noise=tolerate_noise):
+                    joined[evidence].append(key)
+        for keys in joined.values():
+            components.join(keys)
+    numbers: dict[Any, int] = {}
+    return {key: numbers.setdefault(components.find(key), len(numbers)) for key in truth}
+
+
+@dataclass(frozen=True)
+class LinkageBreakdown:
+    """Where a linkage's errors are: missed true pairs and false pairs by the two records'
+    sources (``"edd-k12"``, sorted) and by cause (:data:`CAUSES`, :data:`FALSE_CAUSES`),
+    with the reachability bounds of :func:`reachable_clusters`."""
+
+    metrics: LinkageMetrics
+    # true pairs within reach: exact identifiers or name + birth date; and also with noise
+    reachable_pairs_exact: int
+    reachable_pairs: int
+    # correct pairs the linkage found beyond the noisy bound (linked on a name alone)
+    linked_beyond_bound: int
+    missed: Mapping[tuple[str, str], int]
+    false: Mapping[tuple[str, str], int]
+
+    @property
+    def recall_bound(self) -> float:
+        """The most pairwise recall a resolver not linking on a name alone can reach."""
+        true_pairs = self.metrics.true_pairs
+        return self.reachable_pairs / true_pairs if true_pairs else 1.0
+
+    @property
+    def recall_bound_exact(self) -> float:
+        """The oracle's recall on exact identifiers and exact name + birth date only."""
+        true_pairs = self.metrics.true_pairs
+        return self.reachable_pairs_exact / true_pairs if true_pairs else 1.0
+
+    @property
+    def f1_bound(self) -> float:
+        """F1 at precision 1 and :attr:`recall_bound`."""
+        r = self.recall_bound
+        return 2 * r / (1 + r)
+
+    def to_dict(self) -> dict[str, Any]:
+        true_pairs = self.metrics.true_pairs or 1
+
+        def rows(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "sources": sources,
+                    "cause": cause,
+                    "pairs": n,
+                    "share_of_true_pairs": round(n / true_pairs, 6),
+                }
+                for (sources, cause), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            ]
+
+        return {
+            **self.metrics.to_dict(),
+            "reachability": {
+                "reachable_pairs": self.reachable_pairs,
+                "recall_bound": round(self.recall_bound, 6),
+                "f1_bound": round(self.f1_bound, 6),
+                "reachable_pairs_exact": self.reachable_pairs_exact,
+                "recall_bound_exact": round(self.recall_bound_exact, 6),
+                "linked_beyond_bound": self.linked_beyond_bound,
+            },
+            "missed_pairs": rows(self.missed),
+            "false_pairs": rows(self.false),
+        }
+
+    def table(self) -> list[list[str]]:
+        """Rows (kind, sources, cause, pairs, share of true pairs) for a printed table."""
+        true_pairs = self.metrics.true_pairs or 1
+        out = []
+        for kind, counts in (("missed", self.missed), ("false", self.false)):
+            for (sources, cause), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                out.append([kind, sources, cause, f"{n:,}", f"{n / true_pairs:.5f}"])
+        return out
+
+
+def _name_classes(
+    truth: Mapping[RecordKey, str], fields: Mapping[RecordKey, Mapping[str, Any]]
+) -> dict[RecordKey, str]:
+    """Per record, what its name alone could find among the dated records (those with a
+    birth date, which a record without one would have to be linked to): see
+    :data:`CAUSES`."""
+    carriers: dict[tuple[str, str], set[str]] = defaultdict(set)
+    names: dict[RecordKey, tuple[str, str]] = {}
+    for key, person in truth.items():
+        record = fields.get(key, {})
+        first, last = name_key(record.get("first_name")), name_key(record.get("last_name"))
+        names[key] = (first, last)
+        if len(first) > 1 and last and record.get("birth_date") is not None:
+            carriers[(first, last)].add(person)
+    classes = {}
+    for key, name in names.items():
+        found = carriers.get(name, set())
+        if len(name[0]) <= 1 or not name[1]:
+            classes[key] = "name_initial"
+        elif not found:
+            classes[key] = "name_unmatched"
+        elif found == {truth[key]}:
+            classes[key] = "name_unique"
+        else:
+            classes[key] = "name_common"
+    return classes
+
+
+class _Cell(NamedTuple):
+    """What decides a true pair's cause, for one record (records alike are counted once)."""
+
+    found: str | None
+    exact: int  # component of the exact oracle
+    noisy: int  # component of the noisy oracle
+    source: str
+    name_class: str
+    dated: bool
+
+
+def _missed_cause(a: _Cell, b: _Cell) -> str | None:
+    """Cause of a true pair between records ``a`` and ``b``; None when found."""
+    if a.found is None or b.found is None:
+        return "review"
+    if a.found == b.found:
+        return None
+    if a.exact == b.exact:
+        return "exact"
+    if a.noisy == b.noisy:
+        return "noisy"
+    # undated records are the ones a name alone would have to link; the better name decides
+    undated = [cell.name_class for cell in (a, b) if not cell.dated]
+    return max(undated or [a.name_class, b.name_class], key=_NAME_CAUSES.index)
+
+
+def _false_cause(a: list[Mapping[str, Any]], b: list[Mapping[str, Any]]) -> str:
+    def values(records: list[Mapping[str, Any]], *names: str) -> set[tuple[Any, ...]]:
+        out = set()
+        for record in records:
+            value = tuple(
+                record.get(n) if n in ("ssn", "birth_date") else name_key(record.get(n))
+                for n in names
+            )
+            if all(value):
+                out.add(value)
+        return out
+
+    if values(a, "ssn") & values(b, "ssn"):
+        return "shared_ssn"
+    if values(a, "birth_date", "last_name") & values(b, "birth_date", "last_name"):
+        return "birth_date_and_surname"
+    if values(a, "first_name", "last_name") & values(b, "first_name", "last_name"):
+        return "same_name"
+    return "other"
+
+
+def breakdown(
+    truth: Mapping[RecordKey, str],
+    assigned: Mapping[RecordKey, str],
+    fields: Mapping[RecordKey, Mapping[str, Any]],
+) -> LinkageBreakdown:
+    """Pairwise metrics of ``assigned`` against ``truth``, the missed and false pairs by
+    sources and cause, and the reachability bounds (:func:`reachable_clusters`).
+    ``fields``: each record's PersonIdentity fields in the clear (source from its key)."""
+    metrics = pairwise_metrics(truth, assigned)
+    exact = reachable_clusters(truth, fields, tolerate_noise=False)
+    noisy = reachable_clusters(truth, fields, tolerate_noise=True)
+    names = _name_classes(truth, fields)
+    by_person: dict[str, Counter[_Cell]] = defaultdict(Counter)
+    for key, person in truth.items():
+        dated = fields.get(key, {}).get("birth_date") is not None
+        cell = _Cell(assigned.get(key), exact[key], noisy[key], key[0], names[key], dated)
+        by_person[person][cell] += 1
+    missed: Counter[tuple[str, str]] = Counter()
+    reachable_exact = reachable = beyond = 0
+    for cells in by_person.values():
+        items = list(cells.items())
+        for i, (a, n) in enumerate(items):
+            for j in range(i, len(items)):
+                b, m = items[j]
+                pairs = n * (n - 1) // 2 if i == j else n * m
+                reachable_exact += pairs if a.exact == b.exact else 0
+                reachable += pairs if a.noisy == b.noisy else 0
+                cause = _missed_cause(a, b)
+                if cause is None:
+                    beyond += pairs if a.noisy != b.noisy else 0
+                elif pairs:
+                    missed["-".join(sorted((a.source, b.source))), cause] += pairs
+    false: Counter[tuple[str, str]] = Counter()
+    clusters: dict[str, dict[str, list[RecordKey]]] = defaultdict(lambda: defaultdict(list))
+    for key, found in assigned.items():
+        if key in truth:
+            clusters[found][truth[key]].append(key)
+    for persons in clusters.values():
+        if len(persons) < 2:
+            continue
+        for (_, keys_a), (_, keys_b) in itertools.combinations(sorted(persons.items()), 2):
+            cause = _false_cause(
+                [fields.get(k, {}) for k in keys_a], [fields.get(k, {}) for k in keys_b]
+            )
+            sources_a, sources_b = Counter(k[0] for k in keys_a), Counter(k[0] for k in keys_b)
+            for sa, na in sources_a.items():
+                for sb, nb in sources_b.items():
+                    false["-".join(sorted((sa, sb))), cause] += na * nb
+    return LinkageBreakdown(
+        metrics=metrics,
+        reachable_pairs_exact=reachable_exact,
+        reachable_pairs=reachable,
+        linked_beyond_bound=beyond,
+        missed=dict(missed),
+        false=dict(false),
     )

@@ -16,9 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
-__all__ = ["DEFAULT_MODEL", "Identity", "MatchModel", "Score", "compare", "load_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Identity",
+    "MatchModel",
+    "Score",
+    "compare",
+    "identifier_typo",
+    "load_model",
+    "names_agree",
+]
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,11 @@ def _texts(value: object) -> list[str]:
 # Comparison levels and their default (m, u) probabilities: m = P(level | same person),
 # u = P(level | different people), for records that share a blocking key.
 _DEFAULT_PROBABILITIES: dict[str, dict[str, tuple[float, float]]] = {
-    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.002), "disagree": (0.01, 0.9975)},
-    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.002), "disagree": (0.01, 0.9975)},
+    # Two different people's numbers one digit apart by chance: about 1e-7 (81 neighbours in
+    # 1e9); u leaves a wide margin for family members with near numbers, whom the rule that
+    # a one-digit difference with different first names is a disagreement keeps apart.
+    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.00005), "disagree": (0.01, 0.99945)},
+    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.00005), "disagree": (0.01, 0.99945)},
     "itin": {"agree": (0.97, 0.0005), "disagree": (0.03, 0.9995)},
     "first": {
         "exact": (0.86, 0.02),
@@ -132,7 +144,7 @@ class MatchModel:
         default_factory=lambda: _DEFAULT_PROBABILITIES
     )
     threshold: float = 11.0
-    version: str = "default-1"
+    version: str = "default-2"
     # log2(m/u) per (comparison, level), derived once from the probabilities
     weights: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
 
@@ -203,6 +215,43 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
     return "different"
 
 
+def names_agree(a: Identity, b: Identity) -> bool:
+    """Whether ``a`` and ``b`` could name one person (True when either has no name): the
+    surnames agree (exact, a shared part, close, or a typo apart), or the first names do
+    (exact, nickname, an initial, or a typo apart; a surname may change with marriage); or,
+    with first and last names swapped on one side, both agree crosswise. A first name
+    merely similar with another surname, or two different names, is another person: two
+    people may share an SSN."""
+    if not (a.first and a.last and b.first and b.last):
+        return True
+    if _surnames_close(a.last, b.last, a.last_parts, b.last_parts):
+        return True
+    if _first_names_alike(a.first, b.first, a.first_root, b.first_root):
+        return True
+    return _first_names_alike(a.last, b.first, a.last, b.first_root) and (
+        _surnames_close(a.first, b.last, frozenset(), frozenset())
+    )
+
+
+_FIRST_NAMES_ALIKE = frozenset(("exact", "nickname", "initial"))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """A typo apart: one letter inserted, deleted, replaced or two swapped, in names of
+    four letters or more (in shorter ones one letter makes another name: Ana, Ina)."""
+    return min(len(a), len(b)) >= 4 and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+def _first_names_alike(a: str, b: str, a_root: str, b_root: str) -> bool:
+    return _name_level(a, b, a_root, b_root) in _FIRST_NAMES_ALIKE or _one_edit(a, b)
+
+
+def _surnames_close(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> bool:
+    return (
+        a == b or bool(parts_a & parts_b) or JaroWinkler.similarity(a, b) >= 0.9 or _one_edit(a, b)
+    )
+
+
 def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
     """The Fellegi-Sunter score of ``a`` against ``b``; a field missing on either side
     adds nothing."""
@@ -247,8 +296,30 @@ def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Scor
                 "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
             )
         )
+    if any(level == "one_digit" for _, level in levels) and ("first", "different") in levels:
+        # Numbers one digit apart and different first names: twins or siblings with near
+        # numbers (they were often issued in sequence), not a typo.
+        return Score(float("-inf"), tuple(levels))
     weight = sum(model.weights[pair] for pair in levels)
     return Score(weight, tuple(levels))
+
+
+def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
+    """Whether ``a`` and ``b`` carry ``kind`` (ssn or ssid) values one digit apart and
+    otherwise name one person: full first names that agree (exact, nickname or close) and
+    birth dates, where both have one, no more than a typo apart. Two persons whose numbers
+    differ only so may be one person whose number was mistyped once."""
+    masks_a: frozenset[str] = getattr(a, f"{kind}_masks")
+    if not masks_a & getattr(b, f"{kind}_masks") or getattr(a, kind) == getattr(b, kind):
+        return False
+    if len(a.first) < 2 or len(b.first) < 2:
+        return False
+    first_a = a.last if (a.first == b.last and a.last == b.first) else a.first
+    if _name_level(first_a, b.first, a.first_root, b.first_root) == "different":
+        return False
+    if a.birth_date and b.birth_date:
+        return _date_level(a.birth_date, b.birth_date) != "different"
+    return True
 
 
 def load_model(path: Path | None) -> MatchModel:

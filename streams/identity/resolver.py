@@ -23,7 +23,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score, compare
+from streams.identity.matching import (
+    DEFAULT_MODEL,
+    Identity,
+    MatchModel,
+    Score,
+    compare,
+    identifier_typo,
+    names_agree,
+)
 from streams.identity.normalize import first_name_root, name_key, name_parts
 
 __all__ = [
@@ -33,6 +41,7 @@ __all__ = [
     "Resolution",
     "Resolver",
     "blocking_keys",
+    "probe_keys",
 ]
 
 _MAX_PROFILE = 12  # distinct identities kept per person
@@ -190,11 +199,18 @@ class IdentityState:
 
 
 def blocking_keys(identity: Identity) -> list[str]:
+    """The blocks ``identity`` is filed under: its trusted identifiers, and its SSN with
+    each digit in turn masked (keyed hashes: a number typed with one digit wrong shares one
+    with the right one); birth date with the surname's initial (also day and month
+    swapped), with the first name's root, and birth year with surname prefix and first
+    initial; surname with first initial when there is no birth date (wage records)."""
     keys = [
         f"{kind}:{value}"
         for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
         if value
     ]
+    # (in any order: each key's block is filed and searched on its own)
+    keys.extend(["ssn~" + mask for mask in identity.ssn_masks])
     born = identity.birth_date
     if born is not None:
         if identity.last:
@@ -208,6 +224,17 @@ def blocking_keys(identity: Identity) -> list[str]:
             keys.append(f"yln:{born.year}:{identity.last[:4]}:{identity.first[:1]}")
     elif identity.last and identity.first:
         keys.append(f"name:{identity.last}:{identity.first[:1]}")
+    return keys
+
+
+def probe_keys(identity: Identity) -> list[str]:
+    """The blocks whose persons ``identity`` is compared with: its :func:`blocking_keys`,
+    and its birth date with its first name's initial, where a person whose first and last
+    names were swapped on one side is filed."""
+    keys = blocking_keys(identity)
+    born, first, last = identity.birth_date, identity.first, identity.last
+    if born is not None and last and first and first[:1] != last[:1]:
+        keys.append(f"dob:{born.isoformat()}:{first[:1]}")
     return keys
 
 
@@ -261,13 +288,20 @@ class Resolver:
         new_source = source_key if known is None and source_key[1] else None
         if known is not None:
             root = self.state.root(known)
-            if identity in self.state.profiles[root]:
+            profile = self.state.profiles[root]
+            if identity in profile:
                 # The source sent this exact identity for this person before (wages, each
                 # quarter): it was matched then, and any person since that matches it found
                 # it in the blocks. Nothing to compare, nothing changes.
                 return Resolution(
                     root, (Change("RECORD_LINKED", root, rule="SOURCE_ID"),), rule="SOURCE_ID"
                 )
+            if not any(names_agree(identity, kept) for kept in profile):
+                # Another person under the same source id: wage records are filed by SSN,
+                # and two people may share one. Resolve it on its own; the source id stays
+                # with the person it named first.
+                known = None
+                source_key = ("", "")
         matches = self._matches(identity)
         if known is not None:
             matches.setdefault(root, (float("inf"), "SOURCE_ID"))
@@ -286,11 +320,13 @@ class Resolver:
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
         state = self.state
         scored: dict[str, tuple[float, str]] = {}
-        for key in blocking_keys(identity):
+        compared: set[str] = set()  # a person filed under several of the keys
+        for key in probe_keys(identity):
             for candidate in state.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]:
                 root = state.root(candidate)
-                if root in scored:
+                if root in compared:
                     continue
+                compared.add(root)
                 profile = state.profiles[root]
                 # A record seen before in this person's profile needs one comparison.
                 known_ones = [identity] if identity in profile else profile
@@ -335,9 +371,16 @@ class Resolver:
         return changed
 
     def _conflict(self, a: str, b: str) -> bool:
-        """Two different trusted identifiers of one kind forbid merging a and b."""
+        """Two different trusted identifiers of one kind forbid merging a and b, unless an
+        identity of each shows them one digit apart on what otherwise names one person (a
+        number mistyped once: :func:`identifier_typo`)."""
         ta, tb = self.state.trusted[a], self.state.trusted[b]
-        return any(ta[k] and tb[k] and not (ta[k] & tb[k]) for k in ("ssn", "ssid"))
+        for kind in ("ssn", "ssid"):
+            if ta[kind] and tb[kind] and not (ta[kind] & tb[kind]):
+                profile_a, profile_b = self.state.profiles[a], self.state.profiles[b]
+                if not any(identifier_typo(x, y, kind) for x in profile_a for y in profile_b):
+                    return True
+        return False
 
     def _link(
         self, identity: Identity, source_key: tuple[str, str], matches: dict[str, tuple[float, str]]
