@@ -36,6 +36,7 @@ from typing import Any
 import faust
 import faust.streams as faust_streams
 import mode
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from c2c.deadletter import dead_letter
@@ -119,6 +120,23 @@ ROLES = ("all", "resolve")  # `--role forward` runs streams.forwarder.run_alone,
 # behind a load it could carry (8 packs of ~35 records did, at 1,000/s on a busy machine:
 # the intake lag grew to seconds while it counted under 60 messages).
 PACKS_PER_BATCH = 16_000 // RECORDS_PER_PACK
+
+# Longest a fetch of the worker's consumer waits at the broker for data (Faust fixes 1.5 s).
+# aiokafka sends no new fetch to a broker while one is in flight, and leaves a partition
+# with unconsumed records out of the fetch it builds: a fetch built while a batch of packs
+# was still buffered named only partitions with nothing new (the tables' changelogs), and
+# the intake's next packs waited for it to expire, up to 1.5 s, at any load below a backlog.
+FETCH_MAX_WAIT_MS = 50
+_faust_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _worker_consumer(self: Any, transport: Any) -> Any:
+    consumer = _faust_worker_consumer(self, transport)
+    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+    return consumer
+
+
+faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
 
 
 @dataclass
