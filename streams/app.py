@@ -39,7 +39,6 @@ import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
-from c2c.deadletter import dead_letter
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -59,6 +58,7 @@ from streams.resolution import (
     RAW_TOPICS,
     IdentityStage,
     Incoming,
+    identity_dead_letter,
 )
 
 __all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
@@ -324,16 +324,7 @@ def _add_resolver(
 
     def damaged(message: Incoming, error: SerdeError) -> None:
         # an intake message that is not a whole pack: kept whole as a dead letter
-        record = dead_letter(
-            stage="identity",
-            error=error,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            key=message.key,
-            value=message.value,
-        )
-        value = encoders[DEAD_LETTER_TOPIC].encode(record)
+        value = encoders[DEAD_LETTER_TOPIC].encode(identity_dead_letter(message, error))
         results.send(DEAD_LETTER_TOPIC, message.key, value)
         state.counts["dead_letter"] += 1
 

@@ -48,6 +48,7 @@ __all__ = [
     "Incoming",
     "Outgoing",
     "Processed",
+    "identity_dead_letter",
 ]
 
 OPTOUT_TOPIC = "c2c.raw.optout"
@@ -326,15 +327,7 @@ class IdentityStage:
         )
 
     def _dead_letter(self, source: Incoming, error: SerdeError) -> Processed:
-        record = dead_letter(
-            stage="identity",
-            error=error,
-            source_topic=source.topic,
-            source_partition=source.partition,
-            source_offset=source.offset,
-            key=source.key,
-            value=source.value,
-        )
+        record = identity_dead_letter(source, error)
         return Processed(
             outgoing=[
                 Outgoing(
@@ -346,3 +339,17 @@ class IdentityStage:
             ],
             outcome="dead_letter",
         )
+
+
+def identity_dead_letter(source: Incoming, error: SerdeError) -> dict[str, Any]:
+    """The dead letter of a message the identity stage could not read: its original bytes,
+    topic, partition and offset, and why."""
+    return dead_letter(
+        stage="identity",
+        error=error,
+        source_topic=source.topic,
+        source_partition=source.partition,
+        source_offset=source.offset,
+        key=source.key,
+        value=source.value,
+    )
