@@ -25,7 +25,6 @@ __all__ = [
     "PersonMap",
     "RowReader",
     "dim_person_of",
-    "dim_person_row",
     "fact_row",
 ]
 
@@ -196,20 +195,6 @@ def fact_row(topic: str, event: Mapping[str, Any]) -> tuple[str, list[Any]]:
     the event lacks; an optional attribute or fact that is missing is None."""
     table, build = _BUILDERS[topic]
     return table, build(event)
-
-
-def dim_person_row(event: Mapping[str, Any]) -> list[Any]:
-    """The person dimension's row as this event describes the person."""
-    attributes = event.get("attributes") or _EMPTY
-    demographics = attributes.get("demographics") or _EMPTY
-    return [
-        event["person_id"],
-        attributes.get("birth_year"),
-        attributes.get("sex"),
-        demographics.get("race_ethnicity"),
-        demographics.get("county_fips"),
-        event["event_time"],
-    ]
 
 
 class PersonMap:
