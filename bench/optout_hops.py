@@ -20,33 +20,23 @@ back from Kafka, all on this machine's clock:
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import random
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from confluent_kafka import Consumer
 
 from bench._harness import print_table
+from bench._optout_load import OptoutLoad, load_arguments, percentile
 from bench.end_to_end import Marks, _marks, _read
 from bench.identity_worker import _cpu_seconds
-from bench.optout import _identity, _percentile
 from c2c.child import free_port
 from c2c.registry import SchemaRegistry
-from c2c.settings import Settings, load_settings
+from c2c.settings import Settings
 from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
-from producers.emitter import EventEmitter
-from producers.files import mapped_events
-from producers.optouts import request_event
-from producers.synth import NoiseConfig, SynthConfig, synthesize
-from sinks.process import SinkProcess
 from streams.intake import records_of
 from streams.process import WorkerProcess
 from streams.resolution import OPTOUT_TOPIC, OUTCOMES, Incoming
@@ -132,68 +122,34 @@ def _hops(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=4000)
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--optouts", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=None)
+    parser = load_arguments(__doc__.splitlines()[0], optouts=20)
     parser.add_argument("--no-sink", action="store_true", help="run the worker alone")
     args = parser.parse_args()
-    settings = load_settings()
-    registry = SchemaRegistry(settings)
-    seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000
-    rng = random.Random(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "synth"
-        config = SynthConfig(people=args.people, seed=seed, optout_rate=0.0)
-        synthesize(config, NoiseConfig(), folder)
-        events = [e for _s, e in mapped_events(folder)]
-        sink = None
-        if not args.no_sink:
-            sink_settings = settings.model_copy(
-                update={
-                    "clickhouse_url": f"chdb://{Path(tmp) / 'ch'}",
-                    "clickhouse_database": "bench",
-                }
-            )
-            sink = SinkProcess(sink_settings, Path(tmp) / "sink.log", port=free_port())
-        worker = WorkerProcess(settings, Path(tmp) / "worker.log", port=free_port())
+    with OptoutLoad.prepared(args) as load:
+        settings = load.settings
+        sink = None if args.no_sink else load.sink()
+        worker = WorkerProcess(settings, load.folder.parent / "worker.log", port=free_port())
         assert worker.intake is not None
         topics = [OPTOUT_TOPIC, worker.intake, OPTOUT_DECISIONS_TOPIC]
         replaying: subprocess.Popen[bytes] | None = None
         watcher: _Watcher | None = None
-        asked: dict[str, float] = {}
         try:
             if sink is not None:
                 sink.start()
             worker.start()
-            watcher = _Watcher(settings, registry)
+            watcher = _Watcher(settings, load.registry)
             time.sleep(4)  # the watcher is assigned before anything is decided
             start = _marks(settings, topics)
-            replaying = subprocess.Popen(
-                [sys.executable, "-m", "c2c", "replay", str(folder), "--rate", str(args.rate)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            began = time.monotonic()
+            replaying = load.replay()
             cpu0 = _cpu_seconds(worker.pids)
-            emitter = EventEmitter(settings, registry)
             time.sleep(8)
             for _ in range(args.optouts):
-                published = int(args.rate * (time.monotonic() - began - 5))
-                candidates = events[: max(1, min(published, len(events)))]
-                person = None
-                while person is None:
-                    person = _identity(rng.choice(candidates))
-                event = request_event(person, requested_by="OPERATOR")
-                asked[event["request_id"]] = time.time()
-                emitter.emit("optout", event)
-                emitter.flush()
+                request_id, asked = load.publish_optout()
                 deadline = time.monotonic() + 10
-                while event["request_id"] not in watcher.received and time.monotonic() < deadline:
+                while request_id not in watcher.received and time.monotonic() < deadline:
                     time.sleep(0.01)
-                time.sleep(max(0.0, 1.5 - (time.time() - asked[event["request_id"]])))
-            elapsed = time.monotonic() - began
+                time.sleep(max(0.0, 1.5 - (time.time() - asked)))
+            elapsed = time.monotonic() - load.began
             cpu = _cpu_seconds(worker.pids) - cpu0
             counts = worker.counts()
             linked_s = counts.get("linked", 0) / elapsed
@@ -207,7 +163,7 @@ def main() -> None:
             if sink is not None:
                 sink.kill()
         received = dict(watcher.received) if watcher is not None else {}
-        hops = _hops(settings, registry, worker.intake, start, end, received)
+        hops = _hops(settings, load.registry, worker.intake, start, end, received)
     rows = []
     for before, after in itertools.pairwise(HOPS):
         spans = [
@@ -219,7 +175,7 @@ def main() -> None:
                     f"{before} -> {after}",
                     str(len(spans)),
                     f"{1000 * statistics.median(spans):.0f}",
-                    f"{1000 * _percentile(spans, 0.99):.0f}",
+                    f"{1000 * percentile(spans, 0.99):.0f}",
                     f"{1000 * max(spans):.0f}",
                 ]
             )
@@ -230,7 +186,7 @@ def main() -> None:
                 "published -> delivered",
                 str(len(whole)),
                 f"{1000 * statistics.median(whole):.0f}",
-                f"{1000 * _percentile(whole, 0.99):.0f}",
+                f"{1000 * percentile(whole, 0.99):.0f}",
                 f"{1000 * max(whole):.0f}",
             ]
         )
