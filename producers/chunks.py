@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import itertools
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from c2c.schemas import SchemaLibrary
@@ -28,7 +30,7 @@ from c2c.serde import AvroEncoder, SerdeError
 from c2c.topics import get_topic
 from producers.formats import KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
-from producers.reader import Chunk, Extract, SourceRow, read_rows
+from producers.reader import Chunk, Extract, SourceRow, read_rows, whole_records
 from producers.row_encoder import RowEncode, compile_row_encoder
 
 __all__ = [
@@ -197,18 +199,23 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-# The encoder of a worker process, built once by the pool's initializer: each worker's own
-# state, never shared or read by the main process.
+# The encoder of a worker process and the extract's lines (inherited when it forks), built
+# once by the pool's initializer: each worker's own state, never shared or read by the
+# main process.
 _worker: ChunkEncoder | None = None
+_lines: list[str] | None = None
 
 
-def _start_worker(plan: ChunkPlan) -> None:
-    global _worker
-    _worker = ChunkEncoder(plan)
+def _start_worker(plan: ChunkPlan, lines: list[str] | None) -> None:
+    global _worker, _lines
+    _worker, _lines = ChunkEncoder(plan), lines
 
 
-def _encode_in_worker(chunk: Chunk) -> EncodedChunk:
+def _encode_in_worker(chunk: Chunk, count: int) -> EncodedChunk:
+    """Encode ``chunk``; sent without its lines (``count`` of them), it has ours."""
     assert _worker is not None, "the pool's initializer builds the encoder"
+    if _lines is not None and not chunk.lines and count:
+        chunk = dataclasses.replace(chunk, lines=_lines[chunk.start : chunk.start + count])
     return _worker.encode(chunk)
 
 
@@ -217,34 +224,48 @@ def encoding(
     extract: Extract, plan: ChunkPlan, workers: int, *, chunk_lines: int = CHUNK_LINES
 ) -> Iterator[Iterator[EncodedChunk]]:
     """Every chunk of ``extract`` encoded, in file order, by ``workers`` processes (in this
-    process if 1, or if the file is one chunk).
+    process if 1, or if the file is one chunk); ``index`` counts the chunks yielded.
 
     The workers start on entering, so enter before starting threads of your own (a Kafka
     producer): they start by forking where the platform allows it (at once, with the
-    modules already imported; they only compute, and share nothing with this process
-    after), and a fork copies only the thread that forks. At most two chunks a worker are
-    in flight, so memory stays bounded however far the workers run ahead of the caller.
-    Leaving stops the workers.
+    modules and the extract's lines already in memory: a chunk is sent to them as where
+    its lines are, not as the lines; they only compute, and share nothing with this
+    process after), and a fork copies only the thread that forks. At most two chunks a
+    worker are in flight, so memory stays bounded however far the workers run ahead of
+    the caller. A chunk whose last record runs on past it (producers.reader.RunsOn) is
+    encoded again here, joined with the next. Leaving stops the workers.
     """
     chunks = extract.chunks(chunk_lines)
     first = next(chunks, None)
     second = next(chunks, None)
     ahead = itertools.chain((c for c in (first, second) if c is not None), chunks)
+    local = ChunkEncoder(plan)
     if workers <= 1 or second is None:
-        encoder = ChunkEncoder(plan)
-        yield (encoder.encode(chunk) for chunk in ahead)
+        yield _numbered(whole_records(((c, partial(local.encode, c)) for c in ahead), local.encode))
         return
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(plan,)) as pool:
+    forks = "fork" in methods
+    context = multiprocessing.get_context("fork" if forks else "spawn")
+    lines = extract.lines if forks else None
+    with context.Pool(workers, initializer=_start_worker, initargs=(plan, lines)) as pool:
 
-        def in_order() -> Iterator[EncodedChunk]:
-            pending: collections.deque[Any] = collections.deque()
+        def in_flight() -> Iterator[tuple[Chunk, Callable[[], EncodedChunk]]]:
+            pending: collections.deque[tuple[Chunk, Any]] = collections.deque()
             for chunk in ahead:
-                pending.append(pool.apply_async(_encode_in_worker, (chunk,)))
+                sent = dataclasses.replace(chunk, lines=[]) if forks else chunk
+                task = (sent, len(chunk.lines))
+                pending.append((chunk, pool.apply_async(_encode_in_worker, task)))
                 if len(pending) >= 2 * workers:
-                    yield pending.popleft().get()
+                    done, result = pending.popleft()
+                    yield done, result.get
             while pending:
-                yield pending.popleft().get()
+                done, result = pending.popleft()
+                yield done, result.get
 
-        yield in_order()
+        yield _numbered(whole_records(in_flight(), local.encode))
+
+
+def _numbered(encoded: Iterator[EncodedChunk]) -> Iterator[EncodedChunk]:
+    for index, chunk in enumerate(encoded):
+        chunk.index = index
+        yield chunk
