@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import itertools
 import multiprocessing
 import os
@@ -53,7 +54,8 @@ class ChunkPlan:
     """What a worker needs to encode chunks of one extract (sent to it once).
 
     ``schemas`` maps each topic to (its schema, its registered id); None in a dry run.
-    ``event_ids``: hand back each message's event id too (for trace attributes).
+    ``event_ids``: hand back each message's event id too (for trace attributes);
+    ``event_times``: and its event time (to merge extracts in time order).
     """
 
     source: str
@@ -61,6 +63,7 @@ class ChunkPlan:
     columns: tuple[str, ...]
     schemas: Mapping[str, tuple[dict[str, Any], int]] | None
     event_ids: bool = False
+    event_times: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class EncodedChunk:
     values: list[bytes] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    event_times: list[datetime.datetime] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -147,8 +151,8 @@ class ChunkEncoder:
         plan, encoders, mapper = self.plan, self.encoders, self.mapper
         out = EncodedChunk(chunk.index, chunk.start, len(chunk.lines), chunk.size)
         topics, keys, values, lines = out.topics, out.keys, out.values, out.lines
-        rejects, ids = out.rejects, out.event_ids
-        with_ids = plan.event_ids
+        rejects, ids, times = out.rejects, out.event_ids, out.event_times
+        with_ids, with_times = plan.event_ids, plan.event_times
         last_columns: tuple[str, ...] | None = None
         fast: RowEncode | None = None
         for row in read_rows(plan.kind, plan.columns, chunk):
@@ -167,6 +171,8 @@ class ChunkEncoder:
                         lines.append(row.line)
                         if with_ids:
                             ids.append(encoded[3])
+                        if with_times:
+                            times.append(encoded[4])
                         continue
             mapped = row_outcome(mapper, row)
             if isinstance(mapped, RowRejected):
@@ -186,9 +192,18 @@ class ChunkEncoder:
             keys.append(mapped.key)
             values.append(value)
             lines.append(row.line)
-            if plan.event_ids:
+            if with_ids:
                 ids.append(mapped.event["event_id"])
+            if with_times:
+                times.append(mapped.event["event_time"])
         return out
+
+    def encode_all(
+        self, extract: Extract, chunk_lines: int = CHUNK_LINES
+    ) -> Iterator[EncodedChunk]:
+        """Every chunk of ``extract`` encoded here, in file order."""
+        chunks = extract.chunks(chunk_lines)
+        return whole_records(((c, partial(self.encode, c)) for c in chunks), self.encode)
 
 
 def default_workers() -> int:
@@ -241,7 +256,8 @@ def encoding(
     ahead = itertools.chain((c for c in (first, second) if c is not None), chunks)
     local = ChunkEncoder(plan)
     if workers <= 1 or second is None:
-        yield _numbered(whole_records(((c, partial(local.encode, c)) for c in ahead), local.encode))
+        parts = ((c, partial(local.encode, c)) for c in ahead)
+        yield _numbered(whole_records(parts, local.encode))
         return
     methods = multiprocessing.get_all_start_methods()
     forks = "fork" in methods

@@ -4,7 +4,7 @@ The reference path (:class:`producers.mapping.RowMapper`, then the compiled vali
 :class:`c2c.serde.AvroEncoder`) builds an event of nested dicts for every row and walks it
 twice more. :func:`compile_row_encoder` generates, for one provider format, one file header
 and the schema of each kind of event, a single function from a row's cells to its message
-(topic, key, Confluent wire-format value, event id), over local variables: the format's
+(topic, key, Confluent wire-format value, event id, event time), over local variables: the format's
 parsers, then the checks :class:`c2c.validation.CheckCompiler` emits for each field, then
 the writes :class:`c2c._avro_compiled.EncoderCompiler` emits for it, in the schema's order.
 
@@ -37,8 +37,9 @@ from producers.parsing import FEW_VALUES, Parser, Table, text
 
 __all__ = ["EncodedRow", "RowEncode", "compile_row_encoder"]
 
-EncodedRow = tuple[str, bytes, bytes, str]
-"""(topic, key, value, event id) of a row's message; the value is b'' in a dry run."""
+EncodedRow = tuple[str, bytes, bytes, str, datetime.datetime]
+"""(topic, key, value, event id, event time) of a row's message; the value is b'' in a dry
+run; the event time is the event's (an aware UTC timestamp), to order rows by."""
 
 RowEncode = Callable[[Sequence[str], bytes], EncodedRow | None]
 """A compiled row encoder: (the row's cells in the header's order, its bytes as read) to
@@ -81,9 +82,10 @@ class _Writes(_Shared, EncoderCompiler):
 
 
 class _EventTimes:
-    """The encoded event time of a row from the values its :class:`EventTime` reads: as
-    the mapper computes it, makes a date an aware UTC timestamp, and the encoder writes it;
-    None where it places the row nowhere. Remembered by the values (``compute`` is a pure
+    """The event time of a row from the values its :class:`EventTime` reads, encoded and
+    as it is (the encoder's bytes, the aware UTC timestamp): as the mapper computes it,
+    makes a date an aware UTC timestamp, and the encoder writes it; None where it places
+    the row nowhere. Remembered by the values (``compute`` is a pure
     function of them, and each path's value has the one type its parser gives): a file
     has few distinct dates, quarters, years."""
 
@@ -92,9 +94,9 @@ class _EventTimes:
         self._encode = compile_encoder(
             {"type": "record", "name": "EventTime", "fields": [{"name": "t", "type": field_type}]}
         )
-        self._known: dict[tuple[Any, ...], bytes | None] = {}
+        self._known: dict[tuple[Any, ...], tuple[bytes, datetime.datetime] | None] = {}
 
-    def __call__(self, values: tuple[Any, ...]) -> bytes | None:
+    def __call__(self, values: tuple[Any, ...]) -> tuple[bytes, datetime.datetime] | None:
         try:
             return self._known[values]
         except KeyError:
@@ -107,7 +109,7 @@ class _EventTimes:
                 if isinstance(when, datetime.datetime)
                 else datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC)
             )
-            encoded = self._encode({"t": at})
+            encoded = (self._encode({"t": at}), at)
         if len(self._known) >= 4096:
             self._known.clear()
         self._known[values] = encoded
@@ -261,9 +263,10 @@ class _Generator:
         time_field = next(f for f in schema["fields"] if f["name"] == "event_time")
         times = self.const("times", _EventTimes(record_type.event_time, time_field["type"]))
         args = "".join(f"{values.get(path, 'None')}, " for path in record_type.event_time.paths)
-        self.emit(indent, f"when = {times}(({args}))")
-        self.emit(indent, "if when is None:")
+        self.emit(indent, f"timed = {times}(({args}))")
+        self.emit(indent, "if timed is None:")
         self.emit(indent + 1, "return None")
+        self.emit(indent, "when, at = timed")
         self.emit(indent, "eid = _event_id(_PREFIX, rid, raw)")
         self.emit(indent, "problems = []")
         for leaf in _leaves(items):
@@ -277,7 +280,7 @@ class _Generator:
         self.emit(indent + 1, "return None")
         topic_name = self.const("topic", topic)
         if schema_ids is None:
-            self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid)")
+            self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid, at)")
             return
         self.emit(indent, "out = []")
         self.pending = [b"\x00" + schema_ids[topic].to_bytes(4, "big")]
@@ -295,7 +298,7 @@ class _Generator:
             elif isinstance(item, _Record):
                 self.write_record(item, indent)
         self.flush(indent)
-        self.emit(indent, f"return ({topic_name}, pid.encode(), b''.join(out), eid)")
+        self.emit(indent, f"return ({topic_name}, pid.encode(), b''.join(out), eid, at)")
 
     # -- constants: checked and encoded once, here ------------------------------------------
 
