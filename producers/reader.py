@@ -20,7 +20,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -80,6 +79,11 @@ class Chunk:
     size: int
     last: bool = True
 
+    def tail(self, done: int) -> Chunk:
+        """The chunk without its first ``done`` lines."""
+        rest = self.lines[done:]
+        return Chunk(self.index, self.start + done, rest, sum(map(len, rest)), self.last)
+
     def joined(self, after: Chunk) -> Chunk:
         """This chunk and the one right ``after`` it, as one."""
         return Chunk(
@@ -89,7 +93,12 @@ class Chunk:
 
 class RunsOn(Exception):
     """Raised by :func:`read_rows` when a chunk's last record runs on past its end: read
-    the chunk joined with the next one (:meth:`Chunk.joined`) instead."""
+    the chunk joined with the next one (:meth:`Chunk.joined`) instead. ``done``: how many
+    lines of the chunk the rows read before it took (whole records)."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
 
 
 @dataclass
@@ -106,12 +115,14 @@ class Extract:
     @property
     def rows(self) -> Iterator[SourceRow]:
         """Every row of the file, in order (read lazily, a chunk at a time)."""
-
-        def rows_of(chunk: Chunk) -> list[SourceRow]:
-            return list(read_rows(self.kind, self.columns, chunk))
-
-        for rows in whole_records(((c, partial(rows_of, c)) for c in self.chunks()), rows_of):
-            yield from rows
+        carry: Chunk | None = None
+        for chunk in self.chunks():
+            if carry is not None:
+                chunk, carry = carry.joined(chunk), None
+            try:
+                yield from read_rows(self.kind, self.columns, chunk)
+            except RunsOn as exc:
+                carry = chunk.tail(exc.done)  # the rows before were whole
 
     def chunks(self, lines: int = 4000) -> Iterator[Chunk]:
         """The lines after the header in chunks of about ``lines`` lines.
@@ -216,7 +227,7 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
             cells = next(reader, None)
         except csv.Error as exc:
             if reader.line_num > count:
-                raise RunsOn from exc
+                raise RunsOn(done) from exc
             raw_text = "".join(lines[done : reader.line_num])
             done = reader.line_num
             yield SourceRow(
@@ -233,7 +244,7 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         if end > count:
             if done == count:
                 return  # the blank line after the chunk
-            raise RunsOn
+            raise RunsOn(done)
         raw_text = lines[done] if end == done + 1 else "".join(lines[done:end])
         done_before, done = done, end
         if not cells or (len(cells) == 1 and not cells[0].strip()):
