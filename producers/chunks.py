@@ -155,8 +155,15 @@ class ChunkEncoder:
         with_ids, with_times = plan.event_ids, plan.event_times
         last_columns: tuple[str, ...] | None = None
         fast: RowEncode | None = None
+        add_topic, add_key, add_value, add_line = (
+            topics.append,
+            keys.append,
+            values.append,
+            lines.append,
+        )
+        read = 0
         for row in read_rows(plan.kind, plan.columns, chunk):
-            out.read += 1
+            read += 1
             cells = row.cells
             if cells is not None:
                 if row.columns is not last_columns:  # CSV rows share the header's tuple
@@ -165,10 +172,10 @@ class ChunkEncoder:
                 if fast is not None:
                     encoded = fast(cells, row.raw)
                     if encoded is not None:
-                        topics.append(encoded[0])
-                        keys.append(encoded[1])
-                        values.append(encoded[2])
-                        lines.append(row.line)
+                        add_topic(encoded[0])
+                        add_key(encoded[1])
+                        add_value(encoded[2])
+                        add_line(row.line)
                         if with_ids:
                             ids.append(encoded[3])
                         if with_times:
@@ -196,6 +203,7 @@ class ChunkEncoder:
                 ids.append(mapped.event["event_id"])
             if with_times:
                 times.append(mapped.event["event_time"])
+        out.read = read
         return out
 
     def encode_all(

@@ -33,7 +33,18 @@ from c2c._avro_compiled import EncoderCompiler, compile_encoder
 from c2c.validation import CheckCompiler
 from producers.formats import KIND_TOPICS, EventTime, ProviderFormat, RecordType
 from producers.mapping import event_id_prefix, event_id_with
-from producers.parsing import FEW_VALUES, Parser, Table, text
+from producers.parsing import (
+    FEW_VALUES,
+    Codes,
+    Parser,
+    Table,
+    academic_year,
+    cip,
+    digits,
+    integer,
+    text,
+    year_quarter,
+)
 
 __all__ = ["EncodedRow", "RowEncode", "compile_row_encoder"]
 
@@ -74,7 +85,39 @@ class _Shared:
 
 
 class _Checks(_Shared, CheckCompiler):
-    pass
+    """The validator's checks, for a function that only accepts: a failing check returns
+    None at once (the reference path then says why), and a value whose variable holds what
+    a parser gives (``known``: text or a whole number, or None) is not asked its type."""
+
+    known: dict[str, str]
+
+    def problem(self, indent: int, path: str, value: str, text: str) -> None:
+        self.emit(indent, "return None")
+
+    def string(self, field: Mapping[str, Any], v: str, path: str, indent: int) -> None:
+        if self.known.get(v) != "string":
+            super().string(field, v, path, indent)
+            return
+        # pydantic's checks but the type's, on text (None is not text: rejected too)
+        failing = [f"{v} is None"]
+        if "minLength" in field:
+            failing.append(f"len({v}) < {int(field['minLength'])}")
+        if "maxLength" in field:
+            failing.append(f"len({v}) > {int(field['maxLength'])}")
+        if "pattern" in field:
+            failing.append(f"{self.mismatch(str(field['pattern']), v)}")
+        self.emit(indent, f"if {' or '.join(failing)}:")
+        self.problem(indent + 1, path, v, "")
+
+    def primitive(
+        self, name: str, field: Mapping[str, Any], v: str, path: str, indent: int
+    ) -> None:
+        if name not in ("int", "long") or self.known.get(v) != "int":
+            super().primitive(name, field, v, path, indent)
+            return
+        self.emit(indent, f"if {v} is None:")  # a whole number or None: not asked its type
+        self.problem(indent + 1, path, v, "")
+        self.bounds(field, v, v, path, indent)
 
 
 class _Writes(_Shared, EncoderCompiler):
@@ -169,6 +212,7 @@ class _Generator:
         self.checks = _Checks()
         self.writes = _Writes()
         self.checks.names = self.writes.names = self.names
+        self.checks.known = {"rid": "string", "pid": "string"}  # cells: text
         env: dict[str, Any] = {}
         for part in (self.checks.env, self.writes.env):
             for key, value in part.items():
@@ -268,7 +312,6 @@ class _Generator:
         self.emit(indent + 1, "return None")
         self.emit(indent, "when, at = timed")
         self.emit(indent, "eid = _event_id(_PREFIX, rid, raw)")
-        self.emit(indent, "problems = []")
         for leaf in _leaves(items):
             if self.constant(leaf):
                 self.check_constant(leaf)
@@ -276,8 +319,6 @@ class _Generator:
                 self.checks.value(
                     leaf.field["type"], leaf.field, leaf.value, leaf.path, indent, leaf.namespace
                 )
-        self.emit(indent, "if problems:")
-        self.emit(indent + 1, "return None")
         topic_name = self.const("topic", topic)
         if schema_ids is None:
             self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid, at)")
@@ -322,13 +363,13 @@ class _Generator:
 
     def check_constant(self, leaf: _Leaf) -> None:
         kind, field = leaf.field["type"], leaf.field
-        problems = self.scratch(
+        passes = self.scratch(
             lambda: self.checks.value(kind, field, leaf.value, leaf.path, 1, leaf.namespace),
-            "problems = []",
-            "problems",
+            "pass",
+            "True",
         )
-        if problems:
-            raise _Unavailable(f"{leaf.path}: {problems}")
+        if passes is None:  # a failing check returns None
+            raise _Unavailable(f"{leaf.path}: the constant {leaf.value} fails its check")
 
     def flush(self, indent: int) -> None:
         """Emit the constant bytes written since the last code that writes."""
@@ -378,13 +419,18 @@ class _Generator:
             )
             parsed = self.names.var("x")
             self.emit(indent, f"{parsed} = {expression}")
+            gives = _gives(column.parse)
             if isinstance(column.target, tuple):
                 for index, target in enumerate(column.target):
                     part = self.names.var("x")
                     self.emit(indent, f"{part} = None if {parsed} is None else {parsed}[{index}]")
                     values[target] = part
+                    if gives is not None and gives.startswith("pair of "):
+                        self.checks.known[part] = gives.removeprefix("pair of ")
             else:
                 values[column.target] = parsed
+                if gives is not None:
+                    self.checks.known[parsed] = gives
         for path, value in record_type.constants.items():
             values[path] = self.const("constant", value)
         return values
@@ -530,6 +576,25 @@ class _Generator:
         for leaf in record.leaves:
             self.write_leaf(leaf, indent)
         self.flush(indent)
+
+
+# What parsers give besides None, where the checks need not ask a value its type.
+_GIVES: dict[Parser, str] = {
+    text: "string",
+    digits: "string",
+    cip: "string",
+    integer: "int",
+    academic_year: "int",
+    year_quarter: "pair of int",
+}
+
+
+def _gives(parse: Parser) -> str | None:
+    """ "string" or "int" if ``parse`` gives only that (or None), "pair of int" for a pair
+    of them; None if anything else."""
+    if isinstance(parse, Codes):
+        return "string"  # a provider's codes map to schema symbols
+    return _GIVES.get(parse)
 
 
 def _leaves(items: list[_Item]) -> Iterator[_Leaf]:
