@@ -164,18 +164,18 @@ class ChunkEncoder:
         read = 0
         for row in read_rows(plan.kind, plan.columns, chunk):
             read += 1
-            cells = row.cells
+            line, raw, cells, _, columns = row
             if cells is not None:
-                if row.columns is not last_columns:  # CSV rows share the header's tuple
-                    last_columns = row.columns
-                    fast = self.row_encoder(last_columns)
+                if columns is not last_columns:  # CSV rows share the header's tuple
+                    last_columns = columns
+                    fast = self.row_encoder(columns)
                 if fast is not None:
-                    encoded = fast(cells, row.raw)
+                    encoded = fast(cells, raw)
                     if encoded is not None:
                         add_topic(encoded[0])
                         add_key(encoded[1])
                         add_value(encoded[2])
-                        add_line(row.line)
+                        add_line(line)
                         if with_ids:
                             ids.append(encoded[3])
                         if with_times:

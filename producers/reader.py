@@ -222,6 +222,7 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
     reader = csv.reader(lines if chunk.last else itertools.chain(lines, ("\n",)))
     done = 0
     strip = str.strip
+    new = tuple.__new__  # a SourceRow, without NamedTuple's __new__ (Python code)
     while True:
         try:
             cells = next(reader, None)
@@ -262,9 +263,9 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         elif suspect or len(raw_text) > MAX_CELL:
             yield _checked(offset + end, raw, columns, cells)
         elif padded is None or end != done_before + 1 or padded(body):
-            yield SourceRow(offset + end, raw, list(map(strip, cells)), None, columns)
+            yield new(SourceRow, (offset + end, raw, list(map(strip, cells)), None, columns))
         else:  # no cell starts or ends with whitespace (a record of several lines may)
-            yield SourceRow(offset + end, raw, cells, None, columns)
+            yield new(SourceRow, (offset + end, raw, cells, None, columns))
 
 
 # Whitespace (str.isspace) other than the space and the line breaks CSV reads as such.
@@ -318,6 +319,7 @@ def _unquoted_rows(
     """:func:`_csv_rows` of lines without a quote character."""
     width = len(columns)
     strip = str.strip
+    new = tuple.__new__  # a SourceRow, without NamedTuple's __new__ (Python code)
     for number, line in enumerate(lines, offset + 1):
         body = line.rstrip("\r\n")
         cells = body.split(",")
@@ -335,9 +337,9 @@ def _unquoted_rows(
         elif suspect or len(line) > MAX_CELL:
             yield _checked(number, raw, columns, cells)
         elif padded is None or padded(body):
-            yield SourceRow(number, raw, list(map(strip, cells)), None, columns)
+            yield new(SourceRow, (number, raw, list(map(strip, cells)), None, columns))
         else:
-            yield SourceRow(number, raw, cells, None, columns)
+            yield new(SourceRow, (number, raw, cells, None, columns))
 
 
 def _checked(line: int, raw: bytes, columns: tuple[str, ...], cells: list[str]) -> SourceRow:
