@@ -1,11 +1,12 @@
 """Turning chunks of an extract into encoded messages and rejects, in worker processes.
 
 `c2c produce` spends most of its time per row in Python: reading, parsing, mapping,
-validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk` of
-whole records and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent
-wire-format value, line) and the rejects (line, reason, code, the row as read), in file
-order. :func:`encoding` runs it on ``workers`` processes and yields the chunks in
-file order, so the caller (one producer, in the main process) publishes in file order:
+validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk`
+and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent wire-format
+value, line) and the rejects (line, reason, code, the row as read), in file order (a chunk
+whose last record runs on past it raises producers.reader.RunsOn instead).
+:func:`encoding` runs it on ``workers`` processes and yields the chunks in file order,
+so the caller (one producer, in the main process) publishes in file order:
 one person's events keep their order, and the result is the same whatever ``workers``.
 
 This module knows nothing of Kafka: values are bytes, encoded with schema ids the caller

@@ -4,9 +4,11 @@ The reference path (:class:`producers.mapping.RowMapper`, then the compiled vali
 :class:`c2c.serde.AvroEncoder`) builds an event of nested dicts for every row and walks it
 twice more. :func:`compile_row_encoder` generates, for one provider format, one file header
 and the schema of each kind of event, a single function from a row's cells to its message
-(topic, key, Confluent wire-format value, event id, event time), over local variables: the format's
-parsers, then the checks :class:`c2c.validation.CheckCompiler` emits for each field, then
-the writes :class:`c2c._avro_compiled.EncoderCompiler` emits for it, in the schema's order.
+(topic, key, Confluent wire-format value, event id, event time), over local variables:
+the format's parsers, then the checks :class:`c2c.validation.CheckCompiler` emits for each
+field (each returning None at once where it fails; a value that its parser gives as text
+or a whole number is not asked its type), then the writes
+:class:`c2c._avro_compiled.EncoderCompiler` emits for it, in the schema's order.
 
 It only ever accepts. A row it does not take as valid, for whatever reason (a parser
 refuses a cell, a check fails, anything raises), gets None, and the caller maps that row
