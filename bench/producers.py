@@ -8,7 +8,12 @@ side by side in the same run with:
   limit   (a) confluent-kafka producing the same number of pre-serialized messages of the
           same size (the client's limit here, with the same producer settings).
 
-    .venv/bin/python -m bench.producers [--rows N] [--repeats R] [--workers N]
+    .venv/bin/python -m bench.producers [--rows N] [--repeats R] [--workers N] [--replay PEOPLE]
+
+With --replay, it also runs `c2c replay` of a synthetic population of PEOPLE people (all
+providers merged in event-time order) beside the reference path it replaced (mapper,
+validator and encoder per row, merged by in_time_order), interleaved, and prints
+records/s and CPU time a record of each.
 
 Needs the services (`c2c services up`). Medians of interleaved repeats. Beside rows/s it
 prints the CPU time each spent per row (this process and its workers; the broker's apart),
@@ -44,12 +49,13 @@ from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, Topic, get_topic
 from observability.telemetry import setup_telemetry
 from producers.chunks import default_workers
-from producers.files import produce_file
+from producers.files import in_time_order, open_folder, produce_file, replay
 from producers.formats import FORMATS, KIND_TOPICS
-from producers.mapping import RowMapper, event_id_for
-from producers.publisher import PRODUCER_CONFIG
+from producers.mapping import MappedRow, RowMapper, event_id_for
+from producers.publisher import PRODUCER_CONFIG, Publisher
 from producers.reader import open_extract
 from producers.row_encoder import compile_row_encoder
+from producers.synth import NoiseConfig, SynthConfig, synthesize
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "producers" / "examples"
 # The limit run writes opaque bytes: into a topic of its own, never a pipeline topic.
@@ -308,11 +314,57 @@ def phases(source: str, path: Path, repeats: int) -> list[str]:
     return [source, *timings]
 
 
+def reference_replay(settings: Settings, registry: SchemaRegistry, folder: Path) -> int:
+    """`c2c replay` as it was: every row mapped to its event, validated and encoded by the
+    reference path, merged by in_time_order, sent one by one."""
+
+    def failed(_context: Any, reason: str) -> None:
+        raise AssertionError(reason)
+
+    publisher = Publisher(settings, registry, on_failure=failed)
+    count = 0
+    for _item, row, outcome in in_time_order(open_folder(folder, dry_run=False)):
+        if isinstance(outcome, MappedRow):
+            value = publisher.encode(outcome.topic, outcome.event)
+            publisher.send(outcome.topic, outcome.key, value, row.line)
+            count += 1
+    assert publisher.flush(120) == 0
+    return count
+
+
+def replay_table(settings: Settings, registry: SchemaRegistry, people: int, repeats: int) -> None:
+    """Records/s and CPU us a record of `c2c replay` and of the reference replay."""
+    with tempfile.TemporaryDirectory() as folder:
+        synthesize(SynthConfig(people=people, seed=1), NoiseConfig(), Path(folder))
+
+        def ours() -> int:
+            return sum(s.published for s in replay(settings, Path(folder)))
+
+        measured = _measure(
+            settings,
+            {"ours": ours, "reference": lambda: reference_replay(settings, registry, Path(folder))},
+            repeats,
+        )
+        records = ours()
+    print(
+        f"\nc2c replay of {people:,} people ({records:,} records, all providers merged in "
+        f"event-time order), median of {repeats} interleaved runs"
+    )
+    print_table(
+        ["replay", "records/s", "CPU us a record (+ broker)"],
+        [
+            [name, f"{rate:,.0f}", f"{cpu:.1f}" + ("" if broker is None else f" + {broker:.1f}")]
+            for name, (rate, cpu, broker) in measured.items()
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--replay", type=int, default=0, metavar="PEOPLE")
     args = parser.parse_args()
     settings = load_settings()
     ensure_topics(settings, [*CATALOGUE, LIMIT_TOPIC])
@@ -424,6 +476,8 @@ def main() -> None:
         f"\nload average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
         f"on {os.cpu_count()} cores"
     )
+    if args.replay:
+        replay_table(settings, registry, args.replay, args.repeats)
 
 
 def _first_rows(path: Path, count: int) -> list[dict[str, str]]:

@@ -1,11 +1,12 @@
 """Turning chunks of an extract into encoded messages and rejects, in worker processes.
 
 `c2c produce` spends most of its time per row in Python: reading, parsing, mapping,
-validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk` of
-whole records and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent
-wire-format value, line) and the rejects (line, reason, code, the row as read), in file
-order. :func:`encoding` runs it on ``workers`` processes and yields the chunks in
-file order, so the caller (one producer, in the main process) publishes in file order:
+validating and encoding. :class:`ChunkEncoder` does all of that for one :class:`Chunk`
+and hands back an :class:`EncodedChunk`: the messages (topic, key, Confluent wire-format
+value, line) and the rejects (line, reason, code, the row as read), in file order (a chunk
+whose last record runs on past it raises producers.reader.RunsOn instead).
+:func:`encoding` runs it on ``workers`` processes and yields the chunks in file order,
+so the caller (one producer, in the main process) publishes in file order:
 one person's events keep their order, and the result is the same whatever ``workers``.
 
 This module knows nothing of Kafka: values are bytes, encoded with schema ids the caller
@@ -16,11 +17,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import datetime
 import itertools
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from c2c.schemas import SchemaLibrary
@@ -28,7 +32,7 @@ from c2c.serde import AvroEncoder, SerdeError
 from c2c.topics import get_topic
 from producers.formats import KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
-from producers.reader import Chunk, Extract, SourceRow, read_rows
+from producers.reader import Chunk, Extract, SourceRow, read_rows, whole_records
 from producers.row_encoder import RowEncode, compile_row_encoder
 
 __all__ = [
@@ -51,7 +55,8 @@ class ChunkPlan:
     """What a worker needs to encode chunks of one extract (sent to it once).
 
     ``schemas`` maps each topic to (its schema, its registered id); None in a dry run.
-    ``event_ids``: hand back each message's event id too (for trace attributes).
+    ``event_ids``: hand back each message's event id too (for trace attributes);
+    ``event_times``: and its event time (to merge extracts in time order).
     """
 
     source: str
@@ -59,6 +64,7 @@ class ChunkPlan:
     columns: tuple[str, ...]
     schemas: Mapping[str, tuple[dict[str, Any], int]] | None
     event_ids: bool = False
+    event_times: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class EncodedChunk:
     values: list[bytes] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    event_times: list[datetime.datetime] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -145,26 +152,35 @@ class ChunkEncoder:
         plan, encoders, mapper = self.plan, self.encoders, self.mapper
         out = EncodedChunk(chunk.index, chunk.start, len(chunk.lines), chunk.size)
         topics, keys, values, lines = out.topics, out.keys, out.values, out.lines
-        rejects, ids = out.rejects, out.event_ids
-        with_ids = plan.event_ids
+        rejects, ids, times = out.rejects, out.event_ids, out.event_times
+        with_ids, with_times = plan.event_ids, plan.event_times
         last_columns: tuple[str, ...] | None = None
         fast: RowEncode | None = None
+        add_topic, add_key, add_value, add_line = (
+            topics.append,
+            keys.append,
+            values.append,
+            lines.append,
+        )
+        read = 0
         for row in read_rows(plan.kind, plan.columns, chunk):
-            out.read += 1
-            cells = row.cells
+            read += 1
+            line, raw, cells, _, columns = row
             if cells is not None:
-                if row.columns is not last_columns:  # CSV rows share the header's tuple
-                    last_columns = row.columns
-                    fast = self.row_encoder(last_columns)
+                if columns is not last_columns:  # CSV rows share the header's tuple
+                    last_columns = columns
+                    fast = self.row_encoder(columns)
                 if fast is not None:
-                    encoded = fast(cells, row.raw)
+                    encoded = fast(cells, raw)
                     if encoded is not None:
-                        topics.append(encoded[0])
-                        keys.append(encoded[1])
-                        values.append(encoded[2])
-                        lines.append(row.line)
+                        add_topic(encoded[0])
+                        add_key(encoded[1])
+                        add_value(encoded[2])
+                        add_line(line)
                         if with_ids:
                             ids.append(encoded[3])
+                        if with_times:
+                            times.append(encoded[4])
                         continue
             mapped = row_outcome(mapper, row)
             if isinstance(mapped, RowRejected):
@@ -184,9 +200,19 @@ class ChunkEncoder:
             keys.append(mapped.key)
             values.append(value)
             lines.append(row.line)
-            if plan.event_ids:
+            if with_ids:
                 ids.append(mapped.event["event_id"])
+            if with_times:
+                times.append(mapped.event["event_time"])
+        out.read = read
         return out
+
+    def encode_all(
+        self, extract: Extract, chunk_lines: int = CHUNK_LINES
+    ) -> Iterator[EncodedChunk]:
+        """Every chunk of ``extract`` encoded here, in file order."""
+        chunks = extract.chunks(chunk_lines)
+        return whole_records(((c, partial(self.encode, c)) for c in chunks), self.encode)
 
 
 def default_workers() -> int:
@@ -197,18 +223,23 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-# The encoder of a worker process, built once by the pool's initializer: each worker's own
-# state, never shared or read by the main process.
+# The encoder of a worker process and the extract's lines (inherited when it forks), built
+# once by the pool's initializer: each worker's own state, never shared or read by the
+# main process.
 _worker: ChunkEncoder | None = None
+_lines: list[str] | None = None
 
 
-def _start_worker(plan: ChunkPlan) -> None:
-    global _worker
-    _worker = ChunkEncoder(plan)
+def _start_worker(plan: ChunkPlan, lines: list[str] | None) -> None:
+    global _worker, _lines
+    _worker, _lines = ChunkEncoder(plan), lines
 
 
-def _encode_in_worker(chunk: Chunk) -> EncodedChunk:
+def _encode_in_worker(chunk: Chunk, count: int) -> EncodedChunk:
+    """Encode ``chunk``; sent without its lines (``count`` of them), it has ours."""
     assert _worker is not None, "the pool's initializer builds the encoder"
+    if _lines is not None and not chunk.lines and count:
+        chunk = dataclasses.replace(chunk, lines=_lines[chunk.start : chunk.start + count])
     return _worker.encode(chunk)
 
 
@@ -217,34 +248,49 @@ def encoding(
     extract: Extract, plan: ChunkPlan, workers: int, *, chunk_lines: int = CHUNK_LINES
 ) -> Iterator[Iterator[EncodedChunk]]:
     """Every chunk of ``extract`` encoded, in file order, by ``workers`` processes (in this
-    process if 1, or if the file is one chunk).
+    process if 1, or if the file is one chunk); ``index`` counts the chunks yielded.
 
     The workers start on entering, so enter before starting threads of your own (a Kafka
     producer): they start by forking where the platform allows it (at once, with the
-    modules already imported; they only compute, and share nothing with this process
-    after), and a fork copies only the thread that forks. At most two chunks a worker are
-    in flight, so memory stays bounded however far the workers run ahead of the caller.
-    Leaving stops the workers.
+    modules and the extract's lines already in memory: a chunk is sent to them as where
+    its lines are, not as the lines; they only compute, and share nothing with this
+    process after), and a fork copies only the thread that forks. At most two chunks a
+    worker are in flight, so memory stays bounded however far the workers run ahead of
+    the caller. A chunk whose last record runs on past it (producers.reader.RunsOn) is
+    encoded again here, joined with the next. Leaving stops the workers.
     """
     chunks = extract.chunks(chunk_lines)
     first = next(chunks, None)
     second = next(chunks, None)
     ahead = itertools.chain((c for c in (first, second) if c is not None), chunks)
+    local = ChunkEncoder(plan)
     if workers <= 1 or second is None:
-        encoder = ChunkEncoder(plan)
-        yield (encoder.encode(chunk) for chunk in ahead)
+        parts = ((c, partial(local.encode, c)) for c in ahead)
+        yield _numbered(whole_records(parts, local.encode))
         return
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(plan,)) as pool:
+    forks = "fork" in methods
+    context = multiprocessing.get_context("fork" if forks else "spawn")
+    lines = extract.lines if forks else None
+    with context.Pool(workers, initializer=_start_worker, initargs=(plan, lines)) as pool:
 
-        def in_order() -> Iterator[EncodedChunk]:
-            pending: collections.deque[Any] = collections.deque()
+        def in_flight() -> Iterator[tuple[Chunk, Callable[[], EncodedChunk]]]:
+            pending: collections.deque[tuple[Chunk, Any]] = collections.deque()
             for chunk in ahead:
-                pending.append(pool.apply_async(_encode_in_worker, (chunk,)))
+                sent = dataclasses.replace(chunk, lines=[]) if forks else chunk
+                task = (sent, len(chunk.lines))
+                pending.append((chunk, pool.apply_async(_encode_in_worker, task)))
                 if len(pending) >= 2 * workers:
-                    yield pending.popleft().get()
+                    done, result = pending.popleft()
+                    yield done, result.get
             while pending:
-                yield pending.popleft().get()
+                done, result = pending.popleft()
+                yield done, result.get
 
-        yield in_order()
+        yield _numbered(whole_records(in_flight(), local.encode))
+
+
+def _numbered(encoded: Iterator[EncodedChunk]) -> Iterator[EncodedChunk]:
+    for index, chunk in enumerate(encoded):
+        chunk.index = index
+        yield chunk

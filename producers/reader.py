@@ -5,24 +5,36 @@ original bytes, whether or not it can be read: a row with the wrong number of fi
 that are not UTF-8, or a JSON line that is not an object carries a ``problem`` instead of
 cells. Only a file that cannot be a table at all (empty, no header) raises.
 
-An opened :class:`Extract` splits into :class:`Chunk` s of whole records (a CSV field quoted
-across lines never straddles two chunks), which :func:`read_rows` reads anywhere, in this
-process or a worker: the rows of the chunks in order are exactly the rows of the file.
+An opened :class:`Extract` splits into :class:`Chunk` s of lines, cut without parsing where
+records most likely end, which :func:`read_rows` reads anywhere, in this process or a
+worker; a chunk that turns out to end inside a record (a CSV field quoted across lines
+that runs on past it) says so, and :func:`whole_records` reads it again with the next: the
+rows of the chunks so read, in order, are exactly the rows of the file.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from c2c.errors import C2CError
 
-__all__ = ["Chunk", "Extract", "ExtractError", "SourceRow", "open_extract", "read_rows"]
+__all__ = [
+    "Chunk",
+    "Extract",
+    "ExtractError",
+    "RunsOn",
+    "SourceRow",
+    "open_extract",
+    "read_rows",
+    "whole_records",
+]
 
 MAX_CELL = 1000
 
@@ -54,14 +66,39 @@ class SourceRow(NamedTuple):
 
 @dataclass(frozen=True)
 class Chunk:
-    """Whole records of an extract: ``lines`` are its physical lines (CSV: with their
-    endings), the first being line ``start + 1`` of the file; ``size`` is its length in
-    characters with line endings (for progress)."""
+    """Physical lines of an extract: ``lines`` (CSV: with their endings), the first being
+    line ``start + 1`` of the file; ``size`` is their length in characters with line endings
+    (for progress). ``last``: the chunk ends where the file does. A chunk starts where a
+    record does; one that is not the file's last may end inside a record (a CSV field quoted
+    across lines that runs on past it): reading it then raises :class:`RunsOn`, and the
+    chunk is read again :meth:`joined` with the next."""
 
     index: int
     start: int
     lines: list[str]
     size: int
+    last: bool = True
+
+    def tail(self, done: int) -> Chunk:
+        """The chunk without its first ``done`` lines."""
+        rest = self.lines[done:]
+        return Chunk(self.index, self.start + done, rest, sum(map(len, rest)), self.last)
+
+    def joined(self, after: Chunk) -> Chunk:
+        """This chunk and the one right ``after`` it, as one."""
+        return Chunk(
+            self.index, self.start, self.lines + after.lines, self.size + after.size, after.last
+        )
+
+
+class RunsOn(Exception):
+    """Raised by :func:`read_rows` when a chunk's last record runs on past its end: read
+    the chunk joined with the next one (:meth:`Chunk.joined`) instead. ``done``: how many
+    lines of the chunk the rows read before it took (whole records)."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
 
 
 @dataclass
@@ -77,45 +114,79 @@ class Extract:
 
     @property
     def rows(self) -> Iterator[SourceRow]:
-        """Every row of the file, in order (read lazily)."""
+        """Every row of the file, in order (read lazily, a chunk at a time)."""
+        carry: Chunk | None = None
         for chunk in self.chunks():
-            yield from read_rows(self.kind, self.columns, chunk)
+            if carry is not None:
+                chunk, carry = carry.joined(chunk), None
+            try:
+                yield from read_rows(self.kind, self.columns, chunk)
+            except RunsOn as exc:
+                carry = chunk.tail(exc.done)  # the rows before were whole
 
     def chunks(self, lines: int = 4000) -> Iterator[Chunk]:
-        """The records after the header in chunks of about ``lines`` physical lines, each
-        ending at the end of a record."""
+        """The lines after the header in chunks of about ``lines`` lines.
+
+        A chunk of a CSV file ends, if it can within a few lines more, where the quotes
+        since its start are even: in a file as CSV writers write it (a quote opens a field
+        or doubles one inside a quoted field), that is the end of a record, found by
+        counting quotes instead of parsing. Where it is not (a stray quote inside an
+        unquoted field), reading the chunk says so (:class:`RunsOn`), so the rows come out
+        right however the file is cut.
+        """
         index, start, total = 0, self.first, len(self.lines)
+        csv_file = self.kind == "csv"
         while start < total:
             end = min(start + lines, total)
-            if self.kind == "csv":
-                end = _record_end(self.lines, start, end, lines)
+            if csv_file and end < total:
+                end = _even_quotes_end(self.lines, start, end)
             lines_of = self.lines[start:end]
-            size = sum(map(len, lines_of)) + (len(lines_of) if self.kind == "jsonl" else 0)
-            yield Chunk(index, start, lines_of, size)
+            size = sum(map(len, lines_of)) + (0 if csv_file else len(lines_of))
+            yield Chunk(index, start, lines_of, size, last=end == total)
             index, start = index + 1, end
 
 
-def _record_end(lines: list[str], start: int, end: int, step: int) -> int:
-    """The end of the last whole CSV record in lines[start:end], widening the window when a
-    quoted field runs past it. ``start`` is the start of a record."""
-    total = len(lines)
-    while True:
-        window = lines[start:end]
-        if end == total or '"' not in "".join(window):
-            return end  # without quotes, every line ends a record
-        ends = []
-        reader = csv.reader(window)
-        while True:
-            try:
-                if next(reader, None) is None:
-                    break
-            except csv.Error:
-                pass
-            ends.append(reader.line_num)
-        # The last record seen may go on past the window; every earlier end is certain.
-        if len(ends) >= 2:
-            return start + ends[-2]
-        end = min(end + step, total)
+# How many lines a chunk may grow by to end where its quotes are even.
+_EVEN_QUOTES_REACH = 256
+
+
+def _even_quotes_end(lines: list[str], start: int, end: int) -> int:
+    """``end``, or the nearest end after it (within _EVEN_QUOTES_REACH lines) where
+    lines[start:end] holds an even number of quotes; ``end`` if there is none."""
+    quotes = "".join(lines[start:end]).count('"')
+    if quotes % 2 == 0:
+        return end
+    for at in range(end, min(end + _EVEN_QUOTES_REACH, len(lines))):
+        quotes += lines[at].count('"')
+        if quotes % 2 == 0:
+            return at + 1
+    return end
+
+
+_T = TypeVar("_T")
+
+
+def whole_records(
+    parts: Iterable[tuple[Chunk, Callable[[], _T]]], read: Callable[[Chunk], _T]
+) -> Iterator[_T]:
+    """What each chunk of ``parts`` reads as, in order: ``parts`` are the chunks of
+    :meth:`Extract.chunks` each with how to get what it reads as (read here or elsewhere:
+    a worker's result); a chunk whose last record runs on (that raises :class:`RunsOn`) is
+    read again joined with the next one, with ``read``, and the next one's own result is
+    not asked for."""
+    carry: Chunk | None = None
+    for chunk, result in parts:
+        try:
+            if carry is None:
+                value = result()
+            else:
+                chunk, carry = carry.joined(chunk), None
+                value = read(chunk)
+        except RunsOn:
+            carry = chunk
+            continue
+        yield value
+    assert carry is None, "the file's last chunk does not run on"
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -145,13 +216,19 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         # (tests/unit/test_produce_chunks.py holds the two to it), several times faster.
         yield from _unquoted_rows(columns, lines, offset, suspect, padded)
         return
-    reader = csv.reader(lines)
+    # After a chunk that is not the file's last, a blank line: read as nothing if the
+    # chunk ends where a record does, else as part of a quoted field that runs on.
+    count = len(lines)
+    reader = csv.reader(lines if chunk.last else itertools.chain(lines, ("\n",)))
     done = 0
     strip = str.strip
+    new = tuple.__new__  # a SourceRow, without NamedTuple's __new__ (Python code)
     while True:
         try:
             cells = next(reader, None)
         except csv.Error as exc:
+            if reader.line_num > count:
+                raise RunsOn(done) from exc
             raw_text = "".join(lines[done : reader.line_num])
             done = reader.line_num
             yield SourceRow(
@@ -165,6 +242,10 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         if cells is None:
             return
         end = reader.line_num
+        if end > count:
+            if done == count:
+                return  # the blank line after the chunk
+            raise RunsOn(done)
         raw_text = lines[done] if end == done + 1 else "".join(lines[done:end])
         done_before, done = done, end
         if not cells or (len(cells) == 1 and not cells[0].strip()):
@@ -182,9 +263,9 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         elif suspect or len(raw_text) > MAX_CELL:
             yield _checked(offset + end, raw, columns, cells)
         elif padded is None or end != done_before + 1 or padded(body):
-            yield SourceRow(offset + end, raw, list(map(strip, cells)), None, columns)
+            yield new(SourceRow, (offset + end, raw, list(map(strip, cells)), None, columns))
         else:  # no cell starts or ends with whitespace (a record of several lines may)
-            yield SourceRow(offset + end, raw, cells, None, columns)
+            yield new(SourceRow, (offset + end, raw, cells, None, columns))
 
 
 # Whitespace (str.isspace) other than the space and the line breaks CSV reads as such.
@@ -238,6 +319,7 @@ def _unquoted_rows(
     """:func:`_csv_rows` of lines without a quote character."""
     width = len(columns)
     strip = str.strip
+    new = tuple.__new__  # a SourceRow, without NamedTuple's __new__ (Python code)
     for number, line in enumerate(lines, offset + 1):
         body = line.rstrip("\r\n")
         cells = body.split(",")
@@ -255,9 +337,9 @@ def _unquoted_rows(
         elif suspect or len(line) > MAX_CELL:
             yield _checked(number, raw, columns, cells)
         elif padded is None or padded(body):
-            yield SourceRow(number, raw, list(map(strip, cells)), None, columns)
+            yield new(SourceRow, (number, raw, list(map(strip, cells)), None, columns))
         else:
-            yield SourceRow(number, raw, cells, None, columns)
+            yield new(SourceRow, (number, raw, cells, None, columns))
 
 
 def _checked(line: int, raw: bytes, columns: tuple[str, ...], cells: list[str]) -> SourceRow:

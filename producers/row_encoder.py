@@ -4,9 +4,11 @@ The reference path (:class:`producers.mapping.RowMapper`, then the compiled vali
 :class:`c2c.serde.AvroEncoder`) builds an event of nested dicts for every row and walks it
 twice more. :func:`compile_row_encoder` generates, for one provider format, one file header
 and the schema of each kind of event, a single function from a row's cells to its message
-(topic, key, Confluent wire-format value, event id), over local variables: the format's
-parsers, then the checks :class:`c2c.validation.CheckCompiler` emits for each field, then
-the writes :class:`c2c._avro_compiled.EncoderCompiler` emits for it, in the schema's order.
+(topic, key, Confluent wire-format value, event id, event time), over local variables:
+the format's parsers, then the checks :class:`c2c.validation.CheckCompiler` emits for each
+field (each returning None at once where it fails; a value that its parser gives as text
+or a whole number is not asked its type), then the writes
+:class:`c2c._avro_compiled.EncoderCompiler` emits for it, in the schema's order.
 
 It only ever accepts. A row it does not take as valid, for whatever reason (a parser
 refuses a cell, a check fails, anything raises), gets None, and the caller maps that row
@@ -33,12 +35,24 @@ from c2c._avro_compiled import EncoderCompiler, compile_encoder
 from c2c.validation import CheckCompiler
 from producers.formats import KIND_TOPICS, EventTime, ProviderFormat, RecordType
 from producers.mapping import event_id_prefix, event_id_with
-from producers.parsing import FEW_VALUES, Parser, Table, text
+from producers.parsing import (
+    FEW_VALUES,
+    Codes,
+    Parser,
+    Table,
+    academic_year,
+    cip,
+    digits,
+    integer,
+    text,
+    year_quarter,
+)
 
 __all__ = ["EncodedRow", "RowEncode", "compile_row_encoder"]
 
-EncodedRow = tuple[str, bytes, bytes, str]
-"""(topic, key, value, event id) of a row's message; the value is b'' in a dry run."""
+EncodedRow = tuple[str, bytes, bytes, str, datetime.datetime]
+"""(topic, key, value, event id, event time) of a row's message; the value is b'' in a dry
+run; the event time is the event's (an aware UTC timestamp), to order rows by."""
 
 RowEncode = Callable[[Sequence[str], bytes], EncodedRow | None]
 """A compiled row encoder: (the row's cells in the header's order, its bytes as read) to
@@ -73,7 +87,39 @@ class _Shared:
 
 
 class _Checks(_Shared, CheckCompiler):
-    pass
+    """The validator's checks, for a function that only accepts: a failing check returns
+    None at once (the reference path then says why), and a value whose variable holds what
+    a parser gives (``known``: text or a whole number, or None) is not asked its type."""
+
+    known: dict[str, str]
+
+    def problem(self, indent: int, path: str, value: str, text: str) -> None:
+        self.emit(indent, "return None")
+
+    def string(self, field: Mapping[str, Any], v: str, path: str, indent: int) -> None:
+        if self.known.get(v) != "string":
+            super().string(field, v, path, indent)
+            return
+        # pydantic's checks but the type's, on text (None is not text: rejected too)
+        failing = [f"{v} is None"]
+        if "minLength" in field:
+            failing.append(f"len({v}) < {int(field['minLength'])}")
+        if "maxLength" in field:
+            failing.append(f"len({v}) > {int(field['maxLength'])}")
+        if "pattern" in field:
+            failing.append(f"{self.mismatch(str(field['pattern']), v)}")
+        self.emit(indent, f"if {' or '.join(failing)}:")
+        self.problem(indent + 1, path, v, "")
+
+    def primitive(
+        self, name: str, field: Mapping[str, Any], v: str, path: str, indent: int
+    ) -> None:
+        if name not in ("int", "long") or self.known.get(v) != "int":
+            super().primitive(name, field, v, path, indent)
+            return
+        self.emit(indent, f"if {v} is None:")  # a whole number or None: not asked its type
+        self.problem(indent + 1, path, v, "")
+        self.bounds(field, v, v, path, indent)
 
 
 class _Writes(_Shared, EncoderCompiler):
@@ -81,9 +127,10 @@ class _Writes(_Shared, EncoderCompiler):
 
 
 class _EventTimes:
-    """The encoded event time of a row from the values its :class:`EventTime` reads: as
-    the mapper computes it, makes a date an aware UTC timestamp, and the encoder writes it;
-    None where it places the row nowhere. Remembered by the values (``compute`` is a pure
+    """The event time of a row from the values its :class:`EventTime` reads, encoded and
+    as it is (the encoder's bytes, the aware UTC timestamp): as the mapper computes it,
+    makes a date an aware UTC timestamp, and the encoder writes it; None where it places
+    the row nowhere. Remembered by the values (``compute`` is a pure
     function of them, and each path's value has the one type its parser gives): a file
     has few distinct dates, quarters, years."""
 
@@ -92,9 +139,9 @@ class _EventTimes:
         self._encode = compile_encoder(
             {"type": "record", "name": "EventTime", "fields": [{"name": "t", "type": field_type}]}
         )
-        self._known: dict[tuple[Any, ...], bytes | None] = {}
+        self._known: dict[tuple[Any, ...], tuple[bytes, datetime.datetime] | None] = {}
 
-    def __call__(self, values: tuple[Any, ...]) -> bytes | None:
+    def __call__(self, values: tuple[Any, ...]) -> tuple[bytes, datetime.datetime] | None:
         try:
             return self._known[values]
         except KeyError:
@@ -107,7 +154,7 @@ class _EventTimes:
                 if isinstance(when, datetime.datetime)
                 else datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC)
             )
-            encoded = self._encode({"t": at})
+            encoded = (self._encode({"t": at}), at)
         if len(self._known) >= 4096:
             self._known.clear()
         self._known[values] = encoded
@@ -167,6 +214,7 @@ class _Generator:
         self.checks = _Checks()
         self.writes = _Writes()
         self.checks.names = self.writes.names = self.names
+        self.checks.known = {"rid": "string", "pid": "string"}  # cells: text
         env: dict[str, Any] = {}
         for part in (self.checks.env, self.writes.env):
             for key, value in part.items():
@@ -261,11 +309,11 @@ class _Generator:
         time_field = next(f for f in schema["fields"] if f["name"] == "event_time")
         times = self.const("times", _EventTimes(record_type.event_time, time_field["type"]))
         args = "".join(f"{values.get(path, 'None')}, " for path in record_type.event_time.paths)
-        self.emit(indent, f"when = {times}(({args}))")
-        self.emit(indent, "if when is None:")
+        self.emit(indent, f"timed = {times}(({args}))")
+        self.emit(indent, "if timed is None:")
         self.emit(indent + 1, "return None")
+        self.emit(indent, "when, at = timed")
         self.emit(indent, "eid = _event_id(_PREFIX, rid, raw)")
-        self.emit(indent, "problems = []")
         for leaf in _leaves(items):
             if self.constant(leaf):
                 self.check_constant(leaf)
@@ -273,11 +321,9 @@ class _Generator:
                 self.checks.value(
                     leaf.field["type"], leaf.field, leaf.value, leaf.path, indent, leaf.namespace
                 )
-        self.emit(indent, "if problems:")
-        self.emit(indent + 1, "return None")
         topic_name = self.const("topic", topic)
         if schema_ids is None:
-            self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid)")
+            self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid, at)")
             return
         self.emit(indent, "out = []")
         self.pending = [b"\x00" + schema_ids[topic].to_bytes(4, "big")]
@@ -295,7 +341,7 @@ class _Generator:
             elif isinstance(item, _Record):
                 self.write_record(item, indent)
         self.flush(indent)
-        self.emit(indent, f"return ({topic_name}, pid.encode(), b''.join(out), eid)")
+        self.emit(indent, f"return ({topic_name}, pid.encode(), b''.join(out), eid, at)")
 
     # -- constants: checked and encoded once, here ------------------------------------------
 
@@ -319,13 +365,13 @@ class _Generator:
 
     def check_constant(self, leaf: _Leaf) -> None:
         kind, field = leaf.field["type"], leaf.field
-        problems = self.scratch(
+        passes = self.scratch(
             lambda: self.checks.value(kind, field, leaf.value, leaf.path, 1, leaf.namespace),
-            "problems = []",
-            "problems",
+            "pass",
+            "True",
         )
-        if problems:
-            raise _Unavailable(f"{leaf.path}: {problems}")
+        if passes is None:  # a failing check returns None
+            raise _Unavailable(f"{leaf.path}: the constant {leaf.value} fails its check")
 
     def flush(self, indent: int) -> None:
         """Emit the constant bytes written since the last code that writes."""
@@ -375,13 +421,18 @@ class _Generator:
             )
             parsed = self.names.var("x")
             self.emit(indent, f"{parsed} = {expression}")
+            gives = _gives(column.parse)
             if isinstance(column.target, tuple):
                 for index, target in enumerate(column.target):
                     part = self.names.var("x")
                     self.emit(indent, f"{part} = None if {parsed} is None else {parsed}[{index}]")
                     values[target] = part
+                    if gives is not None and gives.startswith("pair of "):
+                        self.checks.known[part] = gives.removeprefix("pair of ")
             else:
                 values[column.target] = parsed
+                if gives is not None:
+                    self.checks.known[parsed] = gives
         for path, value in record_type.constants.items():
             values[path] = self.const("constant", value)
         return values
@@ -527,6 +578,25 @@ class _Generator:
         for leaf in record.leaves:
             self.write_leaf(leaf, indent)
         self.flush(indent)
+
+
+# What parsers give besides None, where the checks need not ask a value its type.
+_GIVES: dict[Parser, str] = {
+    text: "string",
+    digits: "string",
+    cip: "string",
+    integer: "int",
+    academic_year: "int",
+    year_quarter: "pair of int",
+}
+
+
+def _gives(parse: Parser) -> str | None:
+    """ "string" or "int" if ``parse`` gives only that (or None), "pair of int" for a pair
+    of them; None if anything else."""
+    if isinstance(parse, Codes):
+        return "string"  # a provider's codes map to schema symbols
+    return _GIVES.get(parse)
 
 
 def _leaves(items: list[_Item]) -> Iterator[_Leaf]:

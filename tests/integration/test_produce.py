@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,16 @@ def _wage_file(path: Path, marker: str, rows: int) -> None:
             row[header.index("SSN")] = f"{900000000 + i % 50:09d}"  # 50 people, many rows each
             if i % 500 == 7:
                 row[header.index("Wages")] = "lots"
+            if i > 4000 and i % 37 == 0:  # quoted across lines, with quotes
+                row[header.index("LastName")] = f'Smith\n"{i}",\nJones'
+            if i == 3999:  # the first chunk's last line: a stray quote, then a field that
+                # runs on to the next line, where counting quotes would cut
+                row[header.index("FirstName")] = "STRAY"
+                row[header.index("LastName")] = "multi\nline"
+                text = io.StringIO()
+                csv.writer(text).writerow(row)
+                handle.write(text.getvalue().replace("STRAY", 'A"b'))
+                continue
             writer.writerow(row)
 
 
@@ -216,6 +227,13 @@ def test_the_same_file_publishes_the_same_way_whatever_the_workers(
         runs[workers] = ((summary.read, summary.published, summary.rejected), rejects, order)
     assert runs[1][0] == (9000, 9000 - 18, 18)
     assert runs[1] == runs[2]
+    # rejects name the line each row ends on, counting the rows quoted across lines
+    expected, line = [], 1
+    for i in range(9000):
+        line += 1 + (i == 3999) + 2 * (i > 4000 and i % 37 == 0)
+        if i % 500 == 7:
+            expected.append(line)
+    assert [int(row["line"]) for row in csv.DictReader(io.StringIO(runs[2][1]))] == expected
     # One person's events keep the file's order.
     assert all(ids == sorted(ids) for ids in runs[2][2].values())
 

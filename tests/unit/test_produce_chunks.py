@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from c2c.schemas import SchemaLibrary
 from c2c.topics import get_topic
 from producers.chunks import ChunkPlan, EncodedChunk, encoding
 from producers.formats import KIND_TOPICS
-from producers.reader import Extract, SourceRow, open_extract, read_rows
+from producers.reader import (
+    Chunk,
+    Extract,
+    RunsOn,
+    SourceRow,
+    open_extract,
+    read_rows,
+    whole_records,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 
@@ -54,17 +63,21 @@ def _awkward_k12(rows: int) -> bytes:
             after += "ENRL,short row\n"  # wrong number of fields
         if i % 19 == 0:
             after += 'ENRL,"unterminated\n'  # a quote opened and never closed at once
+        if i % 23 == 0:  # a stray quote inside an unquoted field: a literal quote
+            row[header.index("StudentLegalMiddleName")] = 'O"Neil'
+        if i % 29 == 0:  # a stray quote, then a quoted field running over three lines
+            after += f'ENRL,K-stray-{i},L1,,A"b,"multi\nline, with ""quotes""\n",\n'
         return after
 
     return _k12_file(rows, change) + b"ENRL,K-latin,L1,,Jos\xe9\n"
 
 
 def _rows(extract: Extract, lines: int) -> list[SourceRow]:
-    return [
-        row
-        for chunk in extract.chunks(lines)
-        for row in read_rows(extract.kind, extract.columns, chunk)
-    ]
+    def read(chunk: Chunk) -> list[SourceRow]:
+        return list(read_rows(extract.kind, extract.columns, chunk))
+
+    parts = ((chunk, partial(read, chunk)) for chunk in extract.chunks(lines))
+    return [row for rows in whole_records(parts, read) for row in rows]
 
 
 def _sequential(path: Path) -> list[tuple[int, bytes, list[str] | None]]:
@@ -104,6 +117,46 @@ def test_chunks_hold_whole_records_however_the_file_is_cut(
     assert sum(chunk.size for chunk in extract.chunks(lines)) == extract.size - len(
         extract.lines[0]
     )
+
+
+def _runs_on(extract: Extract, chunk: Chunk) -> bool:
+    try:
+        list(read_rows(extract.kind, extract.columns, chunk))
+    except RunsOn:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("lines", [1, 2, 3, 7, 64])
+def test_counting_quotes_cuts_a_written_file_where_its_records_end(
+    tmp_path: Path, lines: int
+) -> None:
+    # as csv writers write: fields quoted over several lines, with doubled quotes
+    def change(i: int, header: list[str], row: list[str]) -> str:
+        if i % 3 == 0:
+            row[header.index("StudentLegalLastName")] = f'Smith\n"{i}",\nJr'
+        return ""
+
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_k12_file(200, change))
+    extract = open_extract(path)
+    chunks = list(extract.chunks(lines))
+    assert len(chunks) >= 5
+    assert not any(_runs_on(extract, chunk) for chunk in chunks)  # no chunk read twice
+    assert [(r.line, r.raw, r.cells) for r in _rows(extract, lines)] == _sequential(path)
+
+
+@pytest.mark.parametrize("lines", [1, 2, 5, 150])
+def test_a_chunk_cut_inside_a_record_is_read_again_with_the_next(
+    tmp_path: Path, lines: int
+) -> None:
+    # stray quotes inside unquoted fields make the quote count lie about where records end
+    path = tmp_path / "k12.csv"
+    path.write_bytes(_awkward_k12(300))
+    extract = open_extract(path)
+    assert any(_runs_on(extract, chunk) for chunk in extract.chunks(lines))
+    assert [(r.line, r.raw, r.cells) for r in _rows(extract, lines)] == _sequential(path)
+    assert [(r.line, r.raw, r.cells) for r in extract.rows] == _sequential(path)
 
 
 def test_jsonl_chunks_are_its_lines(tmp_path: Path) -> None:
@@ -164,6 +217,10 @@ def test_the_output_is_the_same_whatever_the_number_of_workers(tmp_path: Path) -
         "StudentBirthDate '2031-02-30' is not a date" in reason for _, reason, _, _ in rejects
     )
     assert all(reason.startswith(f"line {line}: ") for line, reason, _, _ in rejects)
+    # every row once, at its line, as read: published or rejected
+    rows = {line: raw for line, raw, _ in _sequential(path)}
+    assert sorted([line for *_, line in messages] + [line for line, *_ in rejects]) == sorted(rows)
+    assert all(rows[line] == raw for line, _, _, raw in rejects)
     # Encoded with the ids given: Confluent wire format, magic byte then the schema id.
     assert {value[:5] for topic, _, value, _ in messages if topic == "c2c.raw.enrollment"} == {
         b"\x00" + (100).to_bytes(4, "big")

@@ -51,7 +51,7 @@ def _reference(mapper: RowMapper, columns: tuple[str, ...], cells: list[str], ra
         return str(exc)
     assert isinstance(mapped, MappedRow)
     value = ENCODERS[mapped.topic].encode(mapped.event)
-    return (mapped.topic, mapped.key, value, mapped.event["event_id"])
+    return (mapped.topic, mapped.key, value, mapped.event["event_id"], mapped.event["event_time"])
 
 
 def _compiled(
@@ -97,7 +97,7 @@ def test_good_rows_take_the_compiled_path_with_the_reference_bytes(source: str) 
         raw = ",".join(cells).encode()
         expected = _reference(mapper, columns, cells, raw)
         assert fast(cells, raw) == expected
-        assert dry(cells, raw) == (expected[0], expected[1], b"", expected[3])
+        assert dry(cells, raw) == (expected[0], expected[1], b"", *expected[3:])
 
 
 @pytest.mark.parametrize("source", list(FORMATS))
