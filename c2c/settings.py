@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         ),
     )
     kafka_heap: str = Field(default="1g", description="Local broker's JVM heap (-Xmx).")
+    kafka_jmx_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Serve the local broker's JMX on this loopback port, without authentication "
+            "(request counts by type: kafka.network:type=RequestMetrics; services/README.md)."
+        ),
+    )
     kafka_java_home: Path | None = Field(
         default=None, description="JDK (17+) for the local broker; default: found on the machine."
     )
