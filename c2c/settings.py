@@ -70,7 +70,35 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         default=9093, ge=1, le=65535, description="Local KRaft controller listener port."
     )
+    kafka_fetch_wait_max_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description=(
+            "Longest a librdkafka consumer's fetch waits at the broker for "
+            "C2C_KAFKA_FETCH_MIN_BYTES (librdkafka's fetch.wait.max.ms; its default is 500)."
+        ),
+    )
+    kafka_fetch_min_bytes: int = Field(
+        default=256 * 1024,
+        ge=1,
+        le=100_000_000,
+        description=(
+            "Bytes a librdkafka consumer's fetch waits for, at most C2C_KAFKA_FETCH_WAIT_MAX_MS "
+            "(fetch.min.bytes; librdkafka's default, 1, answers each fetch as soon as one "
+            "message is there: under a steady load, hundreds of small fetches a second)."
+        ),
+    )
     kafka_heap: str = Field(default="1g", description="Local broker's JVM heap (-Xmx).")
+    kafka_jmx_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Serve the local broker's JMX on this loopback port, without authentication "
+            "(request counts by type: kafka.network:type=RequestMetrics; services/README.md)."
+        ),
+    )
     kafka_java_home: Path | None = Field(
         default=None, description="JDK (17+) for the local broker; default: found on the machine."
     )
@@ -279,11 +307,19 @@ class Settings(BaseSettings):
         return field in self.model_fields_set
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka configuration for a confluent-kafka client, security included."""
+        """librdkafka configuration for a confluent-kafka client, security included.
+
+        A consumer's (``overrides`` name a ``group.id``, which librdkafka's consumer needs and
+        producers and admin clients do not take) also gets the fetch settings
+        (C2C_KAFKA_FETCH_WAIT_MAX_MS, C2C_KAFKA_FETCH_MIN_BYTES) unless ``overrides`` set them.
+        """
         config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol,
         }
+        if "group.id" in overrides:
+            config["fetch.wait.max.ms"] = self.kafka_fetch_wait_max_ms
+            config["fetch.min.bytes"] = self.kafka_fetch_min_bytes
         if self.kafka_sasl_mechanism is not None:
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
         if self.kafka_sasl_username is not None:

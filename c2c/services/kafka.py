@@ -24,11 +24,28 @@ from c2c.services.fetch import SERVICES_DIR
 from c2c.services.java import find_java
 from c2c.settings import Settings
 
-__all__ = ["KafkaService", "render_server_properties"]
+__all__ = ["JVM_OPTIONS", "KafkaService", "jmx_options", "render_server_properties"]
 
 _QUIET = logging.getLogger("c2c.services.kafka.probe")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
+
+
+# The local broker's JVM, for a small machine it shares with the workers (2 cores here):
+# the serial collector runs no GC threads beside the broker's own (G1 runs concurrent
+# refinement and marking threads), and a broker's garbage is short-lived request buffers
+# that a young collection of this heap clears in a few ms. See services/README.md.
+JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xms256m")
+
+# Threads for one node on a few cores; Kafka's defaults (3 network, 8 I/O, 10 background,
+# 4 group-coordinator threads per listener or node) are sized for a cluster's many cores.
+_THREADS = (
+    "num.network.threads=1",
+    "num.io.threads=2",
+    "background.threads=2",
+    "group.coordinator.threads=1",
+    "share.coordinator.threads=1",
+)
 
 
 def _listener(settings: Settings) -> tuple[str, int]:
@@ -41,7 +58,8 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
     """server.properties for the local single-node KRaft broker.
 
     Replication factors are 1 because there is one node; partitions default to 3 so that
-    consumers can be scaled out in tests as they would be on a cluster.
+    consumers can be scaled out in tests as they would be on a cluster. Threads are sized
+    for one node on a few cores (``_THREADS``).
     """
     host, port = _listener(settings)
     controller = settings.kafka_controller_port
@@ -68,6 +86,7 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
         "auto.create.topics.enable=false",
         "log.retention.hours=168",
         "log.segment.bytes=104857600",
+        *_THREADS,
     ]
     return "\n".join(lines) + "\n"
 
@@ -80,6 +99,22 @@ def _cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+def jmx_options(port: int | None) -> list[str]:
+    """JVM flags that serve the broker's JMX on ``port`` of the loopback interface, without
+    authentication (local use only); none if ``port`` is None."""
+    if port is None:
+        return []
+    return [
+        "-Dcom.sun.management.jmxremote",
+        f"-Dcom.sun.management.jmxremote.port={port}",
+        f"-Dcom.sun.management.jmxremote.rmi.port={port}",
+        "-Dcom.sun.management.jmxremote.host=127.0.0.1",
+        "-Djava.rmi.server.hostname=127.0.0.1",
+        "-Dcom.sun.management.jmxremote.authenticate=false",
+        "-Dcom.sun.management.jmxremote.ssl=false",
+    ]
 
 
 class KafkaService:
@@ -174,9 +209,9 @@ class KafkaService:
             argv=[
                 *self._java_base()[:1],
                 f"-Xmx{self._settings.kafka_heap}",
-                "-Xms256m",
-                "-XX:+UseG1GC",
+                *JVM_OPTIONS,
                 "-Djava.awt.headless=true",
+                *jmx_options(self._settings.kafka_jmx_port),
                 self.marker,
                 *self._java_base()[1:],
                 "kafka.Kafka",

@@ -64,3 +64,23 @@ def test_cluster_ids_never_look_like_options() -> None:
     ids = [_cluster_id() for _ in range(3000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_local_broker_runs_few_threads_and_the_serial_collector(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, lib_dir=tmp_path / "lib")
+    props = _props(render_server_properties(settings, tmp_path / "data"))
+    assert props["num.network.threads"] == "1"
+    assert props["num.io.threads"] == "2"
+    assert props["background.threads"] == "2"
+    argv = list(KafkaService(settings).process_spec().argv)
+    assert "-XX:+UseSerialGC" in argv
+    assert "-XX:+UseG1GC" not in argv
+    assert not [flag for flag in argv if "jmxremote" in flag]
+
+
+def test_broker_jmx_is_served_on_loopback_only_when_asked(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, lib_dir=tmp_path / "lib", kafka_jmx_port=29099)
+    argv = list(KafkaService(settings).process_spec().argv)
+    assert "-Dcom.sun.management.jmxremote.port=29099" in argv
+    assert "-Dcom.sun.management.jmxremote.host=127.0.0.1" in argv
+    assert argv.index("-Dcom.sun.management.jmxremote.port=29099") < argv.index("kafka.Kafka")

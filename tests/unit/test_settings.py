@@ -81,8 +81,35 @@ def test_kafka_security_passes_through_to_librdkafka() -> None:
         "sasl.username": "svc",
         "sasl.password": "pw",
         "ssl.ca.location": "/etc/ca.pem",
+        "fetch.wait.max.ms": 50,
+        "fetch.min.bytes": 256 * 1024,
         "group.id": "g",
     }
+
+
+def test_consumers_get_the_fetch_settings_producers_and_admin_clients_not() -> None:
+    settings = Settings(kafka_fetch_wait_max_ms=80, kafka_fetch_min_bytes=1000)
+    consumer = settings.kafka_config(**{"group.id": "g", "enable.auto.commit": False})
+    assert consumer["fetch.wait.max.ms"] == 80
+    assert consumer["fetch.min.bytes"] == 1000
+    # librdkafka warns about consumer properties given to a producer or an admin client
+    producer = settings.kafka_config(**{"acks": "all"})
+    assert "fetch.wait.max.ms" not in producer
+    assert "fetch.min.bytes" not in producer
+    assert "fetch.wait.max.ms" not in settings.kafka_config()
+    # a caller's own value wins
+    mine = settings.kafka_config(**{"group.id": "g", "fetch.wait.max.ms": 5})
+    assert mine["fetch.wait.max.ms"] == 5
+    assert mine["fetch.min.bytes"] == 1000
+
+
+def test_fetch_settings_out_of_range_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_KAFKA_FETCH_WAIT_MAX_MS", "-1")
+    monkeypatch.setenv("C2C_KAFKA_FETCH_MIN_BYTES", "0")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "C2C_KAFKA_FETCH_WAIT_MAX_MS (got '-1')" in str(raised.value)
+    assert "C2C_KAFKA_FETCH_MIN_BYTES (got '0')" in str(raised.value)
 
 
 def test_registry_basic_auth_passes_through() -> None:
