@@ -46,6 +46,7 @@ from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
 from sinks.rows import FACT_TABLES, fact_row
 from sinks.sink import Batch, add_linked, add_row, readers, write_batch
+from sinks.writer import TableWriter
 
 _PATHS = (
     ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
@@ -91,6 +92,7 @@ def main() -> None:
                 client.command(f"TRUNCATE TABLE {table}")
 
         rows_of = readers(registry)
+        writer = TableWriter(client)  # the sink's: each table's insert context kept
 
         def sink_path_rows() -> int:
             truncate()
@@ -98,7 +100,7 @@ def main() -> None:
                 batch = Batch()
                 for topic, value in messages[start : start + size]:
                     add_row(batch, FACT_TABLES[topic], rows_of[topic].decode(value))
-                write_batch(client, batch)
+                write_batch(writer, batch)
             return len(messages)
 
         def sink_path(chosen: dict[str, AvroDecoder]) -> int:

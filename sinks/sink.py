@@ -56,6 +56,7 @@ from sinks.rows import (
     fact_paths,
     fact_row,
 )
+from sinks.writer import TableWriter
 
 __all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "add_row", "readers", "write_batch"]
 
@@ -66,6 +67,11 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
+# The broker answers a fetch once it has this much for the sink or this long passed (by
+# default at once, with whatever one message there is): at 1,000 events/s that was hundreds
+# of small fetches a second, CPU in the broker and in the sink's fetch thread; a batch
+# waits C2C_SINK_BATCH_WAIT_S anyway, so 0.1 s more at most is little to pay.
+_FETCH = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 1 << 20}
 _CHANGE_COUNTS = {
     kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
 }
@@ -132,19 +138,16 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     batch.persons[event["person_id"]] = row
 
 
-def write_batch(client: Any, batch: Batch) -> None:
-    """Insert ``batch``, one column-oriented insert per table (clickhouse-connect converts
-    rows to columns itself otherwise, at a third of the speed)."""
-    tables: list[tuple[str, Any, tuple[str, ...]]] = [
-        (table, rows, columns(table)) for table, rows in batch.facts.items()
-    ]
-    tables.append(("person_map", batch.merges, PERSON_MAP_COLUMNS))
-    tables.append(("dim_person", map(dim_person_of, batch.persons.values()), DIM_PERSON_COLUMNS))
-    tables.append(("optout_person", batch.optout_persons, OPTOUT_PERSON_COLUMNS))
-    for table, rows, names in tables:
-        data = list(zip(*rows, strict=True))  # the columns, as tuples
-        if data:
-            client.insert(table, data, column_names=list(names), column_oriented=True)
+def write_batch(target: Any, batch: Batch) -> None:
+    """Insert ``batch``, one column-oriented insert per table, through ``target``: a
+    :class:`sinks.writer.TableWriter` (the sink's, which keeps each table's insert
+    context), or a clickhouse-connect client."""
+    writer = target if isinstance(target, TableWriter) else TableWriter(target)
+    for table, rows in batch.facts.items():
+        writer.insert(table, columns(table), rows)
+    writer.insert("person_map", PERSON_MAP_COLUMNS, batch.merges)
+    writer.insert("dim_person", DIM_PERSON_COLUMNS, map(dim_person_of, batch.persons.values()))
+    writer.insert("optout_person", OPTOUT_PERSON_COLUMNS, batch.optout_persons)
 
 
 class Sink:
@@ -163,6 +166,7 @@ class Sink:
     ) -> None:
         self.settings = settings
         self.client = client
+        self._writer = TableWriter(client)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.last_insert_s: float | None = None
@@ -185,6 +189,7 @@ class Sink:
                     "enable.auto.commit": False,
                     "auto.offset.reset": settings.sink_start,
                     "max.poll.interval.ms": 600_000,
+                    **_FETCH,
                 }
             )
         )
@@ -236,7 +241,7 @@ class Sink:
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
         with self.lock, self._observed.inserting(batch):
-            write_batch(self.client, batch)
+            write_batch(self._writer, batch)
             if batch.decisions:
                 self._apply(batch)
 
