@@ -128,6 +128,11 @@ class Batch:
     def rows(self) -> int:
         return sum(len(rows) for rows in self.facts.values()) + len(self.merges)
 
+    @property
+    def largest(self) -> int:
+        """Rows of the largest insert the batch makes (one per table)."""
+        return max(len(self.merges), len(self.persons), *map(len, self.facts.values()), 0)
+
 
 def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     """Add one decoded linked event's fact row and person row to ``batch`` (the sink
@@ -400,7 +405,9 @@ class Sink:
                 now = time.monotonic()
                 if got:
                     last_message = now
-                full = batch.rows + len(batch.persons) >= size
+                # full when one table's insert has C2C_SINK_BATCH_ROWS: a backlog is written
+                # in inserts of that size, not of that size shared by the five fact tables
+                full = batch.largest >= size
                 # an opt-out does not wait for the batch to fill: its rows go at once
                 due = batch.decisions or (batch.messages and now - batch.started >= wait)
                 if full or due:
