@@ -21,9 +21,10 @@ are ready.
   forwarder and the resolver, run apart as the demo runs them; the sink; the local Kafka
   broker) over each phase, per record replayed: what the throughput would need of two free
   cores, far less noisy than wall time on a shared machine.
-- Sink against plain insert: the linked events and identity changes of the maximum run,
-  read again from Kafka by a second sink process (a fresh group whose offsets are set to
-  where the run began, a fresh ClickHouse): fact rows/s from the moment it is positioned
+- Sink against plain insert: the linked events, identity changes and opt-out decisions of
+  the maximum run, read again from Kafka by a second sink process (a fresh group whose
+  offsets are set to where the run began on each, a fresh ClickHouse; before, it read
+  every opt-out decision the stack ever published): fact rows/s from the moment it is positioned
   to every row written, and its process's CPU per fact row over the same span; then the
   same linked messages read in this process, decoded, built into fact rows (sinks/rows.py)
   and inserted column-oriented with clickhouse-connect into another fresh ClickHouse,
@@ -56,7 +57,7 @@ from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
-from c2c.topics import CHANGES_TOPIC, get_topic
+from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
@@ -289,7 +290,9 @@ def main() -> None:
     settings = load_settings()
     registry = SchemaRegistry(settings)
     seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000
-    sink_topics = [*LINKED, CHANGES_TOPIC]
+    # every topic the sink reads: a re-reading sink starts each where the run began (the
+    # opt-out decisions too, else it would apply every decision the stack ever published)
+    sink_topics = [*LINKED, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         folder, paced = tmp / "synth", tmp / "paced"
