@@ -2,9 +2,9 @@
 person map and person dimension out, opted-out persons' rows removed.
 
 It reads the linked topics, ``c2c.identity.changes`` and ``c2c.identity.optouts``
-(consumer group ``c2c-sink``),
-batches rows by size (``C2C_SINK_BATCH_ROWS``) and by time (``C2C_SINK_BATCH_WAIT_S``),
-inserts each batch, and commits Kafka offsets only after ClickHouse took the whole batch.
+(consumer group ``c2c-sink``), batches rows by size (one table's insert reaching
+``C2C_SINK_BATCH_ROWS``) and by time (``C2C_SINK_BATCH_WAIT_S``), inserts each batch
+(sinks/writer.py), and commits Kafka offsets only after ClickHouse took the whole batch.
 While ClickHouse refuses, it pauses its partitions, retries with exponential backoff and
 then resumes with the same batch: nothing is acknowledged that was not written. A crash
 after an insert and before the commit replays the batch; fact tables are ReplacingMergeTree
