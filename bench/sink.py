@@ -5,10 +5,13 @@
 Rows: the linked events of a synthetic population (resolved in this process), encoded in
 Confluent wire format as the worker publishes them. (a) the sink's path without Kafka:
 read each message straight into its fact row (sinks.rows.RowReader), add it and its person
-to the batch, insert per table in batches of C2C_SINK_BATCH_ROWS (sinks.sink.write_batch);
-(a') as before: decode each message into a record, then build its row from the record;
-(a'') the same with fastavro's decoders; (b) the limit: the same fact rows, already built
-from the records, inserted column-oriented with clickhouse-connect. Then parts alone:
+to the batch, and write the batch (sinks.sink.write_batch, through the sink's
+sinks.writer.TableWriter) once one table's insert has C2C_SINK_BATCH_ROWS rows, as the sink
+does at a backlog; (a') as before: decode each message into a record, then build its row
+from the record, batches of C2C_SINK_BATCH_ROWS messages, each insert asking DESCRIBE TABLE
+first; (a'') the same with fastavro's decoders; (b) the limit: the same fact rows, already
+built from the records, inserted column-oriented with clickhouse-connect in inserts of
+C2C_SINK_BATCH_ROWS rows per table. Then parts alone:
 reading rows from the wire, decoding records, building rows from records. Embedded chdb
 in a temporary folder; medians of interleaved runs, wall and CPU (time.process_time: every
 thread of this process, chdb's included); each run writes into freshly truncated tables.
@@ -46,7 +49,9 @@ from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
 from sinks.rows import FACT_TABLES, fact_row
 from sinks.sink import Batch, add_linked, add_row, readers, write_batch
+from sinks.writer import TableWriter
 
+_POLL = 1_000  # messages between two looks at the batch (the sink looks after each poll)
 _PATHS = (
     ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
     ("sink_dicts", "as before: records, then rows from them"),
@@ -91,14 +96,18 @@ def main() -> None:
                 client.command(f"TRUNCATE TABLE {table}")
 
         rows_of = readers(registry)
+        writer = TableWriter(client)  # the sink's: each table's insert context kept
 
         def sink_path_rows() -> int:
             truncate()
-            for start in range(0, len(messages), size):
-                batch = Batch()
-                for topic, value in messages[start : start + size]:
+            batch = Batch()
+            for start in range(0, len(messages), _POLL):
+                for topic, value in messages[start : start + _POLL]:
                     add_row(batch, FACT_TABLES[topic], rows_of[topic].decode(value))
-                write_batch(client, batch)
+                if batch.largest >= size:  # as the sink: one table's insert is full
+                    write_batch(writer, batch)
+                    batch = Batch()
+            write_batch(writer, batch)
             return len(messages)
 
         def sink_path(chosen: dict[str, AvroDecoder]) -> int:

@@ -774,6 +774,7 @@ def sink_migrate(ctx: click.Context) -> None:
 def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) -> None:
     """Write linked events and identity changes to ClickHouse (migrating first). Health,
     counts and outcomes on C2C_SINK_WEB_PORT."""
+    import gc
     import signal
     import threading
 
@@ -791,6 +792,10 @@ def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) ->
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # what start-up left (modules, schemas, the person map) lives as long as the process:
+    # out of the collector's view, so that full collections do not scan it again
+    gc.collect()
+    gc.freeze()
     try:
         running.run(stop, idle_stop_s=until_idle)
     finally:

@@ -93,14 +93,14 @@ def test_sink_lag_metric_moves_with_a_held_batch_and_drains_to_zero(
             p.value for p in _points(reader, DEAD_LETTERS.name) if p.attributes["stage"] == "sink"
         )
 
-    # each event adds a fact row and a person row: the first `held` events fill two
-    # thirds of a batch, which waits (5 minutes at most) for the rest
+    # each event adds a fact_wage row (and a person row): the first `held` events fill
+    # two thirds of a batch, which waits (5 minutes at most) for the rest
     with sink_in_thread(
         stack,
         registry,
         tmp_path,
         telemetry,
-        sink_batch_rows=2 * (held + more),
+        sink_batch_rows=held + more,
         sink_batch_wait_s=300.0,
     ) as (sink, group):
         _until(lambda: _lag(reader, group) == 0, "measured, with no lag")
@@ -216,9 +216,9 @@ def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
     def errors() -> float:
         return sum(p.value for p in _points(reader, CLICKHOUSE_ERRORS.name))
 
-    # one batch of exactly the 4 events (a fact row and a person row each)
+    # one batch of exactly the 4 events (a fact_credential row each)
     with sink_in_thread(
-        stack, registry, tmp_path, telemetry, sink_batch_rows=8, sink_batch_wait_s=300.0
+        stack, registry, tmp_path, telemetry, sink_batch_rows=4, sink_batch_wait_s=300.0
     ) as (sink, group):
         assert errors() == 0
         with sink.lock:
