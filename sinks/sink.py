@@ -67,11 +67,6 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
-# The broker answers a fetch once it has this much for the sink or this long passed (by
-# default at once, with whatever one message there is): at 1,000 events/s that was hundreds
-# of small fetches a second, CPU in the broker and in the sink's fetch thread; a batch
-# waits C2C_SINK_BATCH_WAIT_S anyway, so 0.1 s more at most is little to pay.
-_FETCH = {"fetch.wait.max.ms": 100, "fetch.min.bytes": 1 << 20}
 _CHANGE_COUNTS = {
     kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
 }
@@ -194,7 +189,7 @@ class Sink:
                     "enable.auto.commit": False,
                     "auto.offset.reset": settings.sink_start,
                     "max.poll.interval.ms": 600_000,
-                    **_FETCH,
+                    # fetches wait at the broker as every consumer's do (Settings.kafka_config)
                 }
             )
         )
