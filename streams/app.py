@@ -321,18 +321,20 @@ def _add_resolver(
         )
 
     # A short linger: every batch waits for its deliveries before Faust acknowledges it.
+    # The tables' changelogs go with the results (one confirmation a batch); success
+    # reports say which changelog offsets the stores hold.
     results = BatchProducer(
-        settings, what="publishing resolved events", extra_config={"linger.ms": 5}
+        settings,
+        what="publishing resolved events and the identity tables' changelogs",
+        extra_config={"linger.ms": 5},
+        track_offsets=True,
     )
-    tables = TableWriter(settings, app, (persons, sources))
+    tables = TableWriter(results, app, (persons, sources))
 
     async def confirm() -> None:
         # Deliveries are confirmed before the batch is acknowledged to Faust, so an offset
         # is never committed for a message whose results Kafka did not take.
         await asyncio.to_thread(results.confirm)
-
-    async def confirm_tables() -> None:
-        await asyncio.to_thread(tables.confirm)
 
     def damaged(message: Incoming, error: SerdeError) -> None:
         # an intake message that is not a whole pack: kept whole as a dead letter
@@ -383,7 +385,7 @@ def _add_resolver(
                     tables.put(sources, f"{provider}{_SOURCE_SEP}{source_id}", person_id, partition)
                 # The batch's results and its changelog both confirmed before the batch is
                 # acknowledged.
-                await asyncio.gather(confirm(), confirm_tables())
+                await confirm()
                 tables.record_offsets()
                 state.counts.update(stage.counts - counted)
                 state.counts["batches"] += 1

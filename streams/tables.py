@@ -7,9 +7,10 @@ bench.end_to_end), in pure Python per message. :class:`TableWriter` does what th
 does, the same bytes to the same places, at librdkafka's cost: the value goes into the
 table's store (RocksDB or memory, serialised by the table's own serializers), the same key
 and value bytes go to the changelog topic, on the partition of the event being processed,
-with :class:`~streams.delivery.BatchProducer`; once Kafka confirmed them
-(:meth:`TableWriter.confirm`), the store records the changelog offset it holds, as Faust
-does after each send, so that a restart reads only the changelog written after it.
+with the :class:`~streams.delivery.BatchProducer` that sends the worker's results; once
+Kafka confirmed them (:meth:`TableWriter.record_offsets`), the store records the
+changelog offset it holds, as Faust does after each send, so that a restart reads only
+the changelog written after it.
 
 Recovery is Faust's own: it reads the changelog into the store at start and after a
 rebalance, whoever produced the messages.
@@ -22,7 +23,6 @@ from typing import Any
 
 from faust.types import TP
 
-from c2c.settings import Settings
 from streams.delivery import BatchProducer
 
 __all__ = ["TableWriter"]
@@ -32,21 +32,16 @@ class TableWriter:
     """Writes ``tables``' values to their stores and changelogs; see the module docstring.
 
     Call :meth:`put` while Faust's current event is the one the write belongs to (a
-    RocksDB store files the value under its partition), then :meth:`confirm` and
-    :meth:`record_offsets` before the batch is acknowledged."""
+    RocksDB store files the value under its partition), then the producer's ``confirm``
+    and :meth:`record_offsets` before the batch is acknowledged."""
 
-    def __init__(self, settings: Settings, app: Any, tables: Sequence[Any]) -> None:
+    def __init__(self, producer: BatchProducer, app: Any, tables: Sequence[Any]) -> None:
+        """``producer`` must track offsets (``track_offsets=True``); it may carry other
+        messages too (the worker's results: one producer, one confirmation a batch)."""
         self._serializers = app.serializers
         self._changelogs = {id(t): t.changelog_topic.get_topic_name() for t in tables}
         self._tables = {t.changelog_topic.get_topic_name(): t for t in tables}
-        # Table writes leave with each batch: no linger, and nothing to gain from lz4 on
-        # a few kilobytes a batch. Success reports say which offsets the stores hold.
-        self._producer = BatchProducer(
-            settings,
-            what="writing the identity tables' changelogs",
-            extra_config={"linger.ms": 0},
-            track_offsets=True,
-        )
+        self._producer = producer
 
     def put(self, table: Any, key: Any, value: Any, partition: int) -> None:
         """Store ``value`` under ``key`` in ``table`` and queue it for its changelog on
@@ -61,13 +56,11 @@ class TableWriter:
             partition=partition,
         )
 
-    def confirm(self, timeout_s: float = 60.0) -> None:
-        """Wait until Kafka took every changelog message queued (DeliveryError if not);
-        any thread. Then call :meth:`record_offsets`, in the thread that writes."""
-        self._producer.confirm(timeout_s)
-
     def record_offsets(self) -> None:
-        """Record in each store the last changelog offset confirmed since the last call
-        (what Faust keeps in RocksDB so that a restart reads only the changelog after it)."""
+        """After the producer's ``confirm``: record in each store the last changelog offset
+        confirmed since the last call (what Faust keeps in RocksDB so that a restart reads
+        only the changelog after it)."""
         for (topic, partition), offset in self._producer.offsets().items():
-            self._tables[topic].data.set_persisted_offset(TP(topic, partition), offset)
+            table = self._tables.get(topic)
+            if table is not None:
+                table.data.set_persisted_offset(TP(topic, partition), offset)
