@@ -51,7 +51,7 @@ from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.snapshots import decode_snapshot, encode_snapshot
+from streams.identity.snapshots import SnapshotEncoder, decode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.resolution import (
     INTAKE_TOPIC,
@@ -330,6 +330,7 @@ def _add_resolver(
         track_offsets=True,
     )
     tables = TableWriter(results, app, (persons, sources))
+    snapshots = SnapshotEncoder()
 
     async def confirm() -> None:
         # Deliveries are confirmed before the batch is acknowledged to Faust, so an offset
@@ -379,7 +380,7 @@ def _add_resolver(
                 _make_current(last)
                 partition = last.message.partition
                 for person_id in changed:
-                    value = encode_snapshot(stage.state.snapshot(person_id))
+                    value = snapshots.encode(stage.state, person_id)
                     tables.put(persons, person_id, value, partition)
                 for (provider, source_id), person_id in first_seen.items():
                     tables.put(sources, f"{provider}{_SOURCE_SEP}{source_id}", person_id, partition)

@@ -13,7 +13,13 @@ from producers.files import mapped_events
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.matching import Identity
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.snapshots import IDENTITY_FIELDS, MAGIC, decode_snapshot, encode_snapshot
+from streams.identity.snapshots import (
+    IDENTITY_FIELDS,
+    MAGIC,
+    SnapshotEncoder,
+    decode_snapshot,
+    encode_snapshot,
+)
 
 SECRET = b"test-secret"
 
@@ -37,18 +43,24 @@ def test_snapshots_round_trip_and_are_smaller_than_json(tmp_path: Path) -> None:
     state = resolver.state
     # an opt-out request rides in the snapshot of the person who asked
     asker = next(iter(state.profiles))
-    state.optouts[asker] = {"req-1": {"at": 1_700_000_000_000, "by": "operator"}}
+    state.optouts[asker] = {
+        "req-2": {"at": 1_700_000_000_001, "by": "PROVIDER"},
+        "req-1": {"at": 1_700_000_000_000, "by": "operator"},
+    }
     assert state.merged_into, "the synth should give merges (tombstones) to encode"
     binary = json_size = 0
-    for person_id in [*state.profiles, *state.merged_into]:
+    encoder = SnapshotEncoder(cache_size=16)  # smaller than the state: entries go and return
+    for person_id in [*state.profiles, *state.merged_into, *state.profiles]:
         snapshot = state.snapshot(person_id)
         value = encode_snapshot(snapshot)
+        assert encoder.encode(state, person_id) == value, person_id
         assert value.startswith(MAGIC)
         assert decode_snapshot(value) == json.loads(json.dumps(snapshot)), person_id
         binary += len(value)
         json_size += len(json.dumps(snapshot).encode())
     assert decode_snapshot(encode_snapshot(state.snapshot(asker)))["optouts"] == {
-        "req-1": {"at": 1_700_000_000_000, "by": "operator"}
+        "req-1": {"at": 1_700_000_000_000, "by": "operator"},
+        "req-2": {"at": 1_700_000_000_001, "by": "PROVIDER"},
     }
     assert binary < 0.6 * json_size, (binary, json_size)
 
