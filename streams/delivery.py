@@ -34,16 +34,22 @@ class BatchProducer:
     """Queues messages and confirms them batch by batch; see the module docstring."""
 
     def __init__(
-        self, settings: Settings, *, what: str, extra_config: Mapping[str, Any] | None = None
+        self,
+        settings: Settings,
+        *,
+        what: str,
+        extra_config: Mapping[str, Any] | None = None,
+        track_offsets: bool = False,
     ) -> None:
         self._what = what
         self._failures: list[str] = []
+        self._offsets: dict[tuple[str, int], int] = {}
         self._producer = Producer(
             settings.kafka_config(
                 **{
                     **PRODUCER_CONFIG,
-                    "delivery.report.only.error": True,
-                    "on_delivery": self._failed,
+                    "delivery.report.only.error": not track_offsets,
+                    "on_delivery": self._delivered if track_offsets else self._failed,
                     **(extra_config or {}),
                 }
             )
@@ -53,13 +59,38 @@ class BatchProducer:
         if error is not None:
             self._failures.append(f"{message.topic()}: {error.str()}")
 
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(f"{message.topic()}: {error.str()}")
+            return
+        where = (str(message.topic()), int(message.partition() or 0))
+        offset = int(message.offset() or 0)
+        if offset > self._offsets.get(where, -1):
+            self._offsets[where] = offset
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> offset of the last message Kafka confirmed there, of those
+        sent since the last call (``track_offsets`` only; empty otherwise)."""
+        taken, self._offsets = self._offsets, {}
+        return taken
+
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        *,
+        partition: int | None = None,
     ) -> None:
-        """Queue one message; waits only while the local queue is full."""
+        """Queue one message (to ``partition``, else where the partitioner puts its key);
+        waits only while the local queue is full."""
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers)
+                if partition is None:
+                    self._producer.produce(topic, value, key, headers=headers)
+                else:
+                    self._producer.produce(topic, value, key, partition, headers=headers)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain

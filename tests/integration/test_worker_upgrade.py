@@ -1,0 +1,118 @@
+"""The worker's tables across the upgrade to binary person snapshots: a changelog the JSON
+worker wrote loads, and the worker goes on giving the ids one resolver that never stopped
+would give."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from c2c.kafka import ensure_topics, read_to_end
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import Topic, get_topic
+from producers.files import in_time_order, mapped_events, open_folder, replay
+from producers.mapping import MappedRow
+from producers.synth import NoiseConfig, SynthConfig, synthesize
+from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.snapshots import MAGIC
+from streams.intake import records_of
+from streams.linking import LINKED_TOPICS
+from streams.process import WorkerProcess
+from streams.resolution import OPTOUT_TOPIC, RAW_TOPICS, Incoming, source_of
+from tests.conftest import free_port_pair
+
+FIRST = ("k12", "ccc", "csac")  # resolved by "the JSON worker"; the rest by this one
+
+
+def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    synth, first, second = tmp_path / "synth", tmp_path / "first", tmp_path / "second"
+    synthesize(
+        SynthConfig(people=150, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0),
+        NoiseConfig(),
+        synth,
+    )
+    for folder in (first, second):
+        folder.mkdir()
+    for extract in synth.glob("*.csv"):
+        shutil.copy(extract, (first if extract.stem in FIRST else second) / extract.name)
+
+    # The worker before this format: its tables' changelogs, as Faust wrote them (JSON keys
+    # and values), for what it resolved of the first folder.
+    resolver = Resolver(IdentifierHasher(stack.identity_secret.get_secret_value().encode()))
+    persons: dict[str, bytes] = {}
+    sources: dict[str, bytes] = {}
+    for _item, _row, outcome in in_time_order(open_folder(first)):
+        if not isinstance(outcome, MappedRow) or outcome.topic == OPTOUT_TOPIC:
+            continue
+        resolution = resolver.resolve(outcome.event["provider"], outcome.event["person"])
+        for person_id in resolution.touched:
+            persons[person_id] = json.dumps(resolver.state.snapshot(person_id)).encode()
+        if resolution.new_source is not None:
+            provider, source_id = resolution.new_source
+            sources[f"{provider}\x1f{source_id}"] = json.dumps(resolution.person_id).encode()
+    assert persons
+    assert sources
+    worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair(), split=True)
+    changelogs = {
+        f"{worker.app_id}-identity-persons-changelog": persons,
+        f"{worker.app_id}-identity-sources-changelog": sources,
+    }
+    ensure_topics(
+        stack,
+        [
+            Topic(name, "", "identity", "changelog", 1, {"cleanup.policy": "compact"})
+            for name in changelogs
+        ],
+    )
+    producer = Producer(stack.kafka_config())
+    for topic, values in changelogs.items():
+        for key, value in values.items():
+            producer.produce(topic, value, json.dumps(key).encode(), 0)
+    assert producer.flush(30) == 0
+
+    try:
+        worker.start()
+        replay(stack, second)
+        later = {str(e["event_id"]) for s, e in mapped_events(second)}
+        worker.drained(len(later))
+    finally:
+        worker.stop()
+
+    # Every event of the second folder under the id the resolver that never stopped gives
+    # it, fed the intake in the worker's order.
+    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    expected: dict[str, str] = {}
+    for message in read_to_end(stack, [str(worker.intake)]):
+        intake = Incoming(
+            str(message.topic()), 0, int(message.offset() or 0), message.key(), message.value()
+        )
+        for record in records_of(intake):
+            incoming = source_of(record)
+            raw = raw_decoders[incoming.topic].decode(incoming.value or b"")
+            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
+            if resolution.person_id is not None:
+                expected[str(raw["event_id"])] = resolution.person_id
+    decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
+    published = {}
+    for message in read_to_end(stack, list(decoders)):
+        value = decoders[str(message.topic())].decode(message.value() or b"")
+        if str(value["event_id"]) in later:
+            published[str(value["event_id"])] = value["person_id"]
+    assert set(published) == later
+    assert published == {event_id: expected[event_id] for event_id in later}
+
+    # What the new worker wrote of persons is binary; what it read of the JSON, unchanged.
+    written = [
+        m.value() or b""
+        for m in read_to_end(stack, [f"{worker.app_id}-identity-persons-changelog"])
+    ]
+    assert written[: len(persons)] == list(persons.values())
+    assert len(written) > len(persons)
+    assert all(value.startswith(MAGIC) for value in written[len(persons) :])
