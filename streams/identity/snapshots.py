@@ -94,9 +94,7 @@ def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
     try:
         merged = snapshot.get("merged_into")
         if merged is not None:
-            parts = [MAGIC, b"M"]
-            _text(parts, merged)
-            return b"".join(parts)
+            return _tombstone_bytes(merged)
         profile = snapshot.get("profile")
         if not isinstance(profile, list):
             raise SerdeError(
@@ -110,6 +108,12 @@ def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
         raise SerdeError(
             f"a person snapshot does not fit the binary form ({exc})", code="identity.snapshot"
         ) from exc
+
+
+def _tombstone_bytes(merged_into: object) -> bytes:
+    parts = [MAGIC, b"M"]
+    _text(parts, merged_into)
+    return b"".join(parts)
 
 
 def _identity_bytes(identity: Mapping[str, Any]) -> bytes:
@@ -163,9 +167,7 @@ class SnapshotEncoder:
         merged = state.merged_into.get(person_id)
         try:
             if merged is not None:
-                parts = [MAGIC, b"M"]
-                _text(parts, merged)
-                return b"".join(parts)
+                return _tombstone_bytes(merged)
             trusted = state.trusted.get(person_id, {})
             return _person_bytes(
                 [self._identity(identity) for identity in state.profiles.get(person_id, [])],
