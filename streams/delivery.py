@@ -61,7 +61,7 @@ class BatchProducer:
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            self._failures.append(f"{message.topic()}: {error.str()}")
+            self._failed(error, message)
             return
         where = (str(message.topic()), int(message.partition() or 0))
         offset = int(message.offset() or 0)
