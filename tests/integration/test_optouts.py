@@ -317,6 +317,20 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
     # they stand under another person id, as unlinked as they were before the opt-out.
     remaining = of_out & kept
     assert len(remaining) <= 0.1 * len(of_out), (len(remaining), len(of_out))
+    # The truth's outcomes leave out everyone who ever asked to opt out. Who of them still
+    # counts in ClickHouse: the opted-out people some of whose events stand (an opt-out
+    # whose own identifying fields were too noisy to find its person, or found only some of
+    # their records), and those who revoked, whose events from the revocation on are
+    # admitted again. How many there are depends on the seed and on the order the records
+    # took; each is allowed for below, and nothing else is.
+    true_person = {str(e["event_id"]): person_of[_key(e)] for e in linked}
+    revoked = {  # an opt-out's provider is who asked; truth files it under "optout"
+        person_of[("optout", str(e["source_record_id"]))]
+        for s, e in events
+        if s == "optout" and e.get("action") == "REVOKED"
+    }
+    readmitted = {true_person[i] for i in kept if true_person.get(i) in revoked}
+    counted = {true_person[event_id] for event_id in remaining} | readmitted
     assert audits["REQUESTED"] >= len(out)
     # every revocation in the file found its request
     with (synth / "optout.csv").open(newline="") as handle:
@@ -332,13 +346,16 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
             continue
         expected = truth["college_going"].get(f"{values['class_year']}|all", {})
         differences.append(abs(values["completers"] - expected.get("completers", 0)))
-        assert abs(values["within_12"] - expected.get("within_12", 0)) <= 2, (values, expected)
-    # completers come from K-12 records alone: exact, but where an opt-out's own identifying
-    # fields were too noisy to find its person (then the person stays in, and counts)
+        # (college-going also needs a K-12 record linked to a college one: 2 for links missed)
+        going_off = abs(values["within_12"] - expected.get("within_12", 0))
+        assert going_off <= 2 + len(counted), (values, expected, counted)
+    # completers come from K-12 records alone: exact, but for the people counted above,
+    # each of whom completes once
     assert differences
-    assert sum(differences) <= 2, differences
+    assert sum(differences) <= len(counted), (differences, counted)
     # entrants and their awards are records of one college under one student id: exact,
-    # with the same allowance for an opt-out that did not find its person
+    # with the same allowance: a person counted above is in at most three columns of a
+    # segment (entrants, within 150 %, within 8 years), in at most two segments
     off = 0
     for row in completion.rows:
         values = dict(zip(completion.columns, row, strict=True))
@@ -346,7 +363,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
         for column in ("entrants", "within_150", "within_8_years"):
             off += abs(values[column] - expected.get(column, 0))
     assert completion.rows
-    assert off <= 2, off
+    assert off <= 6 * len(counted), (off, counted)
 
 
 def _key(event: dict[str, Any]) -> tuple[str, str]:
