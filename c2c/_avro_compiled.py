@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_CACHE_LIMIT = 65_536  # values a memo of converted times keeps at most
 _EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _MILLI = datetime.timedelta(milliseconds=1)
@@ -112,16 +113,28 @@ def _ts(value: datetime.datetime, unit: datetime.timedelta) -> int:
     return (value - _EPOCH) // unit
 
 
-def _timestamp_millis(value: datetime.datetime | int) -> bytes:
-    if isinstance(value, int):
-        return _long(value)
-    return _long(_ts(value, _MILLI))
+def _timestamp_writer(unit: datetime.timedelta) -> Callable[[datetime.datetime | int], bytes]:
+    """The encoding of a timestamp (a datetime, or an int already in ``unit``s since the
+    epoch). Datetimes repeat (events are dated by term, quarter or day), so each one's
+    bytes are kept, up to _CACHE_LIMIT of them (then forgotten); a datetime is immutable
+    and equal ones encode alike. Only exact datetimes are kept (a subclass may compare
+    equal to one and still be another value)."""
+    cache: dict[datetime.datetime, bytes] = {}
+    exact = datetime.datetime
 
+    def write(value: datetime.datetime | int) -> bytes:
+        if value.__class__ is exact:
+            data = cache.get(value)
+            if data is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                data = cache[value] = _long(_ts(value, unit))
+            return data
+        if isinstance(value, int):
+            return _long(value)
+        return _long(_ts(value, unit))
 
-def _timestamp_micros(value: datetime.datetime | int) -> bytes:
-    if isinstance(value, int):
-        return _long(value)
-    return _long(_ts(value, _MICRO))
+    return write
 
 
 def _decimal(scale: int) -> Callable[[Any], bytes]:
@@ -208,8 +221,9 @@ class EncoderCompiler(_Generator):
             "_bytes": _bytes,
             "_date": _date,
             "_VARINT": _varints(),
-            "_timestamp_millis": _timestamp_millis,
-            "_timestamp_micros": _timestamp_micros,
+            # one memo each per compiled function
+            "_timestamp_millis": _timestamp_writer(_MILLI),
+            "_timestamp_micros": _timestamp_writer(_MICRO),
             "_FLOAT": _FLOAT,
             "_DOUBLE": _DOUBLE,
         }
@@ -243,7 +257,7 @@ class EncoderCompiler(_Generator):
             self.emit(indent, f"out.append({name}({value}))")
             return
         if logical == "uuid" and kind == "string":
-            self.emit(indent, f"out.append(_string(str({value})))")
+            self.primitive("string", f"str({value})", indent)
             return
         if kind in ("record", "error"):
             self.record(schema, value, indent, namespace)
@@ -439,9 +453,6 @@ def _uuid(raw: bytes) -> uuid.UUID:
         _set_is_safe(value, _SAFE_UNKNOWN)
         return value
     return uuid.UUID(raw.decode())
-
-
-_CACHE_LIMIT = 65_536
 
 
 def _memo(convert: Callable[[int], Any]) -> tuple[dict[int, Any], Callable[[int], Any]]:
