@@ -35,16 +35,17 @@ LINKED_TOPICS: Mapping[str, str] = {
 
 
 def linked_event(
-    raw_topic: str, raw: Mapping[str, Any], person_id: str
+    raw_topic: str, raw: Mapping[str, Any], person_id: str, *, event_id: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """(linked topic, linked event) for a raw event resolved to ``person_id``.
+    """(linked topic, linked event) for a raw event resolved to ``person_id``;
+    ``event_id``, if given, is ``str(raw["event_id"])`` already made.
 
     KeyError for a raw topic without a linked form (opt-outs are not linked events).
     """
     person = raw.get("person") or {}
     born = person.get("birth_date")
     return LINKED_TOPICS[raw_topic], {
-        "event_id": str(raw["event_id"]),
+        "event_id": event_id if event_id is not None else str(raw["event_id"]),
         "event_time": raw["event_time"],
         "provider": raw["provider"],
         "person_id": person_id,
@@ -78,11 +79,12 @@ def identity_change_records(
     *,
     provider: str | None,
     source_event_id: str | None,
-    at: datetime | None = None,
+    at: datetime | int | None = None,
 ) -> list[dict[str, Any]]:
     """IdentityChange records (schema org.c2cstream.linked.IdentityChange) for
-    ``changes``. Change ids derive from the source event and the change, so a replayed
-    event yields the same ids."""
+    ``changes``, made ``at`` (a datetime, or milliseconds since the epoch as the
+    timestamp is encoded; default now). Change ids derive from the source event and the
+    change, so a replayed event yields the same ids."""
     when = at if at is not None else datetime.now(UTC)
     records = []
     for index, change in enumerate(changes):
