@@ -5,11 +5,14 @@ queues a message, ``confirm`` waits until Kafka acknowledged everything queued s
 raises :class:`DeliveryError` if it did not. Only failures call back into Python
 (``delivery.report.only.error``): a batch of thousands of messages costs no per-message
 callback, and ``confirm``'s count of what is still queued says whether the rest arrived.
+With ``track_offsets`` every delivery calls back, to learn the offsets Kafka gave: the
+worker keeps that for its tables' changelogs (a few messages a batch), on a producer of
+their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -20,7 +23,8 @@ from producers.publisher import PRODUCER_CONFIG
 
 __all__ = ["BatchProducer", "DeliveryError"]
 
-Headers = list[tuple[str, str | bytes | None]]
+Headers = Sequence[tuple[str, str | bytes | None]]
+_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner decides
 
 
 class DeliveryError(ServiceError):
@@ -85,12 +89,16 @@ class BatchProducer:
     ) -> None:
         """Queue one message (to ``partition``, else where the partitioner puts its key);
         waits only while the local queue is full."""
+        where = _ANY_PARTITION if partition is None else partition
+        # No headers argument when there are none: an empty list costs confluent-kafka
+        # about a microsecond a message to convert.
+        listed = None if not headers else headers if isinstance(headers, list) else list(headers)
         while True:
             try:
-                if partition is None:
-                    self._producer.produce(topic, value, key, headers=headers)
+                if listed is None:
+                    self._producer.produce(topic, value, key, where)
                 else:
-                    self._producer.produce(topic, value, key, partition, headers=headers)
+                    self._producer.produce(topic, value, key, where, headers=listed)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
