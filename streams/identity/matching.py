@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+_new_object = object.__new__
+_set_fields = object.__setattr__
+
+
 @dataclass(frozen=True)
 class Identity:
     """The matchable part of one record: no raw SSN or SSID, only their keyed hashes."""
@@ -47,6 +51,47 @@ class Identity:
     birth_date: datetime.date | None = None
     sex: str | None = None
     zip: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        ssn: str | None,
+        ssid: str | None,
+        itin: str | None,
+        ssn_masks: frozenset[str],
+        ssid_masks: frozenset[str],
+        first: str,
+        first_root: str,
+        last: str,
+        last_parts: frozenset[str],
+        birth_date: datetime.date | None,
+        sex: str | None,
+        zip: str | None,
+    ) -> Identity:
+        """``Identity(...)`` with every field given, at a fraction of the cost: a frozen
+        dataclass's constructor sets each field through ``object.__setattr__``, and the
+        resolver builds one identity a record."""
+        identity = _new_object(cls)
+        _set_fields(
+            identity,
+            "__dict__",
+            {
+                "ssn": ssn,
+                "ssid": ssid,
+                "itin": itin,
+                "ssn_masks": ssn_masks,
+                "ssid_masks": ssid_masks,
+                "first": first,
+                "first_root": first_root,
+                "last": last,
+                "last_parts": last_parts,
+                "birth_date": birth_date,
+                "sex": sex,
+                "zip": zip,
+            },
+        )
+        return identity
 
     def __eq__(self, other: object) -> bool:
         # What the dataclass's __eq__ computes (every field equal), without building two
