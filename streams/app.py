@@ -377,7 +377,7 @@ def _add_resolver(
                 changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
                 # (bound once: the loop runs per record)
-                process, send, read, sent = stage.process, results.send, batch.read, batch.sent
+                process, send, read, sent = stage.process, results.send_all, batch.read, batch.sent
                 for event in events:
                     message = _incoming(event)
                     try:
@@ -390,8 +390,7 @@ def _add_resolver(
                         read(incoming.topic)
                         processed = process(incoming)
                         outgoing = processed.outgoing
-                        for out in outgoing:
-                            send(out.topic, out.key, out.value, out.headers)
+                        send(outgoing)
                         sent(outgoing)
                         changed.update(processed.persons)
                         if processed.sources:

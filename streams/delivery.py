@@ -12,8 +12,8 @@ their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -21,9 +21,24 @@ from c2c.errors import ServiceError
 from c2c.settings import Settings
 from producers.publisher import PRODUCER_CONFIG
 
-__all__ = ["BatchProducer", "DeliveryError"]
+__all__ = ["BatchProducer", "DeliveryError", "Sendable"]
 
 Headers = Sequence[tuple[str, str | bytes | None]]
+
+
+class Sendable(Protocol):
+    """A message to send (streams.resolution.Outgoing is one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
 _ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner decides
 
 
@@ -102,6 +117,20 @@ class BatchProducer:
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
+
+    def send_all(self, messages: Iterable[Sendable]) -> None:
+        """:meth:`send` each of ``messages``, in order (to where the partitioner puts each
+        key): the worker's results, a record's at a time, without a Python call each."""
+        produce = self._producer.produce
+        for message in messages:
+            headers = message.headers
+            try:
+                if headers:
+                    produce(message.topic, message.value, message.key, headers=list(headers))
+                else:
+                    produce(message.topic, message.value, message.key)
+            except BufferError:  # local queue full: send waits for room
+                self.send(message.topic, message.key, message.value, headers)
 
     def confirm(self, timeout_s: float = 60.0) -> None:
         """Wait until Kafka acknowledged everything sent so far; DeliveryError naming what
