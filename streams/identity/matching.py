@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -30,12 +31,12 @@ __all__ = [
 ]
 
 
-_new_object = object.__new__
-_set_fields = object.__setattr__
-
-
-@dataclass(frozen=True)
-class Identity:
+# A named tuple rather than a frozen dataclass: the resolver builds one a record and looks
+# it up in its person's profile (a list of them) for nearly every record; tuple equality
+# and construction run in C, where the dataclass's __eq__ built two tuples of twelve in
+# Python and its __init__ set each field through object.__setattr__. Equality and hash
+# are the same as the dataclass's (every field, in order).
+class Identity(NamedTuple):
     """The matchable part of one record: no raw SSN or SSID, only their keyed hashes."""
 
     ssn: str | None = None
@@ -51,69 +52,6 @@ class Identity:
     birth_date: datetime.date | None = None
     sex: str | None = None
     zip: str | None = None
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        ssn: str | None,
-        ssid: str | None,
-        itin: str | None,
-        ssn_masks: frozenset[str],
-        ssid_masks: frozenset[str],
-        first: str,
-        first_root: str,
-        last: str,
-        last_parts: frozenset[str],
-        birth_date: datetime.date | None,
-        sex: str | None,
-        zip: str | None,
-    ) -> Identity:
-        """``Identity(...)`` with every field given, at a fraction of the cost: a frozen
-        dataclass's constructor sets each field through ``object.__setattr__``, and the
-        resolver builds one identity a record."""
-        identity = _new_object(cls)
-        _set_fields(
-            identity,
-            "__dict__",
-            {
-                "ssn": ssn,
-                "ssid": ssid,
-                "itin": itin,
-                "ssn_masks": ssn_masks,
-                "ssid_masks": ssid_masks,
-                "first": first,
-                "first_root": first_root,
-                "last": last,
-                "last_parts": last_parts,
-                "birth_date": birth_date,
-                "sex": sex,
-                "zip": zip,
-            },
-        )
-        return identity
-
-    def __eq__(self, other: object) -> bool:
-        # What the dataclass's __eq__ computes (every field equal), without building two
-        # tuples of twelve: a record is looked up in its person's profile (a list of
-        # identities) for every record. Fields that tell a person's records apart first.
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        o: Identity = other
-        return (
-            self.zip == o.zip
-            and self.first == o.first
-            and self.last == o.last
-            and self.birth_date == o.birth_date
-            and self.ssn == o.ssn
-            and self.ssid == o.ssid
-            and self.itin == o.itin
-            and self.sex == o.sex
-            and self.first_root == o.first_root
-            and self.last_parts == o.last_parts
-            and self.ssn_masks == o.ssn_masks
-            and self.ssid_masks == o.ssid_masks
-        )
 
     def usable(self) -> str | None:
         """None if the record can be resolved, else why not (for the review topic)."""

@@ -261,7 +261,7 @@ class Resolver:
         if isinstance(born, str):
             born = datetime.date.fromisoformat(born)
         first = person.get("first_name")
-        return Identity.of(
+        return Identity(
             ssn=self.hasher("ssn", person.get("ssn")),
             ssid=self.hasher("ssid", person.get("ssid")),
             ssn_masks=self.hasher.masks("ssn", person.get("ssn")),
