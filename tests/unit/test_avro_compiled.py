@@ -448,20 +448,28 @@ _KNOWN_FAULTS = (
 )
 
 
-def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def memos_of_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memos of converted times keep at most three values."""
     import c2c._avro_compiled as compiled
 
     monkeypatch.setattr(compiled, "_CACHE_LIMIT", 3)
-    schema = {
+
+
+def _record_of(**types: Any) -> dict[str, Any]:
+    return {
         "type": "record",
         "name": "T",
-        "fields": [
-            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-            {"name": "d", "type": {"type": "int", "logicalType": "date"}},
-        ],
+        "fields": [{"name": name, "type": kind} for name, kind in types.items()],
     }
+
+
+@pytest.mark.usefixtures("memos_of_three")
+def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded() -> None:
+    schema = _record_of(
+        t={"type": "long", "logicalType": "timestamp-millis"},
+        d={"type": "int", "logicalType": "date"},
+    )
     encode, decoder = compile_encoder(schema), compile_decoder(schema)
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     for millis in [5, 5, -7, 10**12, 86_400_000, 5, 3, -7, 10**12]:
@@ -582,20 +590,12 @@ def test_a_uuid_text_decoder_reads_the_uuids_text_and_everything_else_alike(name
         assert _strict(got) == _strict(_uuids_as_text(want))
 
 
-def test_timestamps_encode_alike_however_often_they_repeat_and_the_memo_stays_bounded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import c2c._avro_compiled as compiled
-
-    monkeypatch.setattr(compiled, "_CACHE_LIMIT", 3)
-    schema = {
-        "type": "record",
-        "name": "T",
-        "fields": [
-            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-            {"name": "us", "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}]},
-        ],
-    }
+@pytest.mark.usefixtures("memos_of_three")
+def test_timestamps_encode_alike_however_often_they_repeat_and_the_memo_stays_bounded() -> None:
+    schema = _record_of(
+        t={"type": "long", "logicalType": "timestamp-millis"},
+        us=["null", {"type": "long", "logicalType": "timestamp-micros"}],
+    )
     encode = compile_encoder(schema)
 
     class Stamp(datetime.datetime):  # a subclass that could compare equal yet be another
