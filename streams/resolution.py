@@ -97,7 +97,8 @@ class Incoming(NamedTuple):
 
 
 class Outgoing(NamedTuple):
-    """One message to publish (``headers`` empty: none; else a list)."""
+    """One message to publish. The stage gives ``headers`` as a list (what
+    confluent-kafka's produce takes); empty when there are none."""
 
     topic: str
     key: bytes | None
@@ -229,9 +230,10 @@ class IdentityStage:
         self.counts[done.outcome] += 1
         return done
 
-    def _headers(self) -> Sequence[tuple[str, str | bytes | None]]:
+    def _headers(self) -> list[tuple[str, str | bytes | None]]:
+        # a list, empty or not, as confluent-kafka's produce takes (not a tuple)
         if self._telemetry is None or not self._spans:
-            return ()
+            return []
         return [
             (k, v if isinstance(v, bytes) else str(v).encode())
             for k, v in self._telemetry.inject()
@@ -369,6 +371,7 @@ class IdentityStage:
                     DEAD_LETTER_TOPIC,
                     source.key,
                     self._encoders["c2c.deadletter"].encode(record),
+                    [],
                 )
             ],
             outcome="dead_letter",
