@@ -13,7 +13,8 @@ Needs the local stack (`c2c services up`, topics and schemas). Rows, all from on
   and timed from 10 % to 90 % of the records handled (sustained rate), and from its launch
   to the last record (start-up and recovery included). CPU: user+system seconds of the
   worker process(es) over the sustained window, as records per CPU-second (the machine is
-  shared: this figure moves less than wall time).
+  shared: this figure moves less than wall time), and of the resolving process alone
+  (with ``--split``: the `--role resolve` one, the pacing stage).
 
 Latency (first, with a worker of its own that has nothing else to do): replay at R
 records/s for S seconds; for each linked event, the broker timestamp of the linked message
@@ -77,13 +78,15 @@ def _stage_rate(registry: SchemaRegistry, rows: list[MappedRow]) -> tuple[float,
 
 def _backlog(
     settings: Settings, worker: WorkerProcess, folder: Path, records: int
-) -> tuple[float, float, float]:
-    """(sustained records/s, records/s from launch, records per CPU-second)."""
+) -> tuple[float, float, float, float]:
+    """(sustained records/s, records/s from launch, records per CPU-second of the worker's
+    processes, and of the resolving one alone)."""
     worker.begin_here()
     replay(settings, folder)  # published before the worker runs: a backlog
     launched = time.perf_counter()
     worker.launch()
-    marks: dict[str, tuple[float, float]] = {}
+    marks: dict[str, tuple[float, float, float]] = {}
+    resolving = [c.process.pid for c in worker.children[-1:] if c.process is not None]
     deadline = launched + 1800
     while len(marks) < 3 and time.perf_counter() < deadline:
         exited = [c.name for c in worker.children if c.process and c.process.poll() is not None]
@@ -96,13 +99,18 @@ def _backlog(
         now = time.perf_counter()
         for name, share in (("10%", 0.1), ("90%", 0.9), ("end", 1.0)):
             if name not in marks and handled >= share * records:
-                marks[name] = (now, _cpu_seconds(worker.pids))
+                marks[name] = (now, _cpu_seconds(worker.pids), _cpu_seconds(resolving))
         time.sleep(0.05)
     if len(marks) < 3:
         raise RuntimeError(f"the worker handled only {worker.handled()} of {records} records")
-    (t10, cpu10), (t90, cpu90), (t_end, _) = marks["10%"], marks["90%"], marks["end"]
+    (t10, cpu10, res10), (t90, cpu90, res90) = marks["10%"], marks["90%"]
     window = 0.8 * records
-    return window / (t90 - t10), records / (t_end - launched), window / (cpu90 - cpu10)
+    return (
+        window / (t90 - t10),
+        records / (marks["end"][0] - launched),
+        window / (cpu90 - cpu10),
+        window / (res90 - res10),
+    )
 
 
 def _latencies(
@@ -192,7 +200,9 @@ def main() -> None:
         # Throughput: a fresh worker started on a backlog.
         worker = new_worker("worker.log")
         try:
-            sustained, from_launch, per_cpu = _backlog(settings, worker, folder, len(rows))
+            sustained, from_launch, per_cpu, resolver_cpu = _backlog(
+                settings, worker, folder, len(rows)
+            )
             worker.drained(len(rows), timeout_s=600)
             counts = worker.counts()
         finally:
@@ -226,6 +236,13 @@ def main() -> None:
                 f"{sustained / in_process:.2f}",
                 f"{per_cpu:,.0f}",
                 f"{per_cpu / in_process_cpu:.2f}",
+            ],
+            [
+                "  the resolving process alone (CPU)" if args.split else "  (one process)",
+                "",
+                "",
+                f"{resolver_cpu:,.0f}",
+                f"{resolver_cpu / in_process_cpu:.2f}",
             ],
             [
                 "worker through Faust, backlog, from launch to last",

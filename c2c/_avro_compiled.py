@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_CACHE_LIMIT = 65_536  # values a memo of converted times keeps at most
 _EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _MILLI = datetime.timedelta(milliseconds=1)
@@ -112,16 +113,28 @@ def _ts(value: datetime.datetime, unit: datetime.timedelta) -> int:
     return (value - _EPOCH) // unit
 
 
-def _timestamp_millis(value: datetime.datetime | int) -> bytes:
-    if isinstance(value, int):
-        return _long(value)
-    return _long(_ts(value, _MILLI))
+def _timestamp_writer(unit: datetime.timedelta) -> Callable[[datetime.datetime | int], bytes]:
+    """The encoding of a timestamp (a datetime, or an int already in ``unit``s since the
+    epoch). Datetimes repeat (events are dated by term, quarter or day), so each one's
+    bytes are kept, up to _CACHE_LIMIT of them (then forgotten); a datetime is immutable
+    and equal ones encode alike. Only exact datetimes are kept (a subclass may compare
+    equal to one and still be another value)."""
+    cache: dict[datetime.datetime, bytes] = {}
+    exact = datetime.datetime
 
+    def write(value: datetime.datetime | int) -> bytes:
+        if value.__class__ is exact:
+            data = cache.get(value)
+            if data is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                data = cache[value] = _long(_ts(value, unit))
+            return data
+        if isinstance(value, int):
+            return _long(value)
+        return _long(_ts(value, unit))
 
-def _timestamp_micros(value: datetime.datetime | int) -> bytes:
-    if isinstance(value, int):
-        return _long(value)
-    return _long(_ts(value, _MICRO))
+    return write
 
 
 def _decimal(scale: int) -> Callable[[Any], bytes]:
@@ -208,8 +221,9 @@ class EncoderCompiler(_Generator):
             "_bytes": _bytes,
             "_date": _date,
             "_VARINT": _varints(),
-            "_timestamp_millis": _timestamp_millis,
-            "_timestamp_micros": _timestamp_micros,
+            # one memo each per compiled function
+            "_timestamp_millis": _timestamp_writer(_MILLI),
+            "_timestamp_micros": _timestamp_writer(_MICRO),
             "_FLOAT": _FLOAT,
             "_DOUBLE": _DOUBLE,
         }
@@ -243,7 +257,7 @@ class EncoderCompiler(_Generator):
             self.emit(indent, f"out.append({name}({value}))")
             return
         if logical == "uuid" and kind == "string":
-            self.emit(indent, f"out.append(_string(str({value})))")
+            self.primitive("string", f"str({value})", indent)
             return
         if kind in ("record", "error"):
             self.record(schema, value, indent, namespace)
@@ -441,7 +455,21 @@ def _uuid(raw: bytes) -> uuid.UUID:
     return uuid.UUID(raw.decode())
 
 
-_CACHE_LIMIT = 65_536
+_UUID_TEXT = b"0123456789abcdef-"
+
+
+def _uuid_text(raw: bytes) -> str:
+    """``str(_uuid(raw))``: the text itself when it is already in that form (36 characters,
+    lower-case hex digits and the four hyphens at 8, 13, 18 and 23), else through
+    :func:`_uuid`, so that exactly the same texts are accepted."""
+    if (
+        len(raw) == 36
+        and raw[8] == raw[13] == raw[18] == raw[23] == 45  # "-"
+        and raw.count(b"-") == 4
+        and not raw.translate(None, _UUID_TEXT)
+    ):
+        return raw.decode()
+    return str(_uuid(raw))
 
 
 def _memo(convert: Callable[[int], Any]) -> tuple[dict[int, Any], Callable[[int], Any]]:
@@ -505,7 +533,7 @@ class _DecoderCompiler(_Generator):
     data, so that its error says where the bytes went wrong; the fast one leaves those
     checks to the caller's final position check and to IndexError."""
 
-    def __init__(self, track: bool) -> None:
+    def __init__(self, track: bool, uuid_text: bool = False) -> None:
         super().__init__()
         self.track = track
         self.in_progress: set[int] = set()
@@ -513,7 +541,7 @@ class _DecoderCompiler(_Generator):
             "_long_rest": _long_rest,
             "_index_at": _index_at,
             "MalformedAvro": MalformedAvro,
-            "_uuid": _uuid,
+            "_uuid": _uuid_text if uuid_text else _uuid,
             "_size_rest": _size_rest,
             "_SHORT_SIZE": _SHORT_SIZE,
             "_FLOAT_AT": struct.Struct("<f").unpack_from,
@@ -742,8 +770,10 @@ class _DecoderCompiler(_Generator):
 DecodeFunction = Callable[[bytes, int], tuple[Any, int]]
 
 
-def _build_decoder(schema: Mapping[str, Any], track: bool) -> DecodeFunction:
-    compiler = _DecoderCompiler(track)
+def _build_decoder(
+    schema: Mapping[str, Any], track: bool, uuid_text: bool = False
+) -> DecodeFunction:
+    compiler = _DecoderCompiler(track, uuid_text)
     compiler.emit(0, "def decode(data, pos):")
     if track:
         compiler.emit(1, "at = '(start)'")
@@ -771,11 +801,15 @@ class CompiledDecoder:
     """Reads values written with one schema. :attr:`decode` ``(data, pos)`` returns
     ``(value, position after it)`` and may raise anything on bad bytes (IndexError for
     truncation, MalformedAvro, UnicodeDecodeError...), or stop short of or past the end:
-    the caller checks the position and, on any failure, asks :meth:`explain` why."""
+    the caller checks the position and, on any failure, asks :meth:`explain` why.
+    With ``uuid_text``, uuid values come as their text (``str(uuid.UUID(...))``, the same
+    texts accepted) instead of uuid.UUID objects: a reader that wants only the text is
+    spared building the object and printing it again."""
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, uuid_text: bool = False) -> None:
         self.schema = dict(schema)
-        self.decode: DecodeFunction = _build_decoder(schema, track=False)
+        self.uuid_text = uuid_text
+        self.decode: DecodeFunction = _build_decoder(schema, track=False, uuid_text=uuid_text)
         self._tracking: DecodeFunction | None = None
 
     def explain(self, data: bytes, pos: int) -> str:
@@ -795,10 +829,11 @@ class CompiledDecoder:
         return "the fast decoder failed where the tracking one did not (a compiler bug)"
 
 
-def compile_decoder(schema: Mapping[str, Any]) -> CompiledDecoder:
-    """A decoder for data written with exactly ``schema`` (no resolution). Raises
-    UnsupportedSchema if the schema is outside the compiled subset."""
-    return CompiledDecoder(schema)
+def compile_decoder(schema: Mapping[str, Any], *, uuid_text: bool = False) -> CompiledDecoder:
+    """A decoder for data written with exactly ``schema`` (no resolution; ``uuid_text``:
+    see :class:`CompiledDecoder`). Raises UnsupportedSchema if the schema is outside the
+    compiled subset."""
+    return CompiledDecoder(schema, uuid_text=uuid_text)
 
 
 # -- row decoders: chosen fields of a record, as one flat row --------------------------------

@@ -117,6 +117,11 @@ class AvroDecoder:
     is fetched and parsed once. A writer schema equal to the reader schema (the usual case)
     is read by a compiled decoder (``compiled=False``: fastavro for it too); any other is
     resolved into the reader schema by fastavro.
+
+    ``uuid_text``: the compiled decoder gives uuid fields as their text (what ``str()`` of
+    the uuid.UUID gives; :meth:`with_uuid_text`), for a reader that wants only that; a
+    record resolved by fastavro still carries uuid.UUID objects, so such a reader takes
+    ``str()`` of either.
     """
 
     def __init__(
@@ -126,7 +131,10 @@ class AvroDecoder:
         *,
         reader_schema_id: int | None = None,
         compiled: bool = True,
+        uuid_text: bool = False,
     ) -> None:
+        self._arguments = (dict(reader_schema), writer_schema, reader_schema_id, compiled)
+        self.uuid_text = uuid_text
         self._reader = parse_schema(dict(reader_schema))
         self._reader_text = _canonical(reader_schema)
         self._name = str(reader_schema.get("name", "record"))
@@ -138,9 +146,19 @@ class AvroDecoder:
         self._reader_compiled: CompiledDecoder | None = None
         if compiled and reader_schema.get("type") == "record":
             with contextlib.suppress(UnsupportedSchema):  # outside the subset: fastavro
-                self._reader_compiled = compile_decoder(reader_schema)
+                self._reader_compiled = compile_decoder(reader_schema, uuid_text=uuid_text)
         if reader_schema_id is not None:
             self._adopt(reader_schema_id, self._reader, same=True)
+
+    def with_uuid_text(self) -> AvroDecoder:
+        """A decoder like this one whose compiled decoder gives uuid fields as text (see
+        the class docstring); this one if it already does."""
+        if self.uuid_text:
+            return self
+        reader, lookup, reader_id, compiled = self._arguments
+        return AvroDecoder(
+            reader, lookup, reader_schema_id=reader_id, compiled=compiled, uuid_text=True
+        )
 
     def _adopt(self, schema_id: int, parsed: Any, *, same: bool) -> None:
         self._writers[schema_id] = parsed

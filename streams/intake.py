@@ -148,6 +148,9 @@ def unpack(value: bytes, *, where: str = "intake message") -> list[Incoming]:
             if value_len >= 0:
                 body = value[at : at + value_len]
                 at += value_len
+            if not n_headers:  # the usual case: no list built
+                out.append(Incoming(topic, partition, offset, key, body))
+                continue
             headers: list[tuple[str, bytes | None]] = []
             for _ in range(n_headers):
                 name_len, header_len = read_header(value, at)

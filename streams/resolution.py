@@ -13,11 +13,11 @@ or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decision
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
@@ -69,9 +69,23 @@ SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset
 
 Header = tuple[str, bytes]
 
+# the counts key of each change type (no string built a record)
+_CHANGE_COUNTS = {
+    kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
+}
 
-@dataclass(frozen=True)
-class Incoming:
+
+def _now_millis() -> int:
+    """Now, as milliseconds since the epoch: what encoding ``datetime.now(UTC)`` as a
+    timestamp-millis writes (both floor the clock to the millisecond), without the
+    datetime."""
+    return time.time_ns() // 1_000_000
+
+
+# Incoming and Outgoing are named tuples, and Processed a class with slots: one of each is
+# built per record (several Outgoing), and a frozen dataclass's __init__ (a setattr per
+# field) cost several times as much.
+class Incoming(NamedTuple):
     """One raw message as read from Kafka: where from, and its bytes."""
 
     topic: str
@@ -82,32 +96,50 @@ class Incoming:
     headers: Sequence[tuple[str, Any]] = ()
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to publish."""
+class Outgoing(NamedTuple):
+    """One message to publish. The stage gives ``headers`` as a list (what
+    confluent-kafka's produce takes); empty when there are none."""
 
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
+    headers: Sequence[tuple[str, str | bytes | None]] = ()
 
 
-@dataclass
 class Processed:
-    """What one message produced: messages to send, state to persist."""
+    """What one message produced: messages to send, state to persist.
 
-    outgoing: list[Outgoing] = field(default_factory=list)
-    # ids of the persons the message changed: their IdentityState.snapshot is to be kept
-    # (taken by the caller when it writes, so once per batch however many records of the
-    # batch changed the person)
-    persons: set[str] = field(default_factory=set)
-    # (provider, source person id) -> person id, for a source id seen for the first time
-    sources: dict[tuple[str, str], str] = field(default_factory=dict)
-    outcome: str = ""
+    ``outgoing``: the messages to send, in order. ``persons``: ids of the persons the
+    message changed, whose IdentityState.snapshot is to be kept (taken by the caller when
+    it writes, so once per batch however many records of the batch changed the person).
+    ``sources``: (provider, source person id) -> person id, for a source id seen for the
+    first time. ``outcome``: one of :data:`OUTCOMES`."""
+
+    __slots__ = ("outcome", "outgoing", "persons", "sources")
+
+    def __init__(
+        self,
+        outgoing: list[Outgoing] | None = None,
+        persons: set[str] | None = None,
+        sources: dict[tuple[str, str], str] | None = None,
+        outcome: str = "",
+    ) -> None:
+        self.outgoing: list[Outgoing] = outgoing if outgoing is not None else []
+        self.persons: set[str] = persons if persons is not None else set()
+        self.sources: dict[tuple[str, str], str] = sources if sources is not None else {}
+        self.outcome = outcome
+
+    def __repr__(self) -> str:
+        return (
+            f"Processed(outcome={self.outcome!r}, outgoing={self.outgoing!r}, "
+            f"persons={self.persons!r}, sources={self.sources!r})"
+        )
 
 
 def source_of(message: Incoming) -> Incoming:
     """Where a forwarded intake message was first read (its headers say), else itself."""
+    if not message.headers:  # a pack's record: read where it says, no headers to look at
+        return message
     headers = {k: v for k, v in message.headers if k in SOURCE_HEADERS}
     if len(headers) != len(SOURCE_HEADERS):
         return message
@@ -160,7 +192,9 @@ class IdentityStage:
             )
         self.resolver = resolver
         self.optouts = OptOuts(resolver.state)
-        self._decoders = decoders
+        # The stage takes only the text of a uuid (event and request ids), so its decoders
+        # give that text rather than a uuid.UUID (building and printing one was 4 % of it)
+        self._decoders = {topic: decoder.with_uuid_text() for topic, decoder in decoders.items()}
         self._encoders = encoders
         self._telemetry = telemetry
         self._tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
@@ -197,6 +231,7 @@ class IdentityStage:
         return done
 
     def _headers(self) -> list[tuple[str, str | bytes | None]]:
+        # a list, empty or not, as confluent-kafka's produce takes (not a tuple)
         if self._telemetry is None or not self._spans:
             return []
         return [
@@ -224,51 +259,53 @@ class IdentityStage:
             return self._revocation(source, raw, provider)
         person = raw.get("person") or {}
         resolution = self.resolver.resolve(provider, person)
-        if resolution.person_id is None:
-            return self._review(source, raw, provider, resolution.review_reason)
-        done = Processed()
-        headers = self._headers()
         person_id = resolution.person_id
+        if person_id is None:
+            return self._review(source, raw, provider, resolution.review_reason)
+        headers = self._headers()
+        changes = resolution.changes
         decisions: list[Decision] = []
-        merged = any(c.change_type == "PERSONS_MERGED" for c in resolution.changes)
         if source.topic == OPTOUT_TOPIC:
             decisions.append(self.optouts.request(person_id, raw))
-            done.outcome = "optout"
+            outcome = "optout"
         else:
-            spread = self.optouts.after_merge(person_id, raw) if merged else None
-            if spread is not None:
-                decisions.append(spread)
-            done.outcome = "withheld" if self.optouts.opted_out(person_id) else "linked"
+            if any(c.change_type == "PERSONS_MERGED" for c in changes):
+                spread = self.optouts.after_merge(person_id, raw)
+                if spread is not None:
+                    decisions.append(spread)
+            outcome = "withheld" if self.optouts.opted_out(person_id) else "linked"
         # Of an opted-out person only merges leave the identity zone (downstream re-keys
         # with them); that a record of theirs arrived is not published.
-        published = [
-            change
-            for change in resolution.changes
-            if done.outcome == "linked" or change.change_type == "PERSONS_MERGED"
-        ]
-        for change in identity_change_records(
-            tuple(published), provider=provider, source_event_id=str(raw.get("event_id"))
-        ):
-            done.outgoing.append(
-                Outgoing(
-                    CHANGES_TOPIC,
-                    change["person_id"].encode(),
-                    self._encoders[CHANGES_TOPIC].encode(change),
-                    headers,
+        published = (
+            changes
+            if outcome == "linked"
+            else tuple(c for c in changes if c.change_type == "PERSONS_MERGED")
+        )
+        event_id = str(raw.get("event_id"))
+        outgoing: list[Outgoing] = []
+        if published:
+            encode = self._encoders[CHANGES_TOPIC].encode
+            for record in identity_change_records(
+                published, provider=provider, source_event_id=event_id, at=_now_millis()
+            ):
+                outgoing.append(
+                    Outgoing(CHANGES_TOPIC, record["person_id"].encode(), encode(record), headers)
                 )
-            )
-        if done.outcome == "linked":
-            topic, linked = linked_event(source.topic, raw, person_id)
-            done.outgoing.append(
+        if outcome == "linked":
+            topic, linked = linked_event(source.topic, raw, person_id, event_id=event_id)
+            outgoing.append(
                 Outgoing(topic, person_id.encode(), self._encoders[topic].encode(linked), headers)
             )
-        done.outgoing += self._decisions(decisions, headers)
-        done.persons.update(resolution.touched)
-        done.persons.update(decision.person_id for decision in decisions)
+        persons = set(resolution.touched)
+        if decisions:
+            outgoing += self._decisions(decisions, headers)
+            persons.update(decision.person_id for decision in decisions)
+        done = Processed(outgoing, persons, outcome=outcome)
         if resolution.new_source is not None:
             done.sources[resolution.new_source] = person_id
-        for kind in resolution.changes:
-            self.counts[f"change.{kind.change_type}"] += 1
+        counts = self.counts
+        for change in changes:
+            counts[_CHANGE_COUNTS.get(change.change_type) or f"change.{change.change_type}"] += 1
         return done
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
@@ -292,7 +329,7 @@ class IdentityStage:
         return done
 
     def _decisions(
-        self, decisions: Sequence[Decision], headers: list[tuple[str, str | bytes | None]]
+        self, decisions: Sequence[Decision], headers: Sequence[tuple[str, str | bytes | None]]
     ) -> list[Outgoing]:
         encoder = self._encoders[OPTOUT_DECISIONS_TOPIC]
         now = datetime.now(UTC)

@@ -7,7 +7,8 @@ bench.end_to_end), in pure Python per message. :class:`TableWriter` does what th
 does, the same bytes to the same places, at librdkafka's cost: the value goes into the
 table's store (RocksDB or memory, serialised by the table's own serializers), the same key
 and value bytes go to the changelog topic, on the partition of the event being processed,
-with the :class:`~streams.delivery.BatchProducer` that sends the worker's results; once
+with a :class:`~streams.delivery.BatchProducer` that tracks offsets (the worker's
+changelog producer, confirmed with its results before a batch is acknowledged); once
 Kafka confirmed them (:meth:`TableWriter.record_offsets`), the store records the
 changelog offset it holds, as Faust does after each send, so that a restart reads only
 the changelog written after it.
@@ -36,8 +37,8 @@ class TableWriter:
     and :meth:`record_offsets` before the batch is acknowledged."""
 
     def __init__(self, producer: BatchProducer, app: Any, tables: Sequence[Any]) -> None:
-        """``producer`` must track offsets (``track_offsets=True``); it may carry other
-        messages too (the worker's results: one producer, one confirmation a batch)."""
+        """``producer`` must track offsets (``track_offsets=True``); what else it carries
+        is only counted against its offsets if it goes to a table's changelog."""
         self._serializers = app.serializers
         self._changelogs = {id(t): t.changelog_topic.get_topic_name() for t in tables}
         self._tables = {t.changelog_topic.get_topic_name(): t for t in tables}

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -30,8 +31,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Identity:
+# A named tuple rather than a frozen dataclass: the resolver builds one a record and looks
+# it up in its person's profile (a list of them) for nearly every record; tuple equality
+# and construction run in C, where the dataclass's __eq__ built two tuples of twelve in
+# Python and its __init__ set each field through object.__setattr__. Equality and hash
+# are the same as the dataclass's (every field, in order).
+class Identity(NamedTuple):
     """The matchable part of one record: no raw SSN or SSID, only their keyed hashes."""
 
     ssn: str | None = None

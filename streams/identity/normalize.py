@@ -68,6 +68,7 @@ def first_name_root(text: str | None) -> str:
     return _NICKNAMES.get(key, key)
 
 
+@functools.lru_cache(maxsize=65536)
 def name_parts(text: str | None) -> frozenset[str]:
     """Keys of each part of a compound surname (García-López → {garcia, lopez})."""
     if not text:

@@ -14,14 +14,13 @@ once given is never given to anyone else.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.identity.matching import (
     DEFAULT_MODEL,
@@ -68,8 +67,9 @@ class IdentifierHasher:
         return digest
 
     def _digest(self, kind: str, value: str) -> str:
-        digest = hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        # hmac.digest: the same HMAC in one call to OpenSSL, no HMAC object (a new SSN
+        # costs ten: the number and each digit masked)
+        return hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
 
     def masks(self, kind: str, value: str | None) -> frozenset[str]:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
@@ -86,8 +86,9 @@ class IdentifierHasher:
         )
 
 
-@dataclass(frozen=True)
-class Change:
+# Change and Resolution are named tuples: one or more of each is built per record, and a
+# frozen dataclass's __init__ (a setattr per field) cost several times as much.
+class Change(NamedTuple):
     """An identity change to publish (de-identified: ids only)."""
 
     change_type: str  # PERSON_CREATED, RECORD_LINKED, PERSONS_MERGED
@@ -97,8 +98,7 @@ class Change:
     weight: float | None = None
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """Where a record went: a person (with the changes made), or review (with why)."""
 
     person_id: str | None
@@ -315,7 +315,7 @@ class Resolver:
                 new_source=new_source,
             )
         resolution = self._link(identity, source_key, matches)
-        return dataclasses.replace(resolution, new_source=new_source)
+        return resolution._replace(new_source=new_source) if new_source else resolution
 
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
         state = self.state

@@ -58,7 +58,6 @@ IDENTITY_FIELDS: tuple[tuple[str, bool], ...] = (
     ("sex", False),
     ("zip", False),
 )
-_HEX = frozenset("0123456789abcdef")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _NONE, _HEX16, _UTF8 = b"\x00", b"\x01", b"\x02"
@@ -69,10 +68,18 @@ def _text(parts: list[bytes], value: object) -> None:
         parts.append(_NONE)
         return
     text = str(value)
-    if len(text) == 32 and _HEX.issuperset(text):
-        parts.append(_HEX16)
-        parts.append(bytes.fromhex(text))
-        return
+    if len(text) == 32:
+        # 32 lower-case hex digits (the keyed hashes): fromhex refuses anything but hex
+        # digits and spaces, 16 bytes means no spaces, and a text of hex digits that is
+        # lower-case or all digits has no A-F (one C call each, not a set test a character)
+        try:
+            packed = bytes.fromhex(text)
+        except ValueError:
+            packed = b""
+        if len(packed) == 16 and (text.islower() or text.isdigit()):
+            parts.append(_HEX16)
+            parts.append(packed)
+            return
     raw = text.encode()
     parts.append(_UTF8)
     parts.append(_U16.pack(len(raw)))

@@ -448,20 +448,28 @@ _KNOWN_FAULTS = (
 )
 
 
-def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def memos_of_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memos of converted times keep at most three values."""
     import c2c._avro_compiled as compiled
 
     monkeypatch.setattr(compiled, "_CACHE_LIMIT", 3)
-    schema = {
+
+
+def _record_of(**types: Any) -> dict[str, Any]:
+    return {
         "type": "record",
         "name": "T",
-        "fields": [
-            {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-            {"name": "d", "type": {"type": "int", "logicalType": "date"}},
-        ],
+        "fields": [{"name": name, "type": kind} for name, kind in types.items()],
     }
+
+
+@pytest.mark.usefixtures("memos_of_three")
+def test_repeated_times_and_dates_are_shared_and_the_cache_stays_bounded() -> None:
+    schema = _record_of(
+        t={"type": "long", "logicalType": "timestamp-millis"},
+        d={"type": "int", "logicalType": "date"},
+    )
     encode, decoder = compile_encoder(schema), compile_decoder(schema)
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     for millis in [5, 5, -7, 10**12, 86_400_000, 5, 3, -7, 10**12]:
@@ -534,3 +542,77 @@ def test_row_decoders_refuse_what_they_cannot_choose_and_check_uuids() -> None:
     assert plain.decode(_fastavro(schema, {"id": braces}), 0)[0] == [uuid.UUID(braces).int]
     with pytest.raises(ValueError, match="hexadecimal UUID"):
         plain.decode(_fastavro(schema, {"id": "not-a-uuid-at-all-not-a-uuid-at-all"}), 0)
+
+
+def test_uuid_text_is_the_text_of_the_uuid_and_accepts_the_same_texts() -> None:
+    from c2c._avro_compiled import _uuid, _uuid_text
+
+    rng = random.Random(7)
+    texts = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(500)]
+    texts += [t.upper() for t in texts[:20]] + [t.replace("-", "") for t in texts[:20]]
+    texts += [f"{{{texts[0]}}}", f"urn:uuid:{texts[1]}", texts[2][:35] + "-", texts[3] + "0"]
+    texts += ["not-a-uuid-at-all-not-a-uuid-at-all!", "g" * 32, texts[4].replace("-", "", 1) + "-"]
+    texts += ["", "-" * 36, texts[5][:8] + "_" + texts[5][9:]]
+    accepted = 0
+    for text in texts:
+        raw = text.encode()
+        try:
+            expected: str | None = str(_uuid(raw))
+        except ValueError:
+            expected = None
+        try:
+            got: str | None = _uuid_text(raw)
+        except ValueError:
+            got = None
+        assert got == expected, text
+        accepted += got is not None
+    assert 500 < accepted < len(texts)
+
+
+def _uuids_as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _uuids_as_text(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_uuids_as_text(v) for v in value]
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+@pytest.mark.parametrize("name", SchemaLibrary().names())
+def test_a_uuid_text_decoder_reads_the_uuids_text_and_everything_else_alike(name: str) -> None:
+    schema = SchemaLibrary().resolve(name)
+    objects, text = compile_decoder(schema), compile_decoder(schema, uuid_text=True)
+    rng = random.Random(name)
+    for _ in range(100):
+        body = _fastavro(schema, _Values(rng, schema).value(schema))
+        got, end = text.decode(body, 0)
+        want, want_end = objects.decode(body, 0)
+        assert end == want_end == len(body)
+        assert _strict(got) == _strict(_uuids_as_text(want))
+
+
+@pytest.mark.usefixtures("memos_of_three")
+def test_timestamps_encode_alike_however_often_they_repeat_and_the_memo_stays_bounded() -> None:
+    schema = _record_of(
+        t={"type": "long", "logicalType": "timestamp-millis"},
+        us=["null", {"type": "long", "logicalType": "timestamp-micros"}],
+    )
+    encode = compile_encoder(schema)
+
+    class Stamp(datetime.datetime):  # a subclass that could compare equal yet be another
+        pass
+
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    pacific = datetime.timezone(datetime.timedelta(hours=-8))
+    values: list[Any] = []
+    for millis in [5, 5, -7, 10**12, 86_400_000, 5, 3, -7, 10**12, 1_796_140_800_123]:
+        aware = epoch + datetime.timedelta(milliseconds=millis, microseconds=millis % 997)
+        values += [aware, aware.astimezone(pacific), aware.replace(tzinfo=None), millis]
+        values.append(Stamp.fromtimestamp(aware.timestamp(), datetime.UTC))
+    for value in values + values[::-1]:
+        record = {"t": value, "us": value}
+        assert encode(record) == _fastavro(schema, record), value
+    memos = [v for k, v in encode.__globals__.items() if k.startswith("_timestamp_")]
+    assert len(memos) == 2
+    for memo in memos:
+        cells = [c.cell_contents for c in memo.__closure__ or ()]
+        assert any(isinstance(c, dict) and 0 < len(c) <= 3 for c in cells)

@@ -172,3 +172,26 @@ def test_every_prefix_of_a_message_is_a_serde_error() -> None:
     for cut in range(len(data)):
         error = _decode_error(data[:cut], compiled=True)
         assert error.code in ("serde.not_wire_format", "serde.decode"), cut
+
+
+def test_a_uuid_text_decoder_gives_the_uuids_text_where_it_is_compiled() -> None:
+    schema, _ = _linked_wage(0)
+    encoder = AvroEncoder(schema, 3)
+    objects = AvroDecoder(schema, lambda _id: schema, reader_schema_id=3)
+    text = objects.with_uuid_text()
+    assert text.with_uuid_text() is text
+    assert text.uuid_text
+    assert not objects.uuid_text
+    for index in range(50):
+        data = encoder.encode(_linked_wage(index)[1])
+        want = objects.decode(data)
+        assert isinstance(want["event_id"], uuid.UUID)
+        assert text.decode(data) == {**want, "event_id": str(want["event_id"])}
+    assert text.compiled(3)
+    # a record fastavro resolves (an older writer, without the fields that have defaults)
+    # keeps uuid.UUID objects
+    older = {**schema, "fields": [f for f in schema["fields"] if "default" not in f]}
+    assert len(older["fields"]) < len(schema["fields"])
+    resolving = AvroDecoder(schema, {3: schema, 4: older}.__getitem__, reader_schema_id=3)
+    record = resolving.with_uuid_text().decode(AvroEncoder(older, 4).encode(_linked_wage(0)[1]))
+    assert isinstance(record["event_id"], uuid.UUID)
