@@ -71,6 +71,12 @@ class OptOutFilter:
         out_at = self._out_at.get(person_id)
         return out_at is None or published_ms > out_at
 
+    def opted_out_at(self, person_id: str) -> int | None:
+        """When the latest opt-out covering ``person_id`` was decided (epoch milliseconds),
+        None if none did: a row of theirs published up to then is not written (a reader
+        of many rows asks this first, and the row's time only when it is not None)."""
+        return self._out_at.get(person_id)
+
     def apply(self, decision: Mapping[str, Any]) -> list[list[Any]]:
         """Take in an OptOutDecision; the ``optout_person`` rows to write (none for a
         revocation: what was removed stays removed, later events are admitted)."""
