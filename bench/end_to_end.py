@@ -442,6 +442,16 @@ def main() -> None:
         ],
     )
     print(
+        "\nsink against plain insert, each round (rows/s, CPU us per row): "
+        + "; ".join(
+            f"{sink_rate:,.0f} / {plain_rate:,.0f} = {sink_rate / plain_rate:.2f}, "
+            f"{plain_us:.1f} / {sink_us:.1f} = {plain_us / sink_us:.2f}"
+            for (sink_rate, sink_us), (plain_rate, plain_us) in zip(
+                sink_runs, plain_runs, strict=True
+            )
+        )
+    )
+    print(
         f"\nCPU per process: at the maximum ({records:,} records in {end_to_end_s:.1f} s) "
         f"and at {args.rate:,.0f}/s offered ({paced_records:,} records)"
     )

@@ -249,7 +249,12 @@ class Sink:
         not decode is a dead letter (c2c.consuming). One loop, without a c2c.consuming
         Decoded per message: at tens of thousands of messages a second, every step of it
         counts."""
-        linked, facts, persons = self._linked, batch.facts, batch.persons
+        persons = batch.persons
+        # each linked topic's row reader and the list its table's rows go to
+        linked = {
+            topic: (read, batch.facts.setdefault(table, []).append)
+            for topic, (table, read) in self._linked.items()
+        }
         changes, counts, decoding = self._changes, self.counts, self._decoding
         out_at = self.optouts.opted_out_at
         # a message with trace context goes to the observer as it is read, the others are
@@ -266,7 +271,7 @@ class Sink:
             raw = message.value() or b""
             chosen = linked.get(topic)
             if chosen is not None:
-                table, read = chosen
+                read, append = chosen
                 try:
                     row = read(raw)
                 except SerdeError as exc:
@@ -277,10 +282,7 @@ class Sink:
                 if out is not None and max(0, message.timestamp()[1]) <= out:
                     counts["optout.not_written"] += 1  # published before they opted out
                 else:
-                    rows = facts.get(table)
-                    if rows is None:
-                        rows = facts[table] = []
-                    rows.append(row)
+                    append(row)
                     persons[person] = row
             elif topic == CHANGES_TOPIC:
                 kind = counted(raw)
