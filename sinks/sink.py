@@ -60,7 +60,16 @@ from sinks.rows import (
 )
 from sinks.writer import TableWriter
 
-__all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "add_row", "readers", "write_batch"]
+__all__ = [
+    "SINK_GROUP",
+    "Batch",
+    "Sink",
+    "add_linked",
+    "add_row",
+    "readers",
+    "write_batch",
+    "written_once_read",
+]
 
 SINK_GROUP = "c2c-sink"
 log = logging.getLogger(__name__)
@@ -70,7 +79,7 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
 # a batch holding this share of C2C_SINK_BATCH_ROWS in one table is written as soon as the
-# sink has read everything (see Sink._drained)
+# sink has read everything (see written_once_read)
 _DRAINED_SHARE = 10
 _COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 _CHANGE_COUNTS = {
@@ -148,6 +157,15 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     table, row = fact_row(topic, event)
     batch.facts.setdefault(table, []).append(row)
     batch.persons[event["person_id"]] = row
+
+
+def written_once_read(batch: Batch, batch_rows: int, after_full: bool) -> bool:
+    """Whether ``batch`` is written as soon as the sink has read everything there is to
+    read, rather than at the end of its wait (see sinks/README.md, "Batches"): when it ends
+    a backlog (``after_full``: the batch before it had ``batch_rows`` rows in a table), or
+    holds a tenth of ``batch_rows`` in one table. A steady stream's batches do neither:
+    they wait, and gather rows into fewer inserts."""
+    return after_full or batch.largest * _DRAINED_SHARE >= batch_rows
 
 
 def write_batch(target: Any, batch: Batch) -> None:
@@ -475,12 +493,6 @@ class Sink:
         finally:
             self._lag_checked = time.monotonic()
 
-    def _drained(self, batch: Batch, after_full: bool) -> bool:
-        """Whether ``batch``, once the sink has read everything there is, is written at
-        once rather than at the end of its wait: when it ends a backlog (the batch before
-        it was full), or holds _DRAINED_SHARE of a full batch's rows in one table."""
-        return after_full or batch.largest * _DRAINED_SHARE >= self.settings.sink_batch_rows
-
     def _caught_up(self) -> bool:
         """Whether every assigned partition is read to the end the last fetch of it saw
         (its high-water mark then): nothing more to read now."""
@@ -529,7 +541,7 @@ class Sink:
                 due = batch.decisions or (batch.messages and now - batch.started >= wait)
                 # nor does the rest of a backlog, once every partition is read to its end
                 if not (full or due) and batch.messages and len(messages) < size:
-                    due = self._drained(batch, after_full) and self._caught_up()
+                    due = written_once_read(batch, size, after_full) and self._caught_up()
                 if full or due:
                     if not self._write(batch, stop):
                         return
