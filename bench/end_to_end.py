@@ -55,6 +55,7 @@ from bench._harness import plain_insert, print_table
 from bench.identity_worker import _cpu_seconds
 from c2c.child import free_port
 from c2c.clickhouse import connect
+from c2c.errors import ServiceError
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
@@ -252,10 +253,21 @@ def _sink_rate(settings: Settings, folder: Path, start: Marks, facts: int) -> tu
         def handled(counts: dict[str, Any]) -> int:  # written, or withheld after an opt-out
             return int(counts.get("facts", 0)) + int(counts.get("optout.not_written", 0))
 
-        def done(_ready: dict[str, Any], counts: dict[str, Any]) -> bool:
-            return handled(counts) >= facts
-
-        counts = sink.wait(done, f"done with {facts} fact rows", timeout_s=1800)
+        # looked at once a second: the marks time it, and each look costs the sink a web
+        # request or two (ChildService.wait would look every 0.2 s)
+        deadline = time.monotonic() + 1800
+        counts = sink.counts()
+        while handled(counts) < facts:
+            if sink.process is None or sink.process.poll() is not None:
+                raise ServiceError(
+                    f"the re-reading sink exited; see {folder / 'sink.log'}", code="child.exited"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"the re-reading sink was not done in 1800 s: {counts}", code="child.timeout"
+                )
+            time.sleep(1.0)
+            counts = sink.counts()
     finally:
         sink.stop()
     # the rows written by then (it goes on into what came after the run, and may have
