@@ -68,7 +68,6 @@ __all__ = [
     "add_row",
     "readers",
     "write_batch",
-    "written_once_read",
 ]
 
 SINK_GROUP = "c2c-sink"
@@ -78,9 +77,6 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
-# a batch holding this share of C2C_SINK_BATCH_ROWS in one table is written as soon as the
-# sink has read everything (see written_once_read)
-_DRAINED_SHARE = 10
 _COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 _CHANGE_COUNTS = {
     kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
@@ -157,15 +153,6 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     table, row = fact_row(topic, event)
     batch.facts.setdefault(table, []).append(row)
     batch.persons[event["person_id"]] = row
-
-
-def written_once_read(batch: Batch, batch_rows: int, after_full: bool) -> bool:
-    """Whether ``batch`` is written as soon as the sink has read everything there is to
-    read, rather than at the end of its wait (see sinks/README.md, "Batches"): when it ends
-    a backlog (``after_full``: the batch before it had ``batch_rows`` rows in a table), or
-    holds a tenth of ``batch_rows`` in one table. A steady stream's batches do neither:
-    they wait, and gather rows into fewer inserts."""
-    return after_full or batch.largest * _DRAINED_SHARE >= batch_rows
 
 
 def write_batch(target: Any, batch: Batch) -> None:
@@ -539,9 +526,11 @@ class Sink:
                 full = batch.largest >= size
                 # an opt-out does not wait for the batch to fill: its rows go at once
                 due = batch.decisions or (batch.messages and now - batch.started >= wait)
-                # nor does the rest of a backlog, once every partition is read to its end
-                if not (full or due) and batch.messages and len(messages) < size:
-                    due = written_once_read(batch, size, after_full) and self._caught_up()
+                # nor does the rest of a backlog (the batch before was full), once every
+                # partition is read to its end: no more rows are coming to gather. A steady
+                # stream's batches, and a backlog smaller than a batch, wait as before.
+                if after_full and not (full or due) and batch.messages and len(messages) < size:
+                    due = self._caught_up()
                 if full or due:
                     if not self._write(batch, stop):
                         return

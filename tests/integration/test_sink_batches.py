@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -16,29 +17,13 @@ from c2c.clickhouse import connect
 from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from c2c.topics import get_topic
 from sinks.migrate import migrate
-from sinks.rows import FACT_TABLES
 from sinks.sink import Sink
 
 pytestmark = pytest.mark.integration
 
 _WAGES = "c2c.linked.wage"
-
-
-def _group_at_the_end(stack: Settings, group: str) -> None:
-    """A new group whose committed offsets are the end of every topic the sink reads now."""
-    consumer = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
-    try:
-        ends = []
-        for topic in [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                where = TopicPartition(topic, partition)
-                _low, high = consumer.get_watermark_offsets(where, timeout=10)
-                ends.append(TopicPartition(topic, partition, high))
-        consumer.commit(offsets=ends, asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def test_the_last_batch_of_a_backlog_does_not_wait(
@@ -50,23 +35,39 @@ def test_the_last_batch_of_a_backlog_does_not_wait(
             "clickhouse_database": "batches",
             "sink_batch_rows": 60,
             "sink_batch_wait_s": 600.0,
+            "sink_start": "latest",
         }
     )
     client = connect(settings)
     migrate(client, min_cell=11)
-    group = f"test-sink-batches-{uuid.uuid4().hex[:10]}"
-    _group_at_the_end(stack, group)
     run = f"batches-{uuid.uuid4().hex[:8]}"
     encoder = registry.encoder(get_topic(_WAGES))
     producer = Producer(stack.kafka_config())
     sent = set()
+    first: dict[int, int] = {}  # partition -> offset of our first message there
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        first[message.partition()] = min(message.offset(), first.get(message.partition(), 1 << 62))
+
     for index in range(150):
         event = example_linked("wage", index)
         event["event_id"] = str(uuid.uuid4())
         event["person_id"] = f"{run}-{index % 37:04d}"
         sent.add(event["event_id"])
-        producer.produce(_WAGES, encoder.encode(event), key=event["person_id"].encode())
+        producer.produce(
+            _WAGES, encoder.encode(event), key=event["person_id"].encode(), on_delivery=delivered
+        )
     assert producer.flush(30) == 0
+    # a new group, to read our messages from where they begin: a backlog (every other
+    # partition starts at its end, C2C_SINK_START latest)
+    group = f"test-sink-batches-{uuid.uuid4().hex[:10]}"
+    committer = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        where = [TopicPartition(_WAGES, partition, at) for partition, at in first.items()]
+        committer.commit(offsets=where, asynchronous=False)
+    finally:
+        committer.close()
 
     sink = Sink(settings, registry, client, group_id=group)
     stop = threading.Event()
