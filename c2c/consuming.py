@@ -5,6 +5,11 @@ message that is not in wire format, names an unknown schema id, or does not deco
 published as a dead letter with its original bytes, topic, partition, offset and error,
 and counted. Offsets are committed only by :meth:`DecodingConsumer.commit`, after the
 caller has handled what it was given (and after dead letters are acknowledged).
+
+A reader that handles tens of thousands of messages a second (the sink) may take the
+messages themselves (:meth:`DecodingConsumer.consume`) and decode them its own way, giving
+what fails to :meth:`DecodingConsumer.skip_error` and :meth:`DecodingConsumer.dead_letter`:
+the same rules, without a :class:`Decoded` built for every message.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from c2c.deadletter import DeadLetterPublisher, dead_letter
 from c2c.serde import SerdeError
@@ -60,51 +65,76 @@ class DecodingConsumer:
         self._stage = stage
         self.counts: Counter[str] = Counter()
 
+    @property
+    def topics(self) -> list[str]:
+        """The topics it has a decoder for."""
+        return list(self._decoders)
+
+    def consume(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """The messages of one fetch, at most ``max_messages``, as the Consumer gives them
+        (errors among them), for a caller that decodes them itself (see the module
+        docstring), which adds what it decoded to ``counts["decoded"]``."""
+        return self._consumer.consume(max_messages, timeout_s)
+
+    def skip_error(self, message: Message) -> None:
+        """A message whose ``error()`` is set: counted and passed over when Kafka will
+        recover from it (``kafka_error``); KafkaException when it is fatal."""
+        error = message.error()
+        if error is not None and not error.retriable() and error.fatal():
+            raise KafkaException(error)
+        self.counts["kafka_error"] += 1
+
+    def dead_letter(self, message: Message, error: SerdeError) -> None:
+        """Publish ``message``, which did not decode, as a dead letter with ``error``, and
+        count it (its offset may be committed once :meth:`commit` flushed the letter)."""
+        self._dead_letters.publish(
+            dead_letter(
+                stage=self._stage,
+                error=error,
+                source_topic=str(message.topic()),
+                source_partition=message.partition(),
+                source_offset=message.offset(),
+                key=message.key(),
+                value=message.value(),
+            )
+        )
+        self.counts["dead_letter"] += 1
+
+    @staticmethod
+    def decoded(message: Message, value: Any) -> Decoded:
+        """``message`` with its decoded ``value``, and where it was read."""
+        headers = message.headers()
+        stamp = message.timestamp()[1]
+        return Decoded(
+            str(message.topic()),
+            message.partition() or 0,
+            message.offset() or 0,
+            message.key(),
+            value,
+            _headers(headers) if headers else (),
+            stamp if stamp > 0 else 0,
+        )
+
     def poll(self, timeout_s: float = 1.0, max_messages: int = 500) -> Iterator[Decoded]:
         """Decoded records from one batch of at most ``max_messages``."""
         messages = self._consumer.consume(max_messages, timeout_s)
-        decoders, counts = self._decoders, self.counts
+        decoders = self._decoders
         decoded = 0
         try:
             for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.retriable() or not error.fatal():
-                        counts["kafka_error"] += 1
-                        continue
-                    raise KafkaException(error)
-                topic = str(message.topic())
+                if message.error() is not None:
+                    self.skip_error(message)
+                    continue
                 raw = message.value()
                 try:
-                    value = decoders[topic].decode(raw if raw is not None else b"")
+                    value = decoders[str(message.topic())].decode(raw if raw is not None else b"")
                 except SerdeError as exc:
-                    self._dead_letters.publish(
-                        dead_letter(
-                            stage=self._stage,
-                            error=exc,
-                            source_topic=topic,
-                            source_partition=message.partition(),
-                            source_offset=message.offset(),
-                            key=message.key(),
-                            value=raw,
-                        )
-                    )
-                    counts["dead_letter"] += 1
+                    self.dead_letter(message, exc)
                     continue
                 decoded += 1
-                headers = message.headers()
-                stamp = message.timestamp()[1]
-                yield Decoded(
-                    topic,
-                    message.partition() or 0,
-                    message.offset() or 0,
-                    message.key(),
-                    value,
-                    _headers(headers) if headers else (),
-                    stamp if stamp > 0 else 0,
-                )
+                yield self.decoded(message, value)
         finally:
-            counts["decoded"] += decoded
+            self.counts["decoded"] += decoded
 
     def commit(self) -> None:
         """Commit the positions of everything polled so far, once dead letters are

@@ -143,6 +143,11 @@ class SinkObserver:
         if context.is_valid and context.trace_flags.sampled:
             self._pending.append(_Pending(decoded, context, time.time_ns()))
 
+    def received_untraced(self, counts: Mapping[str, int]) -> None:
+        """Messages without trace context (``counts`` per topic) were read and added to
+        the batch being built: what :meth:`received` does for each, all at once."""
+        self._reading.update(counts)
+
     @contextlib.contextmanager
     def inserting(self, batch: ObservedBatch) -> Iterator[None]:
         """Around one insert attempt of ``batch``: its span and its duration."""

@@ -19,7 +19,7 @@ compared with the decision time taken by the same resolver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +65,11 @@ class OptOutFilter:
         self._out_at: dict[str, int] = {}
         for person_id, at in known:
             self._out_at[person_id] = max(self._out_at.get(person_id, 0), _millis(at))
+        # opted_out_at(person_id): when the latest opt-out covering the person was decided
+        # (epoch milliseconds), None if none did; a row of theirs published up to then is
+        # not written. A reader of many rows asks this first, and the row's time only when
+        # it is not None (the dictionary's own look-up: no call of ours per row).
+        self.opted_out_at: Callable[[str], int | None] = self._out_at.get
 
     def admits(self, person_id: str, published_ms: int) -> bool:
         """Whether a row of ``person_id`` published at ``published_ms`` may be written."""

@@ -18,10 +18,12 @@ from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
+    "CHANGE_PATHS",
     "DIM_PERSON_COLUMNS",
     "FACT_COLUMNS",
     "FACT_TABLES",
     "PERSON_MAP_COLUMNS",
+    "ChangeReader",
     "PersonMap",
     "RowReader",
     "dim_person_of",
@@ -150,6 +152,82 @@ class RowReader:
                 code="serde.decode",
             ) from exc
         return row  # type: ignore[no-any-return]
+
+
+# Where a change shows its type: after the 5-byte frame, the change id (a length byte and
+# 36 characters) and changed_at, a varint of 6 bytes for every time from mid-1970 to 2039
+# (milliseconds, zigzag), the type's index (zigzag: twice the index).
+_TYPE_AT = 5 + 1 + 36 + 6
+# the changes the sink applies (decoded in full); it only counts the others
+_APPLIED_TYPES = frozenset({"PERSONS_MERGED"})
+
+
+class ChangeReader:
+    """Identity changes as the sink reads them. The sink applies merges and only counts
+    the other changes (a RECORD_LINKED one for each linked event, a PERSON_CREATED one for
+    each new person), so :meth:`counted` tells their type from their leading bytes without
+    decoding them: the frame of the reader schema, a change id of 36 characters, a time in
+    6 bytes and the type's index, each checked. A merge, and any message laid out
+    otherwise, is :meth:`decode`d in full (:class:`RowReader`, CHANGE_PATHS order), which
+    raises c2c.serde.SerdeError naming what is wrong. The bytes after a counted change's
+    type are not read: the sink would not use them (a change damaged there is counted,
+    not a dead letter)."""
+
+    def __init__(self, schema: Mapping[str, Any], schema_id: int, decoder: AvroDecoder) -> None:
+        self._rows = RowReader(schema, schema_id, decoder, CHANGE_PATHS)
+        self._header = frame(schema_id, b"")
+        fields = schema.get("fields", [])[:3]
+        kinds = [_field_kind(field) for field in fields]
+        layout = [(str(f.get("name")), k) for f, (k, _s) in zip(fields, kinds, strict=True)]
+        expected = [
+            ("change_id", "string/uuid"),
+            ("changed_at", "long/timestamp-millis"),
+            ("change_type", "enum"),
+        ]
+        # the type of a counted change by the byte at _TYPE_AT (indexes below 64 are one
+        # byte); all None when this schema's changes are laid out otherwise
+        self._types: list[str | None] = [None] * 256
+        if layout == expected:
+            for index, symbol in enumerate(kinds[2][1][:64]):
+                if symbol not in _APPLIED_TYPES:
+                    self._types[2 * index] = symbol
+        self.types = sorted({t for t in self._types if t is not None})  # what it may count
+
+    @property
+    def peeks(self) -> bool:
+        """Whether :meth:`counted` can tell any change's type (the layout allows it)."""
+        return bool(self.types)
+
+    def counted(self, data: bytes) -> str | None:
+        """The type of ``data`` if it is a change the sink only counts, in the reader
+        schema's layout (see the class docstring); None: decode it."""
+        if (
+            len(data) > _TYPE_AT + 1
+            and data[_TYPE_AT - 1] < 128
+            and data[_TYPE_AT - 2] > 127
+            and data[_TYPE_AT - 3] > 127
+            and data[_TYPE_AT - 4] > 127
+            and data[_TYPE_AT - 5] > 127
+            and data[_TYPE_AT - 6] > 127
+            and data[5] == 72  # 36 characters, zigzag
+            and data[:5] == self._header
+        ):
+            return self._types[data[_TYPE_AT]]
+        return None
+
+    def decode(self, data: bytes) -> list[Any]:
+        """The change's row, CHANGE_PATHS order (:meth:`RowReader.decode`)."""
+        return self._rows.decode(data)
+
+
+def _field_kind(field: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """("type/logicalType", enum symbols) of a record field, for ChangeReader's layout."""
+    kind = field.get("type")
+    if isinstance(kind, Mapping):
+        if kind.get("type") == "enum":
+            return "enum", [str(s) for s in kind.get("symbols", [])]
+        return f"{kind.get('type')}/{kind.get('logicalType')}", []
+    return str(kind), []
 
 
 _EMPTY: Mapping[str, Any] = {}

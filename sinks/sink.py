@@ -17,6 +17,7 @@ with an audit row each, and rows published before an opt-out are never written a
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -26,11 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
+from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from observability.sink import SinkObserver
@@ -45,10 +47,10 @@ from sinks.optouts import (
     removed_per_decision,
 )
 from sinks.rows import (
-    CHANGE_PATHS,
     DIM_PERSON_COLUMNS,
     FACT_TABLES,
     PERSON_MAP_COLUMNS,
+    ChangeReader,
     PersonMap,
     RowReader,
     columns,
@@ -58,7 +60,15 @@ from sinks.rows import (
 )
 from sinks.writer import TableWriter
 
-__all__ = ["SINK_GROUP", "Batch", "Sink", "add_linked", "add_row", "readers", "write_batch"]
+__all__ = [
+    "SINK_GROUP",
+    "Batch",
+    "Sink",
+    "add_linked",
+    "add_row",
+    "readers",
+    "write_batch",
+]
 
 SINK_GROUP = "c2c-sink"
 log = logging.getLogger(__name__)
@@ -67,6 +77,7 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
+_COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 _CHANGE_COUNTS = {
     kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
 }
@@ -85,12 +96,18 @@ def _row_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) ->
 def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
     """The sink's decoder of each topic it reads: linked events and identity changes
     straight to rows (fact rows in :func:`sinks.rows.columns` order, changes in
-    CHANGE_PATHS order), opt-out decisions as records."""
+    CHANGE_PATHS order, by a :class:`sinks.rows.ChangeReader`), opt-out decisions as
+    records."""
     found: dict[str, Decoder] = {
         topic: _row_reader(registry, topic, fact_paths(table))
         for topic, table in FACT_TABLES.items()
     }
-    found[CHANGES_TOPIC] = _row_reader(registry, CHANGES_TOPIC, CHANGE_PATHS)
+    chosen = get_topic(CHANGES_TOPIC)
+    found[CHANGES_TOPIC] = ChangeReader(
+        registry.library.resolve(chosen.schema),
+        registry.schema_id(chosen),
+        registry.decoder(chosen),
+    )
     found[OPTOUT_DECISIONS_TOPIC] = registry.decoder(get_topic(OPTOUT_DECISIONS_TOPIC))
     return found
 
@@ -195,10 +212,23 @@ class Sink:
         )
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._dead_letters = DeadLetterPublisher(settings, registry)
-        self._tables = dict(FACT_TABLES)
+        decoders = readers(registry)
         self._decoding = DecodingConsumer(
-            self._consumer, readers(registry), self._dead_letters, stage="sink"
+            self._consumer, decoders, self._dead_letters, stage="sink"
         )
+        # what _take reads each topic with: linked topics' (table, row reader), the changes'
+        # reader, and the opt-out decisions' decoder
+        self._linked = {
+            topic: (table, decoders[topic].decode) for topic, table in FACT_TABLES.items()
+        }
+        changes = decoders[CHANGES_TOPIC]
+        assert isinstance(changes, ChangeReader)
+        self._changes = changes
+        self._decisions = decoders[OPTOUT_DECISIONS_TOPIC]
+        # when reading began and the last batch was written (time.time()), with this
+        # process's CPU seconds then (time.process_time()): how fast it reads a backlog
+        self.positioned_at: tuple[float, float] | None = None
+        self.written_at: tuple[float, float] | None = None
         # traces and metrics (observability/sink.py); from settings unless given
         self._observed = SinkObserver(
             telemetry if telemetry is not None else setup_telemetry(settings, "sink"),
@@ -216,23 +246,89 @@ class Sink:
         self._audited = {str(row[0]) for row in audited.result_rows}
 
     # -- reading ---------------------------------------------------------------------------
-    def _add(self, batch: Batch, topic: str, value: Any, published_ms: int) -> None:
-        """Add one message: a linked event's row (see sinks.rows.RowReader), an identity
-        change (sinks.rows.CHANGE_PATHS) or an opt-out decision (a decoded record)."""
-        batch.messages += 1
-        table = self._tables.get(topic)
-        if table is not None:
-            if not self.optouts.admits(value[3], published_ms):
-                self.counts["optout.not_written"] += 1  # published before they opted out
-                return
-            add_row(batch, table, value)
-            return
-        if topic == CHANGES_TOPIC:
-            change_type, person_id, previous, changed_at = value
-            if change_type == "PERSONS_MERGED" and previous:
-                batch.merges += self.person_map.merge(previous, person_id, changed_at)
-            self.counts[_CHANGE_COUNTS.get(change_type) or f"change.{change_type}"] += 1
-            return
+    def _take(self, batch: Batch, messages: list[Message]) -> int:
+        """Add one fetch's ``messages`` to ``batch``; how many there were, errors aside.
+        A linked event becomes its fact row (see sinks.rows.RowReader) unless its person
+        opted out after it was published; an identity change is counted, and a merge's
+        applied to the person map; an opt-out decision is decoded and applied. What does
+        not decode is a dead letter (c2c.consuming). One loop, without a c2c.consuming
+        Decoded per message: at tens of thousands of messages a second, every step of it
+        counts."""
+        persons = batch.persons
+        # each linked topic's row reader and the list its table's rows go to
+        linked = {
+            topic: (read, batch.facts.setdefault(table, []).append)
+            for topic, (table, read) in self._linked.items()
+        }
+        changes, counts, decoding = self._changes, self.counts, self._decoding
+        out_at = self.optouts.opted_out_at
+        # a message with trace context goes to the observer as it is read, the others are
+        # counted per topic (all the observer does with them)
+        traced = self._observed.telemetry.tracing
+        untraced = dict.fromkeys(self._decoding.topics, 0)
+        counted, kinds = changes.counted, dict.fromkeys(changes.types, 0)
+        taken = 0
+        for message in messages:
+            if message.error() is not None:
+                decoding.skip_error(message)
+                continue
+            topic = message.topic() or ""
+            raw = message.value() or b""
+            chosen = linked.get(topic)
+            if chosen is not None:
+                read, append = chosen
+                try:
+                    row = read(raw)
+                except SerdeError as exc:
+                    decoding.dead_letter(message, exc)
+                    continue
+                person = row[3]
+                out = out_at(person)
+                if out is not None and max(0, message.timestamp()[1]) <= out:
+                    counts["optout.not_written"] += 1  # published before they opted out
+                else:
+                    append(row)
+                    persons[person] = row
+            elif topic == CHANGES_TOPIC:
+                kind = counted(raw)
+                if kind is not None:
+                    kinds[kind] += 1  # only counted: no need to decode it
+                else:
+                    try:
+                        change = changes.decode(raw)
+                    except SerdeError as exc:
+                        decoding.dead_letter(message, exc)
+                        continue
+                    self._change(batch, change)
+            else:
+                try:
+                    decision = self._decisions.decode(raw)
+                except SerdeError as exc:
+                    decoding.dead_letter(message, exc)
+                    continue
+                self._decision(batch, decision)
+            taken += 1
+            if traced and message.headers():
+                self._observed.received(decoding.decoded(message, None))
+            else:
+                untraced[topic] += 1
+        self._observed.received_untraced({topic: n for topic, n in untraced.items() if n})
+        batch.messages += taken
+        decoding.counts["decoded"] += taken
+        for kind, n in kinds.items():
+            if n:
+                counts[_CHANGE_COUNTS.get(kind) or f"change.{kind}"] += n
+        return taken
+
+    def _change(self, batch: Batch, change: list[Any]) -> None:
+        """An identity change (sinks.rows.CHANGE_PATHS order): a merge re-points persons."""
+        change_type, person_id, previous, changed_at = change
+        if change_type == "PERSONS_MERGED" and previous:
+            batch.merges += self.person_map.merge(previous, person_id, changed_at)
+        self.counts[_CHANGE_COUNTS.get(change_type) or f"change.{change_type}"] += 1
+
+    def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
+        """An opt-out decision: its persons' rows are removed once the batch is written."""
         batch.decisions.append(value)
         batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
@@ -311,6 +407,7 @@ class Sink:
                 self._paused = False
             break
         self._decoding.commit()  # offsets only now, after ClickHouse has every row
+        self.written_at = (time.time(), time.process_time())
         self.counts["rows"] += batch.rows
         self.counts["facts"] += sum(len(rows) for rows in batch.facts.values())
         self.counts["batches"] += 1
@@ -349,6 +446,8 @@ class Sink:
         log.info("sink assigned %d partition(s)", len(partitions))
         self.connected = bool(partitions)
         self.positioned = bool(partitions)
+        if partitions and self.positioned_at is None:
+            self.positioned_at = (time.time(), time.process_time())
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
         self.counts["revocations"] += 1
@@ -381,22 +480,44 @@ class Sink:
         finally:
             self._lag_checked = time.monotonic()
 
+    def _caught_up(self) -> bool:
+        """Whether every assigned partition is read to the end the last fetch of it saw
+        (its high-water mark then): nothing more to read now."""
+        consumer = self._consumer
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                offset = tp.offset if tp.offset >= 0 else self._start.get((tp.topic, tp.partition))
+                if high < 0 or offset is None or offset < high:
+                    return False
+        except KafkaException:  # not known yet: the batch waits its time
+            return False
+        return True
+
     # -- the loop --------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, *, idle_stop_s: float | None = None) -> None:
         """Consume, batch and write until ``stop`` is set (or, with ``idle_stop_s``, until
-        nothing arrived for that long and the last batch is written)."""
+        nothing arrived for that long and the last batch is written).
+
+        The garbage collector's automatic runs are off meanwhile (the whole process's,
+        restored on return): a batch holds up to hundreds of thousands of rows, lists the
+        collector would traverse again and again as they age, though they hold no cycles
+        and are freed with their batch. The loop collects instead, at points where no
+        batch is held: the young generations after every batch written (or every second
+        when none is), everything every minute."""
         stop = stop or threading.Event()
         size = self.settings.sink_batch_rows
         wait = self.settings.sink_batch_wait_s
         batch = Batch()
         last_message = time.monotonic()
+        collecting = gc.isenabled()
+        gc.disable()
+        collected = collected_all = last_message
+        after_full = False  # the batch written last was full: a backlog is being read
         try:
             while not stop.is_set():
-                got = 0
-                for decoded in self._decoding.poll(timeout_s=min(wait, _POLL_S), max_messages=size):
-                    self._add(batch, decoded.topic, decoded.value, decoded.timestamp_ms)
-                    self._observed.received(decoded)
-                    got += 1
+                messages = self._decoding.consume(size, min(wait, _POLL_S))
+                got = self._take(batch, messages) if messages else 0
                 now = time.monotonic()
                 if got:
                     last_message = now
@@ -405,12 +526,26 @@ class Sink:
                 full = batch.largest >= size
                 # an opt-out does not wait for the batch to fill: its rows go at once
                 due = batch.decisions or (batch.messages and now - batch.started >= wait)
+                # nor does the rest of a backlog (the batch before was full), once every
+                # partition is read to its end: no more rows are coming to gather. A steady
+                # stream's batches, and a backlog smaller than a batch, wait as before.
+                if after_full and not (full or due) and batch.messages and len(messages) < size:
+                    due = self._caught_up()
                 if full or due:
                     if not self._write(batch, stop):
                         return
+                    after_full = full
                     batch = Batch()
+                    now = time.monotonic()
                 elif not batch.messages:
                     batch.started = now
+                if now - collected >= 1.0 or (full or due):
+                    if now - collected_all >= _COLLECT_ALL_S:
+                        gc.collect()
+                        collected_all = now
+                    else:
+                        gc.collect(1)
+                    collected = now
                 if now - self._lag_checked > 1.0:
                     self._refresh_lag()
                 if (
@@ -420,5 +555,7 @@ class Sink:
                 ):
                     return
         finally:
+            if collecting:
+                gc.enable()
             self._consumer.close()
             self._dead_letters.flush()

@@ -54,9 +54,21 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                 age = None
                 if sink.newest_row_time is not None:
                     age = (datetime.now(UTC) - sink.newest_row_time).total_seconds()
+                marks = {}
+                for name, mark in (
+                    ("positioned", sink.positioned_at),
+                    ("written", sink.written_at),
+                ):
+                    if mark is not None:
+                        marks[f"{name}_at"], marks[f"{name}_cpu_s"] = mark
                 self._send(
                     200,
-                    {**sink.counts, "last_insert_s": sink.last_insert_s, "freshness_s": age},
+                    {
+                        **sink.counts,
+                        "last_insert_s": sink.last_insert_s,
+                        "freshness_s": age,
+                        **marks,
+                    },
                 )
             elif path.startswith("/outcomes/"):
                 name = path.removeprefix("/outcomes/")

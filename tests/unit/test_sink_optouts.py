@@ -50,6 +50,8 @@ def test_rows_published_up_to_the_opt_out_are_never_written_later_ones_are() -> 
     # the resolver publishes nothing of theirs after the decision but after a revocation
     assert rules.admits("P1", _ms(AT) + 1)
     assert rules.admits("P2", before)  # somebody else
+    # what the sink asks of each row first: when (if ever) its person opted out
+    assert (rules.opted_out_at("P1"), rules.opted_out_at("P2")) == (_ms(AT), None)
     # a revocation changes nothing here: what was removed stays removed
     assert rules.apply(_decision(False, AT + datetime.timedelta(days=1))) == []
     assert not rules.admits("P1", before)
@@ -59,6 +61,7 @@ def test_the_filter_is_rebuilt_from_what_was_written() -> None:
     later = AT + datetime.timedelta(days=2)
     rules = OptOutFilter([("P1", AT), ("P1", later)])
     assert not rules.admits("P1", _ms(later))  # the latest opt-out counts
+    assert rules.opted_out_at("P1") == _ms(later)
     assert len(rules) == 1
 
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime
 import uuid
 from decimal import Decimal
+from typing import Any
 
+from c2c.serde import AvroEncoder
 from sinks.migrate import migrations, split_statements
 from sinks.public import public_view_statements
-from sinks.rows import PersonMap, columns, dim_person_of, fact_row
+from sinks.rows import ChangeReader, PersonMap, columns, dim_person_of, fact_row
 
 AT = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
@@ -162,3 +164,70 @@ def test_a_row_reader_resolves_older_writers_and_names_bad_bytes() -> None:
     broken = encoder.encode(event)[:-3]
     with pytest.raises(SerdeError, match="does not decode as schema id 1"):
         reader.decode(broken)
+
+
+def _change_schema() -> dict[str, Any]:
+    from c2c.schemas import SchemaLibrary
+    from c2c.topics import CHANGES_TOPIC, get_topic
+
+    return SchemaLibrary().resolve(get_topic(CHANGES_TOPIC).schema)
+
+
+def _change_reader(schema: dict[str, Any] | None = None) -> tuple[ChangeReader, AvroEncoder]:
+    from c2c.serde import AvroDecoder
+
+    chosen = schema or _change_schema()
+    decoder = AvroDecoder(chosen, {1: chosen}.__getitem__, reader_schema_id=1)
+    return ChangeReader(chosen, 1, decoder), AvroEncoder(chosen, 1)
+
+
+def _change(change_type: str, changed_at: datetime.datetime = AT) -> dict[str, object]:
+    return {
+        "change_id": uuid.uuid4(),
+        "changed_at": changed_at,
+        "change_type": change_type,
+        "person_id": "P0000000001",
+        "previous_person_id": "P0000000002" if change_type == "PERSONS_MERGED" else None,
+        "provider": "edd",
+        "source_event_id": uuid.uuid4(),
+        "rule": "SSN",
+        "match_weight": None,
+    }
+
+
+def test_a_change_reader_tells_a_counted_change_from_its_leading_bytes() -> None:
+    import copy
+
+    import pytest
+
+    from c2c.serde import SerdeError
+
+    reader, encoder = _change_reader()
+    assert reader.peeks
+    assert reader.types == ["PERSON_CREATED", "RECORD_LINKED", "UNKNOWN"]
+    for change_type in reader.types:
+        assert reader.counted(encoder.encode(_change(change_type))) == change_type
+    # a merge, which the sink applies, and a change whose time does not fit the layout,
+    # are decoded in full
+    merge = encoder.encode(_change("PERSONS_MERGED"))
+    assert reader.counted(merge) is None
+    assert reader.decode(merge)[:3] == ["PERSONS_MERGED", "P0000000001", "P0000000002"]
+    late = datetime.datetime(2100, 1, 1, tzinfo=datetime.UTC)  # a 7-byte time
+    data = encoder.encode(_change("RECORD_LINKED", late))
+    assert reader.counted(data) is None
+    assert reader.decode(data)[0] == "RECORD_LINKED"
+    # bytes of another writer schema, or cut before the type, are not recognised
+    linked = encoder.encode(_change("RECORD_LINKED"))
+    assert reader.counted(b"\x00\x00\x00\x00\x02" + linked[5:]) is None
+    assert reader.counted(linked[:48]) is None
+    with pytest.raises(SerdeError):
+        reader.decode(linked[:48])
+    # a schema laid out otherwise (the type first) is read in full, every change
+    other = copy.deepcopy(_change_schema())
+    fields = other["fields"]
+    other["fields"] = [fields[2], fields[0], fields[1], *fields[3:]]
+    reordered, encoder = _change_reader(other)
+    assert not reordered.peeks
+    data = encoder.encode(_change("RECORD_LINKED"))
+    assert reordered.counted(data) is None
+    assert reordered.decode(data)[0] == "RECORD_LINKED"
