@@ -67,8 +67,9 @@ class OptOutFilter:
             self._out_at[person_id] = max(self._out_at.get(person_id, 0), _millis(at))
         # opted_out_at(person_id): when the latest opt-out covering the person was decided
         # (epoch milliseconds), None if none did; a row of theirs published up to then is
-        # not written. A reader of many rows asks this first, and the row's time only when
-        # it is not None (the dictionary's own look-up: no call of ours per row).
+        # not written. A reader of many rows asks this first, and :meth:`admits` (with the
+        # row's time) only when it is not None (the dictionary's own look-up: no call of
+        # ours per row).
         self.opted_out_at: Callable[[str], int | None] = self._out_at.get
 
     def admits(self, person_id: str, published_ms: int) -> bool:

@@ -261,7 +261,7 @@ class Sink:
             for topic, (table, read) in self._linked.items()
         }
         changes, counts, decoding = self._changes, self.counts, self._decoding
-        out_at = self.optouts.opted_out_at
+        out_at, admits = self.optouts.opted_out_at, self.optouts.admits
         # a message with trace context goes to the observer as it is read, the others are
         # counted per topic (all the observer does with them)
         traced = self._observed.telemetry.tracing
@@ -283,8 +283,11 @@ class Sink:
                     decoding.dead_letter(message, exc)
                     continue
                 person = row[3]
-                out = out_at(person)
-                if out is not None and max(0, message.timestamp()[1]) <= out:
+                # the filter's rule, asked only of an opted-out person's row (the look-up
+                # alone is the dictionary's own: no call of ours for every row)
+                if out_at(person) is not None and not admits(
+                    person, max(0, message.timestamp()[1])
+                ):
                     counts["optout.not_written"] += 1  # published before they opted out
                 else:
                     append(row)
