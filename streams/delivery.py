@@ -42,6 +42,15 @@ class Sendable(Protocol):
 _ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner decides
 
 
+def _listed(headers: Headers | None) -> list[tuple[str, str | bytes | None]] | None:
+    """What to give produce() as headers: None when there are none (no headers argument:
+    an empty list costs confluent-kafka about a microsecond a message to convert), else
+    a list (produce refuses a tuple)."""
+    if not headers:
+        return None
+    return headers if isinstance(headers, list) else list(headers)
+
+
 class DeliveryError(ServiceError):
     """Kafka did not take what the worker sent."""
 
@@ -105,9 +114,7 @@ class BatchProducer:
         """Queue one message (to ``partition``, else where the partitioner puts its key);
         waits only while the local queue is full."""
         where = _ANY_PARTITION if partition is None else partition
-        # No headers argument when there are none: an empty list costs confluent-kafka
-        # about a microsecond a message to convert.
-        listed = None if not headers else headers if isinstance(headers, list) else list(headers)
+        listed = _listed(headers)
         while True:
             try:
                 if listed is None:
@@ -126,7 +133,7 @@ class BatchProducer:
             headers = message.headers
             try:
                 if headers:
-                    produce(message.topic, message.value, message.key, headers=list(headers))
+                    produce(message.topic, message.value, message.key, headers=_listed(headers))
                 else:
                     produce(message.topic, message.value, message.key)
             except BufferError:  # local queue full: send waits for room
