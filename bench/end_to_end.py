@@ -10,6 +10,9 @@ are ready.
 
 - Maximum: a synth of N people is replayed as fast as replay goes; events/s = records
   replayed / (replay start -> the sink has written every linked event and lags nowhere).
+  When the forwarder, the resolver and the sink were each done is printed too (the
+  forwarder as of its last lag check, at most 0.5 s old): the stage that ends long after
+  the one before it is the one that bounds the rate.
 - Latency, at the maximum and at R events/s offered for S seconds: for each linked event,
   from the raw message's broker CreateTime (the replay publishing it) to the first moment
   the sink group's committed offset passes the linked message. The sink commits only after
@@ -343,6 +346,8 @@ def main() -> None:
             started, cpu0 = time.perf_counter(), cpu.read()
             replay(settings, folder)
             replayed_s = time.perf_counter() - started
+            worker.forwarded(timeout_s=3600)
+            forwarded_s = time.perf_counter() - started
             counts = worker.drained(records, timeout_s=3600)
             worker_s = time.perf_counter() - started
             linked = int(counts.get("linked", 0))
@@ -388,7 +393,8 @@ def main() -> None:
     )
     print(
         f"{records:,} records of {args.people:,} synthetic people (seed {seed}), {linked:,} "
-        f"linked; replay {records / replayed_s:,.0f}/s, worker done after {worker_s:.1f} s, "
+        f"linked; replay {records / replayed_s:,.0f}/s, forwarder done after {forwarded_s:.1f} s, "
+        f"worker after {worker_s:.1f} s, "
         f"sink after {end_to_end_s:.1f} s; paced: {paced_records:,} records at "
         f"{args.rate:,.0f}/s offered; sink and plain insert compared on the {facts:,} fact "
         "rows of both"

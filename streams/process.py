@@ -155,9 +155,16 @@ class WorkerProcess:
             total = sum(int(counts.get(k, 0)) for k in _HANDLED)
             return total >= handled and bool(ready.get("ready")) and ready["total_lag"] == 0
 
-        def forwarded(ready: dict[str, Any], _counts: dict[str, Any]) -> bool:
+        if self._forwarder is not self._resolver:
+            self.forwarded(timeout_s)
+        return self._resolver.wait(done, f"done with {handled} messages", timeout_s)
+
+    def forwarded(self, timeout_s: float = 300) -> None:
+        """Wait until the forwarder lags nowhere on the raw topics (as of its last lag
+        check, at most half a second old). With the worker in one process, its readiness
+        also counts the intake: then this waits until the worker lags nowhere at all."""
+
+        def done(ready: dict[str, Any], _counts: dict[str, Any]) -> bool:
             return bool(ready.get("ready")) and ready["total_lag"] == 0
 
-        if self._forwarder is not self._resolver:
-            self._forwarder.wait(forwarded, "done forwarding", timeout_s)
-        return self._resolver.wait(done, f"done with {handled} messages", timeout_s)
+        self._forwarder.wait(done, "done forwarding", timeout_s)
