@@ -4,7 +4,7 @@ topics whole (for evaluation and audits)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -13,7 +13,10 @@ from c2c.errors import ServiceError
 from c2c.settings import Settings
 from c2c.topics import Topic
 
-__all__ = ["ensure_topics", "read_to_end"]
+__all__ = ["Offsets", "end_offsets", "ensure_topics", "read_to_end"]
+
+# (topic, partition) -> offset
+Offsets = dict[tuple[str, int], int]
 
 
 def ensure_topics(
@@ -63,12 +66,49 @@ def ensure_topics(
     return sorted(created)
 
 
+def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
+    """The end (high-water mark) of every partition of ``topics`` now: where what is
+    published next will be. ServiceError if a topic is missing."""
+    consumer = Consumer(
+        settings.kafka_config(
+            **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
+        )
+    )
+    try:
+        ends: Offsets = {}
+        for topic in topics:
+            for partition in _partitions(settings, consumer, topic):
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                ends[(topic, partition)] = high
+        return ends
+    finally:
+        consumer.close()
+
+
+def _partitions(settings: Settings, consumer: Consumer, topic: str) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise ServiceError(
+            f"topic {topic} does not exist at {settings.kafka_bootstrap}; run `c2c topics create`",
+            code="kafka.no_topic",
+        )
+    return sorted(metadata.partitions)
+
+
 def read_to_end(
-    settings: Settings, topics: Iterable[str], *, timeout_s: float = 120.0
+    settings: Settings,
+    topics: Iterable[str],
+    *,
+    since: Mapping[tuple[str, int], int] | None = None,
+    timeout_s: float = 120.0,
 ) -> Iterator[Message]:
-    """Every message of ``topics`` from the first offset to the end as it is when called
-    (later messages are not waited for). Commits nothing. ServiceError if a topic is
-    missing or the end is not reached within ``timeout_s``."""
+    """Every message of ``topics`` from the first offset (or, for a partition ``since``
+    names, from that offset: :func:`end_offsets` taken before publishing gives only what
+    was published after) to the end as it is when called (later messages are not waited
+    for). Commits nothing. ServiceError if a topic is missing or the end is not reached
+    within ``timeout_s``."""
     import time
 
     consumer = Consumer(
@@ -77,24 +117,20 @@ def read_to_end(
         )
     )
     try:
-        ends: dict[tuple[str, int], int] = {}
+        starts = dict(since or {})
+        ends: Offsets = {}
         for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if metadata is None or metadata.error is not None or not metadata.partitions:
-                raise ServiceError(
-                    f"topic {topic} does not exist at {settings.kafka_bootstrap}; "
-                    "run `c2c topics create`",
-                    code="kafka.no_topic",
-                )
-            for partition in metadata.partitions:
+            for partition in _partitions(settings, consumer, topic):
                 low, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10
                 )
-                if high > low:
+                start = max(low, starts.get((topic, partition), low))
+                starts[(topic, partition)] = start
+                if high > start:
                     ends[(topic, partition)] = high
         if not ends:
             return
-        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
+        consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in ends])
         deadline = time.monotonic() + timeout_s
         while ends:
             if time.monotonic() > deadline:
