@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench._harness import print_table
 from c2c.child import free_port
-from c2c.kafka import read_to_end
+from c2c.kafka import Offsets, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
@@ -113,26 +113,27 @@ def _backlog(
     )
 
 
+# the raw topics whose events are linked, and their linked topics
+_LATENCY_TOPICS = [t for t in RAW_TOPICS if t in LINKED_TOPICS], list(LINKED_TOPICS.values())
+
+
 def _latencies(
-    settings: Settings, registry: SchemaRegistry, since_ms: int, wanted: set[str]
+    settings: Settings, registry: SchemaRegistry, since: Offsets, wanted: set[str]
 ) -> list[float]:
-    """Raw -> linked delays (s) of the events ``wanted`` published after ``since_ms``."""
+    """Raw -> linked delays (s) of the events ``wanted``, published after the marks
+    ``since`` (of _LATENCY_TOPICS)."""
     raw_sent: dict[str, float] = {}
-    decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS if t in LINKED_TOPICS}
-    for message in read_to_end(settings, list(decoders)):
-        if message.timestamp()[1] < since_ms:
-            continue
+    decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_TOPICS[0]}
+    for message in read_to_end(settings, list(decoders), since=since):
         try:
             raw = decoders[str(message.topic())].decode(message.value() or b"")
         except SerdeError:
             continue  # other runs' bad input (tests publish some on purpose)
         if str(raw["event_id"]) in wanted:
             raw_sent[str(raw["event_id"])] = message.timestamp()[1] / 1000
-    linked_decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
+    linked_decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_TOPICS[1]}
     delays = []
-    for message in read_to_end(settings, list(linked_decoders)):
-        if message.timestamp()[1] < since_ms:
-            continue
+    for message in read_to_end(settings, list(linked_decoders), since=since):
         value = linked_decoders[str(message.topic())].decode(message.value() or b"")
         sent = raw_sent.get(str(value["event_id"]))
         if sent is not None:
@@ -191,7 +192,7 @@ def main() -> None:
         worker = new_worker("latency.log")
         try:
             worker.start()
-            since_ms = int(time.time() * 1000)
+            since = end_offsets(settings, [*_LATENCY_TOPICS[0], *_LATENCY_TOPICS[1]])
             replay(settings, latency_folder, rate=args.rate)
             worker.drained(offered, timeout_s=1800)
         finally:
@@ -207,7 +208,7 @@ def main() -> None:
             counts = worker.counts()
         finally:
             worker.stop()
-    delays = _latencies(settings, registry, since_ms, wanted)
+    delays = _latencies(settings, registry, since, wanted)
     p50 = statistics.median(delays)
     p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
     print(
