@@ -411,6 +411,20 @@ def _long_rest(data: bytes, pos: int, first: int) -> tuple[int, int]:
         shift += 7
 
 
+def _long_memo(data: bytes, pos: int, first: int, memo: dict[bytes, int]) -> tuple[int, int]:
+    """:func:`_long_rest`, keeping the value of a six-byte varint in ``memo`` under its
+    bytes (emptied at _CACHE_LIMIT entries). A decoder looks those bytes up before it
+    calls this: varints are prefix-free, so six bytes that were one whole varint are
+    that varint wherever they stand (times repeat: events are dated by term, quarter or
+    day; at the end of the data fewer than six bytes are left, which match no key)."""
+    value, end = _long_rest(data, pos, first)
+    if end - pos == 5:
+        if len(memo) >= _CACHE_LIMIT:
+            memo.clear()
+        memo[data[pos - 1 : end]] = value
+    return value, end
+
+
 def _index_at(data: bytes, pos: int) -> int:
     """The varint at ``pos`` (for an error message about a bad index)."""
     first = data[pos]
@@ -549,8 +563,13 @@ class _DecoderCompiler(_Generator):
         }
 
     def long(self, target: str, indent: int) -> None:
-        """Read a zigzag varint into ``target``; values of one or two bytes (|n| < 8192:
-        lengths, indexes, years) inline, longer ones (timestamps) by a call."""
+        """Read a zigzag varint into ``target``: values of one to three bytes (|n| under
+        2**20: lengths, indexes, years, dates) inline; one of six bytes (a time in
+        milliseconds from mid-1970 to 2039) looked up by its bytes in the function's memo
+        of six-byte varints (:func:`_long_memo`, which reads and keeps it on a miss);
+        any other length by :func:`_long_rest`'s loop, through the same miss."""
+        self.env["_long_memo"] = _long_memo
+        self.env.setdefault("_six", {})  # one memo per generated function
         self.emit(indent, "b = data[pos]")
         self.emit(indent, "pos += 1")
         self.emit(indent, "if b < 128:")
@@ -559,8 +578,16 @@ class _DecoderCompiler(_Generator):
         self.emit(indent + 1, "b = (b & 127) | (data[pos] << 7)")
         self.emit(indent + 1, "pos += 1")
         self.emit(indent + 1, f"{target} = (b >> 1) ^ -(b & 1)")
+        self.emit(indent, "elif data[pos + 1] < 128:")
+        self.emit(indent + 1, "b = (b & 127) | ((data[pos] & 127) << 7) | (data[pos + 1] << 14)")
+        self.emit(indent + 1, "pos += 2")
+        self.emit(indent + 1, f"{target} = (b >> 1) ^ -(b & 1)")
         self.emit(indent, "else:")
-        self.emit(indent + 1, f"{target}, pos = _long_rest(data, pos, b)")
+        self.emit(indent + 1, f"{target} = _six.get(data[pos - 1 : pos + 5])")
+        self.emit(indent + 1, f"if {target} is None:")
+        self.emit(indent + 2, f"{target}, pos = _long_memo(data, pos, b, _six)")
+        self.emit(indent + 1, "else:")
+        self.emit(indent + 2, "pos += 5")
 
     def sized(self, target: str, indent: int, suffix: str = "") -> None:
         """Read a length-prefixed byte string into ``target`` (with ``suffix`` applied, as
@@ -872,9 +899,15 @@ class _RowCompiler(_DecoderCompiler):
         ):
             self.long(t, i)
         elif kind == "string" and logical == "uuid":
-            raw = self.var("raw")
+            raw, digits = self.var("raw"), self.var("digits")
             self.sized(raw, i)
-            self.emit(i, f"{t} = _uuid_int({raw})")
+            # _uuid_int's fast case inline (a call less an event); the others through it
+            self.emit(i, f"{digits} = {raw}.replace(b'-', b'')")
+            self.emit(
+                i,
+                f"{t} = int({digits}, 16) if len({digits}) == 32 and {digits}.isalnum() "
+                f"else _uuid_int({raw})",
+            )
         else:
             return super().logical(schema, kind, logical, t, i)
         return True
@@ -989,15 +1022,43 @@ class CompiledRowDecoder:
     the end; the caller checks the position, and a full decoder says what was wrong."""
 
     def __init__(self, schema: Mapping[str, Any], paths: tuple[str, ...], plain: bool) -> None:
-        compiler = _RowCompiler(paths, plain)
+        self.schema = dict(schema)
+        self.paths = paths
+        self.plain = plain
+        compiler = self._compiler()
         compiler.emit(0, "def decode(data, pos):")
-        compiler.project(dict(schema), "", 1, None)
+        compiler.project(self.schema, "", 1, None)
         missing = [path for path in paths if path not in compiler.found]
         if missing:
             raise UnsupportedSchema(f"no field {', '.join(missing)} in {schema.get('name')}")
         compiler.emit(1, f"return [{', '.join(compiler.targets.values())}], pos")
-        self.paths = paths
         self.decode: DecodeFunction = compiler.function("decode", f"rows {schema.get('name')}")
+
+    def _compiler(self) -> _RowCompiler:
+        return _RowCompiler(self.paths, self.plain)
+
+    def whole(self, prefix: bytes, otherwise: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """A function of one message: the row of ``data`` when it is ``prefix`` followed
+        by exactly one value (what :attr:`decode` from ``len(prefix)`` reads to the end),
+        else what ``otherwise(data)`` returns (or raises): bytes that do not start with
+        the prefix, fail to decode, or leave bytes over. One call a message, where a
+        wrapper checking the frame and the end around :attr:`decode` is two."""
+        compiler = self._compiler()
+        compiler.env["_PREFIX"], compiler.env["_otherwise"] = prefix, otherwise
+        compiler.emit(0, "def whole(data):")
+        compiler.emit(1, f"if data[:{len(prefix)}] == _PREFIX:")
+        compiler.emit(2, "try:")
+        compiler.emit(3, f"pos = {len(prefix)}")
+        compiler.project(self.schema, "", 3, None)
+        compiler.emit(2, "except Exception:  # bad bytes: otherwise() says what and where")
+        compiler.emit(3, "return _otherwise(data)")
+        compiler.emit(2, "if pos == len(data):")
+        compiler.emit(3, f"return [{', '.join(compiler.targets.values())}]")
+        compiler.emit(1, "return _otherwise(data)")
+        whole: Callable[[bytes], Any] = compiler.function(
+            "whole", f"messages {self.schema.get('name')}"
+        )
+        return whole
 
 
 def compile_row_decoder(

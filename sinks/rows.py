@@ -131,17 +131,13 @@ class RowReader:
         self._name = str(schema.get("name", "record"))
         self._rows: CompiledRowDecoder = compile_row_decoder(schema, paths, plain=True)
         self.paths = paths
+        # the row of one message (see the class docstring): read by the compiled decoder
+        # when framed with the reader schema and whole, else by _resolved
+        self.decode: Callable[[bytes], list[Any]] = self._rows.whole(self._header, self._resolved)
 
-    def decode(self, data: bytes) -> list[Any]:
-        """The row of one message (see the class docstring)."""
-        if data[:5] == self._header:
-            try:
-                row, end = self._rows.decode(data, 5)
-            except Exception:  # bad bytes: the full decoder below says what and where
-                pass
-            else:
-                if end == len(data):
-                    return row  # type: ignore[no-any-return]
+    def _resolved(self, data: bytes) -> list[Any]:
+        """The row of a message the compiled decoder did not read: written with another
+        schema (resolved by the full decoder), or bad (SerdeError, the full decoder's)."""
         event = self._decoder.decode(data)  # SerdeError if the bytes are not a value
         try:
             row, _end = self._rows.decode(self._encoder.encode(event), 5)
