@@ -884,11 +884,14 @@ class _RowCompiler(_DecoderCompiler):
     since 1970-01-01, UUIDs as their 128-bit value (checked: a text that is not a UUID
     fails); decimals stay decimal.Decimal."""
 
-    def __init__(self, paths: tuple[str, ...], plain: bool) -> None:
+    def __init__(
+        self, paths: tuple[str, ...], plain: bool, memo_by: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(track=False)
         self.plain = plain
         self.targets = {path: f"c{index}" for index, path in enumerate(paths)}
         self.found: set[str] = set()
+        self.memo_by = dict(memo_by or {})
         self.env["_uuid_int"] = _uuid_int
 
     def logical(self, schema: dict[str, Any], kind: str, logical: str, t: str, i: int) -> bool:
@@ -950,6 +953,47 @@ class _RowCompiler(_DecoderCompiler):
         if not below:
             self.skip(schema, indent, namespace)
             return
+        if path in self.memo_by:
+            self.memoized(schema, path, below, indent, namespace)
+            return
+        self.chosen(schema, path, below, indent, namespace)
+
+    def memoized(
+        self, schema: Any, path: str, below: list[str], indent: int, namespace: str | None
+    ) -> None:
+        """Emit the reading of the chosen fields under ``path`` through a memo keyed by
+        the value of the field ``memo_by[path]`` read before it: the bytes the value at
+        ``path`` took last time under that key, and the fields read from them. Where the
+        same bytes stand at ``pos`` again, those are the fields (a value's encoding is
+        read the same way wherever it stands: it is its own end); anything else is read
+        and kept (the memo is emptied at _CACHE_LIMIT keys). Meant for what repeats
+        under a key: a person's attributes under their id."""
+        key = self.memo_by[path]
+        if key not in self.found:
+            raise UnsupportedSchema(f"the memo of {path} is keyed by {key}, not read before it")
+        memo, start, kept = self.var("_memo"), self.var("start"), self.var("kept")
+        self.env[memo] = {}
+        self.env["_CACHE_LIMIT"] = _CACHE_LIMIT
+        targets = ", ".join(self.targets[chosen] for chosen in below)
+        self.emit(indent, f"{kept} = {memo}.get({self.targets[key]})")
+        self.emit(indent, f"if {kept} is not None and data.startswith({kept}[0], pos):")
+        self.emit(indent + 1, f"{targets}, = {kept}[1]")
+        self.emit(indent + 1, f"pos += {kept}[2]")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{start} = pos")
+        self.chosen(schema, path, below, indent + 1, namespace)
+        self.emit(indent + 1, f"if len({memo}) >= _CACHE_LIMIT:")
+        self.emit(indent + 2, f"{memo}.clear()")
+        self.emit(
+            indent + 1,
+            f"{memo}[{self.targets[key]}] = (data[{start}:pos], ({targets},), pos - {start})",
+        )
+
+    def chosen(
+        self, schema: Any, path: str, below: list[str], indent: int, namespace: str | None
+    ) -> None:
+        """Emit the reading of the chosen fields ``below`` under ``path`` (a record, or a
+        [null, record] union: each None under a null)."""
         resolved = self.deref(schema, namespace)
         if isinstance(resolved, list):
             if len(resolved) != 2 or "null" not in resolved:
@@ -961,7 +1005,7 @@ class _RowCompiler(_DecoderCompiler):
             for chosen in below:
                 self.emit(indent + 1, f"{self.targets[chosen]} = None")
             self.emit(indent, f"elif b == {(1 - null_index) << 1}:")
-            self.project(resolved[1 - null_index], path, indent + 1, namespace)
+            self.chosen(resolved[1 - null_index], path, below, indent + 1, namespace)
             self.emit(indent, "else:")
             self.emit(
                 indent + 1,
@@ -1021,10 +1065,17 @@ class CompiledRowDecoder:
     :class:`CompiledDecoder` it may raise anything on bad bytes or stop short of or past
     the end; the caller checks the position, and a full decoder says what was wrong."""
 
-    def __init__(self, schema: Mapping[str, Any], paths: tuple[str, ...], plain: bool) -> None:
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        paths: tuple[str, ...],
+        plain: bool,
+        memo_by: Mapping[str, str] | None = None,
+    ) -> None:
         self.schema = dict(schema)
         self.paths = paths
         self.plain = plain
+        self.memo_by = dict(memo_by or {})
         compiler = self._compiler()
         compiler.emit(0, "def decode(data, pos):")
         compiler.project(self.schema, "", 1, None)
@@ -1035,7 +1086,7 @@ class CompiledRowDecoder:
         self.decode: DecodeFunction = compiler.function("decode", f"rows {schema.get('name')}")
 
     def _compiler(self) -> _RowCompiler:
-        return _RowCompiler(self.paths, self.plain)
+        return _RowCompiler(self.paths, self.plain, self.memo_by)
 
     def whole(self, prefix: bytes, otherwise: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         """A function of one message: the row of ``data`` when it is ``prefix`` followed
@@ -1062,10 +1113,18 @@ class CompiledRowDecoder:
 
 
 def compile_row_decoder(
-    schema: Mapping[str, Any], paths: tuple[str, ...], *, plain: bool = False
+    schema: Mapping[str, Any],
+    paths: tuple[str, ...],
+    *,
+    plain: bool = False,
+    memo_by: Mapping[str, str] | None = None,
 ) -> CompiledRowDecoder:
     """A decoder of the fields at ``paths`` (see :class:`CompiledRowDecoder`; ``plain``:
     logical types as integers, see :class:`_RowCompiler`) for data written with exactly
-    ``schema``. UnsupportedSchema if a path is not a field of the schema, or lies under
-    an array, a map or a union other than [null, X]."""
-    return CompiledRowDecoder(schema, paths, plain)
+    ``schema``. ``memo_by`` maps the path of a record (or optional record) holding chosen
+    fields to a chosen path read before it: that record's fields are remembered under
+    that value with the bytes they were read from, and taken again where the same bytes
+    follow the same value (:meth:`_RowCompiler.memoized`); the rows are the same.
+    UnsupportedSchema if a path is not a field of the schema, lies under an array, a map
+    or a union other than [null, X], or a memo's key is not read before its record."""
+    return CompiledRowDecoder(schema, paths, plain, memo_by)

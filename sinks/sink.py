@@ -48,6 +48,7 @@ from sinks.optouts import (
 )
 from sinks.rows import (
     DIM_PERSON_COLUMNS,
+    FACT_MEMO,
     FACT_TABLES,
     PERSON_MAP_COLUMNS,
     ChangeReader,
@@ -83,13 +84,14 @@ _CHANGE_COUNTS = {
 }
 
 
-def _row_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) -> RowReader:
+def _fact_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) -> RowReader:
     chosen = get_topic(topic)
     return RowReader(
         registry.library.resolve(chosen.schema),
         registry.schema_id(chosen),
         registry.decoder(chosen),
         paths,
+        FACT_MEMO,
     )
 
 
@@ -99,7 +101,7 @@ def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
     CHANGE_PATHS order, by a :class:`sinks.rows.ChangeReader`), opt-out decisions as
     records."""
     found: dict[str, Decoder] = {
-        topic: _row_reader(registry, topic, fact_paths(table))
+        topic: _fact_reader(registry, topic, fact_paths(table))
         for topic, table in FACT_TABLES.items()
     }
     chosen = get_topic(CHANGES_TOPIC)

@@ -745,3 +745,89 @@ def test_a_whole_message_reader_reads_framed_whole_values_and_hands_on_the_rest(
     for data in bad:
         assert whole(data) == "otherwise"
     assert handed == bad
+
+
+_ATTRIBUTES = {
+    "type": "record",
+    "name": "Event",
+    "fields": [
+        {"name": "person", "type": "string"},
+        {
+            "name": "attributes",
+            "type": {
+                "type": "record",
+                "name": "Attributes",
+                "fields": [
+                    {"name": "year", "type": ["null", "int"]},
+                    {"name": "county", "type": ["null", "string"]},
+                    {"name": "skipped", "type": "long"},
+                    {
+                        "name": "demographics",
+                        "type": [
+                            "null",
+                            {
+                                "type": "record",
+                                "name": "Demographics",
+                                "fields": [{"name": "poor", "type": ["null", "boolean"]}],
+                            },
+                        ],
+                    },
+                ],
+            },
+        },
+        {"name": "after", "type": "long"},
+    ],
+}
+_ATTRIBUTE_PATHS = (
+    "person",
+    "attributes.year",
+    "attributes.county",
+    "attributes.demographics.poor",
+    "after",
+)
+
+
+@pytest.mark.usefixtures("memos_of_three")
+def test_a_memo_of_a_record_under_a_key_gives_the_rows_reading_would() -> None:
+    """A person's attributes are taken from the memo only where the same bytes follow the
+    same person again: other attributes under a known person, a known person's bytes
+    under another, a value cut short, all read as without the memo; the memo stays
+    bounded (three keys here)."""
+    plain = compile_row_decoder(_ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True)
+    memo = compile_row_decoder(
+        _ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True, memo_by={"attributes": "person"}
+    )
+    rng = random.Random("attributes")
+    for index in range(3000):
+        demographics = rng.choice([None, {"poor": None}, {"poor": True}, {"poor": False}])
+        value = {
+            "person": rng.choice(["a", "b", "c", "d", "é"]),
+            "attributes": {
+                "year": rng.choice([None, 1990, -3, 2**20]),
+                "county": rng.choice([None, "", "06037", "x" * 70]),
+                "skipped": rng.choice([0, 5, 10**12]),
+                "demographics": demographics,
+            },
+            "after": rng.choice([0, -1, 10**12]),
+        }
+        body = _fastavro(_ATTRIBUTES, value)
+        cut = body if index % 5 else body[: rng.randrange(len(body))]
+        try:
+            expected: Any = plain.decode(cut, 0)
+        except Exception as exc:  # cut short: the same failure either way
+            expected = type(exc)
+        try:
+            got: Any = memo.decode(cut, 0)
+        except Exception as exc:
+            got = type(exc)
+        assert got == expected, (index, value, cut.hex())
+    memos = [v for k, v in memo.decode.__globals__.items() if k.startswith("_memo")]
+    assert len(memos) == 1
+    assert 0 < len(memos[0]) <= 3
+
+
+def test_a_memo_needs_its_key_read_before_its_record() -> None:
+    with pytest.raises(UnsupportedSchema, match="keyed by after, not read before it"):
+        compile_row_decoder(
+            _ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True, memo_by={"attributes": "after"}
+        )
