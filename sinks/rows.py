@@ -210,12 +210,8 @@ class ChangeReader:
         schema's layout (see the class docstring); None: decode it."""
         if (
             len(data) > _TYPE_AT + 1
-            and data[_TYPE_AT - 1] < 128
-            and data[_TYPE_AT - 2] > 127
-            and data[_TYPE_AT - 3] > 127
-            and data[_TYPE_AT - 4] > 127
-            and data[_TYPE_AT - 5] > 127
-            and data[_TYPE_AT - 6] > 127
+            and data[_TYPE_AT - 1] < 128  # the time's last byte, after five that go on
+            and min(data[_TYPE_AT - 6 : _TYPE_AT - 1]) > 127
             and data[5] == 72  # 36 characters, zigzag
             and data[:5] == self._header
         ):

@@ -269,10 +269,11 @@ class Sink:
         traced = self._observed.telemetry.tracing
         untraced = dict.fromkeys(self._decoding.topics, 0)
         counted, kinds = changes.counted, dict.fromkeys(changes.types, 0)
-        taken = 0
+        skipped = 0  # errors and dead letters: the others are taken
         for message in messages:
             if message.error() is not None:
                 decoding.skip_error(message)
+                skipped += 1
                 continue
             topic = message.topic() or ""
             raw = message.value() or b""
@@ -283,6 +284,7 @@ class Sink:
                     row = read(raw)
                 except SerdeError as exc:
                     decoding.dead_letter(message, exc)
+                    skipped += 1
                     continue
                 person = row[3]
                 # the filter's rule, asked only of an opted-out person's row (the look-up
@@ -303,6 +305,7 @@ class Sink:
                         change = changes.decode(raw)
                     except SerdeError as exc:
                         decoding.dead_letter(message, exc)
+                        skipped += 1
                         continue
                     self._change(batch, change)
             else:
@@ -310,14 +313,15 @@ class Sink:
                     decision = self._decisions.decode(raw)
                 except SerdeError as exc:
                     decoding.dead_letter(message, exc)
+                    skipped += 1
                     continue
                 self._decision(batch, decision)
-            taken += 1
             if traced and message.headers():
                 self._observed.received(decoding.decoded(message, None))
             else:
                 untraced[topic] += 1
         self._observed.received_untraced({topic: n for topic, n in untraced.items() if n})
+        taken = len(messages) - skipped
         batch.messages += taken
         decoding.counts["decoded"] += taken
         for kind, n in kinds.items():
