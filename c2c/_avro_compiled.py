@@ -1102,10 +1102,11 @@ class CompiledRowDecoder:
         compiler.emit(3, f"pos = {len(prefix)}")
         compiler.project(self.schema, "", 3, None)
         compiler.emit(2, "except Exception:  # bad bytes: otherwise() says what and where")
-        compiler.emit(3, "return _otherwise(data)")
-        compiler.emit(2, "if pos == len(data):")
-        compiler.emit(3, f"return [{', '.join(compiler.targets.values())}]")
-        compiler.emit(1, "return _otherwise(data)")
+        compiler.emit(3, "pass")
+        compiler.emit(2, "else:")
+        compiler.emit(3, "if pos == len(data):")
+        compiler.emit(4, f"return [{', '.join(compiler.targets.values())}]")
+        compiler.emit(1, "return _otherwise(data)  # outside the handler: no chained exception")
         whole: Callable[[bytes], Any] = compiler.function(
             "whole", f"messages {self.schema.get('name')}"
         )

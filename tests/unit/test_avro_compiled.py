@@ -746,6 +746,13 @@ def test_a_whole_message_reader_reads_framed_whole_values_and_hands_on_the_rest(
         assert whole(data) == "otherwise"
     assert handed == bad
 
+    def refuse(data: bytes) -> str:
+        raise ValueError(f"not a value: {data.hex()}")
+
+    with pytest.raises(ValueError, match="not a value") as refused:
+        rows.whole(b"\x00head", refuse)(b"\x00head" + body[:-1])
+    assert refused.value.__context__ is None  # raised as the full decoder raises it
+
 
 _ATTRIBUTES = {
     "type": "record",
