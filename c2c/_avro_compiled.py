@@ -411,6 +411,20 @@ def _long_rest(data: bytes, pos: int, first: int) -> tuple[int, int]:
         shift += 7
 
 
+def _long_memo(data: bytes, pos: int, first: int, memo: dict[bytes, int]) -> tuple[int, int]:
+    """:func:`_long_rest`, keeping the value of a six-byte varint in ``memo`` under its
+    bytes (emptied at _CACHE_LIMIT entries). A decoder looks those bytes up before it
+    calls this: varints are prefix-free, so six bytes that were one whole varint are
+    that varint wherever they stand (times repeat: events are dated by term, quarter or
+    day; at the end of the data fewer than six bytes are left, which match no key)."""
+    value, end = _long_rest(data, pos, first)
+    if end - pos == 5:
+        if len(memo) >= _CACHE_LIMIT:
+            memo.clear()
+        memo[data[pos - 1 : end]] = value
+    return value, end
+
+
 def _index_at(data: bytes, pos: int) -> int:
     """The varint at ``pos`` (for an error message about a bad index)."""
     first = data[pos]
@@ -549,8 +563,13 @@ class _DecoderCompiler(_Generator):
         }
 
     def long(self, target: str, indent: int) -> None:
-        """Read a zigzag varint into ``target``; values of one or two bytes (|n| < 8192:
-        lengths, indexes, years) inline, longer ones (timestamps) by a call."""
+        """Read a zigzag varint into ``target``: values of one to three bytes (|n| under
+        2**20: lengths, indexes, years, dates) inline; one of six bytes (a time in
+        milliseconds from mid-1970 to 2039) looked up by its bytes in the function's memo
+        of six-byte varints (:func:`_long_memo`, which reads and keeps it on a miss);
+        any other length by :func:`_long_rest`'s loop, through the same miss."""
+        self.env["_long_memo"] = _long_memo
+        self.env.setdefault("_six", {})  # one memo per generated function
         self.emit(indent, "b = data[pos]")
         self.emit(indent, "pos += 1")
         self.emit(indent, "if b < 128:")
@@ -559,8 +578,16 @@ class _DecoderCompiler(_Generator):
         self.emit(indent + 1, "b = (b & 127) | (data[pos] << 7)")
         self.emit(indent + 1, "pos += 1")
         self.emit(indent + 1, f"{target} = (b >> 1) ^ -(b & 1)")
+        self.emit(indent, "elif data[pos + 1] < 128:")
+        self.emit(indent + 1, "b = (b & 127) | ((data[pos] & 127) << 7) | (data[pos + 1] << 14)")
+        self.emit(indent + 1, "pos += 2")
+        self.emit(indent + 1, f"{target} = (b >> 1) ^ -(b & 1)")
         self.emit(indent, "else:")
-        self.emit(indent + 1, f"{target}, pos = _long_rest(data, pos, b)")
+        self.emit(indent + 1, f"{target} = _six.get(data[pos - 1 : pos + 5])")
+        self.emit(indent + 1, f"if {target} is None:")
+        self.emit(indent + 2, f"{target}, pos = _long_memo(data, pos, b, _six)")
+        self.emit(indent + 1, "else:")
+        self.emit(indent + 2, "pos += 5")
 
     def sized(self, target: str, indent: int, suffix: str = "") -> None:
         """Read a length-prefixed byte string into ``target`` (with ``suffix`` applied, as
@@ -857,11 +884,14 @@ class _RowCompiler(_DecoderCompiler):
     since 1970-01-01, UUIDs as their 128-bit value (checked: a text that is not a UUID
     fails); decimals stay decimal.Decimal."""
 
-    def __init__(self, paths: tuple[str, ...], plain: bool) -> None:
+    def __init__(
+        self, paths: tuple[str, ...], plain: bool, memo_by: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(track=False)
         self.plain = plain
         self.targets = {path: f"c{index}" for index, path in enumerate(paths)}
         self.found: set[str] = set()
+        self.memo_by = dict(memo_by or {})
         self.env["_uuid_int"] = _uuid_int
 
     def logical(self, schema: dict[str, Any], kind: str, logical: str, t: str, i: int) -> bool:
@@ -872,9 +902,15 @@ class _RowCompiler(_DecoderCompiler):
         ):
             self.long(t, i)
         elif kind == "string" and logical == "uuid":
-            raw = self.var("raw")
+            raw, digits = self.var("raw"), self.var("digits")
             self.sized(raw, i)
-            self.emit(i, f"{t} = _uuid_int({raw})")
+            # _uuid_int's fast case inline (a call less an event); the others through it
+            self.emit(i, f"{digits} = {raw}.replace(b'-', b'')")
+            self.emit(
+                i,
+                f"{t} = int({digits}, 16) if len({digits}) == 32 and {digits}.isalnum() "
+                f"else _uuid_int({raw})",
+            )
         else:
             return super().logical(schema, kind, logical, t, i)
         return True
@@ -917,6 +953,47 @@ class _RowCompiler(_DecoderCompiler):
         if not below:
             self.skip(schema, indent, namespace)
             return
+        if path in self.memo_by:
+            self.memoized(schema, path, below, indent, namespace)
+            return
+        self.chosen(schema, path, below, indent, namespace)
+
+    def memoized(
+        self, schema: Any, path: str, below: list[str], indent: int, namespace: str | None
+    ) -> None:
+        """Emit the reading of the chosen fields under ``path`` through a memo keyed by
+        the value of the field ``memo_by[path]`` read before it: the bytes the value at
+        ``path`` took last time under that key, and the fields read from them. Where the
+        same bytes stand at ``pos`` again, those are the fields (a value's encoding is
+        read the same way wherever it stands: it is its own end); anything else is read
+        and kept (the memo is emptied at _CACHE_LIMIT keys). Meant for what repeats
+        under a key: a person's attributes under their id."""
+        key = self.memo_by[path]
+        if key not in self.found:
+            raise UnsupportedSchema(f"the memo of {path} is keyed by {key}, not read before it")
+        memo, start, kept = self.var("_memo"), self.var("start"), self.var("kept")
+        self.env[memo] = {}
+        self.env["_CACHE_LIMIT"] = _CACHE_LIMIT
+        targets = ", ".join(self.targets[chosen] for chosen in below)
+        self.emit(indent, f"{kept} = {memo}.get({self.targets[key]})")
+        self.emit(indent, f"if {kept} is not None and data.startswith({kept}[0], pos):")
+        self.emit(indent + 1, f"{targets}, = {kept}[1]")
+        self.emit(indent + 1, f"pos += {kept}[2]")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{start} = pos")
+        self.chosen(schema, path, below, indent + 1, namespace)
+        self.emit(indent + 1, f"if len({memo}) >= _CACHE_LIMIT:")
+        self.emit(indent + 2, f"{memo}.clear()")
+        self.emit(
+            indent + 1,
+            f"{memo}[{self.targets[key]}] = (data[{start}:pos], ({targets},), pos - {start})",
+        )
+
+    def chosen(
+        self, schema: Any, path: str, below: list[str], indent: int, namespace: str | None
+    ) -> None:
+        """Emit the reading of the chosen fields ``below`` under ``path`` (a record, or a
+        [null, record] union: each None under a null)."""
         resolved = self.deref(schema, namespace)
         if isinstance(resolved, list):
             if len(resolved) != 2 or "null" not in resolved:
@@ -928,7 +1005,7 @@ class _RowCompiler(_DecoderCompiler):
             for chosen in below:
                 self.emit(indent + 1, f"{self.targets[chosen]} = None")
             self.emit(indent, f"elif b == {(1 - null_index) << 1}:")
-            self.project(resolved[1 - null_index], path, indent + 1, namespace)
+            self.chosen(resolved[1 - null_index], path, below, indent + 1, namespace)
             self.emit(indent, "else:")
             self.emit(
                 indent + 1,
@@ -988,23 +1065,67 @@ class CompiledRowDecoder:
     :class:`CompiledDecoder` it may raise anything on bad bytes or stop short of or past
     the end; the caller checks the position, and a full decoder says what was wrong."""
 
-    def __init__(self, schema: Mapping[str, Any], paths: tuple[str, ...], plain: bool) -> None:
-        compiler = _RowCompiler(paths, plain)
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        paths: tuple[str, ...],
+        plain: bool,
+        memo_by: Mapping[str, str] | None = None,
+    ) -> None:
+        self.schema = dict(schema)
+        self.paths = paths
+        self.plain = plain
+        self.memo_by = dict(memo_by or {})
+        compiler = self._compiler()
         compiler.emit(0, "def decode(data, pos):")
-        compiler.project(dict(schema), "", 1, None)
+        compiler.project(self.schema, "", 1, None)
         missing = [path for path in paths if path not in compiler.found]
         if missing:
             raise UnsupportedSchema(f"no field {', '.join(missing)} in {schema.get('name')}")
         compiler.emit(1, f"return [{', '.join(compiler.targets.values())}], pos")
-        self.paths = paths
         self.decode: DecodeFunction = compiler.function("decode", f"rows {schema.get('name')}")
+
+    def _compiler(self) -> _RowCompiler:
+        return _RowCompiler(self.paths, self.plain, self.memo_by)
+
+    def whole(self, prefix: bytes, otherwise: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """A function of one message: the row of ``data`` when it is ``prefix`` followed
+        by exactly one value (what :attr:`decode` from ``len(prefix)`` reads to the end),
+        else what ``otherwise(data)`` returns (or raises): bytes that do not start with
+        the prefix, fail to decode, or leave bytes over. One call a message, where a
+        wrapper checking the frame and the end around :attr:`decode` is two."""
+        compiler = self._compiler()
+        compiler.env["_PREFIX"], compiler.env["_otherwise"] = prefix, otherwise
+        compiler.emit(0, "def whole(data):")
+        compiler.emit(1, f"if data[:{len(prefix)}] == _PREFIX:")
+        compiler.emit(2, "try:")
+        compiler.emit(3, f"pos = {len(prefix)}")
+        compiler.project(self.schema, "", 3, None)
+        compiler.emit(2, "except Exception:  # bad bytes: otherwise() says what and where")
+        compiler.emit(3, "pass")
+        compiler.emit(2, "else:")
+        compiler.emit(3, "if pos == len(data):")
+        compiler.emit(4, f"return [{', '.join(compiler.targets.values())}]")
+        compiler.emit(1, "return _otherwise(data)  # outside the handler: no chained exception")
+        whole: Callable[[bytes], Any] = compiler.function(
+            "whole", f"messages {self.schema.get('name')}"
+        )
+        return whole
 
 
 def compile_row_decoder(
-    schema: Mapping[str, Any], paths: tuple[str, ...], *, plain: bool = False
+    schema: Mapping[str, Any],
+    paths: tuple[str, ...],
+    *,
+    plain: bool = False,
+    memo_by: Mapping[str, str] | None = None,
 ) -> CompiledRowDecoder:
     """A decoder of the fields at ``paths`` (see :class:`CompiledRowDecoder`; ``plain``:
     logical types as integers, see :class:`_RowCompiler`) for data written with exactly
-    ``schema``. UnsupportedSchema if a path is not a field of the schema, or lies under
-    an array, a map or a union other than [null, X]."""
-    return CompiledRowDecoder(schema, paths, plain)
+    ``schema``. ``memo_by`` maps the path of a record (or optional record) holding chosen
+    fields to a chosen path read before it: that record's fields are remembered under
+    that value with the bytes they were read from, and taken again where the same bytes
+    follow the same value (:meth:`_RowCompiler.memoized`); the rows are the same.
+    UnsupportedSchema if a path is not a field of the schema, lies under an array, a map
+    or a union other than [null, X], or a memo's key is not read before its record."""
+    return CompiledRowDecoder(schema, paths, plain, memo_by)

@@ -21,6 +21,7 @@ __all__ = [
     "CHANGE_PATHS",
     "DIM_PERSON_COLUMNS",
     "FACT_COLUMNS",
+    "FACT_MEMO",
     "FACT_TABLES",
     "PERSON_MAP_COLUMNS",
     "ChangeReader",
@@ -98,6 +99,11 @@ def fact_paths(table: str) -> tuple[str, ...]:
     )
 
 
+# A linked event's attributes (birth year, sex, demographics) are the same bytes in every
+# event of its person: its row decoder remembers them under the person id (about 40 events
+# a person in bench.end_to_end), checking the bytes each time.
+FACT_MEMO: Mapping[str, str] = {"attributes": "person_id"}
+
 # An identity change as the sink reads it (CHANGE_PATHS order).
 CHANGE_PATHS = ("change_type", "person_id", "previous_person_id", "changed_at")
 
@@ -116,7 +122,9 @@ class RowReader:
     for those fields alone; one written with an older schema is decoded into the current
     schema by ``decoder`` (fastavro's resolution), encoded again, and read the same way, so
     every row has the same forms. :meth:`decode` raises c2c.serde.SerdeError naming what is
-    wrong with bytes that do not decode (the full decoder's explanation)."""
+    wrong with bytes that do not decode (the full decoder's explanation). ``memo_by``: the
+    records whose fields are remembered under a field read before them (see
+    compile_row_decoder; FACT_MEMO for linked events); the rows are the same."""
 
     def __init__(
         self,
@@ -124,24 +132,23 @@ class RowReader:
         schema_id: int,
         decoder: AvroDecoder,
         paths: tuple[str, ...],
+        memo_by: Mapping[str, str] | None = None,
     ) -> None:
         self._decoder = decoder
         self._encoder = AvroEncoder(schema, schema_id)
         self._header = frame(schema_id, b"")
         self._name = str(schema.get("name", "record"))
-        self._rows: CompiledRowDecoder = compile_row_decoder(schema, paths, plain=True)
+        self._rows: CompiledRowDecoder = compile_row_decoder(
+            schema, paths, plain=True, memo_by=memo_by
+        )
         self.paths = paths
+        # the row of one message (see the class docstring): read by the compiled decoder
+        # when framed with the reader schema and whole, else by _resolved
+        self.decode: Callable[[bytes], list[Any]] = self._rows.whole(self._header, self._resolved)
 
-    def decode(self, data: bytes) -> list[Any]:
-        """The row of one message (see the class docstring)."""
-        if data[:5] == self._header:
-            try:
-                row, end = self._rows.decode(data, 5)
-            except Exception:  # bad bytes: the full decoder below says what and where
-                pass
-            else:
-                if end == len(data):
-                    return row  # type: ignore[no-any-return]
+    def _resolved(self, data: bytes) -> list[Any]:
+        """The row of a message the compiled decoder did not read: written with another
+        schema (resolved by the full decoder), or bad (SerdeError, the full decoder's)."""
         event = self._decoder.decode(data)  # SerdeError if the bytes are not a value
         try:
             row, _end = self._rows.decode(self._encoder.encode(event), 5)
@@ -203,12 +210,8 @@ class ChangeReader:
         schema's layout (see the class docstring); None: decode it."""
         if (
             len(data) > _TYPE_AT + 1
-            and data[_TYPE_AT - 1] < 128
-            and data[_TYPE_AT - 2] > 127
-            and data[_TYPE_AT - 3] > 127
-            and data[_TYPE_AT - 4] > 127
-            and data[_TYPE_AT - 5] > 127
-            and data[_TYPE_AT - 6] > 127
+            and data[_TYPE_AT - 1] < 128  # the time's last byte, after five that go on
+            and min(data[_TYPE_AT - 6 : _TYPE_AT - 1]) > 127
             and data[5] == 72  # 36 characters, zigzag
             and data[:5] == self._header
         ):

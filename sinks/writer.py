@@ -51,5 +51,15 @@ class TableWriter:
                 table, column_names=list(names), column_oriented=True, settings=self._settings
             )
             self._contexts[key] = context
-        self.client.insert(data=data, context=context)  # the client empties the context
-        return len(data[0])
+        count = len(data[0])
+        try:
+            self.client.insert(data=data, context=context)  # the client empties the context
+        finally:
+            # ... but the context still refers to this list (clickhouse-connect's
+            # InsertContext.data = None leaves its block columns, and a context is in a
+            # reference cycle with its own bound method): emptied, the columns are freed
+            # now instead of staying alive until the garbage collector's next run, which
+            # would traverse every value of them (10 to 30 ms after each of the sink's
+            # batches, about 4% of reading a backlog)
+            data.clear()
+        return count

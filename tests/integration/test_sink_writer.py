@@ -38,3 +38,26 @@ def test_inserts_through_kept_contexts_and_after_a_refused_batch(tmp_path: Path)
         client.close()
     assert rows_a == [(1, "x"), (2, "y"), (3, "z")]
     assert rows_b == [(7, 5), (9, 3)]
+
+
+def test_an_insert_leaves_no_reference_to_its_values(tmp_path: Path) -> None:
+    """The sink collects garbage itself after each batch: an insert's columns must be
+    freed when the insert returns, not left to the collector (which would traverse them)."""
+    import gc
+    import sys
+
+    client = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="w"))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        client.command("CREATE TABLE a (id UInt32, name String) ENGINE = MergeTree ORDER BY id")
+        writer = TableWriter(client)
+        name = "".join(["value ", "held only here"])
+        before = sys.getrefcount(name)
+        assert writer.insert("a", ("id", "name"), [(1, name), (2, name)]) == 2
+        assert sys.getrefcount(name) == before
+        assert client.query("SELECT name FROM a ORDER BY id").result_rows == [(name,), (name,)]
+    finally:
+        if enabled:
+            gc.enable()
+        client.close()

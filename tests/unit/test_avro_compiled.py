@@ -616,3 +616,225 @@ def test_timestamps_encode_alike_however_often_they_repeat_and_the_memo_stays_bo
     for memo in memos:
         cells = [c.cell_contents for c in memo.__closure__ or ()]
         assert any(isinstance(c, dict) and 0 < len(c) <= 3 for c in cells)
+
+
+def _varint(z: int) -> bytes:
+    """The varint of the (already zigzagged) non-negative ``z``."""
+    out = bytearray()
+    while z >= 128:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _reference_long(data: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint read byte by byte, as Avro defines it: the reference the compiled
+    decoders' fast paths (inline up to three bytes, a memo of six-byte ones) must match,
+    IndexError where the data ends inside it."""
+    z = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if b < 128:
+            return (z >> 1) ^ -(z & 1), pos
+        shift += 7
+
+
+_LONGS = _record_of(
+    n="long",
+    t={"type": "long", "logicalType": "timestamp-millis"},
+    d={"type": "int", "logicalType": "date"},
+    m="long",
+)
+
+
+def _longs_body(n: int, t: int, d: int, m: int) -> bytes:
+    return b"".join(_varint((v << 1) ^ (v >> 63)) for v in (n, t, d, m))
+
+
+def test_varints_of_every_length_and_sign_decode_as_fastavro_does() -> None:
+    """1 to 10 bytes, both ends of each length, negative zigzag values, the same value
+    again (a six-byte one then comes from the memo), and a six-byte varint at the very
+    end of the data (fewer than six bytes after its first: no memo key can match)."""
+    values = [0, -1, 1]
+    for size in range(1, 11):
+        low, high = (1 << (7 * (size - 1))) if size > 1 else 0, (1 << (7 * size)) - 1
+        for z in (low, high, (low + high) // 2):
+            if z < 2**64:
+                values.append((z >> 1) ^ -(z & 1))
+    values = [v for v in values if -(2**63) <= v < 2**63]
+    assert {len(_varint((v << 1) ^ (v >> 63))) for v in values} == set(range(1, 11))
+    decoder = compile_decoder(_LONGS)
+    rows = compile_row_decoder(_LONGS, ("n", "t", "d", "m"), plain=True)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    days = [v for v in values if -719_162 <= v <= 2_932_896]  # dates Python can hold
+    for n in values + values[::-1]:
+        t = n if -(2**45) < n < 2**47 else 10**12  # times datetime can hold
+        d = days[abs(n) % len(days)] if abs(n) < 2**31 else 0
+        body = _longs_body(n, t, d, n)
+        assert _strict(decoder.decode(body, 0)) == _strict(
+            (_fastavro_read(_LONGS, body), len(body))
+        )
+        assert rows.decode(body, 0) == ([n, t, d, n], len(body))
+        value, _end = decoder.decode(body, 0)
+        assert value["t"] == epoch + datetime.timedelta(milliseconds=t)
+
+
+def test_truncated_and_overlong_varints_fail_as_the_byte_loop_does() -> None:
+    """Any bytes in a long field: the compiled decoders read what the byte-by-byte loop
+    reads (value and end), and fail where it fails (the data ends inside the varint);
+    the memo of six-byte varints never answers for bytes that are not one."""
+    rng = random.Random("varints")
+    schema = _record_of(a="long", b="long")
+    decoder = compile_decoder(schema)
+    rows = compile_row_decoder(schema, ("a", "b"), plain=True)
+    sixes = [_varint(rng.randrange(2**35, 2**42)) for _ in range(8)]
+    for round_ in range(3000):
+        parts = []
+        for _field in range(2):
+            kind = rng.randrange(4)
+            if kind == 0:  # a six-byte varint seen before (the memo answers)
+                parts.append(rng.choice(sixes))
+            elif kind == 1:  # one of 1 to 12 bytes, maybe 11 or 12 (past 64 bits)
+                size = rng.randrange(1, 13)
+                parts.append(
+                    bytes([rng.randrange(128, 256) for _ in range(size - 1)])
+                    + bytes([rng.randrange(128)])
+                )
+            elif kind == 2:  # a prefix of a six-byte one: continuation bits to the end
+                parts.append(rng.choice(sixes)[: rng.randrange(1, 6)])
+            else:
+                parts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(8))))
+        data = b"".join(parts)[: rng.randrange(1, 20)]
+        try:
+            a, pos = _reference_long(data, 0)
+            b, pos = _reference_long(data, pos)
+        except IndexError:
+            expected = None
+        else:
+            expected = ([a, b], pos)
+        for read in (rows.decode, decoder.decode):
+            try:
+                got = read(data, 0)
+            except IndexError:
+                got = None
+            if isinstance(got, tuple) and isinstance(got[0], dict):
+                got = ([got[0]["a"], got[0]["b"]], got[1])
+            assert got == expected, (round_, data.hex())
+        if expected is None:
+            assert decoder.explain(data, 0).startswith("the body ends early"), data.hex()
+
+
+def test_a_whole_message_reader_reads_framed_whole_values_and_hands_on_the_rest() -> None:
+    schema = _record_of(a="long", t={"type": "long", "logicalType": "timestamp-millis"})
+    rows = compile_row_decoder(schema, ("t", "a"), plain=True)
+    handed: list[bytes] = []
+
+    def otherwise(data: bytes) -> str:
+        handed.append(data)
+        return "otherwise"
+
+    whole = rows.whole(b"\x00head", otherwise)
+    body = _longs_body(-3, 1_796_140_800_123, 0, 0)[:7]
+    assert len(body) == 7  # one byte, then six
+    assert whole(b"\x00head" + body) == [1_796_140_800_123, -3]
+    assert whole(b"\x00head" + body) == [1_796_140_800_123, -3]  # from the memo
+    bad = [b"\x00heaD" + body, b"\x00head" + body + b"\x00", b"\x00head" + body[:-1], b""]
+    for data in bad:
+        assert whole(data) == "otherwise"
+    assert handed == bad
+
+    def refuse(data: bytes) -> str:
+        raise ValueError(f"not a value: {data.hex()}")
+
+    with pytest.raises(ValueError, match="not a value") as refused:
+        rows.whole(b"\x00head", refuse)(b"\x00head" + body[:-1])
+    assert refused.value.__context__ is None  # raised as the full decoder raises it
+
+
+_ATTRIBUTES = {
+    "type": "record",
+    "name": "Event",
+    "fields": [
+        {"name": "person", "type": "string"},
+        {
+            "name": "attributes",
+            "type": {
+                "type": "record",
+                "name": "Attributes",
+                "fields": [
+                    {"name": "year", "type": ["null", "int"]},
+                    {"name": "county", "type": ["null", "string"]},
+                    {"name": "skipped", "type": "long"},
+                    {
+                        "name": "demographics",
+                        "type": [
+                            "null",
+                            {
+                                "type": "record",
+                                "name": "Demographics",
+                                "fields": [{"name": "poor", "type": ["null", "boolean"]}],
+                            },
+                        ],
+                    },
+                ],
+            },
+        },
+        {"name": "after", "type": "long"},
+    ],
+}
+_ATTRIBUTE_PATHS = (
+    "person",
+    "attributes.year",
+    "attributes.county",
+    "attributes.demographics.poor",
+    "after",
+)
+
+
+@pytest.mark.usefixtures("memos_of_three")
+def test_a_memo_of_a_record_under_a_key_gives_the_rows_reading_would() -> None:
+    """A person's attributes are taken from the memo only where the same bytes follow the
+    same person again: other attributes under a known person, a known person's bytes
+    under another, a value cut short, all read as without the memo; the memo stays
+    bounded (three keys here)."""
+    plain = compile_row_decoder(_ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True)
+    memo = compile_row_decoder(
+        _ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True, memo_by={"attributes": "person"}
+    )
+    rng = random.Random("attributes")
+    for index in range(3000):
+        demographics = rng.choice([None, {"poor": None}, {"poor": True}, {"poor": False}])
+        value = {
+            "person": rng.choice(["a", "b", "c", "d", "é"]),
+            "attributes": {
+                "year": rng.choice([None, 1990, -3, 2**20]),
+                "county": rng.choice([None, "", "06037", "x" * 70]),
+                "skipped": rng.choice([0, 5, 10**12]),
+                "demographics": demographics,
+            },
+            "after": rng.choice([0, -1, 10**12]),
+        }
+        body = _fastavro(_ATTRIBUTES, value)
+        cut = body if index % 5 else body[: rng.randrange(len(body))]
+        try:
+            expected: Any = plain.decode(cut, 0)
+        except Exception as exc:  # cut short: the same failure either way
+            expected = type(exc)
+        try:
+            got: Any = memo.decode(cut, 0)
+        except Exception as exc:
+            got = type(exc)
+        assert got == expected, (index, value, cut.hex())
+    memos = [v for k, v in memo.decode.__globals__.items() if k.startswith("_memo")]
+    assert len(memos) == 1
+    assert 0 < len(memos[0]) <= 3
+
+
+def test_a_memo_needs_its_key_read_before_its_record() -> None:
+    with pytest.raises(UnsupportedSchema, match="keyed by after, not read before it"):
+        compile_row_decoder(
+            _ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True, memo_by={"attributes": "after"}
+        )

@@ -222,6 +222,13 @@ def test_a_change_reader_tells_a_counted_change_from_its_leading_bytes() -> None
     assert reader.counted(linked[:48]) is None
     with pytest.raises(SerdeError):
         reader.decode(linked[:48])
+    # a time of fewer than six bytes: any of its first five without the continuation bit
+    for at in range(42, 47):
+        short = bytearray(linked)
+        short[at] &= 0x7F
+        assert reader.counted(bytes(short)) is None, at
+    early = datetime.datetime(1970, 1, 2, tzinfo=datetime.UTC)  # a 4-byte time
+    assert reader.counted(encoder.encode(_change("RECORD_LINKED", early))) is None
     # a schema laid out otherwise (the type first) is read in full, every change
     other = copy.deepcopy(_change_schema())
     fields = other["fields"]
