@@ -59,6 +59,7 @@ from bench.identity_worker import _cpu_seconds
 from c2c.child import free_port
 from c2c.clickhouse import connect
 from c2c.errors import ServiceError
+from c2c.kafka import Offsets, end_offsets
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
@@ -71,25 +72,9 @@ from sinks.rows import FACT_TABLES, fact_row
 from streams.process import WorkerProcess
 from streams.resolution import RAW_TOPICS
 
-Marks = dict[tuple[str, int], int]
+Marks = Offsets
 LINKED = list(FACT_TABLES)
 _TARGETS = {"events": 5_000.0, "p99_s": 2.0, "ratio": 0.5}
-
-
-def _marks(settings: Settings, topics: list[str]) -> Marks:
-    """The high-water mark of every partition of ``topics`` now."""
-    consumer = Consumer(settings.kafka_config(**{"group.id": f"bench-{uuid.uuid4()}"}))
-    try:
-        marks: Marks = {}
-        for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                marks[(topic, partition)] = high
-        return marks
-    finally:
-        consumer.close()
 
 
 def _read(settings: Settings, start: Marks, end: Marks) -> Iterator[Any]:
@@ -335,13 +320,13 @@ def main() -> None:
         sink.start()
         worker.start()
         cpu = _Cpu(settings, worker, sink)
-        seen = _Visibility(settings, sink.group, sorted(_marks(settings, LINKED)))
+        seen = _Visibility(settings, sink.group, sorted(end_offsets(settings, LINKED)))
         try:
             # -- the maximum ------------------------------------------------------------
             raw0, linked0, sink0 = (
-                _marks(settings, RAW_TOPICS),
-                _marks(settings, LINKED),
-                _marks(settings, sink_topics),
+                end_offsets(settings, RAW_TOPICS),
+                end_offsets(settings, LINKED),
+                end_offsets(settings, sink_topics),
             )
             started, cpu0 = time.perf_counter(), cpu.read()
             replay(settings, folder)
@@ -354,14 +339,14 @@ def main() -> None:
             sink.caught_up(linked, timeout_s=3600)
             end_to_end_s = time.perf_counter() - started
             cpu1 = cpu.read()
-            raw1, linked1 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
+            raw1, linked1 = end_offsets(settings, RAW_TOPICS), end_offsets(settings, LINKED)
             # -- offered load ------------------------------------------------------------
             cpu2 = cpu.read()
             replay(settings, paced, rate=args.rate)
             counts = worker.drained(records + paced_records, timeout_s=3600)
             sink.caught_up(int(counts.get("linked", 0)), timeout_s=3600)
             cpu3 = cpu.read()
-            raw2, linked2 = _marks(settings, RAW_TOPICS), _marks(settings, LINKED)
+            raw2, linked2 = end_offsets(settings, RAW_TOPICS), end_offsets(settings, LINKED)
         finally:
             worker.stop()
             sink.stop()
