@@ -104,6 +104,12 @@ def _backlog(
     if len(marks) < 3:
         raise RuntimeError(f"the worker handled only {worker.handled()} of {records} records")
     (t10, cpu10, res10), (t90, cpu90, res90) = marks["10%"], marks["90%"]
+    if t90 - t10 < 1.0 or min(cpu90 - cpu10, res90 - res10) <= 0:
+        raise SystemExit(
+            f"the worker handled 10-90 % of the backlog ({0.8 * records:,.0f} of {records:,} "
+            f"records) in {t90 - t10:.2f} s, too short to measure a sustained rate by "
+            "looking every 0.05 s: give it more people (--people 2000 or more)"
+        )
     window = 0.8 * records
     return (
         window / (t90 - t10),
