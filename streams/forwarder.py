@@ -54,7 +54,14 @@ INTAKE_PRODUCER_CONFIG = {
 }
 
 
-# See Forwarder's consumer configuration.
+# What a fetch of the forwarder's consumer brings of each raw partition at most (a few
+# hundred raw messages), not librdkafka's 1 MB, so that one batch holds some of every
+# partition with a backlog (publication_order merges them), not the first partition
+# alone. Not smaller: a fetch waits for C2C_KAFKA_FETCH_MIN_BYTES or
+# C2C_KAFKA_FETCH_WAIT_MAX_MS, so the bytes a fetch may bring bound the rate. With 16 kB
+# the forwarder carried about 5,000 raw messages/s from a replay at 15,000-30,000/s, its
+# partitions drifting apart (a message forwarded 0.8 s after a later-published one, at the
+# median); with 64 kB it keeps up (drift p50 0, p99 0.1 s); 128 kB was no faster.
 FETCH_BYTES_PER_PARTITION = 64 * 1024
 
 
@@ -106,16 +113,7 @@ class Forwarder:
                     # a forwarder that died is replaced after 10 s, as the Faust worker is
                     "session.timeout.ms": 10_000,
                     "heartbeat.interval.ms": 3_000,
-                    # a fetch brings up to 64 kB of each partition (a few hundred raw
-                    # messages), not librdkafka's 1 MB, so that one batch holds some of
-                    # every partition with a backlog (publication_order merges them), not
-                    # the first partition alone. Not smaller: a fetch waits for
-                    # C2C_KAFKA_FETCH_MIN_BYTES or C2C_KAFKA_FETCH_WAIT_MAX_MS, so the
-                    # bytes a fetch may bring bound the rate. With 16 kB the forwarder
-                    # carried about 5,000 raw messages/s from a replay at 15,000-30,000/s,
-                    # its partitions drifting apart (a message forwarded 0.8 s after a
-                    # later-published one, at the median); with 64 kB it keeps up (p50 0,
-                    # p99 0.1 s), 64 kB and 128 kB alike.
+                    # some of every partition a fetch, at the rate the input comes
                     "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
                 }
             )
