@@ -966,8 +966,11 @@ class _RowCompiler(_DecoderCompiler):
         ``path`` took last time under that key, and the fields read from them. Where the
         same bytes stand at ``pos`` again, those are the fields (a value's encoding is
         read the same way wherever it stands: it is its own end); anything else is read
-        and kept (the memo is emptied at _CACHE_LIMIT keys). Meant for what repeats
-        under a key: a person's attributes under their id."""
+        and kept (the memo is emptied at _CACHE_LIMIT keys), unless the reading went past
+        the end of the data (a string cut short reads fewer bytes without failing: such
+        bytes, kept, would stand for the whole value in the next message). Meant for
+        scalars that repeat under a key: a person's attributes under their id (a chosen
+        record, array or map would be the same object in every row that hits)."""
         key = self.memo_by[path]
         if key not in self.found:
             raise UnsupportedSchema(f"the memo of {path} is keyed by {key}, not read before it")
@@ -982,10 +985,11 @@ class _RowCompiler(_DecoderCompiler):
         self.emit(indent, "else:")
         self.emit(indent + 1, f"{start} = pos")
         self.chosen(schema, path, below, indent + 1, namespace)
-        self.emit(indent + 1, f"if len({memo}) >= _CACHE_LIMIT:")
-        self.emit(indent + 2, f"{memo}.clear()")
+        self.emit(indent + 1, "if pos <= len(data):  # read whole, not cut short")
+        self.emit(indent + 2, f"if len({memo}) >= _CACHE_LIMIT:")
+        self.emit(indent + 3, f"{memo}.clear()")
         self.emit(
-            indent + 1,
+            indent + 2,
             f"{memo}[{self.targets[key]}] = (data[{start}:pos], ({targets},), pos - {start})",
         )
 

@@ -838,3 +838,40 @@ def test_a_memo_needs_its_key_read_before_its_record() -> None:
         compile_row_decoder(
             _ATTRIBUTES, _ATTRIBUTE_PATHS, plain=True, memo_by={"attributes": "after"}
         )
+
+
+def test_a_record_cut_short_inside_its_last_string_is_not_kept_in_the_memo() -> None:
+    """A string cut short reads fewer bytes without failing: the message fails after the
+    record, but what was read of the record must not stand for the whole in the next
+    message of the same key."""
+    schema = {
+        "type": "record",
+        "name": "Cut",
+        "fields": [
+            {"name": "person", "type": "string"},
+            {
+                "name": "attributes",
+                "type": {
+                    "type": "record",
+                    "name": "Ends",
+                    "fields": [
+                        {"name": "year", "type": ["null", "int"]},
+                        {"name": "county", "type": ["null", "string"]},
+                    ],
+                },
+            },
+            {"name": "after", "type": "long"},
+        ],
+    }
+    paths = ("person", "attributes.year", "attributes.county", "after")
+    memo = compile_row_decoder(schema, paths, plain=True, memo_by={"attributes": "person"})
+    whole = memo.whole(b"", lambda data: "the full decoder")
+    body = _fastavro(
+        schema, {"person": "a", "attributes": {"year": 1990, "county": "06037"}, "after": 7}
+    )
+    for cut in (body[:-4], body[:-2]):  # inside the county, and just after its first bytes
+        with pytest.raises(IndexError):
+            memo.decode(cut, 0)
+        assert whole(cut) == "the full decoder"
+    assert memo.decode(body, 0) == (["a", 1990, "06037", 7], len(body))
+    assert whole(body) == ["a", 1990, "06037", 7]
