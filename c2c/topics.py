@@ -6,12 +6,14 @@ broker's auto-creation, so partitions, retention and compaction are reviewed her
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
     "CATALOGUE",
     "CHANGES_TOPIC",
+    "CHANGE_COUNTS",
     "DEAD_LETTER_TOPIC",
     "INTAKE_TOPIC",
     "OPTOUT_DECISIONS_TOPIC",
@@ -164,6 +166,19 @@ CATALOGUE: tuple[Topic, ...] = (
 DEAD_LETTER_TOPIC = "c2c.deadletter"
 REVIEW_TOPIC = "c2c.identity.review"
 CHANGES_TOPIC = "c2c.identity.changes"
+
+
+class _ChangeCounts(dict[str, str]):
+    def __missing__(self, change_type: str) -> str:
+        return f"change.{change_type}"
+
+
+# The counts key of each identity change type on CHANGES_TOPIC ("change.<type>"), as the
+# identity worker and the sink count them (/metrics/counts): looked up for the known types,
+# with no string built per change; made for any other.
+CHANGE_COUNTS: Mapping[str, str] = _ChangeCounts(
+    {kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")}
+)
 INTAKE_TOPIC = "c2c.identity.intake"
 OPTOUT_DECISIONS_TOPIC = "c2c.identity.optouts"
 

@@ -34,7 +34,7 @@ from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from c2c.topics import CHANGE_COUNTS, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from observability.sink import SinkObserver
 from observability.telemetry import Telemetry, setup_telemetry
 from sinks.optouts import (
@@ -79,9 +79,6 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
 _COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
-_CHANGE_COUNTS = {
-    kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
-}
 
 
 def _fact_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) -> RowReader:
@@ -326,7 +323,7 @@ class Sink:
         decoding.counts["decoded"] += taken
         for kind, n in kinds.items():
             if n:
-                counts[_CHANGE_COUNTS.get(kind) or f"change.{kind}"] += n
+                counts[CHANGE_COUNTS[kind]] += n
         return taken
 
     def _change(self, batch: Batch, change: list[Any]) -> None:
@@ -334,7 +331,7 @@ class Sink:
         change_type, person_id, previous, changed_at = change
         if change_type == "PERSONS_MERGED" and previous:
             batch.merges += self.person_map.merge(previous, person_id, changed_at)
-        self.counts[_CHANGE_COUNTS.get(change_type) or f"change.{change_type}"] += 1
+        self.counts[CHANGE_COUNTS[change_type]] += 1
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
         """An opt-out decision: its persons' rows are removed once the batch is written."""

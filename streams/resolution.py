@@ -24,6 +24,7 @@ from opentelemetry import trace
 from c2c.deadletter import dead_letter
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
 from c2c.topics import (
+    CHANGE_COUNTS,
     CHANGES_TOPIC,
     DEAD_LETTER_TOPIC,
     INTAKE_TOPIC,
@@ -68,11 +69,6 @@ OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_let
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
 
 Header = tuple[str, bytes]
-
-# the counts key of each change type (no string built a record)
-_CHANGE_COUNTS = {
-    kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")
-}
 
 
 def _now_millis() -> int:
@@ -305,7 +301,7 @@ class IdentityStage:
             done.sources[resolution.new_source] = person_id
         counts = self.counts
         for change in changes:
-            counts[_CHANGE_COUNTS.get(change.change_type) or f"change.{change.change_type}"] += 1
+            counts[CHANGE_COUNTS[change.change_type]] += 1
         return done
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
