@@ -119,17 +119,13 @@ def _timestamp_writer(unit: datetime.timedelta) -> Callable[[datetime.datetime |
     bytes are kept, up to _CACHE_LIMIT of them (then forgotten); a datetime is immutable
     and equal ones encode alike. Only exact datetimes are kept (a subclass may compare
     equal to one and still be another value)."""
-    cache: dict[datetime.datetime, bytes] = {}
+    cache, miss = _memo(lambda value: _long(_ts(value, unit)))
     exact = datetime.datetime
 
     def write(value: datetime.datetime | int) -> bytes:
         if value.__class__ is exact:
-            data = cache.get(value)
-            if data is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                data = cache[value] = _long(_ts(value, unit))
-            return data
+            data: bytes | None = cache.get(value)
+            return data if data is not None else miss(value)
         if isinstance(value, int):
             return _long(value)
         return _long(_ts(value, unit))
@@ -486,14 +482,14 @@ def _uuid_text(raw: bytes) -> str:
     return str(_uuid(raw))
 
 
-def _memo(convert: Callable[[int], Any]) -> tuple[dict[int, Any], Callable[[int], Any]]:
+def _memo(convert: Callable[[Any], Any]) -> tuple[dict[Any, Any], Callable[[Any], Any]]:
     """A cache of ``convert``'s results and the function filling it on a miss. Times and
     dates repeat (events are dated by term, quarter or day: the bench's 59,097 linked events
     carry 384 distinct times); the values are immutable, so sharing them is safe. Emptied
     when it reaches _CACHE_LIMIT entries."""
-    cache: dict[int, Any] = {}
+    cache: dict[Any, Any] = {}
 
-    def miss(raw: int) -> Any:
+    def miss(raw: Any) -> Any:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         value = cache[raw] = convert(raw)
