@@ -52,14 +52,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from bench._harness import plain_insert, print_table
 from bench.identity_worker import _cpu_seconds
 from c2c.child import free_port
 from c2c.clickhouse import connect
 from c2c.errors import ServiceError
-from c2c.kafka import Offsets, end_offsets
+from c2c.kafka import Offsets, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
@@ -72,31 +72,14 @@ from sinks.rows import FACT_TABLES, fact_row
 from streams.process import WorkerProcess
 from streams.resolution import RAW_TOPICS
 
-Marks = Offsets
 LINKED = list(FACT_TABLES)
 _TARGETS = {"events": 5_000.0, "p99_s": 2.0, "ratio": 0.5}
 
 
-def _read(settings: Settings, start: Marks, end: Marks) -> Iterator[Any]:
-    """Every message between two sets of marks."""
-    wanted = {tp: high for tp, high in end.items() if high > start.get(tp, 0)}
-    if not wanted:
-        return
-    consumer = Consumer(settings.kafka_config(**{"group.id": f"bench-{uuid.uuid4()}"}))
-    try:
-        consumer.assign([TopicPartition(t, p, start.get((t, p), 0)) for t, p in wanted])
-        deadline = time.monotonic() + 300
-        while wanted and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 1.0):
-                if message.error() is not None:
-                    continue
-                where = (str(message.topic()), int(message.partition() or 0))
-                if where in wanted and message.offset() < wanted[where]:
-                    yield message
-                    if message.offset() + 1 >= wanted[where]:
-                        del wanted[where]
-    finally:
-        consumer.close()
+def _read(settings: Settings, start: Offsets, end: Offsets) -> Iterator[Message]:
+    """Every message between two sets of marks (of the same topics)."""
+    topics = sorted({topic for topic, _partition in end})
+    return read_to_end(settings, topics, since=start, until=end, timeout_s=300)
 
 
 class _Visibility:
@@ -142,8 +125,8 @@ def _latencies(
     settings: Settings,
     registry: SchemaRegistry,
     seen: _Visibility,
-    raw: tuple[Marks, Marks],
-    linked: tuple[Marks, Marks],
+    raw: tuple[Offsets, Offsets],
+    linked: tuple[Offsets, Offsets],
 ) -> tuple[list[float], list[float]]:
     """Seconds from each raw event's publication to its linked row being committed, and
     the worker's part of it (raw to linked message, both broker CreateTimes), sorted."""
@@ -210,7 +193,7 @@ def _percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def _commit_group(settings: Settings, group: str, marks: Marks) -> None:
+def _commit_group(settings: Settings, group: str, marks: Offsets) -> None:
     """Set a new, empty group's committed offsets to ``marks``."""
     consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
     try:
@@ -221,7 +204,7 @@ def _commit_group(settings: Settings, group: str, marks: Marks) -> None:
         consumer.close()
 
 
-def _sink_rate(settings: Settings, folder: Path, start: Marks, facts: int) -> tuple[float, float]:
+def _sink_rate(settings: Settings, folder: Path, start: Offsets, facts: int) -> tuple[float, float]:
     """A second sink reading the run's linked events and identity changes again: (fact
     rows/s, CPU microseconds per fact row of its process) from the moment it was assigned
     and positioned to the moment it wrote a batch that brought it to at least ``facts``

@@ -119,17 +119,18 @@ def _backlog(
     )
 
 
-# the raw topics whose events are linked, and their linked topics
-_LATENCY_TOPICS = [t for t in RAW_TOPICS if t in LINKED_TOPICS], list(LINKED_TOPICS.values())
+# the raw topics whose events are linked, and their linked topics: where latency is read
+_LATENCY_RAW = [t for t in RAW_TOPICS if t in LINKED_TOPICS]
+_LATENCY_LINKED = list(LINKED_TOPICS.values())
 
 
 def _latencies(
     settings: Settings, registry: SchemaRegistry, since: Offsets, wanted: set[str]
 ) -> list[float]:
     """Raw -> linked delays (s) of the events ``wanted``, published after the marks
-    ``since`` (of _LATENCY_TOPICS)."""
+    ``since`` (of _LATENCY_RAW and _LATENCY_LINKED)."""
     raw_sent: dict[str, float] = {}
-    decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_TOPICS[0]}
+    decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_RAW}
     for message in read_to_end(settings, list(decoders), since=since):
         try:
             raw = decoders[str(message.topic())].decode(message.value() or b"")
@@ -137,7 +138,7 @@ def _latencies(
             continue  # other runs' bad input (tests publish some on purpose)
         if str(raw["event_id"]) in wanted:
             raw_sent[str(raw["event_id"])] = message.timestamp()[1] / 1000
-    linked_decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_TOPICS[1]}
+    linked_decoders = {t: registry.decoder(get_topic(t)) for t in _LATENCY_LINKED}
     delays = []
     for message in read_to_end(settings, list(linked_decoders), since=since):
         value = linked_decoders[str(message.topic())].decode(message.value() or b"")
@@ -198,7 +199,7 @@ def main() -> None:
         worker = new_worker("latency.log")
         try:
             worker.start()
-            since = end_offsets(settings, [*_LATENCY_TOPICS[0], *_LATENCY_TOPICS[1]])
+            since = end_offsets(settings, [*_LATENCY_RAW, *_LATENCY_LINKED])
             replay(settings, latency_folder, rate=args.rate)
             worker.drained(offered, timeout_s=1800)
         finally:

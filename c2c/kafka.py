@@ -66,14 +66,19 @@ def ensure_topics(
     return sorted(created)
 
 
-def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
-    """The end (high-water mark) of every partition of ``topics`` now: where what is
-    published next will be. ServiceError if a topic is missing."""
-    consumer = Consumer(
+def _reader(settings: Settings) -> Consumer:
+    """A consumer of a group of its own that commits nothing: for reading, not consuming."""
+    return Consumer(
         settings.kafka_config(
             **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
         )
     )
+
+
+def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
+    """The end (high-water mark) of every partition of ``topics`` now: where what is
+    published next will be. ServiceError if a topic is missing."""
+    consumer = _reader(settings)
     try:
         ends: Offsets = {}
         for topic in topics:
@@ -102,22 +107,21 @@ def read_to_end(
     topics: Iterable[str],
     *,
     since: Mapping[tuple[str, int], int] | None = None,
+    until: Mapping[tuple[str, int], int] | None = None,
     timeout_s: float = 120.0,
 ) -> Iterator[Message]:
     """Every message of ``topics`` from the first offset (or, for a partition ``since``
     names, from that offset: :func:`end_offsets` taken before publishing gives only what
-    was published after) to the end as it is when called (later messages are not waited
-    for). Commits nothing. ServiceError if a topic is missing or the end is not reached
-    within ``timeout_s``."""
+    was published after) to the end as it is when called (or, for a partition ``until``
+    names, up to that offset, not included: two :func:`end_offsets` give what was
+    published between them). Later messages are not waited for. Commits nothing.
+    ServiceError if a topic is missing or the end is not reached within ``timeout_s``."""
     import time
 
-    consumer = Consumer(
-        settings.kafka_config(
-            **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
-        )
-    )
+    consumer = _reader(settings)
     try:
         starts = dict(since or {})
+        stops = until or {}
         ends: Offsets = {}
         for topic in topics:
             for partition in _partitions(settings, consumer, topic):
@@ -126,8 +130,9 @@ def read_to_end(
                 )
                 start = max(low, starts.get((topic, partition), low))
                 starts[(topic, partition)] = start
-                if high > start:
-                    ends[(topic, partition)] = high
+                end = min(high, stops.get((topic, partition), high))
+                if end > start:
+                    ends[(topic, partition)] = end
         if not ends:
             return
         consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in ends])
@@ -142,11 +147,13 @@ def read_to_end(
                 if message.error() is not None:
                     continue
                 place = (str(message.topic()), int(message.partition() or 0))
-                end = ends.get(place)
-                if end is None:
+                stop_at = ends.get(place)
+                offset = int(message.offset() or 0)
+                if stop_at is None or offset >= stop_at:  # done (an offset may be skipped)
+                    ends.pop(place, None)
                     continue
                 yield message
-                if int(message.offset() or 0) + 1 >= end:
+                if offset + 1 >= stop_at:
                     del ends[place]
     finally:
         consumer.close()

@@ -1,4 +1,4 @@
-"""Reading topics whole, or from marks taken before publishing (c2c.kafka)."""
+"""Reading topics whole, or from and up to marks taken around publishing (c2c.kafka)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _publish(settings: Settings, topic: str, values: list[bytes], partition: int
     assert producer.flush(30) == 0
 
 
-def test_read_to_end_since_marks_gives_only_what_was_published_after(stack: Settings) -> None:
+def test_read_to_end_between_marks_gives_only_what_was_published_between(stack: Settings) -> None:
     topic = f"c2c.test.reading.{uuid.uuid4().hex[:8]}"
     ensure_topics(stack, [Topic(topic, "", "test", "reading", partitions=2)])
     _publish(stack, topic, [b"old-0", b"old-1"], 0)
@@ -37,10 +37,17 @@ def test_read_to_end_since_marks_gives_only_what_was_published_after(stack: Sett
     assert everything == [b"new-0", b"new-1", b"new-2", b"old-0", b"old-1", b"old-2"]
     after = sorted(m.value() for m in read_to_end(stack, [topic], since=marks))
     assert after == [b"new-0", b"new-1", b"new-2"]
+    before_old = sorted(m.value() for m in read_to_end(stack, [topic], until=marks))
+    assert before_old == [b"old-0", b"old-1", b"old-2"]
+    ends = end_offsets(stack, [topic])
+    _publish(stack, topic, [b"later-0"], 0)
+    between = sorted(m.value() for m in read_to_end(stack, [topic], since=marks, until=ends))
+    assert between == [b"new-0", b"new-1", b"new-2"]
     # marks at the end: nothing; a partition the marks do not name is read from its start
     assert list(read_to_end(stack, [topic], since=end_offsets(stack, [topic]))) == []
     only_first = {(topic, 0): marks[(topic, 0)]}
     assert sorted(m.value() for m in read_to_end(stack, [topic], since=only_first)) == [
+        b"later-0",
         b"new-0",
         b"new-1",
         b"new-2",
