@@ -181,6 +181,13 @@ class Settings(BaseSettings):
     sink_batch_wait_s: float = Field(
         default=0.5, gt=0, le=60, description="Longest a row waits in the sink before insert."
     )
+    sink_decode: Literal["clickhouse", "python"] = Field(
+        default="clickhouse",
+        description=(
+            "Where the sink decodes linked events: 'clickhouse' passes their bytes to "
+            "ClickHouse (sinks/wire.py), 'python' decodes them in the sink."
+        ),
+    )
     sink_start: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a sink group with no committed offsets starts: earliest or latest.",

@@ -64,6 +64,8 @@ class ObservedBatch(Protocol):
     facts: dict[str, list[list[Any]]]
     merges: list[list[Any]]
     persons: dict[str, list[Any]]
+    wire: dict[str, list[Any]]  # fact table -> messages ClickHouse decodes
+    wire_persons: set[str]
     messages: int
     started: float
 
@@ -179,8 +181,10 @@ class SinkObserver:
         self._batch_duration.record(time.monotonic() - batch.started, {"stage": STAGE})
         for table, rows in batch.facts.items():
             self._rows[table] += len(rows)
+        for table, messages in batch.wire.items():
+            self._rows[table] += len(messages)
         self._rows["person_map"] += len(batch.merges)
-        self._rows["dim_person"] += len(batch.persons)
+        self._rows["dim_person"] += len(batch.persons.keys() | batch.wire_persons)
         self._in.update(self._reading)
         self._reading = Counter()
         if self._pending:

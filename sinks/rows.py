@@ -17,6 +17,7 @@ from c2c._avro_compiled import CompiledRowDecoder, compile_row_decoder
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
+    "AFTER_ID_AND_TIME",
     "ATTRIBUTE_COLUMNS",
     "CHANGE_PATHS",
     "DIM_PERSON_COLUMNS",
@@ -29,6 +30,7 @@ __all__ = [
     "RowReader",
     "dim_person_of",
     "fact_row",
+    "id_and_time_laid_out",
 ]
 
 FACT_TABLES: Mapping[str, str] = {
@@ -161,10 +163,24 @@ class RowReader:
         return row  # type: ignore[no-any-return]
 
 
-# Where a change shows its type: after the 5-byte frame, the change id (a length byte and
-# 36 characters) and changed_at, a varint of 6 bytes for every time from mid-1970 to 2039
-# (milliseconds, zigzag), the type's index (zigzag: twice the index).
-_TYPE_AT = 5 + 1 + 36 + 6
+# Linked events and identity changes begin alike: after the 5-byte frame, an id (a length
+# byte and 36 characters) and a time, a varint of 6 bytes for every time from mid-1970 to
+# 2039 (milliseconds, zigzag). AFTER_ID_AND_TIME is where the next field begins.
+AFTER_ID_AND_TIME = 5 + 1 + 36 + 6
+
+
+def id_and_time_laid_out(data: bytes) -> bool:
+    """Whether ``data`` (at least AFTER_ID_AND_TIME bytes) begins as above, after its frame."""
+    return (
+        data[5] == 72  # 36 characters, zigzag
+        and min(data[42:47]) > 127  # five bytes of the time that go on...
+        and data[47] < 128  # ... and its last
+    )
+
+
+# Where a change shows its type: the type's index (zigzag: twice the index), after its id
+# and changed_at.
+_TYPE_AT = AFTER_ID_AND_TIME
 # the changes the sink applies (decoded in full); it only counts the others
 _APPLIED_TYPES = frozenset({"PERSONS_MERGED"})
 
@@ -208,13 +224,7 @@ class ChangeReader:
     def counted(self, data: bytes) -> str | None:
         """The type of ``data`` if it is a change the sink only counts, in the reader
         schema's layout (see the class docstring); None: decode it."""
-        if (
-            len(data) > _TYPE_AT + 1
-            and data[_TYPE_AT - 1] < 128  # the time's last byte, after five that go on
-            and min(data[_TYPE_AT - 6 : _TYPE_AT - 1]) > 127
-            and data[5] == 72  # 36 characters, zigzag
-            and data[:5] == self._header
-        ):
+        if len(data) > _TYPE_AT + 1 and id_and_time_laid_out(data) and data[:5] == self._header:
             return self._types[data[_TYPE_AT]]
         return None
 

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
-from c2c.serde import SerdeError
+from c2c.serde import SerdeError, frame
 from c2c.settings import Settings
 from c2c.topics import CHANGE_COUNTS, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from observability.sink import SinkObserver
@@ -59,6 +59,7 @@ from sinks.rows import (
     fact_paths,
     fact_row,
 )
+from sinks.wire import WIRE_TABLES, WireFormat, person_of
 from sinks.writer import TableWriter
 
 __all__ = [
@@ -131,18 +132,32 @@ class Batch:
     persons: dict[str, list[Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     decisions_read: list[float] = field(default_factory=list)  # monotonic, when each was read
+    # fact table -> linked messages ClickHouse decodes (sinks/wire.py), and their persons
+    wire: dict[str, list[Message]] = field(default_factory=dict)
+    wire_persons: set[str] = field(default_factory=set)
     optout_persons: list[list[Any]] = field(default_factory=list)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
+    def facts_count(self) -> int:
+        """Fact rows, decoded here or by ClickHouse."""
+        return sum(map(len, self.facts.values())) + sum(map(len, self.wire.values()))
+
+    @property
     def rows(self) -> int:
-        return sum(len(rows) for rows in self.facts.values()) + len(self.merges)
+        return self.facts_count + len(self.merges)
 
     @property
     def largest(self) -> int:
         """Rows of the largest insert the batch makes (one per table)."""
-        return max(len(self.merges), len(self.persons), *map(len, self.facts.values()), 0)
+        return max(
+            len(self.merges),
+            len(self.persons),
+            *map(len, self.facts.values()),
+            *map(len, self.wire.values()),
+            0,
+        )
 
 
 def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
@@ -154,11 +169,17 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     batch.persons[event["person_id"]] = row
 
 
-def write_batch(target: Any, batch: Batch) -> None:
+def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | None = None) -> None:
     """Insert ``batch``, one column-oriented insert per table, through ``target``: a
     :class:`sinks.writer.TableWriter` (the sink's, which keeps each table's insert
-    context), or a clickhouse-connect client."""
+    context), or a clickhouse-connect client; the wire messages of a fact table as one
+    container (``formats``: each fact table's) into its wire table."""
     writer = target if isinstance(target, TableWriter) else TableWriter(target)
+    for table, messages in batch.wire.items():
+        if messages:
+            assert formats is not None, "wire messages need their tables' formats"
+            container = formats[table].container([m.value() or b"" for m in messages])
+            writer.insert_container(WIRE_TABLES[table], container)
     for table, rows in batch.facts.items():
         writer.insert(table, columns(table), rows)
     writer.insert("person_map", PERSON_MAP_COLUMNS, batch.merges)
@@ -220,6 +241,15 @@ class Sink:
         self._linked = {
             topic: (table, decoders[topic].decode) for topic, table in FACT_TABLES.items()
         }
+        # linked messages framed with their reader schema go to ClickHouse as they are
+        # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's frame
+        self._frames: dict[str, bytes] = {}
+        self._formats: dict[str, WireFormat] = {}
+        if settings.sink_decode == "clickhouse":
+            for topic, table in FACT_TABLES.items():
+                chosen = get_topic(topic)
+                self._frames[topic] = frame(registry.schema_id(chosen), b"")
+                self._formats[table] = WireFormat(registry.library.resolve(chosen.schema))
         changes = decoders[CHANGES_TOPIC]
         assert isinstance(changes, ChangeReader)
         self._changes = changes
@@ -254,11 +284,18 @@ class Sink:
         Decoded per message: at tens of thousands of messages a second, every step of it
         counts."""
         persons = batch.persons
-        # each linked topic's row reader and the list its table's rows go to
+        # each linked topic's row reader and the list its table's rows go to; its frame
+        # and the list its wire messages go to (None: all are decoded here)
         linked = {
-            topic: (read, batch.facts.setdefault(table, []).append)
+            topic: (
+                read,
+                batch.facts.setdefault(table, []).append,
+                self._frames.get(topic),
+                batch.wire.setdefault(table, []).append,
+            )
             for topic, (table, read) in self._linked.items()
         }
+        wire_persons = batch.wire_persons
         changes, counts, decoding = self._changes, self.counts, self._decoding
         out_at, admits = self.optouts.opted_out_at, self.optouts.admits
         # a message with trace context goes to the observer as it is read, the others are
@@ -276,20 +313,28 @@ class Sink:
             raw = message.value() or b""
             chosen = linked.get(topic)
             if chosen is not None:
-                read, append = chosen
-                try:
-                    row = read(raw)
-                except SerdeError as exc:
-                    decoding.dead_letter(message, exc)
-                    skipped += 1
-                    continue
-                person = row[3]
+                read, append, header, wire = chosen
+                # framed with the reader schema and its person found: ClickHouse decodes it
+                # (sinks/wire.py); else it is read into its row here
+                row = None
+                person = person_of(raw) if header is not None and raw[:5] == header else None
+                if person is None:
+                    try:
+                        row = read(raw)
+                    except SerdeError as exc:
+                        decoding.dead_letter(message, exc)
+                        skipped += 1
+                        continue
+                    person = row[3]
                 # the filter's rule, asked only of an opted-out person's row (the look-up
                 # alone is the dictionary's own: no call of ours for every row)
                 if out_at(person) is not None and not admits(
                     person, max(0, message.timestamp()[1])
                 ):
                     counts["optout.not_written"] += 1  # published before they opted out
+                elif row is None:
+                    wire(message)
+                    wire_persons.add(person)
                 else:
                     append(row)
                     persons[person] = row
@@ -343,7 +388,7 @@ class Sink:
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
         with self.lock, self._observed.inserting(batch):
-            write_batch(self._writer, batch)
+            write_batch(self._writer, batch, self._formats)
             if batch.decisions:
                 self._apply(batch)
 
@@ -389,6 +434,17 @@ class Sink:
             try:
                 self._insert(batch)
             except Exception as exc:  # clickhouse-connect and chdb raise many types
+                if any(batch.wire.values()):
+                    # ClickHouse may have refused a wire message: decode them all here,
+                    # which names a bad one (a dead letter), and try again at once; a
+                    # refusal after that is ClickHouse's own, and waits as below
+                    log.warning(
+                        "ClickHouse refused a batch of linked messages as they came (%s); "
+                        "decoding them in the sink and retrying",
+                        exc,
+                    )
+                    self._unwire(batch)
+                    continue
                 self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 self.counts["clickhouse_errors"] += 1
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
@@ -415,12 +471,34 @@ class Sink:
         self._decoding.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
         self.counts["rows"] += batch.rows
-        self.counts["facts"] += sum(len(rows) for rows in batch.facts.values())
+        self.counts["facts"] += batch.facts_count
+        self.counts["facts_wire"] += sum(map(len, batch.wire.values()))
         self.counts["batches"] += 1
         self.counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
         self._observed.written(batch)
         return True
+
+    def _unwire(self, batch: Batch) -> None:
+        """Decode ``batch``'s wire messages into rows, as messages framed otherwise are:
+        what does not decode is a dead letter (and no longer taken), the rest are written
+        the usual way."""
+        self.counts["wire.refused"] += 1
+        for table, messages in batch.wire.items():
+            rows = batch.facts.setdefault(table, [])
+            for message in messages:
+                _table, read = self._linked[str(message.topic())]
+                try:
+                    row = read(message.value() or b"")
+                except SerdeError as exc:
+                    self._decoding.dead_letter(message, exc)
+                    self._decoding.counts["decoded"] -= 1
+                    batch.messages -= 1
+                    continue
+                rows.append(row)
+                batch.persons[row[3]] = row
+        batch.wire.clear()
+        batch.wire_persons.clear()
 
     def _keep_alive(self) -> None:
         """Serve the group's callbacks while paused. Every assigned partition is paused

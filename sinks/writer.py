@@ -63,3 +63,8 @@ class TableWriter:
             # batches, about 4% of reading a backlog)
             data.clear()
         return count
+
+    def insert_container(self, table: str, container: bytes) -> None:
+        """Insert an Avro object container (sinks/wire.py) into ``table``, whose columns
+        are the container's fields by name: ClickHouse decodes it."""
+        self.client.raw_insert(table, None, container, settings=self._settings, fmt="Avro")

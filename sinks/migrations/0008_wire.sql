@@ -1,0 +1,287 @@
+-- Linked events as they came off the wire, decoded by ClickHouse (sinks/wire.py): one
+-- Null table per fact table, shaped as the container's writer schema (the linked record
+-- between its 5-byte frame and five separator booleans; enums as String), and two
+-- materialized views on each: its fact table's rows, and dim_person's row of each person
+-- in the insert (attributes of its latest event). Both refuse the whole insert when a
+-- separator is not true false true true false: a message cut short or too long shifted
+-- the records after it. A change to a linked schema changes its wire table here too
+-- (tests/integration/test_sink_wire.py compares them).
+
+CREATE TABLE IF NOT EXISTS wire_enrollment
+(
+    wire_frame FixedString(5),
+    event_id UUID,
+    event_time DateTime64(3, 'UTC'),
+    provider String,
+    person_id String,
+    attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
+    facts Tuple(institution_id String, district_id Nullable(String), academic_year Int32, term String, term_start_date Nullable(Date32), grade_level Nullable(String), program_cip Nullable(String), first_time Nullable(Bool)),
+    wire_end_1 Bool,
+    wire_end_2 Bool,
+    wire_end_3 Bool,
+    wire_end_4 Bool,
+    wire_end_5 Bool
+)
+ENGINE = Null
+COMMENT 'Linked enrollment messages as they came off the wire (sinks/wire.py); keeps nothing: its views write fact_enrollment and dim_person';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_enrollment_facts TO fact_enrollment
+AS SELECT
+    event_id AS event_id,
+    event_time AS event_time,
+    provider AS provider,
+    person_id AS person_id,
+    tupleElement(attributes, 'birth_year') AS birth_year,
+    tupleElement(attributes, 'sex') AS sex,
+    tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
+    tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
+    tupleElement(tupleElement(attributes, 'demographics'), 'foster_youth') AS foster_youth,
+    tupleElement(tupleElement(attributes, 'demographics'), 'homeless') AS homeless,
+    tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
+    tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
+    tupleElement(facts, 'institution_id') AS institution_id,
+    tupleElement(facts, 'district_id') AS district_id,
+    tupleElement(facts, 'academic_year') AS academic_year,
+    tupleElement(facts, 'term') AS term,
+    tupleElement(facts, 'term_start_date') AS term_start_date,
+    tupleElement(facts, 'grade_level') AS grade_level,
+    tupleElement(facts, 'program_cip') AS program_cip,
+    tupleElement(facts, 'first_time') AS first_time
+FROM wire_enrollment
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_enrollment_persons TO dim_person
+AS SELECT
+    person_id,
+    latest.1 AS birth_year,
+    latest.2 AS sex,
+    latest.3 AS race_ethnicity,
+    latest.4 AS county_fips,
+    updated_at
+FROM
+(
+    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    FROM wire_enrollment
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    GROUP BY person_id
+);
+
+CREATE TABLE IF NOT EXISTS wire_completion
+(
+    wire_frame FixedString(5),
+    event_id UUID,
+    event_time DateTime64(3, 'UTC'),
+    provider String,
+    person_id String,
+    attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
+    facts Tuple(award_level String, completion_date Date32, institution_id String, program_cip Nullable(String)),
+    wire_end_1 Bool,
+    wire_end_2 Bool,
+    wire_end_3 Bool,
+    wire_end_4 Bool,
+    wire_end_5 Bool
+)
+ENGINE = Null
+COMMENT 'Linked completion messages as they came off the wire (sinks/wire.py); keeps nothing: its views write fact_completion and dim_person';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_completion_facts TO fact_completion
+AS SELECT
+    event_id AS event_id,
+    event_time AS event_time,
+    provider AS provider,
+    person_id AS person_id,
+    tupleElement(attributes, 'birth_year') AS birth_year,
+    tupleElement(attributes, 'sex') AS sex,
+    tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
+    tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
+    tupleElement(tupleElement(attributes, 'demographics'), 'foster_youth') AS foster_youth,
+    tupleElement(tupleElement(attributes, 'demographics'), 'homeless') AS homeless,
+    tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
+    tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
+    tupleElement(facts, 'award_level') AS award_level,
+    tupleElement(facts, 'completion_date') AS completion_date,
+    tupleElement(facts, 'institution_id') AS institution_id,
+    tupleElement(facts, 'program_cip') AS program_cip
+FROM wire_completion
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_completion_persons TO dim_person
+AS SELECT
+    person_id,
+    latest.1 AS birth_year,
+    latest.2 AS sex,
+    latest.3 AS race_ethnicity,
+    latest.4 AS county_fips,
+    updated_at
+FROM
+(
+    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    FROM wire_completion
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    GROUP BY person_id
+);
+
+CREATE TABLE IF NOT EXISTS wire_financial_aid
+(
+    wire_frame FixedString(5),
+    event_id UUID,
+    event_time DateTime64(3, 'UTC'),
+    provider String,
+    person_id String,
+    attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
+    facts Tuple(aid_program String, award_year Int32, amount Decimal(12, 2), institution_id Nullable(String)),
+    wire_end_1 Bool,
+    wire_end_2 Bool,
+    wire_end_3 Bool,
+    wire_end_4 Bool,
+    wire_end_5 Bool
+)
+ENGINE = Null
+COMMENT 'Linked financial_aid messages as they came off the wire (sinks/wire.py); keeps nothing: its views write fact_financial_aid and dim_person';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_financial_aid_facts TO fact_financial_aid
+AS SELECT
+    event_id AS event_id,
+    event_time AS event_time,
+    provider AS provider,
+    person_id AS person_id,
+    tupleElement(attributes, 'birth_year') AS birth_year,
+    tupleElement(attributes, 'sex') AS sex,
+    tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
+    tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
+    tupleElement(tupleElement(attributes, 'demographics'), 'foster_youth') AS foster_youth,
+    tupleElement(tupleElement(attributes, 'demographics'), 'homeless') AS homeless,
+    tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
+    tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
+    tupleElement(facts, 'aid_program') AS aid_program,
+    tupleElement(facts, 'award_year') AS award_year,
+    tupleElement(facts, 'amount') AS amount,
+    tupleElement(facts, 'institution_id') AS institution_id
+FROM wire_financial_aid
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_financial_aid_persons TO dim_person
+AS SELECT
+    person_id,
+    latest.1 AS birth_year,
+    latest.2 AS sex,
+    latest.3 AS race_ethnicity,
+    latest.4 AS county_fips,
+    updated_at
+FROM
+(
+    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    FROM wire_financial_aid
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    GROUP BY person_id
+);
+
+CREATE TABLE IF NOT EXISTS wire_wage
+(
+    wire_frame FixedString(5),
+    event_id UUID,
+    event_time DateTime64(3, 'UTC'),
+    provider String,
+    person_id String,
+    attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
+    facts Tuple(employer_id String, naics Nullable(String), year Int32, quarter Int32, wages Decimal(14, 2)),
+    wire_end_1 Bool,
+    wire_end_2 Bool,
+    wire_end_3 Bool,
+    wire_end_4 Bool,
+    wire_end_5 Bool
+)
+ENGINE = Null
+COMMENT 'Linked wage messages as they came off the wire (sinks/wire.py); keeps nothing: its views write fact_wage and dim_person';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_wage_facts TO fact_wage
+AS SELECT
+    event_id AS event_id,
+    event_time AS event_time,
+    provider AS provider,
+    person_id AS person_id,
+    tupleElement(attributes, 'birth_year') AS birth_year,
+    tupleElement(attributes, 'sex') AS sex,
+    tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
+    tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
+    tupleElement(tupleElement(attributes, 'demographics'), 'foster_youth') AS foster_youth,
+    tupleElement(tupleElement(attributes, 'demographics'), 'homeless') AS homeless,
+    tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
+    tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
+    tupleElement(facts, 'employer_id') AS employer_id,
+    tupleElement(facts, 'naics') AS naics,
+    tupleElement(facts, 'year') AS year,
+    tupleElement(facts, 'quarter') AS quarter,
+    tupleElement(facts, 'wages') AS wages
+FROM wire_wage
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_wage_persons TO dim_person
+AS SELECT
+    person_id,
+    latest.1 AS birth_year,
+    latest.2 AS sex,
+    latest.3 AS race_ethnicity,
+    latest.4 AS county_fips,
+    updated_at
+FROM
+(
+    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    FROM wire_wage
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    GROUP BY person_id
+);
+
+CREATE TABLE IF NOT EXISTS wire_credential
+(
+    wire_frame FixedString(5),
+    event_id UUID,
+    event_time DateTime64(3, 'UTC'),
+    provider String,
+    person_id String,
+    attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
+    facts Tuple(credential_type String, issue_date Date32, recommending_institution_id Nullable(String)),
+    wire_end_1 Bool,
+    wire_end_2 Bool,
+    wire_end_3 Bool,
+    wire_end_4 Bool,
+    wire_end_5 Bool
+)
+ENGINE = Null
+COMMENT 'Linked credential messages as they came off the wire (sinks/wire.py); keeps nothing: its views write fact_credential and dim_person';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_credential_facts TO fact_credential
+AS SELECT
+    event_id AS event_id,
+    event_time AS event_time,
+    provider AS provider,
+    person_id AS person_id,
+    tupleElement(attributes, 'birth_year') AS birth_year,
+    tupleElement(attributes, 'sex') AS sex,
+    tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
+    tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
+    tupleElement(tupleElement(attributes, 'demographics'), 'foster_youth') AS foster_youth,
+    tupleElement(tupleElement(attributes, 'demographics'), 'homeless') AS homeless,
+    tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
+    tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
+    tupleElement(facts, 'credential_type') AS credential_type,
+    tupleElement(facts, 'issue_date') AS issue_date,
+    tupleElement(facts, 'recommending_institution_id') AS recommending_institution_id
+FROM wire_credential
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wire_credential_persons TO dim_person
+AS SELECT
+    person_id,
+    latest.1 AS birth_year,
+    latest.2 AS sex,
+    latest.3 AS race_ethnicity,
+    latest.4 AS county_fips,
+    updated_at
+FROM
+(
+    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    FROM wire_credential
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    GROUP BY person_id
+);

@@ -1,0 +1,120 @@
+"""Linked events handed to ClickHouse as they came off the wire: ClickHouse decodes them.
+
+Decoding Avro in Python was the larger part of the sink's work (more than the insert
+itself). Instead, the sink checks each linked message's frame (the reader schema's id,
+the usual case) and passes the bytes on: one insert per table of an Avro object container
+(:meth:`WireFormat.container`, no values built in Python) into a ``wire_*`` table (engine
+Null: it keeps nothing), whose materialized views write the fact table and ``dim_person``
+(migration 0008). A message framed otherwise, or that the sink cannot place, is decoded
+in Python as before (sinks/rows.py).
+
+The container's records are the messages as they are, each followed by
+:data:`SEPARATOR`: the writer schema (:func:`wire_schema`) is the linked schema with the
+5-byte frame as a first field and five booleans as the last. Avro has no lengths between
+records, so a message that is cut short or too long would shift every record after it;
+ClickHouse then reads values that fail to parse (an error, the whole insert refused, as
+ClickHouse parses the block before any view writes), or separators that are not
+:data:`SEPARATOR` (which the views refuse with ``throwIf``, before they write). A refused
+insert is retried by decoding the batch in Python, which names the bad message (a dead
+letter) and writes the rest (sinks/sink.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sinks.rows import AFTER_ID_AND_TIME, FACT_TABLES, id_and_time_laid_out
+
+__all__ = [
+    "SEPARATOR",
+    "WIRE_TABLES",
+    "WireFormat",
+    "person_of",
+    "wire_schema",
+]
+
+# fact table -> the Null table its wire messages are inserted into (migration 0008)
+WIRE_TABLES: Mapping[str, str] = {
+    table: "wire_" + table.removeprefix("fact_") for table in FACT_TABLES.values()
+}
+
+# After each record: five booleans, true false true true false (Avro writes a boolean as
+# one byte, 0 or 1; anything else fails to parse). The views check the pattern.
+SEPARATOR = bytes([1, 0, 1, 1, 0])
+_SEPARATOR_FIELDS = ("wire_end_1", "wire_end_2", "wire_end_3", "wire_end_4", "wire_end_5")
+
+
+def wire_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The container's writer schema for messages of the linked record ``schema`` (fully
+    resolved: named types inline): its frame, its fields, the separator."""
+    return {
+        "type": "record",
+        "name": f"Wire{schema['name']}",
+        "namespace": "org.c2cstream.wire",
+        "fields": [
+            {"name": "wire_frame", "type": {"type": "fixed", "name": "WireFrame", "size": 5}},
+            *schema["fields"],
+            *({"name": name, "type": "boolean"} for name in _SEPARATOR_FIELDS),
+        ],
+    }
+
+
+def _varint(value: int) -> bytes:
+    """An Avro long (zigzag varint)."""
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while value > 127:
+        out.append((value & 127) | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class WireFormat:
+    """Avro object containers of one linked topic's messages, as they are (module
+    docstring). ``schema`` is the topic's reader schema, fully resolved."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = wire_schema(schema)
+        self._sync = os.urandom(16)
+        meta = {b"avro.schema": json.dumps(self.schema).encode(), b"avro.codec": b"null"}
+        parts = [b"Obj\x01", _varint(len(meta))]
+        for key, value in meta.items():
+            parts += [_varint(len(key)), key, _varint(len(value)), value]
+        parts += [b"\x00", self._sync]
+        self._header = b"".join(parts)
+
+    def container(self, messages: Sequence[bytes]) -> bytes:
+        """One container holding ``messages`` (framed wire messages of the reader schema),
+        in one block, each followed by :data:`SEPARATOR`."""
+        data = SEPARATOR.join(messages) + SEPARATOR
+        return b"".join(
+            (self._header, _varint(len(messages)), _varint(len(data)), data, self._sync)
+        )
+
+
+# A linked message's person id, without decoding it: after the event id and event_time
+# (sinks.rows.id_and_time_laid_out) and the provider (an enum index, one byte) comes the
+# person id, a length byte (ids up to 63 bytes) and its bytes.
+_PERSON_AT = AFTER_ID_AND_TIME + 1
+
+
+def person_of(data: bytes) -> str | None:
+    """The person id of a linked message laid out as above, else None (decode it)."""
+    if (
+        len(data) > _PERSON_AT + 1
+        and id_and_time_laid_out(data)
+        and data[_PERSON_AT - 1] < 128
+        and data[_PERSON_AT] < 128
+    ):
+        end = _PERSON_AT + 1 + (data[_PERSON_AT] >> 1)
+        if data[_PERSON_AT] & 1 or end > len(data):
+            return None
+        try:
+            return data[_PERSON_AT + 1 : end].decode()
+        except UnicodeDecodeError:
+            return None
+    return None
