@@ -35,7 +35,9 @@ are ready.
   timed (wall and this process's CPU, chdb's threads included) for the insert alone. K
   interleaved repeats, medians. The sink's figures include Kafka, reading an identity
   change per event, the person map and dimension, and whatever its last batch waited; the
-  plain one is the limit. CPU per row is the steadier ratio on a shared machine.
+  plain one is the limit. CPU per row is the steadier ratio on a shared machine. Each
+  round also re-reads with the sink decoding linked events itself (C2C_SINK_DECODE=python)
+  instead of passing them to ClickHouse (sinks/wire.py), for comparison.
 """
 
 from __future__ import annotations
@@ -347,17 +349,21 @@ def main() -> None:
             table, row = fact_row(topic, decoders[topic].decode(message.value() or b""))
             rows.setdefault(table, []).append(row)
         facts = sum(len(r) for r in rows.values())
-        sink_runs, plain_runs = [], []
+        sink_runs, python_runs, plain_runs = [], [], []
+        in_python = settings.model_copy(update={"sink_decode": "python"})
         for round_ in range(args.repeats):
             sink_runs.append(_sink_rate(settings, tmp / f"again{round_}", sink0, facts))
+            python_runs.append(_sink_rate(in_python, tmp / f"python{round_}", sink0, facts))
             plain_runs.append(_plain_rate(settings, tmp / f"plain{round_}", rows))
 
     events_s = records / end_to_end_s
-    sink_s, plain_s = (
-        statistics.median(rate for rate, _cpu in runs) for runs in (sink_runs, plain_runs)
+    sink_s, python_s, plain_s = (
+        statistics.median(rate for rate, _cpu in runs)
+        for runs in (sink_runs, python_runs, plain_runs)
     )
-    sink_cpu, plain_cpu = (
-        statistics.median(cpu for _rate, cpu in runs) for runs in (sink_runs, plain_runs)
+    sink_cpu, python_cpu, plain_cpu = (
+        statistics.median(cpu for _rate, cpu in runs)
+        for runs in (sink_runs, python_runs, plain_runs)
     )
     print(
         f"{records:,} records of {args.people:,} synthetic people (seed {seed}), {linked:,} "
@@ -408,6 +414,12 @@ def main() -> None:
                 "-",
             ],
             [
+                "  decoding in the sink instead (C2C_SINK_DECODE=python), rows/s",
+                f"{python_s:,.0f}",
+                "-",
+                "-",
+            ],
+            [
                 f"plain clickhouse-connect column insert, rows/s (median of {args.repeats})",
                 f"{plain_s:,.0f}",
                 "-",
@@ -425,18 +437,25 @@ def main() -> None:
                 f">= {_TARGETS['ratio']:.1f}",
                 "yes" if plain_cpu / sink_cpu >= _TARGETS["ratio"] else "no",
             ],
+            [
+                "  decoding in the sink: plain / sink, by wall and by CPU",
+                f"{python_s / plain_s:.2f}, {plain_cpu / python_cpu:.2f}",
+                "-",
+                "-",
+            ],
         ],
     )
-    print(
-        "\nsink against plain insert, each round (rows/s, CPU us per row): "
-        + "; ".join(
-            f"{sink_rate:,.0f} / {plain_rate:,.0f} = {sink_rate / plain_rate:.2f}, "
-            f"{plain_us:.1f} / {sink_us:.1f} = {plain_us / sink_us:.2f}"
-            for (sink_rate, sink_us), (plain_rate, plain_us) in zip(
-                sink_runs, plain_runs, strict=True
+    for name, runs in (("sink", sink_runs), ("decoding in the sink", python_runs)):
+        print(
+            f"\n{name} against plain insert, each round (rows/s, CPU us per row): "
+            + "; ".join(
+                f"{sink_rate:,.0f} / {plain_rate:,.0f} = {sink_rate / plain_rate:.2f}, "
+                f"{plain_us:.1f} / {sink_us:.1f} = {plain_us / sink_us:.2f}"
+                for (sink_rate, sink_us), (plain_rate, plain_us) in zip(
+                    runs, plain_runs, strict=True
+                )
             )
         )
-    )
     print(
         f"\nCPU per process: at the maximum ({records:,} records in {end_to_end_s:.1f} s) "
         f"and at {args.rate:,.0f}/s offered ({paced_records:,} records)"

@@ -35,6 +35,7 @@ class SinkProcess(ChildService):
             "C2C_DATA_DIR": str(settings.data_dir),
             "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+            "C2C_SINK_DECODE": settings.sink_decode,
         }
         command = [sys.executable, "-m", "c2c", "sink", "run", "--group", self.group]
         super().__init__("sink", command, env, port, log)

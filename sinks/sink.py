@@ -59,7 +59,7 @@ from sinks.rows import (
     fact_paths,
     fact_row,
 )
-from sinks.wire import WIRE_TABLES, WireFormat, person_of
+from sinks.wire import WIRE_TABLES, WireFormat, person_finder
 from sinks.writer import TableWriter
 
 __all__ = [
@@ -242,13 +242,14 @@ class Sink:
             topic: (table, decoders[topic].decode) for topic, table in FACT_TABLES.items()
         }
         # linked messages framed with their reader schema go to ClickHouse as they are
-        # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's frame
-        self._frames: dict[str, bytes] = {}
+        # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's person finder
+        # (which checks the frame), each table's container format
+        self._persons: dict[str, Callable[[bytes], str | None]] = {}
         self._formats: dict[str, WireFormat] = {}
         if settings.sink_decode == "clickhouse":
             for topic, table in FACT_TABLES.items():
                 chosen = get_topic(topic)
-                self._frames[topic] = frame(registry.schema_id(chosen), b"")
+                self._persons[topic] = person_finder(frame(registry.schema_id(chosen), b""))
                 self._formats[table] = WireFormat(registry.library.resolve(chosen.schema))
         changes = decoders[CHANGES_TOPIC]
         assert isinstance(changes, ChangeReader)
@@ -290,7 +291,7 @@ class Sink:
             topic: (
                 read,
                 batch.facts.setdefault(table, []).append,
-                self._frames.get(topic),
+                self._persons.get(topic),
                 batch.wire.setdefault(table, []).append,
             )
             for topic, (table, read) in self._linked.items()
@@ -313,11 +314,11 @@ class Sink:
             raw = message.value() or b""
             chosen = linked.get(topic)
             if chosen is not None:
-                read, append, header, wire = chosen
+                read, append, person_of, wire = chosen
                 # framed with the reader schema and its person found: ClickHouse decodes it
                 # (sinks/wire.py); else it is read into its row here
                 row = None
-                person = person_of(raw) if header is not None and raw[:5] == header else None
+                person = person_of(raw) if person_of is not None else None
                 if person is None:
                     try:
                         row = read(raw)

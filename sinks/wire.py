@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sinks.rows import AFTER_ID_AND_TIME, FACT_TABLES, id_and_time_laid_out
+from sinks.rows import FACT_TABLES, framed_id_and_time
 
 __all__ = [
     "SEPARATOR",
     "WIRE_TABLES",
     "WireFormat",
-    "person_of",
+    "person_finder",
     "wire_schema",
 ]
 
@@ -97,24 +97,26 @@ class WireFormat:
 
 
 # A linked message's person id, without decoding it: after the event id and event_time
-# (sinks.rows.id_and_time_laid_out) and the provider (an enum index, one byte) comes the
-# person id, a length byte (ids up to 63 bytes) and its bytes.
-_PERSON_AT = AFTER_ID_AND_TIME + 1
+# (sinks.rows.framed_id_and_time) and the provider (an enum index, one byte) comes the
+# person id: a length byte (ids up to 63 bytes) and its bytes.
+_PERSON_AT = 5 + 1 + 36 + 6 + 1
 
 
-def person_of(data: bytes) -> str | None:
-    """The person id of a linked message laid out as above, else None (decode it)."""
-    if (
-        len(data) > _PERSON_AT + 1
-        and id_and_time_laid_out(data)
-        and data[_PERSON_AT - 1] < 128
-        and data[_PERSON_AT] < 128
-    ):
-        end = _PERSON_AT + 1 + (data[_PERSON_AT] >> 1)
-        if data[_PERSON_AT] & 1 or end > len(data):
+def person_finder(header: bytes) -> Callable[[bytes], str | None]:
+    """A function from a linked message to its person id, if it is framed with ``header``
+    and laid out as above; else None (decode it)."""
+    layout = framed_id_and_time(header, rb"[\x00-\x7f][\x00-\x7e]").match
+
+    def person_of(data: bytes) -> str | None:
+        if layout(data) is None:
+            return None
+        size = data[_PERSON_AT]
+        end = _PERSON_AT + 1 + (size >> 1)
+        if size & 1 or end > len(data):  # a negative length, or cut short
             return None
         try:
             return data[_PERSON_AT + 1 : end].decode()
         except UnicodeDecodeError:
             return None
-    return None
+
+    return person_of

@@ -14,7 +14,7 @@ from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroEncoder
 from c2c.topics import get_topic
 from sinks.rows import FACT_TABLES
-from sinks.wire import SEPARATOR, WireFormat, person_of
+from sinks.wire import SEPARATOR, WireFormat, person_finder
 
 _LIBRARY = SchemaLibrary()
 
@@ -49,7 +49,9 @@ def test_person_of_finds_the_person_id_or_says_to_decode() -> None:
     encoder = AvroEncoder(schema, 42)
     event = example_linked("wage", 3)
     message = encoder.encode(event)
+    person_of = person_finder(message[:5])
     assert person_of(message) == event["person_id"]
+    assert person_finder(AvroEncoder(schema, 43).encode(event)[:5])(message) is None
     long_id = {**event, "person_id": "p" * 64}  # a two-byte length: decoded instead
     assert person_of(encoder.encode(long_id)) is None
     assert person_of(message[:50]) is None  # cut inside the id
