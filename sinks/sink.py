@@ -435,6 +435,8 @@ class Sink:
             try:
                 self._insert(batch)
             except Exception as exc:  # clickhouse-connect and chdb raise many types
+                self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.counts["clickhouse_errors"] += 1
                 if any(batch.wire.values()):
                     # ClickHouse may have refused a wire message: decode them all here,
                     # which names a bad one (a dead letter), and try again at once; a
@@ -446,8 +448,6 @@ class Sink:
                     )
                     self._unwire(batch)
                     continue
-                self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                self.counts["clickhouse_errors"] += 1
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
                 if not self._paused:
                     self._consumer.pause(self._consumer.assignment())
