@@ -30,6 +30,7 @@ __all__ = [
     "RowReader",
     "dim_person_of",
     "fact_row",
+    "field_kind",
     "framed_id_and_time",
 ]
 
@@ -202,7 +203,7 @@ class ChangeReader:
         # a counted change's frame and layout, its type and at least a byte after it
         self._layout = framed_id_and_time(frame(schema_id, b""), b"..")
         fields = schema.get("fields", [])[:3]
-        kinds = [_field_kind(field) for field in fields]
+        kinds = [field_kind(field) for field in fields]
         layout = [(str(f.get("name")), k) for f, (k, _s) in zip(fields, kinds, strict=True)]
         expected = [
             ("change_id", "string/uuid"),
@@ -235,8 +236,9 @@ class ChangeReader:
         return self._rows.decode(data)
 
 
-def _field_kind(field: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """("type/logicalType", enum symbols) of a record field, for ChangeReader's layout."""
+def field_kind(field: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """("type/logicalType", enum symbols) of a record field, for layouts read from leading
+    bytes (ChangeReader, sinks.wire.person_found)."""
     kind = field.get("type")
     if isinstance(kind, Mapping):
         if kind.get("type") == "enum":

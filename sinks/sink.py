@@ -59,7 +59,7 @@ from sinks.rows import (
     fact_paths,
     fact_row,
 )
-from sinks.wire import WIRE_TABLES, WireFormat, person_finder
+from sinks.wire import WIRE_TABLES, WireFormat, person_finder, person_found
 from sinks.writer import TableWriter
 
 __all__ = [
@@ -118,7 +118,9 @@ def add_row(batch: Batch, table: str, row: list[Any]) -> None:
     if rows is None:
         rows = batch.facts[table] = []
     rows.append(row)
-    batch.persons[row[3]] = row
+    latest = batch.persons.get(row[3])
+    if latest is None or latest[1] <= row[1]:  # the person's latest event
+        batch.persons[row[3]] = row
 
 
 @dataclass
@@ -127,7 +129,7 @@ class Batch:
 
     facts: dict[str, list[list[Any]]] = field(default_factory=dict)
     merges: list[list[Any]] = field(default_factory=list)
-    # person id -> the fact row that last described the person (dim_person_of picks
+    # person id -> the fact row of the person's latest event (dim_person_of picks
     # the person dimension's row out of it when the batch is written)
     persons: dict[str, list[Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -249,8 +251,11 @@ class Sink:
         if settings.sink_decode == "clickhouse":
             for topic, table in FACT_TABLES.items():
                 chosen = get_topic(topic)
-                self._persons[topic] = person_finder(frame(registry.schema_id(chosen), b""))
-                self._formats[table] = WireFormat(registry.library.resolve(chosen.schema))
+                schema = registry.library.resolve(chosen.schema)
+                if person_found(schema):  # else every message is decoded here
+                    header = frame(registry.schema_id(chosen), b"")
+                    self._persons[topic] = person_finder(header)
+                    self._formats[table] = WireFormat(schema)
         changes = decoders[CHANGES_TOPIC]
         assert isinstance(changes, ChangeReader)
         self._changes = changes
@@ -338,7 +343,10 @@ class Sink:
                     wire_persons.add(person)
                 else:
                     append(row)
-                    persons[person] = row
+                    # dim_person: the person's latest event (as the wire views take it)
+                    latest = persons.get(person)
+                    if latest is None or latest[1] <= row[1]:
+                        persons[person] = row
             elif topic == CHANGES_TOPIC:
                 kind = counted(raw)
                 if kind is not None:
@@ -497,7 +505,9 @@ class Sink:
                     batch.messages -= 1
                     continue
                 rows.append(row)
-                batch.persons[row[3]] = row
+                latest = batch.persons.get(row[3])
+                if latest is None or latest[1] <= row[1]:
+                    batch.persons[row[3]] = row
         batch.wire.clear()
         batch.wire_persons.clear()
 

@@ -13,10 +13,11 @@ The container's records are the messages as they are, each followed by
 5-byte frame as a first field and five booleans as the last. Avro has no lengths between
 records, so a message that is cut short or too long would shift every record after it;
 ClickHouse then reads values that fail to parse (an error, the whole insert refused, as
-ClickHouse parses the block before any view writes), or separators that are not
-:data:`SEPARATOR` (which the views refuse with ``throwIf``, before they write). A refused
-insert is retried by decoding the batch in Python, which names the bad message (a dead
-letter) and writes the rest (sinks/sink.py).
+ClickHouse parses a block before any view writes it, and the writer asks for one block:
+sinks.writer.WIRE_BLOCK_ROWS), or separators that are not :data:`SEPARATOR` (which the
+views refuse with ``throwIf``, before they write; so is a value out of its column's
+range). A refused insert is retried by decoding the batch in Python, which names the bad
+message (a dead letter) and writes the rest (sinks/sink.py).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sinks.rows import FACT_TABLES, framed_id_and_time
+from sinks.rows import FACT_TABLES, field_kind, framed_id_and_time
 
 __all__ = [
     "SEPARATOR",
     "WIRE_TABLES",
     "WireFormat",
     "person_finder",
+    "person_found",
     "wire_schema",
 ]
 
@@ -100,6 +102,26 @@ class WireFormat:
 # (sinks.rows.framed_id_and_time) and the provider (an enum index, one byte) comes the
 # person id: a length byte (ids up to 63 bytes) and its bytes.
 _PERSON_AT = 5 + 1 + 36 + 6 + 1
+
+
+_LEADING_FIELDS = [
+    ("event_id", "string/uuid"),
+    ("event_time", "long/timestamp-millis"),
+    ("provider", "enum"),
+    ("person_id", "string"),
+]
+
+
+def person_found(schema: Mapping[str, Any]) -> bool:
+    """Whether :func:`person_finder` can read a person id from messages of the linked record
+    ``schema``: its leading fields are laid out as it assumes (an enum of at most 64
+    symbols, an index of one byte)."""
+    fields = list(schema.get("fields", []))[:4]
+    kinds = [field_kind(field) for field in fields]
+    found = [
+        (str(field.get("name")), kind) for field, (kind, _s) in zip(fields, kinds, strict=True)
+    ]
+    return found == _LEADING_FIELDS and len(kinds[2][1]) <= 64
 
 
 def person_finder(header: bytes) -> Callable[[bytes], str | None]:

@@ -27,6 +27,14 @@ INSERT_SETTINGS: Mapping[str, Any] = {
 }
 
 
+# Rows a container is parsed into one block of, at most: a server cuts an insert's rows into
+# blocks of max_insert_block_size (about a million), and the wire tables' views write each
+# block as it comes, so a container refused at a later block would have written the
+# earlier ones (copies collapse on retry, but a refused insert should write nothing). A
+# sink's container holds at most two batches (C2C_SINK_BATCH_ROWS is at most 1,000,000).
+WIRE_BLOCK_ROWS = 4_000_000
+
+
 class TableWriter:
     """Inserts rows into tables through ``client`` (a clickhouse-connect client), one
     insert per call. Not thread-safe: the caller serializes calls (the sink holds its
@@ -67,4 +75,5 @@ class TableWriter:
     def insert_container(self, table: str, container: bytes) -> None:
         """Insert an Avro object container (sinks/wire.py) into ``table``, whose columns
         are the container's fields by name: ClickHouse decodes it."""
-        self.client.raw_insert(table, None, container, settings=self._settings, fmt="Avro")
+        settings = {**self._settings, "max_insert_block_size": WIRE_BLOCK_ROWS}
+        self.client.raw_insert(table, None, container, settings=settings, fmt="Avro")

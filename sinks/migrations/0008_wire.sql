@@ -3,8 +3,10 @@
 -- between its 5-byte frame and five separator booleans; enums as String), and two
 -- materialized views on each: its fact table's rows, and dim_person's row of each person
 -- in the insert (attributes of its latest event). Both refuse the whole insert when a
--- separator is not true false true true false: a message cut short or too long shifted
--- the records after it. A change to a linked schema changes its wire table here too
+-- separator is not true false true true false (a message cut short or too long shifted
+-- the records after it), or a value does not fit its column (integers through
+-- accurateCast, dates checked against Date's range): nothing is wrapped or clamped. A
+-- change to a linked schema changes its wire table here too
 -- (tests/integration/test_sink_wire.py compares them).
 
 CREATE TABLE IF NOT EXISTS wire_enrollment
@@ -31,7 +33,7 @@ AS SELECT
     event_time AS event_time,
     provider AS provider,
     person_id AS person_id,
-    tupleElement(attributes, 'birth_year') AS birth_year,
+    accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)') AS birth_year,
     tupleElement(attributes, 'sex') AS sex,
     tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
     tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
@@ -41,14 +43,16 @@ AS SELECT
     tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
     tupleElement(facts, 'institution_id') AS institution_id,
     tupleElement(facts, 'district_id') AS district_id,
-    tupleElement(facts, 'academic_year') AS academic_year,
+    accurateCast(tupleElement(facts, 'academic_year'), 'UInt16') AS academic_year,
     tupleElement(facts, 'term') AS term,
     tupleElement(facts, 'term_start_date') AS term_start_date,
     tupleElement(facts, 'grade_level') AS grade_level,
     tupleElement(facts, 'program_cip') AS program_cip,
     tupleElement(facts, 'first_time') AS first_time
 FROM wire_enrollment
-WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'term_start_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wire_enrollment_persons TO dim_person
 AS SELECT
@@ -60,9 +64,11 @@ AS SELECT
     updated_at
 FROM
 (
-    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    SELECT person_id, argMax(tuple(accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
     FROM wire_enrollment
-    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'term_start_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0
     GROUP BY person_id
 );
 
@@ -90,7 +96,7 @@ AS SELECT
     event_time AS event_time,
     provider AS provider,
     person_id AS person_id,
-    tupleElement(attributes, 'birth_year') AS birth_year,
+    accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)') AS birth_year,
     tupleElement(attributes, 'sex') AS sex,
     tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
     tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
@@ -103,7 +109,9 @@ AS SELECT
     tupleElement(facts, 'institution_id') AS institution_id,
     tupleElement(facts, 'program_cip') AS program_cip
 FROM wire_completion
-WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'completion_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wire_completion_persons TO dim_person
 AS SELECT
@@ -115,9 +123,11 @@ AS SELECT
     updated_at
 FROM
 (
-    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    SELECT person_id, argMax(tuple(accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
     FROM wire_completion
-    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'completion_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0
     GROUP BY person_id
 );
 
@@ -145,7 +155,7 @@ AS SELECT
     event_time AS event_time,
     provider AS provider,
     person_id AS person_id,
-    tupleElement(attributes, 'birth_year') AS birth_year,
+    accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)') AS birth_year,
     tupleElement(attributes, 'sex') AS sex,
     tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
     tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
@@ -154,11 +164,12 @@ AS SELECT
     tupleElement(tupleElement(attributes, 'demographics'), 'socioeconomically_disadvantaged') AS socioeconomically_disadvantaged,
     tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
     tupleElement(facts, 'aid_program') AS aid_program,
-    tupleElement(facts, 'award_year') AS award_year,
+    accurateCast(tupleElement(facts, 'award_year'), 'UInt16') AS award_year,
     tupleElement(facts, 'amount') AS amount,
     tupleElement(facts, 'institution_id') AS institution_id
 FROM wire_financial_aid
-WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wire_financial_aid_persons TO dim_person
 AS SELECT
@@ -170,9 +181,10 @@ AS SELECT
     updated_at
 FROM
 (
-    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    SELECT person_id, argMax(tuple(accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
     FROM wire_financial_aid
-    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0
     GROUP BY person_id
 );
 
@@ -200,7 +212,7 @@ AS SELECT
     event_time AS event_time,
     provider AS provider,
     person_id AS person_id,
-    tupleElement(attributes, 'birth_year') AS birth_year,
+    accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)') AS birth_year,
     tupleElement(attributes, 'sex') AS sex,
     tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
     tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
@@ -210,11 +222,12 @@ AS SELECT
     tupleElement(tupleElement(attributes, 'demographics'), 'english_learner') AS english_learner,
     tupleElement(facts, 'employer_id') AS employer_id,
     tupleElement(facts, 'naics') AS naics,
-    tupleElement(facts, 'year') AS year,
-    tupleElement(facts, 'quarter') AS quarter,
+    accurateCast(tupleElement(facts, 'year'), 'UInt16') AS year,
+    accurateCast(tupleElement(facts, 'quarter'), 'UInt8') AS quarter,
     tupleElement(facts, 'wages') AS wages
 FROM wire_wage
-WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wire_wage_persons TO dim_person
 AS SELECT
@@ -226,9 +239,10 @@ AS SELECT
     updated_at
 FROM
 (
-    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    SELECT person_id, argMax(tuple(accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
     FROM wire_wage
-    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0
     GROUP BY person_id
 );
 
@@ -256,7 +270,7 @@ AS SELECT
     event_time AS event_time,
     provider AS provider,
     person_id AS person_id,
-    tupleElement(attributes, 'birth_year') AS birth_year,
+    accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)') AS birth_year,
     tupleElement(attributes, 'sex') AS sex,
     tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity') AS race_ethnicity,
     tupleElement(tupleElement(attributes, 'demographics'), 'county_fips') AS county_fips,
@@ -268,7 +282,9 @@ AS SELECT
     tupleElement(facts, 'issue_date') AS issue_date,
     tupleElement(facts, 'recommending_institution_id') AS recommending_institution_id
 FROM wire_credential
-WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0;
+WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'issue_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wire_credential_persons TO dim_person
 AS SELECT
@@ -280,8 +296,10 @@ AS SELECT
     updated_at
 FROM
 (
-    SELECT person_id, argMax(tuple(tupleElement(attributes, 'birth_year'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
+    SELECT person_id, argMax(tuple(accurateCast(tupleElement(attributes, 'birth_year'), 'Nullable(UInt16)'), tupleElement(attributes, 'sex'), tupleElement(tupleElement(attributes, 'demographics'), 'race_ethnicity'), tupleElement(tupleElement(attributes, 'demographics'), 'county_fips')), event_time) AS latest, max(event_time) AS updated_at
     FROM wire_credential
-    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5), 'a linked message in this insert was cut short or too long') = 0
+    WHERE throwIf(NOT (wire_end_1 AND NOT wire_end_2 AND wire_end_3 AND wire_end_4 AND NOT wire_end_5)
+    OR NOT ifNull(tupleElement(facts, 'issue_date') BETWEEN toDate32('1970-01-01') AND toDate32('2149-06-06'), true),
+    'a linked message in this insert was cut short or too long, or holds a value out of its column''s range') = 0
     GROUP BY person_id
 );

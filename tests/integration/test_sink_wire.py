@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,15 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from c2c.clickhouse import connect
 from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
+from c2c.schemas import SchemaLibrary
+from c2c.serde import AvroEncoder
 from c2c.settings import Settings
 from c2c.topics import get_topic
 from sinks.migrate import migrate
 from sinks.rows import DIM_PERSON_COLUMNS, FACT_TABLES, columns
 from sinks.sink import Sink
-from sinks.wire import WIRE_TABLES, wire_schema
+from sinks.wire import WIRE_TABLES, WireFormat, wire_schema
+from sinks.writer import TableWriter
 
 pytestmark = pytest.mark.integration
 
@@ -210,5 +214,37 @@ def test_wire_tables_are_shaped_as_their_containers(tmp_path: Path) -> None:
             expected = [(name, _shape(kind, enums=True)) for name, kind, *_ in inferred]
             actual = client.query(f"DESCRIBE TABLE {WIRE_TABLES[table]}").result_rows
             assert [(name, _shape(kind)) for name, kind, *_ in actual] == expected, table
+    finally:
+        client.close()
+
+
+def test_a_value_out_of_its_columns_range_refuses_the_container(tmp_path: Path) -> None:
+    """A quarter of 300 (UInt8) or a completion in 1960 (Date) is not wrapped or clamped by
+    the views: the insert is refused and writes nothing (the sink then decodes the batch
+    itself)."""
+    client = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="w"))
+    try:
+        migrate(client, min_cell=11)
+        writer = TableWriter(client)
+        library = SchemaLibrary()
+        cases = {
+            "c2c.linked.wage": ("quarter", 300),
+            "c2c.linked.completion": ("completion_date", date(1960, 1, 1)),
+        }
+        for topic, (name, bad) in cases.items():
+            table = FACT_TABLES[topic]
+            schema = library.resolve(get_topic(topic).schema)
+            encoder = AvroEncoder(schema, 42)
+            kind = topic.rsplit(".", 1)[1]
+            events = [example_linked(kind, index) for index in range(3)]
+            good = WireFormat(schema).container([encoder.encode(e) for e in events])
+            writer.insert_container(WIRE_TABLES[table], good)
+            events[1]["facts"][name] = bad
+            damaged = WireFormat(schema).container([encoder.encode(e) for e in events])
+            with pytest.raises(Exception, match=r"out of its column|cannot be safely converted"):
+                writer.insert_container(WIRE_TABLES[table], damaged)
+            assert client.query(f"SELECT count() FROM {table}").result_rows[0][0] == 3, table
+            persons = client.query("SELECT count() FROM dim_person").result_rows[0][0]
+            assert persons == 3 * (1 + list(cases).index(topic)), persons
     finally:
         client.close()
