@@ -79,6 +79,12 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
+# A table's wire messages go to ClickHouse as a container only when a batch has at least
+# this many of them (or half of C2C_SINK_BATCH_ROWS, if less), else they are decoded here:
+# a container's insert writes two parts (the fact table's and dim_person's) where decoded
+# rows share one dim_person insert per batch, which at 1,000 events/s (about 100 rows a
+# table a batch) cost the sink more CPU than the decoding it saved.
+_WIRE_MIN_ROWS = 1_000
 _COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 
 
@@ -247,6 +253,7 @@ class Sink:
         # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's person finder
         # (which checks the frame), each table's container format
         self._persons: dict[str, Callable[[bytes], str | None]] = {}
+        self._wire_min = min(_WIRE_MIN_ROWS, max(1, settings.sink_batch_rows // 2))
         self._formats: dict[str, WireFormat] = {}
         if settings.sink_decode == "clickhouse":
             for topic, table in FACT_TABLES.items():
@@ -438,6 +445,9 @@ class Sink:
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
         delay = 0.5
+        # a few wire messages of a table cost more as a container (two views, two parts)
+        # than decoded here: a steady stream's batches are decoded here
+        self._unwire(batch, below=self._wire_min)
         while True:
             started = time.perf_counter()
             try:
@@ -454,6 +464,7 @@ class Sink:
                         "decoding them in the sink and retrying",
                         exc,
                     )
+                    self.counts["wire.refused"] += 1
                     self._unwire(batch)
                     continue
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
@@ -488,12 +499,15 @@ class Sink:
         self._observed.written(batch)
         return True
 
-    def _unwire(self, batch: Batch) -> None:
-        """Decode ``batch``'s wire messages into rows, as messages framed otherwise are:
-        what does not decode is a dead letter (and no longer taken), the rest are written
-        the usual way."""
-        self.counts["wire.refused"] += 1
-        for table, messages in batch.wire.items():
+    def _unwire(self, batch: Batch, below: int | None = None) -> None:
+        """Decode ``batch``'s wire messages into rows (only tables with fewer than
+        ``below`` of them, if given), as messages framed otherwise are: what does not
+        decode is a dead letter (and no longer taken), the rest are written the usual
+        way."""
+        for table, messages in list(batch.wire.items()):
+            if below is not None and len(messages) >= below:
+                continue
+            del batch.wire[table]
             rows = batch.facts.setdefault(table, [])
             for message in messages:
                 _table, read = self._linked[str(message.topic())]
@@ -508,8 +522,8 @@ class Sink:
                 latest = batch.persons.get(row[3])
                 if latest is None or latest[1] <= row[1]:
                     batch.persons[row[3]] = row
-        batch.wire.clear()
-        batch.wire_persons.clear()
+        if not batch.wire:
+            batch.wire_persons.clear()
 
     def _keep_alive(self) -> None:
         """Serve the group's callbacks while paused. Every assigned partition is paused
