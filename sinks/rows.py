@@ -18,6 +18,7 @@ from c2c._avro_compiled import CompiledRowDecoder, compile_row_decoder
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
+    "AFTER_ID_AND_TIME",
     "ATTRIBUTE_COLUMNS",
     "CHANGE_PATHS",
     "DIM_PERSON_COLUMNS",
@@ -30,8 +31,8 @@ __all__ = [
     "RowReader",
     "dim_person_of",
     "fact_row",
-    "field_kind",
     "framed_id_and_time",
+    "leading_fields",
 ]
 
 FACT_TABLES: Mapping[str, str] = {
@@ -166,8 +167,11 @@ class RowReader:
 
 # Linked events and identity changes begin alike: after the 5-byte frame, an id (a length
 # byte and 36 characters) and a time, a varint of 6 bytes for every time from mid-1970 to
-# 2039 (milliseconds, zigzag): the next field begins at byte 48. One regular expression
-# checks it all (a third of the time of the same checks in Python, per message).
+# 2039 (milliseconds, zigzag): the next field begins at AFTER_ID_AND_TIME. One regular
+# expression checks it all (a third of the time of the same checks in Python, per message).
+AFTER_ID_AND_TIME = 5 + 1 + 36 + 6
+
+
 def framed_id_and_time(header: bytes, then: bytes) -> re.Pattern[bytes]:
     """A pattern that matches a message framed with ``header`` and laid out as above, whose
     next bytes match ``then``."""
@@ -182,7 +186,7 @@ def framed_id_and_time(header: bytes, then: bytes) -> re.Pattern[bytes]:
 
 # Where a change shows its type: the type's index (zigzag: twice the index), after its id
 # and changed_at.
-_TYPE_AT = 5 + 1 + 36 + 6
+_TYPE_AT = AFTER_ID_AND_TIME
 # the changes the sink applies (decoded in full); it only counts the others
 _APPLIED_TYPES = frozenset({"PERSONS_MERGED"})
 
@@ -202,9 +206,7 @@ class ChangeReader:
         self._rows = RowReader(schema, schema_id, decoder, CHANGE_PATHS)
         # a counted change's frame and layout, its type and at least a byte after it
         self._layout = framed_id_and_time(frame(schema_id, b""), b"..")
-        fields = schema.get("fields", [])[:3]
-        kinds = [field_kind(field) for field in fields]
-        layout = [(str(f.get("name")), k) for f, (k, _s) in zip(fields, kinds, strict=True)]
+        layout, symbols = leading_fields(schema, 3)
         expected = [
             ("change_id", "string/uuid"),
             ("changed_at", "long/timestamp-millis"),
@@ -214,7 +216,7 @@ class ChangeReader:
         # byte); all None when this schema's changes are laid out otherwise
         self._types: list[str | None] = [None] * 256
         if layout == expected:
-            for index, symbol in enumerate(kinds[2][1][:64]):
+            for index, symbol in enumerate(symbols[2][:64]):
                 if symbol not in _APPLIED_TYPES:
                     self._types[2 * index] = symbol
         self.types = sorted({t for t in self._types if t is not None})  # what it may count
@@ -236,9 +238,20 @@ class ChangeReader:
         return self._rows.decode(data)
 
 
-def field_kind(field: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """("type/logicalType", enum symbols) of a record field, for layouts read from leading
-    bytes (ChangeReader, sinks.wire.person_found)."""
+def leading_fields(
+    schema: Mapping[str, Any], count: int
+) -> tuple[list[tuple[str, str]], list[list[str]]]:
+    """The first ``count`` fields of the record ``schema``, for layouts read from leading
+    bytes (ChangeReader, sinks.wire.person_found): (name, "type/logicalType") of each, and
+    each one's enum symbols (none if it is not an enum)."""
+    fields = list(schema.get("fields", []))[:count]
+    kinds = [_field_kind(field) for field in fields]
+    names = [str(field.get("name")) for field in fields]
+    return list(zip(names, (kind for kind, _s in kinds), strict=True)), [s for _k, s in kinds]
+
+
+def _field_kind(field: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """("type/logicalType", enum symbols) of a record field."""
     kind = field.get("type")
     if isinstance(kind, Mapping):
         if kind.get("type") == "enum":

@@ -119,7 +119,8 @@ def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
 
 
 def add_row(batch: Batch, table: str, row: list[Any]) -> None:
-    """Add a linked event's fact row (as a RowReader reads it) and its person to ``batch``."""
+    """Add a linked event's fact row (as a RowReader reads it, or fact_row builds it) to
+    ``batch``, and the row as its person's if it is their latest event so far."""
     rows = batch.facts.get(table)
     if rows is None:
         rows = batch.facts[table] = []
@@ -173,8 +174,7 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     itself reads rows straight from the wire, :class:`sinks.rows.RowReader`; a batch
     holds rows of one form)."""
     table, row = fact_row(topic, event)
-    batch.facts.setdefault(table, []).append(row)
-    batch.persons[event["person_id"]] = row
+    add_row(batch, table, row)
 
 
 def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | None = None) -> None:
@@ -350,7 +350,8 @@ class Sink:
                     wire_persons.add(person)
                 else:
                     append(row)
-                    # dim_person: the person's latest event (as the wire views take it)
+                    # dim_person: the person's latest event, add_row's rule (inline here,
+                    # where every step counts; the wire views take the same)
                     latest = persons.get(person)
                     if latest is None or latest[1] <= row[1]:
                         persons[person] = row
@@ -508,7 +509,6 @@ class Sink:
             if below is not None and len(messages) >= below:
                 continue
             del batch.wire[table]
-            rows = batch.facts.setdefault(table, [])
             for message in messages:
                 _table, read = self._linked[str(message.topic())]
                 try:
@@ -518,10 +518,7 @@ class Sink:
                     self._decoding.counts["decoded"] -= 1
                     batch.messages -= 1
                     continue
-                rows.append(row)
-                latest = batch.persons.get(row[3])
-                if latest is None or latest[1] <= row[1]:
-                    batch.persons[row[3]] = row
+                add_row(batch, table, row)
         if not batch.wire:
             batch.wire_persons.clear()
 

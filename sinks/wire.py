@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sinks.rows import FACT_TABLES, field_kind, framed_id_and_time
+from sinks.rows import AFTER_ID_AND_TIME, FACT_TABLES, framed_id_and_time, leading_fields
 
 __all__ = [
     "SEPARATOR",
@@ -101,7 +101,7 @@ class WireFormat:
 # A linked message's person id, without decoding it: after the event id and event_time
 # (sinks.rows.framed_id_and_time) and the provider (an enum index, one byte) comes the
 # person id: a length byte (ids up to 63 bytes) and its bytes.
-_PERSON_AT = 5 + 1 + 36 + 6 + 1
+_PERSON_AT = AFTER_ID_AND_TIME + 1
 
 
 _LEADING_FIELDS = [
@@ -116,12 +116,8 @@ def person_found(schema: Mapping[str, Any]) -> bool:
     """Whether :func:`person_finder` can read a person id from messages of the linked record
     ``schema``: its leading fields are laid out as it assumes (an enum of at most 64
     symbols, an index of one byte)."""
-    fields = list(schema.get("fields", []))[:4]
-    kinds = [field_kind(field) for field in fields]
-    found = [
-        (str(field.get("name")), kind) for field, (kind, _s) in zip(fields, kinds, strict=True)
-    ]
-    return found == _LEADING_FIELDS and len(kinds[2][1]) <= 64
+    layout, symbols = leading_fields(schema, 4)
+    return layout == _LEADING_FIELDS and len(symbols[2]) <= 64
 
 
 def person_finder(header: bytes) -> Callable[[bytes], str | None]:
