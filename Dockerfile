@@ -9,6 +9,7 @@ COPY sinks sinks
 COPY observability observability
 COPY schemas schemas
 COPY services services
+COPY cli cli
 RUN pip install --no-cache-dir -c constraints.txt -e .
 ENV C2C_DATA_DIR=/var/lib/c2c
 RUN mkdir -p /var/lib/c2c && chown nobody /var/lib/c2c

@@ -30,10 +30,10 @@ from c2c.consuming import Decoded
 from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
+from c2c.telemetry import Telemetry, setup_telemetry
 from c2c.topics import get_topic
-from observability.sink import SinkObserver
-from observability.telemetry import Telemetry, setup_telemetry
 from sinks.migrate import migrate
+from sinks.observer import SinkObserver
 from sinks.sink import Batch, add_linked, write_batch
 
 TOPIC = "c2c.linked.wage"

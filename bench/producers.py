@@ -41,18 +41,18 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bench._harness import print_table
-from c2c.kafka import ensure_topics
+from c2c.kafka import PRODUCER_CONFIG, ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings, load_settings
+from c2c.telemetry import setup_telemetry
 from c2c.topics import CATALOGUE, Topic, get_topic
-from observability.telemetry import setup_telemetry
 from producers.chunks import default_workers
 from producers.files import in_time_order, open_folder, produce_file, replay
 from producers.formats import FORMATS, KIND_TOPICS
 from producers.mapping import MappedRow, RowMapper, event_id_for
-from producers.publisher import PRODUCER_CONFIG, Publisher
+from producers.publisher import Publisher
 from producers.reader import open_extract
 from producers.row_encoder import compile_row_encoder
 from producers.synth import NoiseConfig, SynthConfig, synthesize

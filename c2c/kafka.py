@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -13,7 +14,17 @@ from c2c.errors import ServiceError
 from c2c.settings import Settings
 from c2c.topics import Topic
 
-__all__ = ["Offsets", "end_offsets", "ensure_topics", "read_to_end"]
+__all__ = ["PRODUCER_CONFIG", "Offsets", "end_offsets", "ensure_topics", "read_to_end"]
+
+# Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
+PRODUCER_CONFIG: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 500_000,
+}
 
 # (topic, partition) -> offset
 Offsets = dict[tuple[str, int], int]

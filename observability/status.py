@@ -6,28 +6,21 @@ per consumer group and partition (committed offsets against end offsets), the de
 topic's size with its last error (code and where, never the offending values: dead letters
 may hold PII), the review topic's size with the last reason a record was held (fixed
 sentences, never values), and the sink's freshness: seconds since the newest row reached
-ClickHouse. Embedded ClickHouse held by a running sink is asked through the sink's
-``/metrics/counts``; otherwise the fact tables' ``ingested_at`` is read. The result is
-plain data (:class:`StatusReport`), printed or sent as JSON.
+ClickHouse, from the reader the caller passes (the command line passes the sink's reader:
+sinks/reading.py). The result is plain data (:class:`StatusReport`), printed or sent as JSON.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from c2c.clickhouse import connect, embedded_owner, embedded_path
-from c2c.errors import ServiceError
 from c2c.registry import SchemaRegistry
-from c2c.services import services_status
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
 
@@ -161,45 +154,6 @@ def _review_summary(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sink_freshness(settings: Settings) -> SinkFreshness:
-    """Freshness from the sink that holds embedded ClickHouse, else from ClickHouse."""
-    from sinks.rows import FACT_TABLES
-
-    path = embedded_path(settings)
-    if path is not None and embedded_owner(path) is not None:
-        url = f"http://{settings.sink_web_host}:{settings.sink_web_port}/metrics/counts"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            age = json.loads(response.read()).get("freshness_s")
-        return SinkFreshness(None if age is None else float(age), "sink")
-    if path is not None and not path.exists():
-        return SinkFreshness(None, "clickhouse")
-    client = connect(settings, create_database=False)  # a reader creates nothing
-    try:
-        database = settings.clickhouse_database
-        present = client.query(
-            "SELECT name FROM system.tables WHERE database = {db:String} "
-            "AND name IN {tables:Array(String)}",
-            parameters={"db": database, "tables": list(FACT_TABLES.values())},
-        ).result_rows
-        if not present:
-            raise ServiceError(
-                f"no fact tables in ClickHouse database {settings.clickhouse_database!r} "
-                "(`c2c sink migrate` creates them)",
-                code="status.no_facts",
-            )
-        newest = " UNION ALL ".join(
-            f"SELECT maxOrNull(ingested_at) AS t FROM `{database}`.`{name}`" for [name] in present
-        )
-        [[value]] = client.query(f"SELECT max(t) FROM ({newest})").result_rows
-    finally:
-        client.close()
-    if value is None:
-        return SinkFreshness(None, "clickhouse")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return SinkFreshness(max(0.0, (datetime.now(UTC) - value).total_seconds()), "clickhouse")
-
-
 def _read(report: StatusReport, what: str, read: Callable[[], Any]) -> Any:
     """``read()``, or None with a problem noted (a service may be down: show the rest)."""
     try:
@@ -209,11 +163,19 @@ def _read(report: StatusReport, what: str, read: Callable[[], Any]) -> Any:
         return None
 
 
-def collect_status(settings: Settings, *, sample_s: float = 1.0) -> StatusReport:
-    """Everything `c2c status` shows. Never raises for a service that is down: what cannot
-    be read is listed in ``problems``."""
-    report = StatusReport(services=[row.to_dict() for row in services_status(settings)])
-    report.sink = _read(report, "sink freshness", lambda: _sink_freshness(settings))
+def collect_status(
+    settings: Settings,
+    *,
+    services: Callable[[], list[dict[str, Any]]],
+    freshness: Callable[[], tuple[float | None, str]],
+    sample_s: float = 1.0,
+) -> StatusReport:
+    """Everything `c2c status` shows. ``services()`` says which services are up (one dict a
+    service, with "name" and "up"); ``freshness()`` reads the sink's (seconds, source).
+    Never raises for a service that is down: what cannot be read is listed in ``problems``."""
+    report = StatusReport(services=services())
+    sink = _read(report, "sink freshness", freshness)
+    report.sink = None if sink is None else SinkFreshness(*sink)
     kafka_up = any(row["name"] == "kafka" and row["up"] for row in report.services)
     if not kafka_up:
         report.problems.append("Kafka is down: no topic, lag or dead-letter figures")

@@ -17,8 +17,8 @@ from typing import Any
 
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from c2c.telemetry import Telemetry
 from c2c.validation import validate
-from observability.telemetry import Telemetry
 from producers.formats import KIND_TOPICS
 from producers.mapping import MODELS, canonical_content, event_id_for
 from producers.publisher import Publisher

@@ -23,8 +23,8 @@ from c2c.deadletter import DeadLetterPublisher, dead_letter
 from c2c.errors import C2CError
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import get_topic
-from observability.telemetry import Telemetry
 from producers.chunks import (
     ChunkEncoder,
     ChunkPlan,
@@ -36,7 +36,7 @@ from producers.chunks import (
 )
 from producers.formats import FORMATS, KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
-from producers.publisher import Publisher, records_spans
+from producers.publisher import Publisher
 from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 
 __all__ = [

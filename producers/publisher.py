@@ -14,33 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
-from opentelemetry.trace import NoOpTracer, SpanKind
+from opentelemetry.trace import SpanKind
 
+from c2c.kafka import PRODUCER_CONFIG
 from c2c.registry import SchemaRegistry
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings
+from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import get_topic
-from observability.telemetry import Telemetry
 
-__all__ = ["PRODUCER_CONFIG", "DeliveryFailed", "Publisher", "records_spans"]
-
-# Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
-PRODUCER_CONFIG: Mapping[str, Any] = {
-    "enable.idempotence": True,
-    "acks": "all",
-    "linger.ms": 20,
-    "batch.size": 1_000_000,
-    "compression.type": "lz4",
-    "queue.buffering.max.messages": 500_000,
-}
+__all__ = ["DeliveryFailed", "Publisher"]
 
 DeliveryFailed = Callable[[Any, str], None]
-
-
-def records_spans(telemetry: Telemetry | None) -> bool:
-    """Whether ``telemetry`` records spans: a no-op tracer records none and injects no
-    headers, so a span a message would cost time for nothing."""
-    return telemetry is not None and not isinstance(telemetry.tracer, NoOpTracer)
 
 
 class Publisher:

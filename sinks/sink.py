@@ -34,9 +34,9 @@ from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError, frame
 from c2c.settings import Settings
+from c2c.telemetry import Telemetry, setup_telemetry
 from c2c.topics import CHANGE_COUNTS, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
-from observability.sink import SinkObserver
-from observability.telemetry import Telemetry, setup_telemetry
+from sinks.observer import SinkObserver
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from observability.health import readiness
-from sinks.audit import read_audit
-from sinks.outcomes import read_outcome
+from c2c.errors import C2CError
+from c2c.health import readiness
+from sinks.reading import DirectReader
 from sinks.sink import Sink
 
 __all__ = ["serve"]
@@ -21,6 +21,7 @@ __all__ = ["serve"]
 
 def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
     """Serve ``sink``'s pages on host:port from a daemon thread; returns the server."""
+    reader = DirectReader(sink.client, database=sink.settings.clickhouse_database, lock=sink.lock)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args: Any) -> None:  # quiet: operators read metrics
@@ -71,21 +72,17 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                     },
                 )
             elif path.startswith("/outcomes/"):
-                name = path.removeprefix("/outcomes/")
                 try:
-                    with sink.lock:
-                        table = read_outcome(sink.client, name)
-                except ValueError as exc:
-                    self._send(404, {"error": str(exc)})
-                    return
-                self._send(200, table.to_dict())
+                    self._send(200, reader.outcome(path.removeprefix("/outcomes/")))
+                except C2CError as exc:
+                    self._send(
+                        404 if exc.code == "outcomes.unknown" else 500, {"error": exc.args[0]}
+                    )
             elif path.startswith("/optouts/"):
-                request_id = urllib.parse.unquote(path.removeprefix("/optouts/"))
-                with sink.lock:
-                    decisions = read_audit(sink.client, request_id)
-                for decision in decisions:  # this sink's own share, if it applied it
+                audit = reader.audit(urllib.parse.unquote(path.removeprefix("/optouts/")))
+                for decision in audit["decisions"]:  # this sink's own share, if it applied it
                     decision["sink_s"] = sink.optout_applied_s.get(decision["decision_id"])
-                self._send(200, {"request_id": request_id, "decisions": decisions})
+                self._send(200, audit)
             else:
                 self._send(404, {"error": f"no page {path}"})
 

@@ -39,13 +39,12 @@ import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
+from c2c.health import Readiness, readiness
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
+from c2c.telemetry import Telemetry
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
-from observability.health import Readiness, readiness
-from observability.telemetry import Telemetry
-from observability.worker import WorkerObserver, observe_worker
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
@@ -53,6 +52,7 @@ from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
+from streams.observer import WorkerObserver, observe_worker
 from streams.resolution import (
     INTAKE_TOPIC,
     OUTPUT_TOPICS,
@@ -140,16 +140,25 @@ RESULTS_LINGER_MS = 1_000
 # was still buffered named only partitions with nothing new (the tables' changelogs), and
 # the intake's next packs waited for it to expire, up to 1.5 s, at any load below a backlog.
 FETCH_MAX_WAIT_MS = 50
-_faust_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 
 
-def _worker_consumer(self: Any, transport: Any) -> Any:
-    consumer = _faust_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
-    return consumer
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        return consumer
 
 
-faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    """aiokafka's transport with the worker consumer's fetch wait set (Faust has no setting
+    for it); given to the app in :func:`create_app`."""
+
+    Consumer = _Consumer
 
 
 @dataclass
@@ -228,6 +237,7 @@ def create_app(
         # events on the intake are packs (~110 kB, at most 900 kB): buffer two batches
         stream_buffer_maxsize=2 * PACKS_PER_BATCH,
     )
+    app.transport = _Transport(app.conf.broker_consumer, app)
     state = WorkerState()
     observed = observe_worker(  # metrics (observability/worker.py)
         app,

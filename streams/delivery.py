@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from c2c.errors import ServiceError
+from c2c.kafka import PRODUCER_CONFIG
 from c2c.settings import Settings
-from producers.publisher import PRODUCER_CONFIG
 
 __all__ = ["BatchProducer", "DeliveryError", "Sendable"]
 

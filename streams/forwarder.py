@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from c2c.health import readiness
 from c2c.settings import Settings
-from observability.health import readiness
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop
 from streams.intake import RECORDS_PER_PACK, packs
 from streams.resolution import RAW_TOPICS, Incoming
 
 if TYPE_CHECKING:
-    from observability.telemetry import Telemetry
-    from observability.worker import WorkerObserver
+    from c2c.telemetry import Telemetry
+    from streams.observer import WorkerObserver
 
 __all__ = ["Forwarder", "forward_group", "publication_order", "run_alone"]
 
@@ -277,7 +277,7 @@ def run_alone(
     SIGINT (the batch in hand is finished first). With ``telemetry``, the stage "forward"'s
     events in and out and batch sizes and durations are exported (its lag is on
     /health/ready)."""
-    from observability.worker import WorkerObserver
+    from streams.observer import WorkerObserver
 
     group = forward_group(app_id)
     observer = (

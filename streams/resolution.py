@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
+from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import (
     CHANGE_COUNTS,
     CHANGES_TOPIC,
@@ -31,8 +32,6 @@ from c2c.topics import (
     OPTOUT_DECISIONS_TOPIC,
     REVIEW_TOPIC,
 )
-from observability.telemetry import Telemetry
-from producers.publisher import records_spans
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record

@@ -16,9 +16,9 @@ from confluent_kafka import Consumer, TopicPartition
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
-from c2c.services import services_down, services_up
 from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, get_topic
+from services import services_down, services_up
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from c2c.kafka import read_to_end
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import CHANGES_TOPIC, get_topic
 from streams.identity.normalize import name_key
+from streams.linking import LINKED_TOPICS
 
 __all__ = [
     "CAUSES",
@@ -27,6 +32,7 @@ __all__ = [
     "breakdown",
     "final_assignments",
     "pairwise_metrics",
+    "published_assignments",
     "reachable_clusters",
     "read_assignments",
 ]
@@ -104,6 +110,34 @@ def final_assignments(
         if record is not None:
             assigned[record] = final(person_id)
     return assigned
+
+
+def published_assignments(
+    settings: Settings, events: list[tuple[str, dict[str, Any]]]
+) -> dict[tuple[str, str], str]:
+    """Record -> final person id, from the linked topics and the identity changes, for the
+    extracts' ``events`` (source, raw event)."""
+    records = {
+        str(event["event_id"]): (source, str(event["source_record_id"])) for source, event in events
+    }
+    registry = SchemaRegistry(settings)
+    topics = [*LINKED_TOPICS.values(), CHANGES_TOPIC]
+    decoders = {name: registry.decoder(get_topic(name)) for name in topics}
+    linked: list[tuple[str, str]] = []
+    merges: list[tuple[str, str]] = []
+    for message in read_to_end(settings, topics):
+        topic = str(message.topic())
+        value = decoders[topic].decode(message.value() or b"")
+        if topic == CHANGES_TOPIC:
+            if (
+                value["change_type"] == "PERSONS_MERGED"
+                and value["previous_person_id"]
+                and str(value["source_event_id"]) in records
+            ):
+                merges.append((value["previous_person_id"], value["person_id"]))
+        else:
+            linked.append((str(value["event_id"]), value["person_id"]))
+    return final_assignments(linked, merges, records)
 
 
 def _pairs(n: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from observability.telemetry import Telemetry
+from c2c.telemetry import Telemetry
 from sinks.migrate import migrate
 from sinks.sink import Sink
 

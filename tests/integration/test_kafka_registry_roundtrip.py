@@ -17,8 +17,8 @@ from confluent_kafka.schema_registry import (
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from c2c.heartbeat import send_heartbeat
 from c2c.settings import Settings
+from services.heartbeat import send_heartbeat
 
 pytestmark = pytest.mark.integration
 

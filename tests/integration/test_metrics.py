@@ -18,10 +18,7 @@ from confluent_kafka import Producer
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from c2c.examples import example_linked, example_raw
-from c2c.registry import SchemaRegistry
-from c2c.settings import Settings
-from c2c.topics import get_topic
-from observability.metrics import (
+from c2c.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
     DEAD_LETTERS,
@@ -30,7 +27,10 @@ from observability.metrics import (
     IDENTITY_CHANGES,
     SINK_ROWS,
 )
-from observability.telemetry import setup_telemetry
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.telemetry import setup_telemetry
+from c2c.topics import get_topic
 from producers.emitter import EventEmitter
 from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
@@ -205,7 +205,7 @@ def test_clickhouse_refusals_are_counted_and_traced_and_the_batch_waits(
     the table is back the same batch is written."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from observability.metrics import CLICKHOUSE_ERRORS, SINK_INSERT_DURATION
+    from c2c.metrics import CLICKHOUSE_ERRORS, SINK_INSERT_DURATION
 
     reader = InMemoryMetricReader()
     spans = InMemorySpanExporter()

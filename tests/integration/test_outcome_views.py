@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from c2c.cli import cli
 from c2c.clickhouse import connect
 from c2c.settings import Settings
+from cli import cli
 from sinks.migrate import MigrationError, migrate
 from sinks.outcomes import read_outcome
 from sinks.rows import PERSON_MAP_COLUMNS, columns, fact_row

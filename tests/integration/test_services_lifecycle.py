@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from c2c.errors import ServiceError
-from c2c.services import services_down, services_up
 from c2c.settings import Settings
+from services import services_down, services_up
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration

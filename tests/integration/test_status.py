@@ -18,7 +18,7 @@ from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import get_topic
-from observability.status import collect_status
+from cli.status import status_report
 from sinks.process import SinkProcess
 from tests.conftest import free_port_pair
 
@@ -61,7 +61,7 @@ def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     assert producer.flush(30) == 0
 
     def lag() -> int:
-        report = collect_status(stack, sample_s=0)
+        report = status_report(stack, sample_s=0)
         found = [g for g in report.groups if g.group == group]
         assert found, [g.group for g in report.groups]
         return found[0].lag
@@ -145,7 +145,7 @@ def test_status_counts_dead_letters_and_names_the_last_without_its_values(
 ) -> None:
     from producers.files import produce_file
 
-    before = collect_status(stack, sample_s=0).dead_letters
+    before = status_report(stack, sample_s=0).dead_letters
     extract = tmp_path / "edd.csv"
     extract.write_text(
         "WageRecordID,SSN,FirstName,LastName,EmployerAccountNo,NAICS,YearQuarter,Wages\n"
@@ -154,7 +154,7 @@ def test_status_counts_dead_letters_and_names_the_last_without_its_values(
     )
     summary = produce_file(stack, "edd", extract)
     assert summary.rejected == 1
-    report = collect_status(stack, sample_s=0)
+    report = status_report(stack, sample_s=0)
     assert report.dead_letters == before + 1
     last = report.last_dead_letter
     assert last is not None
@@ -168,7 +168,7 @@ def test_status_counts_records_held_for_identity_review(
 ) -> None:
     from streams.linking import review_record
 
-    before = collect_status(stack, sample_s=0).reviews
+    before = status_report(stack, sample_s=0).reviews
     encoder = registry.encoder(get_topic("c2c.identity.review"))
     producer = Producer(stack.kafka_config(acks="all"))
     record = review_record(
@@ -182,7 +182,7 @@ def test_status_counts_records_held_for_identity_review(
     )
     producer.produce("c2c.identity.review", value=encoder.encode(record))
     assert producer.flush(30) == 0
-    report = collect_status(stack, sample_s=0)
+    report = status_report(stack, sample_s=0)
     assert report.reviews == before + 1
     assert report.last_review is not None
     assert report.last_review["reason"] == record["reason"]

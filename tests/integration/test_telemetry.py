@@ -16,7 +16,7 @@ from opentelemetry.trace import get_current_span
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from observability.telemetry import Telemetry, setup_telemetry
+from c2c.telemetry import Telemetry, setup_telemetry
 from producers.emitter import EventEmitter
 from tests.conftest import read_decoded
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from observability.health import readiness
+from c2c.health import readiness
 
 
 def test_ready_when_connected_recovered_and_caught_up() -> None:

@@ -11,7 +11,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 
-from observability.metrics import (
+from c2c.metrics import (
     CLICKHOUSE_ERRORS,
     DEAD_LETTERS,
     IDENTITY_CHANGES,

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from c2c.services.base import is_loopback
-from c2c.services.kafka import KafkaService, render_server_properties
-from c2c.services.registry import RegistryService
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
+from services.base import is_loopback
+from services.kafka import KafkaService, render_server_properties
+from services.registry import RegistryService
 
 
 def _props(text: str) -> dict[str, str]:
@@ -59,7 +59,7 @@ def test_catalogue_names_are_unique_and_the_journal_keeps_order_and_data() -> No
 
 
 def test_cluster_ids_never_look_like_options() -> None:
-    from c2c.services.kafka import _cluster_id
+    from services.kafka import _cluster_id
 
     ids = [_cluster_id() for _ in range(3000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)

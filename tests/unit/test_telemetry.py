@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from c2c.errors import ServiceError
+from c2c.metrics import lag_observations
 from c2c.settings import Settings
-from observability.metrics import lag_observations
-from observability.telemetry import Telemetry, _otlp_endpoint, setup_telemetry
+from c2c.telemetry import Telemetry, _otlp_endpoint, setup_telemetry
 
 
 def test_lag_map_becomes_one_gauge_value_per_group_and_partition() -> None:

@@ -14,12 +14,12 @@ import subprocess
 from pathlib import Path
 
 from c2c.errors import ServiceError
-from c2c.services._process import tail
 from c2c.settings import Settings
+from services._process import tail
 
 __all__ = ["SERVICES_DIR", "artifacts_ready", "fetch_artifacts"]
 
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+SERVICES_DIR = Path(__file__).resolve().parent
 _POM = SERVICES_DIR / "pom.xml"
 
 

@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterable
 
 from c2c.errors import ServiceError
-from c2c.services._process import running_pid, start_process, stop_process, tail
-from c2c.services.base import LocalService, Probe, ServiceStatus
-from c2c.services.clickhouse import ClickHouseService
-from c2c.services.fetch import fetch_artifacts
-from c2c.services.kafka import KafkaService
-from c2c.services.registry import RegistryService
 from c2c.settings import Settings
+from services._process import running_pid, start_process, stop_process, tail
+from services.base import LocalService, Probe, ServiceStatus
+from services.clickhouse import ClickHouseService
+from services.fetch import fetch_artifacts
+from services.kafka import KafkaService
+from services.registry import RegistryService
 
 __all__ = ["SERVICE_NAMES", "all_services", "services_down", "services_status", "services_up"]
 

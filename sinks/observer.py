@@ -38,7 +38,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
 from c2c.consuming import Decoded
-from observability.metrics import (
+from c2c.metrics import (
     BATCH_DURATION,
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -49,7 +49,7 @@ from observability.metrics import (
     Attributes,
     lag_observations,
 )
-from observability.telemetry import Telemetry
+from c2c.telemetry import Telemetry
 
 __all__ = ["SinkObserver"]
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from c2c.services._process import ProcessSpec
+from services._process import ProcessSpec
 
 __all__ = ["LocalService", "Probe", "ServiceStatus", "is_loopback"]
 

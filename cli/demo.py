@@ -6,17 +6,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from c2c.heartbeat import HEARTBEAT_TOPIC, send_heartbeat
+import click
+
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
-from c2c.services import services_status, services_up
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE
+from cli.common import context_settings, reports_errors
 from producers.formats import FORMATS
+from services import services_status, services_up
+from services.heartbeat import HEARTBEAT_TOPIC, send_heartbeat
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "producers" / "examples"
 
-__all__ = ["run_demo"]
+__all__ = ["demo", "run_demo"]
 
 
 def run_demo(
@@ -139,3 +142,19 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     finally:
         worker.stop()
         sink.stop()
+
+
+@click.command()
+@click.option(
+    "--people",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Synthetic people run through the whole pipeline (0: contracts and examples only).",
+)
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.pass_context
+@reports_errors
+def demo(ctx: click.Context, people: int, seed: int) -> None:
+    """Set up the services and run the main job, printing what it did."""
+    run_demo(context_settings(ctx), click.echo, people=people, seed=seed)

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from c2c.errors import ServiceError
 from c2c.kafka import ensure_topics
-from c2c.services._process import ProcessSpec
-from c2c.services.base import Probe, is_loopback
-from c2c.services.java import find_java
 from c2c.settings import Settings
 from c2c.topics import REGISTRY_JOURNAL
+from services._process import ProcessSpec
+from services.base import Probe, is_loopback
+from services.java import find_java
 
 __all__ = ["RegistryService"]
 

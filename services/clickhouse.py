@@ -6,9 +6,9 @@ from pathlib import Path
 
 from c2c.clickhouse import connect, embedded_owner, embedded_path
 from c2c.errors import ServiceError
-from c2c.services._process import ProcessSpec
-from c2c.services.base import Probe
 from c2c.settings import Settings
+from services._process import ProcessSpec
+from services.base import Probe
 
 __all__ = ["ClickHouseService"]
 

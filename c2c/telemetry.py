@@ -9,7 +9,7 @@ series is counted twice). With ``none`` and no port the providers are the API's 
 instrumented code then costs next to nothing. Stages use :meth:`Telemetry.inject` and
 :meth:`Telemetry.extract` to carry the trace in message headers, so one event's spans share
 one trace id from producer to sink; :attr:`Telemetry.metrics` holds the process's
-instruments (observability.metrics). Sampling follows the SDK's own variables
+instruments (c2c.metrics). Sampling follows the SDK's own variables
 (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=0.01``): later
 stages follow the producer's decision.
 """
@@ -28,14 +28,14 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import NoOpTracerProvider, Tracer
+from opentelemetry.trace import NoOpTracer, NoOpTracerProvider, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from c2c.errors import ConfigError, ServiceError
+from c2c.metrics import Instruments
 from c2c.settings import Settings
-from observability.metrics import Instruments
 
-__all__ = ["Headers", "Telemetry", "setup_telemetry"]
+__all__ = ["Headers", "Telemetry", "records_spans", "setup_telemetry"]
 
 Headers = list[tuple[str, str | bytes | None]]
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -110,6 +110,12 @@ class Telemetry:
             shutdown = getattr(provider, "shutdown", None)
             if shutdown is not None:
                 shutdown()
+
+
+def records_spans(telemetry: Telemetry | None) -> bool:
+    """Whether ``telemetry`` records spans: a no-op tracer records none and injects no
+    headers, so a span a message would cost time for nothing."""
+    return telemetry is not None and not isinstance(telemetry.tracer, NoOpTracer)
 
 
 def _exporter(settings: Settings) -> SpanExporter | None:

@@ -18,15 +18,15 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from c2c.errors import ServiceError
-from c2c.services._process import ProcessSpec, tail
-from c2c.services.base import Probe, is_loopback
-from c2c.services.fetch import SERVICES_DIR
-from c2c.services.java import find_java
 from c2c.settings import Settings
+from services._process import ProcessSpec, tail
+from services.base import Probe, is_loopback
+from services.fetch import SERVICES_DIR
+from services.java import find_java
 
 __all__ = ["JVM_OPTIONS", "KafkaService", "jmx_options", "render_server_properties"]
 
-_QUIET = logging.getLogger("c2c.services.kafka.probe")
+_QUIET = logging.getLogger("services.kafka.probe")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
@@ -158,7 +158,7 @@ class KafkaService:
         )
         return [
             str(java),
-            f"-Dlog4j2.configurationFile={SERVICES_DIR / 'kafka' / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={SERVICES_DIR / 'log4j2.properties'}",
             f"-Dc2c.log.file={self.log_file}",
             "-cp",
             f"{self._lib()}/*",

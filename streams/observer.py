@@ -6,7 +6,7 @@ and wraps each batch of each agent in :meth:`WorkerObserver.batch`. Reported: me
 per topic and out per topic, batch size and duration per stage, consumer lag per partition
 (measured every few seconds on the worker's event loop, read at collection time), and the
 worker's counts (dead letters, reviews, identity changes, ``optout.*``) by the catalogue's
-rules (observability.metrics). Per message the worker pays dict increments only.
+rules (c2c.metrics). Per message the worker pays dict increments only.
 
 Traces are the identity stage's own (``identity.resolve`` in streams/resolution.py,
 continuing the producer's context from the message headers).
@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
-from observability.health import Readiness
-from observability.metrics import (
+from c2c.health import Readiness
+from c2c.metrics import (
     BATCH_DURATION,
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -30,7 +30,7 @@ from observability.metrics import (
     EVENTS_OUT,
     lag_observations,
 )
-from observability.telemetry import Telemetry
+from c2c.telemetry import Telemetry
 
 __all__ = ["LAG_INTERVAL_S", "StageBatch", "WorkerObserver", "observe_worker"]
 

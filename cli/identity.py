@@ -1,0 +1,257 @@
+"""`c2c identity` and `c2c eval`: the resolver, its training and its evaluation."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from c2c.settings import Settings
+from cli.common import context_settings, reports_errors
+
+if TYPE_CHECKING:
+    from streams.identity.matching import MatchModel
+    from streams.identity.resolver import Resolver
+
+
+@click.group()
+def identity() -> None:
+    """Identity resolution."""
+
+
+def _resolver(settings: Settings, model: MatchModel | None = None) -> Resolver:
+    """A resolver keyed with the configured identifier secret."""
+    from streams.identity.matching import DEFAULT_MODEL
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
+    return Resolver(hasher, model if model is not None else DEFAULT_MODEL)
+
+
+@identity.command("worker")
+@click.option("--app-id", default=None, help="Faust app id: consumer group and table names.")
+@click.option(
+    "--intake-topic",
+    default=None,
+    help="Topic between the forwarder and the resolve agent (default c2c.identity.intake).",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["all", "forward", "resolve"]),
+    default="all",
+    show_default=True,
+    help="Run the forwarder and the resolver, or only one of them (two processes, two cores).",
+)
+@click.pass_context
+@reports_errors
+def identity_worker(
+    ctx: click.Context, app_id: str | None, intake_topic: str | None, role: str
+) -> None:
+    """Run the identity worker (Faust) until interrupted: raw topics in; linked events,
+    identity changes, reviews and dead letters out. Health on C2C_WORKER_WEB_PORT."""
+    from faust.worker import Worker
+
+    from c2c.registry import SchemaRegistry
+    from c2c.telemetry import setup_telemetry
+    from streams.app import APP_ID, create_app
+    from streams.resolution import INTAKE_TOPIC
+
+    settings = context_settings(ctx)
+    telemetry = setup_telemetry(settings, "identity")
+    if role == "forward":
+        from streams.forwarder import run_alone
+
+        try:
+            run_alone(
+                settings,
+                app_id=app_id or APP_ID,
+                intake_topic=intake_topic or INTAKE_TOPIC,
+                telemetry=telemetry,
+            )
+        finally:
+            telemetry.shutdown()
+        return
+    app, _state = create_app(
+        settings,
+        SchemaRegistry(settings),
+        telemetry=telemetry,
+        app_id=app_id or APP_ID,
+        intake_topic=intake_topic or INTAKE_TOPIC,
+        role=role,
+    )
+    try:
+        Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    finally:
+        telemetry.shutdown()
+
+
+@identity.command("resolve")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV of source, source_record_id, person_id (empty: sent to review).",
+)
+@click.pass_context
+@reports_errors
+def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
+    """Resolve every record of the extracts in FOLDER in event-time order, in this process
+    (the stream worker does the same incrementally), and write the final person ids."""
+    import csv as csv_module
+
+    from producers.files import mapped_events
+    from streams.identity.matching import load_model
+
+    settings = context_settings(ctx)
+    model = load_model(settings.identity_model)
+    resolver = _resolver(settings, model)
+    started = time.monotonic()
+    assigned: list[tuple[str, str, str | None]] = []
+    reviews = Counter[str]()
+    for source, event in mapped_events(folder):
+        resolution = resolver.resolve(event["provider"], event["person"])
+        if resolution.person_id is None:
+            reviews[str(resolution.review_reason)] += 1
+        assigned.append((source, event["source_record_id"], resolution.person_id))
+    with out.open("w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["source", "source_record_id", "person_id"])
+        for source, record_id, person_id in assigned:
+            final = resolver.state.root(person_id) if person_id else ""
+            writer.writerow([source, record_id, final])
+    seconds = time.monotonic() - started
+    click.echo(
+        f"resolved {len(assigned)} records in {seconds:.1f} s "
+        f"({len(assigned) / max(seconds, 1e-9):,.0f}/s); "
+        f"{len(resolver.state.profiles)} persons; {sum(reviews.values())} to review"
+    )
+    for reason, count in reviews.most_common():
+        click.echo(f"  review: {count} x {reason}")
+
+
+@identity.command("train")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the model (JSON); use it with C2C_IDENTITY_MODEL.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=100),
+    default=50_000,
+    show_default=True,
+    help="Distinct identities to sample from the extracts.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+@reports_errors
+def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, seed: int) -> None:
+    """Fit the match weights by EM on a sample of FOLDER's records (no labels needed)."""
+    import random as random_module
+
+    from producers.files import mapped_events
+    from streams.identity.matching import DEFAULT_MODEL, Identity
+    from streams.identity.training import (
+        candidate_pairs,
+        estimate_u,
+        random_pairs,
+        train_em,
+    )
+
+    resolver = _resolver(context_settings(ctx))
+    identities: dict[Identity, None] = {}
+    for _source, event in mapped_events(folder):
+        identities[resolver.identity(event["person"])] = None
+    chosen = list(identities)
+    if len(chosen) > sample:
+        chosen = random_module.Random(seed).sample(chosen, sample)
+    pairs = candidate_pairs(chosen, seed=seed)
+    u = estimate_u(random_pairs(chosen, 200_000, seed=seed), DEFAULT_MODEL)
+    report = train_em(pairs, DEFAULT_MODEL, u)
+    report.model.save(out)
+    click.echo(
+        f"trained {report.model.version} on {report.pairs} pairs from {len(chosen)} "
+        f"identities in {report.iterations} iterations; match share "
+        f"{report.match_share:.3f} -> {out}"
+    )
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate the pipeline against synth's truth."""
+
+
+@eval_group.command("linkage")
+@click.argument("truth", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--assigned",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV of source, source_record_id, person_id (from `c2c identity resolve`). "
+    "Default: what the pipeline published (linked topics and identity changes).",
+)
+@click.option(
+    "--extracts",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The extracts TRUTH describes, to name each published event (default: TRUTH/..).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@reports_errors
+def eval_linkage(
+    ctx: click.Context, truth: Path, assigned: Path | None, extracts: Path | None, as_json: bool
+) -> None:
+    """Pairwise precision, recall and F1 of the person ids the pipeline assigned (or those
+    in --assigned) against TRUTH (synth's truth folder), and persons found against the true
+    number; beside them the reachability bound (the most recall, and F1, a resolver not
+    linking on a name alone could reach) and the missed and false pairs by the records'
+    sources and cause (streams/identity/evaluation.py)."""
+    from producers.files import mapped_events
+    from streams.identity.evaluation import (
+        CAUSES,
+        FALSE_CAUSES,
+        breakdown,
+        published_assignments,
+        read_assignments,
+    )
+
+    events = list(mapped_events(extracts or truth.parent))
+    if assigned is not None:
+        found = read_assignments(assigned)
+    else:
+        found = published_assignments(context_settings(ctx), events)
+    fields = {(source, str(event["source_record_id"])): event["person"] for source, event in events}
+    result = breakdown(read_assignments(truth / "records.csv"), found, fields)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    metrics = result.metrics
+    click.echo(
+        f"records {metrics.records}, persons: true {metrics.true_persons}, found "
+        f"{metrics.found_persons}, unassigned records {metrics.unassigned}"
+    )
+    click.echo(
+        f"pairwise precision {metrics.precision:.5f}  recall {metrics.recall:.5f}  "
+        f"F1 {metrics.f1:.5f}"
+    )
+    click.echo(
+        f"reachability bound (not the F1 above): recall {result.recall_bound:.5f}  "
+        f"F1 {result.f1_bound:.5f}; exact identifiers and name + birth date only: recall "
+        f"{result.recall_bound_exact:.5f}"
+    )
+    rows = result.table()
+    if rows:
+        rows.insert(0, ["pairs", "sources", "cause", "count", "share of true pairs"])
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        for cause, meaning in {**CAUSES, **FALSE_CAUSES}.items():
+            click.echo(f"  {cause}: {meaning}")

@@ -1,0 +1,207 @@
+"""`c2c produce`, `c2c synth` and `c2c replay`: extracts into the raw topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from cli.common import context_settings, reports_errors
+
+# -- producers -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument(
+    "source", type=click.Choice(["k12", "ccc", "csu", "uc", "csac", "edd", "ctc", "optout"])
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=None, help="At most this many events per second.")
+@click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if some rows were rejected.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read, validate and encode the rows (default: one per core); "
+    "the output is the same whatever the number.",
+)
+@click.pass_context
+@reports_errors
+def produce(
+    ctx: click.Context,
+    source: str,
+    file: Path,
+    rate: float | None,
+    dry_run: bool,
+    allow_rejects: bool,
+    as_json: bool,
+    workers: int | None,
+) -> None:
+    """Validate a provider's extract FILE (CSV or JSON Lines) and publish its rows.
+
+    Rejected rows go, with their line and reason, to FILE.rejects.csv and to the
+    dead-letter topic. Exits 1 if any row was rejected (unless --allow-rejects).
+    """
+    from c2c.telemetry import setup_telemetry
+    from producers.files import produce_file
+
+    settings = context_settings(ctx)
+    telemetry = setup_telemetry(settings, "producer")
+    size = file.stat().st_size
+    show = sys.stderr.isatty() and size > 5_000_000 and not as_json
+    with click.progressbar(
+        length=size, label=f"{source} {file.name}", file=sys.stderr, hidden=not show
+    ) as bar:
+        summary = produce_file(
+            settings,
+            source,
+            file,
+            rate=rate,
+            dry_run=dry_run,
+            progress=bar.update,
+            telemetry=telemetry,
+            workers=workers,
+        )
+    telemetry.shutdown()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        verb = "would publish" if dry_run else "published"
+        click.echo(
+            f"{source} {file}: read {summary.read}, {verb} {summary.published}, rejected "
+            f"{summary.rejected} in {summary.seconds:.2f} s ({summary.rows_per_second:,.0f} rows/s)"
+        )
+        for topic, count in sorted(summary.by_topic.items()):
+            click.echo(f"  {topic}: {count}")
+        if summary.rejects_file:
+            click.echo(f"  rejects: {summary.rejects_file}")
+    if summary.rejected and not allow_rejects:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--people", type=click.IntRange(min=1), required=True, help="How many people.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--first-class",
+    type=int,
+    default=2016,
+    show_default=True,
+    help="First high-school graduating class.",
+)
+@click.option(
+    "--classes",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="How many graduating classes.",
+)
+@click.option(
+    "--end-year", type=int, default=2025, show_default=True, help="Last calendar year of data."
+)
+@click.option(
+    "--noise",
+    "noise_scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Multiply every identity-noise rate (0: none).",
+)
+@click.option(
+    "--noise-rate",
+    "noise_rates",
+    multiple=True,
+    metavar="KIND=RATE",
+    help="Set one noise rate, e.g. typo=0.05 (kinds: typo, nickname, drop_accents, "
+    "swap_names, swap_day_month, mistype_ssn, missing_ssn).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to share the people among (default: one per core).",
+)
+@click.option("--twins", type=click.FloatRange(0, 1), default=0.01, show_default=True)
+@click.option("--shared-ssn", type=click.FloatRange(0, 1), default=0.002, show_default=True)
+@reports_errors
+def synth(
+    people: int,
+    seed: int,
+    out: Path,
+    first_class: int,
+    classes: int,
+    end_year: int,
+    noise_scale: float,
+    noise_rates: Sequence[str],
+    workers: int | None,
+    twins: float,
+    shared_ssn: float,
+) -> None:
+    """Simulate a California cohort flow into providers' extracts, with the truth."""
+    from dataclasses import replace
+
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+
+    noise = NoiseConfig().scaled(noise_scale)
+    for item in noise_rates:
+        kind, _, rate = item.partition("=")
+        try:
+            noise = replace(noise, **{kind.strip(): float(rate)})
+        except (TypeError, ValueError):
+            raise click.BadParameter(
+                f"{item!r}: expected KIND=RATE with a kind from "
+                "typo, nickname, drop_accents, swap_names, "
+                "swap_day_month, mistype_ssn, missing_ssn",
+                param_hint="--noise-rate",
+            ) from None
+    config = SynthConfig(
+        people=people,
+        seed=seed,
+        first_class=first_class,
+        classes=classes,
+        end_year=end_year,
+        twin_rate=twins,
+        shared_ssn_rate=shared_ssn,
+    )
+    report = synthesize(config, noise, out, workers=workers or os.cpu_count() or 1)
+    total = sum(report.records.values())
+    click.echo(f"{people} people, {total} records in {report.seconds:.1f} s -> {out}")
+    for source, count in sorted(report.records.items()):
+        click.echo(f"  {source:<7} {count:>9}  {report.files[source]}")
+    click.echo(f"  truth: {out / 'truth'} (records.csv, people.csv, outcomes.json)")
+
+
+@click.command("replay")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=None, help="At most this many events per second.")
+@click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
+@click.pass_context
+@reports_errors
+def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bool) -> None:
+    """Publish all providers' extracts in FOLDER interleaved in event-time order."""
+    from c2c.telemetry import setup_telemetry
+    from producers.files import replay
+
+    settings = context_settings(ctx)
+    telemetry = setup_telemetry(settings, "producer")
+    try:
+        summaries = replay(settings, folder, rate=rate, dry_run=dry_run, telemetry=telemetry)
+    finally:
+        telemetry.shutdown()
+    for summary in summaries:
+        click.echo(
+            f"{summary.source:<7} read {summary.read}, published {summary.published}, "
+            f"rejected {summary.rejected}"
+        )
+    seconds = max(summary.seconds for summary in summaries)
+    read = sum(summary.read for summary in summaries)
+    click.echo(f"replayed {read} rows in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} rows/s)")
+    if any(summary.rejected for summary in summaries):
+        sys.exit(1)

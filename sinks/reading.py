@@ -1,0 +1,195 @@
+"""Reading what the sink wrote, from any process: outcome tables, the opt-out audit and the
+sink's freshness.
+
+One reader, two ways in. Embedded ClickHouse (chdb) lets one process open a path at a time, so
+while a running sink holds it, other processes ask the sink's web pages
+(:class:`SinkPagesReader`); otherwise they read ClickHouse themselves
+(:class:`DirectReader`). The sink's pages answer with a :class:`DirectReader` on its own
+client, so both ways give the same JSON. :func:`open_reader` chooses; `c2c outcomes`, `c2c
+optout status` and `c2c status` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from c2c.clickhouse import connect, embedded_owner, embedded_path
+from c2c.errors import C2CError, ServiceError
+from c2c.settings import Settings
+from sinks.audit import read_audit
+from sinks.outcomes import read_outcome
+from sinks.rows import FACT_TABLES
+
+__all__ = [
+    "DirectReader",
+    "Freshness",
+    "SinkPagesReader",
+    "SinkReader",
+    "open_reader",
+    "read_freshness",
+]
+
+# Seconds since the newest row reached ClickHouse (None: no row yet), and where that was read
+# ("sink": its web port; "clickhouse": the fact tables).
+Freshness = tuple[float | None, str]
+
+T = TypeVar("T")
+
+
+class SinkReader(Protocol):
+    """What readers of the sink's tables ask; every answer is JSON-ready."""
+
+    def outcome(self, name: str) -> dict[str, Any]:
+        """Outcome table ``name`` (``outcome_*`` or ``public_*``): name, columns, rows."""
+        ...
+
+    def audit(self, request_id: str) -> dict[str, Any]:
+        """The opt-out audit of ``request_id``: ``{"request_id", "decisions": [...]}``."""
+        ...
+
+    def freshness(self) -> Freshness: ...
+
+
+class DirectReader:
+    """Reads ClickHouse through ``client``; ``lock`` serialises use of a client shared with a
+    writer (the sink's own). Unknown tables and ClickHouse errors raise C2CError."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        database: str,
+        lock: threading.Lock | None = None,
+        where: str = "ClickHouse",
+    ) -> None:
+        self.client = client
+        self.database = database
+        self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
+        self._where = where
+
+    def outcome(self, name: str) -> dict[str, Any]:
+        try:
+            return self._ask(lambda: read_outcome(self.client, name)).to_dict()
+        except ValueError as exc:
+            raise C2CError(str(exc), code="outcomes.unknown") from exc
+
+    def audit(self, request_id: str) -> dict[str, Any]:
+        decisions = self._ask(lambda: read_audit(self.client, request_id))
+        return {"request_id": request_id, "decisions": decisions}
+
+    def freshness(self) -> Freshness:
+        present = self._ask(
+            lambda: (
+                self.client.query(
+                    "SELECT name FROM system.tables WHERE database = {db:String} "
+                    "AND name IN {tables:Array(String)}",
+                    parameters={"db": self.database, "tables": list(FACT_TABLES.values())},
+                ).result_rows
+            )
+        )
+        if not present:
+            raise ServiceError(
+                f"no fact tables in ClickHouse database {self.database!r} "
+                "(`c2c sink migrate` creates them)",
+                code="status.no_facts",
+            )
+        newest = " UNION ALL ".join(
+            f"SELECT maxOrNull(ingested_at) AS t FROM `{self.database}`.`{name}`"
+            for [name] in present
+        )
+        [[value]] = self._ask(
+            lambda: self.client.query(f"SELECT max(t) FROM ({newest})").result_rows
+        )
+        if value is None:
+            return None, "clickhouse"
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - value).total_seconds()), "clickhouse"
+
+    def _ask(self, read: Callable[[], T]) -> T:
+        from clickhouse_connect.driver.exceptions import DatabaseError
+
+        try:
+            with self._lock:
+                return read()
+        except DatabaseError as exc:
+            first = str(exc).splitlines()[0][:300]
+            hint = " (run `c2c sink migrate`)" if "UNKNOWN_TABLE" in str(exc) else ""
+            raise C2CError(
+                f"{self._where} could not answer{hint}: {first}", code="clickhouse.query"
+            ) from exc
+
+
+class SinkPagesReader:
+    """Asks a running sink's web pages (``/outcomes/NAME``, ``/optouts/ID``,
+    ``/metrics/counts``) at ``base_url``; ``holder`` names what the sink holds, for errors."""
+
+    def __init__(self, base_url: str, *, holder: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._holder = holder
+
+    def outcome(self, name: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get(f"/outcomes/{name}")
+        return answer
+
+    def audit(self, request_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get(f"/optouts/{request_id}")
+        return answer
+
+    def freshness(self) -> Freshness:
+        age = self._get("/metrics/counts", timeout_s=5).get("freshness_s")
+        return (None if age is None else float(age)), "sink"
+
+    def _get(self, page: str, *, timeout_s: float = 30) -> Any:
+        url = f"{self.base_url}{urllib.parse.quote(page)}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            code = "outcomes.unknown" if exc.code == 404 else "clickhouse.query"
+            raise C2CError(json.loads(exc.read())["error"], code=code) from exc
+        except OSError as exc:
+            raise ServiceError(
+                f"{self._holder}, and no sink answers at {url} ({exc}); "
+                "is C2C_SINK_WEB_PORT right?",
+                code="outcomes.sink_unreachable",
+            ) from exc
+
+
+def open_reader(settings: Settings, *, create_database: bool = True) -> SinkReader:
+    """The sink's pages while a running sink holds embedded ClickHouse, else ClickHouse
+    (``create_database=False``: a reader that must not create it)."""
+    path = embedded_path(settings)
+    owner = None if path is None else embedded_owner(path)
+    if owner is not None:
+        return SinkPagesReader(
+            f"http://{settings.sink_web_host}:{settings.sink_web_port}",
+            holder=f"embedded ClickHouse at {path} is held by process {owner}",
+        )
+    return DirectReader(
+        connect(settings, create_database=create_database),
+        database=settings.clickhouse_database,
+        where=f"ClickHouse at {settings.clickhouse_dsn}",
+    )
+
+
+def read_freshness(settings: Settings) -> Freshness:
+    """The sink's freshness, read as :func:`open_reader` reads; an embedded folder not made
+    yet holds no rows (and is not created by asking)."""
+    path = embedded_path(settings)
+    if path is not None and not path.exists():
+        return None, "clickhouse"
+    reader = open_reader(settings, create_database=False)
+    try:
+        return reader.freshness()
+    finally:
+        if isinstance(reader, DirectReader):
+            reader.client.close()

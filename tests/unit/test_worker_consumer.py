@@ -1,0 +1,34 @@
+"""The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from c2c.settings import Settings
+from c2c.topics import Topic
+from streams.app import FETCH_MAX_WAIT_MS, create_app
+
+
+class _Registry:
+    """create_app asks the registry for codecs; none is used here."""
+
+    def decoder(self, topic: Topic) -> Any:
+        return object()
+
+    def encoder(self, topic: Topic) -> Any:
+        return object()
+
+
+def test_the_worker_consumer_waits_at_most_fetch_max_wait_ms(tmp_path: Path) -> None:
+    settings = Settings(streams_store="memory", data_dir=tmp_path)
+    app, _state = create_app(settings, _Registry(), role="resolve")  # type: ignore[arg-type]
+    thread = app.consumer._new_consumer_thread()  # type: ignore[attr-defined]
+
+    async def worker_consumer() -> Any:  # aiokafka makes its consumer inside a loop
+        return thread._create_worker_consumer(app.transport)
+
+    consumer = asyncio.run(worker_consumer())
+    assert FETCH_MAX_WAIT_MS < 1500
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
