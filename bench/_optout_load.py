@@ -102,7 +102,7 @@ class OptoutLoad:
     def replay(self) -> subprocess.Popen[bytes]:
         """Start ``c2c replay`` of the synth at the offered rate; the caller kills it."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "c2c", "replay", str(self.folder), "--rate", str(self.rate)],
+            [sys.executable, "-m", "cli", "replay", str(self.folder), "--rate", str(self.rate)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -2,7 +2,7 @@
 
 Every error a user can see derives from :class:`C2CError`. Its message says what was wrong,
 where (file, line, topic, offset, service) and what to do about it; ``code`` is a short
-stable identifier that README's troubleshooting section explains.
+stable identifier; README.md#troubleshooting says what each one means and what to do.
 """
 
 from __future__ import annotations

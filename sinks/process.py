@@ -37,7 +37,7 @@ class SinkProcess(ChildService):
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
             "C2C_SINK_DECODE": settings.sink_decode,
         }
-        command = [sys.executable, "-m", "c2c", "sink", "run", "--group", self.group]
+        command = [sys.executable, "-m", "cli", "sink", "run", "--group", self.group]
         super().__init__("sink", command, env, port, log)
 
     def start(self, timeout_s: float = 120) -> None:

@@ -51,7 +51,7 @@ class WorkerProcess:
         self.intake = f"c2c.identity.intake.{self.app_id}" if app_id is None else None
         if self.intake is not None:
             ensure_topics(settings, [Topic(self.intake, "", "identity", "intake", partitions=1)])
-        command = [sys.executable, "-m", "c2c", "identity", "worker", "--app-id", self.app_id]
+        command = [sys.executable, "-m", "cli", "identity", "worker", "--app-id", self.app_id]
         if self.intake is not None:
             command += ["--intake-topic", self.intake]
         env = {

@@ -141,7 +141,7 @@ def test_schemas_check_command_exits_non_zero_with_the_reason(
     next(f for f in schema["fields"] if f["name"] == "quarter")["type"] = "string"
     wage_facts.write_text(json.dumps(schema))
     result = subprocess.run(
-        [sys.executable, "-m", "c2c", "schemas", "check", "--schemas", str(local)],
+        [sys.executable, "-m", "cli", "schemas", "check", "--schemas", str(local)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -153,7 +153,7 @@ def test_schemas_check_command_exits_non_zero_with_the_reason(
     assert "a field's type changed" in result.stdout
     assert "would refuse c2c.raw.wage-value, c2c.linked.wage-value" in result.stderr
     ok = subprocess.run(
-        [sys.executable, "-m", "c2c", "schemas", "check"],
+        [sys.executable, "-m", "cli", "schemas", "check"],
         capture_output=True,
         text=True,
         timeout=120,

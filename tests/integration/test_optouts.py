@@ -288,7 +288,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
         }
         asked = subprocess.run(
-            [sys.executable, "-m", "c2c", "optout", "status", f"OPT-{min(out)}", "--json"],
+            [sys.executable, "-m", "cli", "optout", "status", f"OPT-{min(out)}", "--json"],
             env=env,
             capture_output=True,
             text=True,

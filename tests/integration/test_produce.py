@@ -93,7 +93,7 @@ def test_produce_file_publishes_valid_rows_and_rejects_the_rest(
 
 def _produce(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "c2c", "produce", *args],
+        [sys.executable, "-m", "cli", "produce", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 def _status_json(env: dict[str, str]) -> dict[str, Any]:
     """`c2c status --json` from another process, as an operator runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "c2c", "status", "--json"],
+        [sys.executable, "-m", "cli", "status", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
