@@ -214,7 +214,9 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
         return "exact"
     if a.year == b.year and a.month == b.day and a.day == b.month:
         return "swapped"
-    sa, sb = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
+    # zero-padded by hand: strftime writes year 999 as three digits
+    sa = f"{a.year:04d}{a.month:02d}{a.day:02d}"
+    sb = f"{b.year:04d}{b.month:02d}{b.day:02d}"
     if sum(x != y for x, y in zip(sa, sb, strict=True)) == 1:
         return "one_digit"
     return "different"

@@ -10,7 +10,12 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-__all__ = ["first_name_root", "name_key", "name_parts"]
+__all__ = ["MAX_NAME_CHARS", "first_name_root", "name_key", "name_parts"]
+
+# Matching reads at most this many characters of a name: no real name is longer, and a
+# longer one (a bad extract, a hostile producer) must not make the identity state large
+# (persons' snapshots keep texts of at most 65,535 bytes and lists of at most 65,535 items).
+MAX_NAME_CHARS = 100
 
 _NICKNAMES = {
     "bill": "william",
@@ -58,7 +63,7 @@ def name_key(text: str | None) -> str:
     """Lower-case letters only, accents removed ('' for a missing name)."""
     if not text:
         return ""
-    decomposed = unicodedata.normalize("NFKD", text)
+    decomposed = unicodedata.normalize("NFKD", text[:MAX_NAME_CHARS])
     return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).casefold()
 
 
@@ -73,5 +78,5 @@ def name_parts(text: str | None) -> frozenset[str]:
     """Keys of each part of a compound surname (García-López → {garcia, lopez})."""
     if not text:
         return frozenset()
-    parts = text.replace("-", " ").split()
+    parts = text[:MAX_NAME_CHARS].replace("-", " ").split()
     return frozenset(key for key in map(name_key, parts) if key)

@@ -157,3 +157,45 @@ def test_swapped_names_without_identifiers_find_the_person_by_birth_date() -> No
     k12 = resolver.resolve("k12", _college("L1", "Alejandro", "Nguyen", ssid="2199495967"))
     aid = resolver.resolve("csac", _college("A1", "Nguyen", "Alejandro"))
     assert aid.person_id == k12.person_id
+
+
+def test_birth_dates_before_the_year_1000_compare_without_failing() -> None:
+    """A year of three digits was written as three by strftime, and the digit-by-digit
+    comparison refused strings of different lengths (a crash loop on a validated record)."""
+    resolver = Resolver(IdentifierHasher(SECRET))
+
+    def born(day: datetime.date) -> Any:
+        return resolver.identity(_college("X", "Ana", "Lee", birth_date=day))
+
+    assert (
+        compare(born(datetime.date(999, 1, 1)), born(datetime.date(1999, 1, 1))).level("birth_date")
+        == "one_digit"
+    )
+    assert (
+        compare(born(datetime.date(1, 1, 1)), born(datetime.date(2001, 1, 1))).level("birth_date")
+        == "one_digit"
+    )
+    first = resolver.resolve(
+        "ccc", _college("C1", "Ana", "Lee", ssn="123456789", birth_date=datetime.date(999, 1, 1))
+    )
+    second = resolver.resolve(
+        "ccc", _college("C2", "Ana", "Lee", ssn="123456789", birth_date=datetime.date(1999, 1, 1))
+    )
+    assert second.person_id == first.person_id  # same SSN and name, a birth date one digit off
+
+
+def test_a_name_of_100000_characters_is_resolved_and_its_person_snapshot_fits() -> None:
+    """Matching reads the first MAX_NAME_CHARS of a name, so a person's snapshot stays small
+    (texts and lists of over 65,535 failed to encode and crashed the worker)."""
+    from streams.identity.normalize import MAX_NAME_CHARS
+    from streams.identity.snapshots import decode_snapshot, encode_snapshot
+
+    resolver = Resolver(IdentifierHasher(SECRET))
+    long_first, long_last = "A" * 100_000, " ".join(["Lee"] * 70_000)
+    found = resolver.resolve("ccc", _college("C9", long_first, long_last, ssn="123456780"))
+    snapshot = resolver.state.snapshot(found.person_id)
+    encoded = encode_snapshot(snapshot)
+    assert len(encoded) < 10 * MAX_NAME_CHARS * 4
+    assert decode_snapshot(encoded) == snapshot
+    again = resolver.resolve("ccc", _college("C10", long_first, long_last, ssn="123456780"))
+    assert again.person_id == found.person_id
