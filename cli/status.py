@@ -18,14 +18,24 @@ if TYPE_CHECKING:
 def status_report(settings: Settings, *, sample_s: float = 1.0) -> StatusReport:
     """:func:`observability.status.collect_status` with the local services' state and the
     sink's freshness (read from the sink's pages or ClickHouse)."""
-    from observability.status import collect_status
+    from observability.status import Stage, collect_status
     from services import services_status
     from sinks.reading import read_freshness
+    from sinks.sink import SINK_GROUP
+    from streams.app import APP_ID
+    from streams.forwarder import forward_group
 
+    worker = f"http://{settings.worker_web_host}:{settings.worker_web_port}/health/ready"
+    sink = f"http://{settings.sink_web_host}:{settings.sink_web_port}/health/ready"
     return collect_status(
         settings,
         services=lambda: [row.to_dict() for row in services_status(settings)],
         freshness=lambda: read_freshness(settings),
+        stages=[
+            Stage("identity worker", APP_ID, worker, start="earliest"),
+            Stage("forwarder", forward_group(APP_ID), worker, start=settings.streams_start),
+            Stage("sink", SINK_GROUP, sink, start=settings.sink_start),
+        ],
         sample_s=sample_s,
     )
 
@@ -70,7 +80,13 @@ def _print_report(report: StatusReport) -> None:
             click.echo(f"  {topic.topic:<26} {topic.messages:>10}  {topic.per_second:>9.1f}/s")
     click.echo("consumer groups (lag):" if report.groups else "consumer groups: none yet")
     for group in report.groups:
-        click.echo(f"  {group.group:<40} {group.lag:>10}")
+        notes = [] if group.members else ["no members"]
+        if group.moved is False and group.lag:
+            notes.append("not moving")
+        uncounted = sum(n for p, n in group.uncommitted.items() if p not in group.partitions)
+        if uncounted:
+            notes.append(f"{uncounted} more in partitions never committed")
+        click.echo(f"  {group.group:<40} {group.lag:>10}  {', '.join(notes)}".rstrip())
     click.echo(f"held for identity review: {report.reviews}")
     if report.last_review:
         last = report.last_review

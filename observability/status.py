@@ -12,8 +12,11 @@ sinks/reading.py). The result is plain data (:class:`StatusReport`), printed or 
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +27,14 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, REVIEW_TOPIC, get_topic
 
-__all__ = ["GroupLag", "SinkFreshness", "StatusReport", "TopicRate", "collect_status"]
+__all__ = [
+    "GroupLag",
+    "SinkFreshness",
+    "Stage",
+    "StatusReport",
+    "TopicRate",
+    "collect_status",
+]
 
 
 @dataclass(frozen=True)
@@ -36,9 +46,30 @@ class TopicRate:
 
 @dataclass(frozen=True)
 class GroupLag:
+    """A consumer group's lag from its committed offsets. A partition assigned to a member
+    but never committed is in ``uncommitted`` with what it holds; it counts in the lag only
+    for a stage known to read from the start (``Stage.start``), since where another group
+    starts (its auto.offset.reset) is not known here. ``members``: consumers in the group
+    now; ``moved``: whether its committed offsets moved while status sampled (None: not
+    sampled)."""
+
     group: str
     lag: int
     partitions: dict[str, int]  # "topic[partition]" -> lag
+    members: int = 0
+    moved: bool | None = None
+    uncommitted: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the pipeline whose consumer group status watches: its name for operators,
+    its group, and its readiness page (JSON with "ready" and "reasons")."""
+
+    name: str
+    group: str
+    ready_url: str
+    start: str = "latest"  # where the group reads a partition it never committed
 
 
 @dataclass(frozen=True)
@@ -81,25 +112,105 @@ def _end_offsets(consumer: Consumer, topics: list[str]) -> dict[tuple[str, int],
     return marks
 
 
-def _group_lags(
-    admin: AdminClient, marks: dict[tuple[str, int], tuple[int, int]]
-) -> list[GroupLag]:
+_Committed = dict[str, dict[tuple[str, int], int]]  # group -> (topic, partition) -> offset
+
+
+def _committed(admin: AdminClient) -> tuple[_Committed, dict[str, set[tuple[str, int]]]]:
+    """Each group's committed offsets, and the partitions assigned to its members now."""
     listed = admin.list_consumer_groups(request_timeout=10).result()
     groups = sorted(g.group_id for g in listed.valid)
-    lags = []
+    committed: _Committed = {}
     for group in groups:
         futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-        committed = futures[group].result()
+        committed[group] = {
+            (tp.topic, tp.partition): tp.offset for tp in futures[group].result().topic_partitions
+        }
+    assigned: dict[str, set[tuple[str, int]]] = {group: set() for group in groups}
+    if groups:
+        for group, future in admin.describe_consumer_groups(groups, request_timeout=10).items():
+            for member in future.result().members:
+                if member.assignment is not None:
+                    assigned[group].update(
+                        (tp.topic, tp.partition) for tp in member.assignment.topic_partitions
+                    )
+    return committed, assigned
+
+
+def _group_lags(
+    marks: dict[tuple[str, int], tuple[int, int]],
+    committed: _Committed,
+    assigned: dict[str, set[tuple[str, int]]],
+    before: _Committed | None = None,
+    from_start: frozenset[str] = frozenset(),
+) -> list[GroupLag]:
+    """Lag per group; groups in ``from_start`` read a never-committed partition from its
+    start, so all it holds is lag."""
+    lags = []
+    for group, offsets in committed.items():
         partitions: dict[str, int] = {}
-        for tp in committed.topic_partitions:
-            if (tp.topic, tp.partition) not in marks:
+        uncommitted: dict[str, int] = {}
+        for key in sorted(set(offsets) | assigned.get(group, set())):
+            if key not in marks:
                 continue
-            low, high = marks[(tp.topic, tp.partition)]
-            position = tp.offset if tp.offset >= 0 else low
-            partitions[f"{tp.topic}[{tp.partition}]"] = max(0, high - position)
-        if partitions:
-            lags.append(GroupLag(group, sum(partitions.values()), partitions))
+            low, high = marks[key]
+            name = f"{key[0]}[{key[1]}]"
+            offset = offsets.get(key, -1)
+            if offset >= 0:
+                partitions[name] = max(0, high - offset)
+                continue
+            uncommitted[name] = high - low
+            if group in from_start:
+                partitions[name] = high - low
+        moved = None if before is None else before.get(group, {}) != offsets
+        if partitions or uncommitted:
+            lags.append(
+                GroupLag(
+                    group,
+                    sum(partitions.values()),
+                    partitions,
+                    members=len(assigned.get(group, ())),
+                    moved=moved,
+                    uncommitted=uncommitted,
+                )
+            )
     return lags
+
+
+def _readiness(url: str) -> tuple[bool | None, list[str]]:
+    """(ready, reasons) from a stage's readiness page; (None, [why]) if it did not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 503: not ready, with its reasons
+        body = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        return None, [f"no answer at {url} ({exc})"]
+    return bool(body.get("ready")), [str(r) for r in body.get("reasons", [])]
+
+
+def _stalls(report: StatusReport, stages: Sequence[Stage], sample_s: float) -> list[str]:
+    """Problems: a stage that says it is not ready; a consumer group with members and lag
+    whose offsets did not move while status sampled, named by its stage with the stage's
+    last error where a stage page gives one."""
+    problems = []
+    by_group = {stage.group: stage for stage in stages}
+    reasons: dict[str, list[str]] = {}
+    for stage in stages:
+        ready, why = _readiness(stage.ready_url)
+        reasons[stage.group] = why
+        if ready is False:
+            problems.append(f"{stage.name} is not ready: {'; '.join(why) or 'no reason given'}")
+    for lag in report.groups:  # moved is None when status did not sample
+        if lag.lag == 0 or lag.moved is not False or lag.members == 0:
+            continue
+        owner = by_group.get(lag.group)
+        name = f"{owner.name} (group {lag.group})" if owner else f"consumer group {lag.group}"
+        last = "; ".join(reasons.get(lag.group, []))
+        problems.append(
+            f"{name} has lag {lag.lag} and did not move in {sample_s:.1f} s"
+            + (f": {last}" if last else "")
+        )
+    return problems
 
 
 def _last_record(
@@ -168,10 +279,13 @@ def collect_status(
     *,
     services: Callable[[], list[dict[str, Any]]],
     freshness: Callable[[], tuple[float | None, str]],
+    stages: Sequence[Stage] = (),
     sample_s: float = 1.0,
 ) -> StatusReport:
     """Everything `c2c status` shows. ``services()`` says which services are up (one dict a
     service, with "name" and "up"); ``freshness()`` reads the sink's (seconds, source).
+    ``stages``: the pipeline's stages, whose readiness pages and groups are checked for a
+    stall (see :func:`_stalls`; a stall is seen only when ``sample_s`` > 0).
     Never raises for a service that is down: what cannot be read is listed in ``problems``."""
     report = StatusReport(services=services())
     sink = _read(report, "sink freshness", freshness)
@@ -187,10 +301,12 @@ def collect_status(
     admin = AdminClient(settings.kafka_config())
     try:
         first = _end_offsets(consumer, topics)
+        committed_before = _committed(admin)[0] if sample_s > 0 else None
         started = time.monotonic()
         if sample_s > 0:
             time.sleep(sample_s)
         second = _end_offsets(consumer, topics)
+        committed, assigned = _committed(admin)
         elapsed = max(time.monotonic() - started, 1e-6)
         for topic in topics:
             keys = [k for k in second if k[0] == topic]
@@ -205,7 +321,9 @@ def collect_status(
         report.dead_letters = sum(
             high - low for (t, _), (low, high) in second.items() if t == DEAD_LETTER_TOPIC
         )
-        report.groups = _group_lags(admin, second)
+        from_start = frozenset(stage.group for stage in stages if stage.start == "earliest")
+        report.groups = _group_lags(second, committed, assigned, committed_before, from_start)
+        report.problems += _stalls(report, stages, sample_s)
         last = _read(
             report,
             "last dead letter",
