@@ -8,9 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from c2c.kinds import LINKED_KINDS
+
 __all__ = ["RAW_KINDS", "example_linked", "example_raw"]
 
-RAW_KINDS = ("enrollment", "completion", "financial_aid", "wage", "credential")
+# The kinds with example events: every linked kind (c2c.kinds), in catalogue order.
+RAW_KINDS: tuple[str, ...] = tuple(kind.name for kind in LINKED_KINDS)
 
 _FIRST = ("Maria", "José", "William", "Nguyen", "Aaliyah", "Chen", "Sofía", "Daniel")
 _LAST = ("García", "Smith", "Lopez-Hernandez", "O'Brien", "Tran", "Johnson", "Kim", "Patel")

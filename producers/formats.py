@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from c2c.kinds import EVENT_KINDS
 from producers.parsing import (
     Parser,
     academic_year,
@@ -36,15 +37,8 @@ __all__ = [
     "get_format",
 ]
 
-# Which raw topic each kind of event goes to.
-KIND_TOPICS: Mapping[str, str] = {
-    "enrollment": "c2c.raw.enrollment",
-    "completion": "c2c.raw.completion",
-    "financial_aid": "c2c.raw.financial_aid",
-    "wage": "c2c.raw.wage",
-    "credential": "c2c.raw.credential",
-    "optout": "c2c.raw.optout",
-}
+# Which raw topic each kind of event goes to (c2c.kinds).
+KIND_TOPICS: Mapping[str, str] = {kind.name: kind.raw_topic for kind in EVENT_KINDS}
 
 
 @dataclass(frozen=True)
