@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
+from c2c.schemas import SchemaLibrary
 from c2c.settings import Settings
 from cli.producing import produce
 from producers import formats
@@ -41,7 +42,8 @@ def test_a_provider_the_enum_lacks_is_refused_before_a_row_is_read(
         produce_file(settings, "pcc", extract, dry_run=True, workers=1)
     message = str(raised.value)
     assert "the pcc format's provider 'pcc' (producers/formats.py)" in message
-    assert "schemas/avro/common/Provider.avsc: k12, ccc, csu, uc, csac, edd, ctc, other" in message
+    symbols = SchemaLibrary().resolve(formats.PROVIDER_ENUM)["symbols"]
+    assert f"schemas/avro/common/Provider.avsc: {', '.join(symbols)})" in message
     assert "Add 'pcc' at the end of its symbols" in message
     assert "`c2c schemas codegen`" in message
     assert message.endswith("[producer.format]")
