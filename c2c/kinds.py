@@ -7,9 +7,12 @@ from :data:`EVENT_KINDS`: the raw and linked topics (c2c.topics), the producers'
 topic map, the identity stage's topics, the sink's fact tables, the example events and
 the DDL of the fact and wire tables (sinks.ddl).
 
-A new kind of event is a schema (raw, linked and facts records in schemas/avro/), one
-entry here, example facts (c2c.examples) and a migration rendered by ``python -m
-sinks.ddl``. A new provider of existing kinds needs none of that (producers/formats.py).
+A new kind of event is its records in schemas/avro/ (raw, linked, facts), one entry here,
+its example facts (c2c.examples), its models regenerated (`c2c schemas codegen`) and named in
+producers.mapping.MODELS, its facts' columns in sinks.rows.FACT_COLUMNS (tests/unit/
+test_kinds.py checks both against this catalogue), and the migration that ``python -m
+sinks.ddl --write`` renders. A new provider of existing kinds needs none of that
+(producers/formats.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """Each provider's extract format, declared as data: its columns, what each maps to, and
 how its record types become raw events.
 
-Adding a provider means a schema (if it sends a new kind of event), a :class:`ProviderFormat`
-here, and nothing else: reading, validation, rejects, dead letters and publishing are shared.
-producers/README.md documents every format; producers/examples/ has a file for each.
+Adding a provider of the kinds c2c/kinds.py declares means a :class:`ProviderFormat` here
+registered in :data:`FORMATS`, an example file in producers/examples/, and its provider code
+at the end of the Provider enum's symbols (schemas/avro/common/Provider.avsc, then `c2c
+schemas codegen`), and nothing else: the command line, reading, validation, rejects, dead
+letters, publishing, linking and the sink's tables are shared (tests/unit/
+test_eighth_provider.py adds one to a copy of the project). :func:`get_format` refuses a
+format whose code is not in the enum, saying what to add. producers/README.md documents
+every format.
 """
 
 from __future__ import annotations
