@@ -135,6 +135,8 @@ def _wire_named(kind: Mapping[str, Any]) -> str:
         return "UUID"
     if logical == "timestamp-millis":
         return "DateTime64(3, 'UTC')"
+    if logical == "timestamp-micros":
+        return "DateTime64(6, 'UTC')"
     if logical == "date":
         return "Date32"
     if logical == "decimal":
@@ -177,9 +179,44 @@ def _integer(low: Any, high: Any) -> str:
     return "Int32"
 
 
+def _inlined(schema: Any) -> Any:
+    """``schema`` (fully resolved) with each reference to a named type replaced by its
+    definition: SchemaLibrary.resolve defines a named type where it is first used and
+    refers to it by name after (a second field of one enum type, say)."""
+    defined: dict[str, Any] = {}
+
+    def visit(node: Any, namespace: str | None) -> Any:
+        if isinstance(node, str):
+            full = node if "." in node or namespace is None else f"{namespace}.{node}"
+            return defined.get(full, defined.get(node, node))
+        if isinstance(node, list):
+            return [visit(branch, namespace) for branch in node]
+        if not isinstance(node, dict):
+            return node
+        node = dict(node)
+        if node.get("type") in ("record", "enum", "fixed") and "name" in node:
+            name = str(node["name"])
+            if "." in name:
+                namespace = name.rpartition(".")[0]
+            else:
+                namespace = node.get("namespace", namespace)
+                name = f"{namespace}.{name}" if namespace else name
+            defined[name] = node
+            if node["type"] == "record":
+                node["fields"] = [
+                    {**field, "type": visit(field["type"], namespace)} for field in node["fields"]
+                ]
+        elif isinstance(node.get("type"), dict | list):
+            node["type"] = visit(node["type"], namespace)
+        return node
+
+    return visit(schema, None)
+
+
 def fact_columns(schema: Mapping[str, Any]) -> list[Column]:
     """The fact table's columns of the linked record ``schema`` (fully resolved), in its
     order: every leaf, records flattened (a leaf of a nullable record is nullable)."""
+    schema = _inlined(schema)
     columns: list[Column] = []
 
     def walk(fields: Sequence[Mapping[str, Any]], path: tuple[str, ...], nullable: bool) -> None:
@@ -267,7 +304,7 @@ def current_view_sql(kind: EventKind) -> str:
 def wire_sqls(kind: EventKind, schema: Mapping[str, Any]) -> list[str]:
     """The wire table of ``kind`` and its two materialized views (migration 0008), from its
     linked record ``schema`` (fully resolved)."""
-    writer = wire_schema(schema)
+    writer = _inlined(wire_schema(schema))
     table = kind.wire_table
     separators = [str(field["name"]) for field in writer["fields"][-len(SEPARATOR) :]]
     columns = fact_columns(schema)

@@ -25,12 +25,15 @@ from sinks.writer import TableWriter
 
 pytestmark = pytest.mark.integration
 
+SIGNED = datetime.datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
+READ = SIGNED.replace(tzinfo=None)  # as clickhouse-connect reads a DateTime64 in UTC
 GRANT = EventKind("grant", "GrantEvent", "Workforce training grants", linked_record="LinkedGrant")
 
 
 def _library(tmp_path: Path) -> SchemaLibrary:
     """The project's schemas and a linked record of another shape: a long, a nullable
-    double, a nullable date, an enum and a bounded int."""
+    double, a nullable date, an enum, a bounded int, the enum again and a timestamp in
+    microseconds."""
     schemas = tmp_path / "avro"
     shutil.copytree(SCHEMA_DIR, schemas)
     facts = {
@@ -43,6 +46,8 @@ def _library(tmp_path: Path) -> SchemaLibrary:
             {"name": "ends", "type": ["null", {"type": "int", "logicalType": "date"}]},
             {"name": "term", "type": "org.c2cstream.common.Term"},
             {"name": "cents", "type": "int", "minimum": 0, "maximum": 100000},
+            {"name": "next_term", "type": ["null", "org.c2cstream.common.Term"]},
+            {"name": "signed", "type": {"type": "long", "logicalType": "timestamp-micros"}},
         ],
     }
     linked = json.loads((SCHEMA_DIR / "linked" / "LinkedWage.avsc").read_text())
@@ -79,6 +84,8 @@ def _event(index: int, ends: datetime.date | None) -> dict[str, Any]:
             "ends": ends,
             "term": "SPRING",
             "cents": 1000 * index,
+            "next_term": "FALL" if index == 0 else None,
+            "signed": SIGNED,
         },
     }  # fmt: skip
 
@@ -103,15 +110,15 @@ def test_a_new_kinds_rendered_tables_take_its_messages(tmp_path: Path) -> None:
 
         rows = client.query(
             "SELECT toString(event_id), provider, person_id, birth_year, race_ethnicity, grant_id, "
-            "hours, ends, term, cents FROM grant_current ORDER BY event_id"
+            "hours, ends, term, cents, next_term, signed FROM grant_current ORDER BY event_id"
         ).result_rows
         assert rows == [
             ("00000000-0000-0000-0000-000000000001", "other", "c2c-000000000000", 1990, "ASIAN",
-             2**40, 0.0, None, "SPRING", 0),
+             2**40, 0.0, None, "SPRING", 0, "FALL", READ),
             ("00000000-0000-0000-0000-000000000002", "other", "c2c-000000000001", 1991, None,
-             2**40 + 1, 12.5, datetime.date(2026, 6, 30), "SPRING", 1000),
+             2**40 + 1, 12.5, datetime.date(2026, 6, 30), "SPRING", 1000, None, READ),
             ("00000000-0000-0000-0000-000000000003", "other", "c2c-000000000000", 1992, "ASIAN",
-             2**40 + 2, None, datetime.date(2026, 6, 30), "SPRING", 2000),
+             2**40 + 2, None, datetime.date(2026, 6, 30), "SPRING", 2000, None, READ),
         ]  # fmt: skip
         persons = client.query(
             "SELECT person_id, birth_year, race_ethnicity FROM dim_person FINAL ORDER BY person_id"
