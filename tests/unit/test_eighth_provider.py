@@ -240,8 +240,9 @@ def _fingerprints(root: Path) -> dict[str, str]:
     return found
 
 
-def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` in the copy, which imports the copy's packages (cwd comes first)."""
+def run_in(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the copy, which imports the copy's packages (cwd comes first);
+    with this process's environment (its C2C_* settings)."""
     env = {**os.environ, "PYTHONPATH": str(project), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
         [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
@@ -254,9 +255,9 @@ def _edit(path: Path, anchor: str, insert: str, *, before: bool = True) -> None:
     path.write_text(text.replace(anchor, insert + anchor if before else anchor + insert))
 
 
-@pytest.fixture(scope="module")
-def added(tmp_path_factory: pytest.TempPathFactory) -> Added:
-    project = tmp_path_factory.mktemp("eighth") / "project"
+def provider_added(project: Path) -> Added:
+    """A copy of the project at ``project`` with the provider added as the README says
+    (also used by tests/integration/test_eighth_provider_kafka.py)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in (*COPIED, *COPIED_TOO):
         source = ROOT / name
@@ -274,19 +275,24 @@ def added(tmp_path_factory: pytest.TempPathFactory) -> Added:
     (project / "producers" / "examples" / f"{PROVIDER}.csv").write_text(EXAMPLE)
     # (forgetting the enum symbol is an error that says what to add)
     example = f"producers/examples/{PROVIDER}.csv"
-    before_enum = _run(project, "-m", "cli", "produce", PROVIDER, example, "--dry-run")
+    before_enum = run_in(project, "-m", "cli", "produce", PROVIDER, example, "--dry-run")
     # 3. its code at the end of the Provider enum's symbols
     enum = project / "schemas" / "avro" / "common" / "Provider.avsc"
     provider = json.loads(enum.read_text())
     provider["symbols"].append(PROVIDER)
     enum.write_text(json.dumps(provider, indent=2) + "\n")
     # then the command the error names: regenerate c2c/events.py
-    codegen = _run(project, "-m", "cli", "schemas", "codegen")
+    codegen = run_in(project, "-m", "cli", "schemas", "codegen")
     assert codegen.returncode == 0, codegen.stderr
 
     now = _fingerprints(project)
     changed = {path for path in now.keys() | original.keys() if now.get(path) != original.get(path)}
     return Added(project, before_enum, changed)
+
+
+@pytest.fixture(scope="module")
+def added(tmp_path_factory: pytest.TempPathFactory) -> Added:
+    return provider_added(tmp_path_factory.mktemp("eighth") / "project")
 
 
 def test_only_the_files_the_readme_names_changed(added: Added) -> None:
@@ -311,12 +317,12 @@ def test_a_provider_code_the_enum_lacks_is_refused_with_what_to_add(added: Added
 
 def test_c2c_produce_dry_run_takes_every_row_of_the_example(added: Added) -> None:
     example = f"producers/examples/{PROVIDER}.csv"
-    done = _run(added.project, "-m", "cli", "produce", PROVIDER, example, "--dry-run", "--json")
+    done = run_in(added.project, "-m", "cli", "produce", PROVIDER, example, "--dry-run", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["read"], summary["published"], summary["rejected"]) == (6, 6, 0)
     assert summary["by_topic"] == {"c2c.raw.enrollment": 4, "c2c.raw.completion": 2}
-    listed = _run(added.project, "-m", "cli", "produce", "--help")
+    listed = run_in(added.project, "-m", "cli", "produce", "--help")
     assert "{k12|ccc|csu|uc|csac|edd|ctc|aiccu|optout}" in listed.stdout
 
 
@@ -326,7 +332,7 @@ def test_its_events_are_resolved_linked_and_become_fact_rows(added: Added, tmp_p
     shutil.copy(added.project / "producers" / "examples" / f"{PROVIDER}.csv", folder)
     script = tmp_path / "pipeline.py"
     script.write_text(PIPELINE)
-    done = _run(added.project, str(script), str(folder))
+    done = run_in(added.project, str(script), str(folder))
     assert done.returncode == 0, done.stderr
     seen: dict[str, Any] = json.loads(done.stdout)
     assert seen["formats_module"] == str(added.project / "producers" / "formats.py")
@@ -399,7 +405,7 @@ KNOWN_GAPS = {
 
 def test_the_tests_that_cover_every_format_take_it_but_for_the_known_gaps(added: Added) -> None:
     codegen = "tests/unit/test_codegen.py::test_generated_models_are_up_to_date_with_the_schemas"
-    done = _run(
+    done = run_in(
         added.project,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA"),
         *("-k", f"{PROVIDER} or generated_models"),
