@@ -4,23 +4,21 @@ benchmarks and documentation. Deterministic for an index; the people are fiction
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from c2c.kinds import LINKED_KINDS
+
 __all__ = ["RAW_KINDS", "example_linked", "example_raw"]
 
-RAW_KINDS = ("enrollment", "completion", "financial_aid", "wage", "credential")
+# The kinds with example events: every linked kind (c2c.kinds), in catalogue order.
+RAW_KINDS: tuple[str, ...] = tuple(kind.name for kind in LINKED_KINDS)
 
 _FIRST = ("Maria", "José", "William", "Nguyen", "Aaliyah", "Chen", "Sofía", "Daniel")
 _LAST = ("García", "Smith", "Lopez-Hernandez", "O'Brien", "Tran", "Johnson", "Kim", "Patel")
-_PROVIDER = {
-    "enrollment": "ccc",
-    "completion": "csu",
-    "financial_aid": "csac",
-    "wage": "edd",
-    "credential": "ctc",
-}
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -57,59 +55,94 @@ def _demographics(index: int) -> dict[str, Any]:
     }
 
 
-def _facts(kind: str, index: int) -> dict[str, Any]:
-    if kind == "enrollment":
-        return {
-            "institution_id": f"CCC{index % 116:03d}",
-            "district_id": None,
-            "academic_year": 2024,
-            "term": "FALL",
-            "term_start_date": date(2024, 8, 26),
-            "grade_level": None,
-            "program_cip": "11.0701",
-            "first_time": index % 3 == 0,
-        }
-    if kind == "completion":
-        return {
-            "award_level": "BACHELOR",
-            "completion_date": date(2025, 5, 20),
-            "institution_id": f"CSU{index % 23:02d}",
-            "program_cip": "52.0201",
-        }
-    if kind == "financial_aid":
-        return {
-            "aid_program": "CAL_GRANT_B",
-            "award_year": 2024,
-            "amount": Decimal(f"{1648 + index % 500}.00"),
-            "institution_id": "UC03",
-        }
-    if kind == "wage":
-        return {
-            "employer_id": f"E{index % 100000:07d}",
-            "naics": "611310",
-            "year": 2025,
-            "quarter": index % 4 + 1,
-            "wages": Decimal(f"{9000 + index % 20000}.{index % 100:02d}"),
-        }
-    if kind == "credential":
-        return {
-            "credential_type": "PRELIMINARY_MULTIPLE_SUBJECT",
-            "issue_date": date(2025, 6, 30),
-            "recommending_institution_id": "CSU05",
-        }
-    raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(RAW_KINDS)}")
+def _enrollment(index: int) -> dict[str, Any]:
+    return {
+        "institution_id": f"CCC{index % 116:03d}",
+        "district_id": None,
+        "academic_year": 2024,
+        "term": "FALL",
+        "term_start_date": date(2024, 8, 26),
+        "grade_level": None,
+        "program_cip": "11.0701",
+        "first_time": index % 3 == 0,
+    }
+
+
+def _completion(index: int) -> dict[str, Any]:
+    return {
+        "award_level": "BACHELOR",
+        "completion_date": date(2025, 5, 20),
+        "institution_id": f"CSU{index % 23:02d}",
+        "program_cip": "52.0201",
+    }
+
+
+def _financial_aid(index: int) -> dict[str, Any]:
+    return {
+        "aid_program": "CAL_GRANT_B",
+        "award_year": 2024,
+        "amount": Decimal(f"{1648 + index % 500}.00"),
+        "institution_id": "UC03",
+    }
+
+
+def _wage(index: int) -> dict[str, Any]:
+    return {
+        "employer_id": f"E{index % 100000:07d}",
+        "naics": "611310",
+        "year": 2025,
+        "quarter": index % 4 + 1,
+        "wages": Decimal(f"{9000 + index % 20000}.{index % 100:02d}"),
+    }
+
+
+def _credential(index: int) -> dict[str, Any]:
+    return {
+        "credential_type": "PRELIMINARY_MULTIPLE_SUBJECT",
+        "issue_date": date(2025, 6, 30),
+        "recommending_institution_id": "CSU05",
+    }
+
+
+@dataclass(frozen=True)
+class _Example:
+    """A kind's example: the provider that sends it, its facts for an index, and whether
+    it carries demographics (wage records do not)."""
+
+    provider: str
+    facts: Callable[[int], dict[str, Any]]
+    demographics: bool = True
+
+
+# One example for each kind of RAW_KINDS (tests/unit/test_kinds.py makes one of each).
+_EXAMPLES: Mapping[str, _Example] = {
+    "enrollment": _Example("ccc", _enrollment),
+    "completion": _Example("csu", _completion),
+    "financial_aid": _Example("csac", _financial_aid),
+    "wage": _Example("edd", _wage, demographics=False),
+    "credential": _Example("ctc", _credential),
+}
+
+
+def _example(kind: str) -> _Example:
+    try:
+        return _EXAMPLES[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(RAW_KINDS)}") from None
 
 
 def example_raw(kind: str, index: int = 0) -> dict[str, Any]:
-    """A raw (identity zone) event of ``kind`` as the Avro encoder takes it."""
+    """A raw (identity zone) event of ``kind`` as the Avro encoder takes it; ValueError
+    for a kind with no example (one of RAW_KINDS)."""
+    example = _example(kind)
     return {
         "event_id": _event_id(kind, index),
         "event_time": _EPOCH + timedelta(minutes=index),
-        "provider": _PROVIDER.get(kind, "other"),
+        "provider": example.provider,
         "source_record_id": f"{kind[:3].upper()}-{index:09d}",
         "person": _person(index),
-        "demographics": _demographics(index) if kind != "wage" else None,
-        "facts": _facts(kind, index),
+        "demographics": _demographics(index) if example.demographics else None,
+        "facts": example.facts(index),
     }
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from c2c.kinds import EVENT_KINDS, LINKED_KINDS, EventKind
+
 __all__ = [
     "CATALOGUE",
     "CHANGES_TOPIC",
@@ -69,36 +71,37 @@ _LINKED = {"retention.ms": str(30 * _DAY_MS)}
 _STAGE_PARTITIONS = 6
 
 
-def _stage(stage: Literal["raw", "linked"], kind: str, record: str, what: str) -> Topic:
-    raw = stage == "raw"
+def _raw(kind: EventKind) -> Topic:
     return Topic(
-        name=f"c2c.{stage}.{kind}",
-        schema=f"org.c2cstream.{stage}.{record}",
-        zone="identity" if raw else "deidentified",
+        name=kind.raw_topic,
+        schema=kind.raw_schema,
+        zone="identity",
         description=(
-            f"{what}, as providers send them, with PII. Keyed by the source's person id."
-            if raw
-            else f"{what} keyed by person id, without PII."
+            f"{kind.description}, as providers send them, with PII. Keyed by the source's "
+            "person id."
         ),
         partitions=_STAGE_PARTITIONS,
-        config=_RAW if raw else _LINKED,
+        config=_RAW,
     )
 
 
+def _linked(kind: EventKind) -> Topic:
+    return Topic(
+        name=kind.linked_topic,
+        schema=kind.linked_schema,
+        zone="deidentified",
+        description=(
+            f"{kind.linked_description or kind.description} keyed by person id, without PII."
+        ),
+        partitions=_STAGE_PARTITIONS,
+        config=_LINKED,
+    )
+
+
+# The raw and linked topics of every kind of event (c2c.kinds), then the pipeline's own.
 CATALOGUE: tuple[Topic, ...] = (
-    _stage("raw", "enrollment", "EnrollmentEvent", "Enrollments"),
-    _stage(
-        "raw", "completion", "CompletionEvent", "High-school completions and postsecondary awards"
-    ),
-    _stage("raw", "financial_aid", "FinancialAidEvent", "Financial-aid awards"),
-    _stage("raw", "wage", "WageEvent", "Quarterly wage records"),
-    _stage("raw", "credential", "CredentialEvent", "Teacher credentials"),
-    _stage("raw", "optout", "OptOutEvent", "Opt-out requests and revocations"),
-    _stage("linked", "enrollment", "LinkedEnrollment", "Enrollments"),
-    _stage("linked", "completion", "LinkedCompletion", "Completions and awards"),
-    _stage("linked", "financial_aid", "LinkedFinancialAid", "Financial-aid awards"),
-    _stage("linked", "wage", "LinkedWage", "Quarterly wage records"),
-    _stage("linked", "credential", "LinkedCredential", "Teacher credentials"),
+    *(_raw(kind) for kind in EVENT_KINDS),
+    *(_linked(kind) for kind in LINKED_KINDS),
     Topic(
         name="c2c.identity.changes",
         schema="org.c2cstream.linked.IdentityChange",

@@ -11,14 +11,13 @@ from pathlib import Path
 import click
 
 from cli.common import context_settings, reports_errors
+from producers.formats import FORMATS
 
 # -- producers -------------------------------------------------------------------------------
 
 
 @click.command()
-@click.argument(
-    "source", type=click.Choice(["k12", "ccc", "csu", "uc", "csac", "edd", "ctc", "optout"])
-)
+@click.argument("source", type=click.Choice(list(FORMATS)))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rate", type=float, default=None, help="At most this many events per second.")
 @click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")

@@ -1,9 +1,14 @@
 """Each provider's extract format, declared as data: its columns, what each maps to, and
 how its record types become raw events.
 
-Adding a provider means a schema (if it sends a new kind of event), a :class:`ProviderFormat`
-here, and nothing else: reading, validation, rejects, dead letters and publishing are shared.
-producers/README.md documents every format; producers/examples/ has a file for each.
+Adding a provider of the kinds c2c/kinds.py declares means a :class:`ProviderFormat` here
+registered in :data:`FORMATS`, an example file in producers/examples/, and its provider code
+at the end of the Provider enum's symbols (schemas/avro/common/Provider.avsc, then `c2c
+schemas codegen`), and nothing else: the command line, reading, validation, rejects, dead
+letters, publishing, linking and the sink's tables are shared (tests/unit/
+test_eighth_provider.py adds one to a copy of the project). :func:`get_format` refuses a
+format whose code is not in the enum, saying what to add. producers/README.md documents
+every format.
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from c2c.errors import C2CError
+from c2c.kinds import EVENT_KINDS
+from c2c.schemas import SchemaLibrary
 from producers.parsing import (
     Parser,
     academic_year,
@@ -29,22 +38,27 @@ from producers.parsing import (
 __all__ = [
     "FORMATS",
     "KIND_TOPICS",
+    "PROVIDER_ENUM",
     "Column",
     "EventTime",
+    "FormatError",
     "ProviderFormat",
     "RecordType",
+    "format_problems",
     "get_format",
 ]
 
-# Which raw topic each kind of event goes to.
-KIND_TOPICS: Mapping[str, str] = {
-    "enrollment": "c2c.raw.enrollment",
-    "completion": "c2c.raw.completion",
-    "financial_aid": "c2c.raw.financial_aid",
-    "wage": "c2c.raw.wage",
-    "credential": "c2c.raw.credential",
-    "optout": "c2c.raw.optout",
-}
+# Which raw topic each kind of event goes to (c2c.kinds).
+KIND_TOPICS: Mapping[str, str] = {kind.name: kind.raw_topic for kind in EVENT_KINDS}
+
+# The enum of provider codes that every event carries (schemas/avro/common/Provider.avsc).
+PROVIDER_ENUM = "org.c2cstream.common.Provider"
+
+
+class FormatError(C2CError):
+    """A provider format that cannot make valid events: the message names what to change."""
+
+    code = "producer.format"
 
 
 @dataclass(frozen=True)
@@ -600,9 +614,55 @@ FORMATS: Mapping[str, ProviderFormat] = {
 }
 
 
-def get_format(source: str) -> ProviderFormat:
-    """The format of ``source`` (a provider code, or 'optout')."""
+def format_problems(
+    source: str, fmt: ProviderFormat, library: SchemaLibrary | None = None
+) -> list[str]:
+    """What keeps ``fmt`` (the format registered as ``source``) from making any valid
+    event, whatever its rows: each problem names the file to change and how; [] if none.
+
+    A provider code must be a symbol of the Provider enum, which every event carries: a
+    format whose code is not would have every row rejected (and dead-lettered) as invalid.
+    Each record type's kind must be one of c2c.kinds.EVENT_KINDS.
+    """
+    lib = library if library is not None else SchemaLibrary()
+    problems = []
+    symbols = [str(symbol) for symbol in lib.resolve(PROVIDER_ENUM)["symbols"]]
+    if fmt.provider not in symbols:
+        enum_file = _shown(lib.path_of(PROVIDER_ENUM))
+        problems.append(
+            f"the {source} format's provider {fmt.provider!r} (producers/formats.py) is not a "
+            f"symbol of {PROVIDER_ENUM} ({enum_file}: {', '.join(symbols)}). Add "
+            f"{fmt.provider!r} at the end of its symbols (appending keeps every other "
+            "symbol's index, so events already written read the same), run `c2c schemas "
+            "codegen` to regenerate c2c/events.py, and `c2c schemas register` on each stack"
+        )
+    known = {kind.name for kind in EVENT_KINDS}
+    for type_code, record_type in fmt.record_types.items():
+        if record_type.kind not in known:
+            problems.append(
+                f"the {source} format's record type {type_code or '(every row)'!r} makes "
+                f"{record_type.kind!r} events, which c2c/kinds.py does not declare "
+                f"({', '.join(sorted(known))}); use one of those kinds, or declare a new kind "
+                "there with its schemas"
+            )
+    return problems
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it is inside it (as a reader finds it)."""
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def get_format(source: str, library: SchemaLibrary | None = None) -> ProviderFormat:
+    """The format of ``source`` (a provider code, or 'optout'). KeyError names the known
+    sources; FormatError lists what keeps the format from making valid events
+    (:func:`format_problems`), before any row is read."""
     try:
-        return FORMATS[source]
+        fmt = FORMATS[source]
     except KeyError:
         raise KeyError(f"unknown source {source!r}; choose from {', '.join(FORMATS)}") from None
+    problems = format_problems(source, fmt, library)
+    if problems:
+        raise FormatError("; ".join(problems))
+    return fmt

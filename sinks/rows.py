@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from c2c._avro_compiled import CompiledRowDecoder, compile_row_decoder
+from c2c.kinds import LINKED_KINDS
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
 
 __all__ = [
@@ -35,13 +36,8 @@ __all__ = [
     "leading_fields",
 ]
 
-FACT_TABLES: Mapping[str, str] = {
-    "c2c.linked.enrollment": "fact_enrollment",
-    "c2c.linked.completion": "fact_completion",
-    "c2c.linked.financial_aid": "fact_financial_aid",
-    "c2c.linked.wage": "fact_wage",
-    "c2c.linked.credential": "fact_credential",
-}
+# linked topic -> fact table, for every linked kind (c2c.kinds)
+FACT_TABLES: Mapping[str, str] = {kind.linked_topic: kind.fact_table for kind in LINKED_KINDS}
 
 ATTRIBUTE_COLUMNS = (
     "event_id",

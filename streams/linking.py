@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from c2c.kinds import LINKED_KINDS
 from streams.identity.resolver import Change
 
 __all__ = [
@@ -25,13 +26,8 @@ __all__ = [
     "review_record",
 ]
 
-LINKED_TOPICS: Mapping[str, str] = {
-    "c2c.raw.enrollment": "c2c.linked.enrollment",
-    "c2c.raw.completion": "c2c.linked.completion",
-    "c2c.raw.financial_aid": "c2c.linked.financial_aid",
-    "c2c.raw.wage": "c2c.linked.wage",
-    "c2c.raw.credential": "c2c.linked.credential",
-}
+# raw topic -> linked topic, for every kind that is linked (c2c.kinds)
+LINKED_TOPICS: Mapping[str, str] = {kind.raw_topic: kind.linked_topic for kind in LINKED_KINDS}
 
 
 def linked_event(

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
+from c2c.kinds import EVENT_KINDS, OPTOUT
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
 from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import (
@@ -51,8 +52,9 @@ __all__ = [
     "identity_dead_letter",
 ]
 
-OPTOUT_TOPIC = "c2c.raw.optout"
-RAW_TOPICS: tuple[str, ...] = (*LINKED_TOPICS, OPTOUT_TOPIC)
+OPTOUT_TOPIC = OPTOUT.raw_topic
+# Every raw topic (c2c.kinds): the linked kinds', then opt-outs'.
+RAW_TOPICS: tuple[str, ...] = tuple(kind.raw_topic for kind in EVENT_KINDS)
 # Every topic the stage publishes to: it needs an encoder for each.
 OUTPUT_TOPICS: tuple[str, ...] = (
     *LINKED_TOPICS.values(),
