@@ -59,7 +59,7 @@ _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class ObservedBatch(Protocol):
-    """What the observer reads of the sink's batch (sinks.sink.Batch)."""
+    """What the observer reads of the sink's batch (sinks.batch.Batch)."""
 
     facts: dict[str, list[list[Any]]]
     merges: list[list[Any]]

@@ -22,21 +22,21 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
-from c2c.serde import SerdeError, frame
+from c2c.serde import frame
 from c2c.settings import Settings
-from c2c.topics import CHANGE_COUNTS, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from observability.sink import SinkObserver
 from observability.telemetry import Telemetry, setup_telemetry
+from sinks.batch import Batch, BatchBuilder, DeadLetter, add_linked, add_row
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,
@@ -57,7 +57,6 @@ from sinks.rows import (
     columns,
     dim_person_of,
     fact_paths,
-    fact_row,
 )
 from sinks.wire import WIRE_TABLES, WireFormat, person_finder, person_found
 from sinks.writer import TableWriter
@@ -79,12 +78,6 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
-# A table's wire messages go to ClickHouse as a container only when a batch has at least
-# this many of them (or half of C2C_SINK_BATCH_ROWS, if less), else they are decoded here:
-# a container's insert writes two parts (the fact table's and dim_person's) where decoded
-# rows share one dim_person insert per batch, which at 1,000 events/s (about 100 rows a
-# table a batch) cost the sink more CPU than the decoding it saved.
-_WIRE_MIN_ROWS = 1_000
 _COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 
 
@@ -116,65 +109,6 @@ def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
     )
     found[OPTOUT_DECISIONS_TOPIC] = registry.decoder(get_topic(OPTOUT_DECISIONS_TOPIC))
     return found
-
-
-def add_row(batch: Batch, table: str, row: list[Any]) -> None:
-    """Add a linked event's fact row (as a RowReader reads it, or fact_row builds it) to
-    ``batch``, and the row as its person's if it is their latest event so far."""
-    rows = batch.facts.get(table)
-    if rows is None:
-        rows = batch.facts[table] = []
-    rows.append(row)
-    latest = batch.persons.get(row[3])
-    if latest is None or latest[1] <= row[1]:  # the person's latest event
-        batch.persons[row[3]] = row
-
-
-@dataclass
-class Batch:
-    """Rows waiting for one insert, per table."""
-
-    facts: dict[str, list[list[Any]]] = field(default_factory=dict)
-    merges: list[list[Any]] = field(default_factory=list)
-    # person id -> the fact row of the person's latest event (dim_person_of picks
-    # the person dimension's row out of it when the batch is written)
-    persons: dict[str, list[Any]] = field(default_factory=dict)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    decisions_read: list[float] = field(default_factory=list)  # monotonic, when each was read
-    # fact table -> linked messages ClickHouse decodes (sinks/wire.py), and their persons
-    wire: dict[str, list[Message]] = field(default_factory=dict)
-    wire_persons: set[str] = field(default_factory=set)
-    optout_persons: list[list[Any]] = field(default_factory=list)
-    messages: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def facts_count(self) -> int:
-        """Fact rows, decoded here or by ClickHouse."""
-        return sum(map(len, self.facts.values())) + sum(map(len, self.wire.values()))
-
-    @property
-    def rows(self) -> int:
-        return self.facts_count + len(self.merges)
-
-    @property
-    def largest(self) -> int:
-        """Rows of the largest insert the batch makes (one per table)."""
-        return max(
-            len(self.merges),
-            len(self.persons),
-            *map(len, self.facts.values()),
-            *map(len, self.wire.values()),
-            0,
-        )
-
-
-def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
-    """Add one decoded linked event's fact row and person row to ``batch`` (the sink
-    itself reads rows straight from the wire, :class:`sinks.rows.RowReader`; a batch
-    holds rows of one form)."""
-    table, row = fact_row(topic, event)
-    add_row(batch, table, row)
 
 
 def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | None = None) -> None:
@@ -213,7 +147,7 @@ class Sink:
         self.client = client
         self._writer = TableWriter(client)
         self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
         self.last_insert_s: float | None = None
         self.newest_row_time: datetime | None = None
         self.clickhouse_error: str | None = None
@@ -244,16 +178,10 @@ class Sink:
         self._decoding = DecodingConsumer(
             self._consumer, decoders, self._dead_letters, stage="sink"
         )
-        # what _take reads each topic with: linked topics' (table, row reader), the changes'
-        # reader, and the opt-out decisions' decoder
-        self._linked = {
-            topic: (table, decoders[topic].decode) for topic, table in FACT_TABLES.items()
-        }
         # linked messages framed with their reader schema go to ClickHouse as they are
         # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's person finder
         # (which checks the frame), each table's container format
-        self._persons: dict[str, Callable[[bytes], str | None]] = {}
-        self._wire_min = min(_WIRE_MIN_ROWS, max(1, settings.sink_batch_rows // 2))
+        persons: dict[str, Callable[[bytes], str | None]] = {}
         self._formats: dict[str, WireFormat] = {}
         if settings.sink_decode == "clickhouse":
             for topic, table in FACT_TABLES.items():
@@ -261,146 +189,60 @@ class Sink:
                 schema = registry.library.resolve(chosen.schema)
                 if person_found(schema):  # else every message is decoded here
                     header = frame(registry.schema_id(chosen), b"")
-                    self._persons[topic] = person_finder(header)
+                    persons[topic] = person_finder(header)
                     self._formats[table] = WireFormat(schema)
-        changes = decoders[CHANGES_TOPIC]
-        assert isinstance(changes, ChangeReader)
-        self._changes = changes
-        self._decisions = decoders[OPTOUT_DECISIONS_TOPIC]
         # when reading began and the last batch was written (time.time()), with this
         # process's CPU seconds then (time.process_time()): how fast it reads a backlog
         self.positioned_at: tuple[float, float] | None = None
         self.written_at: tuple[float, float] | None = None
-        # traces and metrics (observability/sink.py); from settings unless given
-        self._observed = SinkObserver(
-            telemetry if telemetry is not None else setup_telemetry(settings, "sink"),
-            group=group_id,
-            counts=(self.counts, self._decoding.counts),
-            lag=self.lag,
-            newest_row_time=lambda: self.newest_row_time,
-        )
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
             out = client.query("SELECT person_id, opted_out_at FROM optout_person FINAL")
             audited = client.query("SELECT DISTINCT decision_id FROM optout_audit")
-        self.person_map = PersonMap((str(a), str(b)) for a, b in known.result_rows)
-        self.optouts = OptOutFilter((str(p), at) for p, at in out.result_rows)
         self._audited = {str(row[0]) for row in audited.result_rows}
+        # traces and metrics (observability/sink.py); from settings unless given
+        telemetry = telemetry if telemetry is not None else setup_telemetry(settings, "sink")
+        self.builder = BatchBuilder(
+            decoders,
+            person_map=PersonMap((str(a), str(b)) for a, b in known.result_rows),
+            optouts=OptOutFilter((str(p), at) for p, at in out.result_rows),
+            wire=persons,
+            batch_rows=settings.sink_batch_rows,
+            tracing=telemetry.tracing,
+        )
+        self._observed = SinkObserver(
+            telemetry,
+            group=group_id,
+            counts=(self._counts, self.builder.counts, self._decoding.counts),
+            lag=self.lag,
+            newest_row_time=lambda: self.newest_row_time,
+        )
+
+    @property
+    def counts(self) -> Counter[str]:
+        """What the sink and its batch builder counted, as one Counter (a copy:
+        /metrics/counts)."""
+        total: Counter[str] = Counter()
+        for counts in (self._counts, self.builder.counts):
+            total.update(dict(counts))  # a copy first: the loop may count meanwhile
+        return total
 
     # -- reading ---------------------------------------------------------------------------
     def _take(self, batch: Batch, messages: list[Message]) -> int:
-        """Add one fetch's ``messages`` to ``batch``; how many there were, errors aside.
-        A linked event becomes its fact row (see sinks.rows.RowReader) unless its person
-        opted out after it was published; an identity change is counted, and a merge's
-        applied to the person map; an opt-out decision is decoded and applied. What does
-        not decode is a dead letter (c2c.consuming). One loop, without a c2c.consuming
-        Decoded per message: at tens of thousands of messages a second, every step of it
-        counts."""
-        persons = batch.persons
-        # each linked topic's row reader and the list its table's rows go to; its frame
-        # and the list its wire messages go to (None: all are decoded here)
-        linked = {
-            topic: (
-                read,
-                batch.facts.setdefault(table, []).append,
-                self._persons.get(topic),
-                batch.wire.setdefault(table, []).append,
-            )
-            for topic, (table, read) in self._linked.items()
-        }
-        wire_persons = batch.wire_persons
-        changes, counts, decoding = self._changes, self.counts, self._decoding
-        out_at, admits = self.optouts.opted_out_at, self.optouts.admits
-        # a message with trace context goes to the observer as it is read, the others are
-        # counted per topic (all the observer does with them)
-        traced = self._observed.telemetry.tracing
-        untraced = dict.fromkeys(self._decoding.topics, 0)
-        counted, kinds = changes.counted, dict.fromkeys(changes.types, 0)
-        skipped = 0  # errors and dead letters: the others are taken
-        for message in messages:
-            if message.error() is not None:
-                decoding.skip_error(message)
-                skipped += 1
-                continue
-            topic = message.topic() or ""
-            raw = message.value() or b""
-            chosen = linked.get(topic)
-            if chosen is not None:
-                read, append, person_of, wire = chosen
-                # framed with the reader schema and its person found: ClickHouse decodes it
-                # (sinks/wire.py); else it is read into its row here
-                row = None
-                person = person_of(raw) if person_of is not None else None
-                if person is None:
-                    try:
-                        row = read(raw)
-                    except SerdeError as exc:
-                        decoding.dead_letter(message, exc)
-                        skipped += 1
-                        continue
-                    person = row[3]
-                # the filter's rule, asked only of an opted-out person's row (the look-up
-                # alone is the dictionary's own: no call of ours for every row)
-                if out_at(person) is not None and not admits(
-                    person, max(0, message.timestamp()[1])
-                ):
-                    counts["optout.not_written"] += 1  # published before they opted out
-                elif row is None:
-                    wire(message)
-                    wire_persons.add(person)
-                else:
-                    append(row)
-                    # dim_person: the person's latest event, add_row's rule (inline here,
-                    # where every step counts; the wire views take the same)
-                    latest = persons.get(person)
-                    if latest is None or latest[1] <= row[1]:
-                        persons[person] = row
-            elif topic == CHANGES_TOPIC:
-                kind = counted(raw)
-                if kind is not None:
-                    kinds[kind] += 1  # only counted: no need to decode it
-                else:
-                    try:
-                        change = changes.decode(raw)
-                    except SerdeError as exc:
-                        decoding.dead_letter(message, exc)
-                        skipped += 1
-                        continue
-                    self._change(batch, change)
-            else:
-                try:
-                    decision = self._decisions.decode(raw)
-                except SerdeError as exc:
-                    decoding.dead_letter(message, exc)
-                    skipped += 1
-                    continue
-                self._decision(batch, decision)
-            if traced and message.headers():
-                self._observed.received(decoding.decoded(message, None))
-            else:
-                untraced[topic] += 1
-        self._observed.received_untraced({topic: n for topic, n in untraced.items() if n})
-        taken = len(messages) - skipped
-        batch.messages += taken
-        decoding.counts["decoded"] += taken
-        for kind, n in kinds.items():
-            if n:
-                counts[CHANGE_COUNTS[kind]] += n
-        return taken
+        """Add one fetch's ``messages`` to ``batch``; how many there were, errors and dead
+        letters aside (those go to the consumer, what was read to the observer)."""
+        taken = self.builder.take(batch, messages)
+        for message in taken.errors:
+            self._decoding.skip_error(cast(Message, message))
+        self._send_dead_letters(taken.dead_letters)
+        for message in taken.traced:
+            self._observed.received(self._decoding.decoded(cast(Message, message), None))
+        self._observed.received_untraced(taken.untraced)
+        return taken.added
 
-    def _change(self, batch: Batch, change: list[Any]) -> None:
-        """An identity change (sinks.rows.CHANGE_PATHS order): a merge re-points persons."""
-        change_type, person_id, previous, changed_at = change
-        if change_type == "PERSONS_MERGED" and previous:
-            batch.merges += self.person_map.merge(previous, person_id, changed_at)
-        self.counts[CHANGE_COUNTS[change_type]] += 1
-
-    def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
-        """An opt-out decision: its persons' rows are removed once the batch is written."""
-        batch.decisions.append(value)
-        batch.decisions_read.append(time.monotonic())
-        batch.optout_persons += self.optouts.apply(value)
-        self.counts[f"optout.{str(value['cause']).lower()}"] += 1
+    def _send_dead_letters(self, dead: Iterable[DeadLetter]) -> None:
+        for message, error in dead:
+            self._decoding.dead_letter(cast(Message, message), error)
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
@@ -426,7 +268,7 @@ class Sink:
         audited = set(self._audited)  # a decision read twice in one batch: one audit row
         removed = removed_per_decision(batch.decisions, found)
         for decision, rows_removed in zip(batch.decisions, removed, strict=True):
-            self.counts["optout.rows_removed"] += sum(rows_removed.values())
+            self._counts["optout.rows_removed"] += sum(rows_removed.values())
             decision_id = str(decision["decision_id"])
             if decision_id not in audited:
                 audited.add(decision_id)
@@ -438,7 +280,7 @@ class Sink:
             decision_id = str(decision["decision_id"])
             if decision_id not in self._audited:
                 self._audited.add(decision_id)
-                self.counts["optout.audited"] += 1
+                self._counts["optout.audited"] += 1
             self.optout_applied_s[decision_id] = done - read_at
             while len(self.optout_applied_s) > _APPLIED_KEPT:
                 del self.optout_applied_s[next(iter(self.optout_applied_s))]
@@ -448,14 +290,14 @@ class Sink:
         delay = 0.5
         # a few wire messages of a table cost more as a container (two views, two parts)
         # than decoded here: a steady stream's batches are decoded here
-        self._unwire(batch, below=self._wire_min)
+        self._send_dead_letters(self.builder.decide_paths(batch))
         while True:
             started = time.perf_counter()
             try:
                 self._insert(batch)
             except Exception as exc:  # clickhouse-connect and chdb raise many types
                 self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                self.counts["clickhouse_errors"] += 1
+                self._counts["clickhouse_errors"] += 1
                 if any(batch.wire.values()):
                     # ClickHouse may have refused a wire message: decode them all here,
                     # which names a bad one (a dead letter), and try again at once; a
@@ -465,8 +307,8 @@ class Sink:
                         "decoding them in the sink and retrying",
                         exc,
                     )
-                    self.counts["wire.refused"] += 1
-                    self._unwire(batch)
+                    self._counts["wire.refused"] += 1
+                    self._send_dead_letters(self.builder.unwire(batch))
                     continue
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
                 if not self._paused:
@@ -491,36 +333,14 @@ class Sink:
             break
         self._decoding.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
-        self.counts["rows"] += batch.rows
-        self.counts["facts"] += batch.facts_count
-        self.counts["facts_wire"] += sum(map(len, batch.wire.values()))
-        self.counts["batches"] += 1
-        self.counts["messages"] += batch.messages
+        self._counts["rows"] += batch.rows
+        self._counts["facts"] += batch.facts_count
+        self._counts["facts_wire"] += sum(map(len, batch.wire.values()))
+        self._counts["batches"] += 1
+        self._counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
         self._observed.written(batch)
         return True
-
-    def _unwire(self, batch: Batch, below: int | None = None) -> None:
-        """Decode ``batch``'s wire messages into rows (only tables with fewer than
-        ``below`` of them, if given), as messages framed otherwise are: what does not
-        decode is a dead letter (and no longer taken), the rest are written the usual
-        way."""
-        for table, messages in list(batch.wire.items()):
-            if below is not None and len(messages) >= below:
-                continue
-            del batch.wire[table]
-            for message in messages:
-                _table, read = self._linked[str(message.topic())]
-                try:
-                    row = read(message.value() or b"")
-                except SerdeError as exc:
-                    self._decoding.dead_letter(message, exc)
-                    self._decoding.counts["decoded"] -= 1
-                    batch.messages -= 1
-                    continue
-                add_row(batch, table, row)
-        if not batch.wire:
-            batch.wire_persons.clear()
 
     def _keep_alive(self) -> None:
         """Serve the group's callbacks while paused. Every assigned partition is paused
@@ -548,7 +368,7 @@ class Sink:
         consumer.assign(partitions)
         if self._paused:  # assigned while ClickHouse refuses: wait with the others
             consumer.pause(partitions)
-        self.counts["assignments"] += 1
+        self._counts["assignments"] += 1
         log.info("sink assigned %d partition(s)", len(partitions))
         self.connected = bool(partitions)
         self.positioned = bool(partitions)
@@ -556,7 +376,7 @@ class Sink:
             self.positioned_at = (time.time(), time.process_time())
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
-        self.counts["revocations"] += 1
+        self._counts["revocations"] += 1
         log.info("sink lost %d partition(s)", len(partitions))
 
     def lag(self) -> dict[str, int]:
