@@ -3,8 +3,8 @@
 :class:`BatchBuilder` takes the messages of a fetch and adds to a :class:`Batch` what
 ClickHouse is to get: fact rows decoded here, linked messages ClickHouse is to decode
 (sinks/wire.py), person-map rows of merges, and opt-out decisions. What it cannot take it
-hands back in a :class:`Taken` for the edges: Kafka errors and dead letters for the consumer,
-and what was read for the observer. Which way a linked message goes
+hands back in a :class:`Taken` for the edges: Kafka errors and dead letters for the consumer
+(sinks/consumer.py), and what was read for the observer. Which way a linked message goes
 (decoded here, or to ClickHouse as it came) is decided here too: per message as it is read,
 and per table before the batch is written (:meth:`BatchBuilder.decide_paths`).
 """

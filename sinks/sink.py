@@ -22,21 +22,21 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 
 from c2c.consuming import Decoder, DecodingConsumer
-from c2c.deadletter import DeadLetterPublisher
 from c2c.registry import SchemaRegistry
 from c2c.serde import frame
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from observability.sink import SinkObserver
 from observability.telemetry import Telemetry, setup_telemetry
-from sinks.batch import Batch, BatchBuilder, DeadLetter, add_linked, add_row
+from sinks.batch import Batch, BatchBuilder, add_linked, add_row
+from sinks.consumer import SinkConsumer
 from sinks.optouts import (
     AUDIT_COLUMNS,
     OPTOUT_PERSON_COLUMNS,
@@ -153,31 +153,9 @@ class Sink:
         self.clickhouse_error: str | None = None
         # decision id -> seconds from reading the decision to its rows removed and audited
         self.optout_applied_s: dict[str, float] = {}
-        self.connected = False
-        self.positioned = False  # every assigned partition has a read position
-        self._lag: dict[str, int] = {}
-        self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
-        self._lag_checked = 0.0
-        self._paused = False  # partitions paused while ClickHouse refuses a batch
         self._sleep = sleep
-        topics = [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
-        self._consumer = Consumer(
-            settings.kafka_config(
-                **{
-                    "group.id": group_id,
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": settings.sink_start,
-                    "max.poll.interval.ms": 600_000,
-                    # fetches wait at the broker as every consumer's do (Settings.kafka_config)
-                }
-            )
-        )
-        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self._dead_letters = DeadLetterPublisher(settings, registry)
         decoders = readers(registry)
-        self._decoding = DecodingConsumer(
-            self._consumer, decoders, self._dead_letters, stage="sink"
-        )
+        self.consumer = SinkConsumer(settings, registry, decoders, group_id=group_id)
         # linked messages framed with their reader schema go to ClickHouse as they are
         # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's person finder
         # (which checks the frame), each table's container format
@@ -191,9 +169,8 @@ class Sink:
                     header = frame(registry.schema_id(chosen), b"")
                     persons[topic] = person_finder(header)
                     self._formats[table] = WireFormat(schema)
-        # when reading began and the last batch was written (time.time()), with this
-        # process's CPU seconds then (time.process_time()): how fast it reads a backlog
-        self.positioned_at: tuple[float, float] | None = None
+        # when the last batch was written (time.time()), with this process's CPU seconds
+        # then (time.process_time()): with positioned_at, how fast it reads a backlog
         self.written_at: tuple[float, float] | None = None
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
@@ -213,36 +190,52 @@ class Sink:
         self._observed = SinkObserver(
             telemetry,
             group=group_id,
-            counts=(self._counts, self.builder.counts, self._decoding.counts),
-            lag=self.lag,
+            counts=(*self._parts_counts(), self.consumer.decoding_counts),
+            lag=self.consumer.lag,
             newest_row_time=lambda: self.newest_row_time,
         )
 
+    # -- what the web port, the CLI and tests read -----------------------------------------
+    def _parts_counts(self) -> tuple[Mapping[str, int], ...]:
+        return (self._counts, self.consumer.counts, self.builder.counts)
+
     @property
     def counts(self) -> Counter[str]:
-        """What the sink and its batch builder counted, as one Counter (a copy:
-        /metrics/counts)."""
+        """What the sink and its parts counted, as one Counter (a copy: /metrics/counts)."""
         total: Counter[str] = Counter()
-        for counts in (self._counts, self.builder.counts):
+        for counts in self._parts_counts():
             total.update(dict(counts))  # a copy first: the loop may count meanwhile
         return total
+
+    @property
+    def connected(self) -> bool:
+        return self.consumer.connected
+
+    @property
+    def positioned(self) -> bool:
+        """Every assigned partition has a read position."""
+        return self.consumer.positioned
+
+    @property
+    def positioned_at(self) -> tuple[float, float] | None:
+        """When reading began (time.time()), with this process's CPU seconds then."""
+        return self.consumer.positioned_at
+
+    def lag(self) -> dict[str, int]:
+        """Messages not yet written, per assigned partition ("topic[partition]")."""
+        return self.consumer.lag()
 
     # -- reading ---------------------------------------------------------------------------
     def _take(self, batch: Batch, messages: list[Message]) -> int:
         """Add one fetch's ``messages`` to ``batch``; how many there were, errors and dead
         letters aside (those go to the consumer, what was read to the observer)."""
         taken = self.builder.take(batch, messages)
-        for message in taken.errors:
-            self._decoding.skip_error(cast(Message, message))
-        self._send_dead_letters(taken.dead_letters)
+        self.consumer.skip_errors(taken.errors)
+        self.consumer.send_dead_letters(taken.dead_letters)
         for message in taken.traced:
-            self._observed.received(self._decoding.decoded(cast(Message, message), None))
+            self._observed.received(DecodingConsumer.decoded(cast(Message, message), None))
         self._observed.received_untraced(taken.untraced)
         return taken.added
-
-    def _send_dead_letters(self, dead: Iterable[DeadLetter]) -> None:
-        for message, error in dead:
-            self._decoding.dead_letter(cast(Message, message), error)
 
     # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
@@ -290,7 +283,7 @@ class Sink:
         delay = 0.5
         # a few wire messages of a table cost more as a container (two views, two parts)
         # than decoded here: a steady stream's batches are decoded here
-        self._send_dead_letters(self.builder.decide_paths(batch))
+        self.consumer.send_dead_letters(self.builder.decide_paths(batch))
         while True:
             started = time.perf_counter()
             try:
@@ -308,30 +301,18 @@ class Sink:
                         exc,
                     )
                     self._counts["wire.refused"] += 1
-                    self._send_dead_letters(self.builder.unwire(batch))
+                    self.consumer.send_dead_letters(self.builder.unwire(batch))
                     continue
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
-                if not self._paused:
-                    self._consumer.pause(self._consumer.assignment())
-                    self._paused = True
-                waited = 0.0
-                while waited < delay:  # keep the group membership alive while waiting
-                    if stop.is_set():
-                        return False
-                    self._keep_alive()
-                    self._sleep(0.1)
-                    waited += 0.1
-                    if time.monotonic() - self._lag_checked > 1.0:  # operators see the lag
-                        self._refresh_lag()
+                if not self.consumer.hold(delay, stop, self._sleep):
+                    return False
                 delay = min(delay * 2, 30.0)
                 continue
             self.last_insert_s = time.perf_counter() - started
             self.clickhouse_error = None
-            if self._paused:
-                self._consumer.resume(self._consumer.assignment())
-                self._paused = False
+            self.consumer.resume()
             break
-        self._decoding.commit()  # offsets only now, after ClickHouse has every row
+        self.consumer.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
         self._counts["rows"] += batch.rows
         self._counts["facts"] += batch.facts_count
@@ -340,84 +321,6 @@ class Sink:
         self._counts["messages"] += batch.messages
         self.newest_row_time = datetime.now(UTC)
         self._observed.written(batch)
-        return True
-
-    def _keep_alive(self) -> None:
-        """Serve the group's callbacks while paused. Every assigned partition is paused
-        (partitions assigned meanwhile too, in :meth:`_on_assign`), so nothing arrives; a
-        message that does is put back to be read again after the pause, never dropped."""
-        message = self._consumer.poll(0)
-        if message is not None and message.error() is None:
-            where = TopicPartition(
-                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
-            )
-            self._consumer.seek(where)
-            self._consumer.pause([where])
-
-    def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
-        # Where reading starts is fixed here, at assignment, so that "latest" means the end
-        # as it is now: whatever is published once `positioned` is true will be read.
-        committed = consumer.committed(partitions, timeout=10)
-        for tp, done in zip(partitions, committed, strict=True):
-            if done.offset >= 0:
-                tp.offset = done.offset
-            else:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                tp.offset = high if self.settings.sink_start == "latest" else low
-            self._start[(tp.topic, tp.partition)] = tp.offset
-        consumer.assign(partitions)
-        if self._paused:  # assigned while ClickHouse refuses: wait with the others
-            consumer.pause(partitions)
-        self._counts["assignments"] += 1
-        log.info("sink assigned %d partition(s)", len(partitions))
-        self.connected = bool(partitions)
-        self.positioned = bool(partitions)
-        if partitions and self.positioned_at is None:
-            self.positioned_at = (time.time(), time.process_time())
-
-    def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
-        self._counts["revocations"] += 1
-        log.info("sink lost %d partition(s)", len(partitions))
-
-    def lag(self) -> dict[str, int]:
-        """Messages not yet written, per assigned partition ("topic[partition]")."""
-        return dict(self._lag)
-
-    def _refresh_lag(self) -> None:
-        """Lag per partition: the high-water mark the last fetch brought back (asked of the
-        broker only for a partition not fetched yet) minus the committed offset."""
-        assigned = self._consumer.assignment()
-        self.connected = bool(assigned)
-        lag = {}
-        try:
-            committed = self._consumer.committed(assigned, timeout=5)
-            for tp, position in zip(assigned, committed, strict=True):
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0:
-                    low, high = self._consumer.get_watermark_offsets(tp, timeout=5)
-                # not committed yet: nothing written since reading began where it began
-                start = self._start.get((tp.topic, tp.partition), low)
-                done = position.offset if position.offset >= 0 else start
-                lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - done)
-        except KafkaException as exc:  # the broker was slow to answer: keep the last figures
-            log.warning("could not measure the sink's lag: %s", exc)
-        else:
-            self._lag = lag
-        finally:
-            self._lag_checked = time.monotonic()
-
-    def _caught_up(self) -> bool:
-        """Whether every assigned partition is read to the end the last fetch of it saw
-        (its high-water mark then): nothing more to read now."""
-        consumer = self._consumer
-        try:
-            for tp in consumer.position(consumer.assignment()):
-                _low, high = consumer.get_watermark_offsets(tp, cached=True)
-                offset = tp.offset if tp.offset >= 0 else self._start.get((tp.topic, tp.partition))
-                if high < 0 or offset is None or offset < high:
-                    return False
-        except KafkaException:  # not known yet: the batch waits its time
-            return False
         return True
 
     # -- the loop --------------------------------------------------------------------------
@@ -442,7 +345,7 @@ class Sink:
         after_full = False  # the batch written last was full: a backlog is being read
         try:
             while not stop.is_set():
-                messages = self._decoding.consume(size, min(wait, _POLL_S))
+                messages = self.consumer.consume(size, min(wait, _POLL_S))
                 got = self._take(batch, messages) if messages else 0
                 now = time.monotonic()
                 if got:
@@ -456,7 +359,7 @@ class Sink:
                 # partition is read to its end: no more rows are coming to gather. A steady
                 # stream's batches, and a backlog smaller than a batch, wait as before.
                 if after_full and not (full or due) and batch.messages and len(messages) < size:
-                    due = self._caught_up()
+                    due = self.consumer.caught_up()
                 if full or due:
                     if not self._write(batch, stop):
                         return
@@ -475,8 +378,7 @@ class Sink:
                     else:
                         gc.collect(1)
                     collected = now
-                if now - self._lag_checked > 1.0:
-                    self._refresh_lag()
+                self.consumer.refresh_lag()
                 if (
                     idle_stop_s is not None
                     and not batch.messages
@@ -486,5 +388,4 @@ class Sink:
         finally:
             if collecting:
                 gc.enable()
-            self._consumer.close()
-            self._dead_letters.flush()
+            self.consumer.close()
