@@ -13,12 +13,15 @@ idempotent. Messages that do not decode go to the dead-letter topic (stage "sink
 Opt-out decisions remove the person's rows from every table after the batch is written,
 with an audit row each, and rows published before an opt-out are never written again
 (sinks/optouts.py).
+
+:class:`Sink` wires its parts and runs the loop: the consumer (sinks/consumer.py), the batch
+builder (sinks/batch.py, no Kafka or ClickHouse inside), the writer and its retry policy
+(sinks/writer.py, sinks/retry.py) and the opt-outs' removal (sinks/optout_removal.py).
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 import time
 from collections import Counter
@@ -37,29 +40,12 @@ from observability.sink import SinkObserver
 from observability.telemetry import Telemetry, setup_telemetry
 from sinks.batch import Batch, BatchBuilder, add_linked, add_row
 from sinks.consumer import SinkConsumer
-from sinks.optouts import (
-    AUDIT_COLUMNS,
-    OPTOUT_PERSON_COLUMNS,
-    OptOutFilter,
-    audit_row,
-    count_statement,
-    delete_statement,
-    removed_per_decision,
-)
-from sinks.rows import (
-    DIM_PERSON_COLUMNS,
-    FACT_MEMO,
-    FACT_TABLES,
-    PERSON_MAP_COLUMNS,
-    ChangeReader,
-    PersonMap,
-    RowReader,
-    columns,
-    dim_person_of,
-    fact_paths,
-)
-from sinks.wire import WIRE_TABLES, WireFormat, person_finder, person_found
-from sinks.writer import TableWriter
+from sinks.optout_removal import OptOutRemoval
+from sinks.optouts import OptOutFilter
+from sinks.retry import RetryingWriter
+from sinks.rows import FACT_MEMO, FACT_TABLES, ChangeReader, PersonMap, RowReader, fact_paths
+from sinks.wire import WireFormat, person_finder, person_found
+from sinks.writer import TableWriter, write_batch
 
 __all__ = [
     "SINK_GROUP",
@@ -72,8 +58,6 @@ __all__ = [
 ]
 
 SINK_GROUP = "c2c-sink"
-log = logging.getLogger(__name__)
-_APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for /optouts
 # How long one poll of Kafka waits at most: a batch still waits C2C_SINK_BATCH_WAIT_S to
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
@@ -111,27 +95,33 @@ def readers(registry: SchemaRegistry) -> dict[str, Decoder]:
     return found
 
 
-def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | None = None) -> None:
-    """Insert ``batch``, one column-oriented insert per table, through ``target``: a
-    :class:`sinks.writer.TableWriter` (the sink's, which keeps each table's insert
-    context), or a clickhouse-connect client; the wire messages of a fact table as one
-    container (``formats``: each fact table's) into its wire table."""
-    writer = target if isinstance(target, TableWriter) else TableWriter(target)
-    for table, messages in batch.wire.items():
-        if messages:
-            assert formats is not None, "wire messages need their tables' formats"
-            container = formats[table].container([m.value() or b"" for m in messages])
-            writer.insert_container(WIRE_TABLES[table], container)
-    for table, rows in batch.facts.items():
-        writer.insert(table, columns(table), rows)
-    writer.insert("person_map", PERSON_MAP_COLUMNS, batch.merges)
-    writer.insert("dim_person", DIM_PERSON_COLUMNS, map(dim_person_of, batch.persons.values()))
-    writer.insert("optout_person", OPTOUT_PERSON_COLUMNS, batch.optout_persons)
+def _wire_paths(
+    registry: SchemaRegistry,
+) -> tuple[dict[str, Callable[[bytes], str | None]], dict[str, WireFormat]]:
+    """With C2C_SINK_DECODE=clickhouse, linked messages framed with their reader schema go
+    to ClickHouse as they are (sinks/wire.py): each linked topic's person finder (which
+    checks the frame) and each fact table's container format, for the topics whose schema
+    lays the person id out as the finder assumes (the others are decoded here)."""
+    persons: dict[str, Callable[[bytes], str | None]] = {}
+    formats: dict[str, WireFormat] = {}
+    for topic, table in FACT_TABLES.items():
+        chosen = get_topic(topic)
+        schema = registry.library.resolve(chosen.schema)
+        if person_found(schema):
+            persons[topic] = person_finder(frame(registry.schema_id(chosen), b""))
+            formats[table] = WireFormat(schema)
+    return persons, formats
 
 
 class Sink:
     """See the module docstring. ``client`` is a clickhouse-connect client (any thread may
-    call :meth:`query` while :meth:`run` works: both go through one lock)."""
+    call :meth:`query` while :meth:`run` works: both go through one lock).
+
+    Its parts: :attr:`consumer` (Kafka, sinks/consumer.py), :attr:`builder` (batches,
+    sinks/batch.py), :attr:`writer` (ClickHouse until it takes a batch, sinks/retry.py) and
+    :attr:`removal` (opt-outs applied, sinks/optout_removal.py), each counting its own;
+    the sink counts the batches it wrote and committed (``rows``, ``facts``,
+    ``facts_wire``, ``batches``, ``messages``)."""
 
     def __init__(
         self,
@@ -145,38 +135,21 @@ class Sink:
     ) -> None:
         self.settings = settings
         self.client = client
-        self._writer = TableWriter(client)
         self.lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self.last_insert_s: float | None = None
         self.newest_row_time: datetime | None = None
-        self.clickhouse_error: str | None = None
-        # decision id -> seconds from reading the decision to its rows removed and audited
-        self.optout_applied_s: dict[str, float] = {}
-        self._sleep = sleep
-        decoders = readers(registry)
-        self.consumer = SinkConsumer(settings, registry, decoders, group_id=group_id)
-        # linked messages framed with their reader schema go to ClickHouse as they are
-        # (sinks/wire.py), with C2C_SINK_DECODE=clickhouse: each topic's person finder
-        # (which checks the frame), each table's container format
-        persons: dict[str, Callable[[bytes], str | None]] = {}
-        self._formats: dict[str, WireFormat] = {}
-        if settings.sink_decode == "clickhouse":
-            for topic, table in FACT_TABLES.items():
-                chosen = get_topic(topic)
-                schema = registry.library.resolve(chosen.schema)
-                if person_found(schema):  # else every message is decoded here
-                    header = frame(registry.schema_id(chosen), b"")
-                    persons[topic] = person_finder(header)
-                    self._formats[table] = WireFormat(schema)
         # when the last batch was written (time.time()), with this process's CPU seconds
         # then (time.process_time()): with positioned_at, how fast it reads a backlog
         self.written_at: tuple[float, float] | None = None
+        self._counts: Counter[str] = Counter()
+        decoders = readers(registry)
+        self.consumer = SinkConsumer(settings, registry, decoders, group_id=group_id)
+        persons, self._formats = (
+            _wire_paths(registry) if settings.sink_decode == "clickhouse" else ({}, {})
+        )
         with self.lock:
             known = client.query("SELECT person_id, survivor_id FROM person_map FINAL")
             out = client.query("SELECT person_id, opted_out_at FROM optout_person FINAL")
             audited = client.query("SELECT DISTINCT decision_id FROM optout_audit")
-        self._audited = {str(row[0]) for row in audited.result_rows}
         # traces and metrics (observability/sink.py); from settings unless given
         telemetry = telemetry if telemetry is not None else setup_telemetry(settings, "sink")
         self.builder = BatchBuilder(
@@ -186,6 +159,11 @@ class Sink:
             wire=persons,
             batch_rows=settings.sink_batch_rows,
             tracing=telemetry.tracing,
+        )
+        self.removal = OptOutRemoval(client, (str(row[0]) for row in audited.result_rows))
+        self._tables = TableWriter(client)
+        self.writer = RetryingWriter(
+            self._insert, consumer=self.consumer, builder=self.builder, sleep=sleep
         )
         self._observed = SinkObserver(
             telemetry,
@@ -197,11 +175,18 @@ class Sink:
 
     # -- what the web port, the CLI and tests read -----------------------------------------
     def _parts_counts(self) -> tuple[Mapping[str, int], ...]:
-        return (self._counts, self.consumer.counts, self.builder.counts)
+        return (
+            self._counts,
+            self.consumer.counts,
+            self.builder.counts,
+            self.writer.counts,
+            self.removal.counts,
+        )
 
     @property
     def counts(self) -> Counter[str]:
-        """What the sink and its parts counted, as one Counter (a copy: /metrics/counts)."""
+        """What the sink and its parts counted (see the class docstring), as one Counter
+        (a copy: /metrics/counts)."""
         total: Counter[str] = Counter()
         for counts in self._parts_counts():
             total.update(dict(counts))  # a copy first: the loop may count meanwhile
@@ -225,7 +210,21 @@ class Sink:
         """Messages not yet written, per assigned partition ("topic[partition]")."""
         return self.consumer.lag()
 
-    # -- reading ---------------------------------------------------------------------------
+    @property
+    def clickhouse_error(self) -> str | None:
+        """Why ClickHouse refused the batch being written, None when it takes them."""
+        return self.writer.clickhouse_error
+
+    @property
+    def last_insert_s(self) -> float | None:
+        return self.writer.last_insert_s
+
+    @property
+    def optout_applied_s(self) -> dict[str, float]:
+        """Decision id -> seconds from reading the decision to its rows removed and audited."""
+        return self.removal.applied_s
+
+    # -- reading and writing ---------------------------------------------------------------
     def _take(self, batch: Batch, messages: list[Message]) -> int:
         """Add one fetch's ``messages`` to ``batch``; how many there were, errors and dead
         letters aside (those go to the consumer, what was read to the observer)."""
@@ -237,81 +236,20 @@ class Sink:
         self._observed.received_untraced(taken.untraced)
         return taken.added
 
-    # -- writing ---------------------------------------------------------------------------
     def _insert(self, batch: Batch) -> None:
+        """One attempt at ``batch``: every table's insert, then its opt-out removals, in
+        one insert span under the lock; raises what ClickHouse raised."""
         with self.lock, self._observed.inserting(batch):
-            write_batch(self._writer, batch, self._formats)
+            write_batch(self._tables, batch, self._formats)
             if batch.decisions:
-                self._apply(batch)
-
-    def _apply(self, batch: Batch) -> None:
-        """Remove the rows of the batch's opted-out persons from every table, with one
-        count query and one DELETE per table that holds any, for all its decisions at
-        once; one audit row per decision (a replayed decision removes again, and is not
-        audited twice)."""
-        ids = sorted({p for d in batch.decisions if d["opted_out"] for p in d["person_ids"]})
-        found: list[tuple[str, str, int]] = []
-        if ids:
-            found = self.client.query(count_statement(), parameters={"ids": ids}).result_rows
-        for table in sorted({str(table) for table, _person, _rows in found}):
-            chosen = sorted({str(p) for t, p, _rows in found if t == table})
-            self.client.command(delete_statement(table), parameters={"ids": chosen})
-        applied_at = datetime.now(UTC)
-        audit = []
-        audited = set(self._audited)  # a decision read twice in one batch: one audit row
-        removed = removed_per_decision(batch.decisions, found)
-        for decision, rows_removed in zip(batch.decisions, removed, strict=True):
-            self._counts["optout.rows_removed"] += sum(rows_removed.values())
-            decision_id = str(decision["decision_id"])
-            if decision_id not in audited:
-                audited.add(decision_id)
-                audit.append(audit_row(decision, rows_removed, applied_at))
-        if audit:
-            self.client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
-        done = time.monotonic()
-        for decision, read_at in zip(batch.decisions, batch.decisions_read, strict=True):
-            decision_id = str(decision["decision_id"])
-            if decision_id not in self._audited:
-                self._audited.add(decision_id)
-                self._counts["optout.audited"] += 1
-            self.optout_applied_s[decision_id] = done - read_at
-            while len(self.optout_applied_s) > _APPLIED_KEPT:
-                del self.optout_applied_s[next(iter(self.optout_applied_s))]
+                self.removal.apply(batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
-        """Insert ``batch`` until ClickHouse takes it (True) or ``stop`` is set (False)."""
-        delay = 0.5
-        # a few wire messages of a table cost more as a container (two views, two parts)
-        # than decoded here: a steady stream's batches are decoded here
+        """Write ``batch`` until ClickHouse takes it, then commit its offsets (True);
+        False if ``stop`` was set first (nothing committed)."""
         self.consumer.send_dead_letters(self.builder.decide_paths(batch))
-        while True:
-            started = time.perf_counter()
-            try:
-                self._insert(batch)
-            except Exception as exc:  # clickhouse-connect and chdb raise many types
-                self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                self._counts["clickhouse_errors"] += 1
-                if any(batch.wire.values()):
-                    # ClickHouse may have refused a wire message: decode them all here,
-                    # which names a bad one (a dead letter), and try again at once; a
-                    # refusal after that is ClickHouse's own, and waits as below
-                    log.warning(
-                        "ClickHouse refused a batch of linked messages as they came (%s); "
-                        "decoding them in the sink and retrying",
-                        exc,
-                    )
-                    self._counts["wire.refused"] += 1
-                    self.consumer.send_dead_letters(self.builder.unwire(batch))
-                    continue
-                log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
-                if not self.consumer.hold(delay, stop, self._sleep):
-                    return False
-                delay = min(delay * 2, 30.0)
-                continue
-            self.last_insert_s = time.perf_counter() - started
-            self.clickhouse_error = None
-            self.consumer.resume()
-            break
+        if not self.writer.write(batch, stop):
+            return False
         self.consumer.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
         self._counts["rows"] += batch.rows
