@@ -87,8 +87,9 @@ class _Pending:
 
 
 class SinkObserver:
-    """See the module docstring. ``counts`` are the sink's counters (read when metrics are
-    collected), ``lag`` its lag per partition, ``newest_row_time`` when it last wrote."""
+    """See the module docstring. ``counts`` are the counters of the sink's parts, each
+    written by its part alone (read, and added up, when metrics are collected), ``lag`` its
+    lag per partition, ``newest_row_time`` when it last wrote."""
 
     def __init__(
         self,

@@ -111,6 +111,12 @@ class SinkConsumer:
         self._consumer.close()
         self._dead_letters.flush()
 
+    def __enter__(self) -> SinkConsumer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # -- holding while ClickHouse refuses --------------------------------------------------
     def hold(self, seconds: float, stop: threading.Event, sleep: Callable[[float], None]) -> bool:
         """Wait ``seconds`` (through ``sleep``) with every assigned partition paused, the

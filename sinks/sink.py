@@ -16,12 +16,12 @@ with an audit row each, and rows published before an opt-out are never written a
 
 :class:`Sink` wires its parts and runs the loop: the consumer (sinks/consumer.py), the batch
 builder (sinks/batch.py, no Kafka or ClickHouse inside), the writer and its retry policy
-(sinks/writer.py, sinks/retry.py) and the opt-outs' removal (sinks/optout_removal.py).
+(sinks/writer.py, sinks/retry.py), the opt-outs' removal (sinks/optout_removal.py) and
+garbage collection between batches (sinks/gc_control.py).
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections import Counter
@@ -40,6 +40,7 @@ from observability.sink import SinkObserver
 from observability.telemetry import Telemetry, setup_telemetry
 from sinks.batch import Batch, BatchBuilder, add_linked, add_row
 from sinks.consumer import SinkConsumer
+from sinks.gc_control import BetweenBatches
 from sinks.optout_removal import OptOutRemoval
 from sinks.optouts import OptOutFilter
 from sinks.retry import RetryingWriter
@@ -62,7 +63,6 @@ SINK_GROUP = "c2c-sink"
 # fill, but an opt-out decision read meanwhile is applied at once (librdkafka's batch
 # consume returns only when it has max_messages or its timeout passed).
 _POLL_S = 0.02
-_COLLECT_ALL_S = 60.0  # how often the loop runs a full garbage collection (see Sink.run)
 
 
 def _fact_reader(registry: SchemaRegistry, topic: str, paths: tuple[str, ...]) -> RowReader:
@@ -264,24 +264,15 @@ class Sink:
     # -- the loop --------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, *, idle_stop_s: float | None = None) -> None:
         """Consume, batch and write until ``stop`` is set (or, with ``idle_stop_s``, until
-        nothing arrived for that long and the last batch is written).
-
-        The garbage collector's automatic runs are off meanwhile (the whole process's,
-        restored on return): a batch holds up to hundreds of thousands of rows, lists the
-        collector would traverse again and again as they age, though they hold no cycles
-        and are freed with their batch. The loop collects instead, at points where no
-        batch is held: the young generations after every batch written (or every second
-        while none is open), everything every minute (at the next such point)."""
+        nothing arrived for that long and the last batch is written). The garbage
+        collector runs only between batches meanwhile (sinks/gc_control.py)."""
         stop = stop or threading.Event()
         size = self.settings.sink_batch_rows
         wait = self.settings.sink_batch_wait_s
         batch = Batch()
         last_message = time.monotonic()
-        collecting = gc.isenabled()
-        gc.disable()
-        collected = collected_all = last_message
         after_full = False  # the batch written last was full: a backlog is being read
-        try:
+        with self.consumer, BetweenBatches() as collector:  # the consumer closed on leaving
             while not stop.is_set():
                 messages = self.consumer.consume(size, min(wait, _POLL_S))
                 got = self._take(batch, messages) if messages else 0
@@ -306,16 +297,10 @@ class Sink:
                     now = time.monotonic()
                 elif not batch.messages:
                     batch.started = now
-                # only where no batch is held: a collection while one is open would traverse
-                # (and promote, to be traversed again) every row read into it so far
-                if not batch.messages and (full or due or now - collected >= 1.0):
+                # only where no batch is held: a collection would traverse every row in it
+                if not batch.messages and collector.due(now, written=bool(full or due)):
                     messages.clear()  # taken: freed now, not traversed (20,000 a fetch)
-                    if now - collected_all >= _COLLECT_ALL_S:
-                        gc.collect()
-                        collected_all = now
-                    else:
-                        gc.collect(1)
-                    collected = now
+                    collector.collect(now)
                 self.consumer.refresh_lag()
                 if (
                     idle_stop_s is not None
@@ -323,7 +308,3 @@ class Sink:
                     and now - last_message > idle_stop_s
                 ):
                     return
-        finally:
-            if collecting:
-                gc.enable()
-            self.consumer.close()
