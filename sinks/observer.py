@@ -59,7 +59,7 @@ _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class ObservedBatch(Protocol):
-    """What the observer reads of the sink's batch (sinks.sink.Batch)."""
+    """What the observer reads of the sink's batch (sinks.batch.Batch)."""
 
     facts: dict[str, list[list[Any]]]
     merges: list[list[Any]]
@@ -87,8 +87,9 @@ class _Pending:
 
 
 class SinkObserver:
-    """See the module docstring. ``counts`` are the sink's counters (read when metrics are
-    collected), ``lag`` its lag per partition, ``newest_row_time`` when it last wrote."""
+    """See the module docstring. ``counts`` are the counters of the sink's parts, each
+    written by its part alone (read, and added up, when metrics are collected), ``lag`` its
+    lag per partition, ``newest_row_time`` when it last wrote."""
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """Column-oriented inserts through one clickhouse-connect client, each table's insert
-context made once.
+context made once; a sink's batch as those inserts (:func:`write_batch`).
 
 clickhouse-connect asks the server ``DESCRIBE TABLE`` before every insert given no column
 types (a query of about 1 ms in embedded chdb), and the sink inserts into up to eight
@@ -17,7 +17,12 @@ from typing import Any
 
 from clickhouse_connect.driver.insert import InsertContext
 
-__all__ = ["INSERT_SETTINGS", "TableWriter"]
+from sinks.batch import Batch
+from sinks.optouts import OPTOUT_PERSON_COLUMNS
+from sinks.rows import DIM_PERSON_COLUMNS, PERSON_MAP_COLUMNS, columns, dim_person_of
+from sinks.wire import WIRE_TABLES, WireFormat
+
+__all__ = ["INSERT_SETTINGS", "TableWriter", "write_batch"]
 
 # Query settings of every insert (any ClickHouse server takes them).
 INSERT_SETTINGS: Mapping[str, Any] = {
@@ -77,3 +82,21 @@ class TableWriter:
         are the container's fields by name: ClickHouse decodes it."""
         settings = {**self._settings, "max_insert_block_size": WIRE_BLOCK_ROWS}
         self.client.raw_insert(table, None, container, settings=settings, fmt="Avro")
+
+
+def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | None = None) -> None:
+    """Insert ``batch``, one column-oriented insert per table, through ``target``: a
+    :class:`TableWriter` (the sink's, which keeps each table's insert context), or a
+    clickhouse-connect client; the wire messages of a fact table as one container
+    (``formats``: each fact table's) into its wire table. Raises what the client raised."""
+    writer = target if isinstance(target, TableWriter) else TableWriter(target)
+    for table, messages in batch.wire.items():
+        if messages:
+            assert formats is not None, "wire messages need their tables' formats"
+            container = formats[table].container([m.value() or b"" for m in messages])
+            writer.insert_container(WIRE_TABLES[table], container)
+    for table, rows in batch.facts.items():
+        writer.insert(table, columns(table), rows)
+    writer.insert("person_map", PERSON_MAP_COLUMNS, batch.merges)
+    writer.insert("dim_person", DIM_PERSON_COLUMNS, map(dim_person_of, batch.persons.values()))
+    writer.insert("optout_person", OPTOUT_PERSON_COLUMNS, batch.optout_persons)

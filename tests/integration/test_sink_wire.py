@@ -130,7 +130,7 @@ def _sink_tables(
         worker.start()
         try:
             deadline = time.monotonic() + 120
-            done = lambda: sink.counts["facts"] + sink._decoding.counts["dead_letter"]  # noqa: E731
+            done = lambda: sink.counts["facts"] + sink.consumer.decoding_counts["dead_letter"]  # noqa: E731
             while done() < total and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
@@ -147,7 +147,7 @@ def _sink_tables(
             tables["dim_person"] = client.query(
                 f"SELECT {', '.join(DIM_PERSON_COLUMNS)} FROM dim_person FINAL ORDER BY person_id"
             ).result_rows
-        counts = {**sink.counts, **sink._decoding.counts}
+        counts = {**sink.counts, **sink.consumer.decoding_counts}
         return tables, counts
     finally:
         client.close()

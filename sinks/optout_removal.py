@@ -1,0 +1,73 @@
+"""Opt-out decisions applied in ClickHouse: once a batch with decisions is written, the
+rows of its opted-out persons are removed from every table, and each decision is audited
+(the rules and statements: sinks/optouts.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sinks.batch import Batch
+from sinks.optouts import (
+    AUDIT_COLUMNS,
+    audit_row,
+    count_statement,
+    delete_statement,
+    removed_per_decision,
+)
+
+__all__ = ["OptOutRemoval"]
+
+_APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for /optouts
+
+
+class OptOutRemoval:
+    """Removes opted-out persons' rows through ``client`` (a clickhouse-connect client; the
+    caller holds the sink's lock). ``audited``: the decision ids audited before.
+
+    ``counts``: ``optout.rows_removed`` and ``optout.audited``. ``applied_s``: decision id
+    -> seconds from reading the decision to its rows removed and audited (the latest
+    10,000)."""
+
+    def __init__(self, client: Any, audited: Iterable[str] = ()) -> None:
+        self._client = client
+        self._audited = set(audited)
+        self.counts: Counter[str] = Counter()
+        self.applied_s: dict[str, float] = {}
+
+    def apply(self, batch: Batch) -> None:
+        """Remove the rows of the written ``batch``'s opted-out persons from every table,
+        with one count query and one DELETE per table that holds any, for all its
+        decisions at once; one audit row per decision (a replayed decision removes again,
+        and is not audited twice). Raises what the client raised."""
+        ids = sorted({p for d in batch.decisions if d["opted_out"] for p in d["person_ids"]})
+        found: list[tuple[str, str, int]] = []
+        if ids:
+            found = self._client.query(count_statement(), parameters={"ids": ids}).result_rows
+        for table in sorted({str(table) for table, _person, _rows in found}):
+            chosen = sorted({str(p) for t, p, _rows in found if t == table})
+            self._client.command(delete_statement(table), parameters={"ids": chosen})
+        applied_at = datetime.now(UTC)
+        audit = []
+        audited = set(self._audited)  # a decision read twice in one batch: one audit row
+        removed = removed_per_decision(batch.decisions, found)
+        for decision, rows_removed in zip(batch.decisions, removed, strict=True):
+            self.counts["optout.rows_removed"] += sum(rows_removed.values())
+            decision_id = str(decision["decision_id"])
+            if decision_id not in audited:
+                audited.add(decision_id)
+                audit.append(audit_row(decision, rows_removed, applied_at))
+        if audit:
+            self._client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
+        done = time.monotonic()
+        for decision, read_at in zip(batch.decisions, batch.decisions_read, strict=True):
+            decision_id = str(decision["decision_id"])
+            if decision_id not in self._audited:
+                self._audited.add(decision_id)
+                self.counts["optout.audited"] += 1
+            self.applied_s[decision_id] = done - read_at
+            while len(self.applied_s) > _APPLIED_KEPT:
+                del self.applied_s[next(iter(self.applied_s))]
