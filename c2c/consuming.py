@@ -73,7 +73,7 @@ class DecodingConsumer:
     def consume(self, max_messages: int, timeout_s: float) -> list[Message]:
         """The messages of one fetch, at most ``max_messages``, as the Consumer gives them
         (errors among them), for a caller that decodes them itself (see the module
-        docstring), which adds what it decoded to ``counts["decoded"]``."""
+        docstring) and counts what it decoded."""
         return self._consumer.consume(max_messages, timeout_s)
 
     def skip_error(self, message: Message) -> None:
