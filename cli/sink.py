@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -50,23 +52,20 @@ def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) ->
     """Write linked events and identity changes to ClickHouse (migrating first). Health,
     counts and outcomes on C2C_SINK_WEB_PORT."""
     import gc
-    import signal
-    import threading
 
-    from c2c.clickhouse import connect
     from c2c.registry import SchemaRegistry
-    from sinks.migrate import migrate
     from sinks.sink import SINK_GROUP, Sink
     from sinks.web import serve
 
     settings = context_settings(ctx)
-    client = connect(settings)
-    migrate(client, min_cell=settings.suppression_min_cell, server=not settings.clickhouse_embedded)
-    running = Sink(settings, SchemaRegistry(settings), client, group_id=group or SINK_GROUP)
-    server = serve(running, settings.sink_web_host, settings.sink_web_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    client = _open_clickhouse(settings, stop)
+    if client is None:
+        return
+    running = Sink(settings, SchemaRegistry(settings), client, group_id=group or SINK_GROUP)
+    server = serve(running, settings.sink_web_host, settings.sink_web_port)
     # what start-up left (modules, schemas, the person map) lives as long as the process:
     # out of the collector's view, so that full collections do not scan it again
     gc.collect()
@@ -76,6 +75,36 @@ def sink_run(ctx: click.Context, group: str | None, until_idle: float | None) ->
     finally:
         server.shutdown()
     click.echo(f"sink wrote {running.counts['rows']} rows in {running.counts['batches']} batches")
+
+
+def _open_clickhouse(settings: Settings, stop: threading.Event) -> Any | None:
+    """A migrated ClickHouse client, waiting (0.5 s, doubling to 30 s) while ClickHouse is
+    not there (sinks.refusal.outage) as the sink does mid-run; None if ``stop`` was set
+    first. Any other error is raised: it would repeat."""
+    from c2c.clickhouse import connect
+    from sinks.migrate import migrate
+    from sinks.refusal import outage
+
+    delay = 0.5
+    while True:
+        try:
+            client = connect(settings)
+            migrate(
+                client,
+                min_cell=settings.suppression_min_cell,
+                server=not settings.clickhouse_embedded,
+            )
+            return client
+        except Exception as exc:
+            if not outage(exc):
+                raise
+            first = str(exc).splitlines()[0][:300]
+            click.echo(
+                f"c2c sink: ClickHouse is not answering ({first}); again in {delay:.1f} s", err=True
+            )
+        if stop.wait(delay):
+            return None
+        delay = min(delay * 2, 30.0)
 
 
 @click.command()

@@ -101,6 +101,13 @@ class SinkConsumer:
         for message, error in dead:
             self._decoding.dead_letter(cast(KafkaMessage, message), error)
 
+    def publish_dead_letters(self, records: Iterable[dict[str, Any]]) -> None:
+        """Publish dead letters already built (rows ClickHouse refused: sinks/refusal.py),
+        counted as ``row_refused``; :meth:`commit` waits until they are delivered."""
+        for record in records:
+            self._dead_letters.publish(record)
+            self.counts["row_refused"] += 1
+
     def commit(self) -> None:
         """Commit what was consumed so far, once the dead letters are delivered: call it
         only when ClickHouse has every row read."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from sinks.batch import Batch, BatchBuilder
 from sinks.consumer import SinkConsumer
+from sinks.refusal import RefusedRow, refused_for_data
 
 __all__ = ["RetryingWriter"]
 
@@ -31,8 +32,12 @@ class RetryingWriter:
     what ClickHouse raised) by the policy of the module docstring; ``consumer`` is held
     while it waits (through ``sleep``), ``builder`` decodes refused wire messages.
 
-    ``counts``: ``clickhouse_errors`` (refused attempts) and ``wire.refused`` (of those,
-    the ones tried again with their wire messages decoded). ``clickhouse_error``: why the
+    ``salvage(batch)`` finds and takes out the rows refused for their data (raising for an
+    outage).
+
+    ``counts``: ``clickhouse_errors`` (refused attempts), ``wire.refused`` (of those, the
+    ones tried again with their wire messages decoded) and ``refused.salvaged`` (the ones
+    tried again without the rows refused for their data). ``clickhouse_error``: why the
     last attempt was refused, None once one is taken; ``last_insert_s``: how long the last
     attempt taken took."""
 
@@ -42,9 +47,11 @@ class RetryingWriter:
         *,
         consumer: SinkConsumer,
         builder: BatchBuilder,
+        salvage: Callable[[Batch], list[RefusedRow]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._insert = insert
+        self._salvage = salvage
         self._consumer = consumer
         self._builder = builder
         self._sleep = sleep
@@ -71,6 +78,8 @@ class RetryingWriter:
                     self.counts["wire.refused"] += 1
                     self._consumer.send_dead_letters(self._builder.unwire(batch))
                     continue
+                if self._salvage is not None and refused_for_data(exc) and self._set_aside(batch):
+                    continue
                 log.warning("ClickHouse refused a batch (%s); retrying in %.1f s", exc, delay)
                 if not self._consumer.hold(delay, stop, self._sleep):
                     return False
@@ -80,3 +89,25 @@ class RetryingWriter:
             self.clickhouse_error = None
             self._consumer.resume()
             return True
+
+    def _set_aside(self, batch: Batch) -> bool:
+        """Take the rows refused for their data out of ``batch`` as dead letters; whether
+        any were found (none: the refusal did not repeat, and the batch waits as for an
+        outage). An outage met meanwhile is an outage: False."""
+        assert self._salvage is not None
+        try:
+            refused = self._salvage(batch)
+        except Exception as exc:
+            log.warning("ClickHouse failed while the sink looked for refused rows (%s)", exc)
+            return False
+        if not refused:
+            return False
+        log.warning(
+            "ClickHouse refused %d row(s) for what they hold (%s); dead-lettered, the rest "
+            "is written",
+            len(refused),
+            refused[0].error,
+        )
+        self.counts["refused.salvaged"] += 1
+        self._consumer.publish_dead_letters(item.dead_letter() for item in refused)
+        return True

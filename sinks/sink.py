@@ -43,6 +43,7 @@ from sinks.gc_control import BetweenBatches
 from sinks.observer import SinkObserver
 from sinks.optout_removal import OptOutRemoval
 from sinks.optouts import OptOutFilter
+from sinks.refusal import RefusedRow, salvage
 from sinks.retry import RetryingWriter
 from sinks.rows import FACT_MEMO, FACT_TABLES, ChangeReader, PersonMap, RowReader, fact_paths
 from sinks.wire import WireFormat, person_finder, person_found
@@ -163,7 +164,11 @@ class Sink:
         self.removal = OptOutRemoval(client, (str(row[0]) for row in audited.result_rows))
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(
-            self._insert, consumer=self.consumer, builder=self.builder, sleep=sleep
+            self._insert,
+            consumer=self.consumer,
+            builder=self.builder,
+            salvage=self._salvage,
+            sleep=sleep,
         )
         self._observed = SinkObserver(
             telemetry,
@@ -243,6 +248,12 @@ class Sink:
             write_batch(self._tables, batch, self._formats)
             if batch.decisions:
                 self.removal.apply(batch)
+
+    def _salvage(self, batch: Batch) -> list[RefusedRow]:
+        """The rows of ``batch`` ClickHouse refuses for their data, taken out of it
+        (sinks/refusal.py), under the lock."""
+        with self.lock:
+            return salvage(self._tables.insert, batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Write ``batch`` until ClickHouse takes it, then commit its offsets (True);

@@ -223,3 +223,98 @@ def test_refused_batches_are_held_retried_with_backoff_and_written_once(
     assert waits[1] >= 5
     assert waits[2] > 1.5 * waits[1]
     assert waits[3] > 1.5 * waits[2]
+
+
+@pytest.mark.parametrize("decode", ["clickhouse", "python"])
+def test_rows_clickhouse_refuses_are_dead_lettered_and_the_rest_written(
+    stack: Settings, registry: SchemaRegistry, clickhouse: tuple[Settings, Any], decode: str
+) -> None:
+    """Dates a Date column cannot hold (before 1970, after 2149) pass every check before
+    the sink; ClickHouse refuses them on every try. The sink used to retry that batch for
+    ever, and write nothing after it; now the refused rows are dead letters and the rest is
+    written, and what comes after is written too."""
+    import datetime
+
+    from c2c.kinds import get_kind
+
+    settings, client = clickhouse
+    settings = settings.model_copy(update={"sink_decode": decode})
+    group = f"test-sink-poison-{uuid.uuid4().hex[:10]}"
+    sink = Sink(settings, registry, client, group_id=group, sleep=lambda _s: None)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as exc:  # surfaced in the test thread below
+            failed.append(exc)
+
+    poison = {
+        "enrollment": ("term_start_date", datetime.date(1800, 8, 14)),
+        "credential": ("issue_date", datetime.date(1965, 7, 1)),
+        "completion": ("completion_date", datetime.date(9999, 12, 31)),
+    }
+    run_id = f"poison-{uuid.uuid4().hex[:8]}"
+    producer = Producer(stack.kafka_config(**{"enable.idempotence": True}))
+    bad: dict[str, str] = {}
+    good: dict[str, set[str]] = {}
+    worker = threading.Thread(target=run, name="sink", daemon=True)
+    worker.start()
+    try:
+        _until(lambda: sink.positioned, "assigned and positioned")
+        for round_ in range(2):  # the second round comes after the poison: written too
+            for kind, (field, day) in poison.items():
+                topic = get_kind(kind).linked_topic
+                encoder = registry.encoder(get_topic(topic))
+                for index in range(25):
+                    event = example_linked(kind, 1000 * round_ + index)
+                    event["event_id"] = str(uuid.uuid4())
+                    event["person_id"] = f"{run_id}-{index % 7}"
+                    if round_ == 0 and index == 12:
+                        event["facts"][field] = day
+                        bad[event["event_id"]] = kind
+                    else:
+                        good.setdefault(get_kind(kind).fact_table, set()).add(event["event_id"])
+                    producer.produce(topic, encoder.encode(event), key=event["person_id"])
+            assert producer.flush(30) == 0
+        total = sum(map(len, good.values()))
+        _until(lambda: sink.counts["facts"] >= total, f"{total} facts written")
+        _until(lambda: sink.counts["row_refused"] >= len(bad), "refused rows dead-lettered")
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not failed, failed
+    assert sink.counts["row_refused"] == len(bad)
+    assert sink.counts["refused.salvaged"] >= 1
+    for table, sent in good.items():
+        rows = client.query(
+            f"SELECT DISTINCT toString(event_id) FROM {table} "
+            "WHERE startsWith(person_id, {run:String})",
+            parameters={"run": run_id},
+        ).result_rows
+        assert {event_id for [event_id] in rows} == sent, table
+    # the dead letters name each refused event and its table, never stop the sink
+    reader = Consumer(
+        stack.kafka_config(**{"group.id": f"{group}-dl", "auto.offset.reset": "earliest"})
+    )
+    decoder = registry.decoder(get_topic("c2c.deadletter"))
+    found: dict[str, str] = {}
+    try:
+        reader.subscribe(["c2c.deadletter"])
+        deadline = time.monotonic() + 60
+        while len(found) < len(bad) and time.monotonic() < deadline:
+            message = reader.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            letter = decoder.decode(message.value() or b"")
+            for event_id, kind in bad.items():
+                if event_id in letter["error_message"]:
+                    assert letter["error_code"] == "sink.row_refused"
+                    assert letter["stage"] == "sink"
+                    assert letter["source_topic"] == get_kind(kind).linked_topic
+                    assert f"table {get_kind(kind).fact_table}" in letter["error_message"]
+                    found[event_id] = kind
+    finally:
+        reader.close()
+    assert found == bad
