@@ -45,8 +45,10 @@ __all__ = [
     "encoded_in_time_order",
     "in_time_order",
     "mapped_events",
+    "neutralised",
     "open_folder",
     "produce_file",
+    "recovered",
     "rejects_path",
     "replay",
 ]
@@ -91,8 +93,28 @@ def rejects_path(path: Path) -> Path:
     return path.with_name(path.name + ".rejects.csv")
 
 
+# A cell starting with one of these runs as a formula when a spreadsheet opens the file
+# (OWASP, "CSV Injection"); a leading quote is added to these too, so that removing the
+# one leading quote of a row that starts with one always gives the row back.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralised(row: str) -> str:
+    """``row`` as the rejects file writes it: with a single quote before it if it starts
+    with =, +, -, @, a tab, a carriage return or a single quote, so that a spreadsheet
+    shows it as text; :func:`recovered` undoes it."""
+    return "'" + row if row.startswith(_FORMULA_START) else row
+
+
+def recovered(cell: str) -> str:
+    """The row as read, from the rejects file's ``row`` cell: without its leading quote,
+    if it has one (only :func:`neutralised` adds one there)."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
 class RejectsFile:
-    """Rejected rows, written as they come: line, reason, the original row."""
+    """Rejected rows, written as they come: line, reason, the original row (neutralised
+    against spreadsheet formulas: see :func:`neutralised`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -104,7 +126,8 @@ class RejectsFile:
             self._handle = self.path.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["line", "reason", "row"])
-        self._writer.writerow([line, reason, raw.decode("utf-8", errors="backslashreplace")])
+        row = raw.decode("utf-8", errors="backslashreplace")
+        self._writer.writerow([line, neutralised(reason), neutralised(row)])
 
     def close(self) -> None:
         if self._handle is not None:
