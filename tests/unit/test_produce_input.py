@@ -5,12 +5,21 @@ the rest of the file is read."""
 from __future__ import annotations
 
 import csv
+import datetime
 from pathlib import Path
 
 import pytest
 
 from c2c.settings import Settings
-from producers.files import neutralised, produce_file, recovered, rejects_path
+from producers.files import (
+    folder_today,
+    neutralised,
+    produce_file,
+    recovered,
+    rejects_path,
+    replay,
+)
+from producers.synth import NoiseConfig, SynthConfig, synthesize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 
@@ -149,3 +158,156 @@ def test_the_rejects_file_neutralises_a_row_a_spreadsheet_would_run(
     rejects = _rejects(path)
     assert [r[2][:1] for r in rejects] == ["'", "'"]
     assert [recovered(r[2]) for r in rejects] == [lines[2], lines[3]]
+
+
+# -- dates: within plausible limits (c2c.validation.DATE_RULES) -------------------------------
+
+TODAY = datetime.date(2026, 12, 6)
+
+
+def _example_with(tmp_path: Path, source: str, changes: list[dict[str, str]]) -> Path:
+    """The example of ``source`` (its first row) written once per change of cells."""
+    with (EXAMPLES / f"{source}.csv").open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    header, base = table[0], table[1:]
+    path = tmp_path / f"{source}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for change in changes:
+            row = dict(zip(header, base[int(change.pop("_row", "0"))], strict=True))
+            row.update(change)
+            writer.writerow(row.values())
+    return path
+
+
+def _reasons(settings: Settings, source: str, path: Path) -> list[str]:
+    summary = produce_file(settings, source, path, dry_run=True, workers=1, today=TODAY)
+    assert summary.read == summary.published + summary.rejected
+    return [reason.split(": ", 1)[1] for _, reason, _ in _rejects(path)] if summary.rejected else []
+
+
+_BIRTH_EARLY = (
+    "StudentBirthDate (person.birth_date) is before 1900-01-01, the earliest birth date "
+    "taken; check the date at the source"
+)
+_BIRTH_LATE = (
+    "StudentBirthDate (person.birth_date) is later than today (2026-12-06), the latest "
+    "birth date taken; check the date at the source"
+)
+
+
+def test_birth_dates_outside_1900_to_today_are_rejected(settings: Settings, tmp_path: Path) -> None:
+    cells = ["0999-01-01", "00010101", "1800-01-01", "1899-12-31", "1900-01-01", "2026-12-06",
+             "2026-12-07", "2031-01-01", "12/31/9999"]  # fmt: skip
+    path = _example_with(
+        tmp_path, "k12", [{"RecordID": f"K{i}", "StudentBirthDate": c} for i, c in enumerate(cells)]
+    )
+    assert _reasons(settings, "k12", path) == [
+        _BIRTH_EARLY,
+        _BIRTH_EARLY,
+        _BIRTH_EARLY,
+        _BIRTH_EARLY,
+        _BIRTH_LATE,
+        _BIRTH_LATE,
+        _BIRTH_LATE,
+    ]
+
+
+def _late(column: str, path: str) -> str:
+    return (
+        f"{column} ({path}) is later than 31 days after today (2027-01-06), the latest date "
+        "of an event taken; check the date at the source"
+    )
+
+
+def _early(column: str, path: str, noun: str = "date of an event") -> str:
+    return (
+        f"{column} ({path}) is before 1990-01-01, the earliest {noun} taken; "
+        "check the date at the source"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "changes", "reasons"),
+    [
+        (
+            "k12",
+            [
+                {"EnrollmentStartDate": "1850-08-15"},
+                {"EnrollmentStartDate": "2027-01-06"},
+                {"EnrollmentStartDate": "2027-01-07"},
+            ],
+            [
+                _early("EnrollmentStartDate", "facts.term_start_date"),
+                _late("EnrollmentStartDate", "facts.term_start_date"),
+            ],
+        ),
+        (
+            "csu",
+            [{"_row": "1", "DegreeDate": d} for d in ("2099-05-24", "9999-12-31", "2026-05-24")],
+            [_late("DegreeDate", "facts.completion_date")] * 2,
+        ),
+        (
+            "ctc",
+            [{"IssueDate": d} for d in ("0001-01-01", "9999-12-31", "1990-01-01")],
+            [
+                _early("IssueDate", "facts.issue_date"),
+                _late("IssueDate", "facts.issue_date"),
+            ],
+        ),
+        (
+            "edd",
+            [{"YearQuarter": q} for q in ("2029Q3", "2026Q4", "2027Q1", "1990Q1")],
+            [
+                "YearQuarter (event_time) is later than 31 days after today (2027-01-06), the "
+                "latest time of an event taken; check the date at the source"
+            ]
+            * 2,
+        ),
+        (
+            "k12",
+            [{"EnrollmentStartDate": "", "AcademicYearID": "2027-2028"}],
+            [
+                "AcademicYearID (event_time) is later than 31 days after today (2027-01-06), "
+                "the latest time of an event taken; check the date at the source"
+            ],
+        ),
+    ],
+)
+def test_event_dates_outside_their_limits_are_rejected(
+    settings: Settings,
+    tmp_path: Path,
+    source: str,
+    changes: list[dict[str, str]],
+    reasons: list[str],
+) -> None:
+    for i, change in enumerate(changes):
+        change.setdefault(
+            {"k12": "RecordID", "csu": "RecordID", "ctc": "DocumentNumber", "edd": "WageRecordID"}[
+                source
+            ],
+            f"R{i}",
+        )
+    path = _example_with(tmp_path, source, changes)
+    assert _reasons(settings, source, path) == reasons
+
+
+@pytest.mark.parametrize("source", ["k12", "ccc", "csu", "uc", "csac", "edd", "ctc", "optout"])
+def test_the_examples_hold_no_date_past_today(settings: Settings, source: str) -> None:
+    summary = produce_file(settings, source, EXAMPLES / f"{source}.csv", dry_run=True, workers=1)
+    assert summary.rejected == 0
+    assert summary.published == summary.read > 0
+
+
+def test_a_synth_folder_is_checked_as_of_its_present(settings: Settings, tmp_path: Path) -> None:
+    end_year = datetime.date.today().year + 3  # a simulation of years still to come
+    config = SynthConfig(people=120, seed=5, end_year=end_year, first_class=end_year - 6)
+    synthesize(config, NoiseConfig(), tmp_path, workers=1)
+    assert folder_today(tmp_path) == config.present == datetime.date(end_year + 1, 6, 30)
+    summaries = replay(settings, tmp_path, dry_run=True)
+    assert sum(s.read for s in summaries) > 500
+    assert all(s.rejected == 0 for s in summaries)
+    # as of the real today, its future records would be rejected
+    later = produce_file(settings, "edd", tmp_path / "edd.csv", dry_run=True, workers=1)
+    assert later.rejected > 0
