@@ -308,13 +308,29 @@ def _csv_error_row(
     limit = csv.field_size_limit()
     opened = _quote_opened(lines, start, end) if end > start + 1 else None
     if opened is None:
+        column = _long_column("".join(lines[start:end]), columns, limit)
+        field = "a field" if column is None else f"column {column}"
         problem = (
-            f"has a field over {limit} characters (a cell holds at most {MAX_CELL}); "
+            f"has {field} over {limit} characters (a cell holds at most {MAX_CELL}); "
             "remove it and export again"
         )
         return SourceRow(offset + end, raw, None, problem, columns)
     what = f"one field of over {limit} characters"
     return SourceRow(offset + opened + 1, raw, None, _run_on(offset, opened, end, what), columns)
+
+
+def _long_column(text: str, columns: tuple[str, ...], limit: int) -> str | None:
+    """The column of the first cell over ``limit`` characters in one record's ``text``,
+    where that is plain: a record without quotes (its cells are split(",")) whose cells
+    line up with ``columns``; else None."""
+    if '"' in text:
+        return None
+    cells = text.rstrip("\r\n").split(",")
+    if len(cells) != len(columns):
+        return None
+    return next(
+        (name for name, cell in zip(columns, cells, strict=True) if len(cell) > limit), None
+    )
 
 
 # Whitespace (str.isspace) other than the space and the line breaks CSV reads as such.

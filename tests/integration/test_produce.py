@@ -283,6 +283,7 @@ def test_a_10_mb_field_is_rejected_and_its_dead_letter_fits_the_broker(
             row[0] = f"W{i}-{marker}"
             if i == 2:
                 row[header.index("LastName")] = "A" * 10_000_000
+                row[header.index("Wages")] = "450.22"  # no quotes on the line
             writer.writerow(row)
     raw = path.read_bytes().splitlines()[3]
     run = _produce("edd", str(path))
@@ -303,7 +304,7 @@ def test_a_10_mb_field_is_rejected_and_its_dead_letter_fits_the_broker(
     )
     assert letter["source_line"] == 4
     assert letter["error_code"] == "row.unreadable"
-    assert "has a field over 131072 characters" in letter["error_message"]
+    assert "has column LastName over 131072 characters" in letter["error_message"]
     assert letter["original_value"] == raw[:MAX_ORIGINAL_VALUE]
     assert letter["original_value_size"] == len(raw)
     assert letter["original_value_sha256"] == hashlib.sha256(raw).hexdigest()

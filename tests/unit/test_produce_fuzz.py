@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 import os
 import tempfile
 from functools import partial
@@ -99,10 +100,47 @@ def _extract(draw: st.DrawFn) -> tuple[str, bytes]:
     return source, body + (ending if draw(st.booleans()) else b"")
 
 
-def _check_produce(settings: Settings, source: str, data: bytes) -> None:
+_json_values = st.one_of(
+    _cells,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def _json_lines(draw: st.DrawFn) -> tuple[str, bytes]:
+    """edd as JSON Lines: the example's objects with values changed, keys dropped or
+    added, and lines that are not objects or not JSON."""
+    lines = (EXAMPLES / "edd.jsonl").read_text(encoding="utf-8").splitlines()
+    objects = [json.loads(line) for line in lines]
+    out = []
+    for _ in range(draw(st.integers(0, 20))):
+        kind = draw(st.integers(0, 7))
+        if kind == 0:
+            out.append(draw(st.binary(max_size=60)).replace(b"\n", b"").replace(b"\r", b""))
+            continue
+        if kind == 1:
+            out.append(json.dumps(draw(_json_values)).encode())
+            continue
+        record = dict(draw(st.sampled_from(objects)))
+        for _ in range(draw(st.integers(0, 3))):
+            record[draw(st.sampled_from(sorted(record)))] = draw(_json_values)
+        if kind == 2:
+            record.pop(draw(st.sampled_from(sorted(record))))
+        if kind == 3:
+            record[draw(st.text(max_size=8))] = draw(_json_values)
+        out.append(json.dumps(record, ensure_ascii=draw(st.booleans())).encode())
+    return "edd", b"\n".join(out) + b"\n"
+
+
+def _check_produce(settings: Settings, source: str, data: bytes, suffix: str = ".csv") -> None:
     """The invariant of `c2c produce --dry-run` on ``data``."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{source}.csv"
+        path = Path(folder) / f"{source}{suffix}"
         path.write_bytes(data)
         try:
             summary = produce_file(settings, source, path, dry_run=True, workers=1, today=TODAY)
@@ -140,6 +178,12 @@ def test_produce_dry_run_accounts_for_every_row(
     settings: Settings, case: tuple[str, bytes]
 ) -> None:
     _check_produce(settings, *case)
+
+
+@FUZZ
+@given(_json_lines())
+def test_json_lines_account_for_every_row(settings: Settings, case: tuple[str, bytes]) -> None:
+    _check_produce(settings, *case, suffix=".jsonl")
 
 
 @FUZZ
