@@ -21,7 +21,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
 from c2c.registry import SchemaRegistry
@@ -50,6 +50,9 @@ MAX_ORIGINAL_KEY = 16 * 1024
 
 MAX_ERROR_MESSAGE = 8 * 1024
 """Characters of the error message a dead letter carries (at most 4 bytes each)."""
+
+
+_QUEUE_WAIT_S = 60.0
 
 
 def _kept(original: bytes | None, limit: int) -> tuple[bytes | None, int | None, str | None]:
@@ -129,13 +132,30 @@ class DeadLetterPublisher:
             self._failed.append(str(err))
 
     def publish(self, record: dict[str, Any]) -> None:
-        """Queue one dead letter for sending; :meth:`flush` confirms delivery."""
-        self._producer.produce(
-            self._topic.name,
-            key=record["original_key"],
-            value=self._encoder.encode(record),
-            on_delivery=self._on_delivery,
-        )
+        """Queue one dead letter for sending; :meth:`flush` confirms delivery. A dead letter
+        Kafka refuses at once is counted as failed, for :meth:`flush` to report, and the
+        caller goes on (a file's other rows are still read); while the local queue is full,
+        this waits for deliveries to make room, up to _QUEUE_WAIT_S."""
+        value = self._encoder.encode(record)
+        waited = 0.0
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic.name,
+                    key=record["original_key"],
+                    value=value,
+                    on_delivery=self._on_delivery,
+                )
+                break
+            except BufferError:
+                if waited >= _QUEUE_WAIT_S:
+                    self._failed.append(f"the local queue stayed full for {waited:.0f} s")
+                    break
+                self._producer.poll(0.5)
+                waited += 0.5
+            except KafkaException as exc:
+                self._failed.append(str(exc))
+                break
         self._producer.poll(0)
         self.counts[record["error_code"]] += 1
 

@@ -271,7 +271,9 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
                     line=offset + opened + 1, problem=_run_on(offset, opened, end, problem)
                 )
             yield row
-        elif padded is None or end != done_before + 1 or padded(body):
+        # the chunk's last record too: a quote it opens may take the line break as a cell's
+        # end (at the end of the file), which stripping removes
+        elif padded is None or end != done_before + 1 or end == count or padded(body):
             yield new(SourceRow, (offset + end, raw, list(map(strip, cells)), None, columns))
         else:  # no cell starts or ends with whitespace (a record of several lines may)
             yield new(SourceRow, (offset + end, raw, cells, None, columns))

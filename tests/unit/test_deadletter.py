@@ -1,12 +1,17 @@
 """Dead letters: the record c2c.deadletter builds is always small enough for Kafka, keeps
 what it can of the original and says how to recognise the whole; its schema stays
-compatible with the dead letters written before."""
+compatible with the dead letters written before; the publisher goes on when Kafka refuses
+one and says so when flushed."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from c2c import events
 from c2c.compatibility import explain, removed_required_fields
@@ -15,11 +20,14 @@ from c2c.deadletter import (
     MAX_ERROR_MESSAGE,
     MAX_ORIGINAL_KEY,
     MAX_ORIGINAL_VALUE,
+    DeadLetterPublisher,
     dead_letter,
 )
-from c2c.errors import C2CError
+from c2c.errors import C2CError, ServiceError
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroEncoder
+from c2c.settings import Settings
+from c2c.topics import Topic
 
 LIBRARY = SchemaLibrary()
 NAME = "org.c2cstream.ops.DeadLetter"
@@ -105,3 +113,58 @@ def test_the_schema_reads_dead_letters_written_before_its_new_fields() -> None:
         for f in new["fields"]
         if f["name"] in NEW_FIELDS
     )
+
+
+class _Producer:
+    """A stand-in for confluent_kafka.Producer that refuses the first sends with
+    ``errors``, then takes everything."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.sent: list[bytes] = []
+        self.polls = 0
+
+    def produce(self, topic: str, key: Any, value: bytes, on_delivery: Any) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(value)
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+class _Registry:
+    def encoder(self, topic: Topic) -> AvroEncoder:
+        return AvroEncoder(LIBRARY.resolve(str(topic.schema)), 1)
+
+
+def _publisher(producer: _Producer) -> DeadLetterPublisher:
+    return DeadLetterPublisher(Settings(), _Registry(), producer)  # type: ignore[arg-type]
+
+
+def _letter(line: int) -> dict[str, Any]:
+    return dead_letter(stage="producer:edd", error=ValueError("bad"), source_line=line, value=b"x")
+
+
+def test_a_dead_letter_kafka_refuses_is_reported_at_flush_not_raised() -> None:
+    producer = _Producer(KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
+    publisher = _publisher(producer)
+    publisher.publish(_letter(1))  # refused: the caller goes on
+    publisher.publish(_letter(2))
+    assert len(producer.sent) == 1
+    with pytest.raises(ServiceError, match="1 failed") as raised:
+        publisher.flush()
+    assert raised.value.code == "deadletter.unsent"
+
+
+def test_a_full_queue_waits_for_room() -> None:
+    producer = _Producer(BufferError(), BufferError())
+    publisher = _publisher(producer)
+    publisher.publish(_letter(1))
+    assert len(producer.sent) == 1
+    assert producer.polls >= 3
+    publisher.flush()

@@ -312,3 +312,15 @@ def test_a_synth_folder_is_checked_as_of_its_present(settings: Settings, tmp_pat
     # as of the real today, its future records would be rejected
     later = produce_file(settings, "edd", tmp_path / "edd.csv", dry_run=True, workers=1)
     assert later.rejected > 0
+
+
+def test_an_amount_too_large_for_decimal_is_a_reject_not_a_crash(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # found by tests/unit/test_produce_fuzz.py: quantize raised InvalidOperation on 1e26
+    path = _example_with(
+        tmp_path, "edd", [{"WageRecordID": "W1", "Wages": "1e26"}, {"WageRecordID": "W2"}]
+    )
+    assert _reasons(settings, "edd", path) == [
+        "Wages (facts.wages) Decimal('1E+26') has more than 14 digits"
+    ]
