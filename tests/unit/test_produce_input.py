@@ -324,3 +324,20 @@ def test_an_amount_too_large_for_decimal_is_a_reject_not_a_crash(
     assert _reasons(settings, "edd", path) == [
         "Wages (facts.wages) Decimal('1E+26') has more than 14 digits"
     ]
+
+
+def test_the_emitter_holds_dates_to_the_same_limits(settings: Settings) -> None:
+    from c2c.examples import example_raw
+    from c2c.registry import SchemaRegistry
+    from c2c.validation import ValidationFailed
+    from producers.emitter import EventEmitter
+
+    # nothing is sent: the check comes first, without Kafka or the registry
+    emitter = EventEmitter(settings, SchemaRegistry(settings), today=lambda: TODAY)
+    event = example_raw("credential", 3)
+    event["person"]["birth_date"] = datetime.date(1, 1, 1)
+    event["facts"]["issue_date"] = datetime.date(2099, 1, 1)
+    with pytest.raises(ValidationFailed) as raised:
+        emitter.emit("credential", event)
+    assert [p.field for p in raised.value.problems] == ["person.birth_date", "facts.issue_date"]
+    assert "0001" not in str(raised.value)
