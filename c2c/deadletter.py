@@ -3,23 +3,70 @@
 :func:`dead_letter` builds the record (plain data, no I/O); :class:`DeadLetterPublisher`
 sends it to the dead-letter topic and counts what it sent. Nothing read is ever dropped: a
 consumer that cannot decode a message publishes it here and goes on.
+
+A dead letter is never over a size Kafka takes: it carries the original key and value
+whole up to :data:`MAX_ORIGINAL_KEY` and :data:`MAX_ORIGINAL_VALUE` bytes, and beyond that
+their first bytes, with the whole one's size and SHA-256 digest (``original_*_size``,
+``original_*_sha256``: a truncated original is one whose size is larger than what the
+record holds); the error message is cut at :data:`MAX_ERROR_MESSAGE` characters. Without
+it, the dead letter of a message near the broker's limit (the original plus the fields
+about it) would be over the limit itself, and the process sending it would die.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
 
-__all__ = ["DeadLetterPublisher", "dead_letter"]
+__all__ = [
+    "BROKER_MESSAGE_MAX_BYTES",
+    "MAX_ERROR_MESSAGE",
+    "MAX_ORIGINAL_KEY",
+    "MAX_ORIGINAL_VALUE",
+    "DeadLetterPublisher",
+    "dead_letter",
+]
+
+BROKER_MESSAGE_MAX_BYTES = 1_048_588
+"""Kafka's default ``message.max.bytes`` (a record batch, at the broker); librdkafka's own
+default for a producer's message is lower, 1,000,000."""
+
+MAX_ORIGINAL_VALUE = BROKER_MESSAGE_MAX_BYTES // 2
+"""Bytes of an original value (or row) a dead letter carries: half the broker's default
+limit, leaving the other half for the key, the message and the batch's framing."""
+
+MAX_ORIGINAL_KEY = 16 * 1024
+"""Bytes of an original key a dead letter carries."""
+
+MAX_ERROR_MESSAGE = 8 * 1024
+"""Characters of the error message a dead letter carries (at most 4 bytes each)."""
+
+
+_QUEUE_WAIT_S = 60.0
+
+
+def _kept(original: bytes | None, limit: int) -> tuple[bytes | None, int | None, str | None]:
+    """(what the dead letter holds of ``original``, its whole size, its SHA-256 hex)."""
+    if original is None:
+        return None, None, None
+    digest = hashlib.sha256(original).hexdigest()
+    return original[:limit], len(original), digest
+
+
+def _message_kept(message: str) -> str:
+    if len(message) <= MAX_ERROR_MESSAGE:
+        return message
+    return f"{message[:MAX_ERROR_MESSAGE]}... (cut: {len(message):,} characters in all)"
 
 
 def dead_letter(
@@ -35,24 +82,33 @@ def dead_letter(
     value: bytes | None = None,
 ) -> dict[str, Any]:
     """The DeadLetter record for one failure. ``error``'s code (for a C2CError) or class
-    name becomes error_code; its message, error_message."""
+    name becomes error_code; its message, error_message. ``key`` and ``value`` are kept
+    whole up to MAX_ORIGINAL_KEY and MAX_ORIGINAL_VALUE bytes, their first bytes beyond,
+    and their size and digest always: the record's encoding is always well under
+    BROKER_MESSAGE_MAX_BYTES, whatever it was given (tests/unit/test_deadletter.py)."""
     code = error.code if isinstance(error, C2CError) else type(error).__name__
     message = str(error)
     if isinstance(error, C2CError):
         message = message.removesuffix(f" [{error.code}]")
+    kept_key, key_size, key_sha256 = _kept(key, MAX_ORIGINAL_KEY)
+    kept_value, value_size, value_sha256 = _kept(value, MAX_ORIGINAL_VALUE)
     return {
         "dead_letter_id": str(uuid.uuid4()),
         "failed_at": datetime.now(UTC),
         "stage": stage,
         "error_code": code,
-        "error_message": message,
+        "error_message": _message_kept(message),
         "source_topic": source_topic,
         "source_partition": source_partition,
         "source_offset": source_offset,
         "source_file": source_file,
         "source_line": source_line,
-        "original_key": key,
-        "original_value": value,
+        "original_key": kept_key,
+        "original_value": kept_value,
+        "original_key_size": key_size,
+        "original_key_sha256": key_sha256,
+        "original_value_size": value_size,
+        "original_value_sha256": value_sha256,
     }
 
 
@@ -76,13 +132,30 @@ class DeadLetterPublisher:
             self._failed.append(str(err))
 
     def publish(self, record: dict[str, Any]) -> None:
-        """Queue one dead letter for sending; :meth:`flush` confirms delivery."""
-        self._producer.produce(
-            self._topic.name,
-            key=record["original_key"],
-            value=self._encoder.encode(record),
-            on_delivery=self._on_delivery,
-        )
+        """Queue one dead letter for sending; :meth:`flush` confirms delivery. A dead letter
+        Kafka refuses at once is counted as failed, for :meth:`flush` to report, and the
+        caller goes on (a file's other rows are still read); while the local queue is full,
+        this waits for deliveries to make room, up to _QUEUE_WAIT_S."""
+        value = self._encoder.encode(record)
+        waited = 0.0
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic.name,
+                    key=record["original_key"],
+                    value=value,
+                    on_delivery=self._on_delivery,
+                )
+                break
+            except BufferError:
+                if waited >= _QUEUE_WAIT_S:
+                    self._failed.append(f"the local queue stayed full for {waited:.0f} s")
+                    break
+                self._producer.poll(0.5)
+                waited += 0.5
+            except KafkaException as exc:
+                self._failed.append(str(exc))
+                break
         self._producer.poll(0)
         self.counts[record["error_code"]] += 1
 

@@ -341,8 +341,12 @@ class DeadLetter(BaseModel):
     source_offset: int | None = Field(default=None, description='Offset it was read at.')
     source_file: str | None = Field(default=None, description='Input file, for a rejected row.')
     source_line: int | None = Field(default=None, description='Line number in that file.')
-    original_key: bytes | None = Field(default=None, description='The message key as received.')
-    original_value: bytes | None = Field(default=None, description='The message value or row as received, byte for byte.')
+    original_key: bytes | None = Field(default=None, description='The message key as received; its first bytes only when original_key_size is larger (c2c.deadletter.MAX_ORIGINAL_KEY).')
+    original_value: bytes | None = Field(default=None, description="The message value or row as received, byte for byte; its first bytes only when original_value_size is larger (c2c.deadletter.MAX_ORIGINAL_VALUE), so that the dead letter stays under the broker's message size.")
+    original_key_size: int | None = Field(default=None, description='Length in bytes of the whole original key; original_key is truncated when it holds fewer. Null in dead letters written before this field.')
+    original_key_sha256: str | None = Field(default=None, description='SHA-256 of the whole original key, lower-case hex: identifies it when original_key is truncated.')
+    original_value_size: int | None = Field(default=None, description='Length in bytes of the whole original value or row; original_value is truncated when it holds fewer. Null in dead letters written before this field.')
+    original_value_sha256: str | None = Field(default=None, description='SHA-256 of the whole original value or row, lower-case hex: identifies it (and checks a copy recovered from the source) when original_value is truncated.')
 
 
 class Heartbeat(BaseModel):

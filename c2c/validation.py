@@ -16,6 +16,13 @@ same message whichever found it:
   is lax: a value of another type that pydantic would coerce (the string '2025' for an int,
   a date as ISO text) is a problem here, since the encoder could not write it either.
 
+Dates are also held to plausible limits, declared once in :data:`DATE_RULES` (birth dates
+from 1900 to today, dates of events from 1990 to today plus a tolerance): the compiled
+validator checks them when given ``dates`` (:func:`date_limits`, for a day the caller
+chooses), and so does the row encoder through :meth:`CheckCompiler.date_limit`;
+:func:`date_problems` is the same check in plain code. The generated models know nothing
+of them. Their problems name the field and the rule, never the value.
+
 A failure reads, for example: ``row 17: person.birth_date '2031-02-30' is not a date
 (YYYY-MM-DD)`` (the place, each bad field by its dotted path, the value, what was wrong).
 """
@@ -35,12 +42,20 @@ from c2c._avro_compiled import register_name
 from c2c.errors import C2CError
 
 __all__ = [
+    "DATE_RULES",
+    "EARLIEST_EVENT_DATE",
+    "FUTURE_TOLERANCE_DAYS",
     "CheckCompiler",
+    "DateLimit",
+    "DateLimits",
+    "DateRule",
     "FieldProblem",
     "NotCompilable",
     "RecordCheck",
     "ValidationFailed",
     "compile_validator",
+    "date_limits",
+    "date_problems",
     "model_problems",
     "problems_of",
     "validate",
@@ -58,9 +73,11 @@ class FieldProblem:
     field: str
     value: Any
     message: str
+    shown: bool = True
+    """Whether the text repeats the value (the date limits' problems do not)."""
 
     def __str__(self) -> str:
-        if self.value is _MISSING:
+        if self.value is _MISSING or not self.shown:
             return f"{self.field} {self.message}"
         shown = repr(self.value)
         if len(shown) > _MAX_SHOWN:
@@ -91,6 +108,147 @@ class NotCompilable(C2CError):
     """A schema uses a feature :func:`compile_validator` does not handle."""
 
     code = "validation.not_compilable"
+
+
+# -- plausible dates: declared once, checked by the compiled validator and row encoder -------
+
+
+@dataclass(frozen=True)
+class DateRule:
+    """Where the dates of one field of the raw events may fall: from ``earliest`` to
+    ``days_ahead`` days after today. A date outside is a mistake at the source (a year
+    mistyped, a placeholder such as 9999-12-31 or 0001-01-01, a date planned rather than
+    past), which would change the outcome tables or break what reads it downstream.
+
+    ``unless``: paths of dates this one derives from; it is checked only where they are
+    within their own limits, so a bad date is reported once."""
+
+    noun: str
+    earliest: datetime.date
+    days_ahead: int
+    unless: tuple[str, ...] = ()
+
+
+EARLIEST_EVENT_DATE = datetime.date(1990, 1, 1)
+"""The earliest event the system holds: the schemas' year fields start at 1990."""
+
+FUTURE_TOLERANCE_DAYS = 31
+"""How far after today an event may be dated: a term starting in the next weeks, clocks and
+time zones at the source; not a degree or a wage quarter still to come."""
+
+_EVENT = ("date of an event", EARLIEST_EVENT_DATE, FUTURE_TOLERANCE_DAYS)
+_FACT_DATES = ("facts.term_start_date", "facts.completion_date", "facts.issue_date")
+
+DATE_RULES: Mapping[str, DateRule] = {
+    "person.birth_date": DateRule("birth date", datetime.date(1900, 1, 1), 0),
+    **{path: DateRule(*_EVENT) for path in _FACT_DATES},
+    # an event's time comes from its dates, or from a year, quarter or request date
+    "event_time": DateRule(
+        "time of an event", EARLIEST_EVENT_DATE, FUTURE_TOLERANCE_DAYS, _FACT_DATES
+    ),
+}
+"""The date limits of the raw events, by dotted path: the one declaration that the
+compiled validator (:func:`compile_validator` with ``dates``), the compiled row encoder
+(producers.row_encoder) and :func:`date_problems` (the emitter's check, and the tests'
+reference) read."""
+
+
+@dataclass(frozen=True)
+class DateLimit:
+    """A :class:`DateRule` on a given day: a date field's value is within when
+    ``first <= value <= last``; a timestamp's when ``start <= value < end`` (aware, UTC)."""
+
+    path: str
+    first: datetime.date
+    last: datetime.date
+    start: datetime.datetime
+    end: datetime.datetime
+    too_early: str
+    too_late: str
+    unless: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DateLimits:
+    """Every :data:`DATE_RULES` limit as of ``today``."""
+
+    today: datetime.date
+    limits: tuple[DateLimit, ...]
+
+    def get(self, path: str) -> DateLimit | None:
+        return next((limit for limit in self.limits if limit.path == path), None)
+
+
+def date_limits(
+    today: datetime.date | None = None, rules: Mapping[str, DateRule] = DATE_RULES
+) -> DateLimits:
+    """The limits of ``rules`` as of ``today`` (default: today's date, UTC): the clock is a
+    parameter, so tests and replays of simulated data choose it."""
+    day = today if today is not None else datetime.datetime.now(datetime.UTC).date()
+    limits = []
+    for path, rule in rules.items():
+        last = day + datetime.timedelta(days=rule.days_ahead)
+        after = (
+            f"today ({day.isoformat()})"
+            if not rule.days_ahead
+            else f"{rule.days_ahead} days after today ({last.isoformat()})"
+        )
+        limits.append(
+            DateLimit(
+                path,
+                rule.earliest,
+                last,
+                datetime.datetime.combine(rule.earliest, datetime.time(), datetime.UTC),
+                datetime.datetime.combine(last, datetime.time(), datetime.UTC)
+                + datetime.timedelta(days=1),
+                f"is before {rule.earliest.isoformat()}, the earliest {rule.noun} taken; "
+                "check the date at the source",
+                f"is later than {after}, the latest {rule.noun} taken; "
+                "check the date at the source",
+                rule.unless,
+            )
+        )
+    return DateLimits(day, tuple(limits))
+
+
+def _at(record: Any, path: str) -> Any:
+    for part in path.split("."):
+        if record.__class__ is not dict and not isinstance(record, Mapping):
+            return None
+        record = record.get(part)
+    return record
+
+
+def _outside(limit: DateLimit, value: Any) -> str | None:
+    """The problem's text if ``value`` (of the type the schema gives the field: a date, a
+    timestamp, else not checked here) is outside ``limit``."""
+    if value.__class__ is datetime.date:
+        if value < limit.first:
+            return limit.too_early
+        return limit.too_late if value > limit.last else None
+    if isinstance(value, datetime.datetime):
+        at = value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+        if at < limit.start:
+            return limit.too_early
+        return limit.too_late if at >= limit.end else None
+    return None
+
+
+def date_problems(record: Any, dates: DateLimits) -> list[FieldProblem]:
+    """The dates of ``record`` (a raw event) outside ``dates``, in the declaration's order;
+    a value of the wrong type is not checked here (the schema's check reports it). The
+    reference for the compiled checks (tests compare them), and the emitter's check."""
+    problems: list[FieldProblem] = []
+    out: set[str] = set()
+    for limit in dates.limits:
+        if out.intersection(limit.unless):
+            continue
+        value = _at(record, limit.path)
+        text = _outside(limit, value)
+        if text is not None:
+            problems.append(FieldProblem(limit.path, value, text, shown=False))
+            out.add(limit.path)
+    return problems
 
 
 # -- messages, one table for both validators ---------------------------------------------------
@@ -310,6 +468,7 @@ class CheckCompiler:
             "_Decimal": decimal.Decimal,
             "_dict": dict,
             "_Mapping": Mapping,
+            "_UTC": datetime.UTC,
         }
         self.named: dict[str, dict[str, Any]] = {}
         self.counter = 0
@@ -326,8 +485,9 @@ class CheckCompiler:
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
 
-    def problem(self, indent: int, path: str, value: str, text: str) -> None:
-        self.emit(indent, f"problems.append(_P({path!r}, {value}, {text!r}))")
+    def problem(self, indent: int, path: str, value: str, text: str, shown: bool = True) -> None:
+        extra = "" if shown else ", False"
+        self.emit(indent, f"problems.append(_P({path!r}, {value}, {text!r}{extra}))")
 
     def register(self, schema: dict[str, Any], namespace: str | None) -> str | None:
         return register_name(self.named, schema, namespace)
@@ -517,12 +677,102 @@ class CheckCompiler:
         self.emit(indent, f"if not {known}.issuperset({rec}):")
         self.emit(indent + 1, f"_extras({rec}, {known}, {prefix!r}, problems)")
 
+    # -- date limits (DATE_RULES) ------------------------------------------------------------
 
-def compile_validator(schema: Mapping[str, Any]) -> RecordCheck:
+    def date_kind(self, schema: Mapping[str, Any], path: str) -> str | None:
+        """ "date" or "timestamp" if ``path`` (dotted) is a field of that logical type in the
+        record ``schema`` (whose named types this compiler has met), else None."""
+        node: Any = schema
+        namespace = schema.get("namespace")
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or node.get("type") not in ("record", "error"):
+                return None
+            namespace = node.get("namespace", namespace)
+            field = next((f for f in node["fields"] if f["name"] == part), None)
+            if field is None:
+                return None
+            kind = field["type"]
+            if isinstance(kind, list):
+                others = [branch for branch in kind if branch != "null"]
+                if len(others) != 1:
+                    return None
+                kind = others[0]
+            if isinstance(kind, str) and kind not in _PRIMITIVES:
+                try:
+                    kind = self.lookup(kind, namespace)
+                except NotCompilable:
+                    return None
+            node = kind
+        if not isinstance(node, Mapping):
+            return None
+        logical, base = node.get("logicalType"), node.get("type")
+        if logical == "date" and base == "int":
+            return "date"
+        if logical in ("timestamp-millis", "timestamp-micros") and base == "long":
+            return "timestamp"
+        return None
+
+    def date_limit(
+        self, limit: DateLimit, kind: str, v: str, indent: int, flag: str | None = None
+    ) -> None:
+        """The check of ``limit`` on ``v``, which holds the field's value (or anything: only
+        a date, for ``kind`` "date", or a timestamp, for "timestamp", is checked, as
+        :func:`date_problems` does); ``flag`` is set True where it fails."""
+        low, high = self.var("_low"), self.var("_high")
+        if kind == "date":
+            self.env[low], self.env[high] = limit.first, limit.last
+            self.emit(indent, f"if {v}.__class__ is _date_type:")
+            at, late = v, f"{v} > {high}"
+        else:
+            self.env[low], self.env[high] = limit.start, limit.end
+            self.emit(indent, f"if isinstance({v}, _datetime_type):")
+            at = self.var("at")
+            self.emit(
+                indent + 1, f"{at} = {v} if {v}.tzinfo is not None else {v}.replace(tzinfo=_UTC)"
+            )
+            late = f"{at} >= {high}"
+        for test, text in ((f"{at} < {low}", limit.too_early), (late, limit.too_late)):
+            self.emit(indent + 1, f"{'if' if text is limit.too_early else 'elif'} {test}:")
+            if flag is not None:
+                self.emit(indent + 2, f"{flag} = True")
+            self.problem(indent + 2, limit.path, v, text, shown=False)
+
+    def dates(self, schema: Mapping[str, Any], dates: DateLimits, rec: str, indent: int) -> None:
+        """The checks of every limit of ``dates`` whose path is a date or timestamp field of
+        ``schema``, on the record held in ``rec``, in their order (after the schema's)."""
+        flags: dict[str, str] = {}
+        for limit in dates.limits:
+            kind = self.date_kind(schema, limit.path)
+            if kind is None:
+                continue
+            flag = self.var("out")
+            self.emit(indent, f"{flag} = False")
+            guard = [flags[path] for path in limit.unless if path in flags]
+            inner = indent
+            if guard:
+                self.emit(indent, f"if not ({' or '.join(guard)}):")
+                inner += 1
+            v = self.var("date")
+            self.emit(inner, f"{v} = {rec}")
+            for part in limit.path.split("."):
+                self.emit(
+                    inner,
+                    f"{v} = {v}.get({part!r}) "
+                    f"if {v}.__class__ is _dict or isinstance({v}, _Mapping) else None",
+                )
+            self.date_limit(limit, kind, v, inner, flag)
+            flags[limit.path] = flag
+
+
+def compile_validator(schema: Mapping[str, Any], dates: DateLimits | None = None) -> RecordCheck:
     """A function giving every problem of a record of this Avro ``schema`` (a record schema,
     self-contained as :meth:`c2c.schemas.SchemaLibrary.resolve` gives it); see the module
     docstring for what it checks. Raises NotCompilable for arrays, maps, fixed and unions
-    other than null and one type (no schema in the catalogue uses them today)."""
+    other than null and one type (no schema in the catalogue uses them today).
+
+    With ``dates`` (:func:`date_limits`), it also reports the dates outside their limits
+    (:data:`DATE_RULES`), after the schema's problems, as :func:`date_problems` does; the
+    generated models know nothing of them."""
     if schema.get("type") != "record":
         raise NotCompilable(f"{schema.get('name')!r} is not a record schema")
     compiler = CheckCompiler()
@@ -532,6 +782,8 @@ def compile_validator(schema: Mapping[str, Any]) -> RecordCheck:
     compiler.emit(1, "if record.__class__ is not _dict and not isinstance(record, _Mapping):")
     compiler.emit(2, f"return [_P('(record)', record, {_record_text(name)!r})]")
     compiler.record(dict(schema), "record", "", 1, None)
+    if dates is not None:
+        compiler.dates(schema, dates, "record", 1)
     compiler.emit(1, "return problems")
     namespace = dict(compiler.env)
     exec(compile("\n".join(compiler.lines), f"<validator {name}>", "exec"), namespace)

@@ -30,6 +30,7 @@ from typing import Any
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroEncoder, SerdeError
 from c2c.topics import get_topic
+from c2c.validation import date_limits
 from producers.formats import KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.reader import Chunk, Extract, SourceRow, read_rows, whole_records
@@ -56,7 +57,9 @@ class ChunkPlan:
 
     ``schemas`` maps each topic to (its schema, its registered id); None in a dry run.
     ``event_ids``: hand back each message's event id too (for trace attributes);
-    ``event_times``: and its event time (to merge extracts in time order).
+    ``event_times``: and its event time (to merge extracts in time order). ``today``: the
+    day the date limits are taken on (c2c.validation.date_limits; None: today), the same
+    in every worker.
     """
 
     source: str
@@ -65,6 +68,7 @@ class ChunkPlan:
     schemas: Mapping[str, tuple[dict[str, Any], int]] | None
     event_ids: bool = False
     event_times: bool = False
+    today: datetime.date | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ class ChunkEncoder:
     def __init__(self, plan: ChunkPlan) -> None:
         self.plan = plan
         self.format = get_format(plan.source)
-        self.mapper = RowMapper(plan.source, self.format)
+        self.dates = date_limits(plan.today)
+        self.mapper = RowMapper(plan.source, self.format, dates=self.dates)
         self.encoders = (
             None
             if plan.schemas is None
@@ -143,7 +148,7 @@ class ChunkEncoder:
         try:
             return self._fast[columns]
         except KeyError:
-            fast = compile_row_encoder(self.format, columns, self._schemas, self._ids)
+            fast = compile_row_encoder(self.format, columns, self._schemas, self._ids, self.dates)
             self._fast[columns] = fast
             return fast
 

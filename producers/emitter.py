@@ -4,21 +4,23 @@
     emitter.emit("wage", {...raw wage event...})   # ValidationFailed if it is not valid
     report = emitter.flush()                        # every event acknowledged or failed
 
-The same validation (the generated models), serde and delivery guarantees as
-`c2c produce`: idempotent producer, acks=all, keyed by the source's person id. An event
-without ``event_id`` gets one derived from provider, source record id and content.
+The same validation (the generated models, and the date limits of
+c2c.validation.DATE_RULES), serde and delivery guarantees as `c2c produce`: idempotent
+producer, acks=all, keyed by the source's person id. An event without ``event_id`` gets
+one derived from provider, source record id and content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.telemetry import Telemetry
-from c2c.validation import validate
+from c2c.validation import ValidationFailed, date_limits, date_problems, validate
 from producers.formats import KIND_TOPICS
 from producers.mapping import MODELS, canonical_content, event_id_for
 from producers.publisher import Publisher
@@ -48,7 +50,9 @@ class EventEmitter:
         *,
         rate: float | None = None,
         telemetry: Telemetry | None = None,
+        today: Callable[[], datetime.date] | None = None,
     ) -> None:
+        self._today = today  # the clock of the date limits (default: today's date, UTC)
         self._report = DeliveryReport()
         self._publisher = Publisher(
             settings,
@@ -75,6 +79,9 @@ class EventEmitter:
             )
         where = f"{kind} event {record.get('source_record_id')!r}"
         validate(MODELS[kind], record, where=where)
+        dates = date_problems(record, date_limits(self._today() if self._today else None))
+        if dates:
+            raise ValidationFailed(where, dates)
         topic = KIND_TOPICS[kind]
         key = str(record["person"]["source_person_id"]).encode()
         self._publisher.send(

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime
 import heapq
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import get_topic
+from c2c.validation import date_limits
 from producers.chunks import (
     ChunkEncoder,
     ChunkPlan,
@@ -38,15 +40,19 @@ from producers.formats import FORMATS, KIND_TOPICS, get_format
 from producers.mapping import MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher
 from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
+from producers.synth.population import SynthConfig
 
 __all__ = [
     "ProduceSummary",
     "RejectsFile",
     "encoded_in_time_order",
+    "folder_today",
     "in_time_order",
     "mapped_events",
+    "neutralised",
     "open_folder",
     "produce_file",
+    "recovered",
     "rejects_path",
     "replay",
 ]
@@ -91,8 +97,28 @@ def rejects_path(path: Path) -> Path:
     return path.with_name(path.name + ".rejects.csv")
 
 
+# A cell starting with one of these runs as a formula when a spreadsheet opens the file
+# (OWASP, "CSV Injection"); a leading quote is added to these too, so that removing the
+# one leading quote of a row that starts with one always gives the row back.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralised(row: str) -> str:
+    """``row`` as the rejects file writes it: with a single quote before it if it starts
+    with =, +, -, @, a tab, a carriage return or a single quote, so that a spreadsheet
+    shows it as text; :func:`recovered` undoes it."""
+    return "'" + row if row.startswith(_FORMULA_START) else row
+
+
+def recovered(cell: str) -> str:
+    """The row as read, from the rejects file's ``row`` cell: without its leading quote,
+    if it has one (only :func:`neutralised` adds one there)."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
 class RejectsFile:
-    """Rejected rows, written as they come: line, reason, the original row."""
+    """Rejected rows, written as they come: line, reason, the original row (neutralised
+    against spreadsheet formulas: see :func:`neutralised`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -104,7 +130,8 @@ class RejectsFile:
             self._handle = self.path.open("w", newline="", encoding="utf-8")
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["line", "reason", "row"])
-        self._writer.writerow([line, reason, raw.decode("utf-8", errors="backslashreplace")])
+        row = raw.decode("utf-8", errors="backslashreplace")
+        self._writer.writerow([line, neutralised(reason), neutralised(row)])
 
     def close(self) -> None:
         if self._handle is not None:
@@ -121,10 +148,13 @@ class _Input:
     extract: Extract
     summary: ProduceSummary
     rejects: RejectsFile
+    today: datetime.date | None = None
 
     @classmethod
-    def open(cls, source: str, path: Path, dry_run: bool) -> _Input:
-        mapper = RowMapper(source, get_format(source))
+    def open(
+        cls, source: str, path: Path, dry_run: bool, today: datetime.date | None = None
+    ) -> _Input:
+        mapper = RowMapper(source, get_format(source), dates=date_limits(today))
         extract = open_extract(path)
         mapper.check_columns(extract.columns, str(path))
         rejects_path(path).unlink(missing_ok=True)
@@ -135,6 +165,7 @@ class _Input:
             extract,
             ProduceSummary(source=source, path=str(path), dry_run=dry_run),
             RejectsFile(rejects_path(path)),
+            today,
         )
 
     def mapped(self) -> Iterator[tuple[SourceRow, MappedRow | RowRejected]]:
@@ -154,7 +185,14 @@ class _Input:
                 name: (registry.library.resolve(topic.schema), registry.schema_id(topic))
                 for name, topic in ((name, get_topic(name)) for name in sorted(topics))
             }
-        return ChunkPlan(self.source, self.extract.kind, self.extract.columns, schemas, event_ids)
+        return ChunkPlan(
+            self.source,
+            self.extract.kind,
+            self.extract.columns,
+            schemas,
+            event_ids,
+            today=self.today,
+        )
 
     def raw_at(self, encoded: EncodedChunk, line: int) -> bytes:
         """The row ending at ``line`` of ``encoded``'s chunk, as read (delivery failures
@@ -301,16 +339,18 @@ def produce_file(
     progress: Callable[[int], None] | None = None,
     telemetry: Telemetry | None = None,
     workers: int | None = None,
+    today: datetime.date | None = None,
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
-    not this source's format at all (nothing is published then).
+    not this source's format at all (nothing is published then). Dates are checked
+    against their limits as of ``today`` (default: today; c2c.validation.DATE_RULES).
 
     ``workers`` processes (default: one per core) read, validate and encode chunks of the
     file; this process publishes them in file order. The outcome is the same whatever
     ``workers``: the same messages in the same order, the same rejects.
     """
     started = time.perf_counter()
-    item = _Input.open(source, path, dry_run)
+    item = _Input.open(source, path, dry_run, today)
     registry = None if dry_run else SchemaRegistry(settings)
     plan = item.plan(registry, event_ids=records_spans(telemetry))
     count = default_workers() if workers is None else workers
@@ -329,10 +369,15 @@ def produce_file(
     return item.summary
 
 
-def open_folder(folder: Path, *, dry_run: bool = True) -> list[_Input]:
-    """The provider extracts in ``folder`` (SOURCE.csv, as `c2c synth` writes them)."""
+def open_folder(
+    folder: Path, *, dry_run: bool = True, today: datetime.date | None = None
+) -> list[_Input]:
+    """The provider extracts in ``folder`` (SOURCE.csv, as `c2c synth` writes them), their
+    dates checked as of ``today``: by default today, or the simulation's present for a
+    folder `c2c synth` wrote with an end year still to come (:func:`folder_today`)."""
+    day = today if today is not None else folder_today(folder)
     inputs = [
-        _Input.open(source, folder / f"{source}.csv", dry_run)
+        _Input.open(source, folder / f"{source}.csv", dry_run, day)
         for source in FORMATS
         if (folder / f"{source}.csv").exists()
     ]
@@ -341,6 +386,21 @@ def open_folder(folder: Path, *, dry_run: bool = True) -> list[_Input]:
             f"{folder}: no provider extracts (k12.csv, edd.csv, ...) to replay", code="replay.empty"
         )
     return inputs
+
+
+def folder_today(folder: Path) -> datetime.date | None:
+    """The day to check ``folder``'s dates on: None (today) for extracts of the real
+    world; for a folder `c2c synth` wrote (its truth/config.json), the later of today and
+    the simulation's present (producers.synth.SynthConfig.present), so that simulated
+    records up to it are taken whatever the end year asked for."""
+    try:
+        config = json.loads((folder / "truth" / "config.json").read_text(encoding="utf-8"))
+        end_year = int(config["synth"]["end_year"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    present = SynthConfig(people=1, end_year=end_year).present
+    today = datetime.datetime.now(datetime.UTC).date()
+    return present if present > today else None
 
 
 def in_time_order(
@@ -414,11 +474,13 @@ def replay(
     rate: float | None = None,
     dry_run: bool = False,
     telemetry: Telemetry | None = None,
+    today: datetime.date | None = None,
 ) -> list[ProduceSummary]:
     """Publish every provider's extract in ``folder`` interleaved in event-time order, to
-    simulate live arrival. Rejects are handled as in :func:`produce_file`."""
+    simulate live arrival. Rejects are handled as in :func:`produce_file`; dates are
+    checked as of ``today`` (default: :func:`open_folder`'s)."""
     started = time.perf_counter()
-    inputs = open_folder(folder, dry_run=dry_run)
+    inputs = open_folder(folder, dry_run=dry_run, today=today)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     event_ids = records_spans(telemetry)
     plans = [

@@ -27,7 +27,7 @@ from c2c import events
 from c2c.errors import C2CError
 from c2c.schemas import SchemaLibrary
 from c2c.topics import get_topic
-from c2c.validation import FieldProblem, compile_validator
+from c2c.validation import DateLimits, FieldProblem, compile_validator, date_limits
 from producers.formats import FORMATS, KIND_TOPICS, Column, ProviderFormat, RecordType
 
 __all__ = [
@@ -128,14 +128,16 @@ def _row_content(columns: Sequence[str], cells: Sequence[str]) -> bytes:
 
 
 def compiled_checks(
-    library: SchemaLibrary | None = None, kinds: Iterable[str] | None = None
+    library: SchemaLibrary | None = None,
+    kinds: Iterable[str] | None = None,
+    dates: DateLimits | None = None,
 ) -> dict[str, EventCheck]:
     """A compiled validator for each kind of raw event (or each of ``kinds``), from its
-    topic's schema."""
+    topic's schema, with the date limits ``dates`` (c2c.validation.DATE_RULES) if given."""
     lib = library if library is not None else SchemaLibrary()
     wanted = set(KIND_TOPICS) if kinds is None else set(kinds)
     return {
-        kind: compile_validator(lib.resolve(get_topic(topic).schema))
+        kind: compile_validator(lib.resolve(get_topic(topic).schema), dates)
         for kind, topic in KIND_TOPICS.items()
         if kind in wanted
     }
@@ -148,7 +150,8 @@ _MapCells = Callable[[Sequence[str], bytes | None], MappedRow]
 class RowMapper:
     """Maps rows of one provider's extract to raw events.
 
-    ``checks`` validates each kind of event (default: the compiled validators); tests pass
+    ``checks`` validates each kind of event (default: the compiled validators with the
+    date limits ``dates``, by default as of today: c2c.validation.date_limits); tests pass
     the pydantic models' checks to compare the two.
     """
 
@@ -158,13 +161,17 @@ class RowMapper:
         fmt: ProviderFormat,
         *,
         checks: Mapping[str, EventCheck] | None = None,
+        dates: DateLimits | None = None,
     ) -> None:
         self.source = source
         self.format = fmt
+        self.dates = dates if dates is not None else date_limits()
         self._checks = (
             dict(checks)
             if checks is not None
-            else compiled_checks(kinds={t.kind for t in fmt.record_types.values()})
+            else compiled_checks(
+                kinds={t.kind for t in fmt.record_types.values()}, dates=self.dates
+            )
         )
         self._targets: dict[str, str] = {}
         for column in fmt.columns():
@@ -269,7 +276,7 @@ class RowMapper:
             )
             found = checks[record_type.kind](event)
             if found:
-                raise RowRejected(self._describe(found))
+                raise RowRejected(self._describe(found, record_type, event))
             return MappedRow(
                 record_type.kind, KIND_TOPICS[record_type.kind], person_id.encode(), event
             )
@@ -306,14 +313,33 @@ class RowMapper:
             when = datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC)
         return when
 
-    def _describe(self, found: list[FieldProblem]) -> str:
-        """The problems, each field named by the provider's column it came from."""
+    def _describe(
+        self, found: list[FieldProblem], record_type: RecordType, event: Mapping[str, Any]
+    ) -> str:
+        """The problems, each field named by the provider's column it came from (the event
+        time by the column of the first value it was computed from)."""
         problems = []
         for problem in found:
             column = self._targets.get(problem.field)
+            if problem.field == "event_time":
+                column = next(
+                    (
+                        self._targets.get(path)
+                        for path in record_type.event_time.paths
+                        if _value_at(event, path) is not None
+                    ),
+                    # a value kept only to place the event in time is gone from it by now
+                    self._targets.get(record_type.event_time.paths[0]),
+                )
             name = f"{column} ({problem.field})" if column else problem.field
             problems.append(str(problem).replace(problem.field, name, 1))
         return "; ".join(problems)
+
+
+def _value_at(event: Mapping[str, Any], path: str) -> Any:
+    head, _, rest = path.partition(".")
+    value = event.get(head)
+    return value.get(rest) if rest and isinstance(value, Mapping) else (None if rest else value)
 
 
 def _place(event: dict[str, Any], path: str, value: Any) -> None:

@@ -86,7 +86,12 @@ def money(cell: str) -> decimal.Decimal | None:
         # written with cents, as most are (a number Decimal reads that ends in .NN has
         # exponent -2): already what quantize gives
         return amount
-    cents = amount.quantize(_CENT)
+    try:
+        cents = amount.quantize(_CENT)
+    except decimal.InvalidOperation:
+        # more digits than Decimal's context holds (1e26 and up): more than any amount's
+        # precision, which the schema's check reports
+        return amount
     if amount != cents:
         raise ValueError("has more than 2 decimal places")
     return cents

@@ -229,15 +229,8 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         except csv.Error as exc:
             if reader.line_num > count:
                 raise RunsOn(done) from exc
-            raw_text = "".join(lines[done : reader.line_num])
-            done = reader.line_num
-            yield SourceRow(
-                offset + done,
-                raw_text.encode(errors="surrogateescape"),
-                None,
-                f"is not valid CSV: {exc}",
-                columns,
-            )
+            start, done = done, reader.line_num
+            yield _csv_error_row(str(exc), lines, start, done, offset, columns)
             continue
         if cells is None:
             return
@@ -253,19 +246,93 @@ def _csv_rows(columns: tuple[str, ...], chunk: Chunk) -> Iterator[SourceRow]:
         body = raw_text.rstrip("\r\n")
         raw = body.encode(errors="surrogateescape")
         if len(cells) != width:
-            yield SourceRow(
-                offset + end,
-                raw,
-                None,
-                f"has {len(cells)} field(s) where the header has {width}",
-                columns,
-            )
+            fields = f"{len(cells)} field(s) where the header has {width}"
+            opened = _quote_opened(lines, done_before, end) if end > done_before + 1 else None
+            if opened is None:
+                yield SourceRow(offset + end, raw, None, f"has {fields}", columns)
+            else:
+                yield SourceRow(
+                    offset + opened + 1,
+                    raw,
+                    None,
+                    _run_on(offset, opened, end, f"one record with {fields}"),
+                    columns,
+                )
         elif suspect or len(raw_text) > MAX_CELL:
-            yield _checked(offset + end, raw, columns, cells)
-        elif padded is None or end != done_before + 1 or padded(body):
+            row = _checked(offset + end, raw, columns, cells)
+            opened = (
+                _quote_opened(lines, done_before, end)
+                if row.problem is not None and end > done_before + 1
+                else None
+            )
+            if opened is not None:
+                problem = f"one record, whose {row.problem}"
+                row = row._replace(
+                    line=offset + opened + 1, problem=_run_on(offset, opened, end, problem)
+                )
+            yield row
+        # the chunk's last record too: a quote it opens may take the line break as a cell's
+        # end (at the end of the file), which stripping removes
+        elif padded is None or end != done_before + 1 or end == count or padded(body):
             yield new(SourceRow, (offset + end, raw, list(map(strip, cells)), None, columns))
         else:  # no cell starts or ends with whitespace (a record of several lines may)
             yield new(SourceRow, (offset + end, raw, cells, None, columns))
+
+
+def _quote_opened(lines: list[str], start: int, end: int) -> int | None:
+    """The index of the line of ``lines[start:end]`` (one record read over several lines)
+    where a quote opened that its line does not close: where the record ran on from."""
+    quotes = 0
+    for at in range(start, end - 1):
+        quotes += lines[at].count('"')
+        if quotes % 2:
+            return at
+    return None
+
+
+def _run_on(offset: int, opened: int, end: int, what: str) -> str:
+    """The problem of a record that a quote opened at index ``opened`` ran on to index
+    ``end`` (exclusive): where the quote opened, where it closed, what became of it."""
+    return (
+        f"a quote opened on this line is not closed until line {offset + end}: "
+        f"{end - opened} lines read as {what}; close the quote, or double a quote inside "
+        'a quoted field (""), and export again'
+    )
+
+
+def _csv_error_row(
+    error: str, lines: list[str], start: int, end: int, offset: int, columns: tuple[str, ...]
+) -> SourceRow:
+    """The row of ``lines[start:end]``, on which csv raised ``error``."""
+    raw = "".join(lines[start:end]).rstrip("\r\n").encode(errors="surrogateescape")
+    if "field larger than field limit" not in error:
+        return SourceRow(offset + end, raw, None, f"is not valid CSV: {error}", columns)
+    limit = csv.field_size_limit()
+    opened = _quote_opened(lines, start, end) if end > start + 1 else None
+    if opened is None:
+        column = _long_column("".join(lines[start:end]), columns, limit)
+        field = "a field" if column is None else f"column {column}"
+        problem = (
+            f"has {field} over {limit} characters (a cell holds at most {MAX_CELL}); "
+            "remove it and export again"
+        )
+        return SourceRow(offset + end, raw, None, problem, columns)
+    what = f"one field of over {limit} characters"
+    return SourceRow(offset + opened + 1, raw, None, _run_on(offset, opened, end, what), columns)
+
+
+def _long_column(text: str, columns: tuple[str, ...], limit: int) -> str | None:
+    """The column of the first cell over ``limit`` characters in one record's ``text``,
+    where that is plain: a record without quotes (its cells are split(",")) whose cells
+    line up with ``columns``; else None."""
+    if '"' in text:
+        return None
+    cells = text.rstrip("\r\n").split(",")
+    if len(cells) != len(columns):
+        return None
+    return next(
+        (name for name, cell in zip(columns, cells, strict=True) if len(cell) > limit), None
+    )
 
 
 # Whitespace (str.isspace) other than the space and the line breaks CSV reads as such.

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from c2c._avro_compiled import EncoderCompiler, compile_encoder
-from c2c.validation import CheckCompiler
+from c2c.validation import CheckCompiler, DateLimits, date_limits
 from producers.formats import KIND_TOPICS, EventTime, ProviderFormat, RecordType
 from producers.mapping import event_id_prefix, event_id_with
 from producers.parsing import (
@@ -93,7 +93,7 @@ class _Checks(_Shared, CheckCompiler):
 
     known: dict[str, str]
 
-    def problem(self, indent: int, path: str, value: str, text: str) -> None:
+    def problem(self, indent: int, path: str, value: str, text: str, shown: bool = True) -> None:
         self.emit(indent, "return None")
 
     def string(self, field: Mapping[str, Any], v: str, path: str, indent: int) -> None:
@@ -207,8 +207,9 @@ _Item = _Leaf | _Record | str  # str: the special fields event_id and event_time
 class _Generator:
     """Emits the function of one format and header; see :func:`compile_row_encoder`."""
 
-    def __init__(self, fmt: ProviderFormat, columns: tuple[str, ...]) -> None:
+    def __init__(self, fmt: ProviderFormat, columns: tuple[str, ...], dates: DateLimits) -> None:
         self.fmt = fmt
+        self.dates = dates
         self.position = {name: index for index, name in enumerate(columns)}
         self.names = _Names()
         self.checks = _Checks()
@@ -321,6 +322,15 @@ class _Generator:
                 self.checks.value(
                     leaf.field["type"], leaf.field, leaf.value, leaf.path, indent, leaf.namespace
                 )
+        # the date limits (c2c.validation.DATE_RULES), on the values checked above
+        for leaf in _leaves(items):
+            limit = self.dates.get(leaf.path)
+            kind = self.checks.date_kind(schema, leaf.path) if limit is not None else None
+            if limit is not None and kind is not None and not self.constant(leaf):
+                self.checks.date_limit(limit, kind, leaf.value, indent)
+        limit = self.dates.get("event_time")
+        if limit is not None and self.checks.date_kind(schema, "event_time") == "timestamp":
+            self.checks.date_limit(limit, "timestamp", "at", indent)
         topic_name = self.const("topic", topic)
         if schema_ids is None:
             self.emit(indent, f"return ({topic_name}, pid.encode(), b'', eid, at)")
@@ -612,13 +622,16 @@ def compile_row_encoder(
     columns: tuple[str, ...],
     schemas: Mapping[str, Mapping[str, Any]],
     schema_ids: Mapping[str, int] | None,
+    dates: DateLimits | None = None,
 ) -> RowEncode | None:
     """The row encoder for rows of ``fmt`` with the header ``columns``: ``schemas`` maps
     each raw topic the format publishes to to its schema, ``schema_ids`` to its registered
     id (None in a dry run: nothing is encoded, values are b''). None if every row with this
     header would be rejected, or the schemas are outside what it compiles: then the
-    reference path maps every row."""
+    reference path maps every row. ``dates``: the date limits, as the reference path's
+    (default: as of today, c2c.validation.date_limits)."""
+    limits = dates if dates is not None else date_limits()
     try:
-        return _Generator(fmt, columns).function(schemas, schema_ids)
+        return _Generator(fmt, columns, limits).function(schemas, schema_ids)
     except _Unavailable:
         return None

@@ -322,6 +322,15 @@ class SynthConfig:
     shared_ssn_rate: float = 0.002
     optout_rate: float = 0.003
 
+    @property
+    def present(self) -> datetime.date:
+        """The simulation's present: no record is dated later (the academic year that
+        starts in ``end_year`` ends with awards in June of the next). A producer checking
+        dates against today (c2c.validation.DATE_RULES) takes every record when its today
+        is this or later: `c2c replay` of a folder whose present is still to come checks
+        its dates as of the present (producers.files.folder_today)."""
+        return datetime.date(self.end_year + 1, 6, 30)
+
 
 @dataclass(frozen=True)
 class Person:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import shutil
 import subprocess
@@ -262,3 +263,48 @@ def test_failed_deliveries_are_reported_one_by_one_in_order(stack: Settings) -> 
     assert [context for context, _ in failures].count("one") == 1
     assert all(reason.startswith("Kafka did not acknowledge it: ") for _, reason in failures)
     assert (publisher.sent, publisher.failed, publisher.acknowledged) == (4, 4, 0)
+
+
+def test_a_10_mb_field_is_rejected_and_its_dead_letter_fits_the_broker(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    from c2c.deadletter import MAX_ORIGINAL_VALUE
+
+    marker = uuid.uuid4().hex[:8]
+    with (EXAMPLES / "edd.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    path = tmp_path / "edd.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(6):
+            row = list(body[i % len(body)])
+            row[0] = f"W{i}-{marker}"
+            if i == 2:
+                row[header.index("LastName")] = "A" * 10_000_000
+                row[header.index("Wages")] = "450.22"  # no quotes on the line
+            writer.writerow(row)
+    raw = path.read_bytes().splitlines()[3]
+    run = _produce("edd", str(path))
+    assert run.returncode == 1, run.stderr  # rows were rejected: not a traceback
+    assert "Traceback" not in run.stderr
+    assert "read 6, published 5, rejected 1" in run.stdout
+    assert f"rejects: {rejects_path(path)}" in run.stdout
+    published = _read_topic(
+        stack,
+        registry,
+        "c2c.raw.wage",
+        lambda r: r["source_record_id"].endswith(marker),
+        expected=5,
+    )
+    assert len(published) == 5
+    [letter] = _read_topic(
+        stack, registry, DEAD_LETTER_TOPIC, lambda r: r["source_file"] == str(path), expected=1
+    )
+    assert letter["source_line"] == 4
+    assert letter["error_code"] == "row.unreadable"
+    assert "has column LastName over 131072 characters" in letter["error_message"]
+    assert letter["original_value"] == raw[:MAX_ORIGINAL_VALUE]
+    assert letter["original_value_size"] == len(raw)
+    assert letter["original_value_sha256"] == hashlib.sha256(raw).hexdigest()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import csv
 import datetime
-import functools
 import typing
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,12 +19,21 @@ from c2c import events
 from c2c.examples import example_linked, example_raw
 from c2c.schemas import SchemaLibrary
 from c2c.topics import CATALOGUE, get_topic
-from c2c.validation import FieldProblem, NotCompilable, compile_validator, model_problems
+from c2c.validation import (
+    FieldProblem,
+    NotCompilable,
+    compile_validator,
+    date_limits,
+    date_problems,
+    model_problems,
+)
 from producers.formats import FORMATS, KIND_TOPICS
 from producers.mapping import MODELS, MappedRow, RowMapper, RowRejected
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 LIBRARY = SchemaLibrary()
+# The day the date limits are taken on (c2c.validation.DATE_RULES), fixed for the tests.
+DATES = date_limits(datetime.date(2026, 12, 6))
 
 
 def _check(kind: str) -> Any:
@@ -183,17 +191,80 @@ def test_schemas_outside_the_subset_are_refused() -> None:
         )
 
 
+# Dates at and past every limit as of DATES.today, and placeholders sources use.
+_DATES = [datetime.date(1899, 12, 31), datetime.date(1900, 1, 1), datetime.date(1989, 12, 31),
+          datetime.date(1990, 1, 1), datetime.date(2026, 12, 6), datetime.date(2026, 12, 7),
+          datetime.date(2027, 1, 6), datetime.date(2027, 1, 7), datetime.date(9999, 12, 31),
+          datetime.date(1, 1, 1), datetime.date(999, 1, 1),
+          datetime.datetime(1989, 12, 31, 23, 59, tzinfo=datetime.UTC),
+          datetime.datetime(1990, 1, 1, tzinfo=datetime.UTC),
+          datetime.datetime(2027, 1, 6, 23, 59, 59, tzinfo=datetime.UTC),
+          datetime.datetime(2027, 1, 7, tzinfo=datetime.UTC),
+          datetime.datetime(2027, 1, 7)]  # fmt: skip
+
+
+def _with_dates(model: Any) -> Any:
+    """The reference of the compiled validator with DATES: the model, then the limits."""
+    return lambda record: model_problems(model, record) + date_problems(record, DATES)
+
+
+@pytest.mark.parametrize(("schema", "event"), list(_events()), ids=lambda v: str(v)[:30])
+def test_date_limits_compiled_as_the_reference_checks_them(
+    schema: str, event: dict[str, Any]
+) -> None:
+    check, reference = (
+        compile_validator(LIBRARY.resolve(schema), DATES),
+        _with_dates(_model(schema)),
+    )
+    assert check(event) == reference(event) == []
+    out = 0
+    for path in _paths(event):
+        annotation = _annotation(_model(schema), path)
+        for value in [*_DATES, *_OTHERS, _DELETE]:
+            exact = type(value) is annotation  # a date for a date, a timestamp for a timestamp
+            if _lax(value, annotation) and not exact:
+                continue
+            changed = _set(event, path, value)
+            expected = reference(changed)
+            assert check(changed) == expected, (path, value)
+            out += any(not p.shown for p in expected)
+    # both a fact's date and the event time out: one problem, the fact's
+    if "facts" in event and "completion_date" in event["facts"]:
+        changed = _set(event, ("facts", "completion_date"), datetime.date(9999, 12, 31))
+        changed["event_time"] = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
+        assert [p.field for p in check(changed)] == ["facts.completion_date"]
+        assert check(changed) == reference(changed)
+    assert out >= 3  # the event time (below, every date of an event)
+
+
+def test_a_date_problem_names_the_field_and_the_rule_not_the_value() -> None:
+    event = example_raw("completion", 1)
+    event["person"]["birth_date"] = datetime.date(1, 1, 1)
+    event["facts"]["completion_date"] = datetime.date(2099, 6, 1)
+    check = compile_validator(LIBRARY.resolve(get_topic(KIND_TOPICS["completion"]).schema), DATES)
+    assert [str(p) for p in check(event)] == [
+        "person.birth_date is before 1900-01-01, the earliest birth date taken; check the date "
+        "at the source",
+        "facts.completion_date is later than 31 days after today (2027-01-06), the latest date "
+        "of an event taken; check the date at the source",
+    ]
+
+
 # -- provider rows: the mapper with either validator -------------------------------------------
 
 _CELLS = ["", " ", "x" * 101, "x" * 150, "12A45678Z", "123456789", "12345678", "1234567890",
           "912345678", "٣", "2031-02-30", "2024-02-29", "02/29/2023", "19890101", "1989", "2101",
           "2024-2025", "2024-2026", "2025Q5", "2025Q1", "-5.00", "$1,234.56", "1.234",
           "99999999999999.00", "1e3", "NaN", "Y", "maybe", "F", "Q", "06037", "07001", "9999",
-          "110701", "11.07", "ENRL", "CMPL", "NOPE", "O'Brien\"); DROP TABLE x;--"]  # fmt: skip
+          "110701", "11.07", "ENRL", "CMPL", "NOPE", "O'Brien\"); DROP TABLE x;--",
+          # at and past the date limits as of DATES.today
+          "1899-12-31", "1900-01-01", "1989-12-31", "1990-01-01", "2026-12-06", "2026-12-07",
+          "2027-01-06", "2027-01-07", "9999-12-31", "0001-01-01", "0999-01-01", "2026Q4",
+          "2027Q1", "2026-2027", "2027-2028"]  # fmt: skip
 
 
 def _pydantic_checks() -> dict[str, Any]:
-    return {kind: functools.partial(model_problems, model) for kind, model in MODELS.items()}
+    return {kind: _with_dates(model) for kind, model in MODELS.items()}
 
 
 def _outcome(mapper: RowMapper, row: dict[str, str]) -> MappedRow | str:
@@ -208,8 +279,8 @@ def test_rows_map_to_the_same_events_or_the_same_reasons(source: str) -> None:
     with (EXAMPLES / f"{source}.csv").open(newline="", encoding="utf-8") as handle:
         table = list(csv.reader(handle))
     header, rows = table[0], table[1:]
-    compiled = RowMapper(source, FORMATS[source])
-    reference = RowMapper(source, FORMATS[source], checks=_pydantic_checks())
+    compiled = RowMapper(source, FORMATS[source], dates=DATES)
+    reference = RowMapper(source, FORMATS[source], checks=_pydantic_checks(), dates=DATES)
     accepted = rejected = by_validation = 0
     for base in rows[:3]:
         for column in header:

@@ -89,13 +89,18 @@ def _sequential(path: Path) -> list[tuple[int, bytes, list[str] | None]]:
     done = reader.line_num
     for cells in reader:
         raw = "".join(lines[done : reader.line_num])
-        done = reader.line_num
+        start, done = done, reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
         ok = len(cells) == len(header) and "\udce9" not in raw
+        line = reader.line_num
+        if len(cells) != len(header):  # reported where a quote opened that ran on, if one did
+            record = lines[start : reader.line_num]
+            odd = [i for i in range(len(record) - 1) if "".join(record[: i + 1]).count('"') % 2]
+            line = start + odd[0] + 1 if odd else line
         out.append(
             (
-                reader.line_num,
+                line,
                 raw.rstrip("\r\n").encode(errors="surrogateescape"),
                 [c.strip() for c in cells] if ok else None,
             )

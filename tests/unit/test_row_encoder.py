@@ -6,6 +6,7 @@ plainly good, so that it is the path rows take."""
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroEncoder
 from c2c.topics import get_topic
+from c2c.validation import date_limits
 from producers.formats import FORMATS, KIND_TOPICS
 from producers.mapping import MappedRow, RowMapper, RowRejected, event_id_for
 from producers.row_encoder import RowEncode, compile_row_encoder
@@ -25,6 +27,8 @@ LIBRARY = SchemaLibrary()
 SCHEMAS = {topic: LIBRARY.resolve(get_topic(topic).schema) for topic in KIND_TOPICS.values()}
 IDS = {topic: 300 + n for n, topic in enumerate(KIND_TOPICS.values())}
 ENCODERS = {topic: AvroEncoder(SCHEMAS[topic], IDS[topic]) for topic in SCHEMAS}
+# The day the date limits are taken on (c2c.validation.DATE_RULES), fixed for the tests.
+DATES = date_limits(datetime.date(2026, 12, 6))
 
 # Cells right and wrong for every kind of column (cells reach both paths stripped).
 _CELLS = ["", "x" * 101, "x" * 150, "12A45678Z", "123456789", "12345678", "1234567890",
@@ -34,7 +38,13 @@ _CELLS = ["", "x" * 101, "x" * 150, "12A45678Z", "123456789", "12345678", "12345
           "NaN", "Infinity", "0.00", "Y", "yes", "TRUE", "maybe", "F", "f", "Q", "06037", "07001",
           "9999", "110701", "11.07", "ENRL", "enrl", "CMPL", "NOPE", "KG", "TK", "13", "100",
           "REQUEST", "revoke", "OPERATOR", "O'Brien\"); DROP TABLE x;--", "Zoë",
-          "a\x00b"]  # fmt: skip
+          "a\x00b",
+          # at and past the date limits as of DATES.today
+          "1899-12-31", "1900-01-01", "1989-12-31", "1990-01-01", "2026-12-06", "2026-12-07",
+          "2027-01-06", "2027-01-07", "9999-12-31", "0001-01-01", "0999-01-01", "12/31/9999",
+          "00010101", "2026Q4", "2027Q1", "2026-2027", "2027-2028", "1989-1990",
+          # amounts past Decimal's context (quantize raised InvalidOperation)
+          "1e26", "-1E+30", "100000000000000000000000000.001"]  # fmt: skip
 
 
 def _example(source: str) -> tuple[list[str], list[list[str]]]:
@@ -59,9 +69,9 @@ def _compiled(
 ) -> tuple[list[str], list[list[str]], RowMapper, RowEncode]:
     """The example's header and rows, the reference mapper and the compiled encoder."""
     header, rows = _example(source)
-    fast = compile_row_encoder(FORMATS[source], tuple(header), SCHEMAS, ids)
+    fast = compile_row_encoder(FORMATS[source], tuple(header), SCHEMAS, ids, DATES)
     assert fast is not None
-    return header, rows, RowMapper(source, FORMATS[source]), fast
+    return header, rows, RowMapper(source, FORMATS[source], dates=DATES), fast
 
 
 @pytest.mark.parametrize("source", list(FORMATS))
@@ -103,7 +113,7 @@ def test_good_rows_take_the_compiled_path_with_the_reference_bytes(source: str) 
 @pytest.mark.parametrize("source", list(FORMATS))
 def test_headers_in_another_order_or_without_optional_columns(source: str) -> None:
     header, rows = _example(source)
-    mapper = RowMapper(source, FORMATS[source])
+    mapper = RowMapper(source, FORMATS[source], dates=DATES)
     required = set(FORMATS[source].required_columns())
     taken = 0
     orders = [header[::-1]] + [
@@ -113,7 +123,7 @@ def test_headers_in_another_order_or_without_optional_columns(source: str) -> No
     ]
     for order in orders:
         columns = tuple(order)
-        fast = compile_row_encoder(FORMATS[source], columns, SCHEMAS, IDS)
+        fast = compile_row_encoder(FORMATS[source], columns, SCHEMAS, IDS, DATES)
         for base in rows:
             by_name = dict(zip(header, base, strict=True))
             cells = [by_name[name] for name in order]
@@ -152,7 +162,7 @@ def test_event_ids_are_the_rfc4122_layout_of_the_sha256_of_provider_record_and_c
 
 def test_a_year_zero_is_a_rejected_row_not_a_crash() -> None:
     header, rows = _example("k12")
-    mapper = RowMapper("k12", FORMATS["k12"])
+    mapper = RowMapper("k12", FORMATS["k12"], dates=DATES)
     row = dict(zip(header, rows[0], strict=True))
     row["AcademicYearID"], row["EnrollmentStartDate"] = "0000-0001", ""
     with pytest.raises(RowRejected, match="no date to place the event in time"):
