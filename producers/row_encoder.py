@@ -574,7 +574,12 @@ class _Generator:
         null = (b"\x00", b"\x02")[record.null_index]
         other = (b"\x00", b"\x02")[1 - record.null_index]
         varying = [leaf for leaf in record.leaves if not self.constant(leaf)]
-        fixed_none = all(leaf.value == "None" for leaf in record.leaves if self.constant(leaf))
+        # a field no column sets is written as its default: None counts as None
+        fixed_none = all(
+            leaf.value == "None" or self.env.get(leaf.value) is None
+            for leaf in record.leaves
+            if self.constant(leaf)
+        )
         if record.none_if_empty and fixed_none:
             if not varying:
                 self.pending.append(null)  # every field None on every row

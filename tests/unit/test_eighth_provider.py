@@ -386,21 +386,7 @@ EVERY_FORMAT = (
     "tests/unit/test_format_problems.py",
 )
 # ... and those that fail for the new provider, with why: what adding it still runs into.
-KNOWN_GAPS = {
-    # These two pick the last-name and SSN columns from fixed lists of the seven providers'
-    # column names ("StudentLegalLastName", "LastName", "FamilyName"; "SSN", "SSID"), so a
-    # provider that calls them otherwise ("Family", "TaxpayerID") fails `assert name_column
-    # is not None`. Their _column helper could find a column by its target
-    # (person.last_name, person.ssn else person.ssid, person.birth_date) instead.
-    "tests/unit/test_producer_formats.py::"
-    "test_bad_rows_are_rejected_with_reasons_and_good_rows_go_through[aiccu]",
-    "tests/unit/test_producer_formats.py::test_quotes_and_sql_in_names_are_data[aiccu]",
-    # A real divergence (test_partial_demographics_encode_as_the_reference below): the
-    # compiled row encoder writes a demographics record of nulls where the mapper writes
-    # null, for a format that maps some of the demographics columns, not all six.
-    "tests/unit/test_row_encoder.py::"
-    "test_headers_in_another_order_or_without_optional_columns[aiccu]",
-}
+KNOWN_GAPS: set[str] = set()  # none left: the tests that cover every format take it
 
 
 def test_the_tests_that_cover_every_format_take_it_but_for_the_known_gaps(added: Added) -> None:
@@ -424,12 +410,6 @@ def test_the_tests_that_cover_every_format_take_it_but_for_the_known_gaps(added:
     ) in passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="producers/row_encoder.py _Generator.write_record: a constant leaf (a field no "
-    "column sets, written as its default None) is not counted as None, so a demographics "
-    "record whose columns are all empty is written as a record of nulls, not as null",
-)
 def test_partial_demographics_encode_as_the_reference() -> None:
     """A format mapping some demographics columns, on a row where they are all empty: the
     mapper sets demographics None; the compiled row encoder must give the same bytes."""
