@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -50,15 +50,18 @@ def read_decoded(
     topic: str,
     want: Callable[[dict[str, Any]], bool],
     expected: int,
+    start: Mapping[tuple[str, int], int] | None = None,
 ) -> list[tuple[dict[str, Any], list[tuple[str, Any]]]]:
-    """(record, headers) of every message of ``topic``, from the start, whose decoded
-    record satisfies ``want``. Reads until ``expected`` are found and the topic has been
-    quiet for two polls (so extras are found too), or 60 s. Messages that do not decode
-    are other runs' data in a shared topic, and are passed over."""
+    """(record, headers) of every message of ``topic``, from the start (or from ``start``,
+    offsets per (topic, partition)), whose decoded record satisfies ``want``. Reads until
+    ``expected`` are found and the topic has been quiet for two polls (so extras are found
+    too), or 60 s. Messages that do not decode are other runs' data in a shared topic,
+    and are passed over."""
     decoder = registry.decoder(get_topic(topic))
     consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    begin = start or {}
+    consumer.assign([TopicPartition(topic, p, begin.get((topic, p), 0)) for p in partitions])
     found: list[tuple[dict[str, Any], list[tuple[str, Any]]]] = []
     deadline = time.monotonic() + 60
     idle = 0
