@@ -5,8 +5,6 @@ its current view's rows and dim_person's, and a date out of range refuses the in
 from __future__ import annotations
 
 import datetime
-import json
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,49 +13,19 @@ import pytest
 
 from c2c.clickhouse import connect
 from c2c.kinds import LINKED_KINDS, EventKind
-from c2c.schemas import SCHEMA_DIR, SchemaLibrary
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings
 from sinks.ddl import kind_sqls, migration_text
 from sinks.migrate import migrate, split_statements
 from sinks.wire import WireFormat
 from sinks.writer import TableWriter
+from tests.grant_kind import grant_library
 
 pytestmark = pytest.mark.integration
 
 SIGNED = datetime.datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
 READ = SIGNED.replace(tzinfo=None)  # as clickhouse-connect reads a DateTime64 in UTC
 GRANT = EventKind("grant", "GrantEvent", "Workforce training grants", linked_record="LinkedGrant")
-
-
-def _library(tmp_path: Path) -> SchemaLibrary:
-    """The project's schemas and a linked record of another shape: a long, a nullable
-    double, a nullable date, an enum, a bounded int, the enum again and a timestamp in
-    microseconds."""
-    schemas = tmp_path / "avro"
-    shutil.copytree(SCHEMA_DIR, schemas)
-    facts = {
-        "type": "record",
-        "name": "GrantFacts",
-        "namespace": "org.c2cstream.facts",
-        "fields": [
-            {"name": "grant_id", "type": "long", "doc": "Grant's number."},
-            {"name": "hours", "type": ["null", "double"], "default": None},
-            {"name": "ends", "type": ["null", {"type": "int", "logicalType": "date"}]},
-            {"name": "term", "type": "org.c2cstream.common.Term"},
-            {"name": "cents", "type": "int", "minimum": 0, "maximum": 100000},
-            {"name": "next_term", "type": ["null", "org.c2cstream.common.Term"]},
-            {"name": "signed", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-        ],
-    }
-    linked = json.loads((SCHEMA_DIR / "linked" / "LinkedWage.avsc").read_text())
-    linked["name"] = "LinkedGrant"
-    for field in linked["fields"]:
-        if field["name"] == "facts":
-            field["type"] = "org.c2cstream.facts.GrantFacts"
-    (schemas / "facts" / "GrantFacts.avsc").write_text(json.dumps(facts))
-    (schemas / "linked" / "LinkedGrant.avsc").write_text(json.dumps(linked))
-    return SchemaLibrary(schemas)
 
 
 def _event(index: int, ends: datetime.date | None) -> dict[str, Any]:
@@ -91,7 +59,7 @@ def _event(index: int, ends: datetime.date | None) -> dict[str, Any]:
 
 
 def test_a_new_kinds_rendered_tables_take_its_messages(tmp_path: Path) -> None:
-    library = _library(tmp_path)
+    library = grant_library(tmp_path)
     schema = library.resolve(GRANT.linked_schema)
     text = migration_text([GRANT], library)
     client = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="g"))

@@ -115,6 +115,21 @@ def _assert_written_below(
             assert event_id in present, (topic, partition, offset)
 
 
+def _running(sink: Sink, stop: threading.Event) -> tuple[threading.Thread, list[BaseException]]:
+    """``sink.run(stop)`` in a started thread, and the list that gets what it raised."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as exc:  # surfaced in the test thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="sink", daemon=True)
+    worker.start()
+    return worker, failed
+
+
 @pytest.fixture
 def clickhouse(tmp_path: Path, stack: Settings) -> Iterator[tuple[Settings, Any]]:
     settings = stack.model_copy(
@@ -152,16 +167,7 @@ def test_refused_batches_are_held_retried_with_backoff_and_written_once(
 
     sink = Sink(settings, registry, client, group_id=group, sleep=sleep)
     stop = threading.Event()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            sink.run(stop)
-        except BaseException as exc:  # surfaced in the test thread below
-            failed.append(exc)
-
-    worker = threading.Thread(target=run, name="sink", daemon=True)
-    worker.start()
+    worker, failed = _running(sink, stop)
     try:
         _until(lambda: sink.positioned, "assigned and positioned")
         with sink.lock:
@@ -242,14 +248,7 @@ def test_rows_clickhouse_refuses_are_dead_lettered_and_the_rest_written(
     group = f"test-sink-poison-{uuid.uuid4().hex[:10]}"
     sink = Sink(settings, registry, client, group_id=group, sleep=lambda _s: None)
     stop = threading.Event()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            sink.run(stop)
-        except BaseException as exc:  # surfaced in the test thread below
-            failed.append(exc)
-
+    worker, failed = _running(sink, stop)
     poison = {
         "enrollment": ("term_start_date", datetime.date(1800, 8, 14)),
         "credential": ("issue_date", datetime.date(1965, 7, 1)),
@@ -259,8 +258,6 @@ def test_rows_clickhouse_refuses_are_dead_lettered_and_the_rest_written(
     producer = Producer(stack.kafka_config(**{"enable.idempotence": True}))
     bad: dict[str, str] = {}
     good: dict[str, set[str]] = {}
-    worker = threading.Thread(target=run, name="sink", daemon=True)
-    worker.start()
     try:
         _until(lambda: sink.positioned, "assigned and positioned")
         for round_ in range(2):  # the second round comes after the poison: written too

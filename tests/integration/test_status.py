@@ -40,6 +40,19 @@ def _status_json(env: dict[str, str]) -> dict[str, Any]:
     return report
 
 
+def _backlog(stack: Settings, registry: SchemaRegistry, topic: str, count: int) -> None:
+    encoder = registry.encoder(get_topic(topic))
+    producer = Producer(stack.kafka_config(acks="all"))
+    for i in range(count):
+        heartbeat = {
+            "heartbeat_id": str(uuid.uuid4()),
+            "sent_at": datetime.now(UTC),
+            "origin": f"test_status {i}",
+        }
+        producer.produce(topic, key=str(i).encode(), value=encoder.encode(heartbeat))
+    assert producer.flush(30) == 0
+
+
 def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     stack: Settings, registry: SchemaRegistry
 ) -> None:
@@ -49,16 +62,7 @@ def test_status_reports_lag_while_a_backlog_exists_and_zero_once_drained(
     _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.commit(offsets=[TopicPartition(topic, 0, high)], asynchronous=False)
 
-    encoder = registry.encoder(get_topic(topic))
-    producer = Producer(stack.kafka_config(acks="all"))
-    for i in range(25):
-        heartbeat = {
-            "heartbeat_id": str(uuid.uuid4()),
-            "sent_at": datetime.now(UTC),
-            "origin": f"test_status {i}",
-        }
-        producer.produce(topic, key=str(i).encode(), value=encoder.encode(heartbeat))
-    assert producer.flush(30) == 0
+    _backlog(stack, registry, topic, 25)
 
     def lag() -> int:
         report = status_report(stack, sample_s=0)
@@ -189,19 +193,6 @@ def test_status_counts_records_held_for_identity_review(
     assert report.last_review["provider"] == "ccc"
     assert report.last_review["where"] == "c2c.raw.enrollment[0]@7"
     assert set(report.last_review) == {"received_at", "reason", "provider", "where"}  # no value
-
-
-def _backlog(stack: Settings, registry: SchemaRegistry, topic: str, count: int) -> None:
-    encoder = registry.encoder(get_topic(topic))
-    producer = Producer(stack.kafka_config(acks="all"))
-    for i in range(count):
-        heartbeat = {
-            "heartbeat_id": str(uuid.uuid4()),
-            "sent_at": datetime.now(UTC),
-            "origin": f"test_status stall {i}",
-        }
-        producer.produce(topic, key=str(i).encode(), value=encoder.encode(heartbeat))
-    assert producer.flush(30) == 0
 
 
 def _member(stack: Settings, group: str, topic: str) -> Consumer:

@@ -10,7 +10,6 @@ from the schema (and "DESCRIPTION, one row per linked event" for the table).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from c2c.kinds import LINKED_KINDS, EventKind
-from c2c.schemas import SCHEMA_DIR, SchemaLibrary
+from c2c.schemas import SchemaLibrary
 from sinks.ddl import (
     current_view_sql,
     fact_columns,
@@ -31,6 +30,7 @@ from sinks.ddl import (
 )
 from sinks.migrate import MIGRATIONS_DIR, migrations, split_statements
 from sinks.rows import ATTRIBUTE_COLUMNS, FACT_COLUMNS
+from tests.grant_kind import grant_library
 
 LIBRARY = SchemaLibrary()
 STATEMENTS = {
@@ -108,33 +108,10 @@ def test_a_new_kind_is_rendered_from_its_schema_alone(tmp_path: Path) -> None:
     """A kind of another shape (a long, a double, a nullable date, a required enum, a
     bounded int that needs 32 bits, an enum used twice, a timestamp in microseconds) gets
     its tables and views with no code of its own."""
-    schemas = tmp_path / "avro"
-    shutil.copytree(SCHEMA_DIR, schemas)
-    facts = {
-        "type": "record",
-        "name": "GrantFacts",
-        "namespace": "org.c2cstream.facts",
-        "fields": [
-            {"name": "grant_id", "type": "long", "doc": "Grant's number."},
-            {"name": "hours", "type": ["null", "double"], "default": None},
-            {"name": "ends", "type": ["null", {"type": "int", "logicalType": "date"}]},
-            {"name": "term", "type": "org.c2cstream.common.Term"},
-            {"name": "cents", "type": "int", "minimum": 0, "maximum": 100000},
-            # a second use of a named type: the resolved schema refers to it by name
-            {"name": "next_term", "type": ["null", "org.c2cstream.common.Term"]},
-            {"name": "signed", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-        ],
-    }
-    linked = json.loads((SCHEMA_DIR / "linked" / "LinkedWage.avsc").read_text())
-    linked["name"] = "LinkedGrant"
-    for field in linked["fields"]:
-        if field["name"] == "facts":
-            field["type"] = "org.c2cstream.facts.GrantFacts"
-    (schemas / "facts" / "GrantFacts.avsc").write_text(json.dumps(facts))
-    (schemas / "linked" / "LinkedGrant.avsc").write_text(json.dumps(linked))
+    library = grant_library(tmp_path)
     grant = EventKind("grant", "GrantEvent", "Grants", linked_record="LinkedGrant")
 
-    table, settings, view, wire, wire_facts, persons = kind_sqls(grant, SchemaLibrary(schemas))
+    table, settings, view, wire, wire_facts, persons = kind_sqls(grant, library)
     assert table.splitlines()[14:21] == [
         "    grant_id Int64 COMMENT 'Grant''s number.',",
         "    hours Nullable(Float64),",
