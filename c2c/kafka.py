@@ -14,7 +14,14 @@ from c2c.errors import ServiceError
 from c2c.settings import Settings
 from c2c.topics import Topic
 
-__all__ = ["PRODUCER_CONFIG", "Offsets", "end_offsets", "ensure_topics", "read_to_end"]
+__all__ = [
+    "PRODUCER_CONFIG",
+    "Offsets",
+    "align_topic_configs",
+    "end_offsets",
+    "ensure_topics",
+    "read_to_end",
+]
 
 # Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
 PRODUCER_CONFIG: Mapping[str, Any] = {
@@ -75,6 +82,64 @@ def ensure_topics(
                 f"creating topic {name} failed: {exc.args[0]}", code="service.kafka.topic"
             ) from exc
     return sorted(created)
+
+
+def align_topic_configs(
+    settings: Settings, topics: Iterable[Topic], *, timeout_s: float = 30.0
+) -> dict[str, dict[str, str]]:
+    """Set on each existing topic the configuration the catalogue declares for it where the
+    broker's differs (a topic made before a setting was declared keeps the old one until
+    then); return what was changed, per topic: {config: new value}. Partitions are not
+    changed (adding some would move keys between partitions)."""
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    admin = AdminClient(settings.kafka_config())
+    existing = admin.list_topics(timeout=timeout_s).topics
+    declared = {t.name: t.config for t in topics if t.config and t.name in existing}
+    if not declared:
+        return {}
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in declared]
+    current = {
+        resource.name: future.result(timeout=timeout_s)
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    changes: dict[str, dict[str, str]] = {}
+    for name, config in declared.items():
+        differ = {
+            key: value
+            for key, value in config.items()
+            if key not in current[name] or current[name][key].value != value
+        }
+        if differ:
+            changes[name] = differ
+    if not changes:
+        return {}
+    updates = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in differ.items()
+            ],
+        )
+        for name, differ in changes.items()
+    ]
+    for resource, future in admin.incremental_alter_configs(updates).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceError(
+                f"setting the catalogue's configuration of topic {resource.name} failed: "
+                f"{exc.args[0]}",
+                code="service.kafka.topic",
+            ) from exc
+    return changes
 
 
 def _reader(settings: Settings) -> Consumer:

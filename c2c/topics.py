@@ -17,12 +17,14 @@ __all__ = [
     "CHANGES_TOPIC",
     "CHANGE_COUNTS",
     "DEAD_LETTER_TOPIC",
+    "INTAKE_MAX_MESSAGE_BYTES",
     "INTAKE_TOPIC",
     "OPTOUT_DECISIONS_TOPIC",
     "REGISTRY_JOURNAL",
     "REVIEW_TOPIC",
     "Topic",
     "get_topic",
+    "intake_topic",
 ]
 
 Zone = Literal["identity", "deidentified", "operations"]
@@ -65,6 +67,29 @@ REGISTRY_JOURNAL = Topic(
 _DAY_MS = 24 * 3600 * 1000
 _RAW = {"retention.ms": str(7 * _DAY_MS)}
 _LINKED = {"retention.ms": str(30 * _DAY_MS)}
+
+# A pack on the intake holds at most about 900 kB of raw messages, or one larger message
+# alone: a raw message may be as large as a raw topic takes (the broker's default, about
+# 1 MB), and its pack a little larger, so the intake takes messages of up to 2 MiB (the
+# forwarder's producer too).
+INTAKE_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+
+
+def intake_topic(name: str) -> Topic:
+    """An intake topic of the identity worker (the catalogue's, or a test's own)."""
+    return Topic(
+        name=name,
+        schema="",
+        zone="identity",
+        description=(
+            "Raw events of every kind, forwarded untouched by the identity worker's intake "
+            "agent (headers say where each was read). One partition per resolver shard: "
+            "every record that could match another is resolved by one resolver, in one order."
+        ),
+        partitions=1,
+        config={**_RAW, "max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)},
+    )
+
 
 # Raw and linked topics have 6 partitions: up to 6 workers share a stage, and every topic of
 # one stage has the same count so that a person's events co-partition.
@@ -122,18 +147,7 @@ CATALOGUE: tuple[Topic, ...] = (
         partitions=1,
         config={"retention.ms": "-1"},
     ),
-    Topic(
-        name="c2c.identity.intake",
-        schema="",
-        zone="identity",
-        description=(
-            "Raw events of every kind, forwarded untouched by the identity worker's intake "
-            "agent (headers say where each was read). One partition per resolver shard: "
-            "every record that could match another is resolved by one resolver, in one order."
-        ),
-        partitions=1,
-        config=_RAW,
-    ),
+    intake_topic("c2c.identity.intake"),
     Topic(
         name="c2c.identity.review",
         schema="org.c2cstream.identity.NeedsReview",

@@ -26,12 +26,16 @@ def topics() -> None:
 @click.pass_context
 @reports_errors
 def topics_create(ctx: click.Context) -> None:
-    """Create every catalogue topic that does not exist yet."""
-    from c2c.kafka import ensure_topics
+    """Create every catalogue topic that does not exist yet, and set on the others the
+    configuration the catalogue declares (retention, message size) where it differs."""
+    from c2c.kafka import align_topic_configs, ensure_topics
     from c2c.topics import CATALOGUE
 
-    created = ensure_topics(context_settings(ctx), CATALOGUE)
+    settings = context_settings(ctx)
+    created = ensure_topics(settings, CATALOGUE)
     click.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
+    for name, changed in align_topic_configs(settings, CATALOGUE).items():
+        click.echo(f"set {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
 
 
 @topics.command("list")

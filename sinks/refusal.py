@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -122,7 +123,7 @@ class RefusedRow(NamedTuple):
         itself stays on the topic), the person id as the key."""
         topic = _TOPIC_OF.get(self.table)
         first = str(self.error).splitlines()[0][:300] if str(self.error) else ""
-        what = f"event {self.row[0]}" if self.table in _TOPIC_OF else "row"
+        what = f"event {_uuid_text(self.row[0])}" if self.table in _TOPIC_OF else "row"
         error = C2CError(
             f"ClickHouse refused {what} for table {self.table}: "
             f"{type(self.error).__name__}: {first}; the rest of its batch was written",
@@ -134,8 +135,14 @@ class RefusedRow(NamedTuple):
             error=error,
             source_topic=topic,
             key=str(person).encode() if person is not None else None,
-            value=json.dumps(self.row, default=str).encode(),
+            value=json.dumps([_uuid_text(self.row[0]), *self.row[1:]], default=str).encode(),
         )
+
+
+def _uuid_text(value: Any) -> str:
+    """An event id as text: the sink's rows hold a UUID as its integer (ClickHouse's UUID
+    column takes that), or as a UUID or its text."""
+    return str(uuid.UUID(int=value)) if isinstance(value, int) else str(value)
 
 
 _TOPIC_OF = {kind.fact_table: kind.linked_topic for kind in LINKED_KINDS}

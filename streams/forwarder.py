@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from c2c.health import readiness
 from c2c.settings import Settings
+from c2c.topics import INTAKE_MAX_MESSAGE_BYTES
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop
 from streams.intake import RECORDS_PER_PACK, packs
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 INTAKE_PRODUCER_CONFIG = {
     "linger.ms": 0,
     "compression.type": "none",
-    "message.max.bytes": 1_048_576,
+    "message.max.bytes": INTAKE_MAX_MESSAGE_BYTES,
 }
 
 

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from c2c.child import ChildService
 from c2c.kafka import ensure_topics
 from c2c.settings import Settings
-from c2c.topics import Topic
+from c2c.topics import intake_topic
 from streams.forwarder import forward_group
 from streams.resolution import OUTCOMES, RAW_TOPICS
 
@@ -50,7 +50,7 @@ class WorkerProcess:
         self.app_id = app_id or f"c2c-identity-{uuid.uuid4().hex[:10]}"
         self.intake = f"c2c.identity.intake.{self.app_id}" if app_id is None else None
         if self.intake is not None:
-            ensure_topics(settings, [Topic(self.intake, "", "identity", "intake", partitions=1)])
+            ensure_topics(settings, [intake_topic(self.intake)])
         command = [sys.executable, "-m", "cli", "identity", "worker", "--app-id", self.app_id]
         if self.intake is not None:
             command += ["--intake-topic", self.intake]

@@ -40,6 +40,7 @@ from streams.optouts import Decision, OptOuts, decision_record
 __all__ = [
     "CHANGES_TOPIC",
     "INTAKE_TOPIC",
+    "MAX_RAW_BYTES",
     "OPTOUT_TOPIC",
     "OUTCOMES",
     "OUTPUT_TOPICS",
@@ -64,6 +65,11 @@ OUTPUT_TOPICS: tuple[str, ...] = (
     DEAD_LETTER_TOPIC,
 )
 # How a message can end; exactly one per message read (IdentityStage.counts).
+# The largest raw message the stage resolves: a real record is a few hundred bytes, and
+# what the stage publishes of a record (its linked event, or its review with the raw bytes)
+# must stay under the broker's 1 MB message limit. Larger ones are dead letters.
+MAX_RAW_BYTES = 256 * 1024
+
 OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter")
 
 # Headers the intake agent adds so the resolver knows where a forwarded message was read.
@@ -248,6 +254,13 @@ class IdentityStage:
                 )
             if source.value is None:
                 raise SerdeError("message has no value (a tombstone?)", code="serde.empty")
+            if len(source.value) > MAX_RAW_BYTES:
+                raise SerdeError(
+                    f"message of {len(source.value):,} bytes is over the {MAX_RAW_BYTES:,} a "
+                    "raw event may have (its linked event and any review would be too large "
+                    "to publish); fix the record at its source",
+                    code="identity.too_large",
+                )
             raw = decoder.decode(source.value)
         except SerdeError as exc:
             return self._dead_letter(source, exc)
