@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -50,14 +51,28 @@ def status_report(settings: Settings, *, sample_s: float = 1.0) -> StatusReport:
     show_default=True,
     help="Seconds between refreshes with --watch (and the rate sample).",
 )
+@click.option(
+    "--all",
+    "all_groups",
+    is_flag=True,
+    help="Every consumer group ever made, not only those with members now.",
+)
 @click.pass_context
 @reports_errors
-def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> None:
-    """Stream health: services, throughput per topic, lag per consumer group, dead letters
-    and reviews with the last of each, and the sink's freshness (age of the newest row)."""
+def status(
+    ctx: click.Context, as_json: bool, watch: bool, interval: float, all_groups: bool
+) -> None:
+    """Stream health: services, throughput per topic, lag per consumer group with members
+    (--all: every group), dead letters and reviews with the last of each, the sink's
+    freshness (age of the newest row), and problems: a stage not ready, a consumer with lag
+    that does not move.
+
+    Exit status (without --watch): 0 healthy, 3 a service is down, 4 a problem found."""
     settings = context_settings(ctx)
     while True:
         report = status_report(settings, sample_s=min(interval, 1.0))
+        if not all_groups:
+            report.groups = [group for group in report.groups if group.members]
         if as_json:
             click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         else:
@@ -65,8 +80,20 @@ def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> N
                 click.clear()
             _print_report(report)
         if not watch:
-            return
+            sys.exit(exit_status(report))
         time.sleep(max(0.0, interval - 1.0))
+
+
+SERVICE_DOWN = 3
+PROBLEM_FOUND = 4
+
+
+def exit_status(report: StatusReport) -> int:
+    """0 healthy, :data:`SERVICE_DOWN` (3) a service is down, :data:`PROBLEM_FOUND` (4)
+    a problem found while every service is up."""
+    if any(not row.get("up") for row in report.services):
+        return SERVICE_DOWN
+    return PROBLEM_FOUND if report.problems else 0
 
 
 def _print_report(report: StatusReport) -> None:

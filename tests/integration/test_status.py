@@ -25,17 +25,18 @@ from tests.conftest import free_port_pair
 pytestmark = pytest.mark.integration
 
 
-def _status_json(env: dict[str, str]) -> dict[str, Any]:
-    """`c2c status --json` from another process, as an operator runs it."""
+def _status_json(env: dict[str, str], *, expect: int = 0) -> dict[str, Any]:
+    """`c2c status --json --all` from another process, as an operator runs it; its exit
+    status must be ``expect``."""
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "status", "--json"],
+        [sys.executable, "-m", "cli", "status", "--json", "--all"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         env=env,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == expect, result.stdout[-2000:] + result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 
@@ -281,3 +282,36 @@ def test_status_raises_a_stage_that_says_it_is_not_ready_with_its_reasons(
         assert "sink is not ready: ClickHouse: disk full" in report.problems
     finally:
         server.shutdown()
+
+
+def test_status_exits_3_with_a_service_down_and_4_with_a_problem(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
+    dead = free_port_pair()
+    down = _status_json(
+        {**os.environ, "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{dead}/apis/ccompat/v7"},
+        expect=3,
+    )
+    assert {s["name"]: s["up"] for s in down["services"]}["schema_registry"] is False
+
+    topic = "c2c.ops.heartbeat"
+    group = f"test-stall-cli-{uuid.uuid4().hex[:8]}"
+    stuck = _member(stack, group, topic)
+    try:
+        _backlog(stack, registry, topic, 3)
+        # committed below the end: lag that does not move while status samples
+        low, _high = stuck.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        stuck.commit(offsets=[TopicPartition(topic, 0, low)], asynchronous=False)
+        report = _status_json(dict(os.environ), expect=4)
+        assert any(group in p and "did not move" in p for p in report["problems"])
+    finally:
+        stuck.close()
+    # without --all, groups without members are left out
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert group not in {g["group"] for g in json.loads(result.stdout)["groups"]}
