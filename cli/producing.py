@@ -24,6 +24,12 @@ from producers.formats import FORMATS
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even if some rows were rejected.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
+    "--allow-unknown-columns",
+    is_flag=True,
+    help="Read a file with columns the format does not know (they are not read), instead "
+    "of refusing it: a misspelled optional column would otherwise be empty on every row.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
@@ -40,6 +46,7 @@ def produce(
     dry_run: bool,
     allow_rejects: bool,
     as_json: bool,
+    allow_unknown_columns: bool,
     workers: int | None,
 ) -> None:
     """Validate a provider's extract FILE (CSV or JSON Lines) and publish its rows.
@@ -66,6 +73,7 @@ def produce(
             progress=bar.update,
             telemetry=telemetry,
             workers=workers,
+            allow_unknown_columns=allow_unknown_columns,
         )
     telemetry.shutdown()
     if as_json:
@@ -80,6 +88,8 @@ def produce(
             click.echo(f"  {topic}: {count}")
         if summary.rejects_file:
             click.echo(f"  rejects: {summary.rejects_file}")
+        for warning in summary.warnings:
+            click.echo(f"  warning: {warning}")
     if summary.rejected and not allow_rejects:
         sys.exit(1)
 

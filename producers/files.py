@@ -73,6 +73,8 @@ class ProduceSummary:
     by_topic: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     rejects_file: str | None = None
+    # about the file as a whole: optional columns it lacks, unknown ones allowed
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
@@ -90,6 +92,7 @@ class ProduceSummary:
             "dry_run": self.dry_run,
             "by_topic": dict(self.by_topic),
             "rejects_file": self.rejects_file,
+            "warnings": list(self.warnings),
         }
 
 
@@ -152,18 +155,26 @@ class _Input:
 
     @classmethod
     def open(
-        cls, source: str, path: Path, dry_run: bool, today: datetime.date | None = None
+        cls,
+        source: str,
+        path: Path,
+        dry_run: bool,
+        today: datetime.date | None = None,
+        *,
+        allow_unknown_columns: bool = False,
     ) -> _Input:
         mapper = RowMapper(source, get_format(source), dates=date_limits(today))
         extract = open_extract(path)
-        mapper.check_columns(extract.columns, str(path))
+        warnings = mapper.check_columns(
+            extract.columns, str(path), allow_unknown=allow_unknown_columns
+        )
         rejects_path(path).unlink(missing_ok=True)
         return cls(
             source,
             path,
             mapper,
             extract,
-            ProduceSummary(source=source, path=str(path), dry_run=dry_run),
+            ProduceSummary(source=source, path=str(path), dry_run=dry_run, warnings=warnings),
             RejectsFile(rejects_path(path)),
             today,
         )
@@ -340,17 +351,19 @@ def produce_file(
     telemetry: Telemetry | None = None,
     workers: int | None = None,
     today: datetime.date | None = None,
+    allow_unknown_columns: bool = False,
 ) -> ProduceSummary:
     """Produce one extract; see the module docstring. Raises C2CError for a file that is
-    not this source's format at all (nothing is published then). Dates are checked
-    against their limits as of ``today`` (default: today; c2c.validation.DATE_RULES).
+    not this source's format at all, or has a column the format does not know unless
+    ``allow_unknown_columns`` (nothing is published then). Dates are checked against their
+    limits as of ``today`` (default: today; c2c.validation.DATE_RULES).
 
     ``workers`` processes (default: one per core) read, validate and encode chunks of the
     file; this process publishes them in file order. The outcome is the same whatever
     ``workers``: the same messages in the same order, the same rejects.
     """
     started = time.perf_counter()
-    item = _Input.open(source, path, dry_run, today)
+    item = _Input.open(source, path, dry_run, today, allow_unknown_columns=allow_unknown_columns)
     registry = None if dry_run else SchemaRegistry(settings)
     plan = item.plan(registry, event_ids=records_spans(telemetry))
     count = default_workers() if workers is None else workers

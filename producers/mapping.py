@@ -15,6 +15,7 @@ validate what the direct emitter sends.
 from __future__ import annotations
 
 import datetime
+import difflib
 import hashlib
 import json
 import uuid
@@ -184,12 +185,45 @@ class RowMapper:
         self._last: tuple[tuple[str, ...], _MapCells] | None = None
 
     # -- file level ----------------------------------------------------------------------------
-    def check_columns(self, columns: Sequence[str], where: str) -> None:
-        """FormatMismatch if required columns are missing, naming the likely format."""
+    def check_columns(
+        self, columns: Sequence[str], where: str, *, allow_unknown: bool = False
+    ) -> list[str]:
+        """FormatMismatch if required columns are missing (naming the likely format), or if
+        a column is not one of the format's (a misspelled optional column would be read as
+        missing on every row) unless ``allow_unknown``. Returns warnings: the format's
+        optional columns the file does not have, and the unknown ones allowed."""
         present = set(columns)
         missing = [name for name in self.format.required_columns() if name not in present]
+        known = {column.name for column in self.format.columns()}
+        if self.format.type_column:
+            known.add(self.format.type_column)
+        known |= {self.format.record_id_column, self.format.person_id_column}
+        unknown = [name for name in columns if name not in known]
         if not missing:
-            return
+            if unknown and not allow_unknown:
+                close = {
+                    name: difflib.get_close_matches(name, sorted(known), n=1) for name in unknown
+                }
+                named = ", ".join(
+                    f"{name} (did you mean {close[name][0]}?)" if close[name] else name
+                    for name in unknown
+                )
+                raise FormatMismatch(
+                    f"{where}: column(s) {named} are not in the {self.source} format; "
+                    "fix the header, or pass --allow-unknown-columns to read the file "
+                    "without them. producers/README.md lists each format's columns."
+                )
+            absent = [name for name in known if name not in present]
+            return [
+                *(
+                    f"optional column {name} is not in the file: every row has it empty"
+                    for name in sorted(absent)
+                ),
+                *(
+                    f"column {name} is not in the {self.source} format: not read"
+                    for name in unknown
+                ),
+            ]
         likely = [
             source
             for source, fmt in FORMATS.items()
