@@ -134,17 +134,28 @@ class Processed:
 
 
 def source_of(message: Incoming) -> Incoming:
-    """Where a forwarded intake message was first read (its headers say), else itself."""
+    """Where a forwarded intake message was first read (its headers say), else itself.
+    SerdeError (code ``identity.intake_format``) if those headers cannot be read."""
     if not message.headers:  # a pack's record: read where it says, no headers to look at
         return message
     headers = {k: v for k, v in message.headers if k in SOURCE_HEADERS}
     if len(headers) != len(SOURCE_HEADERS):
         return message
-    text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+    try:
+        text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+        partition = int(text["c2c-source-partition"])
+        offset = int(text["c2c-source-offset"])
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise SerdeError(
+            f"{message.topic}[{message.partition}] offset {message.offset} was forwarded "
+            f"alone, but its source headers ({', '.join(SOURCE_HEADERS)}) are not a topic "
+            "and two whole numbers in UTF-8",
+            code="identity.intake_format",
+        ) from exc
     return Incoming(
         topic=text["c2c-source-topic"],
-        partition=int(text["c2c-source-partition"]),
-        offset=int(text["c2c-source-offset"]),
+        partition=partition,
+        offset=offset,
         key=message.key,
         value=message.value,
         headers=message.headers,
@@ -204,7 +215,12 @@ class IdentityStage:
 
     def process(self, message: Incoming) -> Processed:
         """Resolve one raw message (read directly or forwarded through the intake topic)."""
-        source = source_of(message)
+        try:
+            source = source_of(message)
+        except SerdeError as exc:  # forwarded alone, with headers that cannot be read
+            done = self._dead_letter(message, exc)
+            self.counts[done.outcome] += 1
+            return done
         if not self._spans:
             # no span to record (no telemetry, or a no-op tracer): a no-op span a record
             # cost 13 % of the stage, and injects no trace headers either
