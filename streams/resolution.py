@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
 from c2c.kinds import EVENT_KINDS, OPTOUT
+from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
 from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import (
@@ -33,6 +34,7 @@ from c2c.topics import (
     OPTOUT_DECISIONS_TOPIC,
     REVIEW_TOPIC,
 )
+from c2c.validation import FieldProblem, RecordCheck, compile_validator
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
@@ -70,6 +72,25 @@ OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_let
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
 
 Header = tuple[str, bytes]
+
+
+PERSON_IDENTITY = "org.c2cstream.identity.PersonIdentity"
+
+
+def identifier_check(library: SchemaLibrary | None = None) -> RecordCheck:
+    """The problems of a raw event's person whose identifiers do not have their declared
+    shape (the PersonIdentity fields with a ``pattern``: SSN, ITIN, SSID, ZIP). Producers
+    refuse such rows; a raw message that carries one anyway goes to review, since an SSN of
+    70,000 digits (say) would cost a keyed hash a digit and not fit the person's snapshot.
+    Problems name the field and the rule (FieldProblem.message), never the value."""
+    schema = (library or SchemaLibrary()).resolve(PERSON_IDENTITY)
+    patterned = frozenset(str(field["name"]) for field in schema["fields"] if "pattern" in field)
+    check = compile_validator(schema)
+
+    def identifier_problems(person: Any) -> list[FieldProblem]:
+        return [problem for problem in check(person) if problem.field in patterned]
+
+    return identifier_problems
 
 
 def _now_millis() -> int:
@@ -207,6 +228,7 @@ class IdentityStage:
         self._telemetry = telemetry
         self._tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
         self._spans = records_spans(telemetry)
+        self._identifiers = identifier_check()
         self.counts: Counter[str] = Counter()
 
     @property
@@ -271,6 +293,10 @@ class IdentityStage:
         if source.topic == OPTOUT_TOPIC and raw.get("action") != "REQUESTED":
             return self._revocation(source, raw, provider)
         person = raw.get("person") or {}
+        problems = self._identifiers(person)
+        if problems:
+            reason = "; ".join(f"person.{p.field} {p.message}" for p in problems)
+            return self._review(source, raw, provider, f"{reason} (the producers refuse it)")
         resolution = self.resolver.resolve(provider, person)
         person_id = resolution.person_id
         if person_id is None:
