@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
-from c2c.deadletter import dead_letter
+from c2c.deadletter import MAX_ORIGINAL_VALUE, dead_letter
 from c2c.kinds import EVENT_KINDS, OPTOUT
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
@@ -72,7 +72,6 @@ OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_let
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
 
 Header = tuple[str, bytes]
-
 
 PERSON_IDENTITY = "org.c2cstream.identity.PersonIdentity"
 
@@ -388,14 +387,24 @@ class IdentityStage:
     def _review(
         self, source: Incoming, raw: dict[str, Any], provider: str, reason: str | None
     ) -> Processed:
+        raw_value = source.value or b""
+        reason = reason or "unresolvable"
+        if len(raw_value) > MAX_ORIGINAL_VALUE:
+            # the whole of a raw message near Kafka's limit would not fit a review record,
+            # and a record the producer refuses stops the worker
+            reason += (
+                f" (its raw value of {len(raw_value)} bytes is cut to the first "
+                f"{MAX_ORIGINAL_VALUE}: the whole is at its source topic and offset)"
+            )
+            raw_value = raw_value[:MAX_ORIGINAL_VALUE]
         record = review_record(
-            reason=reason or "unresolvable",
+            reason=reason,
             provider=provider,
             event_id=str(raw.get("event_id")),
             source_topic=source.topic,
             source_partition=source.partition,
             source_offset=source.offset,
-            raw_value=source.value or b"",
+            raw_value=raw_value,
         )
         encoded = self._encoders[REVIEW_TOPIC].encode(record)
         return Processed(

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from c2c.deadletter import BROKER_MESSAGE_MAX_BYTES
+from c2c.deadletter import BROKER_MESSAGE_MAX_BYTES, MAX_ORIGINAL_VALUE
 from c2c.examples import RAW_KINDS, example_raw
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
@@ -370,6 +370,18 @@ def test_identifiers_of_another_shape_are_held_for_review_naming_the_field_and_r
     )
     assert "123" not in review["reason"]
     assert not stage.state.profiles  # nothing of them kept
+
+
+def test_a_review_of_a_raw_message_near_kafkas_limit_fits_a_message() -> None:
+    # found by this suite's size check: the review record carried the raw value whole, so
+    # a raw message near the producer's limit (1,000,000 bytes) made one that the results
+    # producer refuses, which stops the worker
+    topic, event = _wage(ssn=None, ssid=None, birth_date=None)
+    event["facts"]["employer_id"] = "E" * 999_900
+    [review] = _reviews(_stage(), topic, event)
+    assert len(ENCODERS[REVIEW_TOPIC].encode(review)) < MAX_ORIGINAL_VALUE + 1_000
+    assert review["reason"].startswith("no trusted identifier and no birth date")
+    assert f"is cut to the first {MAX_ORIGINAL_VALUE}" in review["reason"]
 
 
 def test_a_message_forwarded_alone_with_unreadable_source_headers_is_a_dead_letter() -> None:
