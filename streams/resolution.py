@@ -13,6 +13,7 @@ or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decision
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -76,13 +77,14 @@ Header = tuple[str, bytes]
 PERSON_IDENTITY = "org.c2cstream.identity.PersonIdentity"
 
 
-def identifier_check(library: SchemaLibrary | None = None) -> RecordCheck:
+@functools.cache  # one check for every stage: the worker makes a stage at each rebalance
+def identifier_check() -> RecordCheck:
     """The problems of a raw event's person whose identifiers do not have their declared
     shape (the PersonIdentity fields with a ``pattern``: SSN, ITIN, SSID, ZIP). Producers
     refuse such rows; a raw message that carries one anyway goes to review, since an SSN of
     70,000 digits (say) would cost a keyed hash a digit and not fit the person's snapshot.
     Problems name the field and the rule (FieldProblem.message), never the value."""
-    schema = (library or SchemaLibrary()).resolve(PERSON_IDENTITY)
+    schema = SchemaLibrary().resolve(PERSON_IDENTITY)
     patterned = frozenset(str(field["name"]) for field in schema["fields"] if "pattern" in field)
     check = compile_validator(schema)
 
