@@ -167,11 +167,14 @@ def source_of(message: Incoming) -> Incoming:
         text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
         partition = int(text["c2c-source-partition"])
         offset = int(text["c2c-source-offset"])
+        if not (-(2**31) <= partition < 2**31 and -(2**63) <= offset < 2**63):
+            # Kafka's (and the review and dead-letter schemas'): int and long
+            raise ValueError("a partition or offset past its type")
     except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise SerdeError(
             f"{message.topic}[{message.partition}] offset {message.offset} was forwarded "
-            f"alone, but its source headers ({', '.join(SOURCE_HEADERS)}) are not a topic "
-            "and two whole numbers in UTF-8",
+            f"alone, but its source headers ({', '.join(SOURCE_HEADERS)}) are not a topic, "
+            "a 32-bit partition and a 64-bit offset in UTF-8",
             code="identity.intake_format",
         ) from exc
     return Incoming(

@@ -248,6 +248,10 @@ def _raw_message(draw: st.DrawFn) -> Incoming:
     return Incoming(topic, draw(st.integers(0, 5)), offset, b"key", value)
 
 
+# what a forwarded message's partition and offset headers may say
+_HEADER_NUMBERS = [b"0", b"x", b"", b"\xff", b"-1", b"2147483648", b"9223372036854775808", b"1e3"]
+
+
 @st.composite
 def _intake(draw: st.DrawFn) -> list[Incoming]:
     """Intake messages: packs of raw messages (some damaged), and anything else."""
@@ -264,8 +268,8 @@ def _intake(draw: st.DrawFn) -> list[Incoming]:
             record = records[0]
             headers = [
                 ("c2c-source-topic", record.topic.encode()),
-                ("c2c-source-partition", draw(st.sampled_from([b"0", b"x", b"", b"\xff"]))),
-                ("c2c-source-offset", str(record.offset).encode()),
+                ("c2c-source-partition", draw(st.sampled_from(_HEADER_NUMBERS))),
+                ("c2c-source-offset", draw(st.sampled_from([*_HEADER_NUMBERS, b"4"]))),
             ]
             out.append(Incoming(INTAKE_TOPIC, 0, at, None, record.value, headers))
             continue
@@ -297,7 +301,9 @@ def _check(stage: IdentityStage, intake: list[Incoming]) -> None:
             assert processed.outcome in OUTCOMES
             for out in processed.outgoing:
                 assert len(out.value) < BROKER_MESSAGE_MAX_BYTES
-                DECODERS[out.topic].decode(out.value)  # what is published reads back
+                # what is published reads back as it was written
+                decoded = DECODERS[out.topic].decode(out.value)
+                assert ENCODERS[out.topic].encode(decoded) == out.value
                 if out.topic == REVIEW_TOPIC:
                     reason = DECODERS[REVIEW_TOPIC].decode(out.value)["reason"]
                     assert 0 < len(reason) < 300
@@ -392,11 +398,13 @@ def test_a_review_of_a_raw_message_near_kafkas_limit_fits_a_message() -> None:
 def test_a_message_forwarded_alone_with_unreadable_source_headers_is_a_dead_letter() -> None:
     # found by this suite: a partition header that is not a number, or not UTF-8, raised
     stage = _stage()
-    for partition in (b"x", b"\xff", b""):
+    # and a partition or offset past its type, which was published in a review or dead
+    # letter that a reader of the schema (int, long) cannot read back (_check's round trip)
+    for partition, offset in ((b"x", b"4"), (b"\xff", b"4"), (b"", b"4"), (b"1", b"2" * 20)):
         headers = [
             ("c2c-source-topic", b"c2c.raw.wage"),
             ("c2c-source-partition", partition),
-            ("c2c-source-offset", b"4"),
+            ("c2c-source-offset", offset),
         ]
         value = ENCODERS["c2c.raw.wage"].encode(example_raw("wage"))
         processed = stage.process(Incoming(INTAKE_TOPIC, 0, 9, None, value, headers))
@@ -404,4 +412,4 @@ def test_a_message_forwarded_alone_with_unreadable_source_headers_is_a_dead_lett
         [letter] = [DECODERS[o.topic].decode(o.value) for o in processed.outgoing]
         assert letter["error_code"] == "identity.intake_format"
         assert letter["source_topic"] == INTAKE_TOPIC
-    assert stage.counts["dead_letter"] == 3
+    assert stage.counts["dead_letter"] == 4
