@@ -253,7 +253,12 @@ class IdentityStage:
             done = self._process(source)
             self.counts[done.outcome] += 1
             return done
-        parent = Telemetry.extract(source.headers) if self._telemetry is not None else None
+        parent = None
+        if self._telemetry is not None:
+            try:
+                parent = Telemetry.extract(source.headers)
+            except ValueError:  # trace headers that are not UTF-8: resolved without them
+                parent = None
         with self._tracer.start_as_current_span(
             "identity.resolve",
             context=parent,

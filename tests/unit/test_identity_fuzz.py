@@ -26,11 +26,14 @@ from typing import Any
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 from c2c.deadletter import BROKER_MESSAGE_MAX_BYTES, MAX_ORIGINAL_VALUE
 from c2c.examples import RAW_KINDS, example_raw
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
+from c2c.telemetry import Telemetry
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, INTAKE_TOPIC, REVIEW_TOPIC
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
@@ -72,8 +75,15 @@ AT = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 _STAGE_DECODERS = {topic: DECODERS[topic].with_uuid_text() for topic in RAW_TOPICS}
 
 
-def _stage() -> IdentityStage:
-    return IdentityStage(Resolver(IdentifierHasher(b"fuzz")), _STAGE_DECODERS, ENCODERS)
+def _stage(*, tracing: bool = False) -> IdentityStage:
+    telemetry = None
+    if tracing:  # spans recorded, kept nowhere
+        provider = TracerProvider()
+        meters = NoOpMeterProvider()
+        telemetry = Telemetry(
+            provider.get_tracer("fuzz"), meters.get_meter("fuzz"), provider, meters
+        )
+    return IdentityStage(Resolver(IdentifierHasher(b"fuzz")), _STAGE_DECODERS, ENCODERS, telemetry)
 
 
 # -- raw records with extreme values -------------------------------------------------------
@@ -245,7 +255,24 @@ def _raw_message(draw: st.DrawFn) -> Incoming:
         return Incoming(draw(st.sampled_from(["c2c.linked.wage", "", "x"])), 0, offset, None, value)
     topic, event = draw(_raw_event())
     value = draw(_mutated(ENCODERS[topic].encode(event)))
-    return Incoming(topic, draw(st.integers(0, 5)), offset, b"key", value)
+    return Incoming(topic, draw(st.integers(0, 5)), offset, b"key", value, draw(_headers))
+
+
+# a raw message's own headers, forwarded untouched: trace context, valid or not
+_headers = st.one_of(
+    st.just(()),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["traceparent", "tracestate", "x"]),
+            st.one_of(
+                st.none(),
+                st.just(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                st.binary(max_size=60),
+            ),
+        ),
+        max_size=3,
+    ),
+)
 
 
 # what a forwarded message's partition and offset headers may say
@@ -328,9 +355,11 @@ def test_every_raw_record_is_linked_held_or_a_dead_letter(messages: list[Incomin
 
 
 @FUZZ
-@given(_intake())
-def test_every_intake_message_is_read_or_a_dead_letter(intake: list[Incoming]) -> None:
-    _check(_stage(), intake)
+@given(_intake(), st.booleans())
+def test_every_intake_message_is_read_or_a_dead_letter(
+    intake: list[Incoming], tracing: bool
+) -> None:
+    _check(_stage(tracing=tracing), intake)
 
 
 def _wage(**person: Any) -> tuple[str, dict[str, Any]]:
@@ -413,3 +442,14 @@ def test_a_message_forwarded_alone_with_unreadable_source_headers_is_a_dead_lett
         assert letter["error_code"] == "identity.intake_format"
         assert letter["source_topic"] == INTAKE_TOPIC
     assert stage.counts["dead_letter"] == 4
+
+
+def test_trace_headers_that_are_not_utf8_do_not_stop_a_tracing_stage() -> None:
+    # found by this suite: with tracing on, a raw message whose traceparent header is not
+    # UTF-8 raised in the stage (the trace context's getter decodes it), which stops the
+    # worker; the record is now resolved without its trace
+    stage = _stage(tracing=True)
+    value = ENCODERS["c2c.raw.wage"].encode(example_raw("wage"))
+    for headers in ([("traceparent", b"\xff\xfe")], [("tracestate", b"\xc3")]):
+        processed = stage.process(Incoming("c2c.raw.wage", 0, 0, None, value, headers))
+        assert processed.outcome == "linked"
