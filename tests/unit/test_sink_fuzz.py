@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from clickhouse_connect.driver.exceptions import DataError
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
@@ -521,3 +522,40 @@ def test_a_date_past_any_calendar_is_refused_alone(new_days: int) -> None:
 def test_the_column_types_cover_every_fact_column() -> None:
     for table, types in FACT_TYPES.items():
         assert tuple(types) == columns(table)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="sinks/observer.py (SinkObserver.received, through c2c.telemetry's header getter) "
+    "decodes trace headers strictly: with tracing on, a message whose traceparent is not "
+    "UTF-8 raises in the sink's loop. Not this suite's files to fix; the identity stage "
+    "had the same crash (streams/resolution.py)",
+)
+def test_a_tracing_sink_reads_trace_headers_that_are_not_utf8() -> None:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from c2c.consuming import Decoded
+    from c2c.telemetry import Telemetry
+    from sinks.observer import SinkObserver
+
+    provider, meters = TracerProvider(), NoOpMeterProvider()
+    telemetry = Telemetry(provider.get_tracer("t"), meters.get_meter("t"), provider, meters)
+    observer = SinkObserver(telemetry, group="g", counts=[], lag=dict, newest_row_time=lambda: None)
+    # what the builder hands back for tracing: a linked message with headers
+    [traced] = (
+        _builder(wire=False, tracing=True, batch_rows=8)
+        .take(
+            Batch(),
+            [
+                _Message(
+                    LINKED[0],
+                    _encode(LINKED[0], _sample(LINKED[0])),
+                    headers=[("traceparent", b"\xff")],
+                )
+            ],
+        )
+        .traced
+    )
+    observer.received(Decoded(str(traced.topic()), 0, 0, None, None, tuple(traced.headers() or ())))
