@@ -13,6 +13,7 @@ or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decision
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -21,8 +22,9 @@ from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
-from c2c.deadletter import dead_letter
+from c2c.deadletter import MAX_ORIGINAL_VALUE, dead_letter
 from c2c.kinds import EVENT_KINDS, OPTOUT
+from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
 from c2c.telemetry import Telemetry, records_spans
 from c2c.topics import (
@@ -33,6 +35,7 @@ from c2c.topics import (
     OPTOUT_DECISIONS_TOPIC,
     REVIEW_TOPIC,
 )
+from c2c.validation import FieldProblem, RecordCheck, compile_validator
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
@@ -76,6 +79,25 @@ OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_let
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
 
 Header = tuple[str, bytes]
+
+PERSON_IDENTITY = "org.c2cstream.identity.PersonIdentity"
+
+
+@functools.cache  # one check for every stage: the worker makes a stage at each rebalance
+def identifier_check() -> RecordCheck:
+    """The problems of a raw event's person whose identifiers do not have their declared
+    shape (the PersonIdentity fields with a ``pattern``: SSN, ITIN, SSID, ZIP). Producers
+    refuse such rows; a raw message that carries one anyway goes to review, since an SSN of
+    70,000 digits (say) would cost a keyed hash a digit and not fit the person's snapshot.
+    Problems name the field and the rule (FieldProblem.message), never the value."""
+    schema = SchemaLibrary().resolve(PERSON_IDENTITY)
+    patterned = frozenset(str(field["name"]) for field in schema["fields"] if "pattern" in field)
+    check = compile_validator(schema)
+
+    def identifier_problems(person: Any) -> list[FieldProblem]:
+        return [problem for problem in check(person) if problem.field in patterned]
+
+    return identifier_problems
 
 
 def _now_millis() -> int:
@@ -140,17 +162,31 @@ class Processed:
 
 
 def source_of(message: Incoming) -> Incoming:
-    """Where a forwarded intake message was first read (its headers say), else itself."""
+    """Where a forwarded intake message was first read (its headers say), else itself.
+    SerdeError (code ``identity.intake_format``) if those headers cannot be read."""
     if not message.headers:  # a pack's record: read where it says, no headers to look at
         return message
     headers = {k: v for k, v in message.headers if k in SOURCE_HEADERS}
     if len(headers) != len(SOURCE_HEADERS):
         return message
-    text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+    try:
+        text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()}
+        partition = int(text["c2c-source-partition"])
+        offset = int(text["c2c-source-offset"])
+        if not (-(2**31) <= partition < 2**31 and -(2**63) <= offset < 2**63):
+            # Kafka's (and the review and dead-letter schemas'): int and long
+            raise ValueError("a partition or offset past its type")
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise SerdeError(
+            f"{message.topic}[{message.partition}] offset {message.offset} was forwarded "
+            f"alone, but its source headers ({', '.join(SOURCE_HEADERS)}) are not a topic, "
+            "a 32-bit partition and a 64-bit offset in UTF-8",
+            code="identity.intake_format",
+        ) from exc
     return Incoming(
         topic=text["c2c-source-topic"],
-        partition=int(text["c2c-source-partition"]),
-        offset=int(text["c2c-source-offset"]),
+        partition=partition,
+        offset=offset,
         key=message.key,
         value=message.value,
         headers=message.headers,
@@ -202,6 +238,7 @@ class IdentityStage:
         self._telemetry = telemetry
         self._tracer = telemetry.tracer if telemetry is not None else trace.NoOpTracer()
         self._spans = records_spans(telemetry)
+        self._identifiers = identifier_check()
         self.counts: Counter[str] = Counter()
 
     @property
@@ -210,14 +247,24 @@ class IdentityStage:
 
     def process(self, message: Incoming) -> Processed:
         """Resolve one raw message (read directly or forwarded through the intake topic)."""
-        source = source_of(message)
+        try:
+            source = source_of(message)
+        except SerdeError as exc:  # forwarded alone, with headers that cannot be read
+            done = self._dead_letter(message, exc)
+            self.counts[done.outcome] += 1
+            return done
         if not self._spans:
             # no span to record (no telemetry, or a no-op tracer): a no-op span a record
             # cost 13 % of the stage, and injects no trace headers either
             done = self._process(source)
             self.counts[done.outcome] += 1
             return done
-        parent = Telemetry.extract(source.headers) if self._telemetry is not None else None
+        parent = None
+        if self._telemetry is not None:
+            try:
+                parent = Telemetry.extract(source.headers)
+            except ValueError:  # trace headers that are not UTF-8: resolved without them
+                parent = None
         with self._tracer.start_as_current_span(
             "identity.resolve",
             context=parent,
@@ -268,6 +315,10 @@ class IdentityStage:
         if source.topic == OPTOUT_TOPIC and raw.get("action") != "REQUESTED":
             return self._revocation(source, raw, provider)
         person = raw.get("person") or {}
+        problems = self._identifiers(person)
+        if problems:
+            reason = "; ".join(f"person.{p.field} {p.message}" for p in problems)
+            return self._review(source, raw, provider, f"{reason} (the producers refuse it)")
         resolution = self.resolver.resolve(provider, person)
         person_id = resolution.person_id
         if person_id is None:
@@ -359,14 +410,24 @@ class IdentityStage:
     def _review(
         self, source: Incoming, raw: dict[str, Any], provider: str, reason: str | None
     ) -> Processed:
+        raw_value = source.value or b""
+        reason = reason or "unresolvable"
+        if len(raw_value) > MAX_ORIGINAL_VALUE:
+            # the whole of a raw message near Kafka's limit would not fit a review record,
+            # and a record the producer refuses stops the worker
+            reason += (
+                f" (its raw value of {len(raw_value)} bytes is cut to the first "
+                f"{MAX_ORIGINAL_VALUE}: the whole is at its source topic and offset)"
+            )
+            raw_value = raw_value[:MAX_ORIGINAL_VALUE]
         record = review_record(
-            reason=reason or "unresolvable",
+            reason=reason,
             provider=provider,
             event_id=str(raw.get("event_id")),
             source_topic=source.topic,
             source_partition=source.partition,
             source_offset=source.offset,
-            raw_value=source.value or b"",
+            raw_value=raw_value,
         )
         encoded = self._encoders[REVIEW_TOPIC].encode(record)
         return Processed(
