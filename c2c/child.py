@@ -11,13 +11,16 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from c2c.errors import ServiceError
+from confluent_kafka import Consumer, TopicPartition
 
-__all__ = ["ChildService", "free_port"]
+from c2c.errors import ServiceError
+from c2c.settings import Settings
+
+__all__ = ["ChildService", "commit_ends", "committed_lag", "free_port"]
 
 Check = Callable[[dict[str, Any], dict[str, Any]], bool]
 
@@ -27,6 +30,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ends(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:
+    ends = []
+    for topic in topics:
+        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            ends.append(TopicPartition(topic, partition, high))
+    return ends
+
+
+def commit_ends(settings: Settings, group: str, topics: Iterable[str]) -> None:
+    """Commit the current end of every partition of ``topics`` for consumer group
+    ``group``: whenever the group's consumer starts, and after any crash, it reads exactly
+    what was published from now on, whatever its start setting."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        consumer.commit(offsets=_ends(consumer, topics), asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def committed_lag(settings: Settings, group: str, topics: Iterable[str]) -> int:
+    """Messages of ``topics`` after what consumer group ``group`` committed (a partition
+    with no committed offset counts whole): 0 when the group has processed and committed
+    everything published."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        ends = _ends(consumer, topics)
+        committed = consumer.committed([TopicPartition(e.topic, e.partition) for e in ends], 10)
+    finally:
+        consumer.close()
+    return sum(end.offset - max(done.offset, 0) for end, done in zip(ends, committed, strict=True))
 
 
 class ChildService:
@@ -55,6 +91,8 @@ class ChildService:
             self.process.wait(timeout=timeout_s)
 
     def kill(self) -> None:
+        """Kill it at once (SIGKILL, as a crash would: nothing flushed, committed or closed).
+        :meth:`launch` starts it again with the same command and environment."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()

@@ -8,10 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from c2c.child import ChildService
+from c2c.child import ChildService, commit_ends, committed_lag
 from c2c.settings import Settings
+from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
+from sinks.rows import FACT_TABLES
 
-__all__ = ["SinkProcess"]
+__all__ = ["SINK_TOPICS", "SinkProcess"]
+
+SINK_TOPICS = (*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC)  # what the sink reads
 
 
 class SinkProcess(ChildService):
@@ -39,6 +43,18 @@ class SinkProcess(ChildService):
         }
         command = [sys.executable, "-m", "cli", "sink", "run", "--group", self.group]
         super().__init__("sink", command, env, port, log)
+        self.settings = settings
+
+    def begin_here(self) -> None:
+        """Commit the current ends of the topics it reads for its group, so that it reads
+        exactly what is published from now on, also when launched again after a crash
+        before it committed anything."""
+        commit_ends(self.settings, self.group, SINK_TOPICS)
+
+    def committed_lag(self) -> int:
+        """Messages of its topics its group has not committed: 0 once everything
+        published was written (or passed over) and committed."""
+        return committed_lag(self.settings, self.group, SINK_TOPICS)
 
     def start(self, timeout_s: float = 120) -> None:
         """Start and wait until it is assigned and positioned."""

@@ -15,9 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from c2c.child import ChildService
+from c2c.child import ChildService, commit_ends, committed_lag
 from c2c.kafka import ensure_topics
 from c2c.settings import Settings
 from c2c.topics import intake_topic
@@ -33,7 +31,9 @@ _RAW_PARTITIONS = 36  # six raw topics of six partitions
 class WorkerProcess:
     """`c2c identity worker` in one child process (two with ``split``). ``app_id`` None: a
     fresh group, intake topic and state (``start_at`` latest reads only what is published
-    after it is ready)."""
+    after it is ready). ``app_id`` given: that group and state, on ``intake`` if given (a
+    worker started again with both resumes where the last one left off), else on the
+    shared default intake topic."""
 
     def __init__(
         self,
@@ -45,10 +45,13 @@ class WorkerProcess:
         start_at: str = "latest",
         split: bool = False,
         forward_port: int | None = None,
+        intake: str | None = None,
     ) -> None:
         self.settings = settings
         self.app_id = app_id or f"c2c-identity-{uuid.uuid4().hex[:10]}"
-        self.intake = f"c2c.identity.intake.{self.app_id}" if app_id is None else None
+        if intake is None and app_id is None:
+            intake = f"c2c.identity.intake.{self.app_id}"
+        self.intake = intake
         if self.intake is not None:
             ensure_topics(settings, [intake_topic(self.intake)])
         command = [sys.executable, "-m", "cli", "identity", "worker", "--app-id", self.app_id]
@@ -83,24 +86,19 @@ class WorkerProcess:
 
     def begin_here(self) -> None:
         """Commit the raw topics' current ends for this worker's forwarder group, so that
-        the worker, whenever it is launched, reads exactly what is published from now on
-        (a backlog for a bench)."""
-        consumer = Consumer(
-            self.settings.kafka_config(
-                **{"group.id": forward_group(self.app_id), "enable.auto.commit": False}
-            )
+        the worker, whenever it is launched (or launched again after a crash), reads
+        exactly what is published from now on (a backlog for a bench)."""
+        commit_ends(self.settings, forward_group(self.app_id), RAW_TOPICS)
+
+    def committed_lag(self) -> int:
+        """Raw messages its forwarder group has not committed, plus intake messages its
+        resolver group has not: 0 once everything published was resolved, confirmed and
+        committed (whatever crashes happened on the way). Needs ``intake``."""
+        if self.intake is None:
+            raise ValueError("committed_lag needs the worker's own intake topic")
+        return committed_lag(self.settings, forward_group(self.app_id), RAW_TOPICS) + committed_lag(
+            self.settings, self.app_id, [self.intake]
         )
-        try:
-            ends = []
-            for topic in RAW_TOPICS:
-                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-                for partition in metadata.partitions:
-                    tp = TopicPartition(topic, partition)
-                    _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                    ends.append(TopicPartition(topic, partition, high))
-            consumer.commit(offsets=ends, asynchronous=False)
-        finally:
-            consumer.close()
 
     def launch(self) -> None:
         """Start the process(es) without waiting."""
