@@ -19,11 +19,11 @@ from typing import Any
 from c2c.child import free_port
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
+from cli.sink_process import SinkProcess
 from producers.emitter import EventEmitter
 from producers.files import mapped_events
 from producers.optouts import request_event
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from sinks.process import SinkProcess
 
 #: An opt-out names a person whose records were published at least this long before.
 PUBLISHED_BEFORE_S = 5.0

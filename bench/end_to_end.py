@@ -66,12 +66,12 @@ from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
-from sinks.process import SinkProcess
 from sinks.rows import FACT_TABLES, fact_row
-from streams.process import WorkerProcess
 from streams.resolution import RAW_TOPICS
 
 LINKED = list(FACT_TABLES)

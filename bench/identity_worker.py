@@ -38,13 +38,13 @@ from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
 from c2c.topics import get_topic
+from cli.worker_process import WorkerProcess
 from producers.files import in_time_order, open_folder, replay
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.matching import DEFAULT_MODEL
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.linking import LINKED_TOPICS
-from streams.process import WorkerProcess
 from streams.resolution import OUTPUT_TOPICS, RAW_TOPICS, IdentityStage, Incoming
 
 

@@ -29,7 +29,7 @@ from bench._harness import print_table
 from bench._optout_load import OptoutLoad, load_arguments, percentile
 from c2c.child import free_port
 from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
-from streams.process import WorkerProcess
+from cli.worker_process import WorkerProcess
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ from c2c.child import free_port
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
+from cli.worker_process import WorkerProcess
 from streams.intake import records_of
-from streams.process import WorkerProcess
 from streams.resolution import OPTOUT_TOPIC, OUTCOMES, Incoming
 
 HOPS = ("published", "forwarded", "decided", "produced", "delivered")

@@ -56,11 +56,14 @@ _QUEUE_WAIT_S = 60.0
 
 
 def _kept(original: bytes | None, limit: int) -> tuple[bytes | None, int | None, str | None]:
-    """(what the dead letter holds of ``original``, its whole size, its SHA-256 hex)."""
+    """(what the dead letter holds of ``original``, its whole size, its SHA-256 hex when
+    it was cut). No digest of an original kept whole: a key may be an SSN (wage records
+    are keyed by it), and an unkeyed digest of nine digits is as good as the digits."""
     if original is None:
         return None, None, None
-    digest = hashlib.sha256(original).hexdigest()
-    return original[:limit], len(original), digest
+    if len(original) <= limit:
+        return original, len(original), None
+    return original[:limit], len(original), hashlib.sha256(original).hexdigest()
 
 
 def _message_kept(message: str) -> str:
@@ -83,8 +86,8 @@ def dead_letter(
 ) -> dict[str, Any]:
     """The DeadLetter record for one failure. ``error``'s code (for a C2CError) or class
     name becomes error_code; its message, error_message. ``key`` and ``value`` are kept
-    whole up to MAX_ORIGINAL_KEY and MAX_ORIGINAL_VALUE bytes, their first bytes beyond,
-    and their size and digest always: the record's encoding is always well under
+    whole up to MAX_ORIGINAL_KEY and MAX_ORIGINAL_VALUE bytes, their first bytes beyond
+    with the whole one's digest, and their size always: the record's encoding is always well under
     BROKER_MESSAGE_MAX_BYTES, whatever it was given (tests/unit/test_deadletter.py)."""
     code = error.code if isinstance(error, C2CError) else type(error).__name__
     message = str(error)

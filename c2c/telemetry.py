@@ -49,7 +49,8 @@ class _HeaderSetter(Setter[Headers]):
 class _HeaderGetter(Getter[Sequence[tuple[str, Any]]]):
     def get(self, carrier: Sequence[tuple[str, Any]], key: str) -> list[str] | None:
         values = [
-            v.decode() if isinstance(v, bytes) else str(v)
+            # a header that is not UTF-8 is no trace context: one that does not parse
+            v.decode(errors="replace") if isinstance(v, bytes) else str(v)
             for k, v in carrier
             if k == key and v is not None
         ]

@@ -76,12 +76,12 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     them: the default worker group, state and sink group, so a second demo resolves the same
     records to the same persons and ClickHouse keeps one row per event."""
     from c2c.child import free_port
+    from cli.sink_process import SinkProcess
+    from cli.worker_process import WorkerProcess
     from producers.files import mapped_events, replay
     from producers.synth import NoiseConfig, SynthConfig, synthesize
     from sinks.outcomes import OUTCOMES, OutcomeTable
-    from sinks.process import SinkProcess
     from streams.app import APP_ID
-    from streams.process import WorkerProcess
 
     folder = settings.data_dir / "demo" / f"synth-{people}-{seed}"
     if not (folder / "truth" / "outcomes.json").exists():

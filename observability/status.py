@@ -16,7 +16,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,6 +70,11 @@ class Stage:
     group: str
     ready_url: str
     start: str = "latest"  # where the group reads a partition it never committed
+
+    @property
+    def counts_url(self) -> str:
+        """The stage's counts page, beside its readiness page."""
+        return self.ready_url.replace("/health/ready", "/metrics/counts")
 
 
 @dataclass(frozen=True)
@@ -176,39 +181,65 @@ def _group_lags(
     return lags
 
 
-def _readiness(url: str) -> tuple[bool | None, list[str]]:
-    """(ready, reasons) from a stage's readiness page; (None, [why]) if it did not answer."""
+def _page(url: str) -> Any:
+    """The JSON a stage's page answers (an error status's body too); ValueError or OSError
+    if there is none."""
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
-            body = json.loads(response.read())
+            return json.loads(response.read())
     except urllib.error.HTTPError as exc:  # 503: not ready, with its reasons
-        body = json.loads(exc.read() or b"{}")
-    except (OSError, ValueError) as exc:
+        return json.loads(exc.read() or b"{}")
+
+
+def _readiness(url: str) -> tuple[bool | None, list[str]]:
+    """(ready, reasons) from a stage's readiness page; (None, [why]) if it did not answer
+    with readiness (nothing listening, or another program on the port)."""
+    try:
+        body = _page(url)
+        return bool(body.get("ready")), [str(r) for r in body.get("reasons", [])]
+    except (OSError, ValueError, AttributeError) as exc:
         return None, [f"no answer at {url} ({exc})"]
-    return bool(body.get("ready")), [str(r) for r in body.get("reasons", [])]
 
 
-def _stalls(report: StatusReport, stages: Sequence[Stage], sample_s: float) -> list[str]:
-    """Problems: a stage that says it is not ready; a consumer group with members and lag
-    whose offsets did not move while status sampled, named by its stage with the stage's
-    last error where a stage page gives one."""
+def _progress(stage: Stage) -> float | None:
+    """The sum of a stage's counts (messages handled, written...), None if unreadable: it
+    grows while the stage works, between commits too."""
+    try:
+        counts = _page(stage.counts_url)
+        return float(sum(v for v in counts.values() if isinstance(v, int | float)))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _stalls(
+    report: StatusReport,
+    stages: Sequence[Stage],
+    sample_s: float,
+    progress: Mapping[str, tuple[float | None, float | None]],
+) -> list[str]:
+    """Problems: a stage that says it is not ready; a stage's consumer group with members
+    and lag whose offsets did not move while status sampled, and whose counts did not grow
+    either (offsets are committed every few seconds, so offsets alone would call a busy
+    stage stuck), named with the stage's last error."""
     problems = []
-    by_group = {stage.group: stage for stage in stages}
     reasons: dict[str, list[str]] = {}
     for stage in stages:
         ready, why = _readiness(stage.ready_url)
         reasons[stage.group] = why
         if ready is False:
             problems.append(f"{stage.name} is not ready: {'; '.join(why) or 'no reason given'}")
+    by_group = {stage.group: stage for stage in stages}
     for lag in report.groups:  # moved is None when status did not sample
-        if lag.lag == 0 or lag.moved is not False or lag.members == 0:
-            continue
         owner = by_group.get(lag.group)
-        name = f"{owner.name} (group {lag.group})" if owner else f"consumer group {lag.group}"
+        if owner is None or lag.lag == 0 or lag.moved is not False or lag.members == 0:
+            continue
+        before, after = progress.get(owner.group, (None, None))
+        if before is not None and after is not None and after != before:
+            continue  # working between commits
         last = "; ".join(reasons.get(lag.group, []))
         problems.append(
-            f"{name} has lag {lag.lag} and did not move in {sample_s:.1f} s"
-            + (f": {last}" if last else "")
+            f"{owner.name} (group {lag.group}) has lag {lag.lag} and did not move in "
+            f"{sample_s:.1f} s" + (f": {last}" if last else "")
         )
     return problems
 
@@ -302,11 +333,18 @@ def collect_status(
     try:
         first = _end_offsets(consumer, topics)
         committed_before = _committed(admin)[0] if sample_s > 0 else None
+        counted = {stage.group: _progress(stage) for stage in stages} if sample_s > 0 else {}
         started = time.monotonic()
         if sample_s > 0:
             time.sleep(sample_s)
         second = _end_offsets(consumer, topics)
         committed, assigned = _committed(admin)
+        progress = {
+            group: (was, _progress(by))
+            for by in stages
+            for group, was in counted.items()
+            if group == by.group
+        }
         elapsed = max(time.monotonic() - started, 1e-6)
         for topic in topics:
             keys = [k for k in second if k[0] == topic]
@@ -323,7 +361,7 @@ def collect_status(
         )
         from_start = frozenset(stage.group for stage in stages if stage.start == "earliest")
         report.groups = _group_lags(second, committed, assigned, committed_before, from_start)
-        report.problems += _stalls(report, stages, sample_s)
+        report.problems += _stalls(report, stages, sample_s, progress)
         last = _read(
             report,
             "last dead letter",

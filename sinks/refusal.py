@@ -50,7 +50,10 @@ DATA_ERROR_CODES = frozenset(
 # replicas, Keeper.
 OUTAGE_ERROR_CODES = frozenset({159, 164, 209, 210, 241, 242, 243, 252, 279, 999})
 _CODE = re.compile(r"\bCode: (\d+)\b")
-_UNAVAILABLE = re.compile(r"\b(503|502|504)\b|Connection refused|timed out|Name or service")
+_UNAVAILABLE = re.compile(
+    r"\bHTTP (?:status )?(?:code )?50[234]\b|\b50[234] (?:Bad Gateway|Service Unavailable|"
+    r"Gateway Time-?out)|Connection refused|timed out|Name or service not known"
+)
 
 
 def outage(exc: BaseException) -> bool:

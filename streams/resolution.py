@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
-from c2c.deadletter import MAX_ORIGINAL_VALUE, dead_letter
+from c2c.deadletter import dead_letter
 from c2c.kinds import EVENT_KINDS, OPTOUT
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
@@ -67,12 +67,12 @@ OUTPUT_TOPICS: tuple[str, ...] = (
     REVIEW_TOPIC,
     DEAD_LETTER_TOPIC,
 )
-# How a message can end; exactly one per message read (IdentityStage.counts).
 # The largest raw message the stage resolves: a real record is a few hundred bytes, and
 # what the stage publishes of a record (its linked event, or its review with the raw bytes)
 # must stay under the broker's 1 MB message limit. Larger ones are dead letters.
 MAX_RAW_BYTES = 256 * 1024
 
+# How a message can end; exactly one per message read (IdentityStage.counts).
 OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter")
 
 # Headers the intake agent adds so the resolver knows where a forwarded message was read.
@@ -410,18 +410,11 @@ class IdentityStage:
     def _review(
         self, source: Incoming, raw: dict[str, Any], provider: str, reason: str | None
     ) -> Processed:
+        # the raw value is at most MAX_RAW_BYTES (a larger one is a dead letter before it is
+        # resolved), so its review fits a message
         raw_value = source.value or b""
-        reason = reason or "unresolvable"
-        if len(raw_value) > MAX_ORIGINAL_VALUE:
-            # the whole of a raw message near Kafka's limit would not fit a review record,
-            # and a record the producer refuses stops the worker
-            reason += (
-                f" (its raw value of {len(raw_value)} bytes is cut to the first "
-                f"{MAX_ORIGINAL_VALUE}: the whole is at its source topic and offset)"
-            )
-            raw_value = raw_value[:MAX_ORIGINAL_VALUE]
         record = review_record(
-            reason=reason,
+            reason=reason or "unresolvable",
             provider=provider,
             event_id=str(raw.get("event_id")),
             source_topic=source.topic,

@@ -32,13 +32,13 @@ from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services import services_up
 from services.kafka import KafkaService
-from sinks.process import SinkProcess
 from sinks.rows import FACT_TABLES
-from streams.process import WorkerProcess
 from tests.conftest import free_port_pair, read_decoded
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ from c2c.kafka import end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import get_topic
+from cli.worker_process import WorkerProcess
 from producers.files import in_time_order, mapped_events, open_folder, replay
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
@@ -24,7 +25,6 @@ from streams.identity.evaluation import final_assignments, pairwise_metrics, rea
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.intake import records_of
 from streams.linking import LINKED_TOPICS
-from streams.process import WorkerProcess
 from streams.resolution import CHANGES_TOPIC, OPTOUT_TOPIC, RAW_TOPICS, Incoming, source_of
 from tests.conftest import free_port_pair
 

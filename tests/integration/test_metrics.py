@@ -31,8 +31,8 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.telemetry import setup_telemetry
 from c2c.topics import get_topic
+from cli.worker_process import WorkerProcess
 from producers.emitter import EventEmitter
-from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
 from tests.integration.sink_thread import sink_in_thread
 

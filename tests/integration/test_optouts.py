@@ -25,6 +25,8 @@ from c2c.clickhouse import connect
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
 from producers.emitter import EventEmitter
 from producers.files import mapped_events, replay
 from producers.optouts import request_event, revocation_event
@@ -33,10 +35,8 @@ from sinks.audit import read_audit
 from sinks.migrate import migrate
 from sinks.optouts import PERSON_TABLES
 from sinks.outcomes import OutcomeTable
-from sinks.process import SinkProcess
 from sinks.rows import FACT_TABLES
 from sinks.sink import Sink
-from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration

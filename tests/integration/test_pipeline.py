@@ -16,11 +16,11 @@ import pytest
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.outcomes import OutcomeTable
-from sinks.process import SinkProcess
-from streams.process import WorkerProcess
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration

@@ -39,6 +39,7 @@ from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import pack, records_of
 from streams.resolution import (
+    MAX_RAW_BYTES,
     OPTOUT_TOPIC,
     OUTCOMES,
     RAW_TOPICS,
@@ -389,7 +390,8 @@ def test_valid_records_with_extreme_values_are_resolved_or_held(
         for offset, (topic, event) in enumerate(events)
     ]
     _check(stage, [Incoming(INTAKE_TOPIC, 0, 0, None, pack(raw))])
-    assert stage.counts["dead_letter"] == 0  # each of them decodes
+    # each of them decodes: a dead letter only for a message over what the stage resolves
+    assert stage.counts["dead_letter"] == sum(len(r.value or b"") > MAX_RAW_BYTES for r in raw)
     assert Counter(stage.counts) == Counter(
         {k: v for k, v in stage.counts.items() if v}
     )  # nothing counted below zero
@@ -412,16 +414,21 @@ def test_identifiers_of_another_shape_are_held_for_review_naming_the_field_and_r
     assert not stage.state.profiles  # nothing of them kept
 
 
-def test_a_review_of_a_raw_message_near_kafkas_limit_fits_a_message() -> None:
+def test_a_raw_message_near_kafkas_limit_is_a_dead_letter_and_one_under_is_reviewed() -> None:
     # found by this suite's size check: the review record carried the raw value whole, so
     # a raw message near the producer's limit (1,000,000 bytes) made one that the results
-    # producer refuses, which stops the worker
+    # producer refuses, which stops the worker; such a message is a dead letter now, and
+    # the largest the stage resolves makes a review that fits
     topic, event = _wage(ssn=None, ssid=None, birth_date=None)
     event["facts"]["employer_id"] = "E" * 999_900
+    processed = _stage().process(Incoming(topic, 0, 7, None, ENCODERS[topic].encode(event)))
+    [letter] = [DECODERS[o.topic].decode(o.value) for o in processed.outgoing]
+    assert letter["error_code"] == "identity.too_large"
+    assert all(len(o.value) < MAX_ORIGINAL_VALUE + 60_000 for o in processed.outgoing)
+    event["facts"]["employer_id"] = "E" * (MAX_RAW_BYTES - 1_000)
     [review] = _reviews(_stage(), topic, event)
-    assert len(ENCODERS[REVIEW_TOPIC].encode(review)) < MAX_ORIGINAL_VALUE + 1_000
+    assert len(ENCODERS[REVIEW_TOPIC].encode(review)) < MAX_RAW_BYTES + 1_000
     assert review["reason"].startswith("no trusted identifier and no birth date")
-    assert f"is cut to the first {MAX_ORIGINAL_VALUE}" in review["reason"]
 
 
 def test_a_message_forwarded_alone_with_unreadable_source_headers_is_a_dead_letter() -> None:

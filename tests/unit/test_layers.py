@@ -9,6 +9,7 @@ inside a function or an ``if TYPE_CHECKING:`` block: a lazy import is still an a
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 
 def imported_packages(path: Path) -> list[tuple[int, str]]:
-    """(line, top-level name) of every absolute import in the file at ``path``."""
+    """(line, top-level name) of every absolute import in the file at ``path``, and of
+    every package it runs as a program (``"-m", "cli"`` in a list: a child process of a
+    higher floor is an arrow too)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
@@ -34,6 +37,13 @@ def imported_packages(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module.split(".")[0]))
+        elif isinstance(node, ast.List | ast.Tuple):
+            texts = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            found += [
+                (node.lineno, str(module).split(".")[0])
+                for flag, module in itertools.pairwise(texts)
+                if flag == "-m" and isinstance(module, str)
+            ]
     return found
 
 
@@ -68,6 +78,11 @@ def test_every_package_of_the_project_has_a_place_in_the_plan() -> None:
             ["sinks imports cli"],
         ),
         ("cli", "from sinks.sink import Sink\nfrom services import services_up\n", []),
+        (
+            "streams",
+            'command = [sys.executable, "-m", "cli", "sink", "run"]\n',
+            ["streams imports cli"],
+        ),
         ("producers", "from c2c.settings import Settings\nfrom producers import files\n", []),
     ],
 )
