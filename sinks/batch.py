@@ -133,6 +133,28 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     add_row(batch, table, row)
 
 
+def _without(
+    batch: Batch, out: set[str], finders: Mapping[str, Callable[[bytes], str | None]]
+) -> int:
+    """Take the rows and wire messages of the persons ``out`` out of ``batch`` (in place:
+    the batch builder holds its lists' append methods); how many were taken."""
+    taken = 0
+    for rows in batch.facts.values():
+        kept = [row for row in rows if row[3] not in out]
+        taken += len(rows) - len(kept)
+        rows[:] = kept
+    for table, messages in batch.wire.items():
+        find = finders.get(table)
+        if find is not None:
+            wired = [m for m in messages if find(m.value() or b"") not in out]
+            taken += len(messages) - len(wired)
+            messages[:] = wired
+    for person in out:
+        batch.persons.pop(person, None)
+    batch.wire_persons -= out
+    return taken
+
+
 # What take() does with a linked topic's messages (see BatchBuilder._targets).
 _Target = tuple[
     Callable[[bytes], list[Any]],
@@ -185,6 +207,8 @@ class BatchBuilder:
             topic: (table, decoders[topic].decode) for topic, table in FACT_TABLES.items()
         }
         self._wire = dict(wire or {})
+        # each fact table's person finder, for its wire messages
+        self._wire_persons = {FACT_TABLES[t]: find for t, find in self._wire.items()}
         self._changes = changes
         self._decisions = decoders[OPTOUT_DECISIONS_TOPIC]
         self._tracing = tracing
@@ -288,11 +312,19 @@ class BatchBuilder:
         self.counts[CHANGE_COUNTS[change_type]] += 1
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
-        """An opt-out decision: its persons' rows are removed once the batch is written."""
+        """An opt-out decision: its persons' rows already in ClickHouse are removed before
+        the batch is written (sinks/optout_removal.py), and those already in the batch are
+        taken out of it now (they were published before the decision: the identity worker
+        publishes nothing of an opted-out person), so that what the batch admits after it
+        (events after a revocation) is written and stays."""
         batch.decisions.append(value)
         batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
         self.counts[f"optout.{str(value['cause']).lower()}"] += 1
+        if value["opted_out"]:
+            self.counts["optout.not_written"] += _without(
+                batch, {str(p) for p in value["person_ids"]}, self._wire_persons
+            )
 
     def decide_paths(self, batch: Batch) -> list[DeadLetter]:
         """Before ``batch`` is first written: a table's wire messages go to ClickHouse as a

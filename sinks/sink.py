@@ -242,12 +242,12 @@ class Sink:
         return taken.added
 
     def _insert(self, batch: Batch) -> None:
-        """One attempt at ``batch``: every table's insert, then its opt-out removals, in
+        """One attempt at ``batch``: its opt-out removals, then every table's insert, in
         one insert span under the lock; raises what ClickHouse raised."""
         with self.lock, self._observed.inserting(batch):
-            write_batch(self._tables, batch, self._formats)
-            if batch.decisions:
+            if batch.decisions:  # first: the rows the batch holds were admitted after them
                 self.removal.apply(batch)
+            write_batch(self._tables, batch, self._formats)
 
     def _salvage(self, batch: Batch) -> list[RefusedRow]:
         """The rows of ``batch`` ClickHouse refuses for their data, taken out of it

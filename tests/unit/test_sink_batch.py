@@ -226,7 +226,7 @@ def test_a_decision_withholds_its_persons_rows_published_up_to_it() -> None:
     batch = Batch()
     before = AT_MS - 1_000
     messages = [
-        _linked("wage", 1, "P1", timestamp_ms=before),  # read before the decision: taken
+        _linked("wage", 1, "P1", timestamp_ms=before),  # read before it: taken, then out
         _decision(["P1", "P7"]),
         _linked("wage", 2, "P7", timestamp_ms=before),  # published before it: left out
         _linked("wage", 3, "P7", timestamp_ms=AT_MS + 1),  # published after it: taken
@@ -234,16 +234,42 @@ def test_a_decision_withholds_its_persons_rows_published_up_to_it() -> None:
     ]
     taken = builder.take(batch, messages)
     assert taken.added == 5  # the one left out was handled, not refused
-    assert [row[3] for row in batch.facts["fact_wage"]] == ["P1", "P7", "P2"]
+    # P1's row was read before the decision, so published before it (the worker publishes
+    # nothing of an opted-out person): taken out of the batch when the decision is read
+    # (the rows already in ClickHouse are removed before the batch is written)
+    assert [row[3] for row in batch.facts["fact_wage"]] == ["P7", "P2"]
+    assert "P1" not in batch.persons
     assert [d["person_ids"] for d in batch.decisions] == [["P1", "P7"]]
     assert len(batch.decisions_read) == 1
     assert batch.optout_persons == [["P1", AT], ["P7", AT]]
     assert builder.counts["optout.requested"] == 1
-    assert builder.counts["optout.not_written"] == 1
+    assert builder.counts["optout.not_written"] == 2
     # a revocation re-admits nothing already left out, and writes no optout_person row
     builder.take(batch, [_decision(["P7"], opted_out=False)])
     assert builder.counts["optout.revoked"] == 1
     assert len(batch.optout_persons) == 2
+
+
+def test_events_after_a_revocation_in_the_same_batch_stay_in_it() -> None:
+    """An opt-out, its revocation and the events re-admitted after it, in one batch (a
+    worker working through a backlog after a crash publishes them milliseconds apart): the
+    re-admitted events are written. They used to be deleted with the person's earlier rows,
+    since the removal ran after the batch was written (tests/integration/test_crashes.py
+    saw a revoked person lose every event)."""
+    builder = _builder()
+    batch = Batch()
+    builder.take(
+        batch,
+        [
+            _linked("wage", 1, "P1", timestamp_ms=AT_MS - 1_000),
+            _decision(["P1"]),
+            _decision(["P1"], opted_out=False),
+            _linked("wage", 2, "P1", timestamp_ms=AT_MS + 5),
+        ],
+    )
+    assert [row[3] for row in batch.facts["fact_wage"]] == ["P1"]
+    assert batch.persons["P1"] is batch.facts["fact_wage"][0]
+    assert builder.counts["optout.not_written"] == 1
 
 
 def test_only_messages_with_headers_are_handed_back_for_tracing() -> None:
