@@ -35,6 +35,7 @@ __all__ = [
     "WireFormat",
     "person_finder",
     "person_found",
+    "varint",
     "wire_schema",
 ]
 
@@ -64,7 +65,7 @@ def wire_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     """An Avro long (zigzag varint)."""
     value = (value << 1) ^ (value >> 63)
     out = bytearray()
@@ -83,9 +84,9 @@ class WireFormat:
         self.schema = wire_schema(schema)
         self._sync = os.urandom(16)
         meta = {b"avro.schema": json.dumps(self.schema).encode(), b"avro.codec": b"null"}
-        parts = [b"Obj\x01", _varint(len(meta))]
+        parts = [b"Obj\x01", varint(len(meta))]
         for key, value in meta.items():
-            parts += [_varint(len(key)), key, _varint(len(value)), value]
+            parts += [varint(len(key)), key, varint(len(value)), value]
         parts += [b"\x00", self._sync]
         self._header = b"".join(parts)
 
@@ -93,9 +94,7 @@ class WireFormat:
         """One container holding ``messages`` (framed wire messages of the reader schema),
         in one block, each followed by :data:`SEPARATOR`."""
         data = SEPARATOR.join(messages) + SEPARATOR
-        return b"".join(
-            (self._header, _varint(len(messages)), _varint(len(data)), data, self._sync)
-        )
+        return b"".join((self._header, varint(len(messages)), varint(len(data)), data, self._sync))
 
 
 # A linked message's person id, without decoding it: after the event id and event_time

@@ -31,13 +31,13 @@ from c2c.examples import example_linked
 from c2c.schemas import SchemaLibrary
 from c2c.serde import SerdeError, frame
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
-from sinks.batch import Batch, BatchBuilder
+from sinks.batch import Batch
 from sinks.ddl import fact_columns
-from sinks.optouts import OPTOUT_PERSON_COLUMNS, OptOutFilter
+from sinks.optouts import OPTOUT_PERSON_COLUMNS
 from sinks.refusal import salvage
-from sinks.rows import FACT_TABLES, PERSON_MAP_COLUMNS, PersonMap, columns
-from sinks.wire import person_finder
-from tests.unit.test_sink_batch import DECODERS, REGISTRY, _Message
+from sinks.rows import FACT_TABLES, PERSON_MAP_COLUMNS, columns
+from sinks.wire import varint
+from tests.unit.test_sink_batch import REGISTRY, _builder, _Message
 
 FUZZ = hsettings(
     max_examples=int(os.environ.get("C2C_FUZZ_EXAMPLES", "40")),
@@ -175,23 +175,6 @@ def _message(draw: st.DrawFn) -> _Message:
         value,
         timestamp_ms=message.timestamp()[1],
         headers=[("traceparent", b"00-ab-cd-01")] if draw(st.booleans()) else None,
-    )
-
-
-def _builder(*, wire: bool, tracing: bool, batch_rows: int) -> BatchBuilder:
-    finders = {}
-    if wire:
-        finders = {
-            topic: person_finder(frame(REGISTRY.schema_id(get_topic(topic)), b""))
-            for topic in FACT_TABLES
-        }
-    return BatchBuilder(
-        DECODERS,
-        person_map=PersonMap(),
-        optouts=OptOutFilter(),
-        wire=finders,
-        batch_rows=batch_rows,
-        tracing=tracing,
     )
 
 
@@ -482,15 +465,6 @@ def test_salvage_refuses_exactly_the_rows_out_of_their_columns_range(
 def _with_days(message: bytes, days: int, new_days: int) -> bytes:
     """``message`` with the date field holding epoch day ``days`` set to ``new_days``
     (dates past year 9999, which no Python date can hold, but an Avro int can)."""
-
-    def varint(value: int) -> bytes:
-        value = (value << 1) ^ (value >> 63)
-        out = bytearray()
-        while value > 127:
-            out.append((value & 127) | 128)
-            value >>= 7
-        out.append(value)
-        return bytes(out)
 
     old = varint(days)
     assert message.count(old) == 1
