@@ -312,11 +312,11 @@ class BatchBuilder:
         self.counts[CHANGE_COUNTS[change_type]] += 1
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
-        """An opt-out decision: its persons' rows already in ClickHouse are removed before
-        the batch is written (sinks/optout_removal.py), and those already in the batch are
-        taken out of it now (they were published before the decision: the identity worker
-        publishes nothing of an opted-out person), so that what the batch admits after it
-        (events after a revocation) is written and stays."""
+        """An opt-out decision: its persons' rows are removed once the batch is written
+        (sinks/optout_removal.py); those already in the batch are taken out of it now (they
+        were published before the decision: the identity worker publishes nothing of an
+        opted-out person), so that what the batch admits after it (events after a
+        revocation) can be written after the removal (:meth:`after_decisions`)."""
         batch.decisions.append(value)
         batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
@@ -325,6 +325,40 @@ class BatchBuilder:
             self.counts["optout.not_written"] += _without(
                 batch, {str(p) for p in value["person_ids"]}, self._wire_persons
             )
+
+    def after_decisions(self, batch: Batch) -> tuple[Batch, Batch | None]:
+        """``batch`` as two, for a batch holding opt-out decisions: what is written before
+        their rows are removed, and the rows of their persons that the batch still holds
+        (admitted after a revocation: those read before a decision were taken out when it
+        was read), written after, or the removal would delete them too. None when there
+        are none. ``batch`` itself is left as it is (a refused insert tries it again)."""
+        out = {str(p) for d in batch.decisions if d["opted_out"] for p in d["person_ids"]}
+        held = any(row[3] in out for rows in batch.facts.values() for row in rows)
+        if not out or not (held or batch.wire_persons & out):
+            return batch, None
+        first = Batch(
+            facts={t: list(rows) for t, rows in batch.facts.items()},
+            merges=batch.merges,
+            persons=dict(batch.persons),
+            decisions=batch.decisions,
+            decisions_read=batch.decisions_read,
+            wire={t: list(m) for t, m in batch.wire.items()},
+            wire_persons=set(batch.wire_persons),
+            optout_persons=batch.optout_persons,
+            messages=batch.messages,
+            started=batch.started,
+        )
+        late = Batch(started=batch.started)
+        for table, rows in first.facts.items():
+            late.facts[table] = [row for row in rows if row[3] in out]
+        late.persons = {p: row for p, row in first.persons.items() if p in out}
+        for table, messages in first.wire.items():
+            find = self._wire_persons.get(table)
+            if find is not None:
+                late.wire[table] = [m for m in messages if find(m.value() or b"") in out]
+        late.wire_persons = first.wire_persons & out
+        _without(first, out, self._wire_persons)
+        return first, late
 
     def decide_paths(self, batch: Batch) -> list[DeadLetter]:
         """Before ``batch`` is first written: a table's wire messages go to ClickHouse as a

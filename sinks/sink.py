@@ -242,12 +242,18 @@ class Sink:
         return taken.added
 
     def _insert(self, batch: Batch) -> None:
-        """One attempt at ``batch``: its opt-out removals, then every table's insert, in
-        one insert span under the lock; raises what ClickHouse raised."""
+        """One attempt at ``batch``: every table's insert, then its opt-out removals (and
+        after them the rows of its opted-out persons it still holds: admitted after a
+        revocation), in one insert span under the lock; raises what ClickHouse raised."""
         with self.lock, self._observed.inserting(batch):
-            if batch.decisions:  # first: the rows the batch holds were admitted after them
-                self.removal.apply(batch)
-            write_batch(self._tables, batch, self._formats)
+            if not batch.decisions:
+                write_batch(self._tables, batch, self._formats)
+                return
+            first, late = self.builder.after_decisions(batch)
+            write_batch(self._tables, first, self._formats)
+            self.removal.apply(batch)
+            if late is not None:  # admitted after a revocation: written after the removal
+                write_batch(self._tables, late, self._formats)
 
     def _salvage(self, batch: Batch) -> list[RefusedRow]:
         """The rows of ``batch`` ClickHouse refuses for their data, taken out of it

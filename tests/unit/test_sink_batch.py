@@ -270,6 +270,14 @@ def test_events_after_a_revocation_in_the_same_batch_stay_in_it() -> None:
     assert [row[3] for row in batch.facts["fact_wage"]] == ["P1"]
     assert batch.persons["P1"] is batch.facts["fact_wage"][0]
     assert builder.counts["optout.not_written"] == 1
+    # written after the removal of P1's earlier rows, not before (it would go with them)
+    first, late = builder.after_decisions(batch)
+    assert late is not None
+    assert first.facts["fact_wage"] == []
+    assert "P1" not in first.persons
+    assert [row[3] for row in late.facts["fact_wage"]] == ["P1"]
+    assert late.persons["P1"] is batch.facts["fact_wage"][0]
+    assert [row[3] for row in batch.facts["fact_wage"]] == ["P1"]  # left as it was
 
 
 def test_only_messages_with_headers_are_handed_back_for_tracing() -> None:
