@@ -18,13 +18,11 @@ an @example or a plain test here.
 from __future__ import annotations
 
 import datetime
-import os
 import uuid
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from c2c.deadletter import BROKER_MESSAGE_MAX_BYTES, MAX_ORIGINAL_VALUE
 from c2c.examples import RAW_KINDS, example_raw
 from c2c.schemas import SchemaLibrary
-from c2c.serde import AvroDecoder, AvroEncoder, SerdeError, frame
+from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
 from c2c.telemetry import Telemetry
 from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, INTAKE_TOPIC, REVIEW_TOPIC
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
@@ -47,13 +45,7 @@ from streams.resolution import (
     Incoming,
     identity_dead_letter,
 )
-
-FUZZ = hsettings(
-    max_examples=int(os.environ.get("C2C_FUZZ_EXAMPLES", "40")),
-    deadline=datetime.timedelta(seconds=20),  # a stall fails the example
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
+from tests.fuzzing import FUZZ, mutated
 
 _LIBRARY = SchemaLibrary()
 SCHEMAS = {t.name: _LIBRARY.resolve(t.schema) for t in CATALOGUE if t.schema}
@@ -214,33 +206,6 @@ def _raw_event(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 @st.composite
-def _mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """``data`` as it came, or damaged in one of the ways a message can be."""
-    how = draw(st.integers(0, 9))
-    if how <= 2 or not data:
-        return data
-    if how == 3:  # bytes flipped
-        out = bytearray(data)
-        for _ in range(draw(st.integers(1, 4))):
-            out[draw(st.integers(0, len(out) - 1))] ^= draw(st.integers(1, 255))
-        return bytes(out)
-    if how == 4:  # cut short
-        return data[: draw(st.integers(0, len(data) - 1))]
-    if how == 5:  # too long
-        return data + draw(st.binary(min_size=1, max_size=12))
-    if how == 6:  # framed with another schema's id, an unknown one, or not framed
-        schema_id = draw(st.one_of(st.sampled_from(sorted(_BY_ID)), st.integers(0, 2**32 - 1)))
-        return frame(schema_id, data[5:]) if draw(st.booleans()) else data[5:]
-    if how == 7:  # bytes inserted
-        at = draw(st.integers(0, len(data)))
-        return data[:at] + draw(st.binary(min_size=1, max_size=6)) + data[at:]
-    if how == 8:  # bytes removed
-        at = draw(st.integers(0, len(data) - 1))
-        return data[:at] + data[at + draw(st.integers(1, 6)) :]
-    return bytes([draw(st.integers(1, 255))]) + data[1:]  # the magic byte changed
-
-
-@st.composite
 def _raw_message(draw: st.DrawFn) -> Incoming:
     offset = draw(st.integers(0, 2**40))
     kind = draw(st.integers(0, 9))
@@ -255,7 +220,7 @@ def _raw_message(draw: st.DrawFn) -> Incoming:
         value = ENCODERS["c2c.raw.wage"].encode(example_raw("wage"))
         return Incoming(draw(st.sampled_from(["c2c.linked.wage", "", "x"])), 0, offset, None, value)
     topic, event = draw(_raw_event())
-    value = draw(_mutated(ENCODERS[topic].encode(event)))
+    value = draw(mutated(ENCODERS[topic].encode(event), sorted(_BY_ID), unchanged=3))
     return Incoming(topic, draw(st.integers(0, 5)), offset, b"key", value, draw(_headers))
 
 
@@ -289,7 +254,8 @@ def _intake(draw: st.DrawFn) -> list[Incoming]:
         value = pack(records)
         how = draw(st.integers(0, 9))
         if how == 0:
-            value = draw(_mutated(value))  # (no frame: a damaged pack or a stranger)
+            # (no frame: a damaged pack or a stranger)
+            value = draw(mutated(value, sorted(_BY_ID), unchanged=3))
         elif how == 1:
             value = draw(st.one_of(st.none(), st.binary(max_size=60)))
         elif how == 2 and records:  # a raw message forwarded alone, as before packs

@@ -15,29 +15,22 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-import os
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from c2c.errors import C2CError
 from c2c.settings import Settings
 from producers.files import produce_file, rejects_path
 from producers.reader import Chunk, open_extract, read_rows, whole_records
+from tests.fuzzing import FUZZ
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
 TODAY = datetime.date(2026, 12, 6)
 SOURCES = ("k12", "ccc", "csac", "edd", "ctc", "optout")
-FUZZ = hsettings(
-    max_examples=int(os.environ.get("C2C_FUZZ_EXAMPLES", "40")),
-    deadline=datetime.timedelta(seconds=20),  # a stall fails the example
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
 
 
 def _example(source: str) -> tuple[bytes, list[list[str]]]:

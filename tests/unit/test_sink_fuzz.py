@@ -16,15 +16,13 @@ plain test here.
 from __future__ import annotations
 
 import datetime
-import os
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import DataError
-from hypothesis import HealthCheck, example, given
-from hypothesis import settings as hsettings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from c2c.examples import example_linked
@@ -37,14 +35,9 @@ from sinks.optouts import OPTOUT_PERSON_COLUMNS
 from sinks.refusal import salvage
 from sinks.rows import FACT_TABLES, PERSON_MAP_COLUMNS, columns
 from sinks.wire import varint
+from tests.fuzzing import FUZZ, mutated
 from tests.unit.test_sink_batch import REGISTRY, _builder, _Message
 
-FUZZ = hsettings(
-    max_examples=int(os.environ.get("C2C_FUZZ_EXAMPLES", "40")),
-    deadline=datetime.timedelta(seconds=20),  # a stall fails the example
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
 AT = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
 AT_MS = int(AT.timestamp() * 1000)
 LINKED = tuple(FACT_TABLES)
@@ -131,34 +124,6 @@ def _decision(draw: st.DrawFn) -> _Message:
 
 
 @st.composite
-def _mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """``data`` as it came, or damaged in one of the ways a message can be."""
-    how = draw(st.integers(0, 7))
-    if how == 0 or not data:
-        return data
-    if how == 1:  # bytes flipped
-        out = bytearray(data)
-        for _ in range(draw(st.integers(1, 4))):
-            out[draw(st.integers(0, len(out) - 1))] ^= draw(st.integers(1, 255))
-        return bytes(out)
-    if how == 2:  # cut short
-        return data[: draw(st.integers(0, len(data) - 1))]
-    if how == 3:  # too long
-        return data + draw(st.binary(min_size=1, max_size=12))
-    if how == 4:  # framed with another schema's id, an unknown one, or not framed
-        schema_id = draw(st.one_of(st.sampled_from(SCHEMA_IDS), st.integers(0, 2**32 - 1)))
-        return frame(schema_id, data[5:]) if draw(st.booleans()) else data[5:]
-    if how == 5:  # bytes inserted
-        at = draw(st.integers(0, len(data)))
-        return data[:at] + draw(st.binary(min_size=1, max_size=6)) + data[at:]
-    if how == 6:  # bytes removed
-        at = draw(st.integers(0, len(data) - 1))
-        return data[:at] + data[at + draw(st.integers(1, 6)) :]
-    # the magic byte changed
-    return bytes([draw(st.integers(1, 255))]) + data[1:]
-
-
-@st.composite
 def _message(draw: st.DrawFn) -> _Message:
     kind = draw(st.integers(0, 9))
     if kind == 0:  # anything on any topic the sink reads
@@ -169,7 +134,7 @@ def _message(draw: st.DrawFn) -> _Message:
         return _Message(draw(st.sampled_from(TOPICS)), None, error=object())
     made = draw(st.sampled_from([_linked, _linked, _linked, _change, _decision]))()
     message: _Message = draw(made)
-    value = draw(_mutated(message.value() or b""))
+    value = draw(mutated(message.value() or b"", SCHEMA_IDS))
     return _Message(
         message.topic(),
         value,
