@@ -133,24 +133,24 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
     add_row(batch, table, row)
 
 
-def _without(
+def _take_out(
     batch: Batch, out: set[str], finders: Mapping[str, Callable[[bytes], str | None]]
-) -> int:
-    """Take the rows and wire messages of the persons ``out`` out of ``batch`` (in place:
-    the batch builder holds its lists' append methods); how many were taken."""
-    taken = 0
-    for rows in batch.facts.values():
-        kept = [row for row in rows if row[3] not in out]
-        taken += len(rows) - len(kept)
-        rows[:] = kept
+) -> Batch:
+    """Move the rows, person rows and wire messages of the persons ``out`` from ``batch``
+    (in place: the batch builder holds its lists' append methods) into a new batch, which
+    is returned."""
+    taken = Batch(started=batch.started)
+    for table, rows in batch.facts.items():
+        taken.facts[table] = [row for row in rows if row[3] in out]
+        rows[:] = [row for row in rows if row[3] not in out]
     for table, messages in batch.wire.items():
         find = finders.get(table)
         if find is not None:
-            wired = [m for m in messages if find(m.value() or b"") not in out]
-            taken += len(messages) - len(wired)
-            messages[:] = wired
-    for person in out:
-        batch.persons.pop(person, None)
+            people = [find(m.value() or b"") for m in messages]
+            taken.wire[table] = [m for m, p in zip(messages, people, strict=True) if p in out]
+            messages[:] = [m for m, p in zip(messages, people, strict=True) if p not in out]
+    taken.persons = {p: batch.persons.pop(p) for p in out if p in batch.persons}
+    taken.wire_persons = batch.wire_persons & out
     batch.wire_persons -= out
     return taken
 
@@ -322,9 +322,10 @@ class BatchBuilder:
         batch.optout_persons += self.optouts.apply(value)
         self.counts[f"optout.{str(value['cause']).lower()}"] += 1
         if value["opted_out"]:
-            self.counts["optout.not_written"] += _without(
-                batch, {str(p) for p in value["person_ids"]}, self._wire_persons
-            )
+            out = {str(p) for p in value["person_ids"]}
+            self.counts["optout.not_written"] += _take_out(
+                batch, out, self._wire_persons
+            ).facts_count
 
     def after_decisions(self, batch: Batch) -> tuple[Batch, Batch | None]:
         """``batch`` as two, for a batch holding opt-out decisions: what is written before
@@ -348,17 +349,7 @@ class BatchBuilder:
             messages=batch.messages,
             started=batch.started,
         )
-        late = Batch(started=batch.started)
-        for table, rows in first.facts.items():
-            late.facts[table] = [row for row in rows if row[3] in out]
-        late.persons = {p: row for p, row in first.persons.items() if p in out}
-        for table, messages in first.wire.items():
-            find = self._wire_persons.get(table)
-            if find is not None:
-                late.wire[table] = [m for m in messages if find(m.value() or b"") in out]
-        late.wire_persons = first.wire_persons & out
-        _without(first, out, self._wire_persons)
-        return first, late
+        return first, _take_out(first, out, self._wire_persons)
 
     def decide_paths(self, batch: Batch) -> list[DeadLetter]:
         """Before ``batch`` is first written: a table's wire messages go to ClickHouse as a
