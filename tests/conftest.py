@@ -4,7 +4,6 @@ that cannot be reached fails the run: nothing is skipped."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from c2c.child import free_port_pair as free_port_pair  # re-exported for the tests
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
@@ -81,16 +81,3 @@ def read_decoded(
     return found
 
 
-def free_port_pair() -> int:
-    """A free TCP port p on 127.0.0.1 such that p+1 is free too."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
