@@ -40,6 +40,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from c2c.health import Readiness, readiness
+from c2c.kafka import SESSION_TIMEOUT_S
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -228,8 +229,8 @@ def create_app(
         web_host=settings.worker_web_host,
         stream_wait_empty=False,
         # a worker that died is replaced after 10 s, not the default 60 s
-        broker_session_timeout=10,
-        broker_heartbeat_interval=3,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=SESSION_TIMEOUT_S // 3,
         broker_max_poll_records=settings.streams_batch_size,
         # a fetch brings about a resolve batch's worth of packs (~110 kB each), not one
         # pack at a time; at least the largest pack (900 kB)
