@@ -10,6 +10,7 @@ import click
 
 from c2c.errors import C2CError
 from cli.contracts import schemas, topics
+from cli.deadletters import deadletters
 from cli.demo import demo
 from cli.identity import eval_group, identity
 from cli.producing import produce, replay_cmd, synth
@@ -42,6 +43,7 @@ for command in (
     outcomes,
     optout,
     status,
+    deadletters,
     demo,
 ):
     cli.add_command(command)
