@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from c2c.errors import C2CError
+from c2c.logs import setup_logging
 from c2c.settings import Settings, load_settings
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_PROBLEMS",
     "JSON_OPTION",
+    "LOG_LEVEL_KEY",
     "context_settings",
     "echo_json",
     "reports_errors",
@@ -86,9 +88,16 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+LOG_LEVEL_KEY = "c2c.log_level"
+
+
 def context_settings(ctx: click.Context) -> Settings:
+    """The settings, loaded once per command (``--log-level`` over C2C_LOG_LEVEL), with
+    this process's logging set up from them."""
     settings = ctx.obj
     if settings is None:
-        settings = ctx.obj = load_settings()
+        level = ctx.meta.get(LOG_LEVEL_KEY)
+        settings = ctx.obj = load_settings(**({"log_level": level} if level else {}))
+        setup_logging(settings.log_level, settings.log_format)
     assert isinstance(settings, Settings)
     return settings

@@ -152,7 +152,9 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     show_default=True,
     help="Synthetic people run through the whole pipeline (0: contracts and examples only).",
 )
-@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option(
+    "--seed", type=int, default=2026, show_default=True, help="Random seed of the synthetic people."
+)
 @click.pass_context
 @reports_errors
 def demo(ctx: click.Context, people: int, seed: int) -> None:
