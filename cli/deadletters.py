@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -219,18 +220,8 @@ def deadletters_replay(
     """
     from observability.deadletters import replay
 
-    registry, letters = _read(ctx)
-    chosen = _chosen(letters, ids, _filter(topic, code, stage, since, None if ids else "open"))
-    actions = replay(
-        context_settings(ctx),
-        registry,
-        chosen,
-        operator=operator or getpass.getuser(),
-        note=note,
-        to_topic=to_topic,
-        again=again,
-    )
-    _report(actions, "replayed", as_json)
+    act = partial(replay, note=note, to_topic=to_topic)
+    _decide(ctx, ids, _filter(topic, code, stage, since), act, operator, again, as_json)
 
 
 @deadletters.command("discard")
@@ -258,24 +249,36 @@ def deadletters_discard(
     take), with the reason. The dead letters stay on their topic."""
     from observability.deadletters import discard
 
+    act = partial(discard, note=note)
+    _decide(ctx, ids, _filter(topic, code, stage, since), act, operator, again, as_json)
+
+
+def _decide(
+    ctx: click.Context,
+    ids: Sequence[str],
+    wanted: DeadLetterFilter,
+    act: Callable[..., list[dict[str, Any]]],
+    operator: str | None,
+    again: bool,
+    as_json: bool,
+) -> None:
+    """Take the dead letters named by ``ids`` (or the open ones ``wanted`` takes), ``act``
+    on them as ``operator``, and print the audit records."""
+    from dataclasses import replace
+
     registry, letters = _read(ctx)
-    chosen = _chosen(letters, ids, _filter(topic, code, stage, since, None if ids else "open"))
-    actions = discard(
+    chosen = _chosen(letters, ids, wanted if ids else replace(wanted, state="open"))
+    actions = act(
         context_settings(ctx),
         registry,
         chosen,
         operator=operator or getpass.getuser(),
-        note=note,
         again=again,
     )
-    _report(actions, "discarded", as_json)
-
-
-def _report(actions: list[dict[str, Any]], verb: str, as_json: bool) -> None:
     if as_json:
         echo_json(actions)
         return
     for action in actions:
         target = f" -> {action['target']}" if action["target"] else ""
-        click.echo(f"{verb} {action['subject']}{target}")
-    click.echo(f"{len(actions)} dead letter(s) {verb}, audited", err=True)
+        click.echo(f"{action['action'].removeprefix('deadletter.')} {action['subject']}{target}")
+    click.echo(f"{len(actions)} dead letter(s) acted on, audited", err=True)
