@@ -13,6 +13,7 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE
 from cli.common import context_settings, reports_errors
+from cli.progress import QUIET_OPTION, Progress
 from producers.formats import FORMATS
 from services import services_status, services_up
 from services.heartbeat import HEARTBEAT_TOPIC, send_heartbeat
@@ -23,7 +24,12 @@ __all__ = ["demo", "run_demo"]
 
 
 def run_demo(
-    settings: Settings, echo: Callable[[str], None], *, people: int = 10_000, seed: int = 2026
+    settings: Settings,
+    echo: Callable[[str], None],
+    *,
+    people: int = 10_000,
+    seed: int = 2026,
+    quiet: bool = False,
 ) -> None:
     """Bring the services up, send one event through registry, Kafka and ClickHouse, publish
     every provider's example extract, run ``people`` synthetic people through the identity
@@ -60,7 +66,7 @@ def run_demo(
         )
 
     if people:
-        _pipeline(settings, echo, people, seed, running)
+        _pipeline(settings, echo, people, seed, running, quiet)
 
     echo("health:")
     for row in services_status(settings):
@@ -80,7 +86,12 @@ def _round_trip(settings: Settings, echo: Callable[[str], None]) -> None:
 
 
 def _pipeline(
-    settings: Settings, echo: Callable[[str], None], people: int, seed: int, running: list[str]
+    settings: Settings,
+    echo: Callable[[str], None],
+    people: int,
+    seed: int,
+    running: list[str],
+    quiet: bool = False,
 ) -> None:
     """synth -> replay -> identity worker -> sink -> outcome tables, as a deployment runs
     them: the default worker group, state and sink group, so a second demo resolves the same
@@ -103,7 +114,7 @@ def _pipeline(
         # a worker or a sink already reads the default groups (compose's services, or a
         # deployment's): feed them; a child of ours in the same group would get no
         # partition of the one-partition intake and wait forever
-        _feed_running(settings, echo, folder, events, running)
+        _feed_running(settings, echo, folder, events, running, quiet=quiet)
         return
     logs = settings.log_dir
     sink = SinkProcess(
@@ -127,7 +138,8 @@ def _pipeline(
         sink.start()
         worker.start()
         began = time.monotonic()
-        summaries = replay(settings, folder)
+        with Progress("replay", quiet=quiet) as progress:
+            summaries = replay(settings, folder, progress=progress.update)
         published = sum(s.published for s in summaries)
         echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
         counts = worker.drained(events, timeout_s=3600)
@@ -202,6 +214,8 @@ def _feed_running(
     folder: Path,
     events: int,
     running: list[str],
+    *,
+    quiet: bool = False,
     timeout_s: float = 3600,
 ) -> None:
     """Replay ``folder`` to the running worker and sink, wait until their groups have
@@ -220,7 +234,8 @@ def _feed_running(
         )
     echo(f"feeding the running stages (groups {', '.join(running)}), not starting our own")
     began = time.monotonic()
-    summaries = replay(settings, folder)
+    with Progress("replay", quiet=quiet) as progress:
+        summaries = replay(settings, folder, progress=progress.update)
     published = sum(s.published for s in summaries)
     echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
     lag = pipeline_lag(settings)
@@ -255,8 +270,9 @@ def _feed_running(
 @click.option(
     "--seed", type=int, default=2026, show_default=True, help="Random seed of the synthetic people."
 )
+@QUIET_OPTION
 @click.pass_context
 @reports_errors
-def demo(ctx: click.Context, people: int, seed: int) -> None:
+def demo(ctx: click.Context, people: int, seed: int, quiet: bool) -> None:
     """Set up the services and run the main job, printing what it did."""
-    run_demo(context_settings(ctx), click.echo, people=people, seed=seed)
+    run_demo(context_settings(ctx), click.echo, people=people, seed=seed, quiet=quiet)

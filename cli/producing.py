@@ -201,9 +201,10 @@ def synth(
         twin_rate=twins,
         shared_ssn_rate=shared_ssn,
     )
-    if not quiet:
-        click.echo(f"synth: {people:,} people into {out} ...", err=True)
-    report = synthesize(config, noise, out, workers=workers or os.cpu_count() or 1)
+    with Progress(f"synth {out}", unit="people", total=people, quiet=quiet) as progress:
+        report = synthesize(
+            config, noise, out, workers=workers or os.cpu_count() or 1, progress=progress.update
+        )
     total = sum(report.records.values())
     if as_json:
         echo_json(
