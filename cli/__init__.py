@@ -15,6 +15,7 @@ from cli.deadletters import deadletters
 from cli.demo import demo
 from cli.identity import eval_group, identity
 from cli.producing import produce, replay_cmd, synth
+from cli.review import review
 from cli.sink import optout, outcomes, sink
 from cli.stack import services
 from cli.status import status
@@ -55,6 +56,7 @@ for command in (
     optout,
     status,
     deadletters,
+    review,
     demo,
 ):
     cli.add_command(command)

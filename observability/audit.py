@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, Producer
 
@@ -22,7 +22,7 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import AUDIT_TOPIC, get_topic
 
-__all__ = ["AuditLog", "decisions", "operator_action"]
+__all__ = ["AuditLog", "Decided", "decisions", "operator_action", "read_decided"]
 
 
 def operator_action(
@@ -54,6 +54,28 @@ def decisions(actions: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if known is None or action["acted_at"] >= known["acted_at"]:
             latest[action["subject"]] = action
     return latest
+
+
+class Decided(NamedTuple):
+    """A record of a topic worked by operators, its offset, and its latest decision."""
+
+    record: dict[str, Any]
+    offset: int
+    decision: dict[str, Any] | None
+
+
+def read_decided(
+    settings: Settings, registry: SchemaRegistry, topic: str, id_field: str
+) -> list[Decided]:
+    """Every record of ``topic`` (one partition), oldest first, with the latest audited
+    decision on its ``id_field``."""
+    decoder = registry.decoder(get_topic(topic))
+    latest = decisions(AuditLog(settings, registry).read())
+    found = []
+    for message in read_to_end(settings, [topic]):
+        record = decoder.decode(message.value() or b"")
+        found.append(Decided(record, int(message.offset() or 0), latest.get(str(record[id_field]))))
+    return found
 
 
 class AuditLog:

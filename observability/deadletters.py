@@ -28,11 +28,10 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
-from c2c.kafka import read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
-from observability.audit import AuditLog, decisions, operator_action
+from observability.audit import AuditLog, operator_action, read_decided
 
 __all__ = [
     "REPLAY_HEADER",
@@ -229,19 +228,10 @@ def replay_plan(letter: DeadLetter, to_topic: str | None = None) -> tuple[str, b
 def read_dead_letters(settings: Settings, registry: SchemaRegistry) -> list[DeadLetter]:
     """Every dead letter on the dead-letter topic, oldest first, each with its latest
     decision from the audit."""
-    decoder = registry.decoder(get_topic(DEAD_LETTER_TOPIC))
-    latest = decisions(AuditLog(settings, registry).read())
-    letters = []
-    for message in read_to_end(settings, [DEAD_LETTER_TOPIC]):
-        record = decoder.decode(message.value() or b"")
-        letters.append(
-            DeadLetter(
-                record=record,
-                offset=int(message.offset() or 0),
-                decision=latest.get(str(record["dead_letter_id"])),
-            )
-        )
-    return letters
+    return [
+        DeadLetter(*item)
+        for item in read_decided(settings, registry, DEAD_LETTER_TOPIC, "dead_letter_id")
+    ]
 
 
 def find(letters: Sequence[DeadLetter], dead_letter_id: str) -> DeadLetter:
