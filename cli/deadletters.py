@@ -282,3 +282,46 @@ def _decide(
         target = f" -> {action['target']}" if action["target"] else ""
         click.echo(f"{action['action'].removeprefix('deadletter.')} {action['subject']}{target}")
     click.echo(f"{len(actions)} dead letter(s) acted on, audited", err=True)
+
+
+@deadletters.command("skip")
+@click.option("--group", required=True, help="The consumer group that is stuck.")
+@click.option("--topic", required=True, help="The topic of the message it cannot get past.")
+@click.option("--partition", type=click.IntRange(min=0), required=True, help="Its partition.")
+@click.option("--offset", type=click.IntRange(min=0), required=True, help="Its offset.")
+@click.option("--note", required=True, help="Why, for the audit and the dead letter.")
+@_OPERATOR
+@JSON_OPTION
+@click.pass_context
+@reports_errors
+def deadletters_skip(
+    ctx: click.Context,
+    group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    note: str,
+    operator: str | None,
+    as_json: bool,
+) -> None:
+    """Move a stopped consumer group past a poison message: dead-letter it whole (replay it
+    once the consumer is fixed), set the group's offset to the next one, audit it. The
+    group's consumers must be stopped, and it must stand at that offset."""
+    from c2c.registry import SchemaRegistry
+    from observability.deadletters import skip
+
+    settings = context_settings(ctx)
+    action = skip(
+        settings,
+        SchemaRegistry(settings),
+        group=group,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        operator=operator or getpass.getuser(),
+        note=note,
+    )
+    if as_json:
+        echo_json(action)
+        return
+    click.echo(f"dead letter {action['subject']}; {action['target']}; audited")

@@ -20,6 +20,8 @@ it from its source by its SHA-256.
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +46,7 @@ __all__ = [
     "replay",
     "replay_plan",
     "select",
+    "skip",
 ]
 
 REPLAY_HEADER = "c2c-replay-of"
@@ -253,7 +256,8 @@ def find(letters: Sequence[DeadLetter], dead_letter_id: str) -> DeadLetter:
 
 
 def _decided(letter: DeadLetter, again: bool) -> None:
-    if letter.decision is not None and not again:
+    if letter.state != "open" and not again:
+        assert letter.decision is not None
         raise C2CError(
             f"dead letter {letter.id} was already {letter.state} by "
             f"{letter.decision['operator']} at {letter.decision['acted_at'].isoformat()}; "
@@ -352,3 +356,103 @@ def discard(
         audit.record(action)
         actions.append(action)
     return actions
+
+
+def _read_one(settings: Settings, topic: str, partition: int, offset: int) -> Any:
+    """The message at ``offset`` of ``topic[partition]``; C2CError if there is none."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        settings.kafka_config(
+            **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
+        )
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            if message.offset() == offset:
+                return message
+            break  # the offset is gone (retention, compaction) or never was
+    finally:
+        consumer.close()
+    raise C2CError(
+        f"no message at {topic}[{partition}]@{offset}: `c2c status` shows where the group stands",
+        code="deadletter.no_message",
+    )
+
+
+def skip(
+    settings: Settings,
+    registry: SchemaRegistry,
+    *,
+    group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    operator: str,
+    note: str,
+) -> dict[str, Any]:
+    """Move consumer group ``group`` past the message at ``topic[partition]@offset`` that
+    stops it (a poison message in a crash loop): the message is dead-lettered whole first
+    (code ``operator.skipped``, replayable once the consumer is fixed), then the group's
+    offset is set to the next one, then the decision is audited. Refused while the group
+    has members (stop its consumers first) or when its committed offset is not
+    ``offset`` (the message is not where it stands)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from c2c.deadletter import DeadLetterPublisher, dead_letter
+
+    admin = AdminClient(settings.kafka_config())
+    described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    if described.members:
+        raise C2CError(
+            f"group {group} has {len(described.members)} member(s) now: stop its consumers "
+            "(a crash-looping one too) and run this again",
+            code="deadletter.group_active",
+        )
+    listed = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition)])]
+    )[group].result()
+    committed = listed.topic_partitions[0].offset
+    if committed != offset:
+        raise C2CError(
+            f"group {group} stands at offset {committed} of {topic}[{partition}], not "
+            f"{offset}: skipping would pass over other messages, or one already passed",
+            code="deadletter.not_stuck",
+        )
+    message = _read_one(settings, topic, partition, offset)
+    record = dead_letter(
+        stage=f"operator:skip:{group}",
+        error=C2CError(note, code="operator.skipped"),
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        key=message.key(),
+        value=message.value(),
+    )
+    publisher = DeadLetterPublisher(settings, registry)
+    publisher.publish(record)
+    publisher.flush()
+    altered = admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition, offset + 1)])]
+    )[group].result()
+    if altered.topic_partitions[0].error is not None:
+        raise ServiceError(
+            f"dead letter {record['dead_letter_id']} was sent, but the offset of group "
+            f"{group} could not be moved: {altered.topic_partitions[0].error}",
+            code="deadletter.commit",
+        )
+    action = operator_action(
+        operator=operator,
+        action="deadletter.skip",
+        subject=str(record["dead_letter_id"]),
+        note=note,
+        target=f"group {group} {topic}[{partition}] moved to {offset + 1}",
+    )
+    AuditLog(settings, registry).record(action)
+    return action

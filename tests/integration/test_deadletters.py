@@ -183,3 +183,58 @@ def test_a_misrouted_message_the_worker_dead_lettered_is_replayed_to_its_topic_a
         }
     finally:
         worker.kill()
+
+
+def test_a_stopped_group_is_moved_past_a_poison_message_which_is_kept_and_audited(
+    stack: Settings, registry: SchemaRegistry
+) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic, group = "c2c.ops.heartbeat", f"c2c-test-stuck-{uuid.uuid4().hex[:8]}"
+    poison = b"not a heartbeat " + uuid.uuid4().bytes
+    producer = Producer(stack.kafka_config(acks="all"))
+    producer.produce(topic, key=b"poison", value=poison)
+    assert producer.flush(30) == 0
+    ((_topic, partition), end) = next(iter(end_offsets(stack, [topic]).items()))
+    offset = end - 1
+    member = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    member.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
+    member.subscribe([topic])
+    member.poll(5)  # a member now: the group is active
+    place = ["--topic", topic, "--partition", str(partition), "--offset", str(offset)]
+    try:
+        active = _c2c("deadletters", "skip", "--group", group, *place, "--note", "x", expect=1)
+        assert active["error"]["code"] == "deadletter.group_active"
+    finally:
+        member.close()
+    wrong = ["--topic", topic, "--partition", str(partition), "--offset", str(offset - 1)]
+    elsewhere = _c2c("deadletters", "skip", "--group", group, *wrong, "--note", "x", expect=1)
+    assert elsewhere["error"]["code"] == "deadletter.not_stuck"
+
+    operator = f"op-{uuid.uuid4().hex[:6]}"
+    action = _c2c(
+        "deadletters", "skip", "--group", group, *place, "--note", "poison", "--operator", operator
+    )
+    assert action["action"] == "deadletter.skip"
+    assert action["operator"] == operator
+    reader = Consumer(stack.kafka_config(**{"group.id": group}))
+    try:
+        (committed,) = reader.committed([TopicPartition(topic, partition)], timeout=10)
+    finally:
+        reader.close()
+    assert committed.offset == offset + 1
+    shown = _c2c("deadletters", "show", action["subject"], "--value")
+    assert shown["error_code"] == "operator.skipped"
+    assert shown["source_offset"] == offset
+    assert shown["replayable"] is True
+    assert shown["state"] == "open"  # kept for a replay once the consumer is fixed
+    ((kept, _headers),) = read_decoded(
+        stack,
+        registry,
+        "c2c.deadletter",
+        lambda r: str(r["dead_letter_id"]) == action["subject"],
+        1,
+    )
+    assert kept["original_value"] == poison
+    (audited,) = _audit(stack, registry, action["subject"])
+    assert audited["target"] == f"group {group} {topic}[{partition}] moved to {offset + 1}"
