@@ -13,7 +13,8 @@ help:
 	@echo "make test   set up, start what the tests need, run ruff, mypy and pytest, stop"
 	@echo "make down   stop the local services"
 
-# Java and Maven fetch and run Kafka and the registry; a compose client checks compose.yaml.
+# Java and Maven fetch and run Kafka and the registry; a compose client checks compose.yaml;
+# promtool (Debian's prometheus package) tests the alert rules.
 # A clean Debian machine may lack them: install from Debian's packages (needs root).
 tools:
 	@missing=""; \
@@ -21,6 +22,7 @@ tools:
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } \
 	  || missing="$$missing docker-compose"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

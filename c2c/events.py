@@ -359,6 +359,20 @@ class Heartbeat(BaseModel):
     origin: str = Field(description="Which command or host sent it, e.g. 'c2c demo'.")
 
 
+class OperatorAction(BaseModel):
+    """An operator's decision on a dead letter or a record held for review: who, when, what, on which item, and where it went. Ids, topics and offsets only, never the item's values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description='Unique id of this action.')
+    acted_at: datetime.datetime = Field(description='When the action was taken (UTC).')
+    operator: str = Field(description='Who took it: the --operator given, else the login name of the process.')
+    action: str = Field(description='What was done, e.g. deadletter.replay, deadletter.discard.')
+    subject: str = Field(description="The id of the item acted on (a dead letter's dead_letter_id).")
+    note: str | None = Field(default=None, description="The operator's reason, in words.")
+    target: str | None = Field(default=None, description='Where the item went, e.g. topic[partition]@offset of a replayed message.')
+
+
 __all__ = [
     "AidProgram",
     "AwardLevel",
@@ -382,6 +396,7 @@ __all__ = [
     "LinkedFinancialAid",
     "LinkedWage",
     "NeedsReview",
+    "OperatorAction",
     "OptOutAction",
     "OptOutCause",
     "OptOutDecision",

@@ -17,9 +17,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from c2c.errors import ConfigError
 
-__all__ = ["DEVELOPMENT_SECRET", "ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["DEVELOPMENT_SECRET", "ENV_PREFIX", "Settings", "find_data_dir", "load_settings"]
 
 ENV_PREFIX = "C2C_"
+DATA_DIR_NAME = ".c2c"
+
+
+def find_data_dir(start: Path) -> Path:
+    """The project's data folder: ``.c2c`` in ``start`` or the nearest folder above it that
+    has one (as git finds its repository), else ``start/.c2c``. A command run in a
+    subfolder so opens the project's services and data, not an empty new folder."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / DATA_DIR_NAME).is_dir():
+            return folder / DATA_DIR_NAME
+    return start / DATA_DIR_NAME
+
+
 # Identifier hashes keyed with this are for development only (settings refuse it elsewhere).
 DEVELOPMENT_SECRET = "c2c-development-only-identity-secret"
 _SECRET_WORDS = ("password", "secret", "auth", "key")
@@ -43,8 +57,10 @@ class Settings(BaseSettings):
 
     # -- where local state lives ---------------------------------------------------------------
     data_dir: Path = Field(
-        default=Path(".c2c"),
-        description="Local services' jars (lib/), data, logs (logs/) and pid files (run/).",
+        default_factory=lambda: find_data_dir(Path.cwd()),
+        description="Local services' jars (lib/), data, logs (logs/) and pid files (run/). "
+        "Default: the nearest .c2c folder in the current directory or one above it, as git "
+        "finds its repository; ./.c2c if there is none.",
     )
     lib_dir: Path | None = Field(
         default=None,
@@ -201,6 +217,16 @@ class Settings(BaseSettings):
     )
 
     # -- observability ------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING",
+        description="Long-running processes' log level (the worker, the sink); --log-level "
+        "overrides it.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or as one JSON object a line (time, level, logger, "
+        "message) for a log collector.",
+    )
     otel_exporter: Literal["none", "console", "otlp-http", "otlp-grpc"] = Field(
         default="none",
         description="Where traces go, and metrics unless C2C_METRICS_PORT is set; 'none': no-op.",

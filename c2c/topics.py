@@ -13,6 +13,7 @@ from typing import Literal
 from c2c.kinds import EVENT_KINDS, LINKED_KINDS, EventKind
 
 __all__ = [
+    "AUDIT_TOPIC",
     "CATALOGUE",
     "CHANGES_TOPIC",
     "CHANGE_COUNTS",
@@ -178,9 +179,21 @@ CATALOGUE: tuple[Topic, ...] = (
         partitions=1,
         config={"retention.ms": str(_DAY_MS)},
     ),
+    Topic(
+        name="c2c.ops.audit",
+        schema="org.c2cstream.ops.OperatorAction",
+        zone="operations",
+        description=(
+            "Operators' decisions on dead letters and reviews: who, when, what, on which id, "
+            "and where it went. Ids and places only; kept forever."
+        ),
+        partitions=1,
+        config={"retention.ms": "-1"},
+    ),
 )
 
 DEAD_LETTER_TOPIC = "c2c.deadletter"
+AUDIT_TOPIC = "c2c.ops.audit"
 REVIEW_TOPIC = "c2c.identity.review"
 CHANGES_TOPIC = "c2c.identity.changes"
 

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 import click
 
 from c2c.errors import C2CError
+from cli.common import LOG_LEVEL_KEY
 from cli.contracts import schemas, topics
+from cli.deadletters import deadletters
 from cli.demo import demo
 from cli.identity import eval_group, identity
 from cli.producing import produce, replay_cmd, synth
+from cli.review import review
 from cli.sink import optout, outcomes, sink
 from cli.stack import services
 from cli.status import status
@@ -22,11 +25,21 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="c2c-stream")
-def cli() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Log level of this process (default: C2C_LOG_LEVEL, else WARNING); "
+    "C2C_LOG_FORMAT=json logs one JSON object a line.",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None) -> None:
     """C2C Stream: link education and workforce events as they happen.
 
     Settings come from C2C_* environment variables (see README).
     """
+    if log_level is not None:
+        ctx.meta[LOG_LEVEL_KEY] = log_level.upper()
 
 
 for command in (
@@ -42,6 +55,8 @@ for command in (
     outcomes,
     optout,
     status,
+    deadletters,
+    review,
     demo,
 ):
     cli.add_command(command)

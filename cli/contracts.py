@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from cli.common import context_settings, reports_errors
+from cli.common import JSON_OPTION, context_settings, echo_json, reports_errors
 
 if TYPE_CHECKING:
     from c2c.registry import SchemaRegistry
@@ -23,9 +22,10 @@ def topics() -> None:
 
 
 @topics.command("create")
+@JSON_OPTION
 @click.pass_context
 @reports_errors
-def topics_create(ctx: click.Context) -> None:
+def topics_create(ctx: click.Context, as_json: bool) -> None:
     """Create every catalogue topic that does not exist yet, and set on the others the
     configuration the catalogue declares (retention, message size) where it differs."""
     from c2c.kafka import align_topic_configs, ensure_topics
@@ -33,16 +33,26 @@ def topics_create(ctx: click.Context) -> None:
 
     settings = context_settings(ctx)
     created = ensure_topics(settings, CATALOGUE)
+    aligned = align_topic_configs(settings, CATALOGUE)
+    if as_json:
+        echo_json({"created": created, "configured": aligned})
+        return
     click.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
-    for name, changed in align_topic_configs(settings, CATALOGUE).items():
+    for name, changed in aligned.items():
         click.echo(f"set {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
 
 
 @topics.command("list")
-def topics_list() -> None:
+@JSON_OPTION
+def topics_list(as_json: bool) -> None:
     """Print the catalogue: name, partitions, zone, schema."""
+    from dataclasses import asdict
+
     from c2c.topics import CATALOGUE
 
+    if as_json:
+        echo_json([asdict(topic) for topic in CATALOGUE])
+        return
     for topic in CATALOGUE:
         click.echo(f"{topic.name:<26} {topic.partitions:>2}  {topic.zone:<13} {topic.schema}")
 
@@ -74,11 +84,16 @@ def _registry(ctx: click.Context, schema_dir: Path | None) -> SchemaRegistry:
 
 @schemas.command("register")
 @_SCHEMA_DIR
+@JSON_OPTION
 @click.pass_context
 @reports_errors
-def schemas_register(ctx: click.Context, schema_dir: Path | None) -> None:
+def schemas_register(ctx: click.Context, schema_dir: Path | None, as_json: bool) -> None:
     """Register every catalogue topic's value schema (idempotent), BACKWARD_TRANSITIVE."""
-    for row in _registry(ctx, schema_dir).register_all():
+    rows = _registry(ctx, schema_dir).register_all()
+    if as_json:
+        echo_json([row.__dict__ for row in rows])
+        return
+    for row in rows:
         click.echo(
             f"{row.subject:<36} id {row.schema_id:<5} version {row.version}  {row.schema_name}"
         )
@@ -86,16 +101,14 @@ def schemas_register(ctx: click.Context, schema_dir: Path | None) -> None:
 
 @schemas.command("check")
 @_SCHEMA_DIR
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per subject.")
+@JSON_OPTION
 @click.pass_context
 @reports_errors
 def schemas_check(ctx: click.Context, schema_dir: Path | None, as_json: bool) -> None:
     """Say for each local schema whether the registry would accept it; exit 1 if any not."""
     rows = _registry(ctx, schema_dir).check_all()
     if as_json:
-        click.echo(
-            json.dumps([{**row.__dict__, "accepted": row.accepted} for row in rows], indent=2)
-        )
+        echo_json([{**row.__dict__, "accepted": row.accepted} for row in rows])
     else:
         for row in rows:
             line = f"{row.subject:<36} {row.status:<12} {row.schema_name}"

@@ -13,6 +13,7 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE
 from cli.common import context_settings, reports_errors
+from cli.progress import QUIET_OPTION, Progress
 from producers.formats import FORMATS
 from services import services_status, services_up
 from services.heartbeat import HEARTBEAT_TOPIC, send_heartbeat
@@ -23,7 +24,12 @@ __all__ = ["demo", "run_demo"]
 
 
 def run_demo(
-    settings: Settings, echo: Callable[[str], None], *, people: int = 10_000, seed: int = 2026
+    settings: Settings,
+    echo: Callable[[str], None],
+    *,
+    people: int = 10_000,
+    seed: int = 2026,
+    quiet: bool = False,
 ) -> None:
     """Bring the services up, send one event through registry, Kafka and ClickHouse, publish
     every provider's example extract, run ``people`` synthetic people through the identity
@@ -36,14 +42,11 @@ def run_demo(
         f"in {time.monotonic() - started_at:.1f} s"
     )
 
-    result = send_heartbeat(settings, origin="c2c demo")
-    echo(
-        f"round trip: heartbeat {result.heartbeat_id} registered as schema id "
-        f"{result.schema_id}, produced to {HEARTBEAT_TOPIC}[{result.partition}]@{result.offset} "
-        f"({result.wire_bytes} bytes, Confluent wire format), consumed and decoded in "
-        f"{result.kafka_round_trip_ms:.0f} ms; ClickHouse ops_heartbeat has it "
-        f"({result.clickhouse_rows} row)"
-    )
+    running = running_stages(settings)
+    if running and settings.clickhouse_embedded:
+        echo("round trip: skipped (the running sink holds embedded ClickHouse)")
+    else:
+        _round_trip(settings, echo)
 
     created = ensure_topics(settings, CATALOGUE)
     registrations = SchemaRegistry(settings).register_all()
@@ -63,7 +66,7 @@ def run_demo(
         )
 
     if people:
-        _pipeline(settings, echo, people, seed)
+        _pipeline(settings, echo, people, seed, running, quiet)
 
     echo("health:")
     for row in services_status(settings):
@@ -71,7 +74,25 @@ def run_demo(
         echo(f"  {row.name:<16} {state:<5} {row.version or '-':<10} {row.address}  {row.detail}")
 
 
-def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed: int) -> None:
+def _round_trip(settings: Settings, echo: Callable[[str], None]) -> None:
+    result = send_heartbeat(settings, origin="c2c demo")
+    echo(
+        f"round trip: heartbeat {result.heartbeat_id} registered as schema id "
+        f"{result.schema_id}, produced to {HEARTBEAT_TOPIC}[{result.partition}]@{result.offset} "
+        f"({result.wire_bytes} bytes, Confluent wire format), consumed and decoded in "
+        f"{result.kafka_round_trip_ms:.0f} ms; ClickHouse ops_heartbeat has it "
+        f"({result.clickhouse_rows} row)"
+    )
+
+
+def _pipeline(
+    settings: Settings,
+    echo: Callable[[str], None],
+    people: int,
+    seed: int,
+    running: list[str],
+    quiet: bool = False,
+) -> None:
     """synth -> replay -> identity worker -> sink -> outcome tables, as a deployment runs
     them: the default worker group, state and sink group, so a second demo resolves the same
     records to the same persons and ClickHouse keeps one row per event."""
@@ -89,6 +110,12 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
         synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), folder)
         echo(f"synth: {people:,} people in {time.monotonic() - began:.1f} s -> {folder}")
     events = sum(1 for _ in mapped_events(folder))
+    if running:
+        # a worker or a sink already reads the default groups (compose's services, or a
+        # deployment's): feed them; a child of ours in the same group would get no
+        # partition of the one-partition intake and wait forever
+        _feed_running(settings, echo, folder, events, running, quiet=quiet)
+        return
     logs = settings.log_dir
     sink = SinkProcess(
         settings,
@@ -111,7 +138,8 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
         sink.start()
         worker.start()
         began = time.monotonic()
-        summaries = replay(settings, folder)
+        with Progress("replay", quiet=quiet) as progress:
+            summaries = replay(settings, folder, progress=progress.update)
         published = sum(s.published for s in summaries)
         echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
         counts = worker.drained(events, timeout_s=3600)
@@ -144,6 +172,93 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
         sink.stop()
 
 
+def running_stages(settings: Settings) -> list[str]:
+    """The default consumer groups of the identity worker and the sink that have members
+    now: the stages running already, whoever started them."""
+    from confluent_kafka.admin import AdminClient
+
+    from sinks.sink import SINK_GROUP
+    from streams.app import APP_ID
+
+    admin = AdminClient(settings.kafka_config())
+    groups = [APP_ID, SINK_GROUP]
+    found = []
+    for group, future in admin.describe_consumer_groups(groups, request_timeout=10).items():
+        try:
+            if future.result().members:
+                found.append(group)
+        except Exception:  # unknown group: nobody runs it
+            continue
+    return found
+
+
+def pipeline_lag(settings: Settings) -> dict[str, int]:
+    """Messages the default worker groups and sink group have not committed, by stage."""
+    from c2c.child import committed_lag
+    from cli.sink_process import SINK_TOPICS
+    from sinks.sink import SINK_GROUP
+    from streams.app import APP_ID
+    from streams.forwarder import forward_group
+    from streams.resolution import INTAKE_TOPIC, RAW_TOPICS
+
+    return {
+        "forwarder": committed_lag(settings, forward_group(APP_ID), RAW_TOPICS),
+        "identity worker": committed_lag(settings, APP_ID, [INTAKE_TOPIC]),
+        "sink": committed_lag(settings, SINK_GROUP, SINK_TOPICS),
+    }
+
+
+def _feed_running(
+    settings: Settings,
+    echo: Callable[[str], None],
+    folder: Path,
+    events: int,
+    running: list[str],
+    *,
+    quiet: bool = False,
+    timeout_s: float = 3600,
+) -> None:
+    """Replay ``folder`` to the running worker and sink, wait until their groups have
+    committed everything, and print the public tables (from ClickHouse, or the sink)."""
+    from c2c.errors import ServiceError
+    from producers.files import replay
+    from sinks.outcomes import OUTCOMES, OutcomeTable
+    from sinks.reading import open_reader
+
+    if len(running) < 2:
+        raise ServiceError(
+            f"only group {running[0]} has members: a worker or a sink runs without the "
+            "other, so the demo could not finish; start the other (`c2c identity worker`, "
+            "`c2c sink run`) or stop it",
+            code="demo.partial",
+        )
+    echo(f"feeding the running stages (groups {', '.join(running)}), not starting our own")
+    began = time.monotonic()
+    with Progress("replay", quiet=quiet) as progress:
+        summaries = replay(settings, folder, progress=progress.update)
+    published = sum(s.published for s in summaries)
+    echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
+    lag = pipeline_lag(settings)
+    while any(lag.values()):
+        if time.monotonic() - began > timeout_s:
+            raise ServiceError(
+                f"the running stages did not catch up in {timeout_s:.0f} s (lag {lag}); "
+                "`c2c status` shows which one waits",
+                code="child.timeout",
+            )
+        time.sleep(1.0)
+        lag = pipeline_lag(settings)
+    echo(f"worker and sink: caught up {time.monotonic() - began:.1f} s after the replay began")
+    reader = open_reader(settings)
+    for name in OUTCOMES:
+        if name.startswith("public_"):
+            table = OutcomeTable(**reader.outcome(name))
+            echo(f"{name} ({len(table.rows)} rows; '-' is a suppressed cell), first rows:")
+            echo("  " + "  ".join(table.columns))
+            for row in table.rows[:6]:
+                echo("  " + "  ".join("-" if v is None else str(v) for v in row))
+
+
 @click.command()
 @click.option(
     "--people",
@@ -152,9 +267,12 @@ def _pipeline(settings: Settings, echo: Callable[[str], None], people: int, seed
     show_default=True,
     help="Synthetic people run through the whole pipeline (0: contracts and examples only).",
 )
-@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option(
+    "--seed", type=int, default=2026, show_default=True, help="Random seed of the synthetic people."
+)
+@QUIET_OPTION
 @click.pass_context
 @reports_errors
-def demo(ctx: click.Context, people: int, seed: int) -> None:
+def demo(ctx: click.Context, people: int, seed: int, quiet: bool) -> None:
     """Set up the services and run the main job, printing what it did."""
-    run_demo(context_settings(ctx), click.echo, people=people, seed=seed)
+    run_demo(context_settings(ctx), click.echo, people=people, seed=seed, quiet=quiet)

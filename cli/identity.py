@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from c2c.settings import Settings
-from cli.common import context_settings, reports_errors
+from cli.common import JSON_OPTION, context_settings, reports_errors
 
 if TYPE_CHECKING:
     from streams.identity.matching import MatchModel
@@ -55,6 +55,7 @@ def identity_worker(
     identity changes, reviews and dead letters out. Health on C2C_WORKER_WEB_PORT."""
     from faust.worker import Worker
 
+    from c2c.logs import logging_config
     from c2c.registry import SchemaRegistry
     from c2c.telemetry import setup_telemetry
     from streams.app import APP_ID, create_app
@@ -84,7 +85,12 @@ def identity_worker(
         role=role,
     )
     try:
-        Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+        Worker(
+            app,
+            loglevel=settings.log_level,
+            logging_config=logging_config(settings.log_level, settings.log_format),
+            quiet=True,
+        ).execute_from_commandline()
     finally:
         telemetry.shutdown()
 
@@ -149,7 +155,7 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
     show_default=True,
     help="Distinct identities to sample from the extracts.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fit.")
 @click.pass_context
 @reports_errors
 def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, seed: int) -> None:
@@ -203,7 +209,7 @@ def eval_group() -> None:
     default=None,
     help="The extracts TRUTH describes, to name each published event (default: TRUTH/..).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @reports_errors
 def eval_linkage(

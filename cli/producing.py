@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from cli.common import context_settings, reports_errors
+from cli.common import EXIT_PROBLEMS, JSON_OPTION, context_settings, echo_json, reports_errors
+from cli.progress import QUIET_OPTION, Progress
 from producers.formats import FORMATS
 
 # -- producers -------------------------------------------------------------------------------
@@ -22,7 +22,7 @@ from producers.formats import FORMATS
 @click.option("--rate", type=float, default=None, help="At most this many events per second.")
 @click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even if some rows were rejected.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@JSON_OPTION
 @click.option(
     "--allow-unknown-columns",
     is_flag=True,
@@ -52,7 +52,8 @@ def produce(
     """Validate a provider's extract FILE (CSV or JSON Lines) and publish its rows.
 
     Rejected rows go, with their line and reason, to FILE.rejects.csv and to the
-    dead-letter topic. Exits 1 if any row was rejected (unless --allow-rejects).
+    dead-letter topic. Exits 4 if some rows were rejected (unless --allow-rejects), 1 if
+    the file was refused (nothing read: unknown columns, not the format).
     """
     from c2c.telemetry import setup_telemetry
     from producers.files import produce_file
@@ -77,7 +78,7 @@ def produce(
         )
     telemetry.shutdown()
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        echo_json(summary.to_dict())
     else:
         verb = "would publish" if dry_run else "published"
         click.echo(
@@ -91,13 +92,18 @@ def produce(
         for warning in summary.warnings:
             click.echo(f"  warning: {warning}")
     if summary.rejected and not allow_rejects:
-        sys.exit(1)
+        sys.exit(EXIT_PROBLEMS)
 
 
 @click.command()
 @click.option("--people", type=click.IntRange(min=1), required=True, help="How many people.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the extracts and truth/.",
+)
 @click.option(
     "--first-class",
     type=int,
@@ -137,8 +143,22 @@ def produce(
     default=None,
     help="Processes to share the people among (default: one per core).",
 )
-@click.option("--twins", type=click.FloatRange(0, 1), default=0.01, show_default=True)
-@click.option("--shared-ssn", type=click.FloatRange(0, 1), default=0.002, show_default=True)
+@click.option(
+    "--twins",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of people with a twin (same birth date and surname).",
+)
+@click.option(
+    "--shared-ssn",
+    type=click.FloatRange(0, 1),
+    default=0.002,
+    show_default=True,
+    help="Share of people whose SSN another person uses too.",
+)
+@JSON_OPTION
+@QUIET_OPTION
 @reports_errors
 def synth(
     people: int,
@@ -152,6 +172,8 @@ def synth(
     workers: int | None,
     twins: float,
     shared_ssn: float,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Simulate a California cohort flow into providers' extracts, with the truth."""
     from dataclasses import replace
@@ -179,8 +201,22 @@ def synth(
         twin_rate=twins,
         shared_ssn_rate=shared_ssn,
     )
-    report = synthesize(config, noise, out, workers=workers or os.cpu_count() or 1)
+    with Progress(f"synth {out}", unit="people", total=people, quiet=quiet) as progress:
+        report = synthesize(
+            config, noise, out, workers=workers or os.cpu_count() or 1, progress=progress.update
+        )
     total = sum(report.records.values())
+    if as_json:
+        echo_json(
+            {
+                "people": people,
+                "records": dict(report.records),
+                "files": {k: str(v) for k, v in report.files.items()},
+                "truth": str(out / "truth"),
+                "seconds": report.seconds,
+            }
+        )
+        return
     click.echo(f"{people} people, {total} records in {report.seconds:.1f} s -> {out}")
     for source, count in sorted(report.records.items()):
         click.echo(f"  {source:<7} {count:>9}  {report.files[source]}")
@@ -191,19 +227,39 @@ def synth(
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--rate", type=float, default=None, help="At most this many events per second.")
 @click.option("--dry-run", is_flag=True, help="Validate every row; publish nothing.")
+@JSON_OPTION
+@QUIET_OPTION
 @click.pass_context
 @reports_errors
-def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bool) -> None:
-    """Publish all providers' extracts in FOLDER interleaved in event-time order."""
+def replay_cmd(
+    ctx: click.Context, folder: Path, rate: float | None, dry_run: bool, as_json: bool, quiet: bool
+) -> None:
+    """Publish all providers' extracts in FOLDER interleaved in event-time order.
+
+    Exits 4 if some rows were rejected, 1 if a file was refused."""
     from c2c.telemetry import setup_telemetry
     from producers.files import replay
 
     settings = context_settings(ctx)
     telemetry = setup_telemetry(settings, "producer")
     try:
-        summaries = replay(settings, folder, rate=rate, dry_run=dry_run, telemetry=telemetry)
+        with Progress(f"replay {folder}", quiet=quiet) as progress:
+            summaries = replay(
+                settings,
+                folder,
+                rate=rate,
+                dry_run=dry_run,
+                telemetry=telemetry,
+                progress=progress.update,
+            )
     finally:
         telemetry.shutdown()
+    rejected = any(summary.rejected for summary in summaries)
+    if as_json:
+        echo_json([summary.to_dict() for summary in summaries])
+        if rejected:
+            sys.exit(EXIT_PROBLEMS)
+        return
     for summary in summaries:
         click.echo(
             f"{summary.source:<7} read {summary.read}, published {summary.published}, "
@@ -212,5 +268,5 @@ def replay_cmd(ctx: click.Context, folder: Path, rate: float | None, dry_run: bo
     seconds = max(summary.seconds for summary in summaries)
     read = sum(summary.read for summary in summaries)
     click.echo(f"replayed {read} rows in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} rows/s)")
-    if any(summary.rejected for summary in summaries):
-        sys.exit(1)
+    if rejected:
+        sys.exit(EXIT_PROBLEMS)

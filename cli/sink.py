@@ -12,7 +12,7 @@ import click
 
 from c2c.errors import C2CError
 from c2c.settings import Settings
-from cli.common import context_settings, reports_errors
+from cli.common import JSON_OPTION, context_settings, echo_json, reports_errors
 
 
 @click.group()
@@ -21,9 +21,10 @@ def sink() -> None:
 
 
 @sink.command("migrate")
+@JSON_OPTION
 @click.pass_context
 @reports_errors
-def sink_migrate(ctx: click.Context) -> None:
+def sink_migrate(ctx: click.Context, as_json: bool) -> None:
     """Apply pending ClickHouse migrations (sinks/migrations/) and re-create the public
     views with the configured suppression threshold."""
     from c2c.clickhouse import connect
@@ -35,6 +36,9 @@ def sink_migrate(ctx: click.Context) -> None:
         min_cell=settings.suppression_min_cell,
         server=not settings.clickhouse_embedded,
     )
+    if as_json:
+        echo_json({"applied": applied})
+        return
     click.echo(f"applied {len(applied)} migration(s){': ' if applied else ''}{', '.join(applied)}")
 
 
@@ -109,7 +113,7 @@ def _open_clickhouse(settings: Settings, stop: threading.Event) -> Any | None:
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @reports_errors
 def outcomes(ctx: click.Context, name: str | None, as_json: bool) -> None:
@@ -164,9 +168,9 @@ def _emit_optout(settings: Settings, event: dict[str, Any]) -> None:
 @click.option("--ssn", help="SSN, 9 digits.")
 @click.option("--itin", help="ITIN, 9 digits starting with 9.")
 @click.option("--ssid", help="Statewide student id, 10 digits.")
-@click.option("--first-name")
-@click.option("--middle-name")
-@click.option("--last-name")
+@click.option("--first-name", help="Legal first name.")
+@click.option("--middle-name", help="Middle name.")
+@click.option("--last-name", help="Legal last name.")
 @click.option("--birth-date", type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD.")
 @click.option("--zip", "zip_code", help="Residential ZIP code.")
 @click.option("--request-id", help="The request's id (default: a new one, printed).")
@@ -175,7 +179,9 @@ def _emit_optout(settings: Settings, event: dict[str, Any]) -> None:
     type=click.Choice(["INDIVIDUAL", "PROVIDER", "OPERATOR"]),
     default="OPERATOR",
     show_default=True,
+    help="Who asks: the person, a provider on their behalf, or an operator.",
 )
+@JSON_OPTION
 @click.pass_context
 @reports_errors
 def optout_request(
@@ -184,6 +190,7 @@ def optout_request(
     birth_date: Any,
     request_id: str | None,
     requested_by: str,
+    as_json: bool,
     **person: str | None,
 ) -> None:
     """Publish an opt-out request for the person these fields identify; prints its id."""
@@ -195,6 +202,9 @@ def optout_request(
         fields["birth_date"] = birth_date.date()
     event = request_event(fields, request_id=request_id, requested_by=requested_by)
     _emit_optout(settings, event)
+    if as_json:
+        echo_json({"request_id": event["request_id"], "requested_by": requested_by})
+        return
     click.echo(event["request_id"])
 
 
@@ -212,7 +222,7 @@ def optout_revoke(ctx: click.Context, request_id: str) -> None:
 
 @optout.command("status")
 @click.argument("request_id")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @reports_errors
 def optout_status(ctx: click.Context, request_id: str, as_json: bool) -> None:

@@ -488,10 +488,12 @@ def replay(
     dry_run: bool = False,
     telemetry: Telemetry | None = None,
     today: datetime.date | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ProduceSummary]:
     """Publish every provider's extract in ``folder`` interleaved in event-time order, to
     simulate live arrival. Rejects are handled as in :func:`produce_file`; dates are
-    checked as of ``today`` (default: :func:`open_folder`'s)."""
+    checked as of ``today`` (default: :func:`open_folder`'s). ``progress`` is called with
+    the rows done, every 1,000."""
     started = time.perf_counter()
     inputs = open_folder(folder, dry_run=dry_run, today=today)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
@@ -501,11 +503,13 @@ def replay(
         for item in inputs
     ]
     try:
-        for item, encoded, what in encoded_in_time_order(inputs, plans):
+        for done, (item, encoded, what) in enumerate(encoded_in_time_order(inputs, plans), 1):
             if isinstance(what, Reject):
                 producing.reject(item, what.line, what.reason, what.code, what.raw)
             else:
                 producing.publish_one(item, encoded, what)
+            if progress is not None and done % 1000 == 0:
+                progress(1000)
     finally:
         producing.finish(inputs, started)
     return [item.summary for item in inputs]

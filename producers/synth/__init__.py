@@ -14,7 +14,8 @@ import itertools
 import json
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,13 +86,19 @@ def _concatenate(target: Path, header: list[str], parts: list[Path]) -> None:
 
 
 def synthesize(
-    config: SynthConfig, noise: NoiseConfig, out: Path, *, workers: int = 1
+    config: SynthConfig,
+    noise: NoiseConfig,
+    out: Path,
+    *,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> SynthReport:
     """Simulate ``config.people`` people into ``out``: one extract per provider
     (``k12.csv`` ... ``optout.csv``) and ``truth/`` (records.csv, people.csv,
     outcomes.json, outcomes_without_optouts.json: the same over the people who never asked
     to opt out, config.json). ``workers`` processes share the people; the files are
-    the same whatever their number."""
+    the same whatever their number. ``progress`` is called with the people of each share
+    done."""
     started = time.perf_counter()
     (out / "truth").mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers, config.people))
@@ -99,12 +106,18 @@ def synthesize(
     ranges = list(itertools.pairwise(bounds))
     if workers == 1:
         parts = [_simulate_range(config, noise, out, 0, 0, config.people)]
+        if progress is not None:
+            progress(config.people)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(_simulate_range, config, noise, out, i, a, b)
+            futures = {
+                pool.submit(_simulate_range, config, noise, out, i, a, b): b - a
                 for i, (a, b) in enumerate(ranges)
-            ]
+            }
+            for future in as_completed(futures):
+                future.result()
+                if progress is not None:
+                    progress(futures[future])
             parts = [future.result() for future in futures]
     truth, kept = parts[0].truth, parts[0].kept
     counts: dict[str, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_produce_command_summary_and_exit_codes(stack: Settings, tmp_path: Path)
     text[2] = text[2].replace("20070102", "20070230")
     bad.write_text("\n".join(text) + "\n")
     run = _produce("k12", str(bad))
-    assert run.returncode == 1
+    assert run.returncode == 4  # some rows rejected: the rest published
     assert "read 6, published 5, rejected 1" in run.stdout
     assert f"rejects: {rejects_path(bad)}" in run.stdout
     allowed = _produce("k12", str(bad), "--allow-rejects", "--dry-run")
@@ -122,8 +123,17 @@ def test_produce_command_summary_and_exit_codes(stack: Settings, tmp_path: Path)
     assert "read 6, would publish 5, rejected 1" in allowed.stdout
 
     wrong = _produce("csac", str(good))
-    assert wrong.returncode == 1
+    assert wrong.returncode == 1  # the file refused: nothing read
     assert "It looks like a ctc extract" in wrong.stderr
+
+    refused = _produce("csac", str(good), "--json")
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "extract.format"
+    assert "It looks like a ctc extract" in error["message"]
+    rejected = _produce("k12", str(bad), "--json", "--dry-run")
+    assert rejected.returncode == 4
+    assert json.loads(rejected.stdout)["rejected"] == 1
 
 
 def test_emitter_validates_and_reports_delivery(stack: Settings, registry: SchemaRegistry) -> None:
@@ -287,7 +297,7 @@ def test_a_10_mb_field_is_rejected_and_its_dead_letter_fits_the_broker(
             writer.writerow(row)
     raw = path.read_bytes().splitlines()[3]
     run = _produce("edd", str(path))
-    assert run.returncode == 1, run.stderr  # rows were rejected: not a traceback
+    assert run.returncode == 4, run.stderr  # rows were rejected: not a traceback
     assert "Traceback" not in run.stderr
     assert "read 6, published 5, rejected 1" in run.stdout
     assert f"rejects: {rejects_path(path)}" in run.stdout

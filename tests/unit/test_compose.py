@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +63,114 @@ def test_provisioned_dashboards_are_valid_and_query_our_metrics() -> None:
     for name in ("c2c_events_out_total", "c2c_rows_rejected_total", "c2c_events_failed_total"):
         assert name in exprs
     json.loads((folder / "outcomes.json").read_text())
+
+
+def _file() -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return loaded
+
+
+def _interpolated(value: str) -> str:
+    """``value`` with each ``${NAME:-default}`` as compose gives it when NAME is unset."""
+    import re
+
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+def _pom_version(name: str) -> str:
+    import re
+
+    found = re.search(rf"<{name}>([^<]+)</{name}>", (ROOT / "services" / "pom.xml").read_text())
+    assert found, name
+    return found.group(1)
+
+
+def test_images_are_the_versions_the_local_services_and_tests_run() -> None:
+    import chdb
+
+    services = _file()["services"]
+    assert services["kafka"]["image"] == f"apache/kafka:{_pom_version('kafka.version')}"
+    assert services["kafka-init"]["image"] == services["kafka"]["image"]
+    registry = f"apicurio/apicurio-registry:{_pom_version('apicurio.version')}"
+    assert services["schema-registry"]["image"] == registry
+    major_minor = ".".join(chdb.engine_version.split(".")[:2])
+    assert services["clickhouse"]["image"] == f"clickhouse/clickhouse-server:{major_minor}"
+
+
+def test_every_c2c_variable_is_a_setting_and_the_environment_is_valid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from c2c.settings import ENV_PREFIX, Settings, load_settings
+
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    services = _file()["services"]
+    for name, service in services.items():
+        environment = service.get("environment") or {}
+        for key, value in environment.items():
+            if key.startswith(ENV_PREFIX) and name not in ("grafana", "clickhouse"):
+                assert key in fields, f"{name}: {key} is not a setting (c2c/settings.py)"
+                monkeypatch.setenv(key, _interpolated(str(value)))
+    settings = load_settings()  # every problem at once, as each process would see it
+    assert settings.schema_registry_url.startswith("http://schema-registry:8080/")
+    assert settings.kafka_bootstrap == "kafka:9092"
+
+
+def test_ports_agree_with_the_settings_and_prometheus() -> None:
+    from c2c.settings import Settings
+
+    services = _file()["services"]
+    defaults = Settings.model_fields
+    worker_check = " ".join(services["identity-worker"]["healthcheck"]["test"])
+    sink_check = " ".join(services["sink"]["healthcheck"]["test"])
+    assert f":{defaults['worker_web_port'].default}/health/live" in worker_check
+    assert f":{defaults['sink_web_port'].default}/health/live" in sink_check
+    prometheus = (ROOT / "observability" / "config" / "prometheus.yml").read_text()
+    for name in ("identity-worker", "sink"):
+        port = services[name]["environment"]["C2C_METRICS_PORT"]
+        assert f"{name}:{port}" in prometheus
+    assert services["schema-registry"]["ports"] == ["127.0.0.1:8081:8080"]
+
+
+def test_init_runs_before_the_stages_and_every_service_has_a_healthcheck() -> None:
+    services = _file()["services"]
+    jobs = {"kafka-init", "init", "demo"}
+    for name, service in services.items():
+        if name not in jobs:
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+    init = " ".join(services["init"]["command"])
+    assert init == "c2c topics create && c2c schemas register && c2c sink migrate"
+    for stage in ("identity-worker", "sink"):
+        after = services[stage]["depends_on"]["init"]["condition"]
+        assert after == "service_completed_successfully"
+    assert services["init"]["depends_on"] == {
+        "schema-registry": {"condition": "service_healthy"},
+        "clickhouse": {"condition": "service_healthy"},
+    }
+    assert {k: v["condition"] for k, v in services["demo"]["depends_on"].items()} == {
+        "identity-worker": "service_healthy",
+        "sink": "service_healthy",
+    }
+
+
+def test_grafana_reads_clickhouse_as_a_public_reader_and_needs_a_login() -> None:
+    import yaml
+
+    from sinks.access import ROLES
+
+    services = _file()["services"]
+    assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    folder = ROOT / "observability" / "config"
+    sources = yaml.safe_load(
+        (folder / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text()
+    )["datasources"]
+    (clickhouse,) = [s for s in sources if s["uid"] == "clickhouse"]
+    user = clickhouse["jsonData"]["username"]
+    script = (folder / "clickhouse" / "grafana-user.sh").read_text()
+    public = [role for role in ROLES if role.reads == ("public_*",)]
+    assert [role.name for role in public] == ["public_reader"]
+    assert f"CREATE USER IF NOT EXISTS {user} " in script
+    assert f"DEFAULT ROLE public_reader;\nGRANT public_reader TO {user};" in script
+    mounts = services["clickhouse"]["volumes"]
+    assert any(m.startswith("./observability/config/clickhouse/grafana-user.sh:") for m in mounts)

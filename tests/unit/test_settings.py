@@ -19,7 +19,7 @@ def test_defaults_point_at_local_services() -> None:
     assert settings.schema_registry_url == "http://127.0.0.1:8081/apis/ccompat/v7"
     assert settings.clickhouse_embedded
     assert settings.clickhouse_dsn == f"chdb://{Path('.c2c/clickhouse').resolve()}"
-    assert settings.lib_path == Path(".c2c/lib")
+    assert settings.lib_path == Path(".c2c/lib").resolve()  # found from here, said whole
 
 
 def test_environment_variables_are_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
