@@ -68,13 +68,20 @@ def read_decided(
     settings: Settings, registry: SchemaRegistry, topic: str, id_field: str
 ) -> list[Decided]:
     """Every record of ``topic`` (one partition), oldest first, with the latest audited
-    decision on its ``id_field``."""
+    decision on its ``id_field``; a record whose id came before is a copy (a stage killed
+    before its commit sends the same dead letter again, under the same id:
+    c2c.deadletter.failure_id) and is left out."""
     decoder = registry.decoder(get_topic(topic))
     latest = decisions(AuditLog(settings, registry).read())
     found = []
+    seen: set[str] = set()
     for message in read_to_end(settings, [topic]):
         record = decoder.decode(message.value() or b"")
-        found.append(Decided(record, int(message.offset() or 0), latest.get(str(record[id_field]))))
+        key = str(record[id_field])
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append(Decided(record, int(message.offset() or 0), latest.get(key)))
     return found
 
 
