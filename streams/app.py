@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Mapping
@@ -361,7 +362,7 @@ def _add_resolver(
     tables = TableWriter(changelogs, app, (persons, sources))
     snapshots = SnapshotEncoder()
 
-    async def publish(decided: list[Outgoing]) -> None:
+    async def publish(decided: list[tuple[int, list[Outgoing]]]) -> None:
         # The state first, then what it decided: a batch's changelog is confirmed before
         # its results are sent, so a worker killed in between starts again from a state
         # that holds every person and source id its published results name, and resolves
@@ -371,9 +372,14 @@ def _add_resolver(
         # same events to another person that no published merge joins to the first
         # (tests/integration/test_crashes.py). Both are confirmed before the batch is
         # acknowledged, so an offset is never committed for a message whose results or
-        # changelog Kafka did not take.
+        # changelog Kafka did not take. Each record's results carry the time it was
+        # resolved as their create time, not the time they are sent: the sink keeps out a
+        # person's events published up to their opt-out's decided_at (sinks/optouts.py),
+        # and an event resolved before the opt-out, in the same batch, must be dated
+        # before it.
         await asyncio.to_thread(changelogs.confirm)
-        results.send_all(decided)
+        for resolved_ms, outgoing in decided:
+            results.send_all(outgoing, resolved_ms)
         await asyncio.to_thread(results.confirm)
 
     def damaged(message: Incoming, error: SerdeError) -> None:
@@ -397,7 +403,9 @@ def _add_resolver(
                 first_seen: dict[tuple[str, str], str] = {}
                 # (bound once: the loop runs per record)
                 process, read, sent = stage.process, batch.read, batch.sent
-                decided: list[Outgoing] = []  # the batch's results, sent after its state
+                # the batch's results, each record's with when it was resolved: sent after
+                # the batch's state
+                decided: list[tuple[int, list[Outgoing]]] = []
                 for event in events:
                     message = _incoming(event)
                     try:
@@ -410,7 +418,7 @@ def _add_resolver(
                         read(incoming.topic)
                         processed = process(incoming)
                         outgoing = processed.outgoing
-                        decided += outgoing
+                        decided.append((time.time_ns() // 1_000_000, outgoing))
                         sent(outgoing)
                         changed.update(processed.persons)
                         if processed.sources:

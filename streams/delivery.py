@@ -125,19 +125,28 @@ class BatchProducer:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
 
-    def send_all(self, messages: Iterable[Sendable]) -> None:
+    def send_all(self, messages: Iterable[Sendable], timestamp_ms: int = 0) -> None:
         """:meth:`send` each of ``messages``, in order (to where the partitioner puts each
-        key): the worker's results, a record's at a time, without a Python call each."""
+        key): the worker's results, a record's at a time, without a Python call each.
+        ``timestamp_ms``: the messages' create time (0: now, as the producer sets it)."""
         produce = self._producer.produce
         for message in messages:
-            headers = message.headers
-            try:
-                if headers:
-                    produce(message.topic, message.value, message.key, headers=_listed(headers))
-                else:
-                    produce(message.topic, message.value, message.key)
-            except BufferError:  # local queue full: send waits for room
-                self.send(message.topic, message.key, message.value, headers)
+            headers = _listed(message.headers) if message.headers else None
+            while True:
+                try:
+                    if headers:
+                        produce(
+                            message.topic,
+                            message.value,
+                            message.key,
+                            headers=headers,
+                            timestamp=timestamp_ms,
+                        )
+                    else:
+                        produce(message.topic, message.value, message.key, timestamp=timestamp_ms)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    self._producer.poll(0.05)
 
     def confirm(self, timeout_s: float = 60.0) -> None:
         """Wait until Kafka acknowledged everything sent so far; DeliveryError naming what

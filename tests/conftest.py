@@ -79,5 +79,3 @@ def read_decoded(
                 found.append((record, list(message.headers() or [])))
     consumer.close()
     return found
-
-
