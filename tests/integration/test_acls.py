@@ -1,0 +1,157 @@
+"""Who can read what, on a real secured broker: a second local Kafka (own ports and data
+folder) run with SASL/SCRAM and the StandardAuthorizer (C2C_KAFKA_ACLS), its principals and
+ACLs made by `services_up` from c2c/acls.py. Each refusal the issue names is tried as the
+principal it concerns, beside the same action by the role that may do it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from c2c.acls import ADMIN, producer_role
+from c2c.errors import ServiceError
+from c2c.kafka import ensure_topics, read_to_end
+from c2c.kinds import get_kind
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
+from producers.files import mapped_events, produce_file
+from producers.formats import provider_kinds
+from producers.synth import NoiseConfig, SynthConfig, synthesize
+from services import services_down, services_up
+from services.principals import as_role
+from tests.conftest import free_port_pair
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A secured broker of its own, the catalogue's topics on it; yields settings that reach
+    it with no principal (each test takes the role it needs with ``as_role``)."""
+    port = free_port_pair()
+    secured = settings.model_copy(
+        update={
+            "data_dir": tmp_path_factory.mktemp("secured") / "data",
+            "lib_dir": settings.lib_path.resolve(),
+            "kafka_bootstrap": f"127.0.0.1:{port}",
+            "kafka_controller_port": port + 1,
+            "kafka_acls": True,
+            "kafka_heap": "512m",
+            "kafka_security_protocol": "PLAINTEXT",
+            "kafka_sasl_mechanism": None,
+            "kafka_sasl_username": None,
+            "kafka_sasl_password": None,
+        }
+    )
+    started = services_up(secured, ["kafka"], providers=provider_kinds())
+    try:
+        ensure_topics(as_role(secured, ADMIN), CATALOGUE)
+        yield secured
+    finally:
+        services_down(secured, started)
+
+
+def _send(settings: Settings, topic: str) -> KafkaError | None:
+    """Send one message to ``topic``; the broker's error, or None if it took it."""
+    errors: list[KafkaError | None] = []
+    producer = Producer(settings.kafka_config(**{"message.timeout.ms": 10_000}))
+    producer.produce(topic, b"probe", on_delivery=lambda err, _msg: errors.append(err))
+    producer.flush(15)
+    assert errors, f"no delivery report for {topic}"
+    return errors[0]
+
+
+def _refused_write(settings: Settings, topic: str) -> bool:
+    error = _send(settings, topic)
+    return error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def _refused_read(settings: Settings, topic: str) -> ServiceError:
+    with pytest.raises(ServiceError) as refused:
+        list(read_to_end(settings, [topic], timeout_s=20))
+    assert refused.value.code == "kafka.not_authorized"
+    return refused.value
+
+
+def test_a_client_without_a_principal_is_not_let_in(secured: Settings) -> None:
+    admin = AdminClient(secured.kafka_config(**{"socket.timeout.ms": 2000}))
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    wrong = as_role(secured, "sink").model_copy(
+        update={"kafka_sasl_password": as_role(secured, "reader").kafka_sasl_password}
+    )
+    with pytest.raises(KafkaException):
+        AdminClient(wrong.kafka_config()).list_topics(timeout=5)
+
+
+def test_the_sinks_principal_cannot_read_a_raw_topic(secured: Settings) -> None:
+    raw = get_kind("enrollment").raw_topic
+    assert _send(as_role(secured, producer_role("k12")), raw) is None
+    refused = _refused_read(as_role(secured, "sink"), raw)
+    assert "User:c2c-sink" in str(refused)
+    assert raw in str(refused)
+    # the resolver, whose input it is, reads it
+    assert list(read_to_end(as_role(secured, "resolver"), [raw], timeout_s=20))
+
+
+def test_a_provider_cannot_write_another_providers_topic(secured: Settings) -> None:
+    edd = as_role(secured, producer_role("edd"))
+    assert _send(edd, get_kind("wage").raw_topic) is None
+    for other in ("credential", "enrollment", "optout"):
+        assert _refused_write(edd, get_kind(other).raw_topic)
+    # nor anything downstream of the resolver
+    assert _refused_write(edd, get_kind("wage").linked_topic)
+
+
+def test_a_deidentified_reader_cannot_read_dead_letters(secured: Settings) -> None:
+    assert _send(as_role(secured, "resolver"), DEAD_LETTER_TOPIC) is None
+    assert _send(as_role(secured, "resolver"), get_kind("wage").linked_topic) is None
+    reader = as_role(secured, "reader")
+    refused = _refused_read(reader, DEAD_LETTER_TOPIC)
+    assert "User:c2c-reader" in str(refused)
+    for raw in ("wage", "optout"):
+        _refused_read(reader, get_kind(raw).raw_topic)
+    assert list(read_to_end(reader, [get_kind("wage").linked_topic], timeout_s=20))
+    # the operator reads them
+    assert list(read_to_end(as_role(secured, "operator"), [DEAD_LETTER_TOPIC], timeout_s=20))
+
+
+def test_the_pipeline_runs_with_each_role_its_own_principal(
+    secured: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """Each provider's extract produced by that provider's principal, the identity worker as
+    the resolver, the sink as the sink: every event resolved, every linked event written."""
+    synth = tmp_path / "synth"
+    synthesize(SynthConfig(people=60, seed=int(uuid.uuid4().int % 10**6)), NoiseConfig(), synth)
+    events = [e for _s, e in mapped_events(synth)]
+    linked = sum(1 for e in events if "request_id" not in e)
+    sink_settings = as_role(secured, "sink").model_copy(
+        update={"clickhouse_url": f"chdb://{tmp_path / 'ch'}", "clickhouse_database": "acls"}
+    )
+    sink = SinkProcess(sink_settings, tmp_path / "sink.log", port=free_port_pair())
+    worker = WorkerProcess(
+        as_role(secured, "resolver"), tmp_path / "worker.log", port=free_port_pair()
+    )
+    try:
+        sink.start()
+        worker.start()
+        produced = 0
+        for source in sorted(provider_kinds()):
+            extract = synth / f"{source}.csv"
+            if extract.exists():
+                summary = produce_file(as_role(secured, producer_role(source)), source, extract)
+                produced += summary.published
+        assert produced == len(events)
+        worker.drained(len(events))
+        sink.caught_up(linked)
+    finally:
+        worker.kill()
+        sink.kill()
