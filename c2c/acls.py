@@ -9,10 +9,11 @@ talks to Kafka.
   letters (its rejected rows); reads nothing.
 - ``resolver`` reads the raw topics, the intake and its changelogs; writes the intake, the
   linked topics, changes, opt-out decisions, review, dead letters and its changelogs.
-- ``sink`` reads the linked topics, changes, opt-out decisions and heartbeats.
+- ``sink`` reads the linked topics, changes, opt-out decisions and heartbeats; writes dead
+  letters (messages it cannot decode).
 - ``reader`` (de-identified microdata) reads the linked topics, changes, opt-out decisions.
 - ``operator`` reads dead letters and review; describes every topic and group (`c2c status`).
-- ``registry`` reads and writes its journal (``kafkasql-*``).
+- ``registry`` reads and writes its journal (``kafkasql-*``) and ``registry-events``.
 - ``admin`` is the broker's super user (the broker itself, `c2c services up`, `c2c topics`).
 
 Nobody but the resolver and the operator reads the identity zone.
@@ -52,6 +53,8 @@ ADMIN = "admin"
 # Roles besides one producer per provider; the admin is a super user and needs no ACL.
 FIXED_ROLES = ("resolver", "sink", "reader", "operator", "registry", ADMIN)
 _HEARTBEAT_TOPIC = "c2c.ops.heartbeat"
+# Apicurio's events topic (apicurio.events.kafka.topic), which it creates at start.
+_REGISTRY_EVENTS = "registry-events"
 # Consumer groups and Faust topics of the identity worker are named after its app id
 # (streams.app.APP_ID, "c2c-identity", and tests' "c2c-identity-<hex>").
 _WORKER_PREFIX = "c2c-identity"
@@ -126,6 +129,7 @@ def acl_table(providers: Mapping[str, Iterable[str]]) -> tuple[Grant, ...]:
         grants += _topic(reader, deidentified, "READ", "DESCRIBE")
         grants += _prefix(reader, "group", f"c2c-{reader}", "READ", "DESCRIBE")
     grants += _topic("sink", [_HEARTBEAT_TOPIC], "READ", "DESCRIBE")
+    grants += _topic("sink", [DEAD_LETTER_TOPIC], "WRITE", "DESCRIBE")  # what it cannot decode
     operator = "operator"
     grants += _topic(operator, [DEAD_LETTER_TOPIC, REVIEW_TOPIC], "READ")
     grants += _topic(operator, ["*"], "DESCRIBE", "DESCRIBE_CONFIGS")  # "*": every topic
@@ -134,6 +138,9 @@ def acl_table(providers: Mapping[str, Iterable[str]]) -> tuple[Grant, ...]:
     journal = REGISTRY_JOURNAL.name.split("-")[0] + "-"  # kafkasql-journal, -snapshots
     grants += _prefix(
         "registry", "topic", journal, "READ", "WRITE", "DESCRIBE", "CREATE", "DESCRIBE_CONFIGS"
+    )
+    grants += _topic(
+        "registry", [_REGISTRY_EVENTS], "READ", "WRITE", "DESCRIBE", "CREATE", "DESCRIBE_CONFIGS"
     )
     grants += _prefix("registry", "group", "c2c-registry", "READ", "DESCRIBE")
     return tuple(grants)

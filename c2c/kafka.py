@@ -52,7 +52,7 @@ def ensure_topics(
     except KafkaException as exc:
         raise ServiceError(
             f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}; "
-            "is it up? (`c2c services status`)",
+            "is it up? (`c2c services status`)" + _principal_hint(settings),
             code="service.kafka.unreachable",
         ) from exc
     replication = min(3, max(1, len(metadata.brokers)))
@@ -169,6 +169,15 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
         return ends
     finally:
         consumer.close()
+
+
+def _principal_hint(settings: Settings) -> str:
+    if settings.kafka_secured and settings.kafka_sasl_username is None:
+        return (
+            "; the broker is secured (C2C_KAFKA_ACLS) and takes only SASL clients: connect as "
+            'a role, for example `eval "$(c2c services credentials admin)"` on the local stack'
+        )
+    return ""
 
 
 def not_authorized(settings: Settings, topic: str, action: str) -> ServiceError:
