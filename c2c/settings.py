@@ -318,9 +318,10 @@ class Settings(BaseSettings):
         return self.environment != "development"
 
     def kafka_environment(self) -> dict[str, str]:
-        """The C2C_KAFKA_* variables that make a child process connect as these settings do
-        (same bootstrap, same principal)."""
+        """The C2C_KAFKA_* variables (and the registry's URL) that make a child process
+        connect as these settings do: same bootstrap, same principal, same schema ids."""
         env = {
+            f"{ENV_PREFIX}SCHEMA_REGISTRY_URL": self.schema_registry_url,
             f"{ENV_PREFIX}KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
         }

@@ -108,7 +108,8 @@ def services_credentials_cmd(ctx: click.Context, role: str) -> None:
     principal (`eval "$(c2c services credentials sink)"` before `c2c sink run`)."""
     settings = as_role(context_settings(ctx), role)
     for name, value in settings.kafka_environment().items():
-        click.echo(f"export {name}={shlex.quote(value)}")
+        if "KAFKA" in name:
+            click.echo(f"export {name}={shlex.quote(value)}")
 
 
 def _print_status(rows: Sequence[ServiceStatus]) -> None:

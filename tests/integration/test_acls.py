@@ -1,10 +1,15 @@
-"""Who can read what, on a real secured broker: a second local Kafka (own ports and data
-folder) run with SASL/SCRAM and the StandardAuthorizer (C2C_KAFKA_ACLS), its principals and
-ACLs made by `services_up` from c2c/acls.py. Each refusal the issue names is tried as the
-principal it concerns, beside the same action by the role that may do it."""
+"""Who can read what, on a real secured stack: a second local Kafka and registry (own ports
+and data folder) run by `c2c services up` with C2C_KAFKA_ACLS (SASL/SCRAM and the
+StandardAuthorizer), its principals and ACLs made from c2c/acls.py. Each refusal the issue
+names is tried as the principal it concerns, beside the same action by the role that may do
+it; then the pipeline runs end to end with every process its role's principal."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,50 +18,81 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from c2c.acls import ADMIN, producer_role
+from c2c.acls import producer_role
 from c2c.errors import ServiceError
-from c2c.kafka import ensure_topics, read_to_end
+from c2c.kafka import read_to_end
 from c2c.kinds import get_kind
-from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
-from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC
+from c2c.topics import DEAD_LETTER_TOPIC
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, produce_file
 from producers.formats import provider_kinds
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from services import services_down, services_up
+from services import services_down
 from services.principals import as_role
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
 
 
+def _c2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A secured broker of its own, the catalogue's topics on it; yields settings that reach
-    it with no principal (each test takes the role it needs with ``as_role``)."""
-    port = free_port_pair()
-    secured = settings.model_copy(
-        update={
-            "data_dir": tmp_path_factory.mktemp("secured") / "data",
-            "lib_dir": settings.lib_path.resolve(),
-            "kafka_bootstrap": f"127.0.0.1:{port}",
-            "kafka_controller_port": port + 1,
-            "kafka_acls": True,
-            "kafka_heap": "512m",
-            "kafka_security_protocol": "PLAINTEXT",
-            "kafka_sasl_mechanism": None,
-            "kafka_sasl_username": None,
-            "kafka_sasl_password": None,
+    """A secured stack of its own (Kafka with C2C_KAFKA_ACLS and a registry on it), started
+    by `c2c services up`; topics created and schemas registered as the admin. Yields
+    settings that reach it with no principal (each test takes its role with ``as_role``)."""
+    kafka_port, registry_port = free_port_pair(), free_port_pair()
+    data = tmp_path_factory.mktemp("secured")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
+    env.update(
+        {
+            "C2C_DATA_DIR": str(data / "data"),
+            "C2C_LIB_DIR": str(settings.lib_path.resolve()),
+            "C2C_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "C2C_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+            "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
+            "C2C_CLICKHOUSE_URL": f"chdb://{data / 'ch'}",
+            "C2C_KAFKA_ACLS": "true",
+            "C2C_KAFKA_HEAP": "512m",
         }
     )
-    started = services_up(secured, ["kafka"], providers=provider_kinds())
+    secured = Settings(
+        **{k.removeprefix("C2C_").lower(): v for k, v in env.items() if k[:4] == "C2C_"}
+    )
     try:
-        ensure_topics(as_role(secured, ADMIN), CATALOGUE)
+        up = _c2c(env, "services", "up")
+        assert up.returncode == 0, up.stderr
+        # a client with no principal is told the broker is secured, and what to do
+        refused = _c2c(env, "topics", "create")
+        assert refused.returncode != 0
+        assert "[service.kafka.unreachable]" in refused.stderr
+        assert "c2c services credentials admin" in refused.stderr
+        admin_env = {**env, **_exports(_c2c(env, "services", "credentials", "admin").stdout)}
+        for command in (("topics", "create"), ("schemas", "register")):
+            done = _c2c(admin_env, *command)
+            assert done.returncode == 0, done.stderr
         yield secured
     finally:
-        services_down(secured, started)
+        services_down(secured)
+
+
+def _exports(text: str) -> dict[str, str]:
+    """The variables of `c2c services credentials` output (``export NAME=VALUE`` lines)."""
+    pairs = [
+        shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in text.splitlines()
+    ]
+    return {name: value for name, value in pairs}
 
 
 def _send(settings: Settings, topic: str) -> KafkaError | None:
@@ -124,8 +160,22 @@ def test_a_deidentified_reader_cannot_read_dead_letters(secured: Settings) -> No
     assert list(read_to_end(as_role(secured, "operator"), [DEAD_LETTER_TOPIC], timeout_s=20))
 
 
+def test_the_operator_sees_status_and_dead_letters(secured: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
+    operator = as_role(secured, "operator")
+    env.update({**operator.kafka_environment(), "C2C_DATA_DIR": str(secured.data_dir)})
+    env["C2C_CLICKHOUSE_URL"] = secured.clickhouse_dsn
+    status = _c2c(env, "status")
+    # 4: a problem found, every service up (a test's probe on the dead letters is no
+    # DeadLetter record); what matters is that the operator read them and everything else
+    assert status.returncode in (0, 4), status.stdout + status.stderr
+    assert "dead letters:" in status.stdout
+    assert "c2c.raw.wage" in status.stdout
+    assert "not_authorized" not in status.stdout
+
+
 def test_the_pipeline_runs_with_each_role_its_own_principal(
-    secured: Settings, registry: SchemaRegistry, tmp_path: Path
+    secured: Settings, tmp_path: Path
 ) -> None:
     """Each provider's extract produced by that provider's principal, the identity worker as
     the resolver, the sink as the sink: every event resolved, every linked event written."""
