@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,20 +30,13 @@ from producers.formats import provider_kinds
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services import services_down
 from services.principals import as_role
-from tests.conftest import free_port_pair
+from tests.conftest import free_port_pair, private_stack_env, run_c2c
 
 pytestmark = pytest.mark.integration
 
 
 def _c2c(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_c2c(env, *args, check=False, timeout_s=600)
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +44,10 @@ def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A secured stack of its own (Kafka with C2C_KAFKA_ACLS and a registry on it), started
     by `c2c services up`; topics created and schemas registered as the admin. Yields
     settings that reach it with no principal (each test takes its role with ``as_role``)."""
-    kafka_port, registry_port = free_port_pair(), free_port_pair()
     data = tmp_path_factory.mktemp("secured")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
+    env = private_stack_env(data, settings)
     env.update(
         {
-            "C2C_DATA_DIR": str(data / "data"),
-            "C2C_LIB_DIR": str(settings.lib_path.resolve()),
-            "C2C_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-            "C2C_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
-            "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
             "C2C_CLICKHOUSE_URL": f"chdb://{data / 'ch'}",
             "C2C_KAFKA_ACLS": "true",
             "C2C_KAFKA_HEAP": "512m",
