@@ -108,6 +108,9 @@ def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:
     own free ports, the jars of ``settings``; no other C2C_* variable."""
     kafka_port = free_port_pair()
     registry_port = free_port_pair()
+    # nothing is bound yet, so the second pair may overlap the first: pick again
+    while abs(registry_port - kafka_port) < 2:
+        registry_port = free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
     env.update(
         {

@@ -176,6 +176,16 @@ def test_the_pipeline_runs_with_each_role_its_own_principal(
     worker = WorkerProcess(
         as_role(secured, "resolver"), tmp_path / "worker.log", port=free_port_pair()
     )
+    # a provider's extract sent by another provider's principal: every row refused, each
+    # reject naming that principal (its rows are in the rejects file, not on any topic)
+    wages = produce_file(as_role(secured, producer_role("ctc")), "edd", synth / "edd.csv")
+    assert wages.published == 0
+    assert wages.rejected == wages.read > 0
+    assert wages.rejects_file is not None
+    rejects = Path(wages.rejects_file).read_text()
+    assert "User:c2c-producer-ctc" in rejects
+    assert "[kafka.not_authorized]" in rejects
+    Path(wages.rejects_file).unlink()
     try:
         sink.start()
         worker.start()
