@@ -172,7 +172,7 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
 
 
 def _principal_hint(settings: Settings) -> str:
-    if settings.kafka_secured and settings.kafka_sasl_username is None:
+    if settings.kafka_secured and settings.kafka_security_protocol == "PLAINTEXT":
         return (
             "; the broker is secured (C2C_KAFKA_ACLS) and takes only SASL clients: connect as "
             'a role, for example `eval "$(c2c services credentials admin)"` on the local stack'
