@@ -80,7 +80,7 @@ def ensure_topics(
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             if exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                raise not_authorized(settings, name, "create") from exc
+                raise not_authorized(settings, f"topic {name}", "create") from exc
             raise ServiceError(
                 f"creating topic {name} failed: {exc.args[0]}", code="service.kafka.topic"
             ) from exc
@@ -180,16 +180,17 @@ def _principal_hint(settings: Settings) -> str:
     return ""
 
 
-def not_authorized(settings: Settings, topic: str, action: str) -> ServiceError:
+def not_authorized(settings: Settings, resource: str, action: str) -> ServiceError:
     """The error for a broker's refusal to let these settings' principal ``action`` (read,
-    write, create) ``topic``: it names the principal, the topic, and where the grants are."""
+    write, create, join) ``resource`` ("topic NAME", "consumer group NAME"): it names the
+    principal, the resource, and where the grants are."""
     who = (
         f"principal User:{settings.kafka_sasl_username}"
         if settings.kafka_sasl_username
         else "an unauthenticated client (User:ANONYMOUS)"
     )
     return ServiceError(
-        f"Kafka at {settings.kafka_bootstrap} refused to let {who} {action} topic {topic}: "
+        f"Kafka at {settings.kafka_bootstrap} refused to let {who} {action} {resource}: "
         "its role has no ACL for it (c2c/acls.py says who may read and write what). Connect "
         "as the role that may (`c2c services credentials ROLE` on the local stack), or change "
         "the role's grants in c2c/acls.py and run `c2c services up`",
@@ -201,7 +202,7 @@ def _partitions(settings: Settings, consumer: Consumer, topic: str) -> list[int]
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
     error = metadata.error if metadata is not None else None
     if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-        raise not_authorized(settings, topic, "read")
+        raise not_authorized(settings, f"topic {topic}", "read")
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise ServiceError(
             f"topic {topic} does not exist at {settings.kafka_bootstrap}; run `c2c topics create`",

@@ -172,7 +172,9 @@ class Publisher:
         if self._telemetry is not None:
             self._failures.add(1, {"topic": topic, "stage": "producer"})
         if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            self._on_failure(context, str(not_authorized(self._settings, topic, "write")))
+            self._on_failure(
+                context, str(not_authorized(self._settings, f"topic {topic}", "write"))
+            )
             return
         self._on_failure(context, f"Kafka did not acknowledge it: {err.str()}")
 

@@ -44,21 +44,26 @@ def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A secured stack of its own (Kafka with C2C_KAFKA_ACLS and a registry on it), started
     by `c2c services up`; topics created and schemas registered as the admin. Yields
     settings that reach it with no principal (each test takes its role with ``as_role``)."""
-    data = tmp_path_factory.mktemp("secured")
-    env = private_stack_env(data, settings)
-    env.update(
-        {
-            "C2C_CLICKHOUSE_URL": f"chdb://{data / 'ch'}",
-            "C2C_KAFKA_ACLS": "true",
-            "C2C_KAFKA_HEAP": "512m",
-        }
-    )
+    for _attempt in range(3):
+        data = tmp_path_factory.mktemp("secured")
+        env = private_stack_env(data, settings)
+        env.update(
+            {
+                "C2C_CLICKHOUSE_URL": f"chdb://{data / 'ch'}",
+                "C2C_KAFKA_ACLS": "true",
+                "C2C_KAFKA_HEAP": "512m",
+            }
+        )
+        up = _c2c(env, "services", "up")
+        # a free port may be taken by another process before the service binds it (`up`
+        # stops what it started when one fails): take other ports
+        if "Address already in use" not in up.stderr:
+            break
+    assert up.returncode == 0, up.stderr
     secured = Settings(
         **{k.removeprefix("C2C_").lower(): v for k, v in env.items() if k[:4] == "C2C_"}
     )
     try:
-        up = _c2c(env, "services", "up")
-        assert up.returncode == 0, up.stderr
         # a client with no principal is told the broker is secured, and what to do
         refused = _c2c(env, "topics", "create")
         assert refused.returncode != 0
@@ -158,6 +163,24 @@ def test_the_operator_sees_status_and_dead_letters(secured: Settings) -> None:
     assert "dead letters:" in status.stdout
     assert "c2c.raw.wage" in status.stdout
     assert "not_authorized" not in status.stdout
+
+
+def test_a_reader_cannot_run_as_the_sink(secured: Settings, tmp_path: Path) -> None:
+    """The de-identified reader may read what the sink reads, but not in the sink's
+    consumer group: `c2c sink run` stops at once, naming the principal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
+    env.update(
+        {
+            **as_role(secured, "reader").kafka_environment(),
+            "C2C_DATA_DIR": str(tmp_path / "data"),
+            "C2C_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}",
+            "C2C_SINK_WEB_PORT": str(free_port_pair()),
+        }
+    )
+    run = run_c2c(env, "sink", "run", "--group", "c2c-sink-acl-test", check=False, timeout_s=180)
+    assert run.returncode != 0
+    assert "[kafka.not_authorized]" in run.stderr
+    assert "User:c2c-reader" in run.stderr
 
 
 def test_the_pipeline_runs_with_each_role_its_own_principal(
