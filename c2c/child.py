@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 
-__all__ = ["ChildService", "commit_ends", "committed_lag", "free_port"]
+__all__ = ["ChildService", "commit_ends", "committed_lag", "free_port", "free_port_pair"]
 
 Check = Callable[[dict[str, Any], dict[str, Any]], bool]
 
@@ -30,6 +30,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A free TCP port p on 127.0.0.1 such that p+1 is free too."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
 def _ends(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:

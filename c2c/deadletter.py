@@ -36,6 +36,7 @@ __all__ = [
     "MAX_ORIGINAL_VALUE",
     "DeadLetterPublisher",
     "dead_letter",
+    "failure_id",
 ]
 
 BROKER_MESSAGE_MAX_BYTES = 1_048_588
@@ -73,6 +74,26 @@ def _message_kept(message: str) -> str:
     return f"{message[:MAX_ERROR_MESSAGE]}... (cut: {len(message):,} characters in all)"
 
 
+_FAILURES = uuid.UUID("6f1c2d0e-5b7a-4c1e-9d2f-3a8b7c6d5e4f")
+
+
+def failure_id(
+    stage: str,
+    code: str,
+    same_as: str | None,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> str:
+    """A dead letter's id: a UUID5 of the stage, the error code and what failed
+    (``same_as``, else the message's topic, partition and offset), so the same failure
+    met again has the same id; a random one when neither says what failed."""
+    if same_as is None and (topic is None or offset is None):
+        return str(uuid.uuid4())
+    what = same_as if same_as is not None else f"{topic}/{partition}/{offset}"
+    return str(uuid.uuid5(_FAILURES, f"{stage}\x00{code}\x00{what}"))
+
+
 def dead_letter(
     *,
     stage: str,
@@ -84,12 +105,21 @@ def dead_letter(
     source_line: int | None = None,
     key: bytes | None = None,
     value: bytes | None = None,
+    same_as: str | None = None,
 ) -> dict[str, Any]:
     """The DeadLetter record for one failure. ``error``'s code (for a C2CError) or class
     name becomes error_code; its message, error_message. ``key`` and ``value`` are kept
     whole up to MAX_ORIGINAL_KEY and MAX_ORIGINAL_VALUE bytes, their first bytes beyond
     with the whole one's digest, and their size always: the record's encoding is always well under
-    BROKER_MESSAGE_MAX_BYTES, whatever it was given (tests/unit/test_deadletter.py)."""
+    BROKER_MESSAGE_MAX_BYTES, whatever it was given (tests/unit/test_deadletter.py).
+
+    ``dead_letter_id`` is the same for the same failure met again (:func:`failure_id`): a
+    stage that crashed after sending a dead letter and before committing the message reads
+    it again and sends it again, and a reader keeps one of the two by its id. The same
+    failure is the same stage, error code and ``same_as`` (what the failure is of, where
+    the message's topic, partition and offset do not say it: a row the sink wrote in a
+    batch names its table and event id) or source position; with neither (a row of a file),
+    each dead letter has an id of its own."""
     code = error.code if isinstance(error, C2CError) else type(error).__name__
     message = str(error)
     if isinstance(error, C2CError):
@@ -97,7 +127,9 @@ def dead_letter(
     kept_key, key_size, key_sha256 = _kept(key, MAX_ORIGINAL_KEY)
     kept_value, value_size, value_sha256 = _kept(value, MAX_ORIGINAL_VALUE)
     return {
-        "dead_letter_id": str(uuid.uuid4()),
+        "dead_letter_id": failure_id(
+            stage, code, same_as, source_topic, source_partition, source_offset
+        ),
         "failed_at": datetime.now(UTC),
         "stage": stage,
         "error_code": code,

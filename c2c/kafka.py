@@ -15,7 +15,9 @@ from c2c.settings import Settings
 from c2c.topics import Topic
 
 __all__ = [
+    "CONSUMER_LIVENESS",
     "PRODUCER_CONFIG",
+    "SESSION_TIMEOUT_S",
     "Offsets",
     "align_topic_configs",
     "end_offsets",
@@ -33,6 +35,17 @@ PRODUCER_CONFIG: Mapping[str, Any] = {
     "compression.type": "lz4",
     "queue.buffering.max.messages": 500_000,
 }
+
+SESSION_TIMEOUT_S = 10
+"""Seconds a group waits for a consumer it hears nothing from before it hands that
+consumer's partitions to the others: a stage killed and started again resumes after about
+this long (librdkafka's default is 45 s, Faust's 60 s). Heartbeats go every third of it."""
+
+CONSUMER_LIVENESS: Mapping[str, Any] = {
+    "session.timeout.ms": SESSION_TIMEOUT_S * 1000,
+    "heartbeat.interval.ms": SESSION_TIMEOUT_S * 1000 // 3,
+}
+"""librdkafka settings of every group consumer of a stage (forwarder, sink)."""
 
 # (topic, partition) -> offset
 Offsets = dict[tuple[str, int], int]

@@ -89,6 +89,9 @@ class Batch:
     wire: dict[str, list[Message]] = field(default_factory=dict)
     wire_persons: set[str] = field(default_factory=set)
     optout_persons: list[list[Any]] = field(default_factory=list)
+    # id of a fact row decoded here -> when its linked message was published (epoch ms),
+    # for an opt-out decision read after it in the same batch (BatchBuilder._decision)
+    published: dict[int, int] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -134,24 +137,47 @@ def add_linked(batch: Batch, topic: str, event: dict[str, Any]) -> None:
 
 
 def _take_out(
-    batch: Batch, out: set[str], finders: Mapping[str, Callable[[bytes], str | None]]
+    batch: Batch,
+    out: set[str],
+    finders: Mapping[str, Callable[[bytes], str | None]],
+    admits: Callable[[str, int], bool] | None = None,
 ) -> Batch:
     """Move the rows, person rows and wire messages of the persons ``out`` from ``batch``
     (in place: the batch builder holds its lists' append methods) into a new batch, which
-    is returned."""
+    is returned. With ``admits`` (an OptOutFilter's rule), only those it does not admit
+    by when they were published: a row with no time known is taken."""
+
+    def taken_row(row: list[Any]) -> bool:
+        person = row[3]
+        return person in out and (
+            admits is None or not admits(person, batch.published.get(id(row), 0))
+        )
+
     taken = Batch(started=batch.started)
     for table, rows in batch.facts.items():
-        taken.facts[table] = [row for row in rows if row[3] in out]
-        rows[:] = [row for row in rows if row[3] not in out]
+        taken.facts[table] = [row for row in rows if taken_row(row)]
+        rows[:] = [row for row in rows if not taken_row(row)]
     for table, messages in batch.wire.items():
         find = finders.get(table)
         if find is not None:
             people = [find(m.value() or b"") for m in messages]
-            taken.wire[table] = [m for m, p in zip(messages, people, strict=True) if p in out]
-            messages[:] = [m for m, p in zip(messages, people, strict=True) if p not in out]
-    taken.persons = {p: batch.persons.pop(p) for p in out if p in batch.persons}
-    taken.wire_persons = batch.wire_persons & out
-    batch.wire_persons -= out
+            took = [
+                p in out and (admits is None or not admits(p, max(0, m.timestamp()[1])))
+                for m, p in zip(messages, people, strict=True)
+            ]
+            taken.wire[table] = [m for m, t in zip(messages, took, strict=True) if t]
+            messages[:] = [m for m, t in zip(messages, took, strict=True) if not t]
+    kept = set()  # persons of ``out`` with rows left (admitted): their person row stays
+    if admits is not None:
+        kept = {row[3] for rows in batch.facts.values() for row in rows if row[3] in out}
+        for table, messages in batch.wire.items():
+            find = finders.get(table)
+            if find is not None:
+                kept |= {p for m in messages if (p := find(m.value() or b"")) in out}
+    gone = out - kept
+    taken.persons = {p: batch.persons.pop(p) for p in gone if p in batch.persons}
+    taken.wire_persons = batch.wire_persons & gone
+    batch.wire_persons -= gone
     return taken
 
 
@@ -223,6 +249,7 @@ class BatchBuilder:
         second, every step of it counts."""
         linked = self._targets(batch)
         persons, wire_persons, counts = batch.persons, batch.wire_persons, self.counts
+        published = batch.published
         out_at, admits = self.optouts.opted_out_at, self.optouts.admits
         counted, kinds = self._changes.counted, dict.fromkeys(self._changes.types, 0)
         # a message with trace context goes to the observer as it is, the others are
@@ -259,6 +286,7 @@ class BatchBuilder:
                     wire_persons.add(person)
                 else:
                     append(row)
+                    published[id(row)] = message.timestamp()[1]
                     latest = persons.get(person)  # dim_person: add_row's rule, inline here
                     if latest is None or latest[1] <= row[1]:
                         persons[person] = row
@@ -313,10 +341,12 @@ class BatchBuilder:
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
         """An opt-out decision: its persons' rows are removed once the batch is written
-        (sinks/optout_removal.py); those already in the batch are taken out of it now (they
-        were published before the decision: the identity worker publishes nothing of an
-        opted-out person), so that what the batch admits after it (events after a
-        revocation) can be written after the removal (:meth:`after_decisions`)."""
+        (sinks/optout_removal.py); those already in the batch that were published up to
+        the decision are taken out of it now (the filter's rule, by each row's publication
+        time: a row read before the decision from another partition may have been
+        published after it, following a revocation), so that what the batch admits
+        (events after a revocation) can be written after the removal
+        (:meth:`after_decisions`)."""
         batch.decisions.append(value)
         batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
@@ -324,7 +354,7 @@ class BatchBuilder:
         if value["opted_out"]:
             out = {str(p) for p in value["person_ids"]}
             self.counts["optout.not_written"] += _take_out(
-                batch, out, self._wire_persons
+                batch, out, self._wire_persons, self.optouts.admits
             ).facts_count
 
     def after_decisions(self, batch: Batch) -> tuple[Batch, Batch | None]:
@@ -377,6 +407,7 @@ class BatchBuilder:
                     batch.messages -= 1
                     continue
                 add_row(batch, table, row)
+                batch.published[id(row)] = message.timestamp()[1]
         if not batch.wire:
             batch.wire_persons.clear()
         return dead

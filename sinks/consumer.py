@@ -21,6 +21,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
+from c2c.kafka import CONSUMER_LIVENESS
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from sinks.batch import DeadLetter, Message
@@ -66,6 +67,8 @@ class SinkConsumer:
                     "enable.auto.commit": False,
                     "auto.offset.reset": settings.sink_start,
                     "max.poll.interval.ms": 600_000,
+                    # a sink that died is replaced (or its restart resumes) after 10 s
+                    **CONSUMER_LIVENESS,
                     # fetches wait at the broker as every consumer's do (Settings.kafka_config)
                 }
             )

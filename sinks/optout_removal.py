@@ -17,6 +17,8 @@ from sinks.optouts import (
     count_statement,
     delete_statement,
     removed_per_decision,
+    revocations_statement,
+    superseded,
 )
 
 __all__ = ["OptOutRemoval"]
@@ -42,8 +44,28 @@ class OptOutRemoval:
         """Remove the rows of the written ``batch``'s opted-out persons from every table,
         with one count query and one DELETE per table that holds any, for all its
         decisions at once; one audit row per decision (a replayed decision removes again,
-        and is not audited twice). Raises what the client raised."""
-        ids = sorted({p for d in batch.decisions if d["opted_out"] for p in d["person_ids"]})
+        and is not audited twice), unless a revocation applied since has revoked it
+        (:func:`sinks.optouts.superseded`: ``optout.superseded``). Raises what the client
+        raised."""
+        requests = sorted({str(d["request_id"]) for d in batch.decisions if d["opted_out"]})
+        revoked_at: dict[str, datetime] = {}
+        if requests:
+            revoked_at = {
+                str(request): at
+                for request, at in self._client.query(
+                    revocations_statement(), parameters={"ids": requests}
+                ).result_rows
+            }
+        stale = superseded(batch.decisions, revoked_at)
+        self.counts["optout.superseded"] += sum(stale)
+        ids = sorted(
+            {
+                p
+                for d, old in zip(batch.decisions, stale, strict=True)
+                if d["opted_out"] and not old
+                for p in d["person_ids"]
+            }
+        )
         found: list[tuple[str, str, int]] = []
         if ids:
             found = self._client.query(count_statement(), parameters={"ids": ids}).result_rows

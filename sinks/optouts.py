@@ -34,6 +34,8 @@ __all__ = [
     "count_statement",
     "delete_statement",
     "removed_per_decision",
+    "revocations_statement",
+    "superseded",
 ]
 
 PERSON_TABLES: tuple[str, ...] = (*FACT_TABLES.values(), "dim_person", "person_map")
@@ -118,6 +120,37 @@ def delete_statement(table: str) -> str:
         f"DELETE FROM {table} WHERE person_id IN %(ids)s "
         "SETTINGS lightweight_delete_mode = 'lightweight_update'"
     )
+
+
+def revocations_statement() -> str:
+    """The latest applied revocation of each request of parameter ``ids``: (request id,
+    decided at), from the audit (ordered by request id: a range read a request)."""
+    return (
+        "SELECT request_id, max(decided_at) FROM optout_audit "
+        "WHERE request_id IN %(ids)s AND NOT opted_out GROUP BY request_id"
+    )
+
+
+def superseded(
+    decisions: Sequence[Mapping[str, Any]], revoked_at: Mapping[str, datetime]
+) -> list[bool]:
+    """For each of ``decisions``: whether it is an opt-out that a revocation applied
+    before has since revoked (``revoked_at``: request id -> when its latest applied
+    revocation was decided, :func:`revocations_statement`). Such a decision is a copy read
+    again (the sink or the resolver started again after a crash and read it again after
+    the revocation): removing its persons' rows now would delete the events admitted after
+    the revocation, which are theirs to keep; what it removed the first time stays
+    removed, and its persons' rows published before it are still never written
+    (:class:`OptOutFilter`)."""
+    out = []
+    for decision in decisions:
+        revoked = revoked_at.get(str(decision["request_id"]))
+        out.append(
+            bool(decision["opted_out"])
+            and revoked is not None
+            and _millis(revoked) > _millis(decision["decided_at"])
+        )
+    return out
 
 
 def removed_per_decision(

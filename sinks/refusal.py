@@ -137,6 +137,7 @@ class RefusedRow(NamedTuple):
             stage="sink",
             error=error,
             source_topic=topic,
+            same_as=f"{self.table}/{_uuid_text(self.row[0])}",
             key=str(person).encode() if person is not None else None,
             value=json.dumps([_uuid_text(self.row[0]), *self.row[1:]], default=str).encode(),
         )

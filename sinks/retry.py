@@ -23,6 +23,10 @@ from sinks.refusal import RefusedRow, refused_for_data
 __all__ = ["RetryingWriter"]
 
 log = logging.getLogger(__name__)
+# clickhouse-connect logs every value it cannot serialize at ERROR with a traceback, then
+# raises; the sink reports the refusal itself (RetryingWriter: one line a batch, the rows
+# dead-lettered), so halving a batch down to a bad row printed a traceback a try
+logging.getLogger("clickhouse_connect.driver.transform").setLevel(logging.CRITICAL)
 _FIRST_WAIT_S = 0.5
 _LONGEST_WAIT_S = 30.0
 

@@ -40,6 +40,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from c2c.health import Readiness, readiness
+from c2c.kafka import SESSION_TIMEOUT_S
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -59,6 +60,7 @@ from streams.resolution import (
     RAW_TOPICS,
     IdentityStage,
     Incoming,
+    Outgoing,
     identity_dead_letter,
 )
 from streams.tables import TableWriter
@@ -228,8 +230,8 @@ def create_app(
         web_host=settings.worker_web_host,
         stream_wait_empty=False,
         # a worker that died is replaced after 10 s, not the default 60 s
-        broker_session_timeout=10,
-        broker_heartbeat_interval=3,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=SESSION_TIMEOUT_S // 3,
         broker_max_poll_records=settings.streams_batch_size,
         # a fetch brings about a resolve batch's worth of packs (~110 kB each), not one
         # pack at a time; at least the largest pack (900 kB)
@@ -359,13 +361,20 @@ def _add_resolver(
     tables = TableWriter(changelogs, app, (persons, sources))
     snapshots = SnapshotEncoder()
 
-    async def confirm() -> None:
-        # Deliveries are confirmed before the batch is acknowledged to Faust, so an offset
-        # is never committed for a message whose results or changelog Kafka did not take.
-        # (The two flushes wait side by side; each sends at once whatever the linger.)
-        await asyncio.gather(
-            asyncio.to_thread(results.confirm), asyncio.to_thread(changelogs.confirm)
-        )
+    async def publish(decided: list[Outgoing]) -> None:
+        # The state first, then what it decided: a batch's changelog is confirmed before
+        # its results are sent, so a worker killed in between starts again from a state
+        # that holds every person and source id its published results name, and resolves
+        # the batch again to those persons (or their survivors). Sent before the changelog,
+        # results could name a person the restored state never had: the batch, resolved
+        # again in another order (the forwarder's backlog interleaved anew), linked the
+        # same events to another person that no published merge joins to the first
+        # (tests/integration/test_crashes.py). Both are confirmed before the batch is
+        # acknowledged, so an offset is never committed for a message whose results or
+        # changelog Kafka did not take.
+        await asyncio.to_thread(changelogs.confirm)
+        results.send_all(decided)
+        await asyncio.to_thread(results.confirm)
 
     def damaged(message: Incoming, error: SerdeError) -> None:
         # an intake message that is not a whole pack: kept whole as a dead letter
@@ -387,7 +396,8 @@ def _add_resolver(
                 changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
                 # (bound once: the loop runs per record)
-                process, send, read, sent = stage.process, results.send_all, batch.read, batch.sent
+                process, read, sent = stage.process, batch.read, batch.sent
+                decided: list[Outgoing] = []  # the batch's results, sent after its state
                 for event in events:
                     message = _incoming(event)
                     try:
@@ -400,7 +410,7 @@ def _add_resolver(
                         read(incoming.topic)
                         processed = process(incoming)
                         outgoing = processed.outgoing
-                        send(outgoing)
+                        decided += outgoing
                         sent(outgoing)
                         changed.update(processed.persons)
                         if processed.sources:
@@ -417,9 +427,7 @@ def _add_resolver(
                     tables.put(persons, person_id, value, partition)
                 for (provider, source_id), person_id in first_seen.items():
                     tables.put(sources, f"{provider}{_SOURCE_SEP}{source_id}", person_id, partition)
-                # The batch's results and its changelog both confirmed before the batch is
-                # acknowledged.
-                await confirm()
+                await publish(decided)
                 tables.record_offsets()
                 state.counts.update(stage.counts - counted)
                 state.counts["batches"] += 1

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from c2c.health import readiness
+from c2c.kafka import CONSUMER_LIVENESS
 from c2c.settings import Settings
 from c2c.topics import INTAKE_MAX_MESSAGE_BYTES
 from streams.delivery import BatchProducer
@@ -112,8 +113,7 @@ class Forwarder:
                     "enable.auto.commit": False,
                     "auto.offset.reset": settings.streams_start,
                     # a forwarder that died is replaced after 10 s, as the Faust worker is
-                    "session.timeout.ms": 10_000,
-                    "heartbeat.interval.ms": 3_000,
+                    **CONSUMER_LIVENESS,
                     # some of every partition a fetch, at the rate the input comes
                     "max.partition.fetch.bytes": FETCH_BYTES_PER_PARTITION,
                 }

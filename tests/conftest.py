@@ -5,7 +5,6 @@ that cannot be reached fails the run: nothing is skipped."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from c2c.child import free_port_pair as free_port_pair  # re-exported for the tests
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
@@ -122,18 +122,3 @@ def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:
         }
     )
     return env
-
-
-def free_port_pair() -> int:
-    """A free TCP port p on 127.0.0.1 such that p+1 is free too."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")

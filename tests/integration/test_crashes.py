@@ -13,58 +13,29 @@ revoked person's re-admitted events lost (see _compare_facts)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
-from cli.sink_process import SinkProcess
-from cli.worker_process import WorkerProcess
+from cli.pipeline_run import OUTCOME_TABLES, PipelineRun, clickhouse_snapshot, wait_for
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from services import services_up
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
-from tests.conftest import free_port_pair, read_decoded
+from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
 _RATE = 800  # events a second: a replay of ~20 s, long enough for kills while it runs
-_OUTCOMES = (
-    "outcome_college_going",
-    "outcome_working_while_enrolled",
-    "outcome_financial_aid",
-    "outcome_teacher_pipeline",
-    "outcome_pathways",
-    "outcome_completion",
-    "outcome_earnings",
-)
-
-
-@dataclass
-class _Run:
-    """One run's services and what it published."""
-
-    name: str
-    worker: WorkerProcess
-    sink: SinkProcess
-    settings: Settings
-    start: dict[tuple[str, int], int] = field(default_factory=dict)
-    kills: list[str] = field(default_factory=list)
 
 
 def test_killed_worker_and_sink_give_what_a_clean_run_gives(
@@ -109,13 +80,9 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     )
     events = sum(1 for _ in mapped_events(synth))
 
-    def kill_broker(run: _Run) -> None:
-        _wait(lambda: run.worker.handled() >= events // 4, "worker at work", run.worker)
-        pid = int(broker.pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGKILL)
-        run.kills.append("broker")
-        _wait(lambda: not _alive(pid), "broker gone", run.worker)
-        services_up(stack, only=["kafka"])
+    def kill_broker(run: PipelineRun) -> None:
+        wait_for(lambda: run.worker.handled() >= events // 4, "worker at work", run.worker)
+        run.kill_broker_and_restart()
 
     crashed = _run_pipeline(stack, synth, tmp_path, "crashed", crash=kill_broker, events=events)
     republished = _republished(stack, registry, crashed)
@@ -124,22 +91,11 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     _compare(stack, registry, crashed, clean, republished)
 
 
-def _alive(pid: int) -> bool:
-    # reap it if this process started it (the session's stack), else it lingers
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _compare(
     stack: Settings,
     registry: SchemaRegistry,
-    crashed: _Run,
-    clean: _Run,
+    crashed: PipelineRun,
+    clean: PipelineRun,
     republished: dict[str, Any],
 ) -> None:
     """Print what the crashed run left beside the clean run, and assert what the project
@@ -161,7 +117,7 @@ def _compare(
     client = connect(crashed.settings)
     try:
         seen = {
-            run.name: _clickhouse(client, run.settings.clickhouse_database)
+            run.name: clickhouse_snapshot(client, run.settings.clickhouse_database)
             for run in (crashed, clean)
         }
     finally:
@@ -189,7 +145,7 @@ def _compare(
         f"  persons: {a['person_count']} (clean run {b['person_count']}); events grouped "
         f"into other persons than in the clean run (revoked persons' events aside): "
         f"{len(regrouped)} of {total}\n"
-        f"  outcome tables that differ: {[n for n in _OUTCOMES if a[n] != b[n]]}\n"
+        f"  outcome tables that differ: {[n for n in OUTCOME_TABLES if a[n] != b[n]]}\n"
         f"  opt-out audit: {sorted(a['audit_persons'].items())} "
         f"(clean run {sorted(b['audit_persons'].items())})"
     )
@@ -212,7 +168,7 @@ def _compare(
     if not regrouped and facts["revoked_lost"] == 0:
         # outcomes are computed from the facts and their persons: equal above
         assert a["person_count"] == b["person_count"]
-        for name in _OUTCOMES:
+        for name in OUTCOME_TABLES:
             assert a[name] == b[name], name
 
 
@@ -251,65 +207,28 @@ def _run_pipeline(
     tmp_path: Path,
     name: str,
     *,
-    crash: Callable[[_Run], None] | None,
+    crash: Callable[[PipelineRun], None] | None,
     events: int,
-) -> _Run:
-    """Replay ``synth`` through a worker and a sink of their own (groups, intake topic,
-    state folder, ClickHouse database), calling ``crash`` while it runs; return once both
-    have committed everything, stopped. A worker or sink that exits (fail-stop, as after a
-    broker's crash) is started again."""
-    folder = tmp_path / name
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": name,
-            "data_dir": folder / "data",
-        }
-    )
-    app_id = f"c2c-crash-{name}-{uuid.uuid4().hex[:8]}"
-    worker = WorkerProcess(
-        settings,
-        folder / "worker.log",
-        port=free_port_pair(),
-        app_id=app_id,
-        intake=f"c2c.identity.intake.{app_id}",
-    )
-    sink = SinkProcess(settings, folder / "sink.log", port=free_port_pair(), group=f"{app_id}-sink")
-    run = _Run(name, worker, sink, settings)
-    # committed offsets from the start, so that a process killed before its first commit
-    # resumes here and not at the end
-    worker.begin_here()
-    sink.begin_here()
-    run.start = _ends(stack, [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC])
+) -> PipelineRun:
+    """Replay ``synth`` at _RATE through a worker and a sink of their own, calling
+    ``crash`` while it runs; return once both have committed everything, stopped. A worker
+    or sink that exits (fail-stop, as after a broker's crash) is started again."""
+    run = PipelineRun.create(stack, tmp_path, name, tmp_path / "ch")
     try:
-        sink.start()
-        worker.start()
+        run.begin()
         replaying = threading.Thread(target=replay, args=(stack, synth), kwargs={"rate": _RATE})
         replaying.start()
         if crash is not None:
             crash(run)
         replaying.join()
-        _wait(lambda: _revive(run) and worker.committed_lag() == 0, f"{name} drained", worker)
-        _wait(lambda: _revive(run) and sink.committed_lag() == 0, f"{name} drained", sink)
-        sink.stop()
-        worker.stop()
+        run.drain()
+        run.stop()
     finally:
-        worker.kill()
-        sink.kill()
+        run.kill()
     return run
 
 
-def _revive(run: _Run) -> bool:
-    """Start again (same command: same groups and state) any of the run's processes that
-    exited, noting it in ``run.kills``; True, for use in a wait's condition."""
-    for child in [*run.worker.children, run.sink]:
-        if child.process is not None and child.process.poll() is not None:
-            run.kills.append(f"{child.name} exited {child.process.returncode}")
-            child.launch()
-    return True
-
-
-def _kill_worker_and_sink(run: _Run, events: int) -> None:
+def _kill_worker_and_sink(run: PipelineRun, events: int) -> None:
     """Kill the worker and the sink twice each, at different points of the replay: the
     worker a tenth in, the sink a fifth in, each again once it has done some work since
     its restart. Each is started again at once, with the same group and state."""
@@ -327,82 +246,11 @@ def _kill_worker_and_sink(run: _Run, events: int) -> None:
         ("worker", handled_worker(events // 10)),
         ("sink", handled_sink(events // 10)),
     ):
-        service = worker if target == "worker" else sink
-        _wait(when, f"{run.name} {target} at work", service)
-        service.kill()
-        run.kills.append(target)
-        service.launch()
+        wait_for(when, f"{run.name} {target} at work", worker if target == "worker" else sink)
+        run.kill_and_restart(target)
 
 
-def _wait(check: Callable[[], bool], what: str, service: Any, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:  # a web page not served yet (starting again)
-            pass
-        time.sleep(0.2)
-    logs = [c.log for c in getattr(service, "children", [service])]
-    raise AssertionError(f"{what}: not in {timeout_s} s; logs {logs}")
-
-
-def _ends(stack: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer(stack.kafka_config(**{"group.id": f"test-{uuid.uuid4()}"}))
-    try:
-        ends = {}
-        for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                ends[(topic, partition)] = high
-    finally:
-        consumer.close()
-    return ends
-
-
-def _clickhouse(client: Any, database: str) -> dict[str, Any]:
-    """What a run left in ClickHouse, free of person ids (which depend on the intake's
-    order): fact rows by table, the persons as sets of event ids, outcome tables, the
-    audit's decisions; and rows beyond one an event before FINAL."""
-    found: dict[str, Any] = {"facts": {}, "duplicates": {}}
-    persons: dict[str, set[str]] = defaultdict(set)
-    for table in FACT_TABLES.values():
-        found["duplicates"][table] = client.query(
-            f"SELECT count() - uniqExact(event_id) FROM {database}.{table}"
-        ).result_rows[0][0]
-        view = f"{table.removeprefix('fact_')}_current"
-        rows = client.query(
-            f"SELECT person_key, person_id, * EXCEPT (person_id, person_key, ingested_at) "
-            f"FROM {database}.{view}"
-        ).result_rows
-        # event id -> (person id as published, the row without person ids)
-        found["facts"][table] = {
-            str(row[2]): (str(row[1]), tuple(str(v) for v in row[2:])) for row in rows
-        }
-        for row in rows:
-            persons[row[0]].add(str(row[2]))
-    found["persons"] = {frozenset(ids) for ids in persons.values()}
-    found["person_count"] = len(persons)
-    for name in _OUTCOMES:
-        found[name] = [
-            tuple(str(v) for v in row)
-            for row in client.query(f"SELECT * FROM {database}.{name} ORDER BY ALL").result_rows
-        ]
-    audit = client.query(
-        f"SELECT request_id, cause, requested_by, opted_out, persons "
-        f"FROM {database}.optout_audit FINAL"
-    ).result_rows
-    # A MERGED decision records that a merge came after the opt-out: whether it does
-    # depends on the intake's order, which a forwarder started again after a crash changes
-    # (it forwards its uncommitted raw messages again, interleaved anew); either way the
-    # person ends opted out under every id, which the facts compared show.
-    found["audit"] = Counter(row[:4] for row in audit if row[1] != "MERGED")
-    # how many person ids each decision covered: how the person was split when it was made
-    found["audit_persons"] = {f"{r[0]} {r[1]}": r[4] for r in audit}
-    return found
-
-
-def _republished(stack: Settings, registry: SchemaRegistry, run: _Run) -> dict[str, Any]:
+def _republished(stack: Settings, registry: SchemaRegistry, run: PipelineRun) -> dict[str, Any]:
     """Linked events the run published more than once, those under another person id than
     their first copy, and of those the ones whose ids lead to different survivors through
     the merges the run published."""

@@ -169,3 +169,37 @@ def test_a_full_queue_waits_for_room() -> None:
     assert len(producer.sent) == 1
     assert producer.polls >= 3
     publisher.flush()
+
+
+def test_the_same_failure_met_again_has_the_same_id_and_no_other_does() -> None:
+    """A stage killed after sending a dead letter and before committing reads the message
+    again and sends it again: the copies share an id, which readers dedupe on."""
+    error = C2CError("too large", code="identity.too_large")
+
+    def at(offset: int, stage: str = "identity", err: BaseException = error) -> str:
+        return str(
+            dead_letter(
+                stage=stage,
+                error=err,
+                source_topic="c2c.raw.enrollment",
+                source_partition=3,
+                source_offset=offset,
+                value=b"x",
+            )["dead_letter_id"]
+        )
+
+    assert at(41) == at(41)
+    assert len({at(41), at(42), at(41, stage="sink"), at(41, err=ValueError("x"))}) == 4
+    refused = [
+        dead_letter(stage="sink", error=error, same_as=f"fact_wage/{event}")["dead_letter_id"]
+        for event in ("e1", "e1", "e2")
+    ]
+    assert refused[0] == refused[1] != refused[2]
+    # a file's row says nothing of which failure it is: every dead letter its own id
+    rows = {
+        dead_letter(stage="producer", error=error, source_file="k12.csv", source_line=7)[
+            "dead_letter_id"
+        ]
+        for _ in range(2)
+    }
+    assert len(rows) == 2

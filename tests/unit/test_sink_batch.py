@@ -280,6 +280,34 @@ def test_events_after_a_revocation_in_the_same_batch_stay_in_it() -> None:
     assert [row[3] for row in batch.facts["fact_wage"]] == ["P1"]  # left as it was
 
 
+@pytest.mark.parametrize("wire", [False, True])
+def test_an_event_read_before_an_opt_out_but_published_after_its_revocation_is_written(
+    wire: bool,
+) -> None:
+    """Partitions are read in no set order: a batch can hold an event published after a
+    revocation (from a linked topic's partition) before the opt-out it follows (from the
+    decisions' partition). It is the person's to keep: taken out by when it was published,
+    not by where it was read (tests/integration/test_crashes.py lost such events)."""
+    builder = _builder(wire=wire, batch_rows=2)  # wire_min 1: messages stay as they came
+    batch = Batch()
+    builder.take(
+        batch,
+        [
+            _linked("wage", 1, "P1", timestamp_ms=AT_MS + 5),  # after the revocation
+            _linked("wage", 2, "P1", timestamp_ms=AT_MS - 1_000),  # before the opt-out
+            _decision(["P1"]),
+            _decision(["P1"], opted_out=False),
+        ],
+    )
+    assert builder.counts["optout.not_written"] == 1
+    kept = batch.wire.get("fact_wage", []) if wire else batch.facts["fact_wage"]
+    assert len(kept) == 1
+    first, late = builder.after_decisions(batch)
+    assert late is not None  # written after the removal of P1's earlier rows
+    assert len(late.wire.get("fact_wage", []) if wire else late.facts["fact_wage"]) == 1
+    assert not (first.wire.get("fact_wage") or first.facts.get("fact_wage"))
+
+
 def test_only_messages_with_headers_are_handed_back_for_tracing() -> None:
     headed = _linked("wage", 1, "P1", headers=[("traceparent", b"00-ab-cd-01")])
     plain = _linked("wage", 2, "P2")

@@ -16,6 +16,7 @@ from sinks.optouts import (
     count_statement,
     delete_statement,
     removed_per_decision,
+    superseded,
 )
 
 AT = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
@@ -122,3 +123,15 @@ def test_rows_removed_are_told_per_decision_from_one_count_of_the_batch() -> Non
     # P1's rows were counted for the first decision: the second removes only P9's
     assert (two["fact_wage"], two["dim_person"]) == (2, 0)
     assert three == {}
+
+
+def test_an_opt_out_read_again_after_its_revocation_removes_nothing() -> None:
+    """A sink started again after a crash reads again an opt-out whose revocation it had
+    applied: removing now would delete what the person published after the revocation."""
+    later = AT + datetime.timedelta(seconds=5)
+    out, revoke = _decision(True), _decision(False, at=later)
+    again = {**out, "request_id": "R2"}  # another request: nothing revoked it
+    assert superseded([out, revoke, again], {"R1": later}) == [True, False, False]
+    # a revocation applied before the opt-out does not touch it (a request made anew)
+    assert superseded([out], {"R1": AT - datetime.timedelta(seconds=1)}) == [False]
+    assert superseded([out], {}) == [False]

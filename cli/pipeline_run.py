@@ -1,0 +1,241 @@
+"""A pipeline of its own on the local stack, for runs that are compared with each other: an
+identity worker (its own app id, intake topic and state folder) and a sink (its own group
+and ClickHouse database), started as child processes as `make demo` starts them. The crash
+tests and bench.reliability run the same synth through a clean one and one they harm, and
+compare what each left in ClickHouse (:func:`clickhouse_snapshot`).
+
+Both stages commit the ends of the topics they read before they start, so that a process
+killed before its first commit resumes where the run began, not at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from c2c.child import free_port_pair
+from c2c.settings import Settings
+from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
+from cli.sink_process import SinkProcess
+from cli.worker_process import WorkerProcess
+from services import services_up
+from services.kafka import KafkaService
+from sinks.rows import FACT_TABLES
+
+__all__ = [
+    "OUTCOME_TABLES",
+    "PipelineRun",
+    "clickhouse_snapshot",
+    "topic_ends",
+    "wait_for",
+]
+
+OUTCOME_TABLES = (
+    "outcome_college_going",
+    "outcome_working_while_enrolled",
+    "outcome_financial_aid",
+    "outcome_teacher_pipeline",
+    "outcome_pathways",
+    "outcome_completion",
+    "outcome_earnings",
+)
+
+SINK_TOPICS = [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
+
+
+@dataclass
+class PipelineRun:
+    """One run's worker and sink, and what happened to them (``kills``: each process
+    killed, or found exited and started again). ``stack``: the local services' settings;
+    ``settings``: the run's (its own data folder and ClickHouse database)."""
+
+    name: str
+    worker: WorkerProcess
+    sink: SinkProcess
+    stack: Settings
+    settings: Settings
+    start: dict[tuple[str, int], int] = field(default_factory=dict)
+    kills: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, stack: Settings, folder: Path, name: str, clickhouse: Path) -> PipelineRun:
+        """A run named ``name``: logs and state under ``folder / name``, its ClickHouse
+        database ``name`` in the embedded ClickHouse at ``clickhouse`` (runs to be compared
+        share it, so one client reads them all)."""
+        here = folder / name
+        settings = stack.model_copy(
+            update={
+                "clickhouse_url": f"chdb://{clickhouse}",
+                "clickhouse_database": name,
+                "data_dir": here / "data",
+            }
+        )
+        app_id = f"c2c-run-{name}-{uuid.uuid4().hex[:8]}"
+        worker = WorkerProcess(
+            settings,
+            here / "worker.log",
+            port=free_port_pair(),
+            app_id=app_id,
+            intake=f"c2c.identity.intake.{app_id}",
+        )
+        sink = SinkProcess(
+            settings, here / "sink.log", port=free_port_pair(), group=f"{app_id}-sink"
+        )
+        return cls(name, worker, sink, stack, settings)
+
+    def begin(self) -> None:
+        """Commit where each stage starts, note the sink's topics' ends (``start``), and
+        start the sink and the worker, ready for what is published from now on."""
+        self.worker.begin_here()
+        self.sink.begin_here()
+        self.start = topic_ends(self.settings, SINK_TOPICS)
+        self.sink.start()
+        self.worker.start()
+
+    def revive(self) -> bool:
+        """Start again (same command: same groups and state) any of the run's processes
+        that exited, noting it in ``kills``; True, for use in a wait's condition."""
+        for child in [*self.worker.children, self.sink]:
+            if child.process is not None and child.process.poll() is not None:
+                self.kills.append(f"{child.name} exited {child.process.returncode}")
+                child.launch()
+        return True
+
+    def kill_and_restart(self, target: str) -> None:
+        """SIGKILL the ``target`` ('worker' or 'sink') and start it again at once."""
+        service = self.worker if target == "worker" else self.sink
+        service.kill()
+        self.kills.append(target)
+        service.launch()
+
+    def kill_broker_and_restart(self) -> None:
+        """SIGKILL the local Kafka broker, wait until it is gone, and start it again.
+        ServiceError if the stack's broker is not a local one."""
+        broker = KafkaService(self.stack)
+        if not broker.local:
+            raise RuntimeError(
+                f"C2C_KAFKA_BOOTSTRAP={self.stack.kafka_bootstrap} is not a local broker: "
+                "only a broker this machine runs can be killed"
+            )
+        pid = int(broker.pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        self.kills.append("broker")
+        wait_for(lambda: not _alive(pid), "broker gone", self.worker)
+        services_up(self.stack, only=["kafka"])
+
+    def drain(self, timeout_s: float = 240) -> None:
+        """Wait until the worker, then the sink, has committed everything published
+        (starting again whatever exits meanwhile)."""
+        wait_for(
+            lambda: self.revive() and self.worker.committed_lag() == 0,
+            f"{self.name} worker drained",
+            self.worker,
+            timeout_s,
+        )
+        wait_for(
+            lambda: self.revive() and self.sink.committed_lag() == 0,
+            f"{self.name} sink drained",
+            self.sink,
+            timeout_s,
+        )
+
+    def stop(self) -> None:
+        """Stop both gracefully."""
+        self.sink.stop()
+        self.worker.stop()
+
+    def kill(self) -> None:
+        """Kill whatever still runs (after :meth:`stop`, nothing)."""
+        self.worker.kill()
+        self.sink.kill()
+
+
+def _alive(pid: int) -> bool:
+    # reap it if this process started it (a test session's stack), else it lingers
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(check: Callable[[], bool], what: str, service: Any, timeout_s: float = 240) -> None:
+    """Poll ``check`` every 0.2 s until it holds; AssertionError naming ``what`` and the
+    service's logs if it does not within ``timeout_s``. A page not served yet (a process
+    starting again) or a broker that does not answer yet (one started again) counts as
+    not yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, KafkaException):
+            pass
+        time.sleep(0.2)
+    logs = [c.log for c in getattr(service, "children", [service])]
+    raise AssertionError(f"{what}: not in {timeout_s} s; logs {logs}")
+
+
+def topic_ends(settings: Settings, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of ``topics`` now."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"ends-{uuid.uuid4()}"}))
+    try:
+        ends = {}
+        for topic in topics:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+                ends[(topic, partition)] = high
+    finally:
+        consumer.close()
+    return ends
+
+
+def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
+    """What a run left in ClickHouse, free of person ids (which depend on the intake's
+    order): ``facts``, per fact table, event id -> (person id as published, the row
+    without person ids) after FINAL; ``duplicates``, per table, rows beyond one an event
+    before FINAL; ``persons``, the persons as sets of event ids, and ``person_count``;
+    each outcome table's rows; ``audit``, the opt-out audit's decisions counted (MERGED
+    ones aside: whether a merge came after an opt-out depends on the intake's order), and
+    ``audit_persons``, how many person ids each decision covered."""
+    found: dict[str, Any] = {"facts": {}, "duplicates": {}}
+    persons: dict[str, set[str]] = defaultdict(set)
+    for table in FACT_TABLES.values():
+        found["duplicates"][table] = client.query(
+            f"SELECT count() - uniqExact(event_id) FROM {database}.{table}"
+        ).result_rows[0][0]
+        view = f"{table.removeprefix('fact_')}_current"
+        rows = client.query(
+            f"SELECT person_key, person_id, * EXCEPT (person_id, person_key, ingested_at) "
+            f"FROM {database}.{view}"
+        ).result_rows
+        found["facts"][table] = {
+            str(row[2]): (str(row[1]), tuple(str(v) for v in row[2:])) for row in rows
+        }
+        for row in rows:
+            persons[row[0]].add(str(row[2]))
+    found["persons"] = {frozenset(ids) for ids in persons.values()}
+    found["person_count"] = len(persons)
+    for name in OUTCOME_TABLES:
+        found[name] = [
+            tuple(str(v) for v in row)
+            for row in client.query(f"SELECT * FROM {database}.{name} ORDER BY ALL").result_rows
+        ]
+    audit = client.query(
+        f"SELECT request_id, cause, requested_by, opted_out, persons "
+        f"FROM {database}.optout_audit FINAL"
+    ).result_rows
+    found["audit"] = Counter(row[:4] for row in audit if row[1] != "MERGED")
+    found["audit_persons"] = {f"{r[0]} {r[1]}": r[4] for r in audit}
+    return found
