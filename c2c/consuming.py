@@ -21,9 +21,13 @@ from typing import Any, NamedTuple, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from c2c.deadletter import DeadLetterPublisher, dead_letter
+from c2c.kafka import not_authorized
 from c2c.serde import SerdeError
+from c2c.settings import Settings
 
 __all__ = ["Decoded", "Decoder", "DecodingConsumer"]
+
+_REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
 class Decoder(Protocol):
@@ -58,8 +62,10 @@ class DecodingConsumer:
         dead_letters: DeadLetterPublisher,
         *,
         stage: str,
+        settings: Settings | None = None,
     ) -> None:
         self._consumer = consumer
+        self._settings = settings  # names the principal when the broker refuses it
         self._decoders = dict(decoders)
         self._dead_letters = dead_letters
         self._stage = stage
@@ -78,8 +84,15 @@ class DecodingConsumer:
 
     def skip_error(self, message: Message) -> None:
         """A message whose ``error()`` is set: counted and passed over when Kafka will
-        recover from it (``kafka_error``); KafkaException when it is fatal."""
+        recover from it (``kafka_error``); KafkaException when it is fatal; ServiceError
+        ``kafka.not_authorized`` when the broker refuses the principal of ``settings`` (given
+        to the constructor) the topic or the group."""
         error = message.error()
+        if error is not None and error.code() in _REFUSED and self._settings is not None:
+            # the broker's ACLs will not change while this runs: stop, saying why
+            topic = message.topic()
+            resource = f"topic {topic}" if topic else "its consumer group"
+            raise not_authorized(self._settings, resource, "read")
         if error is not None and not error.retriable() and error.fatal():
             raise KafkaException(error)
         self.counts["kafka_error"] += 1

@@ -21,9 +21,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
+from c2c.kafka import not_authorized
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
@@ -147,6 +148,9 @@ def dead_letter(
     }
 
 
+_REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+
+
 class DeadLetterPublisher:
     """Publishes dead letters (Avro, registered schema) and counts them by error code."""
 
@@ -159,6 +163,7 @@ class DeadLetterPublisher:
             settings.kafka_config(**{"enable.idempotence": True, "acks": "all"})
         )
         self._owns_producer = producer is None
+        self._settings = settings
         self.counts: Counter[str] = Counter()
         self._failed: list[str] = []
 
@@ -195,8 +200,16 @@ class DeadLetterPublisher:
         self.counts[record["error_code"]] += 1
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Wait until every dead letter is acknowledged; ServiceError if one was not."""
-        remaining = self._producer.flush(timeout_s)
+        """Wait until every dead letter is acknowledged; ServiceError if one was not
+        (``kafka.not_authorized`` if the broker refuses this principal the topic)."""
+        try:
+            remaining = self._producer.flush(timeout_s)
+        except KafkaException as exc:
+            # an idempotent producer with no topic to write is refused its producer id as
+            # a cluster authorization failure (KIP-679): it is this topic it may not write
+            if exc.args[0].code() in _REFUSED:
+                raise not_authorized(self._settings, f"topic {self._topic.name}", "write") from exc
+            raise
         if remaining or self._failed:
             raise ServiceError(
                 f"{remaining} dead letter(s) unsent and {len(self._failed)} failed "

@@ -22,6 +22,7 @@ __all__ = [
     "align_topic_configs",
     "end_offsets",
     "ensure_topics",
+    "not_authorized",
     "read_to_end",
 ]
 
@@ -64,7 +65,7 @@ def ensure_topics(
     except KafkaException as exc:
         raise ServiceError(
             f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}; "
-            "is it up? (`c2c services status`)",
+            "is it up? (`c2c services status`)" + _principal_hint(settings),
             code="service.kafka.unreachable",
         ) from exc
     replication = min(3, max(1, len(metadata.brokers)))
@@ -91,6 +92,8 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
+            if exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise not_authorized(settings, f"topic {name}", "create") from exc
             raise ServiceError(
                 f"creating topic {name} failed: {exc.args[0]}", code="service.kafka.topic"
             ) from exc
@@ -181,8 +184,38 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
         consumer.close()
 
 
+def _principal_hint(settings: Settings) -> str:
+    if settings.kafka_secured and settings.kafka_security_protocol == "PLAINTEXT":
+        return (
+            "; the broker is secured (C2C_KAFKA_ACLS) and takes only SASL clients: connect as "
+            'a role, for example `eval "$(c2c services credentials admin)"` on the local stack'
+        )
+    return ""
+
+
+def not_authorized(settings: Settings, resource: str, action: str) -> ServiceError:
+    """The error for a broker's refusal to let these settings' principal ``action`` (read,
+    write, create, join) ``resource`` ("topic NAME", "consumer group NAME"): it names the
+    principal, the resource, and where the grants are."""
+    who = (
+        f"principal User:{settings.kafka_sasl_username}"
+        if settings.kafka_sasl_username
+        else "an unauthenticated client (User:ANONYMOUS)"
+    )
+    return ServiceError(
+        f"Kafka at {settings.kafka_bootstrap} refused to let {who} {action} {resource}: "
+        "its role has no ACL for it (c2c/acls.py says who may read and write what). Connect "
+        "as the role that may (`c2c services credentials ROLE` on the local stack), or change "
+        "the role's grants in c2c/acls.py and run `c2c services up`",
+        code="kafka.not_authorized",
+    )
+
+
 def _partitions(settings: Settings, consumer: Consumer, topic: str) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    error = metadata.error if metadata is not None else None
+    if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        raise not_authorized(settings, f"topic {topic}", "read")
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise ServiceError(
             f"topic {topic} does not exist at {settings.kafka_bootstrap}; run `c2c topics create`",

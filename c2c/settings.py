@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
+    kafka_acls: bool | None = Field(
+        default=None,
+        description=(
+            "Run the local broker with SASL/SCRAM and ACLs, one principal per role (c2c/acls.py); "
+            "default: on in test and production, off in development."
+        ),
+    )
     kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: KafkaSaslMechanism | None = None
     kafka_sasl_username: str | None = None
@@ -327,6 +334,30 @@ class Settings(BaseSettings):
         if self.clickhouse_url is not None:
             return self.clickhouse_url
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def kafka_secured(self) -> bool:
+        """Whether the local broker runs with SASL/SCRAM and ACLs (C2C_KAFKA_ACLS, else on
+        outside development)."""
+        if self.kafka_acls is not None:
+            return self.kafka_acls
+        return self.environment != "development"
+
+    def kafka_environment(self) -> dict[str, str]:
+        """The C2C_KAFKA_* variables (and the registry's URL) that make a child process
+        connect as these settings do: same bootstrap, same principal, same schema ids."""
+        env = {
+            f"{ENV_PREFIX}SCHEMA_REGISTRY_URL": self.schema_registry_url,
+            f"{ENV_PREFIX}KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            env[f"{ENV_PREFIX}KAFKA_SASL_MECHANISM"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            env[f"{ENV_PREFIX}KAFKA_SASL_USERNAME"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            env[f"{ENV_PREFIX}KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+        return env
 
     @property
     def clickhouse_embedded(self) -> bool:

@@ -40,6 +40,8 @@ class SinkProcess(ChildService):
             "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
             "C2C_SINK_DECODE": settings.sink_decode,
+            # its broker and principal: the settings', not only the environment's
+            **settings.kafka_environment(),
         }
         command = [sys.executable, "-m", "cli", "sink", "run", "--group", self.group]
         super().__init__("sink", command, env, port, log)

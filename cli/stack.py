@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
 
 import click
 
+from c2c.acls import roles
 from cli.common import context_settings, reports_errors
+from producers.formats import provider_kinds
 from services import (
     SERVICE_NAMES,
     ServiceStatus,
@@ -18,6 +21,7 @@ from services import (
     services_status,
     services_up,
 )
+from services.principals import as_role
 
 # -- services -----------------------------------------------------------------------------------
 
@@ -59,7 +63,7 @@ def services_up_cmd(ctx: click.Context, only: Sequence[str], print_started: bool
     """Start the local services that are not running and wait until each is ready."""
     settings = context_settings(ctx)
     started_at = time.monotonic()
-    started = services_up(settings, only or None)
+    started = services_up(settings, only or None, providers=provider_kinds())
     if print_started:
         click.echo("\n".join(started))
         return
@@ -93,6 +97,19 @@ def services_status_cmd(ctx: click.Context, only: Sequence[str], as_json: bool) 
         _print_status(rows)
     if not all(row.up for row in rows):
         sys.exit(3)
+
+
+@services.command("credentials")
+@click.argument("role", type=click.Choice(roles(provider_kinds())))
+@click.pass_context
+@reports_errors
+def services_credentials_cmd(ctx: click.Context, role: str) -> None:
+    """Print the C2C_KAFKA_* variables that connect to the secured local broker as ROLE's
+    principal (`eval "$(c2c services credentials sink)"` before `c2c sink run`)."""
+    settings = as_role(context_settings(ctx), role)
+    for name, value in settings.kafka_environment().items():
+        if "KAFKA" in name:
+            click.echo(f"export {name}={shlex.quote(value)}")
 
 
 def _print_status(rows: Sequence[ServiceStatus]) -> None:

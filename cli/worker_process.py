@@ -61,6 +61,8 @@ class WorkerProcess:
             **os.environ,
             "C2C_STREAMS_START": start_at,
             "C2C_DATA_DIR": str(settings.data_dir),
+            # its broker and principal: the settings', not only the environment's
+            **settings.kafka_environment(),
         }
         if split:
             roles = [("forward", forward_port or port + 1), ("resolve", port)]

@@ -46,6 +46,7 @@ __all__ = [
     "RecordType",
     "format_problems",
     "get_format",
+    "provider_kinds",
 ]
 
 # Which raw topic each kind of event goes to (c2c.kinds).
@@ -612,6 +613,15 @@ FORMATS: Mapping[str, ProviderFormat] = {
     "ctc": CTC,
     "optout": OPTOUT,
 }
+
+
+def provider_kinds() -> dict[str, list[str]]:
+    """Each provider's (format's) name -> the kinds of event it sends: whose raw topics its
+    producer's principal may write (c2c/acls.py)."""
+    return {
+        name: sorted({record_type.kind for record_type in fmt.record_types.values()})
+        for name, fmt in FORMATS.items()
+    }
 
 
 def format_problems(

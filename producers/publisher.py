@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from opentelemetry.trace import SpanKind
 
-from c2c.kafka import PRODUCER_CONFIG
+from c2c.kafka import PRODUCER_CONFIG, not_authorized
 from c2c.registry import SchemaRegistry
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings
@@ -56,6 +56,7 @@ class Publisher:
             **(extra_config or {}),
         }
         self._producer = Producer(settings.kafka_config(**config))
+        self._settings = settings
         self._registry = registry
         self._encoders: dict[str, AvroEncoder] = {}
         self._on_failure = on_failure
@@ -170,6 +171,11 @@ class Publisher:
         self.failed += 1
         if self._telemetry is not None:
             self._failures.add(1, {"topic": topic, "stage": "producer"})
+        if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            self._on_failure(
+                context, str(not_authorized(self._settings, f"topic {topic}", "write"))
+            )
+            return
         self._on_failure(context, f"Kafka did not acknowledge it: {err.str()}")
 
     def _send(

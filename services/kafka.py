@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,12 +18,14 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from c2c.acls import ADMIN
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 from services._process import ProcessSpec, tail
 from services.base import Probe, is_loopback
 from services.fetch import SERVICES_DIR
 from services.java import find_java
+from services.principals import SCRAM_MECHANISM, as_role, local_secured, role_passwords
 
 __all__ = ["JVM_OPTIONS", "KafkaService", "jmx_options", "render_server_properties"]
 
@@ -54,25 +57,66 @@ def _listener(settings: Settings) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def render_server_properties(settings: Settings, log_dirs: Path) -> str:
+def _security(settings: Settings, admin_password: str | None) -> list[str]:
+    """The listeners, and with C2C_KAFKA_ACLS the SASL and authorizer settings: clients
+    authenticate with SCRAM-SHA-512 (users kept in the metadata log), the controller listener
+    with PLAIN and a user of its own in the file (SCRAM users live in the metadata the
+    controller serves, so they cannot authenticate it), and nothing is allowed that no ACL
+    allows. The admin is the super user: the broker itself, `c2c services up`, `c2c topics`."""
+    host, port = _listener(settings)
+    controller = settings.kafka_controller_port
+    common = [
+        f"controller.quorum.voters=1@{host}:{controller}",
+        "controller.listener.names=CONTROLLER",
+    ]
+    if not settings.kafka_secured:
+        return [
+            *common,
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+    if admin_password is None:
+        raise ValueError("a secured broker needs the admin's password")
+    user, password = f"c2c-{ADMIN}", admin_password
+    return [
+        *common,
+        f"listeners=SASL_PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=SASL_PLAINTEXT://{host}:{port}",
+        "inter.broker.listener.name=SASL_PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{user}" password="{password}" user_{user}="{password}";',
+        f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{user}" password="{password}";',
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        f"super.users=User:{user}",
+    ]
+
+
+def render_server_properties(
+    settings: Settings, log_dirs: Path, admin_password: str | None = None
+) -> str:
     """server.properties for the local single-node KRaft broker.
 
     Replication factors are 1 because there is one node; partitions default to 3 so that
     consumers can be scaled out in tests as they would be on a cluster. Threads are sized
-    for one node on a few cores (``_THREADS``).
+    for one node on a few cores (``_THREADS``). With C2C_KAFKA_ACLS, ``admin_password`` is
+    the super user's (see :func:`_security`).
     """
-    host, port = _listener(settings)
-    controller = settings.kafka_controller_port
     lines = [
         "# Rendered by c2c from settings; edits are overwritten at the next `c2c services up`.",
         "process.roles=broker,controller",
         "node.id=1",
-        f"controller.quorum.voters=1@{host}:{controller}",
-        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
-        f"advertised.listeners=PLAINTEXT://{host}:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        *_security(settings, admin_password),
         f"log.dirs={log_dirs}",
         "num.partitions=3",
         "default.replication.factor=1",
@@ -168,11 +212,41 @@ class KafkaService:
         jars = sorted(self._lib().glob("kafka-clients-*.jar"))
         return jars[0].stem.removeprefix("kafka-clients-") if jars else None
 
+    @property
+    def _scram_marker(self) -> Path:
+        # written when the storage is formatted with the admin's SCRAM user in it
+        return self._home / "scram-admin"
+
+    def _client_settings(self) -> Settings:
+        """Settings the project's own checks connect with: the admin's on a secured local
+        broker, else as configured."""
+        if local_secured(self._settings):
+            role_passwords(self._settings)  # the admin's, made before the broker's first start
+            return as_role(self._settings, ADMIN)
+        return self._settings
+
     def prepare(self) -> None:
         self._home.mkdir(parents=True, exist_ok=True)
-        self._config_file.write_text(render_server_properties(self._settings, self._storage))
+        secured = self._settings.kafka_secured
+        password = role_passwords(self._settings)[ADMIN] if secured else None
+        fd = os.open(self._config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:  # holds the admin's password when secured
+            out.write(render_server_properties(self._settings, self._storage, password))
         if (self._storage / "meta.properties").exists():
+            if secured and not self._scram_marker.exists():
+                raise ServiceError(
+                    f"the Kafka storage in {self._storage} was formatted without C2C_KAFKA_ACLS, "
+                    "so it has no admin user to secure the broker with: stop the stack "
+                    f"(`c2c services down`) and remove {self._storage}, or set "
+                    "C2C_KAFKA_ACLS=false",
+                    code="service.kafka.format",
+                )
             return
+        scram = (
+            ["--add-scram", f"{SCRAM_MECHANISM}=[name=c2c-{ADMIN},password={password}]"]
+            if secured
+            else []
+        )
         cluster_id = _cluster_id()
         result = subprocess.run(
             [
@@ -183,6 +257,7 @@ class KafkaService:
                 cluster_id,
                 "--config",
                 str(self._config_file),
+                *scram,
             ],
             capture_output=True,
             text=True,
@@ -194,6 +269,8 @@ class KafkaService:
                 f"(exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}",
                 code="service.kafka.format",
             )
+        if secured:
+            self._scram_marker.write_text(cluster_id + "\n")
 
     @property
     def pid_file(self) -> Path:
@@ -224,8 +301,9 @@ class KafkaService:
         )
 
     def probe(self, timeout_s: float) -> Probe:
+        settings = self._client_settings()
         admin = AdminClient(
-            self._settings.kafka_config(logger=_QUIET, log_level=0, **{"socket.timeout.ms": 2000})
+            settings.kafka_config(logger=_QUIET, log_level=0, **{"socket.timeout.ms": 2000})
         )
         try:
             metadata = admin.list_topics(timeout=timeout_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from c2c.errors import ServiceError
 from c2c.settings import Settings
@@ -18,6 +18,7 @@ from services.base import LocalService, Probe, ServiceStatus
 from services.clickhouse import ClickHouseService
 from services.fetch import fetch_artifacts
 from services.kafka import KafkaService
+from services.principals import apply_acls, local_secured
 from services.registry import RegistryService
 
 __all__ = ["SERVICE_NAMES", "all_services", "services_down", "services_status", "services_up"]
@@ -104,8 +105,17 @@ def _wait_ready(
     )
 
 
-def services_up(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
+def services_up(
+    settings: Settings,
+    only: Iterable[str] | None = None,
+    *,
+    providers: Mapping[str, Iterable[str]] | None = None,
+) -> list[str]:
     """Start what is local and not answering, wait until each is ready; return what started.
+
+    On a secured local broker (C2C_KAFKA_ACLS) the principals of c2c/acls.py and their ACLs
+    are created once the broker is ready, with a producer per provider of ``providers``
+    (provider -> the kinds it sends; `c2c services up` gives producers.formats'), none if None.
 
     Raises ServiceError naming the service and its log when one is not ready in time, or
     when a remote service does not answer.
@@ -115,7 +125,7 @@ def services_up(settings: Settings, only: Iterable[str] | None = None) -> list[s
         fetch_artifacts(settings)
     started: list[str] = []
     try:
-        _start_each(settings, selected, started)
+        _start_each(settings, selected, started, providers or {})
     except BaseException:
         # Leave nothing half-started behind: stop what this call started, then re-raise.
         services_down(settings, started)
@@ -123,21 +133,32 @@ def services_up(settings: Settings, only: Iterable[str] | None = None) -> list[s
     return started
 
 
-def _start_each(settings: Settings, selected: list[LocalService], started: list[str]) -> None:
+def _start_each(
+    settings: Settings,
+    selected: list[LocalService],
+    started: list[str],
+    providers: Mapping[str, Iterable[str]],
+) -> None:
     for service in selected:
-        if service.probe(_PROBE_TIMEOUT_S).up:
-            continue
-        timeout_s = settings.service_start_timeout_s
-        if not service.local:
-            _wait_ready(service, process=None, timeout_s=timeout_s)
-            continue
-        service.prepare()
-        spec = service.process_spec()
-        process = None
-        if spec is not None and _pid(service) is None:
-            process = start_process(spec)
-            started.append(service.name)
-        _wait_ready(service, process=process, timeout_s=timeout_s)
+        _start_one(settings, service, started)
+        if isinstance(service, KafkaService) and local_secured(settings):
+            apply_acls(settings, providers)
+
+
+def _start_one(settings: Settings, service: LocalService, started: list[str]) -> None:
+    if service.probe(_PROBE_TIMEOUT_S).up:
+        return
+    timeout_s = settings.service_start_timeout_s
+    if not service.local:
+        _wait_ready(service, process=None, timeout_s=timeout_s)
+        return
+    service.prepare()
+    spec = service.process_spec()
+    process = None
+    if spec is not None and _pid(service) is None:
+        process = start_process(spec)
+        started.append(service.name)
+    _wait_ready(service, process=process, timeout_s=timeout_s)
 
 
 def services_down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:

@@ -8,12 +8,14 @@ Kafka's ``kafkasql-journal`` topic, so they survive a registry restart.
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from c2c.acls import ADMIN
 from c2c.errors import ServiceError
 from c2c.kafka import ensure_topics
 from c2c.settings import Settings
@@ -21,6 +23,7 @@ from c2c.topics import REGISTRY_JOURNAL
 from services._process import ProcessSpec
 from services.base import Probe, is_loopback
 from services.java import find_java
+from services.principals import as_role, local_secured
 
 __all__ = ["RegistryService"]
 
@@ -59,13 +62,43 @@ class RegistryService:
         Created here rather than by the registry, which would take the broker's default
         partition count: the journal must be one partition to keep its order.
         """
-        ensure_topics(self._settings, [REGISTRY_JOURNAL])
+        secured = local_secured(self._settings)
+        ensure_topics(
+            as_role(self._settings, ADMIN) if secured else self._settings, [REGISTRY_JOURNAL]
+        )
+        if secured:
+            self._write_kafka_config()
         if not (self._dist() / "quarkus-run.jar").is_file():
             raise ServiceError(
                 f"Apicurio Registry is not unpacked in {self._dist()}; "
                 "run `c2c services fetch` first.",
                 code="service.registry.missing",
             )
+
+    @property
+    def _kafka_config(self) -> Path:
+        return self._settings.data_dir.resolve() / "registry" / "kafka.properties"
+
+    def _write_kafka_config(self) -> None:
+        """The registry's Kafka credentials on a secured local broker (its own principal,
+        c2c/acls.py), in a file only its owner reads, given to Quarkus as a config location.
+        ``apicurio.kafka.common.*`` goes to each of its Kafka clients."""
+        registry = as_role(self._settings, "registry")
+        password = registry.kafka_sasl_password
+        assert password is not None  # as_role sets it
+        lines = [
+            "apicurio.kafka.common.security.protocol=SASL_PLAINTEXT",
+            f"apicurio.kafka.common.sasl.mechanism={registry.kafka_sasl_mechanism}",
+            "apicurio.kafka.common.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{registry.kafka_sasl_username}" '
+            f'password="{password.get_secret_value()}";',
+            "apicurio.kafkasql.consumer.group-prefix=c2c-registry-",
+        ]
+        self._kafka_config.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._kafka_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join(lines) + "\n")
 
     @property
     def pid_file(self) -> Path:
@@ -106,6 +139,11 @@ class RegistryService:
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
                 self.marker,
+                *(
+                    [f"-Dquarkus.config.locations=file:{self._kafka_config}"]
+                    if local_secured(self._settings)
+                    else []
+                ),
                 "-jar",
                 str(self._dist() / "quarkus-run.jar"),
             ],

@@ -78,7 +78,7 @@ class SinkConsumer:
         )
         self._dead_letters = DeadLetterPublisher(settings, registry)
         self._decoding = DecodingConsumer(
-            self._consumer, decoders, self._dead_letters, stage="sink"
+            self._consumer, decoders, self._dead_letters, stage="sink", settings=settings
         )
 
     @property

@@ -4,9 +4,13 @@ that cannot be reached fails the run: nothing is skipped."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +83,42 @@ def read_decoded(
                 found.append((record, list(message.headers() or [])))
     consumer.close()
     return found
+
+
+def run_c2c(
+    env: dict[str, str], *args: str, check: bool = True, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`c2c ARGS` in a child process with ``env``; with ``check``, AssertionError (showing
+    its output) if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"c2c {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:
+    """The environment of a second, private stack: its own data folder under ``data``, its
+    own free ports, the jars of ``settings``; no other C2C_* variable."""
+    kafka_port = free_port_pair()
+    registry_port = free_port_pair()
+    # nothing is bound yet, so the second pair may overlap the first: pick again
+    while abs(registry_port - kafka_port) < 2:
+        registry_port = free_port_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
+    env.update(
+        {
+            "C2C_DATA_DIR": str(data / "data"),
+            "C2C_LIB_DIR": str(settings.lib_path.resolve()),
+            "C2C_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "C2C_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+            "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
+        }
+    )
+    return env

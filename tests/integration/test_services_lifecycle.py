@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,23 +15,12 @@ import pytest
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 from services import services_down, services_up
-from tests.conftest import free_port_pair
+from tests.conftest import private_stack_env, run_c2c
 
 pytestmark = pytest.mark.integration
 
 
-def _c2c(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"c2c {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+_c2c = run_c2c
 
 
 def _status(env: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -52,19 +39,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def private_env(tmp_path: Path, settings: Settings) -> dict[str, str]:
-    kafka_port = free_port_pair()
-    registry_port = free_port_pair()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
-    env.update(
-        {
-            "C2C_DATA_DIR": str(tmp_path / "data"),
-            "C2C_LIB_DIR": str(settings.lib_path.resolve()),
-            "C2C_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-            "C2C_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
-            "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
-        }
-    )
-    return env
+    return private_stack_env(tmp_path, settings)
 
 
 def test_up_status_kill_and_down(private_env: dict[str, str]) -> None:

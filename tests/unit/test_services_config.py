@@ -84,3 +84,33 @@ def test_broker_jmx_is_served_on_loopback_only_when_asked(tmp_path: Path) -> Non
     assert "-Dcom.sun.management.jmxremote.port=29099" in argv
     assert "-Dcom.sun.management.jmxremote.host=127.0.0.1" in argv
     assert argv.index("-Dcom.sun.management.jmxremote.port=29099") < argv.index("kafka.Kafka")
+
+
+def test_a_secured_broker_takes_scram_clients_and_allows_only_what_an_acl_allows() -> None:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:29092", kafka_controller_port=29093, kafka_acls=True
+    )
+    props = _props(render_server_properties(settings, Path("/data/kafka"), "s3cret"))
+    assert props["listeners"] == "SASL_PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:29092"
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    )
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:c2c-admin"
+    jaas = props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    assert 'username="c2c-admin" password="s3cret"' in jaas
+    assert 'user_c2c-admin="s3cret"' in props["listener.name.controller.plain.sasl.jaas.config"]
+
+
+def test_acls_are_on_by_default_outside_development_only() -> None:
+    assert not Settings().kafka_secured
+    secret = "Zq8" * 12
+    assert Settings(environment="test", identity_secret=secret).kafka_secured
+    assert Settings(environment="production", identity_secret=secret).kafka_secured
+    assert not Settings(environment="test", identity_secret=secret, kafka_acls=False).kafka_secured
+    assert Settings(kafka_acls=True).kafka_secured
