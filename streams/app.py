@@ -61,14 +61,13 @@ from streams.resolution import (
     Incoming,
     identity_dead_letter,
 )
-from streams.tables import TableWriter
+from streams.tables import TableWriter, parse_source_key, source_key
 
 __all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
 
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
 SOURCES_TABLE = "identity-sources"
-_SOURCE_SEP = "\x1f"
 log = logging.getLogger(__name__)
 
 
@@ -178,11 +177,6 @@ class WorkerState:
         """What the resolver and the forwarder counted (the /metrics/counts page)."""
         forwarded = self.forwarder.counts if self.forwarder is not None else {}
         return {**self.counts, **forwarded}
-
-
-def _source_key(key: str) -> tuple[str, str]:
-    provider, _, source_id = key.partition(_SOURCE_SEP)
-    return provider, source_id
 
 
 def create_app(
@@ -323,6 +317,24 @@ def _add_resolver(
     resolver_model = model if model is not None else load_model(settings.identity_model)
     hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
 
+    # identity-sources keys an earlier worker wrote with the source id in clear, found when
+    # the state was rebuilt: (old key, new key, person id), re-keyed in the next batch
+    rekey: list[tuple[str, str, str]] = []
+
+    def restored_sources() -> dict[tuple[str, str], str]:
+        kept: dict[tuple[str, str], str] = {}
+        rekey.clear()
+        for key, person_id in sources.items():
+            if person_id is None:
+                continue
+            parsed = parse_source_key(str(key))
+            hashed = parsed.source_id
+            if not parsed.hashed:
+                hashed = hasher.source_id(parsed.provider, parsed.source_id)
+                rekey.append((str(key), source_key(parsed.provider, hashed), str(person_id)))
+            kept[(parsed.provider, hashed)] = str(person_id)
+        return kept
+
     def build_stage() -> IdentityStage:
         restored = IdentityState.restore(
             (
@@ -330,12 +342,14 @@ def _add_resolver(
                 for k, v in persons.items()
                 if v is not None
             ),
-            ((_source_key(str(k)), str(v)) for k, v in sources.items() if v is not None),
+            restored_sources().items(),
         )
         log.info(
-            "identity state rebuilt from tables: %d persons, %d source ids",
+            "identity state rebuilt from tables: %d persons, %d source ids "
+            "(%d kept in clear by an earlier worker, re-keyed now)",
             len(restored.profiles),
             len(restored.sources),
+            len(rekey),
         )
         return IdentityStage(
             Resolver(hasher, resolver_model, restored), decoders, encoders, telemetry
@@ -415,8 +429,14 @@ def _add_resolver(
                 for person_id in changed:
                     value = snapshots.encode(stage.state, person_id)
                     tables.put(persons, person_id, value, partition)
-                for (provider, source_id), person_id in first_seen.items():
-                    tables.put(sources, f"{provider}{_SOURCE_SEP}{source_id}", person_id, partition)
+                for (provider, hashed), person_id in first_seen.items():
+                    tables.put(sources, source_key(provider, hashed), person_id, partition)
+                # an earlier worker's clear source ids: the hashed key written, the clear
+                # one deleted (its tombstone lets compaction drop it from the changelog)
+                for old, new, person_id in rekey:
+                    tables.put(sources, new, person_id, partition)
+                    tables.delete(sources, old, partition)
+                rekey.clear()
                 # The batch's results and its changelog both confirmed before the batch is
                 # acknowledged.
                 await confirm()

@@ -71,6 +71,14 @@ class IdentifierHasher:
         # costs ten: the number and each digit masked)
         return hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
 
+    def source_id(self, provider: str, value: str) -> str:
+        """The keyed hash under which ``provider``'s own person id ``value`` is kept (in
+        :attr:`IdentityState.sources` and the worker's ``identity-sources`` table). Every
+        source id is hashed, with the same key as SSNs: some are identifiers (the wage
+        source's person id is the SSN), and none is needed in clear to find it again."""
+        digest: str = self._cached(f"source.{provider}", value)
+        return digest
+
     def masks(self, kind: str, value: str | None) -> frozenset[str]:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
         digit apart share exactly one of them."""
@@ -119,6 +127,7 @@ class IdentityState:
     next_number: int = 1
     profiles: dict[str, list[Identity]] = field(default_factory=dict)
     blocks: dict[str, list[str]] = field(default_factory=dict)
+    # (provider, keyed hash of the source's person id: IdentifierHasher.source_id) -> person
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     trusted: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -279,7 +288,11 @@ class Resolver:
     def resolve(self, provider: str, person: Mapping[str, Any]) -> Resolution:
         """Resolve one record of ``provider`` whose identifying fields are ``person``."""
         identity = self.identity(person)
-        source_key = (provider, str(person.get("source_person_id") or ""))
+        source_id = person.get("source_person_id")
+        source_key = (
+            provider,
+            self.hasher.source_id(provider, str(source_id)) if source_id else "",
+        )
         known = self.state.sources.get(source_key) if source_key[1] else None
         if known is None:
             reason = identity.usable()

@@ -1,5 +1,6 @@
-"""The worker's tables across the upgrade to binary person snapshots: a changelog the JSON
-worker wrote loads, and the worker goes on giving the ids one resolver that never stopped
+"""The worker's tables across the upgrades to binary person snapshots and to hashed source
+ids: a changelog the JSON worker wrote (source ids in clear) loads, its clear source ids are
+re-keyed and deleted, and the worker goes on giving the ids one resolver that never stopped
 would give."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from streams.identity.snapshots import MAGIC
 from streams.intake import records_of
 from streams.linking import LINKED_TOPICS
 from streams.resolution import OPTOUT_TOPIC, RAW_TOPICS, Incoming, source_of
+from streams.tables import parse_source_key, source_key
 from tests.conftest import free_port_pair
 
 FIRST = ("k12", "ccc", "csac")  # resolved by "the JSON worker"; the rest by this one
@@ -55,8 +57,9 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
         for person_id in resolution.touched:
             persons[person_id] = json.dumps(resolver.state.snapshot(person_id)).encode()
         if resolution.new_source is not None:
-            provider, source_id = resolution.new_source
-            sources[f"{provider}\x1f{source_id}"] = json.dumps(resolution.person_id).encode()
+            # that worker kept the source's person id in clear (edd's is the SSN)
+            provider, clear = outcome.event["provider"], outcome.event["person"]["source_person_id"]
+            sources[f"{provider}\x1f{clear}"] = json.dumps(resolution.person_id).encode()
     assert persons
     assert sources
     worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair(), split=True)
@@ -118,3 +121,15 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
     assert written[: len(persons)] == list(persons.values())
     assert len(written) > len(persons)
     assert all(value.startswith(MAGIC) for value in written[len(persons) :])
+
+    # Every clear source id the old worker wrote is deleted (a tombstone, which compaction
+    # keeps only until delete.retention.ms) and kept again under its keyed hash.
+    latest: dict[str, bytes | None] = {}
+    for m in read_to_end(stack, [f"{worker.app_id}-identity-sources-changelog"]):
+        latest[json.loads(m.key() or b"")] = m.value()
+    for key, value in sources.items():
+        assert latest[key] is None, key
+        provider, _, clear = key.partition("\x1f")
+        hashed = source_key(provider, resolver.hasher.source_id(provider, clear))
+        assert latest[hashed] == value, key
+    assert all(parse_source_key(key).hashed for key, v in latest.items() if v is not None)

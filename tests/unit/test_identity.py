@@ -231,7 +231,9 @@ def test_a_record_seen_before_changes_no_state() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     first = resolver.resolve("k12", MARIA)
     assert first.touched == (first.person_id,)
-    assert first.new_source == ("k12", "L1")
+    # the source id is kept as its keyed hash, never in clear
+    assert first.new_source == ("k12", resolver.hasher.source_id("k12", "L1"))
+    assert "L1" not in first.new_source[1]
     again = resolver.resolve("k12", MARIA)
     assert again.person_id == first.person_id
     assert again.touched == ()
@@ -261,3 +263,29 @@ def test_final_assignments_follow_merges_and_ignore_other_events() -> None:
         ("ccc", "c"): "P1",
     }
     assert final_assignments(linked, [("P1", "P2"), ("P2", "P1")], records)  # a cycle ends
+
+
+def test_no_source_id_is_kept_in_clear() -> None:
+    # the wage source files its records by SSN: its person id is the SSN
+    resolver = Resolver(IdentifierHasher(SECRET))
+    wage = {"source_person_id": "123456789", "ssn": "123456789", "first_name": "Maria"}
+    resolver.resolve("edd", {**wage, "last_name": "Lopez"})
+    ((provider, kept),) = resolver.state.sources
+    assert provider == "edd"
+    assert kept == resolver.hasher.source_id("edd", "123456789")
+    assert "123456789" not in kept
+    # keyed: another key, another hash; per source: the same id of another source differs
+    assert kept != IdentifierHasher(SECRET + b"2").source_id("edd", "123456789")
+    assert kept != resolver.hasher.source_id("ctc", "123456789")
+
+
+def test_source_keys_tell_hashed_ids_from_clear_ones() -> None:
+    from streams.tables import parse_source_key, source_key
+
+    hashed = IdentifierHasher(SECRET).source_id("edd", "123456789")
+    key = source_key("edd", hashed)
+    assert "123456789" not in key
+    assert parse_source_key(key) == ("edd", hashed, True)
+    # what workers before hashing wrote: the id in clear, re-keyed when read
+    assert parse_source_key("edd\x1f123456789") == ("edd", "123456789", False)
+    assert parse_source_key("k12\x1f#not-a-digest") == ("k12", "#not-a-digest", False)
