@@ -50,6 +50,7 @@ from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
+from streams.identity.sealing import Sealer
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.observer import WorkerObserver, observe_worker
@@ -316,6 +317,8 @@ def _add_resolver(
     encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     resolver_model = model if model is not None else load_model(settings.identity_model)
     hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
+    # person values (names, birth dates) are encrypted at rest: streams/identity/sealing.py
+    sealer = Sealer(settings.identity_secrets(), settings.identity_key_version)
 
     # identity-sources keys an earlier worker wrote with the source id in clear, found when
     # the state was rebuilt: (old key, new key, person id), re-keyed in the next batch
@@ -338,7 +341,7 @@ def _add_resolver(
     def build_stage() -> IdentityStage:
         restored = IdentityState.restore(
             (
-                (str(k), decode_snapshot(v, where=f"{PERSONS_TABLE} {k}"))
+                (str(k), decode_snapshot(sealer.open(str(k), v), where=f"{PERSONS_TABLE} {k}"))
                 for k, v in persons.items()
                 if v is not None
             ),
@@ -427,7 +430,7 @@ def _add_resolver(
                 _make_current(last)
                 partition = last.message.partition
                 for person_id in changed:
-                    value = snapshots.encode(stage.state, person_id)
+                    value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
                     tables.put(persons, person_id, value, partition)
                 for (provider, hashed), person_id in first_seen.items():
                     tables.put(sources, source_key(provider, hashed), person_id, partition)

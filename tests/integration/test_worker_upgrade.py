@@ -21,6 +21,7 @@ from producers.files import in_time_order, mapped_events, open_folder, replay
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.sealing import SEALED, Sealer
 from streams.identity.snapshots import MAGIC
 from streams.intake import records_of
 from streams.linking import LINKED_TOPICS
@@ -115,12 +116,16 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
 
     # What the new worker wrote of persons is binary; what it read of the JSON, unchanged.
     written = [
-        m.value() or b""
+        (json.loads(m.key() or b""), m.value() or b"")
         for m in read_to_end(stack, [f"{worker.app_id}-identity-persons-changelog"])
     ]
-    assert written[: len(persons)] == list(persons.values())
+    assert [value for _key, value in written[: len(persons)]] == list(persons.values())
     assert len(written) > len(persons)
-    assert all(value.startswith(MAGIC) for value in written[len(persons) :])
+    # ... and sealed (streams/identity/sealing.py): binary inside, no name in clear
+    sealer = Sealer(stack.identity_secrets(), stack.identity_key_version)
+    for key, value in written[len(persons) :]:
+        assert value.startswith(SEALED)
+        assert sealer.open(key, value).startswith(MAGIC)
 
     # Every clear source id the old worker wrote is deleted (a tombstone, which compaction
     # keeps only until delete.retention.ms) and kept again under its keyed hash.
