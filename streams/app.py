@@ -50,8 +50,8 @@ from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.sealing import Sealer
-from streams.identity.snapshots import SnapshotEncoder, decode_snapshot
+from streams.identity.sealing import SEALED, Sealer
+from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.observer import WorkerObserver, observe_worker
 from streams.resolution import (
@@ -338,19 +338,29 @@ def _add_resolver(
             kept[(parsed.provider, hashed)] = str(person_id)
         return kept
 
+    # persons an earlier worker wrote unsealed (names in clear), sealed in the next batch
+    reseal: dict[str, bytes] = {}
+
+    def restored_persons() -> list[tuple[str, dict[str, Any]]]:
+        kept = []
+        reseal.clear()
+        for key, value in persons.items():
+            if value is None:
+                continue
+            snapshot = decode_snapshot(sealer.open(str(key), value), where=f"{PERSONS_TABLE} {key}")
+            if not value.startswith(SEALED):
+                reseal[str(key)] = sealer.seal(str(key), encode_snapshot(snapshot))
+            kept.append((str(key), snapshot))
+        return kept
+
     def build_stage() -> IdentityStage:
-        restored = IdentityState.restore(
-            (
-                (str(k), decode_snapshot(sealer.open(str(k), v), where=f"{PERSONS_TABLE} {k}"))
-                for k, v in persons.items()
-                if v is not None
-            ),
-            restored_sources().items(),
-        )
+        restored = IdentityState.restore(restored_persons(), restored_sources().items())
         log.info(
-            "identity state rebuilt from tables: %d persons, %d source ids "
-            "(%d kept in clear by an earlier worker, re-keyed now)",
-            len(restored.profiles),
+            "identity state rebuilt from tables: %d persons (%d unsealed by an earlier "
+            "worker, sealed now), %d source ids (%d in clear by an earlier worker, re-keyed "
+            "now)",
+            len(restored.profiles) + len(restored.merged_into),
+            len(reseal),
             len(restored.sources),
             len(rekey),
         )
@@ -429,6 +439,11 @@ def _add_resolver(
                 last = events[-1]
                 _make_current(last)
                 partition = last.message.partition
+                # an earlier worker's unsealed persons first, so that a person the batch
+                # changed is written after
+                for person_id, value in reseal.items():
+                    tables.put(persons, person_id, value, partition)
+                reseal.clear()
                 for person_id in changed:
                     value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
                     tables.put(persons, person_id, value, partition)
