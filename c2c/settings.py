@@ -359,13 +359,11 @@ class Settings(BaseSettings):
         cls, value: dict[int, SecretStr], info: ValidationInfo
     ) -> dict[int, SecretStr]:
         current = info.data.get("identity_key_version", 1)
-        if current in value:
+        if not all(1 <= version < current for version in value):
             raise ValueError(
-                f"key version {current} is the current one (C2C_IDENTITY_SECRET): "
-                "list only earlier ones"
+                f"key versions {sorted(value)} are not all earlier than the current one "
+                f"({current}, C2C_IDENTITY_KEY_VERSION): list only earlier ones"
             )
-        if not all(1 <= version <= 255 for version in value):
-            raise ValueError("key versions are 1 to 255")
         return value
 
     @field_validator("kafka_sasl_password", mode="after")
@@ -390,7 +388,9 @@ class Settings(BaseSettings):
 
     # -- derived values ------------------------------------------------------------------------
     def identity_secrets(self) -> dict[int, bytes]:
-        """Every identity secret by key version: the previous ones and the current one."""
+        """Every identity secret by key version, in version order: the previous ones and
+        the current one (each key of the identifier hashes' chain, and each key that
+        sealed person values)."""
         secrets = {
             v: s.get_secret_value().encode() for v, s in self.identity_previous_secrets.items()
         }

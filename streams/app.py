@@ -25,6 +25,7 @@ lag below a bound) and ``/metrics/counts`` on ``C2C_WORKER_WEB_PORT``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import weakref
@@ -49,8 +50,13 @@ from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
-from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.sealing import SEALED, Sealer
+from streams.identity.resolver import (
+    IdentifierHasher,
+    IdentityState,
+    Resolver,
+    rekeyed_snapshot,
+)
+from streams.identity.sealing import Sealer
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.observer import WorkerObserver, observe_worker
@@ -316,12 +322,18 @@ def _add_resolver(
     decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
     encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     resolver_model = model if model is not None else load_model(settings.identity_model)
-    hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
-    # person values (names, birth dates) are encrypted at rest: streams/identity/sealing.py
-    sealer = Sealer(settings.identity_secrets(), settings.identity_key_version)
+    # Every key version's secret, in order: each hashes the hash of the one before
+    # (IdentifierHasher), and person values (names, birth dates) are sealed under the
+    # current one (streams/identity/sealing.py). State kept under fewer keys is re-keyed
+    # when the worker rebuilds it (streams/README.md, "Key rotation").
+    secrets = settings.identity_secrets()
+    chain = {version: at + 1 for at, version in enumerate(secrets)}  # version -> keys
+    hasher = IdentifierHasher(*secrets.values())
+    sealer = Sealer(secrets, settings.identity_key_version)
 
-    # identity-sources keys an earlier worker wrote with the source id in clear, found when
-    # the state was rebuilt: (old key, new key, person id), re-keyed in the next batch
+    # identity-sources keys an earlier worker wrote with the source id in clear, or hashed
+    # under fewer keys, found when the state was rebuilt: (old key, new key, person id),
+    # re-keyed in the next batch
     rekey: list[tuple[str, str, str]] = []
 
     def restored_sources() -> dict[tuple[str, str], str]:
@@ -332,14 +344,22 @@ def _add_resolver(
                 continue
             parsed = parse_source_key(str(key))
             hashed = parsed.source_id
-            if not parsed.hashed:
+            if parsed.keys == 0:  # in clear
                 hashed = hasher.source_id(parsed.provider, parsed.source_id)
-                rekey.append((str(key), source_key(parsed.provider, hashed), str(person_id)))
+            elif parsed.keys < hasher.keys:  # under fewer keys than the chain has now
+                hashed = hasher.rekey(parsed.source_id, parsed.keys)
+            if parsed.keys < hasher.keys:
+                new = source_key(parsed.provider, hashed, hasher.keys)
+                rekey.append((str(key), new, str(person_id)))
             kept[(parsed.provider, hashed)] = str(person_id)
         return kept
 
-    # persons an earlier worker wrote unsealed (names in clear), sealed in the next batch
+    # persons an earlier worker wrote unsealed (names in clear), or sealed and hashed under
+    # an earlier key version: sealed (and re-keyed) under the current one in the next batch
     reseal: dict[str, bytes] = {}
+
+    def rekey_from(keyed: int, digest: str) -> str:
+        return hasher.rekey(digest, keyed)
 
     def restored_persons() -> list[tuple[str, dict[str, Any]]]:
         kept = []
@@ -348,7 +368,12 @@ def _add_resolver(
             if value is None:
                 continue
             snapshot = decode_snapshot(sealer.open(str(key), value), where=f"{PERSONS_TABLE} {key}")
-            if not value.startswith(SEALED):
+            # an unsealed value is an earlier worker's, hashed with the first key
+            version = sealer.version(value)
+            keyed = 1 if version is None else chain[version]
+            if keyed < hasher.keys:
+                snapshot = rekeyed_snapshot(snapshot, functools.partial(rekey_from, keyed))
+            if keyed < hasher.keys or version is None:
                 reseal[str(key)] = sealer.seal(str(key), encode_snapshot(snapshot))
             kept.append((str(key), snapshot))
         return kept
@@ -356,9 +381,9 @@ def _add_resolver(
     def build_stage() -> IdentityStage:
         restored = IdentityState.restore(restored_persons(), restored_sources().items())
         log.info(
-            "identity state rebuilt from tables: %d persons (%d unsealed by an earlier "
-            "worker, sealed now), %d source ids (%d in clear by an earlier worker, re-keyed "
-            "now)",
+            "identity state rebuilt from tables: %d persons (%d unsealed or under an earlier "
+            "key version, sealed now), %d source ids (%d in clear or under an earlier key "
+            "version, re-keyed now)",
             len(restored.profiles) + len(restored.merged_into),
             len(reseal),
             len(restored.sources),
@@ -448,7 +473,9 @@ def _add_resolver(
                     value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
                     tables.put(persons, person_id, value, partition)
                 for (provider, hashed), person_id in first_seen.items():
-                    tables.put(sources, source_key(provider, hashed), person_id, partition)
+                    tables.put(
+                        sources, source_key(provider, hashed, hasher.keys), person_id, partition
+                    )
                 # an earlier worker's clear source ids: the hashed key written, the clear
                 # one deleted (its tombstone lets compaction drop it from the changelog)
                 for old, new, person_id in rekey:

@@ -16,8 +16,9 @@ the changelog written after it.
 Recovery is Faust's own: it reads the changelog into the store at start and after a
 rebalance, whoever produced the messages.
 
-The ``identity-sources`` table's keys are ``provider``, a unit separator, ``#`` and the
-keyed hash of the source's person id (:func:`source_key`): no source id is kept in clear,
+The ``identity-sources`` table's keys are ``provider``, a unit separator, ``#``, the number
+of keys that hashed it, ``:`` and the keyed hash of the source's person id
+(:func:`source_key`): no source id is kept in clear,
 since some are identifiers (the wage source's is the SSN). Workers before this format
 wrote the id in clear; :func:`parse_source_key` tells such a key apart, and the worker
 re-keys it and deletes it (a tombstone on the changelog) when it rebuilds its state.
@@ -39,26 +40,29 @@ _HASHED = "#"
 
 
 class SourceKey(NamedTuple):
-    """An ``identity-sources`` key read back: the provider, the source id part, and whether
-    that part is a keyed hash (False: a clear id written by a worker before hashing)."""
+    """An ``identity-sources`` key read back: the provider, the source id part, and how
+    many keys of the hash chain hashed it (:class:`~streams.identity.resolver.
+    IdentifierHasher`; 0: a clear id written by a worker before hashing)."""
 
     provider: str
     source_id: str
-    hashed: bool
+    keys: int
 
 
-def source_key(provider: str, hashed_id: str) -> str:
+def source_key(provider: str, hashed_id: str, keys: int = 1) -> str:
     """The ``identity-sources`` key of ``provider``'s person id, given as its keyed hash
-    (:meth:`~streams.identity.resolver.IdentifierHasher.source_id`)."""
-    return f"{provider}{_SOURCE_SEP}{_HASHED}{hashed_id}"
+    (:meth:`~streams.identity.resolver.IdentifierHasher.source_id`) made with ``keys``
+    keys."""
+    return f"{provider}{_SOURCE_SEP}{_HASHED}{keys}:{hashed_id}"
 
 
 def parse_source_key(key: str) -> SourceKey:
     """What :func:`source_key` (or an earlier worker's ``provider\\x1fid``) wrote."""
     provider, _, rest = key.partition(_SOURCE_SEP)
-    if rest.startswith(_HASHED) and _is_digest(rest[1:]):
-        return SourceKey(provider, rest[1:], True)
-    return SourceKey(provider, rest, False)
+    keys, colon, digest = rest[1:].partition(":")
+    if rest.startswith(_HASHED) and colon and keys.isdigit() and _is_digest(digest):
+        return SourceKey(provider, digest, int(keys))
+    return SourceKey(provider, rest, 0)
 
 
 def _is_digest(text: str) -> bool:

@@ -52,6 +52,13 @@ class Sealer:
         self._ciphers = {v: AESGCM(sealing_key(s)) for v, s in secrets.items()}
         self._current = current
 
+    @staticmethod
+    def version(value: bytes) -> int | None:
+        """The key version ``value`` was sealed under; None for an unsealed value."""
+        if not value.startswith(SEALED) or len(value) <= len(SEALED):
+            return None
+        return value[len(SEALED)]
+
     def seal(self, key: str, value: bytes) -> bytes:
         """``value``, encrypted, bound to the table key ``key`` (a person id)."""
         nonce = os.urandom(_NONCE)

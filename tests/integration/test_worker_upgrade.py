@@ -6,10 +6,12 @@ would give."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from c2c.kafka import end_offsets, ensure_topics, read_to_end
@@ -22,7 +24,7 @@ from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.identity.sealing import SEALED, Sealer
-from streams.identity.snapshots import MAGIC
+from streams.identity.snapshots import MAGIC, decode_snapshot
 from streams.intake import records_of
 from streams.linking import LINKED_TOPICS
 from streams.resolution import OPTOUT_TOPIC, RAW_TOPICS, Incoming, source_of
@@ -137,4 +139,91 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
         provider, _, clear = key.partition("\x1f")
         hashed = source_key(provider, resolver.hasher.source_id(provider, clear))
         assert latest[hashed] == value, key
-    assert all(parse_source_key(key).hashed for key, v in latest.items() if v is not None)
+    assert all(parse_source_key(key).keys == 1 for key, v in latest.items() if v is not None)
+
+
+def test_a_new_key_version_rekeys_the_tables_and_ids_go_on(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker restarted with a new identity secret (key version 2, the first one listed
+    as previous) re-keys and re-seals its tables and links as a worker that always had both
+    keys would."""
+    synth, first, second = tmp_path / "synth", tmp_path / "first", tmp_path / "second"
+    synthesize(
+        SynthConfig(people=120, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0),
+        NoiseConfig(),
+        synth,
+    )
+    for folder in (first, second):
+        folder.mkdir()
+    for extract in synth.glob("*.csv"):
+        shutil.copy(extract, (first if extract.stem in FIRST else second) / extract.name)
+    old = stack.identity_secret.get_secret_value()
+    worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
+    try:
+        worker.start()
+        replay(stack, first)
+        worker.drained(sum(1 for _ in mapped_events(first)))
+    finally:
+        worker.stop()
+    persons_topic = f"{worker.app_id}-identity-persons-changelog"
+    sources_topic = f"{worker.app_id}-identity-sources-changelog"
+    before = end_offsets(stack, [persons_topic, sources_topic, *LINKED_TOPICS.values()])
+
+    new = secrets.token_urlsafe(32)
+    monkeypatch.setenv("C2C_IDENTITY_SECRET", new)
+    monkeypatch.setenv("C2C_IDENTITY_KEY_VERSION", "2")
+    monkeypatch.setenv("C2C_IDENTITY_PREVIOUS_SECRETS", json.dumps({"1": old}))
+    rotated = WorkerProcess(
+        stack,
+        tmp_path / "rotated.log",
+        port=free_port_pair(),
+        app_id=worker.app_id,
+        intake=worker.intake,
+    )
+    later = {str(e["event_id"]) for _s, e in mapped_events(second)}
+    try:
+        rotated.start()
+        replay(stack, second)
+        rotated.drained(len(later))
+    finally:
+        rotated.stop()
+
+    # the ids a resolver holding both keys from the start gives, fed the intake in order
+    resolver = Resolver(IdentifierHasher(old.encode(), new.encode()))
+    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    expected: dict[str, str] = {}
+    for message in read_to_end(stack, [str(worker.intake)]):
+        intake = Incoming(
+            str(message.topic()), 0, int(message.offset() or 0), message.key(), message.value()
+        )
+        for record in records_of(intake):
+            raw = raw_decoders[source_of(record).topic].decode(record.value or b"")
+            if source_of(record).topic == OPTOUT_TOPIC:
+                continue
+            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
+            if resolution.person_id is not None:
+                expected[str(raw["event_id"])] = resolution.person_id
+    decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
+    published = {}
+    for message in read_to_end(stack, list(decoders), since=before):
+        value = decoders[str(message.topic())].decode(message.value() or b"")
+        published[str(value["event_id"])] = value["person_id"]
+    assert set(published) == later
+    assert published == {event_id: expected[event_id] for event_id in later}
+
+    # every person and source id kept is under key version 2 now
+    sealer = Sealer({1: old.encode(), 2: new.encode()}, 2)
+    latest: dict[str, bytes | None] = {}
+    for m in read_to_end(stack, [persons_topic]):
+        latest[json.loads(m.key() or b"")] = m.value()
+    assert latest
+    for key, value in latest.items():
+        assert value is not None
+        assert sealer.version(value) == 2, key
+        assert decode_snapshot(sealer.open(key, value)) == resolver.state.snapshot(key)
+    kept: dict[str, bytes | None] = {}
+    for m in read_to_end(stack, [sources_topic]):
+        kept[json.loads(m.key() or b"")] = m.value()
+    assert {parse_source_key(k).keys for k, v in kept.items() if v is not None} == {2}
+    assert all(parse_source_key(k).keys == 1 for k, v in kept.items() if v is None)
