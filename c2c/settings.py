@@ -218,8 +218,9 @@ class Settings(BaseSettings):
     identity_previous_secrets: dict[int, SecretStr] = Field(
         default_factory=dict,
         description=(
-            'Earlier identity secrets by key version, as JSON ({"1": "..."}), kept while '
-            "values they sealed remain (streams/README.md, key rotation)."
+            'Earlier identity secrets by key version, as JSON ({"1": "..."}). Each key '
+            "version's secret hashes the hash of the one before, so keep every one "
+            "(streams/README.md, key rotation)."
         ),
     )
 
