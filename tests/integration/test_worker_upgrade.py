@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from c2c.kafka import end_offsets, ensure_topics, read_to_end
+from c2c.kafka import Offsets, end_offsets, ensure_topics, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import Topic, get_topic
@@ -34,12 +34,11 @@ from tests.conftest import free_port_pair
 FIRST = ("k12", "ccc", "csac")  # resolved by "the JSON worker"; the rest by this one
 
 
-def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
-    stack: Settings, registry: SchemaRegistry, tmp_path: Path
-) -> None:
+def _two_folders(tmp_path: Path, people: int) -> tuple[Path, Path]:
+    """A synth population's extracts in two folders: FIRST's, then the others'."""
     synth, first, second = tmp_path / "synth", tmp_path / "first", tmp_path / "second"
     synthesize(
-        SynthConfig(people=150, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0),
+        SynthConfig(people=people, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0),
         NoiseConfig(),
         synth,
     )
@@ -47,6 +46,45 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
         folder.mkdir()
     for extract in synth.glob("*.csv"):
         shutil.copy(extract, (first if extract.stem in FIRST else second) / extract.name)
+    return first, second
+
+
+def _assert_ids_go_on(
+    stack: Settings,
+    registry: SchemaRegistry,
+    resolver: Resolver,
+    intake: str,
+    later: set[str],
+    before: Offsets,
+) -> None:
+    """The events ``later`` were published (after ``before``) under the ids ``resolver``
+    gives them, fed the worker's ``intake`` in its order."""
+    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
+    expected: dict[str, str] = {}
+    for message in read_to_end(stack, [intake]):
+        packed = Incoming(
+            str(message.topic()), 0, int(message.offset() or 0), message.key(), message.value()
+        )
+        for record in records_of(packed):
+            incoming = source_of(record)
+            raw = raw_decoders[incoming.topic].decode(incoming.value or b"")
+            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
+            if resolution.person_id is not None:
+                expected[str(raw["event_id"])] = resolution.person_id
+    decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
+    published = {}
+    for message in read_to_end(stack, list(decoders), since=before):
+        value = decoders[str(message.topic())].decode(message.value() or b"")
+        if str(value["event_id"]) in later:
+            published[str(value["event_id"])] = value["person_id"]
+    assert set(published) == later
+    assert published == {event_id: expected[event_id] for event_id in later}
+
+
+def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    first, second = _two_folders(tmp_path, 150)
 
     # The worker before this format: its tables' changelogs, as Faust wrote them (JSON keys
     # and values), for what it resolved of the first folder.
@@ -95,26 +133,7 @@ def test_a_changelog_of_json_snapshots_loads_and_ids_go_on(
 
     # Every event of the second folder under the id the resolver that never stopped gives
     # it, fed the intake in the worker's order.
-    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-    expected: dict[str, str] = {}
-    for message in read_to_end(stack, [str(worker.intake)]):
-        intake = Incoming(
-            str(message.topic()), 0, int(message.offset() or 0), message.key(), message.value()
-        )
-        for record in records_of(intake):
-            incoming = source_of(record)
-            raw = raw_decoders[incoming.topic].decode(incoming.value or b"")
-            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
-            if resolution.person_id is not None:
-                expected[str(raw["event_id"])] = resolution.person_id
-    decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
-    published = {}
-    for message in read_to_end(stack, list(decoders), since=before):
-        value = decoders[str(message.topic())].decode(message.value() or b"")
-        if str(value["event_id"]) in later:
-            published[str(value["event_id"])] = value["person_id"]
-    assert set(published) == later
-    assert published == {event_id: expected[event_id] for event_id in later}
+    _assert_ids_go_on(stack, registry, resolver, str(worker.intake), later, before)
 
     # What the new worker wrote of persons is binary; what it read of the JSON, unchanged.
     written = [
@@ -148,16 +167,7 @@ def test_a_new_key_version_rekeys_the_tables_and_ids_go_on(
     """A worker restarted with a new identity secret (key version 2, the first one listed
     as previous) re-keys and re-seals its tables and links as a worker that always had both
     keys would."""
-    synth, first, second = tmp_path / "synth", tmp_path / "first", tmp_path / "second"
-    synthesize(
-        SynthConfig(people=120, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0),
-        NoiseConfig(),
-        synth,
-    )
-    for folder in (first, second):
-        folder.mkdir()
-    for extract in synth.glob("*.csv"):
-        shutil.copy(extract, (first if extract.stem in FIRST else second) / extract.name)
+    first, second = _two_folders(tmp_path, 120)
     old = stack.identity_secret.get_secret_value()
     worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
     try:
@@ -191,26 +201,7 @@ def test_a_new_key_version_rekeys_the_tables_and_ids_go_on(
 
     # the ids a resolver holding both keys from the start gives, fed the intake in order
     resolver = Resolver(IdentifierHasher(old.encode(), new.encode()))
-    raw_decoders = {t: registry.decoder(get_topic(t)) for t in RAW_TOPICS}
-    expected: dict[str, str] = {}
-    for message in read_to_end(stack, [str(worker.intake)]):
-        intake = Incoming(
-            str(message.topic()), 0, int(message.offset() or 0), message.key(), message.value()
-        )
-        for record in records_of(intake):
-            raw = raw_decoders[source_of(record).topic].decode(record.value or b"")
-            if source_of(record).topic == OPTOUT_TOPIC:
-                continue
-            resolution = resolver.resolve(str(raw["provider"]), raw["person"])
-            if resolution.person_id is not None:
-                expected[str(raw["event_id"])] = resolution.person_id
-    decoders = {t: registry.decoder(get_topic(t)) for t in LINKED_TOPICS.values()}
-    published = {}
-    for message in read_to_end(stack, list(decoders), since=before):
-        value = decoders[str(message.topic())].decode(message.value() or b"")
-        published[str(value["event_id"])] = value["person_id"]
-    assert set(published) == later
-    assert published == {event_id: expected[event_id] for event_id in later}
+    _assert_ids_go_on(stack, registry, resolver, str(worker.intake), later, before)
 
     # every person and source id kept is under key version 2 now
     sealer = Sealer({1: old.encode(), 2: new.encode()}, 2)

@@ -31,12 +31,13 @@ def test_identifiers_are_found_as_whole_runs_of_digits() -> None:
 
 def test_names_are_found_folded_as_whole_words() -> None:
     wanted = Wanted.of(PEOPLE, vocabulary=vocabulary())
-    assert {"maria", "garcia", "jesus", "hernandez", "ruiz"} <= wanted.names
+    assert wanted.names == {"garcia", "hernandez"}
     assert "white" not in wanted.names  # a race/ethnicity symbol of the schemas
-    assert "le" in wanted.skipped_names  # too short to tell from other text
-    assert names_in("GARCÍA, María".encode(), wanted.names) == {"garcia", "maria"}
-    assert names_in(b"hernandez-ruiz", wanted.names) == {"hernandez", "ruiz"}
-    assert names_in(b"garcias and amaria", wanted.names) == set()
+    # too short to tell from chance bytes
+    assert {"le", "ruiz", "maria", "jesus"} <= wanted.skipped_names
+    assert names_in("GARCÍA, María".encode(), wanted.names) == {"garcia"}
+    assert names_in(b"Hernandez-Ruiz", wanted.names) == {"hernandez"}
+    assert names_in(b"garcias and hernandezes", wanted.names) == set()
 
 
 def test_hashed_and_sealed_forms_are_not_found_and_clear_ones_are() -> None:
@@ -48,7 +49,7 @@ def test_hashed_and_sealed_forms_are_not_found_and_clear_ones_are() -> None:
         json.dumps(source_key("edd", hasher.source_id("edd", "555443333"))).encode(),
         wanted,
     )
-    found.add("sealed", Sealer({1: b"secret"}, 1).seal("P1", b"garcia maria 123456789"), wanted)
+    found.add("sealed", Sealer({1: b"secret"}, 1).seal("P1", b"garcia 123456789"), wanted)
     found.add("clear key", json.dumps("edd\x1f555443333").encode(), wanted)
     found.add("clear name", b"\x0cGarc\xc3\xada", wanted)
     assert found.outside([r"raw\..*"]) == {
