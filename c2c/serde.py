@@ -52,7 +52,9 @@ def frame(schema_id: int, body: bytes) -> bytes:
 def schema_id_of(data: bytes) -> int:
     """The schema id of a wire-format message; SerdeError if it is not in wire format."""
     if len(data) < _HEADER_SIZE or data[0] != MAGIC_BYTE:
-        shown = data[:8].hex() if data else "(empty)"
+        # the first byte only: a message that is not Avro may be a provider's row, and its
+        # first bytes an SSN (the original stays in the dead letter)
+        shown = f"with byte 0x{data[0]:02x}" if data else "(empty)"
         raise SerdeError(
             f"not in Confluent wire format: expected magic byte 0 and a 4-byte schema id, "
             f"got {len(data)} byte(s) starting {shown}",

@@ -8,6 +8,8 @@ callers load settings once and pass them down.
 
 from __future__ import annotations
 
+import math
+import string
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -17,7 +19,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from c2c.errors import ConfigError
 
-__all__ = ["DEVELOPMENT_SECRET", "ENV_PREFIX", "Settings", "find_data_dir", "load_settings"]
+__all__ = [
+    "DEVELOPMENT_SECRET",
+    "ENV_PREFIX",
+    "MIN_SECRET_BITS",
+    "Settings",
+    "find_data_dir",
+    "load_settings",
+    "secret_bits",
+    "weak_secret",
+]
 
 ENV_PREFIX = "C2C_"
 DATA_DIR_NAME = ".c2c"
@@ -40,6 +51,62 @@ _SECRET_WORDS = ("password", "secret", "auth", "key")
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+# By the estimate of secret_bits, 32 random URL-safe characters carry about 190 bits and 32
+# random hex digits about 120; a repeated or sequential pattern carries far fewer. The
+# estimate is rough, so the bar is below a random hex key's 128 true bits.
+MIN_SECRET_BITS = 100
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why ``secret`` is too weak to key identifier hashes, or None. An SSN has 1e9 values,
+    so whoever holds the hashes and can guess the key has every SSN: the key must be
+    random. Refused: the development secret inside it, fewer than 32 characters, fewer than
+    10 distinct ones, or fewer than :data:`MIN_SECRET_BITS` by :func:`secret_bits`."""
+    if DEVELOPMENT_SECRET in secret:
+        return "the identity secret contains the development secret"
+    if len(secret) < 32:
+        return f"the identity secret has {len(secret)} characters, fewer than 32"
+    if len(set(secret)) < 10:
+        return f"the identity secret has {len(set(secret))} distinct characters, fewer than 10"
+    bits = secret_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        return (
+            f"the identity secret carries about {bits:.0f} bits, fewer than {MIN_SECRET_BITS} "
+            "(repeated or predictable characters)"
+        )
+    return None
+
+
+def secret_bits(secret: str) -> float:
+    """An estimate of the bits of ``secret``: log2 of the alphabet it draws from (hex
+    digits; else digits, lower case, upper case, other) for each character that adds
+    something: one that continues a run (``aaaa``, ``abcd``, ``4321``) or ends three
+    characters seen before (a repeated word) adds nothing."""
+    if all(c in string.hexdigits for c in secret) and (secret.islower() or secret.isupper()):
+        alphabet = 16
+    else:
+        alphabet = 0
+        for chars, size in (
+            (string.digits, 10),
+            (string.ascii_lowercase, 26),
+            (string.ascii_uppercase, 26),
+        ):
+            if any(c in chars for c in secret):
+                alphabet += size
+        if any(not (c.isascii() and c.isalnum()) for c in secret):
+            alphabet += 32
+    seen: set[str] = set()
+    adding = 0
+    for at, char in enumerate(secret):
+        gram = secret[max(0, at - 2) : at + 1]
+        # the third of three characters a step of -1, 0 or 1 apart continues a run
+        run = len(gram) == 3 and ord(char) - ord(gram[1]) == ord(gram[1]) - ord(gram[0])
+        if not (run and abs(ord(char) - ord(gram[1])) <= 1) and gram not in seen:
+            adding += 1
+        seen.add(gram)
+    return adding * math.log2(max(alphabet, 2))
 
 
 class Settings(BaseSettings):
@@ -158,7 +225,27 @@ class Settings(BaseSettings):
     # -- identity resolution ---------------------------------------------------------------
     identity_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET),
-        description="Key of the HMAC-SHA256 hashes of SSNs, SSIDs and ITINs in identity state.",
+        description=(
+            "Key of the HMAC-SHA256 hashes of SSNs, SSIDs, ITINs and source ids in identity "
+            "state, and (derived from it) of the encryption of person values."
+        ),
+    )
+    identity_key_version: int = Field(
+        default=1,
+        ge=1,
+        le=255,
+        description=(
+            "Version of C2C_IDENTITY_SECRET: person values are sealed under it, and values "
+            "sealed under an earlier version open with C2C_IDENTITY_PREVIOUS_SECRETS."
+        ),
+    )
+    identity_previous_secrets: dict[int, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            'Earlier identity secrets by key version, as JSON ({"1": "..."}). Each key '
+            "version's secret hashes the hash of the one before, so keep every one "
+            "(streams/README.md, key rotation)."
+        ),
     )
 
     identity_model: Path | None = Field(
@@ -293,17 +380,24 @@ class Settings(BaseSettings):
         environment = info.data.get("environment", "development")
         if environment == "development":
             return value
-        secret = value.get_secret_value()
-        if secret == DEVELOPMENT_SECRET:
+        problem = weak_secret(value.get_secret_value())
+        if problem is not None:
             raise ValueError(
-                f"the development secret is refused in {environment}: set it to a secret of "
-                "at least 32 characters, for example the output of "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                f"{problem}; in {environment} the identity secret must be random: set it to "
+                "the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
-        if len(secret) < 32:
+        return value
+
+    @field_validator("identity_previous_secrets", mode="after")
+    @classmethod
+    def _check_previous_secrets(
+        cls, value: dict[int, SecretStr], info: ValidationInfo
+    ) -> dict[int, SecretStr]:
+        current = info.data.get("identity_key_version", 1)
+        if not all(1 <= version < current for version in value):
             raise ValueError(
-                f"in {environment} the secret must have at least 32 characters (it has "
-                f"{len(secret)})"
+                f"key versions {sorted(value)} are not all earlier than the current one "
+                f"({current}, C2C_IDENTITY_KEY_VERSION): list only earlier ones"
             )
         return value
 
@@ -328,6 +422,16 @@ class Settings(BaseSettings):
         return value
 
     # -- derived values ------------------------------------------------------------------------
+    def identity_secrets(self) -> dict[int, bytes]:
+        """Every identity secret by key version, in version order: the previous ones and
+        the current one (each key of the identifier hashes' chain, and each key that
+        sealed person values)."""
+        secrets = {
+            v: s.get_secret_value().encode() for v, s in self.identity_previous_secrets.items()
+        }
+        secrets[self.identity_key_version] = self.identity_secret.get_secret_value().encode()
+        return secrets
+
     @property
     def clickhouse_dsn(self) -> str:
         """The ClickHouse URL in effect: the configured one, or the embedded default."""

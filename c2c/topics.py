@@ -37,7 +37,10 @@ class Topic:
 
     ``schema`` is the full name of the value's record in schemas/avro/ ('' for a topic whose
     values are not ours, such as the registry's journal). ``zone`` says what it may carry: the
-    identity zone carries PII and only the identity resolver reads it.
+    identity zone carries PII (SSNs, SSIDs, ITINs, names, birth dates in clear) and only the
+    identity resolver (and operators, for dead letters) reads it; no other topic may hold an
+    identifier or a name (tests/integration/test_at_rest.py scans them). ``kept`` says why it
+    is kept as long as ``config`` keeps it: every identity-zone topic must say.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Topic:
     description: str
     partitions: int = 3
     config: dict[str, str] = field(default_factory=dict)
+    kept: str = ""
 
     @property
     def value_subject(self) -> str:
@@ -89,6 +93,11 @@ def intake_topic(name: str) -> Topic:
         ),
         partitions=1,
         config={**_RAW, "max.message.bytes": str(INTAKE_MAX_MESSAGE_BYTES)},
+        kept=(
+            "7 days, as the raw topics: a resolver that fails over or restarts resolves again "
+            "from its last committed offset, and a new group reads it from its start; the "
+            "raw events stay on the raw topics as long"
+        ),
     )
 
 
@@ -108,6 +117,11 @@ def _raw(kind: EventKind) -> Topic:
         ),
         partitions=_STAGE_PARTITIONS,
         config=_RAW,
+        kept=(
+            "7 days: long enough to resolve a backlog after an outage of a few days; "
+            "providers' files are the record of what was sent, and the resolver keeps only "
+            "keyed hashes and sealed profiles of it"
+        ),
     )
 
 
@@ -159,6 +173,10 @@ CATALOGUE: tuple[Topic, ...] = (
         ),
         partitions=1,
         config={"retention.ms": str(90 * _DAY_MS)},
+        kept=(
+            "90 days: a reviewer must see the raw event to decide, and a quarter covers the "
+            "providers' correction cycle; after it the provider sends a corrected record"
+        ),
     ),
     Topic(
         name="c2c.deadletter",
@@ -170,6 +188,10 @@ CATALOGUE: tuple[Topic, ...] = (
         ),
         partitions=1,
         config={"retention.ms": str(30 * _DAY_MS)},
+        kept=(
+            "30 days: an operator finds the cause and the provider re-sends the row in that "
+            "time; the rejects file beside the provider's extract is the lasting copy"
+        ),
     ),
     Topic(
         name="c2c.ops.heartbeat",

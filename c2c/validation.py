@@ -23,8 +23,9 @@ chooses), and so does the row encoder through :meth:`CheckCompiler.date_limit`;
 :func:`date_problems` is the same check in plain code. The generated models know nothing
 of them. Their problems name the field and the rule, never the value.
 
-A failure reads, for example: ``row 17: person.birth_date '2031-02-30' is not a date
-(YYYY-MM-DD)`` (the place, each bad field by its dotted path, the value, what was wrong).
+A failure reads, for example: ``row 17: person.birth_date is not a date (YYYY-MM-DD)``
+(the place, each bad field by its dotted path, and what was wrong: never the value, which
+may identify a person).
 """
 
 from __future__ import annotations
@@ -63,26 +64,24 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-_MAX_SHOWN = 60
-
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """One field that failed: where in the record, the value given, and what was wrong."""
+    """One field that failed: where in the record, the value given, and what was wrong.
+
+    Its text names the field and the rule, never the value: a value may be an SSN, a name
+    or a birth date, and reasons go where identifiers may not (logs, counts, summaries).
+    The row itself stays in the rejects file and the dead letter (identity-zone data)."""
 
     field: str
     value: Any
     message: str
     shown: bool = True
-    """Whether the text repeats the value (the date limits' problems do not)."""
+    """False for a problem of the plausible-date rules (:data:`DATE_RULES`), whose value is
+    of a type the schema takes; either way the text does not repeat the value."""
 
     def __str__(self) -> str:
-        if self.value is _MISSING or not self.shown:
-            return f"{self.field} {self.message}"
-        shown = repr(self.value)
-        if len(shown) > _MAX_SHOWN:
-            shown = shown[: _MAX_SHOWN - 3] + "..."
-        return f"{self.field} {shown} {self.message}"
+        return f"{self.field} {self.message}"
 
 
 class _Missing:

@@ -24,11 +24,12 @@ def identity() -> None:
 
 
 def _resolver(settings: Settings, model: MatchModel | None = None) -> Resolver:
-    """A resolver keyed with the configured identifier secret."""
+    """A resolver keyed with the configured identity secrets (every key version's, in
+    order, as the worker keys them)."""
     from streams.identity.matching import DEFAULT_MODEL
     from streams.identity.resolver import IdentifierHasher, Resolver
 
-    hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
+    hasher = IdentifierHasher(*settings.identity_secrets().values())
     return Resolver(hasher, model if model is not None else DEFAULT_MODEL)
 
 

@@ -284,7 +284,7 @@ class RowMapper:
                 code = cells[type_at].upper() if type_at is not None else ""
                 if code not in appliers:
                     raise RowRejected(
-                        f"{fmt.type_column} {code!r} is not one of {', '.join(fmt.record_types)}"
+                        f"{fmt.type_column} is not one of {', '.join(fmt.record_types)}"
                     )
             record_type, apply = appliers[code]
             problems: list[str] = []
@@ -426,7 +426,7 @@ def _compile(position: Mapping[str, int], steps: list[_Step]) -> _Apply:
         lines.append(f"{indent}try:")
         lines.append(f"{indent}    value = parse{index}(cell)")
         lines.append(f"{indent}except ValueError as exc:")
-        lines.append(f'{indent}    problems.append(f"{name} {{cell!r}} {{exc}}")')
+        lines.append(f'{indent}    problems.append(f"{name} {{exc}}")')
         lines.append(f"{indent}else:")
         if several:
             lines.append(

@@ -25,6 +25,7 @@ lag below a bound) and ``/metrics/counts`` on ``C2C_WORKER_WEB_PORT``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -51,8 +52,14 @@ from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
-from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.snapshots import SnapshotEncoder, decode_snapshot
+from streams.identity.resolver import (
+    IdentifierHasher,
+    IdentityState,
+    Resolver,
+    rekeyed_snapshot,
+)
+from streams.identity.sealing import Sealer
+from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.observer import WorkerObserver, observe_worker
 from streams.resolution import (
@@ -64,14 +71,13 @@ from streams.resolution import (
     Outgoing,
     identity_dead_letter,
 )
-from streams.tables import TableWriter
+from streams.tables import TableWriter, parse_source_key, source_key
 
 __all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
 
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
 SOURCES_TABLE = "identity-sources"
-_SOURCE_SEP = "\x1f"
 log = logging.getLogger(__name__)
 
 
@@ -181,11 +187,6 @@ class WorkerState:
         """What the resolver and the forwarder counted (the /metrics/counts page)."""
         forwarded = self.forwarder.counts if self.forwarder is not None else {}
         return {**self.counts, **forwarded}
-
-
-def _source_key(key: str) -> tuple[str, str]:
-    provider, _, source_id = key.partition(_SOURCE_SEP)
-    return provider, source_id
 
 
 def create_app(
@@ -324,21 +325,72 @@ def _add_resolver(
     decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
     encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     resolver_model = model if model is not None else load_model(settings.identity_model)
-    hasher = IdentifierHasher(settings.identity_secret.get_secret_value().encode())
+    # Every key version's secret, in order: each hashes the hash of the one before
+    # (IdentifierHasher), and person values (names, birth dates) are sealed under the
+    # current one (streams/identity/sealing.py). State kept under fewer keys is re-keyed
+    # when the worker rebuilds it (streams/README.md, "Key rotation").
+    secrets = settings.identity_secrets()
+    chain = {version: at + 1 for at, version in enumerate(secrets)}  # version -> keys
+    hasher = IdentifierHasher(*secrets.values())
+    sealer = Sealer(secrets, settings.identity_key_version)
+
+    # identity-sources keys an earlier worker wrote with the source id in clear, or hashed
+    # under fewer keys, found when the state was rebuilt: (old key, new key, person id),
+    # re-keyed in the next batch
+    rekey: list[tuple[str, str, str]] = []
+
+    def restored_sources() -> dict[tuple[str, str], str]:
+        kept: dict[tuple[str, str], str] = {}
+        rekey.clear()
+        for key, person_id in sources.items():
+            if person_id is None:
+                continue
+            parsed = parse_source_key(str(key))
+            hashed = parsed.source_id
+            if parsed.keys == 0:  # in clear
+                hashed = hasher.source_id(parsed.provider, parsed.source_id)
+            elif parsed.keys < hasher.keys:  # under fewer keys than the chain has now
+                hashed = hasher.rekey(parsed.source_id, parsed.keys)
+            if parsed.keys < hasher.keys:
+                new = source_key(parsed.provider, hashed, hasher.keys)
+                rekey.append((str(key), new, str(person_id)))
+            kept[(parsed.provider, hashed)] = str(person_id)
+        return kept
+
+    # persons an earlier worker wrote unsealed (names in clear), or sealed and hashed under
+    # an earlier key version: sealed (and re-keyed) under the current one in the next batch
+    reseal: dict[str, bytes] = {}
+
+    def rekey_from(keyed: int, digest: str) -> str:
+        return hasher.rekey(digest, keyed)
+
+    def restored_persons() -> list[tuple[str, dict[str, Any]]]:
+        kept = []
+        reseal.clear()
+        for key, value in persons.items():
+            if value is None:
+                continue
+            snapshot = decode_snapshot(sealer.open(str(key), value), where=f"{PERSONS_TABLE} {key}")
+            # an unsealed value is an earlier worker's, hashed with the first key
+            version = sealer.version(value)
+            keyed = 1 if version is None else chain[version]
+            if keyed < hasher.keys:
+                snapshot = rekeyed_snapshot(snapshot, functools.partial(rekey_from, keyed))
+            if keyed < hasher.keys or version is None:
+                reseal[str(key)] = sealer.seal(str(key), encode_snapshot(snapshot))
+            kept.append((str(key), snapshot))
+        return kept
 
     def build_stage() -> IdentityStage:
-        restored = IdentityState.restore(
-            (
-                (str(k), decode_snapshot(v, where=f"{PERSONS_TABLE} {k}"))
-                for k, v in persons.items()
-                if v is not None
-            ),
-            ((_source_key(str(k)), str(v)) for k, v in sources.items() if v is not None),
-        )
+        restored = IdentityState.restore(restored_persons(), restored_sources().items())
         log.info(
-            "identity state rebuilt from tables: %d persons, %d source ids",
-            len(restored.profiles),
+            "identity state rebuilt from tables: %d persons (%d unsealed or under an earlier "
+            "key version, sealed now), %d source ids (%d in clear or under an earlier key "
+            "version, re-keyed now)",
+            len(restored.profiles) + len(restored.merged_into),
+            len(reseal),
             len(restored.sources),
+            len(rekey),
         )
         return IdentityStage(
             Resolver(hasher, resolver_model, restored), decoders, encoders, telemetry
@@ -430,11 +482,24 @@ def _add_resolver(
                 last = events[-1]
                 _make_current(last)
                 partition = last.message.partition
-                for person_id in changed:
-                    value = snapshots.encode(stage.state, person_id)
+                # an earlier worker's unsealed persons first, so that a person the batch
+                # changed is written after
+                for person_id, value in reseal.items():
                     tables.put(persons, person_id, value, partition)
-                for (provider, source_id), person_id in first_seen.items():
-                    tables.put(sources, f"{provider}{_SOURCE_SEP}{source_id}", person_id, partition)
+                reseal.clear()
+                for person_id in changed:
+                    value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
+                    tables.put(persons, person_id, value, partition)
+                for (provider, hashed), person_id in first_seen.items():
+                    tables.put(
+                        sources, source_key(provider, hashed, hasher.keys), person_id, partition
+                    )
+                # an earlier worker's clear source ids: the hashed key written, the clear
+                # one deleted (its tombstone lets compaction drop it from the changelog)
+                for old, new, person_id in rekey:
+                    tables.put(sources, new, person_id, partition)
+                    tables.delete(sources, old, partition)
+                rekey.clear()
                 await publish(decided)
                 tables.record_offsets()
                 state.counts.update(stage.counts - counted)

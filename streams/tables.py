@@ -15,18 +15,59 @@ the changelog written after it.
 
 Recovery is Faust's own: it reads the changelog into the store at start and after a
 rebalance, whoever produced the messages.
+
+The ``identity-sources`` table's keys are ``provider``, a unit separator, ``#``, the number
+of keys that hashed it, ``:`` and the keyed hash of the source's person id
+(:func:`source_key`): no source id is kept in clear,
+since some are identifiers (the wage source's is the SSN). Workers before this format
+wrote the id in clear; :func:`parse_source_key` tells such a key apart, and the worker
+re-keys it and deletes it (a tombstone on the changelog) when it rebuilds its state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from faust.types import TP
 
 from streams.delivery import BatchProducer
 
-__all__ = ["TableWriter"]
+__all__ = ["SourceKey", "TableWriter", "parse_source_key", "source_key"]
+
+_SOURCE_SEP = "\x1f"
+_HASHED = "#"
+
+
+class SourceKey(NamedTuple):
+    """An ``identity-sources`` key read back: the provider, the source id part, and how
+    many keys of the hash chain hashed it (:class:`~streams.identity.resolver.
+    IdentifierHasher`; 0: a clear id written by a worker before hashing)."""
+
+    provider: str
+    source_id: str
+    keys: int
+
+
+def source_key(provider: str, hashed_id: str, keys: int = 1) -> str:
+    """The ``identity-sources`` key of ``provider``'s person id, given as its keyed hash
+    (:meth:`~streams.identity.resolver.IdentifierHasher.source_id`) made with ``keys``
+    keys."""
+    return f"{provider}{_SOURCE_SEP}{_HASHED}{keys}:{hashed_id}"
+
+
+def parse_source_key(key: str) -> SourceKey:
+    """What :func:`source_key` (or an earlier worker's ``provider\\x1fid``) wrote."""
+    provider, _, rest = key.partition(_SOURCE_SEP)
+    keys, colon, digest = rest[1:].partition(":")
+    if rest.startswith(_HASHED) and colon and keys.isdigit() and _is_digest(digest):
+        return SourceKey(provider, digest, int(keys))
+    return SourceKey(provider, rest, 0)
+
+
+def _is_digest(text: str) -> bool:
+    # 32 lower-case hex digits, as IdentifierHasher gives
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 class TableWriter:
@@ -54,6 +95,18 @@ class TableWriter:
             self._serializers.dumps_value(
                 table.value_type, value, serializer=table.value_serializer
             ),
+            partition=partition,
+        )
+
+    def delete(self, table: Any, key: Any, partition: int) -> None:
+        """Delete ``key`` from ``table``'s store and queue a tombstone (no value) for its
+        changelog, which compaction then rids of every earlier value of the key."""
+        if key in table.data:
+            del table.data[key]
+        self._producer.send(
+            self._changelogs[id(table)],
+            self._serializers.dumps_key(table.key_type, key, serializer=table.key_serializer),
+            None,
             partition=partition,
         )
 

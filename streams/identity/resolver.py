@@ -18,7 +18,7 @@ import datetime
 import functools
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -41,6 +41,7 @@ __all__ = [
     "Resolver",
     "blocking_keys",
     "probe_keys",
+    "rekeyed_snapshot",
 ]
 
 _MAX_PROFILE = 12  # distinct identities kept per person
@@ -48,13 +49,19 @@ _MAX_BLOCK_SCAN = 64  # persons compared per blocking key
 
 
 class IdentifierHasher:
-    """Keyed hashes (HMAC-SHA256) of trusted identifiers, so that raw SSNs and SSIDs never
-    sit in state, changelogs or logs."""
+    """Keyed hashes (HMAC-SHA256) of trusted identifiers and source ids, so that raw SSNs
+    and SSIDs never sit in state, changelogs or logs.
 
-    def __init__(self, secret: bytes) -> None:
-        if not secret:
+    Key rotation: ``later`` keys (one per later key version, in order) each hash the hash
+    before them: HMAC(k2, HMAC(k1, value)). So a hash kept under the first keys is brought
+    under all of them by :meth:`rekey`, without the value, and a leaked earlier key alone
+    no longer opens what is kept (every key of the chain is needed to test a guess)."""
+
+    def __init__(self, secret: bytes, *later: bytes) -> None:
+        if not secret or not all(later):
             raise ValueError("the identifier hashing secret is empty")
         self._secret = secret
+        self._later = later
         # Wage records repeat one SSN quarter after quarter: hash each value once. The
         # cache lives in this process's memory only (never in state, changelogs or logs).
         self._cached = functools.lru_cache(maxsize=262_144)(self._digest)
@@ -69,7 +76,27 @@ class IdentifierHasher:
     def _digest(self, kind: str, value: str) -> str:
         # hmac.digest: the same HMAC in one call to OpenSSL, no HMAC object (a new SSN
         # costs ten: the number and each digit masked)
-        return hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
+        digest = hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
+        return self.rekey(digest, 1) if self._later else digest
+
+    @property
+    def keys(self) -> int:
+        """How many keys hash a value (1 + later key versions)."""
+        return 1 + len(self._later)
+
+    def rekey(self, digest: str, keyed: int) -> str:
+        """``digest``, made under the first ``keyed`` keys, under all of them."""
+        for key in self._later[keyed - 1 :]:
+            digest = hmac.digest(key, digest.encode(), hashlib.sha256).hex()[:32]
+        return digest
+
+    def source_id(self, provider: str, value: str) -> str:
+        """The keyed hash under which ``provider``'s own person id ``value`` is kept (in
+        :attr:`IdentityState.sources` and the worker's ``identity-sources`` table). Every
+        source id is hashed, with the same key as SSNs: some are identifiers (the wage
+        source's person id is the SSN), and none is needed in clear to find it again."""
+        digest: str = self._cached(f"source.{provider}", value)
+        return digest
 
     def masks(self, kind: str, value: str | None) -> frozenset[str]:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
@@ -119,6 +146,7 @@ class IdentityState:
     next_number: int = 1
     profiles: dict[str, list[Identity]] = field(default_factory=dict)
     blocks: dict[str, list[str]] = field(default_factory=dict)
+    # (provider, keyed hash of the source's person id: IdentifierHasher.source_id) -> person
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     trusted: dict[str, dict[str, set[str]]] = field(default_factory=dict)
@@ -196,6 +224,28 @@ class IdentityState:
         state.sources.update(sources)
         state.next_number = max(numbers) + 1
         return state
+
+
+def rekeyed_snapshot(snapshot: Mapping[str, Any], rekey: Callable[[str], str]) -> dict[str, Any]:
+    """``snapshot`` (:meth:`IdentityState.snapshot`) with every keyed hash passed through
+    ``rekey`` (a key rotation: :meth:`IdentifierHasher.rekey`); names and dates as they
+    are."""
+    if "profile" not in snapshot:
+        return dict(snapshot)
+
+    def one(value: Any) -> Any:
+        return rekey(value) if isinstance(value, str) else value
+
+    profile = []
+    for identity in snapshot["profile"]:
+        moved = dict(identity)
+        for name in ("ssn", "ssid", "itin"):
+            moved[name] = one(moved.get(name))
+        for name in ("ssn_masks", "ssid_masks"):
+            moved[name] = sorted(one(v) for v in moved.get(name) or [])
+        profile.append(moved)
+    trusted = {kind: sorted(one(v) for v in values) for kind, values in snapshot["trusted"].items()}
+    return {**snapshot, "profile": profile, "trusted": trusted}
 
 
 def blocking_keys(identity: Identity) -> list[str]:
@@ -279,7 +329,11 @@ class Resolver:
     def resolve(self, provider: str, person: Mapping[str, Any]) -> Resolution:
         """Resolve one record of ``provider`` whose identifying fields are ``person``."""
         identity = self.identity(person)
-        source_key = (provider, str(person.get("source_person_id") or ""))
+        source_id = person.get("source_person_id")
+        source_key = (
+            provider,
+            self.hasher.source_id(provider, str(source_id)) if source_id else "",
+        )
         known = self.state.sources.get(source_key) if source_key[1] else None
         if known is None:
             reason = identity.usable()

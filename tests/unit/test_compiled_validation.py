@@ -173,7 +173,7 @@ def test_strict_where_pydantic_coerces_what_the_encoder_cannot_write() -> None:
     event = example_raw("wage", 1)
     event["facts"]["year"] = "2025"
     assert model_problems(events.WageEvent, event) == []
-    assert [str(p) for p in _check("wage")(event)] == ["facts.year '2025' is not a whole number"]
+    assert [str(p) for p in _check("wage")(event)] == ["facts.year is not a whole number"]
 
 
 def test_schemas_outside_the_subset_are_refused() -> None:

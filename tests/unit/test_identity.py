@@ -231,7 +231,9 @@ def test_a_record_seen_before_changes_no_state() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     first = resolver.resolve("k12", MARIA)
     assert first.touched == (first.person_id,)
-    assert first.new_source == ("k12", "L1")
+    # the source id is kept as its keyed hash, never in clear
+    assert first.new_source == ("k12", resolver.hasher.source_id("k12", "L1"))
+    assert "L1" not in first.new_source[1]
     again = resolver.resolve("k12", MARIA)
     assert again.person_id == first.person_id
     assert again.touched == ()
@@ -261,3 +263,73 @@ def test_final_assignments_follow_merges_and_ignore_other_events() -> None:
         ("ccc", "c"): "P1",
     }
     assert final_assignments(linked, [("P1", "P2"), ("P2", "P1")], records)  # a cycle ends
+
+
+def test_no_source_id_is_kept_in_clear() -> None:
+    # the wage source files its records by SSN: its person id is the SSN
+    resolver = Resolver(IdentifierHasher(SECRET))
+    wage = {"source_person_id": "123456789", "ssn": "123456789", "first_name": "Maria"}
+    resolver.resolve("edd", {**wage, "last_name": "Lopez"})
+    ((provider, kept),) = resolver.state.sources
+    assert provider == "edd"
+    assert kept == resolver.hasher.source_id("edd", "123456789")
+    assert "123456789" not in kept
+    # keyed: another key, another hash; per source: the same id of another source differs
+    assert kept != IdentifierHasher(SECRET + b"2").source_id("edd", "123456789")
+    assert kept != resolver.hasher.source_id("ctc", "123456789")
+
+
+def test_source_keys_tell_hashed_ids_from_clear_ones() -> None:
+    from streams.tables import parse_source_key, source_key
+
+    hashed = IdentifierHasher(SECRET).source_id("edd", "123456789")
+    key = source_key("edd", hashed)
+    assert "123456789" not in key
+    assert parse_source_key(key) == ("edd", hashed, 1)
+    assert parse_source_key(source_key("edd", hashed, 2)) == ("edd", hashed, 2)
+    # what workers before hashing wrote: the id in clear, re-keyed when read
+    assert parse_source_key("edd\x1f123456789") == ("edd", "123456789", 0)
+    assert parse_source_key("k12\x1f#1:not-a-digest") == ("k12", "#1:not-a-digest", 0)
+
+
+def test_a_new_key_version_hashes_the_hash_so_kept_hashes_are_rekeyed_without_values() -> None:
+    old, rotated = IdentifierHasher(SECRET), IdentifierHasher(SECRET, b"second-key")
+    assert rotated.keys == 2
+    assert rotated("ssn", "123456789") != old("ssn", "123456789")
+    assert rotated.rekey(str(old("ssn", "123456789")), 1) == rotated("ssn", "123456789")
+    assert {rotated.rekey(m, 1) for m in old.masks("ssn", "123456789")} == rotated.masks(
+        "ssn", "123456789"
+    )
+    assert rotated.rekey(old.source_id("edd", "1"), 1) == rotated.source_id("edd", "1")
+    assert rotated.rekey(rotated("ssn", "1") or "", 2) == rotated("ssn", "1")  # nothing to add
+
+
+def test_state_rekeyed_to_a_new_key_version_resolves_as_if_always_under_it(
+    tmp_path: Any,
+) -> None:
+    from streams.identity.resolver import IdentityState, rekeyed_snapshot
+
+    events = _synth_events(tmp_path, 300, 7)
+    half = len(events) // 2
+    old = Resolver(IdentifierHasher(SECRET))
+    always = Resolver(IdentifierHasher(SECRET, b"second-key"))
+    sources: dict[tuple[str, str], str] = {}
+    for _source, event in events[:half]:
+        result = old.resolve(event["provider"], event["person"])
+        always.resolve(event["provider"], event["person"])
+        if result.new_source is not None:
+            provider, hashed = result.new_source
+            sources[(provider, always.hasher.rekey(hashed, 1))] = str(result.person_id)
+    persons = [
+        (pid, rekeyed_snapshot(old.state.snapshot(pid), lambda d: always.hasher.rekey(d, 1)))
+        for pid in [*old.state.profiles, *old.state.merged_into]
+    ]
+    assert dict(persons) == {pid: always.state.snapshot(pid) for pid, _ in persons}
+    rotated = Resolver(
+        IdentifierHasher(SECRET, b"second-key"),
+        state=IdentityState.restore(persons, sources.items()),
+    )
+    for _source, event in events[half:]:
+        expected = always.resolve(event["provider"], event["person"])
+        got = rotated.resolve(event["provider"], event["person"])
+        assert (got.person_id, got.changes) == (expected.person_id, expected.changes)

@@ -218,9 +218,7 @@ def test_the_output_is_the_same_whatever_the_number_of_workers(tmp_path: Path) -
     read = sum(c.read for c in one)
     assert read == len(messages) + len(rejects) == len(_sequential(path))
     assert {code for _, _, code, _ in rejects} == {"row.invalid", "row.unreadable"}
-    assert any(
-        "StudentBirthDate '2031-02-30' is not a date" in reason for _, reason, _, _ in rejects
-    )
+    assert any("StudentBirthDate is not a date" in reason for _, reason, _, _ in rejects)
     assert all(reason.startswith(f"line {line}: ") for line, reason, _, _ in rejects)
     # every row once, at its line, as read: published or rejected
     rows = {line: raw for line, raw, _ in _sequential(path)}

@@ -321,9 +321,7 @@ def test_an_amount_too_large_for_decimal_is_a_reject_not_a_crash(
     path = _example_with(
         tmp_path, "edd", [{"WageRecordID": "W1", "Wages": "1e26"}, {"WageRecordID": "W2"}]
     )
-    assert _reasons(settings, "edd", path) == [
-        "Wages (facts.wages) Decimal('1E+26') has more than 14 digits"
-    ]
+    assert _reasons(settings, "edd", path) == ["Wages (facts.wages) has more than 14 digits"]
 
 
 def test_the_emitter_holds_dates_to_the_same_limits(settings: Settings) -> None:

@@ -109,10 +109,16 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_go_through(
     assert len(mapped) == 2, rejected  # the good rows at lines 2 and 8
     assert set(rejected) == {3, 4, 5, 6, 7, 9}
     assert "field(s) where the header has" in rejected[3]
-    assert f"{date_column} {impossible!r} {says}" in rejected[4]
-    assert f"{date_column} {wrong!r} {says}" in rejected[5]
+    assert f"{date_column} {says}" in rejected[4]
+    assert f"{date_column} {says}" in rejected[5]
     assert f"column {name_column} is 1200 characters long" in rejected[6]
-    assert f"{ssn_column} '12A45678Z' has characters other than digits" in rejected[7]
+    assert f"{ssn_column} has characters other than digits" in rejected[7]
+    # a reason names the column and the rule, never the value (the row is in the rejects)
+    assert not any(
+        value in reason
+        for reason in rejected.values()
+        for value in ("12A45678Z", impossible, wrong)
+    )
     assert f"column {name_column} is not UTF-8 text (byte 0xE9)" in rejected[9]
 
 
@@ -162,7 +168,7 @@ def test_unknown_record_type_and_missing_ids_are_rejected(tmp_path: Path) -> Non
     path = tmp_path / "k12.csv"
     path.write_bytes(_csv_bytes(header, [bad_type, no_id]))
     _, rejected = _run("k12", path)
-    assert "RecordType 'XFER' is not one of ENRL, CMPL" in rejected[2]
+    assert "RecordType is not one of ENRL, CMPL" in rejected[2]
     assert "LocalStudentID is empty" in rejected[3]
 
 
@@ -174,7 +180,7 @@ def test_jsonl_extract_maps_and_reports_bad_lines(tmp_path: Path) -> None:
     assert len(mapped) == 1
     assert rejected[2].startswith("is not JSON")
     assert rejected[3] == "is not a JSON object"
-    assert "YearQuarter '2026Q5' is not a year and quarter" in rejected[4]
+    assert "YearQuarter is not a year and quarter" in rejected[4]
 
 
 def test_same_row_gives_the_same_event_id_and_a_correction_a_new_one() -> None:

@@ -195,3 +195,13 @@ def test_a_uuid_text_decoder_gives_the_uuids_text_where_it_is_compiled() -> None
     resolving = AvroDecoder(schema, {3: schema, 4: older}.__getitem__, reader_schema_id=3)
     record = resolving.with_uuid_text().decode(AvroEncoder(older, 4).encode(_linked_wage(0)[1]))
     assert isinstance(record["event_id"], uuid.UUID)
+
+
+def test_a_message_not_in_wire_format_is_named_without_its_bytes() -> None:
+    # a provider's row sent as it is: its first bytes are an SSN, which the reason (a dead
+    # letter's error message) must not repeat, in clear or in hex
+    with pytest.raises(SerdeError) as caught:
+        schema_id_of(b"123456789,SMITH,2025Q3")
+    assert "22 byte(s) starting with byte 0x31" in str(caught.value)
+    assert "12345678" not in str(caught.value)
+    assert b"12345678".hex() not in str(caught.value)

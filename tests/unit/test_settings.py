@@ -1,9 +1,17 @@
+import secrets
 from pathlib import Path
 
 import pytest
 
 from c2c.errors import ConfigError
-from c2c.settings import Settings, load_settings
+from c2c.settings import (
+    DEVELOPMENT_SECRET,
+    MIN_SECRET_BITS,
+    Settings,
+    load_settings,
+    secret_bits,
+    weak_secret,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -133,12 +141,43 @@ def test_outside_development_the_default_identity_secret_is_refused(
         load_settings()
     message = str(caught.value)
     assert "2 invalid setting(s)" in message  # reported with the other problems
-    assert "C2C_IDENTITY_SECRET (value hidden): Value error, the development secret is refused" in (
-        message
+    assert (
+        "C2C_IDENTITY_SECRET (value hidden): Value error, the identity secret contains the "
+        "development secret" in message
     )
     monkeypatch.setenv("C2C_KAFKA_BOOTSTRAP", "broker:9092")
-    monkeypatch.setenv("C2C_IDENTITY_SECRET", "too-short")
-    with pytest.raises(ConfigError, match="at least 32 characters"):
+    for weak, why in (
+        ("too-short", "fewer than 32"),
+        ("a" * 32, "1 distinct characters"),
+        (f"{DEVELOPMENT_SECRET}-production-2026", "contains the development secret"),
+        ("abcdefghijklmnopqrstuvwxyz0123456789", "bits, fewer than"),
+        ("Password123!" * 3, "bits, fewer than"),
+        ("0123456789abcdef" * 2, "bits, fewer than"),
+    ):
+        monkeypatch.setenv("C2C_IDENTITY_SECRET", weak)
+        with pytest.raises(ConfigError, match=why) as caught:
+            load_settings()
+        assert weak not in str(caught.value)
+    strong = secrets.token_urlsafe(32)
+    monkeypatch.setenv("C2C_IDENTITY_SECRET", strong)
+    assert load_settings().identity_secret.get_secret_value() == strong
+
+
+def test_random_secrets_pass_the_strength_check() -> None:
+    # what the message tells to run, and a hex key of 128 bits
+    for _ in range(200):
+        assert weak_secret(secrets.token_urlsafe(32)) is None
+        assert secret_bits(secrets.token_hex(16)) >= MIN_SECRET_BITS
+    assert secret_bits("a" * 64) < 16
+
+
+def test_earlier_key_versions_keep_their_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C_IDENTITY_SECRET", "new")
+    monkeypatch.setenv("C2C_IDENTITY_KEY_VERSION", "2")
+    monkeypatch.setenv("C2C_IDENTITY_PREVIOUS_SECRETS", '{"1": "old"}')
+    settings = load_settings()
+    assert settings.identity_secrets() == {1: b"old", 2: b"new"}
+    assert "old" not in repr(settings)
+    monkeypatch.setenv("C2C_IDENTITY_PREVIOUS_SECRETS", '{"2": "old"}')
+    with pytest.raises(ConfigError, match="list only earlier ones"):
         load_settings()
-    monkeypatch.setenv("C2C_IDENTITY_SECRET", "x" * 32)
-    assert load_settings().identity_secret.get_secret_value() == "x" * 32

@@ -24,9 +24,7 @@ def test_an_impossible_date_is_named_with_its_row_and_field() -> None:
     event["person"]["birth_date"] = "2031-02-30"
     with pytest.raises(ValidationFailed) as caught:
         validate(EnrollmentEvent, event, where="row 17")
-    assert str(caught.value).startswith(
-        "row 17: person.birth_date '2031-02-30' is not a date (YYYY-MM-DD)"
-    )
+    assert str(caught.value).startswith("row 17: person.birth_date is not a date (YYYY-MM-DD)")
     assert [p.field for p in caught.value.problems] == ["person.birth_date"]
 
 
@@ -54,5 +52,5 @@ def test_every_bad_field_is_reported_at_once() -> None:
 def test_event_id_must_be_a_uuid() -> None:
     event = example_raw("wage", 1)
     event["event_id"] = "not-a-uuid"
-    with pytest.raises(ValidationFailed, match="event_id 'not-a-uuid' does not match"):
+    with pytest.raises(ValidationFailed, match="event_id does not match"):
         validate(WageEvent, event, where="row 1")
