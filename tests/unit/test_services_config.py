@@ -109,7 +109,7 @@ def test_a_secured_broker_takes_scram_clients_and_allows_only_what_an_acl_allows
 
 def test_acls_are_on_by_default_outside_development_only() -> None:
     assert not Settings().kafka_secured
-    secret = "Zq8" * 12
+    secret = "vJ3q8Lw0Rk2PzX9nTf6Yb4Hc1Md7Sg5Ue0Ai8Oy2Kt"  # random, as outside development
     assert Settings(environment="test", identity_secret=secret).kafka_secured
     assert Settings(environment="production", identity_secret=secret).kafka_secured
     assert not Settings(environment="test", identity_secret=secret, kafka_acls=False).kafka_secured
