@@ -12,7 +12,9 @@ talks to Kafka.
 - ``sink`` reads the linked topics, changes, opt-out decisions and heartbeats; writes dead
   letters (messages it cannot decode).
 - ``reader`` (de-identified microdata) reads the linked topics, changes, opt-out decisions.
-- ``operator`` reads dead letters and review; describes every topic and group (`c2c status`).
+- ``operator`` reads dead letters and review; describes every topic and group (`c2c status`);
+  reads and writes the operators' audit; writes raw topics and dead letters (`c2c
+  deadletters replay|skip`).
 - ``registry`` reads and writes its journal (``kafkasql-*``) and ``registry-events``.
 - ``admin`` is the broker's super user (the broker itself, `c2c services up`, `c2c topics`).
 
@@ -27,6 +29,7 @@ from typing import Literal
 
 from c2c.kinds import EVENT_KINDS, LINKED_KINDS
 from c2c.topics import (
+    AUDIT_TOPIC,
     CHANGES_TOPIC,
     DEAD_LETTER_TOPIC,
     INTAKE_TOPIC,
@@ -132,6 +135,10 @@ def acl_table(providers: Mapping[str, Iterable[str]]) -> tuple[Grant, ...]:
     grants += _topic("sink", [DEAD_LETTER_TOPIC], "WRITE", "DESCRIBE")  # what it cannot decode
     operator = "operator"
     grants += _topic(operator, [DEAD_LETTER_TOPIC, REVIEW_TOPIC], "READ")
+    # c2c deadletters and review: every decision audited; a replay sends the original
+    # bytes back to a raw topic; a skip dead-letters the message it moves past
+    grants += _topic(operator, [AUDIT_TOPIC], "READ", "WRITE")
+    grants += _topic(operator, [*raw, DEAD_LETTER_TOPIC], "WRITE")
     grants += _topic(operator, ["*"], "DESCRIBE", "DESCRIBE_CONFIGS")  # "*": every topic
     grants += [Grant(operator, "group", "*", "DESCRIBE")]
     grants += _prefix(operator, "group", "c2c-operator", "READ")
