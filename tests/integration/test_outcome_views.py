@@ -328,8 +328,10 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
         "p25_5y",
         "median_5y",
         "p75_5y",
+        "coverage",
     ]
-    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - -"
+    # coverage: 13 of the 23 awardees have wage records (W000 under a merged id): 0.6
+    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - - 0.6"
     assert lines[3].split() == first.split()
 
 
