@@ -70,7 +70,7 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
     rows = {name: _rows(public[name], width) for name, width in _KEYS.items()}
 
     cg = "public_outcome_college_going"
-    for key, row in rows[cg].items():
+    for key in rows[cg]:
         for w in ("12", "16"):
             s.equal([(cg, key, f"within_{w}")], [(cg, key, f"within_{w}_{g}") for g in _SEGMENTS])
         s.at_most([(cg, key, "within_12")], [(cg, key, "within_16")])
