@@ -425,3 +425,21 @@ def test_a_future_dated_record_moves_no_period(client: Any) -> None:
     )
     after = {name: _rows(client, name, 3) for name in before}
     assert after == before
+
+
+def test_c2c_outcomes_prints_public_views_unless_asked_for_unsuppressed(
+    client: Any, embedded: Settings
+) -> None:
+    client.close()  # `c2c outcomes` opens embedded ClickHouse itself
+    printed = CliRunner().invoke(cli, ["outcomes"], obj=embedded)
+    assert printed.exit_code == 0, printed.output
+    titles = [line.split()[0] for line in printed.output.split("\n") if "rows)" in line]
+    assert titles
+    assert all(title.startswith("public_") for title in titles)
+    refused = CliRunner().invoke(cli, ["outcomes", "outcome_completion"], obj=embedded)
+    assert refused.exit_code != 0
+    assert "--unsuppressed" in refused.output
+    asked = ["outcomes", "outcome_completion", "--unsuppressed"]
+    assert CliRunner().invoke(cli, asked, obj=embedded).exit_code == 0
+    everything = CliRunner().invoke(cli, ["outcomes", "--unsuppressed"], obj=embedded)
+    assert "\noutcome_completion (" in everything.output
