@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import json
 import uuid
 from collections import Counter
@@ -18,9 +19,11 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
-from producers.files import mapped_events, replay
+from producers.files import in_time_order, mapped_events, open_folder, replay
+from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.outcomes import OutcomeTable
+from sinks.rows import FACT_TABLES
 from tests.conftest import free_port_pair
 from tests.integration.outcome_pages import declare_synth_horizons, researcher_table, with_token
 
@@ -78,6 +81,7 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
     ).result_rows[0][0]
     assert counted == linked  # every linked event once, replays collapsed
     _assert_no_pii(client, synth)
+    _assert_ids_need_the_secret(client, synth, stack)
     client.close()
 
     truth = json.loads((synth / "truth" / "outcomes.json").read_text())
@@ -291,6 +295,33 @@ def _enum_symbols() -> set[str]:
         if isinstance(schema, dict) and schema.get("type") == "enum":
             symbols |= {str(s).lower() for s in schema["symbols"]}
     return symbols
+
+
+def _assert_ids_need_the_secret(client: Any, synth: Path, settings: Settings) -> None:
+    """Every event id in ClickHouse is keyed with the identity secret: none is the unkeyed
+    SHA-256 of its source row (as event ids were), so a source row does not find its
+    person's facts without the secret."""
+    stored = {
+        str(row[0])
+        for row in client.query(
+            " UNION ALL ".join(
+                f"SELECT toString(event_id) FROM {t} FINAL" for t in FACT_TABLES.values()
+            )
+        ).result_rows
+    }
+    namespace = uuid.UUID("6f1c2c00-5a1e-4c2c-9d2c-c2c0c2c0c2c0").bytes
+    unkeyed: set[str] = set()
+    for _item, row, outcome in in_time_order(open_folder(synth)):
+        if isinstance(outcome, MappedRow):
+            record = str(outcome.event["source_record_id"]).encode(errors="surrogateescape")
+            provider = str(outcome.event["provider"]).encode()
+            digest = hashlib.sha256(b"%b|%b|%b" % (namespace + provider, record, row.raw))
+            unkeyed.add(str(uuid.UUID(bytes=digest.digest()[:16], version=5)))
+    secret = settings.identity_secret.get_secret_value().encode()
+    keyed = {str(e["event_id"]) for _, e in mapped_events(synth, secret=secret)}
+    assert stored
+    assert stored <= keyed
+    assert not stored & unkeyed
 
 
 def _assert_no_pii(client: Any, synth: Path) -> None:
