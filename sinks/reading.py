@@ -26,6 +26,7 @@ from c2c.errors import C2CError, ServiceError
 from c2c.settings import Settings
 from sinks.audit import read_audit
 from sinks.horizons import declare_horizon, read_horizons
+from sinks.optouts import request_key
 from sinks.outcomes import read_outcome
 from sinks.rows import FACT_TABLES
 
@@ -78,8 +79,10 @@ class DirectReader:
         database: str,
         lock: threading.Lock | None = None,
         where: str = "ClickHouse",
+        secret: bytes,
     ) -> None:
         self.client = client
+        self._request_key = request_key(secret)
         self.database = database
         self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
         self._where = where
@@ -97,7 +100,7 @@ class DirectReader:
         return self._ask(lambda: read_horizons(self.client))
 
     def audit(self, request_id: str) -> dict[str, Any]:
-        decisions = self._ask(lambda: read_audit(self.client, request_id))
+        decisions = self._ask(lambda: read_audit(self.client, request_id, key=self._request_key))
         return {"request_id": request_id, "decisions": decisions}
 
     def freshness(self) -> Freshness:
@@ -211,6 +214,7 @@ def open_reader(settings: Settings, *, create_database: bool = True) -> SinkRead
         connect(settings, create_database=create_database),
         database=settings.clickhouse_database,
         where=f"ClickHouse at {settings.clickhouse_dsn}",
+        secret=settings.identity_secret.get_secret_value().encode(),
     )
 
 

@@ -30,7 +30,12 @@ __all__ = ["serve"]
 
 def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
     """Serve ``sink``'s pages on host:port from a daemon thread; returns the server."""
-    reader = DirectReader(sink.client, database=sink.settings.clickhouse_database, lock=sink.lock)
+    reader = DirectReader(
+        sink.client,
+        database=sink.settings.clickhouse_database,
+        lock=sink.lock,
+        secret=sink.settings.identity_secret.get_secret_value().encode(),
+    )
     token = sink.settings.sink_web_token
 
     class Handler(BaseHTTPRequestHandler):
