@@ -26,7 +26,7 @@ Rules, in this order:
    denominator.
 
 tests/integration/test_disclosure.py attacks the result with every relation above
-(tests/disclosure.py). Pure SQL generation; :mod:`sinks.migrate` runs the statements.
+(sinks/disclosure.py). Pure SQL generation; :mod:`sinks.migrate` runs the statements.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""A differencing attack on the public outcome views, as an auditor would run it.
+"""A differencing attack on the public outcome views, as an auditor would run it before
+publishing (tests/integration/test_disclosure.py runs it on synth populations;
+``python -m bench.suppression`` measures it).
 
 It takes only what the public reads (the ``public_*`` views) and the additive relations any
 reader knows from the data dictionary (sinks/README.md): segments that add up to a whole
@@ -18,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+__all__ = ["Finding", "audit"]
 
 Var = tuple[str, tuple[Any, ...], str]  # (public view, row key, column)
 
