@@ -5,10 +5,11 @@ public views' suppression: tests/integration/test_disclosure.py, bench/suppressi
 from __future__ import annotations
 
 import datetime
-import decimal
 import uuid
 from typing import Any
 
+from c2c.kinds import get_kind
+from producers.synth.extracts import facts_of
 from producers.synth.population import Life
 
 __all__ = ["linked_events"]
@@ -29,64 +30,19 @@ def linked_events(life: Life) -> list[tuple[str, dict[str, Any]]]:
             "english_learner": p.english_learner,
         },
     }
-
-    def event(provider: str, when: datetime.date, facts: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "event_id": uuid.uuid4(),
-            "event_time": datetime.datetime(when.year, when.month, when.day, tzinfo=datetime.UTC),
-            "provider": provider,
-            "person_id": p.person_id,
-            "attributes": attributes,
-            "facts": facts,
-        }
-
-    out: list[tuple[str, dict[str, Any]]] = []
-    for e in life.enrollments:
-        facts: dict[str, Any] = {
-            "institution_id": e.institution,
-            "district_id": None,
-            "academic_year": e.academic_year,
-            "term": e.term,
-            "term_start_date": e.start,
-            "grade_level": e.grade,
-            "program_cip": e.program,
-            "first_time": e.first_time,
-        }
-        out.append(("c2c.linked.enrollment", event(e.segment, e.start, facts)))
-    for a in [*life.awards, *([life.hs_completion] if life.hs_completion else [])]:
-        facts = {
-            "award_level": a.level,
-            "completion_date": a.date,
-            "institution_id": a.institution,
-            "program_cip": a.program,
-        }
-        out.append(("c2c.linked.completion", event(a.segment, a.date, facts)))
-    for w in life.wages:
-        facts = {
-            "employer_id": w.employer,
-            "naics": w.naics,
-            "year": w.year,
-            "quarter": w.quarter,
-            "wages": decimal.Decimal(w.cents) / 100,
-        }
-        out.append(
-            ("c2c.linked.wage", event("edd", datetime.date(w.year, 3 * w.quarter, 1), facts))
+    return [
+        (
+            get_kind(kind).linked_topic,
+            {
+                "event_id": uuid.uuid4(),
+                "event_time": datetime.datetime(
+                    when.year, when.month, when.day, tzinfo=datetime.UTC
+                ),
+                "provider": provider,
+                "person_id": p.person_id,
+                "attributes": attributes,
+                "facts": facts,
+            },
         )
-    for g in life.aid:
-        facts = {
-            "aid_program": g.program,
-            "award_year": g.award_year,
-            "amount": decimal.Decimal(g.amount_cents) / 100,
-            "institution_id": g.institution,
-        }
-        out.append(
-            ("c2c.linked.financial_aid", event("csac", datetime.date(g.award_year, 9, 1), facts))
-        )
-    for c in life.credentials:
-        facts = {
-            "credential_type": c.kind,
-            "issue_date": c.date,
-            "recommending_institution_id": c.institution,
-        }
-        out.append(("c2c.linked.credential", event("ctc", c.date, facts)))
-    return out
+        for provider, kind, when, _institution, facts in facts_of(life)
+    ]

@@ -69,6 +69,36 @@ FROM (
 )
 GROUP BY person_key;
 
+CREATE VIEW IF NOT EXISTS hs_completion
+(
+    person_key String COMMENT 'The current person id',
+    done Date COMMENT 'Their first high-school completion (diploma, certificate or equivalency)',
+    race Nullable(String) COMMENT 'Race/ethnicity on that record',
+    sex Nullable(String) COMMENT 'Sex on that record'
+)
+COMMENT 'Each person''s first high-school completion (college-going and pathways count from it)'
+AS SELECT person_key,
+          min(completion_date) AS done,
+          argMin(race_ethnicity, completion_date) AS race,
+          argMin(sex, completion_date) AS sex
+FROM completion_current
+WHERE award_level IN ('HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY')
+GROUP BY person_key;
+
+CREATE VIEW IF NOT EXISTS first_postsecondary_term
+(
+    person_key String COMMENT 'The current person id',
+    start Date COMMENT 'Start of their first public postsecondary term',
+    segment String COMMENT 'Its segment: ccc, csu or uc'
+)
+COMMENT 'Each person''s first public postsecondary term (college-going and pathways)'
+AS SELECT person_key,
+          min(term_start_date) AS start,
+          argMin(provider, term_start_date) AS segment
+FROM enrollment_current
+WHERE provider IN ('ccc', 'csu', 'uc') AND term_start_date IS NOT NULL
+GROUP BY person_key;
+
 CREATE OR REPLACE VIEW outcome_college_going
 (
     class_year UInt16 COMMENT 'Calendar year of high-school completion (class 2016 completes in the 2015-16 school year); only completions up to the k12 horizon',
@@ -88,23 +118,6 @@ CREATE OR REPLACE VIEW outcome_college_going
 COMMENT 'Of high-school completers in class Y, those whose first public postsecondary term starts within 12 months (365 days) and within 16 months (487 days) of completion, by segment of that first term; breakdowns all, race, sex. NULL: the window has not closed by the sources'' horizons'
 AS
 WITH
-    hs AS (
-        SELECT person_key,
-               min(completion_date) AS done,
-               argMin(race_ethnicity, completion_date) AS race,
-               argMin(sex, completion_date) AS sex
-        FROM completion_current
-        WHERE award_level IN ('HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY')
-        GROUP BY person_key
-    ),
-    first_term AS (
-        SELECT person_key,
-               min(term_start_date) AS start,
-               argMin(provider, term_start_date) AS segment
-        FROM enrollment_current
-        WHERE provider IN ('ccc', 'csu', 'uc') AND term_start_date IS NOT NULL
-        GROUP BY person_key
-    ),
     joined AS (
         SELECT toYear(hs.done) AS class_year, hs.race AS race, hs.sex AS sex,
                ft.person_key != '' AS enrolled, ft.segment AS segment,
@@ -112,9 +125,9 @@ WITH
                ifNull(addDays(hs.done, 365) <= h.post, false) AS closed_12,
                ifNull(addDays(hs.done, 487) <= h.post, false) AS closed_16,
                length(arrayFilter(s -> s != 'k12', ps.sources)) > 0 AS linked
-        FROM hs
+        FROM hs_completion AS hs
         CROSS JOIN horizon_wide AS h
-        LEFT JOIN first_term AS ft ON hs.person_key = ft.person_key
+        LEFT JOIN first_postsecondary_term AS ft ON hs.person_key = ft.person_key
         LEFT JOIN person_sources AS ps ON hs.person_key = ps.person_key
         WHERE ifNull(hs.done <= h.k12, false)
     )
@@ -249,20 +262,6 @@ CREATE OR REPLACE VIEW outcome_pathways
 COMMENT 'Class Y completers by first destination within 8 years, highest postsecondary award by the horizons, and how many had wages in employment_year, the last calendar year complete by the edd horizon (never the latest date seen)'
 AS
 WITH
-    hs AS (
-        SELECT person_key, min(completion_date) AS done
-        FROM completion_current
-        WHERE award_level IN ('HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY')
-        GROUP BY person_key
-    ),
-    first_term AS (
-        SELECT person_key,
-               min(term_start_date) AS start,
-               argMin(provider, term_start_date) AS segment
-        FROM enrollment_current
-        WHERE provider IN ('ccc', 'csu', 'uc') AND term_start_date IS NOT NULL
-        GROUP BY person_key
-    ),
     best AS (
         SELECT a.person_key AS person_key,
                max(multiIf(a.award_level = 'BACHELOR', 3, a.award_level = 'ASSOCIATE', 2, 1)) AS rank
@@ -288,9 +287,9 @@ SELECT toYear(hs.done) AS class_year,
        count() AS completers,
        if(employment_year IS NULL, NULL, countIf(e.person_key != '')) AS employed,
        round(countIf(length(arrayFilter(s -> s != 'k12', ps.sources)) > 0) / count(), 3) AS coverage
-FROM hs
+FROM hs_completion AS hs
 CROSS JOIN horizon_wide AS h
-LEFT JOIN first_term AS ft ON hs.person_key = ft.person_key
+LEFT JOIN first_postsecondary_term AS ft ON hs.person_key = ft.person_key
 LEFT JOIN best AS b ON hs.person_key = b.person_key
 LEFT JOIN employed AS e ON hs.person_key = e.person_key
 LEFT JOIN person_sources AS ps ON hs.person_key = ps.person_key
