@@ -25,7 +25,7 @@ from producers.formats import FORMATS, ProviderFormat, RecordType
 from producers.synth.noise import NoiseConfig, noisy_identity
 from producers.synth.population import Life
 
-__all__ = ["ExtractWriter", "assemble", "facts_of", "records_of", "render_row"]
+__all__ = ["ExtractWriter", "assemble", "demographics", "facts_of", "records_of", "render_row"]
 
 # How each provider writes dates.
 _DATE_STYLE = {"k12": "%Y%m%d", "csac": "%m/%d/%Y"}
@@ -69,7 +69,8 @@ def _identity(
     return noisy
 
 
-def _demographics(life: Life) -> dict[str, Any]:
+def demographics(life: Life) -> dict[str, Any]:
+    """The person's demographics, as K-12 and the colleges report them."""
     p = life.person
     return {
         "race_ethnicity": p.race,
@@ -185,7 +186,7 @@ def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str,
                     day,
                     institution,
                     kind=kind,
-                    demographics=_demographics(life),
+                    demographics=demographics(life),
                     facts=facts,
                 ),
             )

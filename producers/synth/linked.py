@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from c2c.kinds import get_kind
-from producers.synth.extracts import facts_of
+from producers.synth.extracts import demographics, facts_of
 from producers.synth.population import Life
 
 __all__ = ["linked_events"]
@@ -21,14 +21,7 @@ def linked_events(life: Life) -> list[tuple[str, dict[str, Any]]]:
     attributes = {
         "birth_year": p.birth_date.year,
         "sex": p.sex,
-        "demographics": {
-            "race_ethnicity": p.race,
-            "county_fips": p.county_fips,
-            "foster_youth": p.foster_youth,
-            "homeless": p.homeless,
-            "socioeconomically_disadvantaged": p.disadvantaged,
-            "english_learner": p.english_learner,
-        },
+        "demographics": demographics(life),
     }
     return [
         (
