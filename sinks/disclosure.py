@@ -85,7 +85,7 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
         f"within_{w}{g}" for w in ("12", "16") for g in ("", *(f"_{x}" for x in _SEGMENTS))
     ]
     for key in [k for k in rows[cg] if k[1] == "all"]:
-        for breakdown in ("race", "sex"):
+        for breakdown in {k[1] for k in rows[cg] if k[1] != "all"}:
             parts = [k for k in rows[cg] if k[0] == key[0] and k[1] == breakdown]
             for column in counts:
                 s.equal([(cg, key, column)], [(cg, k, column) for k in parts])

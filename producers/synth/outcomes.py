@@ -21,7 +21,9 @@ __all__ = ["DEFINITIONS", "OutcomeTruth", "horizons"]
 DEFINITIONS = {
     "college_going": "Of high-school completers in class Y (completion in spring Y), those "
     "whose first public postsecondary term starts within 12 months (365 days) and within 16 "
-    "months (487 days) of completion; by segment of that first term.",
+    "months (487 days) of completion; by segment of that first term; all, and by race, sex, "
+    "county and the K-12 student groups (english_learner, foster_youth, homeless, "
+    "socioeconomically_disadvantaged: true or false).",
     "pathways": "Class Y completers by first destination (segment of first postsecondary "
     "term within 8 years, else NOT_ENROLLED, or UNKNOWN while those 8 years are not over by "
     "the horizons), highest postsecondary award by the horizons (BACHELOR > ASSOCIATE > "
@@ -186,10 +188,18 @@ class OutcomeTruth:
         first = post[0] if post else None
         days = (first.start - done.date).days if first is not None else None
         segment = first.segment if first is not None else ""
+        groups = {
+            "race": p.race,
+            "sex": p.sex,
+            "county": p.county_fips,
+            "english_learner": str(p.english_learner).lower(),
+            "foster_youth": str(p.foster_youth).lower(),
+            "homeless": str(p.homeless).lower(),
+            "socioeconomically_disadvantaged": str(p.disadvantaged).lower(),
+        }
         for cell in (
             f"{p.class_year}|all",
-            f"{p.class_year}|race={p.race}",
-            f"{p.class_year}|sex={p.sex}",
+            *(f"{p.class_year}|{name}={value}" for name, value in groups.items()),
         ):
             counter = self.college_going[cell]
             counter["completers"] += 1

@@ -74,13 +74,23 @@ CREATE VIEW IF NOT EXISTS hs_completion
     person_key String COMMENT 'The current person id',
     done Date COMMENT 'Their first high-school completion (diploma, certificate or equivalency)',
     race Nullable(String) COMMENT 'Race/ethnicity on that record',
-    sex Nullable(String) COMMENT 'Sex on that record'
+    sex Nullable(String) COMMENT 'Sex on that record',
+    county_fips Nullable(String) COMMENT 'County of residence (FIPS) on that record',
+    english_learner Nullable(Bool) COMMENT 'English learner flag on that record',
+    foster_youth Nullable(Bool) COMMENT 'Foster youth flag on that record',
+    homeless Nullable(Bool) COMMENT 'Homeless flag on that record',
+    socioeconomically_disadvantaged Nullable(Bool) COMMENT 'Socioeconomically disadvantaged flag on that record'
 )
 COMMENT 'Each person''s first high-school completion (college-going and pathways count from it)'
 AS SELECT person_key,
           min(completion_date) AS done,
           argMin(race_ethnicity, completion_date) AS race,
-          argMin(sex, completion_date) AS sex
+          argMin(sex, completion_date) AS sex,
+          argMin(county_fips, completion_date) AS county_fips,
+          argMin(english_learner, completion_date) AS english_learner,
+          argMin(foster_youth, completion_date) AS foster_youth,
+          argMin(homeless, completion_date) AS homeless,
+          argMin(socioeconomically_disadvantaged, completion_date) AS socioeconomically_disadvantaged
 FROM completion_current
 WHERE award_level IN ('HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY')
 GROUP BY person_key;
@@ -102,8 +112,8 @@ GROUP BY person_key;
 CREATE OR REPLACE VIEW outcome_college_going
 (
     class_year UInt16 COMMENT 'Calendar year of high-school completion (class 2016 completes in the 2015-16 school year); only completions up to the k12 horizon',
-    breakdown String COMMENT 'all, race or sex',
-    group_value String COMMENT 'The group of the breakdown (all for all)',
+    breakdown String COMMENT 'all, race, sex, county, english_learner, foster_youth, homeless or socioeconomically_disadvantaged (from the completion record)',
+    group_value String COMMENT 'The group of the breakdown: all for all; a county FIPS; true or false for a flag; NOT_REPORTED',
     completers UInt64 COMMENT 'High-school completers of the class',
     within_12 Nullable(UInt64) COMMENT 'Completers whose first public postsecondary term starts within 365 days; NULL while the window is open for any of them (CCC, CSU or UC horizon)',
     within_16 Nullable(UInt64) COMMENT 'Within 487 days; NULL while the window is open',
@@ -115,11 +125,14 @@ CREATE OR REPLACE VIEW outcome_college_going
     within_16_uc Nullable(UInt64) COMMENT 'within_16 at UC; NULL while open',
     coverage Float64 COMMENT 'Share of the completers linked to a record of a source other than K-12'
 )
-COMMENT 'Of high-school completers in class Y, those whose first public postsecondary term starts within 12 months (365 days) and within 16 months (487 days) of completion, by segment of that first term; breakdowns all, race, sex. NULL: the window has not closed by the sources'' horizons'
+COMMENT 'Of high-school completers in class Y, those whose first public postsecondary term starts within 12 months (365 days) and within 16 months (487 days) of completion, by segment of that first term; breakdowns all, race, sex, county and the K-12 student groups. NULL: the window has not closed by the sources'' horizons'
 AS
 WITH
     joined AS (
         SELECT toYear(hs.done) AS class_year, hs.race AS race, hs.sex AS sex,
+               hs.county_fips AS county, hs.english_learner AS english_learner,
+               hs.foster_youth AS foster_youth, hs.homeless AS homeless,
+               hs.socioeconomically_disadvantaged AS disadvantaged,
                ft.person_key != '' AS enrolled, ft.segment AS segment,
                dateDiff('day', hs.done, ft.start) AS days,
                ifNull(addDays(hs.done, 365) <= h.post, false) AS closed_12,
@@ -145,7 +158,16 @@ SELECT class_year,
        if(countIf(NOT closed_16) > 0, NULL, countIf(enrolled AND days <= 487 AND segment = 'uc')) AS within_16_uc,
        round(countIf(linked) / count(), 3) AS coverage
 FROM joined
-ARRAY JOIN [('all', 'all'), ('race', ifNull(race, 'NOT_REPORTED')), ('sex', ifNull(sex, 'NOT_REPORTED'))] AS cell
+ARRAY JOIN [
+    ('all', 'all'),
+    ('race', ifNull(race, 'NOT_REPORTED')),
+    ('sex', ifNull(sex, 'NOT_REPORTED')),
+    ('county', ifNull(county, 'NOT_REPORTED')),
+    ('english_learner', ifNull(toString(english_learner), 'NOT_REPORTED')),
+    ('foster_youth', ifNull(toString(foster_youth), 'NOT_REPORTED')),
+    ('homeless', ifNull(toString(homeless), 'NOT_REPORTED')),
+    ('socioeconomically_disadvantaged', ifNull(toString(disadvantaged), 'NOT_REPORTED'))
+] AS cell
 GROUP BY class_year, breakdown, group_value;
 
 CREATE OR REPLACE VIEW outcome_working_while_enrolled
