@@ -32,19 +32,20 @@ DEFINITIONS = {
     "horizons": "What each provider has sent in full (the last day of its latest complete "
     "period). A measure whose window reaches past the horizon of a source it reads is None "
     "(unknown); a cohort past its defining source's horizon is not counted.",
-    "completion": "First-time students entering a segment in academic year Y; awarded that "
-    "segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by June 30 of Y+3 "
-    "(CCC) or Y+6 (CSU, UC) (150% of normal time), and by June 30 of Y+8.",
+    "completion": "First-time students entering a segment in the academic year ending in Y; "
+    "awarded that segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by "
+    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7.",
     "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
     "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
     "in the 4th and 20th quarter after, among those with wages then.",
     "earnings_by": "earnings, by program (2-digit CIP family: 'level|year|program=52') and by "
     "institution ('level|year|institution=segment:institution id'); wages_q20 is the count "
     "of awards with wages in the 20th quarter after.",
-    "working_while_enrolled": "Students enrolled at a segment in academic year Y, and those "
+    "working_while_enrolled": "Students enrolled at a segment in the academic year ending in "
+    "Y, and those "
     "with wages in a quarter in which one of their terms that year starts.",
-    "financial_aid": "Students enrolled at a segment in academic year Y, and those with an "
-    "aid award for aid year Y at an institution of that segment.",
+    "financial_aid": "Students enrolled at a segment in the academic year ending in Y, and "
+    "those with an aid award for that aid year at an institution of that segment.",
     "teacher_pipeline": "Credentials issued by year and type; how many holders earned a "
     "bachelor's at CSU or UC before the credential.",
 }
@@ -241,7 +242,7 @@ class OutcomeTruth:
             horizon = self.horizons[segment]
             if datetime.date(year, 7, 1) > horizon:
                 continue
-            counter = self.completion[f"{segment}|{year}"]
+            counter = self.completion[f"{segment}|{year + 1}"]  # labelled by its end
             counter["entrants"] += 1
             for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8)):
                 if datetime.date(year + years, 6, 30) > horizon:
@@ -275,7 +276,7 @@ class OutcomeTruth:
         for e in post:
             by_year[(e.segment, e.academic_year)].append(e)
         for (segment, year), terms in by_year.items():
-            cell = f"{segment}|{year}"
+            cell = f"{segment}|{year + 1}"  # the academic year, labelled by its end
             self.working[cell]["students"] += 1
             if any(_quarter(t.start) > self._last_quarter for t in terms):
                 self.working[cell][f"{_OPEN}with_wages"] += 1

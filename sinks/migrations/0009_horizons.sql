@@ -8,10 +8,11 @@
 --   latest date seen;
 -- - coverage: the share of each row's population linked to a record of any source other
 --   than the one that defines it.
--- Year labels: class_year, issue_year and award_year (earnings) are calendar years of the
--- event; academic_year, entry_year and award_year (financial aid) label a school, academic
--- or aid year by the calendar year it starts in (2016 = 2016-17). Class 2016 completes in the
--- 2015-16 school year.
+-- Year labels, one convention in every outcome table: a year is labelled by the calendar
+-- year in which its period ends. class_year 2016 completed in the 2015-16 school year;
+-- academic_year and entry_year 2017 are the academic year 2016-17 (the fact tables'
+-- academic_year 2016: they label it by its start, as the providers send it); issue_year,
+-- award_year (earnings) and employment_year are calendar years.
 
 CREATE TABLE IF NOT EXISTS source_horizon
 (
@@ -173,7 +174,7 @@ GROUP BY class_year, breakdown, group_value;
 CREATE OR REPLACE VIEW outcome_working_while_enrolled
 (
     segment String COMMENT 'ccc, csu or uc',
-    academic_year UInt16 COMMENT 'Academic year by the calendar year it starts in (2016 = 2016-17); only terms starting up to the segment''s horizon',
+    academic_year UInt16 COMMENT 'Academic year by the calendar year it ends in (2017 = 2016-17); only terms starting up to the segment''s horizon',
     students UInt64 COMMENT 'Students enrolled at the segment that year',
     with_wages Nullable(UInt64) COMMENT 'Of them, those with wages in a quarter in which one of their terms that year starts; NULL while any such quarter is past the edd horizon',
     coverage Float64 COMMENT 'Share of the students linked to a record of a source other than the segment'
@@ -182,7 +183,8 @@ COMMENT 'Students enrolled at a segment in academic year Y, and those with wages
 AS
 WITH
     terms AS (
-        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment, e.academic_year AS academic_year,
+        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment,
+               e.academic_year + 1 AS academic_year,
                toYear(e.term_start_date) AS y, toQuarter(e.term_start_date) AS q,
                ifNull(toInt64(y) * 4 + q - 1 <= h.edd_quarter, false) AS closed
         FROM enrollment_current AS e
@@ -206,7 +208,7 @@ GROUP BY segment, academic_year;
 CREATE OR REPLACE VIEW outcome_financial_aid
 (
     segment String COMMENT 'ccc, csu or uc',
-    academic_year UInt16 COMMENT 'Academic (and aid) year by the calendar year it starts in (2016 = 2016-17); only years started by the segment''s horizon',
+    academic_year UInt16 COMMENT 'Academic (and aid) year by the calendar year it ends in (2017 = 2016-17); only years started by the segment''s horizon',
     students UInt64 COMMENT 'Students enrolled at the segment that year',
     with_aid Nullable(UInt64) COMMENT 'Of them, those with an aid award for that aid year at an institution of the segment they attended; NULL until the csac horizon reaches June 30 ending the aid year',
     coverage Float64 COMMENT 'Share of the students linked to a record of a source other than the segment'
@@ -215,8 +217,8 @@ COMMENT 'Students enrolled at a segment in academic year Y, and those with an ai
 AS
 WITH
     terms AS (
-        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment, e.academic_year AS academic_year,
-               e.institution_id AS institution_id,
+        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment,
+               e.academic_year AS start_year, e.institution_id AS institution_id,
                ifNull(makeDate(e.academic_year + 1, 6, 30) <= h.csac, false) AS closed
         FROM enrollment_current AS e
         CROSS JOIN horizon_wide AS h
@@ -227,7 +229,7 @@ WITH
         SELECT DISTINCT person_key, award_year, institution_id
         FROM financial_aid_current WHERE institution_id IS NOT NULL
     )
-SELECT terms.segment AS segment, terms.academic_year AS academic_year,
+SELECT terms.segment AS segment, terms.start_year + 1 AS academic_year,
        uniqExact(terms.person_key) AS students,
        if(countIf(NOT terms.closed) > 0, NULL,
           uniqExactIf(terms.person_key, aid.person_key != '')) AS with_aid,
@@ -236,7 +238,7 @@ SELECT terms.segment AS segment, terms.academic_year AS academic_year,
              / uniqExact(terms.person_key), 3) AS coverage
 FROM terms
 LEFT JOIN aid ON terms.person_key = aid.person_key
-    AND terms.academic_year = aid.award_year
+    AND terms.start_year = aid.award_year
     AND terms.institution_id = aid.institution_id
 LEFT JOIN person_sources AS ps ON terms.person_key = ps.person_key
 GROUP BY segment, academic_year;
@@ -321,17 +323,18 @@ GROUP BY class_year, first_destination, highest_award;
 CREATE OR REPLACE VIEW outcome_completion
 (
     segment String COMMENT 'ccc, csu or uc',
-    entry_year UInt16 COMMENT 'Academic year of entry by the calendar year it starts in (2016 = 2016-17); only years started by the segment''s horizon',
+    entry_year UInt16 COMMENT 'Academic year of entry by the calendar year it ends in (2017 = 2016-17); only years started by the segment''s horizon',
     entrants UInt64 COMMENT 'First-time students entering the segment that year',
-    within_150 Nullable(UInt64) COMMENT 'Awarded the segment''s level by June 30 of Y+3 (CCC) or Y+6 (CSU, UC); NULL until the segment''s horizon reaches that day',
-    within_8_years Nullable(UInt64) COMMENT 'Awarded by June 30 of Y+8; NULL until the segment''s horizon reaches that day',
+    within_150 Nullable(UInt64) COMMENT 'Awarded the segment''s level by June 30 of entry_year + 2 (CCC: 3 years) or + 5 (CSU, UC: 6 years); NULL until the segment''s horizon reaches that day',
+    within_8_years Nullable(UInt64) COMMENT 'Awarded by June 30 of entry_year + 7 (8 years); NULL until the segment''s horizon reaches that day',
     coverage Float64 COMMENT 'Share of the entrants linked to a record of a source other than the segment'
 )
-COMMENT 'First-time students entering a segment in academic year Y (entry_year); those awarded that segment''s level (CCC: certificate or associate; CSU, UC: bachelor''s) by June 30 of Y+3 (CCC) or Y+6 (CSU, UC) (150% of normal time), and by June 30 of Y+8. NULL: the window has not closed by the segment''s horizon'
+COMMENT 'First-time students entering a segment in the academic year ending in Y (entry_year); those awarded that segment''s level (CCC: certificate or associate; CSU, UC: bachelor''s) within 3 (CCC) or 6 (CSU, UC) academic years (150% of normal time), and within 8. NULL: the window has not closed by the segment''s horizon'
 AS
 WITH
     entrants AS (
-        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment, e.academic_year AS entry_year,
+        SELECT DISTINCT e.person_key AS person_key, e.provider AS segment,
+               e.academic_year AS start_year, e.academic_year + 1 AS entry_year,
                multiIf(e.provider = 'ccc', h.ccc, e.provider = 'csu', h.csu, h.uc) AS horizon
         FROM enrollment_current AS e
         CROSS JOIN horizon_wide AS h
@@ -348,14 +351,14 @@ WITH
 SELECT e.segment AS segment,
        e.entry_year AS entry_year,
        count() AS entrants,
-       if(countIf(NOT ifNull(makeDate(e.entry_year + if(e.segment = 'ccc', 3, 6), 6, 30) <= e.horizon, false)) > 0,
+       if(countIf(NOT ifNull(makeDate(e.start_year + if(e.segment = 'ccc', 3, 6), 6, 30) <= e.horizon, false)) > 0,
           NULL,
           countIf(a.person_key != ''
-                  AND a.awarded <= makeDate(e.entry_year + if(e.segment = 'ccc', 3, 6), 6, 30)))
+                  AND a.awarded <= makeDate(e.start_year + if(e.segment = 'ccc', 3, 6), 6, 30)))
            AS within_150,
-       if(countIf(NOT ifNull(makeDate(e.entry_year + 8, 6, 30) <= e.horizon, false)) > 0,
+       if(countIf(NOT ifNull(makeDate(e.start_year + 8, 6, 30) <= e.horizon, false)) > 0,
           NULL,
-          countIf(a.person_key != '' AND a.awarded <= makeDate(e.entry_year + 8, 6, 30)))
+          countIf(a.person_key != '' AND a.awarded <= makeDate(e.start_year + 8, 6, 30)))
            AS within_8_years,
        round(countIf(length(arrayFilter(s -> s != e.segment, ps.sources)) > 0) / count(), 3) AS coverage
 FROM entrants AS e

@@ -212,7 +212,8 @@ def test_pathways_follow_merges_rank_awards_and_suppress_with_the_complement(
 
 
 def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client: Any) -> None:
-    # 24 first-time CCC entrants in 2016: 12 with an associate by June 30, 2019 (one filed
+    # 24 first-time CCC entrants in 2016-17 (entry_year 2017, the year it ends in): 12 with
+    # an associate by June 30, 2019 (one filed
     # under an id merged away), one a day later; one has only a CSU bachelor's, which is not
     # a CCC award. CSU: 12 first-time entrants in 2016, 11 with a bachelor's by June 30,
     # 2022; one who transferred in is not first-time. UC: 2 entrants.
@@ -236,24 +237,24 @@ def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client
     rows = _rows(client, "outcome_completion", 2)
     found = {k: (v["entrants"], v["within_150"], v["within_8_years"]) for k, v in rows.items()}
     assert found == {
-        ("ccc", 2016): (24, 12, 13),
-        ("csu", 2016): (12, 11, 11),
-        ("uc", 2016): (2, 1, 1),
+        ("ccc", 2017): (24, 12, 13),
+        ("csu", 2017): (12, 11, 11),
+        ("uc", 2017): (2, 1, 1),
     }
 
     shown = _rows(client, "public_outcome_completion", 2)
-    assert [shown[("ccc", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+    assert [shown[("ccc", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
         24,
         12,
         13,
     ]
     # 11 of 12 completed: the one who did not is a cell of 1
-    assert [shown[("csu", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+    assert [shown[("csu", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
         12,
         None,
         None,
     ]
-    assert shown[("uc", 2016)]["entrants"] is None
+    assert shown[("uc", 2017)]["entrants"] is None
 
 
 def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
@@ -374,7 +375,7 @@ def test_open_windows_are_null_not_zero(client: Any) -> None:
     assert going["completers"] == 12
     # class 2016 completed June 10, 2016: 365 days later is past CSU's and UC's horizon
     assert all(going[c] is None for c in going if c.startswith("within_")), going
-    completion = _rows(client, "outcome_completion", 2)[("ccc", 2016)]
+    completion = _rows(client, "outcome_completion", 2)[("ccc", 2017)]
     assert (completion["within_150"], completion["within_8_years"]) == (12, None)
     earnings = _rows(client, "outcome_earnings", 4)[(2018, "ASSOCIATE", "all", "all")]
     # 2018Q2 + 2 and + 4 quarters are complete by 2019Q2; + 20 (2023Q2) is not
@@ -384,8 +385,8 @@ def test_open_windows_are_null_not_zero(client: Any) -> None:
     assert {k[1] for k in pathways} == {"CCC"}
     assert {v["employment_year"] for v in pathways.values()} == {2018}
     working = _rows(client, "outcome_working_while_enrolled", 2)
-    assert working[("ccc", 2016)]["with_wages"] == 0  # 2016Q3 is complete
-    public = _rows(client, "public_outcome_completion", 2)[("ccc", 2016)]
+    assert working[("ccc", 2017)]["with_wages"] == 0  # 2016Q3 is complete
+    public = _rows(client, "public_outcome_completion", 2)[("ccc", 2017)]
     assert public["within_8_years"] is None
 
     # nothing declared for a source: every window reading it is open, its cohorts uncounted
