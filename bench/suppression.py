@@ -99,7 +99,8 @@ def main() -> None:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as folder:
                 settings = Settings(
-                    clickhouse_url=f"chdb://{Path(folder) / 'ch'}", clickhouse_database="suppression"
+                    clickhouse_url=f"chdb://{Path(folder) / 'ch'}",
+                    clickhouse_database="suppression",
                 )
                 client = connect(settings)
                 try:
