@@ -40,6 +40,7 @@ from services import services_up
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
 from tests.conftest import free_port_pair, read_decoded
+from tests.integration.outcome_pages import declare_synth_horizons
 
 pytestmark = pytest.mark.integration
 
@@ -212,6 +213,7 @@ def _compare(
     if not regrouped and facts["revoked_lost"] == 0:
         # outcomes are computed from the facts and their persons: equal above
         assert a["person_count"] == b["person_count"]
+        assert any(b[name] for name in _OUTCOMES)  # the horizons are declared
         for name in _OUTCOMES:
             assert a[name] == b[name], name
 
@@ -274,6 +276,7 @@ def _run_pipeline(
         app_id=app_id,
         intake=f"c2c.identity.intake.{app_id}",
     )
+    declare_synth_horizons(settings, synth)  # else every outcome table is empty
     sink = SinkProcess(settings, folder / "sink.log", port=free_port_pair(), group=f"{app_id}-sink")
     run = _Run(name, worker, sink, settings)
     # committed offsets from the start, so that a process killed before its first commit
