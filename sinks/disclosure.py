@@ -64,7 +64,7 @@ _KEYS = {
     "public_outcome_earnings": 4,
     "public_outcome_working_while_enrolled": 2,
     "public_outcome_financial_aid": 2,
-    "public_outcome_teacher_pipeline": 2,
+    "public_outcome_teacher_pipeline": 4,
 }
 
 
@@ -129,6 +129,10 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
     tp = "public_outcome_teacher_pipeline"
     for key in rows[tp]:
         s.at_most([(tp, key, "with_ca_public_bachelor")], [(tp, key, "credentials")])
+    for key in [k for k in rows[tp] if k[2] == "all"]:
+        parts = [k for k in rows[tp] if k[:2] == key[:2] and k[2] == "institution"]
+        for column in ("credentials", "with_ca_public_bachelor"):
+            s.equal([(tp, key, column)], [(tp, k, column) for k in parts])
     return s
 
 

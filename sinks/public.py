@@ -86,10 +86,10 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
     ),
     PublicView(
         "outcome_teacher_pipeline",
-        ("issue_year", "credential_type"),
+        ("issue_year", "credential_type", "breakdown", "group_value"),
         "credentials",
         (("with_ca_public_bachelor",),),
-        (),
+        ("issue_year", "credential_type", "breakdown"),  # institutions add up to 'all'
     ),
     PublicView(
         "outcome_pathways",

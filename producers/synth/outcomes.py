@@ -46,7 +46,8 @@ DEFINITIONS = {
     "with wages in a quarter in which one of their terms that year starts.",
     "financial_aid": "Students enrolled at a segment in the academic year ending in Y, and "
     "those with an aid award for that aid year at an institution of that segment.",
-    "teacher_pipeline": "Credentials issued by year and type; how many holders earned a "
+    "teacher_pipeline": "Credentials issued by year and type ('year|type'), and by "
+    "recommending institution ('year|type|institution=id'); how many holders earned a "
     "bachelor's at CSU or UC before the credential.",
 }
 
@@ -293,15 +294,17 @@ class OutcomeTruth:
         for c in life.credentials:
             if c.date > self.horizons["ctc"]:
                 continue
-            counter = self.teachers[f"{c.date.year}|{c.kind}"]
-            counter["credentials"] += 1
-            if c.date > self._post:
-                counter[f"{_OPEN}with_ca_public_bachelor"] += 1
-            if any(
-                a.level == "BACHELOR" and a.segment in ("csu", "uc") and a.date < c.date
-                for a in life.awards
-            ):
-                counter["with_ca_public_bachelor"] += 1
+            cell = f"{c.date.year}|{c.kind}"
+            for key in (cell, f"{cell}|institution={c.institution or 'NOT_REPORTED'}"):
+                counter = self.teachers[key]
+                counter["credentials"] += 1
+                if c.date > self._post:
+                    counter[f"{_OPEN}with_ca_public_bachelor"] += 1
+                if any(
+                    a.level == "BACHELOR" and a.segment in ("csu", "uc") and a.date < c.date
+                    for a in life.awards
+                ):
+                    counter["with_ca_public_bachelor"] += 1
 
     def merge(self, other: OutcomeTruth) -> None:
         """Add ``other``'s counts (from another share of the people) to these."""

@@ -247,11 +247,13 @@ CREATE OR REPLACE VIEW outcome_teacher_pipeline
 (
     issue_year UInt16 COMMENT 'Calendar year the credential was issued; only credentials up to the ctc horizon',
     credential_type String COMMENT 'Credential type',
+    breakdown String COMMENT 'all, or institution (the recommending institution)',
+    group_value String COMMENT 'all for all; the recommending institution id, or NOT_REPORTED',
     credentials UInt64 COMMENT 'Credentials issued',
     with_ca_public_bachelor Nullable(UInt64) COMMENT 'Of them, held by someone with a CSU or UC bachelor''s before the credential; NULL while an issue date is past the CSU or UC horizon',
     coverage Float64 COMMENT 'Share of the credentials whose holder is linked to a record of a source other than ctc'
 )
-COMMENT 'Credentials issued by year and type; how many holders earned a bachelor''s at CSU or UC before the credential. NULL: the universities'' data does not reach the issue date yet'
+COMMENT 'Credentials issued by year and type, all and by recommending institution; how many holders earned a bachelor''s at CSU or UC before the credential. NULL: the universities'' data does not reach the issue date yet'
 AS
 WITH
     bachelors AS (
@@ -262,6 +264,8 @@ WITH
     )
 SELECT toYear(c.issue_date) AS issue_year,
        c.credential_type AS credential_type,
+       cell.1 AS breakdown,
+       cell.2 AS group_value,
        count() AS credentials,
        if(countIf(NOT ifNull(c.issue_date <= least(h.csu, h.uc), false)) > 0, NULL,
           countIf(b.person_key != '' AND b.first_bachelor < c.issue_date)) AS with_ca_public_bachelor,
@@ -270,8 +274,9 @@ FROM credential_current AS c
 CROSS JOIN horizon_wide AS h
 LEFT JOIN bachelors AS b ON c.person_key = b.person_key
 LEFT JOIN person_sources AS ps ON c.person_key = ps.person_key
+ARRAY JOIN [('all', 'all'), ('institution', ifNull(c.recommending_institution_id, 'NOT_REPORTED'))] AS cell
 WHERE ifNull(c.issue_date <= h.ctc, false)
-GROUP BY issue_year, credential_type;
+GROUP BY issue_year, credential_type, breakdown, group_value;
 
 CREATE OR REPLACE VIEW outcome_pathways
 (
