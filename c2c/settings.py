@@ -306,6 +306,11 @@ class Settings(BaseSettings):
         default=6067, ge=1, le=65535, description="Sink's health, metrics and outcomes port."
     )
     sink_web_host: str = Field(default="127.0.0.1", description="Address of the sink's web port.")
+    sink_web_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a researcher or operator sends to read the unsuppressed "
+        "outcome_* tables and declare horizons on the sink's web port; unset: nobody can.",
+    )
     suppression_min_cell: int = Field(
         default=11, ge=1, description="public_* views hide cells counting fewer people."
     )

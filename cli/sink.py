@@ -111,19 +111,63 @@ def _open_clickhouse(settings: Settings, stop: threading.Event) -> Any | None:
         delay = min(delay * 2, 30.0)
 
 
+@sink.command("horizon")
+@click.argument("provider")
+@click.argument("period")
+@click.option("--by", "declared_by", default="", help="Who declares it (kept with it).")
+@click.pass_context
+@reports_errors
+def sink_horizon(ctx: click.Context, provider: str, period: str, declared_by: str) -> None:
+    """Declare that PROVIDER has sent every period up to PERIOD: a date (2025-12-31), a
+    quarter (2025Q4) or a school year (2025-26). Outcome windows close against it; the
+    latest declaration counts. Through a running sink it needs C2C_SINK_WEB_TOKEN."""
+    from sinks.horizons import parse_period
+    from sinks.reading import open_reader
+
+    through = parse_period(period)
+    reader = open_reader(context_settings(ctx))
+    reader.declare_horizon(provider, through, declared_by=declared_by)
+    click.echo(f"{provider}: complete through {through.isoformat()}")
+
+
+@sink.command("horizons")
+@click.pass_context
+@reports_errors
+def sink_horizons(ctx: click.Context) -> None:
+    """Print each source's declared horizon."""
+    from sinks.reading import open_reader
+
+    for provider, through in open_reader(context_settings(ctx)).horizons().items():
+        click.echo(f"{provider}: complete through {through.isoformat()}")
+
+
 @click.command()
 @click.argument("name", required=False)
 @JSON_OPTION
+@click.option(
+    "--unsuppressed",
+    is_flag=True,
+    help="Also the unsuppressed outcome_* tables (a researcher's or operator's: through a "
+    "running sink, C2C_SINK_WEB_TOKEN).",
+)
 @click.pass_context
 @reports_errors
-def outcomes(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """Print outcome tables (all, or NAME). With embedded ClickHouse held by a running sink,
-    asks the sink over its web port."""
-    from sinks.outcomes import OUTCOMES, OutcomeTable
+def outcomes(ctx: click.Context, name: str | None, as_json: bool, unsuppressed: bool) -> None:
+    """Print the public outcome views (all, or NAME); the unsuppressed outcome_* tables only
+    with --unsuppressed. With embedded ClickHouse held by a running sink, asks the sink over
+    its web port."""
+    from sinks.outcomes import OUTCOMES, PUBLIC_OUTCOMES, OutcomeTable
+    from sinks.outcomes import unsuppressed as is_unsuppressed
     from sinks.reading import open_reader
 
+    if name is not None and is_unsuppressed(name) and not unsuppressed:
+        raise C2CError(
+            f"{name} is unsuppressed (small cells shown): pass --unsuppressed to read it as a "
+            f"researcher or operator, or read public_{name}",
+            code="outcomes.refused",
+        )
     reader = open_reader(context_settings(ctx))
-    names = [name] if name else list(OUTCOMES)
+    names = [name] if name else list(OUTCOMES if unsuppressed else PUBLIC_OUTCOMES)
     tables = [OutcomeTable(**reader.outcome(n)) for n in names]
     if as_json:
         click.echo(json.dumps([t.to_dict() for t in tables], indent=2, default=str))

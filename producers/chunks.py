@@ -32,7 +32,7 @@ from c2c.serde import AvroEncoder, SerdeError
 from c2c.topics import get_topic
 from c2c.validation import date_limits
 from producers.formats import KIND_TOPICS, get_format
-from producers.mapping import MappedRow, RowMapper, RowRejected
+from producers.mapping import DEVELOPMENT_KEY, MappedRow, RowMapper, RowRejected
 from producers.reader import Chunk, Extract, SourceRow, read_rows, whole_records
 from producers.row_encoder import RowEncode, compile_row_encoder
 
@@ -69,6 +69,7 @@ class ChunkPlan:
     event_ids: bool = False
     event_times: bool = False
     today: datetime.date | None = None
+    secret: bytes = DEVELOPMENT_KEY  # keys the event ids: settings.identity_secret
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class ChunkEncoder:
         self.plan = plan
         self.format = get_format(plan.source)
         self.dates = date_limits(plan.today)
-        self.mapper = RowMapper(plan.source, self.format, dates=self.dates)
+        self.mapper = RowMapper(plan.source, self.format, dates=self.dates, secret=plan.secret)
         self.encoders = (
             None
             if plan.schemas is None
@@ -148,7 +149,9 @@ class ChunkEncoder:
         try:
             return self._fast[columns]
         except KeyError:
-            fast = compile_row_encoder(self.format, columns, self._schemas, self._ids, self.dates)
+            fast = compile_row_encoder(
+                self.format, columns, self._schemas, self._ids, self.dates, secret=self.plan.secret
+            )
             self._fast[columns] = fast
             return fast
 

@@ -53,6 +53,7 @@ class EventEmitter:
         today: Callable[[], datetime.date] | None = None,
     ) -> None:
         self._today = today  # the clock of the date limits (default: today's date, UTC)
+        self._secret = settings.identity_secret.get_secret_value().encode()  # keys event ids
         self._report = DeliveryReport()
         self._publisher = Publisher(
             settings,
@@ -76,6 +77,7 @@ class EventEmitter:
                 str(record.get("provider")),
                 str(record.get("source_record_id")),
                 canonical_content(record),
+                secret=self._secret,
             )
         where = f"{kind} event {record.get('source_record_id')!r}"
         validate(MODELS[kind], record, where=where)

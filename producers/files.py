@@ -37,7 +37,7 @@ from producers.chunks import (
     row_outcome,
 )
 from producers.formats import FORMATS, KIND_TOPICS, get_format
-from producers.mapping import MappedRow, RowMapper, RowRejected
+from producers.mapping import DEVELOPMENT_KEY, MappedRow, RowMapper, RowRejected
 from producers.publisher import Publisher
 from producers.reader import Chunk, Extract, SourceRow, open_extract, read_rows
 from producers.synth.population import SynthConfig
@@ -162,8 +162,9 @@ class _Input:
         today: datetime.date | None = None,
         *,
         allow_unknown_columns: bool = False,
+        secret: bytes = DEVELOPMENT_KEY,
     ) -> _Input:
-        mapper = RowMapper(source, get_format(source), dates=date_limits(today))
+        mapper = RowMapper(source, get_format(source), dates=date_limits(today), secret=secret)
         extract = open_extract(path)
         warnings = mapper.check_columns(
             extract.columns, str(path), allow_unknown=allow_unknown_columns
@@ -203,6 +204,7 @@ class _Input:
             schemas,
             event_ids,
             today=self.today,
+            secret=self.mapper.secret,
         )
 
     def raw_at(self, encoded: EncodedChunk, line: int) -> bytes:
@@ -363,7 +365,14 @@ def produce_file(
     ``workers``: the same messages in the same order, the same rejects.
     """
     started = time.perf_counter()
-    item = _Input.open(source, path, dry_run, today, allow_unknown_columns=allow_unknown_columns)
+    item = _Input.open(
+        source,
+        path,
+        dry_run,
+        today,
+        allow_unknown_columns=allow_unknown_columns,
+        secret=settings.identity_secret.get_secret_value().encode(),
+    )
     registry = None if dry_run else SchemaRegistry(settings)
     plan = item.plan(registry, event_ids=records_spans(telemetry))
     count = default_workers() if workers is None else workers
@@ -383,14 +392,20 @@ def produce_file(
 
 
 def open_folder(
-    folder: Path, *, dry_run: bool = True, today: datetime.date | None = None
+    folder: Path,
+    *,
+    dry_run: bool = True,
+    today: datetime.date | None = None,
+    secret: bytes = DEVELOPMENT_KEY,
 ) -> list[_Input]:
     """The provider extracts in ``folder`` (SOURCE.csv, as `c2c synth` writes them), their
     dates checked as of ``today``: by default today, or the simulation's present for a
-    folder `c2c synth` wrote with an end year still to come (:func:`folder_today`)."""
+    folder `c2c synth` wrote with an end year still to come (:func:`folder_today`).
+    ``secret`` keys the event ids (settings.identity_secret; the development one by
+    default)."""
     day = today if today is not None else folder_today(folder)
     inputs = [
-        _Input.open(source, folder / f"{source}.csv", dry_run, day)
+        _Input.open(source, folder / f"{source}.csv", dry_run, day, secret=secret)
         for source in FORMATS
         if (folder / f"{source}.csv").exists()
     ]
@@ -435,10 +450,13 @@ def in_time_order(
         yield item, row, outcome
 
 
-def mapped_events(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def mapped_events(
+    folder: Path, *, secret: bytes = DEVELOPMENT_KEY
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(source, raw event) of every row of ``folder``'s extracts that maps, in event-time
-    order; rows that do not map are skipped (`c2c produce` reports them)."""
-    for item, _row, outcome in in_time_order(open_folder(folder)):
+    order; rows that do not map are skipped (`c2c produce` reports them). ``secret`` keys
+    the event ids, as :func:`replay` with settings of that identity secret does."""
+    for item, _row, outcome in in_time_order(open_folder(folder, secret=secret)):
         if isinstance(outcome, MappedRow):
             yield item.source, outcome.event
 
@@ -495,7 +513,8 @@ def replay(
     checked as of ``today`` (default: :func:`open_folder`'s). ``progress`` is called with
     the rows done, every 1,000."""
     started = time.perf_counter()
-    inputs = open_folder(folder, dry_run=dry_run, today=today)
+    secret = settings.identity_secret.get_secret_value().encode()
+    inputs = open_folder(folder, dry_run=dry_run, today=today, secret=secret)
     producing = _Producing(settings, rate=rate, dry_run=dry_run, telemetry=telemetry)
     event_ids = records_spans(telemetry)
     plans = [

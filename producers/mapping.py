@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import hashlib
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -26,12 +24,15 @@ from pydantic import BaseModel
 
 from c2c import events
 from c2c.errors import C2CError
+from c2c.pseudonyms import keyed_digest, purpose_key
 from c2c.schemas import SchemaLibrary
+from c2c.settings import DEVELOPMENT_SECRET
 from c2c.topics import get_topic
 from c2c.validation import DateLimits, FieldProblem, compile_validator, date_limits
 from producers.formats import FORMATS, KIND_TOPICS, Column, ProviderFormat, RecordType
 
 __all__ = [
+    "DEVELOPMENT_KEY",
     "MODELS",
     "EventCheck",
     "FormatMismatch",
@@ -44,9 +45,6 @@ __all__ = [
     "event_id_prefix",
     "event_id_with",
 ]
-
-_EVENT_ID_NAMESPACE = uuid.UUID("6f1c2c00-5a1e-4c2c-9d2c-c2c0c2c0c2c0")
-_NAMESPACE_BYTES = _EVENT_ID_NAMESPACE.bytes
 
 MODELS: Mapping[str, type[BaseModel]] = {
     "enrollment": events.EnrollmentEvent,
@@ -82,34 +80,44 @@ class MappedRow(NamedTuple):
     event: dict[str, Any]
 
 
-def event_id_for(provider: str, source_record_id: str, content: str | bytes) -> str:
-    """A UUID derived from provider, source record id and content: the same record sent
-    twice gets the same id (so duplicates are recognisable downstream); a corrected
-    record gets a new one. ``content`` is the row as sent (files) or the canonical event
+# The development secret (c2c.settings), for ids of synthetic and test data only: every
+# producer of real data passes settings.identity_secret, which is refused when it is this
+# one outside development.
+DEVELOPMENT_KEY = DEVELOPMENT_SECRET.encode()
+
+
+def event_id_for(
+    provider: str, source_record_id: str, content: str | bytes, *, secret: bytes = DEVELOPMENT_KEY
+) -> str:
+    """A UUID derived from provider, source record id and content, keyed with the identity
+    secret: the same record sent twice gets the same id (so duplicates are recognisable
+    downstream); a corrected record gets a new one; and nobody holding the record but not
+    the secret can compute it (the id reaches ClickHouse: unkeyed, a source row would find
+    its person's facts there). ``content`` is the row as sent (files) or the canonical event
     (:func:`canonical_content`, for emitted events)."""
     return event_id_with(
-        event_id_prefix(provider),
+        event_id_prefix(provider, secret),
         source_record_id,
         content if isinstance(content, bytes) else content.encode(errors="surrogateescape"),
     )
 
 
-def event_id_prefix(provider: str) -> bytes:
-    """What :func:`event_id_with` needs of ``provider`` (computed once per provider)."""
-    return _NAMESPACE_BYTES + provider.encode()
+def event_id_prefix(provider: str, secret: bytes = DEVELOPMENT_KEY) -> bytes:
+    """What :func:`event_id_with` needs of ``provider``: its key under the identity
+    ``secret`` (computed once per provider)."""
+    return purpose_key(secret, f"event-id|{provider}")
 
 
 def event_id_with(prefix: bytes, source_record_id: str, content: bytes) -> str:
     """:func:`event_id_for` with the provider's :func:`event_id_prefix`: runs once a row.
 
-    A name-based UUID over SHA-256 rather than uuid5's SHA-1, in RFC 4122 layout with the
-    version 5 bits: the first 16 bytes of the digest with the version nibble set to 5 and
-    the variant bits to 10 (what ``uuid.UUID(bytes=digest[:16], version=5)`` gives),
-    written from the hex digest without a UUID object.
+    HMAC-SHA256 (c2c.pseudonyms) of the record id and content, in RFC 4122 layout with
+    the version 5 bits: the first 16 bytes of the digest with the version nibble set to 5
+    and the variant bits to 10, written from the hex digest without a UUID object.
     """
-    h = hashlib.sha256(
-        b"%b|%b|%b" % (prefix, source_record_id.encode(errors="surrogateescape"), content)
-    ).hexdigest()
+    h = keyed_digest(
+        prefix, b"%b|%b" % (source_record_id.encode(errors="surrogateescape"), content)
+    ).hex()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
@@ -153,7 +161,9 @@ class RowMapper:
 
     ``checks`` validates each kind of event (default: the compiled validators with the
     date limits ``dates``, by default as of today: c2c.validation.date_limits); tests pass
-    the pydantic models' checks to compare the two.
+    the pydantic models' checks to compare the two. ``secret`` (the identity secret,
+    settings.identity_secret) keys the event ids (:func:`event_id_for`); the development
+    one by default, for synthetic and test data.
     """
 
     def __init__(
@@ -161,11 +171,13 @@ class RowMapper:
         source: str,
         fmt: ProviderFormat,
         *,
+        secret: bytes = DEVELOPMENT_KEY,
         checks: Mapping[str, EventCheck] | None = None,
         dates: DateLimits | None = None,
     ) -> None:
         self.source = source
         self.format = fmt
+        self.secret = secret
         self.dates = dates if dates is not None else date_limits()
         self._checks = (
             dict(checks)
@@ -275,6 +287,7 @@ class RowMapper:
         ids = [(position.get(name), name) for name in (fmt.record_id_column, fmt.person_id_column)]
         record_at, person_at = ids[0][0], ids[1][0]
         provider = fmt.provider
+        prefix = event_id_prefix(provider, self.secret)
         checks = self._checks
 
         def map_cells(cells: Sequence[str], content: bytes | None) -> MappedRow:
@@ -303,10 +316,8 @@ class RowMapper:
             apply(cells, event, problems)
             when = self._finish(record_type, event, problems)
             event["event_time"] = when
-            event["event_id"] = event_id_for(
-                provider,
-                record_id,
-                content if content is not None else _row_content(columns, cells),
+            event["event_id"] = event_id_with(
+                prefix, record_id, content if content is not None else _row_content(columns, cells)
             )
             found = checks[record_type.kind](event)
             if found:

@@ -34,7 +34,7 @@ from typing import Any
 from c2c._avro_compiled import EncoderCompiler, compile_encoder
 from c2c.validation import CheckCompiler, DateLimits, date_limits
 from producers.formats import KIND_TOPICS, EventTime, ProviderFormat, RecordType
-from producers.mapping import event_id_prefix, event_id_with
+from producers.mapping import DEVELOPMENT_KEY, event_id_prefix, event_id_with
 from producers.parsing import (
     FEW_VALUES,
     Codes,
@@ -207,7 +207,9 @@ _Item = _Leaf | _Record | str  # str: the special fields event_id and event_time
 class _Generator:
     """Emits the function of one format and header; see :func:`compile_row_encoder`."""
 
-    def __init__(self, fmt: ProviderFormat, columns: tuple[str, ...], dates: DateLimits) -> None:
+    def __init__(
+        self, fmt: ProviderFormat, columns: tuple[str, ...], dates: DateLimits, secret: bytes
+    ) -> None:
         self.fmt = fmt
         self.dates = dates
         self.position = {name: index for index, name in enumerate(columns)}
@@ -224,7 +226,7 @@ class _Generator:
                 env[key] = value
         env["_FAILURES"] = _FAILURES
         env["_event_id"] = event_id_with
-        env["_PREFIX"] = event_id_prefix(fmt.provider)
+        env["_PREFIX"] = event_id_prefix(fmt.provider, secret)
         self.env = env
         self.checks.env = self.writes.env = env
         self.lines: list[str] = []
@@ -628,15 +630,18 @@ def compile_row_encoder(
     schemas: Mapping[str, Mapping[str, Any]],
     schema_ids: Mapping[str, int] | None,
     dates: DateLimits | None = None,
+    *,
+    secret: bytes = DEVELOPMENT_KEY,
 ) -> RowEncode | None:
     """The row encoder for rows of ``fmt`` with the header ``columns``: ``schemas`` maps
     each raw topic the format publishes to to its schema, ``schema_ids`` to its registered
     id (None in a dry run: nothing is encoded, values are b''). None if every row with this
     header would be rejected, or the schemas are outside what it compiles: then the
     reference path maps every row. ``dates``: the date limits, as the reference path's
-    (default: as of today, c2c.validation.date_limits)."""
+    (default: as of today, c2c.validation.date_limits). ``secret``: the identity secret,
+    which keys the event ids (producers.mapping.event_id_for)."""
     limits = dates if dates is not None else date_limits()
     try:
-        return _Generator(fmt, columns, limits).function(schemas, schema_ids)
+        return _Generator(fmt, columns, limits, secret).function(schemas, schema_ids)
     except _Unavailable:
         return None

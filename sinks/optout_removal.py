@@ -28,14 +28,16 @@ _APPLIED_KEPT = 10_000  # decisions whose time from read to applied is kept for 
 
 class OptOutRemoval:
     """Removes opted-out persons' rows through ``client`` (a clickhouse-connect client; the
-    caller holds the sink's lock). ``audited``: the decision ids audited before.
+    caller holds the sink's lock). ``audited``: the decision ids audited before; ``key``:
+    :func:`sinks.optouts.request_key` of the identity secret.
 
     ``counts``: ``optout.rows_removed`` and ``optout.audited``. ``applied_s``: decision id
     -> seconds from reading the decision to its rows removed and audited (the latest
     10,000)."""
 
-    def __init__(self, client: Any, audited: Iterable[str] = ()) -> None:
+    def __init__(self, client: Any, audited: Iterable[str] = (), *, key: bytes) -> None:
         self._client = client
+        self._key = key  # sinks.optouts.request_key: keys the audit's request ids
         self._audited = set(audited)
         self.counts: Counter[str] = Counter()
         self.applied_s: dict[str, float] = {}
@@ -81,7 +83,7 @@ class OptOutRemoval:
             decision_id = str(decision["decision_id"])
             if decision_id not in audited:
                 audited.add(decision_id)
-                audit.append(audit_row(decision, rows_removed, applied_at))
+                audit.append(audit_row(decision, rows_removed, applied_at, key=self._key))
         if audit:
             self._client.insert("optout_audit", audit, column_names=list(AUDIT_COLUMNS))
         done = time.monotonic()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from c2c.pseudonyms import keyed_digest, purpose_key
 from sinks.rows import FACT_TABLES
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "count_statement",
     "delete_statement",
     "removed_per_decision",
+    "request_key",
+    "request_ref",
     "revocations_statement",
     "superseded",
 ]
@@ -179,13 +182,30 @@ def removed_per_decision(
     return out
 
 
+def request_key(secret: bytes) -> bytes:
+    """The key of opt-out request ids in the audit, under the identity ``secret``."""
+    return purpose_key(secret, "optout-request")
+
+
+def request_ref(key: bytes, request_id: str) -> str:
+    """How the audit stores ``request_id``: keyed (:func:`request_key`), since a request id
+    may embed a person's number (a provider's case number): the audit holds nothing a
+    source row could be matched with, and `c2c optout status ID` finds it by its id."""
+    return keyed_digest(key, request_id.encode(errors="surrogateescape")).hex()[:32]
+
+
 def audit_row(
-    decision: Mapping[str, Any], removed: Mapping[str, int], applied_at: datetime
+    decision: Mapping[str, Any],
+    removed: Mapping[str, int],
+    applied_at: datetime,
+    *,
+    key: bytes,
 ) -> list[Any]:
-    """The ``optout_audit`` row of ``decision`` (in :data:`AUDIT_COLUMNS` order)."""
+    """The ``optout_audit`` row of ``decision`` (in :data:`AUDIT_COLUMNS` order); ``key``
+    (:func:`request_key`) keys its request id."""
     return [
         str(decision["decision_id"]),
-        decision["request_id"],
+        request_ref(key, str(decision["request_id"])),
         decision["cause"],
         decision["requested_by"],
         decision["requested_at"],

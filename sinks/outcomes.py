@@ -7,11 +7,18 @@ from typing import Any
 
 from sinks.public import PUBLIC_VIEWS
 
-__all__ = ["OUTCOMES", "OutcomeTable", "read_outcome"]
+__all__ = ["OUTCOMES", "PUBLIC_OUTCOMES", "OutcomeTable", "read_outcome", "unsuppressed"]
 
 OUTCOMES: tuple[str, ...] = tuple(
     name for view in PUBLIC_VIEWS for name in (view.outcome, view.name)
 )
+PUBLIC_OUTCOMES: tuple[str, ...] = tuple(view.name for view in PUBLIC_VIEWS)
+
+
+def unsuppressed(name: str) -> bool:
+    """Whether ``name`` is an unsuppressed outcome table: for an authenticated researcher or
+    operator only (the public_* views are for anyone)."""
+    return name in OUTCOMES and name not in PUBLIC_OUTCOMES
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,32 @@
 """The public_* twins of the outcome views: small cells suppressed, with complementary
-suppression, so that no published number describes fewer than ``min_cell`` people.
+suppression over every additive relation the views publish, so that no published number,
+nor any sum or difference of them, pins down a count of fewer than ``min_cell`` people.
 
-Per count column of a row:
-- primary: the denominator below ``min_cell``; a numerator below it, or the denominator
-  minus the numerator below it (the complement is a count too), or the denominator hidden.
-- complementary: rows of one partition add up to a published margin (the race groups of a
-  class to its 'all' row). Where exactly one cell of a column is hidden in a partition, the
-  next smallest of that column is hidden as well, so the hidden one cannot be recovered by
-  subtraction.
-- statistics (a median, a quartile): hidden where the count of people behind it is below
-  ``min_cell``.
+What a reader can add up (the data dictionary in sinks/README.md says so too):
+- within a row, the counts of a *family* add up or nest (college-going's within_12 is the
+  sum of its three segments, and within_12 <= within_16; completion's within_150 <=
+  within_8_years), and each is at most the row's denominator;
+- across rows, the rows of a *partition* add up to a published margin (the race groups of
+  a class to its 'all' row, a class's pathways to its completers in college-going, the
+  programs and institutions of an award year and level to its 'all' row);
+- tables that share a population publish its size once each (working while enrolled and
+  financial aid: the same students, suppressed by the same rule).
 
-Pure SQL generation; :mod:`sinks.migrate` runs the statements.
+Rules, in this order:
+1. the denominator is hidden below ``min_cell``; where a partition hides exactly one, the
+   next smallest is hidden too, so the hidden one is not the margin less the rest.
+2. a family is hidden as a whole in a row whose denominator is hidden, or where any of its
+   counts, or the denominator less it (the complement), is below ``min_cell``.
+3. in a partition, where some rows hide a family, further rows hide it (smallest
+   denominator first) until, for every count of the family, the complementary rows alone
+   hold at least ``min_cell`` of it and ``min_cell`` of its complement: a hidden count then
+   lies in an interval at least that wide, whatever is subtracted from the margin.
+4. statistics (a median, a quartile) are hidden where the count of people behind it is
+   below ``min_cell`` or hidden; coverage is rounded to a tenth and hidden with the
+   denominator.
+
+tests/integration/test_disclosure.py attacks the result with every relation above
+(sinks/disclosure.py). Pure SQL generation; :mod:`sinks.migrate` runs the statements.
 """
 
 from __future__ import annotations
@@ -26,13 +41,18 @@ class PublicView:
     outcome: str  # the outcome_* view
     keys: tuple[str, ...]  # columns shown as they are
     denominator: str
-    numerators: tuple[str, ...]
+    families: tuple[tuple[str, ...], ...]  # counts hidden together in a row
     partition: tuple[str, ...]  # rows that add up to a margin; () for none
+    margined: bool = True  # whether the families' counts too add up to a published margin
     statistics: tuple[tuple[str, str], ...] = ()  # (value column, count of people behind it)
 
     @property
     def name(self) -> str:
         return f"public_{self.outcome}"
+
+    @property
+    def numerators(self) -> tuple[str, ...]:
+        return tuple(column for family in self.families for column in family)
 
 
 PUBLIC_VIEWS: tuple[PublicView, ...] = (
@@ -41,14 +61,16 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
         ("class_year", "breakdown", "group_value"),
         "completers",
         (
-            "within_12",
-            "within_16",
-            "within_12_ccc",
-            "within_12_csu",
-            "within_12_uc",
-            "within_16_ccc",
-            "within_16_csu",
-            "within_16_uc",
+            (
+                "within_12",
+                "within_16",
+                "within_12_ccc",
+                "within_12_csu",
+                "within_12_uc",
+                "within_16_ccc",
+                "within_16_csu",
+                "within_16_uc",
+            ),
         ),
         ("class_year", "breakdown"),
     ),
@@ -56,40 +78,41 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
         "outcome_working_while_enrolled",
         ("segment", "academic_year"),
         "students",
-        ("with_wages",),
+        (("with_wages",),),
         (),
     ),
     PublicView(
-        "outcome_financial_aid", ("segment", "academic_year"), "students", ("with_aid",), ()
+        "outcome_financial_aid", ("segment", "academic_year"), "students", (("with_aid",),), ()
     ),
     PublicView(
         "outcome_teacher_pipeline",
-        ("issue_year", "credential_type"),
+        ("issue_year", "credential_type", "breakdown", "group_value"),
         "credentials",
-        ("with_ca_public_bachelor",),
-        (),
+        (("with_ca_public_bachelor",),),
+        ("issue_year", "credential_type", "breakdown"),  # institutions add up to 'all'
     ),
     PublicView(
         "outcome_pathways",
         ("class_year", "first_destination", "highest_award", "employment_year"),
         "completers",
-        ("employed",),
+        (("employed",),),
         ("class_year",),  # a class's rows add up to its completers (public college-going)
+        margined=False,  # nothing publishes a class's employed
     ),
     PublicView(
         "outcome_completion",
         ("segment", "entry_year"),
         "entrants",
-        ("within_150", "within_8_years"),
+        (("within_150", "within_8_years"),),
         (),
     ),
     PublicView(
         "outcome_earnings",
         ("award_year", "award_level", "breakdown", "group_value"),
         "awards",
-        ("wages_q2", "wages_q4", "wages_q20"),
+        (("wages_q2",), ("wages_q4",), ("wages_q20",)),
         ("award_year", "award_level", "breakdown"),  # programs, institutions add up to 'all'
-        tuple(
+        statistics=tuple(
             (f"{stat}_{span}", count)
             for span, count in (("1y", "wages_q4"), ("5y", "wages_q20"))
             for stat in ("p25", "median", "p75")
@@ -98,41 +121,62 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
 )
 
 
-def _primary(view: PublicView, column: str, k: int) -> str:
-    d = view.denominator
-    if column == d:
-        return f"({d} < {k})"
-    return f"({column} < {k} OR {d} - {column} < {k} OR {d} < {k})"
+def _complemented(view: PublicView, flag: str, primary: str, met: list[str]) -> str:
+    """``flag``: ``primary`` (a column), or a row taken as complementary in its partition.
+    Rows are taken primaries first, then by the denominator, smallest first, until every
+    condition of ``met`` holds of the complementary rows before this one (in each, ``{rows}``
+    is the window over the rows before, ``{primary}`` the primary flag)."""
+    window = f"PARTITION BY {', '.join(view.partition)}"
+    order = f"ORDER BY {primary} DESC, {view.denominator} ASC, {', '.join(view.keys)}"
+    rows = f"({window} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    conditions = " AND ".join(f"({m.format(rows=rows, primary=primary)})" for m in met)
+    return f"{primary} OR (max({primary}) OVER ({window}) AND NOT ({conditions})) AS {flag}"
 
 
 def _statement(view: PublicView, k: int) -> str:
-    counts = (view.denominator, *view.numerators)
-    flags = []
-    for column in counts:
-        primary = _primary(view, column, k)
-        if view.partition:
-            window = f"PARTITION BY {', '.join(view.partition)}"
-            flags.append(
-                f"{primary} OR (countIf({primary}) OVER ({window}) = 1 AND "
-                f"row_number() OVER ({window} ORDER BY {primary} DESC, {column} ASC) = 2) "
-                f"AS hide_{column}"
-            )
-        else:
-            flags.append(f"{primary} AS hide_{column}")
     d = view.denominator
+    # 1. the denominator
+    level = f"SELECT *, ({d} < {k}) AS primary_{d} FROM {view.outcome}"
+    if view.partition:
+        # the margin less the published rows is the hidden ones' sum: two rows at least
+        one_more = ["count() OVER {rows} >= 2"]
+        hide_d = _complemented(view, f"hide_{d}", f"primary_{d}", one_more)
+        level = f"SELECT *, {hide_d} FROM ({level})"
+    else:
+        level = f"SELECT *, primary_{d} AS hide_{d} FROM ({level})"
+    # 2. and 3. each family
+    for number, family in enumerate(view.families):
+        primary = " OR ".join(f"ifNull({c} < {k} OR {d} - {c} < {k}, false)" for c in family)
+        level = f"SELECT *, (hide_{d} OR {primary}) AS primary_f{number} FROM ({level})"
+        if view.partition and view.margined:
+            # per count, the complementary rows hold k of it or k of its complement (NULL:
+            # an open window, never subtracted), so a hidden count's interval is k wide
+            taken = "sum(if({primary}, 0, ifNull(%s, %d))) OVER {rows} >= %d"
+            met = [f"{taken % (c, k, k)} OR {taken % (f'{d} - {c}', k, k)}" for c in family]
+            hide = _complemented(view, f"hide_f{number}", f"primary_f{number}", met)
+            level = f"SELECT *, {hide} FROM ({level})"
+        else:
+            level = f"SELECT *, primary_f{number} AS hide_f{number} FROM ({level})"
+    hidden = {c: f"hide_f{n}" for n, family in enumerate(view.families) for c in family}
     shown = [f"if(hide_{d}, NULL, {d}) AS {d}"] + [
-        f"if(hide_{c} OR hide_{d}, NULL, {c}) AS {c}" for c in view.numerators
+        f"if({hidden[c]}, NULL, {c}) AS {c}" for c in view.numerators
     ]
-    # flagged inside, where the count is still the outcome's: outside, its name is the
-    # suppressed column's alias
-    flags += [f"({count} < {k}) AS hide_{value}" for value, count in view.statistics]
+    # 4. statistics and coverage (flagged inside, where the names are still the outcome's)
+    flags = [
+        f"(ifNull({count} < {k}, true) OR {hidden[count]}) AS hide_{value}"
+        for value, count in view.statistics
+    ]
+    if flags:
+        level = f"SELECT *, {', '.join(flags)} FROM ({level})"
     shown += [f"if(hide_{value}, NULL, {value}) AS {value}" for value, _ in view.statistics]
+    shown.append(f"if(hide_{d}, NULL, round(coverage, 1)) AS coverage")
     return (
         f"CREATE OR REPLACE VIEW {view.name} "
         f"AS SELECT {', '.join((*view.keys, *shown))} "
-        f"FROM (SELECT *, {', '.join(flags)} FROM {view.outcome}) "
+        f"FROM ({level}) "
         f"COMMENT '{view.outcome} with cells under {k} people suppressed, and complementary "
-        f"suppression: NULL is a suppressed cell'"
+        f"suppression over every sum the views publish: NULL is a suppressed cell or a window "
+        f"not closed yet; coverage rounded to a tenth'"
     )
 
 

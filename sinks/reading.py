@@ -18,13 +18,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
 from c2c.clickhouse import connect, embedded_owner, embedded_path
 from c2c.errors import C2CError, ServiceError
 from c2c.settings import Settings
 from sinks.audit import read_audit
+from sinks.horizons import declare_horizon, read_horizons
+from sinks.optouts import request_key
 from sinks.outcomes import read_outcome
 from sinks.rows import FACT_TABLES
 
@@ -57,6 +59,14 @@ class SinkReader(Protocol):
 
     def freshness(self) -> Freshness: ...
 
+    def declare_horizon(self, provider: str, through: date, *, declared_by: str = "") -> None:
+        """Record ``provider``'s horizon (sinks/horizons.py)."""
+        ...
+
+    def horizons(self) -> dict[str, date]:
+        """Each source's declared horizon."""
+        ...
+
 
 class DirectReader:
     """Reads ClickHouse through ``client``; ``lock`` serialises use of a client shared with a
@@ -69,8 +79,10 @@ class DirectReader:
         database: str,
         lock: threading.Lock | None = None,
         where: str = "ClickHouse",
+        secret: bytes,
     ) -> None:
         self.client = client
+        self._request_key = request_key(secret)
         self.database = database
         self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
         self._where = where
@@ -81,8 +93,14 @@ class DirectReader:
         except ValueError as exc:
             raise C2CError(str(exc), code="outcomes.unknown") from exc
 
+    def declare_horizon(self, provider: str, through: date, *, declared_by: str = "") -> None:
+        self._ask(lambda: declare_horizon(self.client, provider, through, declared_by=declared_by))
+
+    def horizons(self) -> dict[str, date]:
+        return self._ask(lambda: read_horizons(self.client))
+
     def audit(self, request_id: str) -> dict[str, Any]:
-        decisions = self._ask(lambda: read_audit(self.client, request_id))
+        decisions = self._ask(lambda: read_audit(self.client, request_id, key=self._request_key))
         return {"request_id": request_id, "decisions": decisions}
 
     def freshness(self) -> Freshness:
@@ -128,9 +146,10 @@ class SinkPagesReader:
     """Asks a running sink's web pages (``/outcomes/NAME``, ``/optouts/ID``,
     ``/metrics/counts``) at ``base_url``; ``holder`` names what the sink holds, for errors."""
 
-    def __init__(self, base_url: str, *, holder: str) -> None:
+    def __init__(self, base_url: str, *, holder: str, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._holder = holder
+        self._token = token
 
     def outcome(self, name: str) -> dict[str, Any]:
         answer: dict[str, Any] = self._get(f"/outcomes/{name}")
@@ -144,13 +163,32 @@ class SinkPagesReader:
         age = self._get("/metrics/counts", timeout_s=5).get("freshness_s")
         return (None if age is None else float(age)), "sink"
 
-    def _get(self, page: str, *, timeout_s: float = 30) -> Any:
+    def declare_horizon(self, provider: str, through: date, *, declared_by: str = "") -> None:
+        body = {"complete_through": through.isoformat(), "declared_by": declared_by}
+        self._get(f"/horizons/{provider}", body=body)
+
+    def horizons(self) -> dict[str, date]:
+        answer = self._get("/horizons")
+        return {k: date.fromisoformat(v) for k, v in answer.items()}
+
+    def _get(self, page: str, *, timeout_s: float = 30, body: Any = None) -> Any:
         url = f"{self.base_url}{urllib.parse.quote(page)}"
+        request = urllib.request.Request(
+            url, data=None if body is None else json.dumps(body).encode()
+        )
+        if self._token is not None:
+            request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            code = "outcomes.unknown" if exc.code == 404 else "clickhouse.query"
+            codes = {
+                400: "horizon.invalid",
+                401: "outcomes.refused",
+                403: "outcomes.refused",
+                404: "outcomes.unknown",
+            }
+            code = codes.get(exc.code, "clickhouse.query")
             raise C2CError(json.loads(exc.read())["error"], code=code) from exc
         except OSError as exc:
             raise ServiceError(
@@ -166,14 +204,17 @@ def open_reader(settings: Settings, *, create_database: bool = True) -> SinkRead
     path = embedded_path(settings)
     owner = None if path is None else embedded_owner(path)
     if owner is not None:
+        token = settings.sink_web_token
         return SinkPagesReader(
             f"http://{settings.sink_web_host}:{settings.sink_web_port}",
             holder=f"embedded ClickHouse at {path} is held by process {owner}",
+            token=None if token is None else token.get_secret_value(),
         )
     return DirectReader(
         connect(settings, create_database=create_database),
         database=settings.clickhouse_database,
         where=f"ClickHouse at {settings.clickhouse_dsn}",
+        secret=settings.identity_secret.get_secret_value().encode(),
     )
 
 

@@ -42,7 +42,7 @@ from sinks.consumer import SinkConsumer
 from sinks.gc_control import BetweenBatches
 from sinks.observer import SinkObserver
 from sinks.optout_removal import OptOutRemoval
-from sinks.optouts import OptOutFilter
+from sinks.optouts import OptOutFilter, request_key
 from sinks.refusal import RefusedRow, salvage
 from sinks.retry import RetryingWriter
 from sinks.rows import FACT_MEMO, FACT_TABLES, ChangeReader, PersonMap, RowReader, fact_paths
@@ -161,7 +161,11 @@ class Sink:
             batch_rows=settings.sink_batch_rows,
             tracing=telemetry.tracing,
         )
-        self.removal = OptOutRemoval(client, (str(row[0]) for row in audited.result_rows))
+        self.removal = OptOutRemoval(
+            client,
+            (str(row[0]) for row in audited.result_rows),
+            key=request_key(settings.identity_secret.get_secret_value().encode()),
+        )
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(
             self._insert,

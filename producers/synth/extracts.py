@@ -25,7 +25,7 @@ from producers.formats import FORMATS, ProviderFormat, RecordType
 from producers.synth.noise import NoiseConfig, noisy_identity
 from producers.synth.population import Life
 
-__all__ = ["ExtractWriter", "assemble", "records_of", "render_row"]
+__all__ = ["ExtractWriter", "assemble", "demographics", "facts_of", "records_of", "render_row"]
 
 # How each provider writes dates.
 _DATE_STYLE = {"k12": "%Y%m%d", "csac": "%m/%d/%Y"}
@@ -69,7 +69,8 @@ def _identity(
     return noisy
 
 
-def _demographics(life: Life) -> dict[str, Any]:
+def demographics(life: Life) -> dict[str, Any]:
+    """The person's demographics, as K-12 and the colleges report them."""
     p = life.person
     return {
         "race_ethnicity": p.race,
@@ -92,6 +93,64 @@ def _source_person_id(life: Life, provider: str, institution: str = "") -> str:
         "ctc": f"P{number}",
         "other": f"L{number}",
     }[provider]
+
+
+def facts_of(
+    life: Life,
+) -> Iterator[tuple[str, str, datetime.date, str, dict[str, Any]]]:
+    """The facts of every record of ``life`` as (source, kind, when, institution, facts),
+    in the order :func:`records_of` sends them (opt-outs aside)."""
+    for e in life.enrollments:
+        yield (
+            e.segment,
+            "enrollment",
+            e.start,
+            e.institution,
+            {
+                "institution_id": e.institution,
+                "academic_year": e.academic_year,
+                "term": e.term,
+                "term_start_date": e.start,
+                "grade_level": e.grade,
+                "program_cip": e.program,
+                "first_time": e.first_time,
+                "district_id": e.institution[:5] if e.segment == "k12" else None,
+            },
+        )
+    for a in [life.hs_completion, *life.awards]:
+        if a is None:
+            continue
+        facts = {
+            "award_level": a.level,
+            "completion_date": a.date,
+            "institution_id": a.institution,
+            "program_cip": a.program,
+        }
+        yield a.segment, "completion", a.date, a.institution, facts
+    for aid in life.aid:
+        facts = {
+            "aid_program": aid.program,
+            "award_year": aid.award_year,
+            "amount": decimal.Decimal(aid.amount_cents) / 100,
+            "institution_id": aid.institution,
+        }
+        yield "csac", "financial_aid", datetime.date(aid.award_year, 7, 1), "", facts
+    for w in life.wages:
+        facts = {
+            "employer_id": w.employer,
+            "naics": w.naics,
+            "year": w.year,
+            "quarter": w.quarter,
+            "wages": decimal.Decimal(w.cents) / 100,
+        }
+        yield "edd", "wage", datetime.date(w.year, w.quarter * 3, 1), "", facts
+    for c in life.credentials:
+        facts = {
+            "credential_type": c.kind,
+            "issue_date": c.date,
+            "recommending_institution_id": c.institution,
+        }
+        yield "ctc", "credential", c.date, "", facts
 
 
 def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -118,79 +177,21 @@ def records_of(life: Life, noise: NoiseConfig, seed: int) -> Iterator[tuple[str,
             **rest,
         }
 
-    for e in life.enrollments:
-        provider = e.segment
-        facts = {
-            "institution_id": e.institution,
-            "academic_year": e.academic_year,
-            "term": e.term,
-            "term_start_date": e.start,
-            "grade_level": e.grade,
-            "program_cip": e.program,
-            "first_time": e.first_time,
-            "district_id": e.institution[:5] if provider == "k12" else None,
-        }
-        yield (
-            provider,
-            record(
+    for provider, kind, day, institution, facts in facts_of(life):
+        if kind in ("enrollment", "completion"):
+            yield (
                 provider,
-                e.start,
-                e.institution,
-                kind="enrollment",
-                demographics=_demographics(life),
-                facts=facts,
-            ),
-        )
-    for a in [life.hs_completion, *life.awards]:
-        if a is None:
-            continue
-        facts = {
-            "award_level": a.level,
-            "completion_date": a.date,
-            "institution_id": a.institution,
-            "program_cip": a.program,
-        }
-        yield (
-            a.segment,
-            record(
-                a.segment,
-                a.date,
-                a.institution,
-                kind="completion",
-                demographics=_demographics(life),
-                facts=facts,
-            ),
-        )
-    for aid in life.aid:
-        facts = {
-            "aid_program": aid.program,
-            "award_year": aid.award_year,
-            "amount": decimal.Decimal(aid.amount_cents) / 100,
-            "institution_id": aid.institution,
-        }
-        yield (
-            "csac",
-            record("csac", datetime.date(aid.award_year, 7, 1), kind="financial_aid", facts=facts),
-        )
-    for w in life.wages:
-        facts = {
-            "employer_id": w.employer,
-            "naics": w.naics,
-            "year": w.year,
-            "quarter": w.quarter,
-            "wages": decimal.Decimal(w.cents) / 100,
-        }
-        yield (
-            "edd",
-            record("edd", datetime.date(w.year, w.quarter * 3, 1), kind="wage", facts=facts),
-        )
-    for c in life.credentials:
-        facts = {
-            "credential_type": c.kind,
-            "issue_date": c.date,
-            "recommending_institution_id": c.institution,
-        }
-        yield "ctc", record("ctc", c.date, kind="credential", facts=facts)
+                record(
+                    provider,
+                    day,
+                    institution,
+                    kind=kind,
+                    demographics=demographics(life),
+                    facts=facts,
+                ),
+            )
+        else:
+            yield provider, record(provider, day, institution, kind=kind, facts=facts)
     if life.optout is not None:
         for action, when in (
             ("REQUESTED", life.optout.requested),

@@ -16,32 +16,73 @@ from typing import Any
 
 from producers.synth.population import Life
 
-__all__ = ["DEFINITIONS", "OutcomeTruth"]
+__all__ = ["DEFINITIONS", "OutcomeTruth", "horizons"]
 
 DEFINITIONS = {
     "college_going": "Of high-school completers in class Y (completion in spring Y), those "
     "whose first public postsecondary term starts within 12 months (365 days) and within 16 "
-    "months (487 days) of completion; by segment of that first term.",
+    "months (487 days) of completion; by segment of that first term; all, and by race, sex, "
+    "county and the K-12 student groups (english_learner, foster_youth, homeless, "
+    "socioeconomically_disadvantaged: true or false).",
     "pathways": "Class Y completers by first destination (segment of first postsecondary "
-    "term within 8 years, else NOT_ENROLLED), highest postsecondary award by the end of the "
-    "data (BACHELOR > ASSOCIATE > CERTIFICATE > NONE), and whether they had wages in the "
-    "last year of the data.",
-    "completion": "First-time students entering a segment in academic year Y; awarded that "
-    "segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by June 30 of Y+3 "
-    "(CCC) or Y+6 (CSU, UC) (150% of normal time), and by June 30 of Y+8.",
+    "term within 8 years, else NOT_ENROLLED, or UNKNOWN while those 8 years are not over by "
+    "the horizons), highest postsecondary award by the horizons (BACHELOR > ASSOCIATE > "
+    "CERTIFICATE > NONE), and whether they had wages in the last calendar year complete by "
+    "the wage data's horizon.",
+    "horizons": "What each provider has sent in full (the last day of its latest complete "
+    "period). A measure whose window reaches past the horizon of a source it reads is None "
+    "(unknown); a cohort past its defining source's horizon is not counted.",
+    "completion": "First-time students entering a segment in the academic year ending in Y; "
+    "awarded that segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by "
+    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7.",
     "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
     "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
     "in the 4th and 20th quarter after, among those with wages then.",
     "earnings_by": "earnings, by program (2-digit CIP family: 'level|year|program=52') and by "
     "institution ('level|year|institution=segment:institution id'); wages_q20 is the count "
     "of awards with wages in the 20th quarter after.",
-    "working_while_enrolled": "Students enrolled at a segment in academic year Y, and those "
+    "working_while_enrolled": "Students enrolled at a segment in the academic year ending in "
+    "Y, and those "
     "with wages in a quarter in which one of their terms that year starts.",
-    "financial_aid": "Students enrolled at a segment in academic year Y, and those with an "
-    "aid award for aid year Y at an institution of that segment.",
-    "teacher_pipeline": "Credentials issued by year and type; how many holders earned a "
+    "financial_aid": "Students enrolled at a segment in the academic year ending in Y, and "
+    "those with an aid award for that aid year at an institution of that segment.",
+    "teacher_pipeline": "Credentials issued by year and type ('year|type'), and by "
+    "recommending institution ('year|type|institution=id'); how many holders earned a "
     "bachelor's at CSU or UC before the credential.",
 }
+
+
+def horizons(end_year: int) -> dict[str, datetime.date]:
+    """What synth's providers have sent in full (their horizons, `c2c sink horizon`): the
+    colleges, universities and aid commission every academic year starting by ``end_year``
+    (awards to June of the next), K-12 its school years to then, wages and credentials the
+    calendar year ``end_year``."""
+    school = datetime.date(end_year + 1, 6, 30)
+    calendar = datetime.date(end_year, 12, 31)
+    return {
+        "k12": school,
+        "ccc": school,
+        "csu": school,
+        "uc": school,
+        "csac": school,
+        "edd": calendar,
+        "ctc": calendar,
+    }
+
+
+# A counter key "open:M" counts people whose window for measure M had not closed by the
+# horizons: the measure is then unknown (None), as the outcome views' NULL.
+_OPEN = "open:"
+
+
+def _closed(counter: Counter[str]) -> dict[str, Any]:
+    """``counter`` as a row: each measure with an open window None, the marks removed."""
+    row: dict[str, Any] = {k: v for k, v in counter.items() if not k.startswith(_OPEN)}
+    for key, count in counter.items():
+        if key.startswith(_OPEN) and count:
+            row[key.removeprefix(_OPEN)] = None
+    return row
+
 
 _RANK = {"CERTIFICATE": 1, "ASSOCIATE": 2, "BACHELOR": 3}
 _SEGMENT_LEVELS = {"ccc": {"CERTIFICATE", "ASSOCIATE"}, "csu": {"BACHELOR"}, "uc": {"BACHELOR"}}
@@ -63,15 +104,21 @@ def _add_award(
     cell: str,
     award: Any,
     wages: dict[tuple[int, int], int],
+    last_quarter: tuple[int, int],
 ) -> None:
     """Count ``award`` into ``cell``: wages in the 2nd, 4th and 20th quarter after it, and
-    the wages (cents) 1 and 5 years after into ``values``."""
+    the wages (cents) 1 and 5 years after into ``values``; a quarter after
+    ``last_quarter`` (the wage data's horizon) is open."""
     counter["awards"] += 1
     q = _quarter(award.date)
     for after in (2, 4, 20):
+        if _add_quarters(q, after) > last_quarter:
+            counter[f"{_OPEN}wages_q{after}"] += 1
         if _add_quarters(q, after) in wages:
             counter[f"wages_q{after}"] += 1
     for after, label in ((4, "1y"), (20, "5y")):
+        if _add_quarters(q, after) > last_quarter:
+            counter[f"{_OPEN}wages_{label}"] += 1
         cents = wages.get(_add_quarters(q, after))
         if cents is not None:
             values[f"{cell}|{label}"].append(cents)
@@ -84,9 +131,13 @@ def _wage_rows(
     where at least two had wages then."""
     rows: dict[str, Any] = {}
     for cell, counter in sorted(counts.items()):
-        row: dict[str, Any] = {k: v for k, v in counter.items() if with_q20 or k != "wages_q20"}
+        row = _closed(counter)
+        if not with_q20:
+            row.pop("wages_q20", None)
         for label in ("1y", "5y"):
             found = sorted(values.get(f"{cell}|{label}", []))
+            if row.pop(f"wages_{label}", 0) is None:
+                continue  # the quarter is past the horizon
             if len(found) >= 2:
                 q1, median, q3 = statistics.quantiles(found, n=4, method="inclusive")
                 row[f"wages_{label}"] = {
@@ -104,6 +155,12 @@ class OutcomeTruth:
 
     def __init__(self, end_year: int) -> None:
         self.end_year = end_year
+        self.horizons = horizons(end_year)
+        h = self.horizons
+        self._post = min(h["ccc"], h["csu"], h["uc"])
+        # the last quarter complete by the wage data's horizon, and its last complete year
+        self._last_quarter = _add_quarters(_quarter(h["edd"] + datetime.timedelta(days=1)), -1)
+        self._employment_year = (h["edd"] + datetime.timedelta(days=1)).year - 1
         self.college_going: dict[str, Counter[str]] = defaultdict(Counter)
         self.pathways: dict[str, Counter[str]] = defaultdict(Counter)
         self.completion: dict[str, Counter[str]] = defaultdict(Counter)
@@ -133,13 +190,25 @@ class OutcomeTruth:
         first = post[0] if post else None
         days = (first.start - done.date).days if first is not None else None
         segment = first.segment if first is not None else ""
+        groups = {
+            "race": p.race,
+            "sex": p.sex,
+            "county": p.county_fips,
+            "english_learner": str(p.english_learner).lower(),
+            "foster_youth": str(p.foster_youth).lower(),
+            "homeless": str(p.homeless).lower(),
+            "socioeconomically_disadvantaged": str(p.disadvantaged).lower(),
+        }
         for cell in (
             f"{p.class_year}|all",
-            f"{p.class_year}|race={p.race}",
-            f"{p.class_year}|sex={p.sex}",
+            *(f"{p.class_year}|{name}={value}" for name, value in groups.items()),
         ):
             counter = self.college_going[cell]
             counter["completers"] += 1
+            for window, columns in ((365, "within_12"), (487, "within_16")):
+                if done.date + datetime.timedelta(days=window) > self._post:
+                    for column in (columns, *(f"{columns}_{s}" for s in ("ccc", "csu", "uc"))):
+                        counter[f"{_OPEN}{column}"] += 1
             if days is not None and days <= 365:
                 counter["within_12"] += 1
                 counter[f"within_12_{segment}"] += 1
@@ -155,10 +224,14 @@ class OutcomeTruth:
         destination = "NOT_ENROLLED"
         if first is not None and (first.start - done.date).days <= 8 * 366:
             destination = first.segment.upper()
+        elif done.date + datetime.timedelta(days=8 * 366) > self._post:
+            destination = "UNKNOWN"  # none yet, and the 8 years are not over
         best = max(
-            (a.level for a in life.awards), key=lambda lvl: _RANK.get(lvl, 0), default="NONE"
+            (a.level for a in life.awards if a.date <= self._post),
+            key=lambda lvl: _RANK.get(lvl, 0),
+            default="NONE",
         )
-        employed = any((self.end_year, q) in wages for q in (1, 2, 3, 4))
+        employed = any((self._employment_year, q) in wages for q in (1, 2, 3, 4))
         key = f"{destination}|{best}|{'EMPLOYED' if employed else 'NOT_EMPLOYED'}"
         self.pathways[str(life.person.class_year)][key] += 1
 
@@ -167,8 +240,14 @@ class OutcomeTruth:
             if not entry.first_time:
                 continue
             segment, year = entry.segment, entry.academic_year
-            counter = self.completion[f"{segment}|{year}"]
+            horizon = self.horizons[segment]
+            if datetime.date(year, 7, 1) > horizon:
+                continue
+            counter = self.completion[f"{segment}|{year + 1}"]  # labelled by its end
             counter["entrants"] += 1
+            for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8)):
+                if datetime.date(year + years, 6, 30) > horizon:
+                    counter[f"{_OPEN}{column}"] += 1
             levels = _SEGMENT_LEVELS[segment]
             dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
             if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
@@ -178,6 +257,8 @@ class OutcomeTruth:
 
     def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
         for award in life.awards:
+            if award.date > self.horizons[award.segment]:
+                continue
             cell = f"{award.level}|{award.date.year}"
             family = award.program[:2] if award.program else "NOT_REPORTED"
             for counts, values, key in (
@@ -189,31 +270,41 @@ class OutcomeTruth:
                     f"{cell}|institution={award.segment}:{award.institution}",
                 ),
             ):
-                _add_award(counts[key], values, key, award, wages)
+                _add_award(counts[key], values, key, award, wages, self._last_quarter)
 
     def _enrolled(self, life: Life, post: list[Any], wages: dict[tuple[int, int], int]) -> None:
         by_year: dict[tuple[str, int], list[Any]] = defaultdict(list)
         for e in post:
             by_year[(e.segment, e.academic_year)].append(e)
         for (segment, year), terms in by_year.items():
-            cell = f"{segment}|{year}"
+            cell = f"{segment}|{year + 1}"  # the academic year, labelled by its end
             self.working[cell]["students"] += 1
+            if any(_quarter(t.start) > self._last_quarter for t in terms):
+                self.working[cell][f"{_OPEN}with_wages"] += 1
             if any(_quarter(t.start) in wages for t in terms):
                 self.working[cell]["with_wages"] += 1
             self.aid[cell]["students"] += 1
+            if datetime.date(year + 1, 6, 30) > self.horizons["csac"]:
+                self.aid[cell][f"{_OPEN}with_aid"] += 1
             institutions = {t.institution for t in terms}
             if any(a.award_year == year and a.institution in institutions for a in life.aid):
                 self.aid[cell]["with_aid"] += 1
 
     def _teachers(self, life: Life) -> None:
         for c in life.credentials:
-            counter = self.teachers[f"{c.date.year}|{c.kind}"]
-            counter["credentials"] += 1
-            if any(
-                a.level == "BACHELOR" and a.segment in ("csu", "uc") and a.date < c.date
-                for a in life.awards
-            ):
-                counter["with_ca_public_bachelor"] += 1
+            if c.date > self.horizons["ctc"]:
+                continue
+            cell = f"{c.date.year}|{c.kind}"
+            for key in (cell, f"{cell}|institution={c.institution or 'NOT_REPORTED'}"):
+                counter = self.teachers[key]
+                counter["credentials"] += 1
+                if c.date > self._post:
+                    counter[f"{_OPEN}with_ca_public_bachelor"] += 1
+                if any(
+                    a.level == "BACHELOR" and a.segment in ("csu", "uc") and a.date < c.date
+                    for a in life.awards
+                ):
+                    counter["with_ca_public_bachelor"] += 1
 
     def merge(self, other: OutcomeTruth) -> None:
         """Add ``other``'s counts (from another share of the people) to these."""
@@ -237,14 +328,15 @@ class OutcomeTruth:
     def result(self) -> dict[str, Any]:
         return {
             "definitions": DEFINITIONS,
-            "college_going": {k: dict(v) for k, v in sorted(self.college_going.items())},
+            "horizons": {k: v.isoformat() for k, v in self.horizons.items()},
+            "college_going": {k: _closed(v) for k, v in sorted(self.college_going.items())},
             "pathways": {k: dict(v) for k, v in sorted(self.pathways.items())},
-            "completion": {k: dict(v) for k, v in sorted(self.completion.items())},
+            "completion": {k: _closed(v) for k, v in sorted(self.completion.items())},
             "earnings": _wage_rows(self.earnings_counts, self.earnings_values, with_q20=False),
             "earnings_by": _wage_rows(
                 self.earnings_by_counts, self.earnings_by_values, with_q20=True
             ),
-            "working_while_enrolled": {k: dict(v) for k, v in sorted(self.working.items())},
-            "financial_aid": {k: dict(v) for k, v in sorted(self.aid.items())},
-            "teacher_pipeline": {k: dict(v) for k, v in sorted(self.teachers.items())},
+            "working_while_enrolled": {k: _closed(v) for k, v in sorted(self.working.items())},
+            "financial_aid": {k: _closed(v) for k, v in sorted(self.aid.items())},
+            "teacher_pipeline": {k: _closed(v) for k, v in sorted(self.teachers.items())},
         }

@@ -16,12 +16,24 @@ from click.testing import CliRunner
 from c2c.clickhouse import connect
 from c2c.settings import Settings
 from cli import cli
+from sinks.horizons import declare_horizon, parse_period
 from sinks.migrate import MigrationError, migrate
 from sinks.outcomes import read_outcome
 from sinks.rows import PERSON_MAP_COLUMNS, columns, fact_row
 
 pytestmark = pytest.mark.integration
 AT = datetime.datetime(2016, 6, 1, tzinfo=datetime.UTC)
+# what each source has sent in full, as its provider declares (`c2c horizon set`): every
+# window of the tests below has closed by then
+HORIZONS = {
+    "k12": "2025-26",
+    "ccc": "2025-26",
+    "csu": "2025-26",
+    "uc": "2025-26",
+    "csac": "2025-26",
+    "edd": "2024Q4",
+    "ctc": "2025-12-31",
+}
 
 
 @pytest.fixture
@@ -33,6 +45,8 @@ def embedded(tmp_path: Path) -> Settings:
 def client(embedded: Settings) -> Iterator[Any]:
     opened = connect(embedded)
     migrate(opened, min_cell=11)
+    for provider, period in HORIZONS.items():
+        declare_horizon(opened, provider, parse_period(period))
     yield opened
     opened.close()
 
@@ -198,7 +212,8 @@ def test_pathways_follow_merges_rank_awards_and_suppress_with_the_complement(
 
 
 def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client: Any) -> None:
-    # 24 first-time CCC entrants in 2016: 12 with an associate by June 30, 2019 (one filed
+    # 24 first-time CCC entrants in 2016-17 (entry_year 2017, the year it ends in): 12 with
+    # an associate by June 30, 2019 (one filed
     # under an id merged away), one a day later; one has only a CSU bachelor's, which is not
     # a CCC award. CSU: 12 first-time entrants in 2016, 11 with a bachelor's by June 30,
     # 2022; one who transferred in is not first-time. UC: 2 entrants.
@@ -222,24 +237,24 @@ def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client
     rows = _rows(client, "outcome_completion", 2)
     found = {k: (v["entrants"], v["within_150"], v["within_8_years"]) for k, v in rows.items()}
     assert found == {
-        ("ccc", 2016): (24, 12, 13),
-        ("csu", 2016): (12, 11, 11),
-        ("uc", 2016): (2, 1, 1),
+        ("ccc", 2017): (24, 12, 13),
+        ("csu", 2017): (12, 11, 11),
+        ("uc", 2017): (2, 1, 1),
     }
 
     shown = _rows(client, "public_outcome_completion", 2)
-    assert [shown[("ccc", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+    assert [shown[("ccc", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
         24,
         12,
         13,
     ]
     # 11 of 12 completed: the one who did not is a cell of 1
-    assert [shown[("csu", 2016)][c] for c in ("entrants", "within_150", "within_8_years")] == [
+    assert [shown[("csu", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
         12,
         None,
         None,
     ]
-    assert shown[("uc", 2016)]["entrants"] is None
+    assert shown[("uc", 2017)]["entrants"] is None
 
 
 def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
@@ -314,8 +329,10 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
         "p25_5y",
         "median_5y",
         "p75_5y",
+        "coverage",
     ]
-    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - -"
+    # coverage: 13 of the 23 awardees have wage records (W000 under a merged id): 0.6
+    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - - 0.6"
     assert lines[3].split() == first.split()
 
 
@@ -338,3 +355,92 @@ def test_an_edited_migration_is_refused(client: Any, tmp_path: Path) -> None:
     first.write_text(first.read_text() + "\n-- edited\n")
     with pytest.raises(MigrationError, match="has changed since"):
         migrate(client, min_cell=11, folder=folder)
+
+
+def test_open_windows_are_null_not_zero(client: Any) -> None:
+    # Horizons earlier than the fixture's: postsecondary data through January 2017, wages
+    # through 2019Q2, CCC's through June 2020.
+    for provider, period in (("csu", "2017-01-31"), ("uc", "2017-01-31"), ("edd", "2019Q2")):
+        declare_horizon(client, provider, parse_period(period))
+    declare_horizon(client, "ccc", parse_period("2019-20"))
+    people = [f"N{i:03d}" for i in range(12)]
+    _insert(client, "c2c.linked.completion", [_completion(p, "ASIAN") for p in people])
+    terms = [_term(p, "ccc", datetime.date(2016, 8, 20)) for p in people]
+    _insert(client, "c2c.linked.enrollment", terms)
+    awards = [_award(p, "ccc", "ASSOCIATE", datetime.date(2018, 6, 15)) for p in people]
+    _insert(client, "c2c.linked.completion", awards)
+    _insert(client, "c2c.linked.wage", [_wage(p, 2018, 4, 5000) for p in people])
+
+    going = _rows(client, "outcome_college_going", 3)[(2016, "all", "all")]
+    assert going["completers"] == 12
+    # class 2016 completed June 10, 2016: 365 days later is past CSU's and UC's horizon
+    assert all(going[c] is None for c in going if c.startswith("within_")), going
+    completion = _rows(client, "outcome_completion", 2)[("ccc", 2017)]
+    assert (completion["within_150"], completion["within_8_years"]) == (12, None)
+    earnings = _rows(client, "outcome_earnings", 4)[(2018, "ASSOCIATE", "all", "all")]
+    # 2018Q2 + 2 and + 4 quarters are complete by 2019Q2; + 20 (2023Q2) is not
+    assert (earnings["wages_q2"], earnings["wages_q4"], earnings["wages_q20"]) == (12, 0, None)
+    assert earnings["median_5y"] is None
+    pathways = _rows(client, "outcome_pathways", 3)
+    assert {k[1] for k in pathways} == {"CCC"}
+    assert {v["employment_year"] for v in pathways.values()} == {2018}
+    working = _rows(client, "outcome_working_while_enrolled", 2)
+    assert working[("ccc", 2017)]["with_wages"] == 0  # 2016Q3 is complete
+    public = _rows(client, "public_outcome_completion", 2)[("ccc", 2017)]
+    assert public["within_8_years"] is None
+
+    # nothing declared for a source: every window reading it is open, its cohorts uncounted
+    client.command("TRUNCATE TABLE source_horizon")
+    declare_horizon(client, "k12", parse_period("2025-26"))
+    going = _rows(client, "outcome_college_going", 3)[(2016, "all", "all")]
+    assert going["completers"] == 12
+    assert going["within_16"] is None
+    assert _rows(client, "outcome_completion", 2) == {}
+    assert {v["employment_year"] for v in _rows(client, "outcome_pathways", 3).values()} == {None}
+    # a destination seen is known; no term seen is unknown while the 8 years are not over
+    assert {k[1] for k in _rows(client, "outcome_pathways", 3)} == {"CCC"}
+    _insert(client, "c2c.linked.completion", [_completion("N900", "ASIAN")])
+    assert {k[1] for k in _rows(client, "outcome_pathways", 3)} == {"CCC", None}
+
+
+def test_a_future_dated_record_moves_no_period(client: Any) -> None:
+    people = [f"F{i:03d}" for i in range(12)]
+    _insert(client, "c2c.linked.completion", [_completion(p, "ASIAN") for p in people])
+    _insert(client, "c2c.linked.wage", [_wage(p, 2024, 1, 9000) for p in people])
+    before = {
+        name: _rows(client, name, 3)
+        for name in ("outcome_pathways", "outcome_college_going", "outcome_earnings")
+    }
+    assert {v["employment_year"] for v in before["outcome_pathways"].values()} == {2024}
+    assert sum(v["employed"] for v in before["outcome_pathways"].values()) == 12
+    # one wage record dated 2029, one completion dated 2030, one award in 2031: past every
+    # horizon, they change no period and no count
+    _insert(client, "c2c.linked.wage", [_wage("F000", 2029, 1, 9000)])
+    late = _completion("F900", "ASIAN")
+    late["facts"]["completion_date"] = datetime.date(2030, 6, 10)
+    _insert(client, "c2c.linked.completion", [late])
+    _insert(
+        client,
+        "c2c.linked.completion",
+        [_award("F001", "ccc", "ASSOCIATE", datetime.date(2031, 6, 1))],
+    )
+    after = {name: _rows(client, name, 3) for name in before}
+    assert after == before
+
+
+def test_c2c_outcomes_prints_public_views_unless_asked_for_unsuppressed(
+    client: Any, embedded: Settings
+) -> None:
+    client.close()  # `c2c outcomes` opens embedded ClickHouse itself
+    printed = CliRunner().invoke(cli, ["outcomes"], obj=embedded)
+    assert printed.exit_code == 0, printed.output
+    titles = [line.split()[0] for line in printed.output.split("\n") if "rows)" in line]
+    assert titles
+    assert all(title.startswith("public_") for title in titles)
+    refused = CliRunner().invoke(cli, ["outcomes", "outcome_completion"], obj=embedded)
+    assert refused.exit_code != 0
+    assert "--unsuppressed" in refused.output
+    asked = ["outcomes", "outcome_completion", "--unsuppressed"]
+    assert CliRunner().invoke(cli, asked, obj=embedded).exit_code == 0
+    everything = CliRunner().invoke(cli, ["outcomes", "--unsuppressed"], obj=embedded)
+    assert "\noutcome_completion (" in everything.output

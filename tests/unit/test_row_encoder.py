@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
+import hmac
 import uuid
 from pathlib import Path
 from typing import Any
@@ -144,20 +145,27 @@ def test_a_header_every_row_of_which_the_reference_rejects_gets_no_encoder() -> 
     assert compile_row_encoder(FORMATS["k12"], unknown, SCHEMAS, IDS) is not None
 
 
-def test_event_ids_are_the_rfc4122_layout_of_the_sha256_of_provider_record_and_content() -> None:
+def test_event_ids_are_the_rfc4122_layout_of_a_keyed_hash_of_provider_record_and_content() -> None:
+    secret = b"a secret of the identity zone, for this test only"
     for provider, record, content in [
         ("edd", "W-1", b"a,b"),
         ("k12", "K\udce9", b"\xe9"),
         ("", "", b""),
     ]:
+        key = hmac.digest(secret, b"c2c-pseudonym|event-id|" + provider.encode(), "sha256")
+        message = b"%b|%b" % (record.encode(errors="surrogateescape"), content)
+        digest = hmac.digest(key, message, "sha256")
+        keyed = event_id_for(provider, record, content, secret=secret)
+        assert keyed == str(uuid.UUID(bytes=digest[:16], version=5))
+        # without the secret, neither the unkeyed hash of the row nor another key gives it
         namespace = uuid.UUID("6f1c2c00-5a1e-4c2c-9d2c-c2c0c2c0c2c0").bytes
-        digest = hashlib.sha256(
+        unkeyed = hashlib.sha256(
             b"%b|%b|%b"
             % (namespace + provider.encode(), record.encode(errors="surrogateescape"), content)
         ).digest()
-        assert event_id_for(provider, record, content) == str(
-            uuid.UUID(bytes=digest[:16], version=5)
-        )
+        assert keyed != str(uuid.UUID(bytes=unkeyed[:16], version=5))
+        assert keyed != str(uuid.UUID(bytes=hashlib.sha256(message).digest()[:16], version=5))
+        assert keyed != event_id_for(provider, record, content, secret=b"another secret")
 
 
 def test_a_year_zero_is_a_rejected_row_not_a_crash() -> None:

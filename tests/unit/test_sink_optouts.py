@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 
 import pytest
 
@@ -16,6 +17,8 @@ from sinks.optouts import (
     count_statement,
     delete_statement,
     removed_per_decision,
+    request_key,
+    request_ref,
     superseded,
 )
 
@@ -78,8 +81,13 @@ def test_statements_and_audit_rows() -> None:
         "DELETE FROM dim_person WHERE person_id IN %(ids)s "
         "SETTINGS lightweight_delete_mode = 'lightweight_update'"
     )
-    row = audit_row(_decision(True), {"fact_wage": 3}, AT)
-    assert row == ["d1", "R1", "REQUESTED", "OPERATOR", AT, AT, AT, True, 2, {"fact_wage": 3}]
+    key = request_key(b"secret")
+    row = audit_row(_decision(True), {"fact_wage": 3}, AT, key=key)
+    keyed = request_ref(key, "R1")
+    assert row == ["d1", keyed, "REQUESTED", "OPERATOR", AT, AT, AT, True, 2, {"fact_wage": 3}]
+    # the audit holds the request id keyed: not it, nor its unkeyed hash, nor under another key
+    assert keyed not in ("R1", hashlib.sha256(b"R1").hexdigest()[:32])
+    assert keyed != request_ref(request_key(b"another secret"), "R1")
 
 
 def test_an_operator_request_is_a_valid_opt_out_event() -> None:
