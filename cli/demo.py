@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,7 @@ def _pipeline(
         synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), folder)
         echo(f"synth: {people:,} people in {time.monotonic() - began:.1f} s -> {folder}")
     events = sum(1 for _ in mapped_events(folder))
+    _declare_horizons(settings, echo, folder, through_sink=bool(running))
     if running:
         # a worker or a sink already reads the default groups (compose's services, or a
         # deployment's): feed them; a child of ours in the same group would get no
@@ -170,6 +172,52 @@ def _pipeline(
     finally:
         worker.stop()
         sink.stop()
+
+
+def _declare_horizons(
+    settings: Settings, echo: Callable[[str], None], folder: Path, *, through_sink: bool
+) -> None:
+    """Declare the latest complete period of each of synth's sources (its truth says them),
+    as a deployment's operators do (`c2c sink horizon`): outcome windows close against
+    them, and a table whose sources declared nothing is empty. ``through_sink``: a running
+    sink holds ClickHouse, and takes them on its page with C2C_SINK_WEB_TOKEN (without it
+    the demo says so and goes on); else ClickHouse is migrated and they are written."""
+    import json
+
+    from c2c.clickhouse import connect
+    from c2c.errors import C2CError
+    from sinks.horizons import declare_horizon
+    from sinks.migrate import migrate
+    from sinks.reading import open_reader
+
+    horizons = {
+        provider: datetime.date.fromisoformat(through)
+        for provider, through in json.loads((folder / "truth" / "outcomes.json").read_text())[
+            "horizons"
+        ].items()
+    }
+    said = ", ".join(f"{p} through {t}" for p, t in sorted(horizons.items()))
+    if not through_sink:
+        client = connect(settings)
+        try:
+            migrate(client, min_cell=settings.suppression_min_cell)
+            for provider, through in sorted(horizons.items()):
+                declare_horizon(client, provider, through, declared_by="c2c demo")
+        finally:
+            client.close()
+        echo(f"horizons: {said}")
+        return
+    try:
+        reader = open_reader(settings)
+        for provider, through in sorted(horizons.items()):
+            reader.declare_horizon(provider, through, declared_by="c2c demo")
+    except C2CError as exc:
+        echo(
+            f"horizons: not declared ({exc}); outcome tables stay empty until each source's "
+            "is (`c2c sink horizon PROVIDER PERIOD`)"
+        )
+        return
+    echo(f"horizons: {said}")
 
 
 def running_stages(settings: Settings) -> list[str]:
