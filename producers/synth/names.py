@@ -64,7 +64,8 @@ class NamePool:
     def share(self, rank: int) -> float:
         """The share of draws that give the name of ``rank`` (1 = the commonest)."""
         before = self.cumulative[rank - 2] if rank > 1 else 0.0
-        return (self.cumulative[rank - 1] - before) / self.cumulative[-1]
+        share: float = (self.cumulative[rank - 1] - before) / self.cumulative[-1]
+        return share
 
 
 def _composed(count: int, syllables: int, salt: str) -> list[str]:
