@@ -392,6 +392,13 @@ class Resolver:
             state.sources[source_key] = person_id
         return changed
 
+    def _apart(self, a: str, b: str, record: Identity, filed_under: str | None) -> bool:
+        """:meth:`_conflict` of ``a`` and ``b``, the record counted as an identity of
+        whichever of them its source filed it under."""
+        if a == filed_under:
+            a, b = b, a
+        return self._conflict(a, b, record if b == filed_under else None)
+
     def _conflict(self, a: str, b: str, bridge: Identity | None = None) -> bool:
         """Whether persons ``a`` and ``b``, both matched by one record, must stay apart:
         the evidence between them (their best pair of identities, identifier levels
@@ -417,10 +424,7 @@ class Resolver:
         ranked = sorted(matches, key=lambda pid: (-matches[pid][0], _number(pid)))
         group = [ranked[0]]
         for candidate in ranked[1:]:
-            if not any(
-                self._conflict(candidate, member, identity if member == filed_under else None)
-                for member in group
-            ):
+            if not any(self._apart(candidate, member, identity, filed_under) for member in group):
                 group.append(candidate)
         survivor = min(group, key=_number)
         changes: list[Change] = []

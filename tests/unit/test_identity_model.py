@@ -149,28 +149,31 @@ def test_a_transposed_or_mistyped_ssn_no_longer_splits_a_person() -> None:
         assert result.person_id == first.person_id, ssn
 
 
-def test_two_persons_with_different_ssns_merge_when_the_other_evidence_outweighs() -> None:
+def test_a_merge_names_the_model_version_that_decided_it() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     fields = {"first_name": "Yesenia", "last_name": "Okafor", "birth_date": BORN}
-    a = resolver.resolve("ccc", _person(source_person_id="A", ssn="123456789", **fields))
-    # a wage record with the transposed SSN: no birth date, so a person of its own at first
+    a = resolver.resolve("ccc", _person(source_person_id="C1", ssn="123456789", **fields))
+    # a wage record under another SSN, with another surname: a person of its own
     b = resolver.resolve(
         "edd",
         _person(
-            source_person_id="124356789",
-            ssn="124356789",
-            first_name="Y",
-            last_name="OKAFOR",
+            source_person_id="555001111",
+            ssn="555001111",
+            first_name="YESENIA",
+            last_name="SMITH",
             sex=None,
             zip=None,
         ),
     )
-    bridge = resolver.resolve("csac", _person(source_person_id="X", ssn="124356789", **fields))
+    assert b.person_id != a.person_id
+    # the college's next record, under its own id for her, carries that SSN and surname
+    bridge = resolver.resolve(
+        "ccc", _person(source_person_id="C1", ssn="555001111", **{**fields, "last_name": "Smith"})
+    )
     assert bridge.person_id == a.person_id
     merges = [c for c in bridge.changes if c.change_type == "PERSONS_MERGED"]
-    if b.person_id != a.person_id:
-        assert [c.previous_person_id for c in merges] == [b.person_id]
-        assert merges[0].model_version == DEFAULT_MODEL.version
+    assert [c.previous_person_id for c in merges] == [b.person_id]
+    assert all(c.model_version == DEFAULT_MODEL.version for c in bridge.changes)
 
 
 def test_twins_stay_apart_through_the_evidence() -> None:
