@@ -267,7 +267,7 @@ PRIORS = MatchModel()
 # The shipped weights, fitted by streams.identity.training on a broad synthetic mix
 # (`python -m bench.linkage --fit`); a file in the package, read once.
 WEIGHTS_FILE = Path(__file__).parent / "weights" / "v2.json"
-DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE) if WEIGHTS_FILE.exists() else PRIORS
+DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE)
 
 
 @dataclass(frozen=True)
