@@ -289,7 +289,7 @@ def _name_level(a: str, b: str, a_root: str, b_root: str) -> str:
     similarity = JaroWinkler.similarity(a, b)
     if similarity >= 0.92:
         return "close"
-    return "similar" if similarity >= 0.8 else "different"
+    return "similar" if similarity >= 0.88 else "different"
 
 
 def _surname_level(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> str:
@@ -300,7 +300,7 @@ def _surname_level(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[s
     similarity = JaroWinkler.similarity(a, b)
     if similarity >= 0.92:
         return "close"
-    return "similar" if similarity >= 0.8 else "different"
+    return "similar" if similarity >= 0.88 else "different"
 
 
 def _date_level(a: datetime.date, b: datetime.date) -> str:
