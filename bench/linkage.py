@@ -1,12 +1,14 @@
 """Linkage quality and time: this project's incremental resolver against Splink (DuckDB
 backend, a standard configuration trained without labels) on the same synthetic records,
-and against the resolver of another checkout (``--baseline DIR``).
+per synth noise profile, and against the resolver of another checkout (``--baseline DIR``).
 
-    .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--baseline DIR]
-        [--rounds R] [--no-splink]
+    .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--profiles a,b]
+        [--baseline DIR] [--rounds R] [--no-splink]
+    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v2.json
 
-Every linker sees the same records of each seed (every extract of a `c2c synth` folder at
-the default noise; identifiers in the clear for Splink, keyed hashes for ours); all are
+Every linker sees the same records of each profile and seed (every extract of a `c2c
+synth --noise-profile P` folder; identifiers in the clear for Splink, keyed hashes for
+ours); all are
 scored against synth's truth with the same pairwise precision, recall and F1. Beside them
 the reachability bound (streams/identity/evaluation.py: the most recall, and F1, that a
 resolver not linking on a name alone could reach; it is not the F1), then where the missed
@@ -31,10 +33,20 @@ from typing import Any
 
 from bench._harness import print_table
 from producers.files import mapped_events
-from producers.synth import NoiseConfig, SynthConfig, synthesize
+from producers.synth import SynthConfig, synthesize
+from producers.synth.profiles import PROFILES, profile
 from streams.identity.evaluation import LinkageBreakdown, breakdown, read_assignments
+from streams.identity.matching import DEFAULT_MODEL, PRIORS
 from streams.identity.normalize import name_key
 from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.training import fit
+
+# The profiles the shipped weights were fitted on; the others are held out of training.
+TRAINING_PROFILES = ("default", "keying", "names", "households", "realistic")
+# Seeds of the training folders, one pair per profile: profiles draw the same people
+# (identifiers, birth dates) for a seed, so folders of one seed would share identifiers
+# between differently named people. No bench run uses these seeds.
+TRAINING_SEEDS = (101, 102)
 
 RecordKey = tuple[str, str]
 Rows = list[tuple[RecordKey, str, dict[str, Any]]]
@@ -154,15 +166,56 @@ def splink(rows: Rows) -> dict[RecordKey, str]:
     }
 
 
+def fit_default_weights(out: Path, people: int, version: str) -> None:
+    """Fit the default weights on every training profile's records (seeds
+    :data:`TRAINING_SEEDS`, which no bench run uses) and save them to ``out``."""
+    hasher = IdentifierHasher(b"bench-secret")
+    resolver = Resolver(hasher)
+    identities = []
+    for number, name in enumerate(TRAINING_PROFILES):
+        chosen = profile(name)
+        for seed in (s + 10 * number for s in TRAINING_SEEDS):
+            with tempfile.TemporaryDirectory() as folder:
+                config = chosen.config(SynthConfig(people=people, seed=seed))
+                synthesize(config, chosen.noise, Path(folder), workers=2)
+                identities.extend(
+                    dict.fromkeys(
+                        resolver.identity(person) for _k, _p, person in records(Path(folder))
+                    )
+                )
+    report = fit(identities, PRIORS, version=version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report.model.save(out)
+    print(
+        f"fitted {version} on {len(identities):,} identities of profiles "
+        f"{', '.join(TRAINING_PROFILES)} (seeds {TRAINING_SEEDS} + 10 x profile number): "
+        f"{report.pairs:,} blocked "
+        f"pairs, {report.iterations} EM iterations, match share {report.match_share:.3f} -> {out}"
+    )
+    rows = [
+        [c, level, f"{m:.5f}", f"{u:.2e}", f"{report.model.weight(c, level):+.2f}"]
+        for c, levels in report.model.probabilities.items()
+        for level, (m, u) in levels.items()
+    ]
+    print_table(["comparison", "level", "m", "u", "weight (bits)"], rows)
+
+
 def _seed_results(
-    people: int, seed: int, baseline: Path | None, rounds: int, with_splink: bool
+    people: int,
+    seed: int,
+    profile_name: str,
+    baseline: Path | None,
+    rounds: int,
+    with_splink: bool,
 ) -> tuple[int, dict[str, tuple[LinkageBreakdown, float]]]:
     """(records, linker -> (breakdown, seconds: CPU per record for resolvers, wall for
-    Splink)) of one seed."""
+    Splink)) of one profile and seed."""
     results: dict[str, tuple[LinkageBreakdown, float]] = {}
+    chosen = profile(profile_name)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        synthesize(SynthConfig(people=people, seed=seed), NoiseConfig(), out, workers=2)
+        config = chosen.config(SynthConfig(people=people, seed=seed))
+        synthesize(config, chosen.noise, out, workers=2)
         truth = read_assignments(out / "truth" / "records.csv")
         rows = records(out)
         fields = {key: person for key, _provider, person in rows}
@@ -189,6 +242,21 @@ def _seed_results(
     return len(rows), results
 
 
+def _causes(b: LinkageBreakdown) -> str:
+    """Missed and false pairs by cause, summed over sources: "miss exact 3, ...; false ..."."""
+    missed: dict[str, int] = {}
+    for (_sources, cause), n in b.missed.items():
+        missed[cause] = missed.get(cause, 0) + n
+    false: dict[str, int] = {}
+    for (_sources, cause), n in b.false.items():
+        false[cause] = false.get(cause, 0) + n
+
+    def text(counts: dict[str, int]) -> str:
+        return " ".join(f"{c}={n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    return f"missed: {text(missed) or '-'} | false: {text(false) or '-'}"
+
+
 def _median_row(name: str, runs: list[tuple[LinkageBreakdown, float]]) -> list[str]:
     def med(values: list[float]) -> float:
         return statistics.median(values)
@@ -199,54 +267,76 @@ def _median_row(name: str, runs: list[tuple[LinkageBreakdown, float]]) -> list[s
         f"{med([b.metrics.recall for b, _ in runs]):.4f}",
         f"{med([b.metrics.f1 for b, _ in runs]):.4f}",
         f"{med([b.recall_bound for b, _ in runs]):.4f}",
-        f"{med([b.f1_bound for b, _ in runs]):.4f}",
+        f"{sum(b.linked_beyond_bound for b, _ in runs):,}",
+        f"{sum(sum(b.missed.values()) for b, _ in runs):,}",
+        f"{sum(sum(b.false.values()) for b, _ in runs):,}",
         f"{med([s for _, s in runs]) * (1e6 if 'splink' not in name else 1):.1f}",
     ]
+
+
+# "beyond": correct pairs linked beyond the bound, which only a name alone can link
+_HEADER = ["linker", "P", "R", "F1", "recall bound", "beyond", "missed", "false", "us/record"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=2_000)
-    parser.add_argument("--seeds", default="1,2,3", help="comma-separated synth seeds")
+    parser.add_argument("--seeds", default="1", help="comma-separated synth seeds")
+    parser.add_argument(
+        "--profiles", default=",".join(PROFILES), help="comma-separated noise profiles"
+    )
     parser.add_argument(
         "--baseline",
         type=Path,
         default=None,
         help="another checkout (a git worktree) whose resolver to compare with",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs per resolver")
+    parser.add_argument("--rounds", type=int, default=1, help="timed runs per resolver")
     parser.add_argument("--no-splink", action="store_true")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    per_linker: dict[str, list[tuple[LinkageBreakdown, float]]] = {}
-    ours_name = "c2c resolver (this checkout)"
-    for seed in seeds:
-        count, results = _seed_results(
-            args.people, seed, args.baseline, args.rounds, not args.no_splink
-        )
-        print(f"\nseed {seed}: {args.people:,} synthetic people, {count:,} records, default noise")
-        print_table(
-            ["linker", "precision", "recall", "F1", "recall bound", "F1 bound", "us/record"],
-            [_median_row(name, [run]) for name, run in results.items()],
-        )
-        for name, run in results.items():
-            per_linker.setdefault(name, []).append(run)
-        print(f"where {ours_name} misses and confuses pairs (share of all true pairs):")
-        print_table(["pairs", "sources", "cause", "count", "share"], results[ours_name][0].table())
-    print(f"\nmedians over seeds {args.seeds} ({args.people:,} people each)")
-    print("(us/record: CPU per record of the resolver; for splink, wall seconds of the run)")
-    print_table(
-        ["linker", "precision", "recall", "F1", "recall bound", "F1 bound", "us/record"],
-        [_median_row(name, runs) for name, runs in per_linker.items()],
+    parser.add_argument(
+        "--fit",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="fit default weights on the training profiles and write them to FILE",
     )
-    if args.baseline is not None:
-        ratios = [
-            ours_run[1] / base_run[1]
-            for ours_run, base_run in zip(
-                per_linker[ours_name], per_linker[f"c2c resolver ({args.baseline})"], strict=True
+    parser.add_argument("--version", default="fs-v2", help="the fitted weights' version")
+    args = parser.parse_args()
+    if args.fit is not None:
+        fit_default_weights(args.fit, args.people, args.version)
+        return
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ours_name = "c2c resolver (this checkout)"
+    print(f"model {DEFAULT_MODEL.version} (threshold {DEFAULT_MODEL.threshold:.1f} bits)")
+    print(f"trained on profiles {', '.join(TRAINING_PROFILES)}; the others are held out")
+    summary: list[list[str]] = []
+    for profile_name in args.profiles.split(","):
+        per_linker: dict[str, list[tuple[LinkageBreakdown, float]]] = {}
+        count = 0
+        for seed in seeds:
+            count, results = _seed_results(
+                args.people, seed, profile_name, args.baseline, args.rounds, not args.no_splink
             )
-        ]
-        print(f"CPU per record, this checkout / baseline: median {statistics.median(ratios):.3f}")
+            for name, run in results.items():
+                per_linker.setdefault(name, []).append(run)
+        held = "" if profile_name in TRAINING_PROFILES else " (held out of training)"
+        print(
+            f"\nprofile {profile_name}{held}: {args.people:,} people, {count:,} records "
+            f"(last seed), seeds {args.seeds}"
+        )
+        print_table(_HEADER, [_median_row(name, runs) for name, runs in per_linker.items()])
+        for name, runs in per_linker.items():
+            for b, _ in runs:
+                print(f"  {name}: {_causes(b)}")
+            mark = "*" if held else ""
+            summary.append([profile_name + mark, *_median_row(name, runs)])
+        print(f"where {ours_name} misses and confuses pairs (share of all true pairs):")
+        print_table(
+            ["pairs", "sources", "cause", "count", "share"], per_linker[ours_name][0][0].table()
+        )
+    print(f"\nsummary (medians over seeds {args.seeds}; * held out of training)")
+    print("(us/record: CPU per record of the resolver; for splink, wall seconds of the run)")
+    print_table(["profile", *_HEADER], summary)
     _explain()
 
 
@@ -256,7 +346,9 @@ def _explain() -> None:
     causes: Mapping[str, str] = {**CAUSES, **FALSE_CAUSES}
     print("\nF1 is the issue's pairwise F1. The bound is the recall (and F1 at precision 1) of")
     print("an oracle joining a person's records on trusted identifiers or name + birth date;")
-    print("what it leaves out could only be linked on a name alone. Causes:")
+    print("what it leaves out could only be linked on a name alone. beyond: correct pairs a")
+    print("linker found beyond the bound, linked on a name alone (the resolver does not link")
+    print("on a name alone, by design). Causes:")
     for cause, meaning in causes.items():
         print(f"  {cause}: {meaning}")
 

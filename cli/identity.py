@@ -135,7 +135,8 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
     click.echo(
         f"resolved {len(assigned)} records in {seconds:.1f} s "
         f"({len(assigned) / max(seconds, 1e-9):,.0f}/s); "
-        f"{len(resolver.state.profiles)} persons; {sum(reviews.values())} to review"
+        f"{len(resolver.state.profiles)} persons; {sum(reviews.values())} to review; "
+        f"model {model.version}"
     )
     for reason, count in reviews.most_common():
         click.echo(f"  review: {count} x {reason}")
@@ -160,17 +161,13 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
 @click.pass_context
 @reports_errors
 def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, seed: int) -> None:
-    """Fit the match weights by EM on a sample of FOLDER's records (no labels needed)."""
+    """Fit the match weights on a sample of FOLDER's records (no labels needed): u from
+    random pairs, name frequencies, m by EM over blocked pairs (streams/identity/training.py)."""
     import random as random_module
 
     from producers.files import mapped_events
-    from streams.identity.matching import DEFAULT_MODEL, Identity
-    from streams.identity.training import (
-        candidate_pairs,
-        estimate_u,
-        random_pairs,
-        train_em,
-    )
+    from streams.identity.matching import PRIORS, Identity
+    from streams.identity.training import fit
 
     resolver = _resolver(context_settings(ctx))
     identities: dict[Identity, None] = {}
@@ -179,9 +176,7 @@ def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, see
     chosen = list(identities)
     if len(chosen) > sample:
         chosen = random_module.Random(seed).sample(chosen, sample)
-    pairs = candidate_pairs(chosen, seed=seed)
-    u = estimate_u(random_pairs(chosen, 200_000, seed=seed), DEFAULT_MODEL)
-    report = train_em(pairs, DEFAULT_MODEL, u)
+    report = fit(chosen, PRIORS, random_pair_count=200_000, seed=seed)
     report.model.save(out)
     click.echo(
         f"trained {report.model.version} on {report.pairs} pairs from {len(chosen)} "
@@ -229,18 +224,23 @@ def eval_linkage(
         published_assignments,
         read_assignments,
     )
+    from streams.identity.matching import load_model
+
+    settings = context_settings(ctx)
+    version = load_model(settings.identity_model).version
 
     events = list(mapped_events(extracts or truth.parent))
     if assigned is not None:
         found = read_assignments(assigned)
     else:
-        found = published_assignments(context_settings(ctx), events)
+        found = published_assignments(settings, events)
     fields = {(source, str(event["source_record_id"])): event["person"] for source, event in events}
     result = breakdown(read_assignments(truth / "records.csv"), found, fields)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps({"model_version": version, **result.to_dict()}, indent=2))
         return
     metrics = result.metrics
+    click.echo(f"match model {version} (C2C_IDENTITY_MODEL, or the shipped weights)")
     click.echo(
         f"records {metrics.records}, persons: true {metrics.true_persons}, found "
         f"{metrics.found_persons}, unassigned records {metrics.unassigned}"

@@ -12,6 +12,7 @@ import click
 from cli.common import EXIT_PROBLEMS, JSON_OPTION, context_settings, echo_json, reports_errors
 from cli.progress import QUIET_OPTION, Progress
 from producers.formats import FORMATS
+from producers.synth.profiles import PROFILES
 
 # -- producers -------------------------------------------------------------------------------
 
@@ -122,6 +123,14 @@ def produce(
     "--end-year", type=int, default=2025, show_default=True, help="Last calendar year of data."
 )
 @click.option(
+    "--noise-profile",
+    "noise_profile",
+    type=click.Choice(list(PROFILES)),
+    default="default",
+    show_default=True,
+    help="A named family of identity errors and population features (producers/README.md).",
+)
+@click.option(
     "--noise",
     "noise_scale",
     type=click.FloatRange(min=0),
@@ -146,9 +155,8 @@ def produce(
 @click.option(
     "--twins",
     type=click.FloatRange(0, 1),
-    default=0.01,
-    show_default=True,
-    help="Share of people with a twin (same birth date and surname).",
+    default=None,
+    help="Share of people who are a twin of the person before (default: the profile's, 0.01).",
 )
 @click.option(
     "--shared-ssn",
@@ -167,10 +175,11 @@ def synth(
     first_class: int,
     classes: int,
     end_year: int,
+    noise_profile: str,
     noise_scale: float,
     noise_rates: Sequence[str],
     workers: int | None,
-    twins: float,
+    twins: float | None,
     shared_ssn: float,
     as_json: bool,
     quiet: bool,
@@ -178,9 +187,11 @@ def synth(
     """Simulate a California cohort flow into providers' extracts, with the truth."""
     from dataclasses import replace
 
-    from producers.synth import NoiseConfig, SynthConfig, synthesize
+    from producers.synth import SynthConfig, synthesize
+    from producers.synth.profiles import profile
 
-    noise = NoiseConfig().scaled(noise_scale)
+    chosen = profile(noise_profile)
+    noise = chosen.noise.scaled(noise_scale)
     for item in noise_rates:
         kind, _, rate = item.partition("=")
         try:
@@ -189,18 +200,22 @@ def synth(
             raise click.BadParameter(
                 f"{item!r}: expected KIND=RATE with a kind from "
                 "typo, nickname, drop_accents, swap_names, "
-                "swap_day_month, mistype_ssn, missing_ssn",
+                "swap_day_month, mistype_ssn, missing_ssn, transpose_ssn, two_digits_ssn, "
+                "birth_one_off, birth_placeholder, missing_birth_date",
                 param_hint="--noise-rate",
             ) from None
-    config = SynthConfig(
-        people=people,
-        seed=seed,
-        first_class=first_class,
-        classes=classes,
-        end_year=end_year,
-        twin_rate=twins,
-        shared_ssn_rate=shared_ssn,
+    config = chosen.config(
+        SynthConfig(
+            people=people,
+            seed=seed,
+            first_class=first_class,
+            classes=classes,
+            end_year=end_year,
+            shared_ssn_rate=shared_ssn,
+        )
     )
+    if twins is not None:
+        config = replace(config, twin_rate=twins)
     with Progress(f"synth {out}", unit="people", total=people, quiet=quiet) as progress:
         report = synthesize(
             config, noise, out, workers=workers or os.cpu_count() or 1, progress=progress.update

@@ -14,6 +14,7 @@ or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decision
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ from c2c.validation import FieldProblem, RecordCheck, compile_validator
 from streams.identity.resolver import IdentityState, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CHANGES_TOPIC",
@@ -367,6 +370,17 @@ class IdentityStage:
         counts = self.counts
         for change in changes:
             counts[CHANGE_COUNTS[change.change_type]] += 1
+            if change.change_type == "PERSONS_MERGED":
+                # which model decided each merge (ids only: nothing identifying)
+                log.info(
+                    "merged %s into %s: rule %s, weight %s, model %s, event %s",
+                    change.previous_person_id,
+                    change.person_id,
+                    change.rule,
+                    change.weight,
+                    change.model_version,
+                    event_id,
+                )
         return done
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:

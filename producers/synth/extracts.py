@@ -30,6 +30,7 @@ __all__ = ["ExtractWriter", "assemble", "demographics", "facts_of", "records_of"
 # How each provider writes dates.
 _DATE_STYLE = {"k12": "%Y%m%d", "csac": "%m/%d/%Y"}
 _SSN_OPTIONAL = {"ccc", "csu", "uc", "csac", "ctc"}
+_BIRTH_DATE_OPTIONAL = {"csac", "ctc"}
 
 
 def _identity(
@@ -42,13 +43,14 @@ def _identity(
         and (when.year >= person.married_year)
     )
     last = person.married_name if married else person.last_name
+    moved = person.moved_zip is not None and when.year >= (person.moved_year or 0)
     identity: dict[str, Any] = {
         "first_name": person.first_name,
         "middle_name": person.middle_name,
         "last_name": last,
         "birth_date": person.birth_date,
         "sex": person.sex,
-        "zip": person.zip,
+        "zip": person.moved_zip if moved else person.zip,
         "ssn": person.ssn,
         "ssid": person.ssid,
         "itin": person.itin,
@@ -63,7 +65,13 @@ def _identity(
             person.first_name[0] if rng.random() < 0.5 else person.first_name
         ).upper()
         identity["last_name"] = str(last).upper()
-    noisy = noisy_identity(rng, identity, noise, ssn_optional=provider in _SSN_OPTIONAL)
+    noisy = noisy_identity(
+        rng,
+        identity,
+        noise,
+        ssn_optional=provider in _SSN_OPTIONAL,
+        birth_date_optional=provider in _BIRTH_DATE_OPTIONAL,
+    )
     if provider == "edd" and noisy.get("ssn") is None:
         noisy["ssn"] = person.ssn
     return noisy

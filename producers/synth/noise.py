@@ -2,9 +2,12 @@
 the person's identifying fields, with mistakes drawn at configurable rates.
 
 Pure functions of (fields, rng); rates are a frozen :class:`NoiseConfig`. Typos,
-nicknames, dropped accents, swapped first and last names, day and month swapped,
-mistyped and missing SSNs. Married surnames, twins and shared SSNs are part of who the
-person is (producers.synth.population), not noise.
+nicknames, dropped accents, swapped first and last names, day and month swapped, a birth
+date one component off, unknown or missing; SSNs with one digit wrong, two adjacent
+digits transposed, two digits wrong, or missing. Married surnames, moves, households,
+twins and shared SSNs are part of who the person is (producers.synth.population), not
+noise. A rate added after the first seven draws nothing when it is 0, so a configuration
+that leaves them at 0 gives the same records as before they existed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ class NoiseConfig:
     swap_day_month: float = 0.01
     mistype_ssn: float = 0.01
     missing_ssn: float = 0.30
+    # keying errors in an SSN beyond one digit (mistype_ssn)
+    transpose_ssn: float = 0.0
+    two_digits_ssn: float = 0.0
+    # a birth date with day, month or year one off; unknown day and month written as
+    # January 1 of the year; missing where the provider may leave it out
+    birth_one_off: float = 0.0
+    birth_placeholder: float = 0.0
+    missing_birth_date: float = 0.0
 
     @classmethod
     def none(cls) -> NoiseConfig:
@@ -82,8 +93,43 @@ def _plain(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
+def _drawn(rng: random.Random, rate: float) -> bool:
+    """Whether a mistake of ``rate`` happens; a rate of 0 draws nothing (see the module)."""
+    return rate > 0 and rng.random() < rate
+
+
+def _transposed(rng: random.Random, ssn: str) -> str:
+    spots = [at for at in range(len(ssn) - 1) if ssn[at] != ssn[at + 1]]
+    if not spots:
+        return ssn
+    at = rng.choice(spots)
+    return ssn[:at] + ssn[at + 1] + ssn[at] + ssn[at + 2 :]
+
+
+def _digit_changed(rng: random.Random, ssn: str, at: int) -> str:
+    return ssn[:at] + str((int(ssn[at]) + rng.randrange(1, 10)) % 10) + ssn[at + 1 :]
+
+
+def _one_off(rng: random.Random, born: datetime.date) -> datetime.date:
+    step = rng.choice((-1, 1))
+    part = rng.randrange(3)
+    try:
+        if part == 0:
+            return born.replace(year=born.year + step)
+        if part == 1:
+            return born.replace(month=(born.month - 1 + step) % 12 + 1)
+        return born + datetime.timedelta(days=step)
+    except ValueError:  # February 29 in another year, or the 31st in a shorter month
+        return born + datetime.timedelta(days=step)
+
+
 def noisy_identity(
-    rng: random.Random, identity: dict[str, Any], noise: NoiseConfig, *, ssn_optional: bool
+    rng: random.Random,
+    identity: dict[str, Any],
+    noise: NoiseConfig,
+    *,
+    ssn_optional: bool,
+    birth_date_optional: bool = False,
 ) -> dict[str, Any]:
     """A copy of ``identity`` (person fields as in PersonIdentity) with mistakes drawn."""
     out = dict(identity)
@@ -113,7 +159,18 @@ def noisy_identity(
         if ssn_optional and rng.random() < noise.missing_ssn:
             out["ssn"] = None
         elif rng.random() < noise.mistype_ssn:
-            at = rng.randrange(9)
-            digit = str((int(ssn[at]) + rng.randrange(1, 10)) % 10)
-            out["ssn"] = ssn[:at] + digit + ssn[at + 1 :]
+            out["ssn"] = _digit_changed(rng, ssn, rng.randrange(9))
+        elif _drawn(rng, noise.transpose_ssn):
+            out["ssn"] = _transposed(rng, ssn)
+        elif _drawn(rng, noise.two_digits_ssn):
+            first_at, second_at = sorted(rng.sample(range(9), 2))
+            out["ssn"] = _digit_changed(rng, _digit_changed(rng, ssn, first_at), second_at)
+    born = out.get("birth_date")
+    if isinstance(born, datetime.date):
+        if birth_date_optional and _drawn(rng, noise.missing_birth_date):
+            out["birth_date"] = None
+        elif _drawn(rng, noise.birth_one_off):
+            out["birth_date"] = _one_off(rng, born)
+        elif _drawn(rng, noise.birth_placeholder):
+            out["birth_date"] = born.replace(month=1, day=1)
     return out

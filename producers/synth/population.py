@@ -14,6 +14,8 @@ import datetime
 import random
 from dataclasses import dataclass, field
 
+from producers.synth.names import NamePool, zipf_names
+
 __all__ = [
     "Award",
     "Credential",
@@ -321,6 +323,12 @@ class SynthConfig:
     twin_rate: float = 0.01
     shared_ssn_rate: float = 0.002
     optout_rate: float = 0.003
+    # Profiles (producers.synth.profiles) change these; at these defaults the people are
+    # those of the first synth, draw for draw.
+    married_rate: float = 0.15  # of women, who take a new surname some years after school
+    household_rate: float = 0.0  # shares surname and address with the person before
+    move_rate: float = 0.0  # moves to another ZIP some year after school
+    names: str = "small"  # "small": 35 x 126 names; "zipf": long lists, Zipf-like weights
 
     @property
     def present(self) -> datetime.date:
@@ -353,6 +361,8 @@ class Person:
     disadvantaged: bool
     english_learner: bool
     class_year: int
+    moved_zip: str | None = None
+    moved_year: int | None = None
 
 
 @dataclass(frozen=True)
@@ -448,7 +458,9 @@ def _base(config: SynthConfig, index: int) -> tuple[random.Random, Person]:
         first_name=rng.choice(names),
         middle_name=rng.choice(names) if rng.random() < 0.4 else None,
         last_name=last,
-        married_name=rng.choice(SURNAMES) if sex == "FEMALE" and rng.random() < 0.15 else None,
+        married_name=(
+            rng.choice(SURNAMES) if sex == "FEMALE" and rng.random() < config.married_rate else None
+        ),
         married_year=class_year + rng.randrange(3, 9),
         sex=sex,
         birth_date=born,
@@ -464,7 +476,46 @@ def _base(config: SynthConfig, index: int) -> tuple[random.Random, Person]:
         english_learner=rng.random() < 0.17,
         class_year=class_year,
     )
+    if config.names == "zipf":
+        person = _zipf_named(config, index, person)
     return rng, person
+
+
+def _pools(sex: str) -> tuple[NamePool, NamePool]:
+    first = FIRST_FEMALE if sex == "FEMALE" else FIRST_MALE
+    return (
+        zipf_names(first, 4_000, 0.75, f"first-{sex == 'FEMALE'}"),
+        zipf_names(SURNAMES, 30_000, 0.85, "last"),
+    )
+
+
+def _zipf_named(config: SynthConfig, index: int, person: Person) -> Person:
+    """``person`` with names drawn from long Zipf-weighted lists (own generator, so the
+    rest of the person is as with the small lists)."""
+    rng = random.Random(f"c2c-names:{config.seed}:{index}")
+    firsts, lasts = _pools(person.sex)
+    last = lasts.draw(rng)
+    if rng.random() < 0.06:
+        last = f"{last}-{lasts.draw(rng)}"
+    return Person(
+        **{
+            **person.__dict__,
+            "first_name": firsts.draw(rng),
+            "middle_name": firsts.draw(rng) if person.middle_name else None,
+            "last_name": last,
+            "married_name": lasts.draw(rng) if person.married_name else None,
+        }
+    )
+
+
+def _other_first_name(rng: random.Random, config: SynthConfig, sex: str, taken: str) -> str:
+    if config.names == "zipf":
+        pool = _pools(sex)[0]
+        while (name := pool.draw(rng)) == taken:
+            pass
+        return name
+    names = FIRST_FEMALE if sex == "FEMALE" else FIRST_MALE
+    return rng.choice([n for n in names if n != taken])
 
 
 def simulate_person(config: SynthConfig, index: int) -> Life:
@@ -473,8 +524,7 @@ def simulate_person(config: SynthConfig, index: int) -> Life:
     # A twin shares birth date, surname, address and school with the person before.
     if index > 0 and random.Random(f"c2c-twin:{config.seed}:{index}").random() < config.twin_rate:
         _, sibling = _base(config, index - 1)
-        names = FIRST_FEMALE if person.sex == "FEMALE" else FIRST_MALE
-        first = rng.choice([n for n in names if n != sibling.first_name])
+        first = _other_first_name(rng, config, person.sex, sibling.first_name)
         person = Person(
             **{
                 **person.__dict__,
@@ -487,6 +537,8 @@ def simulate_person(config: SynthConfig, index: int) -> Life:
                 "first_name": first,
             }
         )
+    else:
+        person = _household_and_move(config, index, person)
     if index > 0 and rng.random() < config.shared_ssn_rate:
         _, other = _base(config, index - 1)
         if other.ssn is not None:
@@ -508,6 +560,38 @@ def simulate_person(config: SynthConfig, index: int) -> Life:
         )
         life.optout = OptOut(f"OPT-{person.person_id}", requested, revoked)
     return life
+
+
+def _household_and_move(config: SynthConfig, index: int, person: Person) -> Person:
+    """A household member shares surname and address with the person before (another
+    birth date, first name and SSN); a mover writes another ZIP after moving. Own
+    generators, drawn only at rates above 0."""
+    rng = random.Random(f"c2c-household:{config.seed}:{index}")
+    if index > 0 and config.household_rate > 0 and rng.random() < config.household_rate:
+        _, other = _base(config, index - 1)
+        first = person.first_name
+        if first == other.first_name:
+            first = _other_first_name(rng, config, person.sex, other.first_name)
+        person = Person(
+            **{
+                **person.__dict__,
+                "first_name": first,
+                "last_name": other.last_name,
+                "zip": other.zip,
+                "county_fips": other.county_fips,
+                "race": other.race,
+            }
+        )
+    if config.move_rate > 0 and rng.random() < config.move_rate:
+        moved = f"{(int(person.zip) + rng.randrange(1, 400)) % 100000:05d}"
+        person = Person(
+            **{
+                **person.__dict__,
+                "moved_zip": moved,
+                "moved_year": person.class_year + rng.randrange(0, 7),
+            }
+        )
+    return person
 
 
 def _k12(rng: random.Random, life: Life) -> None:

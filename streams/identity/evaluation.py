@@ -219,7 +219,21 @@ class _Components:
 
 
 def _one_digit_keys(kind: str, value: str) -> list[tuple[str, ...]]:
-    return [(kind, "masked", value[:at] + "_" + value[at + 1 :]) for at in range(len(value))]
+    """Keys two numbers one digit apart, or two adjacent digits swapped, share."""
+    masked: list[tuple[str, ...]] = [
+        (kind, "masked", value[:at] + "_" + value[at + 1 :]) for at in range(len(value))
+    ]
+    ordered: list[tuple[str, ...]] = [
+        (
+            kind,
+            "ordered",
+            str(at),
+            value[:at] + "".join(sorted(value[at : at + 2])) + value[at + 2 :],
+        )
+        for at in range(len(value) - 1)
+        if value[at] != value[at + 1]
+    ]
+    return masked + ordered
 
 
 def _evidence(
@@ -252,7 +266,8 @@ def reachable_clusters(
     in one component when a chain of record pairs joins them, each pair agreeing on a
     trusted identifier (the same SSN, SSID or ITIN value as given in the records, or the
     same provider's own person id) or on full name and birth date (exact name keys and
-    date). With ``tolerate_noise`` a pair also joins on an SSN or SSID one digit apart, or
+    date). With ``tolerate_noise`` a pair also joins on an SSN or SSID one digit apart or
+    with two adjacent digits swapped, or
     when both records carry a first name, a surname and a birth date, however noisy: the
     most that fields other than a name alone can reach. Components never cross true persons,
     so the clustering's precision is 1 and its pairwise recall bounds any resolver that

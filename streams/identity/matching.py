@@ -4,7 +4,8 @@ An :class:`Identity` is what the resolver keeps of one source record: keyed hash
 trusted identifiers (never the identifiers) and normalised name keys, birth date, sex, ZIP.
 :func:`compare` scores a pair: each field falls into a comparison level and adds that
 level's weight, log2(m/u), from the :class:`MatchModel` (defaults that work untrained;
-`c2c identity train` fits them by EM). Pure code: no state, no I/O.
+`c2c identity train` fits them: u from random pairs, m by EM). Pure code: no state; the
+shipped weights are read once from streams/identity/weights/.
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 __all__ = [
     "DEFAULT_MODEL",
+    "PRIORS",
+    "TF_COMPARISONS",
     "Identity",
     "MatchModel",
     "Score",
     "compare",
+    "field_levels",
+    "identifier_level",
+    "identifier_levels",
     "identifier_typo",
     "load_model",
     "names_agree",
+    "read_near",
+    "weigh",
 ]
 
 
@@ -108,50 +116,76 @@ def _texts(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-# Comparison levels and their default (m, u) probabilities: m = P(level | same person),
-# u = P(level | different people), for records that share a blocking key.
-_DEFAULT_PROBABILITIES: dict[str, dict[str, tuple[float, float]]] = {
-    # Two different people's numbers one digit apart by chance: about 1e-7 (81 neighbours in
-    # 1e9); u leaves a wide margin for family members with near numbers, whom the rule that
-    # a one-digit difference with different first names is a disagreement keeps apart.
-    "ssn": {"agree": (0.97, 0.0005), "one_digit": (0.02, 0.00005), "disagree": (0.01, 0.99945)},
-    "ssid": {"agree": (0.98, 0.0005), "one_digit": (0.01, 0.00005), "disagree": (0.01, 0.99945)},
+# Comparison levels and the priors that EM starts from: m = P(level | same person),
+# u = P(level | different people). Levels are tried in order; a field missing on either
+# side adds no level (the "missing" case weighs nothing: m and u are about equal).
+_PRIORS: dict[str, dict[str, tuple[float, float]]] = {
+    # keying errors: an adjacent transposition is the commonest, then one digit
+    "ssn": {
+        "agree": (0.95, 0.0005),
+        "transposed": (0.02, 0.00001),
+        "one_digit": (0.02, 0.00005),
+        "disagree": (0.01, 0.99944),
+    },
+    "ssid": {
+        "agree": (0.97, 0.0005),
+        "transposed": (0.01, 0.00001),
+        "one_digit": (0.01, 0.00005),
+        "disagree": (0.01, 0.99944),
+    },
     "itin": {"agree": (0.97, 0.0005), "disagree": (0.03, 0.9995)},
     "first": {
-        "exact": (0.86, 0.02),
+        "exact": (0.85, 0.02),
         "nickname": (0.04, 0.002),
-        "close": (0.06, 0.03),
-        "initial": (0.02, 0.06),
-        "different": (0.02, 0.888),
+        "close": (0.05, 0.01),
+        "similar": (0.02, 0.05),
+        "initial": (0.02, 0.05),
+        "different": (0.02, 0.868),
     },
     "last": {
-        "exact": (0.88, 0.05),
-        "close": (0.05, 0.02),
-        "part": (0.05, 0.01),
-        "different": (0.02, 0.92),
+        "exact": (0.85, 0.02),
+        "part": (0.05, 0.005),
+        "close": (0.05, 0.01),
+        "similar": (0.03, 0.05),
+        "different": (0.02, 0.915),
     },
     "birth_date": {
-        "exact": (0.96, 0.01),
-        "swapped": (0.01, 0.0005),
-        "one_digit": (0.02, 0.01),
-        "different": (0.01, 0.98),
+        "exact": (0.93, 0.002),
+        "swapped": (0.01, 0.0001),
+        "one_part": (0.03, 0.02),
+        "same_year": (0.02, 0.25),
+        "different": (0.01, 0.7279),
     },
     "sex": {"agree": (0.98, 0.5), "disagree": (0.02, 0.5)},
-    "zip": {"agree": (0.8, 0.05), "near": (0.1, 0.15), "disagree": (0.1, 0.8)},
+    "zip": {"agree": (0.8, 0.02), "near": (0.1, 0.15), "disagree": (0.1, 0.83)},
 }
+
+# Comparisons whose exact level is adjusted for how common the value is
+TF_COMPARISONS = ("first", "last")
+_IDENTIFIERS = ("ssn", "ssid", "itin")
+# the marker that starts the keyed hash of a number with two adjacent digits put in order
+# (IdentifierHasher.masks): two numbers that differ by a transposition share one
+TRANSPOSED_MARK = "00000"
 
 
 @dataclass(frozen=True)
 class MatchModel:
-    """Weights per comparison level, and the threshold for a match (in bits)."""
+    """Weights per comparison level, name frequencies for the term-frequency adjustment,
+    and the threshold for a match (in bits). ``version`` names the fitted weights: a new
+    fit is a new version, and each decision reports the version that made it."""
 
     probabilities: Mapping[str, Mapping[str, tuple[float, float]]] = field(
-        default_factory=lambda: _DEFAULT_PROBABILITIES
+        default_factory=lambda: _PRIORS
     )
     threshold: float = 11.0
-    version: str = "default-2"
+    version: str = "priors"
+    # name key -> share of records carrying it, per comparison in TF_COMPARISONS; a name
+    # not listed is taken to be as rare as ``tf_floor``
+    term_frequencies: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    tf_floor: float = 1e-4
     # log2(m/u) per (comparison, level), derived once from the probabilities
     weights: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
+    _tf_cache: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         weights = {
@@ -160,34 +194,80 @@ class MatchModel:
             for level, (m, u) in levels.items()
         }
         object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "_tf_cache", {})
 
     def weight(self, comparison: str, level: str) -> float:
         """log2(m/u) of ``level`` of ``comparison``."""
         return self.weights[(comparison, level)]
 
+    def exact_weight(self, comparison: str, value: str) -> float:
+        """The weight of an exact match on ``value``, adjusted for its frequency as Splink
+        does: u of the exact level replaced by the value's share of records, so a rare name
+        is strong evidence and a common one weak: log2(m_exact / tf(value))."""
+        key = (comparison, value)
+        cached = self._tf_cache.get(key)
+        if cached is None:
+            table = self.term_frequencies.get(comparison)
+            if not table:
+                cached = self.weights[(comparison, "exact")]
+            else:
+                tf = max(table.get(value, self.tf_floor), self.tf_floor)
+                cached = math.log2(self.probabilities[comparison]["exact"][0] / tf)
+            if len(self._tf_cache) < 500_000:
+                self._tf_cache[key] = cached
+        return cached
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "threshold": self.threshold,
+            "probabilities": {c: dict(levels) for c, levels in self.probabilities.items()},
+            "term_frequencies": {c: dict(t) for c, t in self.term_frequencies.items()},
+            "tf_floor": self.tf_floor,
+        }
+
     def save(self, path: Path) -> None:
-        path.write_text(
-            json.dumps(
-                {
-                    "version": self.version,
-                    "threshold": self.threshold,
-                    "probabilities": self.probabilities,
-                },
-                indent=1,
-            )
-        )
+        path.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> MatchModel:
-        data = json.loads(path.read_text())
-        probabilities = {
-            c: {lvl: (float(m), float(u)) for lvl, (m, u) in levels.items()}
-            for c, levels in data["probabilities"].items()
-        }
-        return cls(probabilities, float(data["threshold"]), str(data["version"]))
+        """The model ``path`` holds (from :meth:`save`); a ValueError naming the file and
+        what is wrong otherwise."""
+        try:
+            data = json.loads(path.read_text())
+            probabilities = {
+                c: {lvl: (float(m), float(u)) for lvl, (m, u) in levels.items()}
+                for c, levels in data["probabilities"].items()
+            }
+            missing = [
+                f"{c}.{lvl}"
+                for c, levels in _PRIORS.items()
+                for lvl in levels
+                if lvl not in probabilities.get(c, {})
+            ]
+            if missing:
+                raise ValueError(f"no weights for {', '.join(missing)}")
+            return cls(
+                probabilities,
+                float(data["threshold"]),
+                str(data["version"]),
+                {
+                    c: {str(k): float(v) for k, v in table.items()}
+                    for c, table in data.get("term_frequencies", {}).items()
+                },
+                float(data.get("tf_floor", 1e-4)),
+            )
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: not a match model ({exc}); train one with `c2c identity train`"
+            ) from exc
 
 
-DEFAULT_MODEL = MatchModel()
+PRIORS = MatchModel()
+# The shipped weights, fitted by streams.identity.training on a broad synthetic mix
+# (`python -m bench.linkage --fit`); a file in the package, read once.
+WEIGHTS_FILE = Path(__file__).parent / "weights" / "v2.json"
+DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE)
 
 
 @dataclass(frozen=True)
@@ -206,7 +286,21 @@ def _name_level(a: str, b: str, a_root: str, b_root: str) -> str:
         return "nickname"
     if len(a) == 1 or len(b) == 1:
         return "initial" if a[:1] == b[:1] else "different"
-    return "close" if JaroWinkler.similarity(a, b) >= 0.88 else "different"
+    similarity = JaroWinkler.similarity(a, b)
+    if similarity >= 0.92:
+        return "close"
+    return "similar" if similarity >= 0.88 else "different"
+
+
+def _surname_level(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> str:
+    if a == b:
+        return "exact"
+    if parts_a & parts_b:
+        return "part"
+    similarity = JaroWinkler.similarity(a, b)
+    if similarity >= 0.92:
+        return "close"
+    return "similar" if similarity >= 0.88 else "different"
 
 
 def _date_level(a: datetime.date, b: datetime.date) -> str:
@@ -214,18 +308,29 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
         return "exact"
     if a.year == b.year and a.month == b.day and a.day == b.month:
         return "swapped"
-    # zero-padded by hand: strftime writes year 999 as three digits
-    sa = f"{a.year:04d}{a.month:02d}{a.day:02d}"
-    sb = f"{b.year:04d}{b.month:02d}{b.day:02d}"
-    if sum(x != y for x, y in zip(sa, sb, strict=True)) == 1:
-        return "one_digit"
-    return "different"
+    same = (a.year == b.year) + (a.month == b.month) + (a.day == b.day)
+    if same == 2:
+        return "one_part"
+    return "same_year" if a.year == b.year else "different"
+
+
+def identifier_level(x: str, y: str, masks_x: frozenset[str], masks_y: frozenset[str]) -> str:
+    """agree, transposed (two adjacent digits swapped), one_digit or disagree, from the
+    keyed hashes alone: the number's, and its masked forms' (IdentifierHasher.masks)."""
+    if x == y:
+        return "agree"
+    shared = masks_x & masks_y
+    if not shared:
+        return "disagree"
+    if any(mask.startswith(TRANSPOSED_MARK) for mask in shared):
+        return "transposed"
+    return "one_digit"
 
 
 def names_agree(a: Identity, b: Identity) -> bool:
     """Whether ``a`` and ``b`` could name one person (True when either has no name): the
-    surnames agree (exact, a shared part, close, or a typo apart), or the first names do
-    (exact, nickname, an initial, or a typo apart; a surname may change with marriage); or,
+    surnames agree (exact, a shared part, close, or a typo apart), or the full first names
+    do (exact, nickname, or a typo apart; a surname may change with marriage); or,
     with first and last names swapped on one side, both agree crosswise. A first name
     merely similar with another surname, or two different names, is another person: two
     people may share an SSN."""
@@ -233,7 +338,10 @@ def names_agree(a: Identity, b: Identity) -> bool:
         return True
     if _surnames_close(a.last, b.last, a.last_parts, b.last_parts):
         return True
-    if _first_names_alike(a.first, b.first, a.first_root, b.first_root):
+    if min(len(a.first), len(b.first)) > 1 and _first_names_alike(
+        a.first, b.first, a.first_root, b.first_root
+    ):
+        # (an initial with another surname is anyone of that initial: a shared SSN)
         return True
     return _first_names_alike(a.last, b.first, a.last, b.first_root) and (
         _surnames_close(a.first, b.last, frozenset(), frozenset())
@@ -259,56 +367,99 @@ def _surnames_close(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[
     )
 
 
-def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
-    """The Fellegi-Sunter score of ``a`` against ``b``; a field missing on either side
-    adds nothing."""
-    levels: list[tuple[str, str]] = []
-    for name in ("ssn", "ssid", "itin"):
-        x, y = getattr(a, name), getattr(b, name)
+def _alike(a: str, b: str) -> bool:
+    """Equal, a typo apart (Jaro-Winkler 0.92), or an initial that fits."""
+    if a == b:
+        return True
+    if len(a) == 1 or len(b) == 1:
+        return a[:1] == b[:1]
+    return JaroWinkler.similarity(a, b) >= 0.92
+
+
+def _swapped(a: Identity, b: Identity) -> bool:
+    """Whether ``a``'s first and last names are ``b``'s the other way round (a typo or an
+    initial allowed, on one side of the two), and its first name is not ``b``'s."""
+    if not (a.first and a.last and b.first and b.last) or _alike(a.first, b.first):
+        return False
+    if not (_alike(a.first, b.last) and _alike(a.last, b.first)):
+        return False
+    # two full names crosswise, or one full name and an initial
+    return (len(a.first) > 1 and len(b.last) > 1) or (len(a.last) > 1 and len(b.first) > 1)
+
+
+def identifier_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
+    """The trusted identifiers' levels of ``a`` against ``b``, where both carry one."""
+    levels = []
+    for kind in _IDENTIFIERS:
+        x, y = getattr(a, kind), getattr(b, kind)
         if x and y:
-            if x == y:
-                levels.append((name, "agree"))
-            elif getattr(a, f"{name}_masks", frozenset()) & getattr(
-                b, f"{name}_masks", frozenset()
-            ):
-                levels.append((name, "one_digit"))
+            if kind == "itin":
+                levels.append((kind, "agree" if x == y else "disagree"))
             else:
-                # Two different trusted identifiers: different people, whatever else agrees
-                # (twins share everything but their first names and identifiers).
-                return Score(float("-inf"), ((name, "disagree"),))
-    first_a, last_a = a.first, a.last
-    if a.first and a.last and a.first == b.last and a.last == b.first:
-        first_a, last_a = b.first, b.last  # first and last names swapped
+                masks = (
+                    (a.ssn_masks, b.ssn_masks) if kind == "ssn" else (a.ssid_masks, b.ssid_masks)
+                )
+                levels.append((kind, identifier_level(x, y, *masks)))
+    return levels
+
+
+def field_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
+    """The levels of everything but the trusted identifiers: names (crosswise when one
+    side has them swapped), birth date, sex, ZIP."""
+    levels: list[tuple[str, str]] = []
+    first_a, last_a, root_a, parts_a = a.first, a.last, a.first_root, a.last_parts
+    if _swapped(a, b):
+        first_a, last_a, root_a, parts_a = a.last, a.first, a.last, frozenset((a.first,))
     if first_a and b.first:
-        levels.append(("first", _name_level(first_a, b.first, a.first_root, b.first_root)))
+        levels.append(("first", _name_level(first_a, b.first, root_a, b.first_root)))
     if last_a and b.last:
-        level = (
-            "exact"
-            if last_a == b.last
-            else (
-                "part"
-                if a.last_parts & b.last_parts
-                else ("close" if JaroWinkler.similarity(last_a, b.last) >= 0.9 else "different")
-            )
-        )
-        levels.append(("last", level))
+        levels.append(("last", _surname_level(last_a, b.last, parts_a, b.last_parts)))
     if a.birth_date and b.birth_date:
         levels.append(("birth_date", _date_level(a.birth_date, b.birth_date)))
     if a.sex and b.sex and "NOT_REPORTED" not in (a.sex, b.sex):
         levels.append(("sex", "agree" if a.sex == b.sex else "disagree"))
     if a.zip and b.zip:
-        levels.append(
-            (
-                "zip",
-                "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree"),
-            )
+        zip_level = (
+            "agree" if a.zip == b.zip else ("near" if a.zip[:3] == b.zip[:3] else "disagree")
         )
-    if any(level == "one_digit" for _, level in levels) and ("first", "different") in levels:
-        # Numbers one digit apart and different first names: twins or siblings with near
-        # numbers (they were often issued in sequence), not a typo.
-        return Score(float("-inf"), tuple(levels))
-    weight = sum(model.weights[pair] for pair in levels)
-    return Score(weight, tuple(levels))
+        levels.append(("zip", zip_level))
+    return levels
+
+
+def weigh(levels: list[tuple[str, str]], a: Identity, b: Identity, model: MatchModel) -> float:
+    """The summed log2 weights of ``levels``; an exact name weighs by its frequency."""
+    total = 0.0
+    weights = model.weights
+    for pair in levels:
+        comparison, level = pair
+        if level == "exact" and comparison in TF_COMPARISONS:
+            value = b.first if comparison == "first" else b.last
+            total += model.exact_weight(comparison, value)
+        else:
+            total += weights[pair]
+    return total
+
+
+_NEAR = frozenset(("transposed", "one_digit"))
+
+
+def read_near(ids: list[tuple[str, str]], fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``ids`` with a number a keying error apart read as a different number when the
+    first names are different: family members (twins above all) were often issued
+    consecutive numbers, so a near number is a typo only on a record that names the same
+    person. It then weighs as any different number: evidence against, not a veto."""
+    if not any(level in _NEAR for _, level in ids) or ("first", "different") not in fields:
+        return ids
+    return [(kind, "disagree" if level in _NEAR else level) for kind, level in ids]
+
+
+def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
+    """The Fellegi-Sunter score of ``a`` against ``b``: each field's level adds its log2
+    weight; a field missing on either side adds nothing. Disagreeing identifiers are
+    evidence against with their learned weight, never a veto."""
+    fields = field_levels(a, b)
+    levels = read_near(identifier_levels(a, b), fields) + fields
+    return Score(weigh(levels, a, b, model), tuple(levels))
 
 
 def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
@@ -325,7 +476,7 @@ def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
     if _name_level(first_a, b.first, a.first_root, b.first_root) == "different":
         return False
     if a.birth_date and b.birth_date:
-        return _date_level(a.birth_date, b.birth_date) != "different"
+        return _date_level(a.birth_date, b.birth_date) in ("exact", "swapped", "one_part")
     return True
 
 

@@ -24,12 +24,15 @@ from typing import Any, NamedTuple
 
 from streams.identity.matching import (
     DEFAULT_MODEL,
+    TRANSPOSED_MARK,
     Identity,
     MatchModel,
     Score,
-    compare,
-    identifier_typo,
+    field_levels,
+    identifier_level,
     names_agree,
+    read_near,
+    weigh,
 )
 from streams.identity.normalize import first_name_root, name_key, name_parts
 
@@ -100,17 +103,31 @@ class IdentifierHasher:
 
     def masks(self, kind: str, value: str | None) -> frozenset[str]:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
-        digit apart share exactly one of them."""
+        digit apart share exactly one of them; and of ``value`` with each pair of adjacent
+        digits put in order, marked by :data:`TRANSPOSED_MARK`: two identifiers that
+        differ by a transposition of adjacent digits share exactly one of those."""
         if not value:
             return frozenset()
         masks: frozenset[str] = self._cached_masks(kind, value)
         return masks
 
     def _masks(self, kind: str, value: str) -> frozenset[str]:
-        return frozenset(
+        masked = [
             self._digest(f"{kind}-mask", f"{value[:at]}_{value[at + 1 :]}")
             for at in range(len(value))
-        )
+        ]
+        # the marker replaces the hash's first hex digits, so the binary snapshot form
+        # still keeps each as 16 bytes
+        ordered = [
+            TRANSPOSED_MARK
+            + self._digest(
+                f"{kind}-pair",
+                f"{at}:{value[:at]}{''.join(sorted(value[at : at + 2]))}{value[at + 2 :]}",
+            )[len(TRANSPOSED_MARK) :]
+            for at in range(len(value) - 1)
+            if value[at] != value[at + 1]
+        ]
+        return frozenset(masked + ordered)
 
 
 # Change and Resolution are named tuples: one or more of each is built per record, and a
@@ -123,6 +140,8 @@ class Change(NamedTuple):
     previous_person_id: str | None = None
     rule: str | None = None
     weight: float | None = None
+    # the version of the match model that decided a link or merge (MatchModel.version)
+    model_version: str | None = None
 
 
 class Resolution(NamedTuple):
@@ -368,7 +387,7 @@ class Resolver:
                 touched=(person_id,),
                 new_source=new_source,
             )
-        resolution = self._link(identity, source_key, matches)
+        resolution = self._link(identity, source_key, matches, root if known else None)
         return resolution._replace(new_source=new_source) if new_source else resolution
 
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
@@ -383,14 +402,17 @@ class Resolver:
                 compared.add(root)
                 profile = state.profiles[root]
                 # A record seen before in this person's profile needs one comparison.
-                known_ones = [identity] if identity in profile else profile
-                best = max(
-                    (compare(identity, known, self.model) for known in known_ones),
-                    key=lambda s: s.weight,
-                )
+                best = self.score(identity, [identity] if identity in profile else profile)
                 if best.weight >= self.model.threshold:
                     scored[root] = (best.weight, _rule(best))
         return scored
+
+    def score(self, identity: Identity, profile: list[Identity]) -> Score:
+        """The evidence that ``identity`` is the person whose identities are ``profile``:
+        per trusted identifier, the best level against any of them (a person's numbers are
+        all evidence: a twin's record finds the other twin's SSN somewhere in the
+        profile); for the other fields, the best-scoring identity of the profile."""
+        return _person_score(identity, profile, self.model)
 
     def _create(self, identity: Identity, source_key: tuple[str, str]) -> str:
         state = self.state
@@ -424,29 +446,43 @@ class Resolver:
             state.sources[source_key] = person_id
         return changed
 
-    def _conflict(self, a: str, b: str) -> bool:
-        """Two different trusted identifiers of one kind forbid merging a and b, unless an
-        identity of each shows them one digit apart on what otherwise names one person (a
-        number mistyped once: :func:`identifier_typo`)."""
+    def _apart(self, a: str, b: str, record: Identity, filed_under: str | None) -> bool:
+        """:meth:`_conflict` of ``a`` and ``b``, the record counted as an identity of
+        whichever of them its source filed it under."""
+        if a == filed_under:
+            a, b = b, a
+        return self._conflict(a, b, record if b == filed_under else None)
+
+    def _conflict(self, a: str, b: str, bridge: Identity | None = None) -> bool:
+        """Whether persons ``a`` and ``b``, both matched by one record, must stay apart:
+        the evidence between them (their best pair of identities, identifier levels
+        included with their learned weights) is against them being one person; when they
+        carry different trusted identifiers of one kind, it must reach the threshold. Two
+        numbers are evidence, not a veto; one shared number is not proof either (people
+        share SSNs). ``bridge``: the record, when ``b``'s source filed it under ``b`` (its
+        own person id, a trusted identifier): it is then one of ``b``'s identities."""
         ta, tb = self.state.trusted[a], self.state.trusted[b]
-        for kind in ("ssn", "ssid"):
-            if ta[kind] and tb[kind] and not (ta[kind] & tb[kind]):
-                profile_a, profile_b = self.state.profiles[a], self.state.profiles[b]
-                if not any(identifier_typo(x, y, kind) for x in profile_a for y in profile_b):
-                    return True
-        return False
+        disjoint = any(ta[kind] and tb[kind] and not (ta[kind] & tb[kind]) for kind in ta)
+        profile_b = self.state.profiles[b] + ([bridge] if bridge is not None else [])
+        best = max(self.score(identity, profile_b).weight for identity in self.state.profiles[a])
+        return best < (self.model.threshold if disjoint else 0.0)
 
     def _link(
-        self, identity: Identity, source_key: tuple[str, str], matches: dict[str, tuple[float, str]]
+        self,
+        identity: Identity,
+        source_key: tuple[str, str],
+        matches: dict[str, tuple[float, str]],
+        filed_under: str | None = None,
     ) -> Resolution:
         # The strongest match decides where the record goes; ties go to the oldest person.
         ranked = sorted(matches, key=lambda pid: (-matches[pid][0], _number(pid)))
         group = [ranked[0]]
         for candidate in ranked[1:]:
-            if not any(self._conflict(candidate, member) for member in group):
+            if not any(self._apart(candidate, member, identity, filed_under) for member in group):
                 group.append(candidate)
         survivor = min(group, key=_number)
         changes: list[Change] = []
+        version = self.model.version
         for absorbed in sorted((pid for pid in group if pid != survivor), key=_number):
             self._merge(absorbed, survivor)
             changes.append(
@@ -455,12 +491,16 @@ class Resolver:
                     survivor,
                     previous_person_id=absorbed,
                     rule=matches[absorbed][1],
+                    weight=_shown(matches[absorbed][0]),
+                    model_version=version,
                 )
             )
         weight, rule = matches[ranked[0]]
-        shown = None if weight == float("inf") else round(weight, 2)
+        shown = _shown(weight)
         grew = self._remember(survivor, identity, source_key)
-        changes.append(Change("RECORD_LINKED", survivor, rule=rule, weight=shown))
+        changes.append(
+            Change("RECORD_LINKED", survivor, rule=rule, weight=shown, model_version=version)
+        )
         touched = [survivor] if grew or len(group) > 1 else []
         touched += sorted((pid for pid in group if pid != survivor), key=_number)
         return Resolution(survivor, tuple(changes), rule=rule, weight=shown, touched=tuple(touched))
@@ -480,6 +520,41 @@ class Resolver:
         for request_id, data in state.optouts.pop(absorbed, {}).items():
             state.optouts.setdefault(survivor, {})[request_id] = data
             state.optout_requests[request_id] = survivor
+
+
+def _shown(weight: float) -> float | None:
+    return None if weight == float("inf") else round(weight, 2)
+
+
+_IDENTIFIER_RANK = {"agree": 0, "transposed": 1, "one_digit": 2, "disagree": 3}
+
+
+def _person_score(identity: Identity, profile: list[Identity], model: MatchModel) -> Score:
+    best_ids: dict[str, str] = {}
+    best_fields: list[tuple[str, str]] = []
+    best_weight = float("-inf")
+    for kept in profile:
+        fields = field_levels(identity, kept)
+        ids = []
+        for kind, masks_a, masks_b in (
+            ("ssn", identity.ssn_masks, kept.ssn_masks),
+            ("ssid", identity.ssid_masks, kept.ssid_masks),
+            ("itin", frozenset(), frozenset()),
+        ):
+            x, y = getattr(identity, kind), getattr(kept, kind)
+            if x and y:
+                ids.append((kind, identifier_level(x, y, masks_a, masks_b)))
+        for kind, level in read_near(ids, fields):
+            seen = best_ids.get(kind)
+            if seen is None or _IDENTIFIER_RANK[level] < _IDENTIFIER_RANK[seen]:
+                best_ids[kind] = level
+        weight = weigh(fields, identity, kept, model)
+        if weight > best_weight:
+            best_weight, best_fields = weight, fields
+    ids_levels = list(best_ids.items())
+    weights = model.weights
+    total = sum(weights[pair] for pair in ids_levels) + (best_weight if profile else 0.0)
+    return Score(total, tuple(ids_levels + best_fields))
 
 
 def _rule(score: Score) -> str:

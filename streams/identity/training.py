@@ -15,16 +15,37 @@ import hashlib
 import itertools
 import json
 import random
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from streams.identity.matching import Identity, MatchModel, compare
+from streams.identity.matching import TF_COMPARISONS, Identity, MatchModel, compare
 from streams.identity.resolver import blocking_keys
 
-__all__ = ["TrainingReport", "candidate_pairs", "estimate_u", "random_pairs", "train_em"]
+__all__ = [
+    "TrainingReport",
+    "candidate_pairs",
+    "estimate_u",
+    "expectation_maximisation",
+    "fit",
+    "random_pairs",
+    "term_frequencies",
+    "train_em",
+]
 
 _SMOOTHING = 1e-3
+# The least m a fitted level keeps: a kind of error the training records happen not to
+# carry still happens (one record in a thousand), and an m of about 0 would make it a
+# veto of some -20 bits.
+M_FLOOR = 1e-3
+# The least u an exact name match takes after the term-frequency adjustment (Splink's
+# tf_minimum_u_value): a rare surname is strong evidence between strangers, but not
+# between the members of one family, who share it.
+TF_MINIMUM_U = 1e-3
+# The threshold of a fitted model: log2 of a population of a million people, where the
+# posterior match probability of a candidate reaches one half (Fellegi-Sunter with the
+# prior of a random pair, as Splink's match weight has it).
+THRESHOLD_BITS = 20.0
 
 
 @dataclass(frozen=True)
@@ -36,13 +57,17 @@ class TrainingReport:
 
 
 def candidate_pairs(
-    identities: Sequence[Identity], *, max_pairs: int = 200_000, seed: int = 0
+    identities: Sequence[Identity],
+    *,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+    keys: Callable[[Identity], Iterable[str]] = blocking_keys,
 ) -> list[tuple[Identity, Identity]]:
-    """Pairs of distinct identities that share a blocking key, at most ``max_pairs``
-    (sampled evenly when there are more)."""
+    """Pairs of distinct identities that share a key (default: the resolver's blocking
+    keys), at most ``max_pairs`` (sampled evenly when there are more)."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, identity in enumerate(identities):
-        for key in blocking_keys(identity):
+        for key in keys(identity):
             blocks[key].append(index)
     pairs: set[tuple[int, int]] = set()
     for members in blocks.values():
@@ -99,12 +124,52 @@ def _frequencies(
 def estimate_u(
     pairs: Sequence[tuple[Identity, Identity]], start: MatchModel
 ) -> dict[str, dict[str, float]]:
-    """u: level frequencies among random pairs (which almost never match)."""
+    """u: level frequencies among random pairs (which almost never match). A level seen
+    too rarely to measure gets one in ``len(pairs)``: the sample's resolution, so a level
+    never seen among a million random pairs weighs as if seen once, not infinitely."""
     vectors = [compare(a, b, start).levels for a, b in pairs]
     initial = {
         c: {lvl: mu[1] for lvl, mu in levels.items()} for c, levels in start.probabilities.items()
     }
-    return _frequencies(vectors, itertools.repeat(1.0), initial)
+    u = _frequencies(vectors, itertools.repeat(1.0), initial)
+    resolution = 1.0 / max(len(pairs), 1)
+    return {c: {lvl: max(p, resolution) for lvl, p in levels.items()} for c, levels in u.items()}
+
+
+Vector = tuple[tuple[str, str], ...]
+
+
+def expectation_maximisation(
+    vectors: Sequence[Vector],
+    m: dict[str, dict[str, float]],
+    u: dict[str, dict[str, float]],
+    *,
+    share: float = 0.1,
+    iterations: int = 25,
+    tolerance: float = 1e-5,
+    fixed: frozenset[str] = frozenset(),
+) -> tuple[dict[str, dict[str, float]], float, int]:
+    """(m, match share, iterations) by EM over comparison ``vectors`` (each a tuple of
+    (comparison, level)), from ``m`` and ``share``, with ``u`` held fixed; the comparisons
+    in ``fixed`` keep their m."""
+    done = 0
+    m_fixed = {c: dict(levels) for c, levels in m.items() if c in fixed}
+    while done < iterations:
+        done += 1
+        posteriors = []
+        for vector in vectors:
+            pm = share * _product(m[c][lvl] for c, lvl in vector)
+            pu = (1 - share) * _product(u[c][lvl] for c, lvl in vector)
+            posteriors.append(pm / (pm + pu) if pm + pu > 0 else 0.0)
+        new_share = min(max(sum(posteriors) / max(len(vectors), 1), 1e-6), 1 - 1e-6)
+        new_m = {**_frequencies(vectors, posteriors, m), **m_fixed}
+        change = max(
+            [abs(new_share - share)] + [abs(new_m[c][lvl] - m[c][lvl]) for c in m for lvl in m[c]]
+        )
+        share, m = new_share, new_m
+        if change < tolerance:
+            break
+    return m, share, done
 
 
 def train_em(
@@ -114,32 +179,105 @@ def train_em(
     *,
     iterations: int = 25,
     tolerance: float = 1e-5,
+    term_frequencies: dict[str, dict[str, float]] | None = None,
+    version: str | None = None,
+    fixed: frozenset[str] = frozenset(),
 ) -> TrainingReport:
     """EM for m and the match share, from ``start``'s m, with ``u`` fixed; the threshold
-    is kept."""
-    vectors = [compare(a, b, start).levels for a, b in pairs]
+    is kept. ``term_frequencies`` (from :func:`term_frequencies`) go into the model as they
+    are; ``version`` names it (default: ``em-`` and a digest of the weights). The
+    comparisons in ``fixed`` (those the pairs were blocked on, which agree by
+    construction) are left out of the session and keep ``start``'s m, as Splink does."""
+    vectors = [
+        tuple(pair for pair in compare(a, b, start).levels if pair[0] not in fixed)
+        for a, b in pairs
+    ]
     m = {c: {lvl: mu[0] for lvl, mu in levels.items()} for c, levels in start.probabilities.items()}
-    share = 0.1
-    done = 0
-    while done < iterations:
-        done += 1
-        posteriors = []
-        for vector in vectors:
-            pm = share * _product(m[c][lvl] for c, lvl in vector)
-            pu = (1 - share) * _product(u[c][lvl] for c, lvl in vector)
-            posteriors.append(pm / (pm + pu) if pm + pu > 0 else 0.0)
-        new_share = min(max(sum(posteriors) / max(len(vectors), 1), 1e-6), 1 - 1e-6)
-        new_m = _frequencies(vectors, posteriors, m)
-        change = max(
-            [abs(new_share - share)] + [abs(new_m[c][lvl] - m[c][lvl]) for c in m for lvl in m[c]]
-        )
-        share, m = new_share, new_m
-        if change < tolerance:
-            break
+    m, share, done = expectation_maximisation(
+        vectors, m, u, iterations=iterations, tolerance=tolerance, fixed=fixed
+    )
     probabilities = {
         c: {lvl: (m[c][lvl], u[c][lvl]) for lvl in levels}
         for c, levels in start.probabilities.items()
     }
-    digest = hashlib.sha256(json.dumps(probabilities, sort_keys=True).encode()).hexdigest()
-    model = MatchModel(probabilities, start.threshold, f"em-{digest[:12]}")
+    tf = term_frequencies or {}
+    digest = hashlib.sha256(json.dumps([probabilities, tf], sort_keys=True).encode()).hexdigest()
+    model = MatchModel(
+        probabilities, THRESHOLD_BITS, version or f"em-{digest[:12]}", tf, TF_MINIMUM_U
+    )
     return TrainingReport(model, len(vectors), done, share)
+
+
+def term_frequencies(
+    identities: Sequence[Identity], *, top: int = 3000
+) -> dict[str, dict[str, float]]:
+    """Per name comparison, the ``top`` commonest name keys and the share of ``identities``
+    carrying each (initials left out): the u of an exact match on that name."""
+    out: dict[str, dict[str, float]] = {}
+    for comparison in TF_COMPARISONS:
+        counts = Counter(
+            value for identity in identities if len(value := getattr(identity, comparison)) > 1
+        )
+        total = sum(counts.values()) or 1
+        out[comparison] = {name: round(n / total, 8) for name, n in sorted(counts.most_common(top))}
+    return out
+
+
+# Splink trains m in sessions, each over pairs blocked on some fields, estimating the
+# other fields only: pairs chosen for agreeing on a field say nothing of how often that
+# field agrees for one person. Each comparison is estimated in every session that does
+# not block on it, and its m is the mean of those estimates.
+SESSIONS: tuple[tuple[str, Callable[[Identity], Iterable[str]], frozenset[str]], ...] = (
+    (
+        "birth date",
+        lambda i: [f"dob:{i.birth_date.isoformat()}"] if i.birth_date else [],
+        frozenset({"birth_date"}),
+    ),
+    (
+        "surname and first initial",
+        lambda i: [f"name:{i.last}:{i.first[:1]}"] if i.last and i.first else [],
+        frozenset({"first", "last"}),
+    ),
+    ("ssn", lambda i: [f"ssn:{i.ssn}"] if i.ssn else [], frozenset({"ssn"})),
+)
+
+
+def fit(
+    identities: Sequence[Identity],
+    start: MatchModel,
+    *,
+    random_pair_count: int = 1_000_000,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+    version: str | None = None,
+) -> TrainingReport:
+    """The whole training, as Splink does it: u from ``random_pair_count`` random pairs,
+    name frequencies, then m by EM in the :data:`SESSIONS` (u fixed), averaged."""
+    u = estimate_u(random_pairs(identities, random_pair_count, seed=seed), start)
+    tf = term_frequencies(identities)
+    estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
+    pairs = iterations = 0
+    shares = []
+    for _name, keys, fixed in SESSIONS:
+        session_pairs = candidate_pairs(identities, max_pairs=max_pairs, seed=seed, keys=keys)
+        report = train_em(session_pairs, start, u, fixed=fixed)
+        pairs += report.pairs
+        iterations += report.iterations
+        shares.append(report.match_share)
+        for comparison, levels in report.model.probabilities.items():
+            if comparison not in fixed:
+                estimates[comparison].append({lvl: mu[0] for lvl, mu in levels.items()})
+    probabilities: dict[str, dict[str, tuple[float, float]]] = {}
+    for comparison, levels in start.probabilities.items():
+        found = estimates.get(comparison)
+        probabilities[comparison] = {}
+        for level in levels:
+            m = sum(e[level] for e in found) / len(found) if found else levels[level][0]
+            # a level too rare among matches to measure is no evidence for a match
+            u_level = u[comparison][level] if m >= M_FLOOR else max(u[comparison][level], M_FLOOR)
+            probabilities[comparison][level] = (max(m, M_FLOOR), u_level)
+    digest = hashlib.sha256(json.dumps([probabilities, tf], sort_keys=True).encode()).hexdigest()
+    model = MatchModel(
+        probabilities, THRESHOLD_BITS, version or f"em-{digest[:12]}", tf, TF_MINIMUM_U
+    )
+    return TrainingReport(model, pairs, iterations, sum(shares) / len(shares))

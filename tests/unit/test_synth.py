@@ -175,3 +175,45 @@ def test_outcome_truth_is_consistent(synth_dir: Path) -> None:
         assert (row.get("wages_q20", 0) or 0) <= row["awards"]
         if "wages_5y" in row:
             assert row["wages_5y"]["n"] == row["wages_q20"], cell
+
+
+def test_noise_profiles_make_their_errors_and_population() -> None:
+    from producers.synth.profiles import PROFILES, profile
+
+    assert PROFILES["default"].noise == NoiseConfig()
+    chosen = profile("heavy")
+    config = chosen.config(SynthConfig(people=2000, seed=9))
+    people = [simulate_person(config, index).person for index in range(2000)]
+    households = sum(
+        1
+        for a, b in itertools.pairwise(people)
+        if a.last_name == b.last_name and a.zip == b.zip and a.birth_date != b.birth_date
+    )
+    assert 300 <= households <= 800  # 30% (a chain of households counts once)
+    assert 300 <= sum(p.moved_zip is not None for p in people) <= 700  # 25%
+    surnames = Counter(p.last_name for p in people)
+    assert len(surnames) > 600  # a long tail, not 126 surnames
+    assert surnames.most_common(1)[0][1] < 0.08 * len(people)
+    kinds: Counter[str] = Counter()
+    for index in range(600):
+        life = simulate_person(config, index)
+        for source, event in records_of(life, chosen.noise, config.seed):
+            got, true = event["person"], life.person
+            if source in ("ccc", "csu", "uc") and got["ssn"] and true.ssn:
+                diff = [i for i in range(9) if got["ssn"][i] != true.ssn[i]]
+                if (
+                    len(diff) == 2
+                    and diff[1] == diff[0] + 1
+                    and (got["ssn"][diff[0]] == true.ssn[diff[1]])
+                ):
+                    kinds["transposed"] += 1
+                elif len(diff) == 2:
+                    kinds["two_digits"] += 1
+            if source == "csac":
+                kinds["csac"] += 1
+                kinds["no_birth_date"] += got["birth_date"] is None
+    assert kinds["transposed"] > 0
+    assert kinds["two_digits"] > 0
+    assert 0.1 < kinds["no_birth_date"] / kinds["csac"] < 0.3
+    with pytest.raises(ValueError, match="realistic"):
+        profile("nope")

@@ -1,0 +1,221 @@
+"""The learned Fellegi-Sunter model: comparison levels, u by random sampling and m by EM
+on a known mixture, identifier errors as evidence rather than a veto, twins kept apart by
+the evidence, and the shipped, versioned weights."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.identity.matching import (
+    DEFAULT_MODEL,
+    PRIORS,
+    WEIGHTS_FILE,
+    MatchModel,
+    compare,
+    identifier_level,
+)
+from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.training import (
+    estimate_u,
+    expectation_maximisation,
+    random_pairs,
+)
+
+SECRET = b"test-secret"
+BORN = datetime.date(2003, 4, 17)
+
+
+def _person(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = dict.fromkeys(
+        ("source_person_id", "ssn", "ssid", "itin", "first_name", "last_name", "birth_date")
+    )
+    base.update({"sex": "FEMALE", "zip": "90011"}, **fields)
+    return base
+
+
+def test_identifier_levels_from_keyed_hashes_alone() -> None:
+    hasher = IdentifierHasher(SECRET)
+
+    def level(a: str, b: str) -> str:
+        return identifier_level(
+            str(hasher("ssn", a)),
+            str(hasher("ssn", b)),
+            hasher.masks("ssn", a),
+            hasher.masks("ssn", b),
+        )
+
+    assert level("123456789", "123456789") == "agree"
+    assert level("123456789", "124356789") == "transposed"  # 3 and 4 swapped
+    assert level("123456789", "123456780") == "one_digit"
+    assert level("123456789", "123459788") == "disagree"  # two digits off
+    assert level("123456789", "987654321") == "disagree"
+
+
+def test_name_date_and_zip_levels() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    base = _person(first_name="Katherine", last_name="Nakamura", birth_date=BORN)
+    me = resolver.identity(base)
+
+    def levels(**change: Any) -> dict[str, str]:
+        return dict(compare(resolver.identity({**base, **change}), me).levels)
+
+    assert levels()["first"] == "exact"
+    assert levels(first_name="Kate")["first"] == "nickname"
+    assert levels(first_name="Katherina")["first"] == "close"
+    assert levels(first_name="Kathleen")["first"] == "similar"
+    assert levels(first_name="K")["first"] == "initial"
+    assert levels(first_name="Omar")["first"] == "different"
+    assert levels(last_name="Nakamora")["last"] == "close"
+    assert levels(last_name="Nakamura-Smith")["last"] == "part"
+    swapped = levels(first_name="Nakamura", last_name="Katherine")
+    assert (swapped["first"], swapped["last"]) == ("exact", "exact")
+    with_typo = levels(first_name="Nakamora", last_name="Katherine")
+    assert (with_typo["first"], with_typo["last"]) == ("exact", "close")
+    assert levels(birth_date=datetime.date(2003, 4, 17))["birth_date"] == "exact"
+    assert levels(birth_date=datetime.date(2003, 17 - 13, 4))["birth_date"] != "exact"
+    day_month = resolver.identity({**base, "birth_date": datetime.date(2003, 4, 5)})
+    other = resolver.identity({**base, "birth_date": datetime.date(2003, 5, 4)})
+    assert compare(day_month, other).level("birth_date") == "swapped"
+    assert levels(birth_date=datetime.date(2004, 4, 17))["birth_date"] == "one_part"
+    assert levels(birth_date=datetime.date(2003, 1, 1))["birth_date"] == "same_year"
+    assert levels(birth_date=datetime.date(1990, 1, 1))["birth_date"] == "different"
+    assert levels(zip="90012")["zip"] == "near"
+    assert levels(zip="94110")["zip"] == "disagree"
+
+
+def test_a_rare_name_weighs_more_than_a_common_one() -> None:
+    model = DEFAULT_MODEL
+    common = max(model.term_frequencies["last"], key=model.term_frequencies["last"].__getitem__)
+    assert model.exact_weight("last", "zyxwvutsrq") > model.exact_weight("last", common)
+    assert model.exact_weight("last", common) > 0
+
+
+def test_u_by_random_sampling_recovers_chance_agreement() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    rng = random.Random(3)
+    start = datetime.date(2000, 1, 1)
+    identities = [
+        resolver.identity(
+            _person(
+                first_name=f"N{i}",
+                last_name=f"S{i}",
+                birth_date=start + datetime.timedelta(days=rng.randrange(100)),
+                sex=rng.choice(("FEMALE", "MALE")),
+            )
+        )
+        for i in range(3000)
+    ]
+    u = estimate_u(random_pairs(identities, 40_000, seed=1), PRIORS)
+    assert u["birth_date"]["exact"] == pytest.approx(0.01, abs=0.003)  # 1 day in 100
+    assert u["sex"]["agree"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_em_recovers_the_m_probabilities_of_a_known_mixture() -> None:
+    rng = random.Random(7)
+    true_m = {
+        "a": {"yes": 0.9, "no": 0.1},
+        "b": {"yes": 0.8, "no": 0.2},
+        "c": {"yes": 0.7, "no": 0.3},
+    }
+    u = {"a": {"yes": 0.05, "no": 0.95}, "b": {"yes": 0.1, "no": 0.9}, "c": {"yes": 0.2, "no": 0.8}}
+    share = 0.3
+
+    def draw(probabilities: dict[str, dict[str, float]]) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (c, "yes" if rng.random() < levels["yes"] else "no")
+            for c, levels in probabilities.items()
+        )
+
+    vectors = [draw(true_m if rng.random() < share else u) for _ in range(30_000)]
+    start = {c: {"yes": 0.6, "no": 0.4} for c in true_m}
+    m, found_share, _ = expectation_maximisation(vectors, start, u, iterations=200)
+    assert found_share == pytest.approx(share, abs=0.02)
+    for c, levels in true_m.items():
+        assert m[c]["yes"] == pytest.approx(levels["yes"], abs=0.03), c
+
+
+def test_a_transposed_or_mistyped_ssn_no_longer_splits_a_person() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    fields = {"first_name": "Yesenia", "last_name": "Okafor", "birth_date": BORN}
+    first = resolver.resolve("ccc", _person(source_person_id="C1", ssn="123456789", **fields))
+    for source, ssn in (("csu", "124356789"), ("uc", "123456780"), ("csac", "123459788")):
+        result = resolver.resolve(source, _person(source_person_id=source, ssn=ssn, **fields))
+        assert result.person_id == first.person_id, ssn
+
+
+def test_a_merge_names_the_model_version_that_decided_it() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    fields = {"first_name": "Yesenia", "last_name": "Okafor", "birth_date": BORN}
+    a = resolver.resolve("ccc", _person(source_person_id="C1", ssn="123456789", **fields))
+    # a wage record under another SSN, with another surname: a person of its own
+    b = resolver.resolve(
+        "edd",
+        _person(
+            source_person_id="555001111",
+            ssn="555001111",
+            first_name="YESENIA",
+            last_name="SMITH",
+            sex=None,
+            zip=None,
+        ),
+    )
+    assert b.person_id != a.person_id
+    # the college's next record, under its own id for her, carries that SSN and surname
+    bridge = resolver.resolve(
+        "ccc", _person(source_person_id="C1", ssn="555001111", **{**fields, "last_name": "Smith"})
+    )
+    assert bridge.person_id == a.person_id
+    merges = [c for c in bridge.changes if c.change_type == "PERSONS_MERGED"]
+    assert [c.previous_person_id for c in merges] == [b.person_id]
+    assert all(c.model_version == DEFAULT_MODEL.version for c in bridge.changes)
+
+
+def test_twins_stay_apart_through_the_evidence() -> None:
+    # same surname, address and birth date; other first names, SSIDs and SSNs
+    resolver = Resolver(IdentifierHasher(SECRET))
+    family = {"last_name": "Okafor", "birth_date": BORN, "zip": "90011"}
+    ana = resolver.resolve(
+        "k12", _person(source_person_id="L1", ssid="1000000001", first_name="Ana", **family)
+    )
+    eva = resolver.resolve(
+        "k12", _person(source_person_id="L2", ssid="7305518262", first_name="Eva", **family)
+    )
+    assert ana.person_id != eva.person_id
+    ana_ccc = resolver.resolve(
+        "ccc",
+        _person(
+            source_person_id="C1", ssn="555443333", ssid="1000000001", first_name="Ana", **family
+        ),
+    )
+    eva_ccc = resolver.resolve(
+        "ccc",
+        _person(
+            source_person_id="C2", ssn="618290447", ssid="7305518262", first_name="Eva", **family
+        ),
+    )
+    assert (ana_ccc.person_id, eva_ccc.person_id) == (ana.person_id, eva.person_id)
+    # and a twin's aid record, with her own SSN but no SSID, finds her and not her sister
+    eva_aid = resolver.resolve(
+        "csac", _person(source_person_id="A2", ssn="618290447", first_name="Eva", **family)
+    )
+    assert eva_aid.person_id == eva.person_id
+    assert not any(c.change_type == "PERSONS_MERGED" for c in eva_aid.changes)
+
+
+def test_the_shipped_weights_are_versioned_and_load(tmp_path: Path) -> None:
+    assert WEIGHTS_FILE.name == "v2.json"
+    shipped = json.loads(WEIGHTS_FILE.read_text())
+    assert DEFAULT_MODEL.version == shipped["version"] == "fs-v2"
+    assert Resolver(IdentifierHasher(SECRET)).model.version == "fs-v2"
+    saved = tmp_path / "model.json"
+    DEFAULT_MODEL.save(saved)
+    assert MatchModel.load(saved) == DEFAULT_MODEL
+    saved.write_text('{"version": "x", "threshold": 1, "probabilities": {}}')
+    with pytest.raises(ValueError, match=r"model\.json: not a match model"):
+        MatchModel.load(saved)
