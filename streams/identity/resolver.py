@@ -76,10 +76,13 @@ class IdentifierHasher:
         digest: str = self._cached(kind, value)
         return digest
 
-    def _digest(self, kind: str, value: str) -> str:
+    def _first(self, kind: str, value: str) -> str:
         # hmac.digest: the same HMAC in one call to OpenSSL, no HMAC object (a new SSN
         # costs ten: the number and each digit masked)
-        digest = hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
+        return hmac.digest(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hex()[:32]
+
+    def _digest(self, kind: str, value: str) -> str:
+        digest = self._first(kind, value)
         return self.rekey(digest, 1) if self._later else digest
 
     @property
@@ -88,9 +91,14 @@ class IdentifierHasher:
         return 1 + len(self._later)
 
     def rekey(self, digest: str, keyed: int) -> str:
-        """``digest``, made under the first ``keyed`` keys, under all of them."""
+        """``digest``, made under the first ``keyed`` keys, under all of them. A hash
+        marked as a transposition's (:data:`TRANSPOSED_MARK`) stays marked: each key's hash
+        of it is marked again, as :meth:`masks` makes them."""
+        marked = digest.startswith(TRANSPOSED_MARK)
         for key in self._later[keyed - 1 :]:
             digest = hmac.digest(key, digest.encode(), hashlib.sha256).hex()[:32]
+            if marked:
+                digest = TRANSPOSED_MARK + digest[len(TRANSPOSED_MARK) :]
         return digest
 
     def source_id(self, provider: str, value: str) -> str:
@@ -118,12 +126,17 @@ class IdentifierHasher:
         ]
         # the marker replaces the hash's first hex digits, so the binary snapshot form
         # still keeps each as 16 bytes
+        # (under the first key, then marked and brought under the later ones by rekey, so
+        # that a kept mask is re-keyed without the value)
         ordered = [
-            TRANSPOSED_MARK
-            + self._digest(
-                f"{kind}-pair",
-                f"{at}:{value[:at]}{''.join(sorted(value[at : at + 2]))}{value[at + 2 :]}",
-            )[len(TRANSPOSED_MARK) :]
+            self.rekey(
+                TRANSPOSED_MARK
+                + self._first(
+                    f"{kind}-pair",
+                    f"{at}:{value[:at]}{''.join(sorted(value[at : at + 2]))}{value[at + 2 :]}",
+                )[len(TRANSPOSED_MARK) :],
+                1,
+            )
             for at in range(len(value) - 1)
             if value[at] != value[at + 1]
         ]
