@@ -17,6 +17,7 @@ import pytest
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.pipeline_run import OUTCOME_TABLES
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
 from producers.files import in_time_order, mapped_events, open_folder, replay
@@ -55,18 +56,7 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
         sink.caught_up(linked)
         # embedded ClickHouse is the sink's: outcomes are asked of it, as `c2c outcomes
         # --unsuppressed` does, with a researcher's token
-        tables = {
-            name: researcher_table(sink, name)
-            for name in (
-                "outcome_college_going",
-                "outcome_working_while_enrolled",
-                "outcome_financial_aid",
-                "outcome_teacher_pipeline",
-                "outcome_pathways",
-                "outcome_completion",
-                "outcome_earnings",
-            )
-        }
+        tables = {name: researcher_table(sink, name) for name in OUTCOME_TABLES}
         sink.stop()
     finally:
         worker.kill()
