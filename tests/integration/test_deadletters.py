@@ -193,10 +193,10 @@ def test_a_stopped_group_is_moved_past_a_poison_message_which_is_kept_and_audite
     topic, group = "c2c.ops.heartbeat", f"c2c-test-stuck-{uuid.uuid4().hex[:8]}"
     poison = b"not a heartbeat " + uuid.uuid4().bytes
     producer = Producer(stack.kafka_config(acks="all"))
-    producer.produce(topic, key=b"poison", value=poison)
+    partition = 0  # named: the topic may have several, and the key would choose one
+    producer.produce(topic, key=b"poison", value=poison, partition=partition)
     assert producer.flush(30) == 0
-    ((_topic, partition), end) = next(iter(end_offsets(stack, [topic]).items()))
-    offset = end - 1
+    offset = end_offsets(stack, [topic])[(topic, partition)] - 1
     member = Consumer(stack.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
     member.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
     member.subscribe([topic])
