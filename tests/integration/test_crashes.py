@@ -5,10 +5,11 @@ is drained, ClickHouse holds what a clean run of the same synth folder holds.
 Asserted (what the project guarantees): after FINAL, the same fact rows (event ids and their
 columns), apart from a revoked person's re-admitted events (see _compare_facts); the same
 opt-out requests and revocations decided; and, where the crash left the events grouped into
-the same persons, the same number of persons and the same outcome tables. Bounded (see _compare): events
-grouped otherwise, and linked events published again under an id that does not lead to
-their first copy's survivor through the published merges (streams/README.md, "Not stable
-across a crash": an open defect, seen in 2 of 7 runs on 2026-12-06). Measured and printed
+the same persons, the same number of persons and the same outcome tables. Bounded (see
+_compare): events grouped otherwise, and linked events published again under an id that
+does not lead to their first copy's survivor through the published merges
+(streams/README.md, "Not stable across a crash": an open defect, seen in 2 of 7 runs on
+2026-12-06). Measured and printed
 (`pytest -s`): fact rows duplicated before FINAL, linked events published more than once and
 how many of those under another person id."""
 
