@@ -45,6 +45,10 @@ class PublicView:
     partition: tuple[str, ...]  # rows that add up to a margin; () for none
     margined: bool = True  # whether the families' counts too add up to a published margin
     statistics: tuple[tuple[str, str], ...] = ()  # (value column, count of people behind it)
+    # the partition's rows split the counts of its margin (the 'all' row of the breakdown)
+    # among the margin's own people, rather than splitting its people: every row has the
+    # margin's denominator, so the margin's complement is not the sum of the rows'
+    splits_margin: bool = False
 
     @property
     def name(self) -> str:
@@ -82,7 +86,12 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
         (),
     ),
     PublicView(
-        "outcome_financial_aid", ("segment", "academic_year"), "students", (("with_aid",),), ()
+        "outcome_financial_aid",
+        ("segment", "academic_year", "breakdown", "group_value"),
+        "students",
+        (("with_aid",),),
+        ("segment", "academic_year", "breakdown"),  # programs split the 'all' row's with_aid
+        splits_margin=True,  # ... among its students, who are every program row's too
     ),
     PublicView(
         "outcome_teacher_pipeline",
@@ -147,6 +156,13 @@ def _statement(view: PublicView, k: int) -> str:
     # 2. and 3. each family
     for number, family in enumerate(view.families):
         primary = " OR ".join(f"ifNull({c} < {k} OR {d} - {c} < {k}, false)" for c in family)
+        if view.splits_margin:
+            # the rows' counts add up to the margin's: where it hides them (its complement,
+            # say, is small), they would give it away, so they hide them too
+            *outer, breakdown = view.partition
+            over = f"PARTITION BY {', '.join(outer)}"
+            margin = f"max(if({breakdown} = 'all', {primary}, false)) OVER ({over})"
+            primary = f"{primary} OR {margin}"
         level = f"SELECT *, (hide_{d} OR {primary}) AS primary_f{number} FROM ({level})"
         if view.partition and view.margined:
             # per count, the complementary rows hold k of it or k of its complement (NULL:

@@ -117,6 +117,16 @@ def _wage(
     return _event(person, "ASIAN", facts, "edd")
 
 
+def _aid(person: str, program: str, award_year: int, institution: str) -> dict[str, Any]:
+    facts = {
+        "aid_program": program,
+        "award_year": award_year,
+        "amount": decimal.Decimal(1000),
+        "institution_id": institution,
+    }
+    return _event(person, "ASIAN", facts, "csac")
+
+
 def _rows(client: Any, name: str, width: int) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Rows of outcome table ``name`` by their first ``width`` (key) columns."""
     table = read_outcome(client, name)
@@ -334,6 +344,59 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
     # coverage: 13 of the 23 awardees have wage records (W000 under a merged id): 0.6
     first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - - 0.6"
     assert lines[3].split() == first.split()
+
+
+def test_financial_aid_by_program_splits_the_aided_and_hides_what_gives_the_rest_away(
+    client: Any,
+) -> None:
+    # CCC 2016-17: 40 students; 15 with Pell, 12 Cal Grant B, 2 Cal Grant C (29 aided: 11
+    # not). CSU: 30 students; 12 Cal Grant A, 14 Pell (one also Cal Grant B: 26 aided, 4
+    # not); a CSU aid award at another CSU than the student's does not count, nor one for
+    # the next year. A Middle Class Scholarship of someone not enrolled gives its program a
+    # row (0 everywhere).
+    ccc = [f"C{i:03d}" for i in range(40)]
+    csu = [f"S{i:03d}" for i in range(30)]
+    terms = [_term(p, "ccc", datetime.date(2016, 8, 20)) for p in ccc]
+    terms += [_term(p, "csu", datetime.date(2016, 8, 24)) for p in csu]
+    _insert(client, "c2c.linked.enrollment", terms)
+    aid = [_aid(p, "PELL", 2016, "ccc-1") for p in ccc[:15]]
+    aid += [_aid(p, "CAL_GRANT_B", 2016, "ccc-1") for p in ccc[15:27]]
+    aid += [_aid(p, "CAL_GRANT_C", 2016, "ccc-1") for p in ccc[27:29]]
+    aid += [_aid(p, "CAL_GRANT_A", 2016, "csu-1") for p in csu[:12]]
+    aid += [_aid(p, "PELL", 2016, "csu-1") for p in csu[12:26]]
+    aid.append(_aid("S012", "CAL_GRANT_B", 2016, "csu-1"))
+    aid.append(_aid("S026", "PELL", 2016, "csu-2"))  # not where S026 studied
+    aid.append(_aid("S027", "PELL", 2017, "csu-1"))  # the next aid year
+    aid.append(_aid("X000", "MIDDLE_CLASS_SCHOLARSHIP", 2016, "uc-1"))
+    _insert(client, "c2c.linked.financial_aid", aid)
+
+    rows = _rows(client, "outcome_financial_aid", 4)
+    found = {k: (v["students"], v["with_aid"]) for k, v in rows.items()}
+    programs = ["CAL_GRANT_A", "CAL_GRANT_B", "CAL_GRANT_C", "MIDDLE_CLASS_SCHOLARSHIP", "PELL"]
+    assert found == {
+        ("ccc", 2017, "all", "all"): (40, 29),
+        **{
+            ("ccc", 2017, "program", p): (40, n)
+            for p, n in zip(programs, [0, 12, 2, 0, 15], strict=True)
+        },
+        ("csu", 2017, "all", "all"): (30, 26),
+        **{
+            ("csu", 2017, "program", p): (30, n)
+            for p, n in zip(programs, [12, 1, 0, 0, 14], strict=True)
+        },
+    }
+
+    shown = {k: v["with_aid"] for k, v in _rows(client, "public_outcome_financial_aid", 4).items()}
+    # CCC: 11 not aided; the programs under 11 are hidden, and the rest of what was hidden
+    # (0 + 2 + 0) can be any split of 2: no one is singled out
+    assert shown[("ccc", 2017, "all", "all")] == 29
+    assert [shown[("ccc", 2017, "program", p)] for p in programs] == [None, 12, None, None, 15]
+    # CSU: 4 not aided hides with_aid, and so every program, else 12 + 14 (+ 1 counted
+    # twice, which a reader cannot tell) would give it away
+    assert shown[("csu", 2017, "all", "all")] is None
+    assert all(shown[("csu", 2017, "program", p)] is None for p in programs)
+    students = _rows(client, "public_outcome_financial_aid", 4)
+    assert {v["students"] for k, v in students.items() if k[0] == "csu"} == {30}
 
 
 def test_threshold_comes_from_the_migration_run(client: Any) -> None:

@@ -111,10 +111,19 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
         # over all cells, at most a tenth missed and hardly any false links
         total = sum(dict(zip(table.columns, r, strict=True))[measure] or 0 for r in table.rows)
         true_total = sum(cell.get(measure, 0) or 0 for cell in truth[key].values())
+        if key == "financial_aid":  # every program of every segment and year has its row
+            programs = {c.split("=")[1] for c in truth[key] if "|program=" in c}
+            assert programs, truth[key]
+            assert len([c for c in truth[key] if "|program=" not in c]) * (1 + len(programs)) == (
+                len(table.rows)
+            )
         assert 0.9 * true_total <= total <= 1.01 * true_total, (key, total, true_total)
         for row in table.rows:
             values = dict(zip(table.columns, row, strict=True))
-            expected = truth[key].get(f"{values['segment']}|{values['academic_year']}", {})
+            cell = f"{values['segment']}|{values['academic_year']}"
+            if values.get("breakdown", "all") != "all":  # aid by program
+                cell += f"|{values['breakdown']}={values['group_value']}"
+            expected = truth[key].get(cell, {})
             assert values["students"] == expected.get("students", 0), (key, values, expected)
             # A numerator needs a second source linked to the student (wages: SSN and name
             # only; aid: the aid record's identifiers), so it is exact only as far as the
