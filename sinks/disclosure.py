@@ -68,7 +68,7 @@ def _rows(table: Mapping[str, Any], width: int) -> dict[tuple[Any, ...], dict[st
 _KEYS = {
     "public_outcome_college_going": 3,
     "public_outcome_pathways": 3,
-    "public_outcome_completion": 2,
+    "public_outcome_completion": 4,
     "public_outcome_earnings": 4,
     "public_outcome_working_while_enrolled": 2,
     "public_outcome_financial_aid": 4,
@@ -114,6 +114,11 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
     for key in rows[co]:
         s.at_most([(co, key, "within_150")], [(co, key, "within_8_years")])
         s.at_most([(co, key, "within_8_years")], [(co, key, "entrants")])
+    for key in [k for k in rows[co] if k[2] == "all"]:
+        parts = [k for k in rows[co] if k[:2] == key[:2] and k[2] == "received_aid"]
+        if parts:
+            for column in ("entrants", "within_150", "within_8_years"):
+                s.equal([(co, key, column)], [(co, k, column) for k in parts])
 
     ea = "public_outcome_earnings"
     measures = ("wages_q2", "wages_q4", "wages_q20")

@@ -8,7 +8,9 @@ What a reader can add up (the data dictionary in sinks/README.md says so too):
   within_8_years), and each is at most the row's denominator;
 - across rows, the rows of a *partition* add up to a published margin (the race groups of
   a class to its 'all' row, a class's pathways to its completers in college-going, the
-  programs and institutions of an award year and level to its 'all' row);
+  programs and institutions of an award year and level to its 'all' row, the entrants of a
+  segment and year who did and did not receive aid to its 'all' row); the aid programs of a
+  segment and year split its 'all' row's aided among the same students (``splits_margin``);
 - tables that share a population publish its size once each (working while enrolled and
   financial aid: the same students, suppressed by the same rule).
 
@@ -110,10 +112,10 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
     ),
     PublicView(
         "outcome_completion",
-        ("segment", "entry_year"),
+        ("segment", "entry_year", "breakdown", "group_value"),
         "entrants",
         (("within_150", "within_8_years"),),
-        (),
+        ("segment", "entry_year", "breakdown"),  # aid receipt's groups add up to 'all'
     ),
     PublicView(
         "outcome_earnings",

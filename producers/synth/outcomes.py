@@ -34,7 +34,10 @@ DEFINITIONS = {
     "(unknown); a cohort past its defining source's horizon is not counted.",
     "completion": "First-time students entering a segment in the academic year ending in Y; "
     "awarded that segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by "
-    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7.",
+    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7; "
+    "all ('segment|Y'), and by aid receipt ('segment|Y|received_aid=true'): any aid award "
+    "of the person for the aid year of entry (false: none; UNKNOWN while that aid year is "
+    "past the csac horizon).",
     "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
     "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
     "in the 4th and 20th quarter after, among those with wages then.",
@@ -247,17 +250,25 @@ class OutcomeTruth:
             horizon = self.horizons[segment]
             if datetime.date(year, 7, 1) > horizon:
                 continue
-            counter = self.completion[f"{segment}|{year + 1}"]  # labelled by its end
-            counter["entrants"] += 1
-            for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8)):
-                if datetime.date(year + years, 6, 30) > horizon:
-                    counter[f"{_OPEN}{column}"] += 1
-            levels = _SEGMENT_LEVELS[segment]
-            dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
-            if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
-                counter["within_150"] += 1
-            if any(d <= datetime.date(year + 8, 6, 30) for d in dates):
-                counter["within_8_years"] += 1
+            aided = str(any(a.award_year == year for a in life.aid)).lower()
+            if datetime.date(year + 1, 6, 30) > self.horizons["csac"]:
+                aided = "UNKNOWN"
+            cell = f"{segment}|{year + 1}"  # labelled by its end
+            for key in (cell, f"{cell}|received_aid={aided}"):
+                counter = self.completion[key]
+                counter["entrants"] += 1
+                for column, years in (
+                    ("within_150", _NORMAL_YEARS[segment]),
+                    ("within_8_years", 8),
+                ):
+                    if datetime.date(year + years, 6, 30) > horizon:
+                        counter[f"{_OPEN}{column}"] += 1
+                levels = _SEGMENT_LEVELS[segment]
+                dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
+                if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
+                    counter["within_150"] += 1
+                if any(d <= datetime.date(year + 8, 6, 30) for d in dates):
+                    counter["within_8_years"] += 1
 
     def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
         for award in life.awards:

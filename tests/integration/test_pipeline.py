@@ -202,16 +202,28 @@ def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
 
 
 def _check_completion(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
-    assert len(table.rows) == len(truth)
+    found: dict[str, dict[str, Any]] = {}
     for values in _values(table):
         cell = f"{values['segment']}|{values['entry_year']}"
+        if values["breakdown"] != "all":
+            cell += f"|{values['breakdown']}={values['group_value']}"
+        found[cell] = values
+    # every entry cohort is one college's records: its 'all' rows are exactly the truth's
+    assert {c for c in found if "=" not in c} == {c for c in truth if "=" not in c}
+    for cell in found.keys() | truth.keys():
+        values, expected = found.get(cell, {}), truth.get(cell, {})
+        by_aid = "|received_aid=" in cell
         for column in ("entrants", "within_150", "within_8_years"):
-            tally.add(
-                "outcome_completion", f"{cell} {column}", values[column], truth[cell].get(column, 0)
-            )
+            got, want = values.get(column, 0), expected.get(column, 0)
+            table_name = "outcome_completion" + (" by aid receipt" if by_aid else "")
+            tally.add(table_name, f"{cell} {column}", got, want)
+            if by_aid:
+                # the entrant's aid record must be linked to the college record
+                assert _near(got, want), (cell, column, values, expected)
+                continue
             # the entering term and the award are records of one college, under one
             # student id: exact (None for both where the window is open)
-            assert values[column] == truth[cell].get(column, 0), (cell, column, values)
+            assert got == want, (cell, column, values)
 
 
 def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
