@@ -253,22 +253,23 @@ class OutcomeTruth:
             aided = str(any(a.award_year == year for a in life.aid)).lower()
             if datetime.date(year + 1, 6, 30) > self.horizons["csac"]:
                 aided = "UNKNOWN"
+            levels = _SEGMENT_LEVELS[segment]
+            dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
+            # per measure: whether its window is open, and whether the award came within it
+            measures = {
+                column: (
+                    datetime.date(year + years, 6, 30) > horizon,
+                    any(d <= datetime.date(year + years, 6, 30) for d in dates),
+                )
+                for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8))
+            }
             cell = f"{segment}|{year + 1}"  # labelled by its end
             for key in (cell, f"{cell}|received_aid={aided}"):
                 counter = self.completion[key]
                 counter["entrants"] += 1
-                for column, years in (
-                    ("within_150", _NORMAL_YEARS[segment]),
-                    ("within_8_years", 8),
-                ):
-                    if datetime.date(year + years, 6, 30) > horizon:
-                        counter[f"{_OPEN}{column}"] += 1
-                levels = _SEGMENT_LEVELS[segment]
-                dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
-                if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
-                    counter["within_150"] += 1
-                if any(d <= datetime.date(year + 8, 6, 30) for d in dates):
-                    counter["within_8_years"] += 1
+                for column, (is_open, awarded) in measures.items():
+                    counter[f"{_OPEN}{column}"] += is_open
+                    counter[column] += awarded
 
     def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
         for award in life.awards:
