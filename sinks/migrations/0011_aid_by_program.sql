@@ -33,7 +33,7 @@ WITH
         FROM financial_aid_current WHERE institution_id IS NOT NULL
     ),
     programs AS (
-        SELECT arraySort(groupUniqArray(toString(a.aid_program))) AS list
+        SELECT arraySort(groupUniqArray(toString(a.aid_program))) AS names
         FROM financial_aid_current AS a
         CROSS JOIN horizon_wide AS h
         WHERE ifNull(makeDate(a.award_year, 7, 1) <= h.csac, false)
@@ -54,5 +54,5 @@ LEFT JOIN aid ON terms.person_key = aid.person_key
     AND terms.start_year = aid.award_year
     AND terms.institution_id = aid.institution_id
 LEFT JOIN person_sources AS ps ON terms.person_key = ps.person_key
-ARRAY JOIN arrayConcat([('all', 'all')], arrayMap(p -> ('program', p), programs.list)) AS cell
+ARRAY JOIN arrayConcat([('all', 'all')], arrayMap(p -> ('program', p), programs.names)) AS cell
 GROUP BY segment, academic_year, breakdown, group_value;
