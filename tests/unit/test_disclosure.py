@@ -49,3 +49,34 @@ def test_aid_programs_hide_with_their_margin() -> None:
     [aid] = [s for s in public_view_statements(11) if "VIEW public_outcome_financial_aid " in s]
     assert "OVER (PARTITION BY segment, academic_year)" in aid
     assert "PARTITION BY segment, academic_year, breakdown" in aid
+
+
+CO = "public_outcome_completion"
+CO_COLUMNS = [
+    "segment",
+    "entry_year",
+    "breakdown",
+    "group_value",
+    "entrants",
+    "within_150",
+    "within_8_years",
+]
+
+
+def test_aid_receipt_groups_add_up_to_the_entrants() -> None:
+    def views(aided: list[Any]) -> dict[str, dict[str, Any]]:
+        completion = [
+            ["ccc", 2017, "all", "all", 40, 20, 25],
+            ["ccc", 2017, "received_aid", "true", *aided],
+            ["ccc", 2017, "received_aid", "false", 28, 12, 16],
+        ]
+        tables = _views([])
+        tables[CO] = {"columns": CO_COLUMNS, "rows": completion}
+        return tables
+
+    # the aided group's counts, hidden alone, are the 'all' row less the other group's
+    findings = audit(views([12, None, None]), views([12, 8, 9]), 11)
+    assert {(f.cell[2], f.interval) for f in findings} == {
+        ("within_150", (8, 8)),
+        ("within_8_years", (9, 9)),
+    }
