@@ -5,12 +5,14 @@ publishing (tests/integration/test_disclosure.py runs it on synth populations;
 It takes only what the public reads (the ``public_*`` views) and the additive relations any
 reader knows from the data dictionary (sinks/README.md): segments that add up to a whole
 within a row, groups that add up to the 'all' row, nested windows, counts bounded by their
-population, and tables that share a population. Each suppressed cell is an unknown; every
-published value is a constant. Interval propagation over the relations (to a fixed point)
-bounds every unknown; a cell is *recovered* when its interval is a single value, or when
-it shows a count of at least one and under the threshold. The unsuppressed tables are used
-only to tell suppressed cells from open windows, and to check the auditor itself: every
-true value must lie in its interval.
+population, tables that share a population, and the equalities a reader may guess (aid
+programs that add up to the aided where no student has two; used where they hold). Each
+suppressed cell is an unknown; every published value is a constant. Interval propagation
+over the relations (to a fixed point) bounds every unknown; a cell is *recovered* when its
+interval is a single value, or when it shows a count of at least one and under the
+threshold. The unsuppressed tables are used only to tell suppressed cells from open windows,
+to check the auditor itself (every true value must lie in its interval), and to keep the
+guessed equalities that hold.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class Finding:
 
 @dataclass
 class _System:
-    # each constraint: (terms [(coefficient ±1, var)], "=" or "<="), meaning sum op 0
+    # each constraint: (terms [(coefficient ±1, var)], "=", "<=" or "=?" (a guess)), meaning
+    # sum op 0
     constraints: list[tuple[list[tuple[int, Var]], str]] = field(default_factory=list)
 
     def equal(self, left: list[Var], right: list[Var]) -> None:
@@ -50,6 +53,11 @@ class _System:
 
     def at_most(self, small: list[Var], large: list[Var]) -> None:
         self.constraints.append(([(1, v) for v in small] + [(-1, v) for v in large], "<="))
+
+    def guess(self, left: list[Var], right: list[Var]) -> None:
+        """An equality a reader may guess, as it holds in many data sets (not in all): the
+        audit uses it where it holds of the unsuppressed tables, the worst case."""
+        self.constraints.append(([(1, v) for v in left] + [(-1, v) for v in right], "=?"))
 
 
 def _rows(table: Mapping[str, Any], width: int) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -60,10 +68,10 @@ def _rows(table: Mapping[str, Any], width: int) -> dict[tuple[Any, ...], dict[st
 _KEYS = {
     "public_outcome_college_going": 3,
     "public_outcome_pathways": 3,
-    "public_outcome_completion": 2,
+    "public_outcome_completion": 4,
     "public_outcome_earnings": 4,
     "public_outcome_working_while_enrolled": 2,
-    "public_outcome_financial_aid": 2,
+    "public_outcome_financial_aid": 4,
     "public_outcome_teacher_pipeline": 4,
 }
 
@@ -106,6 +114,11 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
     for key in rows[co]:
         s.at_most([(co, key, "within_150")], [(co, key, "within_8_years")])
         s.at_most([(co, key, "within_8_years")], [(co, key, "entrants")])
+    for key in [k for k in rows[co] if k[2] == "all"]:
+        parts = [k for k in rows[co] if k[:2] == key[:2] and k[2] == "received_aid"]
+        if parts:
+            for column in ("entrants", "within_150", "within_8_years"):
+                s.equal([(co, key, column)], [(co, k, column) for k in parts])
 
     ea = "public_outcome_earnings"
     measures = ("wages_q2", "wages_q4", "wages_q20")
@@ -121,10 +134,19 @@ def _relations(public: Mapping[str, Mapping[str, Any]]) -> _System:
     ww, fa = "public_outcome_working_while_enrolled", "public_outcome_financial_aid"
     for key in rows[ww]:
         s.at_most([(ww, key, "with_wages")], [(ww, key, "students")])
-        if key in rows[fa]:  # the same students
-            s.equal([(ww, key, "students")], [(fa, key, "students")])
+        if (*key, "all", "all") in rows[fa]:  # the same students
+            s.equal([(ww, key, "students")], [(fa, (*key, "all", "all"), "students")])
     for key in rows[fa]:
         s.at_most([(fa, key, "with_aid")], [(fa, key, "students")])
+    for key in [k for k in rows[fa] if k[2] == "all"]:
+        parts = [k for k in rows[fa] if k[:2] == key[:2] and k[2] == "program"]
+        for k in parts:  # the same students; each program's aided are among the aided
+            s.equal([(fa, key, "students")], [(fa, k, "students")])
+            s.at_most([(fa, k, "with_aid")], [(fa, key, "with_aid")])
+        if parts:  # an aided student has a program (several, perhaps): at least the whole
+            s.at_most([(fa, key, "with_aid")], [(fa, k, "with_aid") for k in parts])
+            # a reader may guess that no one has two (true in synth's data): exactly
+            s.guess([(fa, key, "with_aid")], [(fa, k, "with_aid") for k in parts])
 
     tp = "public_outcome_teacher_pipeline"
     for key in rows[tp]:
@@ -155,11 +177,13 @@ def audit(
         for key, row in _rows(unsuppressed[name], width).items():
             for column, v in row.items():
                 true[(name, key, column)] = v
-    # a relation over an open window (NULL in the unsuppressed table too) says nothing
+    # a relation over an open window (NULL in the unsuppressed table too) says nothing; a
+    # guessed equality counts where it holds
     constraints = [
-        (terms, op)
+        (terms, "=" if op == "=?" else op)
         for terms, op in system.constraints
         if all(v in true and true[v] is not None for _, v in terms)
+        and (op != "=?" or sum(c * true[v] for c, v in terms) == 0)
     ]
     lo: dict[Var, float] = defaultdict(float)
     hi: dict[Var, float] = defaultdict(lambda: math.inf)

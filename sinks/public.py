@@ -8,7 +8,9 @@ What a reader can add up (the data dictionary in sinks/README.md says so too):
   within_8_years), and each is at most the row's denominator;
 - across rows, the rows of a *partition* add up to a published margin (the race groups of
   a class to its 'all' row, a class's pathways to its completers in college-going, the
-  programs and institutions of an award year and level to its 'all' row);
+  programs and institutions of an award year and level to its 'all' row, the entrants of a
+  segment and year who did and did not receive aid to its 'all' row); the aid programs of a
+  segment and year split its 'all' row's aided among the same students (``splits_margin``);
 - tables that share a population publish its size once each (working while enrolled and
   financial aid: the same students, suppressed by the same rule).
 
@@ -45,6 +47,10 @@ class PublicView:
     partition: tuple[str, ...]  # rows that add up to a margin; () for none
     margined: bool = True  # whether the families' counts too add up to a published margin
     statistics: tuple[tuple[str, str], ...] = ()  # (value column, count of people behind it)
+    # the partition's rows split the counts of its margin (the 'all' row of the breakdown)
+    # among the margin's own people, rather than splitting its people: every row has the
+    # margin's denominator, so the margin's complement is not the sum of the rows'
+    splits_margin: bool = False
 
     @property
     def name(self) -> str:
@@ -82,7 +88,12 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
         (),
     ),
     PublicView(
-        "outcome_financial_aid", ("segment", "academic_year"), "students", (("with_aid",),), ()
+        "outcome_financial_aid",
+        ("segment", "academic_year", "breakdown", "group_value"),
+        "students",
+        (("with_aid",),),
+        ("segment", "academic_year", "breakdown"),  # programs split the 'all' row's with_aid
+        splits_margin=True,  # ... among its students, who are every program row's too
     ),
     PublicView(
         "outcome_teacher_pipeline",
@@ -101,10 +112,10 @@ PUBLIC_VIEWS: tuple[PublicView, ...] = (
     ),
     PublicView(
         "outcome_completion",
-        ("segment", "entry_year"),
+        ("segment", "entry_year", "breakdown", "group_value"),
         "entrants",
         (("within_150", "within_8_years"),),
-        (),
+        ("segment", "entry_year", "breakdown"),  # aid receipt's groups add up to 'all'
     ),
     PublicView(
         "outcome_earnings",
@@ -147,6 +158,13 @@ def _statement(view: PublicView, k: int) -> str:
     # 2. and 3. each family
     for number, family in enumerate(view.families):
         primary = " OR ".join(f"ifNull({c} < {k} OR {d} - {c} < {k}, false)" for c in family)
+        if view.splits_margin:
+            # the rows' counts add up to the margin's: where it hides them (its complement,
+            # say, is small), they would give it away, so they hide them too
+            *outer, breakdown = view.partition
+            over = f"PARTITION BY {', '.join(outer)}"
+            margin = f"max(if({breakdown} = 'all', {primary}, false)) OVER ({over})"
+            primary = f"{primary} OR {margin}"
         level = f"SELECT *, (hide_{d} OR {primary}) AS primary_f{number} FROM ({level})"
         if view.partition and view.margined:
             # per count, the complementary rows hold k of it or k of its complement (NULL:

@@ -34,7 +34,10 @@ DEFINITIONS = {
     "(unknown); a cohort past its defining source's horizon is not counted.",
     "completion": "First-time students entering a segment in the academic year ending in Y; "
     "awarded that segment's level (CCC: certificate or associate; CSU, UC: bachelor's) by "
-    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7.",
+    "June 30 of Y+2 (CCC) or Y+5 (CSU, UC) (150% of normal time), and by June 30 of Y+7; "
+    "all ('segment|Y'), and by aid receipt ('segment|Y|received_aid=true'): any aid award "
+    "of the person for the aid year of entry (false: none; UNKNOWN while that aid year is "
+    "past the csac horizon).",
     "earnings": "Awards by level and award year: share with any wages in the 2nd and the 4th "
     "quarter after the award's quarter; median and quartiles of quarterly wages (dollars) "
     "in the 4th and 20th quarter after, among those with wages then.",
@@ -45,7 +48,9 @@ DEFINITIONS = {
     "Y, and those "
     "with wages in a quarter in which one of their terms that year starts.",
     "financial_aid": "Students enrolled at a segment in the academic year ending in Y, and "
-    "those with an aid award for that aid year at an institution of that segment.",
+    "those with an aid award for that aid year at an institution of that segment; by aid "
+    "program ('segment|year|program=PELL': the same students, those with an award of that "
+    "program), for every program awarded in an aid year started by the csac horizon.",
     "teacher_pipeline": "Credentials issued by year and type ('year|type'), and by "
     "recommending institution ('year|type|institution=id'); how many holders earned a "
     "bachelor's at CSU or UC before the credential.",
@@ -170,6 +175,8 @@ class OutcomeTruth:
         self.earnings_by_values: dict[str, list[int]] = defaultdict(list)
         self.working: dict[str, Counter[str]] = defaultdict(Counter)
         self.aid: dict[str, Counter[str]] = defaultdict(Counter)
+        self.aid_by_program: dict[str, Counter[str]] = defaultdict(Counter)
+        self.aid_programs: set[str] = set()
         self.teachers: dict[str, Counter[str]] = defaultdict(Counter)
 
     def add(self, life: Life) -> None:
@@ -243,17 +250,26 @@ class OutcomeTruth:
             horizon = self.horizons[segment]
             if datetime.date(year, 7, 1) > horizon:
                 continue
-            counter = self.completion[f"{segment}|{year + 1}"]  # labelled by its end
-            counter["entrants"] += 1
-            for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8)):
-                if datetime.date(year + years, 6, 30) > horizon:
-                    counter[f"{_OPEN}{column}"] += 1
+            aided = str(any(a.award_year == year for a in life.aid)).lower()
+            if datetime.date(year + 1, 6, 30) > self.horizons["csac"]:
+                aided = "UNKNOWN"
             levels = _SEGMENT_LEVELS[segment]
             dates = [a.date for a in life.awards if a.segment == segment and a.level in levels]
-            if any(d <= datetime.date(year + _NORMAL_YEARS[segment], 6, 30) for d in dates):
-                counter["within_150"] += 1
-            if any(d <= datetime.date(year + 8, 6, 30) for d in dates):
-                counter["within_8_years"] += 1
+            # per measure: whether its window is open, and whether the award came within it
+            measures = {
+                column: (
+                    datetime.date(year + years, 6, 30) > horizon,
+                    any(d <= datetime.date(year + years, 6, 30) for d in dates),
+                )
+                for column, years in (("within_150", _NORMAL_YEARS[segment]), ("within_8_years", 8))
+            }
+            cell = f"{segment}|{year + 1}"  # labelled by its end
+            for key in (cell, f"{cell}|received_aid={aided}"):
+                counter = self.completion[key]
+                counter["entrants"] += 1
+                for column, (is_open, awarded) in measures.items():
+                    counter[f"{_OPEN}{column}"] += is_open
+                    counter[column] += awarded
 
     def _earnings(self, life: Life, wages: dict[tuple[int, int], int]) -> None:
         for award in life.awards:
@@ -273,6 +289,11 @@ class OutcomeTruth:
                 _add_award(counts[key], values, key, award, wages, self._last_quarter)
 
     def _enrolled(self, life: Life, post: list[Any], wages: dict[tuple[int, int], int]) -> None:
+        self.aid_programs.update(
+            a.program
+            for a in life.aid
+            if datetime.date(a.award_year, 7, 1) <= self.horizons["csac"]
+        )
         by_year: dict[tuple[str, int], list[Any]] = defaultdict(list)
         for e in post:
             by_year[(e.segment, e.academic_year)].append(e)
@@ -287,8 +308,15 @@ class OutcomeTruth:
             if datetime.date(year + 1, 6, 30) > self.horizons["csac"]:
                 self.aid[cell][f"{_OPEN}with_aid"] += 1
             institutions = {t.institution for t in terms}
-            if any(a.award_year == year and a.institution in institutions for a in life.aid):
+            programs = {
+                a.program
+                for a in life.aid
+                if a.award_year == year and a.institution in institutions
+            }
+            if programs:
                 self.aid[cell]["with_aid"] += 1
+            for program in programs:
+                self.aid_by_program[f"{cell}|program={program}"]["with_aid"] += 1
 
     def _teachers(self, life: Life) -> None:
         for c in life.credentials:
@@ -306,6 +334,21 @@ class OutcomeTruth:
                 ):
                     counter["with_ca_public_bachelor"] += 1
 
+    def _aid_cells(self) -> dict[str, Any]:
+        """Each segment and year, and in it every program: its students, and those aided."""
+        cells: dict[str, Any] = {}
+        for cell, counter in sorted(self.aid.items()):
+            cells[cell] = _closed(counter)
+            for program in sorted(self.aid_programs):
+                key = f"{cell}|program={program}"
+                by_program = Counter(
+                    {"with_aid": self.aid_by_program.get(key, Counter())["with_aid"]}
+                )
+                by_program["students"] = counter["students"]
+                by_program[f"{_OPEN}with_aid"] = counter[f"{_OPEN}with_aid"]
+                cells[key] = _closed(by_program)
+        return cells
+
     def merge(self, other: OutcomeTruth) -> None:
         """Add ``other``'s counts (from another share of the people) to these."""
         for mine, theirs in (
@@ -316,10 +359,12 @@ class OutcomeTruth:
             (self.earnings_by_counts, other.earnings_by_counts),
             (self.working, other.working),
             (self.aid, other.aid),
+            (self.aid_by_program, other.aid_by_program),
             (self.teachers, other.teachers),
         ):
             for cell, counter in theirs.items():
                 mine[cell].update(counter)
+        self.aid_programs |= other.aid_programs
         for cell, values in other.earnings_values.items():
             self.earnings_values[cell].extend(values)
         for cell, values in other.earnings_by_values.items():
@@ -337,6 +382,6 @@ class OutcomeTruth:
                 self.earnings_by_counts, self.earnings_by_values, with_q20=True
             ),
             "working_while_enrolled": {k: _closed(v) for k, v in sorted(self.working.items())},
-            "financial_aid": {k: _closed(v) for k, v in sorted(self.aid.items())},
+            "financial_aid": self._aid_cells(),
             "teacher_pipeline": {k: _closed(v) for k, v in sorted(self.teachers.items())},
         }

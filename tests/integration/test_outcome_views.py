@@ -117,6 +117,16 @@ def _wage(
     return _event(person, "ASIAN", facts, "edd")
 
 
+def _aid(person: str, program: str, award_year: int, institution: str) -> dict[str, Any]:
+    facts = {
+        "aid_program": program,
+        "award_year": award_year,
+        "amount": decimal.Decimal(1000),
+        "institution_id": institution,
+    }
+    return _event(person, "ASIAN", facts, "csac")
+
+
 def _rows(client: Any, name: str, width: int) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Rows of outcome table ``name`` by their first ``width`` (key) columns."""
     table = read_outcome(client, name)
@@ -232,29 +242,38 @@ def test_completion_within_150_percent_and_8_years_of_first_time_entrants(client
     awards += [_award(p, "csu", "BACHELOR", datetime.date(2022, 6, 30)) for p in csu[:11]]
     awards.append(_award("U1", "uc", "BACHELOR", datetime.date(2020, 6, 12)))
     _insert(client, "c2c.linked.completion", awards)
+    # aid in the entry year (2016-17): the 12 CCC entrants who earned the associate (E000's
+    # under E900), and E013 at a CSU (any institution counts); E012's is the next year's
+    aid = [_aid(p, "PELL", 2016, "ccc-1") for p in ccc[1:12]]
+    aid += [_aid("E900", "PELL", 2016, "ccc-1"), _aid("E013", "CAL_GRANT_B", 2016, "csu-1")]
+    aid.append(_aid("E012", "PELL", 2017, "ccc-1"))
+    _insert(client, "c2c.linked.financial_aid", aid)
     client.insert("person_map", [["E900", "E000", AT]], column_names=list(PERSON_MAP_COLUMNS))
 
-    rows = _rows(client, "outcome_completion", 2)
+    rows = _rows(client, "outcome_completion", 4)
     found = {k: (v["entrants"], v["within_150"], v["within_8_years"]) for k, v in rows.items()}
     assert found == {
-        ("ccc", 2017): (24, 12, 13),
-        ("csu", 2017): (12, 11, 11),
-        ("uc", 2017): (2, 1, 1),
+        ("ccc", 2017, "all", "all"): (24, 12, 13),
+        ("ccc", 2017, "received_aid", "true"): (13, 12, 12),
+        ("ccc", 2017, "received_aid", "false"): (11, 0, 1),
+        ("csu", 2017, "all", "all"): (12, 11, 11),
+        ("csu", 2017, "received_aid", "false"): (12, 11, 11),
+        ("uc", 2017, "all", "all"): (2, 1, 1),
+        ("uc", 2017, "received_aid", "false"): (2, 1, 1),
     }
 
-    shown = _rows(client, "public_outcome_completion", 2)
-    assert [shown[("ccc", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
-        24,
-        12,
-        13,
-    ]
+    shown = {
+        k: [v[c] for c in ("entrants", "within_150", "within_8_years")]
+        for k, v in _rows(client, "public_outcome_completion", 4).items()
+    }
+    assert shown[("ccc", 2017, "all", "all")] == [24, 12, 13]
+    # aided: 13 - 12 = 1 did not complete; not aided: 0 and 1 completed; both hidden
+    assert shown[("ccc", 2017, "received_aid", "true")] == [13, None, None]
+    assert shown[("ccc", 2017, "received_aid", "false")] == [11, None, None]
     # 11 of 12 completed: the one who did not is a cell of 1
-    assert [shown[("csu", 2017)][c] for c in ("entrants", "within_150", "within_8_years")] == [
-        12,
-        None,
-        None,
-    ]
-    assert shown[("uc", 2017)]["entrants"] is None
+    assert shown[("csu", 2017, "all", "all")] == [12, None, None]
+    assert shown[("csu", 2017, "received_aid", "false")] == [12, None, None]
+    assert shown[("uc", 2017, "all", "all")][0] is None
 
 
 def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
@@ -336,6 +355,59 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
     assert lines[3].split() == first.split()
 
 
+def test_financial_aid_by_program_splits_the_aided_and_hides_what_gives_the_rest_away(
+    client: Any,
+) -> None:
+    # CCC 2016-17: 40 students; 15 with Pell, 12 Cal Grant B, 2 Cal Grant C (29 aided: 11
+    # not). CSU: 30 students; 12 Cal Grant A, 14 Pell (one also Cal Grant B: 26 aided, 4
+    # not); a CSU aid award at another CSU than the student's does not count, nor one for
+    # the next year. A Middle Class Scholarship of someone not enrolled gives its program a
+    # row (0 everywhere).
+    ccc = [f"C{i:03d}" for i in range(40)]
+    csu = [f"S{i:03d}" for i in range(30)]
+    terms = [_term(p, "ccc", datetime.date(2016, 8, 20)) for p in ccc]
+    terms += [_term(p, "csu", datetime.date(2016, 8, 24)) for p in csu]
+    _insert(client, "c2c.linked.enrollment", terms)
+    aid = [_aid(p, "PELL", 2016, "ccc-1") for p in ccc[:15]]
+    aid += [_aid(p, "CAL_GRANT_B", 2016, "ccc-1") for p in ccc[15:27]]
+    aid += [_aid(p, "CAL_GRANT_C", 2016, "ccc-1") for p in ccc[27:29]]
+    aid += [_aid(p, "CAL_GRANT_A", 2016, "csu-1") for p in csu[:12]]
+    aid += [_aid(p, "PELL", 2016, "csu-1") for p in csu[12:26]]
+    aid.append(_aid("S012", "CAL_GRANT_B", 2016, "csu-1"))
+    aid.append(_aid("S026", "PELL", 2016, "csu-2"))  # not where S026 studied
+    aid.append(_aid("S027", "PELL", 2017, "csu-1"))  # the next aid year
+    aid.append(_aid("X000", "MIDDLE_CLASS_SCHOLARSHIP", 2016, "uc-1"))
+    _insert(client, "c2c.linked.financial_aid", aid)
+
+    rows = _rows(client, "outcome_financial_aid", 4)
+    found = {k: (v["students"], v["with_aid"]) for k, v in rows.items()}
+    programs = ["CAL_GRANT_A", "CAL_GRANT_B", "CAL_GRANT_C", "MIDDLE_CLASS_SCHOLARSHIP", "PELL"]
+    assert found == {
+        ("ccc", 2017, "all", "all"): (40, 29),
+        **{
+            ("ccc", 2017, "program", p): (40, n)
+            for p, n in zip(programs, [0, 12, 2, 0, 15], strict=True)
+        },
+        ("csu", 2017, "all", "all"): (30, 26),
+        **{
+            ("csu", 2017, "program", p): (30, n)
+            for p, n in zip(programs, [12, 1, 0, 0, 14], strict=True)
+        },
+    }
+
+    shown = {k: v["with_aid"] for k, v in _rows(client, "public_outcome_financial_aid", 4).items()}
+    # CCC: 11 not aided; the programs under 11 are hidden, and Cal Grant B too (the first
+    # other program), so that what the hidden ones hold (29 - 15) is at least 11 beyond them
+    assert shown[("ccc", 2017, "all", "all")] == 29
+    assert [shown[("ccc", 2017, "program", p)] for p in programs] == [None, None, None, None, 15]
+    # CSU: 4 not aided hides with_aid, and so every program, else 12 + 14 (+ 1 counted
+    # twice, which a reader cannot tell) would give it away
+    assert shown[("csu", 2017, "all", "all")] is None
+    assert all(shown[("csu", 2017, "program", p)] is None for p in programs)
+    students = _rows(client, "public_outcome_financial_aid", 4)
+    assert {v["students"] for k, v in students.items() if k[0] == "csu"} == {30}
+
+
 def test_threshold_comes_from_the_migration_run(client: Any) -> None:
     people = [_completion(f"Q{i}", "ASIAN") for i in range(5)]
     _insert(client, "c2c.linked.completion", people)
@@ -359,8 +431,14 @@ def test_an_edited_migration_is_refused(client: Any, tmp_path: Path) -> None:
 
 def test_open_windows_are_null_not_zero(client: Any) -> None:
     # Horizons earlier than the fixture's: postsecondary data through January 2017, wages
-    # through 2019Q2, CCC's through June 2020.
-    for provider, period in (("csu", "2017-01-31"), ("uc", "2017-01-31"), ("edd", "2019Q2")):
+    # through 2019Q2, CCC's through June 2020, aid through January 2017.
+    periods = (
+        ("csu", "2017-01-31"),
+        ("uc", "2017-01-31"),
+        ("edd", "2019Q2"),
+        ("csac", "2017-01-31"),
+    )
+    for provider, period in periods:
         declare_horizon(client, provider, parse_period(period))
     declare_horizon(client, "ccc", parse_period("2019-20"))
     people = [f"N{i:03d}" for i in range(12)]
@@ -375,8 +453,13 @@ def test_open_windows_are_null_not_zero(client: Any) -> None:
     assert going["completers"] == 12
     # class 2016 completed June 10, 2016: 365 days later is past CSU's and UC's horizon
     assert all(going[c] is None for c in going if c.startswith("within_")), going
-    completion = _rows(client, "outcome_completion", 2)[("ccc", 2017)]
-    assert (completion["within_150"], completion["within_8_years"]) == (12, None)
+    completion = _rows(client, "outcome_completion", 4)
+    everyone = completion[("ccc", 2017, "all", "all")]
+    assert (everyone["within_150"], everyone["within_8_years"]) == (12, None)
+    # the aid year 2016-17 is past the csac horizon: whether they received aid is unknown
+    assert {k[3]: v["entrants"] for k, v in completion.items() if k[2] == "received_aid"} == {
+        "UNKNOWN": 12
+    }
     earnings = _rows(client, "outcome_earnings", 4)[(2018, "ASSOCIATE", "all", "all")]
     # 2018Q2 + 2 and + 4 quarters are complete by 2019Q2; + 20 (2023Q2) is not
     assert (earnings["wages_q2"], earnings["wages_q4"], earnings["wages_q20"]) == (12, 0, None)
@@ -386,7 +469,7 @@ def test_open_windows_are_null_not_zero(client: Any) -> None:
     assert {v["employment_year"] for v in pathways.values()} == {2018}
     working = _rows(client, "outcome_working_while_enrolled", 2)
     assert working[("ccc", 2017)]["with_wages"] == 0  # 2016Q3 is complete
-    public = _rows(client, "public_outcome_completion", 2)[("ccc", 2017)]
+    public = _rows(client, "public_outcome_completion", 4)[("ccc", 2017, "all", "all")]
     assert public["within_8_years"] is None
 
     # nothing declared for a source: every window reading it is open, its cohorts uncounted
@@ -395,7 +478,7 @@ def test_open_windows_are_null_not_zero(client: Any) -> None:
     going = _rows(client, "outcome_college_going", 3)[(2016, "all", "all")]
     assert going["completers"] == 12
     assert going["within_16"] is None
-    assert _rows(client, "outcome_completion", 2) == {}
+    assert _rows(client, "outcome_completion", 4) == {}
     assert {v["employment_year"] for v in _rows(client, "outcome_pathways", 3).values()} == {None}
     # a destination seen is known; no term seen is unknown while the 8 years are not over
     assert {k[1] for k in _rows(client, "outcome_pathways", 3)} == {"CCC"}

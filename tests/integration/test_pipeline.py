@@ -111,10 +111,19 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
         # over all cells, at most a tenth missed and hardly any false links
         total = sum(dict(zip(table.columns, r, strict=True))[measure] or 0 for r in table.rows)
         true_total = sum(cell.get(measure, 0) or 0 for cell in truth[key].values())
+        if key == "financial_aid":  # every program of every segment and year has its row
+            programs = {c.split("=")[1] for c in truth[key] if "|program=" in c}
+            assert programs, truth[key]
+            assert len([c for c in truth[key] if "|program=" not in c]) * (1 + len(programs)) == (
+                len(table.rows)
+            )
         assert 0.9 * true_total <= total <= 1.01 * true_total, (key, total, true_total)
         for row in table.rows:
             values = dict(zip(table.columns, row, strict=True))
-            expected = truth[key].get(f"{values['segment']}|{values['academic_year']}", {})
+            cell = f"{values['segment']}|{values['academic_year']}"
+            if values.get("breakdown", "all") != "all":  # aid by program
+                cell += f"|{values['breakdown']}={values['group_value']}"
+            expected = truth[key].get(cell, {})
             assert values["students"] == expected.get("students", 0), (key, values, expected)
             # A numerator needs a second source linked to the student (wages: SSN and name
             # only; aid: the aid record's identifiers), so it is exact only as far as the
@@ -193,16 +202,28 @@ def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
 
 
 def _check_completion(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
-    assert len(table.rows) == len(truth)
+    found: dict[str, dict[str, Any]] = {}
     for values in _values(table):
         cell = f"{values['segment']}|{values['entry_year']}"
+        if values["breakdown"] != "all":
+            cell += f"|{values['breakdown']}={values['group_value']}"
+        found[cell] = values
+    # every entry cohort is one college's records: its 'all' rows are exactly the truth's
+    assert {c for c in found if "=" not in c} == {c for c in truth if "=" not in c}
+    for cell in found.keys() | truth.keys():
+        values, expected = found.get(cell, {}), truth.get(cell, {})
+        by_aid = "|received_aid=" in cell
         for column in ("entrants", "within_150", "within_8_years"):
-            tally.add(
-                "outcome_completion", f"{cell} {column}", values[column], truth[cell].get(column, 0)
-            )
+            got, want = values.get(column, 0), expected.get(column, 0)
+            table_name = "outcome_completion" + (" by aid receipt" if by_aid else "")
+            tally.add(table_name, f"{cell} {column}", got, want)
+            if by_aid:
+                # the entrant's aid record must be linked to the college record
+                assert _near(got, want), (cell, column, values, expected)
+                continue
             # the entering term and the award are records of one college, under one
             # student id: exact (None for both where the window is open)
-            assert values[column] == truth[cell].get(column, 0), (cell, column, values)
+            assert got == want, (cell, column, values)
 
 
 def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:

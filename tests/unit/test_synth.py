@@ -153,8 +153,32 @@ def test_outcome_truth_is_consistent(synth_dir: Path) -> None:
         assert known == sorted(known)
         assert all(v <= cell["entrants"] for v in known)
     assert any(cell.get("within_8_years", 0) is None for cell in truth["completion"].values())
-    for cell in truth["financial_aid"].values():
+    for key, cell in truth["completion"].items():
+        if "=" in key:
+            continue
+        # aid receipt splits the entrants (synth's aid years are all within the horizon)
+        parts = [truth["completion"].get(f"{key}|received_aid={g}", {}) for g in ("true", "false")]
+        assert f"{key}|received_aid=UNKNOWN" not in truth["completion"]
+        assert all(parts), key
+        for column in ("entrants", "within_150", "within_8_years"):
+            if cell.get(column, 0) is None:
+                assert all(p.get(column, 0) is None for p in parts), (key, column)
+                continue
+            assert sum(p.get(column, 0) for p in parts) == cell.get(column, 0), (key, column)
+    aid = truth["financial_aid"]
+    for cell in aid.values():
         assert (cell.get("with_aid", 0) or 0) <= cell["students"]
+    programs = {k.split("=")[1] for k in aid if "|program=" in k}
+    assert {"PELL", "CAL_GRANT_A", "CAL_GRANT_B"} <= programs
+    for key, cell in aid.items():
+        if "|program=" in key:
+            continue
+        # every program has a row of the same students; the programs split the aided
+        parts = [aid[f"{key}|program={p}"] for p in programs]
+        assert {p["students"] for p in parts} == {cell["students"]}
+        aided = [p.get("with_aid", 0) for p in parts]
+        assert all(a <= cell.get("with_aid", 0) for a in aided), key
+        assert sum(aided) >= cell.get("with_aid", 0), key
     assert truth["earnings"]
     for cell, row in truth["earnings"].items():
         # the programs of a level and year add up to it, and so do the institutions
