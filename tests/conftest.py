@@ -4,6 +4,7 @@ that cannot be reached fails the run: nothing is skipped."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,18 @@ def run_c2c(
     if check and result.returncode != 0:
         raise AssertionError(f"c2c {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def c2c_json(
+    *args: str, expect: int = 0, env: dict[str, str] | None = None, timeout_s: float = 180
+) -> Any:
+    """`c2c ARGS --json` in a child process, as an operator runs it (with ``env``, else this
+    process's environment): its JSON output. Its exit status must be ``expect``."""
+    result = run_c2c(
+        dict(os.environ) if env is None else env, *args, "--json", check=False, timeout_s=timeout_s
+    )
+    assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(result.stdout)
 
 
 def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:

@@ -5,9 +5,6 @@ shown, replayed after the fix, discarded, and every decision is on the audit top
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,25 +20,11 @@ from c2c.topics import AUDIT_TOPIC, get_topic
 from cli.worker_process import WorkerProcess
 from observability.deadletters import REPLAY_HEADER
 from producers.files import produce_file
-from tests.conftest import free_port_pair, read_decoded
+from tests.conftest import c2c_json, free_port_pair, read_decoded
 
 pytestmark = pytest.mark.integration
 
 HEADER = "WageRecordID,SSN,FirstName,LastName,EmployerAccountNo,NAICS,YearQuarter,Wages\n"
-
-
-def _c2c(*args: str, expect: int = 0) -> Any:
-    """`c2c ARGS --json` in another process, as an operator runs it: its JSON output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env=dict(os.environ),
-    )
-    assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-2000:]
-    return json.loads(result.stdout)
 
 
 def _audit(stack: Settings, registry: SchemaRegistry, subject: str) -> list[dict[str, Any]]:
@@ -61,7 +44,7 @@ def test_a_rejected_row_is_listed_shown_refused_for_replay_and_discarded_with_an
     extract.write_text(HEADER + "EDD-9,98765X321,B,KIM,0012345678,722511,2025Q1,200.00\n")
     assert produce_file(stack, "edd", extract).rejected == 1
 
-    listed = _c2c("deadletters", "list", "--stage", "producer:edd", "--since", since)
+    listed = c2c_json("deadletters", "list", "--stage", "producer:edd", "--since", since)
     mine = [row for row in listed if row["where"] == f"{extract}:2"]
     assert len(mine) == 1
     assert mine[0]["error_code"] == "row.invalid"
@@ -69,19 +52,19 @@ def test_a_rejected_row_is_listed_shown_refused_for_replay_and_discarded_with_an
     assert "98765X321" not in json.dumps(listed)  # list never shows values
     letter_id = mine[0]["dead_letter_id"]
 
-    shown = _c2c("deadletters", "show", letter_id)
+    shown = c2c_json("deadletters", "show", letter_id)
     assert shown["replayable"] is False
     assert shown["source_line"] == 2
     assert "original_value" not in shown
-    assert "98765X321" in _c2c("deadletters", "show", letter_id, "--value")["original_value"]
+    assert "98765X321" in c2c_json("deadletters", "show", letter_id, "--value")["original_value"]
 
-    refused = _c2c("deadletters", "replay", letter_id, expect=1)
+    refused = c2c_json("deadletters", "replay", letter_id, expect=1)
     assert refused["error"]["code"] == "deadletter.not_replayable"
 
     operator = f"op-{uuid.uuid4().hex[:6]}"
-    _c2c("deadletters", "discard", letter_id, "--note", "test row", "--operator", operator)
-    assert _c2c("deadletters", "show", letter_id)["state"] == "discarded"
-    again = _c2c("deadletters", "discard", letter_id, "--note", "twice", expect=1)
+    c2c_json("deadletters", "discard", letter_id, "--note", "test row", "--operator", operator)
+    assert c2c_json("deadletters", "show", letter_id)["state"] == "discarded"
+    again = c2c_json("deadletters", "discard", letter_id, "--note", "twice", expect=1)
     assert again["error"]["code"] == "deadletter.decided"
     (action,) = _audit(stack, registry, letter_id)
     assert action["action"] == "deadletter.discard"
@@ -116,7 +99,7 @@ def test_a_misrouted_message_the_worker_dead_lettered_is_replayed_to_its_topic_a
         assert producer.flush(30) == 0
         worker.drained(1)
 
-        listed = _c2c("deadletters", "list", "--topic", "c2c.raw.enrollment", "--state", "open")
+        listed = c2c_json("deadletters", "list", "--topic", "c2c.raw.enrollment", "--state", "open")
         ids = {
             str(r["dead_letter_id"])
             for r, _h in read_decoded(
@@ -132,13 +115,13 @@ def test_a_misrouted_message_the_worker_dead_lettered_is_replayed_to_its_topic_a
         (row,) = [r for r in listed if r["dead_letter_id"] == letter_id]
         assert row["stage"] == "identity"
         assert row["error_code"].startswith("serde.")
-        shown = _c2c("deadletters", "show", letter_id)
+        shown = c2c_json("deadletters", "show", letter_id)
         assert shown["replayable"] is True
         assert shown["source_topic"] == "c2c.raw.enrollment"
 
         linked_before = end_offsets(stack, ["c2c.linked.wage"])
         operator = f"op-{uuid.uuid4().hex[:6]}"
-        (action,) = _c2c(
+        (action,) = c2c_json(
             "deadletters",
             "replay",
             letter_id,
@@ -176,10 +159,12 @@ def test_a_misrouted_message_the_worker_dead_lettered_is_replayed_to_its_topic_a
         assert audited["action"] == "deadletter.replay"
         assert audited["operator"] == operator
         assert audited["target"] == action["target"]
-        assert _c2c("deadletters", "show", letter_id)["state"] == "replayed"
+        assert c2c_json("deadletters", "show", letter_id)["state"] == "replayed"
         assert letter_id not in {
             r["dead_letter_id"]
-            for r in _c2c("deadletters", "list", "--topic", "c2c.raw.enrollment", "--state", "open")
+            for r in c2c_json(
+                "deadletters", "list", "--topic", "c2c.raw.enrollment", "--state", "open"
+            )
         }
     finally:
         worker.kill()
@@ -203,18 +188,18 @@ def test_a_stopped_group_is_moved_past_a_poison_message_which_is_kept_and_audite
     member.poll(5)  # a member now: the group is active
     place = ["--topic", topic, "--partition", str(partition), "--offset", str(offset)]
     try:
-        active = _c2c("deadletters", "skip", "--group", group, *place, "--note", "x", expect=1)
+        active = c2c_json("deadletters", "skip", "--group", group, *place, "--note", "x", expect=1)
         assert active["error"]["code"] == "deadletter.group_active"
     finally:
         member.close()
     # an offset the group does not stand at (after the poison: before it may be -1 on a
     # fresh stack, where the poison is the first message)
     wrong = ["--topic", topic, "--partition", str(partition), "--offset", str(offset + 1)]
-    elsewhere = _c2c("deadletters", "skip", "--group", group, *wrong, "--note", "x", expect=1)
+    elsewhere = c2c_json("deadletters", "skip", "--group", group, *wrong, "--note", "x", expect=1)
     assert elsewhere["error"]["code"] == "deadletter.not_stuck"
 
     operator = f"op-{uuid.uuid4().hex[:6]}"
-    action = _c2c(
+    action = c2c_json(
         "deadletters", "skip", "--group", group, *place, "--note", "poison", "--operator", operator
     )
     assert action["action"] == "deadletter.skip"
@@ -225,7 +210,7 @@ def test_a_stopped_group_is_moved_past_a_poison_message_which_is_kept_and_audite
     finally:
         reader.close()
     assert committed.offset == offset + 1
-    shown = _c2c("deadletters", "show", action["subject"], "--value")
+    shown = c2c_json("deadletters", "show", action["subject"], "--value")
     assert shown["error_code"] == "operator.skipped"
     assert shown["source_offset"] == offset
     assert shown["replayable"] is True

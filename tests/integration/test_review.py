@@ -4,11 +4,7 @@ values, and shown with them only on request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -18,21 +14,9 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import get_topic
 from streams.linking import review_record
+from tests.conftest import c2c_json
 
 pytestmark = pytest.mark.integration
-
-
-def _c2c(*args: str) -> Any:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=dict(os.environ),
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return json.loads(result.stdout)
 
 
 def test_a_held_record_is_listed_without_values_and_shown_with_them_on_request(
@@ -58,13 +42,13 @@ def test_a_held_record_is_listed_without_values_and_shown_with_them_on_request(
     )
     assert producer.flush(30) == 0
 
-    listed = _c2c("review", "list", "--provider", "ccc", "--state", "open")
+    listed = c2c_json("review", "list", "--provider", "ccc", "--state", "open")
     (row,) = [r for r in listed if r["review_id"] == str(record["review_id"])]
     assert row["where"] == "c2c.raw.enrollment[2]@11"
     assert row["reason"] == record["reason"]
     assert last_name not in json.dumps(listed)
-    shown = _c2c("review", "show", row["review_id"])
+    shown = c2c_json("review", "show", row["review_id"])
     assert "raw_event" not in shown
     assert last_name not in json.dumps(shown)
-    with_values = _c2c("review", "show", row["review_id"], "--values")
+    with_values = c2c_json("review", "show", row["review_id"], "--values")
     assert with_values["raw_event"]["person"]["last_name"] == last_name

@@ -22,7 +22,7 @@ from c2c.settings import Settings
 from c2c.topics import get_topic
 from cli.sink_process import SinkProcess
 from cli.status import status_report
-from tests.conftest import free_port_pair
+from tests.conftest import c2c_json, free_port_pair
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,7 @@ pytestmark = pytest.mark.integration
 def _status_json(env: dict[str, str], *, expect: int = 0) -> dict[str, Any]:
     """`c2c status --json --all` from another process, as an operator runs it; its exit
     status must be ``expect``."""
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "status", "--json", "--all"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
-    assert result.returncode == expect, result.stdout[-2000:] + result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
+    report: dict[str, Any] = c2c_json("status", "--all", expect=expect, env=env)
     return report
 
 
