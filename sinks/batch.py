@@ -154,9 +154,12 @@ def _take_out(
         )
 
     taken = Batch(started=batch.started)
+    kept: set[str] = set()  # persons of ``out`` with rows left (admitted): their person row stays
     for table, rows in batch.facts.items():
-        taken.facts[table] = [row for row in rows if taken_row(row)]
-        rows[:] = [row for row in rows if not taken_row(row)]
+        took = [taken_row(row) for row in rows]
+        taken.facts[table] = [row for row, t in zip(rows, took, strict=True) if t]
+        rows[:] = [row for row, t in zip(rows, took, strict=True) if not t]
+        kept.update(row[3] for row in rows if row[3] in out)
     for table, messages in batch.wire.items():
         find = finders.get(table)
         if find is not None:
@@ -167,13 +170,7 @@ def _take_out(
             ]
             taken.wire[table] = [m for m, t in zip(messages, took, strict=True) if t]
             messages[:] = [m for m, t in zip(messages, took, strict=True) if not t]
-    kept = set()  # persons of ``out`` with rows left (admitted): their person row stays
-    if admits is not None:
-        kept = {row[3] for rows in batch.facts.values() for row in rows if row[3] in out}
-        for table, messages in batch.wire.items():
-            find = finders.get(table)
-            if find is not None:
-                kept |= {p for m in messages if (p := find(m.value() or b"")) in out}
+            kept.update(p for p, t in zip(people, took, strict=True) if p in out and not t)
     gone = out - kept
     taken.persons = {p: batch.persons.pop(p) for p in gone if p in batch.persons}
     taken.wire_persons = batch.wire_persons & gone
