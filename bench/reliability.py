@@ -157,10 +157,10 @@ def _run(
     """One replay of ``synth`` through a pipeline of its own; what it took and left."""
     run = PipelineRun.create(stack, tmp, name, tmp / "ch")
     dead0 = end_offsets(stack, [DEAD_LETTER_TOPIC])
+    raw0, linked0 = end_offsets(stack, RAW_TOPICS), end_offsets(stack, LINKED)
+    seen = _Visibility(stack, run.sink.group, sorted(linked0))
     try:
         run.begin()
-        seen = _Visibility(stack, run.sink.group, sorted(end_offsets(stack, LINKED)))
-        raw0, linked0 = end_offsets(stack, RAW_TOPICS), end_offsets(stack, LINKED)
         started = time.perf_counter()
         replaying = threading.Thread(target=replay, args=(stack, synth), kwargs={"rate": rate})
         replaying.start()
