@@ -15,14 +15,15 @@ import signal
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from c2c.child import free_port_pair
+from c2c.kafka import end_offsets
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
 from cli.sink_process import SinkProcess
@@ -35,7 +36,6 @@ __all__ = [
     "OUTCOME_TABLES",
     "PipelineRun",
     "clickhouse_snapshot",
-    "topic_ends",
     "wait_for",
 ]
 
@@ -97,7 +97,7 @@ class PipelineRun:
         start the sink and the worker, ready for what is published from now on."""
         self.worker.begin_here()
         self.sink.begin_here()
-        self.start = topic_ends(self.settings, SINK_TOPICS)
+        self.start = end_offsets(self.settings, SINK_TOPICS)
         self.sink.start()
         self.worker.start()
 
@@ -185,20 +185,6 @@ def wait_for(check: Callable[[], bool], what: str, service: Any, timeout_s: floa
         time.sleep(0.2)
     logs = [c.log for c in getattr(service, "children", [service])]
     raise AssertionError(f"{what}: not in {timeout_s} s; logs {logs}")
-
-
-def topic_ends(settings: Settings, topics: Iterable[str]) -> dict[tuple[str, int], int]:
-    """The end offset of every partition of ``topics`` now."""
-    consumer = Consumer(settings.kafka_config(**{"group.id": f"ends-{uuid.uuid4()}"}))
-    try:
-        ends = {}
-        for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                ends[(topic, partition)] = high
-    finally:
-        consumer.close()
-    return ends
 
 
 def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
