@@ -110,17 +110,21 @@ class BatchProducer:
         headers: Headers | None = None,
         *,
         partition: int | None = None,
+        timestamp_ms: int = 0,
     ) -> None:
-        """Queue one message (to ``partition``, else where the partitioner puts its key);
-        waits only while the local queue is full."""
+        """Queue one message (to ``partition``, else where the partitioner puts its key;
+        ``timestamp_ms``: its create time, 0 for now); waits only while the local queue is
+        full."""
         where = _ANY_PARTITION if partition is None else partition
         listed = _listed(headers)
         while True:
             try:
                 if listed is None:
-                    self._producer.produce(topic, value, key, where)
+                    self._producer.produce(topic, value, key, where, timestamp=timestamp_ms)
                 else:
-                    self._producer.produce(topic, value, key, where, headers=listed)
+                    self._producer.produce(
+                        topic, value, key, where, timestamp=timestamp_ms, headers=listed
+                    )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
@@ -131,22 +135,22 @@ class BatchProducer:
         ``timestamp_ms``: the messages' create time (0: now, as the producer sets it)."""
         produce = self._producer.produce
         for message in messages:
-            headers = _listed(message.headers) if message.headers else None
-            while True:
-                try:
-                    if headers:
-                        produce(
-                            message.topic,
-                            message.value,
-                            message.key,
-                            headers=headers,
-                            timestamp=timestamp_ms,
-                        )
-                    else:
-                        produce(message.topic, message.value, message.key, timestamp=timestamp_ms)
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    self._producer.poll(0.05)
+            headers = message.headers
+            try:
+                if headers:
+                    produce(
+                        message.topic,
+                        message.value,
+                        message.key,
+                        headers=_listed(headers),
+                        timestamp=timestamp_ms,
+                    )
+                else:
+                    produce(message.topic, message.value, message.key, timestamp=timestamp_ms)
+            except BufferError:  # local queue full: send waits for room
+                self.send(
+                    message.topic, message.key, message.value, headers, timestamp_ms=timestamp_ms
+                )
 
     def confirm(self, timeout_s: float = 60.0) -> None:
         """Wait until Kafka acknowledged everything sent so far; DeliveryError naming what
