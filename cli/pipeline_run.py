@@ -25,11 +25,11 @@ from confluent_kafka import KafkaException
 from c2c.child import free_port_pair
 from c2c.kafka import end_offsets
 from c2c.settings import Settings
-from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
-from cli.sink_process import SinkProcess
+from cli.sink_process import SINK_TOPICS, SinkProcess
 from cli.worker_process import WorkerProcess
 from services import services_up
 from services.kafka import KafkaService
+from sinks.public import PUBLIC_VIEWS
 from sinks.rows import FACT_TABLES
 
 __all__ = [
@@ -39,17 +39,8 @@ __all__ = [
     "wait_for",
 ]
 
-OUTCOME_TABLES = (
-    "outcome_college_going",
-    "outcome_working_while_enrolled",
-    "outcome_financial_aid",
-    "outcome_teacher_pipeline",
-    "outcome_pathways",
-    "outcome_completion",
-    "outcome_earnings",
-)
-
-SINK_TOPICS = [*FACT_TABLES, CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC]
+# the outcome tables, in the order of their public views
+OUTCOME_TABLES = tuple(view.outcome for view in PUBLIC_VIEWS)
 
 
 @dataclass
