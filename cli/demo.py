@@ -146,9 +146,10 @@ def _pipeline(
         echo(f"replay: {published:,} of {events:,} records in {time.monotonic() - began:.1f} s")
         counts = worker.drained(events, timeout_s=3600)
         took = time.monotonic() - began
+        handled = worker.handled()
         echo(
-            f"identity worker: {worker.handled():,} records in {took:.1f} s "
-            f"({worker.handled() / took:,.0f}/s): {counts.get('change.PERSON_CREATED', 0):,} "
+            f"identity worker: {handled:,} records in {took:.1f} s "
+            f"({handled / took:,.0f}/s): {counts.get('change.PERSON_CREATED', 0):,} "
             f"persons created, {counts.get('change.PERSONS_MERGED', 0):,} merges, "
             f"{counts.get('review', 0):,} to review, {counts.get('dead_letter', 0):,} dead "
             f"letters; {counts.get('optout', 0):,} opt-out requests and revocations applied, "
@@ -174,50 +175,60 @@ def _pipeline(
         sink.stop()
 
 
+def synth_horizons(folder: Path) -> dict[str, datetime.date]:
+    """The latest complete period of each source of synth's ``folder`` (its truth says them)."""
+    import json
+
+    truth = json.loads((folder / "truth" / "outcomes.json").read_text())
+    return {p: datetime.date.fromisoformat(t) for p, t in truth["horizons"].items()}
+
+
+def declare_synth_horizons(
+    settings: Settings, folder: Path, declared_by: str = "c2c demo"
+) -> dict[str, datetime.date]:
+    """Migrate ``settings``' ClickHouse and declare the horizons of synth's ``folder`` in it
+    (before a sink holds it); returns them."""
+    from c2c.clickhouse import connect
+    from sinks.horizons import declare_horizon
+    from sinks.migrate import migrate
+
+    horizons = synth_horizons(folder)
+    client = connect(settings)
+    try:
+        migrate(client, min_cell=settings.suppression_min_cell)
+        for provider, through in sorted(horizons.items()):
+            declare_horizon(client, provider, through, declared_by=declared_by)
+    finally:
+        client.close()
+    return horizons
+
+
 def _declare_horizons(
     settings: Settings, echo: Callable[[str], None], folder: Path, *, through_sink: bool
 ) -> None:
-    """Declare the latest complete period of each of synth's sources (its truth says them),
-    as a deployment's operators do (`c2c sink horizon`): outcome windows close against
-    them, and a table whose sources declared nothing is empty. ``through_sink``: a running
-    sink holds ClickHouse, and takes them on its page with C2C_SINK_WEB_TOKEN (without it
-    the demo says so and goes on); else ClickHouse is migrated and they are written."""
-    import json
-
-    from c2c.clickhouse import connect
+    """Declare the latest complete period of each of synth's sources, as a deployment's
+    operators do (`c2c sink horizon`): outcome windows close against them, and a table
+    whose sources declared nothing is empty. ``through_sink``: a running sink holds
+    ClickHouse, and takes them on its page with C2C_SINK_WEB_TOKEN (without it the demo
+    says so and goes on); else ClickHouse is migrated and they are written."""
     from c2c.errors import C2CError
-    from sinks.horizons import declare_horizon
-    from sinks.migrate import migrate
     from sinks.reading import open_reader
 
-    horizons = {
-        provider: datetime.date.fromisoformat(through)
-        for provider, through in json.loads((folder / "truth" / "outcomes.json").read_text())[
-            "horizons"
-        ].items()
-    }
-    said = ", ".join(f"{p} through {t}" for p, t in sorted(horizons.items()))
     if not through_sink:
-        client = connect(settings)
+        horizons = declare_synth_horizons(settings, folder)
+    else:
+        horizons = synth_horizons(folder)
         try:
-            migrate(client, min_cell=settings.suppression_min_cell)
+            reader = open_reader(settings)
             for provider, through in sorted(horizons.items()):
-                declare_horizon(client, provider, through, declared_by="c2c demo")
-        finally:
-            client.close()
-        echo(f"horizons: {said}")
-        return
-    try:
-        reader = open_reader(settings)
-        for provider, through in sorted(horizons.items()):
-            reader.declare_horizon(provider, through, declared_by="c2c demo")
-    except C2CError as exc:
-        echo(
-            f"horizons: not declared ({exc}); outcome tables stay empty until each source's "
-            "is (`c2c sink horizon PROVIDER PERIOD`)"
-        )
-        return
-    echo(f"horizons: {said}")
+                reader.declare_horizon(provider, through, declared_by="c2c demo")
+        except C2CError as exc:
+            echo(
+                f"horizons: not declared ({exc}); outcome tables stay empty until each "
+                "source's is (`c2c sink horizon PROVIDER PERIOD`)"
+            )
+            return
+    echo("horizons: " + ", ".join(f"{p} through {t}" for p, t in sorted(horizons.items())))
 
 
 def running_stages(settings: Settings) -> list[str]:

@@ -28,13 +28,13 @@ from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
+from cli.demo import declare_synth_horizons
 from cli.pipeline_run import OUTCOME_TABLES, PipelineRun, clickhouse_snapshot, wait_for
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
 from tests.conftest import read_decoded
-from tests.integration.outcome_pages import declare_synth_horizons
 
 pytestmark = pytest.mark.integration
 

@@ -25,6 +25,7 @@ from c2c.clickhouse import connect
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.demo import declare_synth_horizons
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
 from producers.emitter import EventEmitter
@@ -37,7 +38,7 @@ from sinks.optouts import PERSON_TABLES, request_key
 from sinks.rows import FACT_TABLES
 from sinks.sink import Sink
 from tests.conftest import free_port_pair
-from tests.integration.outcome_pages import declare_synth_horizons, researcher_table, with_token
+from tests.integration.outcome_pages import researcher_table, with_token
 
 pytestmark = pytest.mark.integration
 

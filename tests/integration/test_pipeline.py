@@ -17,6 +17,7 @@ import pytest
 from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.demo import declare_synth_horizons
 from cli.pipeline_run import OUTCOME_TABLES
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
@@ -26,7 +27,7 @@ from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.outcomes import OutcomeTable
 from sinks.rows import FACT_TABLES
 from tests.conftest import free_port_pair
-from tests.integration.outcome_pages import declare_synth_horizons, researcher_table, with_token
+from tests.integration.outcome_pages import researcher_table, with_token
 
 pytestmark = pytest.mark.integration
 
