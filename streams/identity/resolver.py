@@ -29,7 +29,7 @@ from streams.identity.matching import (
     MatchModel,
     Score,
     field_levels,
-    identifier_level,
+    identifier_levels,
     names_agree,
     read_near,
     weigh,
@@ -477,8 +477,11 @@ class Resolver:
         ta, tb = self.state.trusted[a], self.state.trusted[b]
         disjoint = any(ta[kind] and tb[kind] and not (ta[kind] & tb[kind]) for kind in ta)
         profile_b = self.state.profiles[b] + ([bridge] if bridge is not None else [])
-        best = max(self.score(identity, profile_b).weight for identity in self.state.profiles[a])
-        return best < (self.model.threshold if disjoint else 0.0)
+        bound = self.model.threshold if disjoint else 0.0
+        # apart unless some identity of ``a`` reaches the bound (the first that does ends it)
+        return not any(
+            self.score(identity, profile_b).weight >= bound for identity in self.state.profiles[a]
+        )
 
     def _link(
         self,
@@ -548,16 +551,7 @@ def _person_score(identity: Identity, profile: list[Identity], model: MatchModel
     best_weight = float("-inf")
     for kept in profile:
         fields = field_levels(identity, kept)
-        ids = []
-        for kind, masks_a, masks_b in (
-            ("ssn", identity.ssn_masks, kept.ssn_masks),
-            ("ssid", identity.ssid_masks, kept.ssid_masks),
-            ("itin", frozenset(), frozenset()),
-        ):
-            x, y = getattr(identity, kind), getattr(kept, kind)
-            if x and y:
-                ids.append((kind, identifier_level(x, y, masks_a, masks_b)))
-        for kind, level in read_near(ids, fields):
+        for kind, level in read_near(identifier_levels(identity, kept), fields):
             seen = best_ids.get(kind)
             if seen is None or _IDENTIFIER_RANK[level] < _IDENTIFIER_RANK[seen]:
                 best_ids[kind] = level
