@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from c2c.errors import ServiceError
+from c2c.kafka import end_offsets
 from c2c.settings import Settings
 
 __all__ = ["ChildService", "commit_ends", "committed_lag", "free_port", "free_port_pair"]
@@ -47,13 +48,8 @@ def free_port_pair() -> int:
     raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
-def _ends(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:
-    ends = []
-    for topic in topics:
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            ends.append(TopicPartition(topic, partition, high))
-    return ends
+def _ends(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+    return [TopicPartition(t, p, high) for (t, p), high in end_offsets(settings, topics).items()]
 
 
 def commit_ends(settings: Settings, group: str, topics: Iterable[str]) -> None:
@@ -62,7 +58,7 @@ def commit_ends(settings: Settings, group: str, topics: Iterable[str]) -> None:
     what was published from now on, whatever its start setting."""
     consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
     try:
-        consumer.commit(offsets=_ends(consumer, topics), asynchronous=False)
+        consumer.commit(offsets=_ends(settings, topics), asynchronous=False)
     finally:
         consumer.close()
 
@@ -73,7 +69,7 @@ def committed_lag(settings: Settings, group: str, topics: Iterable[str]) -> int:
     everything published."""
     consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
     try:
-        ends = _ends(consumer, topics)
+        ends = _ends(settings, topics)
         committed = consumer.committed([TopicPartition(e.topic, e.partition) for e in ends], 10)
     finally:
         consumer.close()

@@ -23,6 +23,7 @@ __all__ = [
     "end_offsets",
     "ensure_topics",
     "not_authorized",
+    "read_at",
     "read_to_end",
 ]
 
@@ -180,6 +181,38 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
                 )
                 ends[(topic, partition)] = high
         return ends
+    finally:
+        consumer.close()
+
+
+def read_at(
+    settings: Settings, topic: str, partition: int, offset: int, *, timeout_s: float = 30.0
+) -> Message | None:
+    """The message at ``offset`` of ``topic[partition]``, read by a consumer that commits
+    nothing; None if there is none (retention or compaction took it, it never was, or it was
+    not read within ``timeout_s``). ServiceError naming the place if the broker refuses."""
+    import time
+
+    consumer = _reader(settings)
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise not_authorized(settings, f"topic {topic}", "read")
+                if error.retriable():
+                    continue
+                raise ServiceError(
+                    f"reading {topic}[{partition}]@{offset} failed: {error.str()}",
+                    code="kafka.read",
+                )
+            return message if message.offset() == offset else None
+        return None
     finally:
         consumer.close()
 

@@ -20,8 +20,6 @@ it from its source by its SHA-256.
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
+from c2c.kafka import read_at
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
@@ -360,29 +359,14 @@ def discard(
 
 def _read_one(settings: Settings, topic: str, partition: int, offset: int) -> Any:
     """The message at ``offset`` of ``topic[partition]``; C2CError if there is none."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        settings.kafka_config(
-            **{"group.id": f"c2c-read-{uuid.uuid4()}", "enable.auto.commit": False}
+    message = read_at(settings, topic, partition, offset)
+    if message is None:
+        raise C2CError(
+            f"no message at {topic}[{partition}]@{offset}: `c2c status` shows where the "
+            "group stands",
+            code="deadletter.no_message",
         )
-    )
-    try:
-        consumer.assign([TopicPartition(topic, partition, offset)])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None or message.error() is not None:
-                continue
-            if message.offset() == offset:
-                return message
-            break  # the offset is gone (retention, compaction) or never was
-    finally:
-        consumer.close()
-    raise C2CError(
-        f"no message at {topic}[{partition}]@{offset}: `c2c status` shows where the group stands",
-        code="deadletter.no_message",
-    )
+    return message
 
 
 def skip(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Message, Producer
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
@@ -24,7 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from c2c.clickhouse import connect
 from c2c.errors import ServiceError
-from c2c.kafka import ensure_topics
+from c2c.kafka import ensure_topics, read_at
 from c2c.schemas import SchemaLibrary
 from c2c.settings import Settings
 from c2c.topics import get_topic
@@ -85,29 +85,14 @@ def _produce(
 
 
 def _consume_at(settings: Settings, partition: int, offset: int) -> bytes:
-    consumer = Consumer(
-        settings.kafka_config(
-            **{"group.id": f"c2c-heartbeat-{uuid.uuid4()}", "enable.auto.commit": False}
+    message = read_at(settings, HEARTBEAT_TOPIC, partition, offset)
+    value = message.value() if message is not None else None
+    if value is None:
+        raise ServiceError(
+            f"the heartbeat at {HEARTBEAT_TOPIC}[{partition}]@{offset} was not read back in 30 s",
+            code="heartbeat.consume",
         )
-    )
-    try:
-        consumer.assign([TopicPartition(HEARTBEAT_TOPIC, partition, offset)])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            if message.error() is not None:
-                raise KafkaException(message.error())
-            value = message.value()
-            if message.offset() == offset and value is not None:
-                return value
-    finally:
-        consumer.close()
-    raise ServiceError(
-        f"the heartbeat at {HEARTBEAT_TOPIC}[{partition}]@{offset} was not read back in 30 s",
-        code="heartbeat.consume",
-    )
+    return value
 
 
 def send_heartbeat(settings: Settings, origin: str) -> HeartbeatResult:
