@@ -46,6 +46,7 @@ __all__ = [
     "principal",
     "producer_role",
     "roles",
+    "username",
 ]
 
 ResourceKind = Literal["topic", "group", "cluster"]
@@ -79,9 +80,14 @@ class Grant:
         return principal(self.role)
 
 
+def username(role: str) -> str:
+    """The SCRAM user of ``role`` on the secured broker."""
+    return f"c2c-{role}"
+
+
 def principal(role: str) -> str:
-    """The Kafka principal of ``role`` (its SCRAM user is the part after ``User:``)."""
-    return f"User:c2c-{role}"
+    """The Kafka principal of ``role``: ``User:`` and its SCRAM user."""
+    return f"User:{username(role)}"
 
 
 def producer_role(provider: str) -> str:

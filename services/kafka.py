@@ -18,7 +18,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from c2c.acls import ADMIN
+from c2c.acls import ADMIN, username
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 from services._process import ProcessSpec, tail
@@ -79,7 +79,7 @@ def _security(settings: Settings, admin_password: str | None) -> list[str]:
         ]
     if admin_password is None:
         raise ValueError("a secured broker needs the admin's password")
-    user, password = f"c2c-{ADMIN}", admin_password
+    user, password = username(ADMIN), admin_password
     return [
         *common,
         f"listeners=SASL_PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
@@ -243,7 +243,7 @@ class KafkaService:
                 )
             return
         scram = (
-            ["--add-scram", f"{SCRAM_MECHANISM}=[name=c2c-{ADMIN},password={password}]"]
+            ["--add-scram", f"{SCRAM_MECHANISM}=[name={username(ADMIN)},password={password}]"]
             if secured
             else []
         )

@@ -31,7 +31,7 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
-from c2c.acls import ADMIN, Grant, acl_table, roles
+from c2c.acls import ADMIN, Grant, acl_table, roles, username
 from c2c.errors import ServiceError
 from c2c.settings import Settings
 from services.base import is_loopback
@@ -89,7 +89,7 @@ def as_role(settings: Settings, role: str) -> Settings:
         update={
             "kafka_security_protocol": "SASL_PLAINTEXT",
             "kafka_sasl_mechanism": SCRAM_MECHANISM,
-            "kafka_sasl_username": f"c2c-{role}",
+            "kafka_sasl_username": username(role),
             "kafka_sasl_password": SecretStr(passwords[role]),
         }
     )
@@ -117,7 +117,7 @@ def apply_acls(
     admin = AdminClient(as_role(settings, ADMIN).kafka_config())
     upserts: list[UserScramCredentialAlteration] = [
         UserScramCredentialUpsertion(
-            f"c2c-{role}",
+            username(role),
             ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, _ITERATIONS),
             passwords[role].encode(),
         )
