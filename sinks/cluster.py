@@ -62,7 +62,7 @@ _GRANT = re.compile(
     r"^GRANT (?P<what>.+?) ON (?P<database>[A-Za-z_][A-Za-z0-9_]*)\."
     r"(?P<name>[A-Za-z_][A-Za-z0-9_]*|\*|[A-Za-z_][A-Za-z0-9_]*\*) TO (?P<to>.+)$"
 )
-_ENGINE = re.compile(r"\bENGINE = (?P<engine>\w+)(?:\((?P<args>[^()]*)\))?")
+_ENGINE = re.compile(r"\bENGINE = (?P<engine>\w+)")
 _ORDER_BY = re.compile(r"\bORDER BY (?P<key>\([^()]*\)|\w+)")
 
 
@@ -150,12 +150,18 @@ class _Table:
         )
 
     @property
-    def engine(self) -> tuple[str, str | None]:
-        # the engine is after the columns: a column's comment cannot be taken for it
+    def engine(self) -> tuple[str, str | None, slice]:
+        """The engine's name, its arguments (None without parentheses), and where the
+        whole of it is in :attr:`tail` (after the columns: a column's comment is never
+        taken for it)."""
         match = _ENGINE.search(self.tail)
         if match is None:
             raise ClusterFormError(f"CREATE TABLE {self.name} names no engine")
-        return match.group("engine"), match.group("args")
+        if self.tail[match.end() : match.end() + 1] != "(":
+            return match.group("engine"), None, slice(match.start(), match.end())
+        closing = _closing(self.tail, match.end())
+        args = self.tail[match.end() + 1 : closing]
+        return match.group("engine"), args, slice(match.start(), closing + 1)
 
     @property
     def merge_tree(self) -> bool:
@@ -198,12 +204,12 @@ def _create_table(statement: str, table: _Table, schema: ClusterSchema) -> list[
     on = schema.on_cluster
     if not table.merge_tree:  # Null and other per-node tables: one on every node
         return [f"{table.head}{table.name} {on}\n({table.columns}){table.tail}"]
-    engine, args = table.engine
+    engine, args, where = table.engine
     local = f"{table.name}{LOCAL_SUFFIX}"
     replicated = f"Replicated{engine}('{KEEPER_PATH}', '{{replica}}'" + (
         f", {args})" if args else ")"
     )
-    tail = _ENGINE.sub(lambda _: f"ENGINE = {replicated}", table.tail, count=1)
+    tail = f"{table.tail[: where.start]}ENGINE = {replicated}{table.tail[where.stop :]}"
     distributed = (
         f"Distributed('{schema.cluster}', '{schema.database}', '{local}', "
         f"{sharding_key(statement)})"

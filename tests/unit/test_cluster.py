@@ -254,3 +254,17 @@ class _Recorder:
     def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Any = None) -> None:
         assert table == "schema_migrations"
         self.inserted += [int(row[0]) for row in rows]
+
+
+def test_an_engines_arguments_are_kept_whole() -> None:
+    statement = (
+        "CREATE TABLE IF NOT EXISTS t\n(\n    k String,\n    v DateTime\n)\n"
+        "ENGINE = ReplacingMergeTree(toUInt64(v))\nORDER BY (k, v)\n"
+        "SETTINGS index_granularity = 1024"
+    )
+    local, distributed = cluster_form(statement, ClusterSchema("c", "db", frozenset({"t"})))
+    assert local.endswith(
+        f"ENGINE = ReplicatedReplacingMergeTree('{KEEPER_PATH}', '{{replica}}', toUInt64(v))\n"
+        "ORDER BY (k, v)\nSETTINGS index_granularity = 1024"
+    )
+    assert distributed.endswith("ENGINE = Distributed('c', 'db', 't_local', cityHash64(k, v))")
