@@ -179,6 +179,10 @@ def test_settings_and_deletes_go_to_the_local_tables_and_column_changes_to_both(
         f"ALTER TABLE fact_wage ON CLUSTER {CLUSTER} ADD COLUMN published_at "
         "DateTime64(3, 'UTC') DEFAULT now64(3)",
     ]
+    mutation = "ALTER TABLE dim_person DELETE WHERE person_id = ''"  # a mutation: the rows
+    assert cluster_form(mutation, SCHEMA) == [
+        f"ALTER TABLE dim_person_local ON CLUSTER {CLUSTER} DELETE WHERE person_id = ''"
+    ]
     for table in PERSON_TABLES:
         (delete,) = cluster_form(delete_statement(table), SCHEMA)
         assert delete.startswith(f"DELETE FROM {table}_local ON CLUSTER {CLUSTER} WHERE ")
