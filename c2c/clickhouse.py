@@ -69,7 +69,8 @@ def _server_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def connect(settings: Settings, *, create_database: bool = True) -> Client:
-    """A clickhouse-connect client on the configured database (created if missing).
+    """A clickhouse-connect client on the configured database (created if missing, on every
+    node of ``C2C_CLICKHOUSE_CLUSTER`` if set).
 
     Raises ServiceError when the server does not answer or the embedded path is held by
     another process (naming that process).
@@ -89,7 +90,10 @@ def connect(settings: Settings, *, create_database: bool = True) -> Client:
     try:
         client = clickhouse_connect.get_client(**kwargs)
         if create_database:
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
+            # on a cluster, on every node: each holds its shard's tables in it
+            cluster = settings.clickhouse_cluster
+            on = f" ON CLUSTER `{cluster}`" if cluster else ""
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`{on}")
             client.database = settings.clickhouse_database
     except Exception as exc:  # clickhouse-connect raises several unrelated types
         raise ServiceError(

@@ -221,6 +221,15 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = None
     clickhouse_verify_tls: bool = True
     clickhouse_ca_cert: Path | None = None
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=(
+            "A cluster of the server's remote_servers: migrations then run ON CLUSTER, each "
+            "table Replicated on its shard under a Distributed one (sinks/cluster.py). "
+            "Unset: one server (or embedded chdb)."
+        ),
+    )
 
     # -- identity resolution ---------------------------------------------------------------
     identity_secret: SecretStr = Field(
@@ -374,6 +383,18 @@ class Settings(BaseSettings):
         if parts.scheme not in ("chdb", "http", "https"):
             raise ValueError(
                 f"{value!r} is neither chdb://PATH (embedded) nor an http(s):// server URL"
+            )
+        return value
+
+    @field_validator("clickhouse_cluster")
+    @classmethod
+    def _check_clickhouse_cluster(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("clickhouse_url")
+        if value is not None and (url is None or str(url).startswith("chdb://")):
+            raise ValueError(
+                f"cluster {value!r} needs a ClickHouse server: set C2C_CLICKHOUSE_URL to one "
+                "of its nodes (http(s)://host:port), or unset C2C_CLICKHOUSE_CLUSTER for "
+                "embedded chdb"
             )
         return value
 

@@ -35,6 +35,7 @@ def sink_migrate(ctx: click.Context, as_json: bool) -> None:
         connect(settings),
         min_cell=settings.suppression_min_cell,
         server=not settings.clickhouse_embedded,
+        cluster=settings.clickhouse_cluster,
     )
     if as_json:
         echo_json({"applied": applied})
@@ -97,6 +98,7 @@ def _open_clickhouse(settings: Settings, stop: threading.Event) -> Any | None:
                 client,
                 min_cell=settings.suppression_min_cell,
                 server=not settings.clickhouse_embedded,
+                cluster=settings.clickhouse_cluster,
             )
             return client
         except Exception as exc:

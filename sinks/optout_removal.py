@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sinks.batch import Batch
+from sinks.cluster import ClusterSchema, cluster_form
 from sinks.optouts import (
     AUDIT_COLUMNS,
     audit_row,
@@ -33,10 +34,19 @@ class OptOutRemoval:
 
     ``counts``: ``optout.rows_removed`` and ``optout.audited``. ``applied_s``: decision id
     -> seconds from reading the decision to its rows removed and audited (the latest
-    10,000)."""
+    10,000). ``cluster``: the schema's cluster, whose deletes run on every shard's local
+    tables (sinks/cluster.py); None on a single server."""
 
-    def __init__(self, client: Any, audited: Iterable[str] = (), *, key: bytes) -> None:
+    def __init__(
+        self,
+        client: Any,
+        audited: Iterable[str] = (),
+        *,
+        key: bytes,
+        cluster: ClusterSchema | None = None,
+    ) -> None:
         self._client = client
+        self._cluster = cluster
         self._key = key  # sinks.optouts.request_key: keys the audit's request ids
         self._audited = set(audited)
         self.counts: Counter[str] = Counter()
@@ -73,7 +83,9 @@ class OptOutRemoval:
             found = self._client.query(count_statement(), parameters={"ids": ids}).result_rows
         for table in sorted({str(table) for table, _person, _rows in found}):
             chosen = sorted({str(p) for t, p, _rows in found if t == table})
-            self._client.command(delete_statement(table), parameters={"ids": chosen})
+            delete = delete_statement(table)
+            for each in [delete] if self._cluster is None else cluster_form(delete, self._cluster):
+                self._client.command(each, parameters={"ids": chosen})
         applied_at = datetime.now(UTC)
         audit = []
         audited = set(self._audited)  # a decision read twice in one batch: one audit row

@@ -40,6 +40,7 @@ from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from sinks.batch import Batch, BatchBuilder, add_linked, add_row
 from sinks.consumer import SinkConsumer
 from sinks.gc_control import BetweenBatches
+from sinks.migrate import cluster_schema
 from sinks.observer import SinkObserver
 from sinks.optout_removal import OptOutRemoval
 from sinks.optouts import OptOutFilter, request_key
@@ -165,6 +166,11 @@ class Sink:
             client,
             (str(row[0]) for row in audited.result_rows),
             key=request_key(settings.identity_secret.get_secret_value().encode()),
+            cluster=(
+                cluster_schema(settings.clickhouse_cluster, settings.clickhouse_database)
+                if settings.clickhouse_cluster
+                else None
+            ),
         )
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(

@@ -136,3 +136,37 @@ def test_the_five_kinds_rendered_tables_are_the_migrations_tables(tmp_path: Path
     finally:
         rendered.close()
         client.close()
+
+
+def test_every_cluster_statement_parses_in_the_clickhouse_compose_names(tmp_path: Path) -> None:
+    """The cluster form of every statement (sinks/cluster.py) is ClickHouse's grammar, as
+    the embedded engine (the version compose.yaml's servers run: tests/unit/test_compose.py)
+    parses it, ON CLUSTER and engines included. Parsed only: no cluster runs here."""
+    from sinks.access import definer_statements, role_statements
+    from sinks.cluster import cluster_form
+    from sinks.migrate import SCHEMA_MIGRATIONS, cluster_schema, migrations
+    from sinks.optouts import PERSON_TABLES, delete_statement
+    from sinks.public import public_view_statements
+
+    schema = cluster_schema("c2c_cluster", "c2c")
+    statements = [SCHEMA_MIGRATIONS]
+    statements += [s for m in migrations() for s in split_statements(m.text)]
+    statements += public_view_statements(11) + role_statements("c2c")
+    statements += definer_statements(["public_outcome_completion"])
+    statements += [delete_statement(table) for table in PERSON_TABLES]
+    client = connect(Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}"))
+    try:
+        parsed = 0
+        for statement in statements:
+            for sql in cluster_form(statement, schema):
+                sql = sql.replace("%(ids)s", "('c2c-000000000001')")  # bound when it runs
+                [[formatted]] = client.query(
+                    "SELECT formatQuery({sql:String})", parameters={"sql": sql}
+                ).result_rows
+                assert "ON CLUSTER c2c_cluster" in formatted, sql[:200]
+                for engine in ("ENGINE = Replicated", "ENGINE = Distributed("):
+                    assert (engine in sql) == (engine in formatted), sql[:200]
+                parsed += 1
+        assert parsed > len(statements)
+    finally:
+        client.close()

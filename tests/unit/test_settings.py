@@ -181,3 +181,17 @@ def test_earlier_key_versions_keep_their_secrets(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("C2C_IDENTITY_PREVIOUS_SECRETS", '{"2": "old"}')
     with pytest.raises(ConfigError, match="list only earlier ones"):
         load_settings()
+
+
+def test_a_clickhouse_cluster_needs_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().clickhouse_cluster is None
+    monkeypatch.setenv("C2C_CLICKHOUSE_CLUSTER", "c2c")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()  # embedded chdb by default: no cluster
+    assert "C2C_CLICKHOUSE_CLUSTER" in str(caught.value)
+    assert "needs a ClickHouse server" in str(caught.value)
+    monkeypatch.setenv("C2C_CLICKHOUSE_URL", "http://clickhouse-1:8123")
+    assert load_settings().clickhouse_cluster == "c2c"
+    monkeypatch.setenv("C2C_CLICKHOUSE_CLUSTER", "c2c; DROP")
+    with pytest.raises(ConfigError, match="C2C_CLICKHOUSE_CLUSTER"):
+        load_settings()
