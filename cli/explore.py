@@ -1,17 +1,20 @@
-"""`c2c explore`: the public outcomes explorer (sinks/explorer/) on a local web port."""
+"""`c2c explore`: the public outcomes explorer (sinks/explorer/) on a local web port; and
+:class:`ExplorerProcess`, the same in a child process (tests, the load test, the demo)."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
+from c2c.child import ChildService
 from c2c.settings import Settings
 from cli.common import context_settings, reports_errors
 
-__all__ = ["explore", "explorer_url", "serve_explorer"]
-
-
-def explorer_url(settings: Settings, port: int | None = None) -> str:
-    return f"http://{settings.explore_host}:{port or settings.explore_port}/"
+__all__ = ["ExplorerProcess", "explore", "serve_explorer"]
 
 
 def serve_explorer(settings: Settings, *, host: str, port: int, cache_s: float = 1.0) -> None:
@@ -23,15 +26,37 @@ def serve_explorer(settings: Settings, *, host: str, port: int, cache_s: float =
 
     source = open_source(settings)
     try:
-        web.run_app(
-            make_app(source, cache_s=cache_s),
-            host=host,
-            port=port,
-            print=None,
-            handle_signals=True,
-        )
+        app = make_app(source, cache_s=cache_s, min_cell=settings.suppression_min_cell)
+        web.run_app(app, host=host, port=port, print=None)
     finally:
         source.close()
+
+
+class ExplorerProcess(ChildService):
+    """`c2c explore` in a child process on loopback port ``port``, reading ``settings``'
+    ClickHouse (or, while a sink holds it embedded, the sink at ``settings.sink_web_port``)."""
+
+    def __init__(self, settings: Settings, log: Path, *, port: int, cache_s: float = 1.0) -> None:
+        env = {
+            **os.environ,
+            "C2C_DATA_DIR": str(settings.data_dir),
+            "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
+            "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+            "C2C_SINK_WEB_PORT": str(settings.sink_web_port),
+        }
+        command = [sys.executable, "-m", "cli", "explore", "--port", str(port)]
+        command += ["--cache-s", str(cache_s)]
+        super().__init__("explorer", command, env, port, log)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Start and wait until it reads its source."""
+        self.launch()
+
+        def ready(answer: dict[str, Any], _counts: dict[str, Any]) -> bool:
+            return bool(answer.get("ready"))
+
+        self.wait(ready, "ready", timeout_s)
 
 
 @click.command()

@@ -4,7 +4,8 @@ script): read-only, public views only, a strict Content-Security-Policy. Pages:
 - ``/``: the headline of each measure for its latest observable year, with its trend;
 - ``/measure/KEY``: a measure's dashboard (over the years, and by each breakdown);
 - ``/query``: the query builder; ``/query.csv``: its table as CSV;
-- ``/freshness.json``: when each table last changed (the page polls it and refreshes).
+- ``/freshness.json``: when each table last changed (the page polls it and refreshes);
+- ``/health/ready`` and ``/metrics/counts``: for operators (requests answered, refused).
 
 Every request that names an ``outcome_*`` table or carries SQL punctuation is refused
 with 400, before any page is built."""
@@ -77,12 +78,15 @@ class _Cache:
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    counts = request.app[COUNTS]
+    counts["requests"] += 1
     try:
         check_text("path", urllib.parse.unquote(request.path))
         for name, value in request.query.items():
             check_text(name, value)
         response = await handler(request)
     except QueryRefused as exc:
+        counts["refused"] += 1
         response = _error(request, 400, exc.args[0])
     except web.HTTPNotFound:
         response = _error(request, 404, f"no page {request.path}")
@@ -95,6 +99,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 CACHE: web.AppKey[_Cache] = web.AppKey("cache", _Cache)
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
+COUNTS: web.AppKey[dict[str, int]] = web.AppKey("counts", dict)
+MIN_CELL: web.AppKey[int] = web.AppKey("min_cell", int)
 
 
 def _error(request: web.Request, status: int, message: str) -> web.Response:
@@ -132,7 +138,7 @@ async def _measure(request: web.Request) -> web.Response:
         raise web.HTTPNotFound() from exc
     cache = request.app[CACHE]
     rows = await cache.query(Query(spec.key, spec.headline))
-    board = dashboard(spec, rows)
+    board = dashboard(spec, rows, request.app[MIN_CELL])
     return _page(request, "measure.html", board=board, freshness=await cache.freshness())
 
 
@@ -155,7 +161,7 @@ async def _query(request: web.Request) -> web.Response:
     if query is not None:
         table = await cache.query(query)
         context = await cache.query(Query(query.measure, query.count))
-        shown, chart = query_page(query, table, context)
+        shown, chart = query_page(query, table, context, request.app[MIN_CELL])
         result = {
             "columns": table.columns,
             "cells": shown,
@@ -189,10 +195,25 @@ async def _freshness(request: web.Request) -> web.Response:
     return web.json_response(await request.app[CACHE].freshness())
 
 
-def make_app(source: Source, *, cache_s: float = 1.0) -> web.Application:
-    """The explorer over ``source``; answers are kept ``cache_s`` seconds."""
+async def _ready(request: web.Request) -> web.Response:
+    try:
+        await request.app[CACHE].freshness()
+    except Exception as exc:  # whatever stops it reading is the reason it is not ready
+        return web.json_response({"ready": False, "reasons": [str(exc)]}, status=503)
+    return web.json_response({"ready": True, "reasons": []})
+
+
+async def _counts(request: web.Request) -> web.Response:
+    return web.json_response(request.app[COUNTS])
+
+
+def make_app(source: Source, *, cache_s: float = 1.0, min_cell: int = 11) -> web.Application:
+    """The explorer over ``source``; answers are kept ``cache_s`` seconds; ``min_cell``:
+    the public views' smallest published cell (C2C_SUPPRESSION_MIN_CELL)."""
     app = web.Application(middlewares=[_guard])
     app[CACHE] = _Cache(source, cache_s)
+    app[COUNTS] = {"requests": 0, "refused": 0}
+    app[MIN_CELL] = min_cell
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -203,5 +224,7 @@ def make_app(source: Source, *, cache_s: float = 1.0) -> web.Application:
     app.router.add_get("/query", _query)
     app.router.add_get("/query.csv", _query_csv)
     app.router.add_get("/freshness.json", _freshness)
+    app.router.add_get("/health/ready", _ready)
+    app.router.add_get("/metrics/counts", _counts)
     app.router.add_static("/static/", HERE / "static")
     return app

@@ -1,8 +1,9 @@
 """How a public view's cells read on the page. The public views write NULL for a suppressed
 cell and for a window not closed yet; the explorer tells them apart as far as the public
 data allows: a count that is NULL in every row of its year (and, where windows differ by
-segment, its segment) while its denominator is published is a window not yet observable;
-any other NULL is suppressed. Never 0. Pure."""
+segment, its segment) while its denominator is published, and at least twice the smallest
+cell (below that, a count or its complement is under it, so suppression hides it anyway),
+is a window not yet observable; any other NULL is suppressed. Never 0. Pure."""
 
 from __future__ import annotations
 
@@ -65,11 +66,17 @@ def _window(spec: Measure, cols: list[str], row: list[Any]) -> tuple[Any, ...]:
 
 
 def cells(
-    spec: Measure, table: Table, count: str, context: Table | None = None
+    spec: Measure,
+    table: Table,
+    count: str,
+    context: Table | None = None,
+    *,
+    min_cell: int = 11,
 ) -> list[list[Cell]]:
     """Every cell of ``table`` (a query's answer over ``spec``'s view) as shown; whether a
     window is observable is judged over ``context`` (every row of the view, for ``count``;
-    default ``table``), as a filtered table may hold only suppressed rows of a year."""
+    default ``table``), as a filtered table may hold only suppressed rows of a year.
+    ``min_cell``: the views' smallest published cell (C2C_SUPPRESSION_MIN_CELL)."""
     cols = table.columns
     den = spec.view.denominator
     den_at = cols.index(den) if den in cols else None
@@ -92,7 +99,7 @@ def cells(
             elif column in keys:
                 out.append(Cell("(none)"))
             elif (
-                (den_at is not None and row[den_at] is None)
+                (den_at is not None and (row[den_at] is None or row[den_at] < 2 * min_cell))
                 or column == "coverage"
                 or observable[(_window(spec, cols, row), _base(spec, column, count))]
             ):

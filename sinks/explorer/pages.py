@@ -62,12 +62,16 @@ def _rate_at(table: Table) -> int:
     return table.columns.index("rate")
 
 
-def _section(spec: Measure, title: str, table: Table, chart: str, every: Table) -> Section:
-    return Section(title, chart, table.columns, cells(spec, table, spec.headline, every))
+def _section(
+    spec: Measure, title: str, table: Table, chart: str, every: Table, min_cell: int
+) -> Section:
+    shown = cells(spec, table, spec.headline, every, min_cell=min_cell)
+    return Section(title, chart, table.columns, shown)
 
 
-def dashboard(spec: Measure, rows: Table) -> Dashboard:
-    """A measure's dashboard from every row of its view (the headline count's query)."""
+def dashboard(spec: Measure, rows: Table, min_cell: int = 11) -> Dashboard:
+    """A measure's dashboard from every row of its view (the headline count's query);
+    ``min_cell``: the views' smallest published cell."""
     cols = rows.columns
     year_at = cols.index(spec.year)
     base = _filtered(rows, dict(spec.headline_filters))
@@ -88,14 +92,14 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
         [(name, sorted(points.items())) for name, points in series.items()],
         f"{spec.title}: share by year" + (f" and {by}" if by else ""),
     )
-    sections.append(_section(spec, "Over the years", base, chart, rows))
+    sections.append(_section(spec, "Over the years", base, chart, rows, min_cell))
     # breakdowns by student group, program, institution: the latest observable year
     if "breakdown" in spec.dimensions and top is not None:
         kinds = sorted({r[cols.index("breakdown")] for r in rows.rows} - {"all"})
         for kind in kinds:
             part = _filtered(rows, {"breakdown": kind, spec.year: top.year})
             group_at = cols.index("group_value")
-            shown = cells(spec, part, spec.headline, rows)
+            shown = cells(spec, part, spec.headline, rows, min_cell=min_cell)
             bars = []
             for row, row_cells in zip(part.rows, shown, strict=True):
                 name = (
@@ -110,7 +114,7 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
     elif by is not None and top is not None:
         # no breakdown column: the latest year, every row
         part = _filtered(rows, {spec.year: top.year})
-        shown = cells(spec, part, spec.headline, rows)
+        shown = cells(spec, part, spec.headline, rows, min_cell=min_cell)
         dims = list(spec.dimensions)
         rate_at = _rate_at(part)
         bars = [
@@ -123,7 +127,9 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
     return Dashboard(spec, top, sections)
 
 
-def query_page(query: Query, table: Table, every: Table) -> tuple[list[list[Cell]], str]:
+def query_page(
+    query: Query, table: Table, every: Table, min_cell: int = 11
+) -> tuple[list[list[Cell]], str]:
     """A query's cells and its chart (rate by year, one line per combination of the
     dimensions that the filters leave open); ``every``: the view's rows for the query's
     count, over which windows are judged observable."""
@@ -140,4 +146,4 @@ def query_page(query: Query, table: Table, every: Table) -> tuple[list[list[Cell
         [(name, sorted(points.items())) for name, points in series.items()],
         f"{spec.title}: {query.count} as a share of {spec.view.denominator}, by year",
     )
-    return cells(spec, table, query.count, every), chart
+    return cells(spec, table, query.count, every, min_cell=min_cell), chart

@@ -151,11 +151,21 @@ def test_a_null_reads_suppressed_unless_the_whole_year_is_null() -> None:
 def test_a_filtered_table_is_judged_against_every_row_of_its_year() -> None:
     spec = measure("college_going")
     every = _going(
-        [[2019, "all", "all", 600, 340, 0.567, 1.0], [2019, "sex", "X", 12, None, None, 1.0]]
+        [[2019, "all", "all", 600, 340, 0.567, 1.0], [2019, "sex", "X", 30, None, None, 1.0]]
     )
     part = Table(every.columns, every.rows[1:])
     assert cells(spec, part, "within_12")[0][4].state == NOT_OBSERVABLE  # alone, it looks open
     assert cells(spec, part, "within_12", every)[0][4].state == SUPPRESSED
+
+
+def test_a_null_count_of_fewer_than_twice_the_smallest_cell_is_suppressed() -> None:
+    spec = measure("college_going")
+    year = _going(
+        [[2021, "all", "all", 21, None, None, 1.0], [2021, "sex", "X", 22, None, None, 1.0]]
+    )
+    shown = cells(spec, year, "within_12", min_cell=11)
+    assert [row[4].state for row in shown] == [SUPPRESSED, NOT_OBSERVABLE]
+    assert cells(spec, year, "within_12", min_cell=5)[0][4].state == NOT_OBSERVABLE
 
 
 def test_windows_of_one_segment_do_not_close_anothers() -> None:
