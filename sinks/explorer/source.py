@@ -171,12 +171,15 @@ def open_source(settings: Settings) -> DirectSource | SinkSource:
     if path is not None and embedded_owner(path) is not None:
         return SinkSource(f"http://{settings.sink_web_host}:{settings.sink_web_port}")
     client = connect(settings)
+    # one query at a time on a client: chdb's connection, and an HTTP session (which
+    # holds the role), take one at a time
+    lock = threading.Lock()
     if settings.clickhouse_embedded:
         # chdb runs every query as its one user (sinks/access.py): the whitelist is the guard
-        return DirectSource(client, database=settings.clickhouse_database)
+        return DirectSource(client, database=settings.clickhouse_database, lock=lock)
     public = connect(settings)
     public.command("SET ROLE public_reader")
-    return DirectSource(public, database=settings.clickhouse_database, meta=client)
+    return DirectSource(public, database=settings.clickhouse_database, meta=client, lock=lock)
 
 
 def _plain(value: Any) -> Any:
