@@ -12,7 +12,15 @@ from sinks.explorer.charts import bar_chart, line_chart, sparkline
 from sinks.explorer.measures import Measure
 from sinks.explorer.query import Query, Table
 
-__all__ = ["Dashboard", "Summary", "dashboard", "query_page", "summary"]
+__all__ = [
+    "Dashboard",
+    "Section",
+    "Summary",
+    "dashboard",
+    "headline_query",
+    "query_page",
+    "summary",
+]
 
 
 @dataclass(frozen=True)

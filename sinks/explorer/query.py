@@ -8,17 +8,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from c2c.errors import C2CError
-from sinks.explorer.measures import MEASURES, Measure, measure
+from sinks.explorer.measures import Measure, measure
 
 __all__ = [
     "Query",
     "QueryRefused",
     "Table",
+    "check_text",
+    "columns",
     "inline_sql",
     "parse_query",
     "render_sql",
@@ -194,7 +196,3 @@ def table_csv(table: Table) -> str:
     for row in table.rows:
         writer.writerow(["" if v is None else v for v in row])
     return out.getvalue()
-
-
-def measure_keys() -> Sequence[str]:
-    return [m.key for m in MEASURES]
