@@ -2,8 +2,10 @@
 by Playwright) over the pipeline's own data: synth -> replay -> identity worker -> sink, the
 sink holding embedded ClickHouse, the explorer reading through the sink's /explore pages.
 Numbers on the pages are checked against the public views as the sink serves them
-(``/outcomes/public_*``: ``SELECT *`` of the view). Screenshots of every page at desktop and
-phone width are saved under C2C_DATA_DIR/screenshots."""
+(``/outcomes/public_*``: ``SELECT *`` of the view); and, with no sink running, the explorer
+reading ClickHouse itself against a SELECT written in the test and the SQL the page says it
+ran. Screenshots of every page at desktop and phone width are saved under
+C2C_DATA_DIR/screenshots."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from bench.suppression import load_population
 from c2c.child import free_port
+from c2c.clickhouse import connect
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from cli.demo import EXAMPLES, declare_synth_horizons
@@ -31,6 +35,7 @@ from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, produce_file, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.explorer.measures import MEASURES, measure
+from sinks.migrate import migrate
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -318,3 +323,78 @@ def test_every_page_at_desktop_and_phone_width(explored: Explored, browser: Brow
         page.close()
     print(f"explorer screenshots: {explored.screenshots}")
     assert len(list(explored.screenshots.glob("*.png"))) >= 2 * len(paths)
+
+
+def test_reading_clickhouse_itself_the_page_and_its_sql_give_a_direct_selects_numbers(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """No sink running: the explorer opens embedded ClickHouse itself. The table on the
+    page, its CSV, and the SQL the page says it ran (run afterwards in a client of our own)
+    all equal a SELECT written here against the public view."""
+    settings = Settings(clickhouse_url=f"chdb://{tmp_path / 'ch'}", clickhouse_database="x")
+    client = connect(settings)
+    try:
+        migrate(client, min_cell=settings.suppression_min_cell)
+        load_population(client, SynthConfig(people=1500, seed=7, optout_rate=0.0))
+        direct = client.query(
+            "SELECT entry_year, segment, group_value, entrants, within_150 "
+            "FROM public_outcome_completion "
+            "WHERE breakdown = 'received_aid' AND entry_year >= 2017 "
+            "ORDER BY segment, entry_year, group_value"
+        ).result_rows
+    finally:
+        client.close()
+    assert any(row[4] is not None for row in direct)  # some numbers to compare
+    assert any(row[4] is None for row in direct)  # and some suppressed or open
+    asked = "?measure=completion&year_from=2017&breakdown=received_aid"
+    explorer = ExplorerProcess(settings, tmp_path / "explorer.log", port=free_port())
+    try:
+        explorer.start()
+        problems: list[str] = []
+        page = _page(browser, WIDTHS["desktop"], problems)
+        page.goto(explorer.url + "/query" + asked)
+        shown = _table(page, "Query result")
+        sql = page.locator("#sql").inner_text()
+        page.get_by_role("button", name="Copy the SQL").click()
+        assert page.locator("#copied").inner_text() == "Copied."
+        _code, csv_text = _status(explorer.url + "/query.csv" + asked)
+        assert problems == []
+        page.close()
+        explorer.stop()
+    finally:
+        explorer.kill()
+
+    assert len(shown) == len(direct)
+    for cells, (year, segment, group, entrants, within) in zip(shown, direct, strict=True):
+        assert [int(cells[0]), cells[1], cells[2], cells[3]] == [
+            year,
+            segment,
+            "received_aid",
+            group,
+        ]
+        for text, value in ((cells[4], entrants), (cells[5], within)):
+            if value is None:
+                assert text in ("suppressed", "not yet observable")
+            else:
+                assert _number(text) == value
+    lines = csv_text.splitlines()
+    assert lines[0].split(",")[:6] == [
+        "entry_year",
+        "segment",
+        "breakdown",
+        "group_value",
+        "entrants",
+        "within_150",
+    ]
+    for line, row in zip(lines[1:], direct, strict=True):
+        year, segment, group, entrants, within = row
+        expected = [str(year), segment, "received_aid", group]
+        expected += ["" if v is None else str(v) for v in (entrants, within)]
+        assert line.split(",")[:6] == expected
+
+    client = connect(settings)  # the explorer has let go of the path
+    try:
+        ran = client.query(sql).result_rows
+    finally:
+        client.close()
+    assert [(r[0], r[1], r[3], r[4], r[5]) for r in ran] == [tuple(r) for r in direct]
