@@ -14,7 +14,8 @@ help:
 	@echo "make down   stop the local services"
 
 # Java and Maven fetch and run Kafka and the registry; a compose client checks compose.yaml;
-# promtool (Debian's prometheus package) tests the alert rules.
+# promtool (Debian's prometheus package) tests the alert rules; Debian's chromium runs the
+# explorer's browser tests (Playwright drives it; no browser is downloaded).
 # A clean Debian machine may lack them: install from Debian's packages (needs root).
 tools:
 	@missing=""; \
@@ -23,6 +24,7 @@ tools:
 	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } \
 	  || missing="$$missing docker-compose"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing from Debian:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

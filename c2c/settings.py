@@ -320,6 +320,13 @@ class Settings(BaseSettings):
         description="Bearer token a researcher or operator sends to read the unsuppressed "
         "outcome_* tables and declare horizons on the sink's web port; unset: nobody can.",
     )
+    explore_host: str = Field(
+        default="127.0.0.1",
+        description="Address `c2c explore` binds (loopback: put a proxy in front to publish it).",
+    )
+    explore_port: int = Field(
+        default=6068, ge=1, le=65535, description="Port of `c2c explore`, the public explorer."
+    )
     suppression_min_cell: int = Field(
         default=11, ge=1, description="public_* views hide cells counting fewer people."
     )

@@ -13,6 +13,7 @@ from cli.common import LOG_LEVEL_KEY
 from cli.contracts import schemas, topics
 from cli.deadletters import deadletters
 from cli.demo import demo
+from cli.explore import explore
 from cli.identity import eval_group, identity
 from cli.producing import produce, replay_cmd, synth
 from cli.review import review
@@ -58,6 +59,7 @@ for command in (
     deadletters,
     review,
     demo,
+    explore,
 ):
     cli.add_command(command)
 

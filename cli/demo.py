@@ -329,9 +329,24 @@ def _feed_running(
 @click.option(
     "--seed", type=int, default=2026, show_default=True, help="Random seed of the synthetic people."
 )
+@click.option(
+    "--explore",
+    is_flag=True,
+    help="Then serve the public outcomes explorer (`c2c explore`) until Ctrl-C.",
+)
 @QUIET_OPTION
 @click.pass_context
 @reports_errors
-def demo(ctx: click.Context, people: int, seed: int, quiet: bool) -> None:
-    """Set up the services and run the main job, printing what it did."""
-    run_demo(context_settings(ctx), click.echo, people=people, seed=seed, quiet=quiet)
+def demo(ctx: click.Context, people: int, seed: int, explore: bool, quiet: bool) -> None:
+    """Set up the services and run the main job, printing what it did; ends with the
+    address of the public outcomes explorer (--explore: serves it)."""
+    from cli.explore import serve_explorer
+
+    settings = context_settings(ctx)
+    run_demo(settings, click.echo, people=people, seed=seed, quiet=quiet)
+    address = f"http://{settings.explore_host}:{settings.explore_port}/"
+    if not explore:
+        click.echo(f"explorer: `c2c explore` (or `c2c demo --explore`) serves {address}")
+        return
+    click.echo(f"explorer: {address} (Ctrl-C stops it)")
+    serve_explorer(settings, host=settings.explore_host, port=settings.explore_port)

@@ -2,10 +2,11 @@
 sources' horizons and the opt-out audit (chdb lets one process open a path, so other
 processes ask the sink; `c2c outcomes`, `c2c sink horizon` and `c2c optout status` do).
 
-The public_* views are served to anyone. The unsuppressed outcome_* tables, and declaring a
-horizon, need ``Authorization: Bearer C2C_SINK_WEB_TOKEN`` (a researcher's or operator's);
-without a token configured nobody gets them here (401 without or with a wrong token, 403
-when the sink has none)."""
+The public_* views are served to anyone, and so are the explorer's whitelisted queries over
+them (``/explore/query``, ``/explore/freshness``: sinks/explorer/source.py). The
+unsuppressed outcome_* tables, and declaring a horizon, need ``Authorization: Bearer
+C2C_SINK_WEB_TOKEN`` (a researcher's or operator's); without a token configured nobody gets
+them here (401 without or with a wrong token, 403 when the sink has none)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from typing import Any
 
 from c2c.errors import C2CError
 from c2c.health import readiness
+from sinks.explorer.query import QueryRefused
+from sinks.explorer.source import sink_page
 from sinks.horizons import HorizonError, declare_horizon, read_horizons
 from sinks.outcomes import unsuppressed
 from sinks.reading import DirectReader
@@ -153,6 +156,20 @@ def serve(sink: Sink, host: str, port: int) -> ThreadingHTTPServer:
                 for decision in audit["decisions"]:  # this sink's own share, if it applied it
                     decision["sink_s"] = sink.optout_applied_s.get(decision["decision_id"])
                 self._send(200, audit)
+            elif path.startswith("/explore/"):  # the explorer's reads (`c2c explore`)
+                page, _, query = path.partition("?")
+                try:
+                    with sink.lock:
+                        explored = sink_page(
+                            sink.client, sink.settings.clickhouse_database, page, query
+                        )
+                    self._send(200, explored)
+                except QueryRefused as exc:
+                    self._send(400, {"error": exc.args[0]})
+                except KeyError:
+                    self._send(404, {"error": f"no page {page}"})
+                except Exception as exc:  # ClickHouse's errors: the explorer shows them
+                    self._send(500, {"error": f"{page}: {str(exc).splitlines()[0][:300]}"})
             else:
                 self._send(404, {"error": f"no page {path}"})
 
