@@ -51,7 +51,7 @@ from c2c.kinds import get_kind
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
-from cli.pipeline_run import PipelineRun, clickhouse_snapshot
+from cli.pipeline_run import PipelineRun, clickhouse_snapshot, opted_out_events
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
@@ -250,6 +250,7 @@ def main() -> None:
         template = next(e for s, e in mapped_events(synth) if s == "k12")
         poisoner = Poisoner(stack, registry, template)
         linked = sum(1 for e in events if "request_id" not in e)  # opt-outs are not linked
+        opted_out, revoked = opted_out_events(synth)
         runs = {
             "clean": _run(stack, registry, synth, tmp, "clean", rate, None),
             "faulted": _run(
@@ -272,6 +273,7 @@ def main() -> None:
     groups = {n: {frozenset(g) for g in s["persons"]} for n, s in (("c", clean), ("f", faulted))}
     regrouped = {e for g in groups["c"] ^ groups["f"] for e in g}
     poison_dead = sum(runs["faulted"]["dead"].values()) - sum(runs["clean"]["dead"].values())
+    escaped = {n: len(ids[n] & opted_out) for n in ("c", "f")}
 
     print(
         f"{len(events):,} records of {args.people:,} synthetic people (seed {seed}), replayed "
@@ -314,9 +316,22 @@ def main() -> None:
         ["faulted against clean", "value", "target"],
         [
             ["events/s, faulted / clean", f"{ratio:.2f}", "-"],
-            ["events lost (in clean, not in faulted)", f"{len(lost):,}", "0"],
+            [
+                "events lost (in clean, not in faulted), of them revoked opt-outs'",
+                f"{len(lost):,}, {len(lost & revoked):,}",
+                "0",
+            ],
             ["events duplicated after FINAL", f"{runs['faulted']['duplicated']:,}", "0"],
-            ["events extra (in faulted only)", f"{len(extra):,}", "0"],
+            [
+                "events extra (in faulted only), of them revoked opt-outs'",
+                f"{len(extra):,}, {len(extra & revoked):,}",
+                "0",
+            ],
+            [
+                "opted-out people's events in ClickHouse, clean / faulted (synth's truth)",
+                f"{escaped['c']:,} / {escaped['f']:,} of {len(opted_out):,}",
+                "0 / 0",
+            ],
             [
                 "poison messages dead-lettered / injected",
                 f"{poison_dead} / {sum(poisoner.sent.values())}",

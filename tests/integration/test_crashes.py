@@ -3,8 +3,9 @@ twice each during a paced replay and started again with the same groups and stat
 is drained, ClickHouse holds what a clean run of the same synth folder holds.
 
 Asserted (what the project guarantees): after FINAL, the same fact rows (event ids and their
-columns), apart from a revoked person's re-admitted events (see _compare_facts); the same
-opt-out requests and revocations decided; and, where the crash left the events grouped into
+columns), apart from a revoked person's re-admitted events (see _compare_facts); no event
+of a person whose opt-out stands (synth's truth) in either run; the same opt-out requests
+and revocations decided; and, where the crash left the events grouped into
 the same persons, the same number of persons and the same outcome tables. Bounded (see
 _compare): events grouped otherwise, and linked events published again under an id that
 does not lead to their first copy's survivor through the published merges
@@ -29,7 +30,13 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC
 from cli.demo import declare_synth_horizons
-from cli.pipeline_run import OUTCOME_TABLES, PipelineRun, clickhouse_snapshot, wait_for
+from cli.pipeline_run import (
+    OUTCOME_TABLES,
+    PipelineRun,
+    clickhouse_snapshot,
+    opted_out_events,
+    wait_for,
+)
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
@@ -71,7 +78,7 @@ def test_killed_worker_and_sink_give_what_a_clean_run_gives(
     clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=len(events))
     assert crashed.kills.count("worker") >= 2
     assert crashed.kills.count("sink") >= 2
-    _compare(stack, registry, crashed, clean, republished)
+    _compare(stack, registry, crashed, clean, republished, synth)
 
 
 def test_killed_broker_gives_what_a_clean_run_gives(
@@ -96,7 +103,7 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     republished = _republished(stack, registry, crashed)
     clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
     assert "broker" in crashed.kills
-    _compare(stack, registry, crashed, clean, republished)
+    _compare(stack, registry, crashed, clean, republished, synth)
 
 
 def _compare(
@@ -105,6 +112,7 @@ def _compare(
     crashed: PipelineRun,
     clean: PipelineRun,
     republished: dict[str, Any],
+    synth: Path,
 ) -> None:
     """Print what the crashed run left beside the clean run, and assert what the project
     guarantees (the module docstring)."""
@@ -158,6 +166,16 @@ def _compare(
         f"(clean run {sorted(b['audit_persons'].items())})"
     )
 
+    # Privacy first: no event of a person whose opt-out stands (synth's truth) is in
+    # ClickHouse after either run, whatever the grouping (an opt-out covers whoever holds
+    # the person's SSN or SSID: streams/optouts.py)
+    opted_out, _revoked = opted_out_events(synth)
+    escaped = {
+        name: sorted({e for rows in run["facts"].values() for e in rows} & opted_out)
+        for name, run in seen.items()
+    }
+    print(f"  opted-out people's events in ClickHouse: {escaped} of {len(opted_out)}")
+    assert escaped == {"crashed": [], "clean": []}, escaped
     assert b["duplicates"] == dict.fromkeys(FACT_TABLES.values(), 0)
     # Should be 0 ("a replayed message resolves to the current survivor of the person it was
     # first published under"); seen at 55 and 450 of ~11,000 events: open, see the docstring
