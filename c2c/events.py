@@ -305,8 +305,8 @@ class OptOutDecision(BaseModel):
     request_id: str = Field(min_length=1, max_length=64, description='The opt-out request this decision applies (for a merge, the earliest active request of the merged person).')
     cause: OptOutCause = Field(description='REQUESTED, REVOKED, MERGED or SHARED_ID (a person holding an SSN or SSID of an opted-out person).')
     requested_by: Requester = Field(description='Who asked (for a merge, who asked for the request named).')
-    person_id: str = Field(min_length=1, max_length=64, description='The person (surviving id) the decision is about.')
-    person_ids: list[str] = Field(description='Every person id whose published rows the decision covers: the person and each id merged into it.')
+    person_id: str = Field(min_length=1, max_length=64, description="The person (surviving id) the decision is about; for SHARED_ID, the opted-out person whose SSN or SSID the covered person holds (so that the decision is keyed, and ordered, with that person's request and revocation).")
+    person_ids: list[str] = Field(description="Every person id whose published rows the decision covers: the person and each id merged into it (for SHARED_ID, the covered person's).")
     opted_out: bool = Field(description='Whether the person is opted out after this decision (false once every request of theirs is revoked).')
 
 

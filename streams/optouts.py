@@ -159,8 +159,9 @@ class OptOuts:
             if self._announced.get(covered) == (first.request_id, members):
                 continue
             self._announced[covered] = (first.request_id, members)
-            decision = self._decision("SHARED_ID", first, covered, raw)
-            decisions.append(decision)
+            # keyed by the opted-out person: on one partition with its request and
+            # revocation, so downstream reads them in the order they were decided
+            decisions.append(self._decision("SHARED_ID", first, holder, raw, covered))
         return decisions
 
     def _first(self, holder: str) -> Request:
@@ -211,14 +212,24 @@ class OptOuts:
             return None
         return self._decision("MERGED", self._first(survivor), survivor, raw)
 
-    def _decision(self, cause: str, request: Request, root: str, raw: dict[str, Any]) -> Decision:
+    def _decision(
+        self,
+        cause: str,
+        request: Request,
+        root: str,
+        raw: dict[str, Any],
+        covered: str | None = None,
+    ) -> Decision:
+        """The decision about ``root``, removing or re-admitting the rows of its members,
+        or (``covered``, a SHARED_ID decision) of ``covered``'s members."""
         event_id = str(raw.get("event_id") or "")
+        named = root if covered is None else f"{root}:{covered}"
         return Decision(
-            decision_id=str(uuid.uuid5(_DECISION_NAMESPACE, f"{event_id}:{cause}:{root}")),
+            decision_id=str(uuid.uuid5(_DECISION_NAMESPACE, f"{event_id}:{cause}:{named}")),
             cause=cause,
             request=request,
             person_id=root,
-            person_ids=self.state.members(root),
+            person_ids=self.state.members(root if covered is None else covered),
             opted_out=bool(self.state.optouts.get(root)) or cause == "SHARED_ID",
             requested_at_ms=_millis(raw.get("event_time")),
         )

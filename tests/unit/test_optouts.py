@@ -183,8 +183,9 @@ def test_an_opt_out_covers_whoever_holds_the_persons_ssn() -> None:
     assert not optouts.opted_out(wages)
     assert optouts.withheld(wages)
     covered = optouts.cover(maria, _request("OPT-1", request))
-    assert [(d.cause, d.person_ids, d.opted_out) for d in covered] == [
-        ("SHARED_ID", (wages,), True)
+    # keyed by Maria (ordered with her request and revocation), removing the wage person's
+    assert [(d.cause, d.person_id, d.person_ids, d.opted_out) for d in covered] == [
+        ("SHARED_ID", maria, (wages,), True)
     ]
     assert covered[0].request.request_id == "OPT-1"
     assert decision_record(covered[0], AT)["cause"] == "SHARED_ID"
@@ -213,7 +214,7 @@ def test_a_person_who_takes_an_opted_out_ssn_later_is_covered_when_they_do() -> 
     assert optouts.withheld(wages)
     covered = optouts.cover(wages, {"event_id": "e-w"})
     assert [(d.cause, d.person_id, d.person_ids) for d in covered] == [
-        ("SHARED_ID", wages, (wages,))
+        ("SHARED_ID", maria, (wages,))
     ]
     # nobody else's SSN: not covered
     other = resolver.resolve(
