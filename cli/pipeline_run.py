@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "PipelineRun",
     "clickhouse_snapshot",
     "opted_out_events",
+    "republished",
     "wait_for",
 ]
 
@@ -244,3 +245,33 @@ def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
     out = {e for e, p in events if last.get(p) == "REQUESTED"}
     revoked = {e for e, p in events if last.get(p) == "REVOKED"}
     return out, revoked
+
+
+def republished(
+    copies: Mapping[str, Sequence[str]], merges: Iterable[tuple[str, str]]
+) -> dict[str, Any]:
+    """Of a run's linked events (``copies``: event id -> the person id of each copy
+    published, in order), those published more than once (``twice``), of those the ones
+    under another person id than the first copy (``other_id``), and of those the ones
+    whose ids lead to different survivors through the run's published merges (``merges``:
+    (absorbed, survivor)), which should be none (``other_survivor``, with ``examples``)."""
+    merged_into = dict(merges)
+
+    def root(person_id: str) -> str:
+        seen = set()
+        while person_id in merged_into and person_id not in seen:
+            seen.add(person_id)
+            person_id = merged_into[person_id]
+        return person_id
+
+    twice = {e: p for e, p in copies.items() if len(p) > 1}
+    other_id = {e: p for e, p in twice.items() if len(set(p)) > 1}
+    other_survivor = {e: p for e, p in other_id.items() if len({root(i) for i in p}) > 1}
+    return {
+        "twice": len(twice),
+        "other_id": len(other_id),
+        "other_survivor": len(other_survivor),
+        "examples": [
+            (e, list(p), [root(i) for i in p]) for e, p in list(other_survivor.items())[:5]
+        ],
+    }
