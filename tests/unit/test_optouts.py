@@ -7,9 +7,13 @@ import datetime
 import json
 from typing import Any
 
+from c2c.examples import example_raw
+from c2c.topics import OPTOUT_DECISIONS_TOPIC
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.optouts import OptOuts, decision_record
+from streams.resolution import OPTOUT_TOPIC, Incoming
 from tests.unit.test_identity import MARIA, _person
+from tests.unit.test_identity_fuzz import DECODERS, ENCODERS, _stage
 
 SECRET = b"test-secret"
 WAGES = _person(source_person_id="555443333", ssn="555443333", first_name="M", last_name="GARCIA")
@@ -223,3 +227,41 @@ def test_a_person_who_takes_an_opted_out_ssn_later_is_covered_when_they_do() -> 
     assert other
     assert not optouts.withheld(other)
     assert optouts.cover(other, {"event_id": "e-o"}) == []
+
+
+def test_the_identity_stage_withholds_a_covered_persons_records_and_removes_theirs() -> None:
+
+    stage = _stage()
+    wage = example_raw("wage", 1)
+    wage["person"] = {**wage["person"], "ssn": "555443333", "source_person_id": "555443333"}
+    wage["person"].update(first_name="R", last_name="CRX")
+
+    def fed(topic: str, event: dict[str, Any], offset: int) -> Any:
+        value = ENCODERS[topic].encode(event)
+        return stage.process(Incoming(topic, 0, offset, None, value))
+
+    assert fed("c2c.raw.wage", wage, 0).outcome == "linked"
+    request = {
+        "event_id": "00000000-0000-0000-0000-0000000000a1",
+        "event_time": AT,
+        "provider": "other",
+        "source_record_id": "OPT-1",
+        "request_id": "R1",
+        "action": "REQUESTED",
+        "requested_by": "INDIVIDUAL",
+        "person": {**MARIA, "ssn": "555443333", "source_person_id": "OPT-1"},
+    }
+    done = fed(OPTOUT_TOPIC, request, 1)
+    assert done.outcome == "optout"
+    decisions = [
+        DECODERS[OPTOUT_DECISIONS_TOPIC].decode(out.value)
+        for out in done.outgoing
+        if out.topic == OPTOUT_DECISIONS_TOPIC
+    ]
+    assert [d["cause"] for d in decisions] == ["REQUESTED", "SHARED_ID"]
+    # the covering decision names the wage person's ids, keyed by the requester
+    assert decisions[1]["person_id"] == decisions[0]["person_id"]
+    assert decisions[1]["person_ids"] != decisions[0]["person_ids"]
+    again = fed("c2c.raw.wage", {**wage, "event_id": "00000000-0000-0000-0000-0000000000b2"}, 2)
+    assert again.outcome == "withheld"
+    assert not [out for out in again.outgoing if out.topic.startswith("c2c.linked.")]
