@@ -22,9 +22,13 @@ everything), latency (raw message's broker time -> the sink group's commit passi
 linked message, as bench.end_to_end measures it) at p50 and p99, fact rows, dead letters;
 and for the faulted run against the clean one: events lost (in the clean run's tables,
 not in the faulted run's, after FINAL), duplicated (rows beyond one an event after FINAL),
-extra (in the faulted run's tables only), linked to other persons (the grouping depends on
-the intake's order, which a crash changes: streams/README), poison messages dead-lettered
-against injected. The targets: 0 lost, 0 duplicated, every poison message a dead letter.
+extra (in the faulted run's tables only), of each how many were a revoked opt-out's, the
+events of people whose opt-out stands that ClickHouse holds (by synth's truth: 0 in both
+runs, whatever the grouping), linked events published again under a person that no
+published merge joins to their first copy's (streams/README: open), linked to other
+persons (the grouping depends on the intake's order, which a crash changes:
+streams/README), poison messages dead-lettered against injected. The targets: 0 lost, 0
+duplicated, every poison message a dead letter.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ from c2c.kafka import PRODUCER_CONFIG, end_offsets, read_to_end
 from c2c.kinds import get_kind
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings, load_settings
-from c2c.topics import DEAD_LETTER_TOPIC, get_topic
-from cli.pipeline_run import PipelineRun, clickhouse_snapshot
+from c2c.topics import CHANGES_TOPIC, DEAD_LETTER_TOPIC, get_topic
+from cli.pipeline_run import PipelineRun, clickhouse_snapshot, opted_out_events, republished
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
@@ -158,6 +162,7 @@ def _run(
     run = PipelineRun.create(stack, tmp, name, tmp / "ch")
     dead0 = end_offsets(stack, [DEAD_LETTER_TOPIC])
     raw0, linked0 = end_offsets(stack, RAW_TOPICS), end_offsets(stack, LINKED)
+    changes0 = end_offsets(stack, [CHANGES_TOPIC])
     seen = _Visibility(stack, run.sink.group, sorted(linked0))
     try:
         run.begin()
@@ -175,12 +180,20 @@ def _run(
         run.kill()
         seen.close()
     raw1, linked1 = end_offsets(stack, RAW_TOPICS), end_offsets(stack, LINKED)
+    changes1 = end_offsets(stack, [CHANGES_TOPIC])
     delays, _worker = _latencies(stack, registry, seen, (raw0, raw1), (linked0, linked1))
     decoders = {t: registry.decoder(get_topic(t)) for t in LINKED}
-    published = Counter(
-        str(decoders[str(m.topic())].decode(m.value() or b"")["event_id"])
-        for m in read_to_end(stack, LINKED, since=linked0, until=linked1, timeout_s=300)
-    )
+    copies: dict[str, list[str]] = {}
+    for m in read_to_end(stack, LINKED, since=linked0, until=linked1, timeout_s=300):
+        event = decoders[str(m.topic())].decode(m.value() or b"")
+        copies.setdefault(str(event["event_id"]), []).append(str(event["person_id"]))
+    changes = registry.decoder(get_topic(CHANGES_TOPIC))
+    merges = [
+        (str(change["previous_person_id"]), str(change["person_id"]))
+        for m in read_to_end(stack, [CHANGES_TOPIC], since=changes0, until=changes1)
+        if (change := changes.decode(m.value() or b""))["change_type"] == "PERSONS_MERGED"
+    ]
+    replays = republished(copies, merges)
     decoder = registry.decoder(get_topic(DEAD_LETTER_TOPIC))
     letters = [
         decoder.decode(m.value() or b"")
@@ -210,7 +223,8 @@ def _run(
         "seconds": seconds,
         "delays": delays,
         "dead": dead,
-        "published_twice": sum(1 for n in published.values() if n > 1),
+        "published_twice": replays["twice"],
+        "other_survivor": replays["other_survivor"],
         "dead_copies": len(letters) - len(distinct),
         "snapshot": snapshot,
         "duplicated": sum(after_final.values()),
@@ -250,6 +264,7 @@ def main() -> None:
         template = next(e for s, e in mapped_events(synth) if s == "k12")
         poisoner = Poisoner(stack, registry, template)
         linked = sum(1 for e in events if "request_id" not in e)  # opt-outs are not linked
+        opted_out, revoked = opted_out_events(synth)
         runs = {
             "clean": _run(stack, registry, synth, tmp, "clean", rate, None),
             "faulted": _run(
@@ -272,6 +287,7 @@ def main() -> None:
     groups = {n: {frozenset(g) for g in s["persons"]} for n, s in (("c", clean), ("f", faulted))}
     regrouped = {e for g in groups["c"] ^ groups["f"] for e in g}
     poison_dead = sum(runs["faulted"]["dead"].values()) - sum(runs["clean"]["dead"].values())
+    escaped = {n: len(ids[n] & opted_out) for n in ("c", "f")}
 
     print(
         f"{len(events):,} records of {args.people:,} synthetic people (seed {seed}), replayed "
@@ -314,13 +330,31 @@ def main() -> None:
         ["faulted against clean", "value", "target"],
         [
             ["events/s, faulted / clean", f"{ratio:.2f}", "-"],
-            ["events lost (in clean, not in faulted)", f"{len(lost):,}", "0"],
+            [
+                "events lost (in clean, not in faulted), of them revoked opt-outs'",
+                f"{len(lost):,}, {len(lost & revoked):,}",
+                "0",
+            ],
             ["events duplicated after FINAL", f"{runs['faulted']['duplicated']:,}", "0"],
-            ["events extra (in faulted only)", f"{len(extra):,}", "0"],
+            [
+                "events extra (in faulted only), of them revoked opt-outs'",
+                f"{len(extra):,}, {len(extra & revoked):,}",
+                "0",
+            ],
+            [
+                "opted-out people's events in ClickHouse, clean / faulted (synth's truth)",
+                f"{escaped['c']:,} / {escaped['f']:,} of {len(opted_out):,}",
+                "0 / 0",
+            ],
             [
                 "poison messages dead-lettered / injected",
                 f"{poison_dead} / {sum(poisoner.sent.values())}",
                 "equal",
+            ],
+            [
+                "events published again under an unrelated person (no merge joins the copies)",
+                f"{runs['faulted']['other_survivor']:,}",
+                "0",
             ],
             [
                 "events grouped into other persons (intake order: streams/README)",

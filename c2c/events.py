@@ -20,7 +20,7 @@ AwardLevel = Literal['HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY', 'CERTIFIC
 CredentialType = Literal['PRELIMINARY_MULTIPLE_SUBJECT', 'PRELIMINARY_SINGLE_SUBJECT', 'PRELIMINARY_EDUCATION_SPECIALIST', 'CLEAR_MULTIPLE_SUBJECT', 'CLEAR_SINGLE_SUBJECT', 'CLEAR_EDUCATION_SPECIALIST', 'INTERN', 'ADMINISTRATIVE_SERVICES', 'PUPIL_PERSONNEL_SERVICES', 'OTHER']
 IdentityChangeType = Literal['PERSON_CREATED', 'RECORD_LINKED', 'PERSONS_MERGED', 'UNKNOWN']
 OptOutAction = Literal['REQUESTED', 'REVOKED', 'UNKNOWN']
-OptOutCause = Literal['REQUESTED', 'REVOKED', 'MERGED', 'UNKNOWN']
+OptOutCause = Literal['REQUESTED', 'REVOKED', 'MERGED', 'SHARED_ID', 'UNKNOWN']
 Provider = Literal['k12', 'ccc', 'csu', 'uc', 'csac', 'edd', 'ctc', 'other']
 RaceEthnicity = Literal['HISPANIC_LATINO', 'AMERICAN_INDIAN_ALASKA_NATIVE', 'ASIAN', 'BLACK_AFRICAN_AMERICAN', 'FILIPINO', 'NATIVE_HAWAIIAN_PACIFIC_ISLANDER', 'WHITE', 'TWO_OR_MORE', 'NOT_REPORTED']
 Requester = Literal['INDIVIDUAL', 'PROVIDER', 'OPERATOR', 'UNKNOWN']
@@ -303,10 +303,10 @@ class OptOutDecision(BaseModel):
     decided_at: datetime.datetime = Field(description='When the resolver decided (UTC).')
     requested_at: datetime.datetime = Field(description="When the request or revocation was made at its source (the raw event's time; for a merge, the raw event that caused it).")
     request_id: str = Field(min_length=1, max_length=64, description='The opt-out request this decision applies (for a merge, the earliest active request of the merged person).')
-    cause: OptOutCause = Field(description='REQUESTED, REVOKED or MERGED.')
+    cause: OptOutCause = Field(description='REQUESTED, REVOKED, MERGED or SHARED_ID (a person holding an SSN or SSID of an opted-out person).')
     requested_by: Requester = Field(description='Who asked (for a merge, who asked for the request named).')
-    person_id: str = Field(min_length=1, max_length=64, description='The person (surviving id) the decision is about.')
-    person_ids: list[str] = Field(description='Every person id whose published rows the decision covers: the person and each id merged into it.')
+    person_id: str = Field(min_length=1, max_length=64, description="The person (surviving id) the decision is about; for SHARED_ID, the opted-out person whose SSN or SSID the covered person holds (so that the decision is keyed, and ordered, with that person's request and revocation).")
+    person_ids: list[str] = Field(description="Every person id whose published rows the decision covers: the person and each id merged into it (for SHARED_ID, the covered person's).")
     opted_out: bool = Field(description='Whether the person is opted out after this decision (false once every request of theirs is revoked).')
 
 

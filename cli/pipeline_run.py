@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,24 @@ from c2c.kafka import end_offsets
 from c2c.settings import Settings
 from cli.sink_process import SINK_TOPICS, SinkProcess
 from cli.worker_process import WorkerProcess
+from producers.files import mapped_events
 from services import services_up
 from services.kafka import KafkaService
 from sinks.public import PUBLIC_VIEWS
 from sinks.rows import FACT_TABLES
+from streams.identity.evaluation import read_assignments
 
 __all__ = [
     "OUTCOME_TABLES",
     "PipelineRun",
     "clickhouse_snapshot",
+    "opted_out_events",
+    "republished",
     "wait_for",
 ]
+
+# opt-out decisions whose number depends on the intake's order or on restarts
+_ORDER_DEPENDENT = frozenset({"MERGED", "SHARED_ID"})
 
 # the outcome tables, in the order of their public views
 OUTCOME_TABLES = tuple(view.outcome for view in PUBLIC_VIEWS)
@@ -183,8 +190,10 @@ def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
     order): ``facts``, per fact table, event id -> (person id as published, the row
     without person ids) after FINAL; ``duplicates``, per table, rows beyond one an event
     before FINAL; ``persons``, the persons as sets of event ids, and ``person_count``;
-    each outcome table's rows; ``audit``, the opt-out audit's decisions counted (MERGED
-    ones aside: whether a merge came after an opt-out depends on the intake's order), and
+    each outcome table's rows; ``audit``, the opt-out audit's decisions counted (MERGED and
+    SHARED_ID ones aside: whether a merge came after an opt-out depends on the intake's
+    order, and a restarted worker announces a person covered by a shared identifier once
+    more), and
     ``audit_persons``, how many person ids each decision covered."""
     found: dict[str, Any] = {"facts": {}, "duplicates": {}}
     persons: dict[str, set[str]] = defaultdict(set)
@@ -213,6 +222,56 @@ def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
         f"SELECT request_id, cause, requested_by, opted_out, persons "
         f"FROM {database}.optout_audit FINAL"
     ).result_rows
-    found["audit"] = Counter(row[:4] for row in audit if row[1] != "MERGED")
+    found["audit"] = Counter(row[:4] for row in audit if row[1] not in _ORDER_DEPENDENT)
     found["audit_persons"] = {f"{r[0]} {r[1]}": r[4] for r in audit}
     return found
+
+
+def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
+    """By the truth of the synth folder ``synth``: the event ids of the people whose
+    opt-out stands at the end (no ClickHouse table may hold any of them, whatever the
+    grouping), and of the people whose opt-out was revoked (their events before the
+    request are removed and those after the revocation admitted: which of them a run
+    keeps depends on its grouping)."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    last: dict[str, str] = {}
+    events: list[tuple[str, str]] = []
+    for source, event in mapped_events(synth):
+        person = truth.get((source, str(event["source_record_id"])), "")
+        if "request_id" in event:
+            last[person] = str(event["action"])
+        else:
+            events.append((str(event["event_id"]), person))
+    out = {e for e, p in events if last.get(p) == "REQUESTED"}
+    revoked = {e for e, p in events if last.get(p) == "REVOKED"}
+    return out, revoked
+
+
+def republished(
+    copies: Mapping[str, Sequence[str]], merges: Iterable[tuple[str, str]]
+) -> dict[str, Any]:
+    """Of a run's linked events (``copies``: event id -> the person id of each copy
+    published, in order), those published more than once (``twice``), of those the ones
+    under another person id than the first copy (``other_id``), and of those the ones
+    whose ids lead to different survivors through the run's published merges (``merges``:
+    (absorbed, survivor)), which should be none (``other_survivor``, with ``examples``)."""
+    merged_into = dict(merges)
+
+    def root(person_id: str) -> str:
+        seen = set()
+        while person_id in merged_into and person_id not in seen:
+            seen.add(person_id)
+            person_id = merged_into[person_id]
+        return person_id
+
+    twice = {e: p for e, p in copies.items() if len(p) > 1}
+    other_id = {e: p for e, p in twice.items() if len(set(p)) > 1}
+    other_survivor = {e: p for e, p in other_id.items() if len({root(i) for i in p}) > 1}
+    return {
+        "twice": len(twice),
+        "other_id": len(other_id),
+        "other_survivor": len(other_survivor),
+        "examples": [
+            (e, list(p), [root(i) for i in p]) for e, p in list(other_survivor.items())[:5]
+        ],
+    }

@@ -337,7 +337,9 @@ class IdentityStage:
                 spread = self.optouts.after_merge(person_id, raw)
                 if spread is not None:
                     decisions.append(spread)
-            outcome = "withheld" if self.optouts.opted_out(person_id) else "linked"
+            outcome = "withheld" if self.optouts.withheld(person_id) else "linked"
+        # persons covered through a trusted identifier shared with an opted-out person
+        decisions += self.optouts.cover(person_id, raw)
         # Of an opted-out person only merges leave the identity zone (downstream re-keys
         # with them); that a record of theirs arrived is not published.
         published = (

@@ -7,9 +7,13 @@ import datetime
 import json
 from typing import Any
 
+from c2c.examples import example_raw
+from c2c.topics import OPTOUT_DECISIONS_TOPIC
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.optouts import OptOuts, decision_record
+from streams.resolution import OPTOUT_TOPIC, Incoming
 from tests.unit.test_identity import MARIA, _person
+from tests.unit.test_identity_fuzz import DECODERS, ENCODERS, _stage
 
 SECRET = b"test-secret"
 WAGES = _person(source_person_id="555443333", ssn="555443333", first_name="M", last_name="GARCIA")
@@ -157,3 +161,107 @@ def test_opt_outs_survive_snapshots_and_restore() -> None:
     assert revoked.person_ids == (maria, wages)
     # a person without opt-outs keeps the snapshot it had before opt-outs existed
     assert set(Resolver(IdentifierHasher(SECRET)).state.snapshot("P1")) == {"profile", "trusted"}
+
+
+# A wage record whose name agrees with nobody's: filed under its SSN, a person of its own.
+STRANGER_WAGES = _person(
+    source_person_id="555443333", ssn="555443333", first_name="R", last_name="CRX"
+)
+
+
+def test_an_opt_out_covers_whoever_holds_the_persons_ssn() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    optouts = OptOuts(resolver.state)
+    maria = resolver.resolve("k12", MARIA).person_id
+    wages = resolver.resolve("edd", STRANGER_WAGES).person_id
+    assert maria
+    assert wages
+    assert maria != wages
+    assert optouts.cover(wages, {"event_id": "e-w"}) == []  # nobody is out yet
+    # the request carries the SSN too, and resolves to Maria alone (the wage name disagrees)
+    request = {**MARIA, "source_person_id": "OPT-1", "ssn": "555443333"}
+    resolved = resolver.resolve("other", request)
+    assert resolved.person_id == maria
+    decision = optouts.request(maria, _request("OPT-1", request))
+    assert decision.person_ids == (maria,)
+    assert not optouts.opted_out(wages)
+    assert optouts.withheld(wages)
+    covered = optouts.cover(maria, _request("OPT-1", request))
+    # keyed by Maria (ordered with her request and revocation), removing the wage person's
+    assert [(d.cause, d.person_id, d.person_ids, d.opted_out) for d in covered] == [
+        ("SHARED_ID", maria, (wages,), True)
+    ]
+    assert covered[0].request.request_id == "OPT-1"
+    assert decision_record(covered[0], AT)["cause"] == "SHARED_ID"
+    # the next wage record is withheld; its person was announced once, not once a record
+    again = resolver.resolve("edd", STRANGER_WAGES).person_id
+    assert again == wages
+    assert optouts.withheld(again)
+    assert optouts.cover(again, {"event_id": "e-w2"}) == []
+    # a revocation lifts the cover with the request
+    assert optouts.revoke(_revocation("OPT-1")) is not None
+    assert not optouts.withheld(wages)
+    assert not optouts.withheld(maria)
+
+
+def test_a_person_who_takes_an_opted_out_ssn_later_is_covered_when_they_do() -> None:
+    resolver = Resolver(IdentifierHasher(SECRET))
+    optouts = OptOuts(resolver.state)
+    request = {**MARIA, "source_person_id": "OPT-1", "ssn": "555443333"}
+    maria = resolver.resolve("other", request).person_id
+    assert maria
+    optouts.request(maria, _request("OPT-1", request))
+    # a wage-only person with that SSN arrives after the request: covered on arrival
+    wages = resolver.resolve("edd", STRANGER_WAGES).person_id
+    assert wages
+    assert wages != maria
+    assert optouts.withheld(wages)
+    covered = optouts.cover(wages, {"event_id": "e-w"})
+    assert [(d.cause, d.person_id, d.person_ids) for d in covered] == [
+        ("SHARED_ID", maria, (wages,))
+    ]
+    # nobody else's SSN: not covered
+    other = resolver.resolve(
+        "edd", _person(source_person_id="111223333", ssn="111223333", first_name="A", last_name="B")
+    ).person_id
+    assert other
+    assert not optouts.withheld(other)
+    assert optouts.cover(other, {"event_id": "e-o"}) == []
+
+
+def test_the_identity_stage_withholds_a_covered_persons_records_and_removes_theirs() -> None:
+
+    stage = _stage()
+    wage = example_raw("wage", 1)
+    wage["person"] = {**wage["person"], "ssn": "555443333", "source_person_id": "555443333"}
+    wage["person"].update(first_name="R", last_name="CRX")
+
+    def fed(topic: str, event: dict[str, Any], offset: int) -> Any:
+        value = ENCODERS[topic].encode(event)
+        return stage.process(Incoming(topic, 0, offset, None, value))
+
+    assert fed("c2c.raw.wage", wage, 0).outcome == "linked"
+    request = {
+        "event_id": "00000000-0000-0000-0000-0000000000a1",
+        "event_time": AT,
+        "provider": "other",
+        "source_record_id": "OPT-1",
+        "request_id": "R1",
+        "action": "REQUESTED",
+        "requested_by": "INDIVIDUAL",
+        "person": {**MARIA, "ssn": "555443333", "source_person_id": "OPT-1"},
+    }
+    done = fed(OPTOUT_TOPIC, request, 1)
+    assert done.outcome == "optout"
+    decisions = [
+        DECODERS[OPTOUT_DECISIONS_TOPIC].decode(out.value)
+        for out in done.outgoing
+        if out.topic == OPTOUT_DECISIONS_TOPIC
+    ]
+    assert [d["cause"] for d in decisions] == ["REQUESTED", "SHARED_ID"]
+    # the covering decision names the wage person's ids, keyed by the requester
+    assert decisions[1]["person_id"] == decisions[0]["person_id"]
+    assert decisions[1]["person_ids"] != decisions[0]["person_ids"]
+    again = fed("c2c.raw.wage", {**wage, "event_id": "00000000-0000-0000-0000-0000000000b2"}, 2)
+    assert again.outcome == "withheld"
+    assert not [out for out in again.outgoing if out.topic.startswith("c2c.linked.")]
