@@ -53,6 +53,7 @@ from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
+from streams.identity.operator_decisions import rekeyed_value
 from streams.identity.resolver import (
     IdentifierHasher,
     IdentityState,
@@ -403,11 +404,18 @@ def _add_resolver(
             hasher, resolver_model, restored, review_floor=settings.identity_review_min_weight
         )
         stage = IdentityStage(resolver, decoders, encoders, telemetry)
-        stage.decisions.restore(
-            (str(key), json.loads(sealer.open(str(key), value)))
-            for key, value in decisions.items()
-            if value is not None
-        )
+        kept = []
+        for key, value in decisions.items():
+            if value is None:
+                continue
+            data = json.loads(sealer.open(str(key), value))
+            version = sealer.version(value)
+            keyed = 1 if version is None else chain[version]
+            if keyed < hasher.keys:  # a key rotation since: re-keyed, written again
+                data = rekeyed_value(data, functools.partial(rekey_from, keyed))
+                stage.decisions.pending[str(key)] = data
+            kept.append((str(key), data))
+        stage.decisions.restore(kept)
         return stage
 
     # Results and the tables' changelogs on two producers: only the changelogs' offsets

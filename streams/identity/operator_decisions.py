@@ -31,7 +31,7 @@ source key and identity: keyed hashes and normalised names, sealed like a person
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from streams.identity.resolver import (
     Resolver,
     _number,
     blocking_keys,
+    rekeyed_snapshot,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Applied",
     "DecisionError",
     "OperatorDecisions",
+    "rekeyed_value",
 ]
 
 ACTIONS = ("LINK", "SEPARATE")
@@ -98,6 +100,21 @@ class _Review:
             (str(source[0]), str(source[1])) if source else None,
             Identity.from_json(data["identity"]),
         )
+
+
+def rekeyed_value(value: Mapping[str, Any], rekey: Callable[[str], str]) -> dict[str, Any]:
+    """A kept value (:attr:`OperatorDecisions.pending`'s) with every keyed hash passed
+    through ``rekey`` (a key rotation: a review's identity and source id); others as they
+    are."""
+    if "identity" not in value:
+        return dict(value)
+    moved = rekeyed_snapshot({"profile": [value["identity"]], "trusted": {}}, rekey)
+    source = value.get("source")
+    return {
+        **value,
+        "identity": moved["profile"][0],
+        "source": [source[0], rekey(source[1])] if source else None,
+    }
 
 
 def _pair(a: str, b: str) -> str:

@@ -21,7 +21,7 @@ from c2c.topics import (
     REVIEW_TOPIC,
 )
 from sinks.rows import PersonMap
-from streams.identity.operator_decisions import DecisionError, OperatorDecisions
+from streams.identity.operator_decisions import DecisionError, OperatorDecisions, rekeyed_value
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.resolution import INPUT_TOPICS, IdentityStage, Incoming
 
@@ -298,3 +298,16 @@ def test_the_sink_counts_a_split_person_under_itself_again() -> None:
     assert again.current("P2") == "P2"
     assert again.current("P3") == "P1"
     assert again.merge("P2", "P1", at) == [["P2", "P1", at]]
+
+
+def test_a_kept_review_is_rekeyed_as_if_hashed_under_every_key() -> None:
+    old = Resolver(IdentifierHasher(b"first-key"), review_floor=FLOOR)
+    decisions = OperatorDecisions(old)
+    review_id, _b, _a = _possible_match(old, decisions)
+    kept = decisions.drain()[f"review:{review_id}"]
+    assert kept is not None
+    chain = IdentifierHasher(b"first-key", b"second-key")
+    moved = rekeyed_value(kept, lambda digest: chain.rekey(digest, 1))
+    assert moved["identity"] == Resolver(chain).identity(B).to_json()
+    assert moved["source"] == ["ccc", chain.source_id("ccc", "B1")]
+    assert rekeyed_value({"review": True}, lambda d: d) == {"review": True}
