@@ -473,7 +473,7 @@ class IdentityStage:
             if spread is not None:
                 outgoing += self._decisions([spread], headers)
                 persons.add(spread.person_id)
-        return Processed(outgoing, persons, outcome="decision")
+        return Processed(outgoing, persons, dict(applied.sources), outcome="decision")
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
         """A revocation names its request; it is not resolved (it need carry no identity)."""

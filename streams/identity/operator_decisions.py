@@ -67,13 +67,15 @@ class DecisionError(C2CError):
 @dataclass(frozen=True)
 class Applied:
     """What a decision did: the identity changes to publish (none when it changed
-    nothing), the persons whose kept state changed, and what it was for the counts
-    (``linked``, ``separated``, ``split``, ``unchanged``)."""
+    nothing), the persons whose kept state changed, the source ids it filed anew, and what
+    it was for the counts (``linked``, ``separated``, ``split``, ``unchanged``)."""
 
     what: str
     changes: tuple[Change, ...] = ()
     touched: tuple[str, ...] = ()
     survivor: str | None = None
+    # (provider, hashed source id) -> person id, for the worker's source table
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,9 +252,11 @@ class OperatorDecisions:
         absorbed = state.absorbed.get(root, [])
         if out in absorbed:
             absorbed.remove(out)
+        repointed = []
         for person, target in list(state.merged_into.items()):
             if target == out:  # ids merged into ``out`` earlier stay with the survivor
                 state.merged_into[person] = root
+                repointed.append(person)
         if out == a:
             state.profiles[out], state.profiles[root] = holder_a, rest
         else:
@@ -268,13 +272,14 @@ class OperatorDecisions:
                     block = state.blocks.setdefault(block_key, [])
                     if person not in block:
                         block.append(person)
+        sources = {}
         if review.source is not None:
-            state.sources[review.source] = a
+            state.sources[review.source] = sources[review.source] = a
         # an opted-out person stays out: the split person keeps the survivor's requests
         for request_id, data in state.optouts.get(root, {}).items():
             state.optouts.setdefault(out, {})[request_id] = dict(data)
         change = Change("PERSON_SPLIT", out, previous_person_id=root, rule=_RULE)
-        return Applied("split", (change,), (out, root), survivor=root)
+        return Applied("split", (change,), (out, root, *repointed), root, sources)
 
     def _keep_apart(self, a: str, b: str) -> None:
         self.state.apart.setdefault(a, set()).add(b)

@@ -166,6 +166,7 @@ def test_separate_after_a_link_splits_the_record_back_to_its_person() -> None:
     separate = _decision("SEPARATE", review_id, b, a)
     applied = decisions.apply(separate)
     assert applied.what == "split"
+    assert applied.sources == {("ccc", resolver.hasher.source_id("ccc", "B1")): b}
     [change] = applied.changes
     assert (change.change_type, change.person_id, change.previous_person_id) == (
         "PERSON_SPLIT",
@@ -311,3 +312,20 @@ def test_a_kept_review_is_rekeyed_as_if_hashed_under_every_key() -> None:
     assert moved["identity"] == Resolver(chain).identity(B).to_json()
     assert moved["source"] == ["ccc", chain.source_id("ccc", "B1")]
     assert rekeyed_value({"review": True}, lambda d: d) == {"review": True}
+
+
+def test_a_split_leaves_ids_merged_into_the_record_person_with_the_survivor() -> None:
+    resolver = _resolver()
+    decisions = OperatorDecisions(resolver)
+    review_id, b, a = _possible_match(resolver, decisions)
+    other = resolver.resolve("uc", _person(first_name="Ana", last_name="Ruiz", ssid="5555555555"))
+    assert other.person_id is not None
+    resolver._merge(other.person_id, b)  # merged into the record's person before the link
+    decisions.apply(_decision("LINK", review_id, b, a))
+    applied = decisions.apply(_decision("SEPARATE", review_id, b, a))
+    assert applied.what == "split"
+    state = resolver.state
+    assert state.root(b) == b
+    assert state.root(other.person_id) == a  # as the sink's person_map keeps it
+    assert other.person_id in state.members(a)
+    assert other.person_id not in state.members(b)
