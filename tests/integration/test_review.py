@@ -18,11 +18,14 @@ from confluent_kafka import Producer
 
 from c2c.clickhouse import connect
 from c2c.examples import example_raw
+from c2c.kinds import LINKED_KINDS
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import OPERATOR_DECISIONS_TOPIC, get_topic
 from cli.worker_process import WorkerProcess
 from producers.emitter import EventEmitter
+from producers.files import mapped_events, replay
+from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.migrate import migrate
 from sinks.sink import Sink
 from streams.linking import review_record
@@ -144,6 +147,57 @@ def _persons(p: Pipeline, event_ids: list[str]) -> set[str]:
         ids=event_ids,
     )
     return {str(row[0]) for row in rows}
+
+
+def _current_persons(p: Pipeline, person_ids: list[str]) -> set[str]:
+    """The current persons (person_key) of every fact row published under these ids."""
+    union = " UNION ALL ".join(
+        f"SELECT person_key FROM {kind.current_view} WHERE person_id IN %(ids)s"
+        for kind in LINKED_KINDS
+    )
+    return {
+        str(row[0]) for row in p.query(f"SELECT DISTINCT person_key FROM ({union})", ids=person_ids)
+    }
+
+
+def test_a_possible_match_from_a_synth_is_linked_into_one_person_downstream(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    p = pipeline
+    began = datetime.now(UTC)
+    synth = tmp_path / "synth"
+    synthesize(SynthConfig(people=80, seed=int(uuid.uuid4().int % 10**6)), NoiseConfig(), synth)
+    events = list(mapped_events(synth))
+    replay(p.worker.settings, synth)
+    counts = p.worker.drained(len(events))
+    assert counts.get("possible_match", 0) >= 1
+    # the sink has written everything the worker published, every merge applied
+    _until(lambda: p.sink.lag() and not any(p.sink.lag().values()), "the sink to catch up")
+    merges = int(counts.get("change.PERSONS_MERGED", 0))
+    _until(lambda: p.sink.counts.get("change.PERSONS_MERGED", 0) >= merges, "the synth's merges")
+    merged = {str(r[0]) for r in p.query("SELECT person_id FROM person_map FINAL")}
+
+    def still_apart(row: dict[str, Any]) -> bool:
+        # both persons as the review saw them: neither merged into anyone since, and each
+        # with rows of its own (not an opted-out person, whose rows are withheld)
+        pair = {row["person_id"], row["candidate_person_id"]}
+        return not (pair & merged) and _current_persons(p, list(pair)) == pair
+
+    matches = [
+        r
+        for r in c2c_json("review", "list", "--state", "open")
+        if datetime.fromisoformat(r["received_at"]) >= began and "person_id" in r and still_apart(r)
+    ]
+    assert matches, "the synth gave no possible match whose persons stand as they were"
+    review = matches[0]
+    pair = [review["person_id"], review["candidate_person_id"]]
+    assert review["event_id"] in p.fact_ids()
+    shown = json.dumps(c2c_json("review", "show", review["review_id"]))
+    assert "raw_event" not in shown
+    linked = c2c_json("review", "link", review["review_id"], "--reason", "same person")
+    assert [linked["person_id"], linked["candidate_person_id"]] == pair
+    _until(lambda: len(_current_persons(p, pair)) == 1, "the link applied by the sink")
+    assert _current_persons(p, pair) == {min(pair, key=lambda pid: int(pid[1:]))}
 
 
 def _review_of(person_ids: set[str]) -> dict[str, Any]:
