@@ -28,7 +28,8 @@ def review() -> None:
 @click.pass_context
 @reports_errors
 def review_list(ctx: click.Context, state: str | None, provider: str | None, as_json: bool) -> None:
-    """List held records, oldest first: id, when, provider, reason, where (never values)."""
+    """List held records, oldest first: id, when, provider, reason, where, and a possible
+    match's two person ids (never values)."""
     from c2c.registry import SchemaRegistry
     from observability.reviews import read_reviews
 
@@ -44,9 +45,13 @@ def review_list(ctx: click.Context, state: str | None, provider: str | None, as_
         echo_json(rows)
         return
     for row in rows:
+        # a possible match names its two persons (pseudonymous ids), to link or separate
+        persons = (
+            f"  [{row['person_id']} ~ {row['candidate_person_id']}]" if "person_id" in row else ""
+        )
         click.echo(
             f"{row['review_id']}  {row['received_at'][:19]}  {row['state']:<8} "
-            f"{row['provider']:<5} {row['where']:<28} {row['reason']}"
+            f"{row['provider']:<5} {row['where']:<28} {row['reason']}{persons}"
         )
     click.echo(f"{len(rows)} of {len(reviews)} review(s)", err=True)
 
