@@ -7,14 +7,15 @@ talks to Kafka.
 
 - ``producer-<provider>`` writes the raw topics of the kinds that provider sends, and dead
   letters (its rejected rows); reads nothing.
-- ``resolver`` reads the raw topics, the intake and its changelogs; writes the intake, the
-  linked topics, changes, opt-out decisions, review, dead letters and its changelogs.
+- ``resolver`` reads the raw topics, operators' decisions on reviews, the intake and its
+  changelogs; writes the intake, the linked topics, changes, opt-out decisions, review, dead
+  letters and its changelogs.
 - ``sink`` reads the linked topics, changes, opt-out decisions and heartbeats; writes dead
   letters (messages it cannot decode).
 - ``reader`` (de-identified microdata) reads the linked topics, changes, opt-out decisions.
 - ``operator`` reads dead letters and review; describes every topic and group (`c2c status`);
   reads and writes the operators' audit; writes raw topics and dead letters (`c2c
-  deadletters replay|skip`).
+  deadletters replay|skip`) and operators' decisions (`c2c review link|separate`).
 - ``registry`` reads and writes its journal (``kafkasql-*``) and ``registry-events``.
 - ``admin`` is the broker's super user (the broker itself, `c2c services up`, `c2c topics`).
 
@@ -33,6 +34,7 @@ from c2c.topics import (
     CHANGES_TOPIC,
     DEAD_LETTER_TOPIC,
     INTAKE_TOPIC,
+    OPERATOR_DECISIONS_TOPIC,
     OPTOUT_DECISIONS_TOPIC,
     REGISTRY_JOURNAL,
     REVIEW_TOPIC,
@@ -123,7 +125,9 @@ def acl_table(providers: Mapping[str, Iterable[str]]) -> tuple[Grant, ...]:
         # its rejected rows (write only: the dead letters of others are not its to read)
         grants += _topic(producer_role(provider), [DEAD_LETTER_TOPIC], "WRITE", "DESCRIBE")
     resolver = "resolver"
-    grants += _topic(resolver, raw, "READ", "DESCRIBE")
+    # the raw topics, and operators' decisions on reviews (`c2c review link|separate`),
+    # which the forwarder forwards to the intake with them
+    grants += _topic(resolver, [*raw, OPERATOR_DECISIONS_TOPIC], "READ", "DESCRIBE")
     grants += _topic(
         resolver, [*deidentified, REVIEW_TOPIC, DEAD_LETTER_TOPIC], "WRITE", "DESCRIBE"
     )
@@ -144,7 +148,7 @@ def acl_table(providers: Mapping[str, Iterable[str]]) -> tuple[Grant, ...]:
     # c2c deadletters and review: every decision audited; a replay sends the original
     # bytes back to a raw topic; a skip dead-letters the message it moves past
     grants += _topic(operator, [AUDIT_TOPIC], "READ", "WRITE")
-    grants += _topic(operator, [*raw, DEAD_LETTER_TOPIC], "WRITE")
+    grants += _topic(operator, [*raw, DEAD_LETTER_TOPIC, OPERATOR_DECISIONS_TOPIC], "WRITE")
     grants += _topic(operator, ["*"], "DESCRIBE", "DESCRIBE_CONFIGS")  # "*": every topic
     grants += [Grant(operator, "group", "*", "DESCRIBE")]
     grants += _prefix(operator, "group", "c2c-operator", "READ")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AidProgram = Literal['CAL_GRANT_A', 'CAL_GRANT_B', 'CAL_GRANT_C', 'MIDDLE_CLASS_SCHOLARSHIP', 'PELL', 'OTHER']
 AwardLevel = Literal['HS_DIPLOMA', 'HS_CERTIFICATE', 'HS_EQUIVALENCY', 'CERTIFICATE', 'ASSOCIATE', 'BACHELOR', 'MASTER', 'DOCTORATE', 'OTHER']
 CredentialType = Literal['PRELIMINARY_MULTIPLE_SUBJECT', 'PRELIMINARY_SINGLE_SUBJECT', 'PRELIMINARY_EDUCATION_SPECIALIST', 'CLEAR_MULTIPLE_SUBJECT', 'CLEAR_SINGLE_SUBJECT', 'CLEAR_EDUCATION_SPECIALIST', 'INTERN', 'ADMINISTRATIVE_SERVICES', 'PUPIL_PERSONNEL_SERVICES', 'OTHER']
-IdentityChangeType = Literal['PERSON_CREATED', 'RECORD_LINKED', 'PERSONS_MERGED', 'UNKNOWN']
+IdentityChangeType = Literal['PERSON_CREATED', 'RECORD_LINKED', 'PERSONS_MERGED', 'UNKNOWN', 'PERSON_SPLIT']
 OptOutAction = Literal['REQUESTED', 'REVOKED', 'UNKNOWN']
 OptOutCause = Literal['REQUESTED', 'REVOKED', 'MERGED', 'SHARED_ID', 'UNKNOWN']
 Provider = Literal['k12', 'ccc', 'csu', 'uc', 'csac', 'edd', 'ctc', 'other']
@@ -311,7 +311,7 @@ class OptOutDecision(BaseModel):
 
 
 class NeedsReview(BaseModel):
-    """A raw event the identity resolver would not force into a person, held for review with the reason. Identity zone: raw_value carries the event as received, PII included."""
+    """A raw event the identity resolver would not force into a person, or a possible match it would not make on its own, held for review with the reason. Identity zone: raw_value carries the event as received, PII included."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -324,6 +324,25 @@ class NeedsReview(BaseModel):
     source_partition: int = Field(description='Partition it was read from.')
     source_offset: int = Field(description='Offset it was read at.')
     raw_value: bytes = Field(description='The raw event exactly as received (Confluent wire format).')
+    person_id: str | None = Field(default=None, max_length=64, description='A possible match: the person the record was linked to (null for a record held unresolved).')
+    candidate_person_id: str | None = Field(default=None, max_length=64, description='A possible match: the person the record scored close to, below the match threshold.')
+    match_weight: float | None = Field(default=None, description='A possible match: the Fellegi-Sunter weight of the record against the candidate.')
+    comparison: dict[str, str] | None = Field(default=None, description="A possible match: each compared field's level (ssn: one_digit, first: close, ...), never a value.")
+
+
+class OperatorDecision(BaseModel):
+    """An operator's decision on a possible match held for review (`c2c review link|separate`), sent to the identity worker, which applies it as an identity change. Ids only, and the operator's reason in words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description="Unique id of this decision (the audit record's action_id): the worker applies a decision id once.")
+    decided_at: datetime.datetime = Field(description='When the operator decided (UTC).')
+    action: str = Field(max_length=16, description='LINK (the two persons are one) or SEPARATE (they are not: kept apart, split if merged).')
+    review_id: str = Field(pattern='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description='The review decided (NeedsReview.review_id).')
+    person_id: str = Field(min_length=1, max_length=64, description="The review's person: the one its record was linked to.")
+    candidate_person_id: str = Field(min_length=1, max_length=64, description="The review's candidate person.")
+    operator: str = Field(max_length=200, description='Who decided: the --operator given, else the login name of the process.')
+    reason: str = Field(max_length=2000, description="The operator's reason, in words.")
 
 
 class DeadLetter(BaseModel):
@@ -397,6 +416,7 @@ __all__ = [
     "LinkedWage",
     "NeedsReview",
     "OperatorAction",
+    "OperatorDecision",
     "OptOutAction",
     "OptOutCause",
     "OptOutDecision",

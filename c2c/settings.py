@@ -262,6 +262,15 @@ class Settings(BaseSettings):
         description="Match model file from `c2c identity train` (default: built-in weights).",
     )
 
+    identity_review_min_weight: float | None = Field(
+        default=None,
+        description=(
+            "Hold a possible match for review (`c2c review link|separate`) when a record's "
+            "best other candidate scores this many bits or more but below the model's "
+            "threshold (unset: none are held)."
+        ),
+    )
+
     # -- stream workers ----------------------------------------------------------------------
     streams_store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb",

@@ -20,6 +20,7 @@ __all__ = [
     "DEAD_LETTER_TOPIC",
     "INTAKE_MAX_MESSAGE_BYTES",
     "INTAKE_TOPIC",
+    "OPERATOR_DECISIONS_TOPIC",
     "OPTOUT_DECISIONS_TOPIC",
     "REGISTRY_JOURNAL",
     "REVIEW_TOPIC",
@@ -169,13 +170,31 @@ CATALOGUE: tuple[Topic, ...] = (
         zone="identity",
         description=(
             "Raw events the resolver would not force into a person (no usable identifier, "
-            "a name alone), with the reason. Identity zone: holds the raw event."
+            "a name alone), and possible matches it would not make on its own, with the "
+            "reason. Identity zone: holds the raw event."
         ),
         partitions=1,
         config={"retention.ms": str(90 * _DAY_MS)},
         kept=(
             "90 days: a reviewer must see the raw event to decide, and a quarter covers the "
             "providers' correction cycle; after it the provider sends a corrected record"
+        ),
+    ),
+    Topic(
+        name="c2c.identity.decisions",
+        schema="org.c2cstream.identity.OperatorDecision",
+        zone="identity",
+        description=(
+            "Operators' decisions on possible matches held for review (`c2c review "
+            "link|separate`), which the identity worker applies as identity changes. Ids "
+            "and the operator's reason."
+        ),
+        partitions=1,
+        config={"retention.ms": "-1"},
+        kept=(
+            "for ever: a worker that rebuilds its state from scratch (a new group reading "
+            "the intake from its start) must apply every decision again, and a separation "
+            "holds for as long as the persons do"
         ),
     ),
     Topic(
@@ -229,10 +248,14 @@ class _ChangeCounts(dict[str, str]):
 # identity worker and the sink count them (/metrics/counts): looked up for the known types,
 # with no string built per change; made for any other.
 CHANGE_COUNTS: Mapping[str, str] = _ChangeCounts(
-    {kind: f"change.{kind}" for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED")}
+    {
+        kind: f"change.{kind}"
+        for kind in ("PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED", "PERSON_SPLIT")
+    }
 )
 INTAKE_TOPIC = "c2c.identity.intake"
 OPTOUT_DECISIONS_TOPIC = "c2c.identity.optouts"
+OPERATOR_DECISIONS_TOPIC = "c2c.identity.decisions"
 
 
 def get_topic(name: str) -> Topic:

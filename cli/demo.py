@@ -258,10 +258,10 @@ def pipeline_lag(settings: Settings) -> dict[str, int]:
     from sinks.sink import SINK_GROUP
     from streams.app import APP_ID
     from streams.forwarder import forward_group
-    from streams.resolution import INTAKE_TOPIC, RAW_TOPICS
+    from streams.resolution import INPUT_TOPICS, INTAKE_TOPIC
 
     return {
-        "forwarder": committed_lag(settings, forward_group(APP_ID), RAW_TOPICS),
+        "forwarder": committed_lag(settings, forward_group(APP_ID), INPUT_TOPICS),
         "identity worker": committed_lag(settings, APP_ID, [INTAKE_TOPIC]),
         "sink": committed_lag(settings, SINK_GROUP, SINK_TOPICS),
     }

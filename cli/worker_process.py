@@ -20,7 +20,7 @@ from c2c.kafka import ensure_topics
 from c2c.settings import Settings
 from c2c.topics import intake_topic
 from streams.forwarder import forward_group
-from streams.resolution import OUTCOMES, RAW_TOPICS
+from streams.resolution import INPUT_TOPICS, OUTCOMES
 
 __all__ = ["WorkerProcess"]
 
@@ -90,7 +90,7 @@ class WorkerProcess:
         """Commit the raw topics' current ends for this worker's forwarder group, so that
         the worker, whenever it is launched (or launched again after a crash), reads
         exactly what is published from now on (a backlog for a bench)."""
-        commit_ends(self.settings, forward_group(self.app_id), RAW_TOPICS)
+        commit_ends(self.settings, forward_group(self.app_id), INPUT_TOPICS)
 
     def committed_lag(self) -> int:
         """Raw messages its forwarder group has not committed, plus intake messages its
@@ -98,9 +98,9 @@ class WorkerProcess:
         committed (whatever crashes happened on the way). Needs ``intake``."""
         if self.intake is None:
             raise ValueError("committed_lag needs the worker's own intake topic")
-        return committed_lag(self.settings, forward_group(self.app_id), RAW_TOPICS) + committed_lag(
-            self.settings, self.app_id, [self.intake]
-        )
+        return committed_lag(
+            self.settings, forward_group(self.app_id), INPUT_TOPICS
+        ) + committed_lag(self.settings, self.app_id, [self.intake])
 
     def launch(self) -> None:
         """Start the process(es) without waiting."""

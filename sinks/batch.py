@@ -330,10 +330,13 @@ class BatchBuilder:
         return True
 
     def _change(self, batch: Batch, change: list[Any]) -> None:
-        """An identity change (sinks.rows.CHANGE_PATHS order): a merge re-points persons."""
+        """An identity change (sinks.rows.CHANGE_PATHS order): a merge re-points persons,
+        a split points one back at itself."""
         change_type, person_id, previous, changed_at = change
         if change_type == "PERSONS_MERGED" and previous:
             batch.merges += self.person_map.merge(previous, person_id, changed_at)
+        elif change_type == "PERSON_SPLIT":
+            batch.merges += self.person_map.split(person_id, changed_at)
         self.counts[CHANGE_COUNTS[change_type]] += 1
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:

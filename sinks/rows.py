@@ -184,7 +184,7 @@ def framed_id_and_time(header: bytes, then: bytes) -> re.Pattern[bytes]:
 # and changed_at.
 _TYPE_AT = AFTER_ID_AND_TIME
 # the changes the sink applies (decoded in full); it only counts the others
-_APPLIED_TYPES = frozenset({"PERSONS_MERGED"})
+_APPLIED_TYPES = frozenset({"PERSONS_MERGED", "PERSON_SPLIT"})
 
 
 class ChangeReader:
@@ -308,7 +308,8 @@ class PersonMap:
         self._survivor: dict[str, str] = {}
         self._absorbed: dict[str, set[str]] = {}
         for person_id, survivor in known:
-            self._set(person_id, survivor)
+            if person_id != survivor:  # a split person counts under itself again
+                self._set(person_id, survivor)
 
     def _set(self, person_id: str, survivor: str) -> None:
         previous = self._survivor.get(person_id)
@@ -331,6 +332,17 @@ class PersonMap:
             self._set(person_id, final)
         self._absorbed.pop(absorbed, None)
         return [[person_id, final, at] for person_id in moved]
+
+    def split(self, person_id: str, at: datetime) -> list[list[Any]]:
+        """Record that ``person_id`` was split out of the person it had been merged into
+        (an operator's `c2c review separate`); the person_map row to write: it counts
+        under itself again (the row replaces its merge row, being later). Ids it had
+        absorbed before stay with the survivor, as the identity worker keeps them."""
+        previous = self._survivor.pop(person_id, None)
+        if previous is None:
+            return []
+        self._absorbed.get(previous, set()).discard(person_id)
+        return [[person_id, person_id, at]]
 
     def __len__(self) -> int:
         return len(self._survivor)

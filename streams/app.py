@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 import time
@@ -47,11 +48,12 @@ from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.telemetry import Telemetry
-from c2c.topics import DEAD_LETTER_TOPIC, get_topic
+from c2c.topics import DEAD_LETTER_TOPIC, OPERATOR_DECISIONS_TOPIC, get_topic
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
+from streams.identity.operator_decisions import rekeyed_value
 from streams.identity.resolver import (
     IdentifierHasher,
     IdentityState,
@@ -78,6 +80,9 @@ __all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
 SOURCES_TABLE = "identity-sources"
+# operators' decisions on reviews: reviews known, separations, decisions applied
+# (streams/identity/operator_decisions.py); values sealed like persons'
+DECISIONS_TABLE = "identity-decisions"
 log = logging.getLogger(__name__)
 
 
@@ -322,7 +327,10 @@ def _add_resolver(
     # values of earlier workers still load), stored and sent as those bytes.
     persons = app.Table(PERSONS_TABLE, default=None, value_type=bytes)  # raw values
     sources = app.Table(SOURCES_TABLE, default=None)
-    decoders = {name: registry.decoder(get_topic(name)) for name in RAW_TOPICS}
+    decisions = app.Table(DECISIONS_TABLE, default=None, value_type=bytes)  # sealed JSON
+    decoders = {
+        name: registry.decoder(get_topic(name)) for name in (*RAW_TOPICS, OPERATOR_DECISIONS_TOPIC)
+    }
     encoders = {name: registry.encoder(get_topic(name)) for name in OUTPUT_TOPICS}
     resolver_model = model if model is not None else load_model(settings.identity_model)
     # Every key version's secret, in order: each hashes the hash of the one before
@@ -392,9 +400,23 @@ def _add_resolver(
             len(restored.sources),
             len(rekey),
         )
-        return IdentityStage(
-            Resolver(hasher, resolver_model, restored), decoders, encoders, telemetry
+        resolver = Resolver(
+            hasher, resolver_model, restored, review_floor=settings.identity_review_min_weight
         )
+        stage = IdentityStage(resolver, decoders, encoders, telemetry)
+        kept = []
+        for key, value in decisions.items():
+            if value is None:
+                continue
+            data = json.loads(sealer.open(str(key), value))
+            version = sealer.version(value)
+            keyed = 1 if version is None else chain[version]
+            if keyed < hasher.keys:  # a key rotation since: re-keyed, written again
+                data = rekeyed_value(data, functools.partial(rekey_from, keyed))
+                stage.decisions.pending[str(key)] = data
+            kept.append((str(key), data))
+        stage.decisions.restore(kept)
+        return stage
 
     # Results and the tables' changelogs on two producers: only the changelogs' offsets
     # are wanted, and a producer that tracks offsets calls back into Python for every
@@ -411,7 +433,7 @@ def _add_resolver(
         extra_config={"linger.ms": RESULTS_LINGER_MS},
         track_offsets=True,
     )
-    tables = TableWriter(changelogs, app, (persons, sources))
+    tables = TableWriter(changelogs, app, (persons, sources, decisions))
     snapshots = SnapshotEncoder()
 
     async def publish(decided: list[tuple[int, list[Outgoing]]]) -> None:
@@ -500,6 +522,12 @@ def _add_resolver(
                     tables.put(sources, new, person_id, partition)
                     tables.delete(sources, old, partition)
                 rekey.clear()
+                for key, kept in stage.decisions.drain().items():
+                    if kept is None:
+                        tables.delete(decisions, key, partition)
+                    else:
+                        sealed = sealer.seal(key, json.dumps(kept, sort_keys=True).encode())
+                        tables.put(decisions, key, sealed, partition)
                 await publish(decided)
                 tables.record_offsets()
                 state.counts.update(stage.counts - counted)

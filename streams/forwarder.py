@@ -36,7 +36,7 @@ from c2c.topics import INTAKE_MAX_MESSAGE_BYTES
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop
 from streams.intake import RECORDS_PER_PACK, packs
-from streams.resolution import RAW_TOPICS, Incoming
+from streams.resolution import INPUT_TOPICS, Incoming
 
 if TYPE_CHECKING:
     from c2c.telemetry import Telemetry
@@ -199,7 +199,7 @@ class Forwarder:
         """Forward until ``stop`` is set; any failure ends the process (fail-stop)."""
         with fail_stop("forwarding raw events to the intake topic"):
             self._consumer.subscribe(
-                list(RAW_TOPICS), on_assign=self._on_assign, on_revoke=self._on_revoke
+                list(INPUT_TOPICS), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
             size = self._settings.streams_batch_size
             wait = self._settings.streams_batch_wait_s

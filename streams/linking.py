@@ -112,11 +112,18 @@ def review_record(
     source_offset: int,
     raw_value: bytes,
     at: datetime | None = None,
+    person_id: str | None = None,
+    candidate_person_id: str | None = None,
+    match_weight: float | None = None,
+    comparison: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A NeedsReview record (schema org.c2cstream.identity.NeedsReview) for a raw event the
-    resolver set aside. ``reason`` must carry no identifying values (the resolver's reasons
-    are fixed sentences)."""
+    resolver set aside, or (``person_id`` and ``candidate_person_id`` given) a possible
+    match it would not make on its own. ``reason`` must carry no identifying values (the
+    resolver's reasons are fixed sentences, with ids and weights)."""
     seed = f"{event_id}|{source_topic}|{source_partition}|{source_offset}"
+    if candidate_person_id is not None:
+        seed += f"|{person_id}|{candidate_person_id}"
     return {
         "review_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"c2c-review:{seed}")),
         "received_at": at if at is not None else datetime.now(UTC),
@@ -127,4 +134,8 @@ def review_record(
         "source_partition": source_partition,
         "source_offset": source_offset,
         "raw_value": raw_value,
+        "person_id": person_id,
+        "candidate_person_id": candidate_person_id,
+        "match_weight": match_weight,
+        "comparison": dict(comparison) if comparison is not None else None,
     }

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from opentelemetry import trace
 
 from c2c.deadletter import dead_letter
+from c2c.errors import C2CError
 from c2c.kinds import EVENT_KINDS, OPTOUT
 from c2c.schemas import SchemaLibrary
 from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
@@ -33,11 +34,13 @@ from c2c.topics import (
     CHANGES_TOPIC,
     DEAD_LETTER_TOPIC,
     INTAKE_TOPIC,
+    OPERATOR_DECISIONS_TOPIC,
     OPTOUT_DECISIONS_TOPIC,
     REVIEW_TOPIC,
 )
 from c2c.validation import FieldProblem, RecordCheck, compile_validator
-from streams.identity.resolver import IdentityState, Resolver
+from streams.identity.operator_decisions import DecisionError, OperatorDecisions
+from streams.identity.resolver import IdentityState, Near, Resolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
 
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CHANGES_TOPIC",
+    "INPUT_TOPICS",
     "INTAKE_TOPIC",
     "MAX_RAW_BYTES",
     "OPTOUT_TOPIC",
@@ -62,6 +66,9 @@ __all__ = [
 OPTOUT_TOPIC = OPTOUT.raw_topic
 # Every raw topic (c2c.kinds): the linked kinds', then opt-outs'.
 RAW_TOPICS: tuple[str, ...] = tuple(kind.raw_topic for kind in EVENT_KINDS)
+# Every topic the forwarder forwards to the intake: the raw topics, and operators' decisions
+# on reviews (`c2c review link|separate`), applied in the intake's order like any record.
+INPUT_TOPICS: tuple[str, ...] = (*RAW_TOPICS, OPERATOR_DECISIONS_TOPIC)
 # Every topic the stage publishes to: it needs an encoder for each.
 OUTPUT_TOPICS: tuple[str, ...] = (
     *LINKED_TOPICS.values(),
@@ -76,7 +83,7 @@ OUTPUT_TOPICS: tuple[str, ...] = (
 MAX_RAW_BYTES = 256 * 1024
 
 # How a message can end; exactly one per message read (IdentityStage.counts).
-OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter")
+OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter", "decision")
 
 # Headers the intake agent adds so the resolver knows where a forwarded message was read.
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
@@ -234,6 +241,7 @@ class IdentityStage:
             )
         self.resolver = resolver
         self.optouts = OptOuts(resolver.state)
+        self.decisions = OperatorDecisions(resolver)
         # The stage takes only the text of a uuid (event and request ids), so its decoders
         # give that text rather than a uuid.UUID (building and printing one was 4 % of it)
         self._decoders = {topic: decoder.with_uuid_text() for topic, decoder in decoders.items()}
@@ -314,6 +322,8 @@ class IdentityStage:
             raw = decoder.decode(source.value)
         except SerdeError as exc:
             return self._dead_letter(source, exc)
+        if source.topic == OPERATOR_DECISIONS_TOPIC:
+            return self._operator_decision(source, raw)
         provider = str(raw.get("provider") or "other")
         if source.topic == OPTOUT_TOPIC and raw.get("action") != "REQUESTED":
             return self._revocation(source, raw, provider)
@@ -366,6 +376,10 @@ class IdentityStage:
         if decisions:
             outgoing += self._decisions(decisions, headers)
             persons.update(decision.person_id for decision in decisions)
+        if resolution.near is not None:
+            outgoing.append(
+                self._possible_match(source, raw, provider, person, person_id, resolution.near)
+            )
         done = Processed(outgoing, persons, outcome=outcome)
         if resolution.new_source is not None:
             done.sources[resolution.new_source] = person_id
@@ -384,6 +398,84 @@ class IdentityStage:
                     event_id,
                 )
         return done
+
+    def _possible_match(
+        self,
+        source: Incoming,
+        raw: dict[str, Any],
+        provider: str,
+        person: Mapping[str, Any],
+        person_id: str,
+        near: Near,
+    ) -> Outgoing:
+        """The review of a possible match (the record went to ``person_id``; it scored
+        ``near`` another person), remembered for an operator's decision."""
+        resolver = self.resolver
+        source_id = person.get("source_person_id")
+        source_key = (provider, resolver.hasher.source_id(provider, str(source_id)))
+        record = review_record(
+            reason=(
+                f"possible match: {near.weight:.1f} bits against {near.person_id}, below the "
+                f"threshold of {resolver.model.threshold:g}"
+            ),
+            provider=provider,
+            event_id=str(raw.get("event_id")),
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            raw_value=source.value or b"",
+            person_id=person_id,
+            candidate_person_id=near.person_id,
+            match_weight=round(near.weight, 2),
+            comparison=dict(near.levels),
+        )
+        self.decisions.possible_match(
+            str(record["review_id"]),
+            person_id,
+            near,
+            resolver.identity(person),
+            source_key if source_id else None,
+        )
+        self.counts["possible_match"] += 1
+        encoded = self._encoders[REVIEW_TOPIC].encode(record)
+        return Outgoing(REVIEW_TOPIC, None, encoded, self._headers())
+
+    def _operator_decision(self, source: Incoming, decision: dict[str, Any]) -> Processed:
+        """An operator's decision on a possible match, applied as an identity change; one
+        the worker cannot apply (unknown review, stale) is a dead letter with the reason."""
+        try:
+            applied = self.decisions.apply(decision)
+        except DecisionError as exc:
+            return self._dead_letter(source, exc)
+        self.counts[f"decision.{applied.what}"] += 1
+        headers = self._headers()
+        outgoing: list[Outgoing] = []
+        decision_id = str(decision["decision_id"])
+        if applied.changes:
+            encode = self._encoders[CHANGES_TOPIC].encode
+            for record in identity_change_records(
+                applied.changes, provider=None, source_event_id=decision_id, at=_now_millis()
+            ):
+                outgoing.append(
+                    Outgoing(CHANGES_TOPIC, record["person_id"].encode(), encode(record), headers)
+                )
+            for change in applied.changes:
+                self.counts[CHANGE_COUNTS[change.change_type]] += 1
+                log.info(
+                    "operator decision %s: %s %s and %s (rule %s)",
+                    decision_id,
+                    change.change_type,
+                    change.person_id,
+                    change.previous_person_id,
+                    change.rule,
+                )
+        persons = set(applied.touched)
+        if applied.what == "linked" and applied.survivor is not None:
+            spread = self.optouts.after_merge(applied.survivor, {"event_id": decision_id})
+            if spread is not None:
+                outgoing += self._decisions([spread], headers)
+                persons.add(spread.person_id)
+        return Processed(outgoing, persons, dict(applied.sources), outcome="decision")
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
         """A revocation names its request; it is not resolved (it need carry no identity)."""
@@ -443,7 +535,7 @@ class IdentityStage:
             outgoing=[Outgoing(REVIEW_TOPIC, None, encoded, self._headers())], outcome="review"
         )
 
-    def _dead_letter(self, source: Incoming, error: SerdeError) -> Processed:
+    def _dead_letter(self, source: Incoming, error: C2CError) -> Processed:
         record = identity_dead_letter(source, error)
         return Processed(
             outgoing=[
@@ -458,7 +550,7 @@ class IdentityStage:
         )
 
 
-def identity_dead_letter(source: Incoming, error: SerdeError) -> dict[str, Any]:
+def identity_dead_letter(source: Incoming, error: C2CError) -> dict[str, Any]:
     """The dead letter of a message the identity stage could not read: its original bytes,
     topic, partition and offset, and why."""
     return dead_letter(

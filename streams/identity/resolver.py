@@ -40,6 +40,7 @@ __all__ = [
     "Change",
     "IdentifierHasher",
     "IdentityState",
+    "Near",
     "Resolution",
     "Resolver",
     "blocking_keys",
@@ -157,6 +158,16 @@ class Change(NamedTuple):
     model_version: str | None = None
 
 
+class Near(NamedTuple):
+    """A possible match: the best candidate a record scored close to, at least the
+    resolver's ``review_floor`` but below the model's threshold, and not the person the
+    record went to (streams/identity/operator_decisions.py holds it for review)."""
+
+    person_id: str
+    weight: float
+    levels: tuple[tuple[str, str], ...]
+
+
 class Resolution(NamedTuple):
     """Where a record went: a person (with the changes made), or review (with why)."""
 
@@ -169,6 +180,7 @@ class Resolution(NamedTuple):
     # person (a record identical to one already kept changes nothing)
     touched: tuple[str, ...] = ()
     new_source: tuple[str, str] | None = None
+    near: Near | None = None
 
 
 @dataclass
@@ -188,6 +200,21 @@ class IdentityState:
     optout_requests: dict[str, str] = field(default_factory=dict)
     # surviving person -> every id merged into it (derived from merged_into)
     absorbed: dict[str, list[str]] = field(default_factory=dict)
+    # person id -> ids an operator separated it from (`c2c review separate`): never merged,
+    # whatever they are merged into since (streams/identity/operator_decisions.py keeps it)
+    apart: dict[str, set[str]] = field(default_factory=dict)
+
+    def kept_apart(self, a: str, b: str) -> bool:
+        """Whether an operator separated someone of person ``a`` (its id or an id merged
+        into it) from someone of person ``b``."""
+        if not self.apart:
+            return False
+        root_b = self.root(b)
+        return any(
+            self.root(other) == root_b
+            for member in self.members(a)
+            for other in self.apart.get(member, ())
+        )
 
     def members(self, person_id: str) -> tuple[str, ...]:
         """The surviving id of ``person_id`` and every id merged into it, in id order: all
@@ -332,10 +359,15 @@ class Resolver:
         hasher: IdentifierHasher,
         model: MatchModel = DEFAULT_MODEL,
         state: IdentityState | None = None,
+        review_floor: float | None = None,
     ) -> None:
         self.hasher = hasher
         self.model = model
         self.state = state if state is not None else IdentityState()
+        # a candidate scoring at least this (and below the threshold) is a possible match,
+        # returned as Resolution.near for an operator to decide; None: not looked for
+        self.review_floor = review_floor
+        self._near: Near | None = None
 
     def identity(self, person: Mapping[str, Any]) -> Identity:
         """The matchable form of a raw event's ``person`` (PersonIdentity) fields."""
@@ -393,20 +425,38 @@ class Resolver:
             matches.setdefault(root, (float("inf"), "SOURCE_ID"))
         if not matches:
             person_id = self._create(identity, source_key)
-            return Resolution(
-                person_id,
-                (Change("PERSON_CREATED", person_id, rule="NEW"),),
-                rule="NEW",
-                touched=(person_id,),
-                new_source=new_source,
+            return self._with_near(
+                Resolution(
+                    person_id,
+                    (Change("PERSON_CREATED", person_id, rule="NEW"),),
+                    rule="NEW",
+                    touched=(person_id,),
+                    new_source=new_source,
+                )
             )
         resolution = self._link(identity, source_key, matches, root if known else None)
-        return resolution._replace(new_source=new_source) if new_source else resolution
+        resolution = resolution._replace(new_source=new_source) if new_source else resolution
+        return self._with_near(resolution)
+
+    def _with_near(self, resolution: Resolution) -> Resolution:
+        """``resolution`` with the possible match :meth:`_matches` found, unless the record
+        went to that person or an operator separated the two."""
+        near, self._near = self._near, None
+        if near is None or resolution.person_id is None:
+            return resolution
+        state = self.state
+        if state.root(near.person_id) == state.root(resolution.person_id):
+            return resolution
+        if state.kept_apart(resolution.person_id, near.person_id):
+            return resolution
+        return resolution._replace(near=near._replace(person_id=state.root(near.person_id)))
 
     def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
         state = self.state
         scored: dict[str, tuple[float, str]] = {}
         compared: set[str] = set()  # a person filed under several of the keys
+        floor = self.review_floor
+        near: Near | None = None
         for key in probe_keys(identity):
             for candidate in state.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]:
                 root = state.root(candidate)
@@ -418,6 +468,13 @@ class Resolver:
                 best = self.score(identity, [identity] if identity in profile else profile)
                 if best.weight >= self.model.threshold:
                     scored[root] = (best.weight, _rule(best))
+                elif (
+                    floor is not None
+                    and best.weight >= floor
+                    and (near is None or best.weight > near.weight)
+                ):
+                    near = Near(root, best.weight, best.levels)
+        self._near = near
         return scored
 
     def score(self, identity: Identity, profile: list[Identity]) -> Score:
@@ -462,6 +519,8 @@ class Resolver:
     def _apart(self, a: str, b: str, record: Identity, filed_under: str | None) -> bool:
         """:meth:`_conflict` of ``a`` and ``b``, the record counted as an identity of
         whichever of them its source filed it under."""
+        if self.state.apart and self.state.kept_apart(a, b):
+            return True  # an operator separated them (`c2c review separate`)
         if a == filed_under:
             a, b = b, a
         return self._conflict(a, b, record if b == filed_under else None)
