@@ -35,6 +35,7 @@ __all__ = [
     "Freshness",
     "SinkPagesReader",
     "SinkReader",
+    "ask",
     "open_reader",
     "read_freshness",
 ]
@@ -66,6 +67,21 @@ class SinkReader(Protocol):
     def horizons(self) -> dict[str, date]:
         """Each source's declared horizon."""
         ...
+
+
+def ask(lock: AbstractContextManager[Any], read: Callable[[], T], where: str) -> T:
+    """``read()`` under ``lock`` (the sink's, while it writes the same embedded ClickHouse);
+    a ClickHouse refusal becomes a C2CError that names ``where`` and, for a missing table,
+    the migration to run."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        with lock:
+            return read()
+    except DatabaseError as exc:
+        first = str(exc).splitlines()[0][:300]
+        hint = " (run `c2c sink migrate`)" if "UNKNOWN_TABLE" in str(exc) else ""
+        raise C2CError(f"{where} could not answer{hint}: {first}", code="clickhouse.query") from exc
 
 
 class DirectReader:
@@ -129,17 +145,7 @@ class DirectReader:
         return max(0.0, (datetime.now(UTC) - value).total_seconds()), "clickhouse"
 
     def _ask(self, read: Callable[[], T]) -> T:
-        from clickhouse_connect.driver.exceptions import DatabaseError
-
-        try:
-            with self._lock:
-                return read()
-        except DatabaseError as exc:
-            first = str(exc).splitlines()[0][:300]
-            hint = " (run `c2c sink migrate`)" if "UNKNOWN_TABLE" in str(exc) else ""
-            raise C2CError(
-                f"{self._where} could not answer{hint}: {first}", code="clickhouse.query"
-            ) from exc
+        return ask(self._lock, read, self._where)
 
 
 class SinkPagesReader:

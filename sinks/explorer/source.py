@@ -20,6 +20,7 @@ from c2c.errors import C2CError, ServiceError
 from c2c.settings import Settings
 from sinks.explorer.measures import MEASURES
 from sinks.explorer.query import Query, QueryRefused, Table, columns, parse_query, render_sql
+from sinks.reading import ask
 
 __all__ = ["DirectSource", "SinkSource", "Source", "open_source", "read_freshness", "run_query"]
 
@@ -103,18 +104,7 @@ class DirectSource:
             client.close()
 
     def _ask(self, read: Any) -> Any:
-        from clickhouse_connect.driver.exceptions import DatabaseError
-
-        try:
-            with self._lock:
-                return read()
-        except DatabaseError as exc:
-            first = str(exc).splitlines()[0][:300]
-            hint = " (run `c2c sink migrate`)" if "UNKNOWN_TABLE" in str(exc) else ""
-            raise C2CError(
-                f"ClickHouse could not answer the explorer{hint}: {first}",
-                code="clickhouse.query",
-            ) from exc
+        return ask(self._lock, read, "ClickHouse, for the explorer,")
 
 
 class SinkSource:
