@@ -252,7 +252,8 @@ def eval_linkage(
     click.echo(
         f"reachability bound (not the F1 above): recall {result.recall_bound:.5f}  "
         f"F1 {result.f1_bound:.5f}; exact identifiers and name + birth date only: recall "
-        f"{result.recall_bound_exact:.5f}"
+        f"{result.recall_bound_exact:.5f}; also a full name only its own person's dated "
+        f"records carry: recall {result.recall_bound_names:.5f}"
     )
     rows = result.table()
     if rows:
