@@ -181,7 +181,9 @@ def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, see
     click.echo(
         f"trained {report.model.version} on {report.pairs} pairs from {len(chosen)} "
         f"identities in {report.iterations} iterations; match share "
-        f"{report.match_share:.3f} -> {out}"
+        f"{report.match_share:.3f}; threshold {report.model.threshold:.2f} bits (posterior "
+        f"{report.model.derivation.get('precision')} at the learned prior "
+        f"{float(str(report.model.derivation.get('prior'))):.3e}) -> {out}"
     )
 
 

@@ -53,7 +53,8 @@ class Identity(NamedTuple):
     ssn: str | None = None
     ssid: str | None = None
     itin: str | None = None
-    # keyed hashes of the identifier with one digit masked: a one-digit typo shares one
+    # keyed hashes of the identifier with one digit masked (a one-digit typo shares one),
+    # adjacent digits in order (a transposition), and for an SSN two digits masked
     ssn_masks: frozenset[str] = frozenset()
     ssid_masks: frozenset[str] = frozenset()
     first: str = ""

@@ -94,8 +94,9 @@ class IdentifierHasher:
 
     def rekey(self, digest: str, keyed: int) -> str:
         """``digest``, made under the first ``keyed`` keys, under all of them. A hash
-        marked as a transposition's (:data:`TRANSPOSED_MARK`) stays marked: each key's hash
-        of it is marked again, as :meth:`masks` makes them."""
+        marked as a transposition's (:data:`TRANSPOSED_MARK`) or a two-digit mask's
+        (:data:`TWO_DIGIT_MARK`) stays marked: each key's hash of it is marked again, as
+        :meth:`masks` makes them."""
         mark = next((m for m in (TRANSPOSED_MARK, TWO_DIGIT_MARK) if digest.startswith(m)), "")
         for key in self._later[keyed - 1 :]:
             digest = hmac.digest(key, digest.encode(), hashlib.sha256).hex()[:32]
@@ -114,7 +115,9 @@ class IdentifierHasher:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
         digit apart share exactly one of them; and of ``value`` with each pair of adjacent
         digits put in order, marked by :data:`TRANSPOSED_MARK`: two identifiers that
-        differ by a transposition of adjacent digits share exactly one of those."""
+        differ by a transposition of adjacent digits share exactly one of those; and, for
+        an SSN, of ``value`` with each pair of digits masked (36), marked by
+        :data:`TWO_DIGIT_MARK`: two SSNs two digits apart share one."""
         if not value:
             return frozenset()
         masks: frozenset[str] = self._cached_masks(kind, value)
