@@ -3,8 +3,8 @@ backend, a standard configuration trained without labels) on the same synthetic 
 per synth noise profile, and against the resolver of another checkout (``--baseline DIR``).
 
     .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--profiles a,b]
-        [--baseline DIR] [--rounds R] [--no-splink]
-    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v2.json
+        [--baseline DIR] [--rounds R] [--no-splink] [--thresholds 16,18,22]
+    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v3.json --people 700
 
 Every linker sees the same records of each profile and seed (every extract of a `c2c
 synth --noise-profile P` folder; identifiers in the clear for Splink, keyed hashes for
@@ -20,6 +20,7 @@ demand (it is not a dependency of the project): pip install splink.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pickle
 import statistics
@@ -36,7 +37,7 @@ from producers.files import mapped_events
 from producers.synth import SynthConfig, synthesize
 from producers.synth.profiles import PROFILES, profile
 from streams.identity.evaluation import LinkageBreakdown, breakdown, read_assignments
-from streams.identity.matching import DEFAULT_MODEL, PRIORS
+from streams.identity.matching import DEFAULT_MODEL, PRIORS, MatchModel
 from streams.identity.normalize import name_key
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.identity.training import fit
@@ -82,9 +83,9 @@ def records(folder: Path) -> Rows:
     ]
 
 
-def ours(rows: Rows) -> dict[RecordKey, str]:
+def ours(rows: Rows, model: MatchModel = DEFAULT_MODEL) -> dict[RecordKey, str]:
     """This checkout's resolver over ``rows``, in this process: record -> final id."""
-    resolver = Resolver(IdentifierHasher(b"bench-secret"))
+    resolver = Resolver(IdentifierHasher(b"bench-secret"), model)
     assigned = {}
     for key, provider, person in rows:
         result = resolver.resolve(provider, person)
@@ -172,18 +173,23 @@ def fit_default_weights(out: Path, people: int, version: str) -> None:
     hasher = IdentifierHasher(b"bench-secret")
     resolver = Resolver(hasher)
     identities = []
+    populations = []
     for number, name in enumerate(TRAINING_PROFILES):
         chosen = profile(name)
         for seed in (s + 10 * number for s in TRAINING_SEEDS):
             with tempfile.TemporaryDirectory() as folder:
                 config = chosen.config(SynthConfig(people=people, seed=seed))
                 synthesize(config, chosen.noise, Path(folder), workers=2)
-                identities.extend(
+                population = list(
                     dict.fromkeys(
                         resolver.identity(person) for _k, _p, person in records(Path(folder))
                     )
                 )
-    report = fit(identities, PRIORS, version=version)
+                populations.append(population)
+                identities.extend(population)
+    # each folder is a population of its own: the prior that two records match (and so
+    # the threshold) is theirs, not that of the mix
+    report = fit(identities, PRIORS, version=version, populations=populations)
     out.parent.mkdir(parents=True, exist_ok=True)
     report.model.save(out)
     print(
@@ -191,6 +197,12 @@ def fit_default_weights(out: Path, people: int, version: str) -> None:
         f"{', '.join(TRAINING_PROFILES)} (seeds {TRAINING_SEEDS} + 10 x profile number): "
         f"{report.pairs:,} blocked "
         f"pairs, {report.iterations} EM iterations, match share {report.match_share:.3f} -> {out}"
+    )
+    derivation = report.model.derivation
+    print(
+        f"threshold {report.model.threshold:.2f} bits: posterior match probability "
+        f"{derivation['precision']} at the prior {float(derivation['prior']):.3e} "  # type: ignore[arg-type]
+        f"(two records of one {people:,}-person population matching)"
     )
     rows = [
         [c, level, f"{m:.5f}", f"{u:.2e}", f"{report.model.weight(c, level):+.2f}"]
@@ -207,9 +219,11 @@ def _seed_results(
     baseline: Path | None,
     rounds: int,
     with_splink: bool,
+    thresholds: tuple[float, ...] = (),
 ) -> tuple[int, dict[str, tuple[LinkageBreakdown, float]]]:
     """(records, linker -> (breakdown, seconds: CPU per record for resolvers, wall for
-    Splink)) of one profile and seed."""
+    Splink)) of one profile and seed; ``thresholds``: this checkout's resolver again at
+    each of these thresholds (bits), in this process."""
     results: dict[str, tuple[LinkageBreakdown, float]] = {}
     chosen = profile(profile_name)
     with tempfile.TemporaryDirectory() as folder:
@@ -232,6 +246,14 @@ def _seed_results(
                 cpu[name].append(seconds / len(rows))
         for name in checkouts:
             results[name] = (breakdown(truth, final[name], fields), statistics.median(cpu[name]))
+        for threshold in thresholds:
+            model = dataclasses.replace(DEFAULT_MODEL, threshold=threshold)
+            started = time.process_time()
+            assigned = ours(rows, model)
+            results[f"c2c resolver at {threshold:g} bits"] = (
+                breakdown(truth, assigned, fields),
+                (time.process_time() - started) / len(rows),
+            )
         if with_splink:
             started = time.perf_counter()
             assigned = splink(rows)
@@ -267,6 +289,7 @@ def _median_row(name: str, runs: list[tuple[LinkageBreakdown, float]]) -> list[s
         f"{med([b.metrics.recall for b, _ in runs]):.4f}",
         f"{med([b.metrics.f1 for b, _ in runs]):.4f}",
         f"{med([b.recall_bound for b, _ in runs]):.4f}",
+        f"{med([b.recall_bound_names for b, _ in runs]):.4f}",
         f"{sum(b.linked_beyond_bound for b, _ in runs):,}",
         f"{sum(sum(b.missed.values()) for b, _ in runs):,}",
         f"{sum(sum(b.false.values()) for b, _ in runs):,}",
@@ -275,7 +298,19 @@ def _median_row(name: str, runs: list[tuple[LinkageBreakdown, float]]) -> list[s
 
 
 # "beyond": correct pairs linked beyond the bound, which only a name alone can link
-_HEADER = ["linker", "P", "R", "F1", "recall bound", "beyond", "missed", "false", "us/record"]
+# "name bound": the bound with a full name only its own person's dated records carry
+_HEADER = [
+    "linker",
+    "P",
+    "R",
+    "F1",
+    "recall bound",
+    "name bound",
+    "beyond",
+    "missed",
+    "false",
+    "us/record",
+]
 
 
 def main() -> None:
@@ -294,13 +329,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="timed runs per resolver")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument(
+        "--thresholds",
+        default="",
+        help="comma-separated thresholds (bits) to run this checkout's resolver at as well",
+    )
+    parser.add_argument(
         "--fit",
         type=Path,
         default=None,
         metavar="FILE",
         help="fit default weights on the training profiles and write them to FILE",
     )
-    parser.add_argument("--version", default="fs-v2", help="the fitted weights' version")
+    parser.add_argument("--version", default="fs-v3", help="the fitted weights' version")
     args = parser.parse_args()
     if args.fit is not None:
         fit_default_weights(args.fit, args.people, args.version)
@@ -315,7 +355,13 @@ def main() -> None:
         count = 0
         for seed in seeds:
             count, results = _seed_results(
-                args.people, seed, profile_name, args.baseline, args.rounds, not args.no_splink
+                args.people,
+                seed,
+                profile_name,
+                args.baseline,
+                args.rounds,
+                not args.no_splink,
+                tuple(float(t) for t in args.thresholds.split(",") if t),
             )
             for name, run in results.items():
                 per_linker.setdefault(name, []).append(run)
@@ -347,8 +393,11 @@ def _explain() -> None:
     print("\nF1 is the issue's pairwise F1. The bound is the recall (and F1 at precision 1) of")
     print("an oracle joining a person's records on trusted identifiers or name + birth date;")
     print("what it leaves out could only be linked on a name alone. beyond: correct pairs a")
-    print("linker found beyond the bound, linked on a name alone (the resolver does not link")
-    print("on a name alone, by design). Causes:")
+    print("linker found beyond the bound, linked on a name alone: the resolver (fs-v3) links")
+    print("a record on its full name alone only when the name is rare enough that its")
+    print("posterior match probability reaches the model's precision. name bound: the bound")
+    print("when a full name that only its own person's dated records carry also joins")
+    print("(the ceiling of a name-alone linker that never errs). Causes:")
     for cause, meaning in causes.items():
         print(f"  {cause}: {meaning}")
 

@@ -181,7 +181,9 @@ def identity_train(ctx: click.Context, folder: Path, out: Path, sample: int, see
     click.echo(
         f"trained {report.model.version} on {report.pairs} pairs from {len(chosen)} "
         f"identities in {report.iterations} iterations; match share "
-        f"{report.match_share:.3f} -> {out}"
+        f"{report.match_share:.3f}; threshold {report.model.threshold:.2f} bits (posterior "
+        f"{report.model.derivation.get('precision')} at the learned prior "
+        f"{float(str(report.model.derivation.get('prior'))):.3e}) -> {out}"
     )
 
 
@@ -252,7 +254,8 @@ def eval_linkage(
     click.echo(
         f"reachability bound (not the F1 above): recall {result.recall_bound:.5f}  "
         f"F1 {result.f1_bound:.5f}; exact identifiers and name + birth date only: recall "
-        f"{result.recall_bound_exact:.5f}"
+        f"{result.recall_bound_exact:.5f}; also a full name only its own person's dated "
+        f"records carry: recall {result.recall_bound_names:.5f}"
     )
     rows = result.table()
     if rows:

@@ -261,6 +261,7 @@ def reachable_clusters(
     fields: Mapping[RecordKey, Mapping[str, Any]],
     *,
     tolerate_noise: bool = True,
+    unique_names: Mapping[RecordKey, str] | None = None,
 ) -> dict[RecordKey, int]:
     """The oracle clustering: record -> component, where two records of one true person are
     in one component when a chain of record pairs joins them, each pair agreeing on a
@@ -272,7 +273,10 @@ def reachable_clusters(
     most that fields other than a name alone can reach. Components never cross true persons,
     so the clustering's precision is 1 and its pairwise recall bounds any resolver that
     does not link on a name alone. ``fields``: each record's source and PersonIdentity
-    fields in the clear (records missing from it join nothing)."""
+    fields in the clear (records missing from it join nothing). With ``unique_names``
+    (:func:`_name_classes`), a record whose full name as written is on dated records of
+    its own person only ("name_unique") also joins those: the most a resolver that links
+    on a name alone, and never wrongly, could reach."""
     components = _Components()
     by_person: dict[str, list[RecordKey]] = defaultdict(list)
     for key, person in truth.items():
@@ -285,6 +289,14 @@ def reachable_clusters(
             if person_fields is not None:
                 for evidence in _evidence(key[0], person_fields, tolerate_noise=tolerate_noise):
                     joined[evidence].append(key)
+                if unique_names is not None and (
+                    person_fields.get("birth_date") is not None
+                    or unique_names.get(key) == "name_unique"
+                ):
+                    first = name_key(person_fields.get("first_name"))
+                    last = name_key(person_fields.get("last_name"))
+                    if len(first) > 1 and last:
+                        joined[("full_name", first, last)].append(key)
         for keys in joined.values():
             components.join(keys)
     numbers: dict[Any, int] = {}
@@ -305,6 +317,16 @@ class LinkageBreakdown:
     linked_beyond_bound: int
     missed: Mapping[tuple[str, str], int]
     false: Mapping[tuple[str, str], int]
+    # true pairs within reach when a full name that only its own person's dated records
+    # carry also joins (reachable_clusters' unique_names): a name-alone linker's ceiling
+    reachable_pairs_names: int = 0
+
+    @property
+    def recall_bound_names(self) -> float:
+        """The most pairwise recall a resolver can reach that also links on a full name
+        alone where, and only where, that name is its own person's."""
+        true_pairs = self.metrics.true_pairs
+        return self.reachable_pairs_names / true_pairs if true_pairs else 1.0
 
     @property
     def recall_bound(self) -> float:
@@ -347,6 +369,8 @@ class LinkageBreakdown:
                 "reachable_pairs_exact": self.reachable_pairs_exact,
                 "recall_bound_exact": round(self.recall_bound_exact, 6),
                 "linked_beyond_bound": self.linked_beyond_bound,
+                "reachable_pairs_names": self.reachable_pairs_names,
+                "recall_bound_names": round(self.recall_bound_names, 6),
             },
             "missed_pairs": rows(self.missed),
             "false_pairs": rows(self.false),
@@ -449,7 +473,10 @@ def breakdown(
     exact = reachable_clusters(truth, fields, tolerate_noise=False)
     noisy = reachable_clusters(truth, fields, tolerate_noise=True)
     names = _name_classes(truth, fields)
+    named = reachable_clusters(truth, fields, tolerate_noise=True, unique_names=names)
     by_person: dict[str, Counter[_Cell]] = defaultdict(Counter)
+    named_sizes = Counter((person, named[key]) for key, person in truth.items())
+    reachable_named = sum(_pairs(n) for n in named_sizes.values())
     for key, person in truth.items():
         dated = fields.get(key, {}).get("birth_date") is not None
         cell = _Cell(assigned.get(key), exact[key], noisy[key], key[0], names[key], dated)
@@ -492,4 +519,5 @@ def breakdown(
         linked_beyond_bound=beyond,
         missed=dict(missed),
         false=dict(false),
+        reachable_pairs_names=reachable_named,
     )

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "PRIORS",
     "TF_COMPARISONS",
+    "TWO_DIGIT_MARK",
     "Identity",
     "MatchModel",
     "Score",
@@ -33,8 +34,10 @@ __all__ = [
     "identifier_levels",
     "identifier_typo",
     "load_model",
+    "match_probability",
     "names_agree",
     "read_near",
+    "threshold_for",
     "weigh",
 ]
 
@@ -50,7 +53,8 @@ class Identity(NamedTuple):
     ssn: str | None = None
     ssid: str | None = None
     itin: str | None = None
-    # keyed hashes of the identifier with one digit masked: a one-digit typo shares one
+    # keyed hashes of the identifier with one digit masked (a one-digit typo shares one),
+    # adjacent digits in order (a transposition), and for an SSN two digits masked
     ssn_masks: frozenset[str] = frozenset()
     ssid_masks: frozenset[str] = frozenset()
     first: str = ""
@@ -125,7 +129,8 @@ _PRIORS: dict[str, dict[str, tuple[float, float]]] = {
         "agree": (0.95, 0.0005),
         "transposed": (0.02, 0.00001),
         "one_digit": (0.02, 0.00005),
-        "disagree": (0.01, 0.99944),
+        "two_digits": (0.005, 0.0002),
+        "disagree": (0.005, 0.99924),
     },
     "ssid": {
         "agree": (0.97, 0.0005),
@@ -166,6 +171,12 @@ _IDENTIFIERS = ("ssn", "ssid", "itin")
 # the marker that starts the keyed hash of a number with two adjacent digits put in order
 # (IdentifierHasher.masks): two numbers that differ by a transposition share one
 TRANSPOSED_MARK = "00000"
+# the marker that starts the keyed hash of an SSN with two digits masked: two SSNs that
+# differ in two digits share one (never a blocking key: 36 a number)
+TWO_DIGIT_MARK = "22222"
+# levels added after a model version was fitted, and the level whose weights an older
+# model file stands in with (fs-v2 read two digits off as a different number)
+_ADDED_LEVELS = {("ssn", "two_digits"): "disagree"}
 
 
 @dataclass(frozen=True)
@@ -180,14 +191,30 @@ class MatchModel:
     threshold: float = 11.0
     version: str = "priors"
     # name key -> share of records carrying it, per comparison in TF_COMPARISONS; a name
-    # not listed is taken to be as rare as ``tf_floor``
+    # not listed is taken to be as rare as its comparison's ``tf_floors`` (fs-v3: the
+    # rarest listed name's share), and no name as rarer than ``tf_floor`` (fs-v2 set it to
+    # 1e-3, which capped a rare name's weight at that of a name one record in a thousand
+    # carries)
     term_frequencies: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     tf_floor: float = 1e-4
+    tf_floors: Mapping[str, float] = field(default_factory=dict)
+    # which exact name matches are adjusted for frequency: "name" (fs-v2), each name on
+    # its own; "full_name" (fs-v3), both names, and only when first and last both agree:
+    # a rare full name is evidence of a person, a rare surname with another first name
+    # of a family (twins share surname, birth date and address, the surname's rarity
+    # included), and a surname's share among strangers says nothing of how often family
+    # members share it
+    tf_scope: str = "name"
+    # how the threshold was derived (training.threshold_for): the prior probability that
+    # two records match and the target precision; empty for a threshold that was set
+    derivation: Mapping[str, object] = field(default_factory=dict)
     # log2(m/u) per (comparison, level), derived once from the probabilities
     weights: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
     _tf_cache: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.tf_scope not in ("name", "full_name"):
+            raise ValueError(f"tf_scope {self.tf_scope!r}: expected 'name' or 'full_name'")
         weights = {
             (c, level): math.log2(m / u)
             for c, levels in self.probabilities.items()
@@ -211,7 +238,15 @@ class MatchModel:
             if not table:
                 cached = self.weights[(comparison, "exact")]
             else:
-                tf = max(table.get(value, self.tf_floor), self.tf_floor)
+                listed = table.get(value)
+                if listed is None and self.tf_scope == "full_name":
+                    # a surname given as a first name (names swapped) is as common as
+                    # the surname; only a name neither table lists takes the floor
+                    other = "last" if comparison == "first" else "first"
+                    listed = self.term_frequencies.get(other, {}).get(value)
+                if listed is None:
+                    listed = self.tf_floors.get(comparison, self.tf_floor)
+                tf = max(listed, self.tf_floor)
                 cached = math.log2(self.probabilities[comparison]["exact"][0] / tf)
             if len(self._tf_cache) < 500_000:
                 self._tf_cache[key] = cached
@@ -224,6 +259,9 @@ class MatchModel:
             "probabilities": {c: dict(levels) for c, levels in self.probabilities.items()},
             "term_frequencies": {c: dict(t) for c, t in self.term_frequencies.items()},
             "tf_floor": self.tf_floor,
+            "tf_floors": dict(self.tf_floors),
+            "tf_scope": self.tf_scope,
+            "derivation": dict(self.derivation),
         }
 
     def save(self, path: Path) -> None:
@@ -239,6 +277,10 @@ class MatchModel:
                 c: {lvl: (float(m), float(u)) for lvl, (m, u) in levels.items()}
                 for c, levels in data["probabilities"].items()
             }
+            for (comparison, level), stand_in in _ADDED_LEVELS.items():
+                levels = probabilities.get(comparison)
+                if levels is not None and level not in levels and stand_in in levels:
+                    levels[level] = levels[stand_in]
             missing = [
                 f"{c}.{lvl}"
                 for c, levels in _PRIORS.items()
@@ -256,6 +298,9 @@ class MatchModel:
                     for c, table in data.get("term_frequencies", {}).items()
                 },
                 float(data.get("tf_floor", 1e-4)),
+                {str(c): float(v) for c, v in data.get("tf_floors", {}).items()},
+                str(data.get("tf_scope", "name")),
+                dict(data.get("derivation", {})),
             )
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(
@@ -263,10 +308,28 @@ class MatchModel:
             ) from exc
 
 
+def threshold_for(prior: float, precision: float) -> float:
+    """The match weight (bits) at which a pair's posterior match probability reaches
+    ``precision``, when two records match with probability ``prior`` before any
+    comparison (Fellegi-Sunter as Splink has it: posterior odds = prior odds x 2^weight):
+    log2((1 - prior) / prior) + log2(precision / (1 - precision))."""
+    if not (0 < prior < 1 and 0 < precision < 1):
+        raise ValueError(f"prior {prior} and precision {precision} must lie between 0 and 1")
+    return math.log2((1 - prior) / prior) + math.log2(precision / (1 - precision))
+
+
+def match_probability(weight: float, prior: float) -> float:
+    """The posterior match probability of a pair of match weight ``weight`` (bits)."""
+    odds: float = prior / (1 - prior) * 2.0 ** max(min(weight, 1000.0), -1000.0)
+    return odds / (1 + odds)
+
+
 PRIORS = MatchModel()
 # The shipped weights, fitted by streams.identity.training on a broad synthetic mix
-# (`python -m bench.linkage --fit`); a file in the package, read once.
-WEIGHTS_FILE = Path(__file__).parent / "weights" / "v2.json"
+# (`python -m bench.linkage --fit`); files in the package, the current one read once.
+# weights/v2.json (fs-v2) stays loadable (C2C_IDENTITY_MODEL) to compare.
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_FILE = WEIGHTS_DIR / "v3.json"
 DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE)
 
 
@@ -280,12 +343,14 @@ class Score:
 
 
 def _name_level(a: str, b: str, a_root: str, b_root: str) -> str:
+    # two equal initials are an initial that fits, not a name spelled the same: an
+    # initial is shared by one person in twenty, and no name frequency says how rare it is
+    if len(a) == 1 or len(b) == 1:
+        return "initial" if a[:1] == b[:1] else "different"
     if a == b:
         return "exact"
     if a_root == b_root:
         return "nickname"
-    if len(a) == 1 or len(b) == 1:
-        return "initial" if a[:1] == b[:1] else "different"
     similarity = JaroWinkler.similarity(a, b)
     if similarity >= 0.92:
         return "close"
@@ -315,8 +380,9 @@ def _date_level(a: datetime.date, b: datetime.date) -> str:
 
 
 def identifier_level(x: str, y: str, masks_x: frozenset[str], masks_y: frozenset[str]) -> str:
-    """agree, transposed (two adjacent digits swapped), one_digit or disagree, from the
-    keyed hashes alone: the number's, and its masked forms' (IdentifierHasher.masks)."""
+    """agree, transposed (two adjacent digits swapped), one_digit, two_digits (SSNs only)
+    or disagree, from the keyed hashes alone: the number's, and its masked forms'
+    (IdentifierHasher.masks)."""
     if x == y:
         return "agree"
     shared = masks_x & masks_y
@@ -324,7 +390,9 @@ def identifier_level(x: str, y: str, masks_x: frozenset[str], masks_y: frozenset
         return "disagree"
     if any(mask.startswith(TRANSPOSED_MARK) for mask in shared):
         return "transposed"
-    return "one_digit"
+    if any(not mask.startswith(TWO_DIGIT_MARK) for mask in shared):
+        return "one_digit"
+    return "two_digits"
 
 
 def names_agree(a: Identity, b: Identity) -> bool:
@@ -426,21 +494,34 @@ def field_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
     return levels
 
 
+_FULL_NAME = (("first", "exact"), ("last", "exact"))
+
+
 def weigh(levels: list[tuple[str, str]], a: Identity, b: Identity, model: MatchModel) -> float:
-    """The summed log2 weights of ``levels``; an exact name weighs by its frequency."""
+    """The summed log2 weights of ``levels``; an exact name weighs by its frequency (with
+    the model's ``tf_scope`` "full_name", up to the level's mean weight unless first and
+    last names both agree)."""
     total = 0.0
     weights = model.weights
+    adjust = model.tf_scope == "name" or (
+        # a full name: both spelled out (an initial, in either place when the names are
+        # swapped, is shared by one person in twenty whatever the tables say)
+        len(b.first) > 1 and len(b.last) > 1 and all(pair in levels for pair in _FULL_NAME)
+    )
     for pair in levels:
         comparison, level = pair
         if level == "exact" and comparison in TF_COMPARISONS:
             value = b.first if comparison == "first" else b.last
-            total += model.exact_weight(comparison, value)
+            adjusted = model.exact_weight(comparison, value)
+            # one name alone (fs-v3): its frequency can make it weaker, never stronger
+            # than the level's mean weight; a rare surname alone is a family's
+            total += adjusted if adjust else min(adjusted, weights[pair])
         else:
             total += weights[pair]
     return total
 
 
-_NEAR = frozenset(("transposed", "one_digit"))
+_NEAR = frozenset(("transposed", "one_digit", "two_digits"))
 
 
 def read_near(ids: list[tuple[str, str]], fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -467,8 +548,11 @@ def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
     otherwise name one person: full first names that agree (exact, nickname or close) and
     birth dates, where both have one, no more than a typo apart. Two persons whose numbers
     differ only so may be one person whose number was mistyped once."""
-    masks_a: frozenset[str] = getattr(a, f"{kind}_masks")
-    if not masks_a & getattr(b, f"{kind}_masks") or getattr(a, kind) == getattr(b, kind):
+    x, y = getattr(a, kind), getattr(b, kind)
+    if not (x and y) or x == y:
+        return False
+    masks = getattr(a, f"{kind}_masks"), getattr(b, f"{kind}_masks")
+    if identifier_level(x, y, *masks) not in ("transposed", "one_digit"):
         return False
     if len(a.first) < 2 or len(b.first) < 2:
         return False

@@ -18,6 +18,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 from streams.identity.matching import (
     DEFAULT_MODEL,
     TRANSPOSED_MARK,
+    TWO_DIGIT_MARK,
     Identity,
     MatchModel,
     Score,
@@ -93,13 +95,13 @@ class IdentifierHasher:
 
     def rekey(self, digest: str, keyed: int) -> str:
         """``digest``, made under the first ``keyed`` keys, under all of them. A hash
-        marked as a transposition's (:data:`TRANSPOSED_MARK`) stays marked: each key's hash
-        of it is marked again, as :meth:`masks` makes them."""
-        marked = digest.startswith(TRANSPOSED_MARK)
+        marked as a transposition's (:data:`TRANSPOSED_MARK`) or a two-digit mask's
+        (:data:`TWO_DIGIT_MARK`) stays marked: each key's hash of it is marked again, as
+        :meth:`masks` makes them."""
+        mark = next((m for m in (TRANSPOSED_MARK, TWO_DIGIT_MARK) if digest.startswith(m)), "")
         for key in self._later[keyed - 1 :]:
             digest = hmac.digest(key, digest.encode(), hashlib.sha256).hex()[:32]
-            if marked:
-                digest = TRANSPOSED_MARK + digest[len(TRANSPOSED_MARK) :]
+            digest = mark + digest[len(mark) :]
         return digest
 
     def source_id(self, provider: str, value: str) -> str:
@@ -114,7 +116,9 @@ class IdentifierHasher:
         """Keyed hashes of ``value`` with each digit in turn masked: two identifiers one
         digit apart share exactly one of them; and of ``value`` with each pair of adjacent
         digits put in order, marked by :data:`TRANSPOSED_MARK`: two identifiers that
-        differ by a transposition of adjacent digits share exactly one of those."""
+        differ by a transposition of adjacent digits share exactly one of those; and, for
+        an SSN, of ``value`` with each pair of digits masked (36), marked by
+        :data:`TWO_DIGIT_MARK`: two SSNs two digits apart share one."""
         if not value:
             return frozenset()
         masks: frozenset[str] = self._cached_masks(kind, value)
@@ -141,7 +145,25 @@ class IdentifierHasher:
             for at in range(len(value) - 1)
             if value[at] != value[at + 1]
         ]
-        return frozenset(masked + ordered)
+        # SSNs only: with two digits masked, marked by TWO_DIGIT_MARK (two SSNs two digits
+        # apart share one); not blocked on, only compared
+        two = (
+            [
+                self._marked(
+                    TWO_DIGIT_MARK,
+                    f"{kind}-two",
+                    f"{value[:i]}_{value[i + 1 : j]}_{value[j + 1 :]}",
+                )
+                for i, j in itertools.combinations(range(len(value)), 2)
+            ]
+            if kind == "ssn"
+            else []
+        )
+        return frozenset(masked + ordered + two)
+
+    def _marked(self, mark: str, kind: str, value: str) -> str:
+        """The keyed hash of ``value`` starting with ``mark``, under every key."""
+        return self.rekey(mark + self._first(kind, value)[len(mark) :], 1)
 
 
 # Change and Resolution are named tuples: one or more of each is built per record, and a
@@ -312,14 +334,17 @@ def blocking_keys(identity: Identity) -> list[str]:
     each digit in turn masked (keyed hashes: a number typed with one digit wrong shares one
     with the right one); birth date with the surname's initial (also day and month
     swapped), with the first name's root, and birth year with surname prefix and first
-    initial; surname with first initial when there is no birth date (wage records)."""
+    initial; surname with first initial when there is no birth date (wage records); the
+    full name (first name spelled out)."""
     keys = [
         f"{kind}:{value}"
         for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
         if value
     ]
     # (in any order: each key's block is filed and searched on its own)
-    keys.extend(["ssn~" + mask for mask in identity.ssn_masks])
+    keys.extend(
+        ["ssn~" + mask for mask in identity.ssn_masks if not mask.startswith(TWO_DIGIT_MARK)]
+    )
     born = identity.birth_date
     if born is not None:
         if identity.last:
@@ -333,6 +358,10 @@ def blocking_keys(identity: Identity) -> list[str]:
             keys.append(f"yln:{born.year}:{identity.last[:4]}:{identity.first[:1]}")
     elif identity.last and identity.first:
         keys.append(f"name:{identity.last}:{identity.first[:1]}")
+    if identity.last and len(identity.first) > 1:
+        # the full name, dated or not: a wage record (no birth date) meets the dated
+        # records of its name here, and links when the name is rare enough to weigh
+        keys.append(f"fn:{identity.last}:{identity.first}")
     return keys
 
 
@@ -601,7 +630,7 @@ def _shown(weight: float) -> float | None:
     return None if weight == float("inf") else round(weight, 2)
 
 
-_IDENTIFIER_RANK = {"agree": 0, "transposed": 1, "one_digit": 2, "disagree": 3}
+_IDENTIFIER_RANK = {"agree": 0, "transposed": 1, "one_digit": 2, "two_digits": 3, "disagree": 4}
 
 
 def _person_score(identity: Identity, profile: list[Identity], model: MatchModel) -> Score:

@@ -19,7 +19,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from streams.identity.matching import TF_COMPARISONS, Identity, MatchModel, compare
+from streams.identity.matching import (
+    TF_COMPARISONS,
+    Identity,
+    MatchModel,
+    compare,
+    threshold_for,
+)
 from streams.identity.resolver import blocking_keys
 
 __all__ = [
@@ -28,8 +34,10 @@ __all__ = [
     "estimate_u",
     "expectation_maximisation",
     "fit",
+    "match_prior",
     "random_pairs",
     "term_frequencies",
+    "tf_floors",
     "train_em",
 ]
 
@@ -39,12 +47,21 @@ _SMOOTHING = 1e-3
 # veto of some -20 bits.
 M_FLOOR = 1e-3
 # The least u an exact name match takes after the term-frequency adjustment (Splink's
-# tf_minimum_u_value): a rare surname is strong evidence between strangers, but not
-# between the members of one family, who share it.
-TF_MINIMUM_U = 1e-3
-# The threshold of a fitted model: log2 of a population of a million people, where the
-# posterior match probability of a candidate reaches one half (Fellegi-Sunter with the
-# prior of a random pair, as Splink's match weight has it).
+# tf_minimum_u_value). fs-v2 set it to 1e-3, which capped every name at the weight of one
+# a thousand records carry, so no full name outweighed a 20-bit threshold. fs-v3 adjusts
+# full names only (MatchModel.tf_scope) and bounds an unlisted name by the rarest listed
+# one (:func:`tf_floors`); this is a guard against a zero share only.
+TF_MINIMUM_U = 1e-7
+# The threshold of a fitted model is derived, not set: the weight at which a pair's
+# posterior match probability reaches TARGET_POSTERIOR, given the prior probability that
+# two records of the training population match (:func:`match_prior`,
+# matching.threshold_for). The target is a precision of 0.999; the posterior asked for is
+# 0.9995, one bit more, because the weights take the fields as independent and within a
+# family they are not: twins with no identifier on either record (same surname, birth
+# date, sex and ZIP, another first name) weigh 19.97 bits, over the 19.45 of a 0.999
+# posterior. THRESHOLD_BITS is what train_em keeps when no prior is given.
+TARGET_PRECISION = 0.999
+TARGET_POSTERIOR = 0.9995
 THRESHOLD_BITS = 20.0
 
 
@@ -56,15 +73,10 @@ class TrainingReport:
     match_share: float
 
 
-def candidate_pairs(
-    identities: Sequence[Identity],
-    *,
-    max_pairs: int = 200_000,
-    seed: int = 0,
-    keys: Callable[[Identity], Iterable[str]] = blocking_keys,
-) -> list[tuple[Identity, Identity]]:
-    """Pairs of distinct identities that share a key (default: the resolver's blocking
-    keys), at most ``max_pairs`` (sampled evenly when there are more)."""
+def _blocked(
+    identities: Sequence[Identity], keys: Callable[[Identity], Iterable[str]]
+) -> list[tuple[int, int]]:
+    """Index pairs of distinct identities that share a key (50 a key at most), sorted."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, identity in enumerate(identities):
         for key in keys(identity):
@@ -74,7 +86,19 @@ def candidate_pairs(
         for a, b in itertools.combinations(members[:50], 2):
             if identities[a] != identities[b]:
                 pairs.add((a, b))
-    ordered = sorted(pairs)
+    return sorted(pairs)
+
+
+def candidate_pairs(
+    identities: Sequence[Identity],
+    *,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+    keys: Callable[[Identity], Iterable[str]] = blocking_keys,
+) -> list[tuple[Identity, Identity]]:
+    """Pairs of distinct identities that share a key (default: the resolver's blocking
+    keys), at most ``max_pairs`` (sampled evenly when there are more)."""
+    ordered = _blocked(identities, keys)
     if len(ordered) > max_pairs:
         ordered = random.Random(seed).sample(ordered, max_pairs)
     return [(identities[a], identities[b]) for a, b in ordered]
@@ -203,9 +227,58 @@ def train_em(
     tf = term_frequencies or {}
     digest = hashlib.sha256(json.dumps([probabilities, tf], sort_keys=True).encode()).hexdigest()
     model = MatchModel(
-        probabilities, THRESHOLD_BITS, version or f"em-{digest[:12]}", tf, TF_MINIMUM_U
+        probabilities,
+        THRESHOLD_BITS,
+        version or f"em-{digest[:12]}",
+        tf,
+        TF_MINIMUM_U,
+        tf_floors(tf),
+        "full_name",
     )
     return TrainingReport(model, len(vectors), done, share)
+
+
+def match_prior(
+    identities: Sequence[Identity],
+    model: MatchModel,
+    *,
+    max_pairs: int = 200_000,
+    seed: int = 0,
+    iterations: int = 50,
+) -> float:
+    """The probability that two records of one population (``identities``) match, without
+    labels (Splink's probability_two_random_records_match): the share of matches among
+    the pairs the training sessions block on (by EM over that share, ``model``'s m and u
+    fixed) times those pairs, over all pairs. Matches no session blocks on are left out,
+    so it errs low, and the threshold it gives errs high (towards precision)."""
+    blocked = _blocked(identities, _session_keys)
+    total = len(identities) * (len(identities) - 1) // 2
+    if not blocked or not total:
+        raise ValueError(f"{len(identities)} identities share no blocking key: no prior")
+    sample = (
+        blocked if len(blocked) <= max_pairs else random.Random(seed).sample(blocked, max_pairs)
+    )
+    ratios = []
+    for a, b in sample:
+        # the pair's match weight (log2 Bayes factor) under ``model``
+        ratios.append(compare(identities[a], identities[b], model).weight)
+    share = 0.1
+    for _ in range(iterations):
+        odds = share / (1 - share)
+        new = sum(1 / (1 + 1 / (odds * 2.0 ** min(r, 500))) for r in ratios) / len(ratios)
+        new = min(max(new, 1e-9), 1 - 1e-9)
+        if abs(new - share) < 1e-7:
+            share = new
+            break
+        share = new
+    return share * len(blocked) / total
+
+
+def tf_floors(frequencies: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per name comparison, the share an unlisted name is taken to have: that of the
+    rarest listed name (the table lists the commonest, so an unlisted name is no commoner
+    than any in it)."""
+    return {c: min(table.values()) for c, table in frequencies.items() if table}
 
 
 def term_frequencies(
@@ -242,6 +315,11 @@ SESSIONS: tuple[tuple[str, Callable[[Identity], Iterable[str]], frozenset[str]],
 )
 
 
+def _session_keys(identity: Identity) -> list[str]:
+    """Every session's blocking keys of ``identity``: where the matches of a population are."""
+    return [key for _name, keys, _fixed in SESSIONS for key in keys(identity)]
+
+
 def fit(
     identities: Sequence[Identity],
     start: MatchModel,
@@ -250,9 +328,14 @@ def fit(
     max_pairs: int = 200_000,
     seed: int = 0,
     version: str | None = None,
+    populations: Sequence[Sequence[Identity]] | None = None,
+    precision: float = TARGET_POSTERIOR,
 ) -> TrainingReport:
     """The whole training, as Splink does it: u from ``random_pair_count`` random pairs,
-    name frequencies, then m by EM in the :data:`SESSIONS` (u fixed), averaged."""
+    name frequencies, then m by EM in the :data:`SESSIONS` (u fixed), averaged; then the
+    threshold: the weight at which a pair's posterior match probability reaches
+    ``precision``, from the prior of :func:`match_prior` (the mean over ``populations``
+    when the identities are a mix of several; else over ``identities``)."""
     u = estimate_u(random_pairs(identities, random_pair_count, seed=seed), start)
     tf = term_frequencies(identities)
     estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -276,8 +359,29 @@ def fit(
             # a level too rare among matches to measure is no evidence for a match
             u_level = u[comparison][level] if m >= M_FLOOR else max(u[comparison][level], M_FLOOR)
             probabilities[comparison][level] = (max(m, M_FLOOR), u_level)
+    fitted = MatchModel(probabilities, THRESHOLD_BITS)
+    priors = [match_prior(p, fitted, seed=seed) for p in (populations or [identities])]
+    prior = sum(priors) / len(priors)
+    threshold = round(threshold_for(prior, precision), 2)
+    derivation = {
+        "rule": "posterior match probability >= precision: threshold = "
+        "log2((1 - prior) / prior) + log2(precision / (1 - precision))",
+        "prior": prior,
+        "priors": priors,
+        "precision": precision,
+        "target_precision": TARGET_PRECISION,
+        "identities": [len(p) for p in (populations or [identities])],
+        "tf_floors": "the share of the rarest listed name, per comparison",
+    }
     digest = hashlib.sha256(json.dumps([probabilities, tf], sort_keys=True).encode()).hexdigest()
     model = MatchModel(
-        probabilities, THRESHOLD_BITS, version or f"em-{digest[:12]}", tf, TF_MINIMUM_U
+        probabilities,
+        threshold,
+        version or f"em-{digest[:12]}",
+        tf,
+        TF_MINIMUM_U,
+        tf_floors(tf),
+        "full_name",
+        derivation,
     )
     return TrainingReport(model, pairs, iterations, sum(shares) / len(shares))

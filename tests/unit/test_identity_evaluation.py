@@ -97,6 +97,9 @@ def test_breakdown_counts_missed_pairs_by_sources_and_cause() -> None:
     assert result.f1_bound == pytest.approx(2 * (6 / 7) / (1 + 6 / 7))
     assert result.false == {}
     assert result.linked_beyond_bound == 0
+    # a name-alone linker that never errs reaches Omar too: his full name is his own
+    assert result.reachable_pairs_names == 7
+    assert result.recall_bound_names == 1.0
 
 
 def test_breakdown_names_shared_ssns_and_links_beyond_the_bound() -> None:
@@ -134,3 +137,22 @@ def test_unassigned_records_count_as_review() -> None:
         ("ccc-edd", "review"): 1,
         ("edd-edd", "review"): 1,
     }
+
+
+def test_the_name_bound_leaves_out_a_full_name_that_others_carry() -> None:
+    """A second Omar Diaz with a birth date of his own: the wage record's name is no
+    longer its person's alone, so the name bound does not join it."""
+    other = {
+        ("k12", "7"): _fields(
+            source_person_id="L3",
+            ssid="3333333333",
+            first_name="Omar",
+            last_name="Diaz",
+            birth_date=datetime.date(1999, 1, 2),
+        )
+    }
+    truth = {**TRUTH, **dict.fromkeys(other, "omar2")}
+    alone = {key: f"P{n}" for n, key in enumerate(truth)}
+    result = breakdown(truth, alone, {**FIELDS, **other})
+    assert result.reachable_pairs_names == result.reachable_pairs == 6
+    assert result.missed[("edd-k12", "name_common")] == 1

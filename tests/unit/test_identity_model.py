@@ -15,15 +15,20 @@ import pytest
 from streams.identity.matching import (
     DEFAULT_MODEL,
     PRIORS,
+    TWO_DIGIT_MARK,
+    WEIGHTS_DIR,
     WEIGHTS_FILE,
     MatchModel,
     compare,
     identifier_level,
+    match_probability,
+    threshold_for,
 )
-from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.resolver import IdentifierHasher, Resolver, blocking_keys
 from streams.identity.training import (
     estimate_u,
     expectation_maximisation,
+    match_prior,
     random_pairs,
 )
 
@@ -53,8 +58,21 @@ def test_identifier_levels_from_keyed_hashes_alone() -> None:
     assert level("123456789", "123456789") == "agree"
     assert level("123456789", "124356789") == "transposed"  # 3 and 4 swapped
     assert level("123456789", "123456780") == "one_digit"
-    assert level("123456789", "123459788") == "disagree"  # two digits off
+    assert level("123456789", "123459788") == "two_digits"  # 6 and 9 off
+    assert level("123456789", "923456780") == "two_digits"  # the first and last digits
+    assert level("123456789", "123450780") == "two_digits"  # two digits off, not adjacent
+    assert level("123456789", "923450780") == "disagree"  # three digits off
     assert level("123456789", "987654321") == "disagree"
+    # the two-digit masks are marked hashes like the rest: no SSN is kept in clear, and
+    # none is a blocking key (36 a number)
+    masks = hasher.masks("ssn", "123456789")
+    assert sum(mask.startswith(TWO_DIGIT_MARK) for mask in masks) == 36
+    assert not any("123" in mask or "789" in mask for mask in masks)
+    identity = Resolver(hasher).identity(_person(ssn="123456789", first_name="A", last_name="B"))
+    assert not any(TWO_DIGIT_MARK in key for key in blocking_keys(identity))
+    # an SSID has no two-digit level
+    ssid_masks = hasher.masks("ssid", "1234567890")
+    assert not any(mask.startswith(TWO_DIGIT_MARK) for mask in ssid_masks)
 
 
 def test_name_date_and_zip_levels() -> None:
@@ -209,13 +227,122 @@ def test_twins_stay_apart_through_the_evidence() -> None:
 
 
 def test_the_shipped_weights_are_versioned_and_load(tmp_path: Path) -> None:
-    assert WEIGHTS_FILE.name == "v2.json"
+    assert WEIGHTS_FILE.name == "v3.json"
     shipped = json.loads(WEIGHTS_FILE.read_text())
-    assert DEFAULT_MODEL.version == shipped["version"] == "fs-v2"
-    assert Resolver(IdentifierHasher(SECRET)).model.version == "fs-v2"
+    assert DEFAULT_MODEL.version == shipped["version"] == "fs-v3"
+    assert Resolver(IdentifierHasher(SECRET)).model.version == "fs-v3"
+    # the threshold is derived from the learned prior, and the file says how
+    derivation = DEFAULT_MODEL.derivation
+    assert DEFAULT_MODEL.threshold == pytest.approx(
+        threshold_for(float(derivation["prior"]), float(derivation["precision"])), abs=0.01
+    )
+    assert derivation["target_precision"] == 0.999
+    assert float(derivation["precision"]) >= 0.999  # type: ignore[arg-type]
+    # fs-v2 still loads: two digits off reads as it did then, a different number
+    v2 = MatchModel.load(WEIGHTS_DIR / "v2.json")
+    assert v2.version == "fs-v2"
+    assert v2.tf_scope == "name"
+    assert v2.weight("ssn", "two_digits") == v2.weight("ssn", "disagree")
     saved = tmp_path / "model.json"
     DEFAULT_MODEL.save(saved)
     assert MatchModel.load(saved) == DEFAULT_MODEL
     saved.write_text('{"version": "x", "threshold": 1, "probabilities": {}}')
     with pytest.raises(ValueError, match=r"model\.json: not a match model"):
         MatchModel.load(saved)
+
+
+def test_a_threshold_is_where_the_posterior_reaches_the_precision() -> None:
+    threshold = threshold_for(0.001, 0.999)
+    assert match_probability(threshold, 0.001) == pytest.approx(0.999)
+    assert match_probability(threshold - 1, 0.001) < 0.999 < match_probability(threshold + 1, 0.001)
+    # a rarer match needs more evidence
+    assert threshold_for(1e-6, 0.999) > threshold
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        threshold_for(0.0, 0.999)
+
+
+def test_the_prior_is_learned_without_labels() -> None:
+    """Ten persons of four records each (one a typo, one without a birth date) among
+    unrelated others: the prior comes out near the true share of matching pairs."""
+    resolver = Resolver(IdentifierHasher(SECRET))
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    identities = []
+    true_pairs = 0
+    for n in range(60):
+        first = "".join(rng.choice(letters) for _ in range(7))
+        last = "".join(rng.choice(letters) for _ in range(9))
+        born = datetime.date(1990 + n % 20, 1 + n % 12, 1 + n % 28)
+        ssn = f"{rng.randrange(10**8, 10**9)}"
+        base = _person(ssn=ssn, first_name=first, last_name=last, birth_date=born)
+        records = [base] + (
+            [
+                {**base, "zip": "90012"},
+                {**base, "first_name": first[:-1] + "x"},
+                {**base, "birth_date": None, "sex": None, "zip": None},
+            ]
+            if n < 10
+            else []
+        )
+        identities.extend(resolver.identity(r) for r in records)
+        true_pairs += len(records) * (len(records) - 1) // 2
+    total = len(identities) * (len(identities) - 1) // 2
+    prior = match_prior(identities, DEFAULT_MODEL)
+    assert prior == pytest.approx(true_pairs / total, rel=0.2)
+
+
+def test_a_rare_full_name_links_a_wage_record_and_a_common_one_does_not() -> None:
+    """A wage record carries a name and an SSN, no birth date; the person's K-12 record
+    carries the name, a birth date and an SSID. Only a full name rare enough for the
+    posterior to reach the model's precision joins them; a common full name, a rare
+    surname with another first name (a sibling), or an initial never does."""
+    model = DEFAULT_MODEL
+    first_names = model.term_frequencies["first"]
+    last_names = model.term_frequencies["last"]
+    common_first = max(first_names, key=first_names.__getitem__)
+    common_last = max(last_names, key=last_names.__getitem__)
+
+    def linked(first: str, last: str, wage_first: str | None = None) -> bool:
+        resolver = Resolver(IdentifierHasher(SECRET))
+        k12 = resolver.resolve(
+            "k12",
+            _person(
+                source_person_id="L1",
+                ssid="1234567890",
+                first_name=first,
+                last_name=last,
+                birth_date=BORN,
+            ),
+        )
+        wage = resolver.resolve(
+            "edd",
+            _person(
+                source_person_id="600111222",
+                ssn="600111222",
+                first_name=(wage_first or first).upper(),
+                last_name=last.upper(),
+                sex=None,
+                zip=None,
+            ),
+        )
+        return wage.person_id == k12.person_id
+
+    assert linked("Quorvandel", "Zyxthmorrow")
+    assert not linked(common_first, common_last)
+    assert not linked("Quorvandel", "Zyxthmorrow", wage_first="Q")
+    assert not linked("Quorvandel", "Zyxthmorrow", wage_first="Belmira")
+    rare = compare(
+        Resolver(IdentifierHasher(SECRET)).identity(
+            _person(first_name="Quorvandel", last_name="Zyxthmorrow")
+        ),
+        Resolver(IdentifierHasher(SECRET)).identity(
+            _person(first_name="Quorvandel", last_name="Zyxthmorrow")
+        ),
+    )
+    assert (
+        match_probability(
+            rare.weight - model.weight("zip", "agree") - model.weight("sex", "agree"),
+            float(model.derivation["prior"]),
+        )
+        >= 0.999
+    )
