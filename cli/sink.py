@@ -186,6 +186,8 @@ def outcomes(ctx: click.Context, name: str | None, as_json: bool, unsuppressed: 
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list):  # a public view's suppressed cells, by name
+        return ",".join(str(v) for v in value) or "-"
     return "-" if value is None else str(value)
 
 
