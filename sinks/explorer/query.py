@@ -170,10 +170,10 @@ def hidden(spec: Measure, table: Table, row: list[Any]) -> set[str]:
     if SUPPRESSED_COLUMN not in table.columns:
         return set()
     listed = set(row[table.columns.index(SUPPRESSED_COLUMN)] or ())
-    if "rate" in table.columns:
-        count = table.columns[table.columns.index("rate") - 1]  # the rate's count: just before
-        if listed & {spec.view.denominator, count}:
-            listed.add("rate")
+    # the rate is of the one count a query selects, over the denominator
+    behind = {spec.view.denominator, *(c for c in table.columns if c in spec.view.numerators)}
+    if "rate" in table.columns and listed & behind:
+        listed.add("rate")
     return listed & set(table.columns)
 
 
