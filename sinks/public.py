@@ -229,13 +229,18 @@ def suppression_flags(view: PublicView) -> tuple[tuple[str, str], ...]:
 
 
 def _suppressed(view: PublicView) -> str:
-    """The names of the row's cells hidden by suppression. It publishes the suppression
-    pattern and nothing more: a flag is a hide flag, set whether or not the cell's window
-    is open, so it says nothing of when a hidden row's people did anything; where the
-    window is closed the NULL already shows the flag (a closed window is never NULL),
-    which is all a reader learns of a fully closed year, and rules 1-3 are built to hold
-    against a reader who knows the pattern (sinks/disclosure.py assumes it). What the
-    flags add is only that an unflagged NULL is an open window of a published row."""
+    """The names of the row's cells hidden by suppression: the suppression pattern, and
+    nothing more. Why that leaks nothing the NULLs do not:
+    - a cell's flag is its hide flag, set whether or not its window is open, so a hidden
+      cell never says whether its (small) group's window has closed;
+    - where the window is closed the NULL already is the flag (a closed count is never
+      NULL), as it is for every cell of a year whose windows have all closed; the flags
+      show open years' patterns as those years will show them once closed;
+    - rules 1-3 are built to hold against a reader who knows the pattern: the auditor
+      (sinks/disclosure.py) bounds hidden cells knowing which NULLs are open windows.
+    What a reader learns besides is that an unlisted NULL is an open window (or, per
+    column, no horizon declared) of a row whose population is published, at least
+    ``min_cell`` people."""
     names, flags = zip(*suppression_flags(view), strict=True)
     listed = ", ".join(f"'{name}'" for name in names)
     return f"arrayFilter((c, h) -> h, [{listed}], [{', '.join(flags)}])"
