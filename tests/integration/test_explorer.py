@@ -261,6 +261,7 @@ def _status(url: str) -> tuple[int, str]:
         "/query.csv?measure=completion&segment=ccc%3B%20DROP%20TABLE%20fact_wage",
         "/query?measure=completion&count=sleep(3)",
         "/query?measure=completion&person_id=1",
+        "/query.csv?measure=completion&suppressed=within_150",  # an output, never an input
         "/measure/outcome_completion",
         "/outcome_earnings",
     ],
