@@ -26,7 +26,7 @@ def serve_explorer(settings: Settings, *, host: str, port: int, cache_s: float =
 
     source = open_source(settings)
     try:
-        app = make_app(source, cache_s=cache_s, min_cell=settings.suppression_min_cell)
+        app = make_app(source, cache_s=cache_s)
         web.run_app(app, host=host, port=port, print=None)
     finally:
         source.close()

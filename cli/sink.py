@@ -175,18 +175,37 @@ def outcomes(ctx: click.Context, name: str | None, as_json: bool, unsuppressed: 
         click.echo(json.dumps([t.to_dict() for t in tables], indent=2, default=str))
         return
     for table in tables:
-        click.echo(f"\n{table.name} ({len(table.rows)} rows)")
+        columns, rows = _printable(table.columns, table.rows)
+        click.echo(f"\n{table.name} ({len(rows)} rows)")
         widths = [
-            max(len(str(c)), *(len(_cell(r[i])) for r in table.rows)) if table.rows else len(c)
-            for i, c in enumerate(table.columns)
+            max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+            for i, c in enumerate(columns)
         ]
-        click.echo("  ".join(c.rjust(w) for c, w in zip(table.columns, widths, strict=True)))
-        for row in table.rows:
-            click.echo("  ".join(_cell(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+        click.echo("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+        for row in rows:
+            click.echo("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+        if len(columns) < len(table.columns):
+            click.echo("(*: suppressed; -: not yet observable)")
 
 
-def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+def _printable(columns: list[str], rows: list[list[Any]]) -> tuple[list[str], list[list[str]]]:
+    """The table as text: NULL as '-', and in a public view a cell its ``suppressed``
+    column lists as '*' (the column itself is not printed)."""
+    from sinks.public import SUPPRESSED_COLUMN
+
+    if SUPPRESSED_COLUMN not in columns:
+        return columns, [["-" if v is None else str(v) for v in row] for row in rows]
+    at = columns.index(SUPPRESSED_COLUMN)
+    shown = [c for i, c in enumerate(columns) if i != at]
+    text = [
+        [
+            ("*" if c in row[at] else "-") if v is None else str(v)
+            for i, (c, v) in enumerate(zip(columns, row, strict=True))
+            if i != at
+        ]
+        for row in rows
+    ]
+    return shown, text
 
 
 # -- opt-outs -----------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ programs that add up to the aided where no student has two; used where they hold
 suppressed cell is an unknown; every published value is a constant. Interval propagation
 over the relations (to a fixed point) bounds every unknown; a cell is *recovered* when its
 interval is a single value, or when it shows a count of at least one and under the
-threshold. The unsuppressed tables are used only to tell suppressed cells from open windows,
-to check the auditor itself (every true value must lie in its interval), and to keep the
-guessed equalities that hold.
+threshold. The views' ``suppressed`` column (each row's hidden cells) is not a value; the
+audit checks it against the truth. The unsuppressed tables are used only to tell suppressed
+cells from open windows, to check the auditor itself (every true value must lie in its
+interval), and to keep the guessed equalities that hold.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sinks.public import SUPPRESSED_COLUMN
 
 __all__ = ["Finding", "audit"]
 
@@ -170,8 +173,11 @@ def audit(
     system = _relations(public)
     value: dict[Var, Any] = {}
     true: dict[Var, Any] = {}
+    listed: set[Var] = set()
     for name, width in _KEYS.items():
         for key, row in _rows(public[name], width).items():
+            for column in row.pop(SUPPRESSED_COLUMN, None) or ():
+                listed.add((name, key, column))
             for column, v in row.items():
                 value[(name, key, column)] = v
         for key, row in _rows(unsuppressed[name], width).items():
@@ -214,12 +220,18 @@ def audit(
                     lo[v], changed = new_lo, True
         if not changed:
             break
+    checks_flags = all(SUPPRESSED_COLUMN in public[name]["columns"] for name in _KEYS)
+    assert all(value[var] is None for var in listed), "a listed cell is published"
     findings = []
     for var, shown in value.items():
         actual = true.get(var)
         if not isinstance(actual, int) or var[2] in ("coverage", "employment_year"):
             continue
         assert lo[var] <= actual <= hi[var], (var, lo[var], hi[var], actual)
+        # the view's own list of its suppressed cells is right: a closed cell is hidden
+        # where it is listed and shown where it is not (an open one, NULL either way, may
+        # be listed: a flag is its row's, whatever the window)
+        assert not checks_flags or (shown is None) == (var in listed), (var, shown, listed)
         if shown is not None:
             continue
         exact = lo[var] == hi[var]

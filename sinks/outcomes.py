@@ -43,4 +43,6 @@ def read_outcome(client: Any, name: str) -> OutcomeTable:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):  # a public view's ``suppressed``: column names
+        return [_plain(v) for v in value]
     return value if value is None or isinstance(value, (int, float, str)) else str(value)

@@ -27,6 +27,10 @@ Rules, in this order:
    below ``min_cell`` or hidden; coverage is rounded to a tenth and hidden with the
    denominator.
 
+Each row lists its cells hidden by rules 1-4 in a column ``suppressed`` (Array(String)), so
+that a reader tells a suppressed cell from a window not closed yet (:func:`_suppressed`
+argues why that publishes nothing the rules do not already assume a reader knows).
+
 tests/integration/test_disclosure.py attacks the result with every relation above
 (sinks/disclosure.py). Pure SQL generation; :mod:`sinks.migrate` runs the statements.
 """
@@ -35,7 +39,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PUBLIC_VIEWS", "PublicView", "public_view_statements"]
+__all__ = [
+    "PUBLIC_VIEWS",
+    "SUPPRESSED_COLUMN",
+    "PublicView",
+    "public_view_statements",
+    "suppression_flags",
+]
+
+# each public view's last column: the names of the row's cells hidden by suppression
+SUPPRESSED_COLUMN = "suppressed"
 
 
 @dataclass(frozen=True)
@@ -188,14 +201,49 @@ def _statement(view: PublicView, k: int) -> str:
         level = f"SELECT *, {', '.join(flags)} FROM ({level})"
     shown += [f"if(hide_{value}, NULL, {value}) AS {value}" for value, _ in view.statistics]
     shown.append(f"if(hide_{d}, NULL, round(coverage, 1)) AS coverage")
+    shown.append(f"{_suppressed(view)} AS {SUPPRESSED_COLUMN}")
     return (
         f"CREATE OR REPLACE VIEW {view.name} "
         f"AS SELECT {', '.join((*view.keys, *shown))} "
         f"FROM ({level}) "
         f"COMMENT '{view.outcome} with cells under {k} people suppressed, and complementary "
-        f"suppression over every sum the views publish: NULL is a suppressed cell or a window "
-        f"not closed yet; coverage rounded to a tenth'"
+        f"suppression over every sum the views publish; {SUPPRESSED_COLUMN} names the row''s "
+        f"cells hidden by suppression, any other NULL is a window not closed yet (or, for "
+        f"employment_year and employed, no edd horizon); coverage rounded to a tenth'"
     )
+
+
+def suppression_flags(view: PublicView) -> tuple[tuple[str, str], ...]:
+    """Each column the suppression may hide, in the view's order, with the flag that hides
+    it: the denominator and coverage their row's, a count its family's, a statistic its
+    count's family's (a statistic is NULL too where its count is under the threshold, but
+    then its count is hidden, or NULL itself: an open window, not a suppressed one)."""
+    hidden = {c: f"hide_f{n}" for n, family in enumerate(view.families) for c in family}
+    d = f"hide_{view.denominator}"
+    return (
+        (view.denominator, d),
+        *((c, hidden[c]) for c in view.numerators),
+        *((value, hidden[count]) for value, count in view.statistics),
+        ("coverage", d),
+    )
+
+
+def _suppressed(view: PublicView) -> str:
+    """The names of the row's cells hidden by suppression: the suppression pattern, and
+    nothing more. Why that leaks nothing the NULLs do not:
+    - a cell's flag is its hide flag, set whether or not its window is open, so a hidden
+      cell never says whether its (small) group's window has closed;
+    - where the window is closed the NULL already is the flag (a closed count is never
+      NULL), as it is for every cell of a year whose windows have all closed; the flags
+      show open years' patterns as those years will show them once closed;
+    - rules 1-3 are built to hold against a reader who knows the pattern: the auditor
+      (sinks/disclosure.py) bounds hidden cells knowing which NULLs are open windows.
+    What a reader learns besides is that an unlisted NULL is an open window (or, per
+    column, no horizon declared) of a row whose population is published, at least
+    ``min_cell`` people."""
+    names, flags = zip(*suppression_flags(view), strict=True)
+    listed = ", ".join(f"'{name}'" for name in names)
+    return f"arrayFilter((c, h) -> h, [{listed}], [{', '.join(flags)}])"
 
 
 def public_view_statements(min_cell: int) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from sinks.explorer.cells import NOT_OBSERVABLE, SUPPRESSED
+from sinks.explorer.cells import NOT_OBSERVABLE, SUPPRESSED, shown_columns
 from sinks.explorer.measures import MEASURES, measure
 from sinks.explorer.pages import dashboard, headline_query, query_page, summary
 from sinks.explorer.query import (
@@ -100,7 +100,6 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 CACHE: web.AppKey[_Cache] = web.AppKey("cache", _Cache)
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates", jinja2.Environment)
 COUNTS: web.AppKey[dict[str, int]] = web.AppKey("counts", dict)
-MIN_CELL: web.AppKey[int] = web.AppKey("min_cell", int)
 
 
 def _error(request: web.Request, status: int, message: str) -> web.Response:
@@ -138,7 +137,7 @@ async def _measure(request: web.Request) -> web.Response:
         raise web.HTTPNotFound() from exc
     cache = request.app[CACHE]
     rows = await cache.query(Query(spec.key, spec.headline))
-    board = dashboard(spec, rows, request.app[MIN_CELL])
+    board = dashboard(spec, rows)
     return _page(request, "measure.html", board=board, freshness=await cache.freshness())
 
 
@@ -160,10 +159,9 @@ async def _query(request: web.Request) -> web.Response:
     result = None
     if query is not None:
         table = await cache.query(query)
-        context = await cache.query(Query(query.measure, query.count))
-        shown, chart = query_page(query, table, context, request.app[MIN_CELL])
+        shown, chart = query_page(query, table)
         result = {
-            "columns": table.columns,
+            "columns": shown_columns(table),
             "cells": shown,
             "chart": chart,
             "sql": inline_sql(query),
@@ -185,7 +183,7 @@ async def _query_csv(request: web.Request) -> web.Response:
     query = parse_query(list(request.query.items()))
     table = await request.app[CACHE].query(query)
     return web.Response(
-        text=table_csv(table),
+        text=table_csv(query.spec, table),
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{query.spec.table}.csv"'},
     )
@@ -207,13 +205,11 @@ async def _counts(request: web.Request) -> web.Response:
     return web.json_response(request.app[COUNTS])
 
 
-def make_app(source: Source, *, cache_s: float = 1.0, min_cell: int = 11) -> web.Application:
-    """The explorer over ``source``; answers are kept ``cache_s`` seconds; ``min_cell``:
-    the public views' smallest published cell (C2C_SUPPRESSION_MIN_CELL)."""
+def make_app(source: Source, *, cache_s: float = 1.0) -> web.Application:
+    """The explorer over ``source``; answers are kept ``cache_s`` seconds."""
     app = web.Application(middlewares=[_guard])
     app[CACHE] = _Cache(source, cache_s)
     app[COUNTS] = {"requests": 0, "refused": 0}
-    app[MIN_CELL] = min_cell
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,

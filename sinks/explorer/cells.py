@@ -1,18 +1,16 @@
 """How a public view's cells read on the page. The public views write NULL for a suppressed
-cell and for a window not closed yet; the explorer tells them apart as far as the public
-data allows: a count that is NULL in every row of its year (and, where windows differ by
-segment, its segment) while its denominator is published, and at least twice the smallest
-cell (below that, a count or its complement is under it, so suppression hides it anyway),
-is a window not yet observable; any other NULL is suppressed. Never 0. Pure."""
+cell and for a window not closed yet, and list each row's suppressed cells in their
+``suppressed`` column (sinks/public.py): a listed NULL reads *suppressed*, any other NULL
+*not yet observable*. Never 0. Pure."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from sinks.explorer.measures import Measure
-from sinks.explorer.query import Table
+from sinks.explorer.query import Table, hidden
+from sinks.public import SUPPRESSED_COLUMN
 
 __all__ = [
     "NOT_OBSERVABLE",
@@ -21,6 +19,7 @@ __all__ = [
     "Headline",
     "cells",
     "headline",
+    "shown_columns",
     "trend",
 ]
 
@@ -51,58 +50,32 @@ def _fmt(column: str, value: Any) -> str:
     return str(value)
 
 
-def _base(spec: Measure, column: str, count: str) -> str:
-    """The count a NULL in ``column`` follows (a rate its count, a quartile its people)."""
-    if column == "rate":
-        return count
-    for value, behind in spec.view.statistics:
-        if value == column:
-            return behind
-    return column
+def shown_columns(table: Table) -> list[str]:
+    """The columns a page shows: all but the view's list of suppressed cells, which it
+    reads instead."""
+    return [c for c in table.columns if c != SUPPRESSED_COLUMN]
 
 
-def _window(spec: Measure, cols: list[str], row: list[Any]) -> tuple[Any, ...]:
-    return (row[cols.index(spec.year)], *(row[cols.index(c)] for c in spec.window_by))
-
-
-def cells(
-    spec: Measure,
-    table: Table,
-    count: str,
-    context: Table | None = None,
-    *,
-    min_cell: int = 11,
-) -> list[list[Cell]]:
-    """Every cell of ``table`` (a query's answer over ``spec``'s view) as shown; whether a
-    window is observable is judged over ``context`` (every row of the view, for ``count``;
-    default ``table``), as a filtered table may hold only suppressed rows of a year.
-    ``min_cell``: the views' smallest published cell (C2C_SUPPRESSION_MIN_CELL)."""
+def cells(spec: Measure, table: Table) -> list[list[Cell]]:
+    """Every shown cell of ``table`` (a query's answer over ``spec``'s view, with its
+    ``suppressed`` column): *suppressed* where the view lists the cell as hidden by
+    suppression, *not yet observable* for any other NULL."""
     cols = table.columns
-    den = spec.view.denominator
-    den_at = cols.index(den) if den in cols else None
     keys = set(spec.view.keys)
-    observable: dict[tuple[tuple[Any, ...], str], bool] = defaultdict(bool)
-    every = context if context is not None else table
-    for row in every.rows:
-        window = _window(spec, every.columns, row)
-        for i, column in enumerate(every.columns):
-            if row[i] is not None:
-                observable[(window, column)] = True
     shown: list[list[Cell]] = []
     for row in table.rows:
+        listed = hidden(spec, table, row)
         out: list[Cell] = []
         for i, column in enumerate(cols):
             value = row[i]
+            if column == SUPPRESSED_COLUMN:
+                continue
             if value is not None:
                 number = value if isinstance(value, (int, float)) else None
                 out.append(Cell(_fmt(column, value), "", number))
             elif column in keys:
                 out.append(Cell("(none)"))
-            elif (
-                (den_at is not None and (row[den_at] is None or row[den_at] < 2 * min_cell))
-                or column == "coverage"
-                or observable[(_window(spec, cols, row), _base(spec, column, count))]
-            ):
+            elif column in listed:
                 out.append(Cell(SUPPRESSED, SUPPRESSED))
             else:
                 out.append(Cell(NOT_OBSERVABLE, NOT_OBSERVABLE))

@@ -21,8 +21,6 @@ class Measure:
     sources: tuple[str, ...]  # fact tables the view reads
     # the headline's rows: key column -> value ('all' rows); other keys are summed over
     headline_filters: tuple[tuple[str, str], ...] = ()
-    # columns whose values have windows of their own (a segment's horizon, its normal time)
-    window_by: tuple[str, ...] = ()
 
     @property
     def view(self) -> PublicView:
@@ -66,7 +64,6 @@ MEASURES: tuple[Measure, ...] = (
         "entry_year",
         ("fact_enrollment", "fact_completion", "fact_financial_aid"),
         (("breakdown", "all"),),
-        ("segment",),
     ),
     Measure(
         "earnings",
@@ -84,8 +81,6 @@ MEASURES: tuple[Measure, ...] = (
         "of college students had wages in a quarter they were enrolled",
         "academic_year",
         ("fact_enrollment", "fact_wage"),
-        (),
-        ("segment",),
     ),
     Measure(
         "financial_aid",
@@ -95,7 +90,6 @@ MEASURES: tuple[Measure, ...] = (
         "academic_year",
         ("fact_enrollment", "fact_financial_aid"),
         (("breakdown", "all"),),
-        ("segment",),
     ),
     Measure(
         "teacher_pipeline",

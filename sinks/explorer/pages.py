@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.explorer.cells import Cell, Headline, cells, headline, trend
+from sinks.explorer.cells import Cell, Headline, cells, headline, shown_columns, trend
 from sinks.explorer.charts import bar_chart, line_chart, sparkline
 from sinks.explorer.measures import Measure
 from sinks.explorer.query import Query, Table
@@ -70,16 +70,12 @@ def _rate_at(table: Table) -> int:
     return table.columns.index("rate")
 
 
-def _section(
-    spec: Measure, title: str, table: Table, chart: str, every: Table, min_cell: int
-) -> Section:
-    shown = cells(spec, table, spec.headline, every, min_cell=min_cell)
-    return Section(title, chart, table.columns, shown)
+def _section(spec: Measure, title: str, table: Table, chart: str) -> Section:
+    return Section(title, chart, shown_columns(table), cells(spec, table))
 
 
-def dashboard(spec: Measure, rows: Table, min_cell: int = 11) -> Dashboard:
-    """A measure's dashboard from every row of its view (the headline count's query);
-    ``min_cell``: the views' smallest published cell."""
+def dashboard(spec: Measure, rows: Table) -> Dashboard:
+    """A measure's dashboard from every row of its view (the headline count's query)."""
     cols = rows.columns
     year_at = cols.index(spec.year)
     base = _filtered(rows, dict(spec.headline_filters))
@@ -100,14 +96,14 @@ def dashboard(spec: Measure, rows: Table, min_cell: int = 11) -> Dashboard:
         [(name, sorted(points.items())) for name, points in series.items()],
         f"{spec.title}: share by year" + (f" and {by}" if by else ""),
     )
-    sections.append(_section(spec, "Over the years", base, chart, rows, min_cell))
+    sections.append(_section(spec, "Over the years", base, chart))
     # breakdowns by student group, program, institution: the latest observable year
     if "breakdown" in spec.dimensions and top is not None:
         kinds = sorted({r[cols.index("breakdown")] for r in rows.rows} - {"all"})
         for kind in kinds:
             part = _filtered(rows, {"breakdown": kind, spec.year: top.year})
             group_at = cols.index("group_value")
-            shown = cells(spec, part, spec.headline, rows, min_cell=min_cell)
+            shown = cells(spec, part)
             bars = []
             for row, row_cells in zip(part.rows, shown, strict=True):
                 name = (
@@ -116,13 +112,12 @@ def dashboard(spec: Measure, rows: Table, min_cell: int = 11) -> Dashboard:
                 rate_cell = row_cells[_rate_at(part)]
                 bars.append((name, row[_rate_at(part)], rate_cell.state))
             chart = bar_chart(bars[:40], f"{spec.title} by {kind}, {top.year}")
-            sections.append(
-                Section(f"By {kind.replace('_', ' ')}, {top.year}", chart, part.columns, shown)
-            )
+            title = f"By {kind.replace('_', ' ')}, {top.year}"
+            sections.append(Section(title, chart, shown_columns(part), shown))
     elif by is not None and top is not None:
         # no breakdown column: the latest year, every row
         part = _filtered(rows, {spec.year: top.year})
-        shown = cells(spec, part, spec.headline, rows, min_cell=min_cell)
+        shown = cells(spec, part)
         dims = list(spec.dimensions)
         rate_at = _rate_at(part)
         bars = [
@@ -131,16 +126,13 @@ def dashboard(spec: Measure, rows: Table, min_cell: int = 11) -> Dashboard:
         ]
         named = ", ".join(d.replace("_", " ") for d in dims)
         chart = bar_chart(bars[:40], f"{spec.title} by {named}, {top.year}")
-        sections.append(Section(f"By {named}, {top.year}", chart, part.columns, shown))
+        sections.append(Section(f"By {named}, {top.year}", chart, shown_columns(part), shown))
     return Dashboard(spec, top, sections)
 
 
-def query_page(
-    query: Query, table: Table, every: Table, min_cell: int = 11
-) -> tuple[list[list[Cell]], str]:
+def query_page(query: Query, table: Table) -> tuple[list[list[Cell]], str]:
     """A query's cells and its chart (rate by year, one line per combination of the
-    dimensions that the filters leave open); ``every``: the view's rows for the query's
-    count, over which windows are judged observable."""
+    dimensions that the filters leave open)."""
     spec = query.spec
     cols = table.columns
     fixed = {name for name, _ in query.filters}
@@ -154,4 +146,4 @@ def query_page(
         [(name, sorted(points.items())) for name, points in series.items()],
         f"{spec.title}: {query.count} as a share of {spec.view.denominator}, by year",
     )
-    return cells(spec, table, query.count, every, min_cell=min_cell), chart
+    return cells(spec, table), chart

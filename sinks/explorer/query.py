@@ -14,6 +14,7 @@ from typing import Any
 
 from c2c.errors import C2CError
 from sinks.explorer.measures import Measure, measure
+from sinks.public import SUPPRESSED_COLUMN
 
 __all__ = [
     "Query",
@@ -21,6 +22,7 @@ __all__ = [
     "Table",
     "check_text",
     "columns",
+    "hidden",
     "inline_sql",
     "parse_query",
     "render_sql",
@@ -144,11 +146,35 @@ def parse_query(params: Mapping[str, str] | Iterable[tuple[str, str]]) -> Query:
 
 
 def columns(query: Query) -> list[str]:
-    """The columns the query's SQL selects, in order."""
+    """The columns the query's SQL selects, in order; the last, ``suppressed``, is output
+    only (the view's list of the row's suppressed cells): no parameter may name it."""
     spec = query.spec
     den = spec.view.denominator
     stats = list(spec.statistics) if query.count == spec.headline else []
-    return [spec.year, *spec.dimensions, den, query.count, "rate", *stats, "coverage"]
+    return [
+        spec.year,
+        *spec.dimensions,
+        den,
+        query.count,
+        "rate",
+        *stats,
+        "coverage",
+        SUPPRESSED_COLUMN,
+    ]
+
+
+def hidden(spec: Measure, table: Table, row: list[Any]) -> set[str]:
+    """The columns of ``table`` (an answer over ``spec``'s view) that suppression hides in
+    ``row``, as the view lists them; ``rate`` where its count or denominator is hidden. Any
+    other NULL is a window not closed yet. Empty for a table without the list."""
+    if SUPPRESSED_COLUMN not in table.columns:
+        return set()
+    listed = set(row[table.columns.index(SUPPRESSED_COLUMN)] or ())
+    # the rate is of the one count a query selects, over the denominator
+    behind = {spec.view.denominator, *(c for c in table.columns if c in spec.view.numerators)}
+    if "rate" in table.columns and listed & behind:
+        listed.add("rate")
+    return listed & set(table.columns)
 
 
 def render_sql(query: Query) -> tuple[str, dict[str, Any]]:
@@ -187,12 +213,22 @@ def inline_sql(query: Query) -> str:
     return sql
 
 
-def table_csv(table: Table) -> str:
-    """The table as CSV: a header, then rows; a NULL cell is empty (suppressed or not yet
-    observable: the page says which), never 0."""
+def table_csv(spec: Measure, table: Table) -> str:
+    """The table as CSV: a header, then rows; a NULL cell is empty, never 0, and the
+    ``suppressed`` column names the row's cells hidden by suppression (space-separated):
+    an empty cell not named there is a window not yet observable."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
+    at = table.columns.index(SUPPRESSED_COLUMN) if SUPPRESSED_COLUMN in table.columns else -1
     for row in table.rows:
-        writer.writerow(["" if v is None else v for v in row])
+        listed = hidden(spec, table, row)
+        writer.writerow(
+            [
+                " ".join(c for c in table.columns if c in listed)
+                if i == at
+                else ("" if v is None else v)
+                for i, v in enumerate(row)
+            ]
+        )
     return out.getvalue()

@@ -175,6 +175,8 @@ def open_source(settings: Settings) -> DirectSource | SinkSource:
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (int, float, str)):
         return value
+    if isinstance(value, (list, tuple)):  # the view's list of suppressed cells
+        return [_plain(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)

@@ -36,6 +36,7 @@ from producers.files import mapped_events, produce_file, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.explorer.measures import MEASURES, measure
 from sinks.migrate import migrate
+from sinks.outcomes import read_outcome
 from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.integration
@@ -232,7 +233,9 @@ def test_a_suppressed_cell_never_shows_a_number(explored: Explored, browser: Bro
         for column, text in zip(columns, cells, strict=True):
             if column in row and row[column] is None:
                 nulls += 1
-                assert text in ("suppressed", "not yet observable"), (column, row)
+                # exactly as the view lists the row's suppressed cells
+                listed = column in row["suppressed"]
+                assert text == ("suppressed" if listed else "not yet observable"), (column, row)
                 assert not re.search(r"\d", text)
     assert nulls > 0  # small race groups of a few hundred completers are suppressed
     suppressed = page.locator("td.suppressed")
@@ -258,6 +261,7 @@ def _status(url: str) -> tuple[int, str]:
         "/query.csv?measure=completion&segment=ccc%3B%20DROP%20TABLE%20fact_wage",
         "/query?measure=completion&count=sleep(3)",
         "/query?measure=completion&person_id=1",
+        "/query.csv?measure=completion&suppressed=within_150",  # an output, never an input
         "/measure/outcome_completion",
         "/outcome_earnings",
     ],
@@ -325,6 +329,42 @@ def test_every_page_at_desktop_and_phone_width(explored: Explored, browser: Brow
     assert len(list(explored.screenshots.glob("*.png"))) >= 2 * len(paths)
 
 
+def _known_nulls(settings: Settings) -> tuple[tuple[str, str], tuple[str, str]]:
+    """A query page of one row and the column of it that is suppressed (a value in the
+    unsuppressed outcome_* table, NULL in the public view), and one whose window is open
+    (NULL in both, and its row published): worked out here from the two tables."""
+    client = connect(settings)
+    try:
+        tables = {
+            name: read_outcome(client, name).to_dict()
+            for m in MEASURES
+            for name in (m.view.outcome, m.table)
+        }
+    finally:
+        client.close()
+    found: dict[str, tuple[str, str]] = {}
+    for m in MEASURES:
+        truth, public = tables[m.view.outcome], tables[m.table]
+        for true_row, row in zip(truth["rows"], public["rows"], strict=True):
+            true = dict(zip(truth["columns"], true_row, strict=True))
+            shown = dict(zip(public["columns"], row, strict=True))
+            if any(shown[k] is None for k in m.view.keys):
+                continue  # a NULL key is not a filter the query builder takes
+            for column in (m.view.denominator, *m.view.numerators):
+                if shown[column] is not None:
+                    continue
+                kind = "hidden" if true[column] is not None else "open"
+                if kind == "open" and column in shown["suppressed"]:
+                    continue  # an open cell of a suppressed row reads suppressed
+                count = column if column in m.view.numerators else m.headline
+                params = {"measure": m.key, "count": count}
+                params |= {"year_from": str(shown[m.year]), "year_to": str(shown[m.year])}
+                params |= {d: str(shown[d]) for d in m.dimensions}
+                found.setdefault(kind, ("/query?" + urllib.parse.urlencode(params), column))
+    assert set(found) == {"hidden", "open"}, found  # synth's data has both
+    return found["hidden"], found["open"]
+
+
 def test_reading_clickhouse_itself_the_page_and_its_sql_give_a_direct_selects_numbers(
     browser: Browser, tmp_path: Path
 ) -> None:
@@ -346,12 +386,25 @@ def test_reading_clickhouse_itself_the_page_and_its_sql_give_a_direct_selects_nu
         client.close()
     assert any(row[4] is not None for row in direct)  # some numbers to compare
     assert any(row[4] is None for row in direct)  # and some suppressed or open
+    hidden, unobserved = _known_nulls(settings)
     asked = "?measure=completion&year_from=2017&breakdown=received_aid"
     explorer = ExplorerProcess(settings, tmp_path / "explorer.log", port=free_port())
     try:
         explorer.start()
         problems: list[str] = []
         page = _page(browser, WIDTHS["desktop"], problems)
+        # a cell the unsuppressed table has and the public view hides reads suppressed; one
+        # whose window is open (NULL in the unsuppressed table too) reads not yet observable
+        for (path, column), expected in (
+            (hidden, "suppressed"),
+            (unobserved, "not yet observable"),
+        ):
+            page.goto(explorer.url + path)
+            heads = page.locator(
+                "table:has(caption:text-is('Query result')) thead th"
+            ).all_inner_texts()
+            [cells] = _table(page, "Query result")
+            assert cells[heads.index(column)] == expected, (path, column)
         page.goto(explorer.url + "/query" + asked)
         shown = _table(page, "Query result")
         sql = page.locator("#sql").inner_text()

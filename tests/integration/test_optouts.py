@@ -10,11 +10,8 @@ import os
 import random
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,120 +19,26 @@ from typing import Any
 import pytest
 
 from c2c.clickhouse import connect
-from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from cli.demo import declare_synth_horizons
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
-from producers.emitter import EventEmitter
 from producers.files import mapped_events, replay
 from producers.optouts import request_event, revocation_event
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from sinks.audit import read_audit
-from sinks.migrate import migrate
-from sinks.optouts import PERSON_TABLES, request_key
 from sinks.rows import FACT_TABLES
-from sinks.sink import Sink
 from tests.conftest import free_port_pair
 from tests.integration.outcome_pages import researcher_table, with_token
+from tests.integration.pipeline import Pipeline, running_pipeline, until
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Pipeline:
-    """The worker in a child process, the sink in this one (so the test may query the
-    ClickHouse the sink holds), and a provider emitting raw events."""
-
-    sink: Sink
-    worker: WorkerProcess
-    emitter: EventEmitter
-    client: Any
-    published: dict[str, list[str]] = field(default_factory=dict)  # person -> event ids
-
-    def emit(self, who: str, kind: str, person: dict[str, Any], **facts: Any) -> str:
-        event = example_raw(kind, random.randrange(10**6))
-        event["event_id"] = str(uuid.uuid4())
-        event["source_record_id"] = f"{kind}-{uuid.uuid4().hex[:12]}"
-        event["person"] = {**event["person"], **person}
-        event["facts"] = {**event["facts"], **facts}
-        self.emitter.emit(kind, event)
-        assert self.emitter.flush().ok
-        self.published.setdefault(who, []).append(event["event_id"])
-        return str(event["event_id"])
-
-    def optout(self, event: dict[str, Any]) -> None:
-        self.emitter.emit("optout", event)
-        assert self.emitter.flush().ok
-
-    def query(self, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
-        with self.sink.lock:
-            return list(self.client.query(sql, parameters=parameters).result_rows)
-
-    def fact_ids(self) -> set[str]:
-        union = " UNION ALL ".join(f"SELECT event_id FROM {t} FINAL" for t in FACT_TABLES.values())
-        return {str(row[0]) for row in self.query(union)}
-
-    def person_of(self, event_id: str) -> str:
-        union = " UNION ALL ".join(
-            f"SELECT person_id FROM {t} FINAL WHERE event_id = %(e)s" for t in FACT_TABLES.values()
-        )
-        [(person_id,)] = self.query(union, e=event_id)
-        return str(person_id)
-
-    def rows_of(self, person_ids: list[str]) -> dict[str, int]:
-        return {
-            table: int(
-                self.query(
-                    f"SELECT count() FROM {table} WHERE person_id IN %(ids)s", ids=person_ids
-                )[0][0]
-            )
-            for table in PERSON_TABLES
-        }
-
-    def audit(self, request_id: str) -> list[dict[str, Any]]:
-        with self.sink.lock:
-            secret = self.sink.settings.identity_secret.get_secret_value().encode()
-            return read_audit(self.client, request_id, key=request_key(secret))
-
-
-def _until(check: Callable[[], Any], what: str, timeout_s: float = 90) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        answer = check()
-        if answer:
-            return answer
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def pipeline(stack: Settings, registry: SchemaRegistry, tmp_path: Path) -> Iterator[Pipeline]:
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "optouts",
-            "sink_start": "latest",
-            "sink_batch_wait_s": 0.2,
-        }
-    )
-    client = connect(settings)
-    migrate(client, min_cell=settings.suppression_min_cell)
-    sink = Sink(settings, registry, client, group_id=f"test-sink-{uuid.uuid4().hex[:8]}")
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
-    try:
-        _until(lambda: sink.positioned, "the sink to be assigned")
-        worker.start()
-        yield Pipeline(sink, worker, EventEmitter(stack, registry), client)
-    finally:
-        worker.kill()
-        stop.set()
-        thread.join(timeout=30)
-        client.close()
+    with running_pipeline(stack, registry, tmp_path, "optouts") as running:
+        yield running
 
 
 def _digits(n: int) -> str:
@@ -176,7 +79,7 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
     p.emit("bea", "credential", bea)
     p.emit("will", "wage", will)
     everyone = {e for ids in p.published.values() for e in ids}
-    _until(lambda: everyone <= p.fact_ids(), "the first events in ClickHouse")
+    until(lambda: everyone <= p.fact_ids(), "the first events in ClickHouse")
     alice_id = p.person_of(p.published["alice"][0])
     bea_id = p.person_of(p.published["bea"][0])
     will_id = p.person_of(p.published["will"][0])
@@ -190,7 +93,7 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
     )
     p.optout(asked)
     p.optout(request_event({"ssn": will_ssn, "first_name": "B", "last_name": "Okafor"}))
-    [applied] = _until(lambda: p.audit(asked["request_id"]), "Alice's opt-out audited")
+    [applied] = until(lambda: p.audit(asked["request_id"]), "Alice's opt-out audited")
     assert applied["cause"] == "REQUESTED"
     assert applied["opted_out"] is True
     assert applied["requested_by"] == "INDIVIDUAL"
@@ -201,13 +104,13 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
     assert applied["rows_removed"]["dim_person"] == 1
     assert applied["decided_at"] <= applied["applied_at"]
     assert set(p.rows_of([alice_id]).values()) == {0}  # gone from every table
-    _until(lambda: not any(p.rows_of([will_id]).values()), "Will's rows removed")
+    until(lambda: not any(p.rows_of([will_id]).values()), "Will's rows removed")
     assert p.rows_of([bea_id])["fact_enrollment"] == 1  # nobody else's
 
     # Alice's later events are not published; Bea's are
     p.emit("alice-later", "credential", alice)
     marker = p.emit("bea", "wage", {**bea, "ssn": None})
-    _until(lambda: marker in p.fact_ids(), "Bea's marker event")
+    until(lambda: marker in p.fact_ids(), "Bea's marker event")
     assert p.published["alice-later"][0] not in p.fact_ids()
     assert set(p.rows_of([alice_id]).values()) == {0}
     assert p.worker.counts().get("withheld", 0) >= 1
@@ -218,9 +121,7 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
         "enrollment",
         {**bea, "source_person_id": f"C{uuid.uuid4().hex[:6]}", "ssn": will_ssn},
     )
-    _until(
-        lambda: not any(p.rows_of([bea_id, will_id]).values()), "Bea's rows removed by the merge"
-    )
+    until(lambda: not any(p.rows_of([bea_id, will_id]).values()), "Bea's rows removed by the merge")
     merged = [
         row
         for row in p.query("SELECT cause, persons FROM optout_audit FINAL WHERE cause = 'MERGED'")
@@ -230,12 +131,12 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
 
     # the revocation re-admits Alice's events from then on; what was removed stays removed
     p.optout(revocation_event(asked["request_id"]))
-    _until(lambda: len(p.audit(asked["request_id"])) == 2, "the revocation audited")
+    until(lambda: len(p.audit(asked["request_id"])) == 2, "the revocation audited")
     revoked = p.audit(asked["request_id"])[1]
     assert revoked["cause"] == "REVOKED"
     assert revoked["opted_out"] is False
     back = p.emit("alice-back", "wage", alice)
-    _until(lambda: back in p.fact_ids(), "Alice's event after the revocation")
+    until(lambda: back in p.fact_ids(), "Alice's event after the revocation")
     kept = p.fact_ids()
     assert not set(p.published["alice"]) & kept
     assert p.published["alice-later"][0] not in kept
@@ -243,7 +144,7 @@ def test_opt_outs_remove_withhold_spread_by_merge_and_revoke(pipeline: Pipeline)
     # a revocation that names no active request is held for review, not dropped
     reviews = int(p.worker.counts().get("review", 0))
     p.optout(revocation_event(f"NEVER-{uuid.uuid4().hex[:6]}"))
-    _until(lambda: int(p.worker.counts().get("review", 0)) == reviews + 1, "the review")
+    until(lambda: int(p.worker.counts().get("review", 0)) == reviews + 1, "the review")
     # opt-out audit holds ids and counts, never the identifying fields
     audit_text = str(p.query("SELECT * FROM optout_audit"))
     for value in (alice["ssn"], alice["ssid"], "Quintero", "Okafor", will_ssn, "2001-04-09"):
@@ -283,7 +184,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
         written = int(counts["linked"])
         assert written + int(counts.get("withheld", 0)) == len(linked)
         sink.caught_up(written)
-        _until(lambda: sink.counts().get("optout.audited", 0) >= len(out), "opt-outs audited")
+        until(lambda: sink.counts().get("optout.audited", 0) >= len(out), "opt-outs audited")
         going = researcher_table(sink, "outcome_college_going")
         completion = researcher_table(sink, "outcome_completion")
         # an operator asks what was done, from another process, as `c2c optout status` does

@@ -323,12 +323,20 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
     ]
     assert everyone["median_1y"] == 6500.0  # 12 people behind it
     assert everyone["median_5y"] is None  # 5 people behind it
+    # the row names what suppression hid: wages_q20 and the quartiles it is behind
+    assert everyone["suppressed"] == ["wages_q20", "p25_5y", "median_5y", "p75_5y"]
+    assert shown[(2018, "ASSOCIATE", "institution", "ccc:ccc-1")]["suppressed"] == [
+        "wages_q20",
+        "p25_5y",
+        "median_5y",
+        "p75_5y",
+    ]
     # family 11 (1 award) is below 11; family 52 is hidden too, else 23 - 22 reveals it
     assert shown[(2018, "ASSOCIATE", "program", "11")]["awards"] is None
     assert shown[(2018, "ASSOCIATE", "program", "52")]["awards"] is None
     assert shown[(2018, "ASSOCIATE", "institution", "ccc:ccc-1")]["awards"] == 23
 
-    # `c2c outcomes NAME` prints them: a suppressed cell as '-', quartiles in dollars
+    # `c2c outcomes NAME` prints them: a suppressed cell as '*', quartiles in dollars
     printed = CliRunner().invoke(cli, ["outcomes", "public_outcome_earnings"], obj=embedded)
     assert printed.exit_code == 0, printed.output
     lines = printed.output.split("\n")
@@ -351,8 +359,9 @@ def test_earnings_after_an_award_by_program_and_institution_with_quartiles(
         "coverage",
     ]
     # coverage: 13 of the 23 awardees have wage records (W000 under a merged id): 0.6
-    first = "2018 ASSOCIATE all all 23 11 12 - 3750.0 6500.0 9250.0 - - - 0.6"
+    first = "2018 ASSOCIATE all all 23 11 12 * 3750.0 6500.0 9250.0 * * * 0.6"
     assert lines[3].split() == first.split()
+    assert "(*: suppressed; -: not yet observable)" in lines
 
 
 def test_financial_aid_by_program_splits_the_aided_and_hides_what_gives_the_rest_away(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -16,21 +15,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from c2c.clickhouse import connect
 from c2c.examples import example_raw
 from c2c.kinds import LINKED_KINDS
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import OPERATOR_DECISIONS_TOPIC, get_topic
 from cli.worker_process import WorkerProcess
-from producers.emitter import EventEmitter
 from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from sinks.migrate import migrate
-from sinks.sink import Sink
 from streams.linking import review_record
 from tests.conftest import c2c_json, free_port_pair
-from tests.integration.test_optouts import Pipeline, _until
+from tests.integration.pipeline import Pipeline, running_pipeline, until
 
 pytestmark = pytest.mark.integration
 
@@ -85,31 +80,8 @@ def pipeline(
     # restarted worker has only the changelogs to rebuild it from
     monkeypatch.setenv("C2C_IDENTITY_REVIEW_MIN_WEIGHT", _FLOOR)
     monkeypatch.setenv("C2C_STREAMS_STORE", "memory")
-    settings = stack.model_copy(
-        update={
-            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
-            "clickhouse_database": "reviews",
-            "sink_start": "latest",
-            "sink_batch_wait_s": 0.2,
-        }
-    )
-    client = connect(settings)
-    migrate(client, min_cell=settings.suppression_min_cell)
-    sink = Sink(settings, registry, client, group_id=f"test-sink-{uuid.uuid4().hex[:8]}")
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    worker = WorkerProcess(stack, tmp_path / "worker.log", port=free_port_pair())
-    pipeline = Pipeline(sink, worker, EventEmitter(stack, registry), client)
-    try:
-        _until(lambda: sink.positioned, "the sink to be assigned")
-        worker.start()
-        yield pipeline
-    finally:
-        pipeline.worker.kill()
-        stop.set()
-        thread.join(timeout=30)
-        client.close()
+    with running_pipeline(stack, registry, tmp_path, "reviews") as running:
+        yield running
 
 
 def _pair(tag: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -172,9 +144,9 @@ def test_a_possible_match_from_a_synth_is_linked_into_one_person_downstream(
     counts = p.worker.drained(len(events))
     assert counts.get("possible_match", 0) >= 1
     # the sink has written everything the worker published, every merge applied
-    _until(lambda: p.sink.lag() and not any(p.sink.lag().values()), "the sink to catch up")
+    until(lambda: p.sink.lag() and not any(p.sink.lag().values()), "the sink to catch up")
     merges = int(counts.get("change.PERSONS_MERGED", 0))
-    _until(lambda: p.sink.counts.get("change.PERSONS_MERGED", 0) >= merges, "the synth's merges")
+    until(lambda: p.sink.counts.get("change.PERSONS_MERGED", 0) >= merges, "the synth's merges")
     merged = {str(r[0]) for r in p.query("SELECT person_id FROM person_map FINAL")}
 
     def still_apart(row: dict[str, Any]) -> bool:
@@ -196,7 +168,7 @@ def test_a_possible_match_from_a_synth_is_linked_into_one_person_downstream(
     assert "raw_event" not in shown
     linked = c2c_json("review", "link", review["review_id"], "--reason", "same person")
     assert [linked["person_id"], linked["candidate_person_id"]] == pair
-    _until(lambda: len(_current_persons(p, pair)) == 1, "the link applied by the sink")
+    until(lambda: len(_current_persons(p, pair)) == 1, "the link applied by the sink")
     assert _current_persons(p, pair) == {min(pair, key=lambda pid: int(pid[1:]))}
 
 
@@ -207,7 +179,7 @@ def _review_of(person_ids: set[str]) -> dict[str, Any]:
                 return dict(row)
         return None
 
-    review: dict[str, Any] = _until(found, f"the possible match of {sorted(person_ids)}")
+    review: dict[str, Any] = until(found, f"the possible match of {sorted(person_ids)}")
     return review
 
 
@@ -218,7 +190,7 @@ def test_link_and_separate_are_identity_changes_applied_downstream(
     first, second, _bridge = _pair("L")
     a = p.emit("first", "enrollment", first)
     b = p.emit("second", "enrollment", second)
-    _until(lambda: {a, b} <= p.fact_ids(), "both records in ClickHouse")
+    until(lambda: {a, b} <= p.fact_ids(), "both records in ClickHouse")
     persons = {p.person_of(a), p.person_of(b)}
     assert len(persons) == 2  # close, but not linked on its own
     review = _review_of(persons)
@@ -233,14 +205,14 @@ def test_link_and_separate_are_identity_changes_applied_downstream(
     assert {linked["person_id"], linked["candidate_person_id"]} == persons
     assert "Garcia" not in json.dumps(linked)
     assert "Maria" not in json.dumps(linked)
-    _until(lambda: len(_persons(p, [a, b])) == 1, "the link applied by the sink")
+    until(lambda: len(_persons(p, [a, b])) == 1, "the link applied by the sink")
     assert _persons(p, [a, b]) == {min(persons)}
     (listed,) = [r for r in c2c_json("review", "list") if r["review_id"] == review["review_id"]]
     assert listed["state"] == "link"
 
     # then separates them again: the record is split back to its own person
     c2c_json("review", "separate", review["review_id"], "--reason", "twins, checked")
-    _until(lambda: len(_persons(p, [a, b])) == 2, "the split applied by the sink")
+    until(lambda: len(_persons(p, [a, b])) == 2, "the split applied by the sink")
     assert _persons(p, [a, b]) == persons
 
     # a review the worker does not hold: a dead letter with its reason, and no crash
@@ -260,7 +232,7 @@ def test_link_and_separate_are_identity_changes_applied_downstream(
         value=registry.encoder(get_topic(OPERATOR_DECISIONS_TOPIC)).encode(unknown),
     )
     assert producer.flush(30) == 0
-    letters = _until(
+    letters = until(
         lambda: [
             row
             for row in c2c_json("deadletters", "list", "--code", "decision.unknown_review")
@@ -277,7 +249,7 @@ def test_link_and_separate_are_identity_changes_applied_downstream(
         "enrollment",
         {**second, "source_person_id": f"N{uuid.uuid4().hex[:8]}", "birth_date": None},
     )
-    held = _until(
+    held = until(
         lambda: [r for r in c2c_json("review", "list") if r["event_id"] == alone],
         "the record held for review",
     )
@@ -293,23 +265,23 @@ def test_separated_persons_stay_two_after_a_worker_restart(
     first, second, bridge = _pair("S")
     a = p.emit("first", "enrollment", first)
     b = p.emit("second", "enrollment", second)
-    _until(lambda: {a, b} <= p.fact_ids(), "both records in ClickHouse")
+    until(lambda: {a, b} <= p.fact_ids(), "both records in ClickHouse")
     persons = {p.person_of(a), p.person_of(b)}
     review = _review_of(persons)
     separated = c2c_json("review", "separate", review["review_id"], "--reason", "not the same")
     assert separated["decision"] == "separate"
-    _until(
+    until(
         lambda: p.worker.counts().get("decision.separated", 0) >= 1,
         "the worker to apply the separation",
     )
     # without a decision, a record that matches both merges them (the control) ...
     c_first, c_second, c_bridge = _pair("K")
     control = [p.emit("control", "enrollment", r) for r in (c_first, c_second, c_bridge)]
-    _until(lambda: set(control) <= p.fact_ids(), "the control records in ClickHouse")
-    _until(lambda: len(_persons(p, control)) == 1, "the control pair merged by the bridge")
+    until(lambda: set(control) <= p.fact_ids(), "the control records in ClickHouse")
+    until(lambda: len(_persons(p, control)) == 1, "the control pair merged by the bridge")
     # ... and after the separation it goes to one of them
     c = p.emit("bridge", "enrollment", bridge)
-    _until(lambda: c in p.fact_ids(), "the bridging record in ClickHouse")
+    until(lambda: c in p.fact_ids(), "the bridging record in ClickHouse")
     assert p.person_of(c) in persons
     assert _persons(p, [a, b]) == persons
 
@@ -328,7 +300,7 @@ def test_separated_persons_stay_two_after_a_worker_restart(
     again = p.emit(
         "bridge", "enrollment", {**bridge, "source_person_id": f"SD{uuid.uuid4().hex[:8]}"}
     )
-    _until(lambda: again in p.fact_ids(), "a second bridging record in ClickHouse")
+    until(lambda: again in p.fact_ids(), "a second bridging record in ClickHouse")
     assert p.person_of(again) in persons
     assert _persons(p, [a, b, c, again]) == persons
     assert p.worker.counts().get("change.PERSONS_MERGED", 0) == 0

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from sinks.explorer.cells import NOT_OBSERVABLE, SUPPRESSED, cells, headline, trend
+from sinks.explorer.cells import (
+    NOT_OBSERVABLE,
+    SUPPRESSED,
+    cells,
+    headline,
+    shown_columns,
+    trend,
+)
 from sinks.explorer.charts import bar_chart, line_chart, sparkline
 from sinks.explorer.measures import MEASURES, measure
 from sinks.explorer.query import (
@@ -29,7 +36,6 @@ def test_there_is_one_measure_per_public_view_and_its_names_are_the_views() -> N
         assert m.headline in m.view.numerators
         assert m.year in m.view.keys
         assert {c for c, _ in m.headline_filters} <= set(m.dimensions)
-        assert set(m.window_by) <= set(m.dimensions)
 
 
 def test_a_query_is_read_from_its_parameters_and_written_back() -> None:
@@ -59,6 +65,9 @@ def test_a_query_is_read_from_its_parameters_and_written_back() -> None:
         ({"measure": "completion", "count": "entrants"}, "has within_150"),
         ({"measure": "completion", "count": "sleep(3)"}, "has within_150"),
         ({"measure": "completion", "person_id": "1"}, "not a parameter"),
+        # the view's list of suppressed cells is output only
+        ({"measure": "completion", "suppressed": "within_150"}, "not a parameter"),
+        ({"measure": "completion", "count": "suppressed"}, "has within_150"),
         ({"measure": "completion", "class_year": "2019"}, "not a parameter"),
         ({"measure": "completion", "year_from": "2019 OR 1"}, "a year from"),
         ({"measure": "completion", "year_from": "2020", "year_to": "2019"}, "is after"),
@@ -83,7 +92,7 @@ def test_the_sql_names_one_public_view_and_passes_every_value_as_a_parameter() -
     sql, params = render_sql(query)
     assert sql == (
         "SELECT entry_year, segment, breakdown, group_value, entrants, within_8_years, "
-        "round(within_8_years / entrants, 3) AS rate, coverage\n"
+        "round(within_8_years / entrants, 3) AS rate, coverage, suppressed\n"
         "FROM public_outcome_completion\n"
         "WHERE entry_year >= {year_from:UInt16}\n"
         "  AND toString(segment) = {segment:String}\n"
@@ -102,7 +111,8 @@ def test_every_query_reads_its_public_view_only_and_whitelisted_columns() -> Non
             assert re.findall(r"\bFROM (\w+)", sql) == [m.table]
             assert "outcome_" not in sql.replace(m.table, "")
             allowed = {*m.view.keys, m.view.denominator, *m.view.numerators, *m.statistics}
-            assert set(columns(Query(m.key, count))) <= allowed | {"rate", "coverage"}
+            allowed |= {"rate", "coverage", "suppressed"}
+            assert set(columns(Query(m.key, count))) <= allowed
 
 
 def test_earnings_quartiles_come_with_the_headline_count_only() -> None:
@@ -110,36 +120,55 @@ def test_earnings_quartiles_come_with_the_headline_count_only() -> None:
     assert "median_1y" not in columns(Query("earnings", "wages_q2"))
 
 
-def test_csv_writes_a_null_as_an_empty_cell_never_zero() -> None:
-    table = Table(["class_year", "completers", "within_12"], [[2019, 40, None], [2020, None, 0]])
-    assert table_csv(table) == "class_year,completers,within_12\n2019,40,\n2020,,0\n"
+def test_csv_writes_a_null_as_an_empty_cell_never_zero_and_names_the_suppressed() -> None:
+    spec = measure("college_going")
+    table = Table(
+        ["class_year", "completers", "within_12", "rate", "suppressed"],
+        [
+            [2019, 40, None, None, ["within_12", "within_16"]],
+            [2020, None, 0, None, ["completers", "coverage"]],
+            [2021, 40, None, None, []],
+        ],
+    )
+    assert table_csv(spec, table) == (
+        "class_year,completers,within_12,rate,suppressed\n"
+        "2019,40,,,within_12 rate\n"
+        "2020,,0,,completers rate\n"
+        "2021,40,,,\n"
+    )
 
 
 def _going(rows: list[list[object]]) -> Table:
     return Table(columns(Query("college_going", "within_12")), rows)
 
 
-def test_a_null_reads_suppressed_unless_the_whole_year_is_null() -> None:
+def test_a_null_reads_suppressed_where_the_view_lists_it_else_not_yet_observable() -> None:
     spec = measure("college_going")
+    family = list(spec.view.numerators)
     table = _going(
         [
-            # 2019: some counts published, so a NULL there is suppressed
-            [2019, "race", "ASIAN", 59, None, None, 1.0],
-            [2019, "race", "WHITE", 114, 70, 0.614, 1.0],
-            [2019, "race", "FILIPINO", None, None, None, None],
-            # 2021: no count of the year is published: the window is open
-            [2021, "race", "ASIAN", 61, None, None, 0.9],
-            [2021, "race", "WHITE", 112, None, None, 1.0],
+            [2019, "race", "ASIAN", 59, None, None, 1.0, family],
+            [2019, "race", "WHITE", 114, 70, 0.614, 1.0, []],
+            [2019, "race", "FILIPINO", None, None, None, None, ["completers", *family, "coverage"]],
+            # an open window: NULL, and not listed
+            [2021, "race", "ASIAN", 61, None, None, 0.9, []],
+            # a row complementary to a suppressed one while its window is open: listed
+            [2021, "race", "WHITE", 112, None, None, 1.0, family],
+            # a denominator hidden alone still hides the rate; within_12 itself is open
+            [2022, "all", "all", None, None, None, None, ["completers", "coverage"]],
         ]
     )
-    shown = cells(spec, table, "within_12")
+    shown = cells(spec, table)
+    assert shown_columns(table) == table.columns[:-1]
+    assert all(len(row) == len(table.columns) - 1 for row in shown)
     states = [[c.state for c in row[3:]] for row in shown]
     assert states == [
         ["", SUPPRESSED, SUPPRESSED, ""],
         ["", "", "", ""],
         [SUPPRESSED, SUPPRESSED, SUPPRESSED, SUPPRESSED],
         ["", NOT_OBSERVABLE, NOT_OBSERVABLE, ""],
-        ["", NOT_OBSERVABLE, NOT_OBSERVABLE, ""],
+        ["", SUPPRESSED, SUPPRESSED, ""],
+        [SUPPRESSED, NOT_OBSERVABLE, SUPPRESSED, SUPPRESSED],
     ]
     for row in shown:
         for cell in row:
@@ -148,36 +177,17 @@ def test_a_null_reads_suppressed_unless_the_whole_year_is_null() -> None:
     assert [c.text for c in shown[1][3:]] == ["114", "70", "61.4%", "100%"]
 
 
-def test_a_filtered_table_is_judged_against_every_row_of_its_year() -> None:
-    spec = measure("college_going")
-    every = _going(
-        [[2019, "all", "all", 600, 340, 0.567, 1.0], [2019, "sex", "X", 30, None, None, 1.0]]
-    )
-    part = Table(every.columns, every.rows[1:])
-    assert cells(spec, part, "within_12")[0][4].state == NOT_OBSERVABLE  # alone, it looks open
-    assert cells(spec, part, "within_12", every)[0][4].state == SUPPRESSED
-
-
-def test_a_null_count_of_fewer_than_twice_the_smallest_cell_is_suppressed() -> None:
-    spec = measure("college_going")
-    year = _going(
-        [[2021, "all", "all", 21, None, None, 1.0], [2021, "sex", "X", 22, None, None, 1.0]]
-    )
-    shown = cells(spec, year, "within_12", min_cell=11)
-    assert [row[4].state for row in shown] == [SUPPRESSED, NOT_OBSERVABLE]
-    assert cells(spec, year, "within_12", min_cell=5)[0][4].state == NOT_OBSERVABLE
-
-
-def test_windows_of_one_segment_do_not_close_anothers() -> None:
-    spec = measure("completion")
-    table = Table(
-        columns(Query("completion", "within_150")),
-        [
-            [2021, "ccc", "all", "all", 79, 17, 0.215, 1.0],
-            [2021, "csu", "all", "all", 95, None, None, 1.0],
-        ],
-    )
-    assert cells(spec, table, "within_150")[1][5].state == NOT_OBSERVABLE
+def test_a_quartile_reads_as_its_count_does() -> None:
+    spec = measure("earnings")
+    query = Query("earnings", "wages_q4")
+    cols = columns(query)
+    row: list[object] = [2019, "ASSOCIATE", "all", "all", 40, None, None]
+    row += [None] * 6 + [1.0, ["wages_q4", "p25_1y", "median_1y", "p75_1y"]]
+    shown = cells(spec, Table(cols, [row]))[0]
+    states = dict(zip(shown_columns(Table(cols)), (c.state for c in shown), strict=True))
+    assert states["median_1y"] == SUPPRESSED  # its count is hidden
+    assert states["median_5y"] == NOT_OBSERVABLE  # 5 years on is not over yet
+    assert states["wages_q4"] == states["rate"] == SUPPRESSED
 
 
 def test_the_headline_sums_published_cells_and_skips_open_years() -> None:
@@ -185,11 +195,11 @@ def test_the_headline_sums_published_cells_and_skips_open_years() -> None:
     table = Table(
         columns(Query("working_while_enrolled", "with_wages")),
         [
-            [2024, "ccc", 100, 60, 0.6, 1.0],
-            [2024, "csu", 50, 20, 0.4, 1.0],
-            [2025, "ccc", 120, 60, 0.5, 1.0],
-            [2025, "uc", 5, None, None, None],
-            [2026, "ccc", 130, None, None, 1.0],
+            [2024, "ccc", 100, 60, 0.6, 1.0, []],
+            [2024, "csu", 50, 20, 0.4, 1.0, []],
+            [2025, "ccc", 120, 60, 0.5, 1.0, []],
+            [2025, "uc", 5, None, None, None, ["students", "with_wages", "coverage"]],
+            [2026, "ccc", 130, None, None, 1.0, []],
         ],
     )
     years = trend(spec, table)

@@ -27,9 +27,9 @@ class FixedSource:
         return Table(
             columns(query),
             [
-                [2019, "all", "all", 600, 340, 0.567, 1.0],
-                [2019, "race", "ASIAN", 59, None, None, 1.0],
-                [2019, "race", "WHITE", 114, 70, 0.614, 0.9],
+                [2019, "all", "all", 600, 340, 0.567, 1.0, []],
+                [2019, "race", "ASIAN", 59, None, None, 1.0, ["within_12"]],
+                [2019, "race", "WHITE", 114, 70, 0.614, 0.9, []],
             ],
         )
 
@@ -87,6 +87,6 @@ def test_a_suppressed_cell_reads_suppressed_on_the_page_and_empty_in_the_csv() -
         assert '<td class="missing suppressed">suppressed</td>' in page
         assert "61.4%" in page
         csv = await (await client.get("/query.csv?measure=college_going")).text()
-        assert "2019,race,ASIAN,59,,,1.0" in csv.splitlines()
+        assert "2019,race,ASIAN,59,,,1.0,within_12 rate" in csv.splitlines()
 
     _run(check)
