@@ -201,16 +201,18 @@ def _dir_mb(path: Path) -> float:
 
 
 def resolve_and_store(
-    records: int, seed: int, store: Path, kind: str, cache: int
+    records: int, seed: int, store: Path, kind: str, cache: int, hash_cache: int
 ) -> dict[str, Any]:
     """Steps 1 and 2 (this process): resolve ``records`` generated records with the state
-    in memory (``kind`` "memory"; then written to RocksDB as the worker's tables hold it) or
-    on disk (``kind`` "disk": streams/identity/store.py, ``cache`` values a map)."""
+    in memory (``kind`` "memory"; then written to RocksDB as the worker's tables hold it;
+    the hasher's cache as the worker's) or on disk (``kind`` "disk":
+    streams/identity/store.py, ``cache`` values a map, ``hash_cache`` hashed values)."""
     from streams.identity.resolver import IdentifierHasher, Resolver
     from streams.identity.store import open_state
 
     disk = open_state(store / "state", cache) if kind == "disk" else None
-    resolver = Resolver(IdentifierHasher(_SECRET), state=disk.state if disk else None)
+    hasher = IdentifierHasher(_SECRET, cache_size=hash_cache) if disk else IdentifierHasher(_SECRET)
+    resolver = Resolver(hasher, state=disk.state if disk else None)
     started = time.perf_counter()
     reviewed = 0
     for provider, person in generate(records, seed):
@@ -304,11 +306,12 @@ def _child(args: list[str]) -> dict[str, Any]:
     return result
 
 
-def measure(records: int, seed: int, kind: str, cache: int) -> dict[str, Any]:
+def measure(records: int, seed: int, kind: str, cache: int, hash_cache: int) -> dict[str, Any]:
     """One size and kind of state, its steps in child processes; the store is removed
     afterwards."""
     store = Path(tempfile.mkdtemp(prefix="c2c-scale-"))
     common = ["--store", str(store), "--kind", kind, "--cache", str(cache)]
+    common += ["--hash-cache", str(hash_cache)]
     try:
         result = _child(
             ["--child", "resolve", "--records", str(records), "--seed", str(seed), *common]
@@ -346,7 +349,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--kinds", default="memory,disk", help="states to run: memory (the baseline), disk"
     )
-    parser.add_argument("--cache", type=int, default=100_000, help="disk: values cached a map")
+    parser.add_argument("--cache", type=int, default=20_000, help="disk: values cached a map")
+    parser.add_argument(
+        "--hash-cache", type=int, default=16_384, help="disk: the hasher's cached values"
+    )
     parser.add_argument("--shards", type=int, default=4, help="N for the projection")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--child", choices=("resolve", "restart"), help=argparse.SUPPRESS)
@@ -355,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", default="memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child == "resolve":
-        result = resolve_and_store(args.records, args.seed, args.store, args.kind, args.cache)
+        result = resolve_and_store(
+            args.records, args.seed, args.store, args.kind, args.cache, args.hash_cache
+        )
         print(json.dumps(result))
         return
     if args.child == "restart":
@@ -368,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     for size in sizes:
         for kind in kinds:  # interleaved, so that the machine's load falls on both
-            results[kind].append(measure(size, args.seed, kind, args.cache))
+            results[kind].append(measure(size, args.seed, kind, args.cache, args.hash_cache))
             print(f"measured {size:,} records, state in {kind}", file=sys.stderr)
     rows = []
     for at, size in enumerate(sizes):
@@ -390,7 +398,8 @@ def main(argv: list[str] | None = None) -> None:
             )
     print(
         f"one shard; baseline: state in {kinds[0]} at the same size (rate) and the smallest "
-        f"size (RSS); disk cache {args.cache:,} values a map"
+        f"size (RSS); disk: cache {args.cache:,} values a map, hasher cache "
+        f"{args.hash_cache:,} (memory: the worker's, 262,144)"
     )
     print_table(
         [
