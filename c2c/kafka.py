@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from c2c.errors import ServiceError
 from c2c.settings import Settings
-from c2c.topics import Topic
+from c2c.topics import Topic, replication_factor, topic_config
 
 __all__ = [
     "CONSUMER_LIVENESS",
@@ -20,6 +20,7 @@ __all__ = [
     "SESSION_TIMEOUT_S",
     "Offsets",
     "align_topic_configs",
+    "cluster_brokers",
     "end_offsets",
     "ensure_topics",
     "not_authorized",
@@ -57,8 +58,10 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
-    Replication is capped at the number of brokers, so the same catalogue serves a
-    single-node development broker and a cluster.
+    Replication is the cluster's (:func:`c2c.topics.replication_factor`: its brokers, up
+    to 3) and topics holding state get ``min.insync.replicas`` 2 on 3 brokers
+    (:func:`c2c.topics.topic_config`), so the same catalogue serves a single-node
+    development broker and a cluster.
     """
     admin = AdminClient(settings.kafka_config())
     try:
@@ -69,7 +72,7 @@ def ensure_topics(
             "is it up? (`c2c services status`)" + _principal_hint(settings),
             code="service.kafka.unreachable",
         ) from exc
-    replication = min(3, max(1, len(metadata.brokers)))
+    brokers = len(metadata.brokers)
     wanted = [topic for topic in topics if topic.name not in metadata.topics]
     if not wanted:
         return []
@@ -78,8 +81,8 @@ def ensure_topics(
             NewTopic(
                 topic.name,
                 num_partitions=topic.partitions,
-                replication_factor=replication,
-                config=dict(topic.config),
+                replication_factor=replication_factor(brokers),
+                config=topic_config(topic, brokers),
             )
             for topic in wanted
         ],
@@ -101,6 +104,19 @@ def ensure_topics(
     return sorted(created)
 
 
+def cluster_brokers(settings: Settings, *, timeout_s: float = 30.0) -> int:
+    """How many brokers the cluster has now (what topics are replicated to)."""
+    admin = AdminClient(settings.kafka_config())
+    try:
+        return len(admin.list_topics(timeout=timeout_s).brokers)
+    except KafkaException as exc:
+        raise ServiceError(
+            f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}; "
+            "is it up? (`c2c services status`)" + _principal_hint(settings),
+            code="service.kafka.unreachable",
+        ) from exc
+
+
 def align_topic_configs(
     settings: Settings, topics: Iterable[Topic], *, timeout_s: float = 30.0
 ) -> dict[str, dict[str, str]]:
@@ -116,8 +132,13 @@ def align_topic_configs(
     )
 
     admin = AdminClient(settings.kafka_config())
-    existing = admin.list_topics(timeout=timeout_s).topics
-    declared = {t.name: t.config for t in topics if t.config and t.name in existing}
+    metadata = admin.list_topics(timeout=timeout_s)
+    existing, brokers = metadata.topics, len(metadata.brokers)
+    declared = {
+        t.name: config
+        for t in topics
+        if t.name in existing and (config := topic_config(t, brokers))
+    }
     if not declared:
         return {}
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in declared]

@@ -292,6 +292,16 @@ class Settings(BaseSettings):
     streams_batch_wait_s: float = Field(
         default=0.02, gt=0, le=5, description="Longest wait to fill a worker batch."
     )
+    streams_standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=2,
+        description=(
+            "Standby copies of the identity worker's tables that other workers keep up to date "
+            "from the changelogs (Faust's table_standby_replicas), so that a lost worker's "
+            "shard moves to one that holds its state. 0 keeps none; 1 for production."
+        ),
+    )
     worker_web_port: int = Field(
         default=6066, ge=1, le=65535, description="Identity worker's health and metrics web port."
     )

@@ -25,8 +25,11 @@ __all__ = [
     "REGISTRY_JOURNAL",
     "REVIEW_TOPIC",
     "Topic",
+    "changelog_topic",
     "get_topic",
     "intake_topic",
+    "replication_factor",
+    "topic_config",
 ]
 
 Zone = Literal["identity", "deidentified", "operations"]
@@ -42,6 +45,10 @@ class Topic:
     identity resolver (and operators, for dead letters) reads it; no other topic may hold an
     identifier or a name (tests/integration/test_at_rest.py scans them). ``kept`` says why it
     is kept as long as ``config`` keeps it: every identity-zone topic must say.
+    ``holds_state``: losing an acknowledged message of it loses data held nowhere else (a
+    changelog, the intake, decisions, raw events not yet forwarded); such a topic is
+    written with ``min.insync.replicas`` 2 where the cluster has 3 brokers
+    (:func:`topic_config`).
     """
 
     name: str
@@ -51,6 +58,7 @@ class Topic:
     partitions: int = 3
     config: dict[str, str] = field(default_factory=dict)
     kept: str = ""
+    holds_state: bool = True
 
     @property
     def value_subject(self) -> str:
@@ -100,6 +108,51 @@ def intake_topic(name: str) -> Topic:
             "raw events stay on the raw topics as long"
         ),
     )
+
+
+def changelog_topic(app_id: str, table: str, partitions: int = 1) -> Topic:
+    """The changelog of the identity worker's Faust table ``table`` (Faust's name for it:
+    ``<app id>-<table>-changelog``). Declared here, and created by the worker before Faust
+    starts, so that it is replicated as every other topic holding state (Faust alone would
+    create it with ``topic_replication_factor`` and no ``min.insync.replicas``).
+    ``partitions``: the resolver's shards (the intake's partitions)."""
+    return Topic(
+        name=f"{app_id}-{table}-changelog",
+        schema="",
+        zone="identity",
+        description=(
+            f"Changelog of the identity worker's table {table!r}: every write to it, so that "
+            "a new or restarted worker rebuilds the table (Faust's recovery)."
+        ),
+        partitions=partitions,
+        config={"cleanup.policy": "compact"},
+        kept=(
+            "compacted: the last value of every key, as long as the key lives (a person, a "
+            "source id); the table is the resolver's state"
+        ),
+    )
+
+
+# Replicas of every topic: as many as the cluster has brokers, up to 3 (one development
+# broker takes 1). With 3, a write to a topic holding state waits for 2 of them
+# (acks=all with min.insync.replicas 2): one broker may be lost with nothing acknowledged lost.
+_MAX_REPLICAS = 3
+_MIN_INSYNC = 2
+
+
+def replication_factor(brokers: int) -> int:
+    """The replication factor of every topic on a cluster of ``brokers`` brokers."""
+    return min(_MAX_REPLICAS, max(1, brokers))
+
+
+def topic_config(topic: Topic, brokers: int) -> dict[str, str]:
+    """The configuration ``topic`` is created (and aligned) with on a cluster of
+    ``brokers`` brokers: its declared ``config``, plus ``min.insync.replicas`` 2 for a
+    topic that holds state once it has 3 replicas."""
+    config = dict(topic.config)
+    if topic.holds_state and replication_factor(brokers) >= _MAX_REPLICAS:
+        config.setdefault("min.insync.replicas", str(_MIN_INSYNC))
+    return config
 
 
 # Raw and linked topics have 6 partitions: up to 6 workers share a stage, and every topic of
@@ -219,6 +272,7 @@ CATALOGUE: tuple[Topic, ...] = (
         description="Probe events sent through the stack by `c2c demo` and health checks.",
         partitions=1,
         config={"retention.ms": str(_DAY_MS)},
+        holds_state=False,  # probes: a lost one is sent again
     ),
     Topic(
         name="c2c.ops.audit",

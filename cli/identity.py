@@ -56,10 +56,11 @@ def identity_worker(
     identity changes, reviews and dead letters out. Health on C2C_WORKER_WEB_PORT."""
     from faust.worker import Worker
 
+    from c2c.kafka import cluster_brokers, ensure_topics
     from c2c.logs import logging_config
     from c2c.registry import SchemaRegistry
     from c2c.telemetry import setup_telemetry
-    from streams.app import APP_ID, create_app
+    from streams.app import APP_ID, changelog_topics, create_app
     from streams.resolution import INTAKE_TOPIC
 
     settings = context_settings(ctx)
@@ -77,6 +78,10 @@ def identity_worker(
         finally:
             telemetry.shutdown()
         return
+    # the tables' changelogs are created here, replicated as the catalogue's topics
+    # holding state; Faust's own topics get the cluster's replication factor
+    brokers = cluster_brokers(settings)
+    ensure_topics(settings, changelog_topics(app_id or APP_ID))
     app, _state = create_app(
         settings,
         SchemaRegistry(settings),
@@ -84,6 +89,7 @@ def identity_worker(
         app_id=app_id or APP_ID,
         intake_topic=intake_topic or INTAKE_TOPIC,
         role=role,
+        brokers=brokers,
     )
     try:
         Worker(

@@ -48,7 +48,14 @@ from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.telemetry import Telemetry
-from c2c.topics import DEAD_LETTER_TOPIC, OPERATOR_DECISIONS_TOPIC, get_topic
+from c2c.topics import (
+    DEAD_LETTER_TOPIC,
+    OPERATOR_DECISIONS_TOPIC,
+    Topic,
+    changelog_topic,
+    get_topic,
+    replication_factor,
+)
 from streams.delivery import BatchProducer
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
@@ -75,7 +82,7 @@ from streams.resolution import (
 )
 from streams.tables import TableWriter, parse_source_key, source_key
 
-__all__ = ["APP_ID", "ROLES", "WorkerState", "create_app", "faust_broker"]
+__all__ = ["APP_ID", "ROLES", "WorkerState", "changelog_topics", "create_app", "faust_broker"]
 
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
@@ -84,6 +91,14 @@ SOURCES_TABLE = "identity-sources"
 # (streams/identity/operator_decisions.py); values sealed like persons'
 DECISIONS_TABLE = "identity-decisions"
 log = logging.getLogger(__name__)
+
+
+def changelog_topics(app_id: str = APP_ID) -> tuple[Topic, ...]:
+    """The changelogs of the resolver's tables under ``app_id``, as the worker creates them
+    before Faust starts (replicated as the catalogue's topics: c2c.topics.topic_config)."""
+    return tuple(
+        changelog_topic(app_id, table) for table in (PERSONS_TABLE, SOURCES_TABLE, DECISIONS_TABLE)
+    )
 
 
 def faust_broker(settings: Settings) -> tuple[str, Any]:
@@ -203,12 +218,14 @@ def create_app(
     app_id: str = APP_ID,
     intake_topic: str = INTAKE_TOPIC,
     role: str = "all",
+    brokers: int = 1,
 ) -> tuple[faust.App, WorkerState]:
     """The Faust app and the state its parts share. ``app_id`` names the consumer groups
     (``<app id>`` for Faust, ``<app id>-forward`` for the forwarder) and the tables'
     changelog topics; tests use their own. ``role``: ``all`` runs the forwarder and the
     resolve agent, ``resolve`` the resolve agent alone (the forwarder alone needs no Faust:
-    :func:`streams.forwarder.run_alone`)."""
+    :func:`streams.forwarder.run_alone`). ``brokers``: the cluster's brokers, which
+    Faust's own topics are replicated to (:func:`c2c.topics.replication_factor`)."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
     broker, credentials = faust_broker(settings)
@@ -230,7 +247,8 @@ def create_app(
         # reading starts (C2C_STREAMS_START) is the forwarder's to decide.
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.streams_standby_replicas,
+        topic_replication_factor=replication_factor(brokers),
         web_enabled=True,
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,

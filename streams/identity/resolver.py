@@ -63,15 +63,17 @@ class IdentifierHasher:
     under all of them by :meth:`rekey`, without the value, and a leaked earlier key alone
     no longer opens what is kept (every key of the chain is needed to test a guess)."""
 
-    def __init__(self, secret: bytes, *later: bytes) -> None:
+    def __init__(self, secret: bytes, *later: bytes, cache_size: int = 262_144) -> None:
         if not secret or not all(later):
             raise ValueError("the identifier hashing secret is empty")
         self._secret = secret
         self._later = later
         # Wage records repeat one SSN quarter after quarter: hash each value once. The
         # cache lives in this process's memory only (never in state, changelogs or logs).
-        self._cached = functools.lru_cache(maxsize=262_144)(self._digest)
-        self._cached_masks = functools.lru_cache(maxsize=262_144)(self._masks)
+        # ``cache_size`` values each: a full masks cache holds about 2.4 kB a value (600 MB
+        # at the default), so a resolver whose memory must stay bounded gives a smaller one.
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._digest)
+        self._cached_masks = functools.lru_cache(maxsize=cache_size)(self._masks)
 
     def __call__(self, kind: str, value: str | None) -> str | None:
         if not value:

@@ -1,0 +1,66 @@
+"""How topics are replicated: rendered from the catalogue for 1 and 3 brokers (c2c.topics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from c2c.topics import (
+    CATALOGUE,
+    INTAKE_TOPIC,
+    changelog_topic,
+    get_topic,
+    replication_factor,
+    topic_config,
+)
+from streams.app import changelog_topics
+
+# every topic that holds state: changelogs, intake, identity changes, opt-out decisions
+STATEFUL = (
+    INTAKE_TOPIC,
+    "c2c.identity.changes",
+    "c2c.identity.optouts",
+    "c2c.identity.review",
+    "c2c.deadletter",
+    "c2c.ops.audit",
+)
+
+
+@pytest.mark.parametrize(("brokers", "replicas"), [(0, 1), (1, 1), (2, 2), (3, 3), (5, 3)])
+def test_replication_is_the_clusters_up_to_three(brokers: int, replicas: int) -> None:
+    assert replication_factor(brokers) == replicas
+
+
+def test_one_broker_takes_the_declared_config_alone() -> None:
+    for topic in CATALOGUE:
+        assert topic_config(topic, 1) == topic.config, topic.name
+        assert "min.insync.replicas" not in topic_config(topic, 2), topic.name
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_three_brokers_make_a_stateful_topic_wait_for_two_replicas(name: str) -> None:
+    topic = get_topic(name)
+    assert topic.holds_state
+    assert topic_config(topic, 3) == {**topic.config, "min.insync.replicas": "2"}
+
+
+def test_every_catalogue_topic_but_the_probes_holds_state() -> None:
+    assert [t.name for t in CATALOGUE if not t.holds_state] == ["c2c.ops.heartbeat"]
+    assert "min.insync.replicas" not in topic_config(get_topic("c2c.ops.heartbeat"), 3)
+
+
+def test_the_resolver_changelogs_are_compacted_and_replicated() -> None:
+    persons, sources = changelog_topics("c2c-identity")
+    assert persons.name == "c2c-identity-identity-persons-changelog"
+    assert sources.name == "c2c-identity-identity-sources-changelog"
+    for topic in (persons, sources):
+        assert topic.zone == "identity"
+        assert topic.kept
+        assert topic_config(topic, 1) == {"cleanup.policy": "compact"}
+        assert topic_config(topic, 3) == {
+            "cleanup.policy": "compact",
+            "min.insync.replicas": "2",
+        }
+
+
+def test_a_changelog_topic_takes_the_shards_as_partitions() -> None:
+    assert changelog_topic("app", "t", partitions=4).partitions == 4
