@@ -49,10 +49,11 @@ def test_every_catalogue_topic_but_the_probes_holds_state() -> None:
 
 
 def test_the_resolver_changelogs_are_compacted_and_replicated() -> None:
-    persons, sources = changelog_topics("c2c-identity")
+    persons, sources, decisions = changelog_topics("c2c-identity")
     assert persons.name == "c2c-identity-identity-persons-changelog"
     assert sources.name == "c2c-identity-identity-sources-changelog"
-    for topic in (persons, sources):
+    assert decisions.name == "c2c-identity-identity-decisions-changelog"
+    for topic in (persons, sources, decisions):
         assert topic.zone == "identity"
         assert topic.kept
         assert topic_config(topic, 1) == {"cleanup.policy": "compact"}
