@@ -280,7 +280,9 @@ class IdentityState:
     ) -> IdentityState:
         """The state whose :meth:`snapshot` of every person gave ``persons``, with the
         source-id map ``sources``. Blocks are rebuilt from the profiles, persons in id order,
-        so that candidates come in the order they were first seen."""
+        so that candidates come in the order they were first seen. New persons are numbered
+        after every id that ``persons`` or ``sources`` names; a source id whose person has
+        no snapshot in ``persons`` is dropped."""
         state = cls()
         numbers = [0]
         for person_id, record in sorted(persons, key=lambda item: _number(item[0])):
@@ -305,7 +307,17 @@ class IdentityState:
         for absorbed in sorted(state.merged_into, key=_number):
             state.absorbed.setdefault(state.root(absorbed), []).append(absorbed)
         state.sources.update(sources)
+        # past every id the state refers to, not the persons table's alone: a source id or a
+        # merge may name a person whose snapshot never reached the changelog (a worker
+        # killed between the two changelogs' writes), whose id must not be given again
+        numbers += map(_number, state.sources.values())
+        numbers += map(_number, state.merged_into.values())
         state.next_number = max(numbers) + 1
+        # such a source id is forgotten (its person's profile is): its next record is
+        # resolved as a new source's, rather than looked up in a profile that is not there
+        orphans = [s for s, p in state.sources.items() if state.root(p) not in state.profiles]
+        for source in orphans:
+            del state.sources[source]
         return state
 
 

@@ -233,6 +233,49 @@ def test_state_restored_from_snapshots_decides_as_the_running_one(tmp_path: Any)
         ]
 
 
+def test_a_person_only_the_sources_changelog_names_is_never_numbered_again(
+    tmp_path: Any,
+) -> None:
+    """A worker killed between its two changelogs' writes, its local store lost: the
+    sources changelog names the person it created last, the persons changelog never got
+    the snapshot. Rebuilt from both, the worker numbers new persons after that one too."""
+    from streams.identity.resolver import IdentityState
+
+    events = _synth_events(tmp_path, 200, 8)
+    half = len(events) // 2
+    running = Resolver(IdentifierHasher(SECRET))
+    persons: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
+    lost = ""
+    for done, (_source, event) in enumerate(events, start=1):
+        before = running.state.next_number
+        result = running.resolve(event["provider"], event["person"])
+        for person_id in result.touched:
+            persons[person_id] = running.state.snapshot(person_id)
+        if result.new_source is not None:
+            sources[result.new_source] = str(result.person_id)
+        if done >= half and running.state.next_number > before and result.new_source:
+            lost = str(result.person_id)  # a person created by this record: killed here
+            break
+    assert lost == f"P{running.state.next_number - 1:010d}"
+    issued = set(running.state.profiles) | set(running.state.merged_into)
+    del persons[lost]  # its snapshot never reached the persons changelog
+
+    state = IdentityState.restore(persons.items(), sources.items())
+    assert lost not in state.profiles
+    assert lost not in state.sources.values()
+    assert state.next_number == running.state.next_number
+    restored = Resolver(IdentifierHasher(SECRET), state=state)
+    created: list[str] = []  # each person the restored worker creates, in order
+    for _source, event in events[done:]:
+        before = set(state.profiles)
+        restored.resolve(event["provider"], event["person"])
+        created += sorted(set(state.profiles) - before)
+    assert created  # the second half brings new people
+    assert len(set(created)) == len(created)
+    assert not issued & set(created)
+
+
 def test_a_record_seen_before_changes_no_state() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     first = resolver.resolve("k12", MARIA)
