@@ -90,7 +90,9 @@ class Batch:
     wire_persons: set[str] = field(default_factory=set)
     optout_persons: list[list[Any]] = field(default_factory=list)
     # id of a fact row decoded here -> when its linked message was published (epoch ms),
-    # for an opt-out decision read after it in the same batch (BatchBuilder._decision)
+    # for an opt-out decision read after it in the same batch (BatchBuilder._decision), and
+    # written with it (its published_at: sinks.writer.write_batch); shared by the batches
+    # made of this one's rows (after_decisions)
     published: dict[int, int] = field(default_factory=dict)
     messages: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -153,7 +155,7 @@ def _take_out(
             admits is None or not admits(person, batch.published.get(id(row), 0))
         )
 
-    taken = Batch(started=batch.started)
+    taken = Batch(started=batch.started, published=batch.published)
     kept: set[str] = set()  # persons of ``out`` with rows left (admitted): their person row stays
     for table, rows in batch.facts.items():
         took = [taken_row(row) for row in rows]
@@ -376,6 +378,7 @@ class BatchBuilder:
             wire={t: list(m) for t, m in batch.wire.items()},
             wire_persons=set(batch.wire_persons),
             optout_persons=batch.optout_persons,
+            published=batch.published,
             messages=batch.messages,
             started=batch.started,
         )

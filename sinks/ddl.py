@@ -8,8 +8,13 @@ fact table's columns (``attributes.demographics.sex`` is ``sex``), typed by the 
 from their Avro types and bounds, commented with their ``doc``; the wire table is the
 container's writer schema (:func:`sinks.wire.wire_schema`) as ClickHouse reads it.
 
+Every fact table also has ``published_at``: when the row's linked message was published
+(:data:`sinks.rows.PUBLISHED_AT`; the wire's :data:`sinks.wire.PUBLISHED_FIELD`), by
+which an opt-out's delete keeps the rows published after its decision.
+
 Pure functions from schemas to statements, tested as text against the migrations that
-created the five kinds' tables (tests/unit/test_ddl.py). Migrations stay plain versioned
+created the five kinds' tables, with the columns later migrations added to them
+(tests/unit/test_ddl.py). Migrations stay plain versioned
 files: ``python -m sinks.ddl`` prints a migration creating what no migration has created
 yet for some kind (a kind added to c2c/kinds.py), and ``--write`` adds it to
 sinks/migrations/ as the next version.
@@ -28,8 +33,8 @@ from typing import Any
 from c2c.kinds import LINKED_KINDS, EventKind
 from c2c.schemas import SchemaLibrary
 from sinks.migrate import MIGRATIONS_DIR, migrations, split_statements
-from sinks.rows import DIM_PERSON_COLUMNS
-from sinks.wire import SEPARATOR, wire_schema
+from sinks.rows import DIM_PERSON_COLUMNS, PUBLISHED_AT
+from sinks.wire import PUBLISHED_FIELD, SEPARATOR, wire_schema
 
 __all__ = [
     "Column",
@@ -41,6 +46,7 @@ __all__ = [
     "main",
     "migration_text",
     "missing_kinds",
+    "published_column_sql",
     "wire_sqls",
 ]
 
@@ -266,12 +272,24 @@ def fact_table_sql(kind: EventKind, schema: Mapping[str, Any]) -> str:
             "(",
             *lines,
             "    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3) "
-            "COMMENT 'When the sink wrote the row'",
+            "COMMENT 'When the sink wrote the row',",
+            f"    {published_column_sql()}",
             ")",
             "ENGINE = ReplacingMergeTree(ingested_at)",
             "ORDER BY event_id",
             f"COMMENT {_quoted(_table_comment(kind))}",
         ]
+    )
+
+
+def published_column_sql() -> str:
+    """The fact tables' publication time column (migration 0013 added it): rows written
+    before it have 1970, the time no decision precedes (any decision's delete takes them,
+    as every delete did before)."""
+    return (
+        f"{PUBLISHED_AT} DateTime64(3, 'UTC') DEFAULT toDateTime64(0, 3, 'UTC') "
+        "COMMENT 'When its linked message was published (its Kafka timestamp, set by the "
+        "resolver); 1970 for rows written before migration 0013'"
     )
 
 
@@ -331,7 +349,12 @@ def wire_sqls(kind: EventKind, schema: Mapping[str, Any]) -> list[str]:
         [
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_facts TO {kind.fact_table}",
             "AS SELECT",
-            ",\n".join(f"    {c.selected} AS {c.name}" for c in columns),
+            ",\n".join(
+                [
+                    *(f"    {c.selected} AS {c.name}" for c in columns),
+                    f"    {PUBLISHED_FIELD} AS {PUBLISHED_AT}",
+                ]
+            ),
             f"FROM {table}",
             where,
         ]

@@ -17,6 +17,7 @@ from sinks.optouts import (
     audit_row,
     count_statement,
     delete_statement,
+    removal_times,
     removed_per_decision,
     revocations_statement,
     superseded,
@@ -70,22 +71,21 @@ class OptOutRemoval:
             }
         stale = superseded(batch.decisions, revoked_at)
         self.counts["optout.superseded"] += sum(stale)
-        ids = sorted(
-            {
-                p
-                for d, old in zip(batch.decisions, stale, strict=True)
-                if d["opted_out"] and not old
-                for p in d["person_ids"]
-            }
-        )
+        # each person's rows published up to its latest decision: a later one was admitted
+        # after a revocation (perhaps written before this batch: a lagging partition)
+        upto = removal_times(batch.decisions, stale)
+        ids = sorted(upto)
         found: list[tuple[str, str, int]] = []
         if ids:
-            found = self._client.query(count_statement(), parameters={"ids": ids}).result_rows
+            found = self._client.query(
+                count_statement(), parameters={"ids": ids, "upto": [upto[p] for p in ids]}
+            ).result_rows
         for table in sorted({str(table) for table, _person, _rows in found}):
             chosen = sorted({str(p) for t, p, _rows in found if t == table})
             delete = delete_statement(table)
+            chosen_upto = [upto[p] for p in chosen]
             for each in [delete] if self._cluster is None else cluster_form(delete, self._cluster):
-                self._client.command(each, parameters={"ids": chosen})
+                self._client.command(each, parameters={"ids": chosen, "upto": chosen_upto})
         applied_at = datetime.now(UTC)
         audit = []
         audited = set(self._audited)  # a decision read twice in one batch: one audit row

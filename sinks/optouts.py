@@ -4,8 +4,11 @@ The identity resolver publishes an OptOutDecision (``c2c.identity.optouts``) whe
 an opt-out, spreads one by a merge, or revokes one. From the sink's side:
 
 - an opted-out decision removes every row of its person ids from every table that holds
-  person rows (:data:`PERSON_TABLES`), and the sink remembers when it was decided
-  (:class:`OptOutFilter`, saved in ``optout_person``);
+  person rows (:data:`PERSON_TABLES`): from a fact table, those published up to the
+  decision (their ``published_at``: an event published after it follows a revocation,
+  and may have been written before the sink read the decision, its partition lagging);
+  and the sink remembers when it was decided (:class:`OptOutFilter`, saved in
+  ``optout_person``);
 - a linked event of such a person published up to that moment is never written, even when
   it is read later (its partition lagged) or read again (a replay or a rebuilt sink). The
   resolver publishes nothing of an opted-out person after the decision, so a later event
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from c2c.pseudonyms import keyed_digest, purpose_key
-from sinks.rows import FACT_TABLES
+from sinks.rows import FACT_TABLES, PUBLISHED_AT
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -34,6 +37,7 @@ __all__ = [
     "audit_row",
     "count_statement",
     "delete_statement",
+    "removal_times",
     "removed_per_decision",
     "request_key",
     "request_ref",
@@ -99,15 +103,41 @@ class OptOutFilter:
         return len(self._out_at)
 
 
+def removal_times(decisions: Sequence[Mapping[str, Any]], stale: Sequence[bool]) -> dict[str, int]:
+    """Person id -> the time (epoch milliseconds) up to which its rows are removed: its
+    latest decision among the opted-out ``decisions`` that are not ``stale``
+    (:func:`superseded`)."""
+    upto: dict[str, int] = {}
+    for decision, old in zip(decisions, stale, strict=True):
+        if decision["opted_out"] and not old:
+            at = _millis(decision["decided_at"])
+            for person_id in decision["person_ids"]:
+                upto[str(person_id)] = max(upto.get(str(person_id), 0), at)
+    return upto
+
+
+def _removed(table: str) -> str:
+    """The rows of ``table`` a removal takes: those of the person ids of parameter ``ids``,
+    and in a fact table only those published up to the time parameter ``upto`` gives
+    each (epoch milliseconds, in ``ids`` order: :func:`removal_times`)."""
+    if table not in _FACT_TABLE_NAMES:
+        return "person_id IN %(ids)s"
+    return (
+        f"person_id IN %(ids)s AND toUnixTimestamp64Milli({PUBLISHED_AT}) "
+        "<= transform(person_id, %(ids)s, %(upto)s, 0)"
+    )
+
+
 def count_statement(tables: Sequence[str] = PERSON_TABLES) -> str:
-    """One query for the rows of every table in ``tables`` under the person ids of
-    parameter ``ids``: (table, person id, rows) for each pair that has any. Each event is
+    """One query for the rows of every table in ``tables`` that a removal of the person
+    ids of parameter ``ids`` takes (published up to parameter ``upto``'s time of each, in a
+    fact table): (table, person id, rows) for each pair that has any. Each event is
     counted once however many copies a replay left (distinct event ids in a fact table,
     distinct persons elsewhere), without FINAL, which would merge whole tables first."""
     return " UNION ALL ".join(
         f"SELECT '{table}', person_id, "
         f"uniqExact({'event_id' if table in _FACT_TABLE_NAMES else 'person_id'}) "
-        f"FROM {table} WHERE person_id IN %(ids)s GROUP BY person_id"
+        f"FROM {table} WHERE {_removed(table)} GROUP BY person_id"
         for table in tables
     )
 
@@ -116,11 +146,13 @@ _FACT_TABLE_NAMES = frozenset(FACT_TABLES.values())
 
 
 def delete_statement(table: str) -> str:
-    """Remove the rows of ``table`` under the person ids of parameter ``ids``: a
-    lightweight delete written as a patch part (migration 0007), gone for every reader at
-    once and without waiting for a mutation."""
+    """Remove the rows of ``table`` under the person ids of parameter ``ids`` (of a fact
+    table, those published up to parameter ``upto``'s time of each: a row published after
+    the decision follows a revocation, :func:`removal_times`): a lightweight delete
+    written as a patch part (migration 0007), gone for every reader at once and without
+    waiting for a mutation."""
     return (
-        f"DELETE FROM {table} WHERE person_id IN %(ids)s "
+        f"DELETE FROM {table} WHERE {_removed(table)} "
         "SETTINGS lightweight_delete_mode = 'lightweight_update'"
     )
 

@@ -25,7 +25,7 @@ from c2c.errors import C2CError
 from c2c.kinds import LINKED_KINDS
 from sinks.batch import Batch, add_row
 from sinks.optouts import OPTOUT_PERSON_COLUMNS
-from sinks.rows import PERSON_MAP_COLUMNS, columns
+from sinks.rows import PERSON_MAP_COLUMNS, PUBLISHED_AT, columns
 
 __all__ = [
     "DATA_ERROR_CODES",
@@ -159,7 +159,8 @@ def salvage(
     inserts one table's rows) and take them out of it: the fact tables', the person map's
     and the opted-out persons'. Each person's row in ``batch.persons`` is then its latest
     event among the rows kept. Raises what an outage raised."""
-    tables = [(table, columns(table), rows) for table, rows in batch.facts.items()]
+    published = batch.published
+    tables = [(table, (*columns(table), PUBLISHED_AT), rows) for table, rows in batch.facts.items()]
     tables += [
         ("person_map", PERSON_MAP_COLUMNS, batch.merges),
         ("optout_person", OPTOUT_PERSON_COLUMNS, batch.optout_persons),
@@ -170,6 +171,8 @@ def salvage(
         def insert_part(
             part: Sequence[list[Any]], table: str = table, names: Sequence[str] = names
         ) -> None:
+            if names[-1] == PUBLISHED_AT:  # a fact row and when it was published
+                part = [[*row, max(0, published.get(id(row), 0))] for row in part]
             insert(table, names, part)
 
         refused += [RefusedRow(table, row, exc) for row, exc in bisect(rows, insert_part)]

@@ -27,6 +27,7 @@ __all__ = [
     "FACT_MEMO",
     "FACT_TABLES",
     "PERSON_MAP_COLUMNS",
+    "PUBLISHED_AT",
     "ChangeReader",
     "PersonMap",
     "RowReader",
@@ -71,6 +72,12 @@ FACT_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "fact_wage": ("employer_id", "naics", "year", "quarter", "wages"),
     "fact_credential": ("credential_type", "issue_date", "recommending_institution_id"),
 }
+
+# The fact tables' column of when each row's linked message was published (its Kafka
+# timestamp, which the resolver sets: epoch milliseconds here), after the rows' columns
+# (:func:`columns`) and ingested_at (migration 0013). An opt-out's delete removes the rows
+# published up to its decision (sinks/optouts.py); rows written before 0013 hold 1970.
+PUBLISHED_AT = "published_at"
 
 PERSON_MAP_COLUMNS = ("person_id", "survivor_id", "changed_at")
 DIM_PERSON_COLUMNS = (

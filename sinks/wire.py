@@ -8,9 +8,11 @@ Null: it keeps nothing), whose materialized views write the fact table and ``dim
 (migration 0008). A message framed otherwise, or that the sink cannot place, is decoded
 in Python as before (sinks/rows.py).
 
-The container's records are the messages as they are, each followed by
-:data:`SEPARATOR`: the writer schema (:func:`wire_schema`) is the linked schema with the
-5-byte frame as a first field and five booleans as the last. Avro has no lengths between
+The container's records are the messages as they are, each followed by the time it was
+published (its Kafka timestamp, an Avro long: :data:`PUBLISHED_FIELD`, the fact row's
+``published_at``) and :data:`SEPARATOR`: the writer schema (:func:`wire_schema`) is the
+linked schema with the 5-byte frame as a first field, then the publication time and five
+booleans as the last. Avro has no lengths between
 records, so a message that is cut short or too long would shift every record after it;
 ClickHouse then reads values that fail to parse (an error, the whole insert refused, as
 ClickHouse parses a block before any view writes it, and the writer asks for one block:
@@ -30,6 +32,7 @@ from typing import Any
 from sinks.rows import AFTER_ID_AND_TIME, FACT_TABLES, framed_id_and_time, leading_fields
 
 __all__ = [
+    "PUBLISHED_FIELD",
     "SEPARATOR",
     "WIRE_TABLES",
     "WireFormat",
@@ -48,11 +51,14 @@ WIRE_TABLES: Mapping[str, str] = {
 # one byte, 0 or 1; anything else fails to parse). The views check the pattern.
 SEPARATOR = bytes([1, 0, 1, 1, 0])
 _SEPARATOR_FIELDS = ("wire_end_1", "wire_end_2", "wire_end_3", "wire_end_4", "wire_end_5")
+# After each record's own fields: when the message was published (migration 0013)
+PUBLISHED_FIELD = "wire_published"
 
 
 def wire_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The container's writer schema for messages of the linked record ``schema`` (fully
-    resolved: named types inline): its frame, its fields, the separator."""
+    resolved: named types inline): its frame, its fields, when it was published, the
+    separator."""
     return {
         "type": "record",
         "name": f"Wire{schema['name']}",
@@ -60,6 +66,7 @@ def wire_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         "fields": [
             {"name": "wire_frame", "type": {"type": "fixed", "name": "WireFrame", "size": 5}},
             *schema["fields"],
+            {"name": PUBLISHED_FIELD, "type": {"type": "long", "logicalType": "timestamp-millis"}},
             *({"name": name, "type": "boolean"} for name in _SEPARATOR_FIELDS),
         ],
     }
@@ -90,10 +97,20 @@ class WireFormat:
         parts += [b"\x00", self._sync]
         self._header = b"".join(parts)
 
-    def container(self, messages: Sequence[bytes]) -> bytes:
+    def container(self, messages: Sequence[bytes], published: Sequence[int] | None = None) -> bytes:
         """One container holding ``messages`` (framed wire messages of the reader schema),
-        in one block, each followed by :data:`SEPARATOR`."""
-        data = SEPARATOR.join(messages) + SEPARATOR
+        in one block, each followed by when it was published (``published``: epoch
+        milliseconds, each message's; none: 0, unknown) and :data:`SEPARATOR`."""
+        if published is None:
+            published = [0] * len(messages)
+        tails: dict[int, bytes] = {}  # many messages share a millisecond: one tail each
+        parts: list[bytes] = []
+        for message, at in zip(messages, published, strict=True):
+            tail = tails.get(at)
+            if tail is None:
+                tail = tails[at] = varint(at) + SEPARATOR
+            parts += (message, tail)
+        data = b"".join(parts)
         return b"".join((self._header, varint(len(messages)), varint(len(data)), data, self._sync))
 
 

@@ -19,7 +19,13 @@ from clickhouse_connect.driver.insert import InsertContext
 
 from sinks.batch import Batch
 from sinks.optouts import OPTOUT_PERSON_COLUMNS
-from sinks.rows import DIM_PERSON_COLUMNS, PERSON_MAP_COLUMNS, columns, dim_person_of
+from sinks.rows import (
+    DIM_PERSON_COLUMNS,
+    PERSON_MAP_COLUMNS,
+    PUBLISHED_AT,
+    columns,
+    dim_person_of,
+)
 from sinks.wire import WIRE_TABLES, WireFormat
 
 __all__ = ["INSERT_SETTINGS", "TableWriter", "write_batch"]
@@ -50,13 +56,21 @@ class TableWriter:
         self._settings = dict(settings)
         self._contexts: dict[tuple[str, tuple[str, ...]], InsertContext] = {}
 
-    def insert(self, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def insert(
+        self,
+        table: str,
+        names: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        more: Sequence[Sequence[Any]] = (),
+    ) -> int:
         """Insert ``rows`` (values in ``names`` order) into ``table``, column-oriented
         (clickhouse-connect converts rows to columns itself otherwise, at a third of the
-        speed); the rows written, 0 (and no insert) when there are none."""
+        speed), and after their values the columns ``more`` (one value per row each, for
+        the last names); the rows written, 0 (and no insert) when there are none."""
         data = list(zip(*rows, strict=True))  # the columns, as tuples
         if not data:
             return 0
+        data += map(tuple, more)
         key = (table, tuple(names))
         context = self._contexts.get(key)
         if context is None:
@@ -88,15 +102,21 @@ def write_batch(target: Any, batch: Batch, formats: Mapping[str, WireFormat] | N
     """Insert ``batch``, one column-oriented insert per table, through ``target``: a
     :class:`TableWriter` (the sink's, which keeps each table's insert context), or a
     clickhouse-connect client; the wire messages of a fact table as one container
-    (``formats``: each fact table's) into its wire table. Raises what the client raised."""
+    (``formats``: each fact table's) into its wire table. Each fact row gets when its
+    message was published (``batch.published``; 1970 where not known). Raises what the
+    client raised."""
     writer = target if isinstance(target, TableWriter) else TableWriter(target)
     for table, messages in batch.wire.items():
         if messages:
             assert formats is not None, "wire messages need their tables' formats"
-            container = formats[table].container([m.value() or b"" for m in messages])
+            container = formats[table].container(
+                [m.value() or b"" for m in messages], [max(0, m.timestamp()[1]) for m in messages]
+            )
             writer.insert_container(WIRE_TABLES[table], container)
+    published = batch.published
     for table, rows in batch.facts.items():
-        writer.insert(table, columns(table), rows)
+        times = [max(0, published.get(id(row), 0)) for row in rows]
+        writer.insert(table, (*columns(table), PUBLISHED_AT), rows, (times,))
     writer.insert("person_map", PERSON_MAP_COLUMNS, batch.merges)
     writer.insert("dim_person", DIM_PERSON_COLUMNS, map(dim_person_of, batch.persons.values()))
     writer.insert("optout_person", OPTOUT_PERSON_COLUMNS, batch.optout_persons)

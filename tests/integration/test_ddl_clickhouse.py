@@ -160,6 +160,7 @@ def test_every_cluster_statement_parses_in_the_clickhouse_compose_names(tmp_path
         for statement in statements:
             for sql in cluster_form(statement, schema):
                 sql = sql.replace("%(ids)s", "('c2c-000000000001')")  # bound when it runs
+                sql = sql.replace("%(upto)s", "[1767225600000]")
                 [[formatted]] = client.query(
                     "SELECT formatQuery({sql:String})", parameters={"sql": sql}
                 ).result_rows

@@ -10,24 +10,32 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from c2c.clickhouse import connect
+from c2c.examples import example_linked
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
 from cli.demo import declare_synth_horizons
 from cli.sink_process import SinkProcess
 from cli.worker_process import WorkerProcess
 from producers.files import mapped_events, replay
 from producers.optouts import request_event, revocation_event
 from producers.synth import NoiseConfig, SynthConfig, synthesize
+from sinks.audit import read_audit
+from sinks.migrate import migrate
+from sinks.optouts import request_key
 from sinks.rows import FACT_TABLES
+from sinks.sink import Sink
 from tests.conftest import free_port_pair
 from tests.integration.outcome_pages import researcher_table, with_token
 from tests.integration.pipeline import Pipeline, running_pipeline, until
@@ -294,3 +302,90 @@ def _opted_out(synth: Path) -> set[str]:
     """The true persons whose opt-out stands (asked and never revoked)."""
     with (synth / "truth" / "people.csv").open(newline="") as handle:
         return {r["person_id"] for r in csv.DictReader(handle) if r["opted_out"] == "1"}
+
+
+@pytest.mark.parametrize("decode", ["python", "clickhouse"])
+def test_an_opt_outs_delete_keeps_the_rows_published_after_its_decision(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path, decode: str
+) -> None:
+    """A lagging decisions partition: the sink writes a person's events, one published
+    before an opt-out's decision and one after it (following a revocation), and only then
+    reads the decision. Its delete removes the earlier row and keeps the later one, by
+    the publication time each row holds (decoded by the sink, or by ClickHouse from the
+    wire: C2C_SINK_DECODE)."""
+    settings = stack.model_copy(
+        update={
+            "clickhouse_url": f"chdb://{tmp_path / 'ch'}",
+            "clickhouse_database": "lagging",
+            "sink_start": "latest",
+            "sink_batch_wait_s": 0.2,
+            "sink_batch_rows": 2,  # wire messages go as containers from one (clickhouse)
+            "sink_decode": decode,
+        }
+    )
+    client = connect(settings)
+    migrate(client, min_cell=settings.suppression_min_cell)
+    sink = Sink(settings, registry, client, group_id=f"test-sink-{uuid.uuid4().hex[:8]}")
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    producer = Producer(stack.kafka_config())
+    try:
+        until(lambda: sink.positioned, "the sink to be assigned")
+        person = f"P-lag-{uuid.uuid4().hex[:8]}"
+        decided = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+        decided_ms = int(decided.timestamp() * 1000)
+        topic = "c2c.linked.enrollment"
+        encoder = registry.encoder(get_topic(topic))
+        published = {}  # event id -> when published: a minute before and after the decision
+        for index, offset_ms in enumerate((-60_000, 60_000)):
+            event = {**example_linked("enrollment", index), "event_id": str(uuid.uuid4())}
+            event["person_id"] = person
+            published[event["event_id"]] = decided_ms + offset_ms
+            producer.produce(
+                topic, encoder.encode(event), key=person.encode(), timestamp=decided_ms + offset_ms
+            )
+        assert producer.flush(30) == 0
+        early, late = published
+
+        def stored() -> dict[str, int]:
+            with sink.lock:
+                rows = client.query(
+                    "SELECT toString(event_id), toUnixTimestamp64Milli(published_at) "
+                    "FROM fact_enrollment FINAL WHERE person_id = %(p)s",
+                    parameters={"p": person},
+                ).result_rows
+            return {str(event_id): int(at) for event_id, at in rows}
+
+        assert until(lambda: len(stored()) == 2, "both events written") is True
+        assert stored() == published  # each row holds its message's Kafka timestamp
+
+        decision = {
+            "decision_id": str(uuid.uuid4()),
+            "decided_at": decided,
+            "requested_at": decided,
+            "request_id": f"R-lag-{uuid.uuid4().hex[:8]}",
+            "cause": "REQUESTED",
+            "requested_by": "OPERATOR",
+            "person_id": person,
+            "person_ids": [person],
+            "opted_out": True,
+        }
+        decisions = get_topic(OPTOUT_DECISIONS_TOPIC)
+        producer.produce(
+            OPTOUT_DECISIONS_TOPIC, registry.encoder(decisions).encode(decision), key=b"lag"
+        )
+        assert producer.flush(30) == 0
+        until(lambda: sink.removal.counts["optout.audited"] >= 1, "the decision applied")
+
+        kept = stored()
+        assert early not in kept  # published before the decision: removed
+        assert kept == {late: published[late]}  # published after it: kept
+        with sink.lock:
+            secret = settings.identity_secret.get_secret_value().encode()
+            [audit] = read_audit(client, decision["request_id"], key=request_key(secret))
+        assert audit["rows_removed"]["fact_enrollment"] == 1
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        client.close()

@@ -1,11 +1,14 @@
 """The tables and views of every linked kind, rendered from its schema (sinks/ddl.py), as
 text against the migrations that created them by hand.
 
-What the renderer gives for the five kinds is, statement for statement, what migrations
-0002 (current views), 0007 (the fact tables' settings) and 0008 (wire tables and their
-views) hold. The fact tables of 0001 have the same columns, types, order, engine and key;
-their comments differ: 0001's were written by hand, the renderer takes each field's doc
-from the schema (and "DESCRIPTION, one row per linked event" for the table).
+What the renderer gives for the five kinds is, statement for statement, what the
+migrations leave: each table and view as its last creating statement made it (0002's
+current views, which 0013 replaces by the same; 0008, made again by 0013: wire tables
+and their views), with the columns
+later migrations added to it (``ALTER TABLE ... ADD COLUMN``, 0013's publication time),
+and 0007's settings. The fact tables of 0001 have the same columns, types, order, engine
+and key; their comments differ: 0001's were written by hand, the renderer takes each
+field's doc from the schema (and "DESCRIPTION, one row per linked event" for the table).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sinks.ddl import (
     main,
     migration_text,
     missing_kinds,
+    published_column_sql,
     wire_sqls,
 )
 from sinks.migrate import MIGRATIONS_DIR, migrations, split_statements
@@ -37,34 +41,78 @@ STATEMENTS = {
     migration.name: split_statements(migration.text) for migration in migrations(MIGRATIONS_DIR)
 }
 _COMMENT = re.compile(r"\s?COMMENT '(?:[^']|'')*'")
+_CREATE = re.compile(
+    r"^CREATE (?P<replace>OR REPLACE )?(?:TABLE|VIEW|MATERIALIZED VIEW) (?:IF NOT EXISTS )?(\w+)"
+)
+_DROP = re.compile(r"^DROP (?:TABLE|VIEW) (?:IF EXISTS )?(\w+)$")
+_ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+) ADD COLUMN (?:IF NOT EXISTS )?(.+)$", re.DOTALL)
+
+
+def _migrated() -> dict[str, str]:
+    """Each table and view the migrations leave -> the statement that would create it as
+    it is: its last creating statement, with the columns each later ``ADD COLUMN`` added
+    written last in its column list (where ClickHouse adds a column given no position)."""
+    made: dict[str, str] = {}
+    for migration in migrations(MIGRATIONS_DIR):
+        for statement in split_statements(migration.text):
+            if created := _CREATE.match(statement):
+                if created.group("replace") or created.group(2) not in made:
+                    made[created.group(2)] = statement
+            elif dropped := _DROP.match(statement):
+                made.pop(dropped.group(1), None)
+            elif added := _ADD_COLUMN.match(statement):
+                lines = made[added.group(1)].split("\n")
+                end = lines.index(")")  # the column list's end
+                lines[end - 1] += ","
+                lines.insert(end, f"    {added.group(2)}")
+                made[added.group(1)] = "\n".join(lines)
+    return made
+
+
+MIGRATED = _migrated()
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)
-def test_wire_tables_and_their_views_are_migration_0008s(kind: EventKind) -> None:
+def test_wire_tables_and_their_views_are_the_migrations(kind: EventKind) -> None:
     rendered = wire_sqls(kind, LIBRARY.resolve(kind.linked_schema))
+    names = [kind.wire_table, f"{kind.wire_table}_facts", f"{kind.wire_table}_persons"]
     assert [sql.split("\n")[0] for sql in rendered] == [
-        f"CREATE TABLE IF NOT EXISTS {kind.wire_table}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {kind.wire_table}_facts TO {kind.fact_table}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {kind.wire_table}_persons TO dim_person",
+        f"CREATE TABLE IF NOT EXISTS {names[0]}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {names[1]} TO {kind.fact_table}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {names[2]} TO dim_person",
     ]
-    for sql in rendered:
-        assert sql in STATEMENTS["wire"]
+    assert rendered == [MIGRATED[name] for name in names]
+    for sql in rendered:  # made again by 0013, with the publication time
+        assert sql in STATEMENTS["publication_time"]
+    assert rendered[0] not in STATEMENTS["wire"]
+    assert "    wire_published AS published_at" in rendered[1].split("\n")
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)
 def test_current_views_and_settings_are_migrations_0002_and_0007s(kind: EventKind) -> None:
-    assert current_view_sql(kind) in STATEMENTS["current_facts"]
+    rendered = current_view_sql(kind)
+    assert rendered in STATEMENTS["current_facts"]
+    # made again by 0013, to show the fact table's new column
+    head = f"CREATE VIEW IF NOT EXISTS {kind.current_view}"
+    replaced = rendered.replace(head, f"CREATE OR REPLACE VIEW {kind.current_view}", 1)
+    assert rendered.startswith(head)
+    assert MIGRATED[kind.current_view] == replaced
     assert kind_sqls(kind)[1] in STATEMENTS["patch_part_deletes"]
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)
-def test_fact_tables_are_migration_0001s_but_for_their_comments(kind: EventKind) -> None:
+def test_fact_tables_are_the_migrations_but_for_their_comments(kind: EventKind) -> None:
+    """0001's table with 0013's publication time added last."""
     rendered = fact_table_sql(kind, LIBRARY.resolve(kind.linked_schema))
     (written,) = [
         sql for sql in STATEMENTS["facts"] if sql.split("\n")[0] == rendered.split("\n")[0]
     ]
-    assert _COMMENT.sub("", rendered) == _COMMENT.sub("", written)
-    assert rendered != written  # the comments: docs here, hand-written there
+    migrated = MIGRATED[kind.fact_table]
+    assert _COMMENT.sub("", rendered) == _COMMENT.sub("", migrated)
+    assert rendered != migrated  # the comments: docs here, hand-written there
+    assert _COMMENT.sub("", migrated) != _COMMENT.sub("", written)
+    ingested = "    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When the sink wrote"
+    assert rendered.split("\n")[-6:-4] == [f"{ingested} the row',", f"    {published_column_sql()}"]
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)

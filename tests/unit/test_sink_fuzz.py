@@ -33,7 +33,7 @@ from sinks.batch import Batch
 from sinks.ddl import fact_columns
 from sinks.optouts import OPTOUT_PERSON_COLUMNS
 from sinks.refusal import salvage
-from sinks.rows import FACT_TABLES, PERSON_MAP_COLUMNS, columns
+from sinks.rows import FACT_TABLES, PERSON_MAP_COLUMNS, PUBLISHED_AT, columns
 from sinks.wire import varint
 from tests.fuzzing import FUZZ, mutated
 from tests.unit.test_sink_batch import REGISTRY, _builder, _Message
@@ -248,8 +248,11 @@ _LIBRARY = SchemaLibrary()
 # fact table -> column -> its ClickHouse type (sinks.ddl, as the migrations created them)
 FACT_TYPES: dict[str, dict[str, str]] = {
     table: {
-        column.name: column.fact
-        for column in fact_columns(_LIBRARY.resolve(get_topic(topic).schema))
+        **{
+            column.name: column.fact
+            for column in fact_columns(_LIBRARY.resolve(get_topic(topic).schema))
+        },
+        PUBLISHED_AT: "DateTime64(3, 'UTC')",  # when its message was published
     }
     for topic, table in FACT_TABLES.items()
 }
@@ -459,7 +462,7 @@ def test_a_date_past_any_calendar_is_refused_alone(new_days: int) -> None:
 
 def test_the_column_types_cover_every_fact_column() -> None:
     for table, types in FACT_TYPES.items():
-        assert tuple(types) == columns(table)
+        assert tuple(types) == (*columns(table), PUBLISHED_AT)  # as the sink inserts them
 
 
 def test_a_tracing_sink_reads_trace_headers_that_are_not_utf8() -> None:

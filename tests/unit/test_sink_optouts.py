@@ -16,6 +16,7 @@ from sinks.optouts import (
     audit_row,
     count_statement,
     delete_statement,
+    removal_times,
     removed_per_decision,
     request_key,
     request_ref,
@@ -72,7 +73,8 @@ def test_the_filter_is_rebuilt_from_what_was_written() -> None:
 def test_statements_and_audit_rows() -> None:
     assert count_statement(("fact_wage", "dim_person")) == (
         "SELECT 'fact_wage', person_id, uniqExact(event_id) FROM fact_wage "
-        "WHERE person_id IN %(ids)s GROUP BY person_id UNION ALL "
+        "WHERE person_id IN %(ids)s AND toUnixTimestamp64Milli(published_at) "
+        "<= transform(person_id, %(ids)s, %(upto)s, 0) GROUP BY person_id UNION ALL "
         "SELECT 'dim_person', person_id, uniqExact(person_id) FROM dim_person "
         "WHERE person_id IN %(ids)s GROUP BY person_id"
     )
@@ -88,6 +90,36 @@ def test_statements_and_audit_rows() -> None:
     # the audit holds the request id keyed: not it, nor its unkeyed hash, nor under another key
     assert keyed not in ("R1", hashlib.sha256(b"R1").hexdigest()[:32])
     assert keyed != request_ref(request_key(b"another secret"), "R1")
+
+
+def test_a_fact_tables_delete_takes_each_persons_rows_published_up_to_its_decision() -> None:
+    """A row published after the decision follows a revocation (the resolver publishes
+    nothing of an opted-out person): the delete keeps it, even when it was written before
+    the sink read the decision (its decisions partition lagging)."""
+    from clickhouse_connect.driver.binding import finalize_query
+
+    later = AT + datetime.timedelta(hours=1)
+    decisions = [
+        _decision(True),  # P1 and P7
+        {**_decision(True, later), "decision_id": "d2", "person_ids": ["P7", "P9"]},
+        {**_decision(True, later), "decision_id": "d3", "person_ids": ["P4"]},  # superseded
+        {**_decision(False, later), "decision_id": "d4", "person_ids": ["P5"]},  # a revocation
+    ]
+    upto = removal_times(decisions, [False, False, True, False])
+    assert upto == {"P1": _ms(AT), "P7": _ms(later), "P9": _ms(later)}  # each its latest
+
+    ids = sorted(upto)
+    bound = finalize_query(
+        delete_statement("fact_enrollment"), {"ids": ids, "upto": [upto[p] for p in ids]}
+    )
+    assert bound == (
+        "DELETE FROM fact_enrollment WHERE person_id IN ['P1', 'P7', 'P9'] "
+        "AND toUnixTimestamp64Milli(published_at) <= transform(person_id, "
+        f"['P1', 'P7', 'P9'], [{_ms(AT)}, {_ms(later)}, {_ms(later)}], 0) "
+        "SETTINGS lightweight_delete_mode = 'lightweight_update'"
+    )
+    for table in PERSON_TABLES:  # the fact tables by publication time, the others by person
+        assert ("published_at" in delete_statement(table)) == table.startswith("fact_")
 
 
 def test_an_operator_request_is_a_valid_opt_out_event() -> None:
