@@ -8,12 +8,14 @@ Null: it keeps nothing), whose materialized views write the fact table and ``dim
 (migration 0008). A message framed otherwise, or that the sink cannot place, is decoded
 in Python as before (sinks/rows.py).
 
-The container's records are the messages as they are, each followed by the time it was
+The container's records are the messages as they are, each after the time it was
 published (its Kafka timestamp, an Avro long: :data:`PUBLISHED_FIELD`, the fact row's
-``published_at``) and :data:`SEPARATOR`: the writer schema (:func:`wire_schema`) is the
-linked schema with the 5-byte frame as a first field, then the publication time and five
-booleans as the last. Avro has no lengths between
-records, so a message that is cut short or too long would shift every record after it;
+``published_at``) and followed by :data:`SEPARATOR`: the writer schema (:func:`wire_schema`)
+is the linked schema with the publication time and the 5-byte frame as its first fields
+and five booleans as the last. The time goes first, not between the message and the
+separator, where its varint of any length could absorb a message's wrong length. Avro has
+no lengths between records, so a message that is cut short or too long would shift every
+record after it;
 ClickHouse then reads values that fail to parse (an error, the whole insert refused, as
 ClickHouse parses a block before any view writes it, and the writer asks for one block:
 sinks.writer.WIRE_BLOCK_ROWS), or separators that are not :data:`SEPARATOR` (which the
@@ -51,22 +53,22 @@ WIRE_TABLES: Mapping[str, str] = {
 # one byte, 0 or 1; anything else fails to parse). The views check the pattern.
 SEPARATOR = bytes([1, 0, 1, 1, 0])
 _SEPARATOR_FIELDS = ("wire_end_1", "wire_end_2", "wire_end_3", "wire_end_4", "wire_end_5")
-# After each record's own fields: when the message was published (migration 0013)
+# Before each message: when it was published (migration 0013)
 PUBLISHED_FIELD = "wire_published"
 
 
 def wire_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The container's writer schema for messages of the linked record ``schema`` (fully
-    resolved: named types inline): its frame, its fields, when it was published, the
+    resolved: named types inline): when it was published, its frame, its fields, the
     separator."""
     return {
         "type": "record",
         "name": f"Wire{schema['name']}",
         "namespace": "org.c2cstream.wire",
         "fields": [
+            {"name": PUBLISHED_FIELD, "type": {"type": "long", "logicalType": "timestamp-millis"}},
             {"name": "wire_frame", "type": {"type": "fixed", "name": "WireFrame", "size": 5}},
             *schema["fields"],
-            {"name": PUBLISHED_FIELD, "type": {"type": "long", "logicalType": "timestamp-millis"}},
             *({"name": name, "type": "boolean"} for name in _SEPARATOR_FIELDS),
         ],
     }
@@ -99,17 +101,17 @@ class WireFormat:
 
     def container(self, messages: Sequence[bytes], published: Sequence[int] | None = None) -> bytes:
         """One container holding ``messages`` (framed wire messages of the reader schema),
-        in one block, each followed by when it was published (``published``: epoch
-        milliseconds, each message's; none: 0, unknown) and :data:`SEPARATOR`."""
+        in one block, each after when it was published (``published``: epoch milliseconds,
+        each message's; none: 0, unknown) and followed by :data:`SEPARATOR`."""
         if published is None:
             published = [0] * len(messages)
-        tails: dict[int, bytes] = {}  # many messages share a millisecond: one tail each
+        heads: dict[int, bytes] = {}  # many messages share a millisecond: one varint each
         parts: list[bytes] = []
         for message, at in zip(messages, published, strict=True):
-            tail = tails.get(at)
-            if tail is None:
-                tail = tails[at] = varint(at) + SEPARATOR
-            parts += (message, tail)
+            head = heads.get(at)
+            if head is None:
+                head = heads[at] = varint(at)
+            parts += (head, message, SEPARATOR)
         data = b"".join(parts)
         return b"".join((self._header, varint(len(messages)), varint(len(data)), data, self._sync))
 

@@ -7,8 +7,8 @@
 -- current views are made again (as in 0002) to show the new column.
 --
 -- The wire tables (engine Null: they keep nothing) are made again with the publication
--- time after each message's fields (sinks/wire.py), and their views with them: rendered
--- by sinks/ddl.py. Their views go first, as they read the wire table.
+-- time before each message (sinks/wire.py), and their views with them: rendered by
+-- sinks/ddl.py. Their views are dropped first, as they read the wire table.
 
 ALTER TABLE fact_enrollment ADD COLUMN IF NOT EXISTS published_at DateTime64(3, 'UTC') DEFAULT toDateTime64(0, 3, 'UTC') COMMENT 'When its linked message was published (its Kafka timestamp, set by the resolver); 1970 for rows written before migration 0013';
 
@@ -58,6 +58,7 @@ DROP TABLE IF EXISTS wire_enrollment;
 
 CREATE TABLE IF NOT EXISTS wire_enrollment
 (
+    wire_published DateTime64(3, 'UTC'),
     wire_frame FixedString(5),
     event_id UUID,
     event_time DateTime64(3, 'UTC'),
@@ -65,7 +66,6 @@ CREATE TABLE IF NOT EXISTS wire_enrollment
     person_id String,
     attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
     facts Tuple(institution_id String, district_id Nullable(String), academic_year Int32, term String, term_start_date Nullable(Date32), grade_level Nullable(String), program_cip Nullable(String), first_time Nullable(Bool)),
-    wire_published DateTime64(3, 'UTC'),
     wire_end_1 Bool,
     wire_end_2 Bool,
     wire_end_3 Bool,
@@ -129,6 +129,7 @@ DROP TABLE IF EXISTS wire_completion;
 
 CREATE TABLE IF NOT EXISTS wire_completion
 (
+    wire_published DateTime64(3, 'UTC'),
     wire_frame FixedString(5),
     event_id UUID,
     event_time DateTime64(3, 'UTC'),
@@ -136,7 +137,6 @@ CREATE TABLE IF NOT EXISTS wire_completion
     person_id String,
     attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
     facts Tuple(award_level String, completion_date Date32, institution_id String, program_cip Nullable(String)),
-    wire_published DateTime64(3, 'UTC'),
     wire_end_1 Bool,
     wire_end_2 Bool,
     wire_end_3 Bool,
@@ -196,6 +196,7 @@ DROP TABLE IF EXISTS wire_financial_aid;
 
 CREATE TABLE IF NOT EXISTS wire_financial_aid
 (
+    wire_published DateTime64(3, 'UTC'),
     wire_frame FixedString(5),
     event_id UUID,
     event_time DateTime64(3, 'UTC'),
@@ -203,7 +204,6 @@ CREATE TABLE IF NOT EXISTS wire_financial_aid
     person_id String,
     attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
     facts Tuple(aid_program String, award_year Int32, amount Decimal(12, 2), institution_id Nullable(String)),
-    wire_published DateTime64(3, 'UTC'),
     wire_end_1 Bool,
     wire_end_2 Bool,
     wire_end_3 Bool,
@@ -261,6 +261,7 @@ DROP TABLE IF EXISTS wire_wage;
 
 CREATE TABLE IF NOT EXISTS wire_wage
 (
+    wire_published DateTime64(3, 'UTC'),
     wire_frame FixedString(5),
     event_id UUID,
     event_time DateTime64(3, 'UTC'),
@@ -268,7 +269,6 @@ CREATE TABLE IF NOT EXISTS wire_wage
     person_id String,
     attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
     facts Tuple(employer_id String, naics Nullable(String), year Int32, quarter Int32, wages Decimal(14, 2)),
-    wire_published DateTime64(3, 'UTC'),
     wire_end_1 Bool,
     wire_end_2 Bool,
     wire_end_3 Bool,
@@ -327,6 +327,7 @@ DROP TABLE IF EXISTS wire_credential;
 
 CREATE TABLE IF NOT EXISTS wire_credential
 (
+    wire_published DateTime64(3, 'UTC'),
     wire_frame FixedString(5),
     event_id UUID,
     event_time DateTime64(3, 'UTC'),
@@ -334,7 +335,6 @@ CREATE TABLE IF NOT EXISTS wire_credential
     person_id String,
     attributes Tuple(birth_year Nullable(Int32), sex Nullable(String), demographics Nullable(Tuple(race_ethnicity Nullable(String), county_fips Nullable(String), foster_youth Nullable(Bool), homeless Nullable(Bool), socioeconomically_disadvantaged Nullable(Bool), english_learner Nullable(Bool)))),
     facts Tuple(credential_type String, issue_date Date32, recommending_institution_id Nullable(String)),
-    wire_published DateTime64(3, 'UTC'),
     wire_end_1 Bool,
     wire_end_2 Bool,
     wire_end_3 Bool,
