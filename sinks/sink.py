@@ -17,7 +17,9 @@ with an audit row each, and rows published before an opt-out are never written a
 :class:`Sink` wires its parts and runs the loop: the consumer (sinks/consumer.py), the batch
 builder (sinks/batch.py, no Kafka or ClickHouse inside), the writer and its retry policy
 (sinks/writer.py, sinks/retry.py), the opt-outs' removal (sinks/optout_removal.py) and
-garbage collection between batches (sinks/gc_control.py).
+garbage collection between batches (sinks/gc_control.py). Beside its group, each sink
+follows the changes and decisions partitions the group gave to other sinks
+(sinks/side_reader.py), so that several sinks in one group write what one sink writes.
 """
 
 from __future__ import annotations
