@@ -85,6 +85,10 @@ class Batch:
     persons: dict[str, list[Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     decisions_read: list[float] = field(default_factory=list)  # monotonic, when each was read
+    # decisions read by the side reader (sinks/side_reader.py): another sink owns their
+    # partition and audits them; this one removes its own rows and does not audit
+    unaudited: set[str] = field(default_factory=set)
+    side: int = 0  # changes and decisions it took from the side reader
     # fact table -> linked messages ClickHouse decodes (sinks/wire.py), and their persons
     wire: dict[str, list[Message]] = field(default_factory=dict)
     wire_persons: set[str] = field(default_factory=set)
@@ -328,18 +332,52 @@ class BatchBuilder:
         if is_change:
             self._change(batch, value)
         else:
+            batch.unaudited.discard(str(value["decision_id"]))  # read through the group too
             self._decision(batch, value)
         return True
 
-    def _change(self, batch: Batch, change: list[Any]) -> None:
+    def take_side(self, batch: Batch, messages: Sequence[Message]) -> int:
+        """Add to ``batch`` what the side reader read (sinks/side_reader.py: the changes and
+        decisions of partitions another sink owns): merges and splits to the person map
+        (their rows written by every sink that reads them: the same rows, or later ones
+        that are more complete, collapse by the latest), opt-out decisions applied as
+        :meth:`take` applies them but not audited here (their owner audits them). Changes
+        only counted, and messages that do not decode, are left to the owner. How many
+        were added (``side.changes``, ``side.decisions``)."""
+        added = 0
+        for message in messages:
+            raw = message.value() or b""
+            is_change = message.topic() == CHANGES_TOPIC
+            if is_change and self._changes.counted(raw) is not None:
+                continue
+            try:
+                value: Any = (self._changes if is_change else self._decisions).decode(raw)
+            except SerdeError:
+                self.counts["side.undecoded"] += 1  # its owner sends it to the dead letters
+                continue
+            if is_change:
+                self._change(batch, value, counted=False)
+                self.counts["side.changes"] += 1
+            else:
+                batch.unaudited.add(str(value["decision_id"]))
+                self._decision(batch, value)
+                self.counts["side.decisions"] += 1
+            added += 1
+        batch.messages += added
+        batch.side += added
+        return added
+
+    def _change(self, batch: Batch, change: list[Any], *, counted: bool = True) -> None:
         """An identity change (sinks.rows.CHANGE_PATHS order): a merge re-points persons,
-        a split points one back at itself."""
+        a split points one back at itself. ``counted``: in ``change.*`` (read through the
+        group)."""
         change_type, person_id, previous, changed_at = change
         if change_type == "PERSONS_MERGED" and previous:
             batch.merges += self.person_map.merge(previous, person_id, changed_at)
         elif change_type == "PERSON_SPLIT":
             batch.merges += self.person_map.split(person_id, changed_at)
-        self.counts[CHANGE_COUNTS[change_type]] += 1
+        if counted:
+            self.counts[CHANGE_COUNTS[change_type]] += 1
 
     def _decision(self, batch: Batch, value: dict[str, Any]) -> None:
         """An opt-out decision: its persons' rows are removed once the batch is written
@@ -352,7 +390,8 @@ class BatchBuilder:
         batch.decisions.append(value)
         batch.decisions_read.append(time.monotonic())
         batch.optout_persons += self.optouts.apply(value)
-        self.counts[f"optout.{str(value['cause']).lower()}"] += 1
+        if str(value["decision_id"]) not in batch.unaudited:  # side ones: side.decisions
+            self.counts[f"optout.{str(value['cause']).lower()}"] += 1
         if value["opted_out"]:
             out = {str(p) for p in value["person_ids"]}
             self.counts["optout.not_written"] += _take_out(
@@ -375,6 +414,7 @@ class BatchBuilder:
             persons=dict(batch.persons),
             decisions=batch.decisions,
             decisions_read=batch.decisions_read,
+            unaudited=batch.unaudited,
             wire={t: list(m) for t, m in batch.wire.items()},
             wire_persons=set(batch.wire_persons),
             optout_persons=batch.optout_persons,

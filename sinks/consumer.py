@@ -60,6 +60,10 @@ class SinkConsumer:
         self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
         self._lag_checked = 0.0
         self._paused = False  # partitions paused while ClickHouse refuses a batch
+        # the partitions the group assigned to this sink, and who is told when they change
+        # (the sink's side reader follows the others: sinks/side_reader.py)
+        self.owned: set[tuple[str, int]] = set()
+        self.on_owned: Callable[[set[tuple[str, int]]], None] | None = None
         self._consumer = Consumer(
             settings.kafka_config(
                 **{
@@ -115,6 +119,12 @@ class SinkConsumer:
         """Commit what was consumed so far, once the dead letters are delivered: call it
         only when ClickHouse has every row read."""
         self._decoding.commit()
+
+    def committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets of ``partitions`` (-1001 where none)."""
+        if not partitions:
+            return []
+        return list(self._consumer.committed(partitions, timeout=10))
 
     def close(self) -> None:
         """Leave the group, and deliver the dead letters still queued."""
@@ -180,6 +190,9 @@ class SinkConsumer:
             consumer.pause(partitions)
         self.counts["assignments"] += 1
         log.info("sink assigned %d partition(s)", len(partitions))
+        self.owned |= {(tp.topic, tp.partition) for tp in partitions}
+        if self.on_owned is not None:
+            self.on_owned(set(self.owned))
         self.connected = bool(partitions)
         self.positioned = bool(partitions)
         if partitions and self.positioned_at is None:
@@ -188,6 +201,8 @@ class SinkConsumer:
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
         self.counts["revocations"] += 1
         log.info("sink lost %d partition(s)", len(partitions))
+        # told at the next assignment (an eager rebalance revokes everything first)
+        self.owned -= {(tp.topic, tp.partition) for tp in partitions}
 
     # -- lag -------------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:

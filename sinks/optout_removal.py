@@ -93,6 +93,8 @@ class OptOutRemoval:
         for decision, rows_removed in zip(batch.decisions, removed, strict=True):
             self.counts["optout.rows_removed"] += sum(rows_removed.values())
             decision_id = str(decision["decision_id"])
+            if decision_id in batch.unaudited:  # another sink's to audit (sinks/side_reader.py)
+                continue
             if decision_id not in audited:
                 audited.add(decision_id)
                 audit.append(audit_row(decision, rows_removed, applied_at, key=self._key))
@@ -101,7 +103,7 @@ class OptOutRemoval:
         done = time.monotonic()
         for decision, read_at in zip(batch.decisions, batch.decisions_read, strict=True):
             decision_id = str(decision["decision_id"])
-            if decision_id not in self._audited:
+            if decision_id not in self._audited and decision_id not in batch.unaudited:
                 self._audited.add(decision_id)
                 self.counts["optout.audited"] += 1
             self.applied_s[decision_id] = done - read_at

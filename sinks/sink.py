@@ -17,7 +17,9 @@ with an audit row each, and rows published before an opt-out are never written a
 :class:`Sink` wires its parts and runs the loop: the consumer (sinks/consumer.py), the batch
 builder (sinks/batch.py, no Kafka or ClickHouse inside), the writer and its retry policy
 (sinks/writer.py, sinks/retry.py), the opt-outs' removal (sinks/optout_removal.py) and
-garbage collection between batches (sinks/gc_control.py).
+garbage collection between batches (sinks/gc_control.py). Beside its group, each sink
+follows the changes and decisions partitions the group gave to other sinks
+(sinks/side_reader.py), so that several sinks in one group write what one sink writes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sinks.optouts import OptOutFilter, request_key
 from sinks.refusal import RefusedRow, salvage
 from sinks.retry import RetryingWriter
 from sinks.rows import FACT_MEMO, FACT_TABLES, ChangeReader, PersonMap, RowReader, fact_paths
+from sinks.side_reader import SideReader
 from sinks.wire import WireFormat, person_finder, person_found
 from sinks.writer import TableWriter, write_batch
 
@@ -123,7 +126,8 @@ class Sink:
     sinks/batch.py), :attr:`writer` (ClickHouse until it takes a batch, sinks/retry.py) and
     :attr:`removal` (opt-outs applied, sinks/optout_removal.py), each counting its own;
     the sink counts the batches it wrote and committed (``rows``, ``facts``,
-    ``facts_wire``, ``batches``, ``messages``)."""
+    ``facts_wire``, ``batches``, ``messages``, ``side_written``: of those messages, the
+    side reader's)."""
 
     def __init__(
         self,
@@ -134,10 +138,13 @@ class Sink:
         group_id: str = SINK_GROUP,
         sleep: Callable[[float], None] = time.sleep,
         telemetry: Telemetry | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
-        self.lock = threading.Lock()
+        # ``lock``: one shared by sinks that share ``client`` (sinks in threads of one
+        # process over one embedded ClickHouse: tests/integration/test_several_sinks.py)
+        self.lock = lock if lock is not None else threading.Lock()
         self.newest_row_time: datetime | None = None
         # when the last batch was written (time.time()), with this process's CPU seconds
         # then (time.process_time()): with positioned_at, how fast it reads a backlog
@@ -145,6 +152,9 @@ class Sink:
         self._counts: Counter[str] = Counter()
         decoders = readers(registry)
         self.consumer = SinkConsumer(settings, registry, decoders, group_id=group_id)
+        # the changes and decisions of the partitions the group gives to other sinks
+        self.side = SideReader(settings, group_id=group_id, committed=self.consumer.committed)
+        self.consumer.on_owned = self.side.follow
         persons, self._formats = (
             _wire_paths(registry) if settings.sink_decode == "clickhouse" else ({}, {})
         )
@@ -225,6 +235,11 @@ class Sink:
         """Messages not yet written, per assigned partition ("topic[partition]")."""
         return self.consumer.lag()
 
+    def side_lag(self) -> dict[str, int]:
+        """Messages not yet read, per partition followed beside the group (another
+        sink's changes and decisions: sinks/side_reader.py); asks the broker."""
+        return self.side.lag()
+
     @property
     def clickhouse_error(self) -> str | None:
         """Why ClickHouse refused the batch being written, None when it takes them."""
@@ -284,6 +299,7 @@ class Sink:
         self._counts["facts_wire"] += sum(map(len, batch.wire.values()))
         self._counts["batches"] += 1
         self._counts["messages"] += batch.messages
+        self._counts["side_written"] += batch.side
         self.newest_row_time = datetime.now(UTC)
         self._observed.written(batch)
         return True
@@ -299,10 +315,15 @@ class Sink:
         batch = Batch()
         last_message = time.monotonic()
         after_full = False  # the batch written last was full: a backlog is being read
-        with self.consumer, BetweenBatches() as collector:  # the consumer closed on leaving
+        # the consumers closed on leaving
+        with self.consumer, self.side, BetweenBatches() as collector:
             while not stop.is_set():
                 messages = self.consumer.consume(size, min(wait, _POLL_S))
                 got = self._take(batch, messages) if messages else 0
+                # other sinks' changes and decisions (none while alone in the group)
+                side = self.side.consume(size)
+                if side:
+                    got += self.builder.take_side(batch, side)
                 now = time.monotonic()
                 if got:
                     last_message = now
