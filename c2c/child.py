@@ -4,6 +4,7 @@ benches and tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -21,7 +22,14 @@ from c2c.errors import ServiceError
 from c2c.kafka import end_offsets
 from c2c.settings import Settings
 
-__all__ = ["ChildService", "commit_ends", "committed_lag", "free_port", "free_port_pair"]
+__all__ = [
+    "ChildService",
+    "commit_ends",
+    "committed_lag",
+    "free_port",
+    "free_port_pair",
+    "free_port_run",
+]
 
 Check = Callable[[dict[str, Any], dict[str, Any]], bool]
 
@@ -35,17 +43,24 @@ def free_port() -> int:
 
 def free_port_pair() -> int:
     """A free TCP port p on 127.0.0.1 such that p+1 is free too."""
+    return free_port_run(2)
+
+
+def free_port_run(count: int) -> int:
+    """A free TCP port p on 127.0.0.1 such that p+1 ... p+count-1 are free too (a local
+    Kafka cluster's nodes: two ports a node)."""
     for _ in range(50):
-        with socket.socket() as first:
+        with contextlib.ExitStack() as bound:
+            first = bound.enter_context(socket.socket())
             first.bind(("127.0.0.1", 0))
             port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+            try:
+                for offset in range(1, count):
+                    bound.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no {count} adjacent free ports on 127.0.0.1")
 
 
 def _ends(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
-from c2c.kafka import not_authorized
+from c2c.kafka import DURABLE_PRODUCER, not_authorized
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
@@ -159,9 +159,7 @@ class DeadLetterPublisher:
     ) -> None:
         self._topic = get_topic(DEAD_LETTER_TOPIC)
         self._encoder = registry.encoder(self._topic)
-        self._producer = producer or Producer(
-            settings.kafka_config(**{"enable.idempotence": True, "acks": "all"})
-        )
+        self._producer = producer or Producer(settings.kafka_config(**DURABLE_PRODUCER))
         self._owns_producer = producer is None
         self._settings = settings
         self.counts: Counter[str] = Counter()

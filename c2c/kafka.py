@@ -16,6 +16,7 @@ from c2c.topics import Topic, replication_factor, topic_config
 
 __all__ = [
     "CONSUMER_LIVENESS",
+    "DURABLE_PRODUCER",
     "PRODUCER_CONFIG",
     "SESSION_TIMEOUT_S",
     "Offsets",
@@ -29,9 +30,13 @@ __all__ = [
 ]
 
 # Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
+# What every producer of the project sends with: a write is acknowledged once every
+# in-sync replica has it (min.insync.replicas 2 on three brokers), and a retry after a lost
+# acknowledgement (a broker killed) is not written twice.
+DURABLE_PRODUCER: Mapping[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
 PRODUCER_CONFIG: Mapping[str, Any] = {
-    "enable.idempotence": True,
-    "acks": "all",
+    **DURABLE_PRODUCER,
     "linger.ms": 20,
     "batch.size": 1_000_000,
     "compression.type": "lz4",

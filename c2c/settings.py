@@ -25,6 +25,7 @@ __all__ = [
     "MIN_SECRET_BITS",
     "Settings",
     "find_data_dir",
+    "kafka_node_port",
     "load_settings",
     "secret_bits",
     "weak_secret",
@@ -32,6 +33,18 @@ __all__ = [
 
 ENV_PREFIX = "C2C_"
 DATA_DIR_NAME = ".c2c"
+
+
+# A local cluster's node i listens on the first node's ports + _KAFKA_NODE_PORT_STEP * (i - 1):
+# with the controller on the client port + 1 (the default), the nodes' ports interleave
+# (9092, 9093; 9094, 9095; 9096, 9097).
+_KAFKA_NODE_PORT_STEP = 2
+
+
+def kafka_node_port(first: int, node: int) -> int:
+    """The port of the local cluster's ``node`` (1-based) whose first node's port is
+    ``first`` (a client or controller port)."""
+    return first + _KAFKA_NODE_PORT_STEP * (node - 1)
 
 
 def find_data_dir(start: Path) -> Path:
@@ -139,6 +152,18 @@ class Settings(BaseSettings):
     )
 
     # -- Kafka ---------------------------------------------------------------------------------
+    # before kafka_bootstrap, which its validator expands from it
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description=(
+            "Nodes of the local KRaft cluster (`c2c services up --brokers N`), each a broker "
+            "and a controller; with more than one, a single loopback C2C_KAFKA_BOOTSTRAP is "
+            "the first node's, and node i listens on its port + 2(i-1) (controller: "
+            "C2C_KAFKA_CONTROLLER_PORT + 2(i-1)): see services/README.md."
+        ),
+    )
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
@@ -382,11 +407,20 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_bootstrap")
     @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
+    def _check_bootstrap(cls, value: str, info: ValidationInfo) -> str:
+        servers = [server.strip() for server in value.split(",")]
+        for server in servers:
+            host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port (for example 127.0.0.1:9092)")
+        brokers = info.data.get("kafka_brokers", 1)
+        if brokers > 1 and len(servers) == 1:
+            host, _, port = servers[0].rpartition(":")
+            if host.strip("[]") in ("localhost", "::1") or host.startswith("127."):
+                # the local cluster's nodes: every client bootstraps from all of them
+                return ",".join(
+                    f"{host}:{kafka_node_port(int(port), node)}" for node in range(1, brokers + 1)
+                )
         return value
 
     @field_validator("schema_registry_url")

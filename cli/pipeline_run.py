@@ -115,10 +115,16 @@ class PipelineRun:
         self.kills.append(target)
         service.launch()
 
-    def kill_broker_and_restart(self) -> None:
-        """SIGKILL the local Kafka broker, wait until it is gone, and start it again.
-        ServiceError if the stack's broker is not a local one."""
-        broker = KafkaService(self.stack)
+    def kill_broker_and_restart(self, node: int = 1) -> None:
+        """SIGKILL node ``node`` of the local Kafka (the broker, or one node of the local
+        cluster: C2C_KAFKA_BROKERS), wait until it is gone, and start it again."""
+        self.kill_broker(node)
+        self.restart_broker(node)
+
+    def kill_broker(self, node: int = 1) -> None:
+        """SIGKILL node ``node`` of the local Kafka and wait until it is gone.
+        RuntimeError if the stack's broker is not a local one."""
+        broker = KafkaService(self.stack, node)
         if not broker.local:
             raise RuntimeError(
                 f"C2C_KAFKA_BOOTSTRAP={self.stack.kafka_bootstrap} is not a local broker: "
@@ -126,9 +132,12 @@ class PipelineRun:
             )
         pid = int(broker.pid_file.read_text().split()[0])
         os.kill(pid, signal.SIGKILL)
-        self.kills.append("broker")
+        self.kills.append("broker" if node == 1 else f"broker {node}")
         wait_for(lambda: not _alive(pid), "broker gone", self.worker)
-        services_up(self.stack, only=["kafka"])
+
+    def restart_broker(self, node: int = 1) -> None:
+        """Start node ``node`` of the local Kafka again and wait until it is ready."""
+        services_up(self.stack, only=[KafkaService(self.stack, node).name])
 
     def drain(self, timeout_s: float = 240) -> None:
         """Wait until the worker, then the sink, has committed everything published

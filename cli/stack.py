@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import click
 
 from c2c.acls import roles
+from c2c.settings import Settings, load_settings
 from cli.common import context_settings, reports_errors
 from producers.formats import provider_kinds
 from services import (
@@ -24,6 +25,23 @@ from services import (
 from services.principals import as_role
 
 # -- services -----------------------------------------------------------------------------------
+
+_BROKERS = click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=None,
+    help="Nodes of the local Kafka cluster (default C2C_KAFKA_BROKERS, 1); give the same "
+    "number to `up`, `down` and `status`.",
+)
+
+
+def _stack_settings(ctx: click.Context, brokers: int | None) -> Settings:
+    """The settings, with ``brokers`` (--brokers) over C2C_KAFKA_BROKERS: read again, so
+    that a single loopback bootstrap names every node."""
+    settings = context_settings(ctx)
+    if brokers is None or brokers == settings.kafka_brokers:
+        return settings
+    return load_settings(kafka_brokers=brokers, log_level=settings.log_level)
 
 
 @click.group()
@@ -52,6 +70,7 @@ def services_fetch(ctx: click.Context, force: bool) -> None:
 
 @services.command("up")
 @_ONLY
+@_BROKERS
 @click.option(
     "--print-started",
     is_flag=True,
@@ -59,9 +78,12 @@ def services_fetch(ctx: click.Context, force: bool) -> None:
 )
 @click.pass_context
 @reports_errors
-def services_up_cmd(ctx: click.Context, only: Sequence[str], print_started: bool) -> None:
-    """Start the local services that are not running and wait until each is ready."""
-    settings = context_settings(ctx)
+def services_up_cmd(
+    ctx: click.Context, only: Sequence[str], brokers: int | None, print_started: bool
+) -> None:
+    """Start the local services that are not running and wait until each is ready
+    (--brokers 3: Kafka as a local cluster of three nodes)."""
+    settings = _stack_settings(ctx, brokers)
     started_at = time.monotonic()
     started = services_up(settings, only or None, providers=provider_kinds())
     if print_started:
@@ -75,22 +97,26 @@ def services_up_cmd(ctx: click.Context, only: Sequence[str], print_started: bool
 
 @services.command("down")
 @_ONLY
+@_BROKERS
 @click.pass_context
 @reports_errors
-def services_down_cmd(ctx: click.Context, only: Sequence[str]) -> None:
+def services_down_cmd(ctx: click.Context, only: Sequence[str], brokers: int | None) -> None:
     """Stop the local services this project started."""
-    stopped = services_down(context_settings(ctx), only or None)
+    stopped = services_down(_stack_settings(ctx, brokers), only or None)
     click.echo(f"stopped {', '.join(stopped) if stopped else 'nothing (none was running)'}")
 
 
 @services.command("status")
 @_ONLY
+@_BROKERS
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per service, in a list.")
 @click.pass_context
 @reports_errors
-def services_status_cmd(ctx: click.Context, only: Sequence[str], as_json: bool) -> None:
-    """Report each service: up or down, address, version, pid and log."""
-    rows = services_status(context_settings(ctx), only or None)
+def services_status_cmd(
+    ctx: click.Context, only: Sequence[str], brokers: int | None, as_json: bool
+) -> None:
+    """Report each service (each Kafka node): up or down, address, version, pid and log."""
+    rows = services_status(_stack_settings(ctx, brokers), only or None)
     if as_json:
         click.echo(json.dumps([row.to_dict() for row in rows], indent=2))
     else:

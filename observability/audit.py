@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import ServiceError
-from c2c.kafka import read_to_end
+from c2c.kafka import DURABLE_PRODUCER, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import AUDIT_TOPIC, get_topic
@@ -96,7 +96,7 @@ class AuditLog:
     def record(self, action: dict[str, Any], producer: Producer | None = None) -> None:
         """Publish ``action`` and wait until the broker has it; ServiceError if it does not
         (the decision was then taken but not recorded: the message says so)."""
-        producer = producer or Producer(self._settings.kafka_config(acks="all"))
+        producer = producer or Producer(self._settings.kafka_config(**DURABLE_PRODUCER))
         failed: list[str] = []
 
         def delivered(err: Any, _msg: Any) -> None:

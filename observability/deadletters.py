@@ -28,7 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
-from c2c.kafka import read_at
+from c2c.kafka import DURABLE_PRODUCER, read_at
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import DEAD_LETTER_TOPIC, get_topic
@@ -282,7 +282,7 @@ def replay(
     for letter in letters:
         _decided(letter, again)
         plans.append((letter, replay_plan(letter, to_topic)))
-    producer = Producer(settings.kafka_config(acks="all", **{"enable.idempotence": True}))
+    producer = Producer(settings.kafka_config(**DURABLE_PRODUCER))
     landed: dict[str, str] = {}
     failed: dict[str, str] = {}
 

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from c2c.errors import C2CError, ServiceError
+from c2c.kafka import DURABLE_PRODUCER
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import OPERATOR_DECISIONS_TOPIC, REVIEW_TOPIC, get_topic
@@ -152,7 +153,7 @@ def decide(
         review, action, operator=operator, reason=reason, decision_id=action_record["action_id"]
     )
     topic = get_topic(OPERATOR_DECISIONS_TOPIC)
-    producer = Producer(settings.kafka_config(acks="all"))
+    producer = Producer(settings.kafka_config(**DURABLE_PRODUCER))
     placed: list[str] = []
     failed: list[str] = []
 

@@ -7,7 +7,9 @@ topic's size with its last error (code and where, never the offending values: de
 may hold PII), the review topic's size with the last reason a record was held (fixed
 sentences, never values), and the sink's freshness: seconds since the newest row reached
 ClickHouse, from the reader the caller passes (the command line passes the sink's reader:
-sinks/reading.py). The result is plain data (:class:`StatusReport`), printed or sent as JSON.
+sinks/reading.py), and Kafka's replication: brokers missing from the cluster
+(C2C_KAFKA_BROKERS) and partitions with fewer in-sync replicas than replicas. The result is
+plain data (:class:`StatusReport`), printed or sent as JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "StatusReport",
     "TopicRate",
     "collect_status",
+    "under_replicated",
 ]
 
 
@@ -96,6 +99,7 @@ class StatusReport:
     reviews: int = 0
     last_review: dict[str, Any] | None = None
     sink: SinkFreshness | None = None
+    under_replicated: list[str] = field(default_factory=list)  # "topic[partition]"
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +300,39 @@ def _review_summary(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def under_replicated(metadata: Any) -> list[str]:
+    """The partitions of ``metadata`` (an AdminClient's ClusterMetadata) with fewer in-sync
+    replicas than replicas, as "topic[partition]"."""
+    found = sorted(
+        (name.startswith("__"), name, partition.id)  # Kafka's internal topics last
+        for name, topic in metadata.topics.items()
+        for partition in topic.partitions.values()
+        if len(partition.isrs) < len(partition.replicas)
+    )
+    return [f"{name}[{partition}]" for _internal, name, partition in found]
+
+
+def _replication_problems(metadata: Any, brokers: int) -> tuple[list[str], list[str]]:
+    """(partitions under-replicated, problems): a broker of the ``brokers`` expected that
+    is not in the cluster, and the under-replicated partitions."""
+    problems = []
+    present = sorted(metadata.brokers)
+    if len(present) < brokers:
+        missing = sorted(set(range(1, brokers + 1)) - set(present))
+        problems.append(
+            f"Kafka: {len(present)} of {brokers} brokers in the cluster"
+            + (f" (node {', '.join(map(str, missing))} down)" if missing else "")
+        )
+    lagging = under_replicated(metadata)
+    if lagging:
+        shown = ", ".join(lagging[:5]) + (", ..." if len(lagging) > 5 else "")
+        problems.append(
+            f"Kafka: {len(lagging)} under-replicated partition(s) ({shown}): a broker is "
+            "down or behind; acks=all writes wait for min.insync.replicas"
+        )
+    return lagging, problems
+
+
 def _read(report: StatusReport, what: str, read: Callable[[], Any]) -> Any:
     """``read()``, or None with a problem noted (a service may be down: show the rest)."""
     try:
@@ -321,7 +358,11 @@ def collect_status(
     report = StatusReport(services=services())
     sink = _read(report, "sink freshness", freshness)
     report.sink = None if sink is None else SinkFreshness(*sink)
-    kafka_up = any(row["name"] == "kafka" and row["up"] for row in report.services)
+    # a cluster's nodes are "kafka", "kafka-2", ...: Kafka answers while any of them is up
+    kafka_up = any(
+        (row["name"] == "kafka" or row["name"].startswith("kafka-")) and row["up"]
+        for row in report.services
+    )
     if not kafka_up:
         report.problems.append("Kafka is down: no topic, lag or dead-letter figures")
         return report
@@ -331,6 +372,11 @@ def collect_status(
     )
     admin = AdminClient(settings.kafka_config())
     try:
+        lagging, problems = _replication_problems(
+            admin.list_topics(timeout=10), settings.kafka_brokers
+        )
+        report.under_replicated = lagging
+        report.problems += problems
         first = _end_offsets(consumer, topics)
         committed_before = _committed(admin)[0] if sample_s > 0 else None
         counted = {stage.group: _progress(stage) for stage in stages} if sample_s > 0 else {}

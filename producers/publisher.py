@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from opentelemetry.trace import SpanKind
 
-from c2c.kafka import PRODUCER_CONFIG, not_authorized
+from c2c.kafka import DURABLE_PRODUCER, PRODUCER_CONFIG, not_authorized
 from c2c.registry import SchemaRegistry
 from c2c.serde import AvroEncoder
 from c2c.settings import Settings
@@ -54,6 +54,7 @@ class Publisher:
             # failed - still outstanding.
             "delivery.report.only.error": True,
             **(extra_config or {}),
+            **DURABLE_PRODUCER,  # whatever extra_config says
         }
         self._producer = Producer(settings.kafka_config(**config))
         self._settings = settings

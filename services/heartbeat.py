@@ -24,7 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from c2c.clickhouse import connect
 from c2c.errors import ServiceError
-from c2c.kafka import ensure_topics, read_at
+from c2c.kafka import DURABLE_PRODUCER, ensure_topics, read_at
 from c2c.schemas import SchemaLibrary
 from c2c.settings import Settings
 from c2c.topics import get_topic
@@ -63,7 +63,7 @@ class HeartbeatResult:
 def _produce(
     settings: Settings, serializer: AvroSerializer, record: dict[str, Any]
 ) -> tuple[int, int, int]:
-    producer = Producer(settings.kafka_config(**{"enable.idempotence": True, "acks": "all"}))
+    producer = Producer(settings.kafka_config(**DURABLE_PRODUCER))
     context = SerializationContext(HEARTBEAT_TOPIC, MessageField.VALUE)
     payload = serializer(record, context)
     assert payload is not None

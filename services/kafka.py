@@ -1,6 +1,7 @@
-"""The Kafka broker: a single-node KRaft server (broker and controller in one process).
+"""The Kafka broker: a KRaft node (broker and controller in one process), one or several
+(C2C_KAFKA_BROKERS: a local cluster whose every node is a broker and a controller).
 
-The local broker's configuration is rendered from settings as text (see
+Each local node's configuration is rendered from settings as text (see
 :func:`render_server_properties`), its storage formatted once with kafka.tools.StorageTool,
 and the server run as kafka.Kafka with the machine's Java 17+. A remote cluster (a bootstrap
 address that is not loopback) is only probed.
@@ -20,14 +21,21 @@ from confluent_kafka.admin import AdminClient
 
 from c2c.acls import ADMIN, username
 from c2c.errors import ServiceError
-from c2c.settings import Settings
+from c2c.settings import Settings, kafka_node_port
+from c2c.topics import replication_factor
 from services._process import ProcessSpec, tail
 from services.base import Probe, is_loopback
 from services.fetch import SERVICES_DIR
 from services.java import find_java
 from services.principals import SCRAM_MECHANISM, as_role, local_secured, role_passwords
 
-__all__ = ["JVM_OPTIONS", "KafkaService", "jmx_options", "render_server_properties"]
+__all__ = [
+    "JVM_OPTIONS",
+    "KafkaService",
+    "jmx_options",
+    "kafka_nodes",
+    "render_server_properties",
+]
 
 _QUIET = logging.getLogger("services.kafka.probe")
 _QUIET.addHandler(logging.NullHandler())
@@ -51,22 +59,40 @@ _THREADS = (
 )
 
 
-def _listener(settings: Settings) -> tuple[str, int]:
-    first = settings.kafka_bootstrap.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
+def _listener(settings: Settings, node: int = 1) -> tuple[str, int]:
+    """Node ``node``'s client listener: its entry of the bootstrap list (settings expand a
+    single loopback address to the local cluster's nodes), the first for a single broker."""
+    servers = settings.kafka_bootstrap.split(",")
+    server = (
+        servers[node - 1] if settings.kafka_brokers > 1 and node <= len(servers) else servers[0]
+    )
+    host, _, port = server.strip().rpartition(":")
     return host.strip("[]"), int(port)
 
 
-def _security(settings: Settings, admin_password: str | None) -> list[str]:
+def _controller(settings: Settings, node: int) -> tuple[str, int]:
+    return _listener(settings, node)[0], kafka_node_port(settings.kafka_controller_port, node)
+
+
+def _voters(settings: Settings) -> str:
+    """The static controller quorum: every node of the local cluster."""
+    return ",".join(
+        f"{node}@{host}:{port}"
+        for node in range(1, settings.kafka_brokers + 1)
+        for host, port in [_controller(settings, node)]
+    )
+
+
+def _security(settings: Settings, admin_password: str | None, node: int = 1) -> list[str]:
     """The listeners, and with C2C_KAFKA_ACLS the SASL and authorizer settings: clients
     authenticate with SCRAM-SHA-512 (users kept in the metadata log), the controller listener
     with PLAIN and a user of its own in the file (SCRAM users live in the metadata the
     controller serves, so they cannot authenticate it), and nothing is allowed that no ACL
     allows. The admin is the super user: the broker itself, `c2c services up`, `c2c topics`."""
-    host, port = _listener(settings)
-    controller = settings.kafka_controller_port
+    host, port = _listener(settings, node)
+    controller = _controller(settings, node)[1]
     common = [
-        f"controller.quorum.voters=1@{host}:{controller}",
+        f"controller.quorum.voters={_voters(settings)}",
         "controller.listener.names=CONTROLLER",
     ]
     if not settings.kafka_secured:
@@ -103,29 +129,33 @@ def _security(settings: Settings, admin_password: str | None) -> list[str]:
 
 
 def render_server_properties(
-    settings: Settings, log_dirs: Path, admin_password: str | None = None
+    settings: Settings, log_dirs: Path, admin_password: str | None = None, *, node: int = 1
 ) -> str:
-    """server.properties for the local single-node KRaft broker.
+    """server.properties for node ``node`` of the local KRaft cluster (C2C_KAFKA_BROKERS
+    nodes, each a broker and a controller, the quorum all of them).
 
-    Replication factors are 1 because there is one node; partitions default to 3 so that
-    consumers can be scaled out in tests as they would be on a cluster. Threads are sized
-    for one node on a few cores (``_THREADS``). With C2C_KAFKA_ACLS, ``admin_password`` is
-    the super user's (see :func:`_security`).
+    Replication factors are c2c.topics.replication_factor's for the cluster (1 on one node, 3
+    on three, with min.insync.replicas 2 so that acks=all survives one node lost); partitions
+    default to 3 so that consumers can be scaled out in tests as they would be on a cluster.
+    Threads are sized for one node on a few cores (``_THREADS``). With C2C_KAFKA_ACLS,
+    ``admin_password`` is the super user's (see :func:`_security`).
     """
+    replicas = replication_factor(settings.kafka_brokers)
+    insync = 2 if replicas >= 3 else 1
     lines = [
         "# Rendered by c2c from settings; edits are overwritten at the next `c2c services up`.",
         "process.roles=broker,controller",
-        "node.id=1",
-        *_security(settings, admin_password),
+        f"node.id={node}",
+        *_security(settings, admin_password, node),
         f"log.dirs={log_dirs}",
         "num.partitions=3",
-        "default.replication.factor=1",
-        "min.insync.replicas=1",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
+        f"default.replication.factor={replicas}",
+        f"min.insync.replicas={insync}",
+        f"offsets.topic.replication.factor={replicas}",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={insync}",
+        f"share.coordinator.state.topic.replication.factor={replicas}",
+        f"share.coordinator.state.topic.min.isr={insync}",
         "group.initial.rebalance.delay.ms=0",
         "auto.create.topics.enable=false",
         "log.retention.hours=168",
@@ -161,26 +191,48 @@ def jmx_options(port: int | None) -> list[str]:
     ]
 
 
+def kafka_nodes(settings: Settings) -> list[KafkaService]:
+    """The broker (one), or each node of the local cluster (C2C_KAFKA_BROKERS); a remote
+    cluster is one service, probed through its bootstrap."""
+    if not KafkaService(settings).local:
+        return [KafkaService(settings)]
+    return [KafkaService(settings, node) for node in range(1, settings.kafka_brokers + 1)]
+
+
 class KafkaService:
-    """The broker, local (started here) or remote (only probed)."""
+    """The broker, local (started here) or remote (only probed); with C2C_KAFKA_BROKERS > 1,
+    one node of the local cluster: node 1 is "kafka" with the single broker's files, node
+    i is "kafka-i", its files under kafka/node-i (and kafka-i.log, kafka-i.pid)."""
 
-    name = "kafka"
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, node: int = 1) -> None:
+        if not 1 <= node <= settings.kafka_brokers:
+            raise ValueError(f"node {node} is not one of the {settings.kafka_brokers} broker(s)")
         self._settings = settings
-        self._home = settings.data_dir.resolve() / "kafka"
+        self.node = node
+        self.name = "kafka" if node == 1 else f"kafka-{node}"
+        root = settings.data_dir.resolve() / "kafka"
+        self._root = root
+        self._home = root if node == 1 else root / f"node-{node}"
+
+    @property
+    def _cluster_node(self) -> bool:
+        """One node of a local cluster (not a single broker, nor a remote cluster)."""
+        return self._settings.kafka_brokers > 1 and self.local
 
     @property
     def address(self) -> str:
-        return self._settings.kafka_bootstrap
+        if not self._cluster_node:
+            return self._settings.kafka_bootstrap
+        host, port = _listener(self._settings, self.node)
+        return f"{host}:{port}"
 
     @property
     def local(self) -> bool:
-        return is_loopback(_listener(self._settings)[0])
+        return is_loopback(_listener(self._settings, self.node)[0])
 
     @property
     def log_file(self) -> Path:
-        return self._settings.log_dir.resolve() / "kafka.log"
+        return self._settings.log_dir.resolve() / f"{self.name}.log"
 
     @property
     def _config_file(self) -> Path:
@@ -225,13 +277,45 @@ class KafkaService:
             return as_role(self._settings, ADMIN)
         return self._settings
 
+    @property
+    def _brokers_marker(self) -> Path:
+        # the cluster's size when its storage was formatted (absent: one broker)
+        return self._root / "brokers"
+
+    def _cluster_id(self) -> str:
+        """The cluster's id: node 1's (written when it was formatted), or a new one."""
+        marker = self._root / "cluster-id"
+        if marker.exists():
+            return marker.read_text().strip()
+        cluster_id = _cluster_id()
+        marker.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def _check_cluster_size(self) -> None:
+        brokers = self._settings.kafka_brokers
+        root_formatted = (self._root / "data" / "meta.properties").exists()
+        if not root_formatted:
+            return
+        formatted = int(self._brokers_marker.read_text()) if self._brokers_marker.exists() else 1
+        if formatted != brokers:
+            raise ServiceError(
+                f"the Kafka storage in {self._root} was formatted for {formatted} broker(s), "
+                f"not C2C_KAFKA_BROKERS={brokers}: stop the stack (`c2c services down "
+                f"--brokers {formatted}`) and remove {self._root}, or use another "
+                "C2C_DATA_DIR",
+                code="service.kafka.format",
+            )
+
     def prepare(self) -> None:
         self._home.mkdir(parents=True, exist_ok=True)
+        self._check_cluster_size()
         secured = self._settings.kafka_secured
         password = role_passwords(self._settings)[ADMIN] if secured else None
         fd = os.open(self._config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:  # holds the admin's password when secured
-            out.write(render_server_properties(self._settings, self._storage, password))
+            out.write(
+                render_server_properties(self._settings, self._storage, password, node=self.node)
+            )
         if (self._storage / "meta.properties").exists():
             if secured and not self._scram_marker.exists():
                 raise ServiceError(
@@ -247,7 +331,7 @@ class KafkaService:
             if secured
             else []
         )
-        cluster_id = _cluster_id()
+        cluster_id = self._cluster_id() if self._settings.kafka_brokers > 1 else _cluster_id()
         result = subprocess.run(
             [
                 *self._java_base(),
@@ -271,14 +355,16 @@ class KafkaService:
             )
         if secured:
             self._scram_marker.write_text(cluster_id + "\n")
+        if self.node == 1:
+            self._brokers_marker.write_text(f"{self._settings.kafka_brokers}\n")
 
     @property
     def pid_file(self) -> Path:
-        return self._settings.run_dir.resolve() / "kafka.pid"
+        return self._settings.run_dir.resolve() / f"{self.name}.pid"
 
     @property
     def marker(self) -> str:
-        return f"-Dc2c.service=kafka@{self._settings.data_dir.resolve()}"
+        return f"-Dc2c.service={self.name}@{self._settings.data_dir.resolve()}"
 
     def process_spec(self) -> ProcessSpec:
         return ProcessSpec(
@@ -288,28 +374,36 @@ class KafkaService:
                 f"-Xmx{self._settings.kafka_heap}",
                 *JVM_OPTIONS,
                 "-Djava.awt.headless=true",
-                *jmx_options(self._settings.kafka_jmx_port),
+                *jmx_options(
+                    None
+                    if self._settings.kafka_jmx_port is None
+                    else kafka_node_port(self._settings.kafka_jmx_port, self.node)
+                ),
                 self.marker,
                 *self._java_base()[1:],
                 "kafka.Kafka",
                 str(self._config_file),
             ],
             cwd=self._home,
-            log_file=self._settings.log_dir.resolve() / "kafka.out",
+            log_file=self._settings.log_dir.resolve() / f"{self.name}.out",
             pid_file=self.pid_file,
             marker=self.marker,
         )
 
     def probe(self, timeout_s: float) -> Probe:
         settings = self._client_settings()
-        admin = AdminClient(
-            settings.kafka_config(logger=_QUIET, log_level=0, **{"socket.timeout.ms": 2000})
-        )
+        cluster = self._cluster_node
+        overrides: dict[str, object] = {"socket.timeout.ms": 2000}
+        if cluster:  # this node only: up when it answers and is a registered broker
+            overrides["bootstrap.servers"] = self.address
+        admin = AdminClient(settings.kafka_config(logger=_QUIET, log_level=0, **overrides))
         try:
             metadata = admin.list_topics(timeout=timeout_s)
         except KafkaException as exc:
             return Probe(up=False, detail=f"no metadata: {exc.args[0]}")
         brokers = len(metadata.brokers)
+        if cluster and self.node not in metadata.brokers:
+            return Probe(up=False, detail=f"node {self.node} not among the {brokers} broker(s)")
         return Probe(
             up=brokers > 0,
             version=self.version() if self.local else None,

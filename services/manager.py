@@ -1,5 +1,9 @@
 """`c2c services up|down|status`: the three services together, in dependency order.
 
+Kafka is one node, or with C2C_KAFKA_BROKERS > 1 a local cluster of nodes "kafka",
+"kafka-2", ... (`--only kafka` names them all); the nodes are started together, since none
+is ready before a majority of the controller quorum is up.
+
 A service whose endpoint is on this machine (loopback, or embedded chdb) is run by this
 project when it does not already answer; a remote endpoint is only probed. `up` returns the
 names of the services it started, so that a caller (`make test`) can stop exactly those.
@@ -17,7 +21,7 @@ from services._process import running_pid, start_process, stop_process, tail
 from services.base import LocalService, Probe, ServiceStatus
 from services.clickhouse import ClickHouseService
 from services.fetch import fetch_artifacts
-from services.kafka import KafkaService
+from services.kafka import KafkaService, kafka_nodes
 from services.principals import apply_acls, local_secured
 from services.registry import RegistryService
 
@@ -29,7 +33,12 @@ _PROBE_TIMEOUT_S = 3.0
 
 def all_services(settings: Settings) -> list[LocalService]:
     """The services in start order (the registry stores its schemas in Kafka)."""
-    return [KafkaService(settings), RegistryService(settings), ClickHouseService(settings)]
+    return [*kafka_nodes(settings), RegistryService(settings), ClickHouseService(settings)]
+
+
+def _service_name(service: LocalService) -> str:
+    """The name `--only` selects a service by: "kafka" for every node of a cluster."""
+    return "kafka" if isinstance(service, KafkaService) else service.name
 
 
 def _select(settings: Settings, only: Iterable[str] | None) -> list[LocalService]:
@@ -37,13 +46,18 @@ def _select(settings: Settings, only: Iterable[str] | None) -> list[LocalService
     if only is None:
         return services
     wanted = set(only)
-    unknown = wanted - set(SERVICE_NAMES)
+    # a node's own name ("kafka-2") too: `up` stops what it started by name when one fails
+    unknown = wanted - set(SERVICE_NAMES) - {service.name for service in services}
     if unknown:
         raise ServiceError(
             f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICE_NAMES)}",
             code="service.unknown",
         )
-    return [service for service in services if service.name in wanted]
+    return [
+        service
+        for service in services
+        if _service_name(service) in wanted or service.name in wanted
+    ]
 
 
 def _pid(service: LocalService) -> int | None:
@@ -139,26 +153,38 @@ def _start_each(
     started: list[str],
     providers: Mapping[str, Iterable[str]],
 ) -> None:
-    for service in selected:
-        _start_one(settings, service, started)
-        if isinstance(service, KafkaService) and local_secured(settings):
+    nodes = [service for service in selected if isinstance(service, KafkaService)]
+    if nodes:
+        # every node first: a node is ready only once a majority of the quorum runs
+        launched = [(node, _launch(node, started)) for node in nodes]
+        for node, (needed, process) in launched:
+            if needed:
+                _wait_ready(node, process=process, timeout_s=settings.service_start_timeout_s)
+        if local_secured(settings):
             apply_acls(settings, providers)
+    for service in selected:
+        if not isinstance(service, KafkaService):
+            needed, process = _launch(service, started)
+            if needed:
+                _wait_ready(service, process=process, timeout_s=settings.service_start_timeout_s)
 
 
-def _start_one(settings: Settings, service: LocalService, started: list[str]) -> None:
+def _launch(
+    service: LocalService, started: list[str]
+) -> tuple[bool, subprocess.Popen[bytes] | None]:
+    """Start ``service`` if it is local, not answering and not running; (whether to wait
+    for it, the process started if any)."""
     if service.probe(_PROBE_TIMEOUT_S).up:
-        return
-    timeout_s = settings.service_start_timeout_s
+        return False, None
     if not service.local:
-        _wait_ready(service, process=None, timeout_s=timeout_s)
-        return
+        return True, None
     service.prepare()
     spec = service.process_spec()
     process = None
     if spec is not None and _pid(service) is None:
         process = start_process(spec)
         started.append(service.name)
-    _wait_ready(service, process=process, timeout_s=timeout_s)
+    return True, process
 
 
 def services_down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:

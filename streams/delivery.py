@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from c2c.errors import ServiceError
-from c2c.kafka import PRODUCER_CONFIG
+from c2c.kafka import DURABLE_PRODUCER, PRODUCER_CONFIG
 from c2c.settings import Settings
 
 __all__ = ["BatchProducer", "DeliveryError", "Sendable"]
@@ -79,6 +79,7 @@ class BatchProducer:
                     "delivery.report.only.error": not track_offsets,
                     "on_delivery": self._delivered if track_offsets else self._failed,
                     **(extra_config or {}),
+                    **DURABLE_PRODUCER,  # whatever extra_config says
                 }
             )
         )

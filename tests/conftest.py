@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from c2c.child import free_port_pair as free_port_pair  # re-exported for the tests
+from c2c.child import free_port_run
 from c2c.kafka import ensure_topics
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
@@ -116,13 +117,15 @@ def c2c_json(
     return json.loads(result.stdout)
 
 
-def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:
+def private_stack_env(data: Path, settings: Settings, *, brokers: int = 1) -> dict[str, str]:
     """The environment of a second, private stack: its own data folder under ``data``, its
-    own free ports, the jars of ``settings``; no other C2C_* variable."""
-    kafka_port = free_port_pair()
+    own free ports, the jars of ``settings``; no other C2C_* variable. ``brokers`` > 1: a
+    local Kafka cluster of that many nodes (C2C_KAFKA_BROKERS), two ports a node."""
+    kafka_ports = 2 * brokers
+    kafka_port = free_port_run(kafka_ports)
     registry_port = free_port_pair()
-    # nothing is bound yet, so the second pair may overlap the first: pick again
-    while abs(registry_port - kafka_port) < 2:
+    # nothing is bound yet, so the registry's pair may overlap Kafka's ports: pick again
+    while -2 < registry_port - kafka_port < kafka_ports:
         registry_port = free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith("C2C_")}
     env.update(
@@ -132,6 +135,7 @@ def private_stack_env(data: Path, settings: Settings) -> dict[str, str]:
             "C2C_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
             "C2C_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
             "C2C_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
+            "C2C_KAFKA_BROKERS": str(brokers),
         }
     )
     return env

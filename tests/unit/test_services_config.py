@@ -3,7 +3,7 @@ from pathlib import Path
 from c2c.settings import Settings
 from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
 from services.base import is_loopback
-from services.kafka import KafkaService, render_server_properties
+from services.kafka import KafkaService, kafka_nodes, render_server_properties
 from services.registry import RegistryService
 
 
@@ -114,3 +114,46 @@ def test_acls_are_on_by_default_outside_development_only() -> None:
     assert Settings(environment="production", identity_secret=secret).kafka_secured
     assert not Settings(environment="test", identity_secret=secret, kafka_acls=False).kafka_secured
     assert Settings(kafka_acls=True).kafka_secured
+
+
+def test_three_brokers_make_a_local_cluster_of_three_nodes_with_a_quorum_of_three(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        kafka_brokers=3,
+        kafka_bootstrap="127.0.0.1:29092",
+        kafka_controller_port=29093,
+        kafka_jmx_port=29099,
+        data_dir=tmp_path,
+        lib_dir=tmp_path / "lib",
+    )
+    # every client bootstraps from the three nodes
+    assert settings.kafka_bootstrap == "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
+    nodes = kafka_nodes(settings)
+    assert [node.name for node in nodes] == ["kafka", "kafka-2", "kafka-3"]
+    assert [node.address for node in nodes] == settings.kafka_bootstrap.split(",")
+    props = _props(render_server_properties(settings, Path("/data/n2"), node=2))
+    assert props["node.id"] == "2"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29094"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097"
+    )
+    assert props["default.replication.factor"] == "3"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["transaction.state.log.min.isr"] == "2"
+    # each node its own pid, log, marker and JMX port
+    specs = [node.process_spec() for node in nodes]
+    assert len({spec.pid_file for spec in specs}) == 3
+    assert len({spec.log_file for spec in specs}) == 3
+    assert len({spec.marker for spec in specs}) == 3
+    assert "-Dcom.sun.management.jmxremote.port=29103" in specs[2].argv
+
+
+def test_one_broker_keeps_its_address_and_a_remote_bootstrap_is_not_expanded() -> None:
+    assert Settings(kafka_bootstrap="127.0.0.1:29092").kafka_bootstrap == "127.0.0.1:29092"
+    remote = Settings(kafka_brokers=3, kafka_bootstrap="kafka:9092")
+    assert remote.kafka_bootstrap == "kafka:9092"
+    assert KafkaService(Settings()).name == "kafka"
+    assert [node.address for node in kafka_nodes(remote)] == ["kafka:9092"]

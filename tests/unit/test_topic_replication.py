@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from c2c.topics import (
@@ -65,3 +69,55 @@ def test_the_resolver_changelogs_are_compacted_and_replicated() -> None:
 
 def test_a_changelog_topic_takes_the_shards_as_partitions() -> None:
     assert changelog_topic("app", "t", partitions=4).partitions == 4
+
+
+def _metadata(brokers: list[int], partitions: dict[str, list[tuple[int, int]]]) -> SimpleNamespace:
+    """ClusterMetadata-like: topic -> [(replicas, in-sync replicas)] a partition."""
+    return SimpleNamespace(
+        brokers=dict.fromkeys(brokers),
+        topics={
+            name: SimpleNamespace(
+                partitions={
+                    i: SimpleNamespace(id=i, replicas=list(range(r)), isrs=list(range(s)))
+                    for i, (r, s) in enumerate(parts)
+                }
+            )
+            for name, parts in partitions.items()
+        },
+    )
+
+
+def test_status_names_a_missing_broker_and_the_under_replicated_partitions() -> None:
+    from observability.status import _replication_problems
+
+    healthy = _metadata([1, 2, 3], {"c2c.raw.wage": [(3, 3), (3, 3)]})
+    assert _replication_problems(healthy, 3) == ([], [])
+    degraded = _metadata([1, 3], {"__consumer_offsets": [(3, 2)], "c2c.raw.wage": [(3, 3), (3, 2)]})
+    lagging, problems = _replication_problems(degraded, 3)
+    # the project's topics first, Kafka's internal ones last
+    assert lagging == ["c2c.raw.wage[1]", "__consumer_offsets[0]"]
+    assert problems[0] == "Kafka: 2 of 3 brokers in the cluster (node 2 down)"
+    assert "2 under-replicated partition(s) (c2c.raw.wage[1], __consumer_offsets[0])" in problems[1]
+
+
+def test_every_producer_of_the_project_is_idempotent_with_acks_all() -> None:
+    """Each librdkafka Producer the project makes takes c2c.kafka.DURABLE_PRODUCER."""
+    from c2c.kafka import DURABLE_PRODUCER, PRODUCER_CONFIG
+
+    assert DURABLE_PRODUCER == {"enable.idempotence": True, "acks": "all"}
+    assert DURABLE_PRODUCER.items() <= PRODUCER_CONFIG.items()
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for package in ("c2c", "producers", "streams", "sinks", "observability", "services", "cli"):
+        for path in sorted((root / package).rglob("*.py")):
+            source = path.read_text()
+            for function in ast.walk(ast.parse(source)):
+                if not isinstance(function, ast.FunctionDef):
+                    continue
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Producer":
+                        # the configuration is built in the function that makes the producer
+                        body = ast.get_source_segment(source, function) or ""
+                        found.append(path.name)
+                        assert "DURABLE_PRODUCER" in body, f"{path.relative_to(root)}:{node.lineno}"
+    assert len(found) >= 6, found
