@@ -411,7 +411,7 @@ def _add_resolver(
     # C2C_STREAMS_STATE=disk: the state in a store kept across restarts (streams/durable.py)
     durable = (
         DurableState(
-            settings.data_dir / "streams" / f"{app.conf.id}-state",
+            settings.data_dir / "streams" / app.conf.id / "identity-state",
             sealer,
             secrets[settings.identity_key_version],
             keys=f"{hasher.keys}:{settings.identity_key_version}",

@@ -3,7 +3,7 @@
 In memory (the default), the worker rebuilds its resolver state at every start from every
 person and source id of its Faust tables: a restart reads the whole state. On disk, the
 state is :func:`streams.identity.store.open_state`'s RocksDB store under
-``<data dir>/streams/<app id>-state`` (values sealed, block keys hashed: nothing in clear),
+``<data dir>/streams/<app id>/identity-state`` (values sealed, block keys hashed: nothing in clear),
 and each batch's commit records in it, in the same write, the changelog offsets the state
 reflects (the next offset of each of the tables' changelog partitions). The changelogs stay
 the source of truth:
