@@ -304,6 +304,20 @@ class Settings(BaseSettings):
             "<data_dir>/streams, a restart reads only the changelog's tail) or memory."
         ),
     )
+    streams_state: Literal["memory", "disk"] = Field(
+        default="memory",
+        description=(
+            "Where the identity worker keeps its resolver state: memory (rebuilt from the "
+            "tables' changelogs at every start) or disk (a RocksDB store under "
+            "<data_dir>/streams with a bounded cache, sealed; a restart reads only the "
+            "changelogs' tail: streams/durable.py)."
+        ),
+    )
+    streams_state_cache_entries: int = Field(
+        default=200_000,
+        ge=2_048,
+        description="Values of each state map held in memory with C2C_STREAMS_STATE=disk.",
+    )
     streams_start: Literal["earliest", "latest"] = Field(
         default="earliest",
         description=(

@@ -43,7 +43,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from c2c.health import Readiness, readiness
-from c2c.kafka import SESSION_TIMEOUT_S
+from c2c.kafka import SESSION_TIMEOUT_S, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -57,6 +57,7 @@ from c2c.topics import (
     replication_factor,
 )
 from streams.delivery import BatchProducer
+from streams.durable import DurableState, StaleStore, apply_tail, copy_state
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
@@ -407,8 +408,77 @@ def _add_resolver(
             kept.append((str(key), snapshot))
         return kept
 
+    # C2C_STREAMS_STATE=disk: the state in a store kept across restarts (streams/durable.py)
+    durable = (
+        DurableState(
+            settings.data_dir / "streams" / app.conf.id / "identity-state",
+            sealer,
+            secrets[settings.identity_key_version],
+            keys=f"{hasher.keys}:{settings.identity_key_version}",
+            cache_entries=settings.streams_state_cache_entries,
+        )
+        if settings.streams_state == "disk"
+        else None
+    )
+    state_tables: dict[str, Any] = {
+        t.changelog_topic.get_topic_name(): t for t in (persons, sources)
+    }
+
+    def read_tail(target: IdentityState, since: Mapping[tuple[str, int], int], ends: Any) -> int:
+        """Apply the changelogs' messages from ``since`` to ``ends`` to ``target``."""
+        tail: dict[Any, dict[str, Any]] = {persons: {}, sources: {}}
+        read = 0
+        for message in read_to_end(settings, list(state_tables), since=since, until=ends):
+            read += 1
+            table = state_tables[str(message.topic())]
+            key = app.serializers.loads_key(
+                table.key_type, message.key(), serializer=table.key_serializer
+            )
+            raw = message.value()
+            tail[table][str(key)] = (
+                None
+                if raw is None
+                else app.serializers.loads_value(
+                    table.value_type, raw, serializer=table.value_serializer
+                )
+            )
+        apply_tail(
+            target,
+            tail[persons],
+            tail[sources],
+            sealer=sealer,
+            key_version=settings.identity_key_version,
+            keys=hasher.keys,
+        )
+        return read
+
+    def kept_state(kept: DurableState) -> IdentityState:
+        """The state on disk, brought to the changelogs' ends: their tail applied if the
+        store is consistent, else rebuilt from the tables."""
+        ends = end_offsets(settings, list(state_tables))
+        try:
+            since = kept.consistent_with(ends)
+            kept.begin()
+            read = read_tail(kept.store.state, since, ends)
+            kept.commit(ends, next_offsets=True)
+            state.counts["state_tail_messages"] += read
+            log.info("identity state kept on disk: %d changelog messages of its tail read", read)
+            return kept.store.state
+        except StaleStore as exc:
+            log.info("identity state on disk rebuilt from the tables: %s", exc)
+        store = kept.reset()
+        rebuilt = IdentityState.restore(restored_persons(), restored_sources().items())
+        copy_state(rebuilt, store.state)
+        kept.commit(ends, next_offsets=True)
+        state.counts["state_rebuilds"] += 1
+        return store.state
+
     def build_stage() -> IdentityStage:
-        restored = IdentityState.restore(restored_persons(), restored_sources().items())
+        restored = (
+            IdentityState.restore(restored_persons(), restored_sources().items())
+            if durable is None
+            else kept_state(durable)
+        )
         log.info(
             "identity state rebuilt from tables: %d persons (%d unsealed or under an earlier "
             "key version, sealed now), %d source ids (%d in clear or under an earlier key "
@@ -490,6 +560,8 @@ def _add_resolver(
                 if state.stage is None:
                     state.stage = build_stage()
                 stage = state.stage
+                if durable is not None:
+                    durable.begin()
                 counted = Counter(stage.counts)
                 changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
@@ -547,10 +619,21 @@ def _add_resolver(
                         sealed = sealer.seal(key, json.dumps(kept, sort_keys=True).encode())
                         tables.put(decisions, key, sealed, partition)
                 await publish(decided)
-                tables.record_offsets()
+                written = tables.record_offsets()
+                if durable is not None:
+                    durable.commit(written)
                 state.counts.update(stage.counts - counted)
                 state.counts["batches"] += 1
                 state.counts["persons_written"] += len(changed)
+
+    if durable is not None:
+        kept_on_disk = durable
+
+        @app.service
+        class KeepState(mode.Service):
+            async def on_stop(self) -> None:
+                # the last commit written to RocksDB's files: a restart reads no tail
+                kept_on_disk.persist()
 
     @app.on_rebalance_complete.connect
     async def _forget_state(*_args: Any, **_kwargs: Any) -> None:

@@ -110,11 +110,14 @@ class TableWriter:
             partition=partition,
         )
 
-    def record_offsets(self) -> None:
+    def record_offsets(self) -> dict[tuple[str, int], int]:
         """After the producer's ``confirm``: record in each store the last changelog offset
         confirmed since the last call (what Faust keeps in RocksDB so that a restart reads
-        only the changelog after it)."""
+        only the changelog after it); returns them, (changelog, partition) -> offset."""
+        recorded = {}
         for (topic, partition), offset in self._producer.offsets().items():
             table = self._tables.get(topic)
             if table is not None:
                 table.data.set_persisted_offset(TP(topic, partition), offset)
+                recorded[(topic, partition)] = offset
+        return recorded

@@ -11,13 +11,17 @@ a write-back cache keeps right, since every cached value is written back when it
 cache and at :meth:`DiskState.flush`.
 
 The same records in the same order give the same ids as the in-memory state
-(tests/unit/test_identity_store.py). Not built yet: the store is local to the process; the
-worker still keeps its Faust tables and rebuilds an in-memory state from them (streams/README,
-"Scaling out: the design").
+(tests/unit/test_identity_store.py). Given a :class:`~streams.identity.sealing.Sealer` and a
+key secret (the worker's ``C2C_STREAMS_STATE=disk``: streams/durable.py), nothing rests in
+clear: values are sealed as the Faust tables' are, and block keys (which hold names) are
+keyed hashes. :meth:`DiskState.commit` writes what changed since the last commit and a few
+metadata values (the changelog offsets the state reflects) in one batch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
@@ -27,6 +31,7 @@ from typing import Any, cast
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from streams.identity.resolver import IdentityState
+from streams.identity.sealing import Sealer
 
 __all__ = ["MIN_CACHE_ENTRIES", "CachedTable", "DiskState", "open_state"]
 
@@ -37,6 +42,7 @@ MIN_CACHE_ENTRIES = 2_048
 
 _MISSING = object()
 _NEXT_NUMBER = b"meta:next_number"
+_META = b"meta:"
 # the maps of IdentityState kept on disk, each under its own key prefix
 _MAPS = (
     "profiles",
@@ -75,8 +81,12 @@ class CachedTable(MutableMapping[Any, Any]):
         *,
         encode: Callable[[Any], bytes] = lambda key: str(key).encode(),
         decode: Callable[[bytes], Any] = bytes.decode,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._sealer = sealer
+        # keys read or set since the last flush: the values that may have changed
+        self._touched: set[Any] = set()
         self._prefix = prefix.encode() + b":"
         self._capacity = capacity
         self._encode = encode
@@ -87,25 +97,37 @@ class CachedTable(MutableMapping[Any, Any]):
     def _key(self, key: Any) -> bytes:
         return self._prefix + self._encode(key)
 
+    def _dump(self, at: bytes, value: Any) -> bytes:
+        raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        return raw if self._sealer is None else self._sealer.seal(at.hex(), raw)
+
+    def _undump(self, at: bytes, raw: bytes) -> Any:
+        return pickle.loads(raw if self._sealer is None else self._sealer.open(at.hex(), raw))
+
     def _load(self, key: Any) -> Any:
         cached = self.cache.get(key, _MISSING)
         if cached is not _MISSING:
             self.cache.move_to_end(key)
+            self._touched.add(key)
             return cached
-        raw = self._db.get(self._key(key))
+        at = self._key(key)
+        raw = self._db.get(at)
         if raw is None:
             return _MISSING
-        value = pickle.loads(raw)
+        value = self._undump(at, raw)
         self._keep(key, value)
         return value
 
     def _keep(self, key: Any, value: Any) -> None:
         self.cache[key] = value
         self.cache.move_to_end(key)
+        self._touched.add(key)
         if len(self.cache) > self._capacity:
             old, evicted = self.cache.popitem(last=False)
             self.evictions += 1
-            self._db.put(self._key(old), pickle.dumps(evicted, pickle.HIGHEST_PROTOCOL))
+            self._touched.discard(old)
+            at = self._key(old)
+            self._db.put(at, self._dump(at, evicted))
 
     def __getitem__(self, key: Any) -> Any:
         value = self._load(key)
@@ -134,12 +156,18 @@ class CachedTable(MutableMapping[Any, Any]):
         if self._load(key) is _MISSING:
             raise KeyError(key)
         del self.cache[key]
+        self._touched.discard(key)
         self._db.delete(self._key(key))
 
     def flush(self, batch: WriteBatch) -> None:
-        """Add every cached value to ``batch`` (they stay cached)."""
-        for key, value in self.cache.items():
-            batch.put(self._key(key), pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+        """Add to ``batch`` every cached value read or set since the last flush (the only
+        ones that may have changed; they stay cached)."""
+        for key in self._touched:
+            value = self.cache.get(key, _MISSING)
+            if value is not _MISSING:
+                at = self._key(key)
+                batch.put(at, self._dump(at, value))
+        self._touched.clear()
 
     def __iter__(self) -> Iterator[Any]:
         """Every key, in the store's order (the cache written back first by the caller:
@@ -163,13 +191,30 @@ class DiskState:
         self.state = state
         self.tables = tables
 
-    def flush(self) -> None:
-        """Write every cached value and the next person number to disk, in one batch."""
+    def meta(self, name: str) -> bytes | None:
+        """The metadata value ``name`` written by :meth:`commit` (None if there is none)."""
+        raw = self.db.get(_META + name.encode())
+        return None if raw is None else bytes(raw)
+
+    def forget(self, name: str) -> None:
+        """Delete the metadata value ``name`` (before a write that makes it untrue)."""
+        self.db.delete(_META + name.encode())
+
+    def commit(self, meta: dict[str, bytes] | None = None) -> None:
+        """Write every value changed since the last commit, the next person number and
+        ``meta`` (name -> bytes) in one batch. Not synced (RocksDB's log is off): a crash
+        loses the commits since the last :meth:`flush`, whole, never part of one."""
         batch = WriteBatch(raw_mode=True)
         for table in self.tables.values():
             table.flush(batch)
         batch.put(_NEXT_NUMBER, str(self.state.next_number).encode())
+        for name, value in (meta or {}).items():
+            batch.put(_META + name.encode(), value)
         self.db.write(batch)
+
+    def flush(self, meta: dict[str, bytes] | None = None) -> None:
+        """:meth:`commit`, then RocksDB's memory written to its files (kept on a crash)."""
+        self.commit(meta)
         self.db.flush()
 
     def close(self) -> None:
@@ -178,10 +223,28 @@ class DiskState:
         self.db.close()
 
 
-def open_state(path: Path, cache_entries: int = 200_000) -> DiskState:
+def _hashed_key(secret: bytes) -> Callable[[Any], bytes]:
+    """Block keys (names and birth dates in them) as keyed hashes under ``secret``."""
+    key = hmac.digest(secret, b"c2c identity-state block keys", hashlib.sha256)
+
+    def encode(block: Any) -> bytes:
+        return hmac.digest(key, str(block).encode(), hashlib.sha256)[:20].hex().encode()
+
+    return encode
+
+
+def open_state(
+    path: Path,
+    cache_entries: int = 200_000,
+    *,
+    sealer: Sealer | None = None,
+    key_secret: bytes | None = None,
+) -> DiskState:
     """An :class:`IdentityState` kept in RocksDB at ``path`` (created if missing; a store
-    written before is resumed as it was at its last :meth:`DiskState.flush`), with at most
-    ``cache_entries`` values of each map in memory (at least :data:`MIN_CACHE_ENTRIES`)."""
+    written before is resumed as it was at its last :meth:`DiskState.commit` that reached
+    disk), with at most ``cache_entries`` values of each map in memory (at least
+    :data:`MIN_CACHE_ENTRIES`). With ``sealer``, values are sealed at rest; with
+    ``key_secret``, block keys are keyed hashes (iterating ``blocks`` then gives hashes)."""
     if cache_entries < MIN_CACHE_ENTRIES:
         raise ValueError(
             f"cache_entries {cache_entries} is below {MIN_CACHE_ENTRIES}: a record's candidates "
@@ -203,14 +266,19 @@ def open_state(path: Path, cache_entries: int = 200_000) -> DiskState:
     # (a property at run time; rocksdict's stubs declare a method)
     writes.disable_wal = True  # type: ignore[method-assign,assignment]
     db.set_write_options(writes)
-    tables = {
-        name: (
-            CachedTable(db, name, cache_entries, encode=_source_key, decode=_source_from)
-            if name == "sources"
-            else CachedTable(db, name, cache_entries)
+    tables = {name: CachedTable(db, name, cache_entries, sealer=sealer) for name in _MAPS}
+    tables["sources"] = CachedTable(
+        db, "sources", cache_entries, encode=_source_key, decode=_source_from, sealer=sealer
+    )
+    if key_secret is not None:
+        tables["blocks"] = CachedTable(
+            db,
+            "blocks",
+            cache_entries,
+            encode=_hashed_key(key_secret),
+            decode=bytes.decode,
+            sealer=sealer,
         )
-        for name in _MAPS
-    }
     state = IdentityState(**cast(dict[str, Any], tables))
     raw = db.get(_NEXT_NUMBER)
     state.next_number = int(raw.decode()) if raw is not None else state.next_number
