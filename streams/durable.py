@@ -33,11 +33,10 @@ from typing import Any
 
 from rocksdict import Rdict
 
-from streams.identity.matching import Identity
-from streams.identity.resolver import IdentityState, blocking_keys
+from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 from streams.identity.snapshots import decode_snapshot
-from streams.identity.store import DiskState, open_state
+from streams.identity.store import STATE_MAPS, DiskState, open_state
 from streams.tables import parse_source_key
 
 __all__ = [
@@ -84,24 +83,7 @@ def apply_person(state: IdentityState, person_id: str, snapshot: Mapping[str, An
         moved = state.absorbed.pop(person_id, [])
         state.absorbed.setdefault(state.root(person_id), []).extend([person_id, *moved])
         return
-    profile = [Identity.from_json(item) for item in snapshot.get("profile", [])]
-    state.profiles[person_id] = profile
-    state.trusted[person_id] = {
-        kind: set(snapshot.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
-    }
-    for identity in profile:
-        for key in blocking_keys(identity):
-            block = state.blocks.setdefault(key, [])
-            if person_id not in block:
-                block.append(person_id)
-    optouts = {str(rid): dict(data) for rid, data in (snapshot.get("optouts") or {}).items()}
-    for request_id in state.optouts.pop(person_id, {}):
-        if request_id not in optouts and state.optout_requests.get(request_id) == person_id:
-            del state.optout_requests[request_id]
-    if optouts:
-        state.optouts[person_id] = optouts
-        for request_id in optouts:
-            state.optout_requests[request_id] = person_id
+    state.file_person(person_id, snapshot)
 
 
 def apply_source(state: IdentityState, key: tuple[str, str], person_id: str | None) -> None:
@@ -110,6 +92,8 @@ def apply_source(state: IdentityState, key: tuple[str, str], person_id: str | No
         state.sources.pop(key, None)
     else:
         state.sources[key] = person_id
+        # as restore numbers: past every id a source names (its person's snapshot may be lost)
+        state.next_number = max(state.next_number, _number(person_id) + 1)
 
 
 def apply_tail(
@@ -144,16 +128,7 @@ def apply_tail(
 
 def copy_state(source: IdentityState, target: IdentityState) -> None:
     """Put every map of ``source`` (a rebuilt in-memory state) into ``target`` (empty)."""
-    for name in (
-        "profiles",
-        "blocks",
-        "sources",
-        "merged_into",
-        "trusted",
-        "optouts",
-        "optout_requests",
-        "absorbed",
-    ):
+    for name in STATE_MAPS:
         into = getattr(target, name)
         for key, value in getattr(source, name).items():
             into[key] = value

@@ -272,6 +272,29 @@ class IdentityState:
             snapshot["optouts"] = {rid: dict(data) for rid, data in sorted(optouts.items())}
         return snapshot
 
+    def file_person(self, person_id: str, record: Mapping[str, Any]) -> None:
+        """Hold the live ``person_id`` as its :meth:`snapshot` ``record`` says: its profile
+        (replacing any), trusted identifiers and opt-outs, its identities filed in their
+        blocks (after the persons already there). Filing a record twice changes nothing."""
+        profile = [Identity.from_json(item) for item in record.get("profile", [])]
+        self.profiles[person_id] = profile
+        self.trusted[person_id] = {
+            kind: set(record.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
+        }
+        for identity in profile:
+            for key in blocking_keys(identity):
+                block = self.blocks.setdefault(key, [])
+                if person_id not in block:
+                    block.append(person_id)
+        optouts = {str(rid): dict(data) for rid, data in (record.get("optouts") or {}).items()}
+        for request_id in self.optouts.pop(person_id, {}):
+            if request_id not in optouts and self.optout_requests.get(request_id) == person_id:
+                del self.optout_requests[request_id]
+        if optouts:
+            self.optouts[person_id] = optouts
+            for request_id in optouts:
+                self.optout_requests[request_id] = person_id
+
     @classmethod
     def restore(
         cls,
@@ -291,19 +314,7 @@ class IdentityState:
             if merged is not None:
                 state.merged_into[person_id] = str(merged)
                 continue
-            profile = [Identity.from_json(item) for item in record.get("profile", [])]
-            state.profiles[person_id] = profile
-            state.trusted[person_id] = {
-                kind: set(record.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
-            }
-            for identity in profile:
-                for key in blocking_keys(identity):
-                    block = state.blocks.setdefault(key, [])
-                    if person_id not in block:
-                        block.append(person_id)
-            for request_id, data in (record.get("optouts") or {}).items():
-                state.optouts.setdefault(person_id, {})[str(request_id)] = dict(data)
-                state.optout_requests[str(request_id)] = person_id
+            state.file_person(person_id, record)
         for absorbed in sorted(state.merged_into, key=_number):
             state.absorbed.setdefault(state.root(absorbed), []).append(absorbed)
         state.sources.update(sources)

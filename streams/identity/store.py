@@ -33,7 +33,7 @@ from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOption
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 
-__all__ = ["MIN_CACHE_ENTRIES", "CachedTable", "DiskState", "open_state"]
+__all__ = ["MIN_CACHE_ENTRIES", "STATE_MAPS", "CachedTable", "DiskState", "open_state"]
 
 # A value the resolver holds while it resolves one record must not leave the cache before
 # the record is done (a change to it after it was written back would be lost): one record
@@ -44,7 +44,7 @@ _MISSING = object()
 _NEXT_NUMBER = b"meta:next_number"
 _META = b"meta:"
 # the maps of IdentityState kept on disk, each under its own key prefix
-_MAPS = (
+STATE_MAPS = (
     "profiles",
     "blocks",
     "sources",
@@ -266,7 +266,7 @@ def open_state(
     # (a property at run time; rocksdict's stubs declare a method)
     writes.disable_wal = True  # type: ignore[method-assign,assignment]
     db.set_write_options(writes)
-    tables = {name: CachedTable(db, name, cache_entries, sealer=sealer) for name in _MAPS}
+    tables = {name: CachedTable(db, name, cache_entries, sealer=sealer) for name in STATE_MAPS}
     tables["sources"] = CachedTable(
         db, "sources", cache_entries, encode=_source_key, decode=_source_from, sealer=sealer
     )
