@@ -24,6 +24,7 @@ __all__ = [
     "cluster_brokers",
     "end_offsets",
     "ensure_topics",
+    "group_refused",
     "not_authorized",
     "read_at",
     "read_to_end",
@@ -241,6 +242,23 @@ def read_at(
         return None
     finally:
         consumer.close()
+
+
+def group_refused(settings: Settings, group: str, *, timeout_s: float = 10.0) -> bool:
+    """Whether the broker refuses these settings' principal the offsets of consumer group
+    ``group``: a consumer's committed() only times out then (librdkafka retries the
+    refusal), where the admin API answers GROUP_AUTHORIZATION_FAILED."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    admin = AdminClient(settings.kafka_config())
+    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    try:
+        futures[group].result(timeout=timeout_s)
+    except KafkaException as exc:
+        return bool(exc.args and exc.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED)
+    except Exception:  # a timeout or another failure is no proof of refusal
+        return False
+    return False
 
 
 def _principal_hint(settings: Settings) -> str:

@@ -196,13 +196,13 @@ def wait_for(check: Callable[[], bool], what: str, service: Any, timeout_s: floa
 
 def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
     """What a run left in ClickHouse, free of person ids (which depend on the intake's
-    order): ``facts``, per fact table, event id -> (person id as published, the row
-    without person ids) after FINAL; ``duplicates``, per table, rows beyond one an event
-    before FINAL; ``persons``, the persons as sets of event ids, and ``person_count``;
-    each outcome table's rows; ``audit``, the opt-out audit's decisions counted (MERGED and
-    SHARED_ID ones aside: whether a merge came after an opt-out depends on the intake's
-    order, and a restarted worker announces a person covered by a shared identifier once
-    more), and
+    order) and of when rows were published and written: ``facts``, per fact table, event
+    id -> (person id as published, the row without person ids) after FINAL;
+    ``duplicates``, per table, rows beyond one an event before FINAL; ``persons``, the
+    persons as sets of event ids, and ``person_count``; each outcome table's rows;
+    ``audit``, the opt-out audit's decisions counted (MERGED and SHARED_ID ones aside:
+    whether a merge came after an opt-out depends on the intake's order, and a restarted
+    worker announces a person covered by a shared identifier once more), and
     ``audit_persons``, how many person ids each decision covered."""
     found: dict[str, Any] = {"facts": {}, "duplicates": {}}
     persons: dict[str, set[str]] = defaultdict(set)
@@ -212,7 +212,8 @@ def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
         ).result_rows[0][0]
         view = f"{table.removeprefix('fact_')}_current"
         rows = client.query(
-            f"SELECT person_key, person_id, * EXCEPT (person_id, person_key, ingested_at) "
+            "SELECT person_key, person_id, "
+            "* EXCEPT (person_id, person_key, ingested_at, published_at) "
             f"FROM {database}.{view}"
         ).result_rows
         found["facts"][table] = {

@@ -21,7 +21,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from c2c.consuming import Decoder, DecodingConsumer
 from c2c.deadletter import DeadLetterPublisher
-from c2c.kafka import CONSUMER_LIVENESS
+from c2c.kafka import CONSUMER_LIVENESS, group_refused, not_authorized
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from sinks.batch import DeadLetter, Message
@@ -56,6 +56,8 @@ class SinkConsumer:
         self.positioned = False
         self.positioned_at: tuple[float, float] | None = None
         self._start_at = settings.sink_start
+        self._settings = settings
+        self._group_id = group_id
         self._lag: dict[str, int] = {}
         self._start: dict[tuple[str, int], int] = {}  # where reading began, per partition
         self._lag_checked = 0.0
@@ -124,7 +126,14 @@ class SinkConsumer:
         """The group's committed offsets of ``partitions`` (-1001 where none)."""
         if not partitions:
             return []
-        return list(self._consumer.committed(partitions, timeout=10))
+        try:
+            return list(self._consumer.committed(partitions, timeout=10))
+        except KafkaException as exc:
+            if group_refused(self._settings, self._group_id):
+                raise not_authorized(
+                    self._settings, f"consumer group {self._group_id}", "read"
+                ) from exc
+            raise
 
     def close(self) -> None:
         """Leave the group, and deliver the dead letters still queued."""
