@@ -7,7 +7,14 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from c2c.errors import ServiceError
@@ -19,9 +26,11 @@ __all__ = [
     "DURABLE_PRODUCER",
     "PRODUCER_CONFIG",
     "SESSION_TIMEOUT_S",
+    "NotDelivered",
     "Offsets",
     "align_topic_configs",
     "cluster_brokers",
+    "deliver",
     "end_offsets",
     "ensure_topics",
     "group_refused",
@@ -70,14 +79,7 @@ def ensure_topics(
     development broker and a cluster.
     """
     admin = AdminClient(settings.kafka_config())
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise ServiceError(
-            f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}; "
-            "is it up? (`c2c services status`)" + _principal_hint(settings),
-            code="service.kafka.unreachable",
-        ) from exc
+    metadata = _cluster_metadata(settings, admin, timeout_s)
     brokers = len(metadata.brokers)
     wanted = [topic for topic in topics if topic.name not in metadata.topics]
     if not wanted:
@@ -113,8 +115,13 @@ def ensure_topics(
 def cluster_brokers(settings: Settings, *, timeout_s: float = 30.0) -> int:
     """How many brokers the cluster has now (what topics are replicated to)."""
     admin = AdminClient(settings.kafka_config())
+    return len(_cluster_metadata(settings, admin, timeout_s).brokers)
+
+
+def _cluster_metadata(settings: Settings, admin: AdminClient, timeout_s: float) -> Any:
+    """The cluster's metadata (brokers, topics); ServiceError if Kafka does not answer."""
     try:
-        return len(admin.list_topics(timeout=timeout_s).brokers)
+        return admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise ServiceError(
             f"Kafka at {settings.kafka_bootstrap} did not answer: {exc.args[0]}; "
@@ -138,7 +145,7 @@ def align_topic_configs(
     )
 
     admin = AdminClient(settings.kafka_config())
-    metadata = admin.list_topics(timeout=timeout_s)
+    metadata = _cluster_metadata(settings, admin, timeout_s)
     existing, brokers = metadata.topics, len(metadata.brokers)
     declared = {
         t.name: config
@@ -210,6 +217,35 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
         return ends
     finally:
         consumer.close()
+
+
+class NotDelivered(Exception):
+    """A message the broker did not acknowledge: its args[0] says why."""
+
+
+def deliver(
+    producer: Producer, topic: str, *, key: bytes, value: bytes, timeout_s: float = 30.0
+) -> str:
+    """Produce one message and wait for the broker's acknowledgement; where it landed
+    (``topic[partition]@offset``). NotDelivered, saying why, if it was refused or not
+    acknowledged within ``timeout_s``."""
+    placed: list[str] = []
+    failed: list[str] = []
+
+    def delivered(err: Any, message: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+        else:
+            placed.append(f"{message.topic()}[{message.partition()}]@{message.offset()}")
+
+    try:
+        producer.produce(topic, key=key, value=value, on_delivery=delivered)
+    except KafkaException as exc:
+        failed.append(str(exc))
+    producer.flush(timeout_s)
+    if failed or not placed:
+        raise NotDelivered("; ".join(failed) or f"not acknowledged in {timeout_s:.0f} s")
+    return placed[0]
 
 
 def read_at(

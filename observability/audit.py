@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from c2c.errors import ServiceError
-from c2c.kafka import DURABLE_PRODUCER, read_to_end
+from c2c.kafka import DURABLE_PRODUCER, NotDelivered, deliver, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import AUDIT_TOPIC, get_topic
@@ -97,29 +97,20 @@ class AuditLog:
         """Publish ``action`` and wait until the broker has it; ServiceError if it does not
         (the decision was then taken but not recorded: the message says so)."""
         producer = producer or Producer(self._settings.kafka_config(**DURABLE_PRODUCER))
-        failed: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append(str(err))
-
         try:
-            producer.produce(
+            deliver(
+                producer,
                 self._topic.name,
                 key=action["subject"].encode(),
                 value=self._registry.encoder(self._topic).encode(action),
-                on_delivery=delivered,
             )
-        except KafkaException as exc:
-            failed.append(str(exc))
-        remaining = producer.flush(30)
-        if remaining or failed:
+        except NotDelivered as exc:
             raise ServiceError(
                 f"{action['action']} of {action['subject']} by {action['operator']} was done "
-                f"but its audit record did not reach {self._topic.name} "
-                f"({'; '.join(failed) or 'not acknowledged in 30 s'}); record it by hand",
+                f"but its audit record did not reach {self._topic.name} ({exc}); record it "
+                "by hand",
                 code="audit.unsent",
-            )
+            ) from exc
 
     def read(self) -> list[dict[str, Any]]:
         """Every OperatorAction on the audit topic, in the order published."""

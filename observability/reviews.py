@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from c2c.errors import C2CError, ServiceError
-from c2c.kafka import DURABLE_PRODUCER
+from c2c.kafka import DURABLE_PRODUCER, NotDelivered, deliver
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from c2c.topics import OPERATOR_DECISIONS_TOPIC, REVIEW_TOPIC, get_topic
@@ -154,32 +154,18 @@ def decide(
     )
     topic = get_topic(OPERATOR_DECISIONS_TOPIC)
     producer = Producer(settings.kafka_config(**DURABLE_PRODUCER))
-    placed: list[str] = []
-    failed: list[str] = []
-
-    def delivered(err: Any, message: Any) -> None:
-        if err is not None:
-            failed.append(str(err))
-        else:
-            placed.append(f"{message.topic()}[{message.partition()}]@{message.offset()}")
-
     try:
-        producer.produce(
+        action_record["target"] = deliver(
+            producer,
             topic.name,
             key=review.id.encode(),
             value=registry.encoder(topic).encode(record),
-            on_delivery=delivered,
         )
-    except KafkaException as exc:
-        failed.append(str(exc))
-    remaining = producer.flush(30)
-    if remaining or failed or not placed:
+    except NotDelivered as exc:
         raise ServiceError(
             f"the {action} decision on review {review.id} did not reach {topic.name} "
-            f"({'; '.join(failed) or 'not acknowledged in 30 s'}); nothing was decided: run "
-            "it again",
+            f"({exc}); nothing was decided: run it again",
             code="review.unsent",
-        )
-    action_record["target"] = placed[0]
+        ) from exc
     AuditLog(settings, registry).record(action_record, producer)
     return action_record
