@@ -23,6 +23,7 @@ import jinja2
 from aiohttp import web
 
 from sinks.explorer.cells import NOT_OBSERVABLE, SUPPRESSED, shown_columns
+from sinks.explorer.labels import label
 from sinks.explorer.measures import MEASURES, measure
 from sinks.explorer.pages import dashboard, headline_query, query_page, summary
 from sinks.explorer.query import (
@@ -215,6 +216,7 @@ def make_app(source: Source, *, cache_s: float = 1.0) -> web.Application:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    app[TEMPLATES].filters["label"] = label
     app.router.add_get("/", _summary)
     app.router.add_get("/measure/{key}", _measure)
     app.router.add_get("/query", _query)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sinks.explorer.labels import label
 from sinks.explorer.measures import Measure
 from sinks.explorer.query import Table, hidden
 from sinks.public import SUPPRESSED_COLUMN
@@ -70,7 +71,9 @@ def cells(spec: Measure, table: Table) -> list[list[Cell]]:
             value = row[i]
             if column == SUPPRESSED_COLUMN:
                 continue
-            if value is not None:
+            if value is not None and column in keys and isinstance(value, str):
+                out.append(Cell(label(value)))
+            elif value is not None:
                 number = value if isinstance(value, (int, float)) else None
                 out.append(Cell(_fmt(column, value), "", number))
             elif column in keys:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sinks.explorer.cells import Cell, Headline, cells, headline, shown_columns, trend
 from sinks.explorer.charts import bar_chart, line_chart, sparkline
+from sinks.explorer.labels import label
 from sinks.explorer.measures import Measure
 from sinks.explorer.query import Query, Table
 
@@ -86,7 +87,7 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
     by = lines[0] if lines else None
     series: dict[str, dict[int, float | None]] = defaultdict(dict)
     for row in base.rows:
-        name = "statewide" if by is None else str(row[cols.index(by)])
+        name = "statewide" if by is None else label(row[cols.index(by)])
         series[name][row[year_at]] = row[_rate_at(base)]
     if by is None or len(series) > 1:
         totals = trend(spec, base)
@@ -107,7 +108,9 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
             bars = []
             for row, row_cells in zip(part.rows, shown, strict=True):
                 name = (
-                    str(row[group_at]) if by is None else f"{row[cols.index(by)]} · {row[group_at]}"
+                    label(row[group_at])
+                    if by is None
+                    else f"{label(row[cols.index(by)])} · {label(row[group_at])}"
                 )
                 rate_cell = row_cells[_rate_at(part)]
                 bars.append((name, row[_rate_at(part)], rate_cell.state))
@@ -121,7 +124,7 @@ def dashboard(spec: Measure, rows: Table) -> Dashboard:
         dims = list(spec.dimensions)
         rate_at = _rate_at(part)
         bars = [
-            (" · ".join(str(r[cols.index(d)]) for d in dims), r[rate_at], c[rate_at].state)
+            (" · ".join(label(r[cols.index(d)]) for d in dims), r[rate_at], c[rate_at].state)
             for r, c in zip(part.rows, shown, strict=True)
         ]
         named = ", ".join(d.replace("_", " ") for d in dims)
@@ -140,7 +143,7 @@ def query_page(query: Query, table: Table) -> tuple[list[list[Cell]], str]:
     year_at, rate_at = cols.index(spec.year), cols.index("rate")
     series: dict[str, dict[int, float | None]] = defaultdict(dict)
     for row in table.rows:
-        name = " · ".join(str(row[cols.index(d)]) for d in open_dims) or "rate"
+        name = " · ".join(label(row[cols.index(d)]) for d in open_dims) or "rate"
         series[name][row[year_at]] = row[rate_at]
     chart = line_chart(
         [(name, sorted(points.items())) for name, points in series.items()],

@@ -4,9 +4,11 @@ and the SVG charts (sinks/explorer/)."""
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 import pytest
 
+from c2c.events import AidProgram, AwardLevel, Provider, RaceEthnicity, Sex
 from sinks.explorer.cells import (
     NOT_OBSERVABLE,
     SUPPRESSED,
@@ -16,6 +18,7 @@ from sinks.explorer.cells import (
     trend,
 )
 from sinks.explorer.charts import bar_chart, line_chart, sparkline
+from sinks.explorer.labels import COUNTIES, label
 from sinks.explorer.measures import MEASURES, measure
 from sinks.explorer.query import (
     Query,
@@ -224,3 +227,47 @@ def test_charts_write_missing_rates_as_words_and_draw_nothing_for_them() -> None
     assert "<b>" not in line
     drawn = line + bars + sparkline([(2019, 0.1), (2020, 0.2)], "s")
     assert not re.search(r"\sstyle=", drawn)  # the CSP allows no inline style
+
+
+def test_codes_read_as_words_and_counties_by_name_while_other_values_stay() -> None:
+    assert label("AMERICAN_INDIAN_ALASKA_NATIVE") == "American Indian or Alaska Native"
+    assert label("NOT_REPORTED") == "Not reported"
+    assert label("06001") == "Alameda County"
+    assert label("06037") == "Los Angeles County"
+    assert label("06115") == "Yuba County"
+    assert len(COUNTIES) == 58
+    assert label("06999") == "06999"  # not a county: shown as it is
+    assert label("2021") == "2021"
+    assert label("CDS12345") == "CDS12345"  # a code with digits is an identifier, kept
+
+
+def test_a_long_bar_label_widens_its_column_or_is_cut_with_the_whole_name_in_a_title() -> None:
+    name = "American Indian or Alaska Native"
+    svg = bar_chart([(name, 0.5, ""), ("Asian", 0.4, "")], "by race")
+    assert f">{name}</text>" in svg  # 32 characters: the column widens to hold it
+    longer = "Native Hawaiian or Pacific Islander · Commission on Teacher Credentialing"
+    svg = bar_chart([(longer, 0.5, "")], "by race and provider")
+    assert f"<title>{longer}</title>" in svg.replace("&amp;", "&")
+    assert "…</text>" in svg
+
+
+def test_years_with_no_rate_at_either_end_are_named_under_the_axis_not_drawn() -> None:
+    svg = line_chart(
+        [("ccc", [(2017, 0.5), (2018, None), (2019, 0.4), (2020, None), (2021, None)])],
+        "completion",
+    )
+    ticks = re.findall(r'text-anchor="middle" font-size="11" fill="#333333">(\d{4})<', svg)
+    assert ticks == ["2017", "2018", "2019"]  # 2018 has no rate but lies inside the axis
+    assert "No published rate in 2020-2021." in svg
+    assert "ccc 2020: " not in svg  # no point drawn for them
+    assert "ccc 2021: " not in svg
+    assert "ccc 2019: 40.0%" in svg
+
+
+def test_every_code_of_the_events_reads_as_words_without_an_underscore() -> None:
+    for literal in (RaceEthnicity, AwardLevel, AidProgram, Sex, Provider):
+        for code in get_args(literal):
+            assert "_" not in label(code), code
+    assert label("BLACK_AFRICAN_AMERICAN") == "Black or African American"
+    assert label("TWO_OR_MORE") == "Two or more races"
+    assert label("CAL_GRANT_B") == "Cal Grant B"
