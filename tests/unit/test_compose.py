@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,8 +60,6 @@ def test_compose_file_passes_compose_config() -> None:
 
 
 def test_provisioned_dashboards_are_valid_and_query_our_metrics() -> None:
-    import json
-
     folder = ROOT / "observability" / "config" / "grafana" / "dashboards"
     health = json.loads((folder / "stream-health.json").read_text())
     exprs = " ".join(t["expr"] for p in health["panels"] for t in p["targets"])
@@ -284,3 +283,13 @@ def test_the_cluster_sinks_settings_name_the_cluster_of_its_nodes(
         assert (
             settings.clickhouse_user == services["clickhouse-1"]["environment"]["CLICKHOUSE_USER"]
         )
+
+
+def test_the_outcomes_dashboard_writes_a_missing_cell_as_words_never_blank_or_zero() -> None:
+    dashboard = ROOT / "observability" / "config" / "grafana" / "dashboards" / "outcomes.json"
+    panels = json.loads(dashboard.read_text())["panels"]
+    public = [p for p in panels if "public_outcome" in p["targets"][0]["rawSql"]]
+    assert len(public) == 7
+    for panel in public:
+        no_value = panel["fieldConfig"]["defaults"].get("noValue", "")
+        assert "suppressed" in no_value, panel["title"]
