@@ -47,6 +47,21 @@ def kafka_node_port(first: int, node: int) -> int:
     return first + _KAFKA_NODE_PORT_STEP * (node - 1)
 
 
+def _loopback_server(server: str) -> bool:
+    host = server.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _local_cluster_bootstrap(bootstrap: str, brokers: int) -> str:
+    """``bootstrap`` with every node of a local cluster of ``brokers`` nodes when it is a
+    single loopback address (every client then bootstraps from all of them); else as given."""
+    servers = [server.strip() for server in bootstrap.split(",")]
+    if brokers <= 1 or len(servers) != 1 or not _loopback_server(servers[0]):
+        return bootstrap
+    host, _, port = servers[0].rpartition(":")
+    return ",".join(f"{host}:{kafka_node_port(int(port), node)}" for node in range(1, brokers + 1))
+
+
 def find_data_dir(start: Path) -> Path:
     """The project's data folder: ``.c2c`` in ``start`` or the nearest folder above it that
     has one (as git finds its repository), else ``start/.c2c``. A command run in a
@@ -427,15 +442,7 @@ class Settings(BaseSettings):
             host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port (for example 127.0.0.1:9092)")
-        brokers = info.data.get("kafka_brokers", 1)
-        if brokers > 1 and len(servers) == 1:
-            host, _, port = servers[0].rpartition(":")
-            if host.strip("[]") in ("localhost", "::1") or host.startswith("127."):
-                # the local cluster's nodes: every client bootstraps from all of them
-                return ",".join(
-                    f"{host}:{kafka_node_port(int(port), node)}" for node in range(1, brokers + 1)
-                )
-        return value
+        return _local_cluster_bootstrap(value, info.data.get("kafka_brokers", 1))
 
     @field_validator("schema_registry_url")
     @classmethod
@@ -628,6 +635,22 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    def with_kafka_brokers(self, brokers: int) -> Settings:
+        """These settings for a local Kafka cluster of ``brokers`` nodes, as
+        C2C_KAFKA_BROKERS=``brokers`` would give them: a loopback bootstrap names each node
+        (the first node's address is kept); a remote bootstrap is left as it is."""
+        if brokers == self.kafka_brokers:
+            return self
+        servers = [server.strip() for server in self.kafka_bootstrap.split(",")]
+        local = len(servers) == self.kafka_brokers or len(servers) == 1
+        first = servers[0] if local and _loopback_server(servers[0]) else self.kafka_bootstrap
+        return self.model_copy(
+            update={
+                "kafka_brokers": brokers,
+                "kafka_bootstrap": _local_cluster_bootstrap(first, brokers),
+            }
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

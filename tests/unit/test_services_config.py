@@ -4,6 +4,7 @@ from c2c.settings import Settings
 from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
 from services.base import is_loopback
 from services.kafka import KafkaService, kafka_nodes, render_server_properties
+from services.manager import _record_nodes, _with_started_nodes, started_nodes
 from services.registry import RegistryService
 
 
@@ -157,3 +158,31 @@ def test_one_broker_keeps_its_address_and_a_remote_bootstrap_is_not_expanded() -
     assert remote.kafka_bootstrap == "kafka:9092"
     assert KafkaService(Settings()).name == "kafka"
     assert [node.address for node in kafka_nodes(remote)] == ["kafka:9092"]
+
+
+def test_settings_with_another_broker_count_are_those_the_variable_would_give(
+    tmp_path: Path,
+) -> None:
+    one = Settings(kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    three = one.with_kafka_brokers(3)
+    assert three == Settings(kafka_brokers=3, kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    assert three.with_kafka_brokers(1) == one
+    assert one.with_kafka_brokers(1) is one
+    remote = Settings(kafka_bootstrap="kafka:9092")
+    assert remote.with_kafka_brokers(3).kafka_bootstrap == "kafka:9092"
+
+
+def test_down_and_status_widen_to_the_nodes_up_started(tmp_path: Path) -> None:
+    three = Settings(kafka_brokers=3, kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    one = three.with_kafka_brokers(1)
+    assert started_nodes(one) is None
+    assert _with_started_nodes(one) is one
+    _record_nodes(three)
+    assert started_nodes(one) == 3
+    assert [node.name for node in kafka_nodes(_with_started_nodes(one))] == [
+        "kafka",
+        "kafka-2",
+        "kafka-3",
+    ]
+    # asking for more nodes than were started keeps the larger number
+    assert _with_started_nodes(three.with_kafka_brokers(5)).kafka_brokers == 5
