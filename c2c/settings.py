@@ -256,6 +256,14 @@ class Settings(BaseSettings):
             "http(s)://host:port for a server."
         ),
     )
+    clickhouse_serve: bool = Field(
+        default=False,
+        description=(
+            "Run a local ClickHouse server at C2C_CLICKHOUSE_URL (http://127.0.0.1:PORT; "
+            "native TCP on PORT + 1) with `c2c services up`, from the engine of the installed "
+            "chdb (services/clickhouse_server.py): several processes then share one ClickHouse."
+        ),
+    )
     clickhouse_database: str = Field(default="c2c", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
@@ -467,6 +475,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("clickhouse_serve")
+    @classmethod
+    def _check_clickhouse_serve(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("clickhouse_url")
+        parts = urlsplit(str(url)) if url is not None else None
+        if value and (
+            parts is None
+            or parts.scheme != "http"
+            or parts.port is None
+            or not _loopback_server(f"{parts.hostname}:{parts.port}")
+        ):
+            raise ValueError(
+                "a local ClickHouse server needs C2C_CLICKHOUSE_URL=http://127.0.0.1:PORT "
+                f"(got {url!r}); unset C2C_CLICKHOUSE_SERVE for embedded chdb or a remote server"
+            )
+        return value
+
     @field_validator("clickhouse_cluster")
     @classmethod
     def _check_clickhouse_cluster(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -573,6 +598,13 @@ class Settings(BaseSettings):
     @property
     def clickhouse_embedded(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb://")
+
+    @property
+    def clickhouse_roles_from_file(self) -> bool:
+        """Whether ClickHouse's roles come from a users file (sinks.access.users_xml), not
+        from `CREATE ROLE`: embedded chdb and the local server run from its engine have no
+        writable user storage."""
+        return self.clickhouse_embedded or self.clickhouse_serve
 
     def is_external(self, field: str) -> bool:
         """Whether ``field`` was set explicitly (environment or constructor), not defaulted.

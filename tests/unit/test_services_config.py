@@ -1,8 +1,13 @@
 from pathlib import Path
 
-from c2c.settings import Settings
+import pytest
+
+from c2c.errors import ConfigError
+from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
 from services.base import is_loopback
+from services.clickhouse import ClickHouseService
+from services.clickhouse_server import render_config
 from services.kafka import KafkaService, kafka_nodes, render_server_properties
 from services.manager import _record_nodes, _with_started_nodes, started_nodes
 from services.registry import RegistryService
@@ -186,3 +191,29 @@ def test_down_and_status_widen_to_the_nodes_up_started(tmp_path: Path) -> None:
     ]
     # asking for more nodes than were started keeps the larger number
     assert _with_started_nodes(three.with_kafka_brokers(5)).kafka_brokers == 5
+
+
+def test_a_local_clickhouse_server_listens_on_the_urls_loopback_port_and_the_next(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        clickhouse_url="http://127.0.0.1:28123", clickhouse_serve=True, data_dir=tmp_path
+    )
+    config = render_config(settings)
+    assert "<listen_host>127.0.0.1</listen_host>" in config
+    assert "<http_port>28123</http_port>" in config
+    assert "<tcp_port>28124</tcp_port>" in config
+    assert settings.clickhouse_roles_from_file
+    service = ClickHouseService(settings)
+    assert service.local
+    spec = service.process_spec()
+    assert spec is not None
+    assert spec.cwd == tmp_path.resolve() / "clickhouse-server"
+    assert service.marker in spec.argv
+    # only a loopback http URL can be served here; embedded and remote servers are not
+    for url in ("http://clickhouse:8123", "chdb:///tmp/x", "https://127.0.0.1:8443"):
+        with pytest.raises(ConfigError, match="C2C_CLICKHOUSE_SERVE"):
+            load_settings(clickhouse_url=url, clickhouse_serve=True)
+    remote = ClickHouseService(Settings(clickhouse_url="http://127.0.0.1:28123"))
+    assert not remote.local
+    assert remote.process_spec() is None
