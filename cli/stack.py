@@ -22,7 +22,9 @@ from services import (
     services_status,
     services_up,
 )
+from services.clickhouse_server import server_home
 from services.principals import as_role
+from sinks.access import users_xml
 
 # -- services -----------------------------------------------------------------------------------
 
@@ -82,6 +84,10 @@ def services_up_cmd(
     """Start the local services that are not running and wait until each is ready
     (--brokers 3: Kafka as a local cluster of three nodes)."""
     settings = _stack_settings(ctx, brokers)
+    if settings.clickhouse_serve:  # the local server's roles: the project's (sinks/access.py)
+        home = server_home(settings)
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "users.xml").write_text(users_xml(settings.clickhouse_database))
     started_at = time.monotonic()
     started = services_up(settings, only or None, providers=provider_kinds())
     if print_started:

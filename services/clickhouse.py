@@ -11,7 +11,7 @@ from c2c.errors import ServiceError
 from c2c.settings import Settings
 from services._process import ProcessSpec
 from services.base import Probe
-from services.clickhouse_server import render_config, render_users
+from services.clickhouse_server import DEFAULT_USERS, render_config, server_home
 
 __all__ = ["ClickHouseService"]
 
@@ -34,7 +34,7 @@ class ClickHouseService:
 
     @property
     def _home(self) -> Path:
-        return self._settings.data_dir.resolve() / "clickhouse-server"
+        return server_home(self._settings)
 
     @property
     def log_file(self) -> Path | None:
@@ -49,7 +49,9 @@ class ClickHouseService:
         if self._settings.clickhouse_serve:
             (self._home / "data").mkdir(parents=True, exist_ok=True)
             (self._home / "config.xml").write_text(render_config(self._settings))
-            (self._home / "users.xml").write_text(render_users(self._settings))
+            users = self._home / "users.xml"
+            if not users.exists():  # `c2c services up` writes the project's roles there
+                users.write_text(DEFAULT_USERS)
 
     def process_spec(self) -> ProcessSpec | None:
         if not self._settings.clickhouse_serve or self.pid_file is None:

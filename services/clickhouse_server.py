@@ -9,8 +9,9 @@ served by ClickHouse's own HTTP and TCP handlers, in this process, on one data f
 sinks as separate processes share one ClickHouse.
 
 clickhouse-local reads ``config.xml`` in its working folder: the listeners (loopback only) and
-the users file, whose roles are the project's (sinks.access.users_xml), as for embedded chdb:
-clickhouse-local keeps no writable user storage.
+the users file ``users.xml`` beside it. clickhouse-local keeps no writable user storage, so
+roles come from that file, as for embedded chdb: `c2c services up` writes the project's
+(sinks.access.users_xml) there first; without it the file has the one user ``default``.
 
 Run as :func:`main` with arguments DATA_DIR MARKER in the folder holding ``config.xml``
 (services.clickhouse.ClickHouseService starts it so).
@@ -23,9 +24,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from c2c.settings import Settings
-from sinks.access import users_xml
 
-__all__ = ["SERVE_QUERY", "main", "render_config", "render_users", "serve", "server_ports"]
+__all__ = [
+    "DEFAULT_USERS",
+    "SERVE_QUERY",
+    "main",
+    "render_config",
+    "serve",
+    "server_home",
+    "server_ports",
+]
 
 # Opens the listeners, then holds them: 2^31 rows of one second each, one row a block.
 SERVE_QUERY = (
@@ -59,9 +67,17 @@ def render_config(settings: Settings) -> str:
     )
 
 
-def render_users(settings: Settings) -> str:
-    """users.xml: the project's roles, granted to the one user ``default`` (loopback only)."""
-    return users_xml(settings.clickhouse_database)
+# users.xml when none was written: the one user, with every right, no roles
+DEFAULT_USERS = (
+    "<clickhouse><profiles><default/></profiles><quotas><default/></quotas>"
+    "<users><default><password></password><networks><ip>::/0</ip></networks>"
+    "<profile>default</profile><quota>default</quota></default></users></clickhouse>\n"
+)
+
+
+def server_home(settings: Settings) -> Path:
+    """The local server's folder: config.xml, users.xml, and its data under data/."""
+    return settings.data_dir.resolve() / "clickhouse-server"
 
 
 def serve(data: Path) -> int:
