@@ -47,6 +47,21 @@ def kafka_node_port(first: int, node: int) -> int:
     return first + _KAFKA_NODE_PORT_STEP * (node - 1)
 
 
+def _loopback_server(server: str) -> bool:
+    host = server.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _local_cluster_bootstrap(bootstrap: str, brokers: int) -> str:
+    """``bootstrap`` with every node of a local cluster of ``brokers`` nodes when it is a
+    single loopback address (every client then bootstraps from all of them); else as given."""
+    servers = [server.strip() for server in bootstrap.split(",")]
+    if brokers <= 1 or len(servers) != 1 or not _loopback_server(servers[0]):
+        return bootstrap
+    host, _, port = servers[0].rpartition(":")
+    return ",".join(f"{host}:{kafka_node_port(int(port), node)}" for node in range(1, brokers + 1))
+
+
 def find_data_dir(start: Path) -> Path:
     """The project's data folder: ``.c2c`` in ``start`` or the nearest folder above it that
     has one (as git finds its repository), else ``start/.c2c``. A command run in a
@@ -241,6 +256,14 @@ class Settings(BaseSettings):
             "http(s)://host:port for a server."
         ),
     )
+    clickhouse_serve: bool = Field(
+        default=False,
+        description=(
+            "Run a local ClickHouse server at C2C_CLICKHOUSE_URL (http://127.0.0.1:PORT; "
+            "native TCP on PORT + 1) with `c2c services up`, from the engine of the installed "
+            "chdb (services/clickhouse_server.py): several processes then share one ClickHouse."
+        ),
+    )
     clickhouse_database: str = Field(default="c2c", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
@@ -427,15 +450,7 @@ class Settings(BaseSettings):
             host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port (for example 127.0.0.1:9092)")
-        brokers = info.data.get("kafka_brokers", 1)
-        if brokers > 1 and len(servers) == 1:
-            host, _, port = servers[0].rpartition(":")
-            if host.strip("[]") in ("localhost", "::1") or host.startswith("127."):
-                # the local cluster's nodes: every client bootstraps from all of them
-                return ",".join(
-                    f"{host}:{kafka_node_port(int(port), node)}" for node in range(1, brokers + 1)
-                )
-        return value
+        return _local_cluster_bootstrap(value, info.data.get("kafka_brokers", 1))
 
     @field_validator("schema_registry_url")
     @classmethod
@@ -457,6 +472,23 @@ class Settings(BaseSettings):
         if parts.scheme not in ("chdb", "http", "https"):
             raise ValueError(
                 f"{value!r} is neither chdb://PATH (embedded) nor an http(s):// server URL"
+            )
+        return value
+
+    @field_validator("clickhouse_serve")
+    @classmethod
+    def _check_clickhouse_serve(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("clickhouse_url")
+        parts = urlsplit(str(url)) if url is not None else None
+        if value and (
+            parts is None
+            or parts.scheme != "http"
+            or parts.port is None
+            or not _loopback_server(f"{parts.hostname}:{parts.port}")
+        ):
+            raise ValueError(
+                "a local ClickHouse server needs C2C_CLICKHOUSE_URL=http://127.0.0.1:PORT "
+                f"(got {url!r}); unset C2C_CLICKHOUSE_SERVE for embedded chdb or a remote server"
             )
         return value
 
@@ -567,6 +599,13 @@ class Settings(BaseSettings):
     def clickhouse_embedded(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb://")
 
+    @property
+    def clickhouse_roles_from_file(self) -> bool:
+        """Whether ClickHouse's roles come from a users file (sinks.access.users_xml), not
+        from `CREATE ROLE`: embedded chdb and the local server run from its engine have no
+        writable user storage."""
+        return self.clickhouse_embedded or self.clickhouse_serve
+
     def is_external(self, field: str) -> bool:
         """Whether ``field`` was set explicitly (environment or constructor), not defaulted.
 
@@ -628,6 +667,22 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    def with_kafka_brokers(self, brokers: int) -> Settings:
+        """These settings for a local Kafka cluster of ``brokers`` nodes, as
+        C2C_KAFKA_BROKERS=``brokers`` would give them: a loopback bootstrap names each node
+        (the first node's address is kept); a remote bootstrap is left as it is."""
+        if brokers == self.kafka_brokers:
+            return self
+        servers = [server.strip() for server in self.kafka_bootstrap.split(",")]
+        local = len(servers) == self.kafka_brokers or len(servers) == 1
+        first = servers[0] if local and _loopback_server(servers[0]) else self.kafka_bootstrap
+        return self.model_copy(
+            update={
+                "kafka_brokers": brokers,
+                "kafka_bootstrap": _local_cluster_bootstrap(first, brokers),
+            }
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -34,7 +34,7 @@ def sink_migrate(ctx: click.Context, as_json: bool) -> None:
     applied = migrate(
         connect(settings),
         min_cell=settings.suppression_min_cell,
-        server=not settings.clickhouse_embedded,
+        server=not settings.clickhouse_roles_from_file,
         cluster=settings.clickhouse_cluster,
     )
     if as_json:
@@ -97,7 +97,7 @@ def _open_clickhouse(settings: Settings, stop: threading.Event) -> Any | None:
             migrate(
                 client,
                 min_cell=settings.suppression_min_cell,
-                server=not settings.clickhouse_embedded,
+                server=not settings.clickhouse_roles_from_file,
                 cluster=settings.clickhouse_cluster,
             )
             return client

@@ -39,6 +39,8 @@ class SinkProcess(ChildService):
             "C2C_DATA_DIR": str(settings.data_dir),
             "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+            # a local server's roles come from its users file, not from the sink's migrations
+            "C2C_CLICKHOUSE_SERVE": str(settings.clickhouse_serve).lower(),
             "C2C_SINK_DECODE": settings.sink_decode,
             # its broker and principal: the settings', not only the environment's
             **settings.kafka_environment(),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 
 from c2c.acls import roles
-from c2c.settings import Settings, load_settings
+from c2c.settings import Settings
 from cli.common import context_settings, reports_errors
 from producers.formats import provider_kinds
 from services import (
@@ -22,7 +22,9 @@ from services import (
     services_status,
     services_up,
 )
+from services.clickhouse_server import server_home
 from services.principals import as_role
+from sinks.access import users_xml
 
 # -- services -----------------------------------------------------------------------------------
 
@@ -30,18 +32,16 @@ _BROKERS = click.option(
     "--brokers",
     type=click.IntRange(1, 9),
     default=None,
-    help="Nodes of the local Kafka cluster (default C2C_KAFKA_BROKERS, 1); give the same "
-    "number to `up`, `down` and `status`.",
+    help="Nodes of the local Kafka cluster (default C2C_KAFKA_BROKERS, 1); `down` and "
+    "`status` also act on every node that `up` started here.",
 )
 
 
 def _stack_settings(ctx: click.Context, brokers: int | None) -> Settings:
-    """The settings, with ``brokers`` (--brokers) over C2C_KAFKA_BROKERS: read again, so
-    that a single loopback bootstrap names every node."""
+    """The settings, with ``brokers`` (--brokers) over C2C_KAFKA_BROKERS (a single loopback
+    bootstrap then names every node)."""
     settings = context_settings(ctx)
-    if brokers is None or brokers == settings.kafka_brokers:
-        return settings
-    return load_settings(kafka_brokers=brokers, log_level=settings.log_level)
+    return settings if brokers is None else settings.with_kafka_brokers(brokers)
 
 
 @click.group()
@@ -84,6 +84,10 @@ def services_up_cmd(
     """Start the local services that are not running and wait until each is ready
     (--brokers 3: Kafka as a local cluster of three nodes)."""
     settings = _stack_settings(ctx, brokers)
+    if settings.clickhouse_serve:  # the local server's roles: the project's (sinks/access.py)
+        home = server_home(settings)
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "users.xml").write_text(users_xml(settings.clickhouse_database))
     started_at = time.monotonic()
     started = services_up(settings, only or None, providers=provider_kinds())
     if print_started:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from c2c.errors import ServiceError
 from c2c.settings import Settings
@@ -25,7 +26,14 @@ from services.kafka import KafkaService, kafka_nodes
 from services.principals import apply_acls, local_secured
 from services.registry import RegistryService
 
-__all__ = ["SERVICE_NAMES", "all_services", "services_down", "services_status", "services_up"]
+__all__ = [
+    "SERVICE_NAMES",
+    "all_services",
+    "services_down",
+    "services_status",
+    "services_up",
+    "started_nodes",
+]
 
 SERVICE_NAMES = ("kafka", "schema_registry", "clickhouse")
 _PROBE_TIMEOUT_S = 3.0
@@ -39,6 +47,36 @@ def all_services(settings: Settings) -> list[LocalService]:
 def _service_name(service: LocalService) -> str:
     """The name `--only` selects a service by: "kafka" for every node of a cluster."""
     return "kafka" if isinstance(service, KafkaService) else service.name
+
+
+def _nodes_record(settings: Settings) -> Path:
+    # how many Kafka nodes `up` last started from this data folder
+    return settings.run_dir.resolve() / "kafka.nodes"
+
+
+def _record_nodes(settings: Settings) -> None:
+    record = _nodes_record(settings)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{settings.kafka_brokers}\n")
+
+
+def started_nodes(settings: Settings) -> int | None:
+    """The number of Kafka nodes that `up` last started from this data folder, None if it
+    started none (or `down` has stopped them since)."""
+    try:
+        return int(_nodes_record(settings).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _with_started_nodes(settings: Settings) -> Settings:
+    """``settings`` widened to every Kafka node that `up` started here, when it started more
+    than C2C_KAFKA_BROKERS (or `--brokers`) names: `down` and `status` without the same
+    number then still find the extra nodes."""
+    started = started_nodes(settings)
+    if started is None or started <= settings.kafka_brokers:
+        return settings
+    return settings.with_kafka_brokers(started)
 
 
 def _select(settings: Settings, only: Iterable[str] | None) -> list[LocalService]:
@@ -82,9 +120,10 @@ def _status(service: LocalService, probe: Probe) -> ServiceStatus:
 
 
 def services_status(settings: Settings, only: Iterable[str] | None = None) -> list[ServiceStatus]:
-    """Probe each service once; never raises for a service that is down."""
+    """Probe each service once (every Kafka node `up` started, see `started_nodes`); never
+    raises for a service that is down."""
     rows = []
-    for service in _select(settings, only):
+    for service in _select(_with_started_nodes(settings), only):
         try:
             probe = service.probe(_PROBE_TIMEOUT_S)
         except ServiceError as exc:
@@ -156,6 +195,8 @@ def _start_each(
     nodes = [service for service in selected if isinstance(service, KafkaService)]
     if nodes:
         # every node first: a node is ready only once a majority of the quorum runs
+        if any(node.local for node in nodes):
+            _record_nodes(settings)
         launched = [(node, _launch(node, started)) for node in nodes]
         for node, (needed, process) in launched:
             if needed:
@@ -188,11 +229,17 @@ def _launch(
 
 
 def services_down(settings: Settings, only: Iterable[str] | None = None) -> list[str]:
-    """Stop the local processes this project started (reverse start order); return their names."""
+    """Stop the local processes this project started (reverse start order), every Kafka node
+    that `up` started among them (`started_nodes`); return their names."""
+    settings = _with_started_nodes(settings)
     stopped = []
-    for service in reversed(_select(settings, only)):
+    selected = _select(settings, only)
+    for service in reversed(selected):
         if not service.local or service.pid_file is None:
             continue
         if stop_process(service.pid_file, service.marker):
             stopped.append(service.name)
+    nodes = [service for service in selected if isinstance(service, KafkaService)]
+    if len(nodes) == settings.kafka_brokers and not any(_pid(node) for node in nodes):
+        _nodes_record(settings).unlink(missing_ok=True)
     return stopped

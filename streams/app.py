@@ -43,7 +43,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from c2c.health import Readiness, readiness
-from c2c.kafka import SESSION_TIMEOUT_S, end_offsets, read_to_end
+from c2c.kafka import DURABLE_PRODUCER, SESSION_TIMEOUT_S, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -184,11 +184,29 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+# c2c.kafka.DURABLE_PRODUCER in aiokafka's names
+_DURABLE_AIOKAFKA: Mapping[str, Any] = {
+    "acks": DURABLE_PRODUCER["acks"],
+    "enable_idempotence": DURABLE_PRODUCER["enable.idempotence"],
+}
+
+
+class _Producer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer, idempotent: Faust asks aiokafka for idempotence only
+    inside a transaction (processing_guarantee exactly_once) and has no setting for it.
+    The worker's own results and changelogs go through streams.delivery.BatchProducer; this
+    one sends what Faust sends itself (an agent's or a table's writes through Faust)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), **_DURABLE_AIOKAFKA}
+
+
 class _Transport(faust_aiokafka.Transport):
     """aiokafka's transport with the worker consumer's fetch wait set (Faust has no setting
-    for it); given to the app in :func:`create_app`."""
+    for it) and an idempotent producer; given to the app in :func:`create_app`."""
 
     Consumer = _Consumer
+    Producer = _Producer
 
 
 @dataclass
@@ -247,7 +265,7 @@ def create_app(
         # was forwarded to be resolved, so a new group reads it from its start. Where raw
         # reading starts (C2C_STREAMS_START) is the forwarder's to decide.
         consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
+        producer_acks=-1,  # and idempotence: _Producer
         table_standby_replicas=settings.streams_standby_replicas,
         topic_replication_factor=replication_factor(brokers),
         web_enabled=True,

@@ -99,3 +99,51 @@ def test_up_names_the_service_and_its_log_when_not_ready_in_time(
         assert not (private.run_dir / "kafka.pid").exists()
     finally:
         services_down(private)
+
+
+def test_down_and_status_find_every_node_that_up_started(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """`up --brokers 3` on a stack whose C2C_KAFKA_BROKERS is 1: `status` and `down` without
+    `--brokers` still see and stop the second and third nodes (up records how many it
+    started in the data folder)."""
+    nodes = ("kafka", "kafka-2", "kafka-3")
+    pids: list[int] = []
+    for attempt in range(3):
+        # the ports of three nodes, for a stack that names one
+        env = {
+            **private_stack_env(tmp_path / str(attempt), settings, brokers=3),
+            "C2C_KAFKA_BROKERS": "1",
+            "C2C_KAFKA_HEAP": "384m",
+        }
+        up = _c2c(env, "services", "up", "--only", "kafka", "--brokers", "3", check=False)
+        # a free port may be taken by another process before a node binds it (`up` stops
+        # what it started when one fails): take other ports
+        if "Address already in use" not in up.stderr:
+            break
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        rows = {
+            row["name"]: row
+            for row in json.loads(
+                _c2c(env, "services", "status", "--only", "kafka", "--json").stdout
+            )
+        }
+        assert sorted(rows) == sorted(nodes)
+        assert all(rows[name]["up"] for name in nodes), rows
+        pids = [rows[name]["pid"] for name in nodes]
+        assert all(isinstance(pid, int) for pid in pids)
+    finally:
+        down = _c2c(env, "services", "down")
+    for name in nodes:
+        assert name in down.stdout
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+    run = Path(env["C2C_DATA_DIR"]) / "run"
+    assert not any((run / f"{name}.pid").exists() for name in nodes)
+    # stopped: status names the one broker of C2C_KAFKA_BROKERS again, down
+    after = _status(env)
+    assert "kafka-2" not in after
+    assert after["kafka"]["up"] is False

@@ -40,10 +40,11 @@ from c2c.telemetry import Telemetry
 from c2c.topics import OPTOUT_DECISIONS_TOPIC, get_topic
 from cli.demo import declare_synth_horizons
 from cli.pipeline_run import clickhouse_snapshot, opted_out_events, wait_for
-from cli.sink_process import SINK_TOPICS
+from cli.sink_process import SINK_TOPICS, SinkProcess
 from cli.worker_process import WorkerProcess
 from producers.files import replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
+from services import services_down, services_up
 from sinks.migrate import migrate
 from sinks.sink import Sink
 from tests.conftest import read_decoded
@@ -150,18 +151,7 @@ _RUNS = {"one": 1, "two": 2, "three": 3}
 def test_two_and_three_sinks_write_what_one_sink_writes(
     stack: Settings, registry: SchemaRegistry, tmp_path: Path
 ) -> None:
-    # a synth with opt-outs that stand (and, most seeds, a revocation among them)
-    for attempt in range(30):
-        synth = tmp_path / f"synth-{attempt}"
-        synthesize(
-            SynthConfig(people=300, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.03),
-            NoiseConfig(),
-            synth,
-        )
-        opted_out, _revoked = opted_out_events(synth)
-        if opted_out:
-            break
-    assert opted_out, "no standing opt-out in 30 seeds"
+    synth, opted_out = _synth_with_optouts(tmp_path)
 
     ch = tmp_path / "ch"
     lock = threading.Lock()
@@ -220,6 +210,17 @@ def test_two_and_three_sinks_write_what_one_sink_writes(
     finally:
         client.close()
 
+    _compare(seen, audited, side, opted_out, revoked)
+
+
+def _compare(
+    seen: dict[str, Any],
+    audited: dict[str, Any],
+    side: dict[str, list[Counter[str]]],
+    opted_out: set[str],
+    revoked: set[str],
+) -> None:
+    """The two- and three-sink runs against the one-sink run (see the module docstring)."""
     one = seen["one"]
     apart = {  # events of persons whose opt-out was revoked: see the module docstring
         e for rows in one["facts"].values() for e, (who, _row) in rows.items() if who in revoked
@@ -257,3 +258,150 @@ def test_two_and_three_sinks_write_what_one_sink_writes(
             for k in ("one", name)
         }
         assert persons[name] == persons["one"], name  # the person map: the same persons
+
+
+def _synth_with_optouts(tmp_path: Path) -> tuple[Path, set[str]]:
+    """A synth with opt-outs that stand (and, most seeds, a revocation among them): its
+    folder and the events of persons whose opt-out stands."""
+    for attempt in range(30):
+        synth = tmp_path / f"synth-{attempt}"
+        synthesize(
+            SynthConfig(people=300, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.03),
+            NoiseConfig(),
+            synth,
+        )
+        opted_out, _revoked = opted_out_events(synth)
+        if opted_out:
+            return synth, opted_out
+    raise AssertionError("no standing opt-out in 30 seeds")
+
+
+def _processes_done(stack: Settings, group: str, sinks: list[SinkProcess]) -> list[Counter[str]]:
+    """Wait until the group committed everything published and each sink process lags
+    nowhere and wrote everything its side reader read, with its counts of facts, side reads
+    and decisions still over two polls 2 s apart (a process's side-reader lag is not on its
+    pages); what each counted of the side reader's and of the decisions."""
+
+    def kept(counts: dict[str, Any]) -> Counter[str]:
+        return Counter(
+            {
+                k: int(v)
+                for k, v in counts.items()
+                if k.startswith(("side", "optout.")) or k in ("facts", "side_written")
+            }
+        )
+
+    before: list[Counter[str]] = []
+    state: tuple[Any, ...] = ()
+    deadline = time.monotonic() + 300
+    while True:
+        counts = [kept(sink.counts()) for sink in sinks]
+        lags = [sink.page("/health/ready").get("total_lag") for sink in sinks]
+        committed = committed_lag(stack, group, SINK_TOPICS)
+        settled = (
+            committed == 0
+            and all(lag == 0 for lag in lags)
+            and all(c["side.changes"] + c["side.decisions"] == c["side_written"] for c in counts)
+        )
+        if settled and counts == before:
+            break
+        state = (committed, lags, counts)
+        assert time.monotonic() < deadline, f"{group} not done: {state}"
+        before = counts if settled else []
+        time.sleep(2)
+    return [
+        Counter({k: v for k, v in c.items() if k.startswith(("side", "optout."))}) for c in counts
+    ]
+
+
+def test_sink_processes_on_a_clickhouse_server_write_what_one_sink_writes(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """The same runs as above, each sink a `c2c sink run` process, all writing one ClickHouse
+    server (C2C_CLICKHOUSE_SERVE: services/clickhouse_server.py) of this test's own."""
+    synth, opted_out = _synth_with_optouts(tmp_path)
+    server = stack.model_copy(
+        update={
+            "clickhouse_url": f"http://127.0.0.1:{free_port_pair()}",
+            "clickhouse_serve": True,
+            "data_dir": tmp_path / "server",
+        }
+    )
+    started = services_up(server, ["clickhouse"])
+    assert started == ["clickhouse"]
+    try:
+        databases = {
+            name: server.model_copy(update={"clickhouse_database": name, "sink_start": "latest"})
+            for name in _RUNS
+        }
+        for chosen in databases.values():  # migrated once each, and the outcome horizons
+            declare_synth_horizons(chosen, synth)
+        groups = {name: f"test-sinkprocs-{name}-{uuid.uuid4().hex[:8]}" for name in _RUNS}
+        for group in groups.values():
+            commit_ends(stack, group, SINK_TOPICS)
+        app_id = f"c2c-sinkprocs-{uuid.uuid4().hex[:8]}"
+        worker = WorkerProcess(
+            stack.model_copy(update={"data_dir": tmp_path / "worker"}),
+            tmp_path / "worker.log",
+            port=free_port_pair(),
+            app_id=app_id,
+            intake=f"c2c.identity.intake.{app_id}",
+        )
+        running: dict[str, list[SinkProcess]] = {}
+        side: dict[str, list[Counter[str]]] = {}
+        try:
+            for name, n in _RUNS.items():
+                running[name] = []
+                for i in range(n):
+                    sink = SinkProcess(
+                        databases[name],
+                        tmp_path / f"sink-{name}-{i}.log",
+                        port=free_port_pair(),
+                        group=groups[name],
+                    )
+                    running[name].append(sink)
+                    sink.start()
+            for sinks in running.values():  # each assigned and positioned after the joins
+                for sink in sinks:
+                    sink.wait(
+                        lambda ready, _c: (
+                            "reasons" in ready
+                            and not [r for r in ready["reasons"] if "lag more than" not in r]
+                        ),
+                        "reading",
+                        120,
+                    )
+            worker.begin_here()
+            worker.start()
+            try:
+                replay(stack, synth, rate=_RATE)
+                wait_for(lambda: worker.committed_lag() == 0, "worker drained", worker, 300)
+            finally:
+                worker.stop()
+            for name, sinks in running.items():
+                side[name] = _processes_done(stack, groups[name], sinks)
+        finally:
+            for sinks in running.values():
+                for sink in sinks:
+                    sink.stop()
+        revoked = {
+            str(person)
+            for record, _headers in read_decoded(
+                stack, registry, OPTOUT_DECISIONS_TOPIC, lambda r: not r["opted_out"], 0
+            )
+            for person in record["person_ids"]
+        }
+        client = connect(databases["one"])
+        try:
+            seen = {name: clickhouse_snapshot(client, name) for name in _RUNS}
+            audited = {
+                name: client.query(
+                    f"SELECT decision_id, count() FROM {name}.optout_audit GROUP BY decision_id"
+                ).result_rows
+                for name in _RUNS
+            }
+        finally:
+            client.close()
+        _compare(seen, audited, side, opted_out, revoked)
+    finally:
+        services_down(server, ["clickhouse"])

@@ -1,9 +1,15 @@
 from pathlib import Path
 
-from c2c.settings import Settings
+import pytest
+
+from c2c.errors import ConfigError
+from c2c.settings import Settings, load_settings
 from c2c.topics import CATALOGUE, REGISTRY_JOURNAL, get_topic
 from services.base import is_loopback
+from services.clickhouse import ClickHouseService
+from services.clickhouse_server import render_config
 from services.kafka import KafkaService, kafka_nodes, render_server_properties
+from services.manager import _record_nodes, _with_started_nodes, started_nodes
 from services.registry import RegistryService
 
 
@@ -157,3 +163,57 @@ def test_one_broker_keeps_its_address_and_a_remote_bootstrap_is_not_expanded() -
     assert remote.kafka_bootstrap == "kafka:9092"
     assert KafkaService(Settings()).name == "kafka"
     assert [node.address for node in kafka_nodes(remote)] == ["kafka:9092"]
+
+
+def test_settings_with_another_broker_count_are_those_the_variable_would_give(
+    tmp_path: Path,
+) -> None:
+    one = Settings(kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    three = one.with_kafka_brokers(3)
+    assert three == Settings(kafka_brokers=3, kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    assert three.with_kafka_brokers(1) == one
+    assert one.with_kafka_brokers(1) is one
+    remote = Settings(kafka_bootstrap="kafka:9092")
+    assert remote.with_kafka_brokers(3).kafka_bootstrap == "kafka:9092"
+
+
+def test_down_and_status_widen_to_the_nodes_up_started(tmp_path: Path) -> None:
+    three = Settings(kafka_brokers=3, kafka_bootstrap="127.0.0.1:29092", data_dir=tmp_path)
+    one = three.with_kafka_brokers(1)
+    assert started_nodes(one) is None
+    assert _with_started_nodes(one) is one
+    _record_nodes(three)
+    assert started_nodes(one) == 3
+    assert [node.name for node in kafka_nodes(_with_started_nodes(one))] == [
+        "kafka",
+        "kafka-2",
+        "kafka-3",
+    ]
+    # asking for more nodes than were started keeps the larger number
+    assert _with_started_nodes(three.with_kafka_brokers(5)).kafka_brokers == 5
+
+
+def test_a_local_clickhouse_server_listens_on_the_urls_loopback_port_and_the_next(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        clickhouse_url="http://127.0.0.1:28123", clickhouse_serve=True, data_dir=tmp_path
+    )
+    config = render_config(settings)
+    assert "<listen_host>127.0.0.1</listen_host>" in config
+    assert "<http_port>28123</http_port>" in config
+    assert "<tcp_port>28124</tcp_port>" in config
+    assert settings.clickhouse_roles_from_file
+    service = ClickHouseService(settings)
+    assert service.local
+    spec = service.process_spec()
+    assert spec is not None
+    assert spec.cwd == tmp_path.resolve() / "clickhouse-server"
+    assert service.marker in spec.argv
+    # only a loopback http URL can be served here; embedded and remote servers are not
+    for url in ("http://clickhouse:8123", "chdb:///tmp/x", "https://127.0.0.1:8443"):
+        with pytest.raises(ConfigError, match="C2C_CLICKHOUSE_SERVE"):
+            load_settings(clickhouse_url=url, clickhouse_serve=True)
+    remote = ClickHouseService(Settings(clickhouse_url="http://127.0.0.1:28123"))
+    assert not remote.local
+    assert remote.process_spec() is None

@@ -101,7 +101,8 @@ def test_status_names_a_missing_broker_and_the_under_replicated_partitions() -> 
 
 
 def test_every_producer_of_the_project_is_idempotent_with_acks_all() -> None:
-    """Each librdkafka Producer the project makes takes c2c.kafka.DURABLE_PRODUCER."""
+    """Each librdkafka Producer the project makes takes c2c.kafka.DURABLE_PRODUCER, and each
+    Faust app an aiokafka producer with the same settings."""
     from c2c.kafka import DURABLE_PRODUCER, PRODUCER_CONFIG
 
     assert DURABLE_PRODUCER == {"enable.idempotence": True, "acks": "all"}
@@ -120,4 +121,12 @@ def test_every_producer_of_the_project_is_idempotent_with_acks_all() -> None:
                         body = ast.get_source_segment(source, function) or ""
                         found.append(path.name)
                         assert "DURABLE_PRODUCER" in body, f"{path.relative_to(root)}:{node.lineno}"
-    assert len(found) >= 6, found
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) == "faust.App":
+                        # Faust's own producer: the app's transport (streams.app._Transport)
+                        # gives aiokafka DURABLE_PRODUCER's settings (test_worker_consumer.py)
+                        body = ast.get_source_segment(source, function) or ""
+                        found.append(path.name)
+                        assert "app.transport = _Transport(" in body, path.relative_to(root)
+                        assert "DURABLE_PRODUCER" in source, path.relative_to(root)
+    assert len(found) >= 7, found
+    assert "app.py" in found  # the worker's Faust app

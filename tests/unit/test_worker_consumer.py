@@ -1,4 +1,5 @@
-"""The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s."""
+"""The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s; its
+Faust producer is idempotent with acks from every in-sync replica."""
 
 from __future__ import annotations
 
@@ -32,3 +33,19 @@ def test_the_worker_consumer_waits_at_most_fetch_max_wait_ms(tmp_path: Path) -> 
     consumer = asyncio.run(worker_consumer())
     assert FETCH_MAX_WAIT_MS < 1500
     assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+
+
+def test_the_worker_faust_producer_is_idempotent_with_acks_all(tmp_path: Path) -> None:
+    """Faust asks aiokafka for idempotence only inside a transaction; the worker's producer
+    (streams.app._Producer) asks always, as c2c.kafka.DURABLE_PRODUCER does for librdkafka."""
+    settings = Settings(streams_store="memory", data_dir=tmp_path)
+    app, _state = create_app(settings, _Registry(), role="resolve")  # type: ignore[arg-type]
+
+    async def idempotence_and_acks() -> tuple[bool, Any]:  # aiokafka makes it inside a loop
+        producer = app.producer._new_producer()  # type: ignore[attr-defined]
+        try:  # aiokafka's idempotence: producer ids and sequence numbers
+            return producer._txn_manager is not None, producer._sender._acks
+        finally:
+            await producer.stop()
+
+    assert asyncio.run(idempotence_and_acks()) == (True, -1)  # -1: "all"
