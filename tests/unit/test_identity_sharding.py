@@ -189,3 +189,24 @@ def test_person_state_copies_are_independent() -> None:
     copy.optouts["r"]["at"] = 2
     assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
     assert dataclasses.asdict(copy) != dataclasses.asdict(kept)
+
+
+def test_shards_in_processes_of_their_own_resolve_as_one_resolver() -> None:
+    """bench/shards.py's transport (a process a shard, rounds over pipes, the next epoch's
+    PREPARE sent before the decision) changes nothing either."""
+    from bench.scale import _SECRET, generate
+    from bench.shards import ProcessShards
+    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+
+    records = list(generate(1_500, seed=4))
+    resolver = Resolver(IdentifierHasher(_SECRET))
+    expected = [resolver.resolve(provider, person) for provider, person in records]
+    shards = ProcessShards(2, _SECRET)
+    try:
+        decider = Decider(IdentifierHasher(_SECRET))
+        got = list(resolve_epochs(shards, decider, epochs_of(records, 400)))
+    finally:
+        cpu = shards.stop()
+    assert got == expected
+    assert len(cpu) == 2
+    assert all(seconds > 0 for seconds in cpu)
