@@ -43,6 +43,7 @@ __all__ = [
     "IdentifierHasher",
     "IdentityState",
     "Near",
+    "Prepared",
     "Resolution",
     "Resolver",
     "blocking_keys",
@@ -192,6 +193,14 @@ class Near(NamedTuple):
     levels: tuple[tuple[str, str], ...]
 
 
+class Prepared(NamedTuple):
+    """A record as :meth:`Resolver.decide` takes it (:meth:`Resolver.prepare`)."""
+
+    identity: Identity
+    source_key: tuple[str, str]  # (provider, keyed hash of its person id, or "")
+    keys: list[str] | None  # probe_keys(identity), or None: decide computes them
+
+
 class Resolution(NamedTuple):
     """Where a record went: a person (with the changes made), or review (with why)."""
 
@@ -227,6 +236,17 @@ class IdentityState:
     # person id -> ids an operator separated it from (`c2c review separate`): never merged,
     # whatever they are merged into since (streams/identity/operator_decisions.py keeps it)
     apart: dict[str, set[str]] = field(default_factory=dict)
+
+    def candidates(self, key: str) -> list[str]:
+        """The persons a record probing block ``key`` is compared with: the last
+        :data:`_MAX_BLOCK_SCAN` filed under it, oldest first."""
+        return self.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]
+
+    def file(self, key: str, person_id: str) -> None:
+        """File ``person_id`` under block ``key`` (once)."""
+        block = self.blocks.setdefault(key, [])
+        if person_id not in block:
+            block.append(person_id)
 
     def kept_apart(self, a: str, b: str) -> bool:
         """Whether an operator separated someone of person ``a`` (its id or an id merged
@@ -446,12 +466,23 @@ class Resolver:
 
     def resolve(self, provider: str, person: Mapping[str, Any]) -> Resolution:
         """Resolve one record of ``provider`` whose identifying fields are ``person``."""
+        # (probe keys later, only if the record is compared: a source's repeat is not)
+        return self.decide(self.prepare(provider, person, probe=False))
+
+    def prepare(self, provider: str, person: Mapping[str, Any], probe: bool = True) -> Prepared:
+        """What :meth:`decide` needs of a record, read from the record alone (no state):
+        its identity, its source key and (``probe``) its probe keys."""
         identity = self.identity(person)
         source_id = person.get("source_person_id")
         source_key = (
             provider,
             self.hasher.source_id(provider, str(source_id)) if source_id else "",
         )
+        return Prepared(identity, source_key, probe_keys(identity) if probe else None)
+
+    def decide(self, record: Prepared) -> Resolution:
+        """Resolve a record (from :meth:`prepare`) against the state, changing it."""
+        identity, source_key, keys = record
         known = self.state.sources.get(source_key) if source_key[1] else None
         if known is None:
             reason = identity.usable()
@@ -474,7 +505,7 @@ class Resolver:
                 # with the person it named first.
                 known = None
                 source_key = ("", "")
-        matches = self._matches(identity)
+        matches = self._matches(identity, probe_keys(identity) if keys is None else keys)
         if known is not None:
             matches.setdefault(root, (float("inf"), "SOURCE_ID"))
         if not matches:
@@ -505,21 +536,19 @@ class Resolver:
             return resolution
         return resolution._replace(near=near._replace(person_id=state.root(near.person_id)))
 
-    def _matches(self, identity: Identity) -> dict[str, tuple[float, str]]:
+    def _matches(self, identity: Identity, keys: list[str]) -> dict[str, tuple[float, str]]:
         state = self.state
         scored: dict[str, tuple[float, str]] = {}
         compared: set[str] = set()  # a person filed under several of the keys
         floor = self.review_floor
         near: Near | None = None
-        for key in probe_keys(identity):
-            for candidate in state.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]:
+        for key in keys:
+            for candidate in state.candidates(key):
                 root = state.root(candidate)
                 if root in compared:
                     continue
                 compared.add(root)
-                profile = state.profiles[root]
-                # A record seen before in this person's profile needs one comparison.
-                best = self.score(identity, [identity] if identity in profile else profile)
+                best = self._score_candidate(identity, root)
                 if best.weight >= self.model.threshold:
                     scored[root] = (best.weight, _rule(best))
                 elif (
@@ -530,6 +559,15 @@ class Resolver:
                     near = Near(root, best.weight, best.levels)
         self._near = near
         return scored
+
+    def _score_candidate(self, identity: Identity, root: str) -> Score:
+        """:meth:`score_candidate` of ``identity`` against the surviving person ``root``."""
+        return self.score_candidate(identity, self.state.profiles[root])
+
+    def score_candidate(self, identity: Identity, profile: list[Identity]) -> Score:
+        """:meth:`score` of ``identity`` against a candidate's ``profile``."""
+        # A record seen before in this person's profile needs one comparison.
+        return self.score(identity, [identity] if identity in profile else profile)
 
     def score(self, identity: Identity, profile: list[Identity]) -> Score:
         """The evidence that ``identity`` is the person whose identities are ``profile``:
@@ -558,9 +596,7 @@ class Resolver:
             profile.append(identity)
             del profile[:-_MAX_PROFILE]
             for key in blocking_keys(identity):
-                block = state.blocks.setdefault(key, [])
-                if person_id not in block:
-                    block.append(person_id)
+                state.file(key, person_id)
         for kind in ("ssn", "ssid"):
             value = getattr(identity, kind)
             if value and value not in state.trusted[person_id][kind]:

@@ -1,0 +1,346 @@
+"""Identity resolution on N shards (issue #22): where the one-shard resolver's CPU goes, and
+the throughput of the sharded core against it.
+
+    python -m bench.shards --breakdown [--records 50000] [--seed 1]
+    python -m bench.shards [--records 48000] [--epoch 8000] [--shards 1,2] [--repeats 3]
+
+Without ``--breakdown``: records/s of the one-shard ``Resolver`` (the baseline, in this
+process) and of streams/identity/sharding.py with each of N shards in a process of its own
+(multiprocessing pipes; PREPARE, PROBE, SCORE and APPLY in the shards, the decider in this
+process), interleaved, medians of ``--repeats`` runs; the ratio to the baseline; where the
+time went (the decider's CPU seconds, this process's CPU including pickling, the seconds it
+waited for the shards, each shard's CPU), and the speedup the CPU seconds allow.
+Every sharded run's resolutions are checked equal to the baseline's.
+
+``--breakdown`` times the one-shard ``Resolver`` phase by phase over the fast identity
+generator (bench/scale.py): PREPARE (``Resolver.identity``: normalising and hashing, and the
+source-id hash), probe keys, candidate lookup (blocks, roots, de-duplication), scoring the
+candidates, and the rest (the decision: ranking, merge conflicts and state writes). Each
+phase is a wrapper around the resolver's own function on one instance; the run without
+wrappers is beside it, so the wrappers' cost shows. Amdahl's bound for N shards follows
+with the decision kept sequential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import multiprocessing
+import queue
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench._harness import print_table
+from bench.scale import _SECRET, generate
+
+Record = tuple[str, dict[str, Any]]
+
+
+def _timed(
+    func: Callable[..., Any],
+    totals: dict[str, float],
+    name: str,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = clock()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            totals[name] += clock() - started
+
+    return wrapper
+
+
+def breakdown(records: list[Record]) -> dict[str, float]:
+    """Seconds per phase of one ``Resolver`` over ``records`` (see the module's doc)."""
+    import streams.identity.resolver as module
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    totals = dict.fromkeys(
+        ("total", "identity", "source_id", "matches", "probe_keys", "score_candidates"), 0.0
+    )
+    totals["score_decision"] = 0.0
+    resolver = Resolver(IdentifierHasher(_SECRET))
+    resolver.identity = _timed(resolver.identity, totals, "identity")  # type: ignore[method-assign]
+    resolver.hasher.source_id = _timed(  # type: ignore[method-assign]
+        resolver.hasher.source_id, totals, "source_id"
+    )
+    in_matches = [False]
+    matches = resolver._matches
+    score = resolver.score
+
+    def timed_matches(*args: Any) -> Any:
+        in_matches[0] = True
+        started = time.perf_counter()
+        try:
+            return matches(*args)
+        finally:
+            totals["matches"] += time.perf_counter() - started
+            in_matches[0] = False
+
+    def timed_score(identity: Any, profile: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return score(identity, profile)
+        finally:
+            phase = "score_candidates" if in_matches[0] else "score_decision"
+            totals[phase] += time.perf_counter() - started
+
+    resolver._matches = timed_matches  # type: ignore[method-assign,assignment]
+    resolver.score = timed_score  # type: ignore[method-assign]
+    original_probe = module.probe_keys
+    module.probe_keys = _timed(original_probe, totals, "probe_keys")
+    try:
+        started = time.perf_counter()
+        for provider, person in records:
+            resolver.resolve(provider, person)
+        totals["total"] = time.perf_counter() - started
+    finally:
+        module.probe_keys = original_probe
+    return totals
+
+
+def plain_seconds(records: list[Record]) -> float:
+    """Seconds of one unwrapped ``Resolver`` over ``records``."""
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    resolver = Resolver(IdentifierHasher(_SECRET))
+    started = time.perf_counter()
+    for provider, person in records:
+        resolver.resolve(provider, person)
+    return time.perf_counter() - started
+
+
+def amdahl(sequential: float, shards: int) -> float:
+    """The most speedup N shards give when ``sequential`` (a share) stays on one core."""
+    return 1.0 / (sequential + (1.0 - sequential) / shards)
+
+
+def print_breakdown(records: list[Record]) -> None:
+    plain = plain_seconds(records)
+    t = breakdown(records)
+    total = t["total"]
+    lookup = t["matches"] - t["probe_keys"] - t["score_candidates"]
+    rest = total - t["identity"] - t["source_id"] - t["matches"]
+    phases = [
+        ("PREPARE: Resolver.identity (normalise, HMAC ids and masks)", t["identity"], True),
+        ("PREPARE: source-id hash", t["source_id"], True),
+        ("PREPARE: probe keys", t["probe_keys"], True),
+        ("PROBE: candidate lookup (blocks, roots, dedup)", lookup, True),
+        ("SCORE: scoring candidates", t["score_candidates"], True),
+        ("DECIDE: scoring merge conflicts", t["score_decision"], False),
+        ("DECIDE: rule, ranking, state writes", rest - t["score_decision"], False),
+    ]
+    rows = [
+        [name, f"{seconds * 1e6 / len(records):.1f}", f"{100 * seconds / total:.1f} %", part]
+        for name, seconds, parallel in phases
+        for part in ["parallel" if parallel else "sequential"]
+    ]
+    rows.append(["total (wrapped)", f"{total * 1e6 / len(records):.1f}", "100 %", ""])
+    rows.append(["total (no wrappers)", f"{plain * 1e6 / len(records):.1f}", "", ""])
+    print_table(["phase", "us / record", "share", "on N shards"], rows)
+    sequential = sum(s for _, s, parallel in phases if not parallel) / total
+    print(
+        f"\nsequential share {100 * sequential:.1f} %: Amdahl bound "
+        f"N=2 {amdahl(sequential, 2):.2f}x, N=4 {amdahl(sequential, 4):.2f}x"
+    )
+
+
+def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
+    """A shard's process: run each round sent, answer with its result."""
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sharding import Shard
+
+    secret, floor = shard_args
+    shard = Shard(IdentifierHasher(secret), review_floor=floor)
+    while True:
+        method, args = connection.recv()
+        if method == "stop":
+            connection.send(time.process_time())
+            return
+        connection.send(getattr(shard, method)(*args))
+
+
+class ProcessShards:
+    """:class:`streams.identity.sharding.ShardSet` of shards each in a process of its own.
+    Rounds are sent by a thread per shard: a shard answering a round may block until its
+    answer is read, and this process, sending the next round meanwhile, must not block too."""
+
+    def __init__(self, count: int, secret: bytes, floor: float | None = None) -> None:
+        context = multiprocessing.get_context("fork")
+        self._connections: list[Connection] = []
+        self._processes = []
+        self._outboxes: list[queue.SimpleQueue[Any]] = []
+        self._senders = []
+        for _ in range(count):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, (secret, floor)), daemon=True)
+            process.start()
+            outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            sender = threading.Thread(target=_send_all, args=(mine, outbox), daemon=True)
+            sender.start()
+            self._connections.append(mine)
+            self._processes.append(process)
+            self._outboxes.append(outbox)
+            self._senders.append(sender)
+        self.waited = 0.0  # seconds this process waited for answers (and unpickled them)
+
+    @property
+    def count(self) -> int:
+        return len(self._connections)
+
+    def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None:
+        for outbox, args in zip(self._outboxes, arguments, strict=True):
+            outbox.put((method, args))
+
+    def receive(self) -> list[Any]:
+        started = time.perf_counter()
+        answers = [connection.recv() for connection in self._connections]
+        self.waited += time.perf_counter() - started
+        return answers
+
+    def stop(self) -> list[float]:
+        """Stop every shard; each one's CPU seconds."""
+        for outbox in self._outboxes:
+            outbox.put(("stop", ()))
+        cpu = [connection.recv() for connection in self._connections]
+        stopping = zip(self._outboxes, self._senders, self._processes, strict=True)
+        for outbox, sender, process in stopping:
+            outbox.put(None)
+            sender.join()
+            process.join()
+        return cpu
+
+
+def _send_all(connection: Connection, outbox: queue.SimpleQueue[Any]) -> None:
+    while (message := outbox.get()) is not None:
+        connection.send(message)
+
+
+def _one_shard(records: list[Record]) -> tuple[float, float, list[Any]]:
+    from streams.identity.resolver import IdentifierHasher, Resolver
+
+    resolver = Resolver(IdentifierHasher(_SECRET))
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    out = [resolver.resolve(provider, person) for provider, person in records]
+    return time.perf_counter() - started, time.process_time() - cpu_before, out
+
+
+def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+
+    decider = Decider(IdentifierHasher(_SECRET))
+    deciding = {"decide": 0.0}
+    decide, plan = decider.decide, decider.plan
+    cpu = time.process_time
+    decider.decide = _timed(decide, deciding, "decide", cpu)  # type: ignore[method-assign]
+    decider.plan = _timed(plan, deciding, "decide", cpu)  # type: ignore[method-assign]
+    process_shards = ProcessShards(shards, _SECRET)
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    out = list(resolve_epochs(process_shards, decider, epochs_of(records, epoch)))
+    seconds = time.perf_counter() - started
+    parent_cpu = time.process_time() - cpu_before
+    shard_cpu = process_shards.stop()
+    return {
+        "seconds": seconds,
+        "out": out,
+        "decide": deciding["decide"],
+        "parent_cpu": parent_cpu,
+        "waited": process_shards.waited,
+        "shard_cpu": shard_cpu,
+    }
+
+
+def throughput(records: list[Record], shard_counts: list[int], epoch: int, repeats: int) -> None:
+    """Records/s of the one-shard resolver and of each shard count, interleaved (see the
+    module's doc)."""
+    runs: dict[str, list[dict[str, Any]]] = {"one-shard Resolver": []}
+    runs.update({f"{n} shard{'s' if n > 1 else ''}": [] for n in shard_counts})
+    for _ in range(repeats):
+        seconds, cpu, expected = _one_shard(records)
+        runs["one-shard Resolver"].append({"seconds": seconds, "parent_cpu": cpu})
+        for n in shard_counts:
+            run = _sharded(records, n, epoch)
+            if run.pop("out") != expected:
+                raise SystemExit(f"{n} shards resolved differently from one resolver: a bug")
+            runs[f"{n} shard{'s' if n > 1 else ''}"].append(run)
+    base = statistics.median(r["seconds"] for r in runs["one-shard Resolver"])
+    base_cpu = statistics.median(r["parent_cpu"] for r in runs["one-shard Resolver"])
+    rows = []
+    for name, measured in runs.items():
+        seconds = statistics.median(r["seconds"] for r in measured)
+
+        def med(key: str, measured: list[dict[str, Any]] = measured) -> str:
+            if key not in measured[0]:
+                return ""
+            return f"{statistics.median(r[key] for r in measured):.2f}"
+
+        shards_cpu = [
+            statistics.median(r["shard_cpu"][i] for r in measured)
+            for i in range(len(measured[0].get("shard_cpu", ())))
+        ]
+        shard_cpu = " / ".join(f"{cpu:.2f}" for cpu in shards_cpu)
+        # on idle cores the slowest process bounds the run: CPU seconds, not wall
+        critical = max([statistics.median(r["parent_cpu"] for r in measured), *shards_cpu])
+        rows.append(
+            [
+                name,
+                f"{len(records) / seconds:,.0f}",
+                f"{base / seconds:.2f}x",
+                f"{seconds:.2f}",
+                med("decide"),
+                med("parent_cpu"),
+                med("waited"),
+                shard_cpu,
+                f"{base_cpu / critical:.2f}x",
+            ]
+        )
+    print_table(
+        [
+            "resolver",
+            "records/s",
+            "vs one",
+            "wall s",
+            "decider CPU s",
+            "parent CPU s",
+            "parent waiting s",
+            "shards' CPU s",
+            "CPU bound vs one",
+        ],
+        rows,
+    )
+    print(
+        f"\n{len(records):,} records, epochs of {epoch:,}; medians of {repeats} runs. "
+        "CPU bound: the one-shard run's CPU seconds over the busiest process's (the speedup "
+        "if every process had a core of its own and nothing waited)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=48_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--epoch", type=int, default=8_000)
+    parser.add_argument("--shards", default="1,2")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    records = list(generate(args.records, args.seed))
+    if args.breakdown:
+        print_breakdown(records)
+    else:
+        counts = [int(n) for n in args.shards.split(",")]
+        throughput(records, counts, args.epoch, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

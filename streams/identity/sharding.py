@@ -1,0 +1,545 @@
+"""Identity resolution on N shards: the design of streams/README.md ("Scaling out: the
+design") as plain code, with no Kafka and no Faust.
+
+One order (the records as they come), cut into epochs of a fixed number of records. Per
+epoch, in rounds each of which every shard serves in parallel:
+
+1. PREPARE (stateless, any shard): :meth:`Resolver.prepare`: identity, source key, probe keys.
+2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block as it stood at
+   the epoch's start (the last ``_MAX_BLOCK_SCAN`` persons); the source id's shard answers
+   each source key with the person it names.
+3. SCORE: person shard ``shard_of(root)`` scores each (record, candidate) pair against the
+   profile as of the epoch's start; it answers with the scores at or above the review floor
+   (or the threshold) and the kept state of the persons at or above the threshold and of
+   those a source id names.
+4. DECIDE: one :class:`Decider` takes the epoch's records in order and applies the
+   resolver's own rule (:meth:`Resolver.decide`, the same code) over an :class:`EpochView`:
+   the persons the shards sent, the blocks as probed plus the persons filed in this epoch,
+   and every change of this epoch. A candidate whose person changed in this epoch is scored
+   again against the person as it is now; any other's score from step 3 is the score it
+   has now. So each record sees exactly what the one-shard :class:`Resolver` sees.
+5. APPLY: each shard takes its part of the epoch's :class:`EpochWrites`.
+
+Resolving a sequence on N shards therefore gives the same resolutions (ids, changes,
+merges, possible matches) as one :class:`Resolver` over the same sequence, for
+any N and any epoch size (tests/unit/test_identity_sharding.py). Merges are replicated:
+every shard keeps every (absorbed -> survivor) pair, ids only.
+
+The rounds go through a :class:`ShardSet`: :class:`LocalShards` calls shards in this
+process; bench/shards.py runs each shard in a process of its own. The next epoch's PREPARE
+overlaps this epoch's DECIDE (:func:`resolve_epochs`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score
+from streams.identity.resolver import (
+    _MAX_BLOCK_SCAN,
+    IdentifierHasher,
+    IdentityState,
+    Prepared,
+    Resolution,
+    Resolver,
+)
+
+__all__ = [
+    "EPOCH_RECORDS",
+    "Decider",
+    "EpochView",
+    "EpochWrites",
+    "KeyShard",
+    "LocalShards",
+    "PersonShard",
+    "PersonState",
+    "ProbeReply",
+    "ScoreReply",
+    "ScoreRequest",
+    "Shard",
+    "ShardSet",
+    "ShardedResolver",
+    "epochs_of",
+    "resolve_epochs",
+    "shard_of",
+]
+
+# The design's epoch: intake offsets [kE, (k+1)E). Fixed, whatever N: the result never
+# depends on it (any size gives the one-shard result), only the rounds' overhead does.
+EPOCH_RECORDS = 16_000
+
+SourceKey = tuple[str, str]
+RawRecord = tuple[str, Mapping[str, Any]]  # (provider, person fields)
+
+# below every threshold and floor: a candidate whose score the shard did not send
+_BELOW = Score(float("-inf"), ())
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard owning ``key`` (a blocking key or a person id) among ``shards``: the same
+    in every process and run (CRC-32, not Python's salted ``hash``)."""
+    return zlib.crc32(key.encode()) % shards
+
+
+def source_shard(source_key: SourceKey, shards: int) -> int:
+    """The shard keeping the source id ``source_key`` (provider, keyed hash)."""
+    return shard_of(f"{source_key[0]}\x00{source_key[1]}", shards)
+
+
+@dataclass
+class PersonState:
+    """What a person shard keeps of one surviving person: :class:`IdentityState`'s
+    per-person maps, and the blocks it is filed under (so that filing it again is known to
+    be a no-op without the block, which lives on another shard)."""
+
+    profile: list[Identity]
+    trusted: dict[str, set[str]]
+    absorbed: list[str] = field(default_factory=list)
+    optouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    filed: set[str] = field(default_factory=set)
+
+    def copy(self) -> PersonState:
+        return PersonState(
+            list(self.profile),
+            {kind: set(values) for kind, values in self.trusted.items()},
+            list(self.absorbed),
+            {request: dict(data) for request, data in self.optouts.items()},
+            set(self.filed),
+        )
+
+
+class ScoreRequest(NamedTuple):
+    """Score record ``at`` (its index in the epoch) against the person ``root``."""
+
+    at: int
+    identity: Identity
+    root: str
+
+
+class ProbeReply(NamedTuple):
+    """A shard's answer to the PROBE round: blocks (probe key -> its last persons at the
+    epoch's start) and source ids (source key -> person, for those it knows)."""
+
+    blocks: dict[str, tuple[str, ...]]
+    sources: dict[SourceKey, str]
+
+
+class ScoreReply(NamedTuple):
+    """A person shard's answer to the SCORE round: (record, root) -> score, for scores at
+    or above the floor; the kept state of the persons the decider may change."""
+
+    scored: dict[tuple[int, str], Score]
+    persons: dict[str, PersonState]
+
+
+@dataclass
+class EpochWrites:
+    """What one epoch changed, for the shards to apply (:meth:`part` splits it)."""
+
+    persons: dict[str, PersonState] = field(default_factory=dict)  # changed, surviving
+    removed: list[str] = field(default_factory=list)  # merged into another this epoch
+    blocks: dict[str, list[str]] = field(default_factory=dict)  # key -> persons filed
+    sources: dict[SourceKey, str] = field(default_factory=dict)
+    merges: dict[str, str] = field(default_factory=dict)  # absorbed -> survivor (all shards)
+    optout_requests: dict[str, str] = field(default_factory=dict)  # (all shards)
+
+    def part(self, shard: int, shards: int) -> EpochWrites:
+        """The writes shard ``shard`` of ``shards`` applies (merges and opt-out requests:
+        every shard's)."""
+        if shards == 1:
+            return self
+        return EpochWrites(
+            {p: s for p, s in self.persons.items() if shard_of(p, shards) == shard},
+            [p for p in self.removed if shard_of(p, shards) == shard],
+            {k: v for k, v in self.blocks.items() if shard_of(k, shards) == shard},
+            {k: v for k, v in self.sources.items() if source_shard(k, shards) == shard},
+            self.merges,
+            self.optout_requests,
+        )
+
+
+@dataclass
+class KeyShard:
+    """The blocks of the keys a shard owns: key -> every person filed under it."""
+
+    blocks: dict[str, list[str]] = field(default_factory=dict)
+
+    def probe(self, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        state = IdentityState(blocks=self.blocks)
+        return {key: tuple(state.candidates(key)) for key in keys}
+
+    def apply(self, filed: Mapping[str, list[str]]) -> None:
+        # the decider files a person under a key once (PersonState.filed)
+        for key, persons in filed.items():
+            self.blocks.setdefault(key, []).extend(persons)
+
+
+@dataclass
+class PersonShard:
+    """The persons and source ids a shard owns, and its replica of every merge."""
+
+    persons: dict[str, PersonState] = field(default_factory=dict)
+    sources: dict[SourceKey, str] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)
+    optout_requests: dict[str, str] = field(default_factory=dict)
+
+    def lookup(self, source_keys: Iterable[SourceKey]) -> dict[SourceKey, str]:
+        return {key: self.sources[key] for key in source_keys if key in self.sources}
+
+    def score(
+        self,
+        scorer: Resolver,
+        requests: Iterable[ScoreRequest],
+        fetch: Iterable[str],
+    ) -> ScoreReply:
+        """Step 3 (see the module's doc); ``scorer`` gives the model and review floor."""
+        threshold = scorer.model.threshold
+        floor = threshold if scorer.review_floor is None else min(threshold, scorer.review_floor)
+        scored: dict[tuple[int, str], Score] = {}
+        matched = set(fetch)
+        persons = self.persons
+        for at, identity, root in requests:
+            best = scorer.score_candidate(identity, persons[root].profile)
+            if best.weight >= floor:
+                scored[at, root] = best
+                if best.weight >= threshold:
+                    matched.add(root)
+        return ScoreReply(scored, {root: persons[root].copy() for root in matched})
+
+    def apply(self, writes: EpochWrites) -> None:
+        for person_id in writes.removed:
+            self.persons.pop(person_id, None)
+        self.persons.update(writes.persons)
+        self.sources.update(writes.sources)
+        self.merged_into.update(writes.merges)
+        self.optout_requests.update(writes.optout_requests)
+
+
+class Shard:
+    """One shard of N: a key shard and a person shard, and a resolver for the stateless
+    PREPARE step and for scoring. Every method is one round's work on this shard."""
+
+    def __init__(
+        self,
+        hasher: IdentifierHasher,
+        model: MatchModel = DEFAULT_MODEL,
+        review_floor: float | None = None,
+    ) -> None:
+        self.resolver = Resolver(hasher, model, review_floor=review_floor)
+        self.keys = KeyShard()
+        self.persons = PersonShard()
+
+    def prepare(self, records: Sequence[RawRecord]) -> list[Prepared]:
+        prepare = self.resolver.prepare
+        return [prepare(provider, person) for provider, person in records]
+
+    def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
+        return ProbeReply(self.keys.probe(keys), self.persons.lookup(source_keys))
+
+    def score(self, requests: Iterable[ScoreRequest], fetch: Iterable[str]) -> ScoreReply:
+        return self.persons.score(self.resolver, requests, fetch)
+
+    def apply(self, writes: EpochWrites) -> None:
+        self.keys.apply(writes.blocks)
+        self.persons.apply(writes)
+
+
+class ShardSet(Protocol):
+    """N shards, reached by rounds: :meth:`send` asks every shard to run ``method`` (a
+    :class:`Shard` method name), shard i with ``arguments[i]``; :meth:`receive` returns the
+    answers of the oldest round not yet received, in shard order. Each shard runs its
+    rounds in the order sent. Where the shards run (this process, others) is the set's
+    business."""
+
+    @property
+    def count(self) -> int: ...
+
+    def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None: ...
+
+    def receive(self) -> list[Any]: ...
+
+
+class LocalShards:
+    """:class:`ShardSet` of shards in this process: a round runs when it is sent."""
+
+    def __init__(self, shards: Sequence[Shard]) -> None:
+        self.shards = list(shards)
+        self._answers: deque[list[Any]] = deque()
+
+    @property
+    def count(self) -> int:
+        return len(self.shards)
+
+    def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None:
+        self._answers.append(
+            [getattr(s, method)(*args) for s, args in zip(self.shards, arguments, strict=True)]
+        )
+
+    def receive(self) -> list[Any]:
+        return self._answers.popleft()
+
+
+class EpochView(IdentityState):
+    """The state as :meth:`Resolver.decide` sees it during an epoch, for the decider: the
+    persons the shards sent (copies: every change of the epoch is made here), the blocks
+    as probed at the epoch's start plus the persons filed since, the source ids looked up
+    plus those written since, and the decider's own merges, separations and numbering."""
+
+    def __init__(
+        self,
+        decider: Decider,
+        blocks: Mapping[str, tuple[str, ...]],
+        sources: Mapping[SourceKey, str],
+        persons: Mapping[str, PersonState],
+    ) -> None:
+        super().__init__(
+            next_number=decider.state.next_number,
+            sources=dict(sources),
+            merged_into=decider.state.merged_into,
+            apart=decider.state.apart,
+        )
+        self.probed = blocks
+        self.filed_now: dict[str, list[str]] = {}  # key -> persons filed this epoch
+        self.filed_keys: dict[str, set[str]] = {}  # person -> every block it is filed under
+        self.changed: set[str] = set()  # persons whose kept state changed this epoch
+        self.started_with = dict(sources)
+        for person_id, person in persons.items():
+            self.profiles[person_id] = person.profile
+            self.trusted[person_id] = person.trusted
+            if person.absorbed:
+                self.absorbed[person_id] = person.absorbed
+            if person.optouts:
+                self.optouts[person_id] = person.optouts
+            self.filed_keys[person_id] = person.filed
+
+    def candidates(self, key: str) -> list[str]:
+        # the block's end: as probed (its last persons then), and the persons filed since
+        now = self.filed_now.get(key)
+        return [*self.probed[key], *now][-_MAX_BLOCK_SCAN:] if now else list(self.probed[key])
+
+    def file(self, key: str, person_id: str) -> None:
+        if person_id not in self.profiles:
+            raise RuntimeError(
+                f"the decider filed person {person_id} under a block without its state: "
+                "a person the shards did not send (a bug in streams/identity/sharding.py)"
+            )
+        filed = self.filed_keys.setdefault(person_id, set())  # a person new this epoch: none
+        if key not in filed:
+            filed.add(key)
+            self.filed_now.setdefault(key, []).append(person_id)
+
+    def person(self, person_id: str) -> PersonState:
+        return PersonState(
+            self.profiles[person_id],
+            self.trusted[person_id],
+            self.absorbed.get(person_id, []),
+            self.optouts.get(person_id, {}),
+            self.filed_keys.setdefault(person_id, set()),
+        )
+
+
+class _EpochResolver(Resolver):
+    """The resolver's rule over an :class:`EpochView`, with step 3's scores: a candidate
+    unchanged this epoch has the score its shard sent (none sent: below the floor)."""
+
+    state: EpochView
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scored: Mapping[tuple[int, str], Score] = {}
+        self.at = 0
+
+    def _score_candidate(self, identity: Identity, root: str) -> Score:
+        if root in self.state.changed:
+            return super()._score_candidate(identity, root)
+        return self.scored.get((self.at, root), _BELOW)
+
+
+class Decider:
+    """Step 4: the one sequential part. Keeps the merges, separations and the next person
+    number; takes an epoch's records in order (:meth:`decide`)."""
+
+    def __init__(
+        self,
+        hasher: IdentifierHasher,
+        model: MatchModel = DEFAULT_MODEL,
+        review_floor: float | None = None,
+    ) -> None:
+        # merged_into, apart and next_number: the decider's; the rest lives on the shards
+        self.state = IdentityState()
+        self._resolver = _EpochResolver(hasher, model, review_floor=review_floor)
+
+    def plan(
+        self,
+        records: Sequence[Prepared],
+        blocks: Mapping[str, tuple[str, ...]],
+        sources: Mapping[SourceKey, str],
+        shards: int,
+    ) -> list[tuple[list[ScoreRequest], list[str]]]:
+        """Step 3's requests for each shard: every (record, candidate's surviving person)
+        pair of the blocks as probed, and the persons the source ids name (to fetch)."""
+        root = self.state.root
+        requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
+        for at, (identity, _, keys) in enumerate(records):
+            seen: set[str] = set()
+            for key in keys or ():
+                for candidate in blocks[key]:
+                    person = root(candidate)
+                    if person not in seen:
+                        seen.add(person)
+                        requests[shard_of(person, shards)][0].append(
+                            ScoreRequest(at, identity, person)
+                        )
+        for person_id in dict.fromkeys(sources.values()):
+            person = root(person_id)
+            requests[shard_of(person, shards)][1].append(person)
+        return requests
+
+    def decide(
+        self,
+        records: Sequence[Prepared],
+        blocks: Mapping[str, tuple[str, ...]],
+        sources: Mapping[SourceKey, str],
+        scored: Mapping[tuple[int, str], Score],
+        persons: Mapping[str, PersonState],
+    ) -> tuple[list[Resolution], EpochWrites]:
+        """Resolve the epoch's ``records`` in order, from the shards' answers; the
+        resolutions, and the writes that bring the shards to the state after them."""
+        view = EpochView(self, blocks, sources, persons)
+        resolver = self._resolver
+        resolver.state, resolver.scored = view, scored
+        resolutions = []
+        merges: dict[str, str] = {}
+        for at, record in enumerate(records):
+            resolver.at = at
+            resolution = resolver.decide(record)
+            resolutions.append(resolution)
+            view.changed.update(resolution.touched)
+            for change in resolution.changes:
+                if change.change_type == "PERSONS_MERGED" and change.previous_person_id:
+                    merges[change.previous_person_id] = change.person_id
+        self.state.next_number = view.next_number
+        writes = EpochWrites(
+            persons={p: view.person(p) for p in view.changed if p in view.profiles},
+            removed=sorted(merges),
+            blocks=view.filed_now,
+            sources={k: p for k, p in view.sources.items() if view.started_with.get(k) != p},
+            merges=merges,
+            optout_requests=view.optout_requests,
+        )
+        return resolutions, writes
+
+
+def resolve_epochs(
+    shards: ShardSet, decider: Decider, epochs: Iterable[Sequence[RawRecord]]
+) -> Iterator[Resolution]:
+    """Steps 1-5 for each epoch of ``epochs`` in turn; their resolutions, in order. The
+    next epoch's PREPARE (stateless) is sent before this epoch's decision, so that the
+    shards hash the next records while the decider decides."""
+    n = shards.count
+    following = iter(epochs)
+    records = next(following, None)
+    if records is not None:
+        _send_prepare(shards, records)
+    applying = False
+    while records is not None:
+        prepared = [p for reply in shards.receive() for p in reply]
+        if applying:
+            shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
+        # 2. PROBE: each key and source id at its shard
+        keys: list[list[str]] = [[] for _ in range(n)]
+        for key in dict.fromkeys(k for r in prepared for k in r.keys or ()):
+            keys[shard_of(key, n)].append(key)
+        source_keys: list[list[SourceKey]] = [[] for _ in range(n)]
+        for source in dict.fromkeys(r.source_key for r in prepared if r.source_key[1]):
+            source_keys[source_shard(source, n)].append(source)
+        shards.send("probe", list(zip(keys, source_keys, strict=True)))
+        blocks: dict[str, tuple[str, ...]] = {}
+        sources: dict[SourceKey, str] = {}
+        for probed in shards.receive():
+            blocks.update(probed.blocks)
+            sources.update(probed.sources)
+        # 3. SCORE: each pair where its person lives
+        shards.send("score", decider.plan(prepared, blocks, sources, n))
+        scored: dict[tuple[int, str], Score] = {}
+        persons: dict[str, PersonState] = {}
+        for reply in shards.receive():
+            scored.update(reply.scored)
+            persons.update(reply.persons)
+        records = next(following, None)
+        if records is not None:
+            _send_prepare(shards, records)
+        # 4. DECIDE, 5. APPLY
+        resolutions, writes = decider.decide(prepared, blocks, sources, scored, persons)
+        shards.send("apply", [(writes.part(i, n),) for i in range(n)])
+        applying = True
+        yield from resolutions
+    if applying:
+        shards.receive()
+
+
+def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> None:
+    """Step 1 (any shard): contiguous slices, so that the answers keep the order."""
+    n = shards.count
+    size = -(-len(records) // n)
+    shards.send("prepare", [(records[i * size : (i + 1) * size],) for i in range(n)])
+
+
+def epochs_of(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    """``records`` cut into epochs of ``size`` (the last may be shorter)."""
+    batch: list[RawRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ShardedResolver:
+    """Records resolved on ``shards`` shards in this process, ``epoch`` records at a time:
+    the same resolutions as one :class:`Resolver` over the same records."""
+
+    def __init__(
+        self,
+        hasher: IdentifierHasher,
+        shards: int,
+        model: MatchModel = DEFAULT_MODEL,
+        review_floor: float | None = None,
+        epoch: int = EPOCH_RECORDS,
+    ) -> None:
+        if shards < 1 or epoch < 1:
+            raise ValueError(f"shards ({shards}) and epoch ({epoch}) must be at least 1")
+        self.shards = LocalShards([Shard(hasher, model, review_floor) for _ in range(shards)])
+        self.decider = Decider(hasher, model, review_floor)
+        self.epoch = epoch
+
+    def resolve(self, records: Iterable[RawRecord]) -> Iterator[Resolution]:
+        """The resolutions of ``records``, in order (an epoch's once it is decided)."""
+        return resolve_epochs(self.shards, self.decider, epochs_of(records, self.epoch))
+
+    def state(self) -> IdentityState:
+        """The shards' state gathered as one :class:`IdentityState` (to compare with one
+        resolver's; merges as every shard replicates them)."""
+        state = IdentityState(
+            next_number=self.decider.state.next_number,
+            merged_into=dict(self.decider.state.merged_into),
+            apart=self.decider.state.apart,
+        )
+        for shard in self.shards.shards:
+            state.blocks.update(shard.keys.blocks)
+            state.sources.update(shard.persons.sources)
+            state.optout_requests.update(shard.persons.optout_requests)
+            for person_id, person in shard.persons.persons.items():
+                state.profiles[person_id] = person.profile
+                state.trusted[person_id] = person.trusted
+                if person.absorbed:
+                    state.absorbed[person_id] = person.absorbed
+                if person.optouts:
+                    state.optouts[person_id] = person.optouts
+        return state

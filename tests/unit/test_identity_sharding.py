@@ -1,0 +1,212 @@
+"""Identity resolution on N shards (streams/identity/sharding.py) gives exactly what one
+resolver gives: the same resolutions (ids, changes, merges, possible matches, review) and
+the same state, for N = 1, 2, 4 and any epoch size, on synth's noise profiles, on the scale
+bench's generator and on random small sequences."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.identity.resolver import IdentifierHasher, IdentityState, Resolution, Resolver
+from streams.identity.sharding import ShardedResolver, shard_of
+
+SECRET = b"sharding-test-secret"
+FLOOR = 6.0  # a review floor, so that possible matches are compared too
+Record = tuple[str, dict[str, Any]]
+
+
+def _one_shard(records: Sequence[Record], floor: float | None) -> tuple[list[Resolution], Resolver]:
+    resolver = Resolver(IdentifierHasher(SECRET), review_floor=floor)
+    return [resolver.resolve(provider, person) for provider, person in records], resolver
+
+
+def _comparable(state: IdentityState) -> dict[str, Any]:
+    return {
+        "next_number": state.next_number,
+        "profiles": state.profiles,
+        "trusted": state.trusted,
+        "blocks": {key: block for key, block in state.blocks.items() if block},
+        "sources": state.sources,
+        "roots": {person: state.root(person) for person in state.merged_into},
+        "absorbed": {person: sorted(ids) for person, ids in state.absorbed.items() if ids},
+        "optouts": state.optouts,
+    }
+
+
+def _assert_same(records: Sequence[Record], shards: int, epoch: int, floor: float | None) -> None:
+    expected, resolver = _one_shard(records, floor)
+    sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=floor, epoch=epoch)
+    got = list(sharded.resolve(records))
+    assert len(got) == len(expected)
+    for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        assert mine == theirs, f"record {at} of {len(records)}: {records[at]}"
+    assert _comparable(sharded.state()) == _comparable(resolver.state)
+
+
+@pytest.fixture(scope="module")
+def synth_records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Record]]:
+    from producers.files import mapped_events
+    from producers.synth import SynthConfig, synthesize
+    from producers.synth.profiles import profile
+
+    out: dict[str, list[Record]] = {}
+    for name in ("default", "keying", "households", "heavy"):
+        folder: Path = tmp_path_factory.mktemp(name)
+        chosen = profile(name)
+        synthesize(chosen.config(SynthConfig(people=60, seed=7)), chosen.noise, folder)
+        out[name] = [(e["provider"], e["person"]) for _, e in mapped_events(folder)]
+    return out
+
+
+@pytest.mark.parametrize("name", ["default", "keying", "households", "heavy"])
+@pytest.mark.parametrize("shards", [1, 2, 4])
+@pytest.mark.parametrize("epoch", [1, 7, 1000])
+def test_sharded_resolution_is_the_one_shard_resolution_on_synth(
+    synth_records: dict[str, list[Record]], name: str, shards: int, epoch: int
+) -> None:
+    records = synth_records[name]
+    assert len(records) > 500
+    _assert_same(records, shards, epoch, FLOOR)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
+@pytest.mark.parametrize("epoch", [1, 7, 1000])
+def test_sharded_resolution_is_the_one_shard_resolution_at_scale_bench_noise(
+    shards: int, epoch: int
+) -> None:
+    """The scale bench's generator: wage records repeating under one source id, SSN typos
+    and transpositions, married surnames, swapped days and months; several epochs."""
+    from bench.scale import generate
+
+    records = list(generate(2_500, seed=3))
+    _assert_same(records, shards, epoch, None)
+
+
+def test_sharded_resolution_merges_and_finds_possible_matches() -> None:
+    """The sequences above do merge persons and hold possible matches (else the equality
+    would prove little)."""
+    from bench.scale import generate
+
+    expected, _ = _one_shard(list(generate(2_500, seed=3)), FLOOR)
+    kinds = {change.change_type for r in expected for change in r.changes}
+    assert {"PERSON_CREATED", "RECORD_LINKED", "PERSONS_MERGED"} <= kinds
+    assert any(r.near is not None for r in expected)
+    assert any(r.rule == "SOURCE_ID" for r in expected)
+
+
+def test_shard_of_is_stable_and_spread() -> None:
+    assert shard_of("P0000000001", 4) == shard_of("P0000000001", 4)
+    spread = {shard_of(f"P{n:010d}", 4) for n in range(100)}
+    assert spread == {0, 1, 2, 3}
+
+
+def test_a_shard_count_or_epoch_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ShardedResolver(IdentifierHasher(SECRET), 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        ShardedResolver(IdentifierHasher(SECRET), 2, epoch=0)
+
+
+# Random small sequences over a small pool of values, so that records meet, link, bridge
+# and merge: few names and dates, SSNs with typos, source ids that repeat.
+_SSNS = ["123456789", "123456780", "213456789", "987654321", None]
+_PERSON = st.fixed_dictionaries(
+    {
+        "source_person_id": st.sampled_from(["a", "b", "c", "d", None]),
+        "first_name": st.sampled_from(["Maria", "Mario", "Ana", "M", None]),
+        "last_name": st.sampled_from(["Garcia", "Garcia Lopez", "Lee", None]),
+        "birth_date": st.sampled_from(
+            [datetime.date(2001, 3, 4), datetime.date(2001, 4, 3), datetime.date(1999, 1, 1), None]
+        ),
+        "ssn": st.sampled_from(_SSNS),
+        "ssid": st.sampled_from(["1234567890", "1234567809", None]),
+        "zip": st.sampled_from(["90011", "94110", None]),
+    }
+)
+_RECORD = st.tuples(st.sampled_from(["k12", "ccc", "wages"]), _PERSON)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(_RECORD, max_size=40),
+    st.sampled_from([1, 2, 3, 4]),
+    st.integers(min_value=1, max_value=12),
+    st.sampled_from([None, FLOOR]),
+)
+def test_sharded_resolution_is_the_one_shard_resolution_on_random_sequences(
+    records: list[Record], shards: int, epoch: int, floor: float | None
+) -> None:
+    _assert_same(records, shards, epoch, floor)
+
+
+def test_unchanged_persons_are_not_scored_again_by_the_decider() -> None:
+    """The decider scores again only persons changed in the epoch; the others' scores come
+    from their shards (else it would do the shards' work)."""
+    from bench.scale import generate
+
+    records = list(generate(2_000, seed=5))
+    sharded = ShardedResolver(IdentifierHasher(SECRET), 2, epoch=500)
+    scored: list[str] = []
+    resolver = sharded.decider._resolver
+    original = resolver.score_candidate
+
+    def counting(identity: Any, profile: Any) -> Any:
+        scored.append("decider")
+        return original(identity, profile)
+
+    resolver.score_candidate = counting  # type: ignore[method-assign]
+    list(sharded.resolve(records))
+    one_shard = Resolver(IdentifierHasher(SECRET))
+    calls = [0]
+    score = one_shard.score_candidate
+
+    def count_one(identity: Any, profile: Any) -> Any:
+        calls[0] += 1
+        return score(identity, profile)
+
+    one_shard.score_candidate = count_one  # type: ignore[method-assign]
+    for provider, person in records:
+        one_shard.resolve(provider, person)
+    assert 0 < len(scored) < calls[0]
+
+
+def test_person_state_copies_are_independent() -> None:
+    from streams.identity.sharding import PersonState
+
+    kept = PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    copy = kept.copy()
+    copy.trusted["ssn"].add("y")
+    copy.absorbed.append("P2")
+    copy.filed.add("j")
+    copy.optouts["r"]["at"] = 2
+    assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    assert dataclasses.asdict(copy) != dataclasses.asdict(kept)
+
+
+def test_shards_in_processes_of_their_own_resolve_as_one_resolver() -> None:
+    """bench/shards.py's transport (a process a shard, rounds over pipes, the next epoch's
+    PREPARE sent before the decision) changes nothing either."""
+    from bench.scale import _SECRET, generate
+    from bench.shards import ProcessShards
+    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+
+    records = list(generate(1_500, seed=4))
+    resolver = Resolver(IdentifierHasher(_SECRET))
+    expected = [resolver.resolve(provider, person) for provider, person in records]
+    shards = ProcessShards(2, _SECRET)
+    try:
+        decider = Decider(IdentifierHasher(_SECRET))
+        got = list(resolve_epochs(shards, decider, epochs_of(records, 400)))
+    finally:
+        cpu = shards.stop()
+    assert got == expected
+    assert len(cpu) == 2
+    assert all(seconds > 0 for seconds in cpu)
