@@ -313,10 +313,13 @@ class Settings(BaseSettings):
             "changelogs' tail: streams/durable.py)."
         ),
     )
-    streams_state_cache_entries: int = Field(
-        default=200_000,
-        ge=2_048,
-        description="Values of each state map held in memory with C2C_STREAMS_STATE=disk.",
+    streams_state_cache_mb: int = Field(
+        default=32,
+        ge=0,
+        description=(
+            "MB of each state map's values (their pickled size; Python's objects take several "
+            "times that) held in memory with C2C_STREAMS_STATE=disk."
+        ),
     )
     streams_start: Literal["earliest", "latest"] = Field(
         default="earliest",

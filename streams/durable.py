@@ -146,13 +146,13 @@ class DurableState:
         sealer: Sealer,
         key_secret: bytes,
         keys: str,
-        cache_entries: int = 200_000,
+        cache_bytes: int = 32 * 1024**2,
     ) -> None:
         self.path = path
         self._sealer = sealer
         self._key_secret = key_secret
         self._keys = keys
-        self._cache_entries = cache_entries
+        self._cache_bytes = cache_bytes
         self._store: DiskState | None = None
         self._offsets: dict[str, int] = {}
         self._persisted = time.monotonic()
@@ -163,7 +163,7 @@ class DurableState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._store = open_state(
                 self.path,
-                self._cache_entries,
+                self._cache_bytes,
                 sealer=self._sealer,
                 key_secret=self._key_secret,
             )
