@@ -305,12 +305,12 @@ class Settings(BaseSettings):
         ),
     )
     streams_state: Literal["memory", "disk"] = Field(
-        default="memory",
+        default="disk",
         description=(
-            "Where the identity worker keeps its resolver state: memory (rebuilt from the "
-            "tables' changelogs at every start) or disk (a RocksDB store under "
+            "Where the identity worker keeps its resolver state: disk (a RocksDB store under "
             "<data_dir>/streams with a bounded cache, sealed; a restart reads only the "
-            "changelogs' tail: streams/durable.py)."
+            "changelogs' tail: streams/durable.py) or memory (rebuilt from the tables' "
+            "changelogs at every start)."
         ),
     )
     streams_state_cache_mb: int = Field(

@@ -1,7 +1,9 @@
-"""The worker's resolver state on disk (``C2C_STREAMS_STATE=disk``), kept across restarts.
+"""The worker's resolver state on disk (``C2C_STREAMS_STATE=disk``, the default), kept
+across restarts.
 
-In memory (the default), the worker rebuilds its resolver state at every start from every
-person and source id of its Faust tables: a restart reads the whole state. On disk, the
+In memory (``C2C_STREAMS_STATE=memory``), the worker rebuilds its resolver state at every
+start from every person and source id of its Faust tables: a restart reads the whole
+state. On disk, the
 state is :func:`streams.identity.store.open_state`'s RocksDB store under
 ``<data dir>/streams/<app id>/identity-state`` (values sealed, block keys hashed: nothing in clear),
 and each batch's commit records in it, in the same write, the changelog offsets the state
