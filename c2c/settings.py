@@ -305,12 +305,12 @@ class Settings(BaseSettings):
         ),
     )
     streams_state: Literal["memory", "disk"] = Field(
-        default="disk",
+        default="memory",
         description=(
             "Where the identity worker keeps its resolver state: disk (a RocksDB store under "
             "<data_dir>/streams with a bounded cache, sealed; a restart reads only the "
-            "changelogs' tail: streams/durable.py) or memory (rebuilt from the tables' "
-            "changelogs at every start)."
+            "changelogs' tail: streams/durable.py) or memory (the default; rebuilt from the "
+            "tables' changelogs at every start)."
         ),
     )
     streams_state_cache_mb: int = Field(

@@ -1,14 +1,12 @@
-"""The worker's resolver state on disk (``C2C_STREAMS_STATE=disk``, the default), kept
-across restarts.
+"""The worker's resolver state on disk (``C2C_STREAMS_STATE=disk``), kept across restarts.
 
-In memory (``C2C_STREAMS_STATE=memory``), the worker rebuilds its resolver state at every
-start from every person and source id of its Faust tables: a restart reads the whole
-state. On disk, the
-state is :func:`streams.identity.store.open_state`'s RocksDB store under
-``<data dir>/streams/<app id>/identity-state`` (values sealed, block keys hashed: nothing in clear),
-and each batch's commit records in it, in the same write, the changelog offsets the state
-reflects (the next offset of each of the tables' changelog partitions). The changelogs stay
-the source of truth:
+In memory (``C2C_STREAMS_STATE=memory``, the default), the worker rebuilds its resolver
+state at every start from every person and source id of its Faust tables: a restart reads
+the whole state. On disk, the state is :func:`streams.identity.store.open_state`'s
+RocksDB store under ``<data dir>/streams/<app id>/identity-state`` (values sealed, block
+keys hashed: nothing in clear), and each batch's commit records in it, in the same write,
+the changelog offsets the state reflects (the next offset of each of the tables' changelog
+partitions). The changelogs stay the source of truth:
 
 - at start, if the store is there and consistent (its offsets recorded, none beyond a
   changelog's end, written under the same identity keys), only the changelog messages after
