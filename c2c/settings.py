@@ -330,16 +330,19 @@ class Settings(BaseSettings):
     streams_state: Literal["memory", "disk"] = Field(
         default="memory",
         description=(
-            "Where the identity worker keeps its resolver state: memory (rebuilt from the "
-            "tables' changelogs at every start) or disk (a RocksDB store under "
+            "Where the identity worker keeps its resolver state: disk (a RocksDB store under "
             "<data_dir>/streams with a bounded cache, sealed; a restart reads only the "
-            "changelogs' tail: streams/durable.py)."
+            "changelogs' tail: streams/durable.py) or memory (the default; rebuilt from the "
+            "tables' changelogs at every start)."
         ),
     )
-    streams_state_cache_entries: int = Field(
-        default=200_000,
-        ge=2_048,
-        description="Values of each state map held in memory with C2C_STREAMS_STATE=disk.",
+    streams_state_cache_mb: int = Field(
+        default=32,
+        ge=0,
+        description=(
+            "MB of each state map's values (their pickled size; Python's objects take several "
+            "times that) held in memory with C2C_STREAMS_STATE=disk."
+        ),
     )
     streams_start: Literal["earliest", "latest"] = Field(
         default="earliest",

@@ -433,7 +433,7 @@ def _add_resolver(
             sealer,
             secrets[settings.identity_key_version],
             keys=f"{hasher.keys}:{settings.identity_key_version}",
-            cache_entries=settings.streams_state_cache_entries,
+            cache_bytes=settings.streams_state_cache_mb * 1024**2,
         )
         if settings.streams_state == "disk"
         else None

@@ -1,12 +1,12 @@
 """The worker's resolver state on disk (``C2C_STREAMS_STATE=disk``), kept across restarts.
 
-In memory (the default), the worker rebuilds its resolver state at every start from every
-person and source id of its Faust tables: a restart reads the whole state. On disk, the
-state is :func:`streams.identity.store.open_state`'s RocksDB store under
-``<data dir>/streams/<app id>/identity-state`` (values sealed, block keys hashed: nothing in clear),
-and each batch's commit records in it, in the same write, the changelog offsets the state
-reflects (the next offset of each of the tables' changelog partitions). The changelogs stay
-the source of truth:
+In memory (``C2C_STREAMS_STATE=memory``, the default), the worker rebuilds its resolver
+state at every start from every person and source id of its Faust tables: a restart reads
+the whole state. On disk, the state is :func:`streams.identity.store.open_state`'s
+RocksDB store under ``<data dir>/streams/<app id>/identity-state`` (values sealed, block
+keys hashed: nothing in clear), and each batch's commit records in it, in the same write,
+the changelog offsets the state reflects (the next offset of each of the tables' changelog
+partitions). The changelogs stay the source of truth:
 
 - at start, if the store is there and consistent (its offsets recorded, none beyond a
   changelog's end, written under the same identity keys), only the changelog messages after
@@ -146,13 +146,13 @@ class DurableState:
         sealer: Sealer,
         key_secret: bytes,
         keys: str,
-        cache_entries: int = 200_000,
+        cache_bytes: int = 32 * 1024**2,
     ) -> None:
         self.path = path
         self._sealer = sealer
         self._key_secret = key_secret
         self._keys = keys
-        self._cache_entries = cache_entries
+        self._cache_bytes = cache_bytes
         self._store: DiskState | None = None
         self._offsets: dict[str, int] = {}
         self._persisted = time.monotonic()
@@ -163,7 +163,7 @@ class DurableState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._store = open_state(
                 self.path,
-                self._cache_entries,
+                self._cache_bytes,
                 sealer=self._sealer,
                 key_secret=self._key_secret,
             )

@@ -4,18 +4,20 @@
 ids, merges and opt-outs in dicts, so its memory grows with the people it knows (about
 0.6 kB a record, bench/scale.py). :func:`open_state` gives an ``IdentityState`` whose maps are
 :class:`CachedTable`\\ s instead: each key's value lives in one RocksDB database (one key
-prefix per map), and at most ``cache_entries`` values per map are held in memory, the least
-recently used written back when another is read. The resolver uses it unchanged: it reads
-values, mutates them in place (a profile appended to, a block extended) and sets keys, which
-a write-back cache keeps right, since every cached value is written back when it leaves the
-cache and at :meth:`DiskState.flush`.
+prefix per map), and about ``cache_bytes`` of each map's values (pickled) are held in
+memory, the least recently used written back when others are read. The resolver uses it
+unchanged: it reads values, mutates them in place (a profile appended to, a block extended)
+and sets keys, which a write-back cache keeps right, since every cached value that changed is
+written back when it leaves the cache and at :meth:`DiskState.flush` (a value is compared
+with what the store holds by a hash of its pickled bytes: an unchanged one is not sealed or
+written again).
 
 The same records in the same order give the same ids as the in-memory state
 (tests/unit/test_identity_store.py). Given a :class:`~streams.identity.sealing.Sealer` and a
 key secret (the worker's ``C2C_STREAMS_STATE=disk``: streams/durable.py), nothing rests in
 clear: values are sealed as the Faust tables' are, and block keys (which hold names) are
 keyed hashes. :meth:`DiskState.commit` writes what changed since the last commit and a few
-metadata values (the changelog offsets the state reflects) in one batch.
+metadata values (the changelog offsets the state reflects), in batches of a few MB.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOption
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 
-__all__ = ["MIN_CACHE_ENTRIES", "STATE_MAPS", "CachedTable", "DiskState", "open_state"]
+__all__ = [
+    "COMMIT_CHUNK_BYTES",
+    "MIN_CACHE_ENTRIES",
+    "STATE_MAPS",
+    "CachedTable",
+    "DiskState",
+    "open_state",
+]
 
 # A value the resolver holds while it resolves one record must not leave the cache before
 # the record is done (a change to it after it was written back would be lost): one record
@@ -41,6 +50,11 @@ __all__ = ["MIN_CACHE_ENTRIES", "STATE_MAPS", "CachedTable", "DiskState", "open_
 MIN_CACHE_ENTRIES = 2_048
 
 _MISSING = object()
+_ABSENT = object()  # cached: the store holds no value for the key
+_ABSENT_SIZE = 64  # what a cached absence is counted as, in bytes
+# A commit is written in batches of about this many bytes (the last one with the metadata):
+# one batch of everything changed would hold it all in memory twice at once
+COMMIT_CHUNK_BYTES = 4 * 1024**2
 _NEXT_NUMBER = b"meta:next_number"
 _META = b"meta:"
 # the maps of IdentityState kept on disk, each under its own key prefix
@@ -67,8 +81,11 @@ def _source_from(raw: bytes) -> tuple[str, str]:
 
 
 class CachedTable(MutableMapping[Any, Any]):
-    """One map of the state: values in ``db`` under ``prefix``, pickled; the last
-    ``capacity`` used in :attr:`cache`, written back when they leave it or at :meth:`flush`.
+    """One map of the state: values in ``db`` under ``prefix``, pickled; the most recently
+    used in :attr:`cache`, about ``capacity`` bytes of them (their pickled size; never fewer
+    than :data:`MIN_CACHE_ENTRIES` values), written back when they leave it or at
+    :meth:`flush` if they changed. A key the store does not hold is cached as absent too
+    (most look-ups of blocks and merges find nothing).
 
     A value read from it may be mutated in place (the resolver appends to profiles and
     blocks): it is the cached object, and its new form is what is written back."""
@@ -92,42 +109,78 @@ class CachedTable(MutableMapping[Any, Any]):
         self._encode = encode
         self._decode = decode
         self.cache: OrderedDict[Any, Any] = OrderedDict()
-        self.evictions = 0  # values written back to leave the cache
+        # key -> (pickled size, hash of the pickled bytes the store holds; None: not held)
+        self._kept: dict[Any, tuple[int, int | None]] = {}
+        self.cached_bytes = 0  # the cached values' pickled sizes, as last known
+        self.evictions = 0  # values that left the cache
+        self.writes = 0  # values written to the store (changed ones only)
 
     def _key(self, key: Any) -> bytes:
         return self._prefix + self._encode(key)
 
-    def _dump(self, at: bytes, value: Any) -> bytes:
-        raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        return raw if self._sealer is None else self._sealer.seal(at.hex(), raw)
+    def _size(self, key: Any, size: int, digest: int | None) -> None:
+        old = self._kept.get(key)
+        self.cached_bytes += size - (old[0] if old is not None else 0)
+        self._kept[key] = (size, digest)
 
-    def _undump(self, at: bytes, raw: bytes) -> Any:
-        return pickle.loads(raw if self._sealer is None else self._sealer.open(at.hex(), raw))
+    def changed(self, key: Any, value: Any) -> bytes | None:
+        """The bytes to store for the cached ``value`` of ``key`` (sealed if the table
+        seals), or None if the store already holds them (nothing to write)."""
+        raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        digest = hash(raw)
+        kept = self._kept.get(key)
+        self._size(key, len(raw), digest)
+        if kept is not None and kept[1] == digest:
+            return None
+        self.writes += 1
+        if self._sealer is None:
+            return raw
+        return self._sealer.seal(self._key(key).hex(), raw)
 
     def _load(self, key: Any) -> Any:
         cached = self.cache.get(key, _MISSING)
         if cached is not _MISSING:
             self.cache.move_to_end(key)
+            if cached is _ABSENT:
+                return _MISSING
             self._touched.add(key)
             return cached
         at = self._key(key)
         raw = self._db.get(at)
         if raw is None:
+            self.cache[key] = _ABSENT
+            self._size(key, _ABSENT_SIZE, None)
+            self._evict()
             return _MISSING
-        value = self._undump(at, raw)
-        self._keep(key, value)
+        plain = raw if self._sealer is None else self._sealer.open(at.hex(), raw)
+        value = pickle.loads(plain)
+        self.cache[key] = value
+        self._touched.add(key)
+        # (its own pickle, not the stored bytes: a set unpickled may iterate in another order)
+        again = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        self._size(key, len(again), hash(again))
+        self._evict()
         return value
 
     def _keep(self, key: Any, value: Any) -> None:
+        if self.cache.get(key, _ABSENT) is _ABSENT:
+            # a new value's size is known when it is first pickled: until then, the mean
+            self._size(key, self.cached_bytes // max(len(self.cache), 1) or _ABSENT_SIZE, None)
         self.cache[key] = value
         self.cache.move_to_end(key)
         self._touched.add(key)
-        if len(self.cache) > self._capacity:
+        self._evict()
+
+    def _evict(self) -> None:
+        while self.cached_bytes > self._capacity and len(self.cache) > MIN_CACHE_ENTRIES:
             old, evicted = self.cache.popitem(last=False)
             self.evictions += 1
+            if evicted is not _ABSENT and old in self._touched:
+                raw = self.changed(old, evicted)
+                if raw is not None:
+                    self._db.put(self._key(old), raw)
             self._touched.discard(old)
-            at = self._key(old)
-            self._db.put(at, self._dump(at, evicted))
+            self.cached_bytes -= self._kept.pop(old)[0]
 
     def __getitem__(self, key: Any) -> Any:
         value = self._load(key)
@@ -155,18 +208,20 @@ class CachedTable(MutableMapping[Any, Any]):
     def __delitem__(self, key: Any) -> None:
         if self._load(key) is _MISSING:
             raise KeyError(key)
-        del self.cache[key]
+        self.cache[key] = _ABSENT
         self._touched.discard(key)
+        self._size(key, _ABSENT_SIZE, None)
         self._db.delete(self._key(key))
 
-    def flush(self, batch: WriteBatch) -> None:
-        """Add to ``batch`` every cached value read or set since the last flush (the only
-        ones that may have changed; they stay cached)."""
+    def flush(self) -> Iterator[tuple[bytes, bytes]]:
+        """(store key, bytes) of every cached value read or set since the last flush that
+        changed (the only ones that may have; they stay cached), for the caller to write."""
         for key in self._touched:
             value = self.cache.get(key, _MISSING)
-            if value is not _MISSING:
-                at = self._key(key)
-                batch.put(at, self._dump(at, value))
+            if value is not _MISSING and value is not _ABSENT:
+                raw = self.changed(key, value)
+                if raw is not None:
+                    yield self._key(key), raw
         self._touched.clear()
 
     def __iter__(self) -> Iterator[Any]:
@@ -201,12 +256,22 @@ class DiskState:
         self.db.delete(_META + name.encode())
 
     def commit(self, meta: dict[str, bytes] | None = None) -> None:
-        """Write every value changed since the last commit, the next person number and
-        ``meta`` (name -> bytes) in one batch. Not synced (RocksDB's log is off): a crash
-        loses the commits since the last :meth:`flush`, whole, never part of one."""
+        """Write every value changed since the last commit, then the next person number and
+        ``meta`` (name -> bytes), in batches of about :data:`COMMIT_CHUNK_BYTES`. Not synced
+        (RocksDB's log is off): a crash loses the commits since the last :meth:`flush`. If
+        the commit takes more than one batch, the first deletes ``meta``'s names, so that a
+        crash between them leaves no ``meta`` that the values written do not reflect."""
         batch = WriteBatch(raw_mode=True)
+        for name in meta or {}:
+            batch.delete(_META + name.encode())
+        size = 0
         for table in self.tables.values():
-            table.flush(batch)
+            for at, raw in table.flush():
+                if size >= COMMIT_CHUNK_BYTES:
+                    self.db.write(batch)
+                    batch, size = WriteBatch(raw_mode=True), 0
+                batch.put(at, raw)
+                size += len(at) + len(raw)
         batch.put(_NEXT_NUMBER, str(self.state.next_number).encode())
         for name, value in (meta or {}).items():
             batch.put(_META + name.encode(), value)
@@ -235,21 +300,20 @@ def _hashed_key(secret: bytes) -> Callable[[Any], bytes]:
 
 def open_state(
     path: Path,
-    cache_entries: int = 200_000,
+    cache_bytes: int = 32 * 1024**2,
     *,
     sealer: Sealer | None = None,
     key_secret: bytes | None = None,
 ) -> DiskState:
     """An :class:`IdentityState` kept in RocksDB at ``path`` (created if missing; a store
     written before is resumed as it was at its last :meth:`DiskState.commit` that reached
-    disk), with at most ``cache_entries`` values of each map in memory (at least
-    :data:`MIN_CACHE_ENTRIES`). With ``sealer``, values are sealed at rest; with
-    ``key_secret``, block keys are keyed hashes (iterating ``blocks`` then gives hashes)."""
-    if cache_entries < MIN_CACHE_ENTRIES:
-        raise ValueError(
-            f"cache_entries {cache_entries} is below {MIN_CACHE_ENTRIES}: a record's candidates "
-            "could leave the cache while it is resolved; give a larger cache"
-        )
+    disk), with about ``cache_bytes`` of each map's values in memory, counted as their
+    pickled size (Python's objects take several times that; at least
+    :data:`MIN_CACHE_ENTRIES` values whatever their size). With ``sealer``, values are
+    sealed at rest; with ``key_secret``, block keys are keyed hashes (iterating ``blocks``
+    then gives hashes)."""
+    if cache_bytes < 0:
+        raise ValueError(f"cache_bytes {cache_bytes} is negative: give 0 bytes or more")
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     # one memtable budget for every map: RocksDB's default (64 MB, several) would be most of
@@ -266,15 +330,15 @@ def open_state(
     # (a property at run time; rocksdict's stubs declare a method)
     writes.disable_wal = True  # type: ignore[method-assign,assignment]
     db.set_write_options(writes)
-    tables = {name: CachedTable(db, name, cache_entries, sealer=sealer) for name in STATE_MAPS}
+    tables = {name: CachedTable(db, name, cache_bytes, sealer=sealer) for name in STATE_MAPS}
     tables["sources"] = CachedTable(
-        db, "sources", cache_entries, encode=_source_key, decode=_source_from, sealer=sealer
+        db, "sources", cache_bytes, encode=_source_key, decode=_source_from, sealer=sealer
     )
     if key_secret is not None:
         tables["blocks"] = CachedTable(
             db,
             "blocks",
-            cache_entries,
+            cache_bytes,
             encode=_hashed_key(key_secret),
             decode=bytes.decode,
             sealer=sealer,

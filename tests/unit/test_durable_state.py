@@ -27,7 +27,7 @@ def _sealed(state: IdentityState, person_ids: set[str]) -> dict[str, bytes | Non
 
 
 def _durable(path: Path, keys: str = "1:1") -> DurableState:
-    return DurableState(path, SEALER, SECRET, keys=keys, cache_entries=2_048)
+    return DurableState(path, SEALER, SECRET, keys=keys, cache_bytes=0)
 
 
 def test_a_kept_store_and_its_tail_give_the_ids_of_a_state_that_never_stopped(

@@ -1,5 +1,6 @@
 """The resolver's state on disk (streams/identity/store.py) gives the ids the in-memory
-state gives, through evictions from its cache and a close and reopen."""
+state gives, through evictions from its cache, commits in several batches and a close and
+reopen; its cache keeps to its bytes, and what did not change is not written again."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.scale import generate
+from streams.identity import store as store_module
 from streams.identity.resolver import IdentifierHasher, Resolver
-from streams.identity.store import MIN_CACHE_ENTRIES, open_state
+from streams.identity.store import open_state
 
 SECRET = b"test-identity-store-secret"
 RECORDS = 75_000
@@ -22,20 +24,26 @@ def _ids_in_memory(records: list[tuple[str, dict]]) -> list[str | None]:
 
 
 def test_the_store_gives_the_in_memory_ids_through_evictions_and_a_reopen(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # every commit in many batches
+    monkeypatch.setattr(store_module, "COMMIT_CHUNK_BYTES", 4_096)
     records = list(generate(RECORDS, seed=7))
     expected = _ids_in_memory(records)
     half = len(records) // 2
 
-    store = open_state(tmp_path / "state", cache_entries=MIN_CACHE_ENTRIES)
+    store = open_state(tmp_path / "state", cache_bytes=0)
     resolver = Resolver(IdentifierHasher(SECRET), state=store.state)
-    ids = [resolver.resolve(p, person).person_id for p, person in records[:half]]
+    ids = []
+    for at, (p, person) in enumerate(records[:half]):
+        ids.append(resolver.resolve(p, person).person_id)
+        if at % 5_000 == 0:
+            store.commit()
     # the cache is smaller than what the state holds: values were written back and read again
     evicted = {name: table.evictions for name, table in store.tables.items()}
     store.close()
 
-    store = open_state(tmp_path / "state", cache_entries=MIN_CACHE_ENTRIES)
+    store = open_state(tmp_path / "state", cache_bytes=0)
     resolver = Resolver(IdentifierHasher(SECRET), state=store.state)
     ids += [resolver.resolve(p, person).person_id for p, person in records[half:]]
     assert [store.state.root(pid) if pid else None for pid in ids] == expected
@@ -48,6 +56,34 @@ def test_the_store_gives_the_in_memory_ids_through_evictions_and_a_reopen(
     store.close()
 
 
-def test_a_cache_too_small_to_hold_a_records_candidates_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cache_entries 100 is below"):
-        open_state(tmp_path / "state", cache_entries=100)
+def test_the_cache_keeps_to_its_bytes_and_writes_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    floor = 64  # (a smaller state than the real floor needs to overflow it)
+    monkeypatch.setattr(store_module, "MIN_CACHE_ENTRIES", floor)
+    store = open_state(tmp_path / "state", cache_bytes=20_000)
+    resolver = Resolver(IdentifierHasher(SECRET), state=store.state)
+    for provider, person in generate(10_000, seed=3):
+        resolver.resolve(provider, person)
+    store.flush()
+    profiles = store.tables["profiles"]
+    persons = list(profiles)
+    assert len(persons) > 4 * floor
+    # within its bytes, or at the values it keeps whatever their size
+    assert profiles.cached_bytes <= 20_000 or len(profiles.cache) == floor
+    assert len(profiles.cache) < len(persons)
+    # read again, every profile, none changed: none written, though many left the cache
+    writes, evictions = profiles.writes, profiles.evictions
+    lengths = [len(profiles[pid]) for pid in persons]
+    store.flush()
+    assert profiles.evictions > evictions
+    assert profiles.writes == writes
+    # changed, one is written once
+    profiles[persons[0]].append(profiles[persons[0]][0])
+    store.flush()
+    assert profiles.writes == writes + 1
+    store.close()
+    store = open_state(tmp_path / "state", cache_bytes=0)
+    assert len(store.state.profiles[persons[0]]) == lengths[0] + 1
+    assert [len(store.state.profiles[pid]) for pid in persons[1:]] == lengths[1:]
+    store.close()
