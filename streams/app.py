@@ -76,10 +76,13 @@ from streams.resolution import (
     INTAKE_TOPIC,
     OUTPUT_TOPICS,
     RAW_TOPICS,
+    UNCONFIRMED_KEY,
     IdentityStage,
     Incoming,
     Outgoing,
     identity_dead_letter,
+    unconfirmed_chunks,
+    unconfirmed_messages,
 )
 from streams.tables import TableWriter, parse_source_key, source_key
 
@@ -511,8 +514,13 @@ def _add_resolver(
         )
         stage = IdentityStage(resolver, decoders, encoders, telemetry)
         kept = []
+        chunks: dict[int, bytes] = {}
         for key, value in decisions.items():
             if value is None:
+                continue
+            kind, _, index = str(key).partition(":")
+            if kind == UNCONFIRMED_KEY:
+                chunks[int(index)] = sealer.open(str(key), value)
                 continue
             data = json.loads(sealer.open(str(key), value))
             version = sealer.version(value)
@@ -522,6 +530,16 @@ def _add_resolver(
                 stage.decisions.pending[str(key)] = data
             kept.append((str(key), data))
         stage.decisions.restore(kept)
+        # the last batch's merges, splits and opt-out decisions, kept with its state: sent
+        # again with the next batch's results (they may not have been, and a replay of the
+        # batch does not make them again: the state already holds them)
+        unconfirmed.resend = [m for i in sorted(chunks) for m in unconfirmed_messages(chunks[i])]
+        unconfirmed.kept = len(chunks)
+        if unconfirmed.resend:
+            log.info(
+                "%d merges, splits and opt-out decisions of the last batch sent again",
+                len(unconfirmed.resend),
+            )
         return stage
 
     # Results and the tables' changelogs on two producers: only the changelogs' offsets
@@ -540,6 +558,7 @@ def _add_resolver(
         track_offsets=True,
     )
     tables = TableWriter(changelogs, app, (persons, sources, decisions))
+    unconfirmed = _Unconfirmed()
     snapshots = SnapshotEncoder()
 
     async def publish(decided: list[tuple[int, list[Outgoing]]]) -> None:
@@ -583,6 +602,10 @@ def _add_resolver(
                 counted = Counter(stage.counts)
                 changed: set[str] = set()
                 first_seen: dict[tuple[str, str], str] = {}
+                # what no replay of the batch would send again, kept with its state; after a
+                # restart, with what the last batch kept (sent with this batch's results)
+                resend, unconfirmed.resend = unconfirmed.resend, []
+                once: list[Outgoing] = list(resend)
                 # (bound once: the loop runs per record)
                 process, read, sent = stage.process, batch.read, batch.sent
                 # the batch's results, each record's with when it was resolved: sent after
@@ -603,6 +626,8 @@ def _add_resolver(
                         decided.append((time.time_ns() // 1_000_000, outgoing))
                         sent(outgoing)
                         changed.update(processed.persons)
+                        if processed.once:
+                            once += processed.once
                         if processed.sources:
                             first_seen.update(processed.sources)
                     state.saw(message)
@@ -636,6 +661,9 @@ def _add_resolver(
                     else:
                         sealed = sealer.seal(key, json.dumps(kept, sort_keys=True).encode())
                         tables.put(decisions, key, sealed, partition)
+                unconfirmed.write(tables, decisions, sealer, once, partition)
+                if resend:
+                    decided.insert(0, (time.time_ns() // 1_000_000, resend))
                 await publish(decided)
                 written = tables.record_offsets()
                 if durable is not None:
@@ -685,6 +713,39 @@ async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> 
     return readiness(
         connected=connected, recovering=bool(app.in_recovery), lag=lag, max_lag=max_lag
     )
+
+
+@dataclass
+class _Unconfirmed:
+    """The resolver's merges, splits and opt-out decisions whose publication is not known
+    to be confirmed (:attr:`streams.resolution.Processed.once`), kept in the decisions
+    table under ``unconfirmed:<n>`` keys with the batch's state.
+
+    A batch's state is confirmed before its results: a worker killed in between restarts
+    on a state that holds the batch's merges, and the replayed batch links its records to
+    the survivors without merging again, so the merges would never be published and
+    downstream could not join the ids the records were first published under (an
+    "unrelated person" in tests/integration/test_crashes.py). So each batch keeps its own
+    with its state, replacing the last batch's (whose results were confirmed before it
+    started), and a restarted worker sends what it finds again with its first batch's
+    results. Sent twice is harmless: a merge re-points ids already re-pointed, a decision
+    removes nothing more."""
+
+    resend: list[Outgoing] = field(default_factory=list)
+    kept: int = 0  # unconfirmed:<n> keys in the table
+
+    def write(
+        self, tables: TableWriter, table: Any, sealer: Sealer, once: list[Outgoing], partition: int
+    ) -> None:
+        """Keep ``once`` (the batch's, with any sent again) in ``table`` in place of the
+        last batch's."""
+        chunks = unconfirmed_chunks(once)
+        for index, chunk in enumerate(chunks):
+            key = f"{UNCONFIRMED_KEY}:{index}"
+            tables.put(table, key, sealer.seal(key, chunk), partition)
+        for index in range(len(chunks), self.kept):
+            tables.delete(table, f"{UNCONFIRMED_KEY}:{index}", partition)
+        self.kept = len(chunks)
 
 
 def _make_current(event: EventT) -> None:

@@ -13,7 +13,9 @@ or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decision
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import logging
 import time
 from collections import Counter
@@ -51,16 +53,20 @@ __all__ = [
     "INPUT_TOPICS",
     "INTAKE_TOPIC",
     "MAX_RAW_BYTES",
+    "ONCE_CHANGES",
     "OPTOUT_TOPIC",
     "OUTCOMES",
     "OUTPUT_TOPICS",
     "RAW_TOPICS",
     "SOURCE_HEADERS",
+    "UNCONFIRMED_KEY",
     "IdentityStage",
     "Incoming",
     "Outgoing",
     "Processed",
     "identity_dead_letter",
+    "unconfirmed_chunks",
+    "unconfirmed_messages",
 ]
 
 OPTOUT_TOPIC = OPTOUT.raw_topic
@@ -84,6 +90,10 @@ MAX_RAW_BYTES = 256 * 1024
 
 # How a message can end; exactly one per message read (IdentityStage.counts).
 OUTCOMES: tuple[str, ...] = ("linked", "withheld", "optout", "review", "dead_letter", "decision")
+
+# The identity changes a replay does not make again, once the state holds them
+# (Processed.once)
+ONCE_CHANGES = frozenset({"PERSONS_MERGED", "PERSON_SPLIT"})
 
 # Headers the intake agent adds so the resolver knows where a forwarded message was read.
 SOURCE_HEADERS = ("c2c-source-topic", "c2c-source-partition", "c2c-source-offset")
@@ -148,9 +158,13 @@ class Processed:
     message changed, whose IdentityState.snapshot is to be kept (taken by the caller when
     it writes, so once per batch however many records of the batch changed the person).
     ``sources``: (provider, source person id) -> person id, for a source id seen for the
-    first time. ``outcome``: one of :data:`OUTCOMES`."""
+    first time. ``outcome``: one of :data:`OUTCOMES`. ``once``: those of ``outgoing`` that
+    a replay of the message would not make again, because the state it leaves already holds
+    their change: merges and splits (``PERSONS_MERGED``, ``PERSON_SPLIT``) and opt-out
+    decisions. The worker keeps a batch's with its state and sends them again after a
+    restart (streams/app.py, ``UNCONFIRMED_KEY``)."""
 
-    __slots__ = ("outcome", "outgoing", "persons", "sources")
+    __slots__ = ("once", "outcome", "outgoing", "persons", "sources")
 
     def __init__(
         self,
@@ -158,16 +172,18 @@ class Processed:
         persons: set[str] | None = None,
         sources: dict[tuple[str, str], str] | None = None,
         outcome: str = "",
+        once: list[Outgoing] | None = None,
     ) -> None:
         self.outgoing: list[Outgoing] = outgoing if outgoing is not None else []
         self.persons: set[str] = persons if persons is not None else set()
         self.sources: dict[tuple[str, str], str] = sources if sources is not None else {}
         self.outcome = outcome
+        self.once: list[Outgoing] = once if once is not None else []
 
     def __repr__(self) -> str:
         return (
             f"Processed(outcome={self.outcome!r}, outgoing={self.outgoing!r}, "
-            f"persons={self.persons!r}, sources={self.sources!r})"
+            f"persons={self.persons!r}, sources={self.sources!r}, once={self.once!r})"
         )
 
 
@@ -359,14 +375,18 @@ class IdentityStage:
         )
         event_id = str(raw.get("event_id"))
         outgoing: list[Outgoing] = []
+        once: list[Outgoing] = []
         if published:
             encode = self._encoders[CHANGES_TOPIC].encode
             for record in identity_change_records(
                 published, provider=provider, source_event_id=event_id, at=_now_millis()
             ):
-                outgoing.append(
-                    Outgoing(CHANGES_TOPIC, record["person_id"].encode(), encode(record), headers)
+                message = Outgoing(
+                    CHANGES_TOPIC, record["person_id"].encode(), encode(record), headers
                 )
+                outgoing.append(message)
+                if record["change_type"] in ONCE_CHANGES:
+                    once.append(message)
         if outcome == "linked":
             topic, linked = linked_event(source.topic, raw, person_id, event_id=event_id)
             outgoing.append(
@@ -374,13 +394,15 @@ class IdentityStage:
             )
         persons = set(resolution.touched)
         if decisions:
-            outgoing += self._decisions(decisions, headers)
+            decided = self._decisions(decisions, headers)
+            outgoing += decided
+            once += decided
             persons.update(decision.person_id for decision in decisions)
         if resolution.near is not None:
             outgoing.append(
                 self._possible_match(source, raw, provider, person, person_id, resolution.near)
             )
-        done = Processed(outgoing, persons, outcome=outcome)
+        done = Processed(outgoing, persons, outcome=outcome, once=once)
         if resolution.new_source is not None:
             done.sources[resolution.new_source] = person_id
         counts = self.counts
@@ -459,6 +481,8 @@ class IdentityStage:
                 outgoing.append(
                     Outgoing(CHANGES_TOPIC, record["person_id"].encode(), encode(record), headers)
                 )
+            # (a decision is applied once: a replay of it changes nothing, so all it sent is
+            # sent again after a restart, as the state holds it)
             for change in applied.changes:
                 self.counts[CHANGE_COUNTS[change.change_type]] += 1
                 log.info(
@@ -475,7 +499,9 @@ class IdentityStage:
             if spread is not None:
                 outgoing += self._decisions([spread], headers)
                 persons.add(spread.person_id)
-        return Processed(outgoing, persons, dict(applied.sources), outcome="decision")
+        return Processed(
+            outgoing, persons, dict(applied.sources), outcome="decision", once=list(outgoing)
+        )
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
         """A revocation names its request; it is not resolved (it need carry no identity)."""
@@ -494,6 +520,7 @@ class IdentityStage:
             )
         done = Processed(outcome="optout")
         done.outgoing += self._decisions([decision], self._headers())
+        done.once += done.outgoing
         done.persons.add(decision.person_id)
         return done
 
@@ -548,6 +575,50 @@ class IdentityStage:
             ],
             outcome="dead_letter",
         )
+
+
+# Where the worker keeps a batch's Processed.once messages until the next batch's state is
+# confirmed: keys of the identity-decisions table, UNCONFIRMED_KEY:0, :1, ... (one message
+# of the changelog holds at most UNCONFIRMED_CHUNK_BYTES of them, under Kafka's 1 MB)
+UNCONFIRMED_KEY = "unconfirmed"
+UNCONFIRMED_CHUNK_BYTES = 512 * 1024
+
+
+def unconfirmed_chunks(
+    messages: Sequence[Outgoing], limit: int = UNCONFIRMED_CHUNK_BYTES
+) -> list[bytes]:
+    """``messages`` (their topic, key and value; not their headers) as JSON values of at
+    most about ``limit`` bytes each, in order; :func:`unconfirmed_messages` reads one."""
+    chunks: list[bytes] = []
+    items: list[list[str | None]] = []
+    size = 0
+    for message in messages:
+        item = [
+            message.topic,
+            None if message.key is None else base64.b64encode(message.key).decode(),
+            base64.b64encode(message.value).decode(),
+        ]
+        cost = sum(len(part or "") + 8 for part in item)
+        if items and size + cost > limit:
+            chunks.append(json.dumps(items).encode())
+            items, size = [], 0
+        items.append(item)
+        size += cost
+    if items:
+        chunks.append(json.dumps(items).encode())
+    return chunks
+
+
+def unconfirmed_messages(chunk: bytes) -> list[Outgoing]:
+    """The messages one of :func:`unconfirmed_chunks` holds, to send again."""
+    return [
+        Outgoing(
+            str(topic),
+            None if key is None else base64.b64decode(key),
+            base64.b64decode(value),
+        )
+        for topic, key, value in json.loads(chunk)
+    ]
 
 
 def identity_dead_letter(source: Incoming, error: C2CError) -> dict[str, Any]:

@@ -267,14 +267,19 @@ class IdentityState:
         return tuple(sorted([root, *self.absorbed.get(root, ())], key=_number))
 
     def root(self, person_id: str) -> str:
-        """The surviving id of ``person_id`` after every merge."""
-        seen = person_id
-        while seen in self.merged_into:
-            seen = self.merged_into[seen]
-        # path compression: later look-ups are one step
-        while person_id in self.merged_into and self.merged_into[person_id] != seen:
-            self.merged_into[person_id], person_id = seen, self.merged_into[person_id]
-        return seen
+        """The surviving id of ``person_id`` after every merge.
+
+        It follows :attr:`merged_into` and changes nothing: each entry stays the survivor
+        its merge named (the ``PERSONS_MERGED`` published), which is what a tombstone
+        (:meth:`snapshot`) keeps. Path compression here rewrote entries on look-ups, so a
+        tombstone depended on which look-ups ran before it was written, and a worker
+        restarted on its tables (which never rewrites an untouched tombstone) kept another
+        value than one that never stopped (tests/integration/test_worker_upgrade.py). A
+        chain is as long as the merges its person went through since, a few steps."""
+        merged_into = self.merged_into
+        while person_id in merged_into:
+            person_id = merged_into[person_id]
+        return person_id
 
     def snapshot(self, person_id: str) -> dict[str, Any]:
         """Everything kept of ``person_id``, JSON-ready: a merged person is a tombstone

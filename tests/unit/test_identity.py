@@ -276,6 +276,37 @@ def test_a_person_only_the_sources_changelog_names_is_never_numbered_again(
     assert not issued & set(created)
 
 
+def test_a_look_up_leaves_a_tombstone_as_its_merge_wrote_it() -> None:
+    """root() follows merges without rewriting them: a tombstone names the survivor its
+    merge named, whatever was looked up since (it used to compress the path, so that the
+    snapshot of an absorbed id changed with look-ups that wrote nothing)."""
+    from streams.identity.resolver import IdentityState
+
+    state = IdentityState(merged_into={"P0000000123": "P0000000041", "P0000000200": "P0000000123"})
+    assert state.root("P0000000200") == "P0000000041"
+    assert state.snapshot("P0000000200") == {"merged_into": "P0000000123"}
+    assert state.merged_into == {"P0000000123": "P0000000041", "P0000000200": "P0000000123"}
+
+
+def test_the_tables_as_written_hold_the_state_of_a_resolver_that_never_stopped(
+    tmp_path: Any,
+) -> None:
+    """Every person's snapshot, as the worker writes it (when a record touches the person,
+    never after), is the snapshot the resolver holds at the end, tombstones included: a
+    worker restarted on its tables and one that never stopped keep the same values
+    (tests/integration/test_worker_upgrade.py compares them after a key rotation)."""
+    running = Resolver(IdentifierHasher(SECRET))
+    written: dict[str, Any] = {}
+    for _source, event in _synth_events(tmp_path, 300, 3):
+        result = running.resolve(event["provider"], event["person"])
+        for person_id in result.touched:
+            written[person_id] = running.state.snapshot(person_id)
+    merged = running.state.merged_into
+    chains = sum(1 for survivor in merged.values() if survivor in merged)
+    assert written == {pid: running.state.snapshot(pid) for pid in written}
+    assert chains  # merges into persons merged since, whose look-ups used to rewrite them
+
+
 def test_a_record_seen_before_changes_no_state() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     first = resolver.resolve("k12", MARIA)
