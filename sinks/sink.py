@@ -41,6 +41,7 @@ from c2c.telemetry import Telemetry, setup_telemetry
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from sinks.batch import Batch, BatchBuilder, add_linked, add_row
 from sinks.consumer import SinkConsumer
+from sinks.dedupe import FactDedupe
 from sinks.gc_control import BetweenBatches
 from sinks.migrate import cluster_schema
 from sinks.observer import SinkObserver
@@ -172,16 +173,19 @@ class Sink:
             batch_rows=settings.sink_batch_rows,
             tracing=telemetry.tracing,
         )
+        cluster = (
+            cluster_schema(settings.clickhouse_cluster, settings.clickhouse_database)
+            if settings.clickhouse_cluster
+            else None
+        )
         self.removal = OptOutRemoval(
             client,
             (str(row[0]) for row in audited.result_rows),
             key=request_key(settings.identity_secret.get_secret_value().encode()),
-            cluster=(
-                cluster_schema(settings.clickhouse_cluster, settings.clickhouse_database)
-                if settings.clickhouse_cluster
-                else None
-            ),
+            cluster=cluster,
         )
+        # each event's fact row written once, across replays (None: C2C_SINK_DEDUPE off)
+        self.dedupe = FactDedupe(client, cluster=cluster) if settings.sink_dedupe else None
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(
             self._insert,
@@ -206,6 +210,7 @@ class Sink:
             self.builder.counts,
             self.writer.counts,
             self.removal.counts,
+            *([self.dedupe.counts] if self.dedupe is not None else []),
         )
 
     @property
@@ -272,13 +277,20 @@ class Sink:
         revocation), in one insert span under the lock; raises what ClickHouse raised."""
         with self.lock, self._observed.inserting(batch):
             if not batch.decisions:
-                write_batch(self._tables, batch, self._formats)
+                self._write_once(batch)
                 return
             first, late = self.builder.after_decisions(batch)
-            write_batch(self._tables, first, self._formats)
+            self._write_once(first)
             self.removal.apply(batch)
             if late is not None:  # admitted after a revocation: written after the removal
-                write_batch(self._tables, late, self._formats)
+                self._write_once(late)
+
+    def _write_once(self, batch: Batch) -> None:
+        """Write ``batch`` without the fact rows ClickHouse holds already (sinks/dedupe.py;
+        taken out of it in place: an attempt after a refusal looks again)."""
+        if self.dedupe is not None:
+            self.dedupe.apply(batch)
+        write_batch(self._tables, batch, self._formats)
 
     def _salvage(self, batch: Batch) -> list[RefusedRow]:
         """The rows of ``batch`` ClickHouse refuses for their data, taken out of it

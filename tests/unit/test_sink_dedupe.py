@@ -1,0 +1,118 @@
+"""Each event's fact row written at most once (sinks/dedupe.py) without ClickHouse: the
+rules (plan), the statements and their cluster forms, the ids read from a wire message's
+leading bytes, and what FactDedupe takes out of a batch given what a stand-in client says
+the tables hold."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sinks.batch import Batch
+from sinks.cluster import ClusterSchema, cluster_form
+from sinks.dedupe import Copy, FactDedupe, Stored, delete_statement, lookup_statement, plan
+from sinks.wire import event_and_person
+from tests.unit.test_sink_batch import _builder, _linked
+
+
+def test_a_stored_event_is_written_again_only_under_another_person_and_published_later() -> None:
+    copies = [
+        Copy("new", "P1", 10),
+        Copy("same", "P1", 10),  # written before the sink's crash, replayed
+        Copy("moved", "P2", 30),  # republished under the survivor of P1
+        Copy("older", "P3", 5),  # a lagging partition's first copy, after the later one
+    ]
+    stored = {
+        "same": Stored(frozenset({"P1"}), 10),
+        "moved": Stored(frozenset({"P1"}), 20),
+        "older": Stored(frozenset({"P4"}), 20),
+    }
+    assert plan(copies, stored) == ([True, False, True, False], ["moved"])
+
+
+def test_of_an_events_copies_in_one_batch_the_one_published_last_is_written() -> None:
+    copies = [Copy("e", "P1", 10), Copy("f", "P1", 10), Copy("e", "P2", 20), Copy("e", "P3", 15)]
+    assert plan(copies, {}) == ([False, True, True, False], [])
+    # the same time: the later in the batch (the order of its partition)
+    assert plan([Copy("e", "P1", 10), Copy("e", "P2", 10)], {}) == ([False, True], [])
+    # stored with copies under two persons (written before this step existed): one later
+    # copy replaces both
+    both = {"e": Stored(frozenset({"P1", "P2"}), 10)}
+    assert plan([Copy("e", "P2", 11)], both) == ([True], ["e"])
+    assert plan([Copy("e", "P2", 10)], both) == ([False], [])
+
+
+def test_statements_and_their_cluster_forms() -> None:
+    lookup = lookup_statement(["fact_wage", "fact_enrollment"])
+    assert lookup.count(" UNION ALL ") == 1
+    assert "FROM fact_wage WHERE event_id IN %(ids_0)s" in lookup
+    assert "FROM fact_enrollment WHERE event_id IN %(ids_1)s" in lookup
+    delete = delete_statement("fact_wage")
+    assert delete.startswith("DELETE FROM fact_wage WHERE event_id IN %(ids)s ")
+    assert "lightweight_update" in delete
+    # on a cluster the delete goes to every shard's local table (a copy may be on any)
+    schema = ClusterSchema("c2c", "db", frozenset({"fact_wage"}))
+    [clustered] = cluster_form(delete, schema)
+    assert clustered.startswith("DELETE FROM fact_wage_local ON CLUSTER")
+
+
+def test_a_wire_messages_event_and_person_are_read_from_its_leading_bytes() -> None:
+    message = _linked("wage", 1, "P-07")
+    batch = Batch()
+    _builder().take(batch, [message])
+    [row] = batch.facts["fact_wage"]
+    assert event_and_person(message.value() or b"") == (str(uuid.UUID(int=row[0])), "P-07")
+
+
+class _Result:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.result_rows = rows
+
+
+class _Client:
+    """What FactDedupe asks of a clickhouse-connect client; ``stored``: the rows its
+    lookup answers."""
+
+    def __init__(self, stored: list[tuple[Any, ...]]) -> None:
+        self.stored = stored
+        self.queries: list[tuple[str, dict[str, Any]]] = []
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]) -> _Result:
+        self.queries.append((sql, parameters))
+        assert settings["max_query_size"] >= 262_144
+        return _Result(self.stored)
+
+    def command(self, sql: str, parameters: dict[str, Any]) -> None:
+        self.commands.append((sql, parameters))
+
+
+def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None:
+    wages = [_linked("wage", i, f"P{i}", minutes=i, timestamp_ms=1_000 + i) for i in range(8)]
+    builder = _builder(wire=True, batch_rows=8)  # wire messages from 4 of a table on
+    batch = Batch()
+    builder.take(batch, wages[:4])
+    builder.unwire(batch)  # these four decoded here, as rows
+    builder.take(batch, wages[4:])  # these four stay wire messages
+    ids = [event_and_person(m.value() or b"")[0] for m in wages]
+    client = _Client(
+        [
+            ("fact_wage", ids[1], "P1", 1_001),  # a row replayed: same person
+            ("fact_wage", ids[2], "P0", 900),  # an earlier copy under another person
+            ("fact_wage", ids[5], "P5", 1_005),  # a wire message replayed
+        ]
+    )
+    dedupe = FactDedupe(client)
+    dedupe.apply(batch)
+    kept = [str(uuid.UUID(int=r[0])) for r in batch.facts["fact_wage"]]
+    assert kept == [ids[0], ids[2], ids[3]]
+    assert batch.wire["fact_wage"] == [wages[4], wages[6], wages[7]]
+    [(sql, parameters)] = client.queries
+    assert "fact_wage" in sql
+    assert sorted(parameters["ids_0"]) == sorted(ids)
+    assert client.commands == [(delete_statement("fact_wage"), {"ids": [ids[2]]})]
+    assert dedupe.counts == {"dedupe.skipped": 2, "dedupe.replaced": 1}
+    # nothing to look up: no query
+    empty = _Client([])
+    FactDedupe(empty).apply(Batch())
+    assert empty.queries == []
