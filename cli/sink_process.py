@@ -40,6 +40,7 @@ class SinkProcess(ChildService):
             "C2C_CLICKHOUSE_URL": settings.clickhouse_dsn,
             "C2C_CLICKHOUSE_DATABASE": settings.clickhouse_database,
             "C2C_SINK_DECODE": settings.sink_decode,
+            "C2C_SINK_DEDUPE": str(settings.sink_dedupe).lower(),
             # its broker and principal: the settings', not only the environment's
             **settings.kafka_environment(),
         }
