@@ -7,9 +7,11 @@ It reads the linked topics, ``c2c.identity.changes`` and ``c2c.identity.optouts`
 (sinks/writer.py), and commits Kafka offsets only after ClickHouse took the whole batch.
 While ClickHouse refuses, it pauses its partitions, retries with exponential backoff and
 then resumes with the same batch: nothing is acknowledged that was not written. A crash
-after an insert and before the commit replays the batch; fact tables are ReplacingMergeTree
-keyed by event id, so the copies collapse (readers use FINAL), and the person map is
-idempotent. Messages that do not decode go to the dead-letter topic (stage "sink").
+after an insert and before the commit replays the batch, and a restarted worker publishes
+events again: each batch's event ids are looked up before it is written, so a fact table
+holds one row an event (sinks/dedupe.py; fact tables are also ReplacingMergeTree keyed by
+event id, read FINAL), and the person map is idempotent. Messages that do not decode go
+to the dead-letter topic (stage "sink").
 Opt-out decisions remove the person's rows from every table after the batch is written,
 with an audit row each, and rows published before an opt-out are never written again
 (sinks/optouts.py).
