@@ -296,8 +296,12 @@ class Sink:
 
     def _salvage(self, batch: Batch) -> list[RefusedRow]:
         """The rows of ``batch`` ClickHouse refuses for their data, taken out of it
-        (sinks/refusal.py), under the lock."""
+        (sinks/refusal.py), under the lock. The halves it writes while searching leave out
+        the copies ClickHouse holds (sinks/dedupe.py): ``batch`` itself is looked up first,
+        not only the copy of it a batch with decisions writes first (after_decisions)."""
         with self.lock:
+            if self.dedupe is not None:
+                self.dedupe.apply(batch)
             return salvage(self._tables.insert, batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
