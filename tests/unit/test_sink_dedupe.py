@@ -8,9 +8,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from sinks.batch import Batch
 from sinks.cluster import ClusterSchema, cluster_form
-from sinks.dedupe import Copy, FactDedupe, Stored, delete_statement, lookup_statement, plan
+from sinks.dedupe import (
+    LOOKUP_IDS,
+    Copy,
+    FactDedupe,
+    Stored,
+    _queries,
+    delete_statement,
+    joined_ids,
+    lookup_statement,
+    plan,
+)
 from sinks.wire import event_and_person
 from tests.unit.test_sink_batch import _builder, _linked
 
@@ -43,10 +55,16 @@ def test_of_an_events_copies_in_one_batch_the_one_published_last_is_written() ->
 
 
 def test_statements_and_their_cluster_forms() -> None:
-    lookup = lookup_statement(["fact_wage", "fact_enrollment"])
-    assert lookup.count(" UNION ALL ") == 1
-    assert "FROM fact_wage WHERE event_id IN %(ids_0)s" in lookup
-    assert "FROM fact_enrollment WHERE event_id IN %(ids_1)s" in lookup
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    lookup = lookup_statement({"fact_wage": f"{a},{b}", "fact_enrollment": a})
+    wage, enrollment = lookup.split(" UNION ALL ")
+    assert "FROM fact_wage " in wage
+    assert f"splitByChar(',', '{a},{b}')" in wage
+    assert f"splitByChar(',', '{a}')" in enrollment
+    # the ids are a literal: only UUIDs go into it
+    assert joined_ids([a, "x' OR 1 --", b.upper(), b]) == f"{a},{b}"
+    with pytest.raises(ValueError, match="not UUIDs"):
+        lookup_statement({"fact_wage": "x' OR 1 --"})
     delete = delete_statement("fact_wage")
     assert delete.startswith("DELETE FROM fact_wage WHERE event_id IN %(ids)s ")
     assert "lightweight_update" in delete
@@ -78,9 +96,8 @@ class _Client:
         self.queries: list[tuple[str, dict[str, Any]]] = []
         self.commands: list[tuple[str, dict[str, Any]]] = []
 
-    def query(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any]) -> _Result:
-        self.queries.append((sql, parameters))
-        assert settings["max_query_size"] >= 262_144
+    def query(self, sql: str, settings: dict[str, Any]) -> _Result:
+        self.queries.append((sql, settings))
         return _Result(self.stored)
 
     def command(self, sql: str, parameters: dict[str, Any]) -> None:
@@ -107,12 +124,22 @@ def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None
     kept = [str(uuid.UUID(int=r[0])) for r in batch.facts["fact_wage"]]
     assert kept == [ids[0], ids[2], ids[3]]
     assert batch.wire["fact_wage"] == [wages[4], wages[6], wages[7]]
-    [(sql, parameters)] = client.queries
-    assert "fact_wage" in sql
-    assert sorted(parameters["ids_0"]) == sorted(ids)
+    [(sql, settings)] = client.queries
+    assert f"splitByChar(',', '{','.join(sorted(ids))}')" in sql
+    assert settings["max_query_size"] >= len(sql)
     assert client.commands == [(delete_statement("fact_wage"), {"ids": [ids[2]]})]
     assert dedupe.counts == {"dedupe.skipped": 2, "dedupe.replaced": 1}
     # nothing to look up: no query
     empty = _Client([])
     FactDedupe(empty).apply(Batch())
     assert empty.queries == []
+
+
+def test_a_batchs_ids_are_looked_up_in_queries_of_at_most_lookup_ids() -> None:
+    big = [f"w{i}" for i in range(LOOKUP_IDS + 5)]
+    queries = _queries({"fact_wage": big, "fact_enrollment": ["e1", "e2"]})
+    assert [[(t, len(ids)) for t, ids in q] for q in queries] == [
+        [("fact_wage", LOOKUP_IDS)],
+        [("fact_wage", 5), ("fact_enrollment", 2)],
+    ]
+    assert [i for q in queries for t, ids in q if t == "fact_wage" for i in ids] == big
