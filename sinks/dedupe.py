@@ -9,12 +9,17 @@ table already holds, in one query, and the batch keeps only the copies to write
 (:func:`plan`):
 
 - of the copies of one event in the batch, only the one published last;
-- a copy whose event is stored under the same person is not written again;
-- a copy under another person than the stored one, published after it, replaces it: the
+- a copy published when the stored one was (the sink's own replay) or before it is not
+  written again;
+- a copy published after the stored one (the worker's, after its restart) replaces it: the
   stored copies are deleted (a lightweight delete, as the opt-out removals are), then it is
   written. So the latest publication wins, as ``ReplacingMergeTree(ingested_at)`` and
-  FINAL gave before, and on a cluster the copy on another shard is gone;
-- one published before the stored one is not written (the stored one is newer).
+  FINAL gave before: its person id, perhaps the survivor's (and on a cluster the copy on
+  another shard is gone), and its publication time, which an opt-out's delete goes by. A
+  restarted worker decides an opt-out and its revocation again, later than it first
+  published the person's re-admitted events; kept with their first time, they would be
+  deleted by the opt-out decided again (seen: 1 event in bench.reliability), where their
+  copies published after the revocation are kept.
 
 It never brings back what an opt-out removed: a removed row is not stored, so a copy of it
 is written only if the opt-out filter admitted it (sinks/optouts.py), as without this step.
@@ -35,7 +40,6 @@ __all__ = [
     "LOOKUP_IDS",
     "Copy",
     "FactDedupe",
-    "Stored",
     "delete_statement",
     "joined_ids",
     "lookup_statement",
@@ -51,26 +55,18 @@ _JOINED_UUIDS = re.compile(rf"{_UUIDS.pattern}(?:,{_UUIDS.pattern})*")
 
 
 class Copy(NamedTuple):
-    """A copy of a linked event in a batch: its event id, person id and when it was
-    published (epoch ms)."""
+    """A copy of a linked event in a batch: its event id and when it was published (epoch
+    ms)."""
 
     event_id: str
-    person_id: str
     published: int
 
 
-class Stored(NamedTuple):
-    """What a fact table holds of an event: the person ids of its copies, and when the
-    latest was published (epoch ms; 0 for rows written before migration 0013)."""
-
-    persons: frozenset[str]
-    published: int
-
-
-def plan(copies: Sequence[Copy], stored: Mapping[str, Stored]) -> tuple[list[bool], list[str]]:
-    """For ``copies`` (one fact table's, in the batch's order) and what the table holds of
-    their events (``stored``): which to write, and the event ids whose stored copies are
-    deleted first (the module docstring's rules)."""
+def plan(copies: Sequence[Copy], stored: Mapping[str, int]) -> tuple[list[bool], list[str]]:
+    """For ``copies`` (one fact table's, in the batch's order) and when the table's stored
+    copy of their events was published (``stored``: event id -> epoch ms, the latest of
+    its copies; 0 for rows written before migration 0013): which to write, and the event
+    ids whose stored copies are deleted first (the module docstring's rules)."""
     last: dict[str, int] = {}  # event id -> the index of the copy published last
     for index, copy in enumerate(copies):
         before = last.get(copy.event_id)
@@ -83,7 +79,7 @@ def plan(copies: Sequence[Copy], stored: Mapping[str, Stored]) -> tuple[list[boo
         found = stored.get(event)
         if found is None:
             write[index] = True
-        elif found.persons != {copy.person_id} and copy.published > found.published:
+        elif copy.published > found:
             write[index] = True
             replaced.append(event)
     return write, sorted(replaced)
@@ -91,9 +87,9 @@ def plan(copies: Sequence[Copy], stored: Mapping[str, Stored]) -> tuple[list[boo
 
 def lookup_statement(ids: Mapping[str, str]) -> str:
     """One query for what each table of ``ids`` holds of its event ids (UUIDs joined by
-    commas, :func:`joined_ids`): (table, event id, person id, latest publication) per
-    stored person of an event. The tables are ordered by event id, and the set of ids reads
-    only the ranges that may hold them.
+    commas, :func:`joined_ids`): (table, event id, when its latest copy was published) per
+    stored event. The tables are ordered by event id, and the set of ids reads only the
+    ranges that may hold them.
 
     The ids are one text literal, which ClickHouse splits: a list of literals is parsed an
     id at a time (twice the CPU), and clickhouse-connect escapes a parameter's text a
@@ -103,10 +99,10 @@ def lookup_statement(ids: Mapping[str, str]) -> str:
         if not _JOINED_UUIDS.fullmatch(each):
             raise ValueError(f"the look-up of {table} was given ids that are not UUIDs")
     return " UNION ALL ".join(
-        f"SELECT '{table}', toString(event_id), person_id, "
+        f"SELECT '{table}', toString(event_id), "
         f"toUnixTimestamp64Milli(max(published_at)) FROM {table} "
         f"WHERE event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', '{each}')))) "
-        "GROUP BY event_id, person_id"
+        "GROUP BY event_id"
         for table, each in ids.items()
     )
 
@@ -120,11 +116,15 @@ def joined_ids(ids: Sequence[str]) -> str:
     return ",".join(i for i in ids if _UUIDS.fullmatch(i))
 
 
-def delete_statement(table: str) -> str:
-    """Remove every copy in ``table`` of the event ids of parameter ``ids``, as a patch part
-    (migration 0007; as the opt-out deletes): the copies inserted after it stay."""
+def delete_statement(table: str, ids: str) -> str:
+    """Remove every copy in ``table`` of the event ids ``ids`` (:func:`joined_ids`: checked,
+    one literal as in :func:`lookup_statement`), as a patch part (migration 0007; as the
+    opt-out deletes): the copies inserted after it stay."""
+    if not _JOINED_UUIDS.fullmatch(ids):
+        raise ValueError(f"the delete from {table} was given ids that are not UUIDs")
     return (
-        f"DELETE FROM {table} WHERE event_id IN %(ids)s "
+        f"DELETE FROM {table} WHERE event_id IN "
+        f"(SELECT toUUID(arrayJoin(splitByChar(',', '{ids}')))) "
         "SETTINGS lightweight_delete_mode = 'lightweight_update'"
     )
 
@@ -134,7 +134,7 @@ class FactDedupe:
     (the module docstring), through ``client`` (the caller holds the sink's lock).
     ``cluster``: the schema's cluster, whose deletes run on every shard's local tables;
     None on a single server. ``counts``: ``dedupe.skipped`` (copies not written),
-    ``dedupe.replaced`` (stored copies deleted for a later one under another person)."""
+    ``dedupe.replaced`` (events whose stored copies were deleted for a later copy)."""
 
     def __init__(self, client: Any, *, cluster: ClusterSchema | None = None) -> None:
         self._client = client
@@ -152,12 +152,13 @@ class FactDedupe:
         stored = self._stored(tables, copies)
         for table in tables:
             write, replaced = plan(copies[table], stored.get(table, {}))
-            if replaced:
-                delete = delete_statement(table)
+            for start in range(0, len(replaced), LOOKUP_IDS):
+                delete = delete_statement(table, joined_ids(replaced[start : start + LOOKUP_IDS]))
                 cluster = self._cluster
                 for each in [delete] if cluster is None else cluster_form(delete, cluster):
-                    self._client.command(each, parameters={"ids": replaced})
-                self.counts["dedupe.replaced"] += len(replaced)
+                    size = max(len(each) + 1024, 262_144)
+                    self._client.command(each, settings={"max_query_size": size})
+            self.counts["dedupe.replaced"] += len(replaced)
             skipped = write.count(False)
             if not skipped:
                 continue
@@ -172,7 +173,7 @@ class FactDedupe:
 
     def _stored(
         self, tables: list[str], copies: Mapping[str, list[Copy]]
-    ) -> dict[str, dict[str, Stored]]:
+    ) -> dict[str, dict[str, int]]:
         rows: list[Sequence[Any]] = []
         for query in _queries({t: sorted({c.event_id for c in copies[t]}) for t in tables}):
             ids = {t: joined for t, each in query if (joined := joined_ids(each))}
@@ -182,15 +183,9 @@ class FactDedupe:
             rows += self._client.query(
                 sql, settings={"max_query_size": max(len(sql) + 1024, 262_144)}
             ).result_rows
-        persons: dict[tuple[str, str], set[str]] = {}
-        latest: dict[tuple[str, str], int] = {}
-        for table, event, person, published in rows:
-            key = (str(table), str(event))
-            persons.setdefault(key, set()).add(str(person))
-            latest[key] = max(latest.get(key, 0), int(published))
-        stored: dict[str, dict[str, Stored]] = {}
-        for (table, event), found in persons.items():
-            stored.setdefault(table, {})[event] = Stored(frozenset(found), latest[(table, event)])
+        stored: dict[str, dict[str, int]] = {}
+        for table, event, published in rows:
+            stored.setdefault(str(table), {})[str(event)] = int(published)
         return stored
 
 
@@ -215,13 +210,11 @@ def _copies(batch: Batch) -> dict[str, list[Copy]]:
     copies: dict[str, list[Copy]] = {}
     for table in {*batch.facts, *batch.wire}:
         rows = batch.facts.get(table, [])
-        found = [
-            Copy(_event_id(row[0]), str(row[3]), max(0, batch.published.get(id(row), 0)))
-            for row in rows
-        ]
+        published = batch.published
+        found = [Copy(_event_id(row[0]), max(0, published.get(id(row), 0))) for row in rows]
         for message in batch.wire.get(table, []):
-            event, person = event_and_person(message.value() or b"")
-            found.append(Copy(event, person, max(0, message.timestamp()[1])))
+            event, _person = event_and_person(message.value() or b"")
+            found.append(Copy(event, max(0, message.timestamp()[1])))
         copies[table] = found
     return copies
 

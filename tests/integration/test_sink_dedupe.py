@@ -1,9 +1,9 @@
 """Each event's fact row written once (sinks/dedupe.py) against embedded ClickHouse, before
-FINAL: a batch written twice (a sink replaying what it wrote before a crash), decoded and as
-wire containers; an event published again under another person (a restarted worker's copy
-under the survivor) replaces its first copy, and one under the same person is not written
-again. (A row an opt-out deleted is not stored, so the look-up does not keep its copy out:
-the opt-out filter does, tests/integration/test_optouts.py.)"""
+FINAL: a batch written twice (a sink replaying what it wrote before a crash), decoded and
+as wire containers, is not written again; an event published again (a restarted worker's
+copy, under the survivor or the same person) replaces its first copy. (A row an opt-out
+deleted is not stored, so the look-up does not keep its copy out: the opt-out filter does,
+tests/integration/test_optouts.py.)"""
 
 from __future__ import annotations
 
@@ -64,8 +64,12 @@ def test_replayed_and_republished_events_leave_one_row_each(tmp_path: Path, wire
         assert len(rows) == len({e for e, _p in rows}) == 7, rows
         assert dict(rows)[ids[0]] == "P9"  # the later copy under another person won
         assert dict(rows)[ids[1]] == "P1"
-        assert dedupe.counts["dedupe.replaced"] == 1
-        assert dedupe.counts["dedupe.skipped"] == 6 + 1 + 2
+        published = _rows(
+            client, "SELECT toUnixTimestamp64Milli(published_at) FROM fact_wage ORDER BY 1"
+        )
+        assert [p for (p,) in published][-3:] == [5_000, 5_001, 5_002]  # the later copies'
+        assert dedupe.counts["dedupe.replaced"] == 2
+        assert dedupe.counts["dedupe.skipped"] == 6 + 2
         # the replaced copy is gone for FINAL too, and a later replay writes nothing
         write(first[3:])
         final = _rows(client, "SELECT toString(event_id), person_id FROM fact_wage FINAL")

@@ -16,7 +16,6 @@ from sinks.dedupe import (
     LOOKUP_IDS,
     Copy,
     FactDedupe,
-    Stored,
     _queries,
     delete_statement,
     joined_ids,
@@ -27,31 +26,24 @@ from sinks.wire import event_and_person
 from tests.unit.test_sink_batch import _builder, _linked
 
 
-def test_a_stored_event_is_written_again_only_under_another_person_and_published_later() -> None:
+def test_a_stored_event_is_written_again_only_when_published_after_its_stored_copy() -> None:
     copies = [
-        Copy("new", "P1", 10),
-        Copy("same", "P1", 10),  # written before the sink's crash, replayed
-        Copy("moved", "P2", 30),  # republished under the survivor of P1
-        Copy("older", "P3", 5),  # a lagging partition's first copy, after the later one
+        Copy("new", 10),
+        Copy("same", 10),  # written before the sink's crash, replayed
+        Copy("later", 30),  # the worker's copy after its restart (perhaps under the survivor)
+        Copy("older", 5),  # a lagging partition's first copy, after the later one
     ]
-    stored = {
-        "same": Stored(frozenset({"P1"}), 10),
-        "moved": Stored(frozenset({"P1"}), 20),
-        "older": Stored(frozenset({"P4"}), 20),
-    }
-    assert plan(copies, stored) == ([True, False, True, False], ["moved"])
+    stored = {"same": 10, "later": 20, "older": 20}
+    assert plan(copies, stored) == ([True, False, True, False], ["later"])
 
 
 def test_of_an_events_copies_in_one_batch_the_one_published_last_is_written() -> None:
-    copies = [Copy("e", "P1", 10), Copy("f", "P1", 10), Copy("e", "P2", 20), Copy("e", "P3", 15)]
+    copies = [Copy("e", 10), Copy("f", 10), Copy("e", 20), Copy("e", 15)]
     assert plan(copies, {}) == ([False, True, True, False], [])
     # the same time: the later in the batch (the order of its partition)
-    assert plan([Copy("e", "P1", 10), Copy("e", "P2", 10)], {}) == ([False, True], [])
-    # stored with copies under two persons (written before this step existed): one later
-    # copy replaces both
-    both = {"e": Stored(frozenset({"P1", "P2"}), 10)}
-    assert plan([Copy("e", "P2", 11)], both) == ([True], ["e"])
-    assert plan([Copy("e", "P2", 10)], both) == ([False], [])
+    assert plan([Copy("e", 10), Copy("e", 10)], {}) == ([False, True], [])
+    # rows written before migration 0013 were published "at 0": any copy replaces them
+    assert plan([Copy("e", 11)], {"e": 0}) == ([True], ["e"])
 
 
 def test_statements_and_their_cluster_forms() -> None:
@@ -65,9 +57,12 @@ def test_statements_and_their_cluster_forms() -> None:
     assert joined_ids([a, "x' OR 1 --", b.upper(), b]) == f"{a},{b}"
     with pytest.raises(ValueError, match="not UUIDs"):
         lookup_statement({"fact_wage": "x' OR 1 --"})
-    delete = delete_statement("fact_wage")
-    assert delete.startswith("DELETE FROM fact_wage WHERE event_id IN %(ids)s ")
+    delete = delete_statement("fact_wage", f"{a},{b}")
+    assert delete.startswith("DELETE FROM fact_wage WHERE event_id IN ")
+    assert f"splitByChar(',', '{a},{b}')" in delete
     assert "lightweight_update" in delete
+    with pytest.raises(ValueError, match="not UUIDs"):
+        delete_statement("fact_wage", "x' OR 1 --")
     # on a cluster the delete goes to every shard's local table (a copy may be on any)
     schema = ClusterSchema("c2c", "db", frozenset({"fact_wage"}))
     [clustered] = cluster_form(delete, schema)
@@ -100,8 +95,8 @@ class _Client:
         self.queries.append((sql, settings))
         return _Result(self.stored)
 
-    def command(self, sql: str, parameters: dict[str, Any]) -> None:
-        self.commands.append((sql, parameters))
+    def command(self, sql: str, settings: dict[str, Any]) -> None:
+        self.commands.append((sql, settings))
 
 
 def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None:
@@ -114,9 +109,9 @@ def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None
     ids = [event_and_person(m.value() or b"")[0] for m in wages]
     client = _Client(
         [
-            ("fact_wage", ids[1], "P1", 1_001),  # a row replayed: same person
-            ("fact_wage", ids[2], "P0", 900),  # an earlier copy under another person
-            ("fact_wage", ids[5], "P5", 1_005),  # a wire message replayed
+            ("fact_wage", ids[1], 1_001),  # a row replayed
+            ("fact_wage", ids[2], 900),  # an earlier copy (the worker's first)
+            ("fact_wage", ids[5], 1_005),  # a wire message replayed
         ]
     )
     dedupe = FactDedupe(client)
@@ -127,7 +122,8 @@ def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None
     [(sql, settings)] = client.queries
     assert f"splitByChar(',', '{','.join(sorted(ids))}')" in sql
     assert settings["max_query_size"] >= len(sql)
-    assert client.commands == [(delete_statement("fact_wage"), {"ids": [ids[2]]})]
+    [(delete, settings)] = client.commands
+    assert delete == delete_statement("fact_wage", ids[2])
     assert dedupe.counts == {"dedupe.skipped": 2, "dedupe.replaced": 1}
     # nothing to look up: no query
     empty = _Client([])
