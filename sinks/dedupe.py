@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from sinks.batch import Batch
@@ -52,6 +53,8 @@ LOOKUP_IDS = 10_000
 # need not be one: such an id is not stored, and is not looked up)
 _UUIDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _JOINED_UUIDS = re.compile(rf"{_UUIDS.pattern}(?:,{_UUIDS.pattern})*")
+# the ids of a statement, as an error message quotes them (cut anywhere)
+_QUOTED_IDS = re.compile(r"[0-9a-f-]{8,36}(?:,[0-9a-f-]*)+")
 
 
 class Copy(NamedTuple):
@@ -157,7 +160,8 @@ class FactDedupe:
                 cluster = self._cluster
                 for each in [delete] if cluster is None else cluster_form(delete, cluster):
                     size = max(len(each) + 1024, 262_144)
-                    self._client.command(each, settings={"max_query_size": size})
+                    with _short_errors():
+                        self._client.command(each, settings={"max_query_size": size})
             self.counts["dedupe.replaced"] += len(replaced)
             skipped = write.count(False)
             if not skipped:
@@ -180,13 +184,30 @@ class FactDedupe:
             if not ids:
                 continue
             sql = lookup_statement(ids)
-            rows += self._client.query(
-                sql, settings={"max_query_size": max(len(sql) + 1024, 262_144)}
-            ).result_rows
+            with _short_errors():
+                rows += self._client.query(
+                    sql, settings={"max_query_size": max(len(sql) + 1024, 262_144)}
+                ).result_rows
         stored: dict[str, dict[str, int]] = {}
         for table, event, published in rows:
             stored.setdefault(str(table), {})[str(event)] = int(published)
         return stored
+
+
+@contextmanager
+def _short_errors() -> Iterator[None]:
+    """Raise what a statement raised with its ids left out of the message, which quotes the
+    statement: the sink shows an error's first 300 characters (``/health/ready``, ``c2c
+    status``), where the error's name (``UNKNOWN_TABLE``) must not be lost after ids."""
+    try:
+        yield
+    except Exception as exc:
+        short = _QUOTED_IDS.sub("...", str(exc))
+        try:
+            shorter = type(exc)(short)
+        except Exception:  # a type that takes other arguments: raised as it was
+            raise exc from None
+        raise shorter from exc
 
 
 def _queries(ids: Mapping[str, list[str]]) -> list[list[tuple[str, list[str]]]]:

@@ -308,12 +308,17 @@ class Sink:
         """Write ``batch`` until ClickHouse takes it, then commit its offsets (True);
         False if ``stop`` was set first (nothing committed)."""
         self.consumer.send_dead_letters(self.builder.decide_paths(batch))
+        # copies left out because ClickHouse holds them count as written (``facts``: linked
+        # events handled, which callers wait for)
+        skipped = self.dedupe.counts["dedupe.skipped"] if self.dedupe is not None else 0
         if not self.writer.write(batch, stop):
             return False
+        if self.dedupe is not None:
+            skipped = self.dedupe.counts["dedupe.skipped"] - skipped
         self.consumer.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
         self._counts["rows"] += batch.rows
-        self._counts["facts"] += batch.facts_count
+        self._counts["facts"] += batch.facts_count + skipped
         self._counts["facts_wire"] += sum(map(len, batch.wire.values()))
         self._counts["batches"] += 1
         self._counts["messages"] += batch.messages

@@ -139,3 +139,18 @@ def test_a_batchs_ids_are_looked_up_in_queries_of_at_most_lookup_ids() -> None:
         [("fact_wage", 5), ("fact_enrollment", 2)],
     ]
     assert [i for q in queries for t, ids in q if t == "fact_wage" for i in ids] == big
+
+
+def test_an_error_names_its_cause_without_the_ids_it_quotes() -> None:
+    ids = ",".join(str(uuid.uuid4()) for _ in range(50))
+
+    class _Refusing(_Client):
+        def query(self, sql: str, settings: dict[str, Any]) -> _Result:
+            raise RuntimeError(f"Unknown table 'fact_wage'. In scope {sql} (UNKNOWN_TABLE)")
+
+    batch = Batch()
+    _builder().take(batch, [_linked("wage", 1, "P1")])
+    with pytest.raises(RuntimeError) as raised:
+        FactDedupe(_Refusing([])).apply(batch)
+    assert str(raised.value).endswith("(UNKNOWN_TABLE)")
+    assert len(str(raised.value)) < 600 < len(ids)
