@@ -2,7 +2,7 @@
 latency, and what was lost or duplicated.
 
     .venv/bin/python -m bench.reliability [--people N] [--poison-every N] [--rate R]
-        [--seed S]
+        [--seed S] [--no-dedupe]
 
 Needs the local stack (`c2c services up`), and kills its broker once: run it on a stack of
 your own, not one others use. One synth folder is replayed twice, each time through a
@@ -20,7 +20,9 @@ ClickHouse database):
 Printed for each: events/s (records replayed / replay start -> both stages have committed
 everything), latency (raw message's broker time -> the sink group's commit passing its
 linked message, as bench.end_to_end measures it) at p50 and p99, fact rows, dead letters;
-and for the faulted run against the clean one: events lost (in the clean run's tables,
+and for the faulted run against the clean one: fact rows beyond one an event before FINAL
+(the sink looks each batch's event ids up before writing it, sinks/dedupe.py; --no-dedupe:
+it does not, as before 2026-12-06), events lost (in the clean run's tables,
 not in the faulted run's, after FINAL), duplicated (rows beyond one an event after FINAL),
 extra (in the faulted run's tables only), of each how many were a revoked opt-out's, the
 events of people whose opt-out stands that ClickHouse holds (by synth's truth: 0 in both
@@ -28,7 +30,7 @@ runs, whatever the grouping), linked events published again under a person that 
 published merge joins to their first copy's (streams/README: open), linked to other
 persons (the grouping depends on the intake's order, which a crash changes:
 streams/README), poison messages dead-lettered against injected. The targets: 0 lost, 0
-duplicated, every poison message a dead letter.
+duplicated before FINAL and after, every poison message a dead letter.
 """
 
 from __future__ import annotations
@@ -244,10 +246,17 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
+        "--no-dedupe",
+        action="store_true",
+        help="sinks that write every copy (C2C_SINK_DEDUPE=false): copies collapse at FINAL",
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="keep the runs' logs and state in this folder"
     )
     args = parser.parse_args()
     stack = load_settings()
+    if args.no_dedupe:
+        stack = stack.model_copy(update={"sink_dedupe": False})
     if not KafkaService(stack).local:
         raise SystemExit(f"C2C_KAFKA_BOOTSTRAP={stack.kafka_bootstrap} is not a local broker")
     registry = SchemaRegistry(stack)
@@ -333,6 +342,12 @@ def main() -> None:
             [
                 "events lost (in clean, not in faulted), of them revoked opt-outs'",
                 f"{len(lost):,}, {len(lost & revoked):,}",
+                "0",
+            ],
+            [
+                "fact rows beyond one an event before FINAL, faulted run"
+                + (" (look-up off: --no-dedupe)" if args.no_dedupe else ""),
+                f"{sum(faulted['duplicates'].values()):,}",
                 "0",
             ],
             ["events duplicated after FINAL", f"{runs['faulted']['duplicated']:,}", "0"],

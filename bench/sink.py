@@ -3,15 +3,17 @@
     .venv/bin/python -m bench.sink [--people N] [--repeats N] [--no-freeze]
 
 Rows: the linked events of a synthetic population (resolved in this process), encoded in
-Confluent wire format as the worker publishes them. (a) the sink's path without Kafka:
-read each message straight into its fact row (sinks.rows.RowReader), add it and its person
-to the batch, and write the batch (sinks.sink.write_batch, through the sink's
+Confluent wire format as the worker publishes them. (a) the sink's path without Kafka: read
+each message straight into its fact row (sinks.rows.RowReader), add it and its person to
+the batch, and write the batch (sinks.sink.write_batch, through the sink's
 sinks.writer.TableWriter) once one table's insert has C2C_SINK_BATCH_ROWS rows, as the sink
-does at a backlog; (a') as before: decode each message into a record, then build its row
-from the record, batches of C2C_SINK_BATCH_ROWS messages, each insert asking DESCRIBE TABLE
-first; (a'') the same with fastavro's decoders; (b) the limit: the same fact rows, already
-built from the records, inserted column-oriented with clickhouse-connect in inserts of
-C2C_SINK_BATCH_ROWS rows per table. Then parts alone:
+does at a backlog, without and with the look-up of each batch's event ids before it is
+written (sinks.dedupe.FactDedupe, the sink's default: the tables grow from empty to every
+event during a run, and no id is found); (a') as before: decode each message into a record,
+then build its row from the record, batches of C2C_SINK_BATCH_ROWS messages, each insert
+asking DESCRIBE TABLE first; (a'') the same with fastavro's decoders; (b) the limit: the
+same fact rows, already built from the records, inserted column-oriented with
+clickhouse-connect in inserts of C2C_SINK_BATCH_ROWS rows per table. Then parts alone:
 reading rows from the wire, decoding records, building rows from records. Embedded chdb
 in a temporary folder; medians of interleaved runs, wall and CPU (time.process_time: every
 thread of this process, chdb's included); each run writes into freshly truncated tables.
@@ -46,6 +48,7 @@ from c2c.serde import AvroDecoder
 from c2c.settings import load_settings
 from c2c.topics import get_topic
 from producers.synth import NoiseConfig, SynthConfig, synthesize
+from sinks.dedupe import FactDedupe
 from sinks.migrate import migrate
 from sinks.rows import FACT_TABLES, fact_row
 from sinks.sink import Batch, add_linked, add_row, readers, write_batch
@@ -54,6 +57,7 @@ from sinks.writer import TableWriter
 _POLL = 1_000  # messages between two looks at the batch (the sink looks after each poll)
 _PATHS = (
     ("sink", "sink: wire bytes to rows + insert (sinks.sink)"),
+    ("sink_dedupe", "the same, each batch's event ids looked up first (sinks.dedupe)"),
     ("sink_dicts", "as before: records, then rows from them"),
     ("sink_fastavro", "the same, fastavro decoders (before)"),
     ("plain", "plain clickhouse-connect column insert"),
@@ -98,16 +102,22 @@ def main() -> None:
         rows_of = readers(registry)
         writer = TableWriter(client)  # the sink's: each table's insert context kept
 
-        def sink_path_rows() -> int:
+        def sink_path_rows(dedupe: FactDedupe | None = None) -> int:
             truncate()
             batch = Batch()
+
+            def write(batch: Batch) -> None:
+                if dedupe is not None:  # as the sink with C2C_SINK_DEDUPE (the default)
+                    dedupe.apply(batch)
+                write_batch(writer, batch)
+
             for start in range(0, len(messages), _POLL):
                 for topic, value in messages[start : start + _POLL]:
                     add_row(batch, FACT_TABLES[topic], rows_of[topic].decode(value))
                 if batch.largest >= size:  # as the sink: one table's insert is full
-                    write_batch(writer, batch)
+                    write(batch)
                     batch = Batch()
-            write_batch(writer, batch)
+            write(batch)
             return len(messages)
 
         def sink_path(chosen: dict[str, AvroDecoder]) -> int:
@@ -157,6 +167,7 @@ def main() -> None:
         started = time.perf_counter()
         paths = {
             "sink": sink_path_rows,
+            "sink_dedupe": lambda: sink_path_rows(FactDedupe(client)),
             "sink_dicts": lambda: sink_path(decoders),
             "sink_fastavro": lambda: sink_path(fastavro),
             "plain": plain,

@@ -391,6 +391,13 @@ class Settings(BaseSettings):
             "ClickHouse (sinks/wire.py), 'python' decodes them in the sink."
         ),
     )
+    sink_dedupe: bool = Field(
+        default=True,
+        description=(
+            "Whether the sink looks up each batch's event ids before writing it, so that a "
+            "fact table holds one row an event before FINAL too (sinks/dedupe.py)."
+        ),
+    )
     sink_start: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a sink group with no committed offsets starts: earliest or latest.",

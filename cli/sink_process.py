@@ -42,6 +42,7 @@ class SinkProcess(ChildService):
             # a local server's roles come from its users file, not from the sink's migrations
             "C2C_CLICKHOUSE_SERVE": str(settings.clickhouse_serve).lower(),
             "C2C_SINK_DECODE": settings.sink_decode,
+            "C2C_SINK_DEDUPE": str(settings.sink_dedupe).lower(),
             # its broker and principal: the settings', not only the environment's
             **settings.kafka_environment(),
         }

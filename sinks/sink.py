@@ -7,9 +7,11 @@ It reads the linked topics, ``c2c.identity.changes`` and ``c2c.identity.optouts`
 (sinks/writer.py), and commits Kafka offsets only after ClickHouse took the whole batch.
 While ClickHouse refuses, it pauses its partitions, retries with exponential backoff and
 then resumes with the same batch: nothing is acknowledged that was not written. A crash
-after an insert and before the commit replays the batch; fact tables are ReplacingMergeTree
-keyed by event id, so the copies collapse (readers use FINAL), and the person map is
-idempotent. Messages that do not decode go to the dead-letter topic (stage "sink").
+after an insert and before the commit replays the batch, and a restarted worker publishes
+events again: each batch's event ids are looked up before it is written, so a fact table
+holds one row an event (sinks/dedupe.py; fact tables are also ReplacingMergeTree keyed by
+event id, read FINAL), and the person map is idempotent. Messages that do not decode go
+to the dead-letter topic (stage "sink").
 Opt-out decisions remove the person's rows from every table after the batch is written,
 with an audit row each, and rows published before an opt-out are never written again
 (sinks/optouts.py).
@@ -41,6 +43,7 @@ from c2c.telemetry import Telemetry, setup_telemetry
 from c2c.topics import CHANGES_TOPIC, OPTOUT_DECISIONS_TOPIC, get_topic
 from sinks.batch import Batch, BatchBuilder, add_linked, add_row
 from sinks.consumer import SinkConsumer
+from sinks.dedupe import FactDedupe
 from sinks.gc_control import BetweenBatches
 from sinks.migrate import cluster_schema
 from sinks.observer import SinkObserver
@@ -172,16 +175,19 @@ class Sink:
             batch_rows=settings.sink_batch_rows,
             tracing=telemetry.tracing,
         )
+        cluster = (
+            cluster_schema(settings.clickhouse_cluster, settings.clickhouse_database)
+            if settings.clickhouse_cluster
+            else None
+        )
         self.removal = OptOutRemoval(
             client,
             (str(row[0]) for row in audited.result_rows),
             key=request_key(settings.identity_secret.get_secret_value().encode()),
-            cluster=(
-                cluster_schema(settings.clickhouse_cluster, settings.clickhouse_database)
-                if settings.clickhouse_cluster
-                else None
-            ),
+            cluster=cluster,
         )
+        # each event's fact row written once, across replays (None: C2C_SINK_DEDUPE off)
+        self.dedupe = FactDedupe(client, cluster=cluster) if settings.sink_dedupe else None
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(
             self._insert,
@@ -206,6 +212,7 @@ class Sink:
             self.builder.counts,
             self.writer.counts,
             self.removal.counts,
+            *([self.dedupe.counts] if self.dedupe is not None else []),
         )
 
     @property
@@ -272,30 +279,46 @@ class Sink:
         revocation), in one insert span under the lock; raises what ClickHouse raised."""
         with self.lock, self._observed.inserting(batch):
             if not batch.decisions:
-                write_batch(self._tables, batch, self._formats)
+                self._write_once(batch)
                 return
             first, late = self.builder.after_decisions(batch)
-            write_batch(self._tables, first, self._formats)
+            self._write_once(first)
             self.removal.apply(batch)
             if late is not None:  # admitted after a revocation: written after the removal
-                write_batch(self._tables, late, self._formats)
+                self._write_once(late)
+
+    def _write_once(self, batch: Batch) -> None:
+        """Write ``batch`` without the fact rows ClickHouse holds already (sinks/dedupe.py;
+        taken out of it in place: an attempt after a refusal looks again)."""
+        if self.dedupe is not None:
+            self.dedupe.apply(batch)
+        write_batch(self._tables, batch, self._formats)
 
     def _salvage(self, batch: Batch) -> list[RefusedRow]:
         """The rows of ``batch`` ClickHouse refuses for their data, taken out of it
-        (sinks/refusal.py), under the lock."""
+        (sinks/refusal.py), under the lock. The halves it writes while searching leave out
+        the copies ClickHouse holds (sinks/dedupe.py): ``batch`` itself is looked up first,
+        not only the copy of it a batch with decisions writes first (after_decisions)."""
         with self.lock:
+            if self.dedupe is not None:
+                self.dedupe.apply(batch)
             return salvage(self._tables.insert, batch)
 
     def _write(self, batch: Batch, stop: threading.Event) -> bool:
         """Write ``batch`` until ClickHouse takes it, then commit its offsets (True);
         False if ``stop`` was set first (nothing committed)."""
         self.consumer.send_dead_letters(self.builder.decide_paths(batch))
+        # copies left out because ClickHouse holds them count as written (``facts``: linked
+        # events handled, which callers wait for)
+        skipped = self.dedupe.counts["dedupe.skipped"] if self.dedupe is not None else 0
         if not self.writer.write(batch, stop):
             return False
+        if self.dedupe is not None:
+            skipped = self.dedupe.counts["dedupe.skipped"] - skipped
         self.consumer.commit()  # offsets only now, after ClickHouse has every row
         self.written_at = (time.time(), time.process_time())
         self._counts["rows"] += batch.rows
-        self._counts["facts"] += batch.facts_count
+        self._counts["facts"] += batch.facts_count + skipped
         self._counts["facts_wire"] += sum(map(len, batch.wire.values()))
         self._counts["batches"] += 1
         self._counts["messages"] += batch.messages

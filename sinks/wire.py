@@ -38,6 +38,7 @@ __all__ = [
     "SEPARATOR",
     "WIRE_TABLES",
     "WireFormat",
+    "event_and_person",
     "person_finder",
     "person_found",
     "varint",
@@ -156,3 +157,15 @@ def person_finder(header: bytes) -> Callable[[bytes], str | None]:
             return None
 
     return person_of
+
+
+# Where a linked message's event id lies: after its 5-byte frame and its length byte (36
+# characters: sinks.rows.framed_id_and_time)
+_EVENT_ID = slice(6, 42)
+
+
+def event_and_person(data: bytes) -> tuple[str, str]:
+    """The event id and person id of a linked message that :func:`person_finder`'s function
+    placed (a wire message of a batch), read from its leading bytes."""
+    end = _PERSON_AT + 1 + (data[_PERSON_AT] >> 1)
+    return data[_EVENT_ID].decode(), data[_PERSON_AT + 1 : end].decode()
