@@ -11,8 +11,9 @@ and revocations decided; and, where the crash left the events grouped into
 the same persons, the same number of persons and the same outcome tables. Bounded (see
 _compare): events grouped otherwise, and linked events published again under an id that
 does not lead to their first copy's survivor through the published merges
-(streams/README.md, "Not stable across a crash": an open defect, seen in 2 of 7 runs on
-2026-12-06). Measured and printed
+(streams/README.md, "Found (issue #19)": a kill between a merging batch's state and its
+results lost the merge; a batch's merges are now sent again after a restart, and the bound
+stays for a kill in the middle of a changelog flush). Measured and printed
 (`pytest -s`): linked events published more than once and how many of those under another
 person id."""
 
