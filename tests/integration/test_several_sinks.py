@@ -190,6 +190,21 @@ def test_two_and_three_sinks_write_what_one_sink_writes(
             worker.stop()
         for name, sinks in running.items():
             side[name] = _drain(stack, groups[name], sinks)
+    client = connect(
+        stack.model_copy(update={"clickhouse_url": f"chdb://{ch}", "clickhouse_database": "one"})
+    )
+    _compare_runs(client, stack, registry, side, opted_out)
+
+
+def _compare_runs(
+    client: Any,
+    stack: Settings,
+    registry: SchemaRegistry,
+    side: dict[str, list[Counter[str]]],
+    opted_out: set[str],
+) -> None:
+    """Read every run's tables and audit through ``client`` (closed after) and the revoked
+    persons from the decisions topic, then :func:`_compare` them."""
     revoked = {
         str(person)
         for record, _headers in read_decoded(
@@ -197,9 +212,6 @@ def test_two_and_three_sinks_write_what_one_sink_writes(
         )
         for person in record["person_ids"]
     }
-    client = connect(
-        stack.model_copy(update={"clickhouse_url": f"chdb://{ch}", "clickhouse_database": "one"})
-    )
     try:
         seen = {name: clickhouse_snapshot(client, name) for name in _RUNS}
         audited = {
@@ -210,7 +222,6 @@ def test_two_and_three_sinks_write_what_one_sink_writes(
         }
     finally:
         client.close()
-
     _compare(seen, audited, side, opted_out, revoked)
 
 
@@ -387,24 +398,6 @@ def test_sink_processes_on_a_clickhouse_server_write_what_one_sink_writes(
             for sinks in running.values():
                 for sink in sinks:
                     sink.stop()
-        revoked = {
-            str(person)
-            for record, _headers in read_decoded(
-                stack, registry, OPTOUT_DECISIONS_TOPIC, lambda r: not r["opted_out"], 0
-            )
-            for person in record["person_ids"]
-        }
-        client = connect(databases["one"])
-        try:
-            seen = {name: clickhouse_snapshot(client, name) for name in _RUNS}
-            audited = {
-                name: client.query(
-                    f"SELECT decision_id, count() FROM {name}.optout_audit GROUP BY decision_id"
-                ).result_rows
-                for name in _RUNS
-            }
-        finally:
-            client.close()
-        _compare(seen, audited, side, opted_out, revoked)
+        _compare_runs(connect(databases["one"]), stack, registry, side, opted_out)
     finally:
         services_down(server, ["clickhouse"])
