@@ -3,6 +3,7 @@ topics whole (for evaluation and audits)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -154,20 +155,7 @@ def align_topic_configs(
     }
     if not declared:
         return {}
-    resources = [ConfigResource(ResourceType.TOPIC, name) for name in declared]
-    current = {
-        resource.name: future.result(timeout=timeout_s)
-        for resource, future in admin.describe_configs(resources).items()
-    }
-    changes: dict[str, dict[str, str]] = {}
-    for name, config in declared.items():
-        differ = {
-            key: value
-            for key, value in config.items()
-            if key not in current[name] or current[name][key].value != value
-        }
-        if differ:
-            changes[name] = differ
+    changes = _unapplied(admin, declared, timeout_s)
     if not changes:
         return {}
     updates = [
@@ -190,7 +178,43 @@ def align_topic_configs(
                 f"{exc.args[0]}",
                 code="service.kafka.topic",
             ) from exc
+    # The broker answers the alteration once its metadata log holds it; its own view of a
+    # topic's configuration follows a moment later (seen under load: a describe right after
+    # still read the old value). Return once every change reads back, as a caller expects.
+    deadline = time.monotonic() + timeout_s
+    while pending := _unapplied(admin, changes, timeout_s):
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"the broker took the configuration of topic(s) {', '.join(sorted(pending))} "
+                f"but did not show it within {timeout_s:.0f} s ({pending}); check the broker's "
+                "log and run the command again",
+                code="service.kafka.topic",
+            )
+        time.sleep(0.1)
     return changes
+
+
+def _unapplied(
+    admin: AdminClient, wanted: dict[str, dict[str, str]], timeout_s: float
+) -> dict[str, dict[str, str]]:
+    """Of ``wanted`` ({topic: {config: value}}), what the broker does not show yet."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+    shown = {
+        resource.name: future.result(timeout=timeout_s)
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    missing: dict[str, dict[str, str]] = {}
+    for name, config in wanted.items():
+        differ = {
+            key: value
+            for key, value in config.items()
+            if key not in shown[name] or shown[name][key].value != value
+        }
+        if differ:
+            missing[name] = differ
+    return missing
 
 
 def _reader(settings: Settings) -> Consumer:

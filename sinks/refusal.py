@@ -35,6 +35,7 @@ __all__ = [
     "outage",
     "refused_for_data",
     "salvage",
+    "summary",
 ]
 
 R = TypeVar("R")
@@ -54,6 +55,25 @@ _UNAVAILABLE = re.compile(
     r"\bHTTP (?:status )?(?:code )?50[234]\b|\b50[234] (?:Bad Gateway|Service Unavailable|"
     r"Gateway Time-?out)|Connection refused|timed out|Name or service not known"
 )
+
+
+# ClickHouse ends a message with its error's name: "... In scope SELECT ... (UNKNOWN_TABLE)"
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]{2,})\)")
+
+
+def summary(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` in one line of at most ``limit`` characters, for status pages and dead
+    letters: its type, and ClickHouse's code and error name first (``Code: 60
+    (UNKNOWN_TABLE).``), which a long message (a query quoted in it) would otherwise push
+    past the cut."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    code, names = _CODE.search(first), _NAME.findall(first)
+    if code is not None and names and not first.startswith(f"Code: {code.group(1)} ("):
+        first = (
+            f"Code: {code.group(1)} ({names[-1]}). "
+            + first.replace(code.group(0) + ".", "", 1).lstrip()
+        )
+    return f"{type(exc).__name__}: {first}"[:limit]
 
 
 def outage(exc: BaseException) -> bool:
@@ -125,11 +145,10 @@ class RefusedRow(NamedTuple):
         original message (its linked topic named, the event id in the message: the message
         itself stays on the topic), the person id as the key."""
         topic = _TOPIC_OF.get(self.table)
-        first = str(self.error).splitlines()[0][:300] if str(self.error) else ""
         what = f"event {_uuid_text(self.row[0])}" if self.table in _TOPIC_OF else "row"
         error = C2CError(
             f"ClickHouse refused {what} for table {self.table}: "
-            f"{type(self.error).__name__}: {first}; the rest of its batch was written",
+            f"{summary(self.error)}; the rest of its batch was written",
             code="sink.row_refused",
         )
         person = self.row[3] if self.table in _TOPIC_OF else None

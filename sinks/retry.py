@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from sinks.batch import Batch, BatchBuilder
 from sinks.consumer import SinkConsumer
-from sinks.refusal import RefusedRow, refused_for_data
+from sinks.refusal import RefusedRow, refused_for_data, summary
 
 __all__ = ["RetryingWriter"]
 
@@ -71,7 +71,7 @@ class RetryingWriter:
             try:
                 self._insert(batch)
             except Exception as exc:  # clickhouse-connect and chdb raise many types
-                self.clickhouse_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.clickhouse_error = summary(exc)
                 self.counts["clickhouse_errors"] += 1
                 if any(batch.wire.values()):
                     log.warning(

@@ -11,7 +11,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, DataError, Opera
 
 from c2c.examples import example_linked
 from sinks.batch import Batch, add_linked
-from sinks.refusal import bisect, refused_for_data, salvage
+from sinks.refusal import bisect, refused_for_data, salvage, summary
 
 
 def test_data_errors_are_refusals_and_outages_are_not() -> None:
@@ -109,3 +109,15 @@ def test_outages_are_what_passes() -> None:
     assert not outage(DatabaseError("Code: 62. DB::Exception: Syntax error"))
     assert not outage(DataError("Unable to create native array for column `d`"))
     assert not outage(ValueError("a bug"))
+
+
+def test_a_summary_names_clickhouses_error_first_however_long_the_quoted_query() -> None:
+    query = "SELECT 'fact_wage', toString(event_id) FROM fact_wage WHERE " + "x" * 400
+    exc = RuntimeError(
+        f"Code: 60. DB::Exception: Unknown table expression identifier 'fact_wage'. "
+        f"In scope {query}. (UNKNOWN_TABLE) (version 26.9.2.1)\nStack trace: ..."
+    )
+    text = summary(exc)
+    assert text.startswith("RuntimeError: Code: 60 (UNKNOWN_TABLE). DB::Exception: Unknown table")
+    assert len(text) == 300
+    assert summary(ValueError("bad value")) == "ValueError: bad value"  # not ClickHouse's: as is
