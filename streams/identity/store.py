@@ -254,6 +254,10 @@ class CachedTable(MutableMapping[Any, Any]):
         if cached is not _MISSING:
             self.cache.move_to_end(key)
             return _MISSING if cached is _ABSENT else cached
+        return self._read(key)
+
+    def _read(self, key: Any) -> Any:
+        """The value of ``key`` (not cached) from the store, cached (_MISSING: none)."""
         at = self._prefix + self._encode(key)
         raw = self._db.get(at)
         self._at[key] = at
@@ -293,18 +297,32 @@ class CachedTable(MutableMapping[Any, Any]):
             self._at.pop(old, None)
             self.cached_bytes -= self._kept.pop(old)
 
+    # (the cache's hits inline: these are most of the resolver's calls)
     def __getitem__(self, key: Any) -> Any:
-        value = self._load(key)
+        value = self.cache.get(key, _MISSING)
         if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        if value is _MISSING or value is _ABSENT:
             raise KeyError(key)
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        value = self._load(key)
-        return default if value is _MISSING else value
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        return default if value is _MISSING or value is _ABSENT else value
 
     def __contains__(self, key: object) -> bool:
-        return self._load(key) is not _MISSING
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        return value is not _MISSING and value is not _ABSENT
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         value = self._load(key)
