@@ -8,9 +8,9 @@ prefix per map), and about ``cache_bytes`` of each map's values (pickled) are he
 memory, the least recently used written back when others are read. The resolver uses it
 unchanged: it reads values, mutates them in place (a profile appended to, a block extended)
 and sets keys, which a write-back cache keeps right, since every cached value that changed is
-written back when it leaves the cache and at :meth:`DiskState.flush` (a value is compared
-with what the store holds by a hash of its pickled bytes: an unchanged one is not sealed or
-written again).
+written back when it leaves the cache and at :meth:`DiskState.commit`: a value read is a
+tracked list, set or dict whose in-place changes mark its key dirty, and only the dirty
+values are pickled, sealed and written (a value only read costs nothing at a commit).
 
 The same records in the same order give the same ids as the in-memory state
 (tests/unit/test_identity_store.py). Given a :class:`~streams.identity.sealing.Sealer` and a
