@@ -8,9 +8,9 @@ prefix per map), and about ``cache_bytes`` of each map's values (pickled) are he
 memory, the least recently used written back when others are read. The resolver uses it
 unchanged: it reads values, mutates them in place (a profile appended to, a block extended)
 and sets keys, which a write-back cache keeps right, since every cached value that changed is
-written back when it leaves the cache and at :meth:`DiskState.flush` (a value is compared
-with what the store holds by a hash of its pickled bytes: an unchanged one is not sealed or
-written again).
+written back when it leaves the cache and at :meth:`DiskState.commit`: a value read is a
+tracked list, set or dict whose in-place changes mark its key dirty, and only the dirty
+values are pickled, sealed and written (a value only read costs nothing at a commit).
 
 The same records in the same order give the same ids as the in-memory state
 (tests/unit/test_identity_store.py). Given a :class:`~streams.identity.sealing.Sealer` and a
@@ -80,6 +80,113 @@ def _source_from(raw: bytes) -> tuple[str, str]:
     return provider, hashed
 
 
+class _Tracked:
+    """What a value read from a :class:`CachedTable` is made of: a list, set or dict
+    whose every in-place change marks its key dirty in the table (``dirty``), so that a
+    commit writes what changed and nothing else. Pickled as the plain container."""
+
+    __slots__ = ()
+    _dirty: set[Any]
+    _key: Any
+
+
+def _marking(base: type, names: tuple[str, ...]) -> dict[str, Any]:
+    """Methods of a subclass of ``base`` that mark the value dirty, then do as ``base``."""
+
+    def wrap(name: str) -> Any:
+        method = getattr(base, name)
+
+        def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self._dirty.add(self._key)
+            return method(self, *args, **kwargs)
+
+        marked.__name__ = name
+        return marked
+
+    return {name: wrap(name) for name in names}
+
+
+class _List(_Tracked, list):
+    __slots__ = ("_dirty", "_key")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return list, (list(self),)
+
+
+class _Set(_Tracked, set):
+    __slots__ = ("_dirty", "_key")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return set, (set(self),)
+
+
+class _Dict(_Tracked, dict):
+    __slots__ = ("_dirty", "_key")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._dirty.add(self._key)
+        dict.__setitem__(self, key, _track(value, self._dirty, self._key))
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+        self.update(other)
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return dict, (dict(self),)
+
+
+# every method of list, set and dict that changes the container in place (a dict's setting
+# ones are _Dict's own: they track the value set)
+_CHANGING = {
+    _List: (
+        "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+        "__setitem__", "__delitem__", "__iadd__", "__imul__",
+    ),
+    _Set: (
+        "add", "discard", "remove", "pop", "clear", "update", "difference_update",
+        "intersection_update", "symmetric_difference_update", "__ior__", "__iand__",
+        "__isub__", "__ixor__",
+    ),
+    _Dict: ("__delitem__", "pop", "popitem", "clear"),
+}  # fmt: skip
+for _tracked_kind, _names in _CHANGING.items():
+    for _name, _method in _marking(_tracked_kind.__mro__[2], _names).items():
+        setattr(_tracked_kind, _name, _method)
+
+
+def _track(value: Any, dirty: set[Any], key: Any) -> Any:
+    """``value`` as kept in a table's cache under ``key``: a list, set or dict (a dict's
+    values too) made a tracked one that marks ``key`` in ``dirty`` when changed in place.
+    A list's or set's items are not changed in place (ids, identities, hashes)."""
+    kind = type(value)
+    if kind in (_List, _Set, _Dict) and value._dirty is dirty and value._key == key:
+        return value
+    if isinstance(value, list):
+        tracked: Any = _List(value)
+    elif isinstance(value, set):
+        tracked = _Set(value)
+    elif isinstance(value, dict):
+        tracked = _Dict()
+        tracked._dirty, tracked._key = dirty, key
+        for inner, item in value.items():
+            dict.__setitem__(tracked, inner, _track(item, dirty, key))
+        return tracked
+    else:
+        return value  # a str, a number, an immutable tuple
+    tracked._dirty, tracked._key = dirty, key
+    return tracked
+
+
 class CachedTable(MutableMapping[Any, Any]):
     """One map of the state: values in ``db`` under ``prefix``, pickled; the most recently
     used in :attr:`cache`, about ``capacity`` bytes of them (their pickled size; never fewer
@@ -87,8 +194,11 @@ class CachedTable(MutableMapping[Any, Any]):
     :meth:`flush` if they changed. A key the store does not hold is cached as absent too
     (most look-ups of blocks and merges find nothing).
 
-    A value read from it may be mutated in place (the resolver appends to profiles and
-    blocks): it is the cached object, and its new form is what is written back."""
+    A value read from it may be changed in place (the resolver appends to profiles and
+    blocks): it is the cached object, a tracked list, set or dict (:func:`_track`) whose
+    changes mark its key dirty, and its new form is what is written back. Only values set
+    or changed since they were last written are pickled and written: reading costs nothing
+    at a commit. Each key's store key (a keyed hash, for blocks) is kept with its entry."""
 
     def __init__(
         self,
@@ -102,36 +212,38 @@ class CachedTable(MutableMapping[Any, Any]):
     ) -> None:
         self._db = db
         self._sealer = sealer
-        # keys read or set since the last flush: the values that may have changed
-        self._touched: set[Any] = set()
+        # keys set or changed in place since they were last written: the values to write
+        self.dirty: set[Any] = set()
         self._prefix = prefix.encode() + b":"
         self._capacity = capacity
         self._encode = encode
         self._decode = decode
         self.cache: OrderedDict[Any, Any] = OrderedDict()
-        # key -> (pickled size, hash of the pickled bytes the store holds; None: not held)
-        self._kept: dict[Any, tuple[int, int | None]] = {}
+        # key -> its value's pickled size as last known (cached keys only)
+        self._kept: dict[Any, int] = {}
+        # key -> its store key (computed once while cached: block keys are keyed hashes)
+        self._at: dict[Any, bytes] = {}
         self.cached_bytes = 0  # the cached values' pickled sizes, as last known
         self.evictions = 0  # values that left the cache
         self.writes = 0  # values written to the store (changed ones only)
 
     def _key(self, key: Any) -> bytes:
-        return self._prefix + self._encode(key)
+        at = self._at.get(key)
+        if at is None:
+            at = self._prefix + self._encode(key)
+            if key in self._kept:
+                self._at[key] = at
+        return at
 
-    def _size(self, key: Any, size: int, digest: int | None) -> None:
-        old = self._kept.get(key)
-        self.cached_bytes += size - (old[0] if old is not None else 0)
-        self._kept[key] = (size, digest)
+    def _size(self, key: Any, size: int) -> None:
+        self.cached_bytes += size - self._kept.get(key, 0)
+        self._kept[key] = size
 
-    def changed(self, key: Any, value: Any) -> bytes | None:
-        """The bytes to store for the cached ``value`` of ``key`` (sealed if the table
-        seals), or None if the store already holds them (nothing to write)."""
+    def changed(self, key: Any, value: Any) -> bytes:
+        """The bytes to store for the cached, changed ``value`` of ``key`` (sealed if the
+        table seals)."""
         raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        digest = hash(raw)
-        kept = self._kept.get(key)
-        self._size(key, len(raw), digest)
-        if kept is not None and kept[1] == digest:
-            return None
+        self._size(key, len(raw))
         self.writes += 1
         if self._sealer is None:
             return raw
@@ -141,65 +253,82 @@ class CachedTable(MutableMapping[Any, Any]):
         cached = self.cache.get(key, _MISSING)
         if cached is not _MISSING:
             self.cache.move_to_end(key)
-            if cached is _ABSENT:
-                return _MISSING
-            self._touched.add(key)
-            return cached
-        at = self._key(key)
+            return _MISSING if cached is _ABSENT else cached
+        return self._read(key)
+
+    def _read(self, key: Any) -> Any:
+        """The value of ``key`` (not cached) from the store, cached (_MISSING: none)."""
+        at = self._prefix + self._encode(key)
         raw = self._db.get(at)
+        self._at[key] = at
         if raw is None:
             self.cache[key] = _ABSENT
-            self._size(key, _ABSENT_SIZE, None)
+            self._size(key, _ABSENT_SIZE)
             self._evict()
             return _MISSING
         plain = raw if self._sealer is None else self._sealer.open(at.hex(), raw)
-        value = pickle.loads(plain)
+        value = _track(pickle.loads(plain), self.dirty, key)
         self.cache[key] = value
-        self._touched.add(key)
-        # (its own pickle, not the stored bytes: a set unpickled may iterate in another order)
-        again = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        self._size(key, len(again), hash(again))
+        self._size(key, len(plain))
         self._evict()
         return value
 
     def _keep(self, key: Any, value: Any) -> None:
-        if self.cache.get(key, _ABSENT) is _ABSENT:
-            # a new value's size is known when it is first pickled: until then, the mean
-            self._size(key, self.cached_bytes // max(len(self.cache), 1) or _ABSENT_SIZE, None)
-        self.cache[key] = value
+        cached = self.cache.get(key, _ABSENT)
+        if cached is _ABSENT:
+            if key not in self._kept:
+                # a new value's size is known when it is first pickled: until then, the mean
+                self._size(key, self.cached_bytes // max(len(self.cache), 1) or _ABSENT_SIZE)
+        elif type(value) is str and cached == value:
+            self.cache.move_to_end(key)  # the same id again: nothing to write
+            return
+        self.cache[key] = _track(value, self.dirty, key)
         self.cache.move_to_end(key)
-        self._touched.add(key)
+        self.dirty.add(key)
         self._evict()
 
     def _evict(self) -> None:
         while self.cached_bytes > self._capacity and len(self.cache) > MIN_CACHE_ENTRIES:
             old, evicted = self.cache.popitem(last=False)
             self.evictions += 1
-            if evicted is not _ABSENT and old in self._touched:
-                raw = self.changed(old, evicted)
-                if raw is not None:
-                    self._db.put(self._key(old), raw)
-            self._touched.discard(old)
-            self.cached_bytes -= self._kept.pop(old)[0]
+            if evicted is not _ABSENT and old in self.dirty:
+                self._db.put(self._key(old), self.changed(old, evicted))
+            self.dirty.discard(old)
+            self._at.pop(old, None)
+            self.cached_bytes -= self._kept.pop(old)
 
+    # (the cache's hits inline: these are most of the resolver's calls)
     def __getitem__(self, key: Any) -> Any:
-        value = self._load(key)
+        value = self.cache.get(key, _MISSING)
         if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        if value is _MISSING or value is _ABSENT:
             raise KeyError(key)
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        value = self._load(key)
-        return default if value is _MISSING else value
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        return default if value is _MISSING or value is _ABSENT else value
 
     def __contains__(self, key: object) -> bool:
-        return self._load(key) is not _MISSING
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._read(key)
+        else:
+            self.cache.move_to_end(key)
+        return value is not _MISSING and value is not _ABSENT
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         value = self._load(key)
         if value is _MISSING:
             self._keep(key, default)
-            return default
+            return self.cache[key]
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -209,20 +338,18 @@ class CachedTable(MutableMapping[Any, Any]):
         if self._load(key) is _MISSING:
             raise KeyError(key)
         self.cache[key] = _ABSENT
-        self._touched.discard(key)
-        self._size(key, _ABSENT_SIZE, None)
+        self.dirty.discard(key)
+        self._size(key, _ABSENT_SIZE)
         self._db.delete(self._key(key))
 
     def flush(self) -> Iterator[tuple[bytes, bytes]]:
-        """(store key, bytes) of every cached value read or set since the last flush that
-        changed (the only ones that may have; they stay cached), for the caller to write."""
-        for key in self._touched:
+        """(store key, bytes) of every cached value set or changed since it was last
+        written (they stay cached), for the caller to write."""
+        for key in self.dirty:
             value = self.cache.get(key, _MISSING)
             if value is not _MISSING and value is not _ABSENT:
-                raw = self.changed(key, value)
-                if raw is not None:
-                    yield self._key(key), raw
-        self._touched.clear()
+                yield self._key(key), self.changed(key, value)
+        self.dirty.clear()
 
     def __iter__(self) -> Iterator[Any]:
         """Every key, in the store's order (the cache written back first by the caller:

@@ -1,6 +1,7 @@
 """The resolver's state on disk (streams/identity/store.py) gives the ids the in-memory
 state gives, through evictions from its cache, commits in several batches and a close and
-reopen; its cache keeps to its bytes, and what did not change is not written again."""
+reopen; its cache keeps to its bytes, and what did not change is not written again; every
+change the resolver and the opt-outs make in place reaches the store."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from bench.scale import generate
 from streams.identity import store as store_module
-from streams.identity.resolver import IdentifierHasher, Resolver
-from streams.identity.store import open_state
+from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
+from streams.identity.store import STATE_MAPS, open_state
+from streams.optouts import OptOuts
 
 SECRET = b"test-identity-store-secret"
 RECORDS = 75_000
@@ -86,4 +88,57 @@ def test_the_cache_keeps_to_its_bytes_and_writes_only_what_changed(
     store = open_state(tmp_path / "state", cache_bytes=0)
     assert len(store.state.profiles[persons[0]]) == lengths[0] + 1
     assert [len(store.state.profiles[pid]) for pid in persons[1:]] == lengths[1:]
+    store.close()
+
+
+def _work(state: IdentityState, records: list[tuple[str, dict]], at: int) -> None:
+    """Resolve ``records`` (the ``at``-th onward of the run) into ``state``, with opt-outs
+    requested and revoked on the way: every way the worker changes the state."""
+    resolver = Resolver(IdentifierHasher(SECRET), state=state)
+    optouts = OptOuts(state)
+    for n, (provider, person) in enumerate(records, start=at):
+        person_id = resolver.resolve(provider, person).person_id
+        if person_id is None:
+            continue
+        if n % 97 == 0:  # an opt-out: a dict set in a dict, and a request's holder
+            optouts.request(person_id, {"request_id": f"r{n}", "requested_by": "test"})
+        if n % 97 == 40:  # one revoked: popped out of the nested dict in place
+            optouts.revoke({"request_id": f"r{n - 40}"})
+
+
+def test_every_change_in_place_reaches_the_store(tmp_path: Path) -> None:
+    # only the values marked dirty are written: a change that did not mark its key would
+    # be missing after a reopen (blocks appended to, profiles cut, trusted sets grown,
+    # merges' absorbed lists extended, opt-outs set and popped in nested dicts)
+    records = list(generate(30_000, seed=11))
+    memory = IdentityState()
+    _work(memory, records, 0)
+
+    path = tmp_path / "state"
+    evictions = dict.fromkeys(STATE_MAPS, 0)
+    third = len(records) // 3
+    for start in range(0, len(records), third):
+        store = open_state(path, cache_bytes=0, key_secret=SECRET)
+        part = records[start : start + third]
+        for at in range(0, len(part), 1_000):
+            _work(store.state, part[at : at + 1_000], start + at)
+            store.commit()
+        for name, table in store.tables.items():
+            evictions[name] += table.evictions
+        store.close()
+    # the cache held fewer blocks than the state: written back and read again (every map is
+    # read back after each reopen)
+    assert evictions["blocks"] > 0, evictions
+
+    store = open_state(path, cache_bytes=0, key_secret=SECRET)
+    assert store.state.next_number == memory.next_number
+    for name in STATE_MAPS:
+        expected = getattr(memory, name)
+        table = store.tables[name]
+        assert len(table) == len(expected), name
+        assert {key: table[key] for key in expected} == expected, name
+    # the run went through merges and opt-outs kept and withdrawn
+    assert memory.absorbed
+    assert memory.optouts
+    assert memory.optout_requests
     store.close()
