@@ -240,7 +240,8 @@ class IdentityState:
 
     def candidates(self, key: str) -> list[str]:
         """The persons a record probing block ``key`` is compared with: the last
-        :data:`_MAX_BLOCK_SCAN` filed under it, oldest first."""
+        :data:`_MAX_BLOCK_SCAN` filed under it in id order (the newest persons), oldest
+        first."""
         return self.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]
 
     def file(self, key: str, person_id: str) -> None:
@@ -359,7 +360,7 @@ class IdentityState:
     ) -> IdentityState:
         """The state whose :meth:`snapshot` of every person gave ``persons``, with the
         source-id map ``sources``. Blocks are rebuilt from the profiles, persons in id order,
-        so that candidates come in the order they were first seen. New persons are numbered
+        as the running state keeps them (:meth:`file`). New persons are numbered
         after every id that ``persons`` or ``sources`` names; a source id whose person has
         no snapshot in ``persons`` is dropped."""
         state = cls()
