@@ -74,7 +74,7 @@ def apply_person(state: IdentityState, person_id: str, snapshot: Mapping[str, An
         if person_id in state.merged_into:
             return
         state.merged_into[person_id] = str(merged)
-        state.profiles.pop(person_id, None)
+        state.unfile(person_id, state.profiles.pop(person_id, []), ())
         state.trusted.pop(person_id, None)
         for request_id in state.optouts.pop(person_id, {}):
             if state.optout_requests.get(request_id) == person_id:

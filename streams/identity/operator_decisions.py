@@ -261,6 +261,9 @@ class OperatorDecisions:
             state.profiles[out], state.profiles[root] = holder_a, rest
         else:
             state.profiles[out], state.profiles[root] = rest, holder_a
+        # the survivor leaves the blocks of what it no longer holds (the record's, or
+        # everything but it), as a restart's blocks would have it
+        state.unfile(root, kept, state.profiles[root])
         for person in (out, root):
             profile = state.profiles[person]
             state.trusted[person] = {
@@ -269,9 +272,7 @@ class OperatorDecisions:
             }
             for identity in profile:
                 for block_key in blocking_keys(identity):
-                    block = state.blocks.setdefault(block_key, [])
-                    if person not in block:
-                        block.append(person)
+                    state.file(block_key, person)
         sources = {}
         if review.source is not None:
             state.sources[review.source] = sources[review.source] = a

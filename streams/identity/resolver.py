@@ -14,6 +14,7 @@ once given is never given to anyone else.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import hashlib
@@ -239,14 +240,43 @@ class IdentityState:
 
     def candidates(self, key: str) -> list[str]:
         """The persons a record probing block ``key`` is compared with: the last
-        :data:`_MAX_BLOCK_SCAN` filed under it, oldest first."""
+        :data:`_MAX_BLOCK_SCAN` filed under it in id order (the newest persons), oldest
+        first."""
         return self.blocks.get(key, [])[-_MAX_BLOCK_SCAN:]
 
     def file(self, key: str, person_id: str) -> None:
-        """File ``person_id`` under block ``key`` (once)."""
+        """File ``person_id`` under block ``key`` (once), in id order.
+
+        A block holds, in id order, the live persons one of whose kept identities has the
+        key: what :meth:`restore` rebuilds from the snapshots, so that a restarted worker
+        compares a record with the persons one that never stopped compares it with (its
+        last :data:`_MAX_BLOCK_SCAN`). Appending in filing order, and leaving a person
+        under the keys of identities its profile dropped or under its own id once merged,
+        gave another block after a restart (issue #19)."""
         block = self.blocks.setdefault(key, [])
-        if person_id not in block:
-            block.append(person_id)
+        at = bisect.bisect_left(block, _number(person_id), key=_number)
+        if at == len(block) or block[at] != person_id:
+            block.insert(at, person_id)
+
+    def unfile(self, person_id: str, gone: Iterable[Identity], kept: Iterable[Identity]) -> None:
+        """Take ``person_id`` out of the blocks of the identities ``gone`` that none of the
+        identities ``kept`` is filed under (a profile's oldest identity dropped, a person
+        merged: ``kept`` empty)."""
+        keys = {key for identity in gone for key in blocking_keys(identity)}
+        keys.difference_update(key for identity in kept for key in blocking_keys(identity))
+        for key in keys:
+            self.unfile_key(key, person_id)
+
+    def unfile_key(self, key: str, person_id: str) -> None:
+        """Take ``person_id`` out of block ``key`` (if there)."""
+        block = self.blocks.get(key)
+        if block is None:
+            return
+        at = bisect.bisect_left(block, _number(person_id), key=_number)
+        if at < len(block) and block[at] == person_id:
+            del block[at]
+            if not block:
+                del self.blocks[key]
 
     def kept_apart(self, a: str, b: str) -> bool:
         """Whether an operator separated someone of person ``a`` (its id or an id merged
@@ -299,18 +329,20 @@ class IdentityState:
 
     def file_person(self, person_id: str, record: Mapping[str, Any]) -> None:
         """Hold the live ``person_id`` as its :meth:`snapshot` ``record`` says: its profile
-        (replacing any), trusted identifiers and opt-outs, its identities filed in their
-        blocks (after the persons already there). Filing a record twice changes nothing."""
+        (replacing any, out of the blocks of the identities it no longer holds), trusted
+        identifiers and opt-outs, its identities filed in their blocks (:meth:`file`).
+        Filing a record twice changes nothing."""
         profile = [Identity.from_json(item) for item in record.get("profile", [])]
+        before = self.profiles.get(person_id)
         self.profiles[person_id] = profile
         self.trusted[person_id] = {
             kind: set(record.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
         }
+        if before:
+            self.unfile(person_id, before, profile)
         for identity in profile:
             for key in blocking_keys(identity):
-                block = self.blocks.setdefault(key, [])
-                if person_id not in block:
-                    block.append(person_id)
+                self.file(key, person_id)
         optouts = {str(rid): dict(data) for rid, data in (record.get("optouts") or {}).items()}
         for request_id in self.optouts.pop(person_id, {}):
             if request_id not in optouts and self.optout_requests.get(request_id) == person_id:
@@ -328,7 +360,7 @@ class IdentityState:
     ) -> IdentityState:
         """The state whose :meth:`snapshot` of every person gave ``persons``, with the
         source-id map ``sources``. Blocks are rebuilt from the profiles, persons in id order,
-        so that candidates come in the order they were first seen. New persons are numbered
+        as the running state keeps them (:meth:`file`). New persons are numbered
         after every id that ``persons`` or ``sources`` names; a source id whose person has
         no snapshot in ``persons`` is dropped."""
         state = cls()
@@ -599,9 +631,12 @@ class Resolver:
         if identity not in profile:
             changed = True
             profile.append(identity)
+            dropped = profile[:-_MAX_PROFILE]
             del profile[:-_MAX_PROFILE]
             for key in blocking_keys(identity):
                 state.file(key, person_id)
+            if dropped:
+                state.unfile(person_id, dropped, profile)
         for kind in ("ssn", "ssid"):
             value = getattr(identity, kind)
             if value and value not in state.trusted[person_id][kind]:
@@ -678,7 +713,9 @@ class Resolver:
     def _merge(self, absorbed: str, survivor: str) -> None:
         state = self.state
         state.merged_into[absorbed] = survivor
-        for identity in state.profiles.pop(absorbed, []):
+        taken = state.profiles.pop(absorbed, [])
+        state.unfile(absorbed, taken, ())
+        for identity in taken:
             self._remember(survivor, identity, ("", ""))
         trusted = state.trusted.pop(absorbed, {"ssn": set(), "ssid": set()})
         for kind, values in trusted.items():

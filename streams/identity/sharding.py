@@ -6,7 +6,8 @@ epoch, in rounds each of which every shard serves in parallel:
 
 1. PREPARE (stateless, any shard): :meth:`Resolver.prepare`: identity, source key, probe keys.
 2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block as it stood at
-   the epoch's start (the last ``_MAX_BLOCK_SCAN`` persons); the source id's shard answers
+   the epoch's start (all of it, in id order: a person taken out during the epoch brings
+   an earlier one into the last ``_MAX_BLOCK_SCAN``); the source id's shard answers
    each source key with the person it names.
 3. SCORE: person shard ``shard_of(root)`` scores each (record, candidate) pair against the
    profile as of the epoch's start; it answers with the scores at or above the review floor
@@ -46,6 +47,7 @@ from streams.identity.resolver import (
     Prepared,
     Resolution,
     Resolver,
+    _number,
 )
 
 __all__ = [
@@ -142,7 +144,8 @@ class EpochWrites:
 
     persons: dict[str, PersonState] = field(default_factory=dict)  # changed, surviving
     removed: list[str] = field(default_factory=list)  # merged into another this epoch
-    blocks: dict[str, list[str]] = field(default_factory=dict)  # key -> persons filed
+    blocks: dict[str, set[str]] = field(default_factory=dict)  # key -> persons filed
+    unfiled: dict[str, set[str]] = field(default_factory=dict)  # key -> persons taken out
     sources: dict[SourceKey, str] = field(default_factory=dict)
     merges: dict[str, str] = field(default_factory=dict)  # absorbed -> survivor (all shards)
     optout_requests: dict[str, str] = field(default_factory=dict)  # (all shards)
@@ -156,6 +159,7 @@ class EpochWrites:
             {p: s for p, s in self.persons.items() if shard_of(p, shards) == shard},
             [p for p in self.removed if shard_of(p, shards) == shard],
             {k: v for k, v in self.blocks.items() if shard_of(k, shards) == shard},
+            {k: v for k, v in self.unfiled.items() if shard_of(k, shards) == shard},
             {k: v for k, v in self.sources.items() if source_shard(k, shards) == shard},
             self.merges,
             self.optout_requests,
@@ -169,13 +173,20 @@ class KeyShard:
     blocks: dict[str, list[str]] = field(default_factory=dict)
 
     def probe(self, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        state = IdentityState(blocks=self.blocks)
-        return {key: tuple(state.candidates(key)) for key in keys}
+        # the whole block (in id order): persons taken out during the epoch (a profile's
+        # dropped identity, a merge) bring earlier ones into its last _MAX_BLOCK_SCAN
+        blocks = self.blocks
+        return {key: tuple(blocks.get(key, ())) for key in keys}
 
-    def apply(self, filed: Mapping[str, list[str]]) -> None:
-        # the decider files a person under a key once (PersonState.filed)
+    def apply(self, filed: Mapping[str, set[str]], unfiled: Mapping[str, set[str]]) -> None:
+        # the decider files a person under a key once (PersonState.filed), in id order
+        state = IdentityState(blocks=self.blocks)
+        for key, persons in unfiled.items():
+            for person_id in persons:
+                state.unfile_key(key, person_id)
         for key, persons in filed.items():
-            self.blocks.setdefault(key, []).extend(persons)
+            for person_id in persons:
+                state.file(key, person_id)
 
 
 @dataclass
@@ -244,7 +255,7 @@ class Shard:
         return self.persons.score(self.resolver, requests, fetch)
 
     def apply(self, writes: EpochWrites) -> None:
-        self.keys.apply(writes.blocks)
+        self.keys.apply(writes.blocks, writes.unfiled)
         self.persons.apply(writes)
 
 
@@ -303,7 +314,8 @@ class EpochView(IdentityState):
             apart=decider.state.apart,
         )
         self.probed = blocks
-        self.filed_now: dict[str, list[str]] = {}  # key -> persons filed this epoch
+        self.filed_now: dict[str, set[str]] = {}  # key -> persons filed this epoch
+        self.unfiled_now: dict[str, set[str]] = {}  # key -> persons taken out this epoch
         self.filed_keys: dict[str, set[str]] = {}  # person -> every block it is filed under
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
@@ -317,9 +329,14 @@ class EpochView(IdentityState):
             self.filed_keys[person_id] = person.filed
 
     def candidates(self, key: str) -> list[str]:
-        # the block's end: as probed (its last persons then), and the persons filed since
-        now = self.filed_now.get(key)
-        return [*self.probed[key], *now][-_MAX_BLOCK_SCAN:] if now else list(self.probed[key])
+        # the block's end: as probed (all of it, in id order), with the persons filed and
+        # taken out since
+        added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
+        probed = self.probed[key]
+        if not added and not taken:
+            return list(probed[-_MAX_BLOCK_SCAN:])
+        now = (set(probed) - (taken or set())) | (added or set())
+        return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
 
     def file(self, key: str, person_id: str) -> None:
         if person_id not in self.profiles:
@@ -330,7 +347,22 @@ class EpochView(IdentityState):
         filed = self.filed_keys.setdefault(person_id, set())  # a person new this epoch: none
         if key not in filed:
             filed.add(key)
-            self.filed_now.setdefault(key, []).append(person_id)
+            taken = self.unfiled_now.get(key)
+            if taken is not None and person_id in taken:
+                taken.discard(person_id)
+            else:
+                self.filed_now.setdefault(key, set()).add(person_id)
+
+    def unfile_key(self, key: str, person_id: str) -> None:
+        filed = self.filed_keys.get(person_id)
+        if filed is None or key not in filed:
+            return
+        filed.discard(key)
+        added = self.filed_now.get(key)
+        if added is not None and person_id in added:
+            added.discard(person_id)
+        else:
+            self.unfiled_now.setdefault(key, set()).add(person_id)
 
     def person(self, person_id: str) -> PersonState:
         return PersonState(
@@ -427,6 +459,7 @@ class Decider:
             persons={p: view.person(p) for p in view.changed if p in view.profiles},
             removed=sorted(merges),
             blocks=view.filed_now,
+            unfiled=view.unfiled_now,
             sources={k: p for k, p in view.sources.items() if view.started_with.get(k) != p},
             merges=merges,
             optout_requests=view.optout_requests,

@@ -152,6 +152,13 @@ def _compare(
         for name, run in seen.items()
     }
     regrouped = {e for g in groups["crashed"] ^ groups["clean"] for e in g}
+    # every event of a person that differs counts above; the events that moved: those of
+    # a crashed run's person outside the clean run's person most of them are in
+    clean_of = {e: at for at, g in enumerate(groups["clean"]) for e in g}
+    moved = sum(
+        len(g) - max(Counter(clean_of.get(e) for e in g).values())
+        for g in groups["crashed"] - groups["clean"]
+    )
     facts = _compare_facts(a, b, apart, regrouped)
     total = sum(len(rows) for rows in b["facts"].values())
     print(
@@ -164,7 +171,9 @@ def _compare(
         f"  facts after FINAL: {facts}\n"
         f"  persons: {a['person_count']} (clean run {b['person_count']}); events grouped "
         f"into other persons than in the clean run (revoked persons' events aside): "
-        f"{len(regrouped)} of {total}\n"
+        f"{len(regrouped)} of {total} (events moved: {moved}, persons that differ: "
+        f"{len(groups['crashed'] - groups['clean'])} against "
+        f"{len(groups['clean'] - groups['crashed'])})\n"
         f"  outcome tables that differ: {[n for n in OUTCOME_TABLES if a[n] != b[n]]}\n"
         f"  opt-out audit: {sorted(a['audit_persons'].items())} "
         f"(clean run {sorted(b['audit_persons'].items())})"
