@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 from sinks.batch import Batch
 from sinks.cluster import ClusterSchema, cluster_form
+from sinks.rows import event_id_text
 from sinks.wire import event_and_person
 
 __all__ = [
@@ -232,18 +233,9 @@ def _copies(batch: Batch) -> dict[str, list[Copy]]:
     for table in {*batch.facts, *batch.wire}:
         rows = batch.facts.get(table, [])
         published = batch.published
-        found = [Copy(_event_id(row[0]), max(0, published.get(id(row), 0))) for row in rows]
+        found = [Copy(event_id_text(row[0]), max(0, published.get(id(row), 0))) for row in rows]
         for message in batch.wire.get(table, []):
             event, _person = event_and_person(message.value() or b"")
             found.append(Copy(event, max(0, message.timestamp()[1])))
         copies[table] = found
     return copies
-
-
-def _event_id(value: Any) -> str:
-    """A fact row's event id as ClickHouse's ``toString`` writes it: the sink's row reader
-    gives a UUID as its 128-bit integer (sinks.rows), ``fact_row`` as a UUID or text."""
-    if isinstance(value, int):
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return str(value).lower()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -25,7 +24,7 @@ from c2c.errors import C2CError
 from c2c.kinds import LINKED_KINDS
 from sinks.batch import Batch, add_row
 from sinks.optouts import OPTOUT_PERSON_COLUMNS
-from sinks.rows import PERSON_MAP_COLUMNS, PUBLISHED_AT, columns
+from sinks.rows import PERSON_MAP_COLUMNS, PUBLISHED_AT, columns, event_id_text
 
 __all__ = [
     "DATA_ERROR_CODES",
@@ -145,7 +144,7 @@ class RefusedRow(NamedTuple):
         original message (its linked topic named, the event id in the message: the message
         itself stays on the topic), the person id as the key."""
         topic = _TOPIC_OF.get(self.table)
-        what = f"event {_uuid_text(self.row[0])}" if self.table in _TOPIC_OF else "row"
+        what = f"event {event_id_text(self.row[0])}" if self.table in _TOPIC_OF else "row"
         error = C2CError(
             f"ClickHouse refused {what} for table {self.table}: "
             f"{summary(self.error)}; the rest of its batch was written",
@@ -156,16 +155,10 @@ class RefusedRow(NamedTuple):
             stage="sink",
             error=error,
             source_topic=topic,
-            same_as=f"{self.table}/{_uuid_text(self.row[0])}",
+            same_as=f"{self.table}/{event_id_text(self.row[0])}",
             key=str(person).encode() if person is not None else None,
-            value=json.dumps([_uuid_text(self.row[0]), *self.row[1:]], default=str).encode(),
+            value=json.dumps([event_id_text(self.row[0]), *self.row[1:]], default=str).encode(),
         )
-
-
-def _uuid_text(value: Any) -> str:
-    """An event id as text: the sink's rows hold a UUID as its integer (ClickHouse's UUID
-    column takes that), or as a UUID or its text."""
-    return str(uuid.UUID(int=value)) if isinstance(value, int) else str(value)
 
 
 _TOPIC_OF = {kind.fact_table: kind.linked_topic for kind in LINKED_KINDS}

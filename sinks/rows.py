@@ -32,10 +32,22 @@ __all__ = [
     "PersonMap",
     "RowReader",
     "dim_person_of",
+    "event_id_text",
     "fact_row",
     "framed_id_and_time",
     "leading_fields",
 ]
+
+
+def event_id_text(value: Any) -> str:
+    """A row's event id as ClickHouse's ``toString`` writes it (lower case): the row reader
+    gives a UUID as its 128-bit integer (which ClickHouse's UUID column takes), ``fact_row``
+    a UUID or its text."""
+    if isinstance(value, int):
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(value).lower()
+
 
 # linked topic -> fact table, for every linked kind (c2c.kinds)
 FACT_TABLES: Mapping[str, str] = {kind.linked_topic: kind.fact_table for kind in LINKED_KINDS}
