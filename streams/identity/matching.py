@@ -534,13 +534,35 @@ def read_near(ids: list[tuple[str, str]], fields: list[tuple[str, str]]) -> list
     return [(kind, "disagree" if level in _NEAR else level) for kind, level in ids]
 
 
+def weighed_fields(
+    a: Identity, b: Identity, model: MatchModel
+) -> tuple[list[tuple[str, str]], float]:
+    """:func:`field_levels` of ``a`` against ``b`` and their :func:`weigh`, the same
+    whichever of the two is the record. Names swapped on one side can be read either way
+    round (which side holds them in their places is not known), and the two readings
+    differ: which names pair as first names, and which table weighs an exact one ("Natalie
+    Washington" against "WASHINGTON NATALIE": Washington is a rare first name and a common
+    surname). Both are read and the weaker counts. Read one way only, a record met a
+    person's swapped identity with more weight than the swapped record met the person, so
+    the grouping depended on which arrived first (issue #19)."""
+    fields = field_levels(a, b)
+    weight = weigh(fields, a, b, model)
+    if _swapped(a, b):
+        other = field_levels(b, a)
+        other_weight = weigh(other, b, a, model)
+        if other_weight < weight:
+            return other, other_weight
+    return fields, weight
+
+
 def compare(a: Identity, b: Identity, model: MatchModel = DEFAULT_MODEL) -> Score:
     """The Fellegi-Sunter score of ``a`` against ``b``: each field's level adds its log2
     weight; a field missing on either side adds nothing. Disagreeing identifiers are
-    evidence against with their learned weight, never a veto."""
-    fields = field_levels(a, b)
-    levels = read_near(identifier_levels(a, b), fields) + fields
-    return Score(weigh(levels, a, b, model), tuple(levels))
+    evidence against with their learned weight, never a veto. The same score as ``b``
+    against ``a`` (:func:`weighed_fields`)."""
+    fields, weight = weighed_fields(a, b, model)
+    ids = read_near(identifier_levels(a, b), fields)
+    return Score(weight + weigh(ids, a, b, model), tuple(ids + fields))
 
 
 def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:

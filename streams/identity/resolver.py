@@ -31,11 +31,10 @@ from streams.identity.matching import (
     Identity,
     MatchModel,
     Score,
-    field_levels,
     identifier_levels,
     names_agree,
     read_near,
-    weigh,
+    weighed_fields,
 )
 from streams.identity.normalize import first_name_root, name_key, name_parts
 
@@ -449,12 +448,17 @@ def blocking_keys(identity: Identity) -> list[str]:
 
 def probe_keys(identity: Identity) -> list[str]:
     """The blocks whose persons ``identity`` is compared with: its :func:`blocking_keys`,
-    and its birth date with its first name's initial, where a person whose first and last
-    names were swapped on one side is filed."""
+    and where a person whose first and last names were swapped on one side is filed: its
+    birth date with its first name's initial and with its surname's root (read as a first
+    name: Andrew filed as a surname meets Drew), and its full name the other way round
+    (so two records whose names agree meet whichever of them comes first)."""
     keys = blocking_keys(identity)
     born, first, last = identity.birth_date, identity.first, identity.last
     if born is not None and last and first and first[:1] != last[:1]:
         keys.append(f"dob:{born.isoformat()}:{first[:1]}")
+        keys.append(f"dobf:{born.isoformat()}:{first_name_root(last)[:2]}")
+    if len(last) > 1 and len(first) > 1 and first != last:
+        keys.append(f"fn:{first}:{last}")
     return keys
 
 
@@ -741,12 +745,11 @@ def _person_score(identity: Identity, profile: list[Identity], model: MatchModel
     best_fields: list[tuple[str, str]] = []
     best_weight = float("-inf")
     for kept in profile:
-        fields = field_levels(identity, kept)
+        fields, weight = weighed_fields(identity, kept, model)
         for kind, level in read_near(identifier_levels(identity, kept), fields):
             seen = best_ids.get(kind)
             if seen is None or _IDENTIFIER_RANK[level] < _IDENTIFIER_RANK[seen]:
                 best_ids[kind] = level
-        weight = weigh(fields, identity, kept, model)
         if weight > best_weight:
             best_weight, best_fields = weight, fields
     ids_levels = list(best_ids.items())
