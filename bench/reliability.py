@@ -62,6 +62,7 @@ from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
+from streams.identity.evaluation import grouping_difference
 from streams.resolution import RAW_TOPICS
 
 LINKED = list(FACT_TABLES)
@@ -293,8 +294,7 @@ def main() -> None:
         n: {e for t in s["facts"].values() for e in t} for n, s in (("c", clean), ("f", faulted))
     }
     lost, extra = ids["c"] - ids["f"], ids["f"] - ids["c"]
-    groups = {n: {frozenset(g) for g in s["persons"]} for n, s in (("c", clean), ("f", faulted))}
-    regrouped = {e for g in groups["c"] ^ groups["f"] for e in g}
+    regrouped = grouping_difference(faulted["persons"], clean["persons"]).regrouped
     poison_dead = sum(runs["faulted"]["dead"].values()) - sum(runs["clean"]["dead"].values())
     escaped = {n: len(ids[n] & opted_out) for n in ("c", "f")}
 

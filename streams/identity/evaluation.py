@@ -27,10 +27,12 @@ from streams.linking import LINKED_TOPICS
 __all__ = [
     "CAUSES",
     "FALSE_CAUSES",
+    "GroupingDifference",
     "LinkageBreakdown",
     "LinkageMetrics",
     "breakdown",
     "final_assignments",
+    "grouping_difference",
     "pairwise_metrics",
     "published_assignments",
     "reachable_clusters",
@@ -138,6 +140,41 @@ def published_assignments(
         else:
             linked.append((str(value["event_id"]), value["person_id"]))
     return final_assignments(linked, merges, records)
+
+
+class GroupingDifference(NamedTuple):
+    """How two groupings of the same items differ (:func:`grouping_difference`)."""
+
+    regrouped: frozenset[Any]  # every item of a group found in one grouping only
+    moved: int  # items to move to turn one grouping into the other (the larger way round)
+    only_a: int  # groups of ``a`` not in ``b``
+    only_b: int  # groups of ``b`` not in ``a``
+
+
+def grouping_difference(
+    a: Iterable[Iterable[Any]], b: Iterable[Iterable[Any]]
+) -> GroupingDifference:
+    """How grouping ``a`` differs from ``b`` (groups of items: a run's events by person).
+    ``regrouped`` counts every item of every group that differs (one event moved between two
+    persons of 20 counts 41); ``moved`` counts, for each group of one side that differs, its
+    items outside the other side's group most of them are in, both ways round, and keeps
+    the larger: a group split in two moves the smaller part, whichever side is split."""
+    groups_a = {frozenset(g) for g in a} - {frozenset()}
+    groups_b = {frozenset(g) for g in b} - {frozenset()}
+
+    def moved(one: set[frozenset[Any]], other: set[frozenset[Any]]) -> int:
+        at = {item: number for number, group in enumerate(other) for item in group}
+        return sum(
+            len(group) - max(Counter(at.get(item) for item in group).values())
+            for group in one - other
+        )
+
+    return GroupingDifference(
+        regrouped=frozenset(item for group in groups_a ^ groups_b for item in group),
+        moved=max(moved(groups_a, groups_b), moved(groups_b, groups_a)),
+        only_a=len(groups_a - groups_b),
+        only_b=len(groups_b - groups_a),
+    )
 
 
 def _pairs(n: int) -> int:

@@ -45,6 +45,7 @@ from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
+from streams.identity.evaluation import grouping_difference
 from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
@@ -151,14 +152,9 @@ def _compare(
         name: {frozenset(g - apart) for g in run["persons"]} - {frozenset()}
         for name, run in seen.items()
     }
-    regrouped = {e for g in groups["crashed"] ^ groups["clean"] for e in g}
-    # every event of a person that differs counts above; the events that moved: those of
-    # a crashed run's person outside the clean run's person most of them are in
-    clean_of = {e: at for at, g in enumerate(groups["clean"]) for e in g}
-    moved = sum(
-        len(g) - max(Counter(clean_of.get(e) for e in g).values())
-        for g in groups["crashed"] - groups["clean"]
-    )
+    # every event of a person that differs, and the events that moved (a split counted too)
+    differ = grouping_difference(groups["crashed"], groups["clean"])
+    regrouped = set(differ.regrouped)
     facts = _compare_facts(a, b, apart, regrouped)
     total = sum(len(rows) for rows in b["facts"].values())
     print(
@@ -171,9 +167,8 @@ def _compare(
         f"  facts after FINAL: {facts}\n"
         f"  persons: {a['person_count']} (clean run {b['person_count']}); events grouped "
         f"into other persons than in the clean run (revoked persons' events aside): "
-        f"{len(regrouped)} of {total} (events moved: {moved}, persons that differ: "
-        f"{len(groups['crashed'] - groups['clean'])} against "
-        f"{len(groups['clean'] - groups['crashed'])})\n"
+        f"{len(regrouped)} of {total} (events moved: {differ.moved}, persons that differ: "
+        f"{differ.only_a} against {differ.only_b})\n"
         f"  outcome tables that differ: {[n for n in OUTCOME_TABLES if a[n] != b[n]]}\n"
         f"  opt-out audit: {sorted(a['audit_persons'].items())} "
         f"(clean run {sorted(b['audit_persons'].items())})"

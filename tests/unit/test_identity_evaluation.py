@@ -156,3 +156,22 @@ def test_the_name_bound_leaves_out_a_full_name_that_others_carry() -> None:
     result = breakdown(truth, alone, {**FIELDS, **other})
     assert result.reachable_pairs_names == result.reachable_pairs == 6
     assert result.missed[("edd-k12", "name_common")] == 1
+
+
+def test_grouping_difference_counts_moves_and_splits_either_way_round() -> None:
+    from streams.identity.evaluation import grouping_difference
+
+    clean = [{1, 2, 3, 4, 5}, {6, 7}, {8}]
+    same = grouping_difference([{8}, {7, 6}, {5, 4, 3, 2, 1}], clean)
+    assert (same.regrouped, same.moved, same.only_a, same.only_b) == (frozenset(), 0, 0, 0)
+    # one event moved from a person of 5 to a person of 2: every event of both counts
+    # as regrouped, one moved
+    moved = grouping_difference([{1, 2, 3, 4}, {5, 6, 7}, {8}], clean)
+    assert moved.regrouped == frozenset(range(1, 8))
+    assert (moved.moved, moved.only_a, moved.only_b) == (1, 2, 2)
+    # a person split in two (a fragment of its own): the fragment moved, whichever side
+    # holds the split
+    split = [{1, 2, 3}, {4, 5}, {6, 7}, {8}]
+    assert grouping_difference(split, clean).moved == 2
+    assert grouping_difference(clean, split).moved == 2
+    assert grouping_difference(split, clean)[2:] == (2, 1)
