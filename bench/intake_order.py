@@ -110,14 +110,21 @@ def groupings(folders: dict[str, Path]) -> dict[str, dict[str, Grouping]]:
 def _groupings_in(checkout: Path, folders: dict[str, Path]) -> dict[str, dict[str, Grouping]]:
     """:func:`groupings` by ``checkout``'s resolver, in a child process."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps({k: str(v) for k, v in folders.items()})],
-        cwd=checkout,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    # this file run in the checkout (which may not have it), its packages first on the path
+    run = (
+        f"import runpy, sys; sys.argv[0] = {__file__!r}; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
+    child = [
+        sys.executable,
+        "-c",
+        run,
+        "--child",
+        json.dumps({k: str(v) for k, v in folders.items()}),
+    ]
+    done = subprocess.run(child, cwd=checkout, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the resolver of {checkout} failed:\n{done.stderr[-3000:]}")
     result: dict[str, dict[str, Grouping]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
