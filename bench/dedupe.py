@@ -11,10 +11,14 @@ inserts of ``--batch``, as the sink writes). Then a batch of ``--batch`` new eve
 sinks.dedupe.FactDedupe.apply: without a window (every stored row searched, as before
 2026-12-07) and with ``--window-s`` (C2C_SINK_DEDUPE_WINDOW_S). The baseline is the same
 batch's insert (the sink's sinks.writer.TableWriter) into an empty copy of the table.
-Then the worst case of the window: the table merged into one part (OPTIMIZE FINAL), so
-that its one part holds recent rows and is read whole.
+Each size is measured three times: with the parts as written; after ClickHouse's own
+background merges (left to run until none has run for 3 s), which may join the recent
+parts to older ones; and the worst case of the window, the table merged into one part
+(OPTIMIZE FINAL), which holds recent rows and so is read whole.
 
-Rows read a look-up: EXPLAIN ESTIMATE of its query (rows of the granules left after the
+Merges are stopped on the table while it is measured, so that its parts stay as written
+(or as OPTIMIZE left them) and no background merge's CPU counts in a run's. Rows read a
+look-up: EXPLAIN ESTIMATE of its query (rows of the granules left after the
 primary key and the skip indexes; embedded chdb has no query_log). CPU: time.process_time
 (every thread of this process, chdb's included), medians of interleaved runs.
 """
@@ -51,6 +55,7 @@ _TABLE = "fact_enrollment"
 _SCRATCH = "bench_enrollment"  # the baseline's empty copy of the table
 _HISTORY_CHUNK = 500_000
 _DAY_MS = 86_400_000
+_STATES = ("as written", "after ClickHouse's merges", "merged into one part")
 
 
 def _fill(client: Any, rows: int, *, published_from: int, span_ms: int, chunk: int) -> None:
@@ -94,6 +99,16 @@ def _rows_read(client: Any, batch: Batch, window_s: float | None) -> int:
     return read
 
 
+def _settle(client: Any) -> None:
+    """Wait until no merge has run for a second: a background merge's CPU would count in
+    the look-up's, and merges are chosen a while after the inserts."""
+    quiet = 0
+    while quiet < 3:
+        busy = client.query("SELECT count() FROM system.merges").result_rows[0][0]
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.5 if busy else 1.0)
+
+
 def _timed(run: Callable[[], Any]) -> float:
     started = time.process_time()
     run()
@@ -131,7 +146,9 @@ def main() -> None:
         writer = TableWriter(client)
         names = (*columns(_TABLE), PUBLISHED_AT)
         for size in sizes:
+            client.command(f"SYSTEM START MERGES {_TABLE}")
             client.command(f"TRUNCATE TABLE {_TABLE}")
+            client.command(f"SYSTEM STOP MERGES {_TABLE}")  # the inserts' parts as written
             now_ms = int(time.time() * 1000)
             history = max(0, size - args.recent)
             _fill(
@@ -153,9 +170,18 @@ def main() -> None:
                     f"SELECT {', '.join(columns(_TABLE))} FROM {_TABLE} LIMIT 1"
                 ).result_rows[0]
             )
-            for state in ("as written", "merged into one part"):
-                if state != "as written":
+            for state in _STATES:
+                client.command(f"SYSTEM START MERGES {_TABLE}")
+                if state == _STATES[2]:
                     client.command(f"OPTIMIZE TABLE {_TABLE} FINAL")
+                if state != _STATES[0]:
+                    _settle(client)
+                client.command(f"SYSTEM STOP MERGES {_TABLE}")
+                _settle(client)
+                [(parts,)] = client.query(
+                    f"SELECT count() FROM system.parts WHERE table = '{_TABLE}' AND active "
+                    "AND database = currentDatabase()"
+                ).result_rows
                 cpu: dict[str, list[float]] = {"insert": [], "none": [], "window": []}
                 read: dict[str, int] = {}
                 for _ in range(args.repeats):
@@ -178,7 +204,7 @@ def main() -> None:
                 table.append(
                     [
                         f"{size:,}",
-                        state,
+                        f"{state} ({parts} parts)",
                         f"{base:.1f}",
                         f"{read['none']:,}",
                         f"{none:.1f}",
