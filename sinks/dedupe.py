@@ -59,8 +59,9 @@ __all__ = [
     "plan",
 ]
 
-# Event ids a look-up query carries at most
-LOOKUP_IDS = 10_000
+# Event ids a look-up query carries at most (1.8 MB of text): a batch of C2C_SINK_BATCH_ROWS
+# (20,000 by default) goes in one query a table, as each query reads the window's parts again
+LOOKUP_IDS = 50_000
 # Ids joined by commas that ClickHouse may read as UUIDs (a wire message's 36 characters
 # need not be one: such an id is not stored, and is not looked up)
 _UUIDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
