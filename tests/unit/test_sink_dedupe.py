@@ -96,6 +96,7 @@ def test_the_look_up_searches_from_the_window_before_a_batchs_earliest_copy() ->
 def test_the_window_is_a_setting_and_must_be_zero_or_more_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("C2C_SINK_DEDUPE_WINDOW_S", raising=False)
     assert load_settings().sink_dedupe_window_s == 3_600
     assert load_settings(sink_dedupe_window_s=0).sink_dedupe_window_s == 0
     for bad in ("-1", "999999999999", "an hour"):
