@@ -167,7 +167,9 @@ def main() -> None:
         started = time.perf_counter()
         paths = {
             "sink": sink_path_rows,
-            "sink_dedupe": lambda: sink_path_rows(FactDedupe(client)),
+            "sink_dedupe": lambda: sink_path_rows(
+                FactDedupe(client, window_s=settings.sink_dedupe_window_s)
+            ),
             "sink_dicts": lambda: sink_path(decoders),
             "sink_fastavro": lambda: sink_path(fastavro),
             "plain": plain,

@@ -39,6 +39,8 @@ DATA_DIR_NAME = ".c2c"
 # with the controller on the client port + 1 (the default), the nodes' ports interleave
 # (9092, 9093; 9094, 9095; 9096, 9097).
 _KAFKA_NODE_PORT_STEP = 2
+# The sink's look-up window at most (C2C_SINK_DEDUPE_WINDOW_S): longer than any history here
+_TEN_YEARS_S = 10 * 365 * 86_400
 
 
 def kafka_node_port(first: int, node: int) -> int:
@@ -398,6 +400,16 @@ class Settings(BaseSettings):
             "fact table holds one row an event before FINAL too (sinks/dedupe.py)."
         ),
     )
+    sink_dedupe_window_s: int = Field(
+        default=3_600,
+        description=(
+            "How long (seconds) before a batch's earliest copy the sink's look-up searches "
+            "for stored copies of its events (sinks/dedupe.py): the sink's own replays are "
+            "always found; a copy republished later than this after the first (a worker "
+            "down longer, a file produced again) is written as a second row, which FINAL "
+            "collapses. Its cost follows the rows published in the window."
+        ),
+    )
     sink_start: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a sink group with no committed offsets starts: earliest or latest.",
@@ -511,6 +523,18 @@ class Settings(BaseSettings):
                 f"cluster {value!r} needs a ClickHouse server: set C2C_CLICKHOUSE_URL to one "
                 "of its nodes (http(s)://host:port), or unset C2C_CLICKHOUSE_CLUSTER for "
                 "embedded chdb"
+            )
+        return value
+
+    @field_validator("sink_dedupe_window_s")
+    @classmethod
+    def _check_dedupe_window(cls, value: int) -> int:
+        if not 0 <= value <= _TEN_YEARS_S:
+            raise ValueError(
+                f"the sink's look-up window must be 0 to {_TEN_YEARS_S} seconds (got {value}): "
+                "0 finds the sink's own replays only, 3600 (the default) also the worker's "
+                "copies republished within an hour; a window longer than the tables' history "
+                "searches every stored row"
             )
         return value
 

@@ -23,6 +23,16 @@ table already holds, in one query, and the batch keeps only the copies to write
 
 It never brings back what an opt-out removed: a removed row is not stored, so a copy of it
 is written only if the opt-out filter admitted it (sinks/optouts.py), as without this step.
+
+The look-up searches only the stored copies published at most ``window`` before the
+batch's earliest copy of the table (:func:`lookup_since`; ``C2C_SINK_DEDUPE_WINDOW_S``), so
+that its cost follows what was published lately, not the table's size: the fact tables
+keep a minmax index of ``published_at`` (migration 0014), and parts whose copies were all
+published before that time are not read. The sink's own replay is always found (its
+copies were published when the stored ones were); the worker's copies are found when it
+republished them within the window of their first publication. A copy published later
+than that (a worker down for longer, a file produced again later) finds nothing, and is
+written as a second row, which FINAL collapses on one shard, as without this step.
 """
 
 from __future__ import annotations
@@ -44,12 +54,14 @@ __all__ = [
     "FactDedupe",
     "delete_statement",
     "joined_ids",
+    "lookup_since",
     "lookup_statement",
     "plan",
 ]
 
-# Event ids a look-up query carries at most
-LOOKUP_IDS = 10_000
+# Event ids a look-up query carries at most (1.8 MB of text): a batch of C2C_SINK_BATCH_ROWS
+# (20,000 by default) goes in one query a table, as each query reads the window's parts again
+LOOKUP_IDS = 50_000
 # Ids joined by commas that ClickHouse may read as UUIDs (a wire message's 36 characters
 # need not be one: such an id is not stored, and is not looked up)
 _UUIDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -89,11 +101,26 @@ def plan(copies: Sequence[Copy], stored: Mapping[str, int]) -> tuple[list[bool],
     return write, sorted(replaced)
 
 
-def lookup_statement(ids: Mapping[str, str]) -> str:
+def lookup_since(copies: Sequence[Copy], window_ms: int | None) -> int | None:
+    """From when (epoch ms) the look-up of ``copies`` (one table's) searches stored copies:
+    ``window_ms`` before the earliest of them. None, every stored copy, when ``window_ms``
+    is None or that time is not after 1970 (a copy without a publication time, 0)."""
+    if window_ms is None or not copies:
+        return None
+    if window_ms < 0:
+        raise ValueError(f"the look-up's window is {window_ms} ms: it must be 0 or more")
+    since = min(copy.published for copy in copies) - window_ms
+    return since if since > 0 else None
+
+
+def lookup_statement(ids: Mapping[str, str], since: Mapping[str, int] | None = None) -> str:
     """One query for what each table of ``ids`` holds of its event ids (UUIDs joined by
     commas, :func:`joined_ids`): (table, event id, when its latest copy was published) per
-    stored event. The tables are ordered by event id, and the set of ids reads only the
-    ranges that may hold them.
+    stored event, among the copies published from ``since[table]`` (epoch ms,
+    :func:`lookup_since`) if given. The tables are ordered by event id: the set of ids
+    reads the ranges that may hold them, which are all of them once the ids outnumber the
+    granules; the time reads only the parts that hold copies published since (the minmax
+    index of migration 0014).
 
     The ids are one text literal, which ClickHouse splits: a list of literals is parsed an
     id at a time (twice the CPU), and clickhouse-connect escapes a parameter's text a
@@ -102,11 +129,17 @@ def lookup_statement(ids: Mapping[str, str]) -> str:
     for table, each in ids.items():
         if not _JOINED_UUIDS.fullmatch(each):
             raise ValueError(f"the look-up of {table} was given ids that are not UUIDs")
+    bounds = {} if since is None else since
     return " UNION ALL ".join(
         f"SELECT '{table}', toString(event_id), "
         f"toUnixTimestamp64Milli(max(published_at)) FROM {table} "
         f"WHERE event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', '{each}')))) "
-        "GROUP BY event_id"
+        + (
+            f"AND published_at >= fromUnixTimestamp64Milli(toInt64({int(bounds[table])}), 'UTC') "
+            if bounds.get(table) is not None
+            else ""
+        )
+        + "GROUP BY event_id"
         for table, each in ids.items()
     )
 
@@ -137,12 +170,23 @@ class FactDedupe:
     """Takes out of a batch the fact rows and wire messages that ClickHouse holds already
     (the module docstring), through ``client`` (the caller holds the sink's lock).
     ``cluster``: the schema's cluster, whose deletes run on every shard's local tables;
-    None on a single server. ``counts``: ``dedupe.skipped`` (copies not written),
-    ``dedupe.replaced`` (events whose stored copies were deleted for a later copy)."""
+    None on a single server. ``window_s``: how long before a batch's earliest copy the
+    stored copies are searched (:func:`lookup_since`); None: every stored copy. ``counts``:
+    ``dedupe.skipped`` (copies not written), ``dedupe.replaced`` (events whose stored
+    copies were deleted for a later copy)."""
 
-    def __init__(self, client: Any, *, cluster: ClusterSchema | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        cluster: ClusterSchema | None = None,
+        window_s: float | None = None,
+    ) -> None:
+        if window_s is not None and not 0 <= window_s < float("inf"):
+            raise ValueError(f"the look-up's window is {window_s} s: it must be 0 or more")
         self._client = client
         self._cluster = cluster
+        self._window_ms = None if window_s is None else round(window_s * 1000)
         self.counts: Counter[str] = Counter()
 
     def apply(self, batch: Batch) -> None:
@@ -180,11 +224,12 @@ class FactDedupe:
         self, tables: list[str], copies: Mapping[str, list[Copy]]
     ) -> dict[str, dict[str, int]]:
         rows: list[Sequence[Any]] = []
+        since = {t: found for t in tables if (found := lookup_since(copies[t], self._window_ms))}
         for query in _queries({t: sorted({c.event_id for c in copies[t]}) for t in tables}):
             ids = {t: joined for t, each in query if (joined := joined_ids(each))}
             if not ids:
                 continue
-            sql = lookup_statement(ids)
+            sql = lookup_statement(ids, since)
             with _short_errors():
                 rows += self._client.query(
                     sql, settings={"max_query_size": max(len(sql) + 1024, 262_144)}

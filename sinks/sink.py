@@ -187,7 +187,11 @@ class Sink:
             cluster=cluster,
         )
         # each event's fact row written once, across replays (None: C2C_SINK_DEDUPE off)
-        self.dedupe = FactDedupe(client, cluster=cluster) if settings.sink_dedupe else None
+        self.dedupe = (
+            FactDedupe(client, cluster=cluster, window_s=settings.sink_dedupe_window_s)
+            if settings.sink_dedupe
+            else None
+        )
         self._tables = TableWriter(client)
         self.writer = RetryingWriter(
             self._insert,

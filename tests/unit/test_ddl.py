@@ -89,7 +89,9 @@ def test_wire_tables_and_their_views_are_the_migrations(kind: EventKind) -> None
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)
-def test_current_views_and_settings_are_migrations_0002_and_0007s(kind: EventKind) -> None:
+def test_current_views_settings_and_index_are_migrations_0002_0007_0014s(
+    kind: EventKind,
+) -> None:
     rendered = current_view_sql(kind)
     assert rendered in STATEMENTS["current_facts"]
     # made again by 0013, to show the fact table's new column
@@ -98,6 +100,7 @@ def test_current_views_and_settings_are_migrations_0002_and_0007s(kind: EventKin
     assert rendered.startswith(head)
     assert MIGRATED[kind.current_view] == replaced
     assert kind_sqls(kind)[1] in STATEMENTS["patch_part_deletes"]
+    assert kind_sqls(kind)[2] in STATEMENTS["published_at_index"]
 
 
 @pytest.mark.parametrize("kind", LINKED_KINDS, ids=lambda kind: kind.name)
@@ -159,7 +162,7 @@ def test_a_new_kind_is_rendered_from_its_schema_alone(tmp_path: Path) -> None:
     library = grant_library(tmp_path)
     grant = EventKind("grant", "GrantEvent", "Grants", linked_record="LinkedGrant")
 
-    table, settings, view, wire, wire_facts, persons = kind_sqls(grant, library)
+    table, settings, index, view, wire, wire_facts, persons = kind_sqls(grant, library)
     assert table.splitlines()[14:21] == [
         "    grant_id Int64 COMMENT 'Grant''s number.',",
         "    hours Nullable(Float64),",
@@ -171,6 +174,7 @@ def test_a_new_kind_is_rendered_from_its_schema_alone(tmp_path: Path) -> None:
     ]
     assert table.endswith("COMMENT 'Grants, one row per linked event'")
     assert settings.startswith("ALTER TABLE fact_grant MODIFY SETTING")
+    assert index.startswith("ALTER TABLE fact_grant ADD INDEX IF NOT EXISTS published_at_minmax")
     assert view.splitlines()[0] == "CREATE VIEW IF NOT EXISTS grant_current"
     assert (
         "    facts Tuple(grant_id Int64, hours Nullable(Float64), ends Nullable(Date32), "

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from c2c.errors import ConfigError
+from c2c.settings import load_settings
 from sinks.batch import Batch
 from sinks.cluster import ClusterSchema, cluster_form
 from sinks.dedupe import (
@@ -19,6 +21,7 @@ from sinks.dedupe import (
     _queries,
     delete_statement,
     joined_ids,
+    lookup_since,
     lookup_statement,
     plan,
 )
@@ -67,6 +70,45 @@ def test_statements_and_their_cluster_forms() -> None:
     schema = ClusterSchema("c2c", "db", frozenset({"fact_wage"}))
     [clustered] = cluster_form(delete, schema)
     assert clustered.startswith("DELETE FROM fact_wage_local ON CLUSTER")
+
+
+def test_the_look_up_searches_from_the_window_before_a_batchs_earliest_copy() -> None:
+    copies = [Copy("a", 50_000), Copy("b", 20_000), Copy("c", 90_000)]
+    assert lookup_since(copies, 5_000) == 15_000
+    # a window of 0 still finds the sink's own replay: its copies were published then
+    assert lookup_since(copies, 0) == 20_000
+    # no window, no copies, or a copy without a publication time: every stored copy
+    assert lookup_since(copies, None) is None
+    assert lookup_since([], 5_000) is None
+    assert lookup_since([*copies, Copy("d", 0)], 5_000) is None
+    assert lookup_since(copies, 20_000) is None  # not after 1970
+    with pytest.raises(ValueError, match="-1 ms"):
+        lookup_since(copies, -1)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = {"fact_wage": a, "fact_enrollment": b}
+    wage, enrollment = lookup_statement(ids, {"fact_wage": 15_000}).split(" UNION ALL ")
+    bound = "AND published_at >= fromUnixTimestamp64Milli(toInt64(15000), 'UTC') GROUP BY"
+    assert bound in wage
+    assert "published_at >=" not in enrollment
+    assert lookup_statement(ids, {}) == lookup_statement(ids)
+
+
+def test_the_window_is_a_setting_and_must_be_zero_or_more_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("C2C_SINK_DEDUPE_WINDOW_S", raising=False)
+    assert load_settings().sink_dedupe_window_s == 3_600
+    assert load_settings(sink_dedupe_window_s=0).sink_dedupe_window_s == 0
+    for bad in ("-1", "999999999999", "an hour"):
+        monkeypatch.setenv("C2C_SINK_DEDUPE_WINDOW_S", bad)
+        with pytest.raises(ConfigError, match="C2C_SINK_DEDUPE_WINDOW_S") as caught:
+            load_settings()
+        assert repr(bad) in str(caught.value)
+    monkeypatch.setenv("C2C_SINK_DEDUPE_WINDOW_S", "-1")
+    with pytest.raises(ConfigError, match="0 finds the sink's own replays only"):
+        load_settings()
+    with pytest.raises(ValueError, match="-2 s"):
+        FactDedupe(_Client([]), window_s=-2)
 
 
 def test_a_wire_messages_event_and_person_are_read_from_its_leading_bytes() -> None:
@@ -125,6 +167,13 @@ def test_a_batchs_rows_and_wire_messages_that_are_stored_are_taken_out() -> None
     [(delete, settings)] = client.commands
     assert delete == delete_statement("fact_wage", ids[2])
     assert dedupe.counts == {"dedupe.skipped": 2, "dedupe.replaced": 1}
+    # with a window: from that long before the table's earliest copy in the batch
+    windowed = _Client([])
+    batch = Batch()
+    builder.take(batch, wages)
+    FactDedupe(windowed, window_s=0.5).apply(batch)
+    [(sql, _)] = windowed.queries
+    assert "published_at >= fromUnixTimestamp64Milli(toInt64(500), 'UTC')" in sql
     # nothing to look up: no query
     empty = _Client([])
     FactDedupe(empty).apply(Batch())
