@@ -203,17 +203,27 @@ def _dir_mb(path: Path) -> float:
 
 
 def resolve_and_store(
-    records: int, seed: int, store: Path, kind: str, cache_mb: float, hash_cache: int
+    records: int,
+    seed: int,
+    store: Path,
+    kind: str,
+    cache_mb: float,
+    hash_cache: int,
+    entry_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Steps 1 and 2 (this process): resolve ``records`` generated records with the state
     in memory (``kind`` "memory"; then written to RocksDB as the worker's tables hold it;
     the hasher's cache as the worker's) or on disk (``kind`` "disk":
-    streams/identity/store.py, ``cache_mb`` of values a map, ``hash_cache`` hashed values;
-    committed every :data:`BATCH` records, as the worker commits each batch)."""
+    streams/identity/store.py, ``cache_mb`` of values a map, each entry counted as
+    ``entry_bytes`` more than its pickle (None: the store's default), ``hash_cache`` hashed
+    values; committed every :data:`BATCH` records, as the worker commits each batch)."""
     from streams.identity.resolver import IdentifierHasher, Resolver
-    from streams.identity.store import open_state
+    from streams.identity.store import ENTRY_BYTES, open_state
 
-    disk = open_state(store / "state", int(cache_mb * 1024**2)) if kind == "disk" else None
+    disk = None
+    if kind == "disk":
+        per_entry = ENTRY_BYTES if entry_bytes is None else entry_bytes
+        disk = open_state(store / "state", int(cache_mb * 1024**2), entry_bytes=per_entry)
     hasher = IdentifierHasher(_SECRET, cache_size=hash_cache) if disk else IdentifierHasher(_SECRET)
     resolver = Resolver(hasher, state=disk.state if disk else None)
     started, cpu = time.perf_counter(), time.process_time()
@@ -314,15 +324,32 @@ def _child(args: list[str]) -> dict[str, Any]:
     return result
 
 
-def measure(records: int, seed: int, kind: str, cache_mb: float, hash_cache: int) -> dict[str, Any]:
+def measure(
+    records: int,
+    seed: int,
+    kind: str,
+    cache_mb: float,
+    hash_cache: int,
+    entry_bytes: int | None = None,
+) -> dict[str, Any]:
     """One size and kind of state, its steps in child processes; the store is removed
     afterwards."""
     store = Path(tempfile.mkdtemp(prefix="c2c-scale-"))
     common = ["--store", str(store), "--kind", kind, "--cache-mb", str(cache_mb)]
     common += ["--hash-cache", str(hash_cache)]
+    counted = [] if entry_bytes is None else ["--entry-bytes", str(entry_bytes)]
     try:
         result = _child(
-            ["--child", "resolve", "--records", str(records), "--seed", str(seed), *common]
+            [
+                "--child",
+                "resolve",
+                "--records",
+                str(records),
+                "--seed",
+                str(seed),
+                *common,
+                *counted,
+            ]
         )
         result.update(_child(["--child", "restart", *common]))
     finally:
@@ -363,6 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hash-cache", type=int, default=16_384, help="disk: the hasher's cached values"
     )
+    parser.add_argument(
+        "--entry-bytes",
+        type=int,
+        help="disk: bytes a cached entry counts beyond its pickle (default: the store's "
+        "ENTRY_BYTES; 0 counts the pickle alone, as before 2026-12-07)",
+    )
     parser.add_argument("--shards", type=int, default=4, help="N for the projection")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--child", choices=("resolve", "restart"), help=argparse.SUPPRESS)
@@ -372,7 +405,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child == "resolve":
         result = resolve_and_store(
-            args.records, args.seed, args.store, args.kind, args.cache_mb, args.hash_cache
+            args.records,
+            args.seed,
+            args.store,
+            args.kind,
+            args.cache_mb,
+            args.hash_cache,
+            args.entry_bytes,
         )
         print(json.dumps(result))
         return
@@ -386,7 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     for size in sizes:
         for kind in kinds:  # interleaved, so that the machine's load falls on both
-            results[kind].append(measure(size, args.seed, kind, args.cache_mb, args.hash_cache))
+            results[kind].append(
+                measure(size, args.seed, kind, args.cache_mb, args.hash_cache, args.entry_bytes)
+            )
             print(f"measured {size:,} records, state in {kind}", file=sys.stderr)
     rows = []
     for at, size in enumerate(sizes):
@@ -409,7 +450,9 @@ def main(argv: list[str] | None = None) -> None:
             )
     print(
         f"one shard; baseline: state in {kinds[0]} at the same size (rate) and the smallest "
-        f"size (RSS); disk: cache {args.cache_mb:g} MB of values a map, commits every "
+        f"size (RSS); disk: cache {args.cache_mb:g} MB of values a map (an entry counted "
+        f"{'the default' if args.entry_bytes is None else args.entry_bytes} bytes over its "
+        f"pickle), commits every "
         f"{BATCH:,} records, hasher cache "
         f"{args.hash_cache:,} (memory: the worker's, 262,144)"
     )

@@ -30,13 +30,15 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, cast
 
-from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 
 __all__ = [
+    "BLOCK_CACHE_BYTES",
     "COMMIT_CHUNK_BYTES",
+    "ENTRY_BYTES",
     "MIN_CACHE_ENTRIES",
     "STATE_MAPS",
     "CachedTable",
@@ -49,9 +51,20 @@ __all__ = [
 # loads at most its probe keys' blocks (about 20) and 64 persons from each.
 MIN_CACHE_ENTRIES = 2_048
 
+# What each cached entry costs beyond its value's pickled size (measured 2026-12-07 with
+# bench.scale's records: about 500 bytes an entry for a source id or a block's ids, 270-350
+# for a merge, an absorbed list or an opt-out): its key, the cache's order, its size and
+# store key kept, the value's Python objects beyond their pickle. Counting it bounds a map's
+# entries as well as its bytes: counted as pickled size alone, a map of small values (source
+# ids, merges) held ten to twenty times its bytes in objects and kept filling for a million
+# records and more (RSS rising from 500,000 records to 1.5 million, bench/RESULTS.md).
+ENTRY_BYTES = 512
+
 _MISSING = object()
 _ABSENT = object()  # cached: the store holds no value for the key
-_ABSENT_SIZE = 64  # what a cached absence is counted as, in bytes
+# RocksDB's own memory: one block cache holds data blocks and every table's index and filter
+# blocks (otherwise each open table keeps its own, growing with the store), pinned for L0
+BLOCK_CACHE_BYTES = 16 * 1024**2
 # A commit is written in batches of about this many bytes (the last one with the metadata):
 # one batch of everything changed would hold it all in memory twice at once
 COMMIT_CHUNK_BYTES = 4 * 1024**2
@@ -189,8 +202,9 @@ def _track(value: Any, dirty: set[Any], key: Any) -> Any:
 
 class CachedTable(MutableMapping[Any, Any]):
     """One map of the state: values in ``db`` under ``prefix``, pickled; the most recently
-    used in :attr:`cache`, about ``capacity`` bytes of them (their pickled size; never fewer
-    than :data:`MIN_CACHE_ENTRIES` values), written back when they leave it or at
+    used in :attr:`cache`, about ``capacity`` bytes of them (each entry counted as its
+    value's pickled size and ``entry_bytes`` more: :data:`ENTRY_BYTES`; never fewer than
+    :data:`MIN_CACHE_ENTRIES` values), written back when they leave it or at
     :meth:`flush` if they changed. A key the store does not hold is cached as absent too
     (most look-ups of blocks and merges find nothing).
 
@@ -209,8 +223,12 @@ class CachedTable(MutableMapping[Any, Any]):
         encode: Callable[[Any], bytes] = lambda key: str(key).encode(),
         decode: Callable[[bytes], Any] = bytes.decode,
         sealer: Sealer | None = None,
+        entry_bytes: int = ENTRY_BYTES,
     ) -> None:
         self._db = db
+        # what each entry is counted as beyond its value's pickled size (a cached absence:
+        # this alone)
+        self.entry_bytes = entry_bytes
         self._sealer = sealer
         # keys set or changed in place since they were last written: the values to write
         self.dirty: set[Any] = set()
@@ -220,10 +238,11 @@ class CachedTable(MutableMapping[Any, Any]):
         self._decode = decode
         self.cache: OrderedDict[Any, Any] = OrderedDict()
         # key -> its value's pickled size as last known (cached keys only)
-        self._kept: dict[Any, int] = {}
+        self._kept: dict[Any, int] = {}  # (ENTRY_BYTES included)
         # key -> its store key (computed once while cached: block keys are keyed hashes)
         self._at: dict[Any, bytes] = {}
-        self.cached_bytes = 0  # the cached values' pickled sizes, as last known
+        # the cached entries' counted sizes (pickled size as last known + entry_bytes)
+        self.cached_bytes = 0
         self.evictions = 0  # values that left the cache
         self.writes = 0  # values written to the store (changed ones only)
 
@@ -235,7 +254,10 @@ class CachedTable(MutableMapping[Any, Any]):
                 self._at[key] = at
         return at
 
-    def _size(self, key: Any, size: int) -> None:
+    def _size(self, key: Any, pickled: int) -> None:
+        """Count ``key``'s cached entry as ``pickled`` bytes of value and
+        :attr:`entry_bytes` of the rest."""
+        size = pickled + self.entry_bytes
         self.cached_bytes += size - self._kept.get(key, 0)
         self._kept[key] = size
 
@@ -263,7 +285,7 @@ class CachedTable(MutableMapping[Any, Any]):
         self._at[key] = at
         if raw is None:
             self.cache[key] = _ABSENT
-            self._size(key, _ABSENT_SIZE)
+            self._size(key, 0)
             self._evict()
             return _MISSING
         plain = raw if self._sealer is None else self._sealer.open(at.hex(), raw)
@@ -278,7 +300,8 @@ class CachedTable(MutableMapping[Any, Any]):
         if cached is _ABSENT:
             if key not in self._kept:
                 # a new value's size is known when it is first pickled: until then, the mean
-                self._size(key, self.cached_bytes // max(len(self.cache), 1) or _ABSENT_SIZE)
+                mean = self.cached_bytes // max(len(self.cache), 1)
+                self._size(key, max(mean - self.entry_bytes, 0))
         elif type(value) is str and cached == value:
             self.cache.move_to_end(key)  # the same id again: nothing to write
             return
@@ -339,17 +362,20 @@ class CachedTable(MutableMapping[Any, Any]):
             raise KeyError(key)
         self.cache[key] = _ABSENT
         self.dirty.discard(key)
-        self._size(key, _ABSENT_SIZE)
+        self._size(key, 0)
         self._db.delete(self._key(key))
 
     def flush(self) -> Iterator[tuple[bytes, bytes]]:
         """(store key, bytes) of every cached value set or changed since it was last
-        written (they stay cached), for the caller to write."""
+        written, for the caller to write; they stay cached, but the least recently used
+        leave if their sizes, now known, are over the cache's bytes (a new value was
+        counted at the mean size until pickled)."""
         for key in self.dirty:
             value = self.cache.get(key, _MISSING)
             if value is not _MISSING and value is not _ABSENT:
                 yield self._key(key), self.changed(key, value)
         self.dirty.clear()
+        self._evict()  # (nothing dirty: nothing written)
 
     def __iter__(self) -> Iterator[Any]:
         """Every key, in the store's order (the cache written back first by the caller:
@@ -431,16 +457,21 @@ def open_state(
     *,
     sealer: Sealer | None = None,
     key_secret: bytes | None = None,
+    entry_bytes: int = ENTRY_BYTES,
 ) -> DiskState:
     """An :class:`IdentityState` kept in RocksDB at ``path`` (created if missing; a store
     written before is resumed as it was at its last :meth:`DiskState.commit` that reached
-    disk), with about ``cache_bytes`` of each map's values in memory, counted as their
-    pickled size (Python's objects take several times that; at least
-    :data:`MIN_CACHE_ENTRIES` values whatever their size). With ``sealer``, values are
+    disk), with about ``cache_bytes`` of each map's values in memory, each counted as its
+    pickled size and ``entry_bytes`` more (:data:`ENTRY_BYTES`; Python's objects take
+    several times a pickle; at least :data:`MIN_CACHE_ENTRIES` values whatever their
+    size), and RocksDB's blocks, indexes and filters in :data:`BLOCK_CACHE_BYTES`. With
+    ``sealer``, values are
     sealed at rest; with ``key_secret``, block keys are keyed hashes (iterating ``blocks``
     then gives hashes)."""
     if cache_bytes < 0:
         raise ValueError(f"cache_bytes {cache_bytes} is negative: give 0 bytes or more")
+    if entry_bytes < 0:
+        raise ValueError(f"entry_bytes {entry_bytes} is negative: give 0 bytes or more")
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     # one memtable budget for every map: RocksDB's default (64 MB, several) would be most of
@@ -450,6 +481,12 @@ def open_state(
     table = BlockBasedOptions()
     # most probes name a block that does not exist: a Bloom filter answers without a read
     table.set_bloom_filter(10, False)
+    # indexes and filters in the one bounded block cache, not held per table outside it (they
+    # grow with the store)
+    blocks = Cache(BLOCK_CACHE_BYTES)
+    table.set_block_cache(blocks)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
     db = Rdict(str(path), options=options)
     # the changelog, not RocksDB's own log, is what a lost machine rebuilds from (the design)
@@ -457,9 +494,18 @@ def open_state(
     # (a property at run time; rocksdict's stubs declare a method)
     writes.disable_wal = True  # type: ignore[method-assign,assignment]
     db.set_write_options(writes)
-    tables = {name: CachedTable(db, name, cache_bytes, sealer=sealer) for name in STATE_MAPS}
+    tables = {
+        name: CachedTable(db, name, cache_bytes, sealer=sealer, entry_bytes=entry_bytes)
+        for name in STATE_MAPS
+    }
     tables["sources"] = CachedTable(
-        db, "sources", cache_bytes, encode=_source_key, decode=_source_from, sealer=sealer
+        db,
+        "sources",
+        cache_bytes,
+        encode=_source_key,
+        decode=_source_from,
+        sealer=sealer,
+        entry_bytes=entry_bytes,
     )
     if key_secret is not None:
         tables["blocks"] = CachedTable(
@@ -469,6 +515,7 @@ def open_state(
             encode=_hashed_key(key_secret),
             decode=bytes.decode,
             sealer=sealer,
+            entry_bytes=entry_bytes,
         )
     state = IdentityState(**cast(dict[str, Any], tables))
     raw = db.get(_NEXT_NUMBER)

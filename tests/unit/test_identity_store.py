@@ -142,3 +142,36 @@ def test_every_change_in_place_reaches_the_store(tmp_path: Path) -> None:
     assert memory.optouts
     assert memory.optout_requests
     store.close()
+
+
+def test_each_cached_entry_counts_its_overhead_so_small_values_fill_the_cache_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a map of small values (source ids, merges) counted by their pickle alone held many
+    # times its bytes in Python objects and kept filling as records grew (bench/RESULTS.md,
+    # 2026-12-07): each entry now counts ENTRY_BYTES more, so the entries are bounded too
+    floor = 16
+    monkeypatch.setattr(store_module, "MIN_CACHE_ENTRIES", floor)
+    capacity = 100_000
+    records = list(generate(10_000, seed=5))
+    held = {}
+    for entry_bytes in (0, store_module.ENTRY_BYTES):
+        store = open_state(
+            tmp_path / str(entry_bytes), cache_bytes=capacity, entry_bytes=entry_bytes
+        )
+        resolver = Resolver(IdentifierHasher(SECRET), state=store.state)
+        for provider, person in records:
+            resolver.resolve(provider, person)
+        store.commit()
+        for name, table in store.tables.items():
+            assert table.cached_bytes <= capacity or len(table.cache) == floor, name
+            assert table.cached_bytes >= len(table.cache) * entry_bytes, name
+        held[entry_bytes] = len(store.tables["sources"].cache)
+        store.close()
+    assert held[store_module.ENTRY_BYTES] <= capacity // store_module.ENTRY_BYTES
+    assert held[0] > 4 * held[store_module.ENTRY_BYTES]
+
+
+def test_a_negative_entry_size_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="entry_bytes -1 is negative"):
+        open_state(tmp_path / "state", entry_bytes=-1)
