@@ -198,6 +198,16 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_now_mb() -> float:
+    """This process's resident memory now (Linux: /proc; 0 elsewhere)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")), 0)
+    return int(kb) / 1024
+
+
 def _dir_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1024**2
 
@@ -228,11 +238,26 @@ def resolve_and_store(
     resolver = Resolver(hasher, state=disk.state if disk else None)
     started, cpu = time.perf_counter(), time.process_time()
     reviewed = 0
+    every = max(records // 10, BATCH)
     for at, (provider, person) in enumerate(generate(records, seed), 1):
         if resolver.resolve(provider, person).person_id is None:
             reviewed += 1
         if disk is not None and at % BATCH == 0:
             disk.commit()
+        if at % every == 0:  # RSS as records grow (stderr: the parent reads stdout)
+            cpu_s = time.process_time() - cpu
+            print(
+                json.dumps(
+                    {
+                        "records": at,
+                        "rss_mb": _rss_now_mb(),
+                        "peak_mb": _rss_mb(),
+                        "cpu_s": round(cpu_s, 1),
+                    }
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
     if disk is not None:
         disk.flush()
     seconds = time.perf_counter() - started

@@ -62,8 +62,9 @@ ENTRY_BYTES = 512
 
 _MISSING = object()
 _ABSENT = object()  # cached: the store holds no value for the key
-# RocksDB's own memory: one block cache holds data blocks and every table's index and filter
-# blocks (otherwise each open table keeps its own, growing with the store), pinned for L0
+# RocksDB's block cache (its default: 32 MB). Indexes and filters stay outside it, in each
+# open table (about 3 MB a million records, bench/RESULTS.md 2026-12-07): put in a cache
+# this size they were evicted and read again, and the resolver took 2.5 times the CPU
 BLOCK_CACHE_BYTES = 16 * 1024**2
 # A commit is written in batches of about this many bytes (the last one with the metadata):
 # one batch of everything changed would hold it all in memory twice at once
@@ -464,7 +465,7 @@ def open_state(
     disk), with about ``cache_bytes`` of each map's values in memory, each counted as its
     pickled size and ``entry_bytes`` more (:data:`ENTRY_BYTES`; Python's objects take
     several times a pickle; at least :data:`MIN_CACHE_ENTRIES` values whatever their
-    size), and RocksDB's blocks, indexes and filters in :data:`BLOCK_CACHE_BYTES`. With
+    size), and RocksDB's blocks in :data:`BLOCK_CACHE_BYTES`. With
     ``sealer``, values are
     sealed at rest; with ``key_secret``, block keys are keyed hashes (iterating ``blocks``
     then gives hashes)."""
@@ -481,12 +482,7 @@ def open_state(
     table = BlockBasedOptions()
     # most probes name a block that does not exist: a Bloom filter answers without a read
     table.set_bloom_filter(10, False)
-    # indexes and filters in the one bounded block cache, not held per table outside it (they
-    # grow with the store)
-    blocks = Cache(BLOCK_CACHE_BYTES)
-    table.set_block_cache(blocks)
-    table.set_cache_index_and_filter_blocks(True)
-    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
     options.set_block_based_table_factory(table)
     db = Rdict(str(path), options=options)
     # the changelog, not RocksDB's own log, is what a lost machine rebuilds from (the design)
