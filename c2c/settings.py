@@ -342,8 +342,9 @@ class Settings(BaseSettings):
         default=32,
         ge=0,
         description=(
-            "MB of each state map's values (their pickled size; Python's objects take several "
-            "times that) held in memory with C2C_STREAMS_STATE=disk."
+            "MB of each state map's values held in memory with C2C_STREAMS_STATE=disk, each "
+            "counted as its pickled size plus 512 bytes (a small value's Python objects "
+            "take about that): at most about 2,000 entries a MB."
         ),
     )
     streams_start: Literal["earliest", "latest"] = Field(
