@@ -145,9 +145,9 @@ def _compare(
     # intake's order (the forwarder's backlog), and the request and its revocation can reach
     # the worker before events of the person from an earlier time on a lagging partition;
     # a revocation admits the person's events "from then on" (streams/README.md), so the
-    # worker publishes them, where the clean run published them before the request and
-    # removed them. Not grouped otherwise: counted apart (issue #19: 10 and 20 such events
-    # of 11,000 were counted as a person only the crashed run had). The others (published
+    # worker publishes them, where the clean run removed them. Not grouped otherwise:
+    # counted apart (issue #19: 3 to 20 such events of ~11,400, in 4 of 4 runs, were
+    # counted as persons only the crashed run had). The others (published
     # up to the revocation: a removal that failed) are the revoked persons' extra rows.
     crashed_revoked = {
         e
@@ -286,11 +286,11 @@ def _explain_grouping(
 ) -> str:
     """Write what explains the persons that differ between the runs (each event of them:
     its person id as published and person key in each run, whether it is in ``apart``, its
-    person by synth's truth and place in the intake beside that person's opt-out requests
-    and revocations; and the opt-out decisions of both runs) to a JSON file beside the run,
+    person by synth's truth and place in event-time order beside that person's opt-out
+    requests and revocations; and the opt-out decisions of both runs) to a JSON file beside the run,
     and return a line that names it."""
     truth = read_assignments(synth / "truth" / "records.csv")
-    intake: dict[str, tuple[int, str]] = {}  # event id -> (place in the intake, true person)
+    intake: dict[str, tuple[int, str]] = {}  # event id -> (event-time place, true person)
     requests: dict[str, list[tuple[int, str]]] = defaultdict(list)  # true person -> actions
     for place, (source, event) in enumerate(mapped_events(synth)):
         person = truth.get((source, str(event["source_record_id"])), "")
@@ -339,7 +339,7 @@ def _explain_grouping(
                         "apart": e in apart,
                         "readmitted": e in readmitted,
                         "truth_person": intake.get(e, (-1, ""))[1],
-                        "intake_place": intake.get(e, (-1, ""))[0],
+                        "event_time_place": intake.get(e, (-1, ""))[0],
                         "truth": "opted_out"
                         if e in out
                         else "revoked"
