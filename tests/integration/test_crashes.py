@@ -53,6 +53,7 @@ from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
+_NEVER = 2**63  # a time after every publication
 _RATE = 800  # events a second: a replay of ~20 s, long enough for kills while it runs
 
 
@@ -149,17 +150,25 @@ def _compare(
     # counted apart (issue #19: 3 to 20 such events of ~11,400, in 4 of 4 runs, were
     # counted as persons only the crashed run had). The others (published
     # up to the revocation: a removal that failed) are the revoked persons' extra rows.
-    crashed_revoked = {
-        e
+    # Covered by the revocation through the event's person id, or through its person's
+    # request by synth's truth: a fragment the backlog made after the revocation (a person
+    # of its own, or merged after it) is in no decision (2 and 1 events in 2 of 12 runs).
+    only_crashed = {
+        e: person
         for rows in a["facts"].values()
         for e, (person, _row) in rows.items()
-        if person in revocations["crashed"] and not any(e in r for r in b["facts"].values())
+        if not any(e in r for r in b["facts"].values())
     }
+    crashed_revoked = {e for e, p in only_crashed.items() if p in revocations["crashed"]}
+    requests = _true_requests(synth)
     readmitted = {
         e
-        for rows in a["facts"].values()
-        for e, (person, _row) in rows.items()
-        if e in crashed_revoked and a["published_ms"][e] > revocations["crashed"][person]
+        for e, person in only_crashed.items()
+        if a["published_ms"][e]
+        > min(
+            [revocations["crashed"].get(person, _NEVER)]
+            + [revocations["crashed requests"].get(r, _NEVER) for r in requests.get(e, ())]
+        )
     }
     apart |= crashed_revoked - readmitted
     # the events grouped into persons (apart from the revoked persons' events)
@@ -242,13 +251,14 @@ def _revocations(
     stack: Settings, registry: SchemaRegistry, crashed: PipelineRun, clean: PipelineRun
 ) -> dict[str, dict[str, int]]:
     """Per run, the person ids a revocation covered -> when the latest was decided (epoch
-    milliseconds). The crashed run's are the decisions read from its start that the clean
-    run (which published after it) did not publish."""
+    milliseconds), and (``"<run> requests"``) each revoked request id -> the same. The
+    crashed run's are the decisions read from its start that the clean run (which
+    published after it) did not publish."""
 
     def read(start: dict[tuple[str, int], int]) -> Counter[tuple[str, int, tuple[str, ...]]]:
         return Counter(
             (
-                str(record["decision_id"]),
+                str(record["request_id"]),
                 int(record["decided_at"].timestamp() * 1000),
                 tuple(str(p) for p in record["person_ids"]),
             )
@@ -266,11 +276,26 @@ def _revocations(
     runs = {"crashed": read(crashed.start) - clean_ones, "clean": clean_ones}
     out: dict[str, dict[str, int]] = {}
     for name, decisions in runs.items():
-        out[name] = {}
-        for _decision, at, persons in decisions:
+        out[name], out[f"{name} requests"] = {}, {}
+        for request, at, persons in decisions:
+            out[f"{name} requests"][request] = max(out[f"{name} requests"].get(request, 0), at)
             for person in persons:
                 out[name][person] = max(out[name].get(person, 0), at)
     return out
+
+
+def _true_requests(synth: Path) -> dict[str, set[str]]:
+    """Event id -> the opt-out request ids of its person, by synth's truth."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    person_of: dict[str, str] = {}
+    of_person: dict[str, set[str]] = defaultdict(set)
+    for source, event in mapped_events(synth):
+        person = truth.get((source, str(event["source_record_id"])), "")
+        if "request_id" in event:
+            of_person[person].add(str(event["request_id"]))
+        else:
+            person_of[str(event["event_id"])] = person
+    return {e: of_person[p] for e, p in person_of.items() if p in of_person}
 
 
 def _explain_grouping(
