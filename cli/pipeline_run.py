@@ -199,28 +199,35 @@ def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
     order) and of when rows were published and written: ``facts``, per fact table, event
     id -> (person id as published, the row without person ids) after FINAL;
     ``duplicates``, per table, rows beyond one an event before FINAL; ``persons``, the
-    persons as sets of event ids, and ``person_count``; each outcome table's rows;
+    persons as sets of event ids, and ``person_count``; ``person_keys``, event id -> the
+    person key it is grouped under, and ``published_ms``, -> when the worker published it
+    (epoch milliseconds: a re-admitted event is told from one not removed by it); each
+    outcome table's rows;
     ``audit``, the opt-out audit's decisions counted (MERGED and SHARED_ID ones aside:
     whether a merge came after an opt-out depends on the intake's order, and a restarted
     worker announces a person covered by a shared identifier once more), and
     ``audit_persons``, how many person ids each decision covered."""
     found: dict[str, Any] = {"facts": {}, "duplicates": {}}
     persons: dict[str, set[str]] = defaultdict(set)
+    found["person_keys"] = {}
+    found["published_ms"] = {}
     for table in FACT_TABLES.values():
         found["duplicates"][table] = client.query(
             f"SELECT count() - uniqExact(event_id) FROM {database}.{table}"
         ).result_rows[0][0]
         view = f"{table.removeprefix('fact_')}_current"
         rows = client.query(
-            "SELECT person_key, person_id, "
+            "SELECT person_key, person_id, toUnixTimestamp64Milli(published_at), "
             "* EXCEPT (person_id, person_key, ingested_at, published_at) "
             f"FROM {database}.{view}"
         ).result_rows
         found["facts"][table] = {
-            str(row[2]): (str(row[1]), tuple(str(v) for v in row[2:])) for row in rows
+            str(row[3]): (str(row[1]), tuple(str(v) for v in row[3:])) for row in rows
         }
         for row in rows:
-            persons[row[0]].add(str(row[2]))
+            persons[row[0]].add(str(row[3]))
+            found["person_keys"][str(row[3])] = str(row[0])
+            found["published_ms"][str(row[3])] = int(row[2])
     found["persons"] = {frozenset(ids) for ids in persons.values()}
     found["person_count"] = len(persons)
     for name in OUTCOME_TABLES:
@@ -242,7 +249,8 @@ def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
     opt-out stands at the end (no ClickHouse table may hold any of them, whatever the
     grouping), and of the people whose opt-out was revoked (their events before the
     request are removed and those after the revocation admitted: which of them a run
-    keeps depends on its grouping)."""
+    keeps depends on its grouping, and on its intake's order, which a backlog changes: an
+    event that reaches the worker after the revocation is admitted, whatever its time)."""
     truth = read_assignments(synth / "truth" / "records.csv")
     last: dict[str, str] = {}
     events: list[tuple[str, str]] = []

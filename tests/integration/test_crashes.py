@@ -5,7 +5,9 @@ is drained, ClickHouse holds what a clean run of the same synth folder holds.
 Asserted (what the project guarantees): one row an event in every fact table before FINAL
 in both runs (sinks/dedupe.py: the sink looks each batch's event ids up before writing it);
 after FINAL, the same fact rows (event ids and their
-columns), apart from a revoked person's re-admitted events (see _compare_facts); no event
+columns), apart from a revoked person's re-admitted events (see _compare_facts), and
+those only the crashed run holds must have been published after its revocation (see
+_compare: a backlog's intake order brings earlier events after it); no event
 of a person whose opt-out stands (synth's truth) in either run; the same opt-out requests
 and revocations decided; and, where the crash left the events grouped into
 the same persons, the same number of persons and the same outcome tables. Bounded (see
@@ -19,6 +21,7 @@ person id."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -45,11 +48,12 @@ from producers.files import mapped_events, replay
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from services.kafka import KafkaService
 from sinks.rows import FACT_TABLES
-from streams.identity.evaluation import grouping_difference
+from streams.identity.evaluation import grouping_difference, read_assignments
 from tests.conftest import read_decoded
 
 pytestmark = pytest.mark.integration
 
+_NEVER = 2**63  # a time after every publication
 _RATE = 800  # events a second: a replay of ~20 s, long enough for kills while it runs
 
 
@@ -122,19 +126,9 @@ def _compare(
     """Print what the crashed run left beside the clean run, and assert what the project
     guarantees (the module docstring)."""
 
-    # persons whose opt-out was revoked: see _compare_facts
-    revoked = {
-        str(person)
-        for record, _headers in read_decoded(
-            stack,
-            registry,
-            OPTOUT_DECISIONS_TOPIC,
-            lambda r: not r["opted_out"],
-            0,
-            start=clean.start,
-        )
-        for person in record["person_ids"]
-    }
+    # persons whose opt-out was revoked, per run: person id -> when (epoch milliseconds)
+    revocations = _revocations(stack, registry, crashed, clean)
+    revoked = set(revocations["clean"])
     client = connect(crashed.settings)
     try:
         seen = {
@@ -147,15 +141,48 @@ def _compare(
     apart = {  # the revoked persons' events: see _compare_facts
         e for rows in b["facts"].values() for e, (person, _row) in rows.items() if person in revoked
     }
+    # Events of a person whose opt-out the crashed run revoked, that only the crashed run
+    # holds. Re-admitted (published after the revocation, so kept): a crash changes the
+    # intake's order (the forwarder's backlog), and the request and its revocation can reach
+    # the worker before events of the person from an earlier time on a lagging partition;
+    # a revocation admits the person's events "from then on" (streams/README.md), so the
+    # worker publishes them, where the clean run removed them. Not grouped otherwise:
+    # counted apart (issue #19: 3 to 20 such events of ~11,400, in 4 of 4 runs, were
+    # counted as persons only the crashed run had). The others (published
+    # up to the revocation: a removal that failed) are the revoked persons' extra rows.
+    # Covered by the revocation through the event's person id, or through its person's
+    # request by synth's truth: a fragment the backlog made after the revocation (a person
+    # of its own, or merged after it) is in no decision (2 and 1 events in 2 of 12 runs).
+    only_crashed = {
+        e: person
+        for rows in a["facts"].values()
+        for e, (person, _row) in rows.items()
+        if not any(e in r for r in b["facts"].values())
+    }
+    crashed_revoked = {e for e, p in only_crashed.items() if p in revocations["crashed"]}
+    requests = _true_requests(synth)
+    readmitted = {
+        e
+        for e, person in only_crashed.items()
+        if a["published_ms"][e]
+        > min(
+            [revocations["crashed"].get(person, _NEVER)]
+            + [revocations["crashed requests"].get(r, _NEVER) for r in requests.get(e, ())]
+        )
+    }
+    apart |= crashed_revoked - readmitted
     # the events grouped into persons (apart from the revoked persons' events)
     groups = {
-        name: {frozenset(g - apart) for g in run["persons"]} - {frozenset()}
+        name: {frozenset(g - apart - readmitted) for g in run["persons"]} - {frozenset()}
         for name, run in seen.items()
     }
     # every event of a person that differs, and the events that moved (a split counted too)
     differ = grouping_difference(groups["crashed"], groups["clean"])
     regrouped = set(differ.regrouped)
-    facts = _compare_facts(a, b, apart, regrouped)
+    explained = _explain_grouping(
+        stack, registry, crashed, clean, seen, apart, readmitted, groups, synth
+    )
+    facts = _compare_facts(a, b, apart, regrouped, readmitted)
     total = sum(len(rows) for rows in b["facts"].values())
     print(
         f"\ncrash run ({', '.join(crashed.kills)}):\n"
@@ -168,7 +195,10 @@ def _compare(
         f"  persons: {a['person_count']} (clean run {b['person_count']}); events grouped "
         f"into other persons than in the clean run (revoked persons' events aside): "
         f"{len(regrouped)} of {total} (events moved: {differ.moved}, persons that differ: "
-        f"{differ.only_a} against {differ.only_b})\n"
+        f"{differ.only_a} against {differ.only_b}); events of a person whose opt-out "
+        f"was revoked, re-admitted by the crashed run only (published after its "
+        f"revocation): {len(readmitted)}\n"
+        f"  {explained}\n"
         f"  outcome tables that differ: {[n for n in OUTCOME_TABLES if a[n] != b[n]]}\n"
         f"  opt-out audit: {sorted(a['audit_persons'].items())} "
         f"(clean run {sorted(b['audit_persons'].items())})"
@@ -177,7 +207,7 @@ def _compare(
     # Privacy first: no event of a person whose opt-out stands (synth's truth) is in
     # ClickHouse after either run, whatever the grouping (an opt-out covers whoever holds
     # the person's SSN or SSID: streams/optouts.py)
-    opted_out, _revoked = opted_out_events(synth)
+    opted_out, revoked_truth = opted_out_events(synth)
     escaped = {
         name: sorted({e for rows in run["facts"].values() for e in rows} & opted_out)
         for name, run in seen.items()
@@ -206,7 +236,10 @@ def _compare(
     # What an opt-out removes follows the linkage: the events of a person the crashed run
     # linked otherwise may stay, or go, with the person (their differences: regrouped_*).
     assert len(regrouped) <= 0.01 * total, (len(regrouped), total)
-    if not regrouped and facts["revoked_lost"] == 0:
+    # a re-admitted event is one of a person whose opt-out was revoked (synth's truth):
+    # never one of a person whose opt-out stands, whatever the grouping
+    assert readmitted <= revoked_truth, sorted(readmitted - revoked_truth)
+    if not regrouped and facts["revoked_lost"] == 0 and not readmitted:
         # outcomes are computed from the facts and their persons: equal above
         assert a["person_count"] == b["person_count"]
         assert any(b[name] for name in OUTCOME_TABLES)  # the horizons are declared
@@ -214,8 +247,157 @@ def _compare(
             assert a[name] == b[name], name
 
 
+def _revocations(
+    stack: Settings, registry: SchemaRegistry, crashed: PipelineRun, clean: PipelineRun
+) -> dict[str, dict[str, int]]:
+    """Per run, the person ids a revocation covered -> when the latest was decided (epoch
+    milliseconds), and (``"<run> requests"``) each revoked request id -> the same. The
+    crashed run's are the decisions read from its start that the clean run (which
+    published after it) did not publish."""
+
+    def read(start: dict[tuple[str, int], int]) -> Counter[tuple[str, int, tuple[str, ...]]]:
+        return Counter(
+            (
+                str(record["request_id"]),
+                int(record["decided_at"].timestamp() * 1000),
+                tuple(str(p) for p in record["person_ids"]),
+            )
+            for record, _headers in read_decoded(
+                stack,
+                registry,
+                OPTOUT_DECISIONS_TOPIC,
+                lambda r: not r["opted_out"],
+                0,
+                start=start,
+            )
+        )
+
+    clean_ones = read(clean.start)
+    runs = {"crashed": read(crashed.start) - clean_ones, "clean": clean_ones}
+    out: dict[str, dict[str, int]] = {}
+    for name, decisions in runs.items():
+        out[name], out[f"{name} requests"] = {}, {}
+        for request, at, persons in decisions:
+            out[f"{name} requests"][request] = max(out[f"{name} requests"].get(request, 0), at)
+            for person in persons:
+                out[name][person] = max(out[name].get(person, 0), at)
+    return out
+
+
+def _true_requests(synth: Path) -> dict[str, set[str]]:
+    """Event id -> the opt-out request ids of its person, by synth's truth."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    person_of: dict[str, str] = {}
+    of_person: dict[str, set[str]] = defaultdict(set)
+    for source, event in mapped_events(synth):
+        person = truth.get((source, str(event["source_record_id"])), "")
+        if "request_id" in event:
+            of_person[person].add(str(event["request_id"]))
+        else:
+            person_of[str(event["event_id"])] = person
+    return {e: of_person[p] for e, p in person_of.items() if p in of_person}
+
+
+def _explain_grouping(
+    stack: Settings,
+    registry: SchemaRegistry,
+    crashed: PipelineRun,
+    clean: PipelineRun,
+    seen: dict[str, Any],
+    apart: set[str],
+    readmitted: set[str],
+    groups: dict[str, set[frozenset[str]]],
+    synth: Path,
+) -> str:
+    """Write what explains the persons that differ between the runs (each event of them:
+    its person id as published and person key in each run, whether it is in ``apart``, its
+    person by synth's truth and place in event-time order beside that person's opt-out
+    requests and revocations; and the opt-out decisions of both runs) to a JSON file beside the run,
+    and return a line that names it."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    intake: dict[str, tuple[int, str]] = {}  # event id -> (event-time place, true person)
+    requests: dict[str, list[tuple[int, str]]] = defaultdict(list)  # true person -> actions
+    for place, (source, event) in enumerate(mapped_events(synth)):
+        person = truth.get((source, str(event["source_record_id"])), "")
+        if "request_id" in event:
+            requests[person].append((place, str(event["action"])))
+        else:
+            intake[str(event["event_id"])] = (place, person)
+    out, revoked_truth = opted_out_events(synth)
+    a, b = groups["crashed"], groups["clean"]
+    events = sorted({e for g in a ^ b for e in g} | readmitted)
+    # the events of revoked people (by the truth) each run holds: a clean run's losses show
+    revoked_held = {
+        name: {e for rows in run["facts"].values() for e in rows} & revoked_truth
+        for name, run in seen.items()
+    }
+
+    def side(run: dict[str, Any], event: str) -> dict[str, str] | None:
+        for rows in run["facts"].values():
+            if event in rows:
+                return {
+                    "person_id": rows[event][0],
+                    "person_key": run["person_keys"][event],
+                    "published_ms": str(run["published_ms"][event]),
+                }
+        return None
+
+    decisions = {
+        name: [
+            {k: str(v) for k, v in record.items()}
+            for record, _headers in read_decoded(
+                stack, registry, OPTOUT_DECISIONS_TOPIC, lambda _r: True, 0, start=start
+            )
+        ]
+        for name, start in (("both runs", crashed.start), ("clean run", clean.start))
+    }
+    path = clean.settings.data_dir.parent / "persons-explained.json"
+    path.write_text(
+        json.dumps(
+            {
+                "only_crashed": [sorted(g) for g in a - b],
+                "only_clean": [sorted(g) for g in b - a],
+                "events": {
+                    e: {
+                        "crashed": side(seen["crashed"], e),
+                        "clean": side(seen["clean"], e),
+                        "apart": e in apart,
+                        "readmitted": e in readmitted,
+                        "truth_person": intake.get(e, (-1, ""))[1],
+                        "event_time_place": intake.get(e, (-1, ""))[0],
+                        "truth": "opted_out"
+                        if e in out
+                        else "revoked"
+                        if e in revoked_truth
+                        else "",
+                        "person_optouts": requests.get(intake.get(e, (-1, ""))[1], []),
+                    }
+                    for e in events
+                },
+                "revoked_held": {k: sorted(v) for k, v in revoked_held.items()},
+                "revoked_truth": sorted(revoked_truth),
+                "apart": sorted(apart),
+                "readmitted": sorted(readmitted),
+                "decisions": decisions,
+            },
+            indent=1,
+        )
+    )
+    return (
+        f"revoked people's events held (synth's truth, {len(revoked_truth)}): "
+        f"crashed {len(revoked_held['crashed'])}, clean {len(revoked_held['clean'])}, "
+        f"only crashed {len(revoked_held['crashed'] - revoked_held['clean'])}, only clean "
+        f"{len(revoked_held['clean'] - revoked_held['crashed'])}, in apart {len(apart)}; "
+        f"differing persons' events: {len(events)}; explained in {path}"
+    )
+
+
 def _compare_facts(
-    a: dict[str, Any], b: dict[str, Any], revoked: set[str], regrouped: set[str]
+    a: dict[str, Any],
+    b: dict[str, Any],
+    revoked: set[str],
+    regrouped: set[str],
+    readmitted: set[str],
 ) -> dict[str, int]:
     """Fact rows (after FINAL) the crashed run ``a`` lost, added or holds with other values
     than the clean run ``b``. Rows of a person whose opt-out was revoked are counted apart
@@ -228,12 +410,21 @@ def _compare_facts(
     person's earlier rows, since ClickHouse keeps no publication time to delete by
     (sinks/README.md; seen: 2 events in a broker-kill run).
     So are the rows of ``regrouped`` events, linked to other persons than in the clean
-    run (``regrouped_*``)."""
+    run (``regrouped_*``), and of ``readmitted`` ones, which the crashed run published
+    after the revocation of their person's opt-out (``readmitted_*``: see _compare)."""
     counted = Counter[str]()
     for table in FACT_TABLES.values():
         crashed, clean = a["facts"][table], b["facts"][table]
         for event in crashed.keys() | clean.keys():
-            prefix = "revoked_" if event in revoked else "regrouped_" if event in regrouped else ""
+            prefix = (
+                "revoked_"
+                if event in revoked
+                else "readmitted_"
+                if event in readmitted
+                else "regrouped_"
+                if event in regrouped
+                else ""
+            )
             if event not in crashed:
                 counted[f"{prefix}lost"] += 1
             elif event not in clean:
@@ -241,7 +432,9 @@ def _compare_facts(
             elif crashed[event][1] != clean[event][1]:
                 counted[f"{prefix}changed"] += 1
     kinds = [
-        f"{p}{k}" for p in ("", "revoked_", "regrouped_") for k in ("lost", "extra", "changed")
+        f"{p}{k}"
+        for p in ("", "revoked_", "readmitted_", "regrouped_")
+        for k in ("lost", "extra", "changed")
     ]
     return {k: counted[k] for k in kinds}
 
