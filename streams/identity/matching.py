@@ -471,12 +471,15 @@ def identifier_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
     return levels
 
 
-def field_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
+def field_levels(
+    a: Identity, b: Identity, swapped: bool | None = None
+) -> list[tuple[str, str]]:
     """The levels of everything but the trusted identifiers: names (crosswise when one
-    side has them swapped), birth date, sex, ZIP."""
+    side has them swapped), birth date, sex, ZIP. ``swapped``: whether they are, when the
+    caller knows (``_swapped``, the same either way round); found here otherwise."""
     levels: list[tuple[str, str]] = []
     first_a, last_a, root_a, parts_a = a.first, a.last, a.first_root, a.last_parts
-    if _swapped(a, b):
+    if _swapped(a, b) if swapped is None else swapped:
         first_a, last_a, root_a, parts_a = a.last, a.first, a.last, frozenset((a.first,))
     if first_a and b.first:
         levels.append(("first", _name_level(first_a, b.first, root_a, b.first_root)))
@@ -545,10 +548,11 @@ def weighed_fields(
     surname). Both are read and the weaker counts. Read one way only, a record met a
     person's swapped identity with more weight than the swapped record met the person, so
     the grouping depended on which arrived first (issue #19)."""
-    fields = field_levels(a, b)
+    swapped = _swapped(a, b)
+    fields = field_levels(a, b, swapped)
     weight = weigh(fields, a, b, model)
-    if _swapped(a, b):
-        other = field_levels(b, a)
+    if swapped:
+        other = field_levels(b, a, swapped)
         other_weight = weigh(other, b, a, model)
         if other_weight < weight:
             return other, other_weight
