@@ -45,7 +45,7 @@ def _shuffled(window: int) -> Callable[[list[Event], random.Random], list[Event]
     return order
 
 
-def _late(provider: str) -> Callable[[list[Event], random.Random], list[Event]]:
+def late(provider: str) -> Callable[[list[Event], random.Random], list[Event]]:
     def order(events: list[Event], _rng: random.Random) -> list[Event]:
         keyed = sorted(
             range(len(events)),
@@ -60,14 +60,23 @@ ORDERS.update(
     {
         "shuffle500": _shuffled(500),
         "shuffle2000": _shuffled(2_000),
-        "late k12": _late("k12"),
-        "late edd": _late("edd"),
-        "late ccc": _late("ccc"),
+        "late k12": late("k12"),
+        "late edd": late("edd"),
+        "late ccc": late("ccc"),
     }
 )
 
 
-def _grouping(events: list[Event]) -> list[set[tuple[str, str]]]:
+def events_of(folder: Path) -> list[Event]:
+    """The records of synth ``folder``'s extracts, in event-time order, keyed by (source,
+    source record id)."""
+    from producers.files import mapped_events
+
+    return [((s, e["source_record_id"]), e) for s, e in mapped_events(folder) if "person" in e]
+
+
+def grouping(events: list[Event]) -> list[set[tuple[str, str]]]:
+    """The records grouped by the person each ends under, resolved in the given order."""
     from c2c.settings import Settings
     from streams.identity.matching import DEFAULT_MODEL
     from streams.identity.resolver import IdentifierHasher, Resolver
@@ -89,19 +98,15 @@ Grouping = list[list[str]]
 def groupings(folders: dict[str, Path]) -> dict[str, dict[str, Grouping]]:
     """{folder label: {"event time" or order: the records grouped by person}} of this
     process's resolver (records as "source|record id")."""
-    from producers.files import mapped_events
-
     results: dict[str, dict[str, Grouping]] = {}
     for label, folder in folders.items():
-        events = [
-            ((s, e["source_record_id"]), e) for s, e in mapped_events(folder) if "person" in e
-        ]
+        events = events_of(folder)
         rng = random.Random(label)
         orders = {"event time": events} | {
             name: order(list(events), rng) for name, order in ORDERS.items()
         }
         results[label] = {
-            name: [sorted("|".join(key) for key in group) for group in _grouping(ordered)]
+            name: [sorted("|".join(key) for key in group) for group in grouping(ordered)]
             for name, ordered in orders.items()
         }
     return results

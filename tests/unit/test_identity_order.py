@@ -6,13 +6,13 @@ event-time order."""
 from __future__ import annotations
 
 import itertools
+import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from producers.files import mapped_events
+from bench.intake_order import events_of, grouping, late
 from producers.synth import NoiseConfig, SynthConfig, synthesize
 from producers.synth.profiles import profile
 from streams.identity.evaluation import grouping_difference
@@ -20,32 +20,6 @@ from streams.identity.matching import DEFAULT_MODEL, Identity, compare, names_ag
 from streams.identity.resolver import IdentifierHasher, Resolver, blocking_keys, probe_keys
 
 SECRET = b"test-secret"
-
-
-def _events(folder: Path) -> list[tuple[tuple[str, str], dict[str, Any]]]:
-    return [((s, e["source_record_id"]), e) for s, e in mapped_events(folder) if "person" in e]
-
-
-def _grouping(events: list[tuple[tuple[str, str], dict[str, Any]]]) -> set[frozenset[Any]]:
-    """The records grouped by the person each ends under, resolved in the given order."""
-    resolver = Resolver(IdentifierHasher(SECRET), DEFAULT_MODEL)
-    assigned = {
-        key: resolver.resolve(event["provider"], event["person"]).person_id for key, event in events
-    }
-    persons: dict[str, set[Any]] = defaultdict(set)
-    for key, person_id in assigned.items():
-        if person_id is not None:
-            persons[resolver.state.root(person_id)].add(key)
-    return {frozenset(keys) for keys in persons.values()}
-
-
-def _delayed(events: list[Any], provider: str, by: int) -> list[Any]:
-    """``events`` with ``provider``'s reaching the resolver ``by`` records late."""
-    order = sorted(
-        range(len(events)),
-        key=lambda i: (i + (by if events[i][1]["provider"] == provider else 0), i),
-    )
-    return [events[i] for i in order]
 
 
 def test_a_swapped_name_weighs_the_same_whichever_side_is_the_record() -> None:
@@ -65,7 +39,7 @@ def test_a_swapped_name_weighs_the_same_whichever_side_is_the_record() -> None:
 def test_every_blocked_pair_of_synth_scores_the_same_both_ways(tmp_path: Path, noise: str) -> None:
     synthesize(SynthConfig(people=150, seed=12), profile(noise).noise, tmp_path)
     resolver = Resolver(IdentifierHasher(SECRET), DEFAULT_MODEL)
-    identities = {resolver.identity(e["person"]) for _key, e in _events(tmp_path)}
+    identities = {resolver.identity(e["person"]) for _key, e in events_of(tmp_path)}
     blocks: dict[str, list[Identity]] = defaultdict(list)
     for identity in identities:
         for key in blocking_keys(identity):
@@ -101,9 +75,9 @@ def test_a_provider_arriving_late_gives_the_grouping_of_the_event_time_order(
     # seed 11: K-12's records 2,000 late regrouped 76 events (5 moved) before the pair
     # weighed the same both ways
     synthesize(SynthConfig(people=400, seed=11, optout_rate=0.02), NoiseConfig(), tmp_path)
-    events = _events(tmp_path)
-    in_time = _grouping(events)
+    events = events_of(tmp_path)
+    in_time = grouping(events)
     for provider in ("k12", "edd"):
-        late = _grouping(_delayed(events, provider, 2_000))
-        differ = grouping_difference(late, in_time)
+        delayed = grouping(late(provider)(events, random.Random(0)))
+        differ = grouping_difference(delayed, in_time)
         assert not differ.regrouped, f"{provider} late: {differ}"
