@@ -471,9 +471,7 @@ def identifier_levels(a: Identity, b: Identity) -> list[tuple[str, str]]:
     return levels
 
 
-def field_levels(
-    a: Identity, b: Identity, swapped: bool | None = None
-) -> list[tuple[str, str]]:
+def field_levels(a: Identity, b: Identity, swapped: bool | None = None) -> list[tuple[str, str]]:
     """The levels of everything but the trusted identifiers: names (crosswise when one
     side has them swapped), birth date, sex, ZIP. ``swapped``: whether they are, when the
     caller knows (``_swapped``, the same either way round); found here otherwise."""
