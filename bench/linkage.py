@@ -4,6 +4,7 @@ per synth noise profile, and against the resolver of another checkout (``--basel
 
     .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--profiles a,b]
         [--baseline DIR] [--rounds R] [--no-splink] [--thresholds 16,18,22]
+        [--shards 2,4 [--epoch E]]
     .venv/bin/python -m bench.linkage --fit streams/identity/weights/v3.json --people 700
 
 Every linker sees the same records of each profile and seed (every extract of a `c2c
@@ -40,6 +41,7 @@ from streams.identity.evaluation import LinkageBreakdown, breakdown, read_assign
 from streams.identity.matching import DEFAULT_MODEL, PRIORS, MatchModel
 from streams.identity.normalize import name_key
 from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.sharding import EPOCH_RECORDS, ShardedResolver
 from streams.identity.training import fit
 
 # The profiles the shipped weights were fitted on; the others are held out of training.
@@ -92,6 +94,20 @@ def ours(rows: Rows, model: MatchModel = DEFAULT_MODEL) -> dict[RecordKey, str]:
         if result.person_id is not None:
             assigned[key] = result.person_id
     return {key: resolver.state.root(person) for key, person in assigned.items()}
+
+
+def on_shards(rows: Rows, shards: int, epoch: int) -> dict[RecordKey, str]:
+    """This checkout's resolver on ``shards`` shards (in this process, ``epoch`` records an
+    epoch) over ``rows``: record -> final id."""
+    resolver = ShardedResolver(IdentifierHasher(b"bench-secret"), shards, epoch=epoch)
+    resolutions = resolver.resolve((provider, person) for _key, provider, person in rows)
+    assigned = {
+        key: result.person_id
+        for (key, _provider, _person), result in zip(rows, resolutions, strict=True)
+        if result.person_id is not None
+    }
+    state = resolver.state()
+    return {key: state.root(person) for key, person in assigned.items()}
 
 
 def resolve_in_child(checkout: Path, rows_file: Path) -> tuple[float, dict[RecordKey, str]]:
@@ -220,10 +236,14 @@ def _seed_results(
     rounds: int,
     with_splink: bool,
     thresholds: tuple[float, ...] = (),
+    shards: tuple[int, ...] = (),
+    epoch: int = EPOCH_RECORDS,
 ) -> tuple[int, dict[str, tuple[LinkageBreakdown, float]]]:
     """(records, linker -> (breakdown, seconds: CPU per record for resolvers, wall for
     Splink)) of one profile and seed; ``thresholds``: this checkout's resolver again at
-    each of these thresholds (bits), in this process."""
+    each of these thresholds (bits), in this process; ``shards``: again on each of these
+    numbers of shards, in this process (each also prints how many records' final ids
+    differ from one shard's)."""
     results: dict[str, tuple[LinkageBreakdown, float]] = {}
     chosen = profile(profile_name)
     with tempfile.TemporaryDirectory() as folder:
@@ -253,6 +273,19 @@ def _seed_results(
             results[f"c2c resolver at {threshold:g} bits"] = (
                 breakdown(truth, assigned, fields),
                 (time.process_time() - started) / len(rows),
+            )
+        one = final["c2c resolver (this checkout)"]
+        for n in shards:
+            started = time.process_time()
+            assigned = on_shards(rows, n, epoch)
+            seconds = (time.process_time() - started) / len(rows)
+            results[f"c2c resolver on {n} shards"] = (breakdown(truth, assigned, fields), seconds)
+            differ = sum(
+                1 for key in one.keys() | assigned.keys() if one.get(key) != assigned.get(key)
+            )
+            print(
+                f"{profile_name}, seed {seed}: on {n} shards (epochs of {epoch:,}), {differ:,} of "
+                f"{len(rows):,} records have another final id than on one shard"
             )
         if with_splink:
             started = time.perf_counter()
@@ -341,6 +374,14 @@ def main() -> None:
         help="fit default weights on the training profiles and write them to FILE",
     )
     parser.add_argument("--version", default="fs-v3", help="the fitted weights' version")
+    parser.add_argument(
+        "--shards",
+        default="",
+        help="comma-separated shard counts to run this checkout's resolver on as well",
+    )
+    parser.add_argument(
+        "--epoch", type=int, default=EPOCH_RECORDS, help="records an epoch on shards"
+    )
     args = parser.parse_args()
     if args.fit is not None:
         fit_default_weights(args.fit, args.people, args.version)
@@ -362,6 +403,8 @@ def main() -> None:
                 args.rounds,
                 not args.no_splink,
                 tuple(float(t) for t in args.thresholds.split(",") if t),
+                tuple(int(n) for n in args.shards.split(",") if n),
+                args.epoch,
             )
             for name, run in results.items():
                 per_linker.setdefault(name, []).append(run)
