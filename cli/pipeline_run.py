@@ -1,8 +1,9 @@
 """A pipeline of its own on the local stack, for runs that are compared with each other: an
-identity worker (its own app id, intake topic and state folder) and a sink (its own group
-and ClickHouse database), started as child processes as `make demo` starts them. The crash
-tests and bench.reliability run the same synth through a clean one and one they harm, and
-compare what each left in ClickHouse (:func:`clickhouse_snapshot`).
+identity worker (its own app id, intake topic and state folder; or several workers in that
+group, each with a state folder of its own) and a sink (its own group and ClickHouse
+database), started as child processes as `make demo` starts them. The crash tests and
+bench.reliability run the same synth through a clean one and one they harm, and compare
+what each left in ClickHouse (:func:`clickhouse_snapshot`).
 
 Both stages commit the ends of the topics they read before they start, so that a process
 killed before its first commit resumes where the run began, not at the end."""
@@ -26,7 +27,7 @@ from c2c.child import free_port_pair
 from c2c.kafka import end_offsets
 from c2c.settings import Settings
 from cli.sink_process import SINK_TOPICS, SinkProcess
-from cli.worker_process import WorkerProcess
+from cli.worker_process import RAW_PARTITIONS, WorkerProcess
 from producers.files import mapped_events
 from services import services_up
 from services.kafka import KafkaService
@@ -54,7 +55,9 @@ OUTCOME_TABLES = tuple(view.outcome for view in PUBLIC_VIEWS)
 class PipelineRun:
     """One run's worker and sink, and what happened to them (``kills``: each process
     killed, or found exited and started again). ``stack``: the local services' settings;
-    ``settings``: the run's (its own data folder and ClickHouse database)."""
+    ``settings``: the run's (its own data folder and ClickHouse database). ``others``: more
+    workers in the worker's group (same app id and intake topic), each with a state folder
+    of its own; ``lost``: workers killed for good (:meth:`lose`), never started again."""
 
     name: str
     worker: WorkerProcess
@@ -63,12 +66,27 @@ class PipelineRun:
     settings: Settings
     start: dict[tuple[str, int], int] = field(default_factory=dict)
     kills: list[str] = field(default_factory=list)
+    others: list[WorkerProcess] = field(default_factory=list)
+    lost: list[WorkerProcess] = field(default_factory=list)
 
     @classmethod
-    def create(cls, stack: Settings, folder: Path, name: str, clickhouse: Path) -> PipelineRun:
+    def create(
+        cls,
+        stack: Settings,
+        folder: Path,
+        name: str,
+        clickhouse: Path,
+        *,
+        workers: int = 1,
+        environment: Mapping[str, str] | None = None,
+    ) -> PipelineRun:
         """A run named ``name``: logs and state under ``folder / name``, its ClickHouse
         database ``name`` in the embedded ClickHouse at ``clickhouse`` (runs to be compared
-        share it, so one client reads them all)."""
+        share it, so one client reads them all). ``workers``: how many identity workers
+        share the run's group (the second and later under ``folder / name / worker-K``);
+        ``environment``: more variables for every worker (C2C_STREAMS_STANDBY_REPLICAS)."""
+        if workers < 1:
+            raise ValueError(f"a run needs at least one worker, not {workers}")
         here = folder / name
         settings = stack.model_copy(
             update={
@@ -84,11 +102,28 @@ class PipelineRun:
             port=free_port_pair(),
             app_id=app_id,
             intake=f"c2c.identity.intake.{app_id}",
+            environment=environment,
         )
+        others = [
+            WorkerProcess(
+                settings.model_copy(update={"data_dir": here / f"worker-{k}" / "data"}),
+                here / f"worker-{k}.log",
+                port=free_port_pair(),
+                app_id=app_id,
+                intake=worker.intake,
+                environment=environment,
+            )
+            for k in range(2, workers + 1)
+        ]
         sink = SinkProcess(
             settings, here / "sink.log", port=free_port_pair(), group=f"{app_id}-sink"
         )
-        return cls(name, worker, sink, stack, settings)
+        return cls(name, worker, sink, stack, settings, others=others)
+
+    @property
+    def workers(self) -> list[WorkerProcess]:
+        """The run's workers not lost."""
+        return [w for w in [self.worker, *self.others] if w not in self.lost]
 
     def begin(self) -> None:
         """Commit where each stage starts, note the sink's topics' ends (``start``), and
@@ -97,12 +132,29 @@ class PipelineRun:
         self.sink.begin_here()
         self.start = end_offsets(self.settings, SINK_TOPICS)
         self.sink.start()
-        self.worker.start()
+        if not self.others:
+            self.worker.start()
+            return
+        for worker in self.workers:
+            worker.launch()
+        # the group has settled once the workers' forwarders share every raw partition
+        wait_for(
+            lambda: sum(w.raw_partitions() for w in self.workers) == RAW_PARTITIONS,
+            f"{self.name} workers sharing the {RAW_PARTITIONS} raw partitions",
+            self.worker,
+        )
+
+    def lose(self, worker: WorkerProcess) -> None:
+        """SIGKILL ``worker`` and never start it again (a machine lost): the others in
+        its group take its partitions over."""
+        worker.kill()
+        self.lost.append(worker)
+        self.kills.append("worker lost")
 
     def revive(self) -> bool:
         """Start again (same command: same groups and state) any of the run's processes
         that exited, noting it in ``kills``; True, for use in a wait's condition."""
-        for child in [*self.worker.children, self.sink]:
+        for child in [*(c for w in self.workers for c in w.children), self.sink]:
             if child.process is not None and child.process.poll() is not None:
                 self.kills.append(f"{child.name} exited {child.process.returncode}")
                 child.launch()
@@ -156,13 +208,15 @@ class PipelineRun:
         )
 
     def stop(self) -> None:
-        """Stop both gracefully."""
+        """Stop the sink and the workers gracefully."""
         self.sink.stop()
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
     def kill(self) -> None:
         """Kill whatever still runs (after :meth:`stop`, nothing)."""
-        self.worker.kill()
+        for worker in self.workers:
+            worker.kill()
         self.sink.kill()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,10 @@ from c2c.topics import intake_topic
 from streams.forwarder import forward_group
 from streams.resolution import INPUT_TOPICS, OUTCOMES
 
-__all__ = ["WorkerProcess"]
+__all__ = ["RAW_PARTITIONS", "WorkerProcess"]
 
 _HANDLED = OUTCOMES
-_RAW_PARTITIONS = 36  # six raw topics of six partitions
+RAW_PARTITIONS = 36  # six raw topics of six partitions
 
 
 class WorkerProcess:
@@ -46,6 +47,7 @@ class WorkerProcess:
         split: bool = False,
         forward_port: int | None = None,
         intake: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.app_id = app_id or f"c2c-identity-{uuid.uuid4().hex[:10]}"
@@ -63,6 +65,7 @@ class WorkerProcess:
             "C2C_DATA_DIR": str(settings.data_dir),
             # its broker and principal: the settings', not only the environment's
             **settings.kafka_environment(),
+            **(environment or {}),
         }
         if split:
             roles = [("forward", forward_port or port + 1), ("resolve", port)]
@@ -116,13 +119,22 @@ class WorkerProcess:
             lambda ready, _counts: (
                 bool(ready.get("ready"))
                 and sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
-                == _RAW_PARTITIONS
+                == RAW_PARTITIONS
             ),
             "ready",
             timeout_s,
         )
         if self._resolver is not self._forwarder:
             self._resolver.wait(lambda ready, _c: bool(ready.get("ready")), "ready", timeout_s)
+
+    def raw_partitions(self) -> int:
+        """How many raw partitions its forwarder reads now (0 while it does not answer):
+        with several workers in one group, each forwards its share of the 36."""
+        try:
+            ready = self._forwarder.page("/health/ready")
+        except (OSError, ValueError):
+            return 0
+        return sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
 
     def stop(self, timeout_s: float = 60) -> None:
         """Stop gracefully (SIGTERM), as an orchestrator would."""

@@ -447,11 +447,16 @@ def _run_pipeline(
     *,
     crash: Callable[[PipelineRun], None] | None,
     events: int,
+    workers: int = 1,
+    environment: dict[str, str] | None = None,
 ) -> PipelineRun:
-    """Replay ``synth`` at _RATE through a worker and a sink of their own, calling
-    ``crash`` while it runs; return once both have committed everything, stopped. A worker
-    or sink that exits (fail-stop, as after a broker's crash) is started again."""
-    run = PipelineRun.create(stack, tmp_path, name, tmp_path / "ch")
+    """Replay ``synth`` at _RATE through a worker (or ``workers`` in one group, with
+    ``environment``) and a sink of their own, calling ``crash`` while it runs; return once
+    all have committed everything, stopped. A worker or sink that exits (fail-stop, as
+    after a broker's crash) is started again, unless the run lost it for good."""
+    run = PipelineRun.create(
+        stack, tmp_path, name, tmp_path / "ch", workers=workers, environment=environment
+    )
     declare_synth_horizons(run.settings, synth)  # else every outcome table is empty
     try:
         run.begin()

@@ -1,0 +1,79 @@
+"""A lost worker's partitions move to the worker that is left: two identity workers share
+one group (each with a state folder of its own, one standby replica of the resolver's
+tables); the one holding the resolver's shard (the intake partition) is killed (SIGKILL)
+mid-replay and never started again. The other takes over the shard and the raw partitions
+the lost one forwarded, and once everything is drained ClickHouse holds what a clean run
+of one worker holds: nothing lost, nothing published twice that the sink kept twice, the
+same persons (test_crashes._compare asserts the same guarantees as after a restart)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from c2c.registry import SchemaRegistry
+from c2c.settings import Settings
+from cli.pipeline_run import PipelineRun, wait_for
+from cli.worker_process import RAW_PARTITIONS
+from producers.files import mapped_events
+from producers.synth import NoiseConfig, SynthConfig, synthesize
+from tests.integration.test_crashes import _compare, _republished, _run_pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_lost_workers_shard_moves_to_the_worker_left(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    synth = tmp_path / "synth"
+    synthesize(
+        SynthConfig(people=300, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.02),
+        NoiseConfig(),
+        synth,
+    )
+    events = sum(1 for _ in mapped_events(synth))
+    moved: dict[str, float] = {}
+
+    def lose_the_resolving_worker(run: PipelineRun) -> None:
+        wait_for(
+            lambda: any(w.handled() >= events // 4 for w in run.workers),
+            "a worker resolving",
+            run.worker,
+        )
+        holder = max(run.workers, key=lambda w: w.handled())
+        (survivor,) = (w for w in run.workers if w is not holder)
+        moved["survivor_before"] = survivor.handled()
+        run.lose(holder)
+        lost_at = time.monotonic()
+        # the shard moved: the survivor resolves, and forwards every raw partition
+        wait_for(
+            lambda: (
+                survivor.handled() > moved["survivor_before"]
+                and survivor.raw_partitions() == RAW_PARTITIONS
+            ),
+            "the worker left resolving and forwarding every raw partition",
+            survivor,
+        )
+        moved["survivor_after"] = survivor.handled()
+        moved["seconds_to_move"] = round(time.monotonic() - lost_at, 1)
+
+    crashed = _run_pipeline(
+        stack,
+        synth,
+        tmp_path,
+        "crashed",  # the name test_crashes._compare reads it under
+        crash=lose_the_resolving_worker,
+        events=events,
+        workers=2,
+        environment={"C2C_STREAMS_STANDBY_REPLICAS": "1"},
+    )
+    replays = _republished(stack, registry, crashed)
+    clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
+    print(f"failover: {events:,} events; the worker left resolved {moved}")
+    # the standby had resolved nothing before it took the shard over
+    assert moved["survivor_before"] == 0
+    assert crashed.kills == ["worker lost"]
+    _compare(stack, registry, crashed, clean, replays, synth)
