@@ -97,12 +97,7 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     # the broker must be ours to kill: a remote one fails the test, it is not skipped
     assert broker.local, f"C2C_KAFKA_BOOTSTRAP={stack.kafka_bootstrap} is not a local broker"
     synth = tmp_path / "synth"
-    synthesize(
-        SynthConfig(people=300, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.02),
-        NoiseConfig(),
-        synth,
-    )
-    events = sum(1 for _ in mapped_events(synth))
+    events = _synth(synth, people=300)
 
     def kill_broker(run: PipelineRun) -> None:
         wait_for(lambda: run.worker.handled() >= events // 4, "worker at work", run.worker)
@@ -113,6 +108,17 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
     assert "broker" in crashed.kills
     _compare(stack, registry, crashed, clean, replays, synth)
+
+
+def _synth(folder: Path, people: int) -> int:
+    """A synth of ``people`` (a new seed each run, opt-outs at 2 %) written to ``folder``;
+    how many events it holds."""
+    synthesize(
+        SynthConfig(people=people, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.02),
+        NoiseConfig(),
+        folder,
+    )
+    return sum(1 for _ in mapped_events(folder))
 
 
 def _compare(

@@ -9,7 +9,6 @@ same persons (test_crashes._compare asserts the same guarantees as after a resta
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,7 @@ from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
 from cli.pipeline_run import PipelineRun, wait_for
 from cli.worker_process import RAW_PARTITIONS
-from producers.files import mapped_events
-from producers.synth import NoiseConfig, SynthConfig, synthesize
-from tests.integration.test_crashes import _compare, _republished, _run_pipeline
+from tests.integration.test_crashes import _compare, _republished, _run_pipeline, _synth
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +26,7 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
     stack: Settings, registry: SchemaRegistry, tmp_path: Path
 ) -> None:
     synth = tmp_path / "synth"
-    synthesize(
-        SynthConfig(people=300, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.02),
-        NoiseConfig(),
-        synth,
-    )
-    events = sum(1 for _ in mapped_events(synth))
+    events = _synth(synth, people=300)
     moved: dict[str, float] = {}
 
     def lose_the_resolving_worker(run: PipelineRun) -> None:
