@@ -1,10 +1,11 @@
 """A lost worker's partitions move to the worker that is left: two identity workers share
 one group (each with a state folder of its own, one standby replica of the resolver's
-tables); the one holding the resolver's shard (the intake partition) is killed (SIGKILL)
-mid-replay and never started again. The other takes over the shard and the raw partitions
-the lost one forwarded, and once everything is drained ClickHouse holds what a clean run
-of one worker holds: nothing lost, nothing published twice that the sink kept twice, the
-same persons (test_crashes._compare asserts the same guarantees as after a restart)."""
+tables; the resolver's state in memory, or on disk); the one holding the resolver's shard
+(the intake partition) is killed (SIGKILL) mid-replay and never started again. The other
+takes over the shard and the raw partitions the lost one forwarded, and once everything is
+drained ClickHouse holds what a clean run of one worker holds: nothing lost, nothing
+published twice that the sink kept twice, the same persons (test_crashes._compare asserts
+the same guarantees as after a restart)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from tests.integration.test_crashes import _compare, _republished, _run_pipeline
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("state", ["memory", "disk"])
 def test_a_lost_workers_shard_moves_to_the_worker_left(
-    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path, state: str
 ) -> None:
+    """``state``: where the workers keep the resolver's state (C2C_STREAMS_STATE)."""
     synth = tmp_path / "synth"
     events = _synth(synth, people=300)
     moved: dict[str, float] = {}
@@ -60,11 +63,19 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         crash=lose_the_resolving_worker,
         events=events,
         workers=2,
-        environment={"C2C_STREAMS_STANDBY_REPLICAS": "1"},
+        environment={"C2C_STREAMS_STANDBY_REPLICAS": "1", "C2C_STREAMS_STATE": state},
     )
     replays = _republished(stack, registry, crashed)
-    clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
-    print(f"failover: {events:,} events; the worker left resolved {moved}")
+    clean = _run_pipeline(
+        stack,
+        synth,
+        tmp_path,
+        "clean",
+        crash=None,
+        events=events,
+        environment={"C2C_STREAMS_STATE": state},
+    )
+    print(f"failover, state in {state}: {events:,} events; the worker left resolved {moved}")
     # the standby had resolved nothing before it took the shard over
     assert moved["survivor_before"] == 0
     assert crashed.kills == ["worker lost"]
