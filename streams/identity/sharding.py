@@ -48,17 +48,20 @@ from streams.identity.resolver import (
     Resolution,
     Resolver,
     _number,
+    probe_keys,
 )
 
 __all__ = [
     "EPOCH_RECORDS",
     "Decider",
+    "EpochRecords",
     "EpochView",
     "EpochWrites",
     "KeyShard",
     "LocalShards",
     "PersonShard",
     "PersonState",
+    "PreparedSlice",
     "ProbeReply",
     "ScoreReply",
     "ScoreRequest",
@@ -66,6 +69,7 @@ __all__ = [
     "ShardSet",
     "ShardedResolver",
     "epochs_of",
+    "prepare_shard",
     "resolve_epochs",
     "shard_of",
 ]
@@ -115,11 +119,23 @@ class PersonState:
 
 
 class ScoreRequest(NamedTuple):
-    """Score record ``at`` (its index in the epoch) against the person ``root``."""
+    """Score identity ``at`` (its index among the epoch's distinct identities) against the
+    person ``root``."""
 
     at: int
     identity: Identity
     root: str
+
+
+class PreparedSlice(NamedTuple):
+    """A shard's answer to the PREPARE round: each distinct identity of its records once
+    (a source repeats an identity: wages, quarter after quarter), with its probe keys, and
+    per record the index of its identity and its source key. Sent once, not per record:
+    most records of an epoch repeat an identity already in it."""
+
+    identities: list[Identity]
+    keys: list[list[str]]
+    records: list[tuple[int, SourceKey]]
 
 
 class ProbeReply(NamedTuple):
@@ -244,9 +260,21 @@ class Shard:
         self.keys = KeyShard()
         self.persons = PersonShard()
 
-    def prepare(self, records: Sequence[RawRecord]) -> list[Prepared]:
+    def prepare(self, records: Sequence[RawRecord]) -> PreparedSlice:
         prepare = self.resolver.prepare
-        return [prepare(provider, person) for provider, person in records]
+        index: dict[Identity, int] = {}
+        identities: list[Identity] = []
+        keys: list[list[str]] = []
+        out: list[tuple[int, SourceKey]] = []
+        for provider, person in records:
+            identity, source_key, _ = prepare(provider, person, probe=False)
+            at = index.get(identity)
+            if at is None:
+                at = index[identity] = len(identities)
+                identities.append(identity)
+                keys.append(probe_keys(identity))
+            out.append((at, source_key))
+        return PreparedSlice(identities, keys, out)
 
     def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
         return ProbeReply(self.keys.probe(keys), self.persons.lookup(source_keys))
@@ -407,18 +435,19 @@ class Decider:
 
     def plan(
         self,
-        records: Sequence[Prepared],
+        epoch: EpochRecords,
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         shards: int,
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
-        """Step 3's requests for each shard: every (record, candidate's surviving person)
-        pair of the blocks as probed, and the persons the source ids name (to fetch)."""
+        """Step 3's requests for each shard: every (distinct identity, candidate's surviving
+        person) pair of the blocks as probed, and the persons the source ids name (to
+        fetch)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
-        for at, (identity, _, keys) in enumerate(records):
+        for at, (identity, keys) in enumerate(zip(epoch.identities, epoch.keys, strict=True)):
             seen: set[str] = set()
-            for key in keys or ():
+            for key in keys:
                 for candidate in blocks[key]:
                     person = root(candidate)
                     if person not in seen:
@@ -433,20 +462,20 @@ class Decider:
 
     def decide(
         self,
-        records: Sequence[Prepared],
+        epoch: EpochRecords,
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         scored: Mapping[tuple[int, str], Score],
         persons: Mapping[str, PersonState],
     ) -> tuple[list[Resolution], EpochWrites]:
-        """Resolve the epoch's ``records`` in order, from the shards' answers; the
+        """Resolve the epoch's records in order, from the shards' answers; the
         resolutions, and the writes that bring the shards to the state after them."""
         view = EpochView(self, blocks, sources, persons)
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
         merges: dict[str, str] = {}
-        for at, record in enumerate(records):
+        for record, at in zip(epoch.records, epoch.ids, strict=True):
             resolver.at = at
             resolution = resolver.decide(record)
             resolutions.append(resolution)
@@ -476,19 +505,18 @@ def resolve_epochs(
     n = shards.count
     following = iter(epochs)
     records = next(following, None)
-    if records is not None:
-        _send_prepare(shards, records)
+    routes = _send_prepare(shards, records) if records is not None else []
     applying = False
     while records is not None:
-        prepared = [p for reply in shards.receive() for p in reply]
+        epoch = _gathered(len(records), routes, shards.receive())
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
         # 2. PROBE: each key and source id at its shard
         keys: list[list[str]] = [[] for _ in range(n)]
-        for key in dict.fromkeys(k for r in prepared for k in r.keys or ()):
+        for key in dict.fromkeys(k for ks in epoch.keys for k in ks):
             keys[shard_of(key, n)].append(key)
         source_keys: list[list[SourceKey]] = [[] for _ in range(n)]
-        for source in dict.fromkeys(r.source_key for r in prepared if r.source_key[1]):
+        for source in dict.fromkeys(r.source_key for r in epoch.records if r.source_key[1]):
             source_keys[source_shard(source, n)].append(source)
         shards.send("probe", list(zip(keys, source_keys, strict=True)))
         blocks: dict[str, tuple[str, ...]] = {}
@@ -497,7 +525,7 @@ def resolve_epochs(
             blocks.update(probed.blocks)
             sources.update(probed.sources)
         # 3. SCORE: each pair where its person lives
-        shards.send("score", decider.plan(prepared, blocks, sources, n))
+        shards.send("score", decider.plan(epoch, blocks, sources, n))
         scored: dict[tuple[int, str], Score] = {}
         persons: dict[str, PersonState] = {}
         for reply in shards.receive():
@@ -505,9 +533,9 @@ def resolve_epochs(
             persons.update(reply.persons)
         records = next(following, None)
         if records is not None:
-            _send_prepare(shards, records)
+            routes = _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
-        resolutions, writes = decider.decide(prepared, blocks, sources, scored, persons)
+        resolutions, writes = decider.decide(epoch, blocks, sources, scored, persons)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
         applying = True
         yield from resolutions
@@ -515,11 +543,55 @@ def resolve_epochs(
         shards.receive()
 
 
-def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> None:
-    """Step 1 (any shard): contiguous slices, so that the answers keep the order."""
+class EpochRecords(NamedTuple):
+    """An epoch's records as PREPARE left them: per record its :class:`Prepared` and the
+    index of its identity among the epoch's distinct ``identities`` (with their probe
+    ``keys``), which PROBE and SCORE take once each."""
+
+    records: list[Prepared]
+    ids: list[int]
+    identities: list[Identity]
+    keys: list[list[str]]
+
+
+def prepare_shard(person: Mapping[str, Any], shards: int) -> int:
+    """The shard that prepares a record (step 1; any shard would do): by its SSN, else its
+    SSID, else its source id, so that a number's keyed hashes (an SSN's 53 masks) are made
+    and cached on one shard whichever record carries it, and a source's repeats of one
+    identity meet on one shard, which sends that identity once."""
+    value = person.get("ssn") or person.get("ssid") or person.get("source_person_id") or ""
+    return zlib.crc32(str(value).encode()) % shards
+
+
+def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> list[list[int]]:
+    """Step 1: each record to its :func:`prepare_shard`; which records went where."""
     n = shards.count
-    size = -(-len(records) // n)
-    shards.send("prepare", [(records[i * size : (i + 1) * size],) for i in range(n)])
+    if n == 1:
+        shards.send("prepare", [(records,)])
+        return [list(range(len(records)))]
+    routes: list[list[int]] = [[] for _ in range(n)]
+    for at, (_, person) in enumerate(records):
+        routes[prepare_shard(person, n)].append(at)
+    shards.send("prepare", [([records[at] for at in route],) for route in routes])
+    return routes
+
+
+def _gathered(
+    count: int, routes: Sequence[Sequence[int]], slices: Sequence[PreparedSlice]
+) -> EpochRecords:
+    """The epoch's ``count`` records back in order from the shards' PREPARE answers."""
+    identities: list[Identity] = []
+    keys: list[list[str]] = []
+    records: list[Prepared] = [Prepared(Identity(), ("", ""), None)] * count
+    ids = [0] * count
+    for route, (mine, my_keys, prepared) in zip(routes, slices, strict=True):
+        offset = len(identities)
+        identities += mine
+        keys += my_keys
+        for at, (local, source_key) in zip(route, prepared, strict=True):
+            ids[at] = index = offset + local
+            records[at] = Prepared(identities[index], source_key, keys[index])
+    return EpochRecords(records, ids, identities, keys)
 
 
 def epochs_of(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
