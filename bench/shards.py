@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import multiprocessing
 import queue
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, overload
 
 from bench._harness import print_table
 from bench.scale import _SECRET, generate
@@ -152,6 +153,48 @@ def print_breakdown(records: list[Record]) -> None:
     )
 
 
+# The records of the run, set before the shards' processes fork: each shard reads them as
+# it would read the intake topic (an epoch travels as its offsets, :class:`_Intake`).
+_INTAKE: list[Record] = []
+
+
+class _Intake(Sequence[Record]):
+    """Records [start, end) of the run's intake, pickled as the two offsets: in the design
+    every shard reads the epoch from the intake topic, so the decider's process does not
+    send it (the forked shard holds ``_INTAKE`` as its topic)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    @overload
+    def __getitem__(self, at: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, at: int | slice) -> Record | Sequence[Record]:
+        if isinstance(at, slice):
+            return _INTAKE[self.start : self.end][at]
+        if not -len(self) <= at < len(self):
+            raise IndexError(at)
+        return _INTAKE[self.start + at if at >= 0 else self.end + at]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(_INTAKE[self.start : self.end])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Intake, (self.start, self.end))
+
+
+def intake_epochs(size: int) -> Iterator[_Intake]:
+    """The intake (``_INTAKE``) cut into epochs of ``size``, each as its offsets."""
+    for start in range(0, len(_INTAKE), size):
+        yield _Intake(start, min(start + size, len(_INTAKE)))
+
+
 def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
     """A shard's process: run each round sent, answer with its result."""
     from streams.identity.resolver import IdentifierHasher
@@ -165,6 +208,10 @@ def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
             connection.send(time.process_time())
             return
         connection.send(getattr(shard, method)(*args))
+        if method == "apply":
+            # the shard's state is long-lived and acyclic: out of the collector's view, so
+            # that the next rounds' allocations do not rescan it (freed by refcount as ever)
+            gc.freeze()
 
 
 class ProcessShards:
@@ -235,7 +282,7 @@ def _one_shard(records: list[Record]) -> tuple[float, float, list[Any]]:
 
 def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     from streams.identity.resolver import IdentifierHasher
-    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+    from streams.identity.sharding import Decider, resolve_epochs
 
     decider = Decider(IdentifierHasher(_SECRET))
     deciding = {"decide": 0.0}
@@ -243,10 +290,11 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     cpu = time.process_time
     decider.decide = _timed(decide, deciding, "decide", cpu)  # type: ignore[method-assign]
     decider.plan = _timed(plan, deciding, "decide", cpu)  # type: ignore[method-assign]
+    _INTAKE[:] = records  # before the shards fork: their intake
     process_shards = ProcessShards(shards, _SECRET)
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = list(resolve_epochs(process_shards, decider, epochs_of(records, epoch)))
+    out = list(resolve_epochs(process_shards, decider, intake_epochs(epoch)))
     seconds = time.perf_counter() - started
     parent_cpu = time.process_time() - cpu_before
     shard_cpu = process_shards.stop()
@@ -335,6 +383,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     records = list(generate(args.records, args.seed))
+    # the inputs live for the whole run (as in no resolver): out of the collector's view,
+    # for the one-shard resolver and the decider alike (bench/sink.py does the same)
+    gc.collect()
+    gc.freeze()
     if args.breakdown:
         print_breakdown(records)
     else:

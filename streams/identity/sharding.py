@@ -33,6 +33,7 @@ overlaps this epoch's DECIDE (:func:`resolve_epochs`).
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -99,14 +100,13 @@ def source_shard(source_key: SourceKey, shards: int) -> int:
 @dataclass
 class PersonState:
     """What a person shard keeps of one surviving person: :class:`IdentityState`'s
-    per-person maps, and the blocks it is filed under (so that filing it again is known to
-    be a no-op without the block, which lives on another shard)."""
+    per-person maps. (Which blocks it is filed under is not kept: the decider reads it
+    from the blocks as probed, :class:`EpochView`.)"""
 
     profile: list[Identity]
     trusted: dict[str, set[str]]
     absorbed: list[str] = field(default_factory=list)
     optouts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    filed: set[str] = field(default_factory=set)
 
     def copy(self) -> PersonState:
         return PersonState(
@@ -114,7 +114,6 @@ class PersonState:
             {kind: set(values) for kind, values in self.trusted.items()},
             list(self.absorbed),
             {request: dict(data) for request, data in self.optouts.items()},
-            set(self.filed),
         )
 
 
@@ -130,12 +129,12 @@ class ScoreRequest(NamedTuple):
 class PreparedSlice(NamedTuple):
     """A shard's answer to the PREPARE round: each distinct identity of its records once
     (a source repeats an identity: wages, quarter after quarter), with its probe keys, and
-    per record the index of its identity and its source key. Sent once, not per record:
+    per record its index in the epoch, its identity's and its source key. Sent once, not per record:
     most records of an epoch repeat an identity already in it."""
 
     identities: list[Identity]
     keys: list[list[str]]
-    records: list[tuple[int, SourceKey]]
+    records: list[tuple[int, int, SourceKey]]  # (index in the epoch, identity, source key)
 
 
 class ProbeReply(NamedTuple):
@@ -195,7 +194,8 @@ class KeyShard:
         return {key: tuple(blocks.get(key, ())) for key in keys}
 
     def apply(self, filed: Mapping[str, set[str]], unfiled: Mapping[str, set[str]]) -> None:
-        # the decider files a person under a key once (PersonState.filed), in id order
+        # a (key, person) is in one of the two at most, as the epoch left it: taking out
+        # one not there, or filing one there already, changes nothing (in id order)
         state = IdentityState(blocks=self.blocks)
         for key, persons in unfiled.items():
             for person_id in persons:
@@ -260,20 +260,24 @@ class Shard:
         self.keys = KeyShard()
         self.persons = PersonShard()
 
-    def prepare(self, records: Sequence[RawRecord]) -> PreparedSlice:
+    def prepare(self, records: Sequence[RawRecord], shard: int, shards: int) -> PreparedSlice:
+        """Step 1 for the records of the epoch ``records`` whose :func:`prepare_shard` is
+        ``shard`` (every shard is sent the whole epoch, as each would read the intake)."""
         prepare = self.resolver.prepare
         index: dict[Identity, int] = {}
         identities: list[Identity] = []
         keys: list[list[str]] = []
-        out: list[tuple[int, SourceKey]] = []
-        for provider, person in records:
+        out: list[tuple[int, int, SourceKey]] = []
+        for at, (provider, person) in enumerate(records):
+            if shards > 1 and prepare_shard(person, shards) != shard:
+                continue
             identity, source_key, _ = prepare(provider, person, probe=False)
-            at = index.get(identity)
-            if at is None:
-                at = index[identity] = len(identities)
+            local = index.get(identity)
+            if local is None:
+                local = index[identity] = len(identities)
                 identities.append(identity)
                 keys.append(probe_keys(identity))
-            out.append((at, source_key))
+            out.append((at, local, source_key))
         return PreparedSlice(identities, keys, out)
 
     def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
@@ -342,9 +346,12 @@ class EpochView(IdentityState):
             apart=decider.state.apart,
         )
         self.probed = blocks
-        self.filed_now: dict[str, set[str]] = {}  # key -> persons filed this epoch
-        self.unfiled_now: dict[str, set[str]] = {}  # key -> persons taken out this epoch
-        self.filed_keys: dict[str, set[str]] = {}  # person -> every block it is filed under
+        # (key, person) filed or taken out this epoch: for a key probed, those that were
+        # not in its block at the epoch's start, and those that were; for another key
+        # (a merged person's, a dropped identity's: never a candidate this epoch), the
+        # last of the two done, which the key shard's idempotent apply makes so
+        self.filed_now: dict[str, set[str]] = {}
+        self.unfiled_now: dict[str, set[str]] = {}
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         for person_id, person in persons.items():
@@ -354,17 +361,27 @@ class EpochView(IdentityState):
                 self.absorbed[person_id] = person.absorbed
             if person.optouts:
                 self.optouts[person_id] = person.optouts
-            self.filed_keys[person_id] = person.filed
 
     def candidates(self, key: str) -> list[str]:
         # the block's end: as probed (all of it, in id order), with the persons filed and
-        # taken out since
+        # taken out since; a person probed lies below the last (64 + taken out) of them
+        # only if at least 64 of those stay, so the rest of the block is not read
         added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
         probed = self.probed[key]
         if not added and not taken:
             return list(probed[-_MAX_BLOCK_SCAN:])
-        now = (set(probed) - (taken or set())) | (added or set())
+        window = probed[-(_MAX_BLOCK_SCAN + len(taken or ())) :]
+        now = set(window).difference(taken or ()).union(added or ())
         return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
+
+    def _probed_holds(self, key: str, person_id: str) -> bool | None:
+        """Whether ``person_id`` was in block ``key`` at the epoch's start; None: the key
+        was not probed."""
+        block = self.probed.get(key)
+        if block is None:
+            return None
+        at = bisect.bisect_left(block, _number(person_id), key=_number)
+        return at < len(block) and block[at] == person_id
 
     def file(self, key: str, person_id: str) -> None:
         if person_id not in self.profiles:
@@ -372,25 +389,22 @@ class EpochView(IdentityState):
                 f"the decider filed person {person_id} under a block without its state: "
                 "a person the shards did not send (a bug in streams/identity/sharding.py)"
             )
-        filed = self.filed_keys.setdefault(person_id, set())  # a person new this epoch: none
-        if key not in filed:
-            filed.add(key)
+        held = self._probed_holds(key, person_id)
+        if held is not True:
+            self.filed_now.setdefault(key, set()).add(person_id)
+        if held is not False:
             taken = self.unfiled_now.get(key)
-            if taken is not None and person_id in taken:
+            if taken is not None:
                 taken.discard(person_id)
-            else:
-                self.filed_now.setdefault(key, set()).add(person_id)
 
     def unfile_key(self, key: str, person_id: str) -> None:
-        filed = self.filed_keys.get(person_id)
-        if filed is None or key not in filed:
-            return
-        filed.discard(key)
-        added = self.filed_now.get(key)
-        if added is not None and person_id in added:
-            added.discard(person_id)
-        else:
+        held = self._probed_holds(key, person_id)
+        if held is not False:
             self.unfiled_now.setdefault(key, set()).add(person_id)
+        if held is not True:
+            added = self.filed_now.get(key)
+            if added is not None:
+                added.discard(person_id)
 
     def person(self, person_id: str) -> PersonState:
         return PersonState(
@@ -398,7 +412,6 @@ class EpochView(IdentityState):
             self.trusted[person_id],
             self.absorbed.get(person_id, []),
             self.optouts.get(person_id, {}),
-            self.filed_keys.setdefault(person_id, set()),
         )
 
 
@@ -505,10 +518,11 @@ def resolve_epochs(
     n = shards.count
     following = iter(epochs)
     records = next(following, None)
-    routes = _send_prepare(shards, records) if records is not None else []
+    if records is not None:
+        _send_prepare(shards, records)
     applying = False
     while records is not None:
-        epoch = _gathered(len(records), routes, shards.receive())
+        epoch = _gathered(len(records), shards.receive())
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
         # 2. PROBE: each key and source id at its shard
@@ -533,7 +547,7 @@ def resolve_epochs(
             persons.update(reply.persons)
         records = next(following, None)
         if records is not None:
-            routes = _send_prepare(shards, records)
+            _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
         resolutions, writes = decider.decide(epoch, blocks, sources, scored, persons)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
@@ -563,32 +577,23 @@ def prepare_shard(person: Mapping[str, Any], shards: int) -> int:
     return zlib.crc32(str(value).encode()) % shards
 
 
-def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> list[list[int]]:
-    """Step 1: each record to its :func:`prepare_shard`; which records went where."""
+def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> None:
+    """Step 1: every shard is sent the epoch and prepares its part (:meth:`Shard.prepare`)."""
     n = shards.count
-    if n == 1:
-        shards.send("prepare", [(records,)])
-        return [list(range(len(records)))]
-    routes: list[list[int]] = [[] for _ in range(n)]
-    for at, (_, person) in enumerate(records):
-        routes[prepare_shard(person, n)].append(at)
-    shards.send("prepare", [([records[at] for at in route],) for route in routes])
-    return routes
+    shards.send("prepare", [(records, i, n) for i in range(n)])
 
 
-def _gathered(
-    count: int, routes: Sequence[Sequence[int]], slices: Sequence[PreparedSlice]
-) -> EpochRecords:
+def _gathered(count: int, slices: Sequence[PreparedSlice]) -> EpochRecords:
     """The epoch's ``count`` records back in order from the shards' PREPARE answers."""
     identities: list[Identity] = []
     keys: list[list[str]] = []
     records: list[Prepared] = [Prepared(Identity(), ("", ""), None)] * count
     ids = [0] * count
-    for route, (mine, my_keys, prepared) in zip(routes, slices, strict=True):
+    for mine, my_keys, prepared in slices:
         offset = len(identities)
         identities += mine
         keys += my_keys
-        for at, (local, source_key) in zip(route, prepared, strict=True):
+        for at, local, source_key in prepared:
             ids[at] = index = offset + local
             records[at] = Prepared(identities[index], source_key, keys[index])
     return EpochRecords(records, ids, identities, keys)

@@ -181,13 +181,12 @@ def test_unchanged_persons_are_not_scored_again_by_the_decider() -> None:
 def test_person_state_copies_are_independent() -> None:
     from streams.identity.sharding import PersonState
 
-    kept = PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    kept = PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}})
     copy = kept.copy()
     copy.trusted["ssn"].add("y")
     copy.absorbed.append("P2")
-    copy.filed.add("j")
     copy.optouts["r"]["at"] = 2
-    assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}})
     assert dataclasses.asdict(copy) != dataclasses.asdict(kept)
 
 
