@@ -33,7 +33,6 @@ overlaps this epoch's DECIDE (:func:`resolve_epochs`).
 
 from __future__ import annotations
 
-import bisect
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -352,6 +351,7 @@ class EpochView(IdentityState):
         # last of the two done, which the key shard's idempotent apply makes so
         self.filed_now: dict[str, set[str]] = {}
         self.unfiled_now: dict[str, set[str]] = {}
+        self._held: dict[str, frozenset[str]] = {}  # a probed block's persons, once asked
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         for person_id, person in persons.items():
@@ -377,11 +377,13 @@ class EpochView(IdentityState):
     def _probed_holds(self, key: str, person_id: str) -> bool | None:
         """Whether ``person_id`` was in block ``key`` at the epoch's start; None: the key
         was not probed."""
-        block = self.probed.get(key)
-        if block is None:
-            return None
-        at = bisect.bisect_left(block, _number(person_id), key=_number)
-        return at < len(block) and block[at] == person_id
+        held = self._held.get(key)
+        if held is None:
+            block = self.probed.get(key)
+            if block is None:
+                return None
+            held = self._held[key] = frozenset(block)
+        return person_id in held
 
     def file(self, key: str, person_id: str) -> None:
         if person_id not in self.profiles:
