@@ -145,11 +145,12 @@ class ProbeReply(NamedTuple):
 
 
 class ScoreReply(NamedTuple):
-    """A person shard's answer to the SCORE round: (record, root) -> score, for scores at
-    or above the floor; the kept state of the persons the decider may change."""
+    """A person shard's answer to the SCORE round: (identity, root) -> score, for scores
+    at or above the floor; the kept state of the persons the decider may change (None: as
+    the decider wrote it in the last epoch, which it keeps)."""
 
     scored: dict[tuple[int, str], Score]
-    persons: dict[str, PersonState]
+    persons: dict[str, PersonState | None]
 
 
 @dataclass
@@ -212,6 +213,7 @@ class PersonShard:
     sources: dict[SourceKey, str] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     optout_requests: dict[str, str] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # the persons the last epoch wrote
 
     def lookup(self, source_keys: Iterable[SourceKey]) -> dict[SourceKey, str]:
         return {key: self.sources[key] for key in source_keys if key in self.sources}
@@ -234,12 +236,17 @@ class PersonShard:
                 scored[at, root] = best
                 if best.weight >= threshold:
                     matched.add(root)
-        return ScoreReply(scored, {root: persons[root].copy() for root in matched})
+        written = self.written
+        return ScoreReply(
+            scored,
+            {root: None if root in written else persons[root].copy() for root in matched},
+        )
 
     def apply(self, writes: EpochWrites) -> None:
         for person_id in writes.removed:
             self.persons.pop(person_id, None)
         self.persons.update(writes.persons)
+        self.written = set(writes.persons)
         self.sources.update(writes.sources)
         self.merged_into.update(writes.merges)
         self.optout_requests.update(writes.optout_requests)
@@ -352,6 +359,7 @@ class EpochView(IdentityState):
         self.filed_now: dict[str, set[str]] = {}
         self.unfiled_now: dict[str, set[str]] = {}
         self._held: dict[str, frozenset[str]] = {}  # a probed block's persons, once asked
+        self._tails: dict[str, list[str]] = {}  # candidates(key), until the block changes
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         for person_id, person in persons.items():
@@ -363,6 +371,13 @@ class EpochView(IdentityState):
                 self.optouts[person_id] = person.optouts
 
     def candidates(self, key: str) -> list[str]:
+        # (the same list while the block is unchanged: the resolver only reads it)
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tails[key] = self._tail(key)
+        return tail
+
+    def _tail(self, key: str) -> list[str]:
         # the block's end: as probed (all of it, in id order), with the persons filed and
         # taken out since; a person probed lies below the last (64 + taken out) of them
         # only if at least 64 of those stay, so the rest of the block is not read
@@ -374,16 +389,15 @@ class EpochView(IdentityState):
         now = set(window).difference(taken or ()).union(added or ())
         return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
 
-    def _probed_holds(self, key: str, person_id: str) -> bool | None:
-        """Whether ``person_id`` was in block ``key`` at the epoch's start; None: the key
-        was not probed."""
+    def _probed(self, key: str) -> frozenset[str] | None:
+        """The persons of block ``key`` at the epoch's start; None: not probed."""
         held = self._held.get(key)
         if held is None:
             block = self.probed.get(key)
             if block is None:
                 return None
             held = self._held[key] = frozenset(block)
-        return person_id in held
+        return held
 
     def file(self, key: str, person_id: str) -> None:
         if person_id not in self.profiles:
@@ -391,22 +405,32 @@ class EpochView(IdentityState):
                 f"the decider filed person {person_id} under a block without its state: "
                 "a person the shards did not send (a bug in streams/identity/sharding.py)"
             )
-        held = self._probed_holds(key, person_id)
-        if held is not True:
-            self.filed_now.setdefault(key, set()).add(person_id)
-        if held is not False:
+        held = self._held.get(key) or self._probed(key)
+        if held is None or person_id not in held:
+            added = self.filed_now.get(key)
+            if added is None:
+                self.filed_now[key] = {person_id}
+            elif person_id not in added:
+                added.add(person_id)
+            else:
+                return
+            self._tails.pop(key, None)
+        if held is None or person_id in held:
             taken = self.unfiled_now.get(key)
-            if taken is not None:
+            if taken is not None and person_id in taken:
                 taken.discard(person_id)
+                self._tails.pop(key, None)
 
     def unfile_key(self, key: str, person_id: str) -> None:
-        held = self._probed_holds(key, person_id)
-        if held is not False:
+        held = self._held.get(key) or self._probed(key)
+        if held is None or person_id in held:
             self.unfiled_now.setdefault(key, set()).add(person_id)
-        if held is not True:
+            self._tails.pop(key, None)
+        if held is None or person_id not in held:
             added = self.filed_now.get(key)
-            if added is not None:
+            if added is not None and person_id in added:
                 added.discard(person_id)
+                self._tails.pop(key, None)
 
     def person(self, person_id: str) -> PersonState:
         return PersonState(
@@ -446,6 +470,8 @@ class Decider:
     ) -> None:
         # merged_into, apart and next_number: the decider's; the rest lives on the shards
         self.state = IdentityState()
+        # the persons the last epoch wrote, as written: their shards send None for them
+        self.written: dict[str, PersonState] = {}
         self._resolver = _EpochResolver(hasher, model, review_floor=review_floor)
 
     def plan(
@@ -481,11 +507,17 @@ class Decider:
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         scored: Mapping[tuple[int, str], Score],
-        persons: Mapping[str, PersonState],
+        persons: Mapping[str, PersonState | None],
     ) -> tuple[list[Resolution], EpochWrites]:
         """Resolve the epoch's records in order, from the shards' answers; the
         resolutions, and the writes that bring the shards to the state after them."""
-        view = EpochView(self, blocks, sources, persons)
+        written = self.written
+        view = EpochView(
+            self,
+            blocks,
+            sources,
+            {p: written[p].copy() if s is None else s for p, s in persons.items()},
+        )
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
@@ -508,6 +540,7 @@ class Decider:
             merges=merges,
             optout_requests=view.optout_requests,
         )
+        self.written = writes.persons
         return resolutions, writes
 
 
@@ -543,7 +576,7 @@ def resolve_epochs(
         # 3. SCORE: each pair where its person lives
         shards.send("score", decider.plan(epoch, blocks, sources, n))
         scored: dict[tuple[int, str], Score] = {}
-        persons: dict[str, PersonState] = {}
+        persons: dict[str, PersonState | None] = {}
         for reply in shards.receive():
             scored.update(reply.scored)
             persons.update(reply.persons)
