@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import io
 import multiprocessing
+import pickle
 import queue
 import statistics
 import threading
@@ -37,6 +39,7 @@ from typing import Any, overload
 
 from bench._harness import print_table
 from bench.scale import _SECRET, generate
+from streams.identity.matching import Identity
 
 Record = tuple[str, dict[str, Any]]
 
@@ -195,6 +198,96 @@ def intake_epochs(size: int) -> Iterator[_Intake]:
         yield _Intake(start, min(start + size, len(_INTAKE)))
 
 
+# Messages between the processes: pickles, except that an identity's masks (an SSN's 53
+# keyed hashes, most of its bytes) cross a pipe once: afterwards either end names them by
+# the hash they are the masks of (0: the masks I sent you under it; 1: those you sent me).
+# Each process keeps one object per set of masks (_CANON, first come) and names only
+# those, so that a name always stands for the masks the other end holds under it; masks
+# unlike the canonical ones of their hash (never, with one hasher) are sent whole and not
+# named.
+_CANON: dict[str, frozenset[str]] = {}
+
+
+class _Link:
+    """One end of a pipe: the canonical masks sent and received on it, by hash."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.sent: dict[str, frozenset[str]] = {}
+        self.received: dict[str, frozenset[str]] = {}
+
+    def send(self, message: Any) -> None:
+        buffer = io.BytesIO()
+        _Pickler(buffer, self).dump(message)
+        self.connection.send_bytes(buffer.getbuffer())
+
+    def recv(self) -> Any:
+        return _Unpickler(io.BytesIO(self.connection.recv_bytes()), self).load()
+
+
+_Masks = frozenset[str] | int | list[frozenset[str]]
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, link: _Link) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._link = link
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not Identity:
+            return NotImplemented
+        masks = (self._masks(obj.ssn, obj.ssn_masks), self._masks(obj.ssid, obj.ssid_masks))
+        return (_received_identity, (obj[:3], *masks, obj[5:]))
+
+    def _masks(self, name: str | None, masks: frozenset[str]) -> _Masks:
+        if not masks or not name:
+            return masks
+        canon = _CANON.setdefault(name, masks)
+        if canon is not masks and canon != masks:
+            return [masks]  # whole, not named
+        link = self._link
+        if link.sent.get(name) is canon:
+            return 0
+        if link.received.get(name) is canon:
+            return 1
+        link.sent[name] = canon
+        return canon
+
+
+def _received_identity(*args: Any) -> Identity:
+    raise RuntimeError("an identity unpickled outside bench.shards' pipes: a bug")
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, link: _Link) -> None:
+        super().__init__(file)
+        self._link = link
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "_received_identity":
+            return self._identity
+        return super().find_class(module, name)
+
+    def _identity(
+        self, head: tuple[Any, ...], ssn_masks: _Masks, ssid_masks: _Masks, tail: tuple[Any, ...]
+    ) -> Identity:
+        masks = (self._masks(head[0], ssn_masks), self._masks(head[1], ssid_masks))
+        return Identity._make((*head, *masks, *tail))
+
+    def _masks(self, name: str, masks: _Masks) -> frozenset[str]:
+        if isinstance(masks, int):
+            return (self._link.received if masks == 0 else self._link.sent)[name]
+        if isinstance(masks, list):
+            return masks[0]
+        if not masks or not name:
+            return masks
+        canon = _CANON.setdefault(name, masks)
+        if canon is not masks and canon == masks:
+            masks = canon
+        self._link.received[name] = masks
+        return masks
+
+
 def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
     """A shard's process: run each round sent, answer with its result."""
     from streams.identity.resolver import IdentifierHasher
@@ -202,12 +295,13 @@ def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
 
     secret, floor = shard_args
     shard = Shard(IdentifierHasher(secret), review_floor=floor)
+    link = _Link(connection)
     while True:
-        method, args = connection.recv()
+        method, args = link.recv()
         if method == "stop":
-            connection.send(time.process_time())
+            link.send(time.process_time())
             return
-        connection.send(getattr(shard, method)(*args))
+        link.send(getattr(shard, method)(*args))
         if method == "apply":
             # the shard's state is long-lived and acyclic: out of the collector's view, so
             # that the next rounds' allocations do not rescan it (freed by refcount as ever)
@@ -221,7 +315,7 @@ class ProcessShards:
 
     def __init__(self, count: int, secret: bytes, floor: float | None = None) -> None:
         context = multiprocessing.get_context("fork")
-        self._connections: list[Connection] = []
+        self._links: list[_Link] = []
         self._processes = []
         self._outboxes: list[queue.SimpleQueue[Any]] = []
         self._senders = []
@@ -230,9 +324,10 @@ class ProcessShards:
             process = context.Process(target=_serve, args=(theirs, (secret, floor)), daemon=True)
             process.start()
             outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-            sender = threading.Thread(target=_send_all, args=(mine, outbox), daemon=True)
+            link = _Link(mine)
+            sender = threading.Thread(target=_send_all, args=(link, outbox), daemon=True)
             sender.start()
-            self._connections.append(mine)
+            self._links.append(link)
             self._processes.append(process)
             self._outboxes.append(outbox)
             self._senders.append(sender)
@@ -240,7 +335,7 @@ class ProcessShards:
 
     @property
     def count(self) -> int:
-        return len(self._connections)
+        return len(self._links)
 
     def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None:
         for outbox, args in zip(self._outboxes, arguments, strict=True):
@@ -248,7 +343,7 @@ class ProcessShards:
 
     def receive(self) -> list[Any]:
         started = time.perf_counter()
-        answers = [connection.recv() for connection in self._connections]
+        answers = [link.recv() for link in self._links]
         self.waited += time.perf_counter() - started
         return answers
 
@@ -256,7 +351,7 @@ class ProcessShards:
         """Stop every shard; each one's CPU seconds."""
         for outbox in self._outboxes:
             outbox.put(("stop", ()))
-        cpu = [connection.recv() for connection in self._connections]
+        cpu = [link.recv() for link in self._links]
         stopping = zip(self._outboxes, self._senders, self._processes, strict=True)
         for outbox, sender, process in stopping:
             outbox.put(None)
@@ -265,9 +360,9 @@ class ProcessShards:
         return cpu
 
 
-def _send_all(connection: Connection, outbox: queue.SimpleQueue[Any]) -> None:
+def _send_all(link: _Link, outbox: queue.SimpleQueue[Any]) -> None:
     while (message := outbox.get()) is not None:
-        connection.send(message)
+        link.send(message)
 
 
 def _one_shard(records: list[Record]) -> tuple[float, float, list[Any]]:

@@ -359,7 +359,6 @@ class EpochView(IdentityState):
         self.filed_now: dict[str, set[str]] = {}
         self.unfiled_now: dict[str, set[str]] = {}
         self._held: dict[str, frozenset[str]] = {}  # a probed block's persons, once asked
-        self._tails: dict[str, list[str]] = {}  # candidates(key), until the block changes
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         for person_id, person in persons.items():
@@ -371,13 +370,6 @@ class EpochView(IdentityState):
                 self.optouts[person_id] = person.optouts
 
     def candidates(self, key: str) -> list[str]:
-        # (the same list while the block is unchanged: the resolver only reads it)
-        tail = self._tails.get(key)
-        if tail is None:
-            tail = self._tails[key] = self._tail(key)
-        return tail
-
-    def _tail(self, key: str) -> list[str]:
         # the block's end: as probed (all of it, in id order), with the persons filed and
         # taken out since; a person probed lies below the last (64 + taken out) of them
         # only if at least 64 of those stay, so the rest of the block is not read
@@ -407,30 +399,20 @@ class EpochView(IdentityState):
             )
         held = self._held.get(key) or self._probed(key)
         if held is None or person_id not in held:
-            added = self.filed_now.get(key)
-            if added is None:
-                self.filed_now[key] = {person_id}
-            elif person_id not in added:
-                added.add(person_id)
-            else:
-                return
-            self._tails.pop(key, None)
+            self.filed_now.setdefault(key, set()).add(person_id)
         if held is None or person_id in held:
             taken = self.unfiled_now.get(key)
-            if taken is not None and person_id in taken:
+            if taken is not None:
                 taken.discard(person_id)
-                self._tails.pop(key, None)
 
     def unfile_key(self, key: str, person_id: str) -> None:
         held = self._held.get(key) or self._probed(key)
         if held is None or person_id in held:
             self.unfiled_now.setdefault(key, set()).add(person_id)
-            self._tails.pop(key, None)
         if held is None or person_id not in held:
             added = self.filed_now.get(key)
-            if added is not None and person_id in added:
+            if added is not None:
                 added.discard(person_id)
-                self._tails.pop(key, None)
 
     def person(self, person_id: str) -> PersonState:
         return PersonState(
