@@ -9,8 +9,14 @@ process) and of streams/identity/sharding.py with each of N shards in a process 
 (multiprocessing pipes; PREPARE, PROBE, SCORE and APPLY in the shards, the decider in this
 process), interleaved, medians of ``--repeats`` runs; the ratio to the baseline; where the
 time went (the decider's CPU seconds, this process's CPU including pickling, the seconds it
-waited for the shards, each shard's CPU), and the speedup the CPU seconds allow.
-Every sharded run's resolutions are checked equal to the baseline's.
+waited for the shards, each shard's CPU, all processes' CPU), and the speedup the CPU
+seconds allow. Every sharded run's resolutions are checked equal to the baseline's.
+
+As in the design, each shard reads the epoch from the intake itself (here: the records it
+inherited when it forked; an epoch is sent as its offsets) and takes the records it
+prepares; an identity's masks cross each pipe once, then go by name (``_Link``). The
+inputs are frozen out of the garbage collector's view, and each shard's state after each
+APPLY; ``--no-gc`` turns the collector off in every process, the one-shard run's included.
 
 ``--breakdown`` times the one-shard ``Resolver`` phase by phase over the fast identity
 generator (bench/scale.py): PREPARE (``Resolver.identity``: normalising and hashing, and the
@@ -302,7 +308,7 @@ def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
             link.send(time.process_time())
             return
         link.send(getattr(shard, method)(*args))
-        if method == "apply":
+        if method == "apply" and gc.isenabled():
             # the shard's state is long-lived and acyclic: out of the collector's view, so
             # that the next rounds' allocations do not rescan it (freed by refcount as ever)
             gc.freeze()
@@ -434,6 +440,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
         shard_cpu = " / ".join(f"{cpu:.2f}" for cpu in shards_cpu)
         # on idle cores the slowest process bounds the run: CPU seconds, not wall
         critical = max([statistics.median(r["parent_cpu"] for r in measured), *shards_cpu])
+        every = statistics.median(r["parent_cpu"] for r in measured) + sum(shards_cpu)
         rows.append(
             [
                 name,
@@ -444,6 +451,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
                 med("parent_cpu"),
                 med("waited"),
                 shard_cpu,
+                f"{every:.2f}",
                 f"{base_cpu / critical:.2f}x",
             ]
         )
@@ -457,6 +465,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
             "parent CPU s",
             "parent waiting s",
             "shards' CPU s",
+            "all CPU s",
             "CPU bound vs one",
         ],
         rows,
@@ -476,12 +485,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch", type=int, default=8_000)
     parser.add_argument("--shards", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="the cyclic garbage collector off in every process (the one-shard run's too)",
+    )
     args = parser.parse_args(argv)
     records = list(generate(args.records, args.seed))
     # the inputs live for the whole run (as in no resolver): out of the collector's view,
-    # for the one-shard resolver and the decider alike (bench/sink.py does the same)
+    # for the one-shard resolver and the decider alike (as bench/sink.py does)
     gc.collect()
     gc.freeze()
+    if args.no_gc:
+        gc.disable()  # (the shards' processes fork with it off)
     if args.breakdown:
         print_breakdown(records)
     else:
