@@ -39,7 +39,7 @@ import queue
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, overload
 
@@ -371,13 +371,26 @@ def _send_all(link: _Link, outbox: queue.SimpleQueue[Any]) -> None:
         link.send(message)
 
 
-def _one_shard(records: list[Record]) -> tuple[float, float, list[Any]]:
+def _kept(resolutions: Iterable[Any], every: int) -> list[Any]:
+    """``resolutions`` in a list; what lives on (the list, the resolver's state) taken out
+    of the collector's view every ``every`` records (an epoch), as each shard freezes its
+    state after each APPLY: the same policy in every process."""
+    out = []
+    freeze = gc.isenabled()
+    for resolution in resolutions:
+        out.append(resolution)
+        if freeze and len(out) % every == 0:
+            gc.freeze()
+    return out
+
+
+def _one_shard(records: list[Record], epoch: int) -> tuple[float, float, list[Any]]:
     from streams.identity.resolver import IdentifierHasher, Resolver
 
     resolver = Resolver(IdentifierHasher(_SECRET))
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = [resolver.resolve(provider, person) for provider, person in records]
+    out = _kept((resolver.resolve(provider, person) for provider, person in records), epoch)
     return time.perf_counter() - started, time.process_time() - cpu_before, out
 
 
@@ -395,7 +408,7 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     process_shards = ProcessShards(shards, _SECRET)
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = list(resolve_epochs(process_shards, decider, intake_epochs(epoch)))
+    out = _kept(resolve_epochs(process_shards, decider, intake_epochs(epoch)), epoch)
     seconds = time.perf_counter() - started
     parent_cpu = time.process_time() - cpu_before
     shard_cpu = process_shards.stop()
@@ -409,15 +422,25 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     }
 
 
+def _settle() -> None:
+    """Before each run: what earlier runs left (their resolutions, kept to compare) out of
+    the collector's view, so that no run pays for rescanning another's."""
+    if gc.isenabled():
+        gc.collect()
+        gc.freeze()
+
+
 def throughput(records: list[Record], shard_counts: list[int], epoch: int, repeats: int) -> None:
     """Records/s of the one-shard resolver and of each shard count, interleaved (see the
     module's doc)."""
     runs: dict[str, list[dict[str, Any]]] = {"one-shard Resolver": []}
     runs.update({f"{n} shard{'s' if n > 1 else ''}": [] for n in shard_counts})
     for _ in range(repeats):
-        seconds, cpu, expected = _one_shard(records)
+        _settle()
+        seconds, cpu, expected = _one_shard(records, epoch)
         runs["one-shard Resolver"].append({"seconds": seconds, "parent_cpu": cpu})
         for n in shard_counts:
+            _settle()
             run = _sharded(records, n, epoch)
             if run.pop("out") != expected:
                 raise SystemExit(f"{n} shards resolved differently from one resolver: a bug")

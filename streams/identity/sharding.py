@@ -4,15 +4,19 @@ design") as plain code, with no Kafka and no Faust.
 One order (the records as they come), cut into epochs of a fixed number of records. Per
 epoch, in rounds each of which every shard serves in parallel:
 
-1. PREPARE (stateless, any shard): :meth:`Resolver.prepare`: identity, source key, probe keys.
+1. PREPARE (stateless): every shard reads the epoch and takes the records whose
+   :func:`prepare_shard` it is (by SSN, else SSID, else source id: a number is hashed and
+   cached on one shard): :meth:`Resolver.prepare`'s identity and source key, and each
+   distinct identity's probe keys once (:class:`PreparedSlice`; records repeat one).
 2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block as it stood at
    the epoch's start (all of it, in id order: a person taken out during the epoch brings
    an earlier one into the last ``_MAX_BLOCK_SCAN``); the source id's shard answers
    each source key with the person it names.
-3. SCORE: person shard ``shard_of(root)`` scores each (record, candidate) pair against the
-   profile as of the epoch's start; it answers with the scores at or above the review floor
-   (or the threshold) and the kept state of the persons at or above the threshold and of
-   those a source id names.
+3. SCORE: person shard ``shard_of(root)`` scores each (distinct identity, candidate) pair
+   against the profile as of the epoch's start; it answers with the scores at or above the
+   review floor (or the threshold) and the kept state of the persons at or above the
+   threshold and of those a source id names (None for those the last epoch wrote: the
+   decider kept them).
 4. DECIDE: one :class:`Decider` takes the epoch's records in order and applies the
    resolver's own rule (:meth:`Resolver.decide`, the same code) over an :class:`EpochView`:
    the persons the shards sent, the blocks as probed plus the persons filed in this epoch,
