@@ -351,6 +351,8 @@ class ProcessShards:
         started = time.perf_counter()
         answers = [link.recv() for link in self._links]
         self.waited += time.perf_counter() - started
+        if gc.isenabled():
+            gc.freeze()  # the answers live for the epoch: not rescanned meanwhile
         return answers
 
     def stop(self) -> list[float]:
