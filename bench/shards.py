@@ -14,9 +14,11 @@ seconds allow. Every sharded run's resolutions are checked equal to the baseline
 
 As in the design, each shard reads the epoch from the intake itself (here: the records it
 inherited when it forked; an epoch is sent as its offsets) and takes the records it
-prepares; an identity's masks cross each pipe once, then go by name (``_Link``). The
-inputs are frozen out of the garbage collector's view, and each shard's state after each
-APPLY; ``--no-gc`` turns the collector off in every process, the one-shard run's included.
+prepares; an identity's masks cross each pipe once, then go by name (``_Link``). What
+lives on is frozen out of the garbage collector's view: the inputs, each shard's state
+after each APPLY, each round's answers in the deciding process, the resolutions every
+epoch in the deciding and the one-shard process, and before each run what earlier runs
+left; ``--no-gc`` turns the collector off in every process, the one-shard run's included.
 
 ``--breakdown`` times the one-shard ``Resolver`` phase by phase over the fast identity
 generator (bench/scale.py): PREPARE (``Resolver.identity``: normalising and hashing, and the
