@@ -9,8 +9,16 @@ process) and of streams/identity/sharding.py with each of N shards in a process 
 (multiprocessing pipes; PREPARE, PROBE, SCORE and APPLY in the shards, the decider in this
 process), interleaved, medians of ``--repeats`` runs; the ratio to the baseline; where the
 time went (the decider's CPU seconds, this process's CPU including pickling, the seconds it
-waited for the shards, each shard's CPU), and the speedup the CPU seconds allow.
-Every sharded run's resolutions are checked equal to the baseline's.
+waited for the shards, each shard's CPU, all processes' CPU), and the speedup the CPU
+seconds allow. Every sharded run's resolutions are checked equal to the baseline's.
+
+As in the design, each shard reads the epoch from the intake itself (here: the records it
+inherited when it forked; an epoch is sent as its offsets) and takes the records it
+prepares; an identity's masks cross each pipe once, then go by name (``_Link``). What
+lives on is frozen out of the garbage collector's view: the inputs, each shard's state
+after each APPLY, each round's answers in the deciding process, the resolutions every
+epoch in the deciding and the one-shard process, and before each run what earlier runs
+left; ``--no-gc`` turns the collector off in every process, the one-shard run's included.
 
 ``--breakdown`` times the one-shard ``Resolver`` phase by phase over the fast identity
 generator (bench/scale.py): PREPARE (``Resolver.identity``: normalising and hashing, and the
@@ -25,17 +33,21 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
+import io
 import multiprocessing
+import pickle
 import queue
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, overload
 
 from bench._harness import print_table
 from bench.scale import _SECRET, generate
+from streams.identity.matching import Identity
 
 Record = tuple[str, dict[str, Any]]
 
@@ -152,6 +164,138 @@ def print_breakdown(records: list[Record]) -> None:
     )
 
 
+# The records of the run, set before the shards' processes fork: each shard reads them as
+# it would read the intake topic (an epoch travels as its offsets, :class:`_Intake`).
+_INTAKE: list[Record] = []
+
+
+class _Intake(Sequence[Record]):
+    """Records [start, end) of the run's intake, pickled as the two offsets: in the design
+    every shard reads the epoch from the intake topic, so the decider's process does not
+    send it (the forked shard holds ``_INTAKE`` as its topic)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    @overload
+    def __getitem__(self, at: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, at: int | slice) -> Record | Sequence[Record]:
+        if isinstance(at, slice):
+            return _INTAKE[self.start : self.end][at]
+        if not -len(self) <= at < len(self):
+            raise IndexError(at)
+        return _INTAKE[self.start + at if at >= 0 else self.end + at]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(_INTAKE[self.start : self.end])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Intake, (self.start, self.end))
+
+
+def intake_epochs(size: int) -> Iterator[_Intake]:
+    """The intake (``_INTAKE``) cut into epochs of ``size``, each as its offsets."""
+    for start in range(0, len(_INTAKE), size):
+        yield _Intake(start, min(start + size, len(_INTAKE)))
+
+
+# Messages between the processes: pickles, except that an identity's masks (an SSN's 53
+# keyed hashes, most of its bytes) cross a pipe once: afterwards either end names them by
+# the hash they are the masks of (0: the masks I sent you under it; 1: those you sent me).
+# Each process keeps one object per set of masks (_CANON, first come) and names only
+# those, so that a name always stands for the masks the other end holds under it; masks
+# unlike the canonical ones of their hash (never, with one hasher) are sent whole and not
+# named.
+_CANON: dict[str, frozenset[str]] = {}
+
+
+class _Link:
+    """One end of a pipe: the canonical masks sent and received on it, by hash."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.sent: dict[str, frozenset[str]] = {}
+        self.received: dict[str, frozenset[str]] = {}
+
+    def send(self, message: Any) -> None:
+        buffer = io.BytesIO()
+        _Pickler(buffer, self).dump(message)
+        self.connection.send_bytes(buffer.getbuffer())
+
+    def recv(self) -> Any:
+        return _Unpickler(io.BytesIO(self.connection.recv_bytes()), self).load()
+
+
+_Masks = frozenset[str] | int | list[frozenset[str]]
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, link: _Link) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._link = link
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is not Identity:
+            return NotImplemented
+        masks = (self._masks(obj.ssn, obj.ssn_masks), self._masks(obj.ssid, obj.ssid_masks))
+        return (_received_identity, (obj[:3], *masks, obj[5:]))
+
+    def _masks(self, name: str | None, masks: frozenset[str]) -> _Masks:
+        if not masks or not name:
+            return masks
+        canon = _CANON.setdefault(name, masks)
+        if canon is not masks and canon != masks:
+            return [masks]  # whole, not named
+        link = self._link
+        if link.sent.get(name) is canon:
+            return 0
+        if link.received.get(name) is canon:
+            return 1
+        link.sent[name] = canon
+        return canon
+
+
+def _received_identity(*args: Any) -> Identity:
+    raise RuntimeError("an identity unpickled outside bench.shards' pipes: a bug")
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, link: _Link) -> None:
+        super().__init__(file)
+        self._link = link
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "_received_identity":
+            return self._identity
+        return super().find_class(module, name)
+
+    def _identity(
+        self, head: tuple[Any, ...], ssn_masks: _Masks, ssid_masks: _Masks, tail: tuple[Any, ...]
+    ) -> Identity:
+        masks = (self._masks(head[0], ssn_masks), self._masks(head[1], ssid_masks))
+        return Identity._make((*head, *masks, *tail))
+
+    def _masks(self, name: str, masks: _Masks) -> frozenset[str]:
+        if isinstance(masks, int):
+            return (self._link.received if masks == 0 else self._link.sent)[name]
+        if isinstance(masks, list):
+            return masks[0]
+        if not masks or not name:
+            return masks
+        canon = _CANON.setdefault(name, masks)
+        if canon is not masks and canon == masks:
+            masks = canon
+        self._link.received[name] = masks
+        return masks
+
+
 def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
     """A shard's process: run each round sent, answer with its result."""
     from streams.identity.resolver import IdentifierHasher
@@ -159,12 +303,17 @@ def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
 
     secret, floor = shard_args
     shard = Shard(IdentifierHasher(secret), review_floor=floor)
+    link = _Link(connection)
     while True:
-        method, args = connection.recv()
+        method, args = link.recv()
         if method == "stop":
-            connection.send(time.process_time())
+            link.send(time.process_time())
             return
-        connection.send(getattr(shard, method)(*args))
+        link.send(getattr(shard, method)(*args))
+        if method == "apply" and gc.isenabled():
+            # the shard's state is long-lived and acyclic: out of the collector's view, so
+            # that the next rounds' allocations do not rescan it (freed by refcount as ever)
+            gc.freeze()
 
 
 class ProcessShards:
@@ -174,7 +323,7 @@ class ProcessShards:
 
     def __init__(self, count: int, secret: bytes, floor: float | None = None) -> None:
         context = multiprocessing.get_context("fork")
-        self._connections: list[Connection] = []
+        self._links: list[_Link] = []
         self._processes = []
         self._outboxes: list[queue.SimpleQueue[Any]] = []
         self._senders = []
@@ -183,9 +332,10 @@ class ProcessShards:
             process = context.Process(target=_serve, args=(theirs, (secret, floor)), daemon=True)
             process.start()
             outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-            sender = threading.Thread(target=_send_all, args=(mine, outbox), daemon=True)
+            link = _Link(mine)
+            sender = threading.Thread(target=_send_all, args=(link, outbox), daemon=True)
             sender.start()
-            self._connections.append(mine)
+            self._links.append(link)
             self._processes.append(process)
             self._outboxes.append(outbox)
             self._senders.append(sender)
@@ -193,7 +343,7 @@ class ProcessShards:
 
     @property
     def count(self) -> int:
-        return len(self._connections)
+        return len(self._links)
 
     def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None:
         for outbox, args in zip(self._outboxes, arguments, strict=True):
@@ -201,15 +351,17 @@ class ProcessShards:
 
     def receive(self) -> list[Any]:
         started = time.perf_counter()
-        answers = [connection.recv() for connection in self._connections]
+        answers = [link.recv() for link in self._links]
         self.waited += time.perf_counter() - started
+        if gc.isenabled():
+            gc.freeze()  # the answers live for the epoch: not rescanned meanwhile
         return answers
 
     def stop(self) -> list[float]:
         """Stop every shard; each one's CPU seconds."""
         for outbox in self._outboxes:
             outbox.put(("stop", ()))
-        cpu = [connection.recv() for connection in self._connections]
+        cpu = [link.recv() for link in self._links]
         stopping = zip(self._outboxes, self._senders, self._processes, strict=True)
         for outbox, sender, process in stopping:
             outbox.put(None)
@@ -218,24 +370,37 @@ class ProcessShards:
         return cpu
 
 
-def _send_all(connection: Connection, outbox: queue.SimpleQueue[Any]) -> None:
+def _send_all(link: _Link, outbox: queue.SimpleQueue[Any]) -> None:
     while (message := outbox.get()) is not None:
-        connection.send(message)
+        link.send(message)
 
 
-def _one_shard(records: list[Record]) -> tuple[float, float, list[Any]]:
+def _kept(resolutions: Iterable[Any], every: int) -> list[Any]:
+    """``resolutions`` in a list; what lives on (the list, the resolver's state) taken out
+    of the collector's view every ``every`` records (an epoch), as each shard freezes its
+    state after each APPLY: the same policy in every process."""
+    out = []
+    freeze = gc.isenabled()
+    for resolution in resolutions:
+        out.append(resolution)
+        if freeze and len(out) % every == 0:
+            gc.freeze()
+    return out
+
+
+def _one_shard(records: list[Record], epoch: int) -> tuple[float, float, list[Any]]:
     from streams.identity.resolver import IdentifierHasher, Resolver
 
     resolver = Resolver(IdentifierHasher(_SECRET))
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = [resolver.resolve(provider, person) for provider, person in records]
+    out = _kept((resolver.resolve(provider, person) for provider, person in records), epoch)
     return time.perf_counter() - started, time.process_time() - cpu_before, out
 
 
 def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     from streams.identity.resolver import IdentifierHasher
-    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+    from streams.identity.sharding import Decider, resolve_epochs
 
     decider = Decider(IdentifierHasher(_SECRET))
     deciding = {"decide": 0.0}
@@ -243,10 +408,11 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     cpu = time.process_time
     decider.decide = _timed(decide, deciding, "decide", cpu)  # type: ignore[method-assign]
     decider.plan = _timed(plan, deciding, "decide", cpu)  # type: ignore[method-assign]
+    _INTAKE[:] = records  # before the shards fork: their intake
     process_shards = ProcessShards(shards, _SECRET)
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = list(resolve_epochs(process_shards, decider, epochs_of(records, epoch)))
+    out = _kept(resolve_epochs(process_shards, decider, intake_epochs(epoch)), epoch)
     seconds = time.perf_counter() - started
     parent_cpu = time.process_time() - cpu_before
     shard_cpu = process_shards.stop()
@@ -260,15 +426,25 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     }
 
 
+def _settle() -> None:
+    """Before each run: what earlier runs left (their resolutions, kept to compare) out of
+    the collector's view, so that no run pays for rescanning another's."""
+    if gc.isenabled():
+        gc.collect()
+        gc.freeze()
+
+
 def throughput(records: list[Record], shard_counts: list[int], epoch: int, repeats: int) -> None:
     """Records/s of the one-shard resolver and of each shard count, interleaved (see the
     module's doc)."""
     runs: dict[str, list[dict[str, Any]]] = {"one-shard Resolver": []}
     runs.update({f"{n} shard{'s' if n > 1 else ''}": [] for n in shard_counts})
     for _ in range(repeats):
-        seconds, cpu, expected = _one_shard(records)
+        _settle()
+        seconds, cpu, expected = _one_shard(records, epoch)
         runs["one-shard Resolver"].append({"seconds": seconds, "parent_cpu": cpu})
         for n in shard_counts:
+            _settle()
             run = _sharded(records, n, epoch)
             if run.pop("out") != expected:
                 raise SystemExit(f"{n} shards resolved differently from one resolver: a bug")
@@ -291,6 +467,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
         shard_cpu = " / ".join(f"{cpu:.2f}" for cpu in shards_cpu)
         # on idle cores the slowest process bounds the run: CPU seconds, not wall
         critical = max([statistics.median(r["parent_cpu"] for r in measured), *shards_cpu])
+        every = statistics.median(r["parent_cpu"] for r in measured) + sum(shards_cpu)
         rows.append(
             [
                 name,
@@ -301,6 +478,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
                 med("parent_cpu"),
                 med("waited"),
                 shard_cpu,
+                f"{every:.2f}",
                 f"{base_cpu / critical:.2f}x",
             ]
         )
@@ -314,6 +492,7 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
             "parent CPU s",
             "parent waiting s",
             "shards' CPU s",
+            "all CPU s",
             "CPU bound vs one",
         ],
         rows,
@@ -333,8 +512,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch", type=int, default=8_000)
     parser.add_argument("--shards", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="the cyclic garbage collector off in every process (the one-shard run's too)",
+    )
     args = parser.parse_args(argv)
     records = list(generate(args.records, args.seed))
+    # the inputs live for the whole run (as in no resolver): out of the collector's view,
+    # for the one-shard resolver and the decider alike (as bench/sink.py does)
+    gc.collect()
+    gc.freeze()
+    if args.no_gc:
+        gc.disable()  # (the shards' processes fork with it off)
     if args.breakdown:
         print_breakdown(records)
     else:

@@ -4,15 +4,19 @@ design") as plain code, with no Kafka and no Faust.
 One order (the records as they come), cut into epochs of a fixed number of records. Per
 epoch, in rounds each of which every shard serves in parallel:
 
-1. PREPARE (stateless, any shard): :meth:`Resolver.prepare`: identity, source key, probe keys.
+1. PREPARE (stateless): every shard reads the epoch and takes the records whose
+   :func:`prepare_shard` it is (by SSN, else SSID, else source id: a number is hashed and
+   cached on one shard): :meth:`Resolver.prepare`'s identity and source key, and each
+   distinct identity's probe keys once (:class:`PreparedSlice`; records repeat one).
 2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block as it stood at
    the epoch's start (all of it, in id order: a person taken out during the epoch brings
    an earlier one into the last ``_MAX_BLOCK_SCAN``); the source id's shard answers
    each source key with the person it names.
-3. SCORE: person shard ``shard_of(root)`` scores each (record, candidate) pair against the
-   profile as of the epoch's start; it answers with the scores at or above the review floor
-   (or the threshold) and the kept state of the persons at or above the threshold and of
-   those a source id names.
+3. SCORE: person shard ``shard_of(root)`` scores each (distinct identity, candidate) pair
+   against the profile as of the epoch's start; it answers with the scores at or above the
+   review floor (or the threshold) and the kept state of the persons at or above the
+   threshold and of those a source id names (None for those the last epoch wrote: the
+   decider kept them).
 4. DECIDE: one :class:`Decider` takes the epoch's records in order and applies the
    resolver's own rule (:meth:`Resolver.decide`, the same code) over an :class:`EpochView`:
    the persons the shards sent, the blocks as probed plus the persons filed in this epoch,
@@ -48,17 +52,20 @@ from streams.identity.resolver import (
     Resolution,
     Resolver,
     _number,
+    probe_keys,
 )
 
 __all__ = [
     "EPOCH_RECORDS",
     "Decider",
+    "EpochRecords",
     "EpochView",
     "EpochWrites",
     "KeyShard",
     "LocalShards",
     "PersonShard",
     "PersonState",
+    "PreparedSlice",
     "ProbeReply",
     "ScoreReply",
     "ScoreRequest",
@@ -66,6 +73,7 @@ __all__ = [
     "ShardSet",
     "ShardedResolver",
     "epochs_of",
+    "prepare_shard",
     "resolve_epochs",
     "shard_of",
 ]
@@ -95,14 +103,13 @@ def source_shard(source_key: SourceKey, shards: int) -> int:
 @dataclass
 class PersonState:
     """What a person shard keeps of one surviving person: :class:`IdentityState`'s
-    per-person maps, and the blocks it is filed under (so that filing it again is known to
-    be a no-op without the block, which lives on another shard)."""
+    per-person maps. (Which blocks it is filed under is not kept: the decider reads it
+    from the blocks as probed, :class:`EpochView`.)"""
 
     profile: list[Identity]
     trusted: dict[str, set[str]]
     absorbed: list[str] = field(default_factory=list)
     optouts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    filed: set[str] = field(default_factory=set)
 
     def copy(self) -> PersonState:
         return PersonState(
@@ -110,16 +117,27 @@ class PersonState:
             {kind: set(values) for kind, values in self.trusted.items()},
             list(self.absorbed),
             {request: dict(data) for request, data in self.optouts.items()},
-            set(self.filed),
         )
 
 
 class ScoreRequest(NamedTuple):
-    """Score record ``at`` (its index in the epoch) against the person ``root``."""
+    """Score identity ``at`` (its index among the epoch's distinct identities) against the
+    person ``root``."""
 
     at: int
     identity: Identity
     root: str
+
+
+class PreparedSlice(NamedTuple):
+    """A shard's answer to the PREPARE round: each distinct identity of its records once
+    (a source repeats an identity: wages, quarter after quarter), with its probe keys, and
+    per record its index in the epoch, its identity's and its source key. Sent once, not per record:
+    most records of an epoch repeat an identity already in it."""
+
+    identities: list[Identity]
+    keys: list[list[str]]
+    records: list[tuple[int, int, SourceKey]]  # (index in the epoch, identity, source key)
 
 
 class ProbeReply(NamedTuple):
@@ -131,11 +149,12 @@ class ProbeReply(NamedTuple):
 
 
 class ScoreReply(NamedTuple):
-    """A person shard's answer to the SCORE round: (record, root) -> score, for scores at
-    or above the floor; the kept state of the persons the decider may change."""
+    """A person shard's answer to the SCORE round: (identity, root) -> score, for scores
+    at or above the floor; the kept state of the persons the decider may change (None: as
+    the decider wrote it in the last epoch, which it keeps)."""
 
     scored: dict[tuple[int, str], Score]
-    persons: dict[str, PersonState]
+    persons: dict[str, PersonState | None]
 
 
 @dataclass
@@ -179,7 +198,8 @@ class KeyShard:
         return {key: tuple(blocks.get(key, ())) for key in keys}
 
     def apply(self, filed: Mapping[str, set[str]], unfiled: Mapping[str, set[str]]) -> None:
-        # the decider files a person under a key once (PersonState.filed), in id order
+        # a (key, person) is in one of the two at most, as the epoch left it: taking out
+        # one not there, or filing one there already, changes nothing (in id order)
         state = IdentityState(blocks=self.blocks)
         for key, persons in unfiled.items():
             for person_id in persons:
@@ -197,6 +217,7 @@ class PersonShard:
     sources: dict[SourceKey, str] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
     optout_requests: dict[str, str] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # the persons the last epoch wrote
 
     def lookup(self, source_keys: Iterable[SourceKey]) -> dict[SourceKey, str]:
         return {key: self.sources[key] for key in source_keys if key in self.sources}
@@ -219,12 +240,17 @@ class PersonShard:
                 scored[at, root] = best
                 if best.weight >= threshold:
                     matched.add(root)
-        return ScoreReply(scored, {root: persons[root].copy() for root in matched})
+        written = self.written
+        return ScoreReply(
+            scored,
+            {root: None if root in written else persons[root].copy() for root in matched},
+        )
 
     def apply(self, writes: EpochWrites) -> None:
         for person_id in writes.removed:
             self.persons.pop(person_id, None)
         self.persons.update(writes.persons)
+        self.written = set(writes.persons)
         self.sources.update(writes.sources)
         self.merged_into.update(writes.merges)
         self.optout_requests.update(writes.optout_requests)
@@ -244,9 +270,25 @@ class Shard:
         self.keys = KeyShard()
         self.persons = PersonShard()
 
-    def prepare(self, records: Sequence[RawRecord]) -> list[Prepared]:
+    def prepare(self, records: Sequence[RawRecord], shard: int, shards: int) -> PreparedSlice:
+        """Step 1 for the records of the epoch ``records`` whose :func:`prepare_shard` is
+        ``shard`` (every shard is sent the whole epoch, as each would read the intake)."""
         prepare = self.resolver.prepare
-        return [prepare(provider, person) for provider, person in records]
+        index: dict[Identity, int] = {}
+        identities: list[Identity] = []
+        keys: list[list[str]] = []
+        out: list[tuple[int, int, SourceKey]] = []
+        for at, (provider, person) in enumerate(records):
+            if shards > 1 and prepare_shard(person, shards) != shard:
+                continue
+            identity, source_key, _ = prepare(provider, person, probe=False)
+            local = index.get(identity)
+            if local is None:
+                local = index[identity] = len(identities)
+                identities.append(identity)
+                keys.append(probe_keys(identity))
+            out.append((at, local, source_key))
+        return PreparedSlice(identities, keys, out)
 
     def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
         return ProbeReply(self.keys.probe(keys), self.persons.lookup(source_keys))
@@ -314,9 +356,13 @@ class EpochView(IdentityState):
             apart=decider.state.apart,
         )
         self.probed = blocks
-        self.filed_now: dict[str, set[str]] = {}  # key -> persons filed this epoch
-        self.unfiled_now: dict[str, set[str]] = {}  # key -> persons taken out this epoch
-        self.filed_keys: dict[str, set[str]] = {}  # person -> every block it is filed under
+        # (key, person) filed or taken out this epoch: for a key probed, those that were
+        # not in its block at the epoch's start, and those that were; for another key
+        # (a merged person's, a dropped identity's: never a candidate this epoch), the
+        # last of the two done, which the key shard's idempotent apply makes so
+        self.filed_now: dict[str, set[str]] = {}
+        self.unfiled_now: dict[str, set[str]] = {}
+        self._held: dict[str, frozenset[str]] = {}  # a probed block's persons, once asked
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         for person_id, person in persons.items():
@@ -326,17 +372,28 @@ class EpochView(IdentityState):
                 self.absorbed[person_id] = person.absorbed
             if person.optouts:
                 self.optouts[person_id] = person.optouts
-            self.filed_keys[person_id] = person.filed
 
     def candidates(self, key: str) -> list[str]:
         # the block's end: as probed (all of it, in id order), with the persons filed and
-        # taken out since
+        # taken out since; a person probed lies below the last (64 + taken out) of them
+        # only if at least 64 of those stay, so the rest of the block is not read
         added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
         probed = self.probed[key]
         if not added and not taken:
             return list(probed[-_MAX_BLOCK_SCAN:])
-        now = (set(probed) - (taken or set())) | (added or set())
+        window = probed[-(_MAX_BLOCK_SCAN + len(taken or ())) :]
+        now = set(window).difference(taken or ()).union(added or ())
         return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
+
+    def _probed(self, key: str) -> frozenset[str] | None:
+        """The persons of block ``key`` at the epoch's start; None: not probed."""
+        held = self._held.get(key)
+        if held is None:
+            block = self.probed.get(key)
+            if block is None:
+                return None
+            held = self._held[key] = frozenset(block)
+        return held
 
     def file(self, key: str, person_id: str) -> None:
         if person_id not in self.profiles:
@@ -344,25 +401,22 @@ class EpochView(IdentityState):
                 f"the decider filed person {person_id} under a block without its state: "
                 "a person the shards did not send (a bug in streams/identity/sharding.py)"
             )
-        filed = self.filed_keys.setdefault(person_id, set())  # a person new this epoch: none
-        if key not in filed:
-            filed.add(key)
+        held = self._held.get(key) or self._probed(key)
+        if held is None or person_id not in held:
+            self.filed_now.setdefault(key, set()).add(person_id)
+        if held is None or person_id in held:
             taken = self.unfiled_now.get(key)
-            if taken is not None and person_id in taken:
+            if taken is not None:
                 taken.discard(person_id)
-            else:
-                self.filed_now.setdefault(key, set()).add(person_id)
 
     def unfile_key(self, key: str, person_id: str) -> None:
-        filed = self.filed_keys.get(person_id)
-        if filed is None or key not in filed:
-            return
-        filed.discard(key)
-        added = self.filed_now.get(key)
-        if added is not None and person_id in added:
-            added.discard(person_id)
-        else:
+        held = self._held.get(key) or self._probed(key)
+        if held is None or person_id in held:
             self.unfiled_now.setdefault(key, set()).add(person_id)
+        if held is None or person_id not in held:
+            added = self.filed_now.get(key)
+            if added is not None:
+                added.discard(person_id)
 
     def person(self, person_id: str) -> PersonState:
         return PersonState(
@@ -370,7 +424,6 @@ class EpochView(IdentityState):
             self.trusted[person_id],
             self.absorbed.get(person_id, []),
             self.optouts.get(person_id, {}),
-            self.filed_keys.setdefault(person_id, set()),
         )
 
 
@@ -403,22 +456,25 @@ class Decider:
     ) -> None:
         # merged_into, apart and next_number: the decider's; the rest lives on the shards
         self.state = IdentityState()
+        # the persons the last epoch wrote, as written: their shards send None for them
+        self.written: dict[str, PersonState] = {}
         self._resolver = _EpochResolver(hasher, model, review_floor=review_floor)
 
     def plan(
         self,
-        records: Sequence[Prepared],
+        epoch: EpochRecords,
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         shards: int,
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
-        """Step 3's requests for each shard: every (record, candidate's surviving person)
-        pair of the blocks as probed, and the persons the source ids name (to fetch)."""
+        """Step 3's requests for each shard: every (distinct identity, candidate's surviving
+        person) pair of the blocks as probed, and the persons the source ids name (to
+        fetch)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
-        for at, (identity, _, keys) in enumerate(records):
+        for at, (identity, keys) in enumerate(zip(epoch.identities, epoch.keys, strict=True)):
             seen: set[str] = set()
-            for key in keys or ():
+            for key in keys:
                 for candidate in blocks[key]:
                     person = root(candidate)
                     if person not in seen:
@@ -433,20 +489,26 @@ class Decider:
 
     def decide(
         self,
-        records: Sequence[Prepared],
+        epoch: EpochRecords,
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         scored: Mapping[tuple[int, str], Score],
-        persons: Mapping[str, PersonState],
+        persons: Mapping[str, PersonState | None],
     ) -> tuple[list[Resolution], EpochWrites]:
-        """Resolve the epoch's ``records`` in order, from the shards' answers; the
+        """Resolve the epoch's records in order, from the shards' answers; the
         resolutions, and the writes that bring the shards to the state after them."""
-        view = EpochView(self, blocks, sources, persons)
+        written = self.written
+        view = EpochView(
+            self,
+            blocks,
+            sources,
+            {p: written[p].copy() if s is None else s for p, s in persons.items()},
+        )
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
         merges: dict[str, str] = {}
-        for at, record in enumerate(records):
+        for record, at in zip(epoch.records, epoch.ids, strict=True):
             resolver.at = at
             resolution = resolver.decide(record)
             resolutions.append(resolution)
@@ -464,6 +526,7 @@ class Decider:
             merges=merges,
             optout_requests=view.optout_requests,
         )
+        self.written = writes.persons
         return resolutions, writes
 
 
@@ -480,15 +543,15 @@ def resolve_epochs(
         _send_prepare(shards, records)
     applying = False
     while records is not None:
-        prepared = [p for reply in shards.receive() for p in reply]
+        epoch = _gathered(len(records), shards.receive())
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
         # 2. PROBE: each key and source id at its shard
         keys: list[list[str]] = [[] for _ in range(n)]
-        for key in dict.fromkeys(k for r in prepared for k in r.keys or ()):
+        for key in dict.fromkeys(k for ks in epoch.keys for k in ks):
             keys[shard_of(key, n)].append(key)
         source_keys: list[list[SourceKey]] = [[] for _ in range(n)]
-        for source in dict.fromkeys(r.source_key for r in prepared if r.source_key[1]):
+        for source in dict.fromkeys(r.source_key for r in epoch.records if r.source_key[1]):
             source_keys[source_shard(source, n)].append(source)
         shards.send("probe", list(zip(keys, source_keys, strict=True)))
         blocks: dict[str, tuple[str, ...]] = {}
@@ -497,9 +560,9 @@ def resolve_epochs(
             blocks.update(probed.blocks)
             sources.update(probed.sources)
         # 3. SCORE: each pair where its person lives
-        shards.send("score", decider.plan(prepared, blocks, sources, n))
+        shards.send("score", decider.plan(epoch, blocks, sources, n))
         scored: dict[tuple[int, str], Score] = {}
-        persons: dict[str, PersonState] = {}
+        persons: dict[str, PersonState | None] = {}
         for reply in shards.receive():
             scored.update(reply.scored)
             persons.update(reply.persons)
@@ -507,7 +570,7 @@ def resolve_epochs(
         if records is not None:
             _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
-        resolutions, writes = decider.decide(prepared, blocks, sources, scored, persons)
+        resolutions, writes = decider.decide(epoch, blocks, sources, scored, persons)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
         applying = True
         yield from resolutions
@@ -515,11 +578,46 @@ def resolve_epochs(
         shards.receive()
 
 
+class EpochRecords(NamedTuple):
+    """An epoch's records as PREPARE left them: per record its :class:`Prepared` and the
+    index of its identity among the epoch's distinct ``identities`` (with their probe
+    ``keys``), which PROBE and SCORE take once each."""
+
+    records: list[Prepared]
+    ids: list[int]
+    identities: list[Identity]
+    keys: list[list[str]]
+
+
+def prepare_shard(person: Mapping[str, Any], shards: int) -> int:
+    """The shard that prepares a record (step 1; any shard would do): by its SSN, else its
+    SSID, else its source id, so that a number's keyed hashes (an SSN's 53 masks) are made
+    and cached on one shard whichever record carries it, and a source's repeats of one
+    identity meet on one shard, which sends that identity once."""
+    value = person.get("ssn") or person.get("ssid") or person.get("source_person_id") or ""
+    return zlib.crc32(str(value).encode()) % shards
+
+
 def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> None:
-    """Step 1 (any shard): contiguous slices, so that the answers keep the order."""
+    """Step 1: every shard is sent the epoch and prepares its part (:meth:`Shard.prepare`)."""
     n = shards.count
-    size = -(-len(records) // n)
-    shards.send("prepare", [(records[i * size : (i + 1) * size],) for i in range(n)])
+    shards.send("prepare", [(records, i, n) for i in range(n)])
+
+
+def _gathered(count: int, slices: Sequence[PreparedSlice]) -> EpochRecords:
+    """The epoch's ``count`` records back in order from the shards' PREPARE answers."""
+    identities: list[Identity] = []
+    keys: list[list[str]] = []
+    records: list[Prepared] = [Prepared(Identity(), ("", ""), None)] * count
+    ids = [0] * count
+    for mine, my_keys, prepared in slices:
+        offset = len(identities)
+        identities += mine
+        keys += my_keys
+        for at, local, source_key in prepared:
+            ids[at] = index = offset + local
+            records[at] = Prepared(identities[index], source_key, keys[index])
+    return EpochRecords(records, ids, identities, keys)
 
 
 def epochs_of(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:

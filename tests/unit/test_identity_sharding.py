@@ -181,13 +181,12 @@ def test_unchanged_persons_are_not_scored_again_by_the_decider() -> None:
 def test_person_state_copies_are_independent() -> None:
     from streams.identity.sharding import PersonState
 
-    kept = PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    kept = PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}})
     copy = kept.copy()
     copy.trusted["ssn"].add("y")
     copy.absorbed.append("P2")
-    copy.filed.add("j")
     copy.optouts["r"]["at"] = 2
-    assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}}, {"k"})
+    assert kept == PersonState([], {"ssn": {"x"}, "ssid": set()}, ["P1"], {"r": {"at": 1}})
     assert dataclasses.asdict(copy) != dataclasses.asdict(kept)
 
 
@@ -210,3 +209,43 @@ def test_shards_in_processes_of_their_own_resolve_as_one_resolver() -> None:
     assert got == expected
     assert len(cpu) == 2
     assert all(seconds > 0 for seconds in cpu)
+
+
+def test_the_bench_pipes_send_an_identitys_masks_once_and_name_them_after() -> None:
+    """bench/shards.py's pipes send an identity's masks whole once a direction, then by
+    name (the hash they are the masks of), either way round; what arrives is equal to what
+    was sent, every time; masks unlike the ones kept under their hash go whole."""
+    import io
+    import multiprocessing
+    import pickle
+
+    from bench.shards import _Link, _Pickler
+
+    resolver = Resolver(IdentifierHasher(SECRET))
+    one = resolver.identity({"ssn": "123456789", "first_name": "Ana", "last_name": "Lee"})
+    other = one._replace(first="maria")  # the same number: the same masks
+    a_end, b_end = multiprocessing.Pipe()
+    a, b = _Link(a_end), _Link(b_end)
+
+    def size(link: _Link, message: Any) -> int:  # (names only what the link sent before)
+        buffer = io.BytesIO()
+        _Pickler(buffer, link).dump(message)
+        return buffer.tell()
+
+    whole = len(pickle.dumps(one))
+    a.send([one])
+    assert b.recv() == [one]
+    assert size(a, other) < whole / 4  # named
+    for identity in (other, one):
+        a.send([identity])
+        assert b.recv() == [identity]
+    # back the other way: named as the masks the other end sent
+    assert size(b, other) < whole / 4
+    b.send([other, one])
+    assert a.recv() == [other, one]
+    # masks unlike those kept under the hash: whole, and they arrive as sent
+    forged = one._replace(ssn_masks=frozenset({"x"}))
+    a.send(forged)
+    assert b.recv() == forged
+    a.send(one)
+    assert b.recv() == one
