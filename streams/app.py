@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,7 @@ from c2c.topics import (
     replication_factor,
 )
 from streams.delivery import BatchProducer
-from streams.durable import DurableState, StaleStore, apply_tail, copy_state
+from streams.durable import DurableState, StaleStore, apply_tail, in_id_order
 from streams.failstop import fail_stop as _fail_stop
 from streams.forwarder import Forwarder, forward_group
 from streams.identity.matching import MatchModel, load_model
@@ -387,8 +387,9 @@ def _add_resolver(
     # re-keyed in the next batch
     rekey: list[tuple[str, str, str]] = []
 
-    def restored_sources() -> dict[tuple[str, str], str]:
-        kept: dict[tuple[str, str], str] = {}
+    def restored_sources() -> Iterator[tuple[tuple[str, str], str]]:
+        """Every source id of the table, hashed under the current key chain (noting in
+        ``rekey`` those to write again), one at a time."""
         rekey.clear()
         for key, person_id in sources.items():
             if person_id is None:
@@ -402,8 +403,7 @@ def _add_resolver(
             if parsed.keys < hasher.keys:
                 new = source_key(parsed.provider, hashed, hasher.keys)
                 rekey.append((str(key), new, str(person_id)))
-            kept[(parsed.provider, hashed)] = str(person_id)
-        return kept
+            yield (parsed.provider, hashed), str(person_id)
 
     # persons an earlier worker wrote unsealed (names in clear), or sealed and hashed under
     # an earlier key version: sealed (and re-keyed) under the current one in the next batch
@@ -412,22 +412,25 @@ def _add_resolver(
     def rekey_from(keyed: int, digest: str) -> str:
         return hasher.rekey(digest, keyed)
 
+    def restored_person(key: str, value: bytes) -> dict[str, Any]:
+        """One person's snapshot from the table, re-keyed if an earlier key version hashed
+        it (noting in ``reseal`` those to write again)."""
+        snapshot = decode_snapshot(sealer.open(key, value), where=f"{PERSONS_TABLE} {key}")
+        # an unsealed value is an earlier worker's, hashed with the first key
+        version = sealer.version(value)
+        keyed = 1 if version is None else chain[version]
+        if keyed < hasher.keys:
+            snapshot = rekeyed_snapshot(snapshot, functools.partial(rekey_from, keyed))
+        if keyed < hasher.keys or version is None:
+            reseal[key] = sealer.seal(key, encode_snapshot(snapshot))
+        return snapshot
+
+    def person_values() -> Iterator[tuple[str, bytes]]:
+        return ((str(k), v) for k, v in persons.items() if v is not None)
+
     def restored_persons() -> list[tuple[str, dict[str, Any]]]:
-        kept = []
         reseal.clear()
-        for key, value in persons.items():
-            if value is None:
-                continue
-            snapshot = decode_snapshot(sealer.open(str(key), value), where=f"{PERSONS_TABLE} {key}")
-            # an unsealed value is an earlier worker's, hashed with the first key
-            version = sealer.version(value)
-            keyed = 1 if version is None else chain[version]
-            if keyed < hasher.keys:
-                snapshot = rekeyed_snapshot(snapshot, functools.partial(rekey_from, keyed))
-            if keyed < hasher.keys or version is None:
-                reseal[str(key)] = sealer.seal(str(key), encode_snapshot(snapshot))
-            kept.append((str(key), snapshot))
-        return kept
+        return [(key, restored_person(key, value)) for key, value in person_values()]
 
     # C2C_STREAMS_STATE=disk: the state in a store kept across restarts (streams/durable.py)
     durable = (
@@ -488,15 +491,19 @@ def _add_resolver(
         except StaleStore as exc:
             log.info("identity state on disk rebuilt from the tables: %s", exc)
         store = kept.reset()
-        rebuilt = IdentityState.restore(restored_persons(), restored_sources().items())
-        copy_state(rebuilt, store.state)
+        # one person at a time, in id order through a sort on disk: never the whole state
+        reseal.clear()
+        in_order = in_id_order(person_values(), kept.path.with_name("identity-state.sorting"))
+        store.state.load(
+            ((key, restored_person(key, value)) for key, value in in_order), restored_sources()
+        )
         kept.commit(ends, next_offsets=True)
         state.counts["state_rebuilds"] += 1
         return store.state
 
     def build_stage() -> IdentityStage:
         restored = (
-            IdentityState.restore(restored_persons(), restored_sources().items())
+            IdentityState.restore(restored_persons(), restored_sources())
             if durable is None
             else kept_state(durable)
         )

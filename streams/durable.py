@@ -27,16 +27,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rocksdict import Rdict
+from rocksdict import Options, Rdict
 
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 from streams.identity.snapshots import decode_snapshot
-from streams.identity.store import STATE_MAPS, DiskState, open_state
+from streams.identity.store import DiskState, open_state
 from streams.tables import parse_source_key
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "apply_person",
     "apply_source",
     "apply_tail",
-    "copy_state",
+    "in_id_order",
 ]
 
 _OFFSETS = "changelog_offsets"  # {"topic:partition": next offset}
@@ -126,13 +126,24 @@ def apply_tail(
         apply_source(state, (parsed.provider, parsed.source_id), found)
 
 
-def copy_state(source: IdentityState, target: IdentityState) -> None:
-    """Put every map of ``source`` (a rebuilt in-memory state) into ``target`` (empty)."""
-    for name in STATE_MAPS:
-        into = getattr(target, name)
-        for key, value in getattr(source, name).items():
-            into[key] = value
-    target.next_number = source.next_number
+def in_id_order(items: Iterable[tuple[str, bytes]], folder: Path) -> Iterator[tuple[str, bytes]]:
+    """``items`` (person id, value) in id order (the ids' numbers, as
+    :meth:`IdentityState.restore` sorts them), sorted through a temporary RocksDB database
+    at ``folder`` instead of in memory (a state rebuilt on disk is never held whole);
+    ``folder`` is removed once the last item is read (or the reading stops)."""
+    if folder.exists():
+        Rdict.destroy(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+    db = Rdict(str(folder), options=Options(raw_mode=True))
+    try:
+        for person_id, value in items:
+            db[_number(person_id).to_bytes(8, "big") + person_id.encode()] = value
+        for key, value in db.items():
+            yield cast(bytes, key)[8:].decode(), cast(bytes, value)
+    finally:
+        db.close()
+        Rdict.destroy(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class DurableState:

@@ -358,34 +358,49 @@ class IdentityState:
         sources: Iterable[tuple[tuple[str, str], str]],
     ) -> IdentityState:
         """The state whose :meth:`snapshot` of every person gave ``persons``, with the
-        source-id map ``sources``. Blocks are rebuilt from the profiles, persons in id order,
-        as the running state keeps them (:meth:`file`). New persons are numbered
+        source-id map ``sources`` (:meth:`load`, the persons sorted here)."""
+        state = cls()
+        state.load(sorted(persons, key=lambda item: _number(item[0])), sources)
+        return state
+
+    def load(
+        self,
+        persons: Iterable[tuple[str, Mapping[str, Any]]],
+        sources: Iterable[tuple[tuple[str, str], str]],
+    ) -> None:
+        """Fill this empty state (in memory, or a store's on disk) with ``persons``, each
+        person's :meth:`snapshot` **in id order**, and the source-id map ``sources``, each
+        read once and never held whole here (only the merges' ids are): so a state on disk
+        is rebuilt in bounded memory. Blocks are rebuilt from the profiles, persons in id
+        order, as the running state keeps them (:meth:`file`). New persons are numbered
         after every id that ``persons`` or ``sources`` names; a source id whose person has
         no snapshot in ``persons`` is dropped."""
-        state = cls()
-        numbers = [0]
-        for person_id, record in sorted(persons, key=lambda item: _number(item[0])):
-            numbers.append(_number(person_id))
-            merged = record.get("merged_into")
-            if merged is not None:
-                state.merged_into[person_id] = str(merged)
+        highest = 0
+        merged: list[str] = []
+        for person_id, record in persons:
+            highest = max(highest, _number(person_id))
+            survivor = record.get("merged_into")
+            if survivor is not None:
+                self.merged_into[person_id] = str(survivor)
+                merged.append(person_id)
+                highest = max(highest, _number(str(survivor)))
                 continue
-            state.file_person(person_id, record)
-        for absorbed in sorted(state.merged_into, key=_number):
-            state.absorbed.setdefault(state.root(absorbed), []).append(absorbed)
-        state.sources.update(sources)
-        # past every id the state refers to, not the persons table's alone: a source id or a
-        # merge may name a person whose snapshot never reached the changelog (a worker
-        # killed between the two changelogs' writes), whose id must not be given again
-        numbers += map(_number, state.sources.values())
-        numbers += map(_number, state.merged_into.values())
-        state.next_number = max(numbers) + 1
-        # such a source id is forgotten (its person's profile is): its next record is
-        # resolved as a new source's, rather than looked up in a profile that is not there
-        orphans = [s for s, p in state.sources.items() if state.root(p) not in state.profiles]
-        for source in orphans:
-            del state.sources[source]
-        return state
+            self.file_person(person_id, record)
+        for absorbed in sorted(merged, key=_number):
+            self.absorbed.setdefault(self.root(absorbed), []).append(absorbed)
+        for source, person_id in sources:
+            # past every id the state refers to, not the persons table's alone: a source id
+            # or a merge may name a person whose snapshot never reached the changelog (a
+            # worker killed between the two changelogs' writes), whose id must not be given
+            # again; such a source id is forgotten (its person's profile is): its next
+            # record is resolved as a new source's, rather than looked up in a profile that
+            # is not there
+            highest = max(highest, _number(person_id))
+            if self.root(person_id) in self.profiles:
+                self.sources[source] = person_id
+            else:
+                self.sources.pop(source, None)  # an earlier pair of the same source
+        self.next_number = highest + 1
 
 
 def rekeyed_snapshot(snapshot: Mapping[str, Any], rekey: Callable[[str], str]) -> dict[str, Any]:

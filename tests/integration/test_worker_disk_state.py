@@ -1,6 +1,7 @@
 """A worker with its resolver state on disk (C2C_STREAMS_STATE=disk, streams/durable.py):
 restarted after a clean stop and after a kill -9, it keeps its store and reads only the
-changelogs' tail, and gives every event the person a resolver that never stopped gives."""
+changelogs' tail; started without its store (a new machine), it rebuilds it from the
+tables; and it gives every event the person a resolver that never stopped gives."""
 
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def test_a_disk_state_worker_restarts_from_its_store_and_the_changelog_tail(
         counts = worker.drained(first_count)
         assert counts.get("state_rebuilds", 0) == 0
         assert counts["state_tail_messages"] < at_kill
+
+        # a new machine (the store gone, the tables kept): rebuilt from the tables, one
+        # person at a time (streams/durable.py's sort on disk), and the same events again
+        # keep their persons
+        worker.stop()
+        store = stack.data_dir / "streams" / worker.app_id / "identity-state"
+        assert store.is_dir(), store
+        shutil.rmtree(store)
+        worker.start()
+        replay(stack, second)
+        counts = worker.drained(len(events) - first_count)
+        assert counts["state_rebuilds"] == 1
+        assert not store.with_name("identity-state.sorting").exists()
     finally:
         worker.kill()
 
