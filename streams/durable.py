@@ -14,7 +14,8 @@ partitions). The changelogs stay the source of truth:
   reads the tail, whatever the state's size;
 - otherwise (a new machine, a store left mid-batch by a crash, a key rotation, a value the
   tail cannot apply) the store is emptied and rebuilt from the tables as the in-memory state
-  is, and its offsets set to the changelogs' ends.
+  is, one person at a time in id order (:func:`in_id_order`, a sort on disk), and its
+  offsets set to the changelogs' ends.
 
 A commit is not synced to disk at once (RocksDB's own log is off, as the changelog is the
 log): a crash loses the last commits whole, and the tail after the last commit that reached
