@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry.trace import SpanKind
 
 from c2c.kafka import DURABLE_PRODUCER, PRODUCER_CONFIG, not_authorized
@@ -155,18 +155,32 @@ class Publisher:
             self._delivery_failed(topics[index], (context, index), err)
 
         produce, poll = self._producer.produce, self._producer.poll
-        for topic, key, value in zip(topics, keys, values, strict=True):
+        for index, (topic, key, value) in enumerate(zip(topics, keys, values, strict=True)):
             while True:
                 try:
                     produce(topic, value, key, on_delivery=delivered)
                     break
                 except BufferError:
                     poll(0.05)  # local queue full: let deliveries drain
+                except KafkaException as exc:
+                    reported.add(index)
+                    self._refused(topic, (context, index), exc)
+                    break
         poll(0)
         self.sent += len(values)
         if self._telemetry is not None:
             for topic, count in Counter(topics).items():
                 self._sent.add(count, {"topic": topic, "stage": "producer"})
+
+    def _refused(self, topic: str, context: Any, exc: KafkaException) -> None:
+        """A message ``produce`` refused at once, as a failed delivery: librdkafka raises
+        instead of reporting when it already knows the answer (a topic this principal may
+        not write, learnt from an earlier message's metadata; a message over the size
+        limit)."""
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is None:
+            raise exc
+        self._delivery_failed(topic, context, error)
 
     def _delivery_failed(self, topic: str, context: Any, err: KafkaError) -> None:
         self.failed += 1
@@ -205,6 +219,9 @@ class Publisher:
                 break
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as exc:
+                self._refused(topic, context, exc)
+                break
         self.sent += 1
         self._producer.poll(0)
 
