@@ -175,3 +175,27 @@ def test_each_cached_entry_counts_its_overhead_so_small_values_fill_the_cache_ea
 def test_a_negative_entry_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="entry_bytes -1 is negative"):
         open_state(tmp_path / "state", entry_bytes=-1)
+
+
+def _rss_bytes() -> int:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) * 1024 for line in status.splitlines() if "VmRSS" in line)
+
+
+def test_a_commit_gives_the_heaps_free_memory_back(tmp_path: Path) -> None:
+    # the cache's churn leaves the C heap with free memory that glibc keeps resident (it
+    # gives back only the heap's top): each commit trims it (bench/RESULTS.md, 2026-12-07)
+    store = open_state(tmp_path / "state")
+    store.commit()
+    churn = [bytes(1_000) + bytes([at % 256]) for at in range(60_000)]  # malloc, not pymalloc
+    kept = bytes(1_000) + b"the heap's top stays in use"
+    before = _rss_bytes()
+    del churn
+    freed = _rss_bytes()
+    store.commit()
+    after = _rss_bytes()
+    assert kept
+    # freeing gave back little (below the heap's top); the commit gave back most of 60 MB
+    assert before - freed < 20 * 1024**2
+    assert freed - after > 30 * 1024**2
+    store.close()
