@@ -41,6 +41,11 @@ __all__ = [
     "weigh",
 ]
 
+# Values whose frequency weight is kept (the first seen; about 200 bytes each): as the name
+# caches of normalize.py, bounded whatever the population (a shard's names grow without end;
+# one missed costs two lookups and a log).
+_TF_CACHE_ENTRIES = 65_536
+
 
 # A named tuple rather than a frozen dataclass: the resolver builds one a record and looks
 # it up in its person's profile (a list of them) for nearly every record; tuple equality
@@ -248,7 +253,7 @@ class MatchModel:
                     listed = self.tf_floors.get(comparison, self.tf_floor)
                 tf = max(listed, self.tf_floor)
                 cached = math.log2(self.probabilities[comparison]["exact"][0] / tf)
-            if len(self._tf_cache) < 500_000:
+            if len(self._tf_cache) < _TF_CACHE_ENTRIES:
                 self._tf_cache[key] = cached
         return cached
 
