@@ -47,6 +47,9 @@ __all__ = [
 # opt-out decisions whose number depends on the intake's order or on restarts
 _ORDER_DEPENDENT = frozenset({"MERGED", "SHARED_ID"})
 
+# how long several workers' groups must stay as they settled before a run begins
+_SETTLE_S = 3.0
+
 # the outcome tables, in the order of their public views
 OUTCOME_TABLES = tuple(view.outcome for view in PUBLIC_VIEWS)
 
@@ -137,12 +140,24 @@ class PipelineRun:
             return
         for worker in self.workers:
             worker.launch()
-        # the group has settled once the workers' forwarders share every raw partition
-        wait_for(
-            lambda: sum(w.raw_partitions() for w in self.workers) == RAW_PARTITIONS,
-            f"{self.name} workers sharing the {RAW_PARTITIONS} raw partitions",
-            self.worker,
-        )
+
+        def settled() -> bool:
+            return (
+                sum(w.raw_partitions() for w in self.workers) == RAW_PARTITIONS
+                and sum(w.holds_intake() for w in self.workers) == 1
+            )
+
+        # both groups have settled once the forwarders share every raw partition and one
+        # worker holds the shard, and still do a moment later (a late rebalance would move
+        # the shard while the run is under way)
+        for _ in range(2):
+            wait_for(
+                settled,
+                f"{self.name} workers sharing the {RAW_PARTITIONS} raw partitions, one "
+                "holding the shard",
+                self.worker,
+            )
+            time.sleep(_SETTLE_S)
 
     def lose(self, worker: WorkerProcess) -> None:
         """SIGKILL ``worker`` and never start it again (a machine lost): the others in

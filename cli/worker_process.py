@@ -136,6 +136,17 @@ class WorkerProcess:
             return 0
         return sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
 
+    def holds_intake(self) -> bool:
+        """Whether this worker holds the resolver's shard (its intake partition) now and is
+        ready: with several workers in one group, one does (False while it does not
+        answer)."""
+        try:
+            ready = self._resolver.page("/health/ready")
+        except (OSError, ValueError):
+            return False
+        shard = f"{self.intake}["
+        return bool(ready.get("ready")) and any(tp.startswith(shard) for tp in ready.get("lag", {}))
+
     def stop(self, timeout_s: float = 60) -> None:
         """Stop gracefully (SIGTERM), as an orchestrator would."""
         for child in self.children:
