@@ -150,14 +150,10 @@ class PipelineRun:
         # both groups have settled once the forwarders share every raw partition and one
         # worker holds the shard, and still do a moment later (a late rebalance would move
         # the shard while the run is under way)
-        for _ in range(2):
-            wait_for(
-                settled,
-                f"{self.name} workers sharing the {RAW_PARTITIONS} raw partitions, one "
-                "holding the shard",
-                self.worker,
-            )
-            time.sleep(_SETTLE_S)
+        what = f"{self.name}: {RAW_PARTITIONS} raw partitions shared, one worker with the shard"
+        wait_for(settled, what, self.worker)
+        time.sleep(_SETTLE_S)
+        wait_for(settled, what, self.worker)
 
     def lose(self, worker: WorkerProcess) -> None:
         """SIGKILL ``worker`` and never start it again (a machine lost): the others in

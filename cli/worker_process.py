@@ -29,6 +29,11 @@ _HANDLED = OUTCOMES
 RAW_PARTITIONS = 36  # six raw topics of six partitions
 
 
+def _raw_read(ready: dict[str, Any]) -> int:
+    """How many raw partitions a readiness page lists (the forwarder's share)."""
+    return sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
+
+
 class WorkerProcess:
     """`c2c identity worker` in one child process (two with ``split``). ``app_id`` None: a
     fresh group, intake topic and state (``start_at`` latest reads only what is published
@@ -116,11 +121,7 @@ class WorkerProcess:
         # high-water marks known for all 36 raw partitions: positions are set ("latest" is
         # resolved) before anyone publishes
         self._forwarder.wait(
-            lambda ready, _counts: (
-                bool(ready.get("ready"))
-                and sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
-                == RAW_PARTITIONS
-            ),
+            lambda ready, _counts: bool(ready.get("ready")) and _raw_read(ready) == RAW_PARTITIONS,
             "ready",
             timeout_s,
         )
@@ -134,7 +135,7 @@ class WorkerProcess:
             ready = self._forwarder.page("/health/ready")
         except (OSError, ValueError):
             return 0
-        return sum(1 for tp in ready.get("lag", {}) if tp.startswith("c2c.raw."))
+        return _raw_read(ready)
 
     def holds_intake(self) -> bool:
         """Whether this worker holds the resolver's shard (its intake partition) now and is
