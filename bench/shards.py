@@ -426,6 +426,54 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     }
 
 
+def _over_kafka(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
+    """The sharded core with its rounds over Kafka (streams/shards.py): ``shards`` shards
+    served by as many `c2c identity shard-host` processes, on the configured stack (a
+    fresh app id: empty shards). Each epoch's records travel in the PREPARE call."""
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from c2c.settings import load_settings
+    from cli.shard_hosts import ShardHosts
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sealing import Sealer
+    from streams.identity.sharding import Decider, epochs_of, resolve_epochs
+    from streams.shards import KafkaShards
+
+    settings = load_settings(identity_secret=_SECRET.decode())
+    app_id = f"c2c-identity-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="bench-shards-") as logs:
+        hosts = ShardHosts(
+            settings,
+            app_id,
+            shards,
+            shards,
+            Path(logs),
+            environment={"C2C_IDENTITY_SECRET": _SECRET.decode()},
+        )
+        try:
+            hosts.wait_settled()
+            sealer = Sealer({1: _SECRET}, 1)
+            kafka = KafkaShards(settings, app_id, shards, sealer)
+            decider = Decider(IdentifierHasher(_SECRET))
+            cpu_before = time.process_time()
+            started = time.perf_counter()
+            out = _kept(resolve_epochs(kafka, decider, epochs_of(records, epoch)), epoch)
+            seconds = time.perf_counter() - started
+            parent_cpu = time.process_time() - cpu_before
+            kafka.close()
+        finally:
+            shard_cpu = hosts.stop()
+    return {
+        "seconds": seconds,
+        "out": out,
+        "parent_cpu": parent_cpu,
+        "waited": kafka.waited,
+        "shard_cpu": shard_cpu,  # the hosts' whole lives: start-up (imports) included
+    }
+
+
 def _settle() -> None:
     """Before each run: what earlier runs left (their resolutions, kept to compare) out of
     the collector's view, so that no run pays for rescanning another's."""
@@ -434,11 +482,15 @@ def _settle() -> None:
         gc.freeze()
 
 
-def throughput(records: list[Record], shard_counts: list[int], epoch: int, repeats: int) -> None:
+def throughput(
+    records: list[Record], shard_counts: list[int], epoch: int, repeats: int, kafka: bool = False
+) -> None:
     """Records/s of the one-shard resolver and of each shard count, interleaved (see the
-    module's doc)."""
+    module's doc); with ``kafka``, each shard count over Kafka too."""
     runs: dict[str, list[dict[str, Any]]] = {"one-shard Resolver": []}
     runs.update({f"{n} shard{'s' if n > 1 else ''}": [] for n in shard_counts})
+    if kafka:
+        runs.update({f"{n} over Kafka": [] for n in shard_counts})
     for _ in range(repeats):
         _settle()
         seconds, cpu, expected = _one_shard(records, epoch)
@@ -449,6 +501,12 @@ def throughput(records: list[Record], shard_counts: list[int], epoch: int, repea
             if run.pop("out") != expected:
                 raise SystemExit(f"{n} shards resolved differently from one resolver: a bug")
             runs[f"{n} shard{'s' if n > 1 else ''}"].append(run)
+            if kafka:
+                _settle()
+                run = _over_kafka(records, n, epoch)
+                if run.pop("out") != expected:
+                    raise SystemExit(f"{n} shards over Kafka resolved differently: a bug")
+                runs[f"{n} over Kafka"].append(run)
     base = statistics.median(r["seconds"] for r in runs["one-shard Resolver"])
     base_cpu = statistics.median(r["parent_cpu"] for r in runs["one-shard Resolver"])
     rows = []
@@ -513,6 +571,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also each shard count over Kafka (streams/shards.py; needs the stack: C2C_*)",
+    )
+    parser.add_argument(
         "--no-gc",
         action="store_true",
         help="the cyclic garbage collector off in every process (the one-shard run's too)",
@@ -529,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
         print_breakdown(records)
     else:
         counts = [int(n) for n in args.shards.split(",")]
-        throughput(records, counts, args.epoch, args.repeats)
+        throughput(records, counts, args.epoch, args.repeats, args.kafka)
 
 
 if __name__ == "__main__":

@@ -370,6 +370,16 @@ class Settings(BaseSettings):
             "shard moves to one that holds its state. 0 keeps none; 1 for production."
         ),
     )
+    streams_shards: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description=(
+            "Shards of the sharded resolver (streams/shards.py): partitions of its "
+            "shard-calls topic, served by however many `c2c identity shard-host` processes "
+            "run. Fixed once state exists (a key's shard is its hash modulo this)."
+        ),
+    )
     worker_web_port: int = Field(
         default=6066, ge=1, le=65535, description="Identity worker's health and metrics web port."
     )

@@ -29,6 +29,8 @@ __all__ = [
     "get_topic",
     "intake_topic",
     "replication_factor",
+    "shard_calls_topic",
+    "shard_replies_topic",
     "topic_config",
 ]
 
@@ -130,6 +132,44 @@ def changelog_topic(app_id: str, table: str, partitions: int = 1) -> Topic:
             "compacted: the last value of every key, as long as the key lives (a person, a "
             "source id); the table is the resolver's state"
         ),
+    )
+
+
+def shard_calls_topic(app_id: str, shards: int) -> Topic:
+    """The rounds the sharded resolver's decider sends its shards (streams/shards.py):
+    partition i is shard i's, in the order sent. Its ``apply`` calls are the shards' state:
+    a worker taking a shard over replays them, so the topic is kept for ever."""
+    return Topic(
+        name=f"{app_id}-shard-calls",
+        schema="",
+        zone="identity",
+        description=(
+            "The sharded resolver's rounds (prepare, probe, score, apply), one partition per "
+            "shard, sealed under the identity secret: records, identities and profiles."
+        ),
+        partitions=shards,
+        config={"retention.ms": "-1"},
+        kept=(
+            "for ever: each shard's state is the replay of its apply calls, so a worker that "
+            "takes a shard over (a rebalance, a lost worker) rebuilds it from here"
+        ),
+    )
+
+
+def shard_replies_topic(app_id: str) -> Topic:
+    """The shards' answers to the decider's rounds: one partition, read by the decider."""
+    return Topic(
+        name=f"{app_id}-shard-replies",
+        schema="",
+        zone="identity",
+        description=(
+            "The shards' answers to the sharded resolver's rounds (blocks, scores, persons), "
+            "sealed under the identity secret; the decider reads them."
+        ),
+        partitions=1,
+        config={"retention.ms": str(_DAY_MS)},
+        kept="a day: the decider reads an answer within seconds of its sending",
+        holds_state=False,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging.config
 import time
 from collections import Counter
 from pathlib import Path
@@ -100,6 +101,47 @@ def identity_worker(
         ).execute_from_commandline()
     finally:
         telemetry.shutdown()
+
+
+@identity.command("shard-host")
+@click.option("--app-id", default=None, help="The sharded resolver's app id (topic names).")
+@click.pass_context
+@reports_errors
+def identity_shard_host(ctx: click.Context, app_id: str | None) -> None:
+    """Serve shards of the sharded resolver until interrupted: Kafka's group gives this
+    process some of the C2C_STREAMS_SHARDS partitions of <app id>-shard-calls; run as many
+    as there are machines (streams/README.md, Scaling out)."""
+    import signal
+    import threading
+
+    from c2c.kafka import ensure_topics
+    from c2c.logs import logging_config
+    from streams.app import APP_ID
+    from streams.identity.matching import load_model
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sealing import Sealer
+    from streams.identity.sharding import Shard
+    from streams.shards import ShardHost, shard_topics
+
+    settings = context_settings(ctx)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    app = app_id or APP_ID
+    ensure_topics(settings, shard_topics(app, settings.streams_shards))
+    model = load_model(settings.identity_model)
+    secrets = settings.identity_secrets()
+    hasher = IdentifierHasher(*secrets.values())
+    floor = settings.identity_review_min_weight
+    host = ShardHost(
+        settings,
+        app,
+        lambda: Shard(hasher, model, review_floor=floor),
+        Sealer(secrets, settings.identity_key_version),
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    host.serve(stop)
+    click.echo(f"shard host stopped: {host.served} calls served, {host.replayed} replayed")
 
 
 @identity.command("resolve")

@@ -1,0 +1,127 @@
+"""`c2c identity shard-host` processes started as children (tests and benches): the
+sharded resolver's shards served over Kafka (streams/shards.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from c2c.errors import ServiceError
+from c2c.kafka import ensure_topics
+from c2c.settings import Settings
+from streams.shards import shard_topics
+
+__all__ = ["ShardHosts"]
+
+_HOLDS = re.compile(r"holds shard\(s\) \[([0-9, ]*)\]")
+_REBUILT = re.compile(r"rebuilt shard\(s\) \[([0-9, ]*)\] from (\d+) apply calls")
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def _reaped(process: subprocess.Popen[bytes], timeout_s: float) -> float:
+    """Wait for ``process`` to exit (SIGKILL after ``timeout_s``); its CPU seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            process.kill()
+            deadline = float("inf")
+        time.sleep(0.1)
+
+
+class ShardHosts:
+    """``hosts`` shard hosts of ``app_id`` serving ``shards`` shards (topics created here),
+    each logging to ``<logs>/host-<i>.log``. ``environment``: more variables for each."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_id: str,
+        shards: int,
+        hosts: int,
+        logs: Path,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        ensure_topics(settings, shard_topics(app_id, shards))
+        self.shards = shards
+        env = {
+            **os.environ,
+            "C2C_DATA_DIR": str(settings.data_dir),
+            **settings.kafka_environment(),
+            "C2C_STREAMS_SHARDS": str(shards),
+            "C2C_LOG_LEVEL": "INFO",
+            **(environment or {}),
+        }
+        logs.mkdir(parents=True, exist_ok=True)
+        self.logs = [logs / f"host-{i}.log" for i in range(hosts)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        command = [sys.executable, "-m", "cli", "identity", "shard-host", "--app-id", app_id]
+        for log in self.logs:
+            with log.open("w") as out:
+                self.processes.append(
+                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
+        self.cpu_seconds: list[float] = []
+
+    def held(self, host: int) -> list[int]:
+        """The shards host ``host`` last said it holds ([] if none yet)."""
+        found = _HOLDS.findall(self.logs[host].read_text())
+        return _numbers(found[-1]) if found else []
+
+    def rebuilt(self, host: int) -> list[tuple[list[int], int]]:
+        """Each rebuild host ``host`` made: (the shards, the apply calls replayed)."""
+        return [
+            (_numbers(shards), int(calls))
+            for shards, calls in _REBUILT.findall(self.logs[host].read_text())
+        ]
+
+    def wait_settled(self, timeout_s: float = 90) -> None:
+        """Until every running host holds shards and together they hold each once."""
+        deadline = time.monotonic() + timeout_s
+        running = [i for i, p in enumerate(self.processes) if p.poll() is None]
+        while True:
+            held = [self.held(i) for i in running]
+            if all(held) and sorted(s for h in held for s in h) == list(range(self.shards)):
+                return
+            exited = [i for i in running if self.processes[i].poll() is not None]
+            if exited or time.monotonic() > deadline:
+                raise ServiceError(
+                    f"shard hosts {running} did not settle on {self.shards} shards "
+                    f"(exited: {exited}; held: {held})\n{self.tails()}",
+                    code="child.timeout",
+                )
+            time.sleep(0.3)
+
+    def kill(self, host: int) -> None:
+        """SIGKILL host ``host``: lost, not stopped."""
+        self.processes[host].send_signal(signal.SIGKILL)
+        self.processes[host].wait()
+
+    def stop(self) -> list[float]:
+        """Stop every host still running (SIGTERM); each one's CPU seconds (0 for a
+        killed one)."""
+        cpu = []
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process.returncode is not None:
+                cpu.append(0.0)
+                continue
+            cpu.append(_reaped(process, timeout_s=30))
+        self.cpu_seconds = cpu
+        return cpu
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in self.logs)

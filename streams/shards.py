@@ -1,0 +1,401 @@
+"""The sharded resolver's rounds over Kafka (issue #22; streams/README.md, Scaling out).
+
+streams/identity/sharding.py resolves on N shards in rounds (PREPARE, PROBE, SCORE, APPLY)
+that a :class:`~streams.identity.sharding.ShardSet` carries. Here they go through two topics:
+
+- ``<app id>-shard-calls`` (N partitions, kept for ever): the decider's :class:`KafkaShards`
+  writes shard i's call of each round to partition i, in order.
+- ``<app id>-shard-replies`` (1 partition): the answers, which :class:`KafkaShards` reads.
+
+:class:`ShardHost` serves shards: a consumer of the calls in the group
+``<app id>-shard-hosts``, so that Kafka's group protocol spreads the N partitions over
+however many hosts run and moves a lost host's partitions to the others (after the
+session timeout, 10 s). A shard's state is the replay of its partition's ``apply`` calls:
+a host taking a partition replays them up to the group's committed offset, then serves
+from there. A host answers a call, then commits past it; killed in between, the next
+holder answers the call again and :class:`KafkaShards` keeps the first answer. So a lost
+host costs the session timeout and a replay, never a round: the decider waits and goes
+on, with the same result.
+
+Every message is sealed under the identity secret (streams/identity/wire.py) and cut into
+chunks the broker takes. A call a host cannot serve (a message that does not open, a round
+that raises) is answered with its reason and committed past: the decider stops with that
+reason (a refusal repeats, so it is never retried).
+
+Not here yet: the decider's own failover (it is the identity worker's one shard today),
+snapshots of a shard's state (a replay reads every apply since the start), and the worker
+resolving through it (streams/README.md, What is built now).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+
+from c2c.errors import ServiceError
+from c2c.kafka import CONSUMER_LIVENESS, DURABLE_PRODUCER, read_to_end
+from c2c.serde import SerdeError
+from c2c.settings import Settings
+from c2c.topics import Topic, shard_calls_topic, shard_replies_topic
+from streams.identity import wire
+from streams.identity.sealing import Sealer
+from streams.identity.sharding import Shard
+
+__all__ = ["METHODS", "KafkaShards", "ShardHost", "host_group", "shard_topics"]
+
+log = logging.getLogger(__name__)
+
+METHODS = frozenset({"prepare", "probe", "score", "apply"})
+_CALL = "c2c-call"  # "<run>:<round>:<shard>"
+_CHUNK = "c2c-chunk"  # "<i>/<n>"
+_METHOD = "c2c-method"  # in clear, so that a replay reads only the apply calls' payloads
+_ERROR = "c2c-error"  # on a reply: the call was not served, and why
+
+
+def shard_topics(app_id: str, shards: int) -> tuple[Topic, Topic]:
+    """The calls and replies topics of ``app_id``'s sharded resolver."""
+    return shard_calls_topic(app_id, shards), shard_replies_topic(app_id)
+
+
+def host_group(app_id: str) -> str:
+    """The consumer group of ``app_id``'s shard hosts."""
+    return f"{app_id}-shard-hosts"
+
+
+def _producer(settings: Settings) -> Producer:
+    # idempotent, acks=all; no compression: the payloads are sealed (random bytes)
+    return Producer(
+        settings.kafka_config(**DURABLE_PRODUCER, **{"linger.ms": 2, "compression.type": "none"})
+    )
+
+
+def _headers(message: Message) -> dict[str, str]:
+    found: dict[str, str] = {}
+    pairs: list[tuple[str, Any]] = list(message.headers() or ())  # type: ignore[arg-type]
+    for key, value in pairs:
+        found[key] = value.decode() if isinstance(value, bytes) else str(value or "")
+    return found
+
+
+class _Chunks:
+    """Chunks of the messages being received, joined once the last is in."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[bytes | None]] = {}
+
+    def add(self, call: str, chunk: str, value: bytes) -> bytes | None:
+        at, _, count = chunk.partition("/")
+        index, total = int(at), int(count)
+        if total == 1:
+            return value
+        parts = self._parts.setdefault(call, [None] * total)
+        parts[index] = value
+        if index < total - 1:
+            return None
+        return wire.join_chunks(self._parts.pop(call), call)
+
+    def clear(self) -> None:
+        self._parts.clear()
+
+
+def _send(
+    producer: Producer,
+    errors: list[str],
+    topic: str,
+    partition: int,
+    call: str,
+    payload: bytes,
+    extra: Sequence[tuple[str, str]] = (),
+) -> None:
+    """``payload`` in chunks on ``topic``'s ``partition``; delivery errors to ``errors``."""
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            errors.append(str(error))
+
+    chunks = wire.split_chunks(payload)
+    for at, chunk in enumerate(chunks):
+        headers: list[tuple[str, str | bytes | None]] = [
+            (_CALL, call),
+            (_CHUNK, f"{at}/{len(chunks)}"),
+            *extra,
+        ]
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    chunk,
+                    key=call,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+
+
+def _flush(producer: Producer, what: str, errors: list[str]) -> None:
+    left = producer.flush(60)
+    if left or errors:
+        reason = errors[0] if errors else f"{left} message(s) still queued after 60 s"
+        errors.clear()
+        raise ServiceError(
+            f"{what}: Kafka did not take them ({reason})", code="identity.shards_delivery"
+        )
+
+
+class KafkaShards:
+    """:class:`~streams.identity.sharding.ShardSet` of ``count`` shards served by
+    :class:`ShardHost` processes through ``app_id``'s topics (which must exist with
+    ``count`` calls partitions). ``timeout_s``: the longest wait for a round's answers
+    with none arriving (a lost host's partition moves in about the session timeout)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_id: str,
+        count: int,
+        sealer: Sealer,
+        *,
+        timeout_s: float = 120.0,
+    ) -> None:
+        calls, replies = shard_topics(app_id, count)
+        self._calls, self._replies = calls.name, replies.name
+        self._count = count
+        self._sealer = sealer
+        self._timeout_s = timeout_s
+        self._run = uuid.uuid4().hex[:12]
+        self._round = 0
+        self._pending: deque[int] = deque()
+        self._arrived: dict[tuple[int, int], Any] = {}
+        self._chunks = _Chunks()
+        self._errors: list[str] = []
+        self._producer = _producer(settings)
+        self._consumer = Consumer(
+            settings.kafka_config(
+                **{
+                    "group.id": f"{app_id}-decider-{self._run}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 5,
+                }
+            )
+        )
+        # from the replies' end as it is now: answers to earlier runs are not ours
+        place = TopicPartition(self._replies, 0)
+        _low, high = self._consumer.get_watermark_offsets(place, timeout=30)
+        self._consumer.assign([TopicPartition(self._replies, 0, high)])
+        self.waited = 0.0  # seconds spent waiting for answers
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def send(self, method: str, arguments: Sequence[tuple[Any, ...]]) -> None:
+        self._round += 1
+        errors = self._errors
+        for shard, args in enumerate(arguments):
+            call = f"{self._run}:{self._round}:{shard}"
+            payload = wire.encode(self._sealer, call, (method, args))
+            _send(self._producer, errors, self._calls, shard, call, payload, [(_METHOD, method)])
+        self._producer.poll(0)
+        _flush(self._producer, f"sending round {self._round} ({method}) to the shards", errors)
+        self._pending.append(self._round)
+
+    def receive(self) -> list[Any]:
+        started = time.perf_counter()
+        round_ = self._pending.popleft()
+        wanted = [(round_, shard) for shard in range(self._count)]
+        last_progress = time.monotonic()
+        while any(place not in self._arrived for place in wanted):
+            if time.monotonic() - last_progress > self._timeout_s:
+                missing = [shard for r, shard in wanted if (r, shard) not in self._arrived]
+                raise ServiceError(
+                    f"shard(s) {missing} did not answer round {round_} in "
+                    f"{self._timeout_s:.0f} s: is a `c2c identity shard-host` running for "
+                    f"{self._calls}?",
+                    code="identity.shards_silent",
+                )
+            for message in self._consumer.consume(100, 0.2):
+                if message.error() is not None:
+                    continue
+                if self._take(message, round_):
+                    last_progress = time.monotonic()
+        self.waited += time.perf_counter() - started
+        return [self._arrived.pop(place) for place in wanted]
+
+    def _take(self, message: Message, oldest: int) -> bool:
+        headers = _headers(message)
+        call = headers.get(_CALL, "")
+        run, _, rest = call.partition(":")
+        if run != self._run:
+            return False
+        round_text, _, shard_text = rest.partition(":")
+        place = (int(round_text), int(shard_text))
+        error = headers.get(_ERROR)
+        if error is not None:
+            raise ServiceError(
+                f"shard {place[1]} could not serve round {place[0]}: {error}",
+                code="identity.shard_failed",
+            )
+        payload = self._chunks.add(call, headers[_CHUNK], message.value() or b"")
+        if payload is not None and place[0] >= oldest and place not in self._arrived:
+            self._arrived[place] = wire.decode(self._sealer, call, payload)
+        return True  # (a second answer, from a shard's next holder, is dropped)
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._producer.flush(10)
+
+
+class ShardHost:
+    """Serves the shards Kafka's group assigns it (see the module's doc). ``make_shard``
+    makes an empty shard (keyed and with the model of the decider's)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_id: str,
+        make_shard: Callable[[], Shard],
+        sealer: Sealer,
+    ) -> None:
+        self._settings = settings
+        calls, replies = shard_topics(app_id, 1)
+        self._calls, self._replies = calls.name, replies.name
+        self._make_shard = make_shard
+        self._sealer = sealer
+        self.shards: dict[int, Shard] = {}
+        self._next: dict[int, int] = {}  # partition -> offset after the last call served
+        self._chunks = _Chunks()
+        self._errors: list[str] = []
+        self.served = 0
+        self.replayed = 0  # apply calls replayed into shards taken over
+        self._producer = _producer(settings)
+        self._consumer = Consumer(
+            settings.kafka_config(
+                **{
+                    "group.id": host_group(app_id),
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "fetch.wait.max.ms": 5,
+                    **CONSUMER_LIVENESS,
+                }
+            )
+        )
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve calls until ``stop`` is set (or forever)."""
+        self._consumer.subscribe([self._calls], on_assign=self._assigned, on_revoke=self._revoked)
+        try:
+            while stop is None or not stop.is_set():
+                message = self._consumer.poll(0.2)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("shard calls: %s", error)
+                    continue
+                self._serve(message)
+        finally:
+            self._consumer.close()
+            self._producer.flush(10)
+
+    def _serve(self, message: Message) -> None:
+        partition = int(message.partition() or 0)
+        headers = _headers(message)
+        call = headers.get(_CALL, "")
+        shard = self.shards.get(partition)
+        if shard is None:  # a partition being taken over: served once it is rebuilt
+            return
+        error = ""
+        answer: Any = None
+        try:
+            payload = self._chunks.add(call, headers.get(_CHUNK, "0/1"), message.value() or b"")
+            if payload is None:
+                return  # committed with the call's last chunk
+            method, args = wire.decode(self._sealer, call, payload)
+            if method not in METHODS:
+                raise SerdeError(
+                    f"call {call} asks for {method!r}, not a round", code="identity.wire"
+                )
+            answer = getattr(shard, method)(*args)
+        except Exception as exc:  # the call is answered with why, and not retried
+            log.exception("shard %d could not serve call %s", partition, call)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        if error:
+            _send(self._producer, self._errors, self._replies, 0, call, b"", [(_ERROR, error)])
+        else:
+            _send(
+                self._producer,
+                self._errors,
+                self._replies,
+                0,
+                call,
+                wire.encode(self._sealer, call, answer),
+            )
+        _flush(self._producer, f"answering call {call}", self._errors)
+        next_offset = int(message.offset() or 0) + 1
+        self._consumer.commit(
+            offsets=[TopicPartition(self._calls, partition, next_offset)], asynchronous=False
+        )
+        self._next[partition] = next_offset
+        self.served += 1
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=30)
+        held = {int(place.partition) for place in partitions}
+        for partition in set(self.shards) - held:  # moved to another host
+            del self.shards[partition]
+            self._next.pop(partition, None)
+        rebuild: dict[int, int] = {}
+        for place in committed:
+            partition, offset = int(place.partition), int(place.offset)
+            start = 0 if offset == OFFSET_INVALID or offset < 0 else offset
+            if partition in self.shards and self._next.get(partition) == start:
+                continue  # held it, and served every call it committed: current
+            rebuild[partition] = start
+        if rebuild:
+            self._rebuild(rebuild)
+        log.info("shard host: holds shard(s) %s", sorted(self.shards))
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # kept: if the group gives them back unchanged (_assigned checks), no replay
+        self._chunks.clear()
+
+    def _rebuild(self, partitions: dict[int, int]) -> None:
+        """Each shard of ``partitions`` (partition -> committed offset) as its apply calls
+        before that offset leave it."""
+        shards = {partition: self._make_shard() for partition in partitions}
+        until = {(self._calls, p): partitions.get(p, 0) for p in range(self._partition_count())}
+        chunks = _Chunks()
+        replayed = 0
+        for message in read_to_end(self._settings, [self._calls], until=until):
+            headers = _headers(message)
+            if headers.get(_METHOD) != "apply":
+                continue
+            call = headers[_CALL]
+            payload = chunks.add(call, headers[_CHUNK], message.value() or b"")
+            if payload is None:
+                continue
+            _method, args = wire.decode(self._sealer, call, payload)
+            shards[int(message.partition() or 0)].apply(*args)
+            replayed += 1
+        for partition, offset in partitions.items():
+            self.shards[partition] = shards[partition]
+            self._next[partition] = offset
+        self.replayed += replayed
+        log.info(
+            "shard host: rebuilt shard(s) %s from %d apply calls", sorted(partitions), replayed
+        )
+
+    def _partition_count(self) -> int:
+        metadata = self._consumer.list_topics(self._calls, timeout=30)
+        return len(metadata.topics[self._calls].partitions)
