@@ -103,6 +103,19 @@ class ShardHosts:
                 )
             time.sleep(0.3)
 
+    def cpu_now(self) -> list[float]:
+        """Each running host's CPU seconds so far (Linux /proc; 0 for one not running)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        seconds = []
+        for process in self.processes:
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                seconds.append(0.0)
+                continue
+            seconds.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+        return seconds
+
     def kill(self, host: int) -> None:
         """SIGKILL host ``host``: lost, not stopped."""
         self.processes[host].send_signal(signal.SIGKILL)

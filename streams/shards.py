@@ -223,7 +223,10 @@ class KafkaShards:
                     f"{self._calls}?",
                     code="identity.shards_silent",
                 )
-            for message in self._consumer.consume(100, 0.2):
+            # poll returns at the first message; consume(n, timeout) would wait for n
+            first = self._consumer.poll(0.2)
+            arrived = [] if first is None else [first, *self._consumer.consume(1000, 0)]
+            for message in arrived:
                 if message.error() is not None:
                     continue
                 if self._take(message, round_):
