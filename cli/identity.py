@@ -105,23 +105,30 @@ def identity_worker(
 
 @identity.command("shard-host")
 @click.option("--app-id", default=None, help="The sharded resolver's app id (topic names).")
+@click.option(
+    "--name",
+    default=None,
+    help="This host's name: where its shards' stores are kept with C2C_STREAMS_STATE=disk "
+    "(default: the machine's name; give each host on one machine its own).",
+)
 @click.pass_context
 @reports_errors
-def identity_shard_host(ctx: click.Context, app_id: str | None) -> None:
+def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None) -> None:
     """Serve shards of the sharded resolver until interrupted: Kafka's group gives this
     process some of the C2C_STREAMS_SHARDS partitions of <app id>-shard-calls; run as many
     as there are machines (streams/README.md, Scaling out)."""
     import signal
+    import socket
     import threading
 
     from c2c.kafka import ensure_topics
     from c2c.logs import logging_config
     from streams.app import APP_ID
     from streams.identity.matching import load_model
-    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.resolver import IdentifierHasher, IdentityState
     from streams.identity.sealing import Sealer
     from streams.identity.sharding import Shard
-    from streams.shards import ShardHost, shard_topics
+    from streams.shards import ShardHost, ShardStores, shard_topics
 
     settings = context_settings(ctx)
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
@@ -131,12 +138,21 @@ def identity_shard_host(ctx: click.Context, app_id: str | None) -> None:
     secrets = settings.identity_secrets()
     hasher = IdentifierHasher(*secrets.values())
     floor = settings.identity_review_min_weight
-    host = ShardHost(
-        settings,
-        app,
-        lambda: Shard(hasher, model, review_floor=floor),
-        Sealer(secrets, settings.identity_key_version),
-    )
+    sealer = Sealer(secrets, settings.identity_key_version)
+    stores = None
+    if settings.streams_state == "disk":
+        stores = ShardStores(
+            settings.data_dir / "streams" / app / "shard-state" / (name or socket.gethostname()),
+            sealer,
+            secrets[settings.identity_key_version],
+            keys=f"{hasher.keys}:{settings.identity_key_version}",
+            cache_bytes=settings.streams_state_cache_mb * 1024**2,
+        )
+
+    def make_shard(state: IdentityState | None) -> Shard:
+        return Shard(hasher, model, review_floor=floor, state=state)
+
+    host = ShardHost(settings, app, make_shard, sealer, stores)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -65,14 +65,29 @@ class ShardHosts:
         }
         logs.mkdir(parents=True, exist_ok=True)
         self.logs = [logs / f"host-{i}.log" for i in range(hosts)]
-        self.processes: list[subprocess.Popen[bytes]] = []
-        command = [sys.executable, "-m", "cli", "identity", "shard-host", "--app-id", app_id]
-        for log in self.logs:
-            with log.open("w") as out:
-                self.processes.append(
-                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-                )
+        self._env = env
+        self._commands = [
+            [*("-m", "cli", "identity", "shard-host", "--app-id", app_id, "--name", f"host-{i}")]
+            for i in range(hosts)
+        ]
+        self.processes = [self._start(i, "w") for i in range(hosts)]
         self.cpu_seconds: list[float] = []
+
+    def _start(self, host: int, mode: str) -> subprocess.Popen[bytes]:
+        with self.logs[host].open(mode) as out:
+            return subprocess.Popen(
+                [sys.executable, *self._commands[host]],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def restart(self, host: int) -> None:
+        """Stop host ``host`` (SIGTERM: its stores written) and start it again, the same
+        name (its stores) and log."""
+        self.processes[host].send_signal(signal.SIGTERM)
+        _reaped(self.processes[host], timeout_s=30)
+        self.processes[host] = self._start(host, "a")
 
     def held(self, host: int) -> list[int]:
         """The shards host ``host`` last said it holds ([] if none yet)."""

@@ -30,11 +30,13 @@ resolving through it (streams/README.md, What is built now).
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
@@ -45,10 +47,12 @@ from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.topics import Topic, shard_calls_topic, shard_replies_topic
 from streams.identity import wire
+from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
 from streams.identity.sharding import Shard
+from streams.identity.store import DiskState, open_state
 
-__all__ = ["METHODS", "KafkaShards", "ShardHost", "host_group", "shard_topics"]
+__all__ = ["METHODS", "KafkaShards", "ShardHost", "ShardStores", "host_group", "shard_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -258,17 +262,75 @@ class KafkaShards:
         self._producer.flush(10)
 
 
+_OFFSET = "calls-offset"  # the next calls offset a store's state has not applied
+_KEYS = "keys"
+
+
+class ShardStores:
+    """Each shard's state on disk (streams/identity/store.py: RocksDB behind a bounded
+    cache, values sealed, block keys hashed) under ``root``/<partition>, with the calls
+    offset it reflects: a host started again, or given a shard back, replays only the
+    apply calls after it. A store without that offset (left mid-commit by a crash: RocksDB's
+    log is off) or written under other identity keys (``keys``) is emptied and rebuilt."""
+
+    def __init__(
+        self, root: Path, sealer: Sealer, key_secret: bytes, keys: str, cache_bytes: int
+    ) -> None:
+        self.root = root
+        self._sealer, self._key_secret = sealer, key_secret
+        self._keys = keys
+        self._cache_bytes = cache_bytes
+        self._open: dict[int, DiskState] = {}
+
+    def open(self, partition: int) -> tuple[IdentityState, int]:
+        """Shard ``partition``'s state and the calls offset it reflects (0: empty)."""
+        path = self.root / str(partition)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = self._store(path)
+        offset, keys = store.meta(_OFFSET), store.meta(_KEYS)
+        if offset is None or keys is None or keys.decode() != self._keys:
+            log.info(
+                "shard %d: no consistent store (new, or left mid-commit): a new one", partition
+            )
+            store.db.close()
+            shutil.rmtree(path)
+            store = self._store(path)
+            offset = b"0"
+        self._open[partition] = store
+        return store.state, int(offset)
+
+    def _store(self, path: Path) -> DiskState:
+        return open_state(path, self._cache_bytes, sealer=self._sealer, key_secret=self._key_secret)
+
+    def commit(self, partition: int, offset: int) -> None:
+        """Shard ``partition``'s changes written, as reflecting calls up to ``offset``."""
+        self._open[partition].commit({_OFFSET: str(offset).encode(), _KEYS: self._keys.encode()})
+
+    def close(self, partition: int) -> None:
+        """Shard ``partition``'s store written to its files and closed (it moved)."""
+        store = self._open.pop(partition, None)
+        if store is not None:
+            store.close()
+
+    def close_all(self) -> None:
+        for partition in list(self._open):
+            self.close(partition)
+
+
 class ShardHost:
     """Serves the shards Kafka's group assigns it (see the module's doc). ``make_shard``
-    makes an empty shard (keyed and with the model of the decider's)."""
+    makes a shard over a state (keyed and with the model of the decider's); ``stores``:
+    each shard's state on disk, else in memory (rebuilt from every apply call)."""
 
     def __init__(
         self,
         settings: Settings,
         app_id: str,
-        make_shard: Callable[[], Shard],
+        make_shard: Callable[[IdentityState | None], Shard],
         sealer: Sealer,
+        stores: ShardStores | None = None,
     ) -> None:
+        self._stores = stores
         self._settings = settings
         calls, replies = shard_topics(app_id, 1)
         self._calls, self._replies = calls.name, replies.name
@@ -310,6 +372,8 @@ class ShardHost:
         finally:
             self._consumer.close()
             self._producer.flush(10)
+            if self._stores is not None:
+                self._stores.close_all()  # on disk: a restart replays no apply call
 
     def _serve(self, message: Message) -> None:
         partition = int(message.partition() or 0)
@@ -346,6 +410,8 @@ class ShardHost:
             )
         _flush(self._producer, f"answering call {call}", self._errors)
         next_offset = int(message.offset() or 0) + 1
+        if self._stores is not None and headers.get(_METHOD) == "apply" and not error:
+            self._stores.commit(partition, next_offset)  # before the group's offset
         self._consumer.commit(
             offsets=[TopicPartition(self._calls, partition, next_offset)], asynchronous=False
         )
@@ -358,6 +424,8 @@ class ShardHost:
         for partition in set(self.shards) - held:  # moved to another host
             del self.shards[partition]
             self._next.pop(partition, None)
+            if self._stores is not None:
+                self._stores.close(partition)
         rebuild: dict[int, int] = {}
         for place in committed:
             partition, offset = int(place.partition), int(place.offset)
@@ -375,12 +443,22 @@ class ShardHost:
 
     def _rebuild(self, partitions: dict[int, int]) -> None:
         """Each shard of ``partitions`` (partition -> committed offset) as its apply calls
-        before that offset leave it."""
-        shards = {partition: self._make_shard() for partition in partitions}
+        before that offset leave it: from its store's offset (on disk), else from the
+        start."""
+        shards: dict[int, Shard] = {}
+        starts: dict[int, int] = {}
+        for partition in partitions:
+            if self._stores is None:
+                state, starts[partition] = None, 0
+            else:
+                self._stores.close(partition)
+                state, starts[partition] = self._stores.open(partition)
+            shards[partition] = self._make_shard(state)
+        since = {(self._calls, p): starts[p] for p in partitions}
         until = {(self._calls, p): partitions.get(p, 0) for p in range(self._partition_count())}
         chunks = _Chunks()
         replayed = 0
-        for message in read_to_end(self._settings, [self._calls], until=until):
+        for message in read_to_end(self._settings, [self._calls], since=since, until=until):
             headers = _headers(message)
             if headers.get(_METHOD) != "apply":
                 continue
@@ -389,7 +467,10 @@ class ShardHost:
             if payload is None:
                 continue
             _method, args = wire.decode(self._sealer, call, payload)
-            shards[int(message.partition() or 0)].apply(*args)
+            partition = int(message.partition() or 0)
+            shards[partition].apply(*args)
+            if self._stores is not None:
+                self._stores.commit(partition, int(message.offset() or 0) + 1)
             replayed += 1
         for partition, offset in partitions.items():
             self.shards[partition] = shards[partition]

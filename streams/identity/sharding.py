@@ -211,16 +211,26 @@ class KeyShard:
 
 @dataclass
 class PersonShard:
-    """The persons and source ids a shard owns, and its replica of every merge."""
+    """The persons and source ids a shard owns, and its replica of every merge: the
+    per-person maps, ``sources``, ``merged_into`` and ``optout_requests`` of ``state``
+    (in memory, or on disk: streams/identity/store.py)."""
 
-    persons: dict[str, PersonState] = field(default_factory=dict)
-    sources: dict[SourceKey, str] = field(default_factory=dict)
-    merged_into: dict[str, str] = field(default_factory=dict)
-    optout_requests: dict[str, str] = field(default_factory=dict)
+    state: IdentityState = field(default_factory=IdentityState)
     written: set[str] = field(default_factory=set)  # the persons the last epoch wrote
 
+    def person(self, person_id: str) -> PersonState:
+        """A copy of what the shard keeps of ``person_id``."""
+        state = self.state
+        return PersonState(
+            list(state.profiles[person_id]),
+            {kind: set(values) for kind, values in state.trusted.get(person_id, {}).items()},
+            list(state.absorbed.get(person_id, ())),
+            {request: dict(data) for request, data in state.optouts.get(person_id, {}).items()},
+        )
+
     def lookup(self, source_keys: Iterable[SourceKey]) -> dict[SourceKey, str]:
-        return {key: self.sources[key] for key in source_keys if key in self.sources}
+        sources = self.state.sources
+        return {key: person for key in source_keys if (person := sources.get(key)) is not None}
 
     def score(
         self,
@@ -233,9 +243,9 @@ class PersonShard:
         floor = threshold if scorer.review_floor is None else min(threshold, scorer.review_floor)
         scored: dict[tuple[int, str], Score] = {}
         matched = set(fetch)
-        persons = self.persons
+        profiles = self.state.profiles
         for at, identity, root in requests:
-            best = scorer.score_candidate(identity, persons[root].profile)
+            best = scorer.score_candidate(identity, profiles[root])
             if best.weight >= floor:
                 scored[at, root] = best
                 if best.weight >= threshold:
@@ -243,32 +253,51 @@ class PersonShard:
         written = self.written
         return ScoreReply(
             scored,
-            {root: None if root in written else persons[root].copy() for root in matched},
+            {root: None if root in written else self.person(root) for root in matched},
         )
 
     def apply(self, writes: EpochWrites) -> None:
+        state = self.state
+        per_person = (state.profiles, state.trusted, state.absorbed, state.optouts)
         for person_id in writes.removed:
-            self.persons.pop(person_id, None)
-        self.persons.update(writes.persons)
+            for kept in per_person:
+                kept.pop(person_id, None)
+        for person_id, person in writes.persons.items():
+            state.profiles[person_id] = person.profile
+            state.trusted[person_id] = person.trusted
+            if person.absorbed:
+                state.absorbed[person_id] = person.absorbed
+            else:
+                state.absorbed.pop(person_id, None)
+            if person.optouts:
+                state.optouts[person_id] = person.optouts
+            else:
+                state.optouts.pop(person_id, None)
         self.written = set(writes.persons)
-        self.sources.update(writes.sources)
-        self.merged_into.update(writes.merges)
-        self.optout_requests.update(writes.optout_requests)
+        for source, person_id in writes.sources.items():
+            state.sources[source] = person_id
+        for absorbed, survivor in writes.merges.items():
+            state.merged_into[absorbed] = survivor
+        for request, person_id in writes.optout_requests.items():
+            state.optout_requests[request] = person_id
 
 
 class Shard:
-    """One shard of N: a key shard and a person shard, and a resolver for the stateless
-    PREPARE step and for scoring. Every method is one round's work on this shard."""
+    """One shard of N: a key shard and a person shard over one ``state`` (in memory unless
+    given: a store's, streams/identity/store.py), and a resolver for the stateless PREPARE
+    step and for scoring. Every method is one round's work on this shard."""
 
     def __init__(
         self,
         hasher: IdentifierHasher,
         model: MatchModel = DEFAULT_MODEL,
         review_floor: float | None = None,
+        state: IdentityState | None = None,
     ) -> None:
         self.resolver = Resolver(hasher, model, review_floor=review_floor)
-        self.keys = KeyShard()
-        self.persons = PersonShard()
+        self.state = IdentityState() if state is None else state
+        self.keys = KeyShard(self.state.blocks)
+        self.persons = PersonShard(self.state)
 
     def prepare(self, records: Sequence[RawRecord], shard: int, shards: int) -> PreparedSlice:
         """Step 1 for the records of the epoch ``records`` whose :func:`prepare_shard` is
@@ -663,14 +692,9 @@ class ShardedResolver:
             apart=self.decider.state.apart,
         )
         for shard in self.shards.shards:
-            state.blocks.update(shard.keys.blocks)
-            state.sources.update(shard.persons.sources)
-            state.optout_requests.update(shard.persons.optout_requests)
-            for person_id, person in shard.persons.persons.items():
-                state.profiles[person_id] = person.profile
-                state.trusted[person_id] = person.trusted
-                if person.absorbed:
-                    state.absorbed[person_id] = person.absorbed
-                if person.optouts:
-                    state.optouts[person_id] = person.optouts
+            kept = shard.state
+            for name in ("blocks", "sources", "optout_requests", "profiles", "trusted"):
+                getattr(state, name).update(getattr(kept, name))
+            state.absorbed.update((p, ids) for p, ids in kept.absorbed.items() if ids)
+            state.optouts.update((p, data) for p, data in kept.optouts.items() if data)
         return state

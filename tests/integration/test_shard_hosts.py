@@ -1,9 +1,11 @@
 """The sharded resolver's rounds over Kafka (streams/shards.py): two `c2c identity
 shard-host` processes share four shards through the group's assignment; the decider, in
-this process, resolves synth's records through them in epochs; one host is killed
-(SIGKILL) mid-run and never started again. Its shards move to the host left, which rebuilds
-them from their apply calls, and every record resolves exactly as one in-process
-:class:`Resolver` resolves it (ids, changes, merges, possible matches)."""
+this process, resolves synth's records through them in epochs. One host is killed
+(SIGKILL) mid-run and never started again: its shards move to the host left, which rebuilds
+them from their apply calls. Later the host left is stopped and started again: with its
+shards' state on disk it replays no apply call (its stores are kept), in memory every one.
+Every record resolves exactly as one in-process :class:`Resolver` resolves it (ids,
+changes, merges, possible matches)."""
 
 from __future__ import annotations
 
@@ -38,9 +40,11 @@ def _synth(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(e["provider"], e["person"]) for _, e in mapped_events(folder)]
 
 
-def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_host(
-    stack: Settings, tmp_path: Path
+@pytest.mark.parametrize("state", ["memory", "disk"])
+def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarted_host(
+    stack: Settings, tmp_path: Path, state: str
 ) -> None:
+    """``state``: where the hosts keep their shards' state (C2C_STREAMS_STATE)."""
     records = _synth(tmp_path / "synth")
     app_id = f"c2c-identity-{uuid.uuid4().hex[:10]}"
     hosts = ShardHosts(
@@ -49,7 +53,7 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_host(
         SHARDS,
         2,
         tmp_path / "hosts",
-        environment={"C2C_IDENTITY_REVIEW_MIN_WEIGHT": str(FLOOR)},
+        environment={"C2C_IDENTITY_REVIEW_MIN_WEIGHT": str(FLOOR), "C2C_STREAMS_STATE": state},
     )
     try:
         hosts.wait_settled()  # both in the group, each holding shards: a kill moves some
@@ -62,13 +66,16 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_host(
         shards = KafkaShards(stack, app_id, SHARDS, Sealer(secrets, stack.identity_key_version))
         decider = Decider(hasher, model, review_floor=FLOOR)
         epochs = list(epochs_of(records, EPOCH))
-        assert len(epochs) >= 6, len(records)
+        assert len(epochs) >= 9, len(records)
         got = []
         lost_shards = hosts.held(0)
         for at, resolution in enumerate(resolve_epochs(shards, decider, epochs)):
             got.append(resolution)
             if at == 3 * EPOCH:  # three epochs applied: the lost host's shards hold state
                 hosts.kill(0)
+            if at == 7 * EPOCH:  # the host left, stopped and started again
+                before = len(hosts.rebuilt(1))
+                hosts.restart(1)
         shards.close()
         assert len(got) == len(expected)
         for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
@@ -76,12 +83,19 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_host(
         # the host left took the lost host's shards and rebuilt them from their apply calls
         assert hosts.held(1) == list(range(SHARDS)), hosts.tails()
         rebuilt = hosts.rebuilt(1)
-        assert rebuilt[-1][0] == lost_shards, hosts.tails()
-        assert rebuilt[-1][1] >= 3 * len(lost_shards)
+        took_over, restarted = rebuilt[before - 1], rebuilt[-1]
+        assert took_over[0] == lost_shards, hosts.tails()
+        assert took_over[1] >= 3 * len(lost_shards)
+        assert restarted[0] == list(range(SHARDS)), hosts.tails()
+        if state == "disk":
+            assert restarted[1] == 0  # the stores kept: only the calls after them read
+        else:
+            assert restarted[1] >= 7 * SHARDS  # every apply call, on every shard
         merges = sum(1 for r in got for c in r.changes if c.change_type == "PERSONS_MERGED")
         print(
-            f"{len(records)} records in {len(epochs)} epochs on {SHARDS} shards; host 0 "
-            f"(shards {lost_shards}) killed after 3; {merges} merges; rebuilt: {rebuilt}"
+            f"state in {state}: {len(records)} records in {len(epochs)} epochs on {SHARDS} "
+            f"shards; host 0 (shards {lost_shards}) killed after 3, host 1 restarted after 7; "
+            f"{merges} merges; host 1 rebuilt (shards, apply calls): {rebuilt}"
         )
         assert merges > 0  # the records exercise merges, not only links
     finally:

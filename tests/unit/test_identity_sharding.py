@@ -90,6 +90,50 @@ def test_sharded_resolution_is_the_one_shard_resolution_at_scale_bench_noise(
     _assert_same(records, shards, epoch, None)
 
 
+@pytest.mark.parametrize("shards", [1, 3])
+def test_shards_over_stores_on_disk_resolve_as_one_resolver(shards: int, tmp_path: Path) -> None:
+    """Each shard's state in a store on disk (streams/identity/store.py) with a cache of
+    a few values (most reads and writes go through RocksDB), reopened between two runs of
+    epochs: the resolutions and state of one resolver."""
+    from streams.identity.sealing import Sealer
+    from streams.identity.sharding import Decider, LocalShards, Shard, epochs_of, resolve_epochs
+    from streams.identity.store import open_state
+
+    records = list(generate_records(2_000))
+    expected, resolver = _one_shard(records, FLOOR)
+    hasher = IdentifierHasher(SECRET)
+    sealer = Sealer({1: SECRET}, 1)
+
+    def stores() -> list[Any]:
+        return [
+            # block keys in clear (keyed hashes could not be gathered back to compare)
+            open_state(tmp_path / str(i), 0, sealer=sealer, entry_bytes=0)
+            for i in range(shards)
+        ]
+
+    decider = Decider(hasher, review_floor=FLOOR)
+    got: list[Resolution] = []
+    half = len(records) // 2
+    for part in (records[:half], records[half:]):
+        disks = stores()
+        local = LocalShards([Shard(hasher, review_floor=FLOOR, state=d.state) for d in disks])
+        got += resolve_epochs(local, decider, epochs_of(part, 300))
+        for disk in disks:
+            disk.close()
+    assert got == expected
+    disks = stores()
+    gathered = ShardedResolver(hasher, shards)
+    gathered.decider = decider
+    gathered.shards = LocalShards([Shard(hasher, state=d.state) for d in disks])
+    assert _comparable(gathered.state()) == _comparable(resolver.state)
+
+
+def generate_records(count: int) -> list[Record]:
+    from bench.scale import generate
+
+    return list(generate(count, seed=5))
+
+
 def test_sharded_resolution_merges_and_finds_possible_matches() -> None:
     """The sequences above do merge persons and hold possible matches (else the equality
     would prove little)."""
