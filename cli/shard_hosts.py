@@ -71,6 +71,7 @@ class ShardHosts:
             for i in range(hosts)
         ]
         self.processes = [self._start(i, "w") for i in range(hosts)]
+        self._read_from = [0] * hosts  # where in its log a host's current life begins
         self.cpu_seconds: list[float] = []
 
     def _start(self, host: int, mode: str) -> subprocess.Popen[bytes]:
@@ -87,11 +88,12 @@ class ShardHosts:
         name (its stores) and log."""
         self.processes[host].send_signal(signal.SIGTERM)
         _reaped(self.processes[host], timeout_s=30)
+        self._read_from[host] = len(self.logs[host].read_text())
         self.processes[host] = self._start(host, "a")
 
     def held(self, host: int) -> list[int]:
         """The shards host ``host`` last said it holds ([] if none yet)."""
-        found = _HOLDS.findall(self.logs[host].read_text())
+        found = _HOLDS.findall(self.logs[host].read_text()[self._read_from[host] :])
         return _numbers(found[-1]) if found else []
 
     def rebuilt(self, host: int) -> list[tuple[list[int], int]]:
@@ -130,6 +132,19 @@ class ShardHosts:
                 continue
             seconds.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
         return seconds
+
+    def peak_rss_mb(self) -> list[float]:
+        """Each running host's peak resident memory so far, MB (Linux /proc VmHWM)."""
+        peaks = []
+        for process in self.processes:
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except OSError:
+                peaks.append(0.0)
+                continue
+            kb = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM")), 0)
+            peaks.append(int(kb) / 1024)
+        return peaks
 
     def kill(self, host: int) -> None:
         """SIGKILL host ``host``: lost, not stopped."""

@@ -320,7 +320,8 @@ class ShardStores:
 class ShardHost:
     """Serves the shards Kafka's group assigns it (see the module's doc). ``make_shard``
     makes a shard over a state (keyed and with the model of the decider's); ``stores``:
-    each shard's state on disk, else in memory (rebuilt from every apply call)."""
+    each shard's state on disk, else in memory (rebuilt from every apply call); ``name``:
+    the host's, stable across its restarts (Kafka's static membership)."""
 
     def __init__(
         self,
@@ -329,6 +330,7 @@ class ShardHost:
         make_shard: Callable[[IdentityState | None], Shard],
         sealer: Sealer,
         stores: ShardStores | None = None,
+        name: str | None = None,
     ) -> None:
         self._stores = stores
         self._settings = settings
@@ -351,6 +353,10 @@ class ShardHost:
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": 5,
                     **CONSUMER_LIVENESS,
+                    # static membership: a host started again within the session timeout
+                    # gets its shards back with no rebalance (and none goes to another
+                    # host that holds no store of it)
+                    **({"group.instance.id": f"{host_group(app_id)}-{name}"} if name else {}),
                 }
             )
         )
