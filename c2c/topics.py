@@ -29,6 +29,7 @@ __all__ = [
     "get_topic",
     "intake_topic",
     "replication_factor",
+    "shard_applies_topic",
     "shard_calls_topic",
     "shard_replies_topic",
     "topic_config",
@@ -136,22 +137,42 @@ def changelog_topic(app_id: str, table: str, partitions: int = 1) -> Topic:
 
 
 def shard_calls_topic(app_id: str, shards: int) -> Topic:
-    """The rounds the sharded resolver's decider sends its shards (streams/shards.py):
-    partition i is shard i's, in the order sent. Its ``apply`` calls are the shards' state:
-    a worker taking a shard over replays them, so the topic is kept for ever."""
+    """The rounds that read the sharded resolver's shards (prepare, probe, score), which
+    its decider sends (streams/shards.py): partition i is shard i's, in the order sent."""
     return Topic(
         name=f"{app_id}-shard-calls",
         schema="",
         zone="identity",
         description=(
-            "The sharded resolver's rounds (prepare, probe, score, apply), one partition per "
-            "shard, sealed under the identity secret: records, identities and profiles."
+            "The sharded resolver's reading rounds (prepare: an epoch's raw records; probe; "
+            "score), one partition per shard, sealed under the identity secret."
+        ),
+        partitions=shards,
+        config=dict(_RAW),
+        kept=(
+            "7 days, as the intake whose records the prepare calls carry: a shard's next "
+            "holder answers the calls its last holder left unanswered"
+        ),
+    )
+
+
+def shard_applies_topic(app_id: str, shards: int) -> Topic:
+    """The sharded resolver's writes to its shards (each epoch's apply calls): partition i
+    is shard i's. They are the shards' state: a host taking a shard over replays them, so
+    the topic is kept for ever."""
+    return Topic(
+        name=f"{app_id}-shard-applies",
+        schema="",
+        zone="identity",
+        description=(
+            "What each epoch wrote to each shard of the sharded resolver (persons' kept "
+            "state, blocks, source ids, merges), sealed under the identity secret."
         ),
         partitions=shards,
         config={"retention.ms": "-1"},
         kept=(
-            "for ever: each shard's state is the replay of its apply calls, so a worker that "
-            "takes a shard over (a rebalance, a lost worker) rebuilds it from here"
+            "for ever, as the persons table's changelog: each shard's state is the replay of "
+            "its partition, so a host that takes a shard over rebuilds it from here"
         ),
     )
 

@@ -1,21 +1,28 @@
 """The sharded resolver's rounds over Kafka (issue #22; streams/README.md, Scaling out).
 
 streams/identity/sharding.py resolves on N shards in rounds (PREPARE, PROBE, SCORE, APPLY)
-that a :class:`~streams.identity.sharding.ShardSet` carries. Here they go through two topics:
+that a :class:`~streams.identity.sharding.ShardSet` carries. Here they go through three
+topics:
 
-- ``<app id>-shard-calls`` (N partitions, kept for ever): the decider's :class:`KafkaShards`
-  writes shard i's call of each round to partition i, in order.
+- ``<app id>-shard-calls`` (N partitions, 7 days): the decider's :class:`KafkaShards`
+  writes shard i's call of each reading round (prepare, probe, score) to partition i.
+- ``<app id>-shard-applies`` (N partitions, kept for ever): each epoch's writes, shard i's
+  on partition i: the shards' state.
 - ``<app id>-shard-replies`` (1 partition): the answers, which :class:`KafkaShards` reads.
 
-:class:`ShardHost` serves shards: a consumer of the calls in the group
-``<app id>-shard-hosts``, so that Kafka's group protocol spreads the N partitions over
-however many hosts run and moves a lost host's partitions to the others (after the
-session timeout, 10 s). A shard's state is the replay of its partition's ``apply`` calls:
-a host taking a partition replays them up to the group's committed offset, then serves
-from there. A host answers a call, then commits past it; killed in between, the next
-holder answers the call again and :class:`KafkaShards` keeps the first answer. So a lost
-host costs the session timeout and a replay, never a round: the decider waits and goes
-on, with the same result.
+Rounds of one shard on two topics cannot overtake each other where it matters: the decider
+sends an epoch's probe only once every shard has answered the last epoch's apply (only the
+next epoch's prepare, which reads no state, is in flight beside an apply).
+
+:class:`ShardHost` serves shards: a consumer of both topics in the group
+``<app id>-shard-hosts`` (range assignment: partition i of both on one host), so that
+Kafka's group protocol spreads the N shards over however many hosts run and moves a lost
+host's to the others (after the session timeout, 10 s). A shard's state is the replay of
+its apply calls: a host taking a shard over replays them up to the group's committed
+offset, then serves from there. A host answers a call, then commits past it; killed in
+between, the next holder answers the call again and :class:`KafkaShards` keeps the first
+answer. So a lost host costs the session timeout and a replay, never a round: the decider
+waits and goes on, with the same result.
 
 Every message is sealed under the identity secret (streams/identity/wire.py) and cut into
 chunks the broker takes. A call a host cannot serve (a message that does not open, a round
@@ -23,8 +30,8 @@ that raises) is answered with its reason and committed past: the decider stops w
 reason (a refusal repeats, so it is never retried).
 
 Not here yet: the decider's own failover (it is the identity worker's one shard today),
-snapshots of a shard's state (a replay reads every apply since the start), and the worker
-resolving through it (streams/README.md, What is built now).
+standby copies of a shard (one moved to a host without its store replays every apply
+call), and the worker resolving through it (streams/README.md, What is built now).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from c2c.errors import ServiceError
 from c2c.kafka import CONSUMER_LIVENESS, DURABLE_PRODUCER, read_to_end
 from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import Topic, shard_calls_topic, shard_replies_topic
+from c2c.topics import Topic, shard_applies_topic, shard_calls_topic, shard_replies_topic
 from streams.identity import wire
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
@@ -59,13 +66,16 @@ log = logging.getLogger(__name__)
 METHODS = frozenset({"prepare", "probe", "score", "apply"})
 _CALL = "c2c-call"  # "<run>:<round>:<shard>"
 _CHUNK = "c2c-chunk"  # "<i>/<n>"
-_METHOD = "c2c-method"  # in clear, so that a replay reads only the apply calls' payloads
 _ERROR = "c2c-error"  # on a reply: the call was not served, and why
 
 
-def shard_topics(app_id: str, shards: int) -> tuple[Topic, Topic]:
-    """The calls and replies topics of ``app_id``'s sharded resolver."""
-    return shard_calls_topic(app_id, shards), shard_replies_topic(app_id)
+def shard_topics(app_id: str, shards: int) -> tuple[Topic, Topic, Topic]:
+    """The calls, applies and replies topics of ``app_id``'s sharded resolver."""
+    return (
+        shard_calls_topic(app_id, shards),
+        shard_applies_topic(app_id, shards),
+        shard_replies_topic(app_id),
+    )
 
 
 def host_group(app_id: str) -> str:
@@ -171,8 +181,8 @@ class KafkaShards:
         *,
         timeout_s: float = 120.0,
     ) -> None:
-        calls, replies = shard_topics(app_id, count)
-        self._calls, self._replies = calls.name, replies.name
+        calls, applies, replies = shard_topics(app_id, count)
+        self._calls, self._applies, self._replies = calls.name, applies.name, replies.name
         self._count = count
         self._sealer = sealer
         self._timeout_s = timeout_s
@@ -208,7 +218,8 @@ class KafkaShards:
         for shard, args in enumerate(arguments):
             call = f"{self._run}:{self._round}:{shard}"
             payload = wire.encode(self._sealer, call, (method, args))
-            _send(self._producer, errors, self._calls, shard, call, payload, [(_METHOD, method)])
+            topic = self._applies if method == "apply" else self._calls
+            _send(self._producer, errors, topic, shard, call, payload)
         self._producer.poll(0)
         _flush(self._producer, f"sending round {self._round} ({method}) to the shards", errors)
         self._pending.append(self._round)
@@ -262,13 +273,13 @@ class KafkaShards:
         self._producer.flush(10)
 
 
-_OFFSET = "calls-offset"  # the next calls offset a store's state has not applied
+_OFFSET = "applies-offset"  # the next apply call (its offset) a store has not applied
 _KEYS = "keys"
 
 
 class ShardStores:
     """Each shard's state on disk (streams/identity/store.py: RocksDB behind a bounded
-    cache, values sealed, block keys hashed) under ``root``/<partition>, with the calls
+    cache, values sealed, block keys hashed) under ``root``/<partition>, with the applies
     offset it reflects: a host started again, or given a shard back, replays only the
     apply calls after it. A store without that offset (left mid-commit by a crash: RocksDB's
     log is off) or written under other identity keys (``keys``) is emptied and rebuilt."""
@@ -283,7 +294,7 @@ class ShardStores:
         self._open: dict[int, DiskState] = {}
 
     def open(self, partition: int) -> tuple[IdentityState, int]:
-        """Shard ``partition``'s state and the calls offset it reflects (0: empty)."""
+        """Shard ``partition``'s state and the applies offset it reflects (0: empty)."""
         path = self.root / str(partition)
         path.parent.mkdir(parents=True, exist_ok=True)
         store = self._store(path)
@@ -334,12 +345,13 @@ class ShardHost:
     ) -> None:
         self._stores = stores
         self._settings = settings
-        calls, replies = shard_topics(app_id, 1)
-        self._calls, self._replies = calls.name, replies.name
+        calls, applies, replies = shard_topics(app_id, 1)
+        self._calls, self._applies, self._replies = calls.name, applies.name, replies.name
         self._make_shard = make_shard
         self._sealer = sealer
         self.shards: dict[int, Shard] = {}
-        self._next: dict[int, int] = {}  # partition -> offset after the last call served
+        # partition -> offset of its applies after the last one served
+        self._next: dict[int, int] = {}
         self._chunks = _Chunks()
         self._errors: list[str] = []
         self.served = 0
@@ -352,6 +364,8 @@ class ShardHost:
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": 5,
+                    # a shard's calls and applies (partition i of both) on one host
+                    "partition.assignment.strategy": "range",
                     **CONSUMER_LIVENESS,
                     # static membership: a host started again within the session timeout
                     # gets its shards back with no rebalance (and none goes to another
@@ -363,7 +377,9 @@ class ShardHost:
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve calls until ``stop`` is set (or forever)."""
-        self._consumer.subscribe([self._calls], on_assign=self._assigned, on_revoke=self._revoked)
+        self._consumer.subscribe(
+            [self._calls, self._applies], on_assign=self._assigned, on_revoke=self._revoked
+        )
         try:
             while stop is None or not stop.is_set():
                 message = self._consumer.poll(0.2)
@@ -395,9 +411,11 @@ class ShardHost:
             if payload is None:
                 return  # committed with the call's last chunk
             method, args = wire.decode(self._sealer, call, payload)
-            if method not in METHODS:
+            if method not in METHODS or (method == "apply") != (message.topic() == self._applies):
                 raise SerdeError(
-                    f"call {call} asks for {method!r}, not a round", code="identity.wire"
+                    f"call {call} on {message.topic()} asks for {method!r}: not a round of "
+                    "that topic",
+                    code="identity.wire",
                 )
             answer = getattr(shard, method)(*args)
         except Exception as exc:  # the call is answered with why, and not retried
@@ -415,17 +433,23 @@ class ShardHost:
                 wire.encode(self._sealer, call, answer),
             )
         _flush(self._producer, f"answering call {call}", self._errors)
+        topic = str(message.topic())
         next_offset = int(message.offset() or 0) + 1
-        if self._stores is not None and headers.get(_METHOD) == "apply" and not error:
-            self._stores.commit(partition, next_offset)  # before the group's offset
+        if topic == self._applies:
+            if self._stores is not None:
+                self._stores.commit(partition, next_offset)  # before the group's offset
+            self._next[partition] = next_offset
         self._consumer.commit(
-            offsets=[TopicPartition(self._calls, partition, next_offset)], asynchronous=False
+            offsets=[TopicPartition(topic, partition, next_offset)], asynchronous=False
         )
-        self._next[partition] = next_offset
         self.served += 1
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=30)
+        committed = [
+            place
+            for place in consumer.committed(partitions, timeout=30)
+            if place.topic == self._applies
+        ]
         held = {int(place.partition) for place in partitions}
         for partition in set(self.shards) - held:  # moved to another host
             del self.shards[partition]
@@ -460,14 +484,12 @@ class ShardHost:
                 self._stores.close(partition)
                 state, starts[partition] = self._stores.open(partition)
             shards[partition] = self._make_shard(state)
-        since = {(self._calls, p): starts[p] for p in partitions}
-        until = {(self._calls, p): partitions.get(p, 0) for p in range(self._partition_count())}
+        since = {(self._applies, p): starts[p] for p in partitions}
+        until = {(self._applies, p): partitions.get(p, 0) for p in range(self._partition_count())}
         chunks = _Chunks()
         replayed = 0
-        for message in read_to_end(self._settings, [self._calls], since=since, until=until):
+        for message in read_to_end(self._settings, [self._applies], since=since, until=until):
             headers = _headers(message)
-            if headers.get(_METHOD) != "apply":
-                continue
             call = headers[_CALL]
             payload = chunks.add(call, headers[_CHUNK], message.value() or b"")
             if payload is None:
@@ -487,5 +509,5 @@ class ShardHost:
         )
 
     def _partition_count(self) -> int:
-        metadata = self._consumer.list_topics(self._calls, timeout=30)
-        return len(metadata.topics[self._calls].partitions)
+        metadata = self._consumer.list_topics(self._applies, timeout=30)
+        return len(metadata.topics[self._applies].partitions)
