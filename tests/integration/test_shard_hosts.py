@@ -5,7 +5,8 @@ this process, resolves synth's records through them in epochs. One host is kille
 them from their apply calls. Later the host left is stopped and started again: with its
 shards' state on disk it replays no apply call (its stores are kept), in memory every one.
 Every record resolves exactly as one in-process :class:`Resolver` resolves it (ids,
-changes, merges, possible matches)."""
+changes, merges, possible matches), and no identifier or name of the records rests in
+clear on the shard topics or in the hosts' stores (sealed, block keys hashed)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from cli.shard_hosts import ShardHosts
 from streams.identity.matching import load_model
 from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.identity.sealing import Sealer
 from streams.identity.sharding import Decider, epochs_of, resolve_epochs
-from streams.shards import KafkaShards
+from streams.shards import KafkaShards, shard_topics
+from tests.at_rest import Found, Wanted, vocabulary
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +103,35 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarte
         assert merges > 0  # the records exercise merges, not only links
     finally:
         hosts.stop()
+    # nothing of the records rests in clear: not on the three topics, not in the stores
+    found = _scanned(stack, app_id, records)
+    assert found.outside([]) == {}
+    assert found.scanned["topic"] > 100_000  # (the scan read the topics)
+    if state == "disk":
+        assert found.scanned["rocksdb"] > 10_000
+
+
+def _scanned(stack: Settings, app_id: str, records: list[tuple[str, dict[str, Any]]]) -> Found:
+    """Every message (keys, values, headers) of ``app_id``'s shard topics and every key
+    and value of its hosts' stores, scanned for the records' identifiers and names."""
+    from rocksdict import AccessType, Options, Rdict
+
+    wanted = Wanted.of([person for _provider, person in records], vocabulary=vocabulary())
+    control = Found()
+    control.add("records", repr(records).encode(), wanted)  # the scan finds them where they are
+    assert len(control.identifiers["records"]) > 0.9 * len(wanted.identifiers)
+    found = Found()
+    for message in read_to_end(stack, [t.name for t in shard_topics(app_id, SHARDS)]):
+        for part in (message.key(), message.value(), *(v for _k, v in message.headers() or ())):
+            found.add("topic", part or b"", wanted)
+    stores = stack.data_dir / "streams" / app_id
+    for path in (p.parent for p in stores.rglob("CURRENT")):
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            for key, value in db.items():
+                found.add("rocksdb", key + value, wanted)
+        finally:
+            db.close()
+    for path in (p for p in stores.rglob("*") if p.is_file()):
+        found.add("files", path.read_bytes(), wanted)
+    return found
