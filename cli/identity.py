@@ -152,7 +152,15 @@ def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None
     def make_shard(state: IdentityState | None) -> Shard:
         return Shard(hasher, model, review_floor=floor, state=state)
 
-    host = ShardHost(settings, app, make_shard, sealer, stores, name or socket.gethostname())
+    host = ShardHost(
+        settings,
+        app,
+        make_shard,
+        sealer,
+        stores,
+        name or socket.gethostname(),
+        standbys=settings.streams_standby_replicas,
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from c2c.errors import ServiceError
@@ -19,6 +20,7 @@ from streams.shards import shard_topics
 __all__ = ["ShardHosts"]
 
 _HOLDS = re.compile(r"holds shard\(s\) \[([0-9, ]*)\]")
+_STANDBY = re.compile(r"standby for shard\(s\) \[([0-9, ]*)\]")
 _REBUILT = re.compile(r"rebuilt shard\(s\) \[([0-9, ]*)\] from (\d+) apply calls")
 
 
@@ -96,6 +98,11 @@ class ShardHosts:
         found = _HOLDS.findall(self.logs[host].read_text()[self._read_from[host] :])
         return _numbers(found[-1]) if found else []
 
+    def standbys(self, host: int) -> list[int]:
+        """The shards host ``host`` last said it keeps standby copies of."""
+        found = _STANDBY.findall(self.logs[host].read_text()[self._read_from[host] :])
+        return _numbers(found[-1]) if found else []
+
     def rebuilt(self, host: int) -> list[tuple[list[int], int]]:
         """Each rebuild host ``host`` made: (the shards, the apply calls replayed)."""
         return [
@@ -165,6 +172,17 @@ class ShardHosts:
             cpu.append(_reaped(process, timeout_s=30))
         self.cpu_seconds = cpu
         return cpu
+
+    def wait(self, check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+        """Until ``check`` holds; ServiceError with the hosts' logs if not in time."""
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"shard hosts: {what} not in {timeout_s:.0f} s\n{self.tails()}",
+                    code="child.timeout",
+                )
+            time.sleep(0.3)
 
     def tails(self) -> str:
         return "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in self.logs)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from c2c.errors import ServiceError
 from c2c.kafka import CONSUMER_LIVENESS, DURABLE_PRODUCER, read_to_end
@@ -273,6 +274,7 @@ class KafkaShards:
         self._producer.flush(10)
 
 
+_STANDBY_PLAN_S = 3.0  # how often a host asks the group who holds which shard
 _OFFSET = "applies-offset"  # the next apply call (its offset) a store has not applied
 _KEYS = "keys"
 
@@ -332,7 +334,10 @@ class ShardHost:
     """Serves the shards Kafka's group assigns it (see the module's doc). ``make_shard``
     makes a shard over a state (keyed and with the model of the decider's); ``stores``:
     each shard's state on disk, else in memory (rebuilt from every apply call); ``name``:
-    the host's, stable across its restarts (Kafka's static membership)."""
+    the host's, stable across its restarts (Kafka's static membership). ``standbys``: how
+    many hosts keep a standby copy of each shard (named hosts only): the ``standbys``
+    hosts after its holder in the order of their names each tail its apply calls, so that
+    the one given the shard when its holder is lost replays only what it had not read."""
 
     def __init__(
         self,
@@ -342,8 +347,16 @@ class ShardHost:
         sealer: Sealer,
         stores: ShardStores | None = None,
         name: str | None = None,
+        standbys: int = 0,
     ) -> None:
         self._stores = stores
+        self._group = host_group(app_id)
+        self._instance = f"{self._group}-{name}" if name else None
+        self._standby_count = standbys if name else 0
+        # partition -> (a standby copy of its shard, the next apply offset it has not read)
+        self.standbys: dict[int, tuple[Shard, int]] = {}
+        self._standby_chunks = _Chunks()
+        self._planned = 0.0  # when the standbys were last planned
         self._settings = settings
         calls, applies, replies = shard_topics(app_id, 1)
         self._calls, self._applies, self._replies = calls.name, applies.name, replies.name
@@ -370,10 +383,23 @@ class ShardHost:
                     # static membership: a host started again within the session timeout
                     # gets its shards back with no rebalance (and none goes to another
                     # host that holds no store of it)
-                    **({"group.instance.id": f"{host_group(app_id)}-{name}"} if name else {}),
+                    **({"group.instance.id": self._instance} if self._instance else {}),
                 }
             )
         )
+        self._tail: Consumer | None = None
+        self._admin: AdminClient | None = None
+        if self._standby_count:
+            self._admin = AdminClient(settings.kafka_config())
+            self._tail = Consumer(
+                settings.kafka_config(
+                    **{
+                        "group.id": f"{self._group}-standby-{name}",
+                        "enable.auto.commit": False,
+                        "fetch.wait.max.ms": 5,
+                    }
+                )
+            )
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve calls until ``stop`` is set (or forever)."""
@@ -382,6 +408,8 @@ class ShardHost:
         )
         try:
             while stop is None or not stop.is_set():
+                if self._tail is not None and self._admin is not None:
+                    self._keep_standbys(self._tail, self._admin)
                 message = self._consumer.poll(0.2)
                 if message is None:
                     continue
@@ -393,6 +421,8 @@ class ShardHost:
                 self._serve(message)
         finally:
             self._consumer.close()
+            if self._tail is not None:
+                self._tail.close()
             self._producer.flush(10)
             if self._stores is not None:
                 self._stores.close_all()  # on disk: a restart replays no apply call
@@ -478,6 +508,11 @@ class ShardHost:
         shards: dict[int, Shard] = {}
         starts: dict[int, int] = {}
         for partition in partitions:
+            standby = self.standbys.pop(partition, None)
+            if standby is not None:  # kept up to date: only the apply calls after it
+                shards[partition], starts[partition] = standby
+                log.info("shard host: standby for shard(s) %s", sorted(self.standbys))
+                continue
             if self._stores is None:
                 state, starts[partition] = None, 0
             else:
@@ -507,6 +542,76 @@ class ShardHost:
         log.info(
             "shard host: rebuilt shard(s) %s from %d apply calls", sorted(partitions), replayed
         )
+
+    def _keep_standbys(self, tail: Consumer, admin: AdminClient) -> None:
+        """Plan the standbys every few seconds; apply the apply calls they have not read."""
+        now = time.monotonic()
+        if now - self._planned >= _STANDBY_PLAN_S:
+            self._planned = now
+            self._plan_standbys(tail, admin)
+        if not self.standbys:
+            return
+        for message in tail.consume(500, 0):
+            if message.error() is not None:
+                continue
+            partition = int(message.partition() or 0)
+            standby = self.standbys.get(partition)
+            if standby is None:
+                continue
+            headers = _headers(message)
+            call = headers.get(_CALL, "")
+            offset = int(message.offset() or 0) + 1
+            payload = self._standby_chunks.add(
+                call, headers.get(_CHUNK, "0/1"), message.value() or b""
+            )
+            if payload is not None:
+                _method, args = wire.decode(self._sealer, call, payload)
+                standby[0].apply(*args)
+                if self._stores is not None:
+                    self._stores.commit(partition, offset)
+            self.standbys[partition] = (standby[0], offset)
+
+    def _plan_standbys(self, tail: Consumer, admin: AdminClient) -> None:
+        """The shards this host keeps a standby of: for each shard held by another, if
+        this host is among the ``standbys`` members after its holder (by name)."""
+        try:
+            described = admin.describe_consumer_groups([self._group])[self._group]
+            members = sorted(
+                described.result(timeout=10).members,
+                key=lambda m: m.group_instance_id or m.member_id,
+            )
+        except Exception as exc:  # an outage: planned again later
+            log.warning("shard host: the group could not be described (%s)", exc)
+            return
+        names = [m.group_instance_id or m.member_id for m in members]
+        if self._instance not in names:
+            return
+        mine = names.index(self._instance)
+        steps = range(1, min(self._standby_count, len(members) - 1) + 1)
+        plan = {
+            int(place.partition)
+            for at, member in enumerate(members)
+            for place in member.assignment.topic_partitions
+            if place.topic == self._applies
+            and any((at + step) % len(members) == mine for step in steps)
+        } - set(self.shards)
+        if plan == set(self.standbys):
+            return
+        for partition in set(self.standbys) - plan:
+            del self.standbys[partition]
+            if self._stores is not None:
+                self._stores.close(partition)
+        for partition in plan - set(self.standbys):
+            if self._stores is None:
+                self.standbys[partition] = (self._make_shard(None), 0)
+            else:
+                state, offset = self._stores.open(partition)
+                self.standbys[partition] = (self._make_shard(state), offset)
+        self._standby_chunks.clear()
+        tail.assign(
+            [TopicPartition(self._applies, p, offset) for p, (_s, offset) in self.standbys.items()]
+        )
+        log.info("shard host: standby for shard(s) %s", sorted(self.standbys))
 
     def _partition_count(self) -> int:
         metadata = self._consumer.list_topics(self._applies, timeout=30)

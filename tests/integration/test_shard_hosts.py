@@ -43,11 +43,12 @@ def _synth(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(e["provider"], e["person"]) for _, e in mapped_events(folder)]
 
 
-@pytest.mark.parametrize("state", ["memory", "disk"])
+@pytest.mark.parametrize(("state", "standbys"), [("memory", 0), ("disk", 1)])
 def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarted_host(
-    stack: Settings, tmp_path: Path, state: str
+    stack: Settings, tmp_path: Path, state: str, standbys: int
 ) -> None:
-    """``state``: where the hosts keep their shards' state (C2C_STREAMS_STATE)."""
+    """``state``: where the hosts keep their shards' state (C2C_STREAMS_STATE);
+    ``standbys``: standby copies of each shard (C2C_STREAMS_STANDBY_REPLICAS)."""
     records = _synth(tmp_path / "synth")
     app_id = f"c2c-identity-{uuid.uuid4().hex[:10]}"
     hosts = ShardHosts(
@@ -56,10 +57,19 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarte
         SHARDS,
         2,
         tmp_path / "hosts",
-        environment={"C2C_IDENTITY_REVIEW_MIN_WEIGHT": str(FLOOR), "C2C_STREAMS_STATE": state},
+        environment={
+            "C2C_IDENTITY_REVIEW_MIN_WEIGHT": str(FLOOR),
+            "C2C_STREAMS_STATE": state,
+            "C2C_STREAMS_STANDBY_REPLICAS": str(standbys),
+        },
     )
     try:
         hosts.wait_settled()  # both in the group, each holding shards: a kill moves some
+        if standbys:  # each host keeps a standby of the other's shards
+            hosts.wait(
+                lambda: hosts.standbys(0) == hosts.held(1) and hosts.standbys(1) == hosts.held(0),
+                "each host a standby of the other's shards",
+            )
         secrets = stack.identity_secrets()
         hasher = IdentifierHasher(*secrets.values())
         model = load_model(stack.identity_model)
@@ -88,7 +98,10 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarte
         rebuilt = hosts.rebuilt(1)
         took_over, restarted = rebuilt[before - 1], rebuilt[-1]
         assert took_over[0] == lost_shards, hosts.tails()
-        assert took_over[1] >= 3 * len(lost_shards)
+        if standbys:
+            assert took_over[1] == 0  # its standbys had read every apply call
+        else:
+            assert took_over[1] >= 3 * len(lost_shards)  # every one, from the start
         assert restarted[0] == list(range(SHARDS)), hosts.tails()
         if state == "disk":
             assert restarted[1] == 0  # the stores kept: only the calls after them read
