@@ -31,6 +31,7 @@ __all__ = [
     "replication_factor",
     "shard_applies_topic",
     "shard_calls_topic",
+    "shard_changelog_topic",
     "shard_replies_topic",
     "topic_config",
 ]
@@ -158,8 +159,7 @@ def shard_calls_topic(app_id: str, shards: int) -> Topic:
 
 def shard_applies_topic(app_id: str, shards: int) -> Topic:
     """The sharded resolver's writes to its shards (each epoch's apply calls): partition i
-    is shard i's. They are the shards' state: a host taking a shard over replays them, so
-    the topic is kept for ever."""
+    is shard i's, which its holders and standbys apply in order."""
     return Topic(
         name=f"{app_id}-shard-applies",
         schema="",
@@ -169,10 +169,33 @@ def shard_applies_topic(app_id: str, shards: int) -> Topic:
             "state, blocks, source ids, merges), sealed under the identity secret."
         ),
         partitions=shards,
-        config={"retention.ms": "-1"},
+        config=dict(_RAW),
         kept=(
-            "for ever, as the persons table's changelog: each shard's state is the replay of "
-            "its partition, so a host that takes a shard over rebuilds it from here"
+            "7 days, as the intake: a shard's state is its changelog (compacted) and the "
+            "apply calls after the last one the changelog reflects, never more than a few "
+            "epochs old"
+        ),
+    )
+
+
+def shard_changelog_topic(app_id: str, shards: int) -> Topic:
+    """Each key of each shard of the sharded resolver and its value now, as the shard's
+    holder applied it: compacted, so that a host with no store of a shard rebuilds it from
+    the shard's state, not its history (streams/shards.py)."""
+    return Topic(
+        name=f"{app_id}-shard-changelog",
+        schema="",
+        zone="identity",
+        description=(
+            "The sharded resolver's state by key (persons' kept state, blocks, source ids, "
+            "merges, opt-out requests) and the apply call it reflects, one partition per "
+            "shard, sealed under the identity secret; block keys hashed."
+        ),
+        partitions=shards,
+        config={"cleanup.policy": "compact"},
+        kept=(
+            "compacted: the last value of every key, as long as the key lives; the shards' "
+            "state, as the persons table's changelog is the one-shard resolver's"
         ),
     )
 

@@ -157,6 +157,7 @@ def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None
         app,
         make_shard,
         sealer,
+        secrets[settings.identity_key_version],
         stores,
         name or socket.gethostname(),
         standbys=settings.streams_standby_replicas,

@@ -20,6 +20,7 @@ from streams.shards import shard_topics
 __all__ = ["ShardHosts"]
 
 _HOLDS = re.compile(r"holds shard\(s\) \[([0-9, ]*)\]")
+_FROM = re.compile(r"shard (\d+) from its (\w+), at apply offset")
 _STANDBY = re.compile(r"standby for shard\(s\) \[([0-9, ]*)\]")
 _REBUILT = re.compile(r"rebuilt shard\(s\) \[([0-9, ]*)\] from (\d+) apply calls")
 
@@ -97,6 +98,12 @@ class ShardHosts:
         """The shards host ``host`` last said it holds ([] if none yet)."""
         found = _HOLDS.findall(self.logs[host].read_text()[self._read_from[host] :])
         return _numbers(found[-1]) if found else []
+
+    def sources(self, host: int) -> dict[int, str]:
+        """Where host ``host`` (this life) took each shard it rebuilt from, the last time:
+        standby, store or changelog."""
+        text = self.logs[host].read_text()[self._read_from[host] :]
+        return {int(shard): source for shard, source in _FROM.findall(text)}
 
     def standbys(self, host: int) -> list[int]:
         """The shards host ``host`` last said it keeps standby copies of."""

@@ -36,6 +36,8 @@ call), and the worker resolving through it (streams/README.md, What is built now
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import shutil
 import threading
@@ -44,7 +46,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -53,14 +55,28 @@ from c2c.errors import ServiceError
 from c2c.kafka import CONSUMER_LIVENESS, DURABLE_PRODUCER, read_to_end
 from c2c.serde import SerdeError
 from c2c.settings import Settings
-from c2c.topics import Topic, shard_applies_topic, shard_calls_topic, shard_replies_topic
+from c2c.topics import (
+    Topic,
+    shard_applies_topic,
+    shard_calls_topic,
+    shard_changelog_topic,
+    shard_replies_topic,
+)
 from streams.identity import wire
 from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
-from streams.identity.sharding import Shard
+from streams.identity.sharding import EpochWrites, Shard, restore_entry, shard_entries
 from streams.identity.store import DiskState, open_state
 
-__all__ = ["METHODS", "KafkaShards", "ShardHost", "ShardStores", "host_group", "shard_topics"]
+__all__ = [
+    "METHODS",
+    "KafkaShards",
+    "ShardHost",
+    "ShardStores",
+    "ShardTopics",
+    "host_group",
+    "shard_topics",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +86,22 @@ _CHUNK = "c2c-chunk"  # "<i>/<n>"
 _ERROR = "c2c-error"  # on a reply: the call was not served, and why
 
 
-def shard_topics(app_id: str, shards: int) -> tuple[Topic, Topic, Topic]:
-    """The calls, applies and replies topics of ``app_id``'s sharded resolver."""
-    return (
+class ShardTopics(NamedTuple):
+    """The topics of one sharded resolver (see the module's doc)."""
+
+    calls: Topic
+    applies: Topic
+    replies: Topic
+    changelog: Topic
+
+
+def shard_topics(app_id: str, shards: int) -> ShardTopics:
+    """The topics of ``app_id``'s sharded resolver of ``shards`` shards."""
+    return ShardTopics(
         shard_calls_topic(app_id, shards),
         shard_applies_topic(app_id, shards),
         shard_replies_topic(app_id),
+        shard_changelog_topic(app_id, shards),
     )
 
 
@@ -182,8 +208,9 @@ class KafkaShards:
         *,
         timeout_s: float = 120.0,
     ) -> None:
-        calls, applies, replies = shard_topics(app_id, count)
-        self._calls, self._applies, self._replies = calls.name, applies.name, replies.name
+        topics = shard_topics(app_id, count)
+        self._calls, self._applies = topics.calls.name, topics.applies.name
+        self._replies = topics.replies.name
         self._count = count
         self._sealer = sealer
         self._timeout_s = timeout_s
@@ -345,11 +372,14 @@ class ShardHost:
         app_id: str,
         make_shard: Callable[[IdentityState | None], Shard],
         sealer: Sealer,
+        key_secret: bytes,
         stores: ShardStores | None = None,
         name: str | None = None,
         standbys: int = 0,
     ) -> None:
         self._stores = stores
+        # block keys (names in them) on the changelog as keyed hashes
+        self._key_hash = hmac.digest(key_secret, b"c2c shard-changelog block keys", "sha256")
         self._group = host_group(app_id)
         self._instance = f"{self._group}-{name}" if name else None
         self._standby_count = standbys if name else 0
@@ -358,8 +388,9 @@ class ShardHost:
         self._standby_chunks = _Chunks()
         self._planned = 0.0  # when the standbys were last planned
         self._settings = settings
-        calls, applies, replies = shard_topics(app_id, 1)
-        self._calls, self._applies, self._replies = calls.name, applies.name, replies.name
+        topics = shard_topics(app_id, 1)
+        self._calls, self._applies = topics.calls.name, topics.applies.name
+        self._replies, self._changelog = topics.replies.name, topics.changelog.name
         self._make_shard = make_shard
         self._sealer = sealer
         self.shards: dict[int, Shard] = {}
@@ -448,6 +479,8 @@ class ShardHost:
                     code="identity.wire",
                 )
             answer = getattr(shard, method)(*args)
+            if method == "apply":  # its keys' values now, before the call is answered
+                self._log_entries(partition, shard, args[0], int(message.offset() or 0) + 1)
         except Exception as exc:  # the call is answered with why, and not retried
             log.exception("shard %d could not serve call %s", partition, call)
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -503,8 +536,8 @@ class ShardHost:
 
     def _rebuild(self, partitions: dict[int, int]) -> None:
         """Each shard of ``partitions`` (partition -> committed offset) as its apply calls
-        before that offset leave it: from its store's offset (on disk), else from the
-        start."""
+        before that offset leave it: its standby's, its store's (on disk) or its
+        changelog's state, and the apply calls after the one that state reflects."""
         shards: dict[int, Shard] = {}
         starts: dict[int, int] = {}
         for partition in partitions:
@@ -512,15 +545,29 @@ class ShardHost:
             if standby is not None:  # kept up to date: only the apply calls after it
                 shards[partition], starts[partition] = standby
                 log.info("shard host: standby for shard(s) %s", sorted(self.standbys))
-                continue
-            if self._stores is None:
-                state, starts[partition] = None, 0
+                source = "standby"
             else:
-                self._stores.close(partition)
-                state, starts[partition] = self._stores.open(partition)
-            shards[partition] = self._make_shard(state)
+                shards[partition], starts[partition], source = self._opened(partition)
+            log.info(
+                "shard host: shard %d from its %s, at apply offset %d",
+                partition,
+                source,
+                starts[partition],
+            )
+        count = _partition_count(self._consumer, self._applies)
+        for partition, start in starts.items():
+            low, _high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._applies, partition), timeout=30
+            )
+            if start < low:
+                raise ServiceError(
+                    f"shard {partition}: its state reflects apply calls up to offset {start}, "
+                    f"and {self._applies} keeps them from {low} only: the calls between are "
+                    "lost, and the shard cannot be rebuilt (was its changelog deleted?)",
+                    code="identity.shard_state",
+                )
         since = {(self._applies, p): starts[p] for p in partitions}
-        until = {(self._applies, p): partitions.get(p, 0) for p in range(self._partition_count())}
+        until = {(self._applies, p): partitions.get(p, 0) for p in range(count)}
         chunks = _Chunks()
         replayed = 0
         for message in read_to_end(self._settings, [self._applies], since=since, until=until):
@@ -542,6 +589,63 @@ class ShardHost:
         log.info(
             "shard host: rebuilt shard(s) %s from %d apply calls", sorted(partitions), replayed
         )
+
+    def _opened(self, partition: int) -> tuple[Shard, int, str]:
+        """Shard ``partition`` as this host keeps it (its store on disk), else from its
+        changelog; the applies offset it reflects; which of the two."""
+        if self._stores is None:
+            state, offset = None, 0
+        else:
+            self._stores.close(partition)
+            state, offset = self._stores.open(partition)
+        shard = self._make_shard(state)
+        if offset:
+            return shard, offset, "store"
+        offset = self._restore(partition, shard)  # nothing kept here: the changelog's values
+        if self._stores is not None and offset:
+            self._stores.commit(partition, offset)
+        return shard, offset, "changelog"
+
+    def _log_entries(
+        self, partition: int, shard: Shard, writes: EpochWrites, next_offset: int
+    ) -> None:
+        """The keys ``writes`` changed on ``shard``, and the applies offset it now
+        reflects, on its changelog partition (sent with the call's answer, confirmed
+        before its commit)."""
+        for kind, key, value in shard_entries(shard.state, writes):
+            self._log(partition, kind, key, value)
+        self._log(partition, "offset", "", next_offset)
+
+    def _log(self, partition: int, kind: str, key: Any, value: Any) -> None:
+        if kind == "block":
+            named = hmac.digest(self._key_hash, str(key).encode(), hashlib.sha256)[:20].hex()
+        elif kind == "source":
+            named = f"{key[0]}:{key[1]}"
+        else:
+            named = str(key)
+        record = f"{kind}:{named}"
+        payload = wire.encode(self._sealer, record, (kind, key, value))
+        _send(self._producer, self._errors, self._changelog, partition, record, payload)
+
+    def _restore(self, partition: int, shard: Shard) -> int:
+        """``shard`` (empty) from its changelog partition; the applies offset it reflects
+        (0: none logged)."""
+        offset = 0
+        count = _partition_count(self._consumer, self._changelog)
+        until = {(self._changelog, p): 0 for p in range(count) if p != partition}
+        chunks = _Chunks()
+        for message in read_to_end(self._settings, [self._changelog], until=until):
+            headers = _headers(message)
+            record = headers.get(_CALL, "")
+            payload = chunks.add(record, headers.get(_CHUNK, "0/1"), message.value() or b"")
+            if payload is None:
+                continue
+            kind, key, value = wire.decode(self._sealer, record, payload)
+            if kind == "offset":
+                offset = int(value)
+            else:
+                restore_entry(shard.state, kind, key, value)
+        return offset
 
     def _keep_standbys(self, tail: Consumer, admin: AdminClient) -> None:
         """Plan the standbys every few seconds; apply the apply calls they have not read."""
@@ -588,13 +692,20 @@ class ShardHost:
             return
         mine = names.index(self._instance)
         steps = range(1, min(self._standby_count, len(members) - 1) + 1)
-        plan = {
-            int(place.partition)
+        held = {
+            int(place.partition): at
             for at, member in enumerate(members)
             for place in member.assignment.topic_partitions
             if place.topic == self._applies
-            and any((at + step) % len(members) == mine for step in steps)
+        }
+        plan = {
+            partition
+            for partition, at in held.items()
+            if any((at + step) % len(members) == mine for step in steps)
         } - set(self.shards)
+        # a standby of a shard nobody holds now (its holder lost, the group rebalancing)
+        # is kept: it is the copy the shard's next holder wants
+        plan |= {partition for partition in self.standbys if partition not in held}
         if plan == set(self.standbys):
             return
         for partition in set(self.standbys) - plan:
@@ -602,17 +713,15 @@ class ShardHost:
             if self._stores is not None:
                 self._stores.close(partition)
         for partition in plan - set(self.standbys):
-            if self._stores is None:
-                self.standbys[partition] = (self._make_shard(None), 0)
-            else:
-                state, offset = self._stores.open(partition)
-                self.standbys[partition] = (self._make_shard(state), offset)
+            shard, offset, _source = self._opened(partition)
+            self.standbys[partition] = (shard, offset)
         self._standby_chunks.clear()
         tail.assign(
             [TopicPartition(self._applies, p, offset) for p, (_s, offset) in self.standbys.items()]
         )
         log.info("shard host: standby for shard(s) %s", sorted(self.standbys))
 
-    def _partition_count(self) -> int:
-        metadata = self._consumer.list_topics(self._applies, timeout=30)
-        return len(metadata.topics[self._applies].partitions)
+
+def _partition_count(consumer: Consumer, topic: str) -> int:
+    metadata = consumer.list_topics(topic, timeout=30)
+    return len(metadata.topics[topic].partitions)

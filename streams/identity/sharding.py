@@ -70,11 +70,14 @@ __all__ = [
     "ScoreReply",
     "ScoreRequest",
     "Shard",
+    "ShardEntry",
     "ShardSet",
     "ShardedResolver",
     "epochs_of",
     "prepare_shard",
     "resolve_epochs",
+    "restore_entry",
+    "shard_entries",
     "shard_of",
 ]
 
@@ -258,21 +261,10 @@ class PersonShard:
 
     def apply(self, writes: EpochWrites) -> None:
         state = self.state
-        per_person = (state.profiles, state.trusted, state.absorbed, state.optouts)
         for person_id in writes.removed:
-            for kept in per_person:
-                kept.pop(person_id, None)
+            restore_entry(state, "person", person_id, None)
         for person_id, person in writes.persons.items():
-            state.profiles[person_id] = person.profile
-            state.trusted[person_id] = person.trusted
-            if person.absorbed:
-                state.absorbed[person_id] = person.absorbed
-            else:
-                state.absorbed.pop(person_id, None)
-            if person.optouts:
-                state.optouts[person_id] = person.optouts
-            else:
-                state.optouts.pop(person_id, None)
+            restore_entry(state, "person", person_id, person)
         self.written = set(writes.persons)
         for source, person_id in writes.sources.items():
             state.sources[source] = person_id
@@ -280,6 +272,56 @@ class PersonShard:
             state.merged_into[absorbed] = survivor
         for request, person_id in writes.optout_requests.items():
             state.optout_requests[request] = person_id
+
+
+# One key of a shard's state and its value now (None: gone): a changelog entry.
+ShardEntry = tuple[str, Any, Any]
+
+
+def shard_entries(state: IdentityState, writes: EpochWrites) -> list[ShardEntry]:
+    """What a shard's part of an epoch (``writes``) changed, read from ``state`` once it
+    is applied: each key's value now, so that replaying the entries (:func:`restore_entry`)
+    in order rebuilds the state, whatever came before (a changelog of the shard's keys,
+    which compaction bounds to the state's size)."""
+    out: list[ShardEntry] = [("person", p, None) for p in writes.removed]
+    out += [("person", p, person) for p, person in writes.persons.items()]
+    for key in dict.fromkeys([*writes.blocks, *writes.unfiled]):
+        block = state.blocks.get(key)
+        out.append(("block", key, list(block) if block else None))
+    out += [("source", key, person_id) for key, person_id in writes.sources.items()]
+    out += [("merge", absorbed, survivor) for absorbed, survivor in writes.merges.items()]
+    out += [("optout", request, p) for request, p in writes.optout_requests.items()]
+    return out
+
+
+def restore_entry(state: IdentityState, kind: str, key: Any, value: Any) -> None:
+    """One :func:`shard_entries` entry written into ``state``."""
+    if kind == "person":
+        per_person = (state.profiles, state.trusted, state.absorbed, state.optouts)
+        if value is None:
+            for kept in per_person:
+                kept.pop(key, None)
+            return
+        state.profiles[key] = value.profile
+        state.trusted[key] = value.trusted
+        for kept, part in ((state.absorbed, value.absorbed), (state.optouts, value.optouts)):
+            if part:
+                kept[key] = part
+            else:
+                kept.pop(key, None)
+        return
+    maps: dict[str, Any] = {
+        "block": state.blocks,
+        "source": state.sources,
+        "merge": state.merged_into,
+        "optout": state.optout_requests,
+    }
+    if kind not in maps:
+        raise ValueError(f"a shard entry of kind {kind!r}: not one of person, {', '.join(maps)}")
+    if value is None:
+        maps[kind].pop(key, None)
+    else:
+        maps[kind][key] = value
 
 
 class Shard:
