@@ -6,9 +6,11 @@ topics:
 
 - ``<app id>-shard-calls`` (N partitions, 7 days): the decider's :class:`KafkaShards`
   writes shard i's call of each reading round (prepare, probe, score) to partition i.
-- ``<app id>-shard-applies`` (N partitions, kept for ever): each epoch's writes, shard i's
-  on partition i: the shards' state.
+- ``<app id>-shard-applies`` (N partitions, 7 days): each epoch's writes, shard i's on
+  partition i.
 - ``<app id>-shard-replies`` (1 partition): the answers, which :class:`KafkaShards` reads.
+- ``<app id>-shard-changelog`` (N partitions, compacted): each shard's keys and their
+  values as its holder applied them, and the apply offset they reflect.
 
 Rounds of one shard on two topics cannot overtake each other where it matters: the decider
 sends an epoch's probe only once every shard has answered the last epoch's apply (only the
@@ -17,9 +19,10 @@ next epoch's prepare, which reads no state, is in flight beside an apply).
 :class:`ShardHost` serves shards: a consumer of both topics in the group
 ``<app id>-shard-hosts`` (range assignment: partition i of both on one host), so that
 Kafka's group protocol spreads the N shards over however many hosts run and moves a lost
-host's to the others (after the session timeout, 10 s). A shard's state is the replay of
-its apply calls: a host taking a shard over replays them up to the group's committed
-offset, then serves from there. A host answers a call, then commits past it; killed in
+host's to the others (after the session timeout, 10 s). A host taking a shard takes its
+state from a standby copy it keeps, its store on disk (:class:`ShardStores`) or else the
+changelog, and replays the apply calls after the one that state reflects, up to the
+group's committed offset; then it serves. A host answers a call, then commits past it; killed in
 between, the next holder answers the call again and :class:`KafkaShards` keeps the first
 answer. So a lost host costs the session timeout and a replay, never a round: the decider
 waits and goes on, with the same result.
@@ -30,8 +33,7 @@ that raises) is answered with its reason and committed past: the decider stops w
 reason (a refusal repeats, so it is never retried).
 
 Not here yet: the decider's own failover (it is the identity worker's one shard today),
-standby copies of a shard (one moved to a host without its store replays every apply
-call), and the worker resolving through it (streams/README.md, What is built now).
+and the worker resolving through it (streams/README.md, What is built now).
 """
 
 from __future__ import annotations
