@@ -50,6 +50,8 @@ def run_sharded(
         "C2C_IDENTITY_SECRET": _SECRET.decode(),
         "C2C_STREAMS_STATE": state,
         "C2C_STREAMS_STATE_CACHE_MB": str(cache_mb),
+        # bounded as bench.scale's disk runs bound it (--hash-cache's default)
+        "C2C_IDENTITY_HASH_CACHE": str(16_384),
     }
     hosts = ShardHosts(settings, app_id, shards, shards, logs, environment=environment)
     try:

@@ -370,6 +370,15 @@ class Settings(BaseSettings):
             "shard moves to one that holds its state. 0 keeps none; 1 for production."
         ),
     )
+    identity_hash_cache: int = Field(
+        default=262_144,
+        ge=1_024,
+        description=(
+            "Identifiers whose keyed hashes (and an SSN's masks, about 2.4 kB) the resolver "
+            "keeps cached: up to about 600 MB at the default; 16,384 keeps a shard host or a "
+            "worker with C2C_STREAMS_STATE=disk to about 40 MB of them, at some CPU."
+        ),
+    )
     streams_shards: int = Field(
         default=1,
         ge=1,

@@ -136,7 +136,7 @@ def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None
     ensure_topics(settings, shard_topics(app, settings.streams_shards))
     model = load_model(settings.identity_model)
     secrets = settings.identity_secrets()
-    hasher = IdentifierHasher(*secrets.values())
+    hasher = IdentifierHasher(*secrets.values(), cache_size=settings.identity_hash_cache)
     floor = settings.identity_review_min_weight
     sealer = Sealer(secrets, settings.identity_key_version)
     stores = None

@@ -379,7 +379,7 @@ def _add_resolver(
     # when the worker rebuilds it (streams/README.md, "Key rotation").
     secrets = settings.identity_secrets()
     chain = {version: at + 1 for at, version in enumerate(secrets)}  # version -> keys
-    hasher = IdentifierHasher(*secrets.values())
+    hasher = IdentifierHasher(*secrets.values(), cache_size=settings.identity_hash_cache)
     sealer = Sealer(secrets, settings.identity_key_version)
 
     # identity-sources keys an earlier worker wrote with the source id in clear, or hashed
