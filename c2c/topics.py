@@ -32,6 +32,7 @@ __all__ = [
     "shard_applies_topic",
     "shard_calls_topic",
     "shard_changelog_topic",
+    "shard_decider_topic",
     "shard_replies_topic",
     "topic_config",
 ]
@@ -196,6 +197,27 @@ def shard_changelog_topic(app_id: str, shards: int) -> Topic:
         kept=(
             "compacted: the last value of every key, as long as the key lives; the shards' "
             "state, as the persons table's changelog is the one-shard resolver's"
+        ),
+    )
+
+
+def shard_decider_topic(app_id: str) -> Topic:
+    """The sharded resolver's decider's log (streams/shards.py, ``DeciderLog``): every
+    merge, and the last epoch decided (its resolutions and writes, and where the intake
+    stands), written before the shards are sent the epoch's writes."""
+    return Topic(
+        name=f"{app_id}-shard-decider",
+        schema="",
+        zone="identity",
+        description=(
+            "The sharded resolver's decider's write-ahead log: merges (ids), and the last "
+            "epoch's resolutions and writes (persons' kept state), sealed."
+        ),
+        partitions=1,
+        config={"cleanup.policy": "compact"},
+        kept=(
+            "compacted: every merge as long as the persons, and the last epoch only (earlier "
+            "ones are deleted as each is written); a decider started again resumes from it"
         ),
     )
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -531,6 +531,15 @@ class Decider:
         self.written: dict[str, PersonState] = {}
         self._resolver = _EpochResolver(hasher, model, review_floor=review_floor)
 
+    def resume(
+        self, next_number: int, merges: Mapping[str, str], written: Mapping[str, PersonState]
+    ) -> None:
+        """Take up where a lost decider left off, from its log: the next person number,
+        every merge (absorbed -> survivor) and the persons its last epoch wrote."""
+        self.state.next_number = next_number
+        self.state.merged_into.update(merges)
+        self.written = dict(written)
+
     def plan(
         self,
         epoch: EpochRecords,
@@ -602,12 +611,26 @@ class Decider:
 
 
 def resolve_epochs(
-    shards: ShardSet, decider: Decider, epochs: Iterable[Sequence[RawRecord]]
+    shards: ShardSet,
+    decider: Decider,
+    epochs: Iterable[Sequence[RawRecord]],
+    *,
+    decided: Callable[[list[Resolution], EpochWrites], None] | None = None,
+    pending: EpochWrites | None = None,
 ) -> Iterator[Resolution]:
     """Steps 1-5 for each epoch of ``epochs`` in turn; their resolutions, in order. The
     next epoch's PREPARE (stateless) is sent before this epoch's decision, so that the
-    shards hash the next records while the decider decides."""
+    shards hash the next records while the decider decides.
+
+    ``decided``: called with each epoch's resolutions and writes once decided, before the
+    shards are sent them (a write-ahead log: a decider lost while the shards apply an
+    epoch resumes from it). ``pending``: the writes of an epoch such a log holds, which
+    its decider may not have seen applied everywhere: sent again first (applying an
+    epoch's writes again changes nothing, and no shard has applied a later epoch)."""
     n = shards.count
+    if pending is not None:
+        shards.send("apply", [(pending.part(i, n),) for i in range(n)])
+        shards.receive()
     following = iter(epochs)
     records = next(following, None)
     if records is not None:
@@ -642,6 +665,8 @@ def resolve_epochs(
             _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
         resolutions, writes = decider.decide(epoch, blocks, sources, scored, persons)
+        if decided is not None:
+            decided(resolutions, writes)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
         applying = True
         yield from resolutions

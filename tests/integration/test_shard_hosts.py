@@ -21,10 +21,10 @@ from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from cli.shard_hosts import ShardHosts
 from streams.identity.matching import load_model
-from streams.identity.resolver import IdentifierHasher, Resolver
+from streams.identity.resolver import IdentifierHasher, Resolution, Resolver
 from streams.identity.sealing import Sealer
-from streams.identity.sharding import Decider, epochs_of, resolve_epochs
-from streams.shards import KafkaShards, shard_topics
+from streams.identity.sharding import Decider, EpochWrites, epochs_of, resolve_epochs
+from streams.shards import DeciderLog, KafkaShards, Resumed, shard_topics
 from tests.at_rest import Found, Wanted, vocabulary
 
 pytestmark = pytest.mark.integration
@@ -125,6 +125,74 @@ def test_shards_over_kafka_resolve_as_one_resolver_through_a_lost_and_a_restarte
     assert found.scanned["topic"] > 100_000  # (the scan read the topics)
     if state == "disk":
         assert found.scanned["rocksdb"] > 10_000
+
+
+def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """The decider logs each epoch (streams/shards.py, ``DeciderLog``) before the shards
+    are sent its writes, and is lost right after logging epoch 5. A new decider, with a
+    ``KafkaShards`` of its own, resumes from the log: the logged epoch's resolutions, its
+    writes sent again, the records after it. Every record resolves as one resolver
+    resolves it, and a third decider would resume at the run's end."""
+    records = _synth(tmp_path / "synth")
+    app_id = f"c2c-identity-{uuid.uuid4().hex[:10]}"
+    hosts = ShardHosts(stack, app_id, 2, 2, tmp_path / "hosts")
+    secrets = stack.identity_secrets()
+    hasher = IdentifierHasher(*secrets.values())
+    model = load_model(stack.identity_model)
+    sealer = Sealer(secrets, stack.identity_key_version)
+    one = Resolver(hasher, model)
+    expected = [one.resolve(provider, person) for provider, person in records]
+
+    class Lost(Exception):
+        pass
+
+    try:
+        hosts.wait_settled()
+        first, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
+        assert log.resume(first) == Resumed(0, [], None)  # a new log
+
+        def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
+            log.record(resolutions, writes, first.state.next_number)
+            if log.epoch == 5:
+                raise Lost
+
+        shards = KafkaShards(stack, app_id, 2, sealer)
+        got: list[Resolution] = []
+        running = resolve_epochs(shards, first, epochs_of(records, EPOCH), decided=decided)
+        with pytest.raises(Lost):
+            got.extend(running)
+        shards.close()
+        log.close()
+        assert len(got) == 4 * EPOCH
+
+        second, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
+        resumed = log.resume(second)
+        assert resumed.done == 5 * EPOCH
+        assert log.epoch == 5
+        got += resumed.resolutions  # published again: they may not have been
+        shards = KafkaShards(stack, app_id, 2, sealer)
+        following = epochs_of(records[resumed.done :], EPOCH)
+        got += resolve_epochs(
+            shards,
+            second,
+            following,
+            decided=lambda r, w: log.record(r, w, second.state.next_number),
+            pending=resumed.pending,
+        )
+        shards.close()
+        log.close()
+    finally:
+        hosts.stop()
+    assert len(got) == len(expected)
+    for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        assert mine == theirs, f"record {at} of {len(records)}: {records[at]}"
+    # what a third decider would resume from: the last epoch, the run done
+    third = DeciderLog(stack, app_id, sealer)
+    resumed = third.resume(Decider(hasher, model))
+    assert resumed.done == len(records)
+    assert third.epoch == -(-len(records) // EPOCH)
 
 
 def _scanned(stack: Settings, app_id: str, records: list[tuple[str, dict[str, Any]]]) -> Found:

@@ -170,6 +170,66 @@ def test_a_shards_changelog_entries_rebuild_its_state() -> None:
         assert rebuilt.optout_requests == shard.state.optout_requests
 
 
+@pytest.mark.parametrize("applied_by", [0, 1, 3])
+def test_a_decider_lost_mid_epoch_resumes_from_its_log(applied_by: int) -> None:
+    """A decider logs each epoch before the shards are sent its writes; it is lost once
+    ``applied_by`` of the 3 shards applied epoch 5. A new decider resumes from the log
+    (:meth:`Decider.resume`, ``pending``) and goes on after the epoch's records: with the
+    logged epoch's resolutions, every record resolves as one resolver resolves it."""
+    from streams.identity.sharding import (
+        Decider,
+        EpochWrites,
+        LocalShards,
+        Shard,
+        epochs_of,
+        resolve_epochs,
+    )
+
+    class Lost(Exception):
+        pass
+
+    class Losing(LocalShards):
+        """Sends epoch 5's writes to its first ``applied_by`` shards, then is lost."""
+
+        applies = 0
+
+        def send(self, method: str, arguments: Any) -> None:
+            if method == "apply":
+                self.applies += 1
+                if self.applies == 5:
+                    for shard, args in list(zip(self.shards, arguments, strict=True))[:applied_by]:
+                        shard.apply(*args)
+                    raise Lost
+            super().send(method, arguments)
+
+    hasher = IdentifierHasher(SECRET)
+    records = generate_records(3_000)
+    expected, _resolver = _one_shard(records, FLOOR)
+    shards = [Shard(hasher, review_floor=FLOOR) for _ in range(3)]
+    log: list[tuple[list[Resolution], EpochWrites, int, int]] = []
+    first = Decider(hasher, review_floor=FLOOR)
+
+    def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
+        done = (log[-1][3] if log else 0) + len(resolutions)
+        log.append((resolutions, writes, first.state.next_number, done))
+
+    got: list[Resolution] = []
+    running = resolve_epochs(Losing(shards), first, epochs_of(records, 200), decided=decided)
+    with pytest.raises(Lost):
+        got.extend(running)
+    assert len(log) == 5
+    assert len(got) == 4 * 200  # epoch 5 was decided, logged, never yielded
+    resolutions, writes, next_number, done = log[-1]
+    merges = {a: s for _r, w, _n, _d in log for a, s in w.merges.items()}
+    second = Decider(hasher, review_floor=FLOOR)
+    second.resume(next_number, merges, writes.persons)
+    got += resolutions
+    got += resolve_epochs(
+        LocalShards(shards), second, epochs_of(records[done:], 200), pending=writes
+    )
+    assert got == expected
+
+
 def generate_records(count: int) -> list[Record]:
     from bench.scale import generate
 
