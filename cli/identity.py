@@ -15,8 +15,11 @@ from c2c.settings import Settings
 from cli.common import JSON_OPTION, context_settings, reports_errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from streams.identity.matching import MatchModel
-    from streams.identity.resolver import Resolver
+    from streams.identity.resolver import Resolution, Resolver
 
 
 @click.group()
@@ -177,11 +180,36 @@ def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None
     required=True,
     help="CSV of source, source_record_id, person_id (empty: sent to review).",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Resolve on this many shards served by `c2c identity shard-host` processes over "
+    "Kafka (the decider in this process; run again after a crash, it resumes).",
+)
+@click.option("--app-id", default=None, help="With --shards: the sharded resolver's app id.")
+@click.option(
+    "--epoch",
+    type=click.IntRange(min=1),
+    default=16_000,
+    show_default=True,
+    help="With --shards: records an epoch takes (the ids do not depend on it).",
+)
 @click.pass_context
 @reports_errors
-def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
+def identity_resolve(
+    ctx: click.Context,
+    folder: Path,
+    out: Path,
+    shards: int | None,
+    app_id: str | None,
+    epoch: int,
+) -> None:
     """Resolve every record of the extracts in FOLDER in event-time order, in this process
-    (the stream worker does the same incrementally), and write the final person ids."""
+    (the stream worker does the same incrementally), and write the final person ids.
+    With --shards, on the sharded resolver (streams/README.md, Scaling out): a run killed
+    midway and started again goes on from its last epoch (OUT.partial keeps the ids so
+    far), to the same ids."""
     import csv as csv_module
 
     from producers.files import mapped_events
@@ -189,30 +217,101 @@ def identity_resolve(ctx: click.Context, folder: Path, out: Path) -> None:
 
     settings = context_settings(ctx)
     model = load_model(settings.identity_model)
-    resolver = _resolver(settings, model)
     started = time.monotonic()
-    assigned: list[tuple[str, str, str | None]] = []
-    reviews = Counter[str]()
-    for source, event in mapped_events(folder):
-        resolution = resolver.resolve(event["provider"], event["person"])
-        if resolution.person_id is None:
-            reviews[str(resolution.review_reason)] += 1
-        assigned.append((source, event["source_record_id"], resolution.person_id))
+    events = list(mapped_events(folder))
+    root: Callable[[str], str]
+    if shards is None:
+        resolver = _resolver(settings, model)
+        ids = [resolver.resolve(e["provider"], e["person"]) for _source, e in events]
+        root = resolver.state.root
+    else:
+        from streams.app import APP_ID
+
+        records = [(e["provider"], e["person"]) for _source, e in events]
+        ids, root = _resolve_on_shards(
+            settings, model, app_id or APP_ID, shards, records, out, epoch
+        )
+    reviews = Counter(str(r.review_reason) for r in ids if r.person_id is None)
     with out.open("w", newline="") as handle:
         writer = csv_module.writer(handle)
         writer.writerow(["source", "source_record_id", "person_id"])
-        for source, record_id, person_id in assigned:
-            final = resolver.state.root(person_id) if person_id else ""
-            writer.writerow([source, record_id, final])
+        for (source, event), resolution in zip(events, ids, strict=True):
+            final = root(resolution.person_id) if resolution.person_id else ""
+            writer.writerow([source, event["source_record_id"], final])
     seconds = time.monotonic() - started
+    persons = len({root(r.person_id) for r in ids if r.person_id})
     click.echo(
-        f"resolved {len(assigned)} records in {seconds:.1f} s "
-        f"({len(assigned) / max(seconds, 1e-9):,.0f}/s); "
-        f"{len(resolver.state.profiles)} persons; {sum(reviews.values())} to review; "
+        f"resolved {len(ids)} records in {seconds:.1f} s "
+        f"({len(ids) / max(seconds, 1e-9):,.0f}/s); "
+        f"{persons} persons; {sum(reviews.values())} to review; "
         f"model {model.version}"
     )
     for reason, count in reviews.most_common():
         click.echo(f"  review: {count} x {reason}")
+
+
+def _resolve_on_shards(
+    settings: Settings,
+    model: MatchModel,
+    app_id: str,
+    shards: int,
+    records: list[tuple[str, dict[str, Any]]],
+    out: Path,
+    epoch: int,
+) -> tuple[list[Resolution], Callable[[str], str]]:
+    """``records`` resolved through ``app_id``'s shard hosts, resuming from its decider's
+    log: each record's resolution, and the final person of an id. ``out``.partial keeps
+    the resolutions of the epochs logged (pickled: ids, changes and rules, no identifier),
+    so that a run started again needs only the records after them."""
+    import pickle
+
+    from c2c.kafka import ensure_topics
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sealing import Sealer
+    from streams.identity.sharding import Decider, EpochWrites, epochs_of, resolve_epochs
+    from streams.shards import DeciderLog, KafkaShards, shard_topics
+
+    ensure_topics(settings, shard_topics(app_id, shards))
+    secrets = settings.identity_secrets()
+    hasher = IdentifierHasher(*secrets.values(), cache_size=settings.identity_hash_cache)
+    sealer = Sealer(secrets, settings.identity_key_version)
+    decider = Decider(hasher, model)
+    log = DeciderLog(settings, app_id, sealer)
+    resumed = log.resume(decider)
+    partial = out.with_name(out.name + ".partial")
+    kept: list[Resolution] = []
+    if resumed.done:
+        if not partial.exists():
+            raise click.ClickException(
+                f"{app_id}'s decider logged {resumed.done:,} records, and {partial} (their "
+                "ids) is missing: run again with the same --out, or with a new --app-id to "
+                "start over"
+            )
+        with partial.open("rb") as reading:
+            while len(kept) < resumed.done - len(resumed.resolutions):
+                kept += pickle.load(reading)  # this command's own file
+        kept = kept[: resumed.done - len(resumed.resolutions)]
+        click.echo(f"resuming after {resumed.done:,} records ({log.epoch} epochs) logged")
+    kept += resumed.resolutions
+    with partial.open("wb") as handle:
+        pickle.dump(kept, handle)
+
+        def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
+            log.record(resolutions, writes, decider.state.next_number)
+            pickle.dump(resolutions, handle)
+            handle.flush()
+
+        kafka = KafkaShards(settings, app_id, shards, sealer)
+        try:
+            following = epochs_of(records[resumed.done :], epoch)
+            kept += resolve_epochs(
+                kafka, decider, following, decided=decided, pending=resumed.pending
+            )
+        finally:
+            kafka.close()
+            log.close()
+    partial.unlink()
+    return kept, decider.state.root
 
 
 @identity.command("train")

@@ -195,6 +195,73 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
     assert third.epoch == -(-len(records) // EPOCH)
 
 
+def test_a_sharded_resolve_killed_midway_resumes_to_the_same_ids(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """`c2c identity resolve FOLDER --shards 2` (the decider in its own process) is killed
+    with SIGKILL once it has logged three epochs, and run again: it resumes from its log
+    and writes the same final ids as `c2c identity resolve` in one process."""
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    synth = tmp_path / "synth"
+    _synth(synth)
+    app_id = f"c2c-identity-{uuid.uuid4().hex[:10]}"
+    hosts = ShardHosts(stack, app_id, 2, 2, tmp_path / "hosts")
+    env = {**os.environ, "C2C_DATA_DIR": str(stack.data_dir), **stack.kafka_environment()}
+    command = [sys.executable, "-m", "cli", "identity", "resolve", str(synth)]
+    sharded = [*command, "--shards", "2", "--app-id", app_id, "--epoch", str(EPOCH)]
+    out = tmp_path / "sharded.csv"
+    partial = tmp_path / "sharded.csv.partial"
+    try:
+        hosts.wait_settled()
+        with (tmp_path / "first.log").open("w") as log:
+            first = subprocess.Popen([*sharded, "--out", str(out)], env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 120
+        while not (partial.exists() and partial.stat().st_size > 0 and _epochs(partial) >= 3):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the first run logged no 3 epochs in 120 s"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert not out.exists()
+        again = subprocess.run(
+            [*sharded, "--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "resuming after" in again.stdout, again.stdout
+        assert not partial.exists()
+    finally:
+        hosts.stop()
+    alone = tmp_path / "alone.csv"
+    done = subprocess.run(
+        [*command, "--out", str(alone)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    with out.open() as mine, alone.open() as theirs:
+        rows, expected = list(csv.reader(mine)), list(csv.reader(theirs))
+    assert len(rows) > 3 * EPOCH
+    assert rows == expected
+
+
+def _epochs(partial: Path) -> int:
+    """Epochs' resolutions whole in a `c2c identity resolve --shards` partial file."""
+    import pickle
+
+    count = 0
+    with partial.open("rb") as handle:
+        while True:
+            try:
+                pickle.load(handle)
+            except (EOFError, pickle.UnpicklingError):
+                return max(count - 1, 0)  # the first is what an earlier run kept
+            count += 1
+
+
 def _scanned(stack: Settings, app_id: str, records: list[tuple[str, dict[str, Any]]]) -> Found:
     """Every message (keys, values, headers) of ``app_id``'s shard topics and every key
     and value of its hosts' stores, scanned for the records' identifiers and names."""
