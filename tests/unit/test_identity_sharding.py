@@ -16,7 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolution, Resolver
-from streams.identity.sharding import ShardedResolver, shard_of
+from streams.identity.sharding import (
+    Decider,
+    EpochWrites,
+    LocalShards,
+    Shard,
+    ShardedResolver,
+    epochs_of,
+    resolve_epochs,
+    restore_entry,
+    shard_entries,
+    shard_of,
+)
 
 SECRET = b"sharding-test-secret"
 FLOOR = 6.0  # a review floor, so that possible matches are compared too
@@ -96,7 +107,6 @@ def test_shards_over_stores_on_disk_resolve_as_one_resolver(shards: int, tmp_pat
     a few values (most reads and writes go through RocksDB), reopened between two runs of
     epochs: the resolutions and state of one resolver."""
     from streams.identity.sealing import Sealer
-    from streams.identity.sharding import Decider, LocalShards, Shard, epochs_of, resolve_epochs
     from streams.identity.store import open_state
 
     records = list(generate_records(2_000))
@@ -132,16 +142,6 @@ def test_a_shards_changelog_entries_rebuild_its_state() -> None:
     """Each apply's :func:`shard_entries`, replayed in order into an empty state
     (:func:`restore_entry`), give that shard's state: persons changed and merged away,
     blocks filed and emptied, source ids, merges and opt-out requests."""
-    from streams.identity.sharding import (
-        Decider,
-        EpochWrites,
-        LocalShards,
-        Shard,
-        epochs_of,
-        resolve_epochs,
-        restore_entry,
-        shard_entries,
-    )
 
     class Logged(Shard):
         entries: list[Any]
@@ -176,14 +176,6 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log(applied_by: int) -> None:
     ``applied_by`` of the 3 shards applied epoch 5. A new decider resumes from the log
     (:meth:`Decider.resume`, ``pending``) and goes on after the epoch's records: with the
     logged epoch's resolutions, every record resolves as one resolver resolves it."""
-    from streams.identity.sharding import (
-        Decider,
-        EpochWrites,
-        LocalShards,
-        Shard,
-        epochs_of,
-        resolve_epochs,
-    )
 
     class Lost(Exception):
         pass
