@@ -479,7 +479,7 @@ class ShardStores:
 class ShardHost:
     """Serves the shards Kafka's group assigns it (see the module's doc). ``make_shard``
     makes a shard over a state (keyed and with the model of the decider's); ``stores``:
-    each shard's state on disk, else in memory (rebuilt from every apply call); ``name``:
+    each shard's state on disk, else in memory (rebuilt from its changelog); ``name``:
     the host's, stable across its restarts (Kafka's static membership). ``standbys``: how
     many hosts keep a standby copy of each shard (named hosts only): the ``standbys``
     hosts after its holder in the order of their names each tail its apply calls, so that
