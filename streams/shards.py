@@ -351,8 +351,9 @@ class DeciderLog:
     def resume(self, decider: Decider) -> Resumed:
         """``decider`` (new) where the log leaves off; what to do again (:class:`Resumed`)."""
         merges: dict[str, str] = {}
-        epochs: dict[int, dict[int, bytes]] = {}
-        counts: dict[int, int] = {}
+        # (epoch, chunks) -> chunk -> bytes: a torn epoch (its decider lost while writing
+        # it) may share its number with a whole one written after, not its chunk count
+        epochs: dict[tuple[int, int], dict[int, bytes]] = {}
         for message in read_to_end(self._settings, [self._topic]):
             key = (message.key() or b"").decode()
             value = message.value()
@@ -365,22 +366,21 @@ class DeciderLog:
             elif kind == "epoch":
                 epoch, chunk, count = (int(part) for part in rest.replace("/", ":").split(":"))
                 if value is None:
-                    epochs.get(epoch, {}).pop(chunk, None)
+                    epochs.get((epoch, count), {}).pop(chunk, None)
                 else:
-                    epochs.setdefault(epoch, {})[chunk] = value
-                    counts[epoch] = count
-        whole = [e for e, chunks in epochs.items() if len(chunks) == counts[e] and chunks]
+                    epochs.setdefault((epoch, count), {})[chunk] = value
+        whole = [place for place, chunks in epochs.items() if len(chunks) == place[1]]
         if not whole:
             decider.resume(1, merges, {})
             return Resumed(0, [], None)
-        epoch = max(whole)
-        chunks = epochs[epoch]
-        payload = b"".join(chunks[i] for i in range(counts[epoch]))
+        epoch, count = max(whole)
+        chunks = epochs[epoch, count]
+        payload = b"".join(chunks[i] for i in range(count))
         done, next_number, resolutions, writes = wire.decode(
             self._sealer, f"epoch:{epoch}", payload
         )
         decider.resume(next_number, {**merges, **writes.merges}, writes.persons)
-        self.epoch, self.done, self._last = epoch, done, (epoch, counts[epoch])
+        self.epoch, self.done, self._last = epoch, done, (epoch, count)
         return Resumed(done, resolutions, writes)
 
     def record(self, resolutions: list[Resolution], writes: EpochWrites, next_number: int) -> None:

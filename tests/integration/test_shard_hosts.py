@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
@@ -166,6 +167,11 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
         shards.close()
         log.close()
         assert len(got) == 4 * EPOCH
+        # a sixth epoch's log begun, not whole (a decider lost while writing it): never
+        # sent to the shards, so the next decider resumes from the fifth and decides it
+        torn = Producer(stack.kafka_config())
+        torn.produce(f"{app_id}-shard-decider", b"torn", key="epoch:6:1/2")
+        assert torn.flush(10) == 0
 
         second, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
         resumed = log.resume(second)
