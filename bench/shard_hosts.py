@@ -105,6 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch", type=int, default=16_000)
     parser.add_argument("--cache-mb", type=int, default=4, help="disk: MB cached a map")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the one Resolver in memory (its columns stay empty): the sizes compare "
+        "with each other, the smallest the baseline, as bench.scale's do",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--records", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -116,12 +122,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        store = Path(tempfile.mkdtemp(prefix="c2c-scale-"))
-        try:
-            resolve = ("--child", "resolve", "--records", str(size), "--seed", str(args.seed))
-            one = _child([*resolve, "--store", str(store), "--kind", "memory", "--cache-mb", "0"])
-        finally:
-            shutil.rmtree(store, ignore_errors=True)
+        one = {"rate": float("nan"), "cpu_rate": float("nan"), "rss_mb": float("nan")}
+        if not args.no_baseline:
+            store = Path(tempfile.mkdtemp(prefix="c2c-scale-"))
+            try:
+                resolve = ("--child", "resolve", "--records", str(size), "--seed", str(args.seed))
+                one = _child(
+                    [*resolve, "--store", str(store), "--kind", "memory", "--cache-mb", "0"]
+                )
+            finally:
+                shutil.rmtree(store, ignore_errors=True)
         options = {
             "--records": size,
             "--seed": args.seed,
