@@ -131,7 +131,8 @@ def identity_shard_host(ctx: click.Context, app_id: str | None, name: str | None
     from streams.identity.resolver import IdentifierHasher, IdentityState
     from streams.identity.sealing import Sealer
     from streams.identity.sharding import Shard
-    from streams.shards import ShardHost, ShardStores, shard_topics
+    from streams.shard_stores import ShardStores
+    from streams.shards import ShardHost, shard_topics
 
     settings = context_settings(ctx)
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
@@ -266,10 +267,11 @@ def _resolve_on_shards(
     import pickle
 
     from c2c.kafka import ensure_topics
+    from streams.decider_log import DeciderLog
     from streams.identity.resolver import IdentifierHasher
     from streams.identity.sealing import Sealer
     from streams.identity.sharding import Decider, EpochWrites, epochs_of, resolve_epochs
-    from streams.shards import DeciderLog, KafkaShards, shard_topics
+    from streams.shards import KafkaShards, shard_topics
 
     ensure_topics(settings, shard_topics(app_id, shards))
     secrets = settings.identity_secrets()

@@ -20,7 +20,7 @@ next epoch's prepare, which reads no state, is in flight beside an apply).
 ``<app id>-shard-hosts`` (range assignment: partition i of both on one host), so that
 Kafka's group protocol spreads the N shards over however many hosts run and moves a lost
 host's to the others (after the session timeout, 10 s). A host taking a shard takes its
-state from a standby copy it keeps, its store on disk (:class:`ShardStores`) or else the
+state from a standby copy it keeps, its store on disk (streams/shard_stores.py) or else the
 changelog, and replays the apply calls after the one that state reflects, up to the
 group's committed offset; then it serves. A host answers a call, then commits past it; killed in
 between, the next holder answers the call again and :class:`KafkaShards` keeps the first
@@ -41,20 +41,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import shutil
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from c2c.errors import ServiceError
-from c2c.kafka import CONSUMER_LIVENESS, DURABLE_PRODUCER, read_to_end
+from c2c.kafka import CONSUMER_LIVENESS, read_to_end
 from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.topics import (
@@ -66,24 +64,25 @@ from c2c.topics import (
     shard_replies_topic,
 )
 from streams.identity import wire
-from streams.identity.resolver import IdentityState, Resolution
+from streams.identity.resolver import IdentityState
 from streams.identity.sealing import Sealer
-from streams.identity.sharding import (
-    Decider,
-    EpochWrites,
-    Shard,
-    restore_entry,
-    shard_entries,
+from streams.identity.sharding import EpochWrites, Shard, restore_entry, shard_entries
+from streams.shard_messages import (
+    CALL,
+    CHUNK,
+    ERROR,
+    Chunks,
+    flush_or_raise,
+    headers_of,
+    send_chunks,
+    shard_producer,
 )
-from streams.identity.store import DiskState, open_state
+from streams.shard_stores import ShardStores
 
 __all__ = [
     "METHODS",
-    "DeciderLog",
     "KafkaShards",
-    "Resumed",
     "ShardHost",
-    "ShardStores",
     "ShardTopics",
     "host_group",
     "shard_topics",
@@ -92,9 +91,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 METHODS = frozenset({"prepare", "probe", "score", "apply"})
-_CALL = "c2c-call"  # "<run>:<round>:<shard>"
-_CHUNK = "c2c-chunk"  # "<i>/<n>"
-_ERROR = "c2c-error"  # on a reply: the call was not served, and why
+_STANDBY_PLAN_S = 3.0  # how often a host asks the group who holds which shard
 
 
 class ShardTopics(NamedTuple):
@@ -123,89 +120,6 @@ def host_group(app_id: str) -> str:
     return f"{app_id}-shard-hosts"
 
 
-def _producer(settings: Settings) -> Producer:
-    # idempotent, acks=all; no compression: the payloads are sealed (random bytes)
-    return Producer(
-        settings.kafka_config(**DURABLE_PRODUCER, **{"linger.ms": 2, "compression.type": "none"})
-    )
-
-
-def _headers(message: Message) -> dict[str, str]:
-    found: dict[str, str] = {}
-    pairs: list[tuple[str, Any]] = list(message.headers() or ())  # type: ignore[arg-type]
-    for key, value in pairs:
-        found[key] = value.decode() if isinstance(value, bytes) else str(value or "")
-    return found
-
-
-class _Chunks:
-    """Chunks of the messages being received, joined once the last is in."""
-
-    def __init__(self) -> None:
-        self._parts: dict[str, list[bytes | None]] = {}
-
-    def add(self, call: str, chunk: str, value: bytes) -> bytes | None:
-        at, _, count = chunk.partition("/")
-        index, total = int(at), int(count)
-        if total == 1:
-            return value
-        parts = self._parts.setdefault(call, [None] * total)
-        parts[index] = value
-        if index < total - 1:
-            return None
-        return wire.join_chunks(self._parts.pop(call), call)
-
-    def clear(self) -> None:
-        self._parts.clear()
-
-
-def _send(
-    producer: Producer,
-    errors: list[str],
-    topic: str,
-    partition: int,
-    call: str,
-    payload: bytes,
-    extra: Sequence[tuple[str, str]] = (),
-) -> None:
-    """``payload`` in chunks on ``topic``'s ``partition``; delivery errors to ``errors``."""
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            errors.append(str(error))
-
-    chunks = wire.split_chunks(payload)
-    for at, chunk in enumerate(chunks):
-        headers: list[tuple[str, str | bytes | None]] = [
-            (_CALL, call),
-            (_CHUNK, f"{at}/{len(chunks)}"),
-            *extra,
-        ]
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    chunk,
-                    key=call,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-
-
-def _flush(producer: Producer, what: str, errors: list[str]) -> None:
-    left = producer.flush(60)
-    if left or errors:
-        reason = errors[0] if errors else f"{left} message(s) still queued after 60 s"
-        errors.clear()
-        raise ServiceError(
-            f"{what}: Kafka did not take them ({reason})", code="identity.shards_delivery"
-        )
-
-
 class KafkaShards:
     """:class:`~streams.identity.sharding.ShardSet` of ``count`` shards served by
     :class:`ShardHost` processes through ``app_id``'s topics (which must exist with
@@ -231,9 +145,9 @@ class KafkaShards:
         self._round = 0
         self._pending: deque[int] = deque()
         self._arrived: dict[tuple[int, int], Any] = {}
-        self._chunks = _Chunks()
+        self._chunks = Chunks()
         self._errors: list[str] = []
-        self._producer = _producer(settings)
+        self._producer = shard_producer(settings)
         self._consumer = Consumer(
             settings.kafka_config(
                 **{
@@ -260,9 +174,11 @@ class KafkaShards:
             call = f"{self._run}:{self._round}:{shard}"
             payload = wire.encode(self._sealer, call, (method, args))
             topic = self._applies if method == "apply" else self._calls
-            _send(self._producer, errors, topic, shard, call, payload)
+            send_chunks(self._producer, errors, topic, shard, call, payload)
         self._producer.poll(0)
-        _flush(self._producer, f"sending round {self._round} ({method}) to the shards", errors)
+        flush_or_raise(
+            self._producer, f"sending round {self._round} ({method}) to the shards", errors
+        )
         self._pending.append(self._round)
 
     def receive(self) -> list[Any]:
@@ -291,20 +207,20 @@ class KafkaShards:
         return [self._arrived.pop(place) for place in wanted]
 
     def _take(self, message: Message, oldest: int) -> bool:
-        headers = _headers(message)
-        call = headers.get(_CALL, "")
+        headers = headers_of(message)
+        call = headers.get(CALL, "")
         run, _, rest = call.partition(":")
         if run != self._run:
             return False
         round_text, _, shard_text = rest.partition(":")
         place = (int(round_text), int(shard_text))
-        error = headers.get(_ERROR)
+        error = headers.get(ERROR)
         if error is not None:
             raise ServiceError(
                 f"shard {place[1]} could not serve round {place[0]}: {error}",
                 code="identity.shard_failed",
             )
-        payload = self._chunks.add(call, headers[_CHUNK], message.value() or b"")
+        payload = self._chunks.add(call, headers[CHUNK], message.value() or b"")
         if payload is not None and place[0] >= oldest and place not in self._arrived:
             self._arrived[place] = wire.decode(self._sealer, call, payload)
         return True  # (a second answer, from a shard's next holder, is dropped)
@@ -312,168 +228,6 @@ class KafkaShards:
     def close(self) -> None:
         self._consumer.close()
         self._producer.flush(10)
-
-
-_STANDBY_PLAN_S = 3.0  # how often a host asks the group who holds which shard
-_OFFSET = "applies-offset"  # the next apply call (its offset) a store has not applied
-_KEYS = "keys"
-
-
-class Resumed(NamedTuple):
-    """Where a decider's log left off: the records its epochs took (the intake's offset to
-    go on from), the resolutions of its last epoch (to publish again: they may not have
-    been) and that epoch's writes (to send the shards again), None if it logged none."""
-
-    done: int
-    resolutions: list[Resolution]
-    pending: EpochWrites | None
-
-
-class DeciderLog:
-    """The decider's write-ahead log on ``<app id>-shard-decider`` (one partition,
-    compacted): before the shards are sent an epoch's writes, its merges (one key each)
-    and the epoch itself (its resolutions and writes, the records taken so far and the
-    next person number, in chunks keyed by the epoch) are written and confirmed, and the
-    epoch before it deleted. A decider started again (:meth:`resume`) takes the merges,
-    the next number and the persons the last epoch wrote from it, sends that epoch's writes
-    again and goes on after its records: the same resolutions as if it had not stopped."""
-
-    def __init__(self, settings: Settings, app_id: str, sealer: Sealer) -> None:
-        self._settings = settings
-        self._topic = shard_decider_topic(app_id).name
-        self._sealer = sealer
-        self._producer = _producer(settings)
-        self._errors: list[str] = []
-        self._last: tuple[int, int] | None = None  # (epoch, chunks) of the last logged
-        self.epoch = 0  # epochs decided (this decider's and those before it)
-        self.done = 0  # records those epochs took
-
-    def resume(self, decider: Decider) -> Resumed:
-        """``decider`` (new) where the log leaves off; what to do again (:class:`Resumed`)."""
-        merges: dict[str, str] = {}
-        # (epoch, chunks) -> chunk -> bytes: a torn epoch (its decider lost while writing
-        # it) may share its number with a whole one written after, not its chunk count
-        epochs: dict[tuple[int, int], dict[int, bytes]] = {}
-        for message in read_to_end(self._settings, [self._topic]):
-            key = (message.key() or b"").decode()
-            value = message.value()
-            kind, _, rest = key.partition(":")
-            if kind == "merge":
-                if value is not None:
-                    merges[rest] = wire.decode(self._sealer, key, value)
-                else:
-                    merges.pop(rest, None)
-            elif kind == "epoch":
-                epoch, chunk, count = (int(part) for part in rest.replace("/", ":").split(":"))
-                if value is None:
-                    epochs.get((epoch, count), {}).pop(chunk, None)
-                else:
-                    epochs.setdefault((epoch, count), {})[chunk] = value
-        whole = [place for place, chunks in epochs.items() if len(chunks) == place[1]]
-        if not whole:
-            decider.resume(1, merges, {})
-            return Resumed(0, [], None)
-        epoch, count = max(whole)
-        chunks = epochs[epoch, count]
-        payload = b"".join(chunks[i] for i in range(count))
-        done, next_number, resolutions, writes = wire.decode(
-            self._sealer, f"epoch:{epoch}", payload
-        )
-        decider.resume(next_number, {**merges, **writes.merges}, writes.persons)
-        self.epoch, self.done, self._last = epoch, done, (epoch, count)
-        return Resumed(done, resolutions, writes)
-
-    def record(self, resolutions: list[Resolution], writes: EpochWrites, next_number: int) -> None:
-        """Log a decided epoch (``resolve_epochs``' ``decided``); returns once Kafka has
-        the epoch. ServiceError if it does not.
-
-        The epoch first (its merges are in its writes), then its merges by key and the
-        previous epoch's deletion, which go out before the next epoch (one partition, in
-        order): a decider lost before an epoch is whole resumes from the one before, whose
-        merges are all logged, and never sees a merge of an epoch it decides again."""
-        self.epoch += 1
-        self.done += len(resolutions)
-        payload = wire.encode(
-            self._sealer, f"epoch:{self.epoch}", (self.done, next_number, resolutions, writes)
-        )
-        chunks = wire.split_chunks(payload)
-        for at, chunk in enumerate(chunks):
-            self._produce(f"epoch:{self.epoch}:{at}/{len(chunks)}", chunk)
-        _flush(self._producer, f"logging epoch {self.epoch} of the decider", self._errors)
-        for absorbed, survivor in writes.merges.items():
-            key = f"merge:{absorbed}"
-            self._produce(key, wire.encode(self._sealer, key, survivor))
-        if self._last is not None:  # the epoch before: no longer the one to resume from
-            last, count = self._last
-            for at in range(count):
-                self._produce(f"epoch:{last}:{at}/{count}", None)
-        self._last = (self.epoch, len(chunks))
-
-    def _produce(self, key: str, value: bytes | None) -> None:
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                self._errors.append(str(error))
-
-        while True:
-            try:
-                self._producer.produce(self._topic, value, key=key, on_delivery=delivered)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-
-    def close(self) -> None:
-        _flush(self._producer, "closing the decider's log", self._errors)
-
-
-class ShardStores:
-    """Each shard's state on disk (streams/identity/store.py: RocksDB behind a bounded
-    cache, values sealed, block keys hashed) under ``root``/<partition>, with the applies
-    offset it reflects: a host started again, or given a shard back, replays only the
-    apply calls after it. A store without that offset (left mid-commit by a crash: RocksDB's
-    log is off) or written under other identity keys (``keys``) is emptied and rebuilt."""
-
-    def __init__(
-        self, root: Path, sealer: Sealer, key_secret: bytes, keys: str, cache_bytes: int
-    ) -> None:
-        self.root = root
-        self._sealer, self._key_secret = sealer, key_secret
-        self._keys = keys
-        self._cache_bytes = cache_bytes
-        self._open: dict[int, DiskState] = {}
-
-    def open(self, partition: int) -> tuple[IdentityState, int]:
-        """Shard ``partition``'s state and the applies offset it reflects (0: empty)."""
-        path = self.root / str(partition)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = self._store(path)
-        offset, keys = store.meta(_OFFSET), store.meta(_KEYS)
-        if offset is None or keys is None or keys.decode() != self._keys:
-            log.info(
-                "shard %d: no consistent store (new, or left mid-commit): a new one", partition
-            )
-            store.db.close()
-            shutil.rmtree(path)
-            store = self._store(path)
-            offset = b"0"
-        self._open[partition] = store
-        return store.state, int(offset)
-
-    def _store(self, path: Path) -> DiskState:
-        return open_state(path, self._cache_bytes, sealer=self._sealer, key_secret=self._key_secret)
-
-    def commit(self, partition: int, offset: int) -> None:
-        """Shard ``partition``'s changes written, as reflecting calls up to ``offset``."""
-        self._open[partition].commit({_OFFSET: str(offset).encode(), _KEYS: self._keys.encode()})
-
-    def close(self, partition: int) -> None:
-        """Shard ``partition``'s store written to its files and closed (it moved)."""
-        store = self._open.pop(partition, None)
-        if store is not None:
-            store.close()
-
-    def close_all(self) -> None:
-        for partition in list(self._open):
-            self.close(partition)
 
 
 class ShardHost:
@@ -504,7 +258,7 @@ class ShardHost:
         self._standby_count = standbys if name else 0
         # partition -> (a standby copy of its shard, the next apply offset it has not read)
         self.standbys: dict[int, tuple[Shard, int]] = {}
-        self._standby_chunks = _Chunks()
+        self._standby_chunks = Chunks()
         self._planned = 0.0  # when the standbys were last planned
         self._settings = settings
         topics = shard_topics(app_id, 1)
@@ -515,11 +269,11 @@ class ShardHost:
         self.shards: dict[int, Shard] = {}
         # partition -> offset of its applies after the last one served
         self._next: dict[int, int] = {}
-        self._chunks = _Chunks()
+        self._chunks = Chunks()
         self._errors: list[str] = []
         self.served = 0
         self.replayed = 0  # apply calls replayed into shards taken over
-        self._producer = _producer(settings)
+        self._producer = shard_producer(settings)
         self._consumer = Consumer(
             settings.kafka_config(
                 **{
@@ -579,15 +333,15 @@ class ShardHost:
 
     def _serve(self, message: Message) -> None:
         partition = int(message.partition() or 0)
-        headers = _headers(message)
-        call = headers.get(_CALL, "")
+        headers = headers_of(message)
+        call = headers.get(CALL, "")
         shard = self.shards.get(partition)
         if shard is None:  # a partition being taken over: served once it is rebuilt
             return
         error = ""
         answer: Any = None
         try:
-            payload = self._chunks.add(call, headers.get(_CHUNK, "0/1"), message.value() or b"")
+            payload = self._chunks.add(call, headers.get(CHUNK, "0/1"), message.value() or b"")
             if payload is None:
                 return  # committed with the call's last chunk
             method, args = wire.decode(self._sealer, call, payload)
@@ -604,9 +358,9 @@ class ShardHost:
             log.exception("shard %d could not serve call %s", partition, call)
             error = f"{type(exc).__name__}: {exc}"[:500]
         if error:
-            _send(self._producer, self._errors, self._replies, 0, call, b"", [(_ERROR, error)])
+            send_chunks(self._producer, self._errors, self._replies, 0, call, b"", [(ERROR, error)])
         else:
-            _send(
+            send_chunks(
                 self._producer,
                 self._errors,
                 self._replies,
@@ -614,7 +368,7 @@ class ShardHost:
                 call,
                 wire.encode(self._sealer, call, answer),
             )
-        _flush(self._producer, f"answering call {call}", self._errors)
+        flush_or_raise(self._producer, f"answering call {call}", self._errors)
         topic = str(message.topic())
         next_offset = int(message.offset() or 0) + 1
         if topic == self._applies:
@@ -687,12 +441,12 @@ class ShardHost:
                 )
         since = {(self._applies, p): starts[p] for p in partitions}
         until = {(self._applies, p): partitions.get(p, 0) for p in range(count)}
-        chunks = _Chunks()
+        chunks = Chunks()
         replayed = 0
         for message in read_to_end(self._settings, [self._applies], since=since, until=until):
-            headers = _headers(message)
-            call = headers[_CALL]
-            payload = chunks.add(call, headers[_CHUNK], message.value() or b"")
+            headers = headers_of(message)
+            call = headers[CALL]
+            payload = chunks.add(call, headers[CHUNK], message.value() or b"")
             if payload is None:
                 continue
             _method, args = wire.decode(self._sealer, call, payload)
@@ -744,7 +498,7 @@ class ShardHost:
             named = str(key)
         record = f"{kind}:{named}"
         payload = wire.encode(self._sealer, record, (kind, key, value))
-        _send(self._producer, self._errors, self._changelog, partition, record, payload)
+        send_chunks(self._producer, self._errors, self._changelog, partition, record, payload)
 
     def _restore(self, partition: int, shard: Shard) -> int:
         """``shard`` (empty) from its changelog partition; the applies offset it reflects
@@ -752,11 +506,11 @@ class ShardHost:
         offset = 0
         count = _partition_count(self._consumer, self._changelog)
         until = {(self._changelog, p): 0 for p in range(count) if p != partition}
-        chunks = _Chunks()
+        chunks = Chunks()
         for message in read_to_end(self._settings, [self._changelog], until=until):
-            headers = _headers(message)
-            record = headers.get(_CALL, "")
-            payload = chunks.add(record, headers.get(_CHUNK, "0/1"), message.value() or b"")
+            headers = headers_of(message)
+            record = headers.get(CALL, "")
+            payload = chunks.add(record, headers.get(CHUNK, "0/1"), message.value() or b"")
             if payload is None:
                 continue
             kind, key, value = wire.decode(self._sealer, record, payload)
@@ -781,11 +535,11 @@ class ShardHost:
             standby = self.standbys.get(partition)
             if standby is None:
                 continue
-            headers = _headers(message)
-            call = headers.get(_CALL, "")
+            headers = headers_of(message)
+            call = headers.get(CALL, "")
             offset = int(message.offset() or 0) + 1
             payload = self._standby_chunks.add(
-                call, headers.get(_CHUNK, "0/1"), message.value() or b""
+                call, headers.get(CHUNK, "0/1"), message.value() or b""
             )
             if payload is not None:
                 _method, args = wire.decode(self._sealer, call, payload)

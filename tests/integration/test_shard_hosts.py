@@ -21,11 +21,12 @@ from confluent_kafka import Producer
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from cli.shard_hosts import ShardHosts
+from streams.decider_log import DeciderLog, Resumed
 from streams.identity.matching import load_model
 from streams.identity.resolver import IdentifierHasher, Resolution, Resolver
 from streams.identity.sealing import Sealer
 from streams.identity.sharding import Decider, EpochWrites, epochs_of, resolve_epochs
-from streams.shards import DeciderLog, KafkaShards, Resumed, shard_topics
+from streams.shards import KafkaShards, shard_topics
 from tests.at_rest import Found, Wanted, vocabulary
 
 pytestmark = pytest.mark.integration
