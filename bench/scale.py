@@ -309,14 +309,22 @@ def resolve_and_store(
     }
 
 
-def _store_counts(disk: Any, records: int, seconds: float) -> dict[str, float]:
+def _store_counts(disk: Any, records: int, seconds: float) -> dict[str, Any]:
     """The disk state's reads so far: single reads and prefetched keys a record, and the
-    share of ``seconds`` (wall) spent reading (RocksDB gets and unpickling)."""
+    share of ``seconds`` (wall) spent reading (RocksDB gets and unpickling); each map's."""
     tables = disk.tables.values()
     return {
         "reads_per_record": round(sum(t.reads for t in tables) / records, 2),
         "prefetched_per_record": round(sum(t.prefetched for t in tables) / records, 2),
         "read_share": round(sum(t.read_s for t in tables) / seconds, 3),
+        "by_map": {
+            name: [
+                round(t.reads / records, 2),
+                round(t.prefetched / records, 2),
+                round(t.read_s, 1),
+            ]
+            for name, t in disk.tables.items()
+        },
     }
 
 
@@ -378,8 +386,9 @@ def restart(store: Path, kind: str, cache_mb: float) -> dict[str, Any]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
+    # (its progress lines on stderr go to this process's)
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", *args], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "bench.scale", *args], check=True, stdout=subprocess.PIPE, text=True
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

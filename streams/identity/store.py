@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import hmac
+import itertools
 import pickle
 import time
 from collections import OrderedDict
@@ -357,12 +358,8 @@ class CachedTable(MutableMapping[Any, Any]):
         value the resolver holds could be evicted)."""
         started = time.perf_counter()
         room_bytes, room_entries = self.room() if room is None else room
-        cache, wanted = self.cache, []
-        seen: set[Any] = set()
-        for key in keys:
-            if key not in cache and key not in seen:
-                seen.add(key)
-                wanted.append(key)
+        cache = self.cache
+        wanted = [key for key in dict.fromkeys(keys) if key not in cache]
         loaded = read = 0
         # an entry's counted size as the cache's mean, then as those read so far: a chunk
         # asks for what is left of the room, so that a prefetch passes it by little
@@ -526,10 +523,12 @@ class DiskState:
         probed = [key for record in planned if record.keys is not None for key in record.keys]
         blocks = tables["blocks"]
         blocks.prefetch(probed)
-        candidates = [
-            person for key in probed for person in blocks.peek(key, ())[-_MAX_BLOCK_SCAN:]
-        ]
-        profiles.prefetch(self._roots(candidates).values())
+        candidates = dict.fromkeys(
+            itertools.chain.from_iterable(
+                blocks.peek(key, ())[-_MAX_BLOCK_SCAN:] for key in dict.fromkeys(probed)
+            )
+        )
+        profiles.prefetch(self._roots(list(candidates)).values())
         return planned
 
     def _roots(self, persons: Sequence[str]) -> dict[str, str]:
