@@ -373,6 +373,10 @@ class CachedTable(MutableMapping[Any, Any]):
             for key, at, raw in zip(chunk, places, found, strict=True):
                 self._cached_from(key, at, raw)
                 loaded += self._kept[key]
+                # each value in as one leaves, as a miss does: Python reuses the memory the
+                # one evicted freed (evicted after the whole chunk, unpickling took 1.6x the
+                # time: new memory; bench/RESULTS.md 2026-12-07)
+                self._evict()
             read += len(chunk)
             mean = max(loaded // read, 1)
         self._evict()
