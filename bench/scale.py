@@ -1,11 +1,15 @@
 """The resolver at scale: peak RSS, store size, records/s and restart time, at several sizes.
 
     python -m bench.scale --sizes 100000,500000 [--shards 4] [--seed 1]
+    python -m bench.scale --sizes 500000,1000000 --kinds disk,disk-prefetch
 
 Each size runs in a process of its own (its peak RSS is its own), in three steps:
 
 1. resolve: an identity-only generator (:func:`generate`; synth is too slow at millions of
-   records) feeds ``Resolver.resolve`` directly, no Kafka: records/s and peak RSS;
+   records) feeds the resolver directly (``Resolver.prepare`` and ``decide``, an epoch of
+   :data:`EPOCH` records at a time), no Kafka: records/s and peak RSS; state kind
+   ``disk-prefetch`` is ``disk`` with each epoch's store reads prefetched in multi-gets
+   (``DiskState.prefetch``), so ``--kinds disk,disk-prefetch`` prints both side by side;
 2. store: every person's sealed snapshot and every source id are written to RocksDB
    (rocksdict), as the worker's two tables hold them: the store's size on disk;
 3. restart, in a fresh process: the state is rebuilt from that store as the worker does at
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import random
 import resource
@@ -42,6 +47,9 @@ BACKFILL_PEOPLE = 40_000_000
 RECORDS_PER_PERSON = BACKFILL_RECORDS / BACKFILL_PEOPLE  # 25
 # the worker's batch (C2C_STREAMS_BATCH_SIZE's default): the disk state commits after each
 BATCH = 2_000
+# records prepared at a time (and, for disk-prefetch, whose store reads are read together)
+EPOCH = 128
+DISK_KINDS = ("disk", "disk-prefetch")
 _SECRET = b"bench-scale-identity-secret-not-for-production-use"
 
 _VOWELS = "aeiou"
@@ -220,49 +228,65 @@ def resolve_and_store(
     cache_mb: float,
     hash_cache: int,
     entry_bytes: int | None = None,
+    epoch: int = EPOCH,
 ) -> dict[str, Any]:
     """Steps 1 and 2 (this process): resolve ``records`` generated records with the state
     in memory (``kind`` "memory"; then written to RocksDB as the worker's tables hold it;
-    the hasher's cache as the worker's) or on disk (``kind`` "disk":
-    streams/identity/store.py, ``cache_mb`` of values a map, each entry counted as
-    ``entry_bytes`` more than its pickle (None: the store's default), ``hash_cache`` hashed
-    values; committed every :data:`BATCH` records, as the worker commits each batch)."""
+    the hasher's cache as the worker's) or on disk (``kind`` "disk", or "disk-prefetch":
+    each ``epoch`` of records prefetched; streams/identity/store.py, ``cache_mb`` of values
+    a map, each entry counted as ``entry_bytes`` more than its pickle (None: the store's
+    default), ``hash_cache`` hashed values; committed every :data:`BATCH` records, as the
+    worker commits each batch)."""
     from streams.identity.resolver import IdentifierHasher, Resolver
     from streams.identity.store import ENTRY_BYTES, open_state
 
     disk = None
-    if kind == "disk":
+    if kind in DISK_KINDS:
         per_entry = ENTRY_BYTES if entry_bytes is None else entry_bytes
         disk = open_state(store / "state", int(cache_mb * 1024**2), entry_bytes=per_entry)
+    prefetch = disk.prefetch if disk is not None and kind == "disk-prefetch" else None
     hasher = IdentifierHasher(_SECRET, cache_size=hash_cache) if disk else IdentifierHasher(_SECRET)
     resolver = Resolver(hasher, state=disk.state if disk else None)
     started, cpu = time.perf_counter(), time.process_time()
     reviewed = 0
     every = max(records // 10, BATCH)
-    for at, (provider, person) in enumerate(generate(records, seed), 1):
-        if resolver.resolve(provider, person).person_id is None:
-            reviewed += 1
-        if disk is not None and at % BATCH == 0:
-            disk.commit()
-        if at % every == 0:  # RSS as records grow (stderr: the parent reads stdout)
-            cpu_s = time.process_time() - cpu
-            print(
-                json.dumps(
-                    {
-                        "records": at,
-                        "rss_mb": _rss_now_mb(),
-                        "peak_mb": _rss_mb(),
-                        "cpu_s": round(cpu_s, 1),
-                    }
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
+    stream = generate(records, seed)
+    at, last_cpu = 0, 0.0
+    while pending := list(itertools.islice(stream, epoch)):
+        # (resolve() is decide(prepare(probe=False)): the same work, an epoch at a time)
+        prepared = [resolver.prepare(provider, person, probe=False) for provider, person in pending]
+        if prefetch is not None:
+            prepared = prefetch(prepared)
+        for record in prepared:
+            at += 1
+            if resolver.decide(record).person_id is None:
+                reviewed += 1
+            if disk is not None and at % BATCH == 0:
+                disk.commit()
+            if at % every == 0:  # RSS as records grow (stderr: the parent reads stdout)
+                cpu_s = time.process_time() - cpu
+                wall = time.perf_counter() - started
+                print(
+                    json.dumps(
+                        {
+                            "records": at,
+                            "rss_mb": _rss_now_mb(),
+                            "peak_mb": _rss_mb(),
+                            "cpu_s": round(cpu_s, 1),
+                            "interval_cpu_rate": round(every / (cpu_s - last_cpu)),
+                            **(_store_counts(disk, at, wall) if disk else {}),
+                        }
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                last_cpu = cpu_s
     if disk is not None:
         disk.flush()
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     rss = _rss_mb()
+    counts = {} if disk is None else _store_counts(disk, records, seconds)
     if disk is not None:
         persons, merged = len(disk.state.profiles), len(disk.state.merged_into)
         disk.close()
@@ -281,6 +305,26 @@ def resolve_and_store(
         "merged": merged,
         "reviewed": reviewed,
         "store_mb": _dir_mb(store),
+        **counts,
+    }
+
+
+def _store_counts(disk: Any, records: int, seconds: float) -> dict[str, Any]:
+    """The disk state's reads so far: single reads and prefetched keys a record, and the
+    share of ``seconds`` (wall) spent reading (RocksDB gets and unpickling); each map's."""
+    tables = disk.tables.values()
+    return {
+        "reads_per_record": round(sum(t.reads for t in tables) / records, 2),
+        "prefetched_per_record": round(sum(t.prefetched for t in tables) / records, 2),
+        "read_share": round(sum(t.read_s for t in tables) / seconds, 3),
+        "by_map": {
+            name: [
+                round(t.reads / records, 2),
+                round(t.prefetched / records, 2),
+                round(t.read_s, 1),
+            ]
+            for name, t in disk.tables.items()
+        },
     }
 
 
@@ -317,7 +361,7 @@ def restart(store: Path, kind: str, cache_mb: float) -> dict[str, Any]:
 
     provider, person = next(generate(1, seed=999))
     started = time.perf_counter()
-    if kind == "disk":
+    if kind in DISK_KINDS:
         disk = open_state(store / "state", int(cache_mb * 1024**2))
         Resolver(IdentifierHasher(_SECRET), state=disk.state).resolve(provider, person)
         seconds = time.perf_counter() - started
@@ -342,8 +386,9 @@ def restart(store: Path, kind: str, cache_mb: float) -> dict[str, Any]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
+    # (its progress lines on stderr go to this process's)
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", *args], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "bench.scale", *args], check=True, stdout=subprocess.PIPE, text=True
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -356,6 +401,7 @@ def measure(
     cache_mb: float,
     hash_cache: int,
     entry_bytes: int | None = None,
+    epoch: int = EPOCH,
 ) -> dict[str, Any]:
     """One size and kind of state, its steps in child processes; the store is removed
     afterwards."""
@@ -363,6 +409,7 @@ def measure(
     common = ["--store", str(store), "--kind", kind, "--cache-mb", str(cache_mb)]
     common += ["--hash-cache", str(hash_cache)]
     counted = [] if entry_bytes is None else ["--entry-bytes", str(entry_bytes)]
+    counted += ["--epoch", str(epoch)]
     try:
         result = _child(
             [
@@ -407,7 +454,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,500000", help="records, comma-separated")
     parser.add_argument(
-        "--kinds", default="memory,disk", help="states to run: memory (the baseline), disk"
+        "--kinds",
+        default="memory,disk",
+        help="states to run (the first is the baseline): memory, disk, disk-prefetch",
     )
     parser.add_argument(
         "--cache-mb", type=float, default=4.0, help="disk: MB of values (pickled) cached a map"
@@ -420,6 +469,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         help="disk: bytes a cached entry counts beyond its pickle (default: the store's "
         "ENTRY_BYTES; 0 counts the pickle alone, as before 2026-12-07)",
+    )
+    parser.add_argument(
+        "--epoch",
+        type=int,
+        default=EPOCH,
+        help="records prepared at a time (disk-prefetch: whose reads are prefetched together)",
     )
     parser.add_argument("--shards", type=int, default=4, help="N for the projection")
     parser.add_argument("--seed", type=int, default=1)
@@ -437,6 +492,7 @@ def main(argv: list[str] | None = None) -> None:
             args.cache_mb,
             args.hash_cache,
             args.entry_bytes,
+            args.epoch,
         )
         print(json.dumps(result))
         return
@@ -451,7 +507,15 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         for kind in kinds:  # interleaved, so that the machine's load falls on both
             results[kind].append(
-                measure(size, args.seed, kind, args.cache_mb, args.hash_cache, args.entry_bytes)
+                measure(
+                    size,
+                    args.seed,
+                    kind,
+                    args.cache_mb,
+                    args.hash_cache,
+                    args.entry_bytes,
+                    args.epoch,
+                )
             )
             print(f"measured {size:,} records, state in {kind}", file=sys.stderr)
     rows = []
@@ -471,6 +535,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"{r['store_mb']:,.1f}",
                     f"{r['restart_s']:.2f}",
                     f"{r['restart_rss_mb']:,.0f}",
+                    f"{r['read_share']:.0%}" if "read_share" in r else "-",
+                    f"{r['reads_per_record']:.2f}" if "reads_per_record" in r else "-",
+                    f"{r['prefetched_per_record']:.2f}" if "prefetched_per_record" in r else "-",
                 ]
             )
     print(
@@ -479,7 +546,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{'the default' if args.entry_bytes is None else args.entry_bytes} bytes over its "
         f"pickle), commits every "
         f"{BATCH:,} records, hasher cache "
-        f"{args.hash_cache:,} (memory: the worker's, 262,144)"
+        f"{args.hash_cache:,} (memory: the worker's, 262,144); records prepared "
+        f"{args.epoch:,} at a time (disk-prefetch: their reads prefetched together); time in "
+        "store reads: wall seconds in RocksDB gets and unpickling over the resolving wall"
     )
     print_table(
         [
@@ -494,6 +563,9 @@ def main(argv: list[str] | None = None) -> None:
             "store MB",
             "restart s",
             "restart RSS MB",
+            "time in store reads",
+            "single reads/record",
+            "prefetched/record",
         ],
         rows,
     )

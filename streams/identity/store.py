@@ -25,15 +25,17 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import hmac
+import itertools
 import pickle
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
-from streams.identity.resolver import IdentityState
+from streams.identity.resolver import _MAX_BLOCK_SCAN, IdentityState, Prepared, probe_keys
 from streams.identity.sealing import Sealer
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "COMMIT_CHUNK_BYTES",
     "ENTRY_BYTES",
     "MIN_CACHE_ENTRIES",
+    "PREFETCH_CHUNK",
     "STATE_MAPS",
     "CachedTable",
     "DiskState",
@@ -60,6 +63,13 @@ MIN_CACHE_ENTRIES = 2_048
 # ids, merges) held ten to twenty times its bytes in objects and kept filling for a million
 # records and more (RSS rising from 500,000 records to 1.5 million, bench/RESULTS.md).
 ENTRY_BYTES = 512
+
+# steps of a merge chain a prefetch follows (a chain is as long as the merges its person went
+# through since: IdentityState.root)
+_MAX_MERGE_STEPS = 4
+# keys a prefetch reads in one RocksDB multi-get (a chunk's values are counted before the next
+# chunk is read, so a prefetch stops at its share of the cache)
+PREFETCH_CHUNK = 256
 
 _MISSING = object()
 _ABSENT = object()  # cached: the store holds no value for the key
@@ -264,6 +274,9 @@ class CachedTable(MutableMapping[Any, Any]):
         self.cached_bytes = 0
         self.evictions = 0  # values that left the cache
         self.writes = 0  # values written to the store (changed ones only)
+        self.reads = 0  # keys read one at a time (cache misses)
+        self.prefetched = 0  # keys read by :meth:`prefetch`
+        self.read_s = 0.0  # seconds (wall) in both kinds of read, unpickling included
 
     def _key(self, key: Any) -> bytes:
         at = self._at.get(key)
@@ -299,20 +312,77 @@ class CachedTable(MutableMapping[Any, Any]):
 
     def _read(self, key: Any) -> Any:
         """The value of ``key`` (not cached) from the store, cached (_MISSING: none)."""
+        started = time.perf_counter()
         at = self._prefix + self._encode(key)
-        raw = self._db.get(at)
+        value = self._cached_from(key, at, self._db.get(at))
+        self._evict()
+        self.reads += 1
+        self.read_s += time.perf_counter() - started
+        return value
+
+    def _cached_from(self, key: Any, at: bytes, raw: bytes | None) -> Any:
+        """Cache ``raw``, the stored value of ``key`` (not cached; None: there is none) at
+        store key ``at``, as the cache holds it (_MISSING: none); the cache not yet evicted."""
         self._at[key] = at
         if raw is None:
             self.cache[key] = _ABSENT
             self._size(key, 0)
-            self._evict()
             return _MISSING
         plain = raw if self._sealer is None else self._sealer.open(at.hex(), raw)
         value = _track(pickle.loads(plain), self.dirty, key)
         self.cache[key] = value
         self._size(key, len(plain))
-        self._evict()
         return value
+
+    def peek(self, key: Any, default: Any = None) -> Any:
+        """The cached value of ``key`` (``default`` if it is not cached or the store holds
+        none), without reading the store or changing the cache's order: for planning a
+        :meth:`prefetch`, not for the resolver."""
+        value = self.cache.get(key, _ABSENT)
+        return default if value is _ABSENT else value
+
+    def room(self) -> tuple[int, int]:
+        """What a :meth:`prefetch` may bring in: (bytes, entries), half of what the cache
+        holds (its bytes, or :data:`MIN_CACHE_ENTRIES` values whatever their size), the
+        other half left to the values the resolver reads and makes meanwhile."""
+        return self._capacity // 2, MIN_CACHE_ENTRIES // 2
+
+    def prefetch(self, keys: Iterable[Any], room: tuple[int, int] | None = None) -> int:
+        """Read into the cache, in RocksDB multi-gets of :data:`PREFETCH_CHUNK` keys, the
+        values of ``keys`` (in the order given, the first needed first) that it does not
+        hold, as a miss would read each, until they fill ``room`` (bytes, entries; default
+        :meth:`room`; each chunk asks for what is left of it, at their mean size): the rest
+        are not read. What is read counts toward the cache's bytes like any value, and the
+        least recently used leave it as they do after a miss. Returns
+        how many keys were read. Call it between records, never while one is resolved (a
+        value the resolver holds could be evicted)."""
+        started = time.perf_counter()
+        room_bytes, room_entries = self.room() if room is None else room
+        cache = self.cache
+        wanted = [key for key in dict.fromkeys(keys) if key not in cache]
+        loaded = read = 0
+        # an entry's counted size as the cache's mean, then as those read so far: a chunk
+        # asks for what is left of the room, so that a prefetch passes it by little
+        mean = max(self.cached_bytes // max(len(cache), 1), self.entry_bytes, 1)
+        while read < len(wanted) and (loaded < room_bytes or read < room_entries):
+            left = max(room_entries - read, (room_bytes - loaded) // mean, 1)
+            chunk = wanted[read : read + min(left, PREFETCH_CHUNK)]
+            places = [self._prefix + self._encode(key) for key in chunk]
+            # (a list of keys: RocksDB's MultiGet, a list of values or None back)
+            found = cast(list[bytes | None], self._db.get(cast(list[Any], places)))
+            for key, at, raw in zip(chunk, places, found, strict=True):
+                self._cached_from(key, at, raw)
+                loaded += self._kept[key]
+                # each value in as one leaves, as a miss does: Python reuses the memory the
+                # one evicted freed (evicted after the whole chunk, unpickling took 1.6x the
+                # time: new memory; bench/RESULTS.md 2026-12-07)
+                self._evict()
+            read += len(chunk)
+            mean = max(loaded // read, 1)
+        self._evict()
+        self.prefetched += read
+        self.read_s += time.perf_counter() - started
+        return read
 
     def _keep(self, key: Any, value: Any) -> None:
         cached = self.cache.get(key, _ABSENT)
@@ -417,6 +487,71 @@ class DiskState:
         self.db = db
         self.state = state
         self.tables = tables
+
+    def prefetch(self, records: Sequence[Prepared]) -> list[Prepared]:
+        """Read into the maps' caches, in a few RocksDB multi-gets (:meth:`CachedTable.prefetch`),
+        what resolving ``records`` (:meth:`~streams.identity.resolver.Resolver.prepare`'s,
+        in the order they will be decided) will read that the caches do not hold; returns
+        ``records``, each that will be compared with its probe keys (for ``decide``, which
+        then does not compute them again). Call it before the records are decided, between
+        two records. It reads in steps, each from what the one before brought in: the
+        records' source ids; the persons those name (their merges, profiles and trusted
+        identifiers); the blocks of the probe keys of each record that will be compared;
+        the persons those blocks name (their merges, then their survivors' profiles). It
+        guesses what ``decide`` will read from the state as it is before the first record
+        (a record decided earlier changes it): a wrong guess costs a read, never a result,
+        since a prefetch only fills the caches as the misses would. Each map reads at most
+        what its cache has room for (:meth:`CachedTable.room`), the first records' values
+        first."""
+        tables = self.tables
+        sources, profiles = tables["sources"], tables["profiles"]
+        sources.prefetch(record.source_key for record in records if record.source_key[1])
+        known = [
+            sources.peek(record.source_key) if record.source_key[1] else None for record in records
+        ]
+        roots = self._roots([person for person in known if person is not None])
+        profiles.prefetch(roots.values())
+        tables["trusted"].prefetch(roots.values())
+        planned: list[Prepared] = []
+        for record, person in zip(records, known, strict=True):
+            identity = record.identity
+            if person is None and identity.usable() is not None:
+                planned.append(record)  # (to review: compared with no one)
+                continue
+            profile = profiles.peek(roots.get(person, "")) if person is not None else None
+            if profile is not None and identity in profile:
+                planned.append(record)  # the source's repeat: compared with no one
+                continue
+            keys = probe_keys(identity) if record.keys is None else record.keys
+            planned.append(record._replace(keys=keys))
+        probed = [key for record in planned if record.keys is not None for key in record.keys]
+        blocks = tables["blocks"]
+        blocks.prefetch(probed)
+        candidates = dict.fromkeys(
+            itertools.chain.from_iterable(
+                blocks.peek(key, ())[-_MAX_BLOCK_SCAN:] for key in dict.fromkeys(probed)
+            )
+        )
+        profiles.prefetch(self._roots(list(candidates)).values())
+        return planned
+
+    def _roots(self, persons: Sequence[str]) -> dict[str, str]:
+        """Each of ``persons``' survivor (:meth:`IdentityState.root`), read in multi-gets
+        of their merges, a step of each chain at a time (one or two for most); a person whose
+        merge the cache has no room for counts as its own survivor (a guess)."""
+        merged_into = self.tables["merged_into"]
+        roots = {person: person for person in persons}
+        for _ in range(_MAX_MERGE_STEPS):
+            merged_into.prefetch(roots.values())
+            moved = False
+            for person, root in roots.items():
+                survivor = merged_into.peek(root)
+                if survivor is not None:
+                    roots[person] = survivor
+                    moved = True
+            if not moved:
+                break
+        return roots
 
     def meta(self, name: str) -> bytes | None:
         """The metadata value ``name`` written by :meth:`commit` (None if there is none)."""

@@ -12,7 +12,7 @@ import pytest
 from bench.scale import generate
 from streams.identity import store as store_module
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
-from streams.identity.store import STATE_MAPS, open_state
+from streams.identity.store import STATE_MAPS, DiskState, open_state
 from streams.optouts import OptOuts
 
 SECRET = b"test-identity-store-secret"
@@ -199,3 +199,65 @@ def test_a_commit_gives_the_heaps_free_memory_back(tmp_path: Path) -> None:
     assert before - freed < 20 * 1024**2
     assert freed - after > 30 * 1024**2
     store.close()
+
+
+def _decided(store: DiskState, records: list[tuple[str, dict]], *, prefetch: bool) -> list:
+    """Every resolution of ``records``, an epoch of 100 at a time, their store reads
+    prefetched together or not; committed every 1,000, the cache's bound checked after each
+    prefetch."""
+    resolver = Resolver(IdentifierHasher(SECRET), state=store.state)
+    resolutions = []
+    for start in range(0, len(records), 100):
+        prepared = [
+            resolver.prepare(provider, person, probe=False)
+            for provider, person in records[start : start + 100]
+        ]
+        if prefetch:
+            prepared = store.prefetch(prepared)
+            for name, table in store.tables.items():
+                held = len(table.cache) <= store_module.MIN_CACHE_ENTRIES
+                assert table.cached_bytes <= table.room()[0] * 2 or held, name
+        resolutions += [resolver.decide(record) for record in prepared]
+        if (start + 100) % 1_000 == 0:
+            store.commit()
+    return resolutions
+
+
+def test_a_prefetched_store_resolves_and_keeps_what_an_unprefetched_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a prefetch reads an epoch's values together (RocksDB multi-gets) before its records
+    # are decided: the resolutions (ids, changes, rules, weights) and the state kept are the
+    # same, through evictions of values prefetched and changed, and the ids the in-memory
+    # state gives
+    # (a floor that 30,000 records' profiles overflow, above what one record holds)
+    monkeypatch.setattr(store_module, "MIN_CACHE_ENTRIES", 512)
+    records = list(generate(30_000, seed=13))
+    resolutions, kept, reads = {}, {}, {}
+    for prefetch in (False, True):
+        store = open_state(tmp_path / str(prefetch), cache_bytes=1_000_000)
+        resolutions[prefetch] = _decided(store, records, prefetch=prefetch)
+        reads[prefetch] = {
+            name: (table.reads, table.prefetched, table.evictions)
+            for name, table in store.tables.items()
+        }
+        roots = [
+            store.state.root(r.person_id) if r.person_id else None for r in resolutions[prefetch]
+        ]
+        assert roots == _ids_in_memory(records)
+        store.flush()
+        kept[prefetch] = {
+            name: {key: table[key] for key in table} for name, table in store.tables.items()
+        }
+        kept[prefetch]["next_number"] = {"": store.state.next_number}
+        store.close()
+    assert resolutions[True] == resolutions[False]
+    assert kept[True] == kept[False]
+    assert kept[False]["merged_into"]  # (the run went through merges)
+    # the cache held fewer values than the state: prefetched values left it, and most reads
+    # were prefetched
+    for name in ("blocks", "profiles"):
+        singles, prefetched, evictions = reads[True][name]
+        assert evictions > 0, name
+        assert prefetched > 0, name
+        assert singles < reads[False][name][0] / 4, (name, reads)
