@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from c2c.errors import ServiceError
+from c2c.errors import ConfigError, ServiceError
 from c2c.kafka import CONSUMER_LIVENESS, read_to_end
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -157,6 +157,15 @@ class KafkaShards:
                 }
             )
         )
+        held = _partition_count(self._consumer, self._calls)
+        if held != count:
+            raise ConfigError(
+                f"{self._calls} has {held} partitions and {count} shards were asked for: the "
+                f"shard count is fixed when {app_id}'s topics are made (a key's shard is its "
+                "hash modulo it); use the same count (C2C_STREAMS_SHARDS, --shards) or a new "
+                "app id",
+                code="identity.shard_count",
+            )
         # from the replies' end as it is now: answers to earlier runs are not ours
         place = TopicPartition(self._replies, 0)
         _low, high = self._consumer.get_watermark_offsets(place, timeout=30)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from c2c.errors import ConfigError
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from cli.shard_hosts import ShardHosts
@@ -152,6 +153,8 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
 
     try:
         hosts.wait_settled()
+        with pytest.raises(ConfigError, match="has 2 partitions and 3 shards"):
+            KafkaShards(stack, app_id, 3, sealer)  # the count is the topics'
         first, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
         assert log.resume(first) == Resumed(0, [], None)  # a new log
 
