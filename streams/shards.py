@@ -43,9 +43,11 @@ import hmac
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
@@ -363,9 +365,18 @@ class ShardHost:
             answer = getattr(shard, method)(*args)
             if method == "apply":  # its keys' values now, before the call is answered
                 self._log_entries(partition, shard, args[0], int(message.offset() or 0) + 1)
+        except SerdeError as exc:  # ours: it names the call, never a value
+            error = str(exc)[:500]
+            log.error("shard %d could not serve call %s: %s", partition, call, error)
         except Exception as exc:  # the call is answered with why, and not retried
-            log.exception("shard %d could not serve call %s", partition, call)
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = _where(exc)
+            log.error(
+                "shard %d could not serve call %s: %s\n%s",
+                partition,
+                call,
+                error,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
         if error:
             send_chunks(self._producer, self._errors, self._replies, 0, call, b"", [(ERROR, error)])
         else:
@@ -602,6 +613,16 @@ class ShardHost:
             [TopicPartition(self._applies, p, offset) for p, (_s, offset) in self.standbys.items()]
         )
         log.info("shard host: standby for shard(s) %s", sorted(self.standbys))
+
+
+def _where(exc: BaseException) -> str:
+    """An exception's type and where it was raised, not its message: a message may hold a
+    value of the state (a block key holds a name), and the answer's headers are not sealed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} ({last.name})"
 
 
 def _partition_count(consumer: Consumer, topic: str) -> int:

@@ -18,15 +18,21 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from c2c.errors import ConfigError
+from c2c.errors import ConfigError, ServiceError
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from cli.shard_hosts import ShardHosts
 from streams.decider_log import DeciderLog, Resumed
-from streams.identity.matching import load_model
+from streams.identity.matching import Identity, load_model
 from streams.identity.resolver import IdentifierHasher, Resolution, Resolver
 from streams.identity.sealing import Sealer
-from streams.identity.sharding import Decider, EpochWrites, epochs_of, resolve_epochs
+from streams.identity.sharding import (
+    Decider,
+    EpochWrites,
+    ScoreRequest,
+    epochs_of,
+    resolve_epochs,
+)
 from streams.shards import KafkaShards, shard_topics
 from tests.at_rest import Found, Wanted, vocabulary
 
@@ -155,6 +161,15 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
         hosts.wait_settled()
         with pytest.raises(ConfigError, match="has 2 partitions and 3 shards"):
             KafkaShards(stack, app_id, 3, sealer)  # the count is the topics'
+        # a round a shard cannot serve (a person it does not hold) is answered with the
+        # error's type and place, never its message (a value: unsealed in the headers)
+        refusing = KafkaShards(stack, app_id, 2, sealer)
+        refusing.send("score", [([ScoreRequest(0, Identity(), "P-gone-9")], []), ([], [])])
+        with pytest.raises(ServiceError, match=r"KeyError at \w+\.py:\d+") as refused:
+            refusing.receive()
+        assert "P-gone-9" not in str(refused.value)
+        assert refused.value.code == "identity.shard_failed"
+        refusing.close()
         first, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
         assert log.resume(first) == Resumed(0, [], None)  # a new log
 
