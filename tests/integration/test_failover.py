@@ -44,14 +44,22 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         run.lose(holder)
         lost_at = time.monotonic()
         # the shard moved: the survivor resolves, and forwards every raw partition
-        wait_for(
-            lambda: (
-                survivor.handled() > moved["survivor_before"]
-                and survivor.raw_partitions() == RAW_PARTITIONS
-            ),
-            "the worker left resolving and forwarding every raw partition",
-            survivor,
-        )
+        seen: dict[str, int] = {}
+
+        def moved_over() -> bool:
+            seen["handled"], seen["raw"] = survivor.handled(), survivor.raw_partitions()
+            return seen["handled"] > moved["survivor_before"] and seen["raw"] == RAW_PARTITIONS
+
+        try:
+            wait_for(
+                moved_over, "the worker left resolving and forwarding every raw partition", survivor
+            )
+        except AssertionError as exc:  # what it last showed: which of the two never came
+            raise AssertionError(
+                f"{exc}; the worker left last showed {seen.get('handled')} records resolved "
+                f"(before the loss {moved['survivor_before']}) and {seen.get('raw')} of "
+                f"{RAW_PARTITIONS} raw partitions"
+            ) from exc
         moved["survivor_after"] = survivor.handled()
         moved["seconds_to_move"] = round(time.monotonic() - lost_at, 1)
 
