@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from confluent_kafka import KafkaError, Message
-
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
 from c2c.topics import shard_decider_topic
@@ -14,7 +12,7 @@ from streams.identity import wire
 from streams.identity.resolver import Resolution
 from streams.identity.sealing import Sealer
 from streams.identity.sharding import Decider, EpochWrites
-from streams.shard_messages import flush_or_raise, shard_producer
+from streams.shard_messages import flush_or_raise, produce, shard_producer
 
 __all__ = ["DeciderLog", "Resumed"]
 
@@ -110,16 +108,7 @@ class DeciderLog:
         self._last = (self.epoch, len(chunks))
 
     def _produce(self, key: str, value: bytes | None) -> None:
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                self._errors.append(str(error))
-
-        while True:
-            try:
-                self._producer.produce(self._topic, value, key=key, on_delivery=delivered)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce(self._producer, self._errors, self._topic, key, value)
 
     def close(self) -> None:
         flush_or_raise(self._producer, "closing the decider's log", self._errors)

@@ -21,6 +21,7 @@ __all__ = [
     "Chunks",
     "flush_or_raise",
     "headers_of",
+    "produce",
     "send_chunks",
     "shard_producer",
 ]
@@ -66,6 +67,34 @@ class Chunks:
         self._parts.clear()
 
 
+def produce(
+    producer: Producer,
+    errors: list[str],
+    topic: str,
+    key: str,
+    value: bytes | None,
+    *,
+    partition: int | None = None,
+    headers: Sequence[tuple[str, str | bytes | None]] = (),
+) -> None:
+    """One message on ``topic`` (its ``partition``, else the key's), waiting while the
+    producer's queue is full; a delivery error goes to ``errors``."""
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            errors.append(str(error))
+
+    placed: dict[str, Any] = {} if partition is None else {"partition": partition}
+    while True:
+        try:
+            producer.produce(
+                topic, value, key=key, headers=list(headers), on_delivery=delivered, **placed
+            )
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def send_chunks(
     producer: Producer,
     errors: list[str],
@@ -76,31 +105,10 @@ def send_chunks(
     extra: Sequence[tuple[str, str]] = (),
 ) -> None:
     """``payload`` in chunks on ``topic``'s ``partition``; delivery errors to ``errors``."""
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            errors.append(str(error))
-
     chunks = wire.split_chunks(payload)
     for at, chunk in enumerate(chunks):
-        headers: list[tuple[str, str | bytes | None]] = [
-            (CALL, call),
-            (CHUNK, f"{at}/{len(chunks)}"),
-            *extra,
-        ]
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    chunk,
-                    key=call,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
+        headers = [(CALL, call), (CHUNK, f"{at}/{len(chunks)}"), *extra]
+        produce(producer, errors, topic, call, chunk, partition=partition, headers=headers)
 
 
 def flush_or_raise(producer: Producer, what: str, errors: list[str]) -> None:
