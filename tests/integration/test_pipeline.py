@@ -38,6 +38,7 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
     synth = tmp_path / "synth"
     # opt-outs remove rows: tests/integration/test_optouts.py compares them with the truth
     config = SynthConfig(people=400, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.0)
+    print(f"synth seed {config.seed}")  # shown with a failure: the run can be repeated
     synthesize(config, NoiseConfig(), synth)
     events = [e for _s, e in mapped_events(synth)]
     linked = sum(1 for e in events if "request_id" not in e)  # opt-outs are not linked
@@ -73,6 +74,9 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
     assert counted == linked  # every linked event once, replays collapsed
     _assert_no_pii(client, synth)
     _assert_ids_need_the_secret(client, synth, stack)
+    # where a count of persons is exact but for the linkage's false merges, it may be off
+    # by at most the persons they merged
+    slack = len(_falsely_merged(client, synth, stack))
     client.close()
 
     truth = json.loads((synth / "truth" / "outcomes.json").read_text())
@@ -99,9 +103,10 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
             else f"{values['breakdown']}={values['group_value']}"
         )
         expected = truth["college_going"].get(f"{values['class_year']}|{group}", {})
-        # completers come from K-12 records alone: exact. Enrolling needs the college record
-        # linked to the K-12 one (exact in every run so far; a shared SSN could move one).
-        assert values["completers"] == expected.get("completers", 0), (values, expected)
+        # completers come from K-12 records alone: exact but for false merges. Enrolling
+        # needs the college record linked to the K-12 one.
+        got, want = values["completers"], expected.get("completers", 0)
+        assert abs(got - want) <= slack, (values, expected, slack)
         for column in ("within_12", "within_16", "within_12_ccc", "within_16_uc"):
             assert _near(values[column], expected.get(column, 0)), (column, values, expected)
     for table, key, measure in (
@@ -125,7 +130,9 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
             if values.get("breakdown", "all") != "all":  # aid by program
                 cell += f"|{values['breakdown']}={values['group_value']}"
             expected = truth[key].get(cell, {})
-            assert values["students"] == expected.get("students", 0), (key, values, expected)
+            # one source's records, exact but for false merges
+            got, want = values["students"], expected.get("students", 0)
+            assert abs(got - want) <= slack, (key, values, expected, slack)
             # A numerator needs a second source linked to the student (wages: SSN and name
             # only; aid: the aid record's identifiers), so it is exact only as far as the
             # linkage is: missed links (recall 0.92 overall, see streams/README.md) lower
@@ -133,9 +140,9 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
             assert _near(values[measure], expected.get(measure, 0)), (key, values, expected)
 
     tally = _Tally()
-    _check_pathways(tables["outcome_pathways"], truth["pathways"], tally)
-    _check_completion(tables["outcome_completion"], truth["completion"], tally)
-    _check_earnings(tables["outcome_earnings"], truth, tally)
+    _check_pathways(tables["outcome_pathways"], truth["pathways"], tally, slack)
+    _check_completion(tables["outcome_completion"], truth["completion"], tally, slack)
+    _check_earnings(tables["outcome_earnings"], truth, tally, slack)
     print(tally.report())  # the cells' agreement with the truth, for `pytest -s`
 
 
@@ -166,7 +173,7 @@ def _values(table: OutcomeTable) -> list[dict[str, Any]]:
     return [dict(zip(table.columns, row, strict=True)) for row in table.rows]
 
 
-def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
+def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally, slack: int) -> None:
     true_cells: dict[tuple[str, str, str], Counter[str]] = {}
     for year, cells in truth.items():
         for key, count in cells.items():
@@ -184,8 +191,11 @@ def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
         key = (str(values["class_year"]), destination, values["highest_award"])
         found[key] = values
         per_class[key[0]] += values["completers"]
-    # a class's completers come from K-12 records alone: exact
-    assert per_class == {year: sum(cells.values()) for year, cells in truth.items()}
+    # a class's completers come from K-12 records alone: exact but for false merges
+    true_per_class = {year: sum(cells.values()) for year, cells in truth.items()}
+    assert per_class.keys() == true_per_class.keys()
+    for year, want in true_per_class.items():
+        assert abs(per_class[year] - want) <= slack, (year, per_class[year], want, slack)
     for key in found.keys() | true_cells.keys():
         for column in ("completers", "employed"):
             got, want = found.get(key, {}).get(column, 0), true_cells.get(key, Counter())[column]
@@ -202,7 +212,9 @@ def _check_pathways(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
             assert _near(got, want), (key, column, got, want)
 
 
-def _check_completion(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
+def _check_completion(
+    table: OutcomeTable, truth: dict[str, Any], tally: _Tally, slack: int
+) -> None:
     found: dict[str, dict[str, Any]] = {}
     for values in _values(table):
         cell = f"{values['segment']}|{values['entry_year']}"
@@ -223,11 +235,15 @@ def _check_completion(table: OutcomeTable, truth: dict[str, Any], tally: _Tally)
                 assert _near(got, want), (cell, column, values, expected)
                 continue
             # the entering term and the award are records of one college, under one
-            # student id: exact (None for both where the window is open)
-            assert got == want, (cell, column, values)
+            # student id: exact but for false merges (None for both where the window is
+            # open)
+            if got is None or want is None:
+                assert got is want, (cell, column, values)
+            else:
+                assert abs(got - want) <= slack, (cell, column, values, expected, slack)
 
 
-def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -> None:
+def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally, slack: int) -> None:
     true_cells = {**truth["earnings"], **truth["earnings_by"]}
     found: dict[str, dict[str, Any]] = {}
     for values in _values(table):
@@ -246,7 +262,7 @@ def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
                 if k.startswith(f"{cell}|program=")
             ]
             expected["wages_q20"] = None if None in by_program else sum(by_program)
-        assert values["awards"] == expected["awards"], (cell, values, expected)
+        assert abs(values["awards"] - expected["awards"]) <= slack, (cell, values, expected)
         tally.add("outcome_earnings awards", cell, values["awards"], expected["awards"])
         for column in ("wages_q2", "wages_q4", "wages_q20"):
             tally.add(
@@ -267,11 +283,11 @@ def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
                 ("p25", "median", "p75"), quartiles, true_quartiles, strict=True
             ):
                 tally.add("outcome_earnings quartiles", f"{cell} {stat}_{span}", got or 0, want)
-            if values[count] == stats["n"]:
-                # as many earners as the truth: the same people (unless a missed link and a
-                # false one cancel), so the same quartiles, to the cent (an interpolated
-                # quartile can fall on a half cent, which Python's round of cents / 100 and
-                # ClickHouse's of dollars may take either way)
+            if values[count] == stats["n"] and not slack:
+                # as many earners as the truth, and no false merge: the same people, so the
+                # same quartiles, to the cent (an interpolated quartile can fall on a half
+                # cent, which Python's round of cents / 100 and ClickHouse's of dollars may
+                # take either way)
                 assert all(
                     abs(g - w) <= 0.011 for g, w in zip(quartiles, true_quartiles, strict=True)
                 ), (cell, span, values, stats)
@@ -279,6 +295,35 @@ def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally) -
                 # a few earners missed (or added) by linkage move the median by a rank or
                 # two, not past a quartile: at most 2 + n/10 of n >= 11 is under a quarter
                 assert stats["p25"] <= values[f"median_{span}"] <= stats["p75"], (cell, values)
+
+
+def _falsely_merged(client: Any, synth: Path, settings: Settings) -> set[str]:
+    """The true persons (synth's truth) whose facts ClickHouse holds under one person with
+    another true person's: the linkage's false merges. Synth shares some SSNs between
+    people, and a record with one student's SSN and another's SSID joins the two. Each
+    such person can move any count of persons by one; found from the facts and the truth,
+    never from the resolver."""
+    secret = settings.identity_secret.get_secret_value().encode()
+    with (synth / "truth" / "records.csv").open(newline="") as handle:
+        rows = csv.reader(handle)
+        next(rows)
+        true_person = {(source, record): person for source, record, person in rows}
+    person_of_event = {
+        str(e["event_id"]): true_person[(source, str(e["source_record_id"]))]
+        for source, e in mapped_events(synth, secret=secret)
+    }
+    views = ("enrollment", "completion", "financial_aid", "wage", "credential")
+    held: dict[str, set[str]] = {}  # the pipeline's person -> true persons
+    for event_id, key in client.query(
+        " UNION ALL ".join(
+            f"SELECT toString(event_id), person_key FROM {view}_current" for view in views
+        )
+    ).result_rows:
+        held.setdefault(key, set()).add(person_of_event[event_id])
+    merged = {person for persons in held.values() if len(persons) > 1 for person in persons}
+    everyone = set().union(*held.values())
+    print(f"persons the linkage merged falsely: {len(merged)} of {len(everyone)}")
+    return merged
 
 
 def _near(found: int | None, true: int | None) -> bool:
