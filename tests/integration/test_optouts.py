@@ -37,6 +37,7 @@ from sinks.optouts import request_key
 from sinks.rows import FACT_TABLES
 from sinks.sink import Sink
 from tests.conftest import free_port_pair
+from tests.integration.linkage_truth import falsely_merged, truth_persons
 from tests.integration.outcome_pages import researcher_table, with_token
 from tests.integration.pipeline import Pipeline, running_pipeline, until
 
@@ -170,7 +171,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
     config = SynthConfig(people=500, seed=int(uuid.uuid4().int % 10**6), optout_rate=0.06)
     synthesize(config, NoiseConfig(), synth)
     events = [(s, e) for s, e in mapped_events(synth)]
-    person_of = _truth_persons(synth)
+    person_of = truth_persons(synth)
     out = _opted_out(synth)
     assert len(out) >= 10  # the test has opt-outs to check
     linked = [e for s, e in events if s != "optout"]
@@ -226,6 +227,9 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
     audits = dict(
         client.query("SELECT cause, count() FROM optout_audit FINAL GROUP BY cause").result_rows
     )
+    # a false merge moves a count of persons by one for each person it merged (of those
+    # whose rows stand: a merge into an opted-out person left no rows to find it by)
+    merged = falsely_merged(client, synth, stack)
     client.close()
     # Every event of an opted-out person is gone, but those the resolver could not link to
     # the person who asked (a wage record whose SSN no other record of theirs carries):
@@ -245,7 +249,7 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
         if s == "optout" and e.get("action") == "REVOKED"
     }
     readmitted = {true_person[i] for i in kept if true_person.get(i) in revoked}
-    counted = {true_person[event_id] for event_id in remaining} | readmitted
+    counted = {true_person[event_id] for event_id in remaining} | readmitted | merged
     assert audits["REQUESTED"] >= len(out)
     # every revocation in the file found its request
     with (synth / "optout.csv").open(newline="") as handle:
@@ -288,14 +292,6 @@ def test_outcomes_after_opt_outs_match_the_truth_without_the_opted_out_people(
 
 def _key(event: dict[str, Any]) -> tuple[str, str]:
     return str(event["provider"]), str(event["source_record_id"])
-
-
-def _truth_persons(synth: Path) -> dict[tuple[str, str], str]:
-    """(provider, source record id) -> the true person behind it."""
-    with (synth / "truth" / "records.csv").open(newline="") as handle:
-        return {
-            (r["source"], r["source_record_id"]): r["person_id"] for r in csv.DictReader(handle)
-        }
 
 
 def _opted_out(synth: Path) -> set[str]:

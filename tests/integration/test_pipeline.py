@@ -27,6 +27,7 @@ from producers.synth import NoiseConfig, SynthConfig, synthesize
 from sinks.outcomes import OutcomeTable
 from sinks.rows import FACT_TABLES
 from tests.conftest import free_port_pair
+from tests.integration.linkage_truth import falsely_merged
 from tests.integration.outcome_pages import researcher_table, with_token
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def test_outcomes_from_the_pipeline_match_synth_truth_and_hold_no_pii(
     _assert_ids_need_the_secret(client, synth, stack)
     # where a count of persons is exact but for the linkage's false merges, it may be off
     # by at most the persons they merged
-    slack = len(_falsely_merged(client, synth, stack))
+    slack = len(falsely_merged(client, synth, stack))
     client.close()
 
     truth = json.loads((synth / "truth" / "outcomes.json").read_text())
@@ -295,35 +296,6 @@ def _check_earnings(table: OutcomeTable, truth: dict[str, Any], tally: _Tally, s
                 # a few earners missed (or added) by linkage move the median by a rank or
                 # two, not past a quartile: at most 2 + n/10 of n >= 11 is under a quarter
                 assert stats["p25"] <= values[f"median_{span}"] <= stats["p75"], (cell, values)
-
-
-def _falsely_merged(client: Any, synth: Path, settings: Settings) -> set[str]:
-    """The true persons (synth's truth) whose facts ClickHouse holds under one person with
-    another true person's: the linkage's false merges. Synth shares some SSNs between
-    people, and a record with one student's SSN and another's SSID joins the two. Each
-    such person can move any count of persons by one; found from the facts and the truth,
-    never from the resolver."""
-    secret = settings.identity_secret.get_secret_value().encode()
-    with (synth / "truth" / "records.csv").open(newline="") as handle:
-        rows = csv.reader(handle)
-        next(rows)
-        true_person = {(source, record): person for source, record, person in rows}
-    person_of_event = {
-        str(e["event_id"]): true_person[(source, str(e["source_record_id"]))]
-        for source, e in mapped_events(synth, secret=secret)
-    }
-    views = ("enrollment", "completion", "financial_aid", "wage", "credential")
-    held: dict[str, set[str]] = {}  # the pipeline's person -> true persons
-    for event_id, key in client.query(
-        " UNION ALL ".join(
-            f"SELECT toString(event_id), person_key FROM {view}_current" for view in views
-        )
-    ).result_rows:
-        held.setdefault(key, set()).add(person_of_event[event_id])
-    merged = {person for persons in held.values() if len(persons) > 1 for person in persons}
-    everyone = set().union(*held.values())
-    print(f"persons the linkage merged falsely: {len(merged)} of {len(everyone)}")
-    return merged
 
 
 def _near(found: int | None, true: int | None) -> bool:
