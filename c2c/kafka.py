@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import (
@@ -38,6 +38,7 @@ __all__ = [
     "not_authorized",
     "read_at",
     "read_to_end",
+    "topic_partitions",
 ]
 
 # Idempotent, acks=all; batches of up to 20 ms / 1 MB, lz4-compressed.
@@ -233,7 +234,7 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
     try:
         ends: Offsets = {}
         for topic in topics:
-            for partition in _partitions(settings, consumer, topic):
+            for partition in topic_partitions(settings, consumer, topic):
                 _low, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10
                 )
@@ -348,7 +349,9 @@ def not_authorized(settings: Settings, resource: str, action: str) -> ServiceErr
     )
 
 
-def _partitions(settings: Settings, consumer: Consumer, topic: str) -> list[int]:
+def topic_partitions(settings: Settings, consumer: Consumer, topic: str) -> list[int]:
+    """The partition numbers of ``topic``, as ``consumer``'s broker knows them; ServiceError
+    if the topic is missing or may not be read."""
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
     error = metadata.error if metadata is not None else None
     if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
@@ -367,14 +370,16 @@ def read_to_end(
     *,
     since: Mapping[tuple[str, int], int] | None = None,
     until: Mapping[tuple[str, int], int] | None = None,
+    partitions: Collection[int] | None = None,
     timeout_s: float = 120.0,
 ) -> Iterator[Message]:
-    """Every message of ``topics`` from the first offset (or, for a partition ``since``
-    names, from that offset: :func:`end_offsets` taken before publishing gives only what
-    was published after) to the end as it is when called (or, for a partition ``until``
-    names, up to that offset, not included: two :func:`end_offsets` give what was
-    published between them). Later messages are not waited for. Commits nothing.
-    ServiceError if a topic is missing or the end is not reached within ``timeout_s``."""
+    """Every message of ``topics`` (only their ``partitions``, if given) from the first
+    offset (or, for a partition ``since`` names, from that offset: :func:`end_offsets`
+    taken before publishing gives only what was published after) to the end as it is when
+    called (or, for a partition ``until`` names, up to that offset, not included: two
+    :func:`end_offsets` give what was published between them). Later messages are not
+    waited for. Commits nothing. ServiceError if a topic is missing or the end is not
+    reached within ``timeout_s``."""
     import time
 
     consumer = _reader(settings)
@@ -383,7 +388,9 @@ def read_to_end(
         stops = until or {}
         ends: Offsets = {}
         for topic in topics:
-            for partition in _partitions(settings, consumer, topic):
+            for partition in topic_partitions(settings, consumer, topic):
+                if partitions is not None and partition not in partitions:
+                    continue
                 low, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10
                 )

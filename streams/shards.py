@@ -54,7 +54,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 from confluent_kafka.admin import AdminClient
 
 from c2c.errors import ConfigError, ServiceError
-from c2c.kafka import CONSUMER_LIVENESS, read_to_end
+from c2c.kafka import CONSUMER_LIVENESS, read_to_end, topic_partitions
 from c2c.serde import SerdeError
 from c2c.settings import Settings
 from c2c.topics import (
@@ -159,7 +159,7 @@ class KafkaShards:
                 }
             )
         )
-        held = _partition_count(self._consumer, self._calls)
+        held = len(topic_partitions(settings, self._consumer, self._calls))
         if held != count:
             raise ConfigError(
                 f"{self._calls} has {held} partitions and {count} shards were asked for: the "
@@ -447,7 +447,6 @@ class ShardHost:
                 source,
                 starts[partition],
             )
-        count = _partition_count(self._consumer, self._applies)
         for partition, start in starts.items():
             low, _high = self._consumer.get_watermark_offsets(
                 TopicPartition(self._applies, partition), timeout=30
@@ -460,10 +459,12 @@ class ShardHost:
                     code="identity.shard_state",
                 )
         since = {(self._applies, p): starts[p] for p in partitions}
-        until = {(self._applies, p): partitions.get(p, 0) for p in range(count)}
+        until = {(self._applies, p): partitions[p] for p in partitions}
         chunks = Chunks()
         replayed = 0
-        for message in read_to_end(self._settings, [self._applies], since=since, until=until):
+        for message in read_to_end(
+            self._settings, [self._applies], since=since, until=until, partitions=partitions
+        ):
             headers = headers_of(message)
             call = headers[CALL]
             payload = chunks.add(call, headers[CHUNK], message.value() or b"")
@@ -524,10 +525,8 @@ class ShardHost:
         """``shard`` (empty) from its changelog partition; the applies offset it reflects
         (0: none logged)."""
         offset = 0
-        count = _partition_count(self._consumer, self._changelog)
-        until = {(self._changelog, p): 0 for p in range(count) if p != partition}
         chunks = Chunks()
-        for message in read_to_end(self._settings, [self._changelog], until=until):
+        for message in read_to_end(self._settings, [self._changelog], partitions=[partition]):
             headers = headers_of(message)
             record = headers.get(CALL, "")
             payload = chunks.add(record, headers.get(CHUNK, "0/1"), message.value() or b"")
@@ -623,8 +622,3 @@ def _where(exc: BaseException) -> str:
         return type(exc).__name__
     last = frames[-1]
     return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} ({last.name})"
-
-
-def _partition_count(consumer: Consumer, topic: str) -> int:
-    metadata = consumer.list_topics(topic, timeout=30)
-    return len(metadata.topics[topic].partitions)

@@ -53,6 +53,14 @@ def test_read_to_end_between_marks_gives_only_what_was_published_between(stack: 
         b"new-2",
         b"old-2",
     ]
+    # only the partitions asked for, with the marks of those
+    assert sorted(m.value() for m in read_to_end(stack, [topic], partitions=[1])) == [
+        b"new-1",
+        b"new-2",
+        b"old-2",
+    ]
+    first = read_to_end(stack, [topic], since=marks, until=ends, partitions=[0])
+    assert [m.value() for m in first] == [b"new-0"]
 
 
 def test_end_offsets_of_a_missing_topic_names_it(stack: Settings) -> None:
