@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.identity.resolver import IdentityState
+from streams.identity.resolver import Change, IdentityState
 
 __all__ = ["Decision", "OptOuts", "Request", "decision_record"]
 
@@ -122,7 +123,7 @@ class OptOuts:
         found: set[str] = set()
         for kind, values in state.trusted.get(root, {}).items():
             for value in values:
-                for filed in state.blocks.get(f"{kind}:{value}", ()):
+                for filed in state.block(f"{kind}:{value}"):
                     other = state.root(filed)
                     if other != root:
                         found.add(other)
@@ -131,7 +132,7 @@ class OptOuts:
     def covering(self, root: str) -> str | None:
         """The opted-out person (lowest id) whose trusted identifier ``root`` holds, if
         any; None when ``root`` shares none with an opted-out person."""
-        if not self.state.optouts:
+        if not self.state.has_optouts():
             return None
         for other in self.sharing(root):
             if self.state.optouts.get(other):
@@ -144,7 +145,7 @@ class OptOuts:
         shared trusted identifier (``person_id`` itself, or, when it is out, those sharing
         its identifiers), each once for a request and a set of member ids."""
         state = self.state
-        if not state.optouts:
+        if not state.has_optouts():
             return []
         root = state.root(person_id)
         if state.optouts.get(root):
@@ -163,6 +164,28 @@ class OptOuts:
             # revocation, so downstream reads them in the order they were decided
             decisions.append(self._decision("SHARED_ID", first, holder, raw, covered))
         return decisions
+
+    def after_resolution(
+        self, person_id: str, raw: dict[str, Any], changes: Sequence[Change], *, request: bool
+    ) -> tuple[str, list[Decision]]:
+        """After the record ``raw`` resolved to ``person_id`` with ``changes``: its outcome
+        (``optout`` for a ``request``; else ``withheld`` or ``linked``) and the decisions it
+        causes: the request's, a merge's spreading an opt-out, and the persons now covered
+        through a shared trusted identifier (:meth:`cover`). One record's whole step, so
+        that the stage and the sharded resolver's decider (streams/identity/sharding.py)
+        take it alike."""
+        decisions: list[Decision] = []
+        if request:
+            decisions.append(self.request(person_id, raw))
+            outcome = "optout"
+        else:
+            if any(c.change_type == "PERSONS_MERGED" for c in changes):
+                spread = self.after_merge(person_id, raw)
+                if spread is not None:
+                    decisions.append(spread)
+            outcome = "withheld" if self.withheld(person_id) else "linked"
+        decisions += self.cover(person_id, raw)
+        return outcome, decisions
 
     def _first(self, holder: str) -> Request:
         active = self.state.optouts[holder]

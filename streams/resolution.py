@@ -354,18 +354,9 @@ class IdentityStage:
             return self._review(source, raw, provider, resolution.review_reason)
         headers = self._headers()
         changes = resolution.changes
-        decisions: list[Decision] = []
-        if source.topic == OPTOUT_TOPIC:
-            decisions.append(self.optouts.request(person_id, raw))
-            outcome = "optout"
-        else:
-            if any(c.change_type == "PERSONS_MERGED" for c in changes):
-                spread = self.optouts.after_merge(person_id, raw)
-                if spread is not None:
-                    decisions.append(spread)
-            outcome = "withheld" if self.optouts.withheld(person_id) else "linked"
-        # persons covered through a trusted identifier shared with an opted-out person
-        decisions += self.optouts.cover(person_id, raw)
+        outcome, decisions = self.optouts.after_resolution(
+            person_id, raw, changes, request=source.topic == OPTOUT_TOPIC
+        )
         # Of an opted-out person only merges leave the identity zone (downstream re-keys
         # with them); that a record of theirs arrived is not published.
         published = (

@@ -20,7 +20,7 @@ import functools
 import hashlib
 import hmac
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -236,6 +236,14 @@ class IdentityState:
     # person id -> ids an operator separated it from (`c2c review separate`): never merged,
     # whatever they are merged into since (streams/identity/operator_decisions.py keeps it)
     apart: dict[str, set[str]] = field(default_factory=dict)
+
+    def block(self, key: str) -> Sequence[str]:
+        """Every person filed under block ``key`` (in id order)."""
+        return self.blocks.get(key, ())
+
+    def has_optouts(self) -> bool:
+        """Whether any person has an active opt-out request."""
+        return bool(self.optouts)
 
     def candidates(self, key: str) -> list[str]:
         """The persons a record probing block ``key`` is compared with: the last

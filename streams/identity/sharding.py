@@ -91,6 +91,11 @@ RawRecord = tuple[str, Mapping[str, Any]]  # (provider, person fields)
 # below every threshold and floor: a candidate whose score the shard did not send
 _BELOW = Score(float("-inf"), ())
 
+# A step run after each record's resolution, in the decider: (the record's index in its
+# epoch, its resolution, the state as the decider sees it) -> the persons whose kept state
+# the step changed (opt-outs: streams/optouts.OptOuts.after_resolution).
+EachRecord = Callable[[int, Resolution, IdentityState], Iterable[str]]
+
 
 def shard_of(key: str, shards: int) -> int:
     """The shard owning ``key`` (a blocking key or a person id) among ``shards``: the same
@@ -145,10 +150,12 @@ class PreparedSlice(NamedTuple):
 
 class ProbeReply(NamedTuple):
     """A shard's answer to the PROBE round: blocks (probe key -> its last persons at the
-    epoch's start) and source ids (source key -> person, for those it knows)."""
+    epoch's start), source ids (source key -> person, for those it knows), and whether any
+    opt-out request is active (every shard holds every request)."""
 
     blocks: dict[str, tuple[str, ...]]
     sources: dict[SourceKey, str]
+    optouts: bool = False
 
 
 class ScoreReply(NamedTuple):
@@ -362,7 +369,11 @@ class Shard:
         return PreparedSlice(identities, keys, out)
 
     def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
-        return ProbeReply(self.keys.probe(keys), self.persons.lookup(source_keys))
+        return ProbeReply(
+            self.keys.probe(keys),
+            self.persons.lookup(source_keys),
+            bool(self.state.optout_requests),
+        )
 
     def score(self, requests: Iterable[ScoreRequest], fetch: Iterable[str]) -> ScoreReply:
         return self.persons.score(self.resolver, requests, fetch)
@@ -419,6 +430,7 @@ class EpochView(IdentityState):
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         persons: Mapping[str, PersonState],
+        optouts: bool = False,
     ) -> None:
         super().__init__(
             next_number=decider.state.next_number,
@@ -436,6 +448,7 @@ class EpochView(IdentityState):
         self._held: dict[str, frozenset[str]] = {}  # a probed block's persons, once asked
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
+        self.optouts_before = optouts  # a request was active at the epoch's start
         for person_id, person in persons.items():
             self.profiles[person_id] = person.profile
             self.trusted[person_id] = person.trusted
@@ -455,6 +468,24 @@ class EpochView(IdentityState):
         window = probed[-(_MAX_BLOCK_SCAN + len(taken or ())) :]
         now = set(window).difference(taken or ()).union(added or ())
         return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
+
+    def block(self, key: str) -> list[str]:
+        # the whole block now: as probed, with the persons filed and taken out since
+        probed = self.probed.get(key)
+        if probed is None:
+            raise RuntimeError(
+                f"the decider read block {key[:5]}... which was not probed this epoch (a "
+                "bug in streams/identity/sharding.py)"
+            )
+        added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
+        if not added and not taken:
+            return list(probed)
+        now = set(probed).difference(taken or ()).union(added or ())
+        return sorted(now, key=_number)
+
+    def has_optouts(self) -> bool:
+        # requests are never withdrawn on the sharded path (revocations are not built)
+        return self.optouts_before or bool(self.optout_requests)
 
     def _probed(self, key: str) -> frozenset[str] | None:
         """The persons of block ``key`` at the epoch's start; None: not probed."""
@@ -574,25 +605,33 @@ class Decider:
         sources: Mapping[SourceKey, str],
         scored: Mapping[tuple[int, str], Score],
         persons: Mapping[str, PersonState | None],
+        *,
+        optouts: bool = False,
+        each: EachRecord | None = None,
     ) -> tuple[list[Resolution], EpochWrites]:
         """Resolve the epoch's records in order, from the shards' answers; the
-        resolutions, and the writes that bring the shards to the state after them."""
+        resolutions, and the writes that bring the shards to the state after them.
+        ``optouts``: an opt-out request was active at the epoch's start. ``each``: called
+        after each record's resolution (see :func:`resolve_epochs`)."""
         written = self.written
         view = EpochView(
             self,
             blocks,
             sources,
             {p: written[p].copy() if s is None else s for p, s in persons.items()},
+            optouts,
         )
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
         merges: dict[str, str] = {}
-        for record, at in zip(epoch.records, epoch.ids, strict=True):
+        for index, (record, at) in enumerate(zip(epoch.records, epoch.ids, strict=True)):
             resolver.at = at
             resolution = resolver.decide(record)
             resolutions.append(resolution)
             view.changed.update(resolution.touched)
+            if each is not None:
+                view.changed.update(each(index, resolution, view))
             for change in resolution.changes:
                 if change.change_type == "PERSONS_MERGED" and change.previous_person_id:
                     merges[change.previous_person_id] = change.person_id
@@ -617,6 +656,8 @@ def resolve_epochs(
     *,
     decided: Callable[[list[Resolution], EpochWrites], None] | None = None,
     pending: EpochWrites | None = None,
+    each: EachRecord | None = None,
+    requests: Callable[[Sequence[RawRecord]], bool] | None = None,
 ) -> Iterator[Resolution]:
     """Steps 1-5 for each epoch of ``epochs`` in turn; their resolutions, in order. The
     next epoch's PREPARE (stateless) is sent before this epoch's decision, so that the
@@ -626,7 +667,16 @@ def resolve_epochs(
     shards are sent them (a write-ahead log: a decider lost while the shards apply an
     epoch resumes from it). ``pending``: the writes of an epoch such a log holds, which
     its decider may not have seen applied everywhere: sent again first (applying an
-    epoch's writes again changes nothing, and no shard has applied a later epoch)."""
+    epoch's writes again changes nothing, and no shard has applied a later epoch).
+
+    ``each``: run in the decider after each record's resolution, over the state as it
+    stands then (opt-outs: :meth:`streams.optouts.OptOuts.after_resolution`). While an
+    opt-out request is active, or an epoch may hold one (``requests`` says which do; unset:
+    any may), the decider also gets what opt-out decisions read beyond the persons a record
+    is compared with: the blocks of the trusted identifiers (SSN, SSID) of every person the
+    epoch may touch, and the persons filed there (:func:`_fetch_covering`); so ``each``
+    sees what it would see over one :class:`Resolver`. Opt-out revocations are not taken
+    on this path yet (streams/README.md)."""
     n = shards.count
     if pending is not None:
         shards.send("apply", [(pending.part(i, n),) for i in range(n)])
@@ -650,9 +700,11 @@ def resolve_epochs(
         shards.send("probe", list(zip(keys, source_keys, strict=True)))
         blocks: dict[str, tuple[str, ...]] = {}
         sources: dict[SourceKey, str] = {}
+        optouts = False
         for probed in shards.receive():
             blocks.update(probed.blocks)
             sources.update(probed.sources)
+            optouts = optouts or probed.optouts
         # 3. SCORE: each pair where its person lives
         shards.send("score", decider.plan(epoch, blocks, sources, n))
         scored: dict[tuple[int, str], Score] = {}
@@ -660,11 +712,15 @@ def resolve_epochs(
         for reply in shards.receive():
             scored.update(reply.scored)
             persons.update(reply.persons)
+        if each is not None and (optouts or requests is None or requests(records)):
+            _fetch_covering(shards, decider, epoch, blocks, persons)
         records = next(following, None)
         if records is not None:
             _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
-        resolutions, writes = decider.decide(epoch, blocks, sources, scored, persons)
+        resolutions, writes = decider.decide(
+            epoch, blocks, sources, scored, persons, optouts=optouts, each=each
+        )
         if decided is not None:
             decided(resolutions, writes)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
@@ -672,6 +728,50 @@ def resolve_epochs(
         yield from resolutions
     if applying:
         shards.receive()
+
+
+def _fetch_covering(
+    shards: ShardSet,
+    decider: Decider,
+    epoch: EpochRecords,
+    blocks: dict[str, tuple[str, ...]],
+    persons: dict[str, PersonState | None],
+) -> None:
+    """Two more rounds, for opt-outs (:class:`streams.optouts.OptOuts` reads, through a
+    person's SSNs and SSIDs, every person sharing one): PROBE the blocks of the trusted
+    identifiers of the persons sent and of the epoch's records that were not probed, then
+    fetch the persons filed under any of them (their kept state: a covered person's
+    members name the rows to remove). Into ``blocks`` and ``persons``."""
+    n = shards.count
+    written = decider.written
+    trusted: set[str] = set()
+    for person_id, kept in persons.items():
+        state = written[person_id] if kept is None else kept
+        trusted.update(
+            f"{kind}:{value}" for kind, values in state.trusted.items() for value in values
+        )
+    for identity in epoch.identities:
+        trusted.update(
+            f"{kind}:{value}"
+            for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid))
+            if value
+        )
+    keys: list[list[str]] = [[] for _ in range(n)]
+    for key in sorted(trusted.difference(blocks)):
+        keys[shard_of(key, n)].append(key)
+    if any(keys):
+        shards.send("probe", [(mine, []) for mine in keys])
+        for probed in shards.receive():
+            blocks.update(probed.blocks)
+    root = decider.state.root
+    fetch: list[list[str]] = [[] for _ in range(n)]
+    for person_id in dict.fromkeys(root(filed) for key in sorted(trusted) for filed in blocks[key]):
+        if person_id not in persons:
+            fetch[shard_of(person_id, n)].append(person_id)
+    if any(fetch):
+        shards.send("score", [([], mine) for mine in fetch])
+        for reply in shards.receive():
+            persons.update(reply.persons)
 
 
 class EpochRecords(NamedTuple):
@@ -746,9 +846,22 @@ class ShardedResolver:
         self.decider = Decider(hasher, model, review_floor)
         self.epoch = epoch
 
-    def resolve(self, records: Iterable[RawRecord]) -> Iterator[Resolution]:
-        """The resolutions of ``records``, in order (an epoch's once it is decided)."""
-        return resolve_epochs(self.shards, self.decider, epochs_of(records, self.epoch))
+    def resolve(
+        self,
+        records: Iterable[RawRecord],
+        *,
+        each: EachRecord | None = None,
+        requests: Callable[[Sequence[RawRecord]], bool] | None = None,
+    ) -> Iterator[Resolution]:
+        """The resolutions of ``records``, in order (an epoch's once it is decided);
+        ``each`` and ``requests`` as :func:`resolve_epochs` takes them."""
+        return resolve_epochs(
+            self.shards,
+            self.decider,
+            epochs_of(records, self.epoch),
+            each=each,
+            requests=requests,
+        )
 
     def state(self) -> IdentityState:
         """The shards' state gathered as one :class:`IdentityState` (to compare with one

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from streams.identity.sharding import (
     shard_entries,
     shard_of,
 )
+from streams.optouts import OptOuts
 
 SECRET = b"sharding-test-secret"
 FLOOR = 6.0  # a review floor, so that possible matches are compared too
@@ -387,3 +388,85 @@ def test_the_bench_pipes_send_an_identitys_masks_once_and_name_them_after() -> N
     assert b.recv() == forged
     a.send(one)
     assert b.recv() == one
+
+
+@pytest.fixture(scope="module")
+def optout_events(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, Any]]]:
+    """Synth with many opt-outs (revocations left out: the sharded path does not take
+    them yet)."""
+    from producers.files import mapped_events
+    from producers.synth import NoiseConfig, SynthConfig, synthesize
+
+    folder: Path = tmp_path_factory.mktemp("optouts")
+    # (a seed with persons covered through a shared SSN: most have none)
+    synthesize(SynthConfig(people=200, seed=1, optout_rate=0.3), NoiseConfig(), folder)
+    return [
+        (source, event)
+        for source, event in mapped_events(folder)
+        if source != "optout" or event.get("action") == "REQUESTED"
+    ]
+
+
+def _optout_steps(
+    events: Sequence[tuple[str, dict[str, Any]]],
+) -> tuple[Callable[[Resolution, IdentityState], list[str]], list[Any]]:
+    """The opt-out step of each record in turn (the identity stage's), over the state it is
+    given; and the list each record's outcome and decisions are appended to."""
+    optouts = OptOuts(IdentityState())
+    seen: list[Any] = []
+
+    def step(resolution: Resolution, state: IdentityState) -> list[str]:
+        source, event = events[len(seen)]
+        if resolution.person_id is None:
+            seen.append(None)
+            return []
+        optouts.state = state
+        request = source == "optout"
+        outcome, decisions = optouts.after_resolution(
+            resolution.person_id, event, resolution.changes, request=request
+        )
+        seen.append((resolution.person_id, outcome, decisions))
+        return [state.root(resolution.person_id)] if request else []
+
+    return step, seen
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("epoch", [1, 40, 5000])
+@pytest.mark.parametrize("told", [False, True])
+def test_opt_outs_in_the_decider_decide_as_over_one_resolver(
+    optout_events: list[tuple[str, dict[str, Any]]], shards: int, epoch: int, told: bool
+) -> None:
+    """Requests, merges spreading them, and persons covered through a shared SSN or SSID:
+    every record's outcome (linked, withheld, optout) and decisions (cause, person, the
+    ids whose rows to remove) on N shards are those over one resolver, and so is the
+    state (each person's active requests). ``told``: the decider is told which epochs
+    hold a request (else it assumes any may)."""
+    events = optout_events
+    records = [(str(e["provider"]), e["person"]) for _, e in events]
+    requests = sum(1 for source, _ in events if source == "optout")
+    assert requests >= 10
+
+    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
+    step, expected = _optout_steps(events)
+    for provider, person in records:
+        step(resolver.resolve(provider, person), resolver.state)
+
+    sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=epoch)
+    sharded_step, got = _optout_steps(events)
+    asking = {id(event["person"]) for source, event in events if source == "optout"}
+    resolutions = list(
+        sharded.resolve(
+            records,
+            each=lambda _at, done, state: sharded_step(done, state),
+            requests=(lambda epoch: any(id(p) in asking for _, p in epoch)) if told else None,
+        )
+    )
+    assert len(resolutions) == len(got) == len(expected)
+    for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        assert mine == theirs, f"record {at}: {events[at][0]}"
+    outcomes = [s[1] for s in expected if s is not None]
+    # the case the blocks of trusted identifiers are fetched for: persons covered
+    assert outcomes.count("withheld") > 0
+    assert any(d.cause == "SHARED_ID" for s in expected if s for d in s[2])
+    assert _comparable(sharded.state()) == _comparable(resolver.state)
