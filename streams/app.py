@@ -34,7 +34,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import faust.streams as faust_streams
@@ -180,6 +180,31 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        return cast(Mapping[Any, int], await self.call_thread(self._seek_to_committed))
+
+    async def _seek_to_committed(self) -> Mapping[Any, int]:
+        """Seek every partition to its committed offset, and the intake partitions with
+        none (or 0) committed to where the group starts reading (the beginning).
+
+        Faust drops the records it fetched when a rebalance or a pause cuts a fetch short,
+        and counts on this seek to read them again; aiokafka's seek_to_committed seeks
+        only partitions with an offset above 0 committed. A worker that took the intake
+        over from one killed before its first commit had fetched the whole partition,
+        delivered none of it, and waited for records that never came (issue 22: a lost
+        worker's shard, tests/integration/test_failover.py). Changelog partitions are the
+        tables' recovery's to place, not this seek's."""
+        consumer = self._ensure_consumer()
+        committed = await consumer.seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        never = [
+            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+        ]
+        if never:
+            log.info("intake partition(s) with no committed offset read from the start: %s", never)
+            await consumer.seek_to_beginning(*never)
+        return cast(Mapping[Any, int], committed)
 
 
 class _Consumer(faust_aiokafka.Consumer):
