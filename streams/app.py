@@ -700,9 +700,19 @@ def _add_resolver(
                 written = tables.record_offsets()
                 if durable is not None:
                     durable.commit(written)
-                state.counts.update(stage.counts - counted)
+                outcomes = stage.counts - counted
+                state.counts.update(outcomes)
                 state.counts["batches"] += 1
                 state.counts["persons_written"] += len(changed)
+                # where each batch stood in the intake and what became of its records:
+                # what a lost worker's successor took up is read from these lines
+                log.info(
+                    "resolved intake[%d] offsets %d-%d: %s",
+                    partition,
+                    events[0].message.offset,
+                    last.message.offset,
+                    ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())),
+                )
 
     if durable is not None:
         kept_on_disk = durable

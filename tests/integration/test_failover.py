@@ -71,7 +71,13 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         crash=lose_the_resolving_worker,
         events=events,
         workers=2,
-        environment={"C2C_STREAMS_STANDBY_REPLICAS": "1", "C2C_STREAMS_STATE": state},
+        # INFO: each batch's intake offsets and outcomes in the workers' logs, so that a
+        # failure says which worker resolved (or skipped) what
+        environment={
+            "C2C_STREAMS_STANDBY_REPLICAS": "1",
+            "C2C_STREAMS_STATE": state,
+            "C2C_LOG_LEVEL": "INFO",
+        },
     )
     replays = _republished(stack, registry, crashed)
     clean = _run_pipeline(
