@@ -301,10 +301,6 @@ def create_app(
         web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         stream_wait_empty=False,
-        # the intake's offsets committed after each batch (Faust commits once this many
-        # are acknowledged), not every 2.8 s: a worker lost after its first batch leaves
-        # the one taking its shard over only the batches since to resolve again
-        broker_commit_every=1,
         # a worker that died is replaced after 10 s, not the default 60 s
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=SESSION_TIMEOUT_S // 3,
