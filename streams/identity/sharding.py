@@ -461,13 +461,9 @@ class EpochView(IdentityState):
         # the block's end: as probed (all of it, in id order), with the persons filed and
         # taken out since; a person probed lies below the last (64 + taken out) of them
         # only if at least 64 of those stay, so the rest of the block is not read
-        added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
-        probed = self.probed[key]
-        if not added and not taken:
-            return list(probed[-_MAX_BLOCK_SCAN:])
-        window = probed[-(_MAX_BLOCK_SCAN + len(taken or ())) :]
-        now = set(window).difference(taken or ()).union(added or ())
-        return sorted(now, key=_number)[-_MAX_BLOCK_SCAN:]
+        taken = self.unfiled_now.get(key)
+        window = self.probed[key][-(_MAX_BLOCK_SCAN + len(taken or ())) :]
+        return self._now(key, window)[-_MAX_BLOCK_SCAN:]
 
     def block(self, key: str) -> list[str]:
         # the whole block now: as probed, with the persons filed and taken out since
@@ -477,6 +473,11 @@ class EpochView(IdentityState):
                 f"the decider read block {key[:5]}... which was not probed this epoch (a "
                 "bug in streams/identity/sharding.py)"
             )
+        return self._now(key, probed)
+
+    def _now(self, key: str, probed: Sequence[str]) -> list[str]:
+        """``probed`` (block ``key``, or its end, as probed) with the persons filed under
+        ``key`` and taken out of it since, in id order."""
         added, taken = self.filed_now.get(key), self.unfiled_now.get(key)
         if not added and not taken:
             return list(probed)
