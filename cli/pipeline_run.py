@@ -38,6 +38,7 @@ from streams.identity.evaluation import read_assignments
 __all__ = [
     "OUTCOME_TABLES",
     "PipelineRun",
+    "assert_opt_outs_hold",
     "clickhouse_snapshot",
     "opted_out_events",
     "republished",
@@ -328,6 +329,50 @@ def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
     out = {e for e, p in events if last.get(p) == "REQUESTED"}
     revoked = {e for e, p in events if last.get(p) == "REVOKED"}
     return out, revoked
+
+
+def assert_opt_outs_hold(synth: Path, stored: Iterable[str], what: str) -> set[str]:
+    """Assert that no event of ``stored`` (event ids a ClickHouse database holds, after
+    ``what``) is one of a person whose opt-out stands (synth's truth) that the worker
+    could find, and return the ones it could not: linkage misses.
+
+    An opt-out reaches every record that carries an SSN or SSID the request carries,
+    whatever the grouping (streams/optouts.py: whoever holds an opted-out person's trusted
+    identifier is out too): none of those may be stored. A record whose trusted
+    identifiers are mistyped (or absent) reaches the request only through linkage, and a
+    record with its name mistyped as well can stay a person of its own (a wage record
+    "OMAR TRlN" with one SSN digit wrong scored 17.2 bits against its person, under the
+    20.45 threshold, and was published in both runs of test_failover). Those are linkage's
+    misses, not the opt-out's: allowed, but few (at most one, or 1 % of the opted-out
+    events)."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    out, _revoked = opted_out_events(synth)
+    # true person -> the SSNs and SSIDs its requests carry
+    carried: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    records: dict[str, tuple[str, set[tuple[str, str]]]] = {}
+    for source, event in mapped_events(synth):
+        person = truth.get((source, str(event["source_record_id"])), "")
+        held = {
+            (kind, str(value))
+            for kind in ("ssn", "ssid")
+            if (value := (event.get("person") or {}).get(kind))
+        }
+        if "request_id" in event:
+            carried[person] |= held
+        elif str(event["event_id"]) in out:
+            records[str(event["event_id"])] = (person, held)
+    escaped = sorted(set(stored) & out)
+    identified = [e for e in escaped if records[e][1] & carried[records[e][0]]]
+    assert not identified, (
+        f"{what}: {len(identified)} event(s) of people whose opt-out stands, carrying an "
+        f"SSN or SSID their request carries, are stored: {identified[:10]}"
+    )
+    missed = set(escaped) - set(identified)
+    assert len(missed) <= max(1, len(out) // 100), (
+        f"{what}: {len(missed)} of {len(out)} event(s) of people whose opt-out stands are "
+        f"stored (linkage missed them: no SSN or SSID of their request): {sorted(missed)[:10]}"
+    )
+    return missed
 
 
 def republished(

@@ -1,5 +1,6 @@
 """The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s; its
-Faust producer is idempotent with acks from every in-sync replica."""
+Faust producer is idempotent with acks from every in-sync replica; its resolve agent stops
+on an intake message Faust skipped."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from c2c.settings import Settings
 from c2c.topics import Topic
-from streams.app import FETCH_MAX_WAIT_MS, create_app
+from streams.app import FETCH_MAX_WAIT_MS, IntakeGap, WorkerState, create_app
+from streams.resolution import Incoming
 
 
 class _Registry:
@@ -49,3 +53,24 @@ def test_the_worker_faust_producer_is_idempotent_with_acks_all(tmp_path: Path) -
             await producer.stop()
 
     assert asyncio.run(idempotence_and_acks()) == (True, -1)  # -1: "all"
+
+
+def _at(offset: int, partition: int = 0) -> Incoming:
+    return Incoming("c2c.identity.intake", partition, offset, None, None)
+
+
+def test_the_resolve_agent_refuses_an_intake_offset_beyond_the_next() -> None:
+    """Faust once delivered intake offsets 104-167 and then 170 (test_failover): the
+    worker stops on the hole, naming it, and accepts a replay (an offset again or before)
+    and whatever comes first after a rebalance."""
+    state = WorkerState()
+    state.expect_next(_at(104))  # nothing read since the rebalance: wherever the seek put it
+    for offset in range(104, 168):
+        state.expect_next(_at(offset))
+        state.saw(_at(offset))
+    state.expect_next(_at(120))  # a replay
+    state.expect_next(_at(3, partition=1))  # another partition: its own position
+    with pytest.raises(IntakeGap, match=r"intake\[0\] delivered offset 170 where 168 was next"):
+        state.expect_next(_at(170))
+    state.forget_positions()  # a rebalance: the next batch starts at the committed offset
+    state.expect_next(_at(170))
