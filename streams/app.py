@@ -42,6 +42,7 @@ import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
+from c2c.errors import C2CError
 from c2c.health import Readiness, readiness
 from c2c.kafka import DURABLE_PRODUCER, SESSION_TIMEOUT_S, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
@@ -206,12 +207,25 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = self._ensure_consumer()
         committed = await consumer.seek_to_committed()
         changelogs = self.app.tables.changelog_topics
-        never = [
-            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+        # (Faust's assignor topic is assigned too, and read by no one)
+        streams = [
+            tp for tp in committed if tp.topic not in changelogs and "__assignor" not in tp.topic
         ]
+        never = [tp for tp in streams if not committed[tp]]
         if never:
             log.info("intake partition(s) with no committed offset read from the start: %s", never)
             await consumer.seek_to_beginning(*never)
+        # where each stream partition's next message must be: the committed offset, or the
+        # log's start where none is committed or retention deleted past it
+        starts = await consumer.beginning_offsets(streams) if streams else {}
+        state = getattr(self.transport, "worker_state", None)
+        if state is not None:
+            state.expect_from(
+                {
+                    (tp.topic, tp.partition): max(committed[tp] or 0, starts.get(tp, 0))
+                    for tp in streams
+                }
+            )
         return cast(Mapping[Any, int], committed)
 
 
@@ -243,16 +257,22 @@ class _Transport(faust_aiokafka.Transport):
 
     Consumer = _Consumer
     Producer = _Producer
+    # the worker's state, told by the consumer where each intake partition resumes
+    worker_state: WorkerState | None = None
 
 
-class IntakeGap(RuntimeError):
+class IntakeGap(C2CError):
     """Faust delivered an intake message beyond the next one: the messages between were
-    never resolved. Seen once in 30 takeovers (tests/integration/test_failover.py): right
-    after a rebalance Faust delivered offsets 104-167 and then 170 on, and the two between
-    were lost in its stream buffer; Faust then committed up to the hole and no further,
-    so the group lagged forever (had it committed past, they were lost for good). The
-    worker stops (fail-stop) before acknowledging anything of the batch, and the restart
-    reads from the committed offset: the skipped messages, then a replay of the rest."""
+    never resolved. Faust's stream skips (and acknowledges) the messages it fetched before
+    a rebalance or while its flow was stopped (faust.streams, ``skipped_value``). Seen once
+    in 30 takeovers (tests/integration/test_failover.py): right after a rebalance Faust
+    delivered offsets 104-167 and then 170 on; it committed up to the hole and no
+    further, and the group lagged forever. A hole right after the seek to the committed
+    offset would have been committed over: its messages lost for good. The worker stops
+    (fail-stop) before acknowledging anything of the batch, and the restart reads from
+    the committed offset: the skipped messages, then a replay of the rest."""
+
+    code = "worker.intake_gap"
 
     def __init__(self, topic: str, partition: int, expected: int, offset: int) -> None:
         super().__init__(
@@ -287,9 +307,16 @@ class WorkerState:
             raise IntakeGap(incoming.topic, incoming.partition, expected, incoming.offset)
 
     def forget_positions(self) -> None:
-        """After a rebalance: where the next batch starts is the committed offset's (or,
-        for a partition with none, the log's start), whatever this worker read before."""
+        """At a rebalance: what this worker read before says nothing of where the next
+        batch starts (:meth:`expect_from` says it, once the consumer has sought)."""
         self.positions.clear()
+
+    def expect_from(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """After the consumer sought each (topic, partition) of ``offsets`` to its committed
+        offset (or the log's start): the next message of each must be there. Faust skips
+        the messages it fetched before a rebalance and acknowledges them, so a hole right
+        after the seek would otherwise be committed over and lost."""
+        self.positions.update(offsets)
 
     def all_counts(self) -> dict[str, int]:
         """What the resolver and the forwarder counted (the /metrics/counts page)."""
@@ -352,8 +379,9 @@ def create_app(
         # events on the intake are packs (~110 kB, at most 900 kB): buffer two batches
         stream_buffer_maxsize=2 * PACKS_PER_BATCH,
     )
-    app.transport = _Transport(app.conf.broker_consumer, app)
     state = WorkerState()
+    app.transport = transport = _Transport(app.conf.broker_consumer, app)
+    transport.worker_state = state
     observed = observe_worker(  # metrics (observability/worker.py)
         app,
         telemetry,

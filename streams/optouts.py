@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.identity.resolver import Change, IdentityState
+from streams.identity.resolver import Change, IdentityState, trusted_keys
 
 __all__ = ["Decision", "OptOuts", "Request", "decision_record"]
 
@@ -121,12 +121,12 @@ class OptOuts:
         holds, in id order: found through the resolver's blocks of those identifiers."""
         state = self.state
         found: set[str] = set()
-        for kind, values in state.trusted.get(root, {}).items():
-            for value in values:
-                for filed in state.block(f"{kind}:{value}"):
-                    other = state.root(filed)
-                    if other != root:
-                        found.add(other)
+        held = state.trusted.get(root, {})
+        for key in trusted_keys((kind, value) for kind, values in held.items() for value in values):
+            for filed in state.block(key):
+                other = state.root(filed)
+                if other != root:
+                    found.add(other)
         return sorted(found, key=_number)
 
     def covering(self, root: str) -> str | None:

@@ -38,6 +38,7 @@ from typing import Any
 from c2c.errors import C2CError
 from streams.identity.matching import Identity
 from streams.identity.resolver import (
+    TRUSTED_KINDS,
     Change,
     IdentityState,
     Near,
@@ -268,7 +269,7 @@ class OperatorDecisions:
             profile = state.profiles[person]
             state.trusted[person] = {
                 kind: {value for identity in profile if (value := getattr(identity, kind))}
-                for kind in ("ssn", "ssid")
+                for kind in TRUSTED_KINDS
             }
             for identity in profile:
                 for block_key in blocking_keys(identity):

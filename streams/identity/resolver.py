@@ -39,6 +39,7 @@ from streams.identity.matching import (
 from streams.identity.normalize import first_name_root, name_key, name_parts
 
 __all__ = [
+    "TRUSTED_KINDS",
     "Change",
     "IdentifierHasher",
     "IdentityState",
@@ -47,10 +48,14 @@ __all__ = [
     "Resolution",
     "Resolver",
     "blocking_keys",
+    "identity_trusted_keys",
     "probe_keys",
     "rekeyed_snapshot",
+    "trusted_keys",
 ]
 
+# the identifiers a person keeps every value of (IdentityState.trusted) and opt-outs follow
+TRUSTED_KINDS = ("ssn", "ssid")
 _MAX_PROFILE = 12  # distinct identities kept per person
 _MAX_BLOCK_SCAN = 64  # persons compared per blocking key
 
@@ -343,7 +348,7 @@ class IdentityState:
         before = self.profiles.get(person_id)
         self.profiles[person_id] = profile
         self.trusted[person_id] = {
-            kind: set(record.get("trusted", {}).get(kind, [])) for kind in ("ssn", "ssid")
+            kind: set(record.get("trusted", {}).get(kind, [])) for kind in TRUSTED_KINDS
         }
         if before:
             self.unfile(person_id, before, profile)
@@ -433,6 +438,19 @@ def rekeyed_snapshot(snapshot: Mapping[str, Any], rekey: Callable[[str], str]) -
     return {**snapshot, "profile": profile, "trusted": trusted}
 
 
+def trusted_keys(identifiers: Iterable[tuple[str, str | None]]) -> list[str]:
+    """The block keys (``ssn:<keyed hash>``) of trusted identifiers given as (kind, keyed
+    hash) pairs, absent ones skipped: every person holding one is filed under its key, so
+    opt-outs find through it whoever shares it (:meth:`IdentityState.block`)."""
+    return [f"{kind}:{value}" for kind, value in identifiers if value]
+
+
+def identity_trusted_keys(identity: Identity) -> list[str]:
+    """:func:`trusted_keys` of the SSN and SSID that ``identity`` carries: what a person
+    holding it keeps in :attr:`IdentityState.trusted`."""
+    return trusted_keys((kind, getattr(identity, kind)) for kind in TRUSTED_KINDS)
+
+
 def blocking_keys(identity: Identity) -> list[str]:
     """The blocks ``identity`` is filed under: its trusted identifiers, and its SSN with
     each digit in turn masked (keyed hashes: a number typed with one digit wrong shares one
@@ -440,11 +458,7 @@ def blocking_keys(identity: Identity) -> list[str]:
     swapped), with the first name's root, and birth year with surname prefix and first
     initial; surname with first initial when there is no birth date (wage records); the
     full name (first name spelled out)."""
-    keys = [
-        f"{kind}:{value}"
-        for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid), ("itin", identity.itin))
-        if value
-    ]
+    keys = [*identity_trusted_keys(identity), *trusted_keys([("itin", identity.itin)])]
     # (in any order: each key's block is filed and searched on its own)
     keys.extend(
         ["ssn~" + mask for mask in identity.ssn_masks if not mask.startswith(TWO_DIGIT_MARK)]
@@ -645,7 +659,7 @@ class Resolver:
         person_id = f"P{state.next_number:010d}"
         state.next_number += 1
         state.profiles[person_id] = []
-        state.trusted[person_id] = {"ssn": set(), "ssid": set()}
+        state.trusted[person_id] = {kind: set() for kind in TRUSTED_KINDS}
         self._remember(person_id, identity, source_key)
         return person_id
 
@@ -664,7 +678,7 @@ class Resolver:
                 state.file(key, person_id)
             if dropped:
                 state.unfile(person_id, dropped, profile)
-        for kind in ("ssn", "ssid"):
+        for kind in TRUSTED_KINDS:
             value = getattr(identity, kind)
             if value and value not in state.trusted[person_id][kind]:
                 state.trusted[person_id][kind].add(value)

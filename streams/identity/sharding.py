@@ -52,7 +52,9 @@ from streams.identity.resolver import (
     Resolution,
     Resolver,
     _number,
+    identity_trusted_keys,
     probe_keys,
+    trusted_keys,
 )
 
 __all__ = [
@@ -749,14 +751,12 @@ def _fetch_covering(
     for person_id, kept in persons.items():
         state = written[person_id] if kept is None else kept
         trusted.update(
-            f"{kind}:{value}" for kind, values in state.trusted.items() for value in values
+            trusted_keys(
+                (kind, value) for kind, values in state.trusted.items() for value in values
+            )
         )
     for identity in epoch.identities:
-        trusted.update(
-            f"{kind}:{value}"
-            for kind, value in (("ssn", identity.ssn), ("ssid", identity.ssid))
-            if value
-        )
+        trusted.update(identity_trusted_keys(identity))
     keys: list[list[str]] = [[] for _ in range(n)]
     for key in sorted(trusted.difference(blocks)):
         keys[shard_of(key, n)].append(key)

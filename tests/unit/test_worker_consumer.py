@@ -74,3 +74,8 @@ def test_the_resolve_agent_refuses_an_intake_offset_beyond_the_next() -> None:
         state.expect_next(_at(170))
     state.forget_positions()  # a rebalance: the next batch starts at the committed offset
     state.expect_next(_at(170))
+    # the consumer sought to the committed offset (168): a first message beyond it is a hole
+    state.expect_from({("c2c.identity.intake", 0): 168})
+    with pytest.raises(IntakeGap, match=r"delivered offset 172 where 168 was next"):
+        state.expect_next(_at(172))
+    state.expect_next(_at(168))
