@@ -40,9 +40,8 @@ import faust
 import faust.streams as faust_streams
 import mode
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT
+from faust.types import TP, EventT
 
-from c2c.errors import C2CError
 from c2c.health import Readiness, readiness
 from c2c.kafka import DURABLE_PRODUCER, SESSION_TIMEOUT_S, end_offsets, read_to_end
 from c2c.registry import SchemaRegistry
@@ -57,6 +56,7 @@ from c2c.topics import (
     get_topic,
     replication_factor,
 )
+from streams.cursor import IntakeCursor
 from streams.delivery import BatchProducer
 from streams.durable import DurableState, StaleStore, apply_tail, in_id_order
 from streams.failstop import fail_stop as _fail_stop
@@ -90,7 +90,6 @@ from streams.tables import TableWriter, parse_source_key, source_key
 __all__ = [
     "APP_ID",
     "ROLES",
-    "IntakeGap",
     "WorkerState",
     "changelog_topics",
     "create_app",
@@ -220,7 +219,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         starts = await consumer.beginning_offsets(streams) if streams else {}
         state = getattr(self.transport, "worker_state", None)
         if state is not None:
-            state.expect_from(
+            state.cursor.sought(
                 {
                     (tp.topic, tp.partition): max(committed[tp] or 0, starts.get(tp, 0))
                     for tp in streams
@@ -232,6 +231,16 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust's offset to commit, never past a message the agent has not resolved:
+        Faust counts what its stream skipped as acknowledged (streams/cursor.py)."""
+        offset = super()._new_offset(tp)
+        state = getattr(self.transport, "worker_state", None)
+        if offset is None or state is None:
+            return offset
+        resolved = state.cursor.resolved_up_to((tp.topic, tp.partition))
+        return offset if resolved is None else min(offset, resolved)
 
 
 # c2c.kafka.DURABLE_PRODUCER in aiokafka's names
@@ -261,62 +270,16 @@ class _Transport(faust_aiokafka.Transport):
     worker_state: WorkerState | None = None
 
 
-class IntakeGap(C2CError):
-    """Faust delivered an intake message beyond the next one: the messages between were
-    never resolved. Faust's stream skips (and acknowledges) the messages it fetched before
-    a rebalance or while its flow was stopped (faust.streams, ``skipped_value``). Seen once
-    in 30 takeovers (tests/integration/test_failover.py): right after a rebalance Faust
-    delivered offsets 104-167 and then 170 on; it committed up to the hole and no
-    further, and the group lagged forever. A hole right after the seek to the committed
-    offset would have been committed over: its messages lost for good. The worker stops
-    (fail-stop) before acknowledging anything of the batch, and the restart reads from
-    the committed offset: the skipped messages, then a replay of the rest."""
-
-    code = "worker.intake_gap"
-
-    def __init__(self, topic: str, partition: int, expected: int, offset: int) -> None:
-        super().__init__(
-            f"skipped intake offsets: {topic}[{partition}] delivered offset {offset} where "
-            f"{expected} was next ({offset - expected} never resolved); stopping so that a "
-            "restart reads them again from the committed offset"
-        )
-        self.expected = expected
-        self.offset = offset
-
-
 @dataclass
 class WorkerState:
     """What the worker holds besides Faust's tables: the stage, rebuilt when needed."""
 
     stage: IdentityStage | None = None
     counts: Counter[str] = field(default_factory=Counter)
-    # (topic, partition) -> next intake offset to resolve, as the resolve agent saw it
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    # where the resolve agent stands in the intake (the next offset to resolve, per
+    # partition), and the holes Faust leaves in it
+    cursor: IntakeCursor = field(default_factory=IntakeCursor)
     forwarder: Forwarder | None = None
-
-    def saw(self, incoming: Incoming) -> None:
-        self.positions[(incoming.topic, incoming.partition)] = incoming.offset + 1
-
-    def expect_next(self, incoming: Incoming) -> None:
-        """:class:`IntakeGap` if ``incoming`` lies beyond the next offset of its partition
-        since the last rebalance (:meth:`forget_positions`): Faust skipped messages. The
-        intake has no transactions, so its offsets have no holes; an offset again or
-        before is a replay, which is allowed."""
-        expected = self.positions.get((incoming.topic, incoming.partition))
-        if expected is not None and incoming.offset > expected:
-            raise IntakeGap(incoming.topic, incoming.partition, expected, incoming.offset)
-
-    def forget_positions(self) -> None:
-        """At a rebalance: what this worker read before says nothing of where the next
-        batch starts (:meth:`expect_from` says it, once the consumer has sought)."""
-        self.positions.clear()
-
-    def expect_from(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """After the consumer sought each (topic, partition) of ``offsets`` to its committed
-        offset (or the log's start): the next message of each must be there. Faust skips
-        the messages it fetched before a rebalance and acknowledges them, so a hole right
-        after the seek would otherwise be committed over and lost."""
-        self.positions.update(offsets)
 
     def all_counts(self) -> dict[str, int]:
         """What the resolver and the forwarder counted (the /metrics/counts page)."""
@@ -380,8 +343,8 @@ def create_app(
         stream_buffer_maxsize=2 * PACKS_PER_BATCH,
     )
     state = WorkerState()
-    app.transport = transport = _Transport(app.conf.broker_consumer, app)
-    transport.worker_state = state
+    app.transport = _Transport(app.conf.broker_consumer, app)
+    app.transport.worker_state = state
     observed = observe_worker(  # metrics (observability/worker.py)
         app,
         telemetry,
@@ -709,12 +672,19 @@ def _add_resolver(
                 once: list[Outgoing] = list(resend)
                 # (bound once: the loop runs per record)
                 process, read, sent = stage.process, batch.read, batch.sent
+                cursor = state.cursor
                 # the batch's results, each record's with when it was resolved: sent after
                 # the batch's state
                 decided: list[tuple[int, list[Outgoing]]] = []
+                # holes Faust left: (topic, partition) -> (next offset, the one delivered)
+                holes: dict[tuple[str, int], tuple[int, int]] = {}
                 for event in events:
                     message = _incoming(event)
-                    state.expect_next(message)
+                    where = (message.topic, message.partition)
+                    hole = cursor.hole(where, message.offset)
+                    if hole is not None:  # not before the messages Faust skipped
+                        holes.setdefault(where, (hole, message.offset))
+                        continue
                     try:
                         records = records_of(message)
                     except SerdeError as exc:
@@ -732,7 +702,7 @@ def _add_resolver(
                             once += processed.once
                         if processed.sources:
                             first_seen.update(processed.sources)
-                    state.saw(message)
+                    cursor.resolved(where, message.offset)
                 # Each person changed in the batch is written once, as it is at the end,
                 # through our producer (streams.tables: Faust's own send of each write was
                 # about a fifth of the resolver).
@@ -783,6 +753,18 @@ def _add_resolver(
                     last.message.offset,
                     ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())),
                 )
+                for where, (hole, offset) in holes.items():
+                    if cursor.refetch(where, hole, offset, time.monotonic()):
+                        log.warning(
+                            "intake %s[%d]: offset %d delivered where %d was next (Faust "
+                            "skipped the messages between): those after are left, and the "
+                            "partition is read from %d again",
+                            *where,
+                            offset,
+                            hole,
+                            hole,
+                        )
+                        await app.consumer.seek(TP(*where), hole)
 
     if durable is not None:
         kept_on_disk = durable
@@ -798,7 +780,7 @@ def _add_resolver(
         # Partitions may have moved: rebuild from the (recovered) tables on the next batch,
         # and read from wherever the seek to the committed offsets puts the intake.
         state.stage = None
-        state.forget_positions()
+        state.cursor.forget()
 
 
 async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> Readiness:
@@ -814,7 +796,7 @@ async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> 
         if high is None:
             continue
         # the next offset after the last one processed; before any, where reading starts
-        done = state.positions.get((tp.topic, tp.partition))
+        done = state.cursor.positions.get((tp.topic, tp.partition))
         if done is None:
             done = await app.consumer.position(tp) or 0
         lag[f"{tp.topic}[{tp.partition}]"] = max(0, int(high) - int(done))

@@ -1,6 +1,6 @@
-"""The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s; its
-Faust producer is idempotent with acks from every in-sync replica; its resolve agent stops
-on an intake message Faust skipped."""
+"""The identity worker's Faust consumer fetches with our wait, not Faust's fixed 1.5 s, and
+never commits past an intake message its agent has not resolved; its Faust producer is
+idempotent with acks from every in-sync replica."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
+from faust.types import TP
 
 from c2c.settings import Settings
 from c2c.topics import Topic
-from streams.app import FETCH_MAX_WAIT_MS, IntakeGap, WorkerState, create_app
-from streams.resolution import Incoming
+from streams.app import FETCH_MAX_WAIT_MS, create_app
 
 
 class _Registry:
@@ -55,27 +54,24 @@ def test_the_worker_faust_producer_is_idempotent_with_acks_all(tmp_path: Path) -
     assert asyncio.run(idempotence_and_acks()) == (True, -1)  # -1: "all"
 
 
-def _at(offset: int, partition: int = 0) -> Incoming:
-    return Incoming("c2c.identity.intake", partition, offset, None, None)
-
-
-def test_the_resolve_agent_refuses_an_intake_offset_beyond_the_next() -> None:
-    """Faust once delivered intake offsets 104-167 and then 170 (test_failover): the
-    worker stops on the hole, naming it, and accepts a replay (an offset again or before)
-    and whatever comes first after a rebalance."""
-    state = WorkerState()
-    state.expect_next(_at(104))  # nothing read since the rebalance: wherever the seek put it
-    for offset in range(104, 168):
-        state.expect_next(_at(offset))
-        state.saw(_at(offset))
-    state.expect_next(_at(120))  # a replay
-    state.expect_next(_at(3, partition=1))  # another partition: its own position
-    with pytest.raises(IntakeGap, match=r"intake\[0\] delivered offset 170 where 168 was next"):
-        state.expect_next(_at(170))
-    state.forget_positions()  # a rebalance: the next batch starts at the committed offset
-    state.expect_next(_at(170))
-    # the consumer sought to the committed offset (168): a first message beyond it is a hole
-    state.expect_from({("c2c.identity.intake", 0): 168})
-    with pytest.raises(IntakeGap, match=r"delivered offset 172 where 168 was next"):
-        state.expect_next(_at(172))
-    state.expect_next(_at(168))
+def test_the_worker_consumer_never_commits_past_a_message_not_resolved(tmp_path: Path) -> None:
+    """Faust commits over a one-message hole right after the committed offset (its
+    ``_new_offset`` lets ``min(acked) - committed`` be 1): offset 30 skipped by its stream,
+    31-63 acknowledged, and Faust would commit 64. The worker's consumer commits no further
+    than its cursor's resolved position, 30, until 30 is resolved."""
+    settings = Settings(streams_store="memory", data_dir=tmp_path)
+    app, state = create_app(settings, _Registry(), role="resolve")  # type: ignore[arg-type]
+    consumer: Any = app.consumer
+    tp = TP("c2c.identity.intake", 0)
+    consumer._committed_offset[tp] = 30
+    acked = list(range(31, 64))
+    consumer._acked[tp] = list(acked)
+    consumer._acked_index[tp] = set(acked)
+    assert state.cursor.resolved_up_to(("c2c.identity.intake", 0)) is None
+    state.cursor.sought({("c2c.identity.intake", 0): 30})
+    assert consumer._new_offset(tp) == 30
+    for offset in range(30, 64):  # read again from 30 and resolved
+        state.cursor.resolved(("c2c.identity.intake", 0), offset)
+    consumer._acked[tp] = list(range(30, 64))
+    consumer._acked_index[tp] = set(range(30, 64))
+    assert consumer._new_offset(tp) == 64

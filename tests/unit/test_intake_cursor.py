@@ -1,0 +1,58 @@
+"""The resolve agent's cursor in the intake (streams/cursor.py): it resolves the next
+message or a replay, never one beyond a hole Faust left, asks for the hole again, and stops
+the worker when asking does not fill it."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.cursor import REFETCH_AFTER_S, REFETCHES, IntakeCursor, IntakeGap
+
+INTAKE = ("c2c.identity.intake", 0)
+
+
+def test_a_message_beyond_the_next_is_a_hole_and_a_replay_is_not() -> None:
+    """Faust once delivered intake offsets 104-167 and then 170 (test_failover)."""
+    cursor = IntakeCursor()
+    assert cursor.hole(INTAKE, 104) is None  # nothing known since the rebalance
+    for offset in range(104, 168):
+        assert cursor.hole(INTAKE, offset) is None
+        cursor.resolved(INTAKE, offset)
+    assert cursor.hole(INTAKE, 170) == 168
+    assert cursor.hole(INTAKE, 171) == 168  # what follows waits too
+    assert cursor.holes == 2
+    assert cursor.hole(INTAKE, 120) is None  # a replay
+    cursor.resolved(INTAKE, 120)
+    assert cursor.resolved_up_to(INTAKE) == 168  # a replay moves nothing back
+    assert cursor.hole(("c2c.identity.intake", 1), 3) is None  # its own position
+    cursor.resolved(INTAKE, 168)
+    cursor.resolved(INTAKE, 169)
+    assert cursor.hole(INTAKE, 170) is None
+    assert cursor.resolved_up_to(INTAKE) == 170
+
+
+def test_after_a_seek_the_committed_offset_comes_first() -> None:
+    """A hole right after the seek: Faust would commit over a one-message one."""
+    cursor = IntakeCursor()
+    cursor.resolved(INTAKE, 300)
+    cursor.forget()  # a rebalance
+    assert cursor.resolved_up_to(INTAKE) is None
+    cursor.sought({INTAKE: 30})
+    assert cursor.resolved_up_to(INTAKE) == 30
+    assert cursor.hole(INTAKE, 31) == 30
+    assert cursor.hole(INTAKE, 30) is None
+
+
+def test_a_hole_is_asked_for_again_then_stops_the_worker() -> None:
+    cursor = IntakeCursor()
+    cursor.sought({INTAKE: 30})
+    assert cursor.refetch(INTAKE, 30, 31, now=0.0)
+    assert not cursor.refetch(INTAKE, 30, 40, now=1.0)  # asked already: give it time
+    for times in range(2, REFETCHES + 1):
+        assert cursor.refetch(INTAKE, 30, 31, now=times * REFETCH_AFTER_S)
+    with pytest.raises(IntakeGap, match=r"delivered offset 31 where 30 was next") as caught:
+        cursor.refetch(INTAKE, 30, 31, now=(REFETCHES + 1) * REFETCH_AFTER_S)
+    assert caught.value.code == "worker.intake_gap"
+    # filled: a new hole later is asked for afresh
+    cursor.resolved(INTAKE, 30)
+    assert cursor.refetch(INTAKE, 31, 35, now=1000.0)
