@@ -678,12 +678,14 @@ def _add_resolver(
                 decided: list[tuple[int, list[Outgoing]]] = []
                 # holes Faust left: (topic, partition) -> (next offset, the one delivered)
                 holes: dict[tuple[str, int], tuple[int, int]] = {}
+                left = 0  # messages beyond a hole, not resolved
                 for event in events:
                     message = _incoming(event)
                     where = (message.topic, message.partition)
                     hole = cursor.hole(where, message.offset)
                     if hole is not None:  # not before the messages Faust skipped
                         holes.setdefault(where, (hole, message.offset))
+                        left += 1
                         continue
                     try:
                         records = records_of(message)
@@ -751,7 +753,10 @@ def _add_resolver(
                     partition,
                     events[0].message.offset,
                     last.message.offset,
-                    ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())),
+                    ", ".join(
+                        [f"{n} {outcome}" for outcome, n in sorted(outcomes.items())]
+                        + ([f"{left} pack(s) beyond a hole left"] if left else [])
+                    ),
                 )
                 for where, (hole, offset) in holes.items():
                     if cursor.refetch(where, hole, offset, time.monotonic()):
