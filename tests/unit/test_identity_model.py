@@ -91,6 +91,18 @@ def test_name_date_and_zip_levels() -> None:
     assert levels(first_name="Omar")["first"] == "different"
     assert levels(last_name="Nakamora")["last"] == "close"
     assert levels(last_name="Nakamura-Smith")["last"] == "part"
+
+    # one edit that Jaro-Winkler puts under 0.88: a letter replaced early in a short name
+    def pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+        return dict(
+            compare(resolver.identity(_person(**a)), resolver.identity(_person(**b))).levels
+        )
+
+    assert pair({"last_name": "TRlN"}, {"last_name": "Tran"})["last"] == "one_edit"  # JW 0.867
+    assert pair({"first_name": "Sean"}, {"first_name": "Dean"})["first"] == "one_edit"
+    # not in names of three letters or fewer (Lee, Lea), nor two edits apart
+    assert pair({"last_name": "Lea"}, {"last_name": "Lee"})["last"] == "different"
+    assert levels(last_name="Nkamuro")["last"] == "different"
     swapped = levels(first_name="Nakamura", last_name="Katherine")
     assert (swapped["first"], swapped["last"]) == ("exact", "exact")
     with_typo = levels(first_name="Nakamora", last_name="Katherine")
@@ -243,6 +255,12 @@ def test_the_shipped_weights_are_versioned_and_load(tmp_path: Path) -> None:
     assert v2.version == "fs-v2"
     assert v2.tf_scope == "name"
     assert v2.weight("ssn", "two_digits") == v2.weight("ssn", "disagree")
+    # fs-v2 and fs-v3 still load: a name one edit apart reads as a different name
+    for name, version in (("v2.json", "fs-v2"), ("v3.json", "fs-v3")):
+        old = MatchModel.load(WEIGHTS_DIR / name)
+        assert old.version == version
+        for comparison in ("first", "last"):
+            assert old.weight(comparison, "one_edit") == old.weight(comparison, "different")
     saved = tmp_path / "model.json"
     DEFAULT_MODEL.save(saved)
     assert MatchModel.load(saved) == DEFAULT_MODEL
