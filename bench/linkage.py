@@ -5,7 +5,8 @@ per synth noise profile, and against the resolver of another checkout (``--basel
     .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--profiles a,b]
         [--baseline DIR] [--rounds R] [--no-splink] [--thresholds 16,18,22]
         [--shards 2,4 [--epoch E]]
-    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v3.json --people 700
+    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v4.json --people 700 \
+        --version fs-v4
 
 Every linker sees the same records of each profile and seed (every extract of a `c2c
 synth --noise-profile P` folder; identifiers in the clear for Splink, keyed hashes for
@@ -373,7 +374,7 @@ def main() -> None:
         metavar="FILE",
         help="fit default weights on the training profiles and write them to FILE",
     )
-    parser.add_argument("--version", default="fs-v3", help="the fitted weights' version")
+    parser.add_argument("--version", default="fs-v4", help="the fitted weights' version")
     parser.add_argument(
         "--shards",
         default="",
@@ -436,7 +437,7 @@ def _explain() -> None:
     print("\nF1 is the issue's pairwise F1. The bound is the recall (and F1 at precision 1) of")
     print("an oracle joining a person's records on trusted identifiers or name + birth date;")
     print("what it leaves out could only be linked on a name alone. beyond: correct pairs a")
-    print("linker found beyond the bound, linked on a name alone: the resolver (fs-v3) links")
+    print("linker found beyond the bound, linked on a name alone: the resolver (fs-v4) links")
     print("a record on its full name alone only when the name is rare enough that its")
     print("posterior match probability reaches the model's precision. name bound: the bound")
     print("when a full name that only its own person's dated records carry also joins")

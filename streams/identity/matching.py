@@ -340,9 +340,9 @@ def match_probability(weight: float, prior: float) -> float:
 PRIORS = MatchModel()
 # The shipped weights, fitted by streams.identity.training on a broad synthetic mix
 # (`python -m bench.linkage --fit`); files in the package, the current one read once.
-# weights/v2.json (fs-v2) stays loadable (C2C_IDENTITY_MODEL) to compare.
+# weights/v2.json (fs-v2) and v3.json (fs-v3) stay loadable (C2C_IDENTITY_MODEL) to compare.
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-WEIGHTS_FILE = WEIGHTS_DIR / "v3.json"
+WEIGHTS_FILE = WEIGHTS_DIR / "v4.json"
 DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE)
 
 
