@@ -150,15 +150,14 @@ _PRIORS: dict[str, dict[str, tuple[float, float]]] = {
         "close": (0.05, 0.01),
         "similar": (0.02, 0.05),
         "initial": (0.02, 0.05),
-        # a typo Jaro-Winkler reads as another name (one edit, four letters or more)
-        "one_edit": (0.01, 0.001),
-        "different": (0.01, 0.867),
+        "different": (0.02, 0.868),
     },
     "last": {
         "exact": (0.85, 0.02),
         "part": (0.05, 0.005),
         "close": (0.05, 0.01),
         "similar": (0.03, 0.05),
+        # a typo Jaro-Winkler reads as another surname (one edit, four letters or more)
         "one_edit": (0.01, 0.0005),
         "different": (0.01, 0.9145),
     },
@@ -184,10 +183,9 @@ TRANSPOSED_MARK = "00000"
 TWO_DIGIT_MARK = "22222"
 # levels added after a model version was fitted, and the level whose weights an older
 # model file stands in with (fs-v2 read two digits off as a different number; fs-v2 and
-# fs-v3 read names one edit apart that Jaro-Winkler puts under 0.88 as different names)
+# fs-v3 read surnames one edit apart that Jaro-Winkler puts under 0.88 as different ones)
 _ADDED_LEVELS = {
     ("ssn", "two_digits"): "disagree",
-    ("first", "one_edit"): "different",
     ("last", "one_edit"): "different",
 }
 
@@ -341,8 +339,9 @@ PRIORS = MatchModel()
 # The shipped weights, fitted by streams.identity.training on a broad synthetic mix
 # (`python -m bench.linkage --fit`); files in the package, the current one read once.
 # weights/v2.json (fs-v2) and v3.json (fs-v3) stay loadable (C2C_IDENTITY_MODEL) to compare.
+# (fs-v4 also weighed first names one edit apart as a typo; it was not shipped.)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-WEIGHTS_FILE = WEIGHTS_DIR / "v4.json"
+WEIGHTS_FILE = WEIGHTS_DIR / "v5.json"
 DEFAULT_MODEL = MatchModel.load(WEIGHTS_FILE)
 
 
@@ -367,9 +366,10 @@ def _name_level(a: str, b: str, a_root: str, b_root: str) -> str:
     similarity = JaroWinkler.similarity(a, b)
     if similarity >= 0.92:
         return "close"
-    if similarity >= 0.88:
-        return "similar"
-    return _typo_or_different(a, b)
+    # a first name one edit apart that Jaro-Winkler puts under 0.88 stays another name:
+    # twins' "Dean" and "Sean", "John" and "Joan" (fs-v4 weighed it as a typo, +8 bits,
+    # and twins with no identifier then weighed 33 bits)
+    return "similar" if similarity >= 0.88 else "different"
 
 
 def _surname_level(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[str]) -> str:
@@ -382,19 +382,10 @@ def _surname_level(a: str, b: str, parts_a: frozenset[str], parts_b: frozenset[s
         return "close"
     if similarity >= 0.88:
         return "similar"
-    return _typo_or_different(a, b)
-
-
-def _typo_or_different(a: str, b: str) -> str:
-    # one edit that Jaro-Winkler reads as another name: a letter replaced early in a short
-    # name ("TRLN" against "TRAN": 0.867), or two swapped near the start
+    # one edit that Jaro-Winkler reads as another surname: a letter replaced early in a
+    # short name ("TRLN" against "TRAN": 0.867), or two swapped near the start. Twins
+    # share their surname: a typo in it weighs less than the exact surname they share
     return "one_edit" if _one_edit(a, b) else "different"
-
-
-# first-name levels that name another person as far as the family guards go (read_near,
-# identifier_typo): one edit apart is a typo to the weights, but also twins' "JOHN" and
-# "JOAN"; it stays what it was before the level existed, a different name
-_OTHER_FIRST_NAME = frozenset(("different", "one_edit"))
 
 
 def _date_level(a: datetime.date, b: datetime.date) -> str:
@@ -559,9 +550,7 @@ def read_near(ids: list[tuple[str, str]], fields: list[tuple[str, str]]) -> list
     first names are different: family members (twins above all) were often issued
     consecutive numbers, so a near number is a typo only on a record that names the same
     person. It then weighs as any different number: evidence against, not a veto."""
-    if not any(level in _NEAR for _, level in ids) or not any(
-        ("first", level) in fields for level in _OTHER_FIRST_NAME
-    ):
+    if not any(level in _NEAR for _, level in ids) or ("first", "different") not in fields:
         return ids
     return [(kind, "disagree" if level in _NEAR else level) for kind, level in ids]
 
@@ -612,7 +601,7 @@ def identifier_typo(a: Identity, b: Identity, kind: str) -> bool:
     if len(a.first) < 2 or len(b.first) < 2:
         return False
     first_a = a.last if (a.first == b.last and a.last == b.first) else a.first
-    if _name_level(first_a, b.first, a.first_root, b.first_root) in _OTHER_FIRST_NAME:
+    if _name_level(first_a, b.first, a.first_root, b.first_root) == "different":
         return False
     if a.birth_date and b.birth_date:
         return _date_level(a.birth_date, b.birth_date) in ("exact", "swapped", "one_part")
