@@ -1,11 +1,13 @@
 """Linkage quality and time: this project's incremental resolver against Splink (DuckDB
 backend, a standard configuration trained without labels) on the same synthetic records,
-per synth noise profile, and against the resolver of another checkout (``--baseline DIR``).
+per synth noise profile, and against the resolvers of other checkouts (``--baseline DIR``,
+once per checkout).
 
     .venv/bin/python -m bench.linkage [--people N] [--seeds 1,2,3] [--profiles a,b]
         [--baseline DIR] [--rounds R] [--no-splink] [--thresholds 16,18,22]
         [--shards 2,4 [--epoch E]]
-    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v3.json --people 700
+    .venv/bin/python -m bench.linkage --fit streams/identity/weights/v5.json --people 700 \
+        --version fs-v5
 
 Every linker sees the same records of each profile and seed (every extract of a `c2c
 synth --noise-profile P` folder; identifiers in the clear for Splink, keyed hashes for
@@ -14,7 +16,7 @@ scored against synth's truth with the same pairwise precision, recall and F1. Be
 the reachability bound (streams/identity/evaluation.py: the most recall, and F1, that a
 resolver not linking on a name alone could reach; it is not the F1), then where the missed
 and false pairs of ours are. Resolver time is CPU seconds per record in a child process
-(ours and the baseline's alternate, ``--rounds`` times; medians). Splink is installed on
+(ours and the baselines' alternate, ``--rounds`` times; medians). Splink is installed on
 demand (it is not a dependency of the project): pip install splink.
 """
 
@@ -232,7 +234,7 @@ def _seed_results(
     people: int,
     seed: int,
     profile_name: str,
-    baseline: Path | None,
+    baselines: tuple[Path, ...],
     rounds: int,
     with_splink: bool,
     thresholds: tuple[float, ...] = (),
@@ -256,7 +258,7 @@ def _seed_results(
         rows_file = out / "rows.pickle"
         rows_file.write_bytes(pickle.dumps(rows))
         checkouts = {"c2c resolver (this checkout)": ROOT}
-        if baseline is not None:
+        for baseline in baselines:
             checkouts[f"c2c resolver ({baseline})"] = baseline
         cpu: dict[str, list[float]] = {name: [] for name in checkouts}
         final: dict[str, dict[RecordKey, str]] = {}
@@ -356,8 +358,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        default=None,
-        help="another checkout (a git worktree) whose resolver to compare with",
+        action="append",
+        help="another checkout (a git worktree) whose resolver to compare with; repeatable",
     )
     parser.add_argument("--rounds", type=int, default=1, help="timed runs per resolver")
     parser.add_argument("--no-splink", action="store_true")
@@ -373,7 +375,7 @@ def main() -> None:
         metavar="FILE",
         help="fit default weights on the training profiles and write them to FILE",
     )
-    parser.add_argument("--version", default="fs-v3", help="the fitted weights' version")
+    parser.add_argument("--version", default="fs-v5", help="the fitted weights' version")
     parser.add_argument(
         "--shards",
         default="",
@@ -399,7 +401,7 @@ def main() -> None:
                 args.people,
                 seed,
                 profile_name,
-                args.baseline,
+                tuple(args.baseline or ()),
                 args.rounds,
                 not args.no_splink,
                 tuple(float(t) for t in args.thresholds.split(",") if t),
@@ -436,7 +438,7 @@ def _explain() -> None:
     print("\nF1 is the issue's pairwise F1. The bound is the recall (and F1 at precision 1) of")
     print("an oracle joining a person's records on trusted identifiers or name + birth date;")
     print("what it leaves out could only be linked on a name alone. beyond: correct pairs a")
-    print("linker found beyond the bound, linked on a name alone: the resolver (fs-v3) links")
+    print("linker found beyond the bound, linked on a name alone: the resolver (fs-v5) links")
     print("a record on its full name alone only when the name is rare enough that its")
     print("posterior match probability reaches the model's precision. name bound: the bound")
     print("when a full name that only its own person's dated records carry also joins")

@@ -91,6 +91,19 @@ def test_name_date_and_zip_levels() -> None:
     assert levels(first_name="Omar")["first"] == "different"
     assert levels(last_name="Nakamora")["last"] == "close"
     assert levels(last_name="Nakamura-Smith")["last"] == "part"
+
+    # one edit that Jaro-Winkler puts under 0.88: a letter replaced early in a short
+    # surname; a first name so near stays another name (twins' Dean and Sean)
+    def pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+        return dict(
+            compare(resolver.identity(_person(**a)), resolver.identity(_person(**b))).levels
+        )
+
+    assert pair({"last_name": "TRlN"}, {"last_name": "Tran"})["last"] == "one_edit"  # JW 0.867
+    assert pair({"first_name": "Sean"}, {"first_name": "Dean"})["first"] == "different"
+    # not in names of three letters or fewer (Lee, Lea), nor two edits apart
+    assert pair({"last_name": "Lea"}, {"last_name": "Lee"})["last"] == "different"
+    assert levels(last_name="Nkamuro")["last"] == "different"
     swapped = levels(first_name="Nakamura", last_name="Katherine")
     assert (swapped["first"], swapped["last"]) == ("exact", "exact")
     with_typo = levels(first_name="Nakamora", last_name="Katherine")
@@ -167,6 +180,44 @@ def test_a_transposed_or_mistyped_ssn_no_longer_splits_a_person() -> None:
         assert result.person_id == first.person_id, ssn
 
 
+def test_a_surname_typo_jaro_winkler_misses_no_longer_splits_a_wage_record() -> None:
+    """A wage record (SSN, first and last name only) "OMAR TRlN" with one SSN digit wrong
+    against its person "OMAR TRAN": fs-v3 weighed the surname as different (17.2 bits,
+    under its threshold); a surname one edit apart now weighs as a typo."""
+    resolver = Resolver(IdentifierHasher(SECRET))
+    person = resolver.identity(
+        _person(ssn="123456780", first_name="Omar", last_name="Tran", birth_date=BORN)
+    )
+    wage = resolver.identity(
+        _person(ssn="123456789", first_name="OMAR", last_name="TRlN", sex=None, zip=None)
+    )
+    fs_v3 = MatchModel.load(WEIGHTS_DIR / "v3.json")
+    assert compare(wage, person, fs_v3).weight < fs_v3.threshold
+    score = compare(wage, person)
+    assert dict(score.levels) == {"ssn": "one_digit", "first": "exact", "last": "one_edit"}
+    assert score.weight >= DEFAULT_MODEL.threshold
+    # first names one edit apart stay another name to the family guard: twins "Dean" and
+    # "Sean" issued consecutive numbers are two numbers, not one mistyped
+    dean = resolver.identity(_person(ssn="123456780", first_name="Dean", last_name="Tran"))
+    sean = resolver.identity(_person(ssn="123456789", first_name="Sean", last_name="Tran"))
+    assert dict(compare(sean, dean).levels)["ssn"] == "disagree"
+
+
+def test_twins_one_edit_apart_with_no_identifier_stay_apart() -> None:
+    """Twins "Dean" and "Sean Garcia" (same surname, birth date, sex and ZIP, no
+    identifier): a first name one edit apart is another name, so they weigh as fs-v3 had
+    them, under the threshold (fs-v4, which read it as a typo, put them at 33 bits)."""
+    resolver = Resolver(IdentifierHasher(SECRET))
+    family = {"last_name": "García", "birth_date": BORN, "sex": "MALE", "zip": "90011"}
+    dean = resolver.identity(_person(first_name="Dean", **family))
+    sean = resolver.identity(_person(first_name="Sean", **family))
+    score = compare(sean, dean)
+    assert score.level("first") == "different"
+    assert score.weight < DEFAULT_MODEL.threshold
+    fs_v3 = MatchModel.load(WEIGHTS_DIR / "v3.json")
+    assert score.weight == pytest.approx(compare(sean, dean, fs_v3).weight, abs=0.1)
+
+
 def test_a_merge_names_the_model_version_that_decided_it() -> None:
     resolver = Resolver(IdentifierHasher(SECRET))
     fields = {"first_name": "Yesenia", "last_name": "Okafor", "birth_date": BORN}
@@ -227,10 +278,11 @@ def test_twins_stay_apart_through_the_evidence() -> None:
 
 
 def test_the_shipped_weights_are_versioned_and_load(tmp_path: Path) -> None:
-    assert WEIGHTS_FILE.name == "v3.json"
+    assert WEIGHTS_FILE.name == "v5.json"
     shipped = json.loads(WEIGHTS_FILE.read_text())
-    assert DEFAULT_MODEL.version == shipped["version"] == "fs-v3"
-    assert Resolver(IdentifierHasher(SECRET)).model.version == "fs-v3"
+    assert DEFAULT_MODEL.version == shipped["version"] == "fs-v5"
+    assert Resolver(IdentifierHasher(SECRET)).model.version == "fs-v5"
+    assert "one_edit" not in DEFAULT_MODEL.probabilities["first"]
     # the threshold is derived from the learned prior, and the file says how
     derivation = DEFAULT_MODEL.derivation
     assert DEFAULT_MODEL.threshold == pytest.approx(
@@ -243,6 +295,11 @@ def test_the_shipped_weights_are_versioned_and_load(tmp_path: Path) -> None:
     assert v2.version == "fs-v2"
     assert v2.tf_scope == "name"
     assert v2.weight("ssn", "two_digits") == v2.weight("ssn", "disagree")
+    # fs-v2 and fs-v3 still load: a surname one edit apart reads as a different one
+    for name, version in (("v2.json", "fs-v2"), ("v3.json", "fs-v3")):
+        old = MatchModel.load(WEIGHTS_DIR / name)
+        assert old.version == version
+        assert old.weight("last", "one_edit") == old.weight("last", "different")
     saved = tmp_path / "model.json"
     DEFAULT_MODEL.save(saved)
     assert MatchModel.load(saved) == DEFAULT_MODEL
