@@ -340,9 +340,9 @@ def assert_opt_outs_hold(synth: Path, stored: Iterable[str], what: str) -> set[s
     whatever the grouping (streams/optouts.py: whoever holds an opted-out person's trusted
     identifier is out too): none of those may be stored. A record whose trusted
     identifiers are mistyped (or absent) reaches the request only through linkage, and a
-    record with its name mistyped as well can stay a person of its own (a wage record
-    "OMAR TRlN" with one SSN digit wrong scored 17.2 bits against its person, under the
-    20.45 threshold, and was published in both runs of test_failover). Those are linkage's
+    record with its name mistyped as well can stay a person of its own (under fs-v3 a wage
+    record "OMAR TRlN" with one SSN digit wrong scored 17.2 bits against its person, under
+    the 20.45 threshold, and was published in both runs of test_failover). Those are linkage's
     misses, not the opt-out's: allowed, but few (at most one, or 1 % of the opted-out
     events)."""
     truth = read_assignments(synth / "truth" / "records.csv")
