@@ -87,14 +87,7 @@ from streams.resolution import (
 )
 from streams.tables import TableWriter, parse_source_key, source_key
 
-__all__ = [
-    "APP_ID",
-    "ROLES",
-    "WorkerState",
-    "changelog_topics",
-    "create_app",
-    "faust_broker",
-]
+__all__ = ["APP_ID", "ROLES", "WorkerState", "changelog_topics", "create_app", "faust_broker"]
 
 APP_ID = "c2c-identity"
 PERSONS_TABLE = "identity-persons"
