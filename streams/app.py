@@ -644,6 +644,12 @@ def _add_resolver(
         results.send(DEAD_LETTER_TOPIC, message.key, value)
         state.counts["dead_letter"] += 1
 
+    async def read_again(where: tuple[str, int], hole: int) -> None:
+        # the consumer reads the intake partition from the hole again (not mid-rebalance:
+        # a partition no longer assigned is the next holder's to read)
+        if TP(*where) in app.consumer.assignment():
+            await app.consumer.seek(TP(*where), hole)
+
     @app.agent(intake)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
         # Faust's StreamT protocol omits take_events, which its Stream class has.
@@ -762,8 +768,7 @@ def _add_resolver(
                             hole,
                             hole,
                         )
-                        if TP(*where) in app.consumer.assignment():
-                            await app.consumer.seek(TP(*where), hole)
+                        await read_again(where, hole)
 
     @app.timer(interval=1.0)
     async def _read_holes_again() -> None:
@@ -771,9 +776,8 @@ def _add_resolver(
         # when every message Faust had was beyond the hole); IntakeGap at the last
         with _fail_stop("reading the intake again"):
             for where, hole in state.cursor.due(time.monotonic()):
-                if TP(*where) in app.consumer.assignment():  # (not mid-rebalance)
-                    log.warning("intake %s[%d]: reading from %d again (not come)", *where, hole)
-                    await app.consumer.seek(TP(*where), hole)
+                log.warning("intake %s[%d]: reading from %d again (not come)", *where, hole)
+                await read_again(where, hole)
 
     if durable is not None:
         kept_on_disk = durable

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.identity.resolver import Change, IdentityState, trusted_keys
+from streams.identity.resolver import Change, IdentityState, held_trusted_keys
 
 __all__ = ["Decision", "OptOuts", "Request", "decision_record"]
 
@@ -121,8 +121,7 @@ class OptOuts:
         holds, in id order: found through the resolver's blocks of those identifiers."""
         state = self.state
         found: set[str] = set()
-        held = state.trusted.get(root, {})
-        for key in trusted_keys((kind, value) for kind, values in held.items() for value in values):
+        for key in held_trusted_keys(state.trusted.get(root, {})):
             for filed in state.block(key):
                 other = state.root(filed)
                 if other != root:

@@ -48,6 +48,7 @@ __all__ = [
     "Resolution",
     "Resolver",
     "blocking_keys",
+    "held_trusted_keys",
     "identity_trusted_keys",
     "probe_keys",
     "rekeyed_snapshot",
@@ -443,6 +444,12 @@ def trusted_keys(identifiers: Iterable[tuple[str, str | None]]) -> list[str]:
     hash) pairs, absent ones skipped: every person holding one is filed under its key, so
     opt-outs find through it whoever shares it (:meth:`IdentityState.block`)."""
     return [f"{kind}:{value}" for kind, value in identifiers if value]
+
+
+def held_trusted_keys(trusted: Mapping[str, Iterable[str]]) -> list[str]:
+    """:func:`trusted_keys` of every value a person keeps (:attr:`IdentityState.trusted`:
+    kind -> keyed hashes)."""
+    return trusted_keys((kind, value) for kind, values in trusted.items() for value in values)
 
 
 def identity_trusted_keys(identity: Identity) -> list[str]:

@@ -52,9 +52,9 @@ from streams.identity.resolver import (
     Resolution,
     Resolver,
     _number,
+    held_trusted_keys,
     identity_trusted_keys,
     probe_keys,
-    trusted_keys,
 )
 
 __all__ = [
@@ -750,11 +750,7 @@ def _fetch_covering(
     trusted: set[str] = set()
     for person_id, kept in persons.items():
         state = written[person_id] if kept is None else kept
-        trusted.update(
-            trusted_keys(
-                (kind, value) for kind, values in state.trusted.items() for value in values
-            )
-        )
+        trusted.update(held_trusted_keys(state.trusted))
     for identity in epoch.identities:
         trusted.update(identity_trusted_keys(identity))
     keys: list[list[str]] = [[] for _ in range(n)]

@@ -158,7 +158,7 @@ _RUNS = {"one": 1, "two": 2, "three": 3}
 def test_two_and_three_sinks_write_what_one_sink_writes(
     stack: Settings, registry: SchemaRegistry, tmp_path: Path
 ) -> None:
-    synth, _opted_out = _synth_with_optouts(tmp_path)
+    synth = _synth_with_optouts(tmp_path)
 
     ch = tmp_path / "ch"
     lock = threading.Lock()
@@ -280,9 +280,9 @@ def _compare(
         assert persons[name] == persons["one"], name  # the person map: the same persons
 
 
-def _synth_with_optouts(tmp_path: Path) -> tuple[Path, set[str]]:
+def _synth_with_optouts(tmp_path: Path) -> Path:
     """A synth with opt-outs that stand (and, most seeds, a revocation among them): its
-    folder and the events of persons whose opt-out stands."""
+    folder."""
     for attempt in range(30):
         synth = tmp_path / f"synth-{attempt}"
         synthesize(
@@ -292,7 +292,7 @@ def _synth_with_optouts(tmp_path: Path) -> tuple[Path, set[str]]:
         )
         opted_out, _revoked = opted_out_events(synth)
         if opted_out:
-            return synth, opted_out
+            return synth
     raise AssertionError("no standing opt-out in 30 seeds")
 
 
@@ -339,7 +339,7 @@ def test_sink_processes_on_a_clickhouse_server_write_what_one_sink_writes(
 ) -> None:
     """The same runs as above, each sink a `c2c sink run` process, all writing one ClickHouse
     server (C2C_CLICKHOUSE_SERVE: services/clickhouse_server.py) of this test's own."""
-    synth, _opted_out = _synth_with_optouts(tmp_path)
+    synth = _synth_with_optouts(tmp_path)
     server = stack.model_copy(
         update={
             "clickhouse_url": f"http://127.0.0.1:{free_port_pair()}",
