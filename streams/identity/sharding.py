@@ -41,7 +41,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score
 from streams.identity.resolver import (
@@ -60,11 +60,13 @@ from streams.identity.resolver import (
 __all__ = [
     "EPOCH_RECORDS",
     "Decider",
+    "EpochItem",
     "EpochRecords",
     "EpochView",
     "EpochWrites",
     "KeyShard",
     "LocalShards",
+    "Named",
     "PersonShard",
     "PersonState",
     "PreparedSlice",
@@ -90,13 +92,30 @@ EPOCH_RECORDS = 16_000
 SourceKey = tuple[str, str]
 RawRecord = tuple[str, Mapping[str, Any]]  # (provider, person fields)
 
+
+class Named(NamedTuple):
+    """An epoch's item that is not resolved but acts on what it names: an opt-out
+    revocation names its request (``requests``); an operator's decision names persons
+    (``persons``). Its step runs in the decider, in the epoch's order (``each``, with no
+    resolution), over the state of the persons named and of the requests' holders, which
+    the epoch's rounds fetch (PROBE asks for the requests, SCORE sends the persons)."""
+
+    requests: tuple[str, ...] = ()
+    persons: tuple[str, ...] = ()
+
+
+# What an epoch holds, in order: records to resolve, and items that are not resolved.
+EpochItem = RawRecord | Named
+_Item = TypeVar("_Item", RawRecord, EpochItem)
+
 # below every threshold and floor: a candidate whose score the shard did not send
 _BELOW = Score(float("-inf"), ())
 
-# A step run after each record's resolution, in the decider: (the record's index in its
-# epoch, its resolution, the state as the decider sees it) -> the persons whose kept state
-# the step changed (opt-outs: streams/optouts.OptOuts.after_resolution).
-EachRecord = Callable[[int, Resolution, IdentityState], Iterable[str]]
+# A step run after each record's resolution, in the decider: (the item's index in its
+# epoch, the record's resolution or None for a Named item, the state as the decider sees
+# it) -> the persons whose kept state the step changed (opt-outs:
+# streams/optouts.OptOuts.after_resolution, and .revoke for a revocation).
+EachRecord = Callable[[int, Resolution | None, IdentityState], Iterable[str]]
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -152,12 +171,14 @@ class PreparedSlice(NamedTuple):
 
 class ProbeReply(NamedTuple):
     """A shard's answer to the PROBE round: blocks (probe key -> its last persons at the
-    epoch's start), source ids (source key -> person, for those it knows), and whether any
-    opt-out request is active (every shard holds every request)."""
+    epoch's start), source ids (source key -> person, for those it knows), whether any
+    opt-out request is active, and the person holding each request asked for that is
+    active (every shard holds every request)."""
 
     blocks: dict[str, tuple[str, ...]]
     sources: dict[SourceKey, str]
-    optouts: bool = False
+    optouts: bool
+    requests: dict[str, str]
 
 
 class ScoreReply(NamedTuple):
@@ -179,7 +200,8 @@ class EpochWrites:
     unfiled: dict[str, set[str]] = field(default_factory=dict)  # key -> persons taken out
     sources: dict[SourceKey, str] = field(default_factory=dict)
     merges: dict[str, str] = field(default_factory=dict)  # absorbed -> survivor (all shards)
-    optout_requests: dict[str, str] = field(default_factory=dict)  # (all shards)
+    # request -> its holder now, None: revoked (all shards)
+    optout_requests: dict[str, str | None] = field(default_factory=dict)
 
     def part(self, shard: int, shards: int) -> EpochWrites:
         """The writes shard ``shard`` of ``shards`` applies (merges and opt-out requests:
@@ -279,8 +301,11 @@ class PersonShard:
             state.sources[source] = person_id
         for absorbed, survivor in writes.merges.items():
             state.merged_into[absorbed] = survivor
-        for request, person_id in writes.optout_requests.items():
-            state.optout_requests[request] = person_id
+        for request, holder in writes.optout_requests.items():
+            if holder is None:
+                state.optout_requests.pop(request, None)
+            else:
+                state.optout_requests[request] = holder
 
 
 # One key of a shard's state and its value now (None: gone): a changelog entry.
@@ -350,15 +375,19 @@ class Shard:
         self.keys = KeyShard(self.state.blocks)
         self.persons = PersonShard(self.state)
 
-    def prepare(self, records: Sequence[RawRecord], shard: int, shards: int) -> PreparedSlice:
+    def prepare(self, records: Sequence[EpochItem], shard: int, shards: int) -> PreparedSlice:
         """Step 1 for the records of the epoch ``records`` whose :func:`prepare_shard` is
-        ``shard`` (every shard is sent the whole epoch, as each would read the intake)."""
+        ``shard`` (every shard is sent the whole epoch, as each would read the intake;
+        :class:`Named` items are not prepared)."""
         prepare = self.resolver.prepare
         index: dict[Identity, int] = {}
         identities: list[Identity] = []
         keys: list[list[str]] = []
         out: list[tuple[int, int, SourceKey]] = []
-        for at, (provider, person) in enumerate(records):
+        for at, item in enumerate(records):
+            if isinstance(item, Named):
+                continue
+            provider, person = item
             if shards > 1 and prepare_shard(person, shards) != shard:
                 continue
             identity, source_key, _ = prepare(provider, person, probe=False)
@@ -370,11 +399,18 @@ class Shard:
             out.append((at, local, source_key))
         return PreparedSlice(identities, keys, out)
 
-    def probe(self, keys: Iterable[str], source_keys: Iterable[SourceKey]) -> ProbeReply:
+    def probe(
+        self,
+        keys: Iterable[str],
+        source_keys: Iterable[SourceKey],
+        requests: Iterable[str] = (),
+    ) -> ProbeReply:
+        held = self.state.optout_requests
         return ProbeReply(
             self.keys.probe(keys),
             self.persons.lookup(source_keys),
-            bool(self.state.optout_requests),
+            bool(held),
+            {request: holder for request in requests if (holder := held.get(request))},
         )
 
     def score(self, requests: Iterable[ScoreRequest], fetch: Iterable[str]) -> ScoreReply:
@@ -433,12 +469,14 @@ class EpochView(IdentityState):
         sources: Mapping[SourceKey, str],
         persons: Mapping[str, PersonState],
         optouts: bool = False,
+        requests: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             next_number=decider.state.next_number,
             sources=dict(sources),
             merged_into=decider.state.merged_into,
             apart=decider.state.apart,
+            optout_requests=dict(requests or {}),
         )
         self.probed = blocks
         # (key, person) filed or taken out this epoch: for a key probed, those that were
@@ -451,6 +489,8 @@ class EpochView(IdentityState):
         self.changed: set[str] = set()  # persons whose kept state changed this epoch
         self.started_with = dict(sources)
         self.optouts_before = optouts  # a request was active at the epoch's start
+        # the active requests the epoch's items named, and their holders, at its start
+        self.requests_before = dict(requests or {})
         for person_id, person in persons.items():
             self.profiles[person_id] = person.profile
             self.trusted[person_id] = person.trusted
@@ -487,8 +527,19 @@ class EpochView(IdentityState):
         return sorted(now, key=_number)
 
     def has_optouts(self) -> bool:
-        # requests are never withdrawn on the sharded path (revocations are not built)
+        # true from a request on: after the epoch's revocations withdraw the last one, the
+        # opt-out reads (covering) still run and find no request, as one resolver would
         return self.optouts_before or bool(self.optout_requests)
+
+    def requests_changed(self) -> dict[str, str | None]:
+        """The requests this epoch made, moved (a merge) or withdrawn (None), with their
+        holders now."""
+        before, now = self.requests_before, self.optout_requests
+        return {
+            request: now.get(request)
+            for request in dict.fromkeys([*before, *now])
+            if now.get(request) != before.get(request)
+        }
 
     def _probed(self, key: str) -> frozenset[str] | None:
         """The persons of block ``key`` at the epoch's start; None: not probed."""
@@ -580,10 +631,12 @@ class Decider:
         blocks: Mapping[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         shards: int,
+        named: Iterable[str] = (),
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
         """Step 3's requests for each shard: every (distinct identity, candidate's surviving
-        person) pair of the blocks as probed, and the persons the source ids name (to
-        fetch)."""
+        person) pair of the blocks as probed, and the persons to fetch: those the source
+        ids name, and ``named`` (the persons and requests' holders of :class:`Named`
+        items)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
         for at, (identity, keys) in enumerate(zip(epoch.identities, epoch.keys, strict=True)):
@@ -596,9 +649,12 @@ class Decider:
                         requests[shard_of(person, shards)][0].append(
                             ScoreRequest(at, identity, person)
                         )
-        for person_id in dict.fromkeys(sources.values()):
+        fetched: set[str] = set()
+        for person_id in (*sources.values(), *named):
             person = root(person_id)
-            requests[shard_of(person, shards)][1].append(person)
+            if person not in fetched:
+                fetched.add(person)
+                requests[shard_of(person, shards)][1].append(person)
         return requests
 
     def decide(
@@ -611,11 +667,14 @@ class Decider:
         *,
         optouts: bool = False,
         each: EachRecord | None = None,
+        requests: Mapping[str, str] | None = None,
     ) -> tuple[list[Resolution], EpochWrites]:
-        """Resolve the epoch's records in order, from the shards' answers; the
-        resolutions, and the writes that bring the shards to the state after them.
-        ``optouts``: an opt-out request was active at the epoch's start. ``each``: called
-        after each record's resolution (see :func:`resolve_epochs`)."""
+        """Resolve the epoch's records in order, from the shards' answers; the records'
+        resolutions (none for a :class:`Named` item), and the writes that bring the shards
+        to the state after them. ``optouts``: an opt-out request was active at the epoch's
+        start. ``each``: called after each record's resolution, and for each Named item
+        in its place (see :func:`resolve_epochs`). ``requests``: the active requests the
+        Named items name, with their holders."""
         written = self.written
         view = EpochView(
             self,
@@ -623,12 +682,18 @@ class Decider:
             sources,
             {p: written[p].copy() if s is None else s for p, s in persons.items()},
             optouts,
+            requests,
         )
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
         merges: dict[str, str] = {}
+        named = epoch.named
         for index, (record, at) in enumerate(zip(epoch.records, epoch.ids, strict=True)):
+            if index in named:
+                if each is not None:
+                    view.changed.update(each(index, None, view))
+                continue
             resolver.at = at
             resolution = resolver.decide(record)
             resolutions.append(resolution)
@@ -646,7 +711,7 @@ class Decider:
             unfiled=view.unfiled_now,
             sources={k: p for k, p in view.sources.items() if view.started_with.get(k) != p},
             merges=merges,
-            optout_requests=view.optout_requests,
+            optout_requests=view.requests_changed(),
         )
         self.written = writes.persons
         return resolutions, writes
@@ -655,16 +720,17 @@ class Decider:
 def resolve_epochs(
     shards: ShardSet,
     decider: Decider,
-    epochs: Iterable[Sequence[RawRecord]],
+    epochs: Iterable[Sequence[EpochItem]],
     *,
     decided: Callable[[list[Resolution], EpochWrites], None] | None = None,
     pending: EpochWrites | None = None,
     each: EachRecord | None = None,
-    requests: Callable[[Sequence[RawRecord]], bool] | None = None,
+    requests: Callable[[Sequence[EpochItem]], bool] | None = None,
 ) -> Iterator[Resolution]:
-    """Steps 1-5 for each epoch of ``epochs`` in turn; their resolutions, in order. The
-    next epoch's PREPARE (stateless) is sent before this epoch's decision, so that the
-    shards hash the next records while the decider decides.
+    """Steps 1-5 for each epoch of ``epochs`` in turn; their records' resolutions, in
+    order (a :class:`Named` item has none). The next epoch's PREPARE (stateless) is sent
+    before this epoch's decision, so that the shards hash the next records while the
+    decider decides.
 
     ``decided``: called with each epoch's resolutions and writes once decided, before the
     shards are sent them (a write-ahead log: a decider lost while the shards apply an
@@ -678,8 +744,10 @@ def resolve_epochs(
     any may), the decider also gets what opt-out decisions read beyond the persons a record
     is compared with: the blocks of the trusted identifiers (SSN, SSID) of every person the
     epoch may touch, and the persons filed there (:func:`_fetch_covering`); so ``each``
-    sees what it would see over one :class:`Resolver`. Opt-out revocations are not taken
-    on this path yet (streams/README.md)."""
+    sees what it would see over one :class:`Resolver`. A :class:`Named` item (an opt-out
+    revocation) is not resolved: ``each`` is called in its place with no resolution, over
+    the state of the requests it names (PROBE asks their shards for their holders) and of
+    the persons it names and those holders (SCORE sends them)."""
     n = shards.count
     if pending is not None:
         shards.send("apply", [(pending.part(i, n),) for i in range(n)])
@@ -690,26 +758,35 @@ def resolve_epochs(
         _send_prepare(shards, records)
     applying = False
     while records is not None:
-        epoch = _gathered(len(records), shards.receive())
+        named = {at: item for at, item in enumerate(records) if isinstance(item, Named)}
+        epoch = _gathered(len(records), shards.receive(), named)
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
-        # 2. PROBE: each key and source id at its shard
+        # 2. PROBE: each key, source id and request named at its shard
         keys: list[list[str]] = [[] for _ in range(n)]
         for key in dict.fromkeys(k for ks in epoch.keys for k in ks):
             keys[shard_of(key, n)].append(key)
         source_keys: list[list[SourceKey]] = [[] for _ in range(n)]
         for source in dict.fromkeys(r.source_key for r in epoch.records if r.source_key[1]):
             source_keys[source_shard(source, n)].append(source)
-        shards.send("probe", list(zip(keys, source_keys, strict=True)))
+        asked: list[list[str]] = [[] for _ in range(n)]
+        for request in dict.fromkeys(r for item in named.values() for r in item.requests):
+            asked[shard_of(request, n)].append(request)
+        shards.send("probe", list(zip(keys, source_keys, asked, strict=True)))
         blocks: dict[str, tuple[str, ...]] = {}
         sources: dict[SourceKey, str] = {}
+        held: dict[str, str] = {}
         optouts = False
         for probed in shards.receive():
             blocks.update(probed.blocks)
             sources.update(probed.sources)
+            held.update(probed.requests)
             optouts = optouts or probed.optouts
         # 3. SCORE: each pair where its person lives
-        shards.send("score", decider.plan(epoch, blocks, sources, n))
+        persons_named = [p for item in named.values() for p in item.persons]
+        shards.send(
+            "score", decider.plan(epoch, blocks, sources, n, [*held.values(), *persons_named])
+        )
         scored: dict[tuple[int, str], Score] = {}
         persons: dict[str, PersonState | None] = {}
         for reply in shards.receive():
@@ -722,7 +799,7 @@ def resolve_epochs(
             _send_prepare(shards, records)
         # 4. DECIDE, 5. APPLY
         resolutions, writes = decider.decide(
-            epoch, blocks, sources, scored, persons, optouts=optouts, each=each
+            epoch, blocks, sources, scored, persons, optouts=optouts, each=each, requests=held
         )
         if decided is not None:
             decided(resolutions, writes)
@@ -780,6 +857,7 @@ class EpochRecords(NamedTuple):
     ids: list[int]
     identities: list[Identity]
     keys: list[list[str]]
+    named: Mapping[int, Named]  # the items not resolved, by index (their records: empty)
 
 
 def prepare_shard(person: Mapping[str, Any], shards: int) -> int:
@@ -791,14 +869,17 @@ def prepare_shard(person: Mapping[str, Any], shards: int) -> int:
     return zlib.crc32(str(value).encode()) % shards
 
 
-def _send_prepare(shards: ShardSet, records: Sequence[RawRecord]) -> None:
+def _send_prepare(shards: ShardSet, records: Sequence[EpochItem]) -> None:
     """Step 1: every shard is sent the epoch and prepares its part (:meth:`Shard.prepare`)."""
     n = shards.count
     shards.send("prepare", [(records, i, n) for i in range(n)])
 
 
-def _gathered(count: int, slices: Sequence[PreparedSlice]) -> EpochRecords:
-    """The epoch's ``count`` records back in order from the shards' PREPARE answers."""
+def _gathered(
+    count: int, slices: Sequence[PreparedSlice], named: Mapping[int, Named]
+) -> EpochRecords:
+    """The epoch's ``count`` items back in order from the shards' PREPARE answers (the
+    ``named`` items, which no shard prepares, as empty records)."""
     identities: list[Identity] = []
     keys: list[list[str]] = []
     records: list[Prepared] = [Prepared(Identity(), ("", ""), None)] * count
@@ -810,12 +891,12 @@ def _gathered(count: int, slices: Sequence[PreparedSlice]) -> EpochRecords:
         for at, local, source_key in prepared:
             ids[at] = index = offset + local
             records[at] = Prepared(identities[index], source_key, keys[index])
-    return EpochRecords(records, ids, identities, keys)
+    return EpochRecords(records, ids, identities, keys, named)
 
 
-def epochs_of(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+def epochs_of(records: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
     """``records`` cut into epochs of ``size`` (the last may be shorter)."""
-    batch: list[RawRecord] = []
+    batch: list[_Item] = []
     for record in records:
         batch.append(record)
         if len(batch) == size:
@@ -845,12 +926,13 @@ class ShardedResolver:
 
     def resolve(
         self,
-        records: Iterable[RawRecord],
+        records: Iterable[EpochItem],
         *,
         each: EachRecord | None = None,
-        requests: Callable[[Sequence[RawRecord]], bool] | None = None,
+        requests: Callable[[Sequence[EpochItem]], bool] | None = None,
     ) -> Iterator[Resolution]:
-        """The resolutions of ``records``, in order (an epoch's once it is decided);
+        """The resolutions of ``records``, in order (an epoch's once it is decided; a
+        :class:`Named` item has none);
         ``each`` and ``requests`` as :func:`resolve_epochs` takes them."""
         return resolve_epochs(
             self.shards,

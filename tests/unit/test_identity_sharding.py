@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolution, Resolver
 from streams.identity.sharding import (
     Decider,
+    EpochItem,
     EpochWrites,
     LocalShards,
+    Named,
     Shard,
     ShardedResolver,
     epochs_of,
@@ -50,6 +52,7 @@ def _comparable(state: IdentityState) -> dict[str, Any]:
         "roots": {person: state.root(person) for person in state.merged_into},
         "absorbed": {person: sorted(ids) for person, ids in state.absorbed.items() if ids},
         "optouts": state.optouts,
+        "optout_requests": state.optout_requests,
     }
 
 
@@ -139,20 +142,31 @@ def test_shards_over_stores_on_disk_resolve_as_one_resolver(shards: int, tmp_pat
     assert _comparable(gathered.state()) == _comparable(resolver.state)
 
 
+class _Logged(Shard):
+    """A shard that keeps its changelog's entries (:func:`shard_entries`) in memory."""
+
+    entries: list[Any]
+
+    def apply(self, writes: EpochWrites) -> None:
+        super().apply(writes)
+        self.entries = [*getattr(self, "entries", []), *shard_entries(self.state, writes)]
+
+
+def _assert_rebuilt_from_entries(shards: Sequence[_Logged]) -> None:
+    for shard in shards:
+        rebuilt = IdentityState()
+        for entry in shard.entries:
+            restore_entry(rebuilt, *entry)
+        mine = _comparable(shard.state)
+        assert _comparable(rebuilt) == {**mine, "next_number": 1}
+
+
 def test_a_shards_changelog_entries_rebuild_its_state() -> None:
     """Each apply's :func:`shard_entries`, replayed in order into an empty state
     (:func:`restore_entry`), give that shard's state: persons changed and merged away,
-    blocks filed and emptied, source ids, merges and opt-out requests."""
-
-    class Logged(Shard):
-        entries: list[Any]
-
-        def apply(self, writes: EpochWrites) -> None:
-            super().apply(writes)
-            self.entries = [*getattr(self, "entries", []), *shard_entries(self.state, writes)]
-
+    blocks filed and emptied, source ids and merges (opt-out requests: below)."""
     hasher = IdentifierHasher(SECRET)
-    shards = [Logged(hasher, review_floor=FLOOR) for _ in range(3)]
+    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(3)]
     records = generate_records(2_000)
     list(
         resolve_epochs(
@@ -162,13 +176,7 @@ def test_a_shards_changelog_entries_rebuild_its_state() -> None:
     kinds = {kind for shard in shards for kind, _key, _value in shard.entries}
     assert kinds == {"person", "block", "source", "merge"}
     assert any(v is None for shard in shards for kind, _k, v in shard.entries if kind == "person")
-    for shard in shards:
-        rebuilt = IdentityState()
-        for entry in shard.entries:
-            restore_entry(rebuilt, *entry)
-        mine = _comparable(shard.state)
-        assert _comparable(rebuilt) == {**mine, "next_number": 1}
-        assert rebuilt.optout_requests == shard.state.optout_requests
+    _assert_rebuilt_from_entries(shards)
 
 
 @pytest.mark.parametrize("applied_by", [0, 1, 3])
@@ -392,31 +400,48 @@ def test_the_bench_pipes_send_an_identitys_masks_once_and_name_them_after() -> N
 
 @pytest.fixture(scope="module")
 def optout_events(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, Any]]]:
-    """Synth with many opt-outs (revocations left out: the sharded path does not take
-    them yet)."""
+    """Synth with many opt-out requests, and revocations of some."""
     from producers.files import mapped_events
     from producers.synth import NoiseConfig, SynthConfig, synthesize
 
     folder: Path = tmp_path_factory.mktemp("optouts")
     # (a seed with persons covered through a shared SSN: most have none)
     synthesize(SynthConfig(people=200, seed=1, optout_rate=0.3), NoiseConfig(), folder)
+    return list(mapped_events(folder))
+
+
+def _revocation(source: str, event: dict[str, Any]) -> bool:
+    return source == "optout" and event.get("action") == "REVOKED"
+
+
+def _items(events: Sequence[tuple[str, dict[str, Any]]]) -> list[EpochItem]:
+    """The events as an epoch takes them: a revocation is not resolved (a :class:`Named`
+    item naming its request), every other event is a record to resolve."""
     return [
-        (source, event)
-        for source, event in mapped_events(folder)
-        if source != "optout" or event.get("action") == "REQUESTED"
+        Named(requests=(str(e["request_id"]),))
+        if _revocation(source, e)
+        else (str(e["provider"]), e["person"])
+        for source, e in events
     ]
 
 
 def _optout_steps(
     events: Sequence[tuple[str, dict[str, Any]]],
 ) -> tuple[Callable[[Resolution, IdentityState], list[str]], list[Any]]:
-    """The opt-out step of each record in turn (the identity stage's), over the state it is
-    given; and the list each record's outcome and decisions are appended to."""
+    """The opt-out step of each event in turn (the identity stage's), over the state it is
+    given (a revocation's, which is not resolved, with no resolution); and the list each
+    event's outcome and decisions are appended to."""
     optouts = OptOuts(IdentityState())
     seen: list[Any] = []
 
-    def step(resolution: Resolution, state: IdentityState) -> list[str]:
+    def step(resolution: Resolution | None, state: IdentityState) -> list[str]:
         source, event = events[len(seen)]
+        if resolution is None:
+            assert _revocation(source, event)
+            optouts.state = state
+            revoked = optouts.revoke(event)
+            seen.append(("revoked", revoked))
+            return [] if revoked is None else [revoked.person_id]
         if resolution.person_id is None:
             seen.append(None)
             return []
@@ -437,36 +462,73 @@ def _optout_steps(
 def test_opt_outs_in_the_decider_decide_as_over_one_resolver(
     optout_events: list[tuple[str, dict[str, Any]]], shards: int, epoch: int, told: bool
 ) -> None:
-    """Requests, merges spreading them, and persons covered through a shared SSN or SSID:
-    every record's outcome (linked, withheld, optout) and decisions (cause, person, the
-    ids whose rows to remove) on N shards are those over one resolver, and so is the
-    state (each person's active requests). ``told``: the decider is told which epochs
-    hold a request (else it assumes any may)."""
+    """Requests, merges spreading them, persons covered through a shared SSN or SSID, and
+    revocations (not resolved: a :class:`Named` item naming its request): every event's
+    outcome (linked, withheld, optout) and decisions (cause, person, the ids whose rows to
+    remove or re-admit) on N shards are those over one resolver, and so is the state
+    (each person's active requests, every request's holder). ``told``: the decider is
+    told which epochs hold a request or a revocation (else it assumes any may)."""
     events = optout_events
-    records = [(str(e["provider"]), e["person"]) for _, e in events]
+    items = _items(events)
     requests = sum(1 for source, _ in events if source == "optout")
     assert requests >= 10
 
     resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
     step, expected = _optout_steps(events)
-    for provider, person in records:
-        step(resolver.resolve(provider, person), resolver.state)
+    for item in items:
+        if isinstance(item, Named):
+            step(None, resolver.state)
+        else:
+            step(resolver.resolve(*item), resolver.state)
 
     sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=epoch)
     sharded_step, got = _optout_steps(events)
-    asking = {id(event["person"]) for source, event in events if source == "optout"}
+    asking = {
+        id(item) for item, (source, _) in zip(items, events, strict=True) if source == "optout"
+    }
     resolutions = list(
         sharded.resolve(
-            records,
+            items,
             each=lambda _at, done, state: sharded_step(done, state),
-            requests=(lambda epoch: any(id(p) in asking for _, p in epoch)) if told else None,
+            requests=(lambda epoch: any(id(item) in asking for item in epoch)) if told else None,
         )
     )
-    assert len(resolutions) == len(got) == len(expected)
+    revocations = sum(isinstance(item, Named) for item in items)
+    assert len(resolutions) == len(items) - revocations
+    assert len(got) == len(expected) == len(items)
     for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
-        assert mine == theirs, f"record {at}: {events[at][0]}"
-    outcomes = [s[1] for s in expected if s is not None]
+        assert mine == theirs, f"event {at}: {events[at][0]}"
+    outcomes = [s[1] for s in expected if s is not None and s[0] != "revoked"]
     # the case the blocks of trusted identifiers are fetched for: persons covered
     assert outcomes.count("withheld") > 0
-    assert any(d.cause == "SHARED_ID" for s in expected if s for d in s[2])
+    assert any(d.cause == "SHARED_ID" for s in expected if s and s[0] != "revoked" for d in s[2])
+    # revocations that withdrew a request (the others named one not active)
+    revoked = [s[1] for s in expected if s is not None and s[0] == "revoked"]
+    assert sum(d is not None and not d.opted_out for d in revoked) >= 3
     assert _comparable(sharded.state()) == _comparable(resolver.state)
+
+
+def test_a_shards_changelog_entries_rebuild_its_opt_out_requests(
+    optout_events: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Requests made, moved by merges and withdrawn by revocations (an entry of None) are
+    in each shard's changelog entries, and replaying them rebuilds every shard's requests
+    (every shard holds them all)."""
+    items = _items(optout_events)
+    hasher = IdentifierHasher(SECRET)
+    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(2)]
+    step, _seen = _optout_steps(optout_events)
+    list(
+        resolve_epochs(
+            LocalShards(shards),
+            Decider(hasher, review_floor=FLOOR),
+            epochs_of(items, 300),
+            each=lambda _at, done, state: step(done, state),
+        )
+    )
+    for shard in shards:
+        requests = [(k, v) for kind, k, v in shard.entries if kind == "optout"]
+        assert any(v is None for _k, v in requests)
+        assert any(v is not None for _k, v in requests)
+    assert shards[0].state.optout_requests == shards[1].state.optout_requests
+    _assert_rebuilt_from_entries(shards)
