@@ -298,8 +298,8 @@ def _resolve_on_shards(
     with partial.open("wb") as handle:
         pickle.dump(kept, handle)
 
-        def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
-            log.record(resolutions, writes, decider.state.next_number)
+        def decided(resolutions: list[Resolution], writes: EpochWrites, taken: int) -> None:
+            log.record(resolutions, writes, taken, decider.state.next_number)
             pickle.dump(resolutions, handle)
             handle.flush()
 

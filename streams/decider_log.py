@@ -18,7 +18,7 @@ __all__ = ["DeciderLog", "Resumed"]
 
 
 class Resumed(NamedTuple):
-    """Where a decider's log left off: the records its epochs took (the intake's offset to
+    """Where a decider's log left off: the items its epochs took (the intake's offset to
     go on from), the resolutions of its last epoch (to publish again: they may not have
     been) and that epoch's writes (to send the shards again), None if it logged none."""
 
@@ -44,7 +44,7 @@ class DeciderLog:
         self._errors: list[str] = []
         self._last: tuple[int, int] | None = None  # (epoch, chunks) of the last logged
         self.epoch = 0  # epochs decided (this decider's and those before it)
-        self.done = 0  # records those epochs took
+        self.done = 0  # items those epochs took (records, and Named items: not resolved)
 
     def resume(self, decider: Decider) -> Resumed:
         """``decider`` (new) where the log leaves off; what to do again (:class:`Resumed`)."""
@@ -77,20 +77,27 @@ class DeciderLog:
         done, next_number, resolutions, writes = wire.decode(
             self._sealer, f"epoch:{epoch}", payload
         )
-        decider.resume(next_number, {**merges, **writes.merges}, writes.persons)
+        for absorbed, survivor in writes.merges.items():  # None: a split took it back
+            if survivor is None:
+                merges.pop(absorbed, None)
+            else:
+                merges[absorbed] = survivor
+        decider.resume(next_number, merges, writes.persons)
         self.epoch, self.done, self._last = epoch, done, (epoch, count)
         return Resumed(done, resolutions, writes)
 
-    def record(self, resolutions: list[Resolution], writes: EpochWrites, next_number: int) -> None:
-        """Log a decided epoch (``resolve_epochs``' ``decided``); returns once Kafka has
-        the epoch. ServiceError if it does not.
+    def record(
+        self, resolutions: list[Resolution], writes: EpochWrites, taken: int, next_number: int
+    ) -> None:
+        """Log a decided epoch of ``taken`` items (``resolve_epochs``' ``decided``); returns
+        once Kafka has the epoch. ServiceError if it does not.
 
         The epoch first (its merges are in its writes), then its merges by key and the
         previous epoch's deletion, which go out before the next epoch (one partition, in
         order): a decider lost before an epoch is whole resumes from the one before, whose
         merges are all logged, and never sees a merge of an epoch it decides again."""
         self.epoch += 1
-        self.done += len(resolutions)
+        self.done += taken
         payload = wire.encode(
             self._sealer, f"epoch:{self.epoch}", (self.done, next_number, resolutions, writes)
         )
@@ -100,7 +107,9 @@ class DeciderLog:
         flush_or_raise(self._producer, f"logging epoch {self.epoch} of the decider", self._errors)
         for absorbed, survivor in writes.merges.items():
             key = f"merge:{absorbed}"
-            self._produce(key, wire.encode(self._sealer, key, survivor))
+            self._produce(
+                key, None if survivor is None else wire.encode(self._sealer, key, survivor)
+            )
         if self._last is not None:  # the epoch before: no longer the one to resume from
             last, count = self._last
             for at in range(count):

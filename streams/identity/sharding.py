@@ -25,6 +25,11 @@ epoch, in rounds each of which every shard serves in parallel:
    has now. So each record sees exactly what the one-shard :class:`Resolver` sees.
 5. APPLY: each shard takes its part of the epoch's :class:`EpochWrites`.
 
+An epoch may also hold :class:`Named` items, which are not resolved: an opt-out
+revocation (it names its request) and an operator's decision (it names two persons). PROBE
+asks for the requests' holders, SCORE sends those and the persons named, and the decider
+runs their step in the epoch's order (``each``, with no resolution).
+
 Resolving a sequence on N shards therefore gives the same resolutions (ids, changes,
 merges, possible matches) as one :class:`Resolver` over the same sequence, for
 any N and any epoch size (tests/unit/test_identity_sharding.py). Merges are replicated:
@@ -199,7 +204,8 @@ class EpochWrites:
     blocks: dict[str, set[str]] = field(default_factory=dict)  # key -> persons filed
     unfiled: dict[str, set[str]] = field(default_factory=dict)  # key -> persons taken out
     sources: dict[SourceKey, str] = field(default_factory=dict)
-    merges: dict[str, str] = field(default_factory=dict)  # absorbed -> survivor (all shards)
+    # absorbed -> survivor, None: taken back by a split (all shards)
+    merges: dict[str, str | None] = field(default_factory=dict)
     # request -> its holder now, None: revoked (all shards)
     optout_requests: dict[str, str | None] = field(default_factory=dict)
 
@@ -287,7 +293,13 @@ class PersonShard:
         written = self.written
         return ScoreReply(
             scored,
-            {root: None if root in written else self.person(root) for root in matched},
+            {
+                root: None if root in written else self.person(root)
+                for root in matched
+                # a person an operator's decision names may not exist yet: created later
+                # in the epoch, before the decision (the decider has it then)
+                if root in written or root in profiles
+            },
         )
 
     def apply(self, writes: EpochWrites) -> None:
@@ -300,7 +312,10 @@ class PersonShard:
         for source, person_id in writes.sources.items():
             state.sources[source] = person_id
         for absorbed, survivor in writes.merges.items():
-            state.merged_into[absorbed] = survivor
+            if survivor is None:
+                state.merged_into.pop(absorbed, None)
+            else:
+                state.merged_into[absorbed] = survivor
         for request, holder in writes.optout_requests.items():
             if holder is None:
                 state.optout_requests.pop(request, None)
@@ -600,6 +615,42 @@ class _EpochResolver(Resolver):
         return self.scored.get((self.at, root), _BELOW)
 
 
+class _Merges(dict[str, str]):
+    """The decider's merges (absorbed -> survivor), which remember each merge written or
+    taken back since :meth:`start` with its value before: a record's merge, and an
+    operator's decision (a LINK's merge; a SEPARATE's split takes one back and points the
+    ids merged into the split person at the survivor), are the epoch's writes alike."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._before: dict[str, str | None] = {}
+
+    def start(self) -> None:
+        self._before = {}
+
+    def __setitem__(self, absorbed: str, survivor: str) -> None:
+        if absorbed not in self._before:
+            self._before[absorbed] = self.get(absorbed)
+        super().__setitem__(absorbed, survivor)
+
+    def __delitem__(self, absorbed: str) -> None:
+        if absorbed not in self._before:
+            self._before[absorbed] = self.get(absorbed)
+        super().__delitem__(absorbed)
+
+    def pop(self, absorbed: str, *default: Any) -> Any:
+        if absorbed in self and absorbed not in self._before:
+            self._before[absorbed] = self[absorbed]
+        return super().pop(absorbed, *default)
+
+    def changed(self) -> tuple[dict[str, str | None], list[str]]:
+        """The merges written or taken back (None) since :meth:`start`, and the persons
+        merged away since (surviving before)."""
+        now = {p: self.get(p) for p, was in self._before.items() if self.get(p) != was}
+        away = sorted(p for p, was in self._before.items() if was is None and p in self)
+        return now, away
+
+
 class Decider:
     """Step 4: the one sequential part. Keeps the merges, separations and the next person
     number; takes an epoch's records in order (:meth:`decide`)."""
@@ -611,7 +662,8 @@ class Decider:
         review_floor: float | None = None,
     ) -> None:
         # merged_into, apart and next_number: the decider's; the rest lives on the shards
-        self.state = IdentityState()
+        self._merges = _Merges()
+        self.state = IdentityState(merged_into=self._merges)
         # the persons the last epoch wrote, as written: their shards send None for them
         self.written: dict[str, PersonState] = {}
         self._resolver = _EpochResolver(hasher, model, review_floor=review_floor)
@@ -687,7 +739,7 @@ class Decider:
         resolver = self._resolver
         resolver.state, resolver.scored = view, scored
         resolutions = []
-        merges: dict[str, str] = {}
+        self._merges.start()
         named = epoch.named
         for index, (record, at) in enumerate(zip(epoch.records, epoch.ids, strict=True)):
             if index in named:
@@ -700,13 +752,11 @@ class Decider:
             view.changed.update(resolution.touched)
             if each is not None:
                 view.changed.update(each(index, resolution, view))
-            for change in resolution.changes:
-                if change.change_type == "PERSONS_MERGED" and change.previous_person_id:
-                    merges[change.previous_person_id] = change.person_id
         self.state.next_number = view.next_number
+        merges, removed = self._merges.changed()
         writes = EpochWrites(
             persons={p: view.person(p) for p in view.changed if p in view.profiles},
-            removed=sorted(merges),
+            removed=removed,
             blocks=view.filed_now,
             unfiled=view.unfiled_now,
             sources={k: p for k, p in view.sources.items() if view.started_with.get(k) != p},
@@ -722,7 +772,7 @@ def resolve_epochs(
     decider: Decider,
     epochs: Iterable[Sequence[EpochItem]],
     *,
-    decided: Callable[[list[Resolution], EpochWrites], None] | None = None,
+    decided: Callable[[list[Resolution], EpochWrites, int], None] | None = None,
     pending: EpochWrites | None = None,
     each: EachRecord | None = None,
     requests: Callable[[Sequence[EpochItem]], bool] | None = None,
@@ -732,11 +782,12 @@ def resolve_epochs(
     before this epoch's decision, so that the shards hash the next records while the
     decider decides.
 
-    ``decided``: called with each epoch's resolutions and writes once decided, before the
-    shards are sent them (a write-ahead log: a decider lost while the shards apply an
-    epoch resumes from it). ``pending``: the writes of an epoch such a log holds, which
-    its decider may not have seen applied everywhere: sent again first (applying an
-    epoch's writes again changes nothing, and no shard has applied a later epoch).
+    ``decided``: called with each epoch's resolutions, writes and count of items once
+    decided, before the shards are sent them (a write-ahead log: a decider lost while the
+    shards apply an epoch resumes from it). ``pending``: the writes of an epoch such a log
+    holds, which its decider may not have seen applied everywhere: sent again first
+    (applying an epoch's writes again changes nothing, and no shard has applied a later
+    epoch).
 
     ``each``: run in the decider after each record's resolution, over the state as it
     stands then (opt-outs: :meth:`streams.optouts.OptOuts.after_resolution`). While an
@@ -758,6 +809,7 @@ def resolve_epochs(
         _send_prepare(shards, records)
     applying = False
     while records is not None:
+        taken = len(records)
         named = {at: item for at, item in enumerate(records) if isinstance(item, Named)}
         epoch = _gathered(len(records), shards.receive(), named)
         if applying:
@@ -802,7 +854,7 @@ def resolve_epochs(
             epoch, blocks, sources, scored, persons, optouts=optouts, each=each, requests=held
         )
         if decided is not None:
-            decided(resolutions, writes)
+            decided(resolutions, writes, taken)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
         applying = True
         yield from resolutions

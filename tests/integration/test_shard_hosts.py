@@ -173,8 +173,8 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
         first, log = Decider(hasher, model), DeciderLog(stack, app_id, sealer)
         assert log.resume(first) == Resumed(0, [], None)  # a new log
 
-        def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
-            log.record(resolutions, writes, first.state.next_number)
+        def decided(resolutions: list[Resolution], writes: EpochWrites, taken: int) -> None:
+            log.record(resolutions, writes, taken, first.state.next_number)
             if log.epoch == 5:
                 raise Lost
 

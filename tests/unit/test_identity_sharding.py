@@ -210,8 +210,8 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log(applied_by: int) -> None:
     log: list[tuple[list[Resolution], EpochWrites, int, int]] = []
     first = Decider(hasher, review_floor=FLOOR)
 
-    def decided(resolutions: list[Resolution], writes: EpochWrites) -> None:
-        done = (log[-1][3] if log else 0) + len(resolutions)
+    def decided(resolutions: list[Resolution], writes: EpochWrites, taken: int) -> None:
+        done = (log[-1][3] if log else 0) + taken
         log.append((resolutions, writes, first.state.next_number, done))
 
     got: list[Resolution] = []
@@ -221,7 +221,7 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log(applied_by: int) -> None:
     assert len(log) == 5
     assert len(got) == 4 * 200  # epoch 5 was decided, logged, never yielded
     resolutions, writes, next_number, done = log[-1]
-    merges = {a: s for _r, w, _n, _d in log for a, s in w.merges.items()}
+    merges = {a: s for _r, w, _n, _d in log for a, s in w.merges.items() if s is not None}
     second = Decider(hasher, review_floor=FLOOR)
     second.resume(next_number, merges, writes.persons)
     got += resolutions
@@ -427,7 +427,7 @@ def _items(events: Sequence[tuple[str, dict[str, Any]]]) -> list[EpochItem]:
 
 def _optout_steps(
     events: Sequence[tuple[str, dict[str, Any]]],
-) -> tuple[Callable[[Resolution, IdentityState], list[str]], list[Any]]:
+) -> tuple[Callable[[Resolution | None, IdentityState], list[str]], list[Any]]:
     """The opt-out step of each event in turn (the identity stage's), over the state it is
     given (a revocation's, which is not resolved, with no resolution); and the list each
     event's outcome and decisions are appended to."""
@@ -532,3 +532,167 @@ def test_a_shards_changelog_entries_rebuild_its_opt_out_requests(
         assert any(v is not None for _k, v in requests)
     assert shards[0].state.optout_requests == shards[1].state.optout_requests
     _assert_rebuilt_from_entries(shards)
+
+
+# An operator's decision in the intake: (its Named item, the OperatorDecision).
+Decided = tuple[Named, dict[str, Any]]
+
+
+def _decision_steps(
+    events: Sequence[Record | Decided],
+) -> tuple[Callable[[Resolution | None, IdentityState], list[str]], list[Any]]:
+    """The identity stage's steps for reviews and operators' decisions, over the state it
+    is given: a record's possible match is remembered as review ``R<index>``, and a
+    decision is applied (or refused with its code); the list each event's outcome is
+    appended to."""
+    from streams.identity.operator_decisions import DecisionError, OperatorDecisions
+
+    decisions = OperatorDecisions(Resolver(IdentifierHasher(SECRET), review_floor=FLOOR))
+    seen: list[Any] = []
+
+    def step(resolution: Resolution | None, state: IdentityState) -> list[str]:
+        at, event = len(seen), events[len(seen)]
+        decisions.resolver.state = state
+        if resolution is None:
+            assert isinstance(event[0], Named)
+            try:
+                applied = decisions.apply(event[1])
+            except DecisionError as refused:
+                seen.append(("refused", refused.code))
+                return []
+            seen.append(applied)
+            return list(applied.touched)
+        seen.append(resolution)
+        if resolution.near is not None and resolution.person_id is not None:
+            provider, person = event
+            assert isinstance(provider, str)
+            hasher = decisions.resolver.hasher
+            source = (provider, hasher.source_id(provider, str(person["source_person_id"])))
+            identity = decisions.resolver.identity(person)
+            decisions.possible_match(
+                f"R{at}", resolution.person_id, resolution.near, identity, source
+            )
+        return []
+
+    return step, seen
+
+
+def _decided_items(events: Sequence[Record | Decided]) -> list[EpochItem]:
+    """The events as an epoch takes them: a decision as its :class:`Named` item."""
+    items: list[EpochItem] = []
+    for event in events:
+        first = event[0]
+        items.append(first if isinstance(first, Named) else (first, event[1]))
+    return items
+
+
+def _with_decisions(records: Sequence[Record], lag: int) -> list[Record | Decided]:
+    """``records`` with operators' decisions on their possible matches, each ``lag``
+    events after its review: LINK and SEPARATE in turn, and every other LINK separated
+    again ``lag`` events later (a split). One resolver says which reviews there are."""
+    import uuid
+    from collections import deque
+
+    events: list[Record | Decided] = []
+    step, _seen = _decision_steps(events)
+    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
+    due: deque[tuple[int, str, str, str, str]] = deque()  # (at, action, review, a, b)
+    reviews = 0
+
+    def decide(action: str, review: str, a: str, b: str) -> None:
+        decision = {
+            "decision_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{review}:{action}")),
+            "action": action,
+            "review_id": review,
+            "person_id": a,
+            "candidate_person_id": b,
+        }
+        events.append((Named(persons=(a, b)), decision))
+        step(None, resolver.state)
+
+    for record in records:
+        while due and due[0][0] <= len(events):
+            _, action, review, a, b = due.popleft()
+            decide(action, review, a, b)
+            if action == "LINK" and reviews % 2:
+                due.append((len(events) + lag, "SEPARATE", review, a, b))
+        events.append(record)
+        resolution = resolver.resolve(*record)
+        step(resolution, resolver.state)
+        if resolution.near is not None and resolution.person_id is not None:
+            reviews += 1
+            action = "LINK" if reviews % 2 else "SEPARATE"
+            review = f"R{len(events) - 1}"
+            due.append(
+                (len(events) + lag, action, review, resolution.person_id, resolution.near.person_id)
+            )
+    return events
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("epoch", [1, 40, 5000])
+def test_operators_decisions_in_the_decider_decide_as_over_one_resolver(
+    synth_records: dict[str, list[Record]], shards: int, epoch: int
+) -> None:
+    """Operators' decisions (a :class:`Named` item naming the review's two persons) on
+    the possible matches of synth's records: LINK merges two persons, SEPARATE keeps them
+    apart or splits a person back, a stale one is refused. On N shards every record's
+    resolution, every decision's outcome (changes, persons touched, source ids) and the
+    state are those over one resolver."""
+    events = _with_decisions(synth_records["heavy"], lag=30)
+    items = _decided_items(events)
+
+    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
+    step, expected = _decision_steps(events)
+    for item in items:
+        if isinstance(item, Named):
+            step(None, resolver.state)
+        else:
+            step(resolver.resolve(*item), resolver.state)
+
+    sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=epoch)
+    sharded_step, got = _decision_steps(events)
+    resolutions = list(
+        sharded.resolve(items, each=lambda _at, done, state: sharded_step(done, state))
+    )
+    assert resolutions == [e for e in expected if isinstance(e, Resolution)]
+    for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        assert mine == theirs, f"event {at}"
+    what = [getattr(e, "what", None) for e in expected]
+    assert what.count("linked") >= 3
+    assert what.count("split") >= 2
+    assert what.count("separated") >= 3
+    assert _comparable(sharded.state()) == _comparable(resolver.state)
+    assert sharded.decider.state.apart == resolver.state.apart
+    # every shard's replica of the merges, splits taken back
+    for shard in sharded.shards.shards:
+        assert shard.state.merged_into == resolver.state.merged_into
+
+
+def test_a_shards_changelog_entries_rebuild_its_state_after_operators_decisions(
+    synth_records: dict[str, list[Record]],
+) -> None:
+    """A split takes a merge back (an entry of None) and persons come back: replaying
+    each shard's entries rebuilds its state, its replica of the merges included."""
+    events = _with_decisions(synth_records["heavy"], lag=30)
+    items = _decided_items(events)
+    hasher = IdentifierHasher(SECRET)
+    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(2)]
+    step, seen = _decision_steps(events)
+    list(
+        resolve_epochs(
+            LocalShards(shards),
+            Decider(hasher, review_floor=FLOOR),
+            epochs_of(items, 50),
+            each=lambda _at, done, state: step(done, state),
+        )
+    )
+    assert any(getattr(s, "what", None) == "split" for s in seen)
+    for shard in shards:
+        assert any(v is None for kind, _k, v in shard.entries if kind == "merge")
+    _assert_rebuilt_from_entries(shards)
+    for shard in shards:
+        rebuilt = IdentityState()
+        for entry in shard.entries:
+            restore_entry(rebuilt, *entry)
+        assert rebuilt.merged_into == shard.state.merged_into
