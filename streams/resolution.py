@@ -9,6 +9,8 @@ it directly. Nothing read is dropped: every message ends as exactly one of linke
 withheld (the person opted out: nothing of the event is published), opt-out decided, review
 or dead letter, and :attr:`IdentityStage.counts` says how many. Opt-out decisions
 (:mod:`streams.optouts`) go to ``c2c.identity.optouts`` for downstream to remove rows.
+:meth:`IdentityStage.process_sharded` takes a batch through the resolver on N shards
+(:mod:`streams.identity.sharding`) instead, with the same result.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from c2c.topics import (
 )
 from c2c.validation import FieldProblem, RecordCheck, compile_validator
 from streams.identity.operator_decisions import DecisionError, OperatorDecisions
-from streams.identity.resolver import IdentityState, Near, Resolver
+from streams.identity.resolver import IdentityState, Near, Resolution, Resolver
+from streams.identity.sharding import EpochItem, Named, ShardedResolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
 
@@ -234,6 +237,32 @@ def forwarding_headers(message: Incoming) -> list[tuple[str, str | bytes | None]
     ]
 
 
+class _Taken(NamedTuple):
+    """A message decoded, and what it is: a ``record`` to resolve (``person``), a
+    ``revocation`` or an operator's ``decision`` (not resolved)."""
+
+    kind: str
+    source: Incoming
+    raw: dict[str, Any]
+    provider: str
+    person: Mapping[str, Any]
+
+    def item(self) -> EpochItem:
+        """What an epoch of the sharded resolver takes for it (:class:`Named`: what a
+        revocation or a decision names)."""
+        if self.kind == "revocation":
+            return Named(requests=(str(self.raw["request_id"]),))
+        if self.kind == "decision":
+            named = (str(self.raw["person_id"]), str(self.raw["candidate_person_id"]))
+            return Named(persons=named)
+        return (self.provider, self.person)
+
+    def requests(self) -> bool:
+        """Whether it is an opt-out request (the sharded resolver fetches what opt-outs
+        read for an epoch holding one)."""
+        return self.kind == "record" and self.source.topic == OPTOUT_TOPIC
+
+
 class IdentityStage:
     """Resolves raw messages one at a time; see the module's docstring."""
 
@@ -307,6 +336,58 @@ class IdentityStage:
         self.counts[done.outcome] += 1
         return done
 
+    def process_sharded(
+        self, messages: Sequence[Incoming], sharded: ShardedResolver
+    ) -> list[Processed]:
+        """What each of ``messages`` produces, resolved in order through ``sharded`` (the
+        resolver on N shards, streams/identity/sharding.py) instead of the stage's own
+        resolver: the same as :meth:`process` over one resolver holding the shards' state.
+        A revocation and an operator's decision are epoch items that are not resolved
+        (:class:`Named`); every message's step (publishing, opt-outs, reviews, decisions)
+        runs in the decider, in the messages' order, over the epoch's view of the state.
+        Records no span (:meth:`process` does, one a message)."""
+        done: list[Processed | None] = []
+        taken: list[tuple[int, _Taken]] = []
+        for message in messages:
+            try:
+                got = self._take(source_of(message))
+            except SerdeError as exc:  # forwarded alone, with headers that cannot be read
+                got = self._dead_letter(message, exc)
+            if isinstance(got, Processed):
+                done.append(got)
+            else:
+                taken.append((len(done), got))
+                done.append(None)
+        items = [one.item() for _at, one in taken]
+        asking = {id(i) for i, (_, one) in zip(items, taken, strict=True) if one.requests()}
+        pending = iter(taken)
+
+        def step(_index: int, resolution: Resolution | None, view: IdentityState) -> set[str]:
+            at, one = next(pending)
+            resolver, kept = self.resolver, self.resolver.state
+            resolver.state = self.optouts.state = view
+            try:
+                processed = self._step(one, resolution)
+            finally:
+                resolver.state = self.optouts.state = kept
+            done[at] = processed
+            return processed.persons
+
+        for _resolution in sharded.resolve(
+            items, each=step, requests=lambda epoch: any(id(i) in asking for i in epoch)
+        ):
+            pass
+        out: list[Processed] = []
+        for processed in done:
+            if processed is None:
+                raise RuntimeError(
+                    "a message the sharded resolver took was never stepped (a bug in "
+                    "streams/identity/sharding.py)"
+                )
+            self.counts[processed.outcome] += 1
+            out.append(processed)
+        return out
+
     def _headers(self) -> list[tuple[str, str | bytes | None]]:
         # a list, empty or not, as confluent-kafka's produce takes (not a tuple)
         if self._telemetry is None or not self._spans:
@@ -318,6 +399,17 @@ class IdentityStage:
         ]
 
     def _process(self, source: Incoming) -> Processed:
+        taken = self._take(source)
+        if isinstance(taken, Processed):
+            return taken
+        if taken.kind != "record":
+            return self._step(taken, None)
+        return self._step(taken, self.resolver.resolve(taken.provider, taken.person))
+
+    def _take(self, source: Incoming) -> Processed | _Taken:
+        """``source`` decoded and sorted: a record to resolve, a revocation or an operator's
+        decision (not resolved: :meth:`_step` applies them), or already done (a dead
+        letter, or a review of a record the producers would refuse)."""
         decoder = self._decoders.get(source.topic)
         try:
             if decoder is None:
@@ -339,16 +431,33 @@ class IdentityStage:
         except SerdeError as exc:
             return self._dead_letter(source, exc)
         if source.topic == OPERATOR_DECISIONS_TOPIC:
-            return self._operator_decision(source, raw)
+            return _Taken("decision", source, raw, "", {})
         provider = str(raw.get("provider") or "other")
         if source.topic == OPTOUT_TOPIC and raw.get("action") != "REQUESTED":
-            return self._revocation(source, raw, provider)
+            if raw.get("action") != "REVOKED":
+                return self._review(
+                    source,
+                    raw,
+                    provider,
+                    "opt-out event whose action is neither REQUESTED nor REVOKED",
+                )
+            return _Taken("revocation", source, raw, provider, {})
         person = raw.get("person") or {}
         problems = self._identifiers(person)
         if problems:
             reason = "; ".join(f"person.{p.field} {p.message}" for p in problems)
             return self._review(source, raw, provider, f"{reason} (the producers refuse it)")
-        resolution = self.resolver.resolve(provider, person)
+        return _Taken("record", source, raw, provider, person)
+
+    def _step(self, taken: _Taken, resolution: Resolution | None) -> Processed:
+        """What ``taken`` produces: a record's, once resolved (``resolution``); a
+        revocation's or an operator's decision's, applied to the state."""
+        if taken.kind == "decision":
+            return self._operator_decision(taken.source, taken.raw)
+        if taken.kind == "revocation":
+            return self._revocation(taken.source, taken.raw, taken.provider)
+        assert resolution is not None, "a record is resolved before its step"
+        source, raw, provider, person = taken.source, taken.raw, taken.provider, taken.person
         person_id = resolution.person_id
         if person_id is None:
             return self._review(source, raw, provider, resolution.review_reason)
@@ -496,10 +605,6 @@ class IdentityStage:
 
     def _revocation(self, source: Incoming, raw: dict[str, Any], provider: str) -> Processed:
         """A revocation names its request; it is not resolved (it need carry no identity)."""
-        if raw.get("action") != "REVOKED":
-            return self._review(
-                source, raw, provider, "opt-out event whose action is neither REQUESTED nor REVOKED"
-            )
         decision = self.optouts.revoke(raw)
         if decision is None:
             return self._review(

@@ -203,7 +203,7 @@ def test_a_decider_lost_mid_epoch_resumes_from_its_log_on_kafka(
             shards,
             second,
             following,
-            decided=lambda r, w: log.record(r, w, second.state.next_number),
+            decided=lambda r, w, taken: log.record(r, w, taken, second.state.next_number),
             pending=resumed.pending,
         )
         shards.close()
