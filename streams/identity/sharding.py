@@ -959,8 +959,10 @@ def epochs_of(records: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
 
 
 class ShardedResolver:
-    """Records resolved on ``shards`` shards in this process, ``epoch`` records at a time:
-    the same resolutions as one :class:`Resolver` over the same records."""
+    """Records resolved on ``shards`` shards, ``epoch`` records at a time: the same
+    resolutions as one :class:`Resolver` over the same records. The shards are in this
+    process, unless ``over`` says where they are (streams/shards.py's ``KafkaShards``:
+    shard hosts), the decider in this process either way."""
 
     def __init__(
         self,
@@ -969,10 +971,17 @@ class ShardedResolver:
         model: MatchModel = DEFAULT_MODEL,
         review_floor: float | None = None,
         epoch: int = EPOCH_RECORDS,
+        over: ShardSet | None = None,
     ) -> None:
         if shards < 1 or epoch < 1:
             raise ValueError(f"shards ({shards}) and epoch ({epoch}) must be at least 1")
-        self.shards = LocalShards([Shard(hasher, model, review_floor) for _ in range(shards)])
+        if over is not None and over.count != shards:
+            raise ValueError(f"{shards} shards asked for, over a set of {over.count}")
+        self.shards: ShardSet = (
+            LocalShards([Shard(hasher, model, review_floor) for _ in range(shards)])
+            if over is None
+            else over
+        )
         self.decider = Decider(hasher, model, review_floor)
         self.epoch = epoch
 
@@ -996,7 +1005,9 @@ class ShardedResolver:
 
     def state(self) -> IdentityState:
         """The shards' state gathered as one :class:`IdentityState` (to compare with one
-        resolver's; merges as every shard replicates them)."""
+        resolver's; merges as every shard replicates them). Shards in this process only."""
+        if not isinstance(self.shards, LocalShards):
+            raise TypeError("the state of shards in other processes is theirs to read")
         state = IdentityState(
             next_number=self.decider.state.next_number,
             merged_into=dict(self.decider.state.merged_into),

@@ -30,6 +30,7 @@ from streams.identity.sharding import (
     Decider,
     EpochWrites,
     ScoreRequest,
+    ShardedResolver,
     epochs_of,
     resolve_epochs,
 )
@@ -311,3 +312,56 @@ def _scanned(stack: Settings, app_id: str, records: list[tuple[str, dict[str, An
     for path in (p for p in stores.rglob("*") if p.is_file()):
         found.add("files", path.read_bytes(), wanted)
     return found
+
+
+def test_the_stage_through_shard_hosts_publishes_what_it_publishes_over_one_resolver(
+    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity stage's batch through two shard hosts over Kafka
+    (``IdentityStage.process_sharded`` over ``KafkaShards``, state on disk): synth's
+    records, opt-out requests and revocations, and operators' decisions on its possible
+    matches, as epoch items (a revocation and a decision: :class:`Named`, over the wire
+    too). Every message publishes the same bytes as through the stage over one resolver."""
+    from tests.unit.test_stage_sharded import (
+        fix_time,
+        seen,
+        stage_over,
+        synth_messages,
+        with_decisions,
+    )
+
+    fix_time(monkeypatch)
+    app_id = f"c2c-identity-{uuid.uuid4().hex[:10]}"
+    hosts = ShardHosts(
+        stack,
+        app_id,
+        2,
+        2,
+        tmp_path / "hosts",
+        environment={"C2C_IDENTITY_REVIEW_MIN_WEIGHT": str(FLOOR), "C2C_STREAMS_STATE": "disk"},
+    )
+    secrets = stack.identity_secrets()
+    hasher = IdentifierHasher(*secrets.values())
+    model = load_model(stack.identity_model)
+
+    def resolver() -> Resolver:
+        return Resolver(hasher, model, review_floor=FLOOR)
+
+    messages = with_decisions(synth_messages(tmp_path / "synth"), 25, stage_over(resolver()))
+    one = stage_over(resolver())
+    expected = [one.process(message) for message in messages]
+    assert one.counts["decision.linked"] > 0
+    assert one.counts["optout.revoked"] > 0
+    try:
+        hosts.wait_settled()
+        kafka = KafkaShards(stack, app_id, 2, Sealer(secrets, stack.identity_key_version))
+        sharded = ShardedResolver(hasher, 2, model, FLOOR, epoch=EPOCH, over=kafka)
+        stage = stage_over(resolver())
+        got = stage.process_sharded(messages, sharded)
+        kafka.close()
+    finally:
+        hosts.stop()
+    assert len(got) == len(expected)
+    for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        assert seen(mine) == seen(theirs), f"message {at}: {messages[at].topic}"
+    assert stage.counts == one.counts

@@ -18,7 +18,7 @@ from c2c.topics import OPERATOR_DECISIONS_TOPIC, REVIEW_TOPIC
 from producers.files import in_time_order, open_folder
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
-from streams.identity.resolver import IdentifierHasher
+from streams.identity.resolver import IdentifierHasher, Resolver
 from streams.identity.sharding import ShardedResolver
 from streams.resolution import INPUT_TOPICS, IdentityStage, Incoming, Processed
 from tests.unit.test_operator_decisions import _ENCODERS, FLOOR, _decision, _decoder, _resolver
@@ -36,21 +36,29 @@ class _Fixed(datetime.datetime):
 
 @pytest.fixture(autouse=True)
 def _fixed_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    fix_time(monkeypatch)
+
+
+def fix_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stamp the stage and what it calls put on a message: one instant."""
     monkeypatch.setattr(streams.resolution, "_now_millis", lambda: int(_AT.timestamp() * 1000))
     monkeypatch.setattr(streams.resolution, "datetime", _Fixed)
     monkeypatch.setattr(streams.linking, "datetime", _Fixed)
     monkeypatch.setattr(c2c.deadletter, "datetime", _Fixed)
 
 
-def _stage() -> IdentityStage:
-    return IdentityStage(_resolver(), {t: _decoder(t) for t in INPUT_TOPICS}, _ENCODERS)
+def stage_over(resolver: Resolver | None = None) -> IdentityStage:
+    """A stage over ``resolver`` (default: the decisions tests', with a review floor)."""
+    chosen = _resolver() if resolver is None else resolver
+    return IdentityStage(chosen, {t: _decoder(t) for t in INPUT_TOPICS}, _ENCODERS)
 
 
 def _sharded(shards: int, epoch: int) -> ShardedResolver:
     return ShardedResolver(IdentifierHasher(b"decisions"), shards, review_floor=FLOOR, epoch=epoch)
 
 
-def _synth_messages(folder: Path) -> list[Incoming]:
+def synth_messages(folder: Path) -> list[Incoming]:
+    """Synth's events (records, opt-out requests and revocations) as raw messages."""
     synthesize(SynthConfig(people=150, seed=1, optout_rate=0.3), NoiseConfig(), folder)
     return [
         Incoming(outcome.topic, 0, at, None, _ENCODERS[outcome.topic].encode(outcome.event))
@@ -59,11 +67,13 @@ def _synth_messages(folder: Path) -> list[Incoming]:
     ]
 
 
-def _with_decisions(messages: list[Incoming], lag: int) -> list[Incoming]:
+def with_decisions(
+    messages: list[Incoming], lag: int, stage: IdentityStage | None = None
+) -> list[Incoming]:
     """``messages`` with an operator's decision on each possible match one resolver's stage
     held for review, ``lag`` messages after it: LINK and SEPARATE in turn. (A decision
     whose review the run with the decisions does not hold is a dead letter, alike.)"""
-    stage = _stage()
+    stage = stage_over() if stage is None else stage
     reviews = _decoder(REVIEW_TOPIC)
     due: dict[int, list[dict[str, Any]]] = {}
     for at, message in enumerate(messages):
@@ -94,10 +104,11 @@ def _with_decisions(messages: list[Incoming], lag: int) -> list[Incoming]:
 
 @pytest.fixture(scope="module")
 def messages(tmp_path_factory: pytest.TempPathFactory) -> list[Incoming]:
-    return _with_decisions(_synth_messages(tmp_path_factory.mktemp("stage")), lag=25)
+    return with_decisions(synth_messages(tmp_path_factory.mktemp("stage")), lag=25)
 
 
-def _seen(processed: Processed) -> tuple[Any, ...]:
+def seen(processed: Processed) -> tuple[Any, ...]:
+    """What a message produced, to compare: outcome, messages (bytes), persons, sources."""
     return (
         processed.outcome,
         [(m.topic, m.key, m.value) for m in processed.outgoing],
@@ -111,13 +122,13 @@ def _seen(processed: Processed) -> tuple[Any, ...]:
 def test_the_stage_through_the_shards_publishes_what_it_publishes_over_one_resolver(
     messages: list[Incoming], shards: int, epoch: int
 ) -> None:
-    one = _stage()
+    one = stage_over()
     expected = [one.process(message) for message in messages]
-    stage = _stage()
+    stage = stage_over()
     got = stage.process_sharded(messages, _sharded(shards, epoch))
     assert len(got) == len(expected)
     for at, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
-        assert _seen(mine) == _seen(theirs), f"message {at}: {messages[at].topic}"
+        assert seen(mine) == seen(theirs), f"message {at}: {messages[at].topic}"
     assert stage.counts == one.counts
     # every kind of step ran: opt-outs requested, covered and revoked, reviews, decisions
     counts = one.counts
@@ -136,8 +147,8 @@ def test_a_message_the_stage_cannot_read_is_a_dead_letter_in_its_place(
 ) -> None:
     broken = Incoming(messages[0].topic, 0, 1, None, b"\x00not avro")
     batch = [messages[0], broken, messages[1]]
-    got = _stage().process_sharded(batch, _sharded(2, 2))
+    got = stage_over().process_sharded(batch, _sharded(2, 2))
     assert [p.outcome for p in got][1] == "dead_letter"
-    one = _stage()
+    one = stage_over()
     expected = [one.process(m) for m in batch]
-    assert [_seen(p) for p in got] == [_seen(p) for p in expected]
+    assert [seen(p) for p in got] == [seen(p) for p in expected]
