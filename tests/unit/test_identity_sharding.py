@@ -159,6 +159,27 @@ def _assert_rebuilt_from_entries(shards: Sequence[_Logged]) -> None:
             restore_entry(rebuilt, *entry)
         mine = _comparable(shard.state)
         assert _comparable(rebuilt) == {**mine, "next_number": 1}
+        assert rebuilt.merged_into == shard.state.merged_into
+
+
+def _logged_run(
+    items: Sequence[EpochItem],
+    step: Callable[[Resolution | None, IdentityState], list[str]],
+    epoch: int,
+) -> list[_Logged]:
+    """``items`` resolved on two shards that keep their changelog entries, ``step`` run
+    for each in the decider."""
+    hasher = IdentifierHasher(SECRET)
+    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(2)]
+    list(
+        resolve_epochs(
+            LocalShards(shards),
+            Decider(hasher, review_floor=FLOOR),
+            epochs_of(items, epoch),
+            each=lambda _at, done, state: step(done, state),
+        )
+    )
+    return shards
 
 
 def test_a_shards_changelog_entries_rebuild_its_state() -> None:
@@ -410,6 +431,20 @@ def optout_events(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, d
     return list(mapped_events(folder))
 
 
+def _one_resolver_steps(
+    items: Sequence[EpochItem], step: Callable[[Resolution | None, IdentityState], list[str]]
+) -> Resolver:
+    """``items`` through one resolver, ``step`` after each (a Named item's: not resolved);
+    the resolver."""
+    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
+    for item in items:
+        if isinstance(item, Named):
+            step(None, resolver.state)
+        else:
+            step(resolver.resolve(*item), resolver.state)
+    return resolver
+
+
 def _revocation(source: str, event: dict[str, Any]) -> bool:
     return source == "optout" and event.get("action") == "REVOKED"
 
@@ -473,13 +508,8 @@ def test_opt_outs_in_the_decider_decide_as_over_one_resolver(
     requests = sum(1 for source, _ in events if source == "optout")
     assert requests >= 10
 
-    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
     step, expected = _optout_steps(events)
-    for item in items:
-        if isinstance(item, Named):
-            step(None, resolver.state)
-        else:
-            step(resolver.resolve(*item), resolver.state)
+    resolver = _one_resolver_steps(items, step)
 
     sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=epoch)
     sharded_step, got = _optout_steps(events)
@@ -514,18 +544,8 @@ def test_a_shards_changelog_entries_rebuild_its_opt_out_requests(
     """Requests made, moved by merges and withdrawn by revocations (an entry of None) are
     in each shard's changelog entries, and replaying them rebuilds every shard's requests
     (every shard holds them all)."""
-    items = _items(optout_events)
-    hasher = IdentifierHasher(SECRET)
-    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(2)]
     step, _seen = _optout_steps(optout_events)
-    list(
-        resolve_epochs(
-            LocalShards(shards),
-            Decider(hasher, review_floor=FLOOR),
-            epochs_of(items, 300),
-            each=lambda _at, done, state: step(done, state),
-        )
-    )
+    shards = _logged_run(_items(optout_events), step, 300)
     for shard in shards:
         requests = [(k, v) for kind, k, v in shard.entries if kind == "optout"]
         assert any(v is None for _k, v in requests)
@@ -642,13 +662,8 @@ def test_operators_decisions_in_the_decider_decide_as_over_one_resolver(
     events = _with_decisions(synth_records["heavy"], lag=30)
     items = _decided_items(events)
 
-    resolver = Resolver(IdentifierHasher(SECRET), review_floor=FLOOR)
     step, expected = _decision_steps(events)
-    for item in items:
-        if isinstance(item, Named):
-            step(None, resolver.state)
-        else:
-            step(resolver.resolve(*item), resolver.state)
+    resolver = _one_resolver_steps(items, step)
 
     sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=epoch)
     sharded_step, got = _decision_steps(events)
@@ -675,24 +690,9 @@ def test_a_shards_changelog_entries_rebuild_its_state_after_operators_decisions(
     """A split takes a merge back (an entry of None) and persons come back: replaying
     each shard's entries rebuilds its state, its replica of the merges included."""
     events = _with_decisions(synth_records["heavy"], lag=30)
-    items = _decided_items(events)
-    hasher = IdentifierHasher(SECRET)
-    shards = [_Logged(hasher, review_floor=FLOOR) for _ in range(2)]
     step, seen = _decision_steps(events)
-    list(
-        resolve_epochs(
-            LocalShards(shards),
-            Decider(hasher, review_floor=FLOOR),
-            epochs_of(items, 50),
-            each=lambda _at, done, state: step(done, state),
-        )
-    )
+    shards = _logged_run(_decided_items(events), step, 50)
     assert any(getattr(s, "what", None) == "split" for s in seen)
     for shard in shards:
         assert any(v is None for kind, _k, v in shard.entries if kind == "merge")
     _assert_rebuilt_from_entries(shards)
-    for shard in shards:
-        rebuilt = IdentityState()
-        for entry in shard.entries:
-            restore_entry(rebuilt, *entry)
-        assert rebuilt.merged_into == shard.state.merged_into
