@@ -275,9 +275,11 @@ class WorkerState:
     forwarder: Forwarder | None = None
 
     def all_counts(self) -> dict[str, int]:
-        """What the resolver and the forwarder counted (the /metrics/counts page)."""
+        """What the resolver and the forwarder counted (the /metrics/counts page), and
+        the intake messages delivered beyond a hole Faust left (``intake.beyond_hole``:
+        left unresolved and read again, streams/cursor.py)."""
         forwarded = self.forwarder.counts if self.forwarder is not None else {}
-        return {**self.counts, **forwarded}
+        return {**self.counts, **forwarded, "intake.beyond_hole": self.cursor.holes}
 
 
 def create_app(

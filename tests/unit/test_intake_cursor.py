@@ -68,3 +68,20 @@ def test_a_hole_filled_is_no_longer_asked_for() -> None:
     assert cursor.refetch(INTAKE, 31, 35, now=100.0)  # a new hole later: asked afresh
     cursor.forget()  # a rebalance: nothing pending
     assert cursor.due(now=1000.0) == []
+
+
+def test_the_counts_page_says_how_many_messages_came_beyond_a_hole() -> None:
+    """``/metrics/counts`` (``WorkerState.all_counts``) counts the messages delivered
+    beyond a hole, and keeps counting across a rebalance (which forgets positions only)."""
+    from streams.app import WorkerState
+
+    state = WorkerState()
+    assert state.all_counts()["intake.beyond_hole"] == 0
+    cursor = state.cursor
+    cursor.sought({INTAKE: 10})
+    assert cursor.hole(INTAKE, 12) == 10
+    assert cursor.hole(INTAKE, 13) == 10
+    cursor.forget()
+    cursor.sought({INTAKE: 10})
+    assert cursor.hole(INTAKE, 10) is None
+    assert state.all_counts()["intake.beyond_hole"] == 2
