@@ -11,6 +11,7 @@ killed before its first commit resumes where the run began, not at the end."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -310,6 +311,17 @@ def clickhouse_snapshot(client: Any, database: str) -> dict[str, Any]:
     return found
 
 
+@functools.lru_cache(maxsize=4)
+def _true_events(synth: Path) -> tuple[tuple[str, dict[str, Any], str], ...]:
+    """The synth folder's events with the true person of each (its truth), read once: a
+    folder is written once, and a crash test asks of it after every run."""
+    truth = read_assignments(synth / "truth" / "records.csv")
+    return tuple(
+        (source, event, truth.get((source, str(event["source_record_id"])), ""))
+        for source, event in mapped_events(synth)
+    )
+
+
 def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
     """By the truth of the synth folder ``synth``: the event ids of the people whose
     opt-out stands at the end (no ClickHouse table may hold any of them, whatever the
@@ -317,11 +329,9 @@ def opted_out_events(synth: Path) -> tuple[set[str], set[str]]:
     request are removed and those after the revocation admitted: which of them a run
     keeps depends on its grouping, and on its intake's order, which a backlog changes: an
     event that reaches the worker after the revocation is admitted, whatever its time)."""
-    truth = read_assignments(synth / "truth" / "records.csv")
     last: dict[str, str] = {}
     events: list[tuple[str, str]] = []
-    for source, event in mapped_events(synth):
-        person = truth.get((source, str(event["source_record_id"])), "")
+    for _source, event, person in _true_events(synth):
         if "request_id" in event:
             last[person] = str(event["action"])
         else:
@@ -345,13 +355,11 @@ def assert_opt_outs_hold(synth: Path, stored: Iterable[str], what: str) -> set[s
     the 20.45 threshold, and was published in both runs of test_failover). Those are linkage's
     misses, not the opt-out's: allowed, but few (at most one, or 1 % of the opted-out
     events)."""
-    truth = read_assignments(synth / "truth" / "records.csv")
     out, _revoked = opted_out_events(synth)
     # true person -> the SSNs and SSIDs its requests carry
     carried: dict[str, set[tuple[str, str]]] = defaultdict(set)
     records: dict[str, tuple[str, set[tuple[str, str]]]] = {}
-    for source, event in mapped_events(synth):
-        person = truth.get((source, str(event["source_record_id"])), "")
+    for _source, event, person in _true_events(synth):
         held = {
             (kind, str(value))
             for kind in ("ssn", "ssid")
