@@ -43,8 +43,11 @@ __all__ = [
 
 # Values whose frequency weight is kept (the first seen; about 200 bytes each): as the name
 # caches of normalize.py, bounded whatever the population (a shard's names grow without end;
-# one missed costs two lookups and a log).
-_TF_CACHE_ENTRIES = 65_536
+# one missed costs two lookups and a log). Small enough to be full early: about 2,000 new
+# values each 100,000 records, so 8,192 are full by about 250,000, where 65,536 kept
+# filling to about 3.5 million records (bench/RESULTS.md, 2026-12-07); the first seen are
+# mostly the common names, which most comparisons ask for.
+_TF_CACHE_ENTRIES = 8_192
 
 
 # A named tuple rather than a frozen dataclass: the resolver builds one a record and looks

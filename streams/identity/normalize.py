@@ -10,12 +10,20 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-__all__ = ["MAX_NAME_CHARS", "first_name_root", "name_key", "name_parts"]
+__all__ = ["MAX_NAME_CHARS", "NAME_CACHE_ENTRIES", "first_name_root", "name_key", "name_parts"]
 
 # Matching reads at most this many characters of a name: no real name is longer, and a
 # longer one (a bad extract, a hostile producer) must not make the identity state large
 # (persons' snapshots keep texts of at most 65,535 bytes and lists of at most 65,535 items).
 MAX_NAME_CHARS = 100
+
+# Names whose key and parts are kept (each cache; the least recently used leave first). A
+# shard's distinct name texts grow without end (about 7,000 new ones each 100,000 records of
+# bench.scale's, typos and variants, most seen once), so the caches are small enough to be
+# full early: 8,192 fill by about 200,000 records, where 65,536 kept growing the resolver's
+# RSS to about 900,000 (bench/RESULTS.md, 2026-12-07). A miss costs a few microseconds
+# (16,384 missed 3 % of 4.5 million calls to 1.5 million records, 65,536 2.3 %).
+NAME_CACHE_ENTRIES = 8_192
 
 _NICKNAMES = {
     "bill": "william",
@@ -58,7 +66,7 @@ _NICKNAMES = {
 }
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=NAME_CACHE_ENTRIES)
 def name_key(text: str | None) -> str:
     """Lower-case letters only, accents removed ('' for a missing name)."""
     if not text:
@@ -73,7 +81,7 @@ def first_name_root(text: str | None) -> str:
     return _NICKNAMES.get(key, key)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=NAME_CACHE_ENTRIES)
 def name_parts(text: str | None) -> frozenset[str]:
     """Keys of each part of a compound surname (García-López → {garcia, lopez})."""
     if not text:

@@ -33,7 +33,15 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from pathlib import Path
 from typing import Any, cast
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedIndexType,
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from streams.identity.resolver import _MAX_BLOCK_SCAN, IdentityState, Prepared, probe_keys
 from streams.identity.sealing import Sealer
@@ -73,9 +81,10 @@ PREFETCH_CHUNK = 256
 
 _MISSING = object()
 _ABSENT = object()  # cached: the store holds no value for the key
-# RocksDB's block cache (its default: 32 MB). Indexes and filters stay outside it, in each
-# open table (about 3 MB a million records, bench/RESULTS.md 2026-12-07): put in a cache
-# this size they were evicted and read again, and the resolver took 2.5 times the CPU
+# RocksDB's block cache (its default: 32 MB), indexes and filters included, partitioned
+# (open_state). Kept outside it, whole, in each open table, they grew with the store (1.5
+# to 3 MB a million records, bench/RESULTS.md 2026-12-07); put in a cache this size whole,
+# they were evicted and read again, and the resolver took 2.5 times the CPU
 BLOCK_CACHE_BYTES = 16 * 1024**2
 # A commit is written in batches of about this many bytes (the last one with the metadata):
 # one batch of everything changed would hold it all in memory twice at once
@@ -637,6 +646,14 @@ def open_state(
     # most probes name a block that does not exist: a Bloom filter answers without a read
     table.set_bloom_filter(10, False)
     table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+    # indexes and filters cut in partitions of a few kB, read into the block cache as data
+    # blocks are (bounded with it), each table keeping only its small top-level index pinned:
+    # kept outside the cache, whole, they grew with the store (bench/RESULTS.md 2026-12-07)
+    table.set_index_type(BlockBasedIndexType.two_level_index_search())
+    table.set_partition_filters(True)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_top_level_index_and_filter(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
     db = Rdict(str(path), options=options)
     # the changelog, not RocksDB's own log, is what a lost machine rebuilds from (the design)
