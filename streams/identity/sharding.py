@@ -282,24 +282,20 @@ class PersonShard:
         threshold = scorer.model.threshold
         floor = threshold if scorer.review_floor is None else min(threshold, scorer.review_floor)
         scored: dict[tuple[int, str], Score] = {}
-        matched = set(fetch)
         profiles = self.state.profiles
+        written = self.written
+        # a person an operator's decision names may not exist yet: created later in the
+        # epoch, before the decision (the decider has it then)
+        matched = {p for p in fetch if p in written or p in profiles}
         for at, identity, root in requests:
             best = scorer.score_candidate(identity, profiles[root])
             if best.weight >= floor:
                 scored[at, root] = best
                 if best.weight >= threshold:
                     matched.add(root)
-        written = self.written
         return ScoreReply(
             scored,
-            {
-                root: None if root in written else self.person(root)
-                for root in matched
-                # a person an operator's decision names may not exist yet: created later
-                # in the epoch, before the decision (the decider has it then)
-                if root in written or root in profiles
-            },
+            {root: None if root in written else self.person(root) for root in matched},
         )
 
     def apply(self, writes: EpochWrites) -> None:
@@ -619,7 +615,9 @@ class _Merges(dict[str, str]):
     """The decider's merges (absorbed -> survivor), which remember each merge written or
     taken back since :meth:`start` with its value before: a record's merge, and an
     operator's decision (a LINK's merge; a SEPARATE's split takes one back and points the
-    ids merged into the split person at the survivor), are the epoch's writes alike."""
+    ids merged into the split person at the survivor), are the epoch's writes alike. It
+    tracks ``[]=``, ``del`` and ``pop``, the writes those make; ``update`` is not tracked
+    (:meth:`Decider.resume` loads the log's merges with it, outside any epoch)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -811,7 +809,7 @@ def resolve_epochs(
     while records is not None:
         taken = len(records)
         named = {at: item for at, item in enumerate(records) if isinstance(item, Named)}
-        epoch = _gathered(len(records), shards.receive(), named)
+        epoch = _gathered(taken, shards.receive(), named)
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
         # 2. PROBE: each key, source id and request named at its shard
