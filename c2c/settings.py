@@ -379,6 +379,15 @@ class Settings(BaseSettings):
             "worker with C2C_STREAMS_STATE=disk to about 40 MB of them, at some CPU."
         ),
     )
+    streams_resolver: Literal["one", "shards"] = Field(
+        default="one",
+        description=(
+            "Where the identity worker resolves: `one` (its own resolver, state in its "
+            "tables) or `shards` (the worker holding the intake decides each batch as an "
+            "epoch over the `c2c identity shard-host` processes of its app id, "
+            "C2C_STREAMS_SHARDS shards, logging it first; streams/worker_decider.py)."
+        ),
+    )
     streams_shards: int = Field(
         default=1,
         ge=1,

@@ -27,6 +27,7 @@ from confluent_kafka import KafkaException
 from c2c.child import free_port_pair
 from c2c.kafka import end_offsets
 from c2c.settings import Settings
+from cli.shard_hosts import ShardHosts
 from cli.sink_process import SINK_TOPICS, SinkProcess
 from cli.worker_process import RAW_PARTITIONS, WorkerProcess
 from producers.files import mapped_events
@@ -62,7 +63,9 @@ class PipelineRun:
     killed, or found exited and started again). ``stack``: the local services' settings;
     ``settings``: the run's (its own data folder and ClickHouse database). ``others``: more
     workers in the worker's group (same app id and intake topic), each with a state folder
-    of its own; ``lost``: workers killed for good (:meth:`lose`), never started again."""
+    of its own; ``lost``: workers killed for good (:meth:`lose`), never started again;
+    ``hosts``: the shard hosts the workers resolve through (C2C_STREAMS_RESOLVER=shards),
+    if any."""
 
     name: str
     worker: WorkerProcess
@@ -73,6 +76,7 @@ class PipelineRun:
     kills: list[str] = field(default_factory=list)
     others: list[WorkerProcess] = field(default_factory=list)
     lost: list[WorkerProcess] = field(default_factory=list)
+    hosts: ShardHosts | None = None
 
     @classmethod
     def create(
@@ -84,15 +88,25 @@ class PipelineRun:
         *,
         workers: int = 1,
         environment: Mapping[str, str] | None = None,
+        sharded: tuple[int, int] | None = None,
     ) -> PipelineRun:
         """A run named ``name``: logs and state under ``folder / name``, its ClickHouse
         database ``name`` in the embedded ClickHouse at ``clickhouse`` (runs to be compared
         share it, so one client reads them all). ``workers``: how many identity workers
         share the run's group (the second and later under ``folder / name / worker-K``);
-        ``environment``: more variables for every worker (C2C_STREAMS_STANDBY_REPLICAS)."""
+        ``environment``: more variables for every worker (C2C_STREAMS_STANDBY_REPLICAS).
+        ``sharded``: (shards, hosts): the workers resolve through ``shards`` shards served
+        by ``hosts`` shard hosts of the run's app id (logs under ``folder / name / hosts``),
+        started here with the same ``environment``."""
         if workers < 1:
             raise ValueError(f"a run needs at least one worker, not {workers}")
         here = folder / name
+        if sharded is not None:
+            environment = {
+                **(environment or {}),
+                "C2C_STREAMS_RESOLVER": "shards",
+                "C2C_STREAMS_SHARDS": str(sharded[0]),
+            }
         settings = stack.model_copy(
             update={
                 "clickhouse_url": f"chdb://{clickhouse}",
@@ -123,7 +137,14 @@ class PipelineRun:
         sink = SinkProcess(
             settings, here / "sink.log", port=free_port_pair(), group=f"{app_id}-sink"
         )
-        return cls(name, worker, sink, stack, settings, others=others)
+        hosts = (
+            None
+            if sharded is None
+            else ShardHosts(
+                settings, app_id, *sharded, here / "hosts", environment=dict(environment or {})
+            )
+        )
+        return cls(name, worker, sink, stack, settings, others=others, hosts=hosts)
 
     @property
     def workers(self) -> list[WorkerProcess]:
@@ -133,6 +154,8 @@ class PipelineRun:
     def begin(self) -> None:
         """Commit where each stage starts, note the sink's topics' ends (``start``), and
         start the sink and the worker, ready for what is published from now on."""
+        if self.hosts is not None:
+            self.hosts.wait_settled()
         self.worker.begin_here()
         self.sink.begin_here()
         self.start = end_offsets(self.settings, SINK_TOPICS)
@@ -225,12 +248,16 @@ class PipelineRun:
         self.sink.stop()
         for worker in self.workers:
             worker.stop()
+        if self.hosts is not None:
+            self.hosts.stop()
 
     def kill(self) -> None:
         """Kill whatever still runs (after :meth:`stop`, nothing)."""
         for worker in self.workers:
             worker.kill()
         self.sink.kill()
+        if self.hosts is not None:
+            self.hosts.stop()
 
 
 def _alive(pid: int) -> bool:

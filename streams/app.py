@@ -43,7 +43,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
 from c2c.health import Readiness, readiness
-from c2c.kafka import DURABLE_PRODUCER, SESSION_TIMEOUT_S, end_offsets, read_to_end
+from c2c.kafka import (
+    DURABLE_PRODUCER,
+    SESSION_TIMEOUT_S,
+    end_offsets,
+    ensure_topics,
+    read_to_end,
+)
 from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings
@@ -57,6 +63,7 @@ from c2c.topics import (
     replication_factor,
 )
 from streams.cursor import IntakeCursor
+from streams.decider_log import DeciderLog
 from streams.delivery import BatchProducer
 from streams.durable import DurableState, StaleStore, apply_tail, in_id_order
 from streams.failstop import fail_stop as _fail_stop
@@ -70,6 +77,7 @@ from streams.identity.resolver import (
     rekeyed_snapshot,
 )
 from streams.identity.sealing import Sealer
+from streams.identity.sharding import ShardedResolver
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import RECORDS_PER_PACK, records_of
 from streams.observer import WorkerObserver, observe_worker
@@ -85,7 +93,9 @@ from streams.resolution import (
     unconfirmed_chunks,
     unconfirmed_messages,
 )
+from streams.shards import KafkaShards, shard_topics
 from streams.tables import TableWriter, parse_source_key, source_key
+from streams.worker_decider import Published, WorkerDecider
 
 __all__ = ["APP_ID", "ROLES", "WorkerState", "changelog_topics", "create_app", "faust_broker"]
 
@@ -273,6 +283,8 @@ class WorkerState:
     # partition), and the holes Faust leaves in it
     cursor: IntakeCursor = field(default_factory=IntakeCursor)
     forwarder: Forwarder | None = None
+    # C2C_STREAMS_RESOLVER=shards: the decider over the shard hosts, rebuilt with the stage
+    decider: WorkerDecider | None = None
 
     def all_counts(self) -> dict[str, int]:
         """What the resolver and the forwarder counted (the /metrics/counts page), and
@@ -493,7 +505,8 @@ def _add_resolver(
             keys=f"{hasher.keys}:{settings.identity_key_version}",
             cache_bytes=settings.streams_state_cache_mb * 1024**2,
         )
-        if settings.streams_state == "disk"
+        # with the shards (C2C_STREAMS_RESOLVER=shards) the state is the shard hosts'
+        if settings.streams_state == "disk" and settings.streams_resolver == "one"
         else None
     )
     state_tables: dict[str, Any] = {
@@ -572,6 +585,12 @@ def _add_resolver(
             hasher, resolver_model, restored, review_floor=settings.identity_review_min_weight
         )
         stage = IdentityStage(resolver, decoders, encoders, telemetry)
+        restore_decisions(stage)
+        return stage
+
+    def restore_decisions(stage: IdentityStage) -> None:
+        """The operators' reviews, decisions and separations from their table, and the
+        last batch's unconfirmed messages (sent again with the next batch's results)."""
         kept = []
         chunks: dict[int, bytes] = {}
         for key, value in decisions.items():
@@ -599,7 +618,48 @@ def _add_resolver(
                 "%d merges, splits and opt-out decisions of the last batch sent again",
                 len(unconfirmed.resend),
             )
+
+    def build_sharded() -> IdentityStage:
+        """C2C_STREAMS_RESOLVER=shards: a stage whose state is the shard hosts' (its own
+        resolver holds none: the decider lends it each epoch's view), the operators'
+        decisions restored from their table, and the decider resumed from its log; what
+        the log's last epoch published, to publish again with the next batch."""
+        stage = IdentityStage(
+            Resolver(hasher, resolver_model, review_floor=settings.identity_review_min_weight),
+            decoders,
+            encoders,
+            telemetry,
+        )
+        restore_decisions(stage)
+        close_decider()
+        ensure_topics(settings, shard_topics(app.conf.id, settings.streams_shards))
+        shards = KafkaShards(settings, app.conf.id, settings.streams_shards, sealer)
+        log_ = DeciderLog(settings, app.conf.id, sealer)
+        sharded = ShardedResolver(
+            hasher,
+            settings.streams_shards,
+            resolver_model,
+            settings.identity_review_min_weight,
+            over=shards,
+        )
+        decider_clients.extend((shards, log_))
+        decider = WorkerDecider(stage, sharded, log_)
+        republish[:] = decider.resume()  # the same epoch's, if an earlier resume's are unsent
+        state.decider = decider
+        log.info(
+            "identity decider over %d shard(s) resumed from its log: epoch %d, intake "
+            "position %s, %d message(s) of its last epoch published again",
+            settings.streams_shards,
+            log_.epoch,
+            decider.position or "none",
+            sum(len(p.outgoing) for p in republish),
+        )
         return stage
+
+    def close_decider() -> None:
+        state.decider = None
+        while decider_clients:
+            decider_clients.pop().close()
 
     # Results and the tables' changelogs on two producers: only the changelogs' offsets
     # are wanted, and a producer that tracks offsets calls back into Python for every
@@ -652,6 +712,73 @@ def _add_resolver(
         if TP(*where) in app.consumer.assignment():
             await app.consumer.seek(TP(*where), hole)
 
+    sharded_mode = settings.streams_resolver == "shards"
+    # C2C_STREAMS_RESOLVER=shards: what the decider's log held, published with the next
+    # batch; the decider's Kafka clients, closed when it is rebuilt
+    republish: list[Published] = []
+    decider_clients: list[KafkaShards | DeciderLog] = []
+
+    def gather(events: list[EventT]) -> _Gathered:
+        """The batch's records, read off its intake messages, leaving out those beyond a
+        hole Faust left and those an epoch of the decider's log already decided (a
+        damaged message: a dead letter)."""
+        gathered = _Gathered()
+        cursor, decider = state.cursor, state.decider
+        for event in events:
+            message = _incoming(event)
+            where = (message.topic, message.partition)
+            hole = cursor.hole(where, message.offset)
+            if hole is not None:  # not before the messages Faust skipped
+                gathered.holes.setdefault(where, (hole, message.offset))
+                gathered.left += 1
+                continue
+            cursor.resolved(where, message.offset)
+            if decider is not None and decider.decided_before(message.partition, message.offset):
+                gathered.before += 1  # published again from the log (WorkerDecider.resume)
+                continue
+            gathered.position[message.partition] = message.offset + 1
+            try:
+                gathered.records += records_of(message)
+            except SerdeError as exc:
+                damaged(message, exc)
+                gathered.damaged.append(message.topic)
+        return gathered
+
+    def write_decisions(writes: Mapping[str, Any], partition: int) -> None:
+        """The operators' decisions table's writes (None: delete the key)."""
+        for key, kept in writes.items():
+            if kept is None:
+                tables.delete(decisions, key, partition)
+            else:
+                sealed = sealer.seal(key, json.dumps(kept, sort_keys=True).encode())
+                tables.put(decisions, key, sealed, partition)
+
+    async def sharded_batch(
+        gathered: _Gathered, partition: int, batch: Any
+    ) -> list[tuple[int, list[Outgoing]]]:
+        """C2C_STREAMS_RESOLVER=shards: the batch decided as one epoch over the shard
+        hosts and logged (streams/worker_decider.py); its decisions table's writes made.
+        What to publish: the log's last epoch's again first (after a takeover), then the
+        batch's."""
+        decider = state.decider
+        assert decider is not None, "build_sharded makes the decider with the stage"
+        for topic in gathered.damaged:
+            batch.read(topic)
+        for incoming in gathered.records:
+            batch.read(incoming.topic)
+        processed = (
+            await asyncio.to_thread(decider.decide, gathered.records, gathered.position)
+            if gathered.records
+            else []
+        )
+        decided = [(p.resolved_ms, p.outgoing) for p in republish]
+        republish.clear()
+        for done in processed:
+            decided.append((done.resolved_ms, done.outgoing))
+            batch.sent(done.outgoing)
+        write_decisions(decider.decisions, partition)
+        return decided
+
     @app.agent(intake)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
         # Faust's StreamT protocol omits take_events, which its Stream class has.
@@ -660,85 +787,20 @@ def _add_resolver(
         ):
             with _fail_stop("resolving identities"), observed.batch("identity") as batch:
                 if state.stage is None:
-                    state.stage = build_stage()
-                stage = state.stage
-                if durable is not None:
-                    durable.begin()
-                counted = Counter(stage.counts)
-                changed: set[str] = set()
-                first_seen: dict[tuple[str, str], str] = {}
-                # what no replay of the batch would send again, kept with its state; after a
-                # restart, with what the last batch kept (sent with this batch's results)
-                resend, unconfirmed.resend = unconfirmed.resend, []
-                once: list[Outgoing] = list(resend)
-                # (bound once: the loop runs per record)
-                process, read, sent = stage.process, batch.read, batch.sent
-                cursor = state.cursor
-                # the batch's results, each record's with when it was resolved: sent after
-                # the batch's state
-                decided: list[tuple[int, list[Outgoing]]] = []
-                # holes Faust left: (topic, partition) -> (next offset, the one delivered)
-                holes: dict[tuple[str, int], tuple[int, int]] = {}
-                left = 0  # messages beyond a hole, not resolved
-                for event in events:
-                    message = _incoming(event)
-                    where = (message.topic, message.partition)
-                    hole = cursor.hole(where, message.offset)
-                    if hole is not None:  # not before the messages Faust skipped
-                        holes.setdefault(where, (hole, message.offset))
-                        left += 1
-                        continue
-                    try:
-                        records = records_of(message)
-                    except SerdeError as exc:
-                        damaged(message, exc)
-                        read(message.topic)
-                        records = ()
-                    for incoming in records:
-                        read(incoming.topic)
-                        processed = process(incoming)
-                        outgoing = processed.outgoing
-                        decided.append((time.time_ns() // 1_000_000, outgoing))
-                        sent(outgoing)
-                        changed.update(processed.persons)
-                        if processed.once:
-                            once += processed.once
-                        if processed.sources:
-                            first_seen.update(processed.sources)
-                    cursor.resolved(where, message.offset)
-                # Each person changed in the batch is written once, as it is at the end,
-                # through our producer (streams.tables: Faust's own send of each write was
-                # about a fifth of the resolver).
-                last = events[-1]
-                _make_current(last)
-                partition = last.message.partition
-                # an earlier worker's unsealed persons first, so that a person the batch
-                # changed is written after
-                for person_id, value in reseal.items():
-                    tables.put(persons, person_id, value, partition)
-                reseal.clear()
-                for person_id in changed:
-                    value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
-                    tables.put(persons, person_id, value, partition)
-                for (provider, hashed), person_id in first_seen.items():
-                    tables.put(
-                        sources, source_key(provider, hashed, hasher.keys), person_id, partition
+                    state.stage = (
+                        await asyncio.to_thread(build_sharded) if sharded_mode else build_stage()
                     )
-                # an earlier worker's clear source ids: the hashed key written, the clear
-                # one deleted (its tombstone lets compaction drop it from the changelog)
-                for old, new, person_id in rekey:
-                    tables.put(sources, new, person_id, partition)
-                    tables.delete(sources, old, partition)
-                rekey.clear()
-                for key, kept in stage.decisions.drain().items():
-                    if kept is None:
-                        tables.delete(decisions, key, partition)
-                    else:
-                        sealed = sealer.seal(key, json.dumps(kept, sort_keys=True).encode())
-                        tables.put(decisions, key, sealed, partition)
-                unconfirmed.write(tables, decisions, sealer, once, partition)
-                if resend:
-                    decided.insert(0, (time.time_ns() // 1_000_000, resend))
+                stage = state.stage
+                counted = Counter(stage.counts)
+                gathered = gather(events)
+                last = events[-1]
+                partition = last.message.partition
+                if sharded_mode:
+                    decided = await sharded_batch(gathered, partition, batch)
+                    _make_current(last)
+                    changed: set[str] = set()
+                else:
+                    decided, changed = one_batch(stage, gathered, last, batch)
                 await publish(decided)
                 written = tables.record_offsets()
                 if durable is not None:
@@ -747,6 +809,7 @@ def _add_resolver(
                 state.counts.update(outcomes)
                 state.counts["batches"] += 1
                 state.counts["persons_written"] += len(changed)
+                state.counts["intake.decided_before"] += gathered.before
                 # where each batch stood in the intake and what became of its records:
                 # what a lost worker's successor took up is read from these lines
                 log.info(
@@ -756,11 +819,16 @@ def _add_resolver(
                     last.message.offset,
                     ", ".join(
                         [f"{n} {outcome}" for outcome, n in sorted(outcomes.items())]
-                        + ([f"{left} pack(s) beyond a hole left"] if left else [])
+                        + ([f"{gathered.left} pack(s) beyond a hole left"] if gathered.left else [])
+                        + (
+                            [f"{gathered.before} pack(s) decided before (logged)"]
+                            if gathered.before
+                            else []
+                        )
                     ),
                 )
-                for where, (hole, offset) in holes.items():
-                    if cursor.refetch(where, hole, offset, time.monotonic()):
+                for where, (hole, offset) in gathered.holes.items():
+                    if state.cursor.refetch(where, hole, offset, time.monotonic()):
                         log.warning(
                             "intake %s[%d]: offset %d delivered where %d was next (Faust "
                             "skipped the messages between): those after are left, and the "
@@ -771,6 +839,65 @@ def _add_resolver(
                             hole,
                         )
                         await read_again(where, hole)
+
+    def one_batch(
+        stage: IdentityStage, gathered: _Gathered, last: EventT, batch: Any
+    ) -> tuple[list[tuple[int, list[Outgoing]]], set[str]]:
+        """The batch resolved by the worker's own resolver, its state written to the
+        tables; what to publish, each record's results with when it was resolved, and the
+        persons it changed."""
+        if durable is not None:
+            durable.begin()
+        changed: set[str] = set()
+        first_seen: dict[tuple[str, str], str] = {}
+        # what no replay of the batch would send again, kept with its state; after a
+        # restart, with what the last batch kept (sent with this batch's results)
+        resend, unconfirmed.resend = unconfirmed.resend, []
+        once: list[Outgoing] = list(resend)
+        # (bound once: the loop runs per record)
+        process, read, sent = stage.process, batch.read, batch.sent
+        # the batch's results, each record's with when it was resolved: sent after the
+        # batch's state
+        decided: list[tuple[int, list[Outgoing]]] = []
+        for topic in gathered.damaged:
+            read(topic)
+        for incoming in gathered.records:
+            read(incoming.topic)
+            processed = process(incoming)
+            outgoing = processed.outgoing
+            decided.append((time.time_ns() // 1_000_000, outgoing))
+            sent(outgoing)
+            changed.update(processed.persons)
+            if processed.once:
+                once += processed.once
+            if processed.sources:
+                first_seen.update(processed.sources)
+        # Each person changed in the batch is written once, as it is at the end, through
+        # our producer (streams.tables: Faust's own send of each write was about a fifth
+        # of the resolver).
+        _make_current(last)
+        partition = last.message.partition
+        # an earlier worker's unsealed persons first, so that a person the batch changed
+        # is written after
+        for person_id, value in reseal.items():
+            tables.put(persons, person_id, value, partition)
+        reseal.clear()
+        for person_id in changed:
+            value = sealer.seal(person_id, snapshots.encode(stage.state, person_id))
+            tables.put(persons, person_id, value, partition)
+        for (provider, hashed), person_id in first_seen.items():
+            tables.put(sources, source_key(provider, hashed, hasher.keys), person_id, partition)
+        # an earlier worker's clear source ids: the hashed key written, the clear one
+        # deleted (its tombstone lets compaction drop it from the changelog)
+        for old, new, person_id in rekey:
+            tables.put(sources, new, person_id, partition)
+            tables.delete(sources, old, partition)
+        rekey.clear()
+        write_decisions(stage.decisions.drain(), partition)
+        unconfirmed.write(tables, decisions, sealer, once, partition)
+        if resend:
+            decided.insert(0, (time.time_ns() // 1_000_000, resend))
+        return decided, changed
 
     @app.timer(interval=1.0)
     async def _read_holes_again() -> None:
@@ -827,6 +954,21 @@ async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> 
 
 
 @dataclass
+@dataclass
+class _Gathered:
+    """A batch's intake messages read: their records in order, and what was left out."""
+
+    records: list[Incoming] = field(default_factory=list)
+    # topics of the damaged messages (dead letters), counted as read
+    damaged: list[str] = field(default_factory=list)
+    # intake partition -> the offset after the batch's last message taken
+    position: dict[int, int] = field(default_factory=dict)
+    # holes Faust left: (topic, partition) -> (next offset, the one delivered)
+    holes: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    left: int = 0  # messages beyond a hole, not resolved
+    before: int = 0  # messages an epoch of the decider's log decided before
+
+
 class _Unconfirmed:
     """The resolver's merges, splits and opt-out decisions whose publication is not known
     to be confirmed (:attr:`streams.resolution.Processed.once`), kept in the decisions

@@ -3,7 +3,7 @@ what a decider lost while the shards apply an epoch resumes from."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from c2c.kafka import read_to_end
 from c2c.settings import Settings
@@ -20,11 +20,13 @@ __all__ = ["DeciderLog", "Resumed"]
 class Resumed(NamedTuple):
     """Where a decider's log left off: the items its epochs took (the intake's offset to
     go on from), the resolutions of its last epoch (to publish again: they may not have
-    been) and that epoch's writes (to send the shards again), None if it logged none."""
+    been) and that epoch's writes (to send the shards again), None if it logged none;
+    ``extra``: what the decider's user logged with that epoch (``record``'s), else None."""
 
     done: int
     resolutions: list[Resolution]
     pending: EpochWrites | None
+    extra: Any = None
 
 
 class DeciderLog:
@@ -74,9 +76,9 @@ class DeciderLog:
         epoch, count = max(whole)
         chunks = epochs[epoch, count]
         payload = b"".join(chunks[i] for i in range(count))
-        done, next_number, resolutions, writes = wire.decode(
-            self._sealer, f"epoch:{epoch}", payload
-        )
+        logged = wire.decode(self._sealer, f"epoch:{epoch}", payload)
+        # an earlier decider's epoch has no extra: (done, next number, resolutions, writes)
+        done, next_number, resolutions, writes, extra = (*logged, None)[:5]
         for absorbed, survivor in writes.merges.items():  # None: a split took it back
             if survivor is None:
                 merges.pop(absorbed, None)
@@ -84,13 +86,20 @@ class DeciderLog:
                 merges[absorbed] = survivor
         decider.resume(next_number, merges, writes.persons)
         self.epoch, self.done, self._last = epoch, done, (epoch, count)
-        return Resumed(done, resolutions, writes)
+        return Resumed(done, resolutions, writes, extra)
 
     def record(
-        self, resolutions: list[Resolution], writes: EpochWrites, taken: int, next_number: int
+        self,
+        resolutions: list[Resolution],
+        writes: EpochWrites,
+        taken: int,
+        next_number: int,
+        extra: Any = None,
     ) -> None:
         """Log a decided epoch of ``taken`` items (``resolve_epochs``' ``decided``); returns
-        once Kafka has the epoch. ServiceError if it does not.
+        once Kafka has the epoch. ServiceError if it does not. ``extra``: more to keep with
+        the epoch (plain values: the identity worker's intake position and the messages the
+        epoch publishes), given back by :meth:`resume`.
 
         The epoch first (its merges are in its writes), then its merges by key and the
         previous epoch's deletion, which go out before the next epoch (one partition, in
@@ -99,7 +108,9 @@ class DeciderLog:
         self.epoch += 1
         self.done += taken
         payload = wire.encode(
-            self._sealer, f"epoch:{self.epoch}", (self.done, next_number, resolutions, writes)
+            self._sealer,
+            f"epoch:{self.epoch}",
+            (self.done, next_number, resolutions, writes, extra),
         )
         chunks = wire.split_chunks(payload)
         for at, chunk in enumerate(chunks):

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -45,7 +45,7 @@ from c2c.topics import (
 from c2c.validation import FieldProblem, RecordCheck, compile_validator
 from streams.identity.operator_decisions import DecisionError, OperatorDecisions
 from streams.identity.resolver import IdentityState, Near, Resolution, Resolver
-from streams.identity.sharding import EpochItem, Named, ShardedResolver
+from streams.identity.sharding import EpochItem, EpochWrites, Named, ShardedResolver
 from streams.linking import LINKED_TOPICS, identity_change_records, linked_event, review_record
 from streams.optouts import Decision, OptOuts, decision_record
 
@@ -165,9 +165,11 @@ class Processed:
     a replay of the message would not make again, because the state it leaves already holds
     their change: merges and splits (``PERSONS_MERGED``, ``PERSON_SPLIT``) and opt-out
     decisions. The worker keeps a batch's with its state and sends them again after a
-    restart (streams/app.py, ``UNCONFIRMED_KEY``)."""
+    restart (streams/app.py, ``UNCONFIRMED_KEY``). ``resolved_ms``: when the message was
+    stepped (epoch milliseconds), set by :meth:`IdentityStage.process_sharded` (0: not
+    set; the worker stamps :meth:`IdentityStage.process`'s as it takes them)."""
 
-    __slots__ = ("once", "outcome", "outgoing", "persons", "sources")
+    __slots__ = ("once", "outcome", "outgoing", "persons", "resolved_ms", "sources")
 
     def __init__(
         self,
@@ -182,12 +184,18 @@ class Processed:
         self.sources: dict[tuple[str, str], str] = sources if sources is not None else {}
         self.outcome = outcome
         self.once: list[Outgoing] = once if once is not None else []
+        self.resolved_ms = 0
 
     def __repr__(self) -> str:
         return (
             f"Processed(outcome={self.outcome!r}, outgoing={self.outgoing!r}, "
             f"persons={self.persons!r}, sources={self.sources!r}, once={self.once!r})"
         )
+
+
+# ``IdentityStage.process_sharded``'s ``decided``: an epoch's resolutions, writes, count
+# of items, and the messages it finished (streams/worker_decider.py logs them)
+EpochDecided = Callable[[list[Resolution], EpochWrites, int, list["Processed"]], None]
 
 
 def source_of(message: Incoming) -> Incoming:
@@ -337,23 +345,36 @@ class IdentityStage:
         return done
 
     def process_sharded(
-        self, messages: Sequence[Incoming], sharded: ShardedResolver
+        self,
+        messages: Sequence[Incoming],
+        sharded: ShardedResolver,
+        *,
+        decided: EpochDecided | None = None,
     ) -> list[Processed]:
         """What each of ``messages`` produces, resolved in order through ``sharded`` (the
         resolver on N shards, streams/identity/sharding.py) instead of the stage's own
         resolver: the same as :meth:`process` over one resolver holding the shards' state.
         A revocation and an operator's decision are epoch items that are not resolved
         (:class:`Named`); every message's step (publishing, opt-outs, reviews, decisions)
-        runs in the decider, in the messages' order, over the epoch's view of the state.
-        Records no span (:meth:`process` does, one a message)."""
+        runs in the decider, in the messages' order, over the epoch's view of the state,
+        and is stamped with when it ran (``resolved_ms``). Records no span (:meth:`process`
+        does, one a message).
+
+        ``decided``: called once each epoch is decided and before the shards are sent its
+        writes (a write-ahead log, streams/worker_decider.py), with the epoch's resolutions,
+        writes and count of items, and the messages done since the last call, in order
+        (every message up to the epoch's last: a dead letter between two epochs' items
+        goes with the later epoch; the last epoch's call has every message left)."""
         done: list[Processed | None] = []
         taken: list[tuple[int, _Taken]] = []
+        now_ms = time.time_ns() // 1_000_000
         for message in messages:
             try:
                 got = self._take(source_of(message))
             except SerdeError as exc:  # forwarded alone, with headers that cannot be read
                 got = self._dead_letter(message, exc)
             if isinstance(got, Processed):
+                got.resolved_ms = now_ms
                 done.append(got)
             else:
                 taken.append((len(done), got))
@@ -361,6 +382,7 @@ class IdentityStage:
         items = [one.item() for _at, one in taken]
         asking = {id(i) for i, (_, one) in zip(items, taken, strict=True) if one.requests()}
         pending = iter(taken)
+        reported = 0  # messages given to ``decided`` so far
 
         def step(_index: int, resolution: Resolution | None, view: IdentityState) -> set[str]:
             at, one = next(pending)
@@ -370,11 +392,25 @@ class IdentityStage:
                 processed = self._step(one, resolution)
             finally:
                 resolver.state = self.optouts.state = kept
+            processed.resolved_ms = time.time_ns() // 1_000_000
             done[at] = processed
             return processed.persons
 
+        def logged(resolutions: list[Resolution], writes: EpochWrites, count: int) -> None:
+            nonlocal reported
+            upto = reported
+            while upto < len(done) and done[upto] is not None:
+                upto += 1
+            epoch = [p for p in done[reported:upto] if p is not None]
+            reported = upto
+            assert decided is not None
+            decided(resolutions, writes, count, epoch)
+
         for _resolution in sharded.resolve(
-            items, each=step, requests=lambda epoch: any(id(i) in asking for i in epoch)
+            items,
+            each=step,
+            requests=lambda epoch: any(id(i) in asking for i in epoch),
+            decided=None if decided is None else logged,
         ):
             pass
         out: list[Processed] = []

@@ -151,6 +151,21 @@ class OperatorDecisions:
                 a, _, b = rest.partition(":")
                 self._keep_apart(a, b)
 
+    def replay(self, writes: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Take back writes :meth:`drain` gave that the table may not have (a decider's
+        log keeps an epoch's, streams/worker_decider.py): applied as :meth:`restore`
+        applies the table's (None: a separation lifted), and pending again, to be
+        written."""
+        for key, value in writes.items():
+            kind, _, rest = key.partition(":")
+            if value is not None:
+                self.restore([(key, value)])
+            elif kind == "apart":
+                a, _, b = rest.partition(":")
+                self.state.apart.get(a, set()).discard(b)
+                self.state.apart.get(b, set()).discard(a)
+            self.pending[key] = None if value is None else dict(value)
+
     def drain(self) -> dict[str, dict[str, Any] | None]:
         """The writes since the last call (the worker's table), and forget them."""
         taken, self.pending = self.pending, {}

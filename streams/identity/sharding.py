@@ -82,6 +82,7 @@ __all__ = [
     "ShardEntry",
     "ShardSet",
     "ShardedResolver",
+    "apply_again",
     "epochs_of",
     "prepare_shard",
     "resolve_epochs",
@@ -799,8 +800,7 @@ def resolve_epochs(
     the persons it names and those holders (SCORE sends them)."""
     n = shards.count
     if pending is not None:
-        shards.send("apply", [(pending.part(i, n),) for i in range(n)])
-        shards.receive()
+        apply_again(shards, pending)
     following = iter(epochs)
     records = next(following, None)
     if records is not None:
@@ -858,6 +858,15 @@ def resolve_epochs(
         yield from resolutions
     if applying:
         shards.receive()
+
+
+def apply_again(shards: ShardSet, writes: EpochWrites) -> None:
+    """Send every shard its part of ``writes`` (an epoch a decider's log holds, which its
+    lost decider may not have seen applied everywhere) and wait until each has applied it:
+    applying an epoch again changes nothing."""
+    n = shards.count
+    shards.send("apply", [(writes.part(i, n),) for i in range(n)])
+    shards.receive()
 
 
 def _fetch_covering(
@@ -989,16 +998,18 @@ class ShardedResolver:
         *,
         each: EachRecord | None = None,
         requests: Callable[[Sequence[EpochItem]], bool] | None = None,
+        decided: Callable[[list[Resolution], EpochWrites, int], None] | None = None,
     ) -> Iterator[Resolution]:
         """The resolutions of ``records``, in order (an epoch's once it is decided; a
         :class:`Named` item has none);
-        ``each`` and ``requests`` as :func:`resolve_epochs` takes them."""
+        ``each``, ``requests`` and ``decided`` as :func:`resolve_epochs` takes them."""
         return resolve_epochs(
             self.shards,
             self.decider,
             epochs_of(records, self.epoch),
             each=each,
             requests=requests,
+            decided=decided,
         )
 
     def state(self) -> IdentityState:

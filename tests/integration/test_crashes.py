@@ -22,6 +22,7 @@ person id."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -55,12 +56,17 @@ from tests.conftest import read_decoded
 pytestmark = pytest.mark.integration
 
 _NEVER = 2**63  # a time after every publication
+_RESUMED = re.compile(r"resumed from its log: epoch (\d+)")
 _RATE = 800  # events a second: a replay of ~20 s, long enough for kills while it runs
 
 
+@pytest.mark.parametrize("resolver", ["one", "shards"])
 def test_killed_worker_and_sink_give_what_a_clean_run_gives(
-    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path, resolver: str
 ) -> None:
+    """``shards``: the worker decides each batch over two shard hosts
+    (streams/worker_decider.py) and logs it; a worker killed is taken over from its log."""
+    sharded = (2, 2) if resolver == "shards" else None
     # opt-outs to audit, and a revocation among them (a tenth of synth's opt-outs are
     # revoked): the events it re-admits must outlive the opt-out read again after a crash
     for _attempt in range(30):
@@ -82,12 +88,22 @@ def test_killed_worker_and_sink_give_what_a_clean_run_gives(
         "crashed",
         crash=lambda run: _kill_worker_and_sink(run, len(events)),
         events=len(events),
+        sharded=sharded,
+        environment={"C2C_LOG_LEVEL": "INFO"} if sharded else None,
     )
     # read before the clean run publishes the same events again
     replays = _republished(stack, registry, crashed)
-    clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=len(events))
+    clean = _run_pipeline(
+        stack, synth, tmp_path, "clean", crash=None, events=len(events), sharded=sharded
+    )
     assert crashed.kills.count("worker") >= 2
     assert crashed.kills.count("sink") >= 2
+    if sharded:
+        # each worker killed was taken over from the decider's log its epochs left
+        resumed = [int(e) for e in _RESUMED.findall(crashed.worker.children[-1].log.read_text())]
+        print(f"  decider resumed at epochs {resumed}")
+        assert len(resumed) >= 3, resumed
+        assert all(e > 0 for e in resumed[1:]), resumed
     _compare(stack, registry, crashed, clean, replays, synth)
 
 
@@ -460,13 +476,20 @@ def _run_pipeline(
     events: int,
     workers: int = 1,
     environment: dict[str, str] | None = None,
+    sharded: tuple[int, int] | None = None,
 ) -> PipelineRun:
     """Replay ``synth`` at _RATE through a worker (or ``workers`` in one group, with
     ``environment``) and a sink of their own, calling ``crash`` while it runs; return once
     all have committed everything, stopped. A worker or sink that exits (fail-stop, as
     after a broker's crash) is started again, unless the run lost it for good."""
     run = PipelineRun.create(
-        stack, tmp_path, name, tmp_path / "ch", workers=workers, environment=environment
+        stack,
+        tmp_path,
+        name,
+        tmp_path / "ch",
+        workers=workers,
+        environment=environment,
+        sharded=sharded,
     )
     declare_synth_horizons(run.settings, synth)  # else every outcome table is empty
     try:

@@ -26,11 +26,15 @@ from tests.integration.test_crashes import _compare, _republished, _run_pipeline
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("state", ["memory", "disk"])
+@pytest.mark.parametrize("state", ["memory", "disk", "shards"])
 def test_a_lost_workers_shard_moves_to_the_worker_left(
     stack: Settings, registry: SchemaRegistry, tmp_path: Path, state: str
 ) -> None:
-    """``state``: where the workers keep the resolver's state (C2C_STREAMS_STATE)."""
+    """``state``: where the workers keep the resolver's state (C2C_STREAMS_STATE); or
+    ``shards``: the workers decide over two shard hosts (state on disk), and the worker
+    left takes the decider over from its log (streams/worker_decider.py)."""
+    sharded = (2, 2) if state == "shards" else None
+    kept = "disk" if sharded else state
     synth = tmp_path / "synth"
     events = _synth(synth, people=300)
     moved: dict[str, float] = {}
@@ -81,9 +85,10 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         # failure says which worker resolved (or skipped) what
         environment={
             "C2C_STREAMS_STANDBY_REPLICAS": "1",
-            "C2C_STREAMS_STATE": state,
+            "C2C_STREAMS_STATE": kept,
             "C2C_LOG_LEVEL": "INFO",
         },
+        sharded=sharded,
     )
     replays = _republished(stack, registry, crashed)
     clean = _run_pipeline(
@@ -93,7 +98,8 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         "clean",
         crash=None,
         events=events,
-        environment={"C2C_STREAMS_STATE": state},
+        environment={"C2C_STREAMS_STATE": kept},
+        sharded=sharded,
     )
     print(f"failover, state in {state}: {events:,} events; the worker left resolved {moved}")
     # the standby had resolved nothing before it took the shard over
@@ -108,4 +114,7 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         print(f"the worker left stopped and was started again: {restarts}")
         assert all(k.endswith(f"exited {EXIT_CODE}") for k in restarts), restarts
         assert logs.count("intake offsets skipped") >= len(restarts), restarts
+    if sharded:  # the worker left resumed the decider where the lost one's log left it
+        assert "resumed from its log: epoch 0," not in logs, logs[-3000:]
+        assert "resumed from its log: epoch" in logs
     _compare(stack, registry, crashed, clean, replays, synth)
