@@ -2,6 +2,7 @@
 side by side with the same resolution in this process without Kafka (the stage's limit).
 
     .venv/bin/python -m bench.identity_worker [--people N] [--rate R] [--seconds S] [--split]
+        [--shards N]
 
 Needs the local stack (`c2c services up`, topics and schemas). Rows, all from one run:
 
@@ -15,6 +16,10 @@ Needs the local stack (`c2c services up`, topics and schemas). Rows, all from on
   worker process(es) over the sustained window, as records per CPU-second (the machine is
   shared: this figure moves less than wall time), and of the resolving process alone
   (with ``--split``: the `--role resolve` one, the pacing stage).
+
+- worker through N shards (``--shards N``): the same backlog into a worker with
+  ``C2C_STREAMS_RESOLVER=shards`` deciding over N shard hosts of its own (N shards, state
+  in memory, streams/worker_decider.py); its CPU counts the hosts' too.
 
 Latency (first, with a worker of its own that has nothing else to do): replay at R
 records/s for S seconds; for each linked event, the broker timestamp of the linked message
@@ -38,6 +43,7 @@ from c2c.registry import SchemaRegistry
 from c2c.serde import SerdeError
 from c2c.settings import Settings, load_settings
 from c2c.topics import get_topic
+from cli.shard_hosts import ShardHosts
 from cli.worker_process import WorkerProcess
 from producers.files import in_time_order, open_folder, replay
 from producers.mapping import MappedRow
@@ -77,10 +83,15 @@ def _stage_rate(registry: SchemaRegistry, rows: list[MappedRow]) -> tuple[float,
 
 
 def _backlog(
-    settings: Settings, worker: WorkerProcess, folder: Path, records: int
+    settings: Settings,
+    worker: WorkerProcess,
+    folder: Path,
+    records: int,
+    others: Iterable[int] = (),
 ) -> tuple[float, float, float, float]:
     """(sustained records/s, records/s from launch, records per CPU-second of the worker's
-    processes, and of the resolving one alone)."""
+    processes and the processes ``others`` (shard hosts), and of the resolving one alone)."""
+    others = list(others)
     worker.begin_here()
     replay(settings, folder)  # published before the worker runs: a backlog
     launched = time.perf_counter()
@@ -99,7 +110,11 @@ def _backlog(
         now = time.perf_counter()
         for name, share in (("10%", 0.1), ("90%", 0.9), ("end", 1.0)):
             if name not in marks and handled >= share * records:
-                marks[name] = (now, _cpu_seconds(worker.pids), _cpu_seconds(resolving))
+                marks[name] = (
+                    now,
+                    _cpu_seconds([*worker.pids, *others]),
+                    _cpu_seconds(resolving),
+                )
         time.sleep(0.05)
     if len(marks) < 3:
         raise RuntimeError(f"the worker handled only {worker.handled()} of {records} records")
@@ -157,6 +172,12 @@ def main() -> None:
     parser.add_argument(
         "--split", action="store_true", help="forwarder and resolver in two processes"
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="also a worker deciding over this many shards on as many shard hosts",
+    )
     args = parser.parse_args()
     settings = load_settings()
     registry = SchemaRegistry(settings)
@@ -187,13 +208,14 @@ def main() -> None:
         }
         offered = len(wanted)
 
-        def new_worker(log: str) -> WorkerProcess:
+        def new_worker(log: str, environment: dict[str, str] | None = None) -> WorkerProcess:
             return WorkerProcess(
                 settings,
                 Path(tmp) / log,
                 port=free_port(),
                 split=args.split,
                 forward_port=free_port(),
+                environment=environment,
             )
 
         worker = new_worker("latency.log")
@@ -215,6 +237,29 @@ def main() -> None:
             counts = worker.counts()
         finally:
             worker.stop()
+        sharded: tuple[float, float, float, float] | None = None
+        if args.shards:
+            environment = {
+                "C2C_STREAMS_RESOLVER": "shards",
+                "C2C_STREAMS_SHARDS": str(args.shards),
+            }
+            worker = new_worker("sharded.log", environment)
+            hosts = ShardHosts(
+                settings, worker.app_id, args.shards, args.shards, Path(tmp) / "hosts"
+            )
+            try:
+                hosts.wait_settled()
+                sharded = _backlog(
+                    settings,
+                    worker,
+                    folder,
+                    len(rows),
+                    others=[p.pid for p in hosts.processes],
+                )
+                worker.drained(len(rows), timeout_s=600)
+            finally:
+                worker.stop()
+                hosts.stop()
     delays = _latencies(settings, registry, since, wanted)
     p50 = statistics.median(delays)
     p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
@@ -259,6 +304,7 @@ def main() -> None:
                 "",
                 "",
             ],
+            *_sharded_rows(args.shards, sharded, sustained, per_cpu),
         ],
     )
     print(
@@ -271,6 +317,36 @@ def main() -> None:
         f"latency raw -> linked at {args.rate:,.0f} records/s offered, {len(delays):,} events: "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
+
+
+def _sharded_rows(
+    shards: int,
+    sharded: tuple[float, float, float, float] | None,
+    sustained: float,
+    per_cpu: float,
+) -> list[list[str]]:
+    """The rows of the worker through ``shards`` shards: its figures against the worker's
+    own resolver (the ratios), none if it did not run."""
+    if sharded is None:
+        return []
+    rate, from_launch, cpu, decider_cpu = sharded
+    return [
+        [
+            f"worker through {shards} shard(s) on {shards} host(s), backlog, sustained",
+            f"{rate:,.0f}",
+            f"{rate / sustained:.2f} x worker",
+            f"{cpu:,.0f}",
+            f"{cpu / per_cpu:.2f} x worker",
+        ],
+        [
+            "  the deciding worker alone (CPU)",
+            "",
+            "",
+            f"{decider_cpu:,.0f}",
+            "",
+        ],
+        ["  from launch to last", f"{from_launch:,.0f}", "", "", ""],
+    ]
 
 
 if __name__ == "__main__":

@@ -231,3 +231,20 @@ def test_an_earlier_deciders_epoch_without_extra_resumes() -> None:
     decider = worker.decider(LocalShards([Shard(_HASHER, review_floor=FLOOR)]), log)
     assert worker.republished == []
     assert decider.position == {}
+
+
+def test_replayed_decisions_keep_and_lift_separations() -> None:
+    """The log's decisions table writes, replayed: a separation kept, then lifted (a
+    LINK over an earlier SEPARATE), each pending again for the table."""
+    stage = stage_over()
+    decisions = stage.decisions
+    decisions.replay({"apart:P000001:P000002": {"review": True}, "decision:d1": {"x": 1}})
+    assert stage.state.apart == {"P000001": {"P000002"}, "P000002": {"P000001"}}
+    assert "d1" in decisions.applied
+    assert decisions.drain() == {
+        "apart:P000001:P000002": {"review": True},
+        "decision:d1": {"x": 1},
+    }
+    decisions.replay({"apart:P000001:P000002": None})
+    assert stage.state.apart == {"P000001": set(), "P000002": set()}
+    assert decisions.drain() == {"apart:P000001:P000002": None}
