@@ -20,9 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench._harness import print_table
-from c2c.schemas import SchemaLibrary
-from c2c.serde import AvroDecoder, AvroEncoder
-from c2c.topics import CATALOGUE
+from c2c.offline_codecs import OfflineCodecs
 from producers.files import in_time_order, open_folder
 from producers.mapping import MappedRow
 from producers.synth import NoiseConfig, SynthConfig, synthesize
@@ -33,27 +31,21 @@ from streams.resolution import INPUT_TOPICS, OUTPUT_TOPICS, IdentityStage, Incom
 _SECRET = b"bench-stage-shards"
 _FLOOR = 10.0  # possible matches held for review, as a deployment with reviews runs
 
-_LIBRARY = SchemaLibrary()
-_SCHEMAS = {t.name: _LIBRARY.resolve(t.schema) for t in CATALOGUE if t.schema}
-_IDS = {name: 300 + n for n, name in enumerate(_SCHEMAS)}
-_BY_ID = {_IDS[name]: schema for name, schema in _SCHEMAS.items()}
+_CODECS = OfflineCodecs(300)
 
 
 def _stage() -> IdentityStage:
     return IdentityStage(
         Resolver(IdentifierHasher(_SECRET), review_floor=_FLOOR),
-        {
-            t: AvroDecoder(_SCHEMAS[t], _BY_ID.__getitem__, reader_schema_id=_IDS[t])
-            for t in INPUT_TOPICS
-        },
-        {t: AvroEncoder(_SCHEMAS[t], _IDS[t]) for t in OUTPUT_TOPICS},
+        {t: _CODECS.decoder(t) for t in INPUT_TOPICS},
+        {t: _CODECS.encoders[t] for t in OUTPUT_TOPICS},
     )
 
 
 def _messages(people: int) -> list[Incoming]:
     folder = Path(tempfile.mkdtemp(prefix="c2c-stage-shards-"))
     synthesize(SynthConfig(people=people, seed=1, optout_rate=0.1), NoiseConfig(), folder)
-    encoders = {t: AvroEncoder(_SCHEMAS[t], _IDS[t]) for t in INPUT_TOPICS}
+    encoders = {t: _CODECS.encoders[t] for t in INPUT_TOPICS}
     return [
         Incoming(outcome.topic, 0, at, None, encoders[outcome.topic].encode(outcome.event))
         for at, (_item, _row, outcome) in enumerate(in_time_order(open_folder(folder)))

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -323,13 +324,23 @@ class IdentityStage:
             done = self._process(source)
             self.counts[done.outcome] += 1
             return done
+        with self._span(source) as span:
+            done = self._process(source)
+            span.set_attribute("c2c.outcome", done.outcome)
+        self.counts[done.outcome] += 1
+        return done
+
+    def _span(self, source: Incoming) -> AbstractContextManager[trace.Span]:
+        """The ``identity.resolve`` span of ``source``, current while it is open, the child
+        of the trace its headers carry (the producer's): what the stage publishes for it
+        carries this span on."""
         parent = None
         if self._telemetry is not None:
             try:
                 parent = Telemetry.extract(source.headers)
             except ValueError:  # trace headers that are not UTF-8: resolved without them
                 parent = None
-        with self._tracer.start_as_current_span(
+        return self._tracer.start_as_current_span(
             "identity.resolve",
             context=parent,
             kind=trace.SpanKind.CONSUMER,
@@ -338,11 +349,7 @@ class IdentityStage:
                 "messaging.kafka.source.partition": source.partition,
                 "messaging.kafka.message.offset": source.offset,
             },
-        ) as span:
-            done = self._process(source)
-            span.set_attribute("c2c.outcome", done.outcome)
-        self.counts[done.outcome] += 1
-        return done
+        )
 
     def process_sharded(
         self,
@@ -357,8 +364,9 @@ class IdentityStage:
         A revocation and an operator's decision are epoch items that are not resolved
         (:class:`Named`); every message's step (publishing, opt-outs, reviews, decisions)
         runs in the decider, in the messages' order, over the epoch's view of the state,
-        and is stamped with when it ran (``resolved_ms``). Records no span (:meth:`process`
-        does, one a message).
+        and is stamped with when it ran (``resolved_ms``). Each step is recorded as the
+        message's ``identity.resolve`` span, as :meth:`process` records it (the epoch's
+        rounds before it are not in the span).
 
         ``decided``: called once each epoch is decided and before the shards are sent its
         writes (a write-ahead log, streams/worker_decider.py), with the epoch's resolutions,
@@ -389,7 +397,12 @@ class IdentityStage:
             resolver, kept = self.resolver, self.resolver.state
             resolver.state = self.optouts.state = view
             try:
-                processed = self._step(one, resolution)
+                if self._spans:
+                    with self._span(one.source) as span:
+                        processed = self._step(one, resolution)
+                        span.set_attribute("c2c.outcome", processed.outcome)
+                else:
+                    processed = self._step(one, resolution)
             finally:
                 resolver.state = self.optouts.state = kept
             processed.resolved_ms = time.time_ns() // 1_000_000

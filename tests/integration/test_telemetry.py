@@ -112,10 +112,15 @@ def _identity_stage(registry: SchemaRegistry, telemetry: Telemetry) -> Any:
     return IdentityStage(Resolver(IdentifierHasher(b"s")), decoders, encoders, telemetry)
 
 
+@pytest.mark.parametrize("path", ["one resolver", "shards"])
 def test_the_identity_stage_continues_the_producers_trace(
-    stack: Settings, registry: SchemaRegistry
+    stack: Settings, registry: SchemaRegistry, path: str
 ) -> None:
+    """``shards``: through the resolver on two shards (``IdentityStage.process_sharded``),
+    whose steps run in the decider."""
     from c2c.topics import get_topic
+    from streams.identity.resolver import IdentifierHasher
+    from streams.identity.sharding import ShardedResolver
     from streams.resolution import Incoming, forwarding_headers
 
     spans = InMemorySpanExporter()
@@ -134,7 +139,10 @@ def test_the_identity_stage_continues_the_producers_trace(
     stage = _identity_stage(registry, telemetry)
     # through the intake topic, as the worker does: the headers travel with the bytes
     forwarded = Incoming("c2c.identity.intake", 0, 7, b"k", raw.value, forwarding_headers(raw))
-    done = stage.process(forwarded)
+    if path == "shards":
+        [done] = stage.process_sharded([forwarded], ShardedResolver(IdentifierHasher(b"s"), 2))
+    else:
+        done = stage.process(forwarded)
     assert done.outcome == "linked"
     [resolved] = [s for s in spans.get_finished_spans() if s.name == "identity.resolve"]
     trace_id = produced.get_span_context().trace_id

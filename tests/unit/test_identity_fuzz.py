@@ -29,10 +29,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from c2c.deadletter import BROKER_MESSAGE_MAX_BYTES, MAX_ORIGINAL_VALUE
 from c2c.examples import RAW_KINDS, example_raw
-from c2c.schemas import SchemaLibrary
-from c2c.serde import AvroDecoder, AvroEncoder, SerdeError
+from c2c.offline_codecs import OfflineCodecs
+from c2c.serde import SerdeError
 from c2c.telemetry import Telemetry
-from c2c.topics import CATALOGUE, DEAD_LETTER_TOPIC, INTAKE_TOPIC, REVIEW_TOPIC
+from c2c.topics import DEAD_LETTER_TOPIC, INTAKE_TOPIC, REVIEW_TOPIC
 from streams.identity.resolver import IdentifierHasher, IdentityState, Resolver
 from streams.identity.snapshots import SnapshotEncoder, decode_snapshot, encode_snapshot
 from streams.intake import pack, records_of
@@ -47,15 +47,11 @@ from streams.resolution import (
 )
 from tests.fuzzing import FUZZ, mutated
 
-_LIBRARY = SchemaLibrary()
-SCHEMAS = {t.name: _LIBRARY.resolve(t.schema) for t in CATALOGUE if t.schema}
-IDS = {name: 100 + n for n, name in enumerate(SCHEMAS)}
-_BY_ID = {IDS[name]: schema for name, schema in SCHEMAS.items()}
-ENCODERS = {name: AvroEncoder(schema, IDS[name]) for name, schema in SCHEMAS.items()}
-
-
-def _decoder(name: str) -> AvroDecoder:
-    return AvroDecoder(SCHEMAS[name], _BY_ID.__getitem__, reader_schema_id=IDS[name])
+_CODECS = OfflineCodecs(100)
+SCHEMAS = _CODECS.schemas
+IDS = _CODECS.ids
+ENCODERS = _CODECS.encoders
+_decoder = _CODECS.decoder
 
 
 DECODERS = {name: _decoder(name) for name in SCHEMAS}
@@ -220,7 +216,7 @@ def _raw_message(draw: st.DrawFn) -> Incoming:
         value = ENCODERS["c2c.raw.wage"].encode(example_raw("wage"))
         return Incoming(draw(st.sampled_from(["c2c.linked.wage", "", "x"])), 0, offset, None, value)
     topic, event = draw(_raw_event())
-    value = draw(mutated(ENCODERS[topic].encode(event), sorted(_BY_ID), unchanged=3))
+    value = draw(mutated(ENCODERS[topic].encode(event), sorted(IDS.values()), unchanged=3))
     return Incoming(topic, draw(st.integers(0, 5)), offset, b"key", value, draw(_headers))
 
 
@@ -255,7 +251,7 @@ def _intake(draw: st.DrawFn) -> list[Incoming]:
         how = draw(st.integers(0, 9))
         if how == 0:
             # (no frame: a damaged pack or a stranger)
-            value = draw(mutated(value, sorted(_BY_ID), unchanged=3))
+            value = draw(mutated(value, sorted(IDS.values()), unchanged=3))
         elif how == 1:
             value = draw(st.one_of(st.none(), st.binary(max_size=60)))
         elif how == 2 and records:  # a raw message forwarded alone, as before packs

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from c2c.examples import example_raw
-from c2c.schemas import SchemaLibrary
-from c2c.serde import AvroDecoder, AvroEncoder
+from c2c.offline_codecs import OfflineCodecs
 from c2c.topics import (
-    CATALOGUE,
     CHANGES_TOPIC,
     DEAD_LETTER_TOPIC,
     OPERATOR_DECISIONS_TOPIC,
@@ -235,15 +233,9 @@ def test_what_is_kept_restores_the_decisions_and_separations() -> None:
     assert again.drain()[f"apart:{min(a, b)}:{max(a, b)}"] is None
 
 
-_LIBRARY = SchemaLibrary()
-_SCHEMAS = {t.name: _LIBRARY.resolve(t.schema) for t in CATALOGUE if t.schema}
-_IDS = {name: 300 + n for n, name in enumerate(_SCHEMAS)}
-_BY_ID = {_IDS[name]: schema for name, schema in _SCHEMAS.items()}
-_ENCODERS = {name: AvroEncoder(schema, _IDS[name]) for name, schema in _SCHEMAS.items()}
-
-
-def _decoder(name: str) -> AvroDecoder:
-    return AvroDecoder(_SCHEMAS[name], _BY_ID.__getitem__, reader_schema_id=_IDS[name])
+_CODECS = OfflineCodecs(300)
+_ENCODERS = _CODECS.encoders
+_decoder = _CODECS.decoder
 
 
 def _raw(person: dict[str, Any], offset: int) -> Incoming:
