@@ -338,7 +338,10 @@ def create_app(
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
-        stream_wait_empty=False,
+        # through the shards, a rebalance waits for the batch in hand (decided, logged,
+        # applied, published): the intake's next holder resumes the decider's log only
+        # once this worker has stopped deciding (streams/worker_decider.py)
+        stream_wait_empty=settings.streams_resolver == "shards",
         # a worker that died is replaced after 10 s, not the default 60 s
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=SESSION_TIMEOUT_S // 3,
@@ -585,12 +588,13 @@ def _add_resolver(
             hasher, resolver_model, restored, review_floor=settings.identity_review_min_weight
         )
         stage = IdentityStage(resolver, decoders, encoders, telemetry)
-        restore_decisions(stage)
+        restore_decisions(stage, unconfirmed_too=True)
         return stage
 
-    def restore_decisions(stage: IdentityStage) -> None:
-        """The operators' reviews, decisions and separations from their table, and the
-        last batch's unconfirmed messages (sent again with the next batch's results)."""
+    def restore_decisions(stage: IdentityStage, *, unconfirmed_too: bool) -> None:
+        """The operators' reviews, decisions and separations from their table, and (with
+        ``unconfirmed_too``) the last batch's unconfirmed messages, sent again with the
+        next batch's results (through the shards the decider's log keeps them instead)."""
         kept = []
         chunks: dict[int, bytes] = {}
         for key, value in decisions.items():
@@ -598,7 +602,8 @@ def _add_resolver(
                 continue
             kind, _, index = str(key).partition(":")
             if kind == UNCONFIRMED_KEY:
-                chunks[int(index)] = sealer.open(str(key), value)
+                if unconfirmed_too:
+                    chunks[int(index)] = sealer.open(str(key), value)
                 continue
             data = json.loads(sealer.open(str(key), value))
             version = sealer.version(value)
@@ -630,7 +635,7 @@ def _add_resolver(
             encoders,
             telemetry,
         )
-        restore_decisions(stage)
+        restore_decisions(stage, unconfirmed_too=False)
         close_decider()
         ensure_topics(settings, shard_topics(app.conf.id, settings.streams_shards))
         shards = KafkaShards(settings, app.conf.id, settings.streams_shards, sealer)
@@ -764,6 +769,10 @@ def _add_resolver(
         assert decider is not None, "build_sharded makes the decider with the stage"
         for topic in gathered.damaged:
             batch.read(topic)
+        if gathered.damaged:
+            # their dead letters confirmed before the epoch is logged: the log's position
+            # passes their offsets, and a successor would not make them again
+            await asyncio.to_thread(results.confirm)
         for incoming in gathered.records:
             batch.read(incoming.topic)
         processed = (
@@ -776,7 +785,7 @@ def _add_resolver(
         for done in processed:
             decided.append((done.resolved_ms, done.outgoing))
             batch.sent(done.outgoing)
-        write_decisions(decider.decisions, partition)
+        write_decisions(decider.take_decisions(), partition)
         return decided
 
     @app.agent(intake)
@@ -796,12 +805,14 @@ def _add_resolver(
                 last = events[-1]
                 partition = last.message.partition
                 if sharded_mode:
+                    _make_current(last)  # the decisions table's writes need an event
                     decided = await sharded_batch(gathered, partition, batch)
-                    _make_current(last)
                     changed: set[str] = set()
                 else:
                     decided, changed = one_batch(stage, gathered, last, batch)
                 await publish(decided)
+                if state.decider is not None:  # what its resume gave is published now
+                    state.decider.published()
                 written = tables.record_offsets()
                 if durable is not None:
                     durable.commit(written)
@@ -809,7 +820,8 @@ def _add_resolver(
                 state.counts.update(outcomes)
                 state.counts["batches"] += 1
                 state.counts["persons_written"] += len(changed)
-                state.counts["intake.decided_before"] += gathered.before
+                if gathered.before:
+                    state.counts["intake.decided_before"] += gathered.before
                 # where each batch stood in the intake and what became of its records:
                 # what a lost worker's successor took up is read from these lines
                 log.info(
@@ -954,7 +966,6 @@ async def worker_readiness(app: faust.App, state: WorkerState, max_lag: int) -> 
 
 
 @dataclass
-@dataclass
 class _Gathered:
     """A batch's intake messages read: their records in order, and what was left out."""
 
@@ -969,6 +980,7 @@ class _Gathered:
     before: int = 0  # messages an epoch of the decider's log decided before
 
 
+@dataclass
 class _Unconfirmed:
     """The resolver's merges, splits and opt-out decisions whose publication is not known
     to be confirmed (:attr:`streams.resolution.Processed.once`), kept in the decisions

@@ -14,7 +14,7 @@ from streams.identity.sealing import Sealer
 from streams.identity.sharding import Decider, EpochWrites
 from streams.shard_messages import flush_or_raise, produce, shard_producer
 
-__all__ = ["DeciderLog", "Resumed"]
+__all__ = ["DeciderLog", "Resumed", "logged_epoch"]
 
 
 class Resumed(NamedTuple):
@@ -27,6 +27,18 @@ class Resumed(NamedTuple):
     resolutions: list[Resolution]
     pending: EpochWrites | None
     extra: Any = None
+
+
+def logged_epoch(
+    logged: tuple[Any, ...],
+) -> tuple[int, int, list[Resolution], EpochWrites, Any]:
+    """A logged epoch's (items done, next person number, resolutions, writes, extra); an
+    earlier decider's has no extra (None)."""
+    if len(logged) == 4:
+        return (*logged, None)
+    if len(logged) != 5:
+        raise ValueError(f"a decider's logged epoch has 4 or 5 parts, not {len(logged)}")
+    return logged
 
 
 class DeciderLog:
@@ -76,9 +88,9 @@ class DeciderLog:
         epoch, count = max(whole)
         chunks = epochs[epoch, count]
         payload = b"".join(chunks[i] for i in range(count))
-        logged = wire.decode(self._sealer, f"epoch:{epoch}", payload)
-        # an earlier decider's epoch has no extra: (done, next number, resolutions, writes)
-        done, next_number, resolutions, writes, extra = (*logged, None)[:5]
+        done, next_number, resolutions, writes, extra = logged_epoch(
+            wire.decode(self._sealer, f"epoch:{epoch}", payload)
+        )
         for absorbed, survivor in writes.merges.items():  # None: a split took it back
             if survivor is None:
                 merges.pop(absorbed, None)

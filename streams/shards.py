@@ -32,8 +32,9 @@ chunks the broker takes. A call a host cannot serve (a message that does not ope
 that raises) is answered with its reason and committed past: the decider stops with that
 reason (a refusal repeats, so it is never retried).
 
-Not here yet: the decider's own failover (it is the identity worker's one shard today),
-and the worker resolving through it (streams/README.md, What is built now).
+The identity worker decides through these with ``C2C_STREAMS_RESOLVER=shards``
+(streams/worker_decider.py): its decider's failover is the intake partition's, from the
+decider's log.
 """
 
 from __future__ import annotations

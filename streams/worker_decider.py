@@ -11,7 +11,10 @@ offsets. A worker that takes the intake over (:meth:`WorkerDecider.resume`) send
 logged epoch's writes to the shards again, publishes its messages again (the same event
 and decision ids, the same times: the sink keeps one row an event), writes its decisions
 again, and leaves out every intake message before the logged position: deciding them
-again would link them to the persons they created the first time.
+again would link them to the persons they created the first time. Until the worker says
+they are published (:meth:`WorkerDecider.published`), the messages a resume gave are
+logged again with each epoch, so a worker lost again before publishing them leaves
+them to the next.
 
 No Kafka here beyond what it is given: the shards (``ShardedResolver(over=...)``) and the
 log (:class:`~streams.decider_log.DeciderLog`)."""
@@ -65,8 +68,10 @@ class WorkerDecider:
         self.log = log
         # intake partition -> the offset after the last message an epoch decided
         self.position: dict[int, int] = {}
-        # the last batch's operators' decisions table writes, for the worker to write
-        self.decisions: dict[str, dict[str, Any] | None] = {}
+        # the operators' decisions table writes not yet taken (take_decisions)
+        self._decisions: dict[str, dict[str, Any] | None] = {}
+        # messages a resume gave, not yet known published: logged with every epoch until
+        self._unpublished: list[Published] = []
 
     def resume(self) -> list[Published]:
         """Take up where the log leaves off: the decider's merges and next number, the
@@ -81,10 +86,22 @@ class WorkerDecider:
         extra: Mapping[str, Any] = resumed.extra or {}
         self.position = {int(p): int(o) for p, o in extra.get("position", {}).items()}
         self.stage.decisions.replay(extra.get("decisions", {}))
-        return [
+        self._unpublished = [
             Published(ms, [Outgoing(*message) for message in outgoing])
             for ms, outgoing in extra.get("published", [])
         ]
+        return list(self._unpublished)
+
+    def published(self) -> None:
+        """The worker has confirmed the messages :meth:`resume` gave (and every batch's so
+        far) published: epochs no longer log them again."""
+        self._unpublished = []
+
+    def take_decisions(self) -> dict[str, dict[str, Any] | None]:
+        """The operators' decisions table's writes of the batches decided since the last
+        call (None: delete the key), for the worker to write; forgotten here."""
+        taken, self._decisions = self._decisions, {}
+        return taken
 
     def decided_before(self, partition: int, offset: int) -> bool:
         """Whether an epoch already decided intake message ``offset`` of ``partition``
@@ -94,24 +111,25 @@ class WorkerDecider:
     def decide(self, messages: Sequence[Incoming], position: Mapping[int, int]) -> list[Processed]:
         """What each of ``messages`` (a batch's records, in order) produces, decided as one
         epoch and logged, with ``position`` (intake partition -> the offset after the
-        batch's last message), before the shards apply it. The batch's operators'
-        decisions table writes are left in :attr:`decisions`."""
+        batch's last message), before the shards apply it, with the messages a resume
+        gave that are not yet published. The batch's operators' decisions table writes are
+        kept for :meth:`take_decisions`."""
         after = {**self.position, **position}
-        self.decisions = {}
 
         def logged(
             resolutions: list[Resolution], writes: EpochWrites, taken: int, done: list[Processed]
         ) -> None:
             decisions = self.stage.decisions.drain()
-            published = [(p.resolved_ms, [tuple(m) for m in p.outgoing]) for p in done]
+            made = [*self._unpublished, *(Published(p.resolved_ms, p.outgoing) for p in done)]
+            published = [(p.resolved_ms, [tuple(m) for m in p.outgoing]) for p in made]
             extra = {"position": after, "published": published, "decisions": decisions}
             # no resolutions: the messages published are what a successor sends again (the
             # resolutions were a third of the log's pickling, measured)
             self.log.record([], writes, taken, self.sharded.decider.state.next_number, extra)
-            self.decisions.update(decisions)
+            self._decisions.update(decisions)
 
         processed = self.stage.process_sharded(messages, self.sharded, decided=logged)
         # messages with no epoch item (dead letters only) log nothing: made again if read again
-        self.decisions.update(self.stage.decisions.drain())
+        self._decisions.update(self.stage.decisions.drain())
         self.position = after
         return processed

@@ -57,6 +57,7 @@ pytestmark = pytest.mark.integration
 
 _NEVER = 2**63  # a time after every publication
 _RESUMED = re.compile(r"resumed from its log: epoch (\d+)")
+_REVIEWS = re.compile(r"(\d+) possible_match")
 _RATE = 800  # events a second: a replay of ~20 s, long enough for kills while it runs
 
 
@@ -65,8 +66,11 @@ def test_killed_worker_and_sink_give_what_a_clean_run_gives(
     stack: Settings, registry: SchemaRegistry, tmp_path: Path, resolver: str
 ) -> None:
     """``shards``: the worker decides each batch over two shard hosts
-    (streams/worker_decider.py) and logs it; a worker killed is taken over from its log."""
+    (streams/worker_decider.py) and logs it; a worker killed is taken over from its log.
+    Possible matches are held for review there (the decisions table written each batch,
+    and logged with it)."""
     sharded = (2, 2) if resolver == "shards" else None
+    environment = {"C2C_IDENTITY_REVIEW_MIN_WEIGHT": "10"} if sharded else None
     # opt-outs to audit, and a revocation among them (a tenth of synth's opt-outs are
     # revoked): the events it re-admits must outlive the opt-out read again after a crash
     for _attempt in range(30):
@@ -89,21 +93,31 @@ def test_killed_worker_and_sink_give_what_a_clean_run_gives(
         crash=lambda run: _kill_worker_and_sink(run, len(events)),
         events=len(events),
         sharded=sharded,
-        environment={"C2C_LOG_LEVEL": "INFO"} if sharded else None,
+        environment={**environment, "C2C_LOG_LEVEL": "INFO"} if environment else None,
     )
     # read before the clean run publishes the same events again
     replays = _republished(stack, registry, crashed)
     clean = _run_pipeline(
-        stack, synth, tmp_path, "clean", crash=None, events=len(events), sharded=sharded
+        stack,
+        synth,
+        tmp_path,
+        "clean",
+        crash=None,
+        events=len(events),
+        sharded=sharded,
+        environment=environment,
     )
     assert crashed.kills.count("worker") >= 2
     assert crashed.kills.count("sink") >= 2
     if sharded:
         # each worker killed was taken over from the decider's log its epochs left
-        resumed = [int(e) for e in _RESUMED.findall(crashed.worker.children[-1].log.read_text())]
-        print(f"  decider resumed at epochs {resumed}")
+        logged = crashed.worker.children[-1].log.read_text()
+        resumed = [int(e) for e in _RESUMED.findall(logged)]
+        reviews = sum(int(n) for n in _REVIEWS.findall(logged))
+        print(f"  decider resumed at epochs {resumed}; {reviews} held for review")
         assert len(resumed) >= 3, resumed
         assert all(e > 0 for e in resumed[1:]), resumed
+        assert reviews > 0  # the decisions table was written through the shards
     _compare(stack, registry, crashed, clean, replays, synth)
 
 
@@ -124,6 +138,52 @@ def test_killed_broker_gives_what_a_clean_run_gives(
     replays = _republished(stack, registry, crashed)
     clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
     assert "broker" in crashed.kills
+    _compare(stack, registry, crashed, clean, replays, synth)
+
+
+def test_a_shard_host_killed_while_the_worker_decides_gives_what_a_clean_run_gives(
+    stack: Settings, registry: SchemaRegistry, tmp_path: Path
+) -> None:
+    """Through the shards (four on two hosts, a standby copy of each, state on disk): one
+    host is killed (SIGKILL) mid-replay and never started again. The host left takes its
+    shards over from its standbys; the worker's decider waits on the round in flight
+    (answered again by the shard's new holder) and goes on; ClickHouse ends as a clean
+    run's."""
+    synth = tmp_path / "synth"
+    events = _synth(synth, people=300)
+    environment = {"C2C_STREAMS_STANDBY_REPLICAS": "1", "C2C_STREAMS_STATE": "disk"}
+
+    def kill_a_host(run: PipelineRun) -> None:
+        wait_for(lambda: run.worker.handled() >= events // 4, "worker at work", run.worker)
+        assert run.hosts is not None
+        run.hosts.kill(0)
+        run.kills.append("shard host")
+
+    crashed = _run_pipeline(
+        stack,
+        synth,
+        tmp_path,
+        "crashed",
+        crash=kill_a_host,
+        events=events,
+        sharded=(4, 2),
+        environment=environment,
+    )
+    replays = _republished(stack, registry, crashed)
+    clean = _run_pipeline(
+        stack,
+        synth,
+        tmp_path,
+        "clean",
+        crash=None,
+        events=events,
+        sharded=(4, 2),
+        environment=environment,
+    )
+    assert crashed.kills[0] == "shard host", crashed.kills
+    assert crashed.hosts is not None
+    assert crashed.hosts.held(1) == [0, 1, 2, 3]  # the host left took every shard
+    print(f"  the host left took shards from: {crashed.hosts.sources(1)}")
     _compare(stack, registry, crashed, clean, replays, synth)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from c2c.topics import OPERATOR_DECISIONS_TOPIC
-from streams.decider_log import Resumed
+from streams.decider_log import Resumed, logged_epoch
 from streams.identity.resolver import IdentifierHasher, Resolution
 from streams.identity.sharding import Decider, EpochWrites, LocalShards, Shard, ShardedResolver
 from streams.resolution import IdentityStage, Incoming, Processed
@@ -104,6 +104,7 @@ class _Worker:
         self.table: dict[str, dict[str, Any]] = {}
         self.published: dict[int, list[Any]] = {}
         self.republished: list[Published] = []
+        self.last_decisions: dict[str, dict[str, Any] | None] = {}
 
     def decider(self, shards: LocalShards, log: _MemoryLog) -> WorkerDecider:
         stage: IdentityStage = stage_over()
@@ -114,17 +115,20 @@ class _Worker:
         return decider
 
     def run(self, decider: WorkerDecider, messages: list[Incoming], batch: range) -> None:
+        """One batch: decided, its decisions written, published (what a resume gave too)."""
         taken = [at for at in batch if not decider.decided_before(0, at)]
         if not taken:
             return
         processed = decider.decide([messages[at] for at in taken], {0: taken[-1] + 1})
         for at, done in zip(taken, processed, strict=True):
             self.published[at] = _bytes(done)
-        for key, value in decider.decisions.items():
+        self.last_decisions = decider.take_decisions()
+        for key, value in self.last_decisions.items():
             if value is None:
                 self.table.pop(key, None)
             else:
                 self.table[key] = value
+        decider.published()
 
 
 def _bytes(done: Processed) -> list[Any]:
@@ -177,7 +181,8 @@ def test_a_decider_lost_after_logging_is_taken_over_with_the_same_bytes(
     successor = worker.decider(LocalShards(shard_states), log)
     again = [m for p in worker.republished for m in [(o.topic, o.key, o.value) for o in p.outgoing]]
     assert again == [m for at in lost for m in expected[at]]  # the lost epoch's, in order
-    for batch in _batches(len(messages) - committed, 400):
+    # batches of 300 from the committed offset: the second straddles the lost epoch's end
+    for batch in _batches(len(messages) - committed, 300):
         worker.run(successor, messages, range(batch.start + committed, batch.stop + committed))
     assert all(at not in worker.published for at in lost)  # left out: decided before
     for at in lost:
@@ -198,9 +203,9 @@ def test_the_log_keeps_the_epoch_s_decisions_for_a_successor(messages: list[Inco
     for last in decided:  # up to a batch whose decision was applied (not stale)
         worker.run(decider, messages, range(at, last + 1))
         at = last + 1
-        if any(k.startswith("decision:") for k in decider.decisions):
+        if any(k.startswith("decision:") for k in worker.last_decisions):
             break
-    written = dict(decider.decisions)
+    written = dict(worker.last_decisions)
     assert any(k.startswith("decision:") for k in written)
     table_before = {k: v for k, v in worker.table.items() if k not in written}
     worker.table = table_before  # the table lost the batch's writes
@@ -248,3 +253,45 @@ def test_replayed_decisions_keep_and_lift_separations() -> None:
     decisions.replay({"apart:P000001:P000002": None})
     assert stage.state.apart == {"P000001": set(), "P000002": set()}
     assert decisions.drain() == {"apart:P000001:P000002": None}
+
+
+def test_a_decider_lost_again_right_after_a_takeover_leaves_both_epochs_to_the_next(
+    messages: list[Incoming],
+) -> None:
+    """The successor logs its first epoch and is lost before publishing anything: the
+    lost epoch's messages it was to publish again are in its epoch's log too, so the
+    third decider publishes both epochs' messages, in order."""
+    one = stage_over()
+    expected = [_bytes(one.process(m)) for m in messages]
+    log = _MemoryLog()
+    worker = _Worker()
+    shard_states = [Shard(_HASHER, review_floor=FLOOR) for _ in range(2)]
+    batches = _batches(len(messages), 400)
+    first = worker.decider(_Losing(shard_states, 3, 1), log)
+    for batch in batches[:2]:
+        worker.run(first, messages, batch)
+    with pytest.raises(_Lost):
+        worker.run(first, messages, batches[2])
+    # the successor's first apply is the lost epoch's again, its second its own epoch's
+    second = worker.decider(_Losing(shard_states, 2, 0), log)
+    assert len(worker.republished) == len(batches[2])
+    worker.republished = []  # never published: the successor is lost too
+    with pytest.raises(_Lost):
+        worker.run(second, messages, batches[3])
+    third = worker.decider(LocalShards(shard_states), log)
+    again = [[(o.topic, o.key, o.value) for o in p.outgoing] for p in worker.republished]
+    assert again == [expected[at] for at in [*batches[2], *batches[3]]]
+    for at in [*batches[2], *batches[3]]:
+        worker.published[at] = expected[at]
+    for batch in batches[2:]:
+        worker.run(third, messages, batch)
+    assert [worker.published[at] for at in range(len(messages))] == expected
+
+
+def test_an_earlier_deciders_logged_epoch_reads_with_no_extra() -> None:
+    """``c2c identity resolve``'s log, before the worker's extra: four parts."""
+    writes = EpochWrites()
+    assert logged_epoch((3, 7, [], writes)) == (3, 7, [], writes, None)
+    assert logged_epoch((3, 7, [], writes, {"position": {0: 9}}))[4] == {"position": {0: 9}}
+    with pytest.raises(ValueError, match="4 or 5 parts"):
+        logged_epoch((3, 7))
