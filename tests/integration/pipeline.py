@@ -18,6 +18,7 @@ from c2c.clickhouse import connect
 from c2c.examples import example_raw
 from c2c.registry import SchemaRegistry
 from c2c.settings import Settings
+from cli.shard_hosts import ShardHosts
 from cli.worker_process import WorkerProcess
 from producers.emitter import EventEmitter
 from sinks.audit import read_audit
@@ -99,11 +100,18 @@ def until(check: Callable[[], Any], what: str, timeout_s: float = 90) -> Any:
 
 @contextlib.contextmanager
 def running_pipeline(
-    stack: Settings, registry: SchemaRegistry, folder: Path, database: str
+    stack: Settings,
+    registry: SchemaRegistry,
+    folder: Path,
+    database: str,
+    *,
+    sharded: tuple[int, int] | None = None,
 ) -> Iterator[Pipeline]:
     """The pipeline, running: a sink on a fresh group that starts at the end, positioned,
     writing ClickHouse ``database`` in ``folder``; the worker started with the environment
-    the test gives it. Stopped on leaving."""
+    the test gives it. ``sharded``: (shards, hosts): shard hosts of the worker's app id
+    started first (the test's environment says C2C_STREAMS_RESOLVER=shards and
+    C2C_STREAMS_SHARDS). Stopped on leaving."""
     settings = stack.model_copy(
         update={
             "clickhouse_url": f"chdb://{folder / 'ch'}",
@@ -120,12 +128,18 @@ def running_pipeline(
     thread.start()
     worker = WorkerProcess(stack, folder / "worker.log", port=free_port_pair())
     pipeline = Pipeline(sink, worker, EventEmitter(stack, registry), client)
+    hosts = None
     try:
+        if sharded is not None:
+            hosts = ShardHosts(stack, worker.app_id, *sharded, folder / "hosts")
+            hosts.wait_settled()
         until(lambda: sink.positioned, "the sink to be assigned")
         worker.start()
         yield pipeline
     finally:
         pipeline.worker.kill()  # the one running now: a test may have restarted it
+        if hosts is not None:
+            hosts.stop()
         stop.set()
         thread.join(timeout=30)
         client.close()

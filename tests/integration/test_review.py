@@ -72,15 +72,28 @@ def test_a_held_record_is_listed_without_values_and_shown_with_them_on_request(
 _FLOOR = "10"
 
 
-@pytest.fixture
+@pytest.fixture(params=["one", "shards"])
 def pipeline(
-    stack: Settings, registry: SchemaRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Settings,
+    registry: SchemaRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Pipeline]:
-    # the worker's environment: possible matches held; its state kept in memory, so that a
-    # restarted worker has only the changelogs to rebuild it from
+    """The worker's environment: possible matches held; its resolver's state kept in
+    memory, so that a restarted worker has only the changelogs to rebuild it from. Or
+    (``shards``) deciding over two shard hosts (streams/worker_decider.py), its decisions
+    table in RocksDB: reviews, decisions and separations restored from it and the
+    decider's log."""
     monkeypatch.setenv("C2C_IDENTITY_REVIEW_MIN_WEIGHT", _FLOOR)
-    monkeypatch.setenv("C2C_STREAMS_STORE", "memory")
-    with running_pipeline(stack, registry, tmp_path, "reviews") as running:
+    sharded = None
+    if request.param == "shards":
+        sharded = (2, 2)
+        monkeypatch.setenv("C2C_STREAMS_RESOLVER", "shards")
+        monkeypatch.setenv("C2C_STREAMS_SHARDS", "2")
+    else:
+        monkeypatch.setenv("C2C_STREAMS_STORE", "memory")
+    with running_pipeline(stack, registry, tmp_path, "reviews", sharded=sharded) as running:
         yield running
 
 
