@@ -71,6 +71,7 @@ class WorkerDecider:
         # the operators' decisions table writes not yet taken (take_decisions)
         self._decisions: dict[str, dict[str, Any] | None] = {}
         # messages a resume gave, not yet known published: logged with every epoch until
+        # the worker says they are (published())
         self._unpublished: list[Published] = []
 
     def resume(self) -> list[Published]:
