@@ -85,27 +85,16 @@ def test_killed_worker_and_sink_give_what_a_clean_run_gives(
             break
     assert any(e.get("action") == "REVOKED" for e in events), "no revocation in 30 seeds"
 
-    crashed = _run_pipeline(
+    crashed, clean, replays = _crashed_and_clean(
         stack,
+        registry,
         synth,
         tmp_path,
-        "crashed",
-        crash=lambda run: _kill_worker_and_sink(run, len(events)),
-        events=len(events),
-        sharded=sharded,
-        environment={**environment, "C2C_LOG_LEVEL": "INFO"} if environment else None,
-    )
-    # read before the clean run publishes the same events again
-    replays = _republished(stack, registry, crashed)
-    clean = _run_pipeline(
-        stack,
-        synth,
-        tmp_path,
-        "clean",
-        crash=None,
-        events=len(events),
+        lambda run: _kill_worker_and_sink(run, len(events)),
+        len(events),
         sharded=sharded,
         environment=environment,
+        crashed_environment={"C2C_LOG_LEVEL": "INFO"} if environment else None,
     )
     assert crashed.kills.count("worker") >= 2
     assert crashed.kills.count("sink") >= 2
@@ -134,9 +123,9 @@ def test_killed_broker_gives_what_a_clean_run_gives(
         wait_for(lambda: run.worker.handled() >= events // 4, "worker at work", run.worker)
         run.kill_broker_and_restart()
 
-    crashed = _run_pipeline(stack, synth, tmp_path, "crashed", crash=kill_broker, events=events)
-    replays = _republished(stack, registry, crashed)
-    clean = _run_pipeline(stack, synth, tmp_path, "clean", crash=None, events=events)
+    crashed, clean, replays = _crashed_and_clean(
+        stack, registry, synth, tmp_path, kill_broker, events
+    )
     assert "broker" in crashed.kills
     _compare(stack, registry, crashed, clean, replays, synth)
 
@@ -159,15 +148,51 @@ def test_a_shard_host_killed_while_the_worker_decides_gives_what_a_clean_run_giv
         run.hosts.kill(0)
         run.kills.append("shard host")
 
+    crashed, clean, replays = _crashed_and_clean(
+        stack,
+        registry,
+        synth,
+        tmp_path,
+        kill_a_host,
+        events,
+        sharded=(4, 2),
+        environment=environment,
+    )
+    assert crashed.kills[0] == "shard host", crashed.kills
+    assert crashed.hosts is not None
+    assert crashed.hosts.held(1) == [0, 1, 2, 3]  # the host left took every shard
+    print(f"  the host left took shards from: {crashed.hosts.sources(1)}")
+    _compare(stack, registry, crashed, clean, replays, synth)
+
+
+def _crashed_and_clean(
+    stack: Settings,
+    registry: SchemaRegistry,
+    synth: Path,
+    tmp_path: Path,
+    crash: Callable[[PipelineRun], None],
+    events: int,
+    *,
+    sharded: tuple[int, int] | None = None,
+    environment: dict[str, str] | None = None,
+    crashed_environment: dict[str, str] | None = None,
+    crashed_workers: int = 1,
+) -> tuple[PipelineRun, PipelineRun, dict[str, Any]]:
+    """``synth`` replayed through a run ``crash`` is called in, then through a clean one
+    of one worker (same ``sharded`` and ``environment``; ``crashed_environment`` and
+    ``crashed_workers``: for the crashed run only); the two runs, and what the crashed one
+    published more than once (read before the clean run publishes the same events
+    again). The runs are named as :func:`_compare` reads them."""
     crashed = _run_pipeline(
         stack,
         synth,
         tmp_path,
         "crashed",
-        crash=kill_a_host,
+        crash=crash,
         events=events,
-        sharded=(4, 2),
-        environment=environment,
+        workers=crashed_workers,
+        sharded=sharded,
+        environment={**(environment or {}), **(crashed_environment or {})} or None,
     )
     replays = _republished(stack, registry, crashed)
     clean = _run_pipeline(
@@ -177,14 +202,10 @@ def test_a_shard_host_killed_while_the_worker_decides_gives_what_a_clean_run_giv
         "clean",
         crash=None,
         events=events,
-        sharded=(4, 2),
+        sharded=sharded,
         environment=environment,
     )
-    assert crashed.kills[0] == "shard host", crashed.kills
-    assert crashed.hosts is not None
-    assert crashed.hosts.held(1) == [0, 1, 2, 3]  # the host left took every shard
-    print(f"  the host left took shards from: {crashed.hosts.sources(1)}")
-    _compare(stack, registry, crashed, clean, replays, synth)
+    return crashed, clean, replays
 
 
 def _synth(folder: Path, people: int) -> int:

@@ -21,7 +21,7 @@ from c2c.settings import Settings
 from cli.pipeline_run import PipelineRun, wait_for
 from cli.worker_process import RAW_PARTITIONS, WorkerProcess
 from streams.failstop import EXIT_CODE
-from tests.integration.test_crashes import _compare, _republished, _run_pipeline, _synth
+from tests.integration.test_crashes import _compare, _crashed_and_clean, _synth
 
 pytestmark = pytest.mark.integration
 
@@ -73,33 +73,19 @@ def test_a_lost_workers_shard_moves_to_the_worker_left(
         left.append(survivor)
         moved["seconds_to_move"] = round(time.monotonic() - lost_at, 1)
 
-    crashed = _run_pipeline(
+    crashed, clean, replays = _crashed_and_clean(
         stack,
+        registry,
         synth,
         tmp_path,
-        "crashed",  # the name test_crashes._compare reads it under
-        crash=lose_the_resolving_worker,
-        events=events,
-        workers=2,
+        lose_the_resolving_worker,
+        events,
+        sharded=sharded,
+        environment={"C2C_STREAMS_STATE": kept},
         # INFO: each batch's intake offsets and outcomes in the workers' logs, so that a
         # failure says which worker resolved (or skipped) what
-        environment={
-            "C2C_STREAMS_STANDBY_REPLICAS": "1",
-            "C2C_STREAMS_STATE": kept,
-            "C2C_LOG_LEVEL": "INFO",
-        },
-        sharded=sharded,
-    )
-    replays = _republished(stack, registry, crashed)
-    clean = _run_pipeline(
-        stack,
-        synth,
-        tmp_path,
-        "clean",
-        crash=None,
-        events=events,
-        environment={"C2C_STREAMS_STATE": kept},
-        sharded=sharded,
+        crashed_environment={"C2C_STREAMS_STANDBY_REPLICAS": "1", "C2C_LOG_LEVEL": "INFO"},
+        crashed_workers=2,
     )
     print(f"failover, state in {state}: {events:,} events; the worker left resolved {moved}")
     # the standby had resolved nothing before it took the shard over
