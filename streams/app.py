@@ -95,7 +95,7 @@ from streams.resolution import (
 )
 from streams.shards import KafkaShards, shard_topics
 from streams.tables import TableWriter, parse_source_key, source_key
-from streams.worker_decider import Published, WorkerDecider
+from streams.worker_decider import WorkerDecider
 
 __all__ = ["APP_ID", "ROLES", "WorkerState", "changelog_topics", "create_app", "faust_broker"]
 
@@ -649,7 +649,7 @@ def _add_resolver(
         )
         decider_clients.extend((shards, log_))
         decider = WorkerDecider(stage, sharded, log_)
-        republish[:] = decider.resume()  # the same epoch's, if an earlier resume's are unsent
+        decider.resume()
         state.decider = decider
         log.info(
             "identity decider over %d shard(s) resumed from its log: epoch %d, intake "
@@ -657,7 +657,7 @@ def _add_resolver(
             settings.streams_shards,
             log_.epoch,
             decider.position or "none",
-            sum(len(p.outgoing) for p in republish),
+            sum(len(p.outgoing) for p in decider.unpublished),
         )
         return stage
 
@@ -718,9 +718,7 @@ def _add_resolver(
             await app.consumer.seek(TP(*where), hole)
 
     sharded_mode = settings.streams_resolver == "shards"
-    # C2C_STREAMS_RESOLVER=shards: what the decider's log held, published with the next
-    # batch; the decider's Kafka clients, closed when it is rebuilt
-    republish: list[Published] = []
+    # C2C_STREAMS_RESOLVER=shards: the decider's Kafka clients, closed when it is rebuilt
     decider_clients: list[KafkaShards | DeciderLog] = []
 
     def gather(events: list[EventT]) -> _Gathered:
@@ -767,21 +765,17 @@ def _add_resolver(
         batch's."""
         decider = state.decider
         assert decider is not None, "build_sharded makes the decider with the stage"
-        for topic in gathered.damaged:
-            batch.read(topic)
         if gathered.damaged:
             # their dead letters confirmed before the epoch is logged: the log's position
             # passes their offsets, and a successor would not make them again
             await asyncio.to_thread(results.confirm)
-        for incoming in gathered.records:
-            batch.read(incoming.topic)
         processed = (
             await asyncio.to_thread(decider.decide, gathered.records, gathered.position)
             if gathered.records
             else []
         )
-        decided = [(p.resolved_ms, p.outgoing) for p in republish]
-        republish.clear()
+        # what the log's last epoch published, until published again (decider.published)
+        decided = [(p.resolved_ms, p.outgoing) for p in decider.unpublished]
         for done in processed:
             decided.append((done.resolved_ms, done.outgoing))
             batch.sent(done.outgoing)
@@ -802,6 +796,10 @@ def _add_resolver(
                 stage = state.stage
                 counted = Counter(stage.counts)
                 gathered = gather(events)
+                for topic in gathered.damaged:
+                    batch.read(topic)
+                for incoming in gathered.records:
+                    batch.read(incoming.topic)
                 last = events[-1]
                 partition = last.message.partition
                 if sharded_mode:
@@ -867,14 +865,11 @@ def _add_resolver(
         resend, unconfirmed.resend = unconfirmed.resend, []
         once: list[Outgoing] = list(resend)
         # (bound once: the loop runs per record)
-        process, read, sent = stage.process, batch.read, batch.sent
+        process, sent = stage.process, batch.sent
         # the batch's results, each record's with when it was resolved: sent after the
         # batch's state
         decided: list[tuple[int, list[Outgoing]]] = []
-        for topic in gathered.damaged:
-            read(topic)
         for incoming in gathered.records:
-            read(incoming.topic)
             processed = process(incoming)
             outgoing = processed.outgoing
             decided.append((time.time_ns() // 1_000_000, outgoing))

@@ -93,6 +93,12 @@ class WorkerDecider:
         ]
         return list(self._unpublished)
 
+    @property
+    def unpublished(self) -> list[Published]:
+        """The messages :meth:`resume` gave that the worker has not yet said are published:
+        to publish with the next batch's (each epoch logs them again until then)."""
+        return self._unpublished
+
     def published(self) -> None:
         """The worker has confirmed the messages :meth:`resume` gave (and every batch's so
         far) published: epochs no longer log them again."""
