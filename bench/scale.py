@@ -90,14 +90,16 @@ def _transposed(rng: random.Random, number: str) -> str:
     return number[:at] + number[at + 1] + number[at] + number[at + 2 :]
 
 
-def generate(records: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
+def generate(records: int, seed: int = 1, wave: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
     """``records`` provider-like identity records ``(provider, person fields)``, of about
     ``records / 25`` people (25 records a person, as 1 billion of 40 million): K-12
     enrolments (SSID, full name, birth date), college terms (SSN for most, birth date),
     quarterly wages (SSN as the source id, no birth date; the same identity each quarter).
     Noise as providers send it: name typos, initials, married surnames, SSN typos and
     transpositions, day and month swapped, missing birth dates and SSNs. People arrive in
-    waves of 500 whose records interleave, so a person's records are spread in time."""
+    waves of ``wave`` (500) whose records interleave, so a person's records are spread
+    over about ``25 * wave`` records: a backfill in time order spreads them far wider (a
+    person's next record some millions of records later)."""
     rng = random.Random(seed)
     firsts = _names(rng, 4_000, (2, 3))
     lasts = _names(rng, 60_000, (2, 4))
@@ -105,7 +107,6 @@ def generate(records: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]
     last_weights = _zipf_weights(len(lasts), 0.8)
     emitted = 0
     person = 0
-    wave = 500
     while emitted < records:
         pending: list[tuple[str, dict[str, Any]]] = []
         for _ in range(wave):

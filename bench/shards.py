@@ -200,10 +200,12 @@ class _Intake(Sequence[Record]):
         return (_Intake, (self.start, self.end))
 
 
-def intake_epochs(size: int) -> Iterator[_Intake]:
-    """The intake (``_INTAKE``) cut into epochs of ``size``, each as its offsets."""
-    for start in range(0, len(_INTAKE), size):
-        yield _Intake(start, min(start + size, len(_INTAKE)))
+def intake_epochs(size: int, first: int = 0, end: int | None = None) -> Iterator[_Intake]:
+    """The intake (``_INTAKE``) from offset ``first`` to ``end`` cut into epochs of
+    ``size``, each as its offsets."""
+    end = len(_INTAKE) if end is None else end
+    for start in range(first, end, size):
+        yield _Intake(start, min(start + size, end))
 
 
 # Messages between the processes: pickles, except that an identity's masks (an SSN's 53
@@ -309,6 +311,9 @@ def _serve(connection: Connection, shard_args: tuple[Any, ...]) -> None:
         if method == "stop":
             link.send(time.process_time())
             return
+        if method == "cpu":
+            link.send(time.process_time())
+            continue
         link.send(getattr(shard, method)(*args))
         if method == "apply" and gc.isenabled():
             # the shard's state is long-lived and acyclic: out of the collector's view, so
@@ -357,6 +362,11 @@ class ProcessShards:
             gc.freeze()  # the answers live for the epoch: not rescanned meanwhile
         return answers
 
+    def cpu_now(self) -> list[float]:
+        """Each shard's CPU seconds so far (between rounds: none may be in flight)."""
+        self.send("cpu", [()] * self.count)
+        return self.receive()
+
     def stop(self) -> list[float]:
         """Stop every shard; each one's CPU seconds."""
         for outbox in self._outboxes:
@@ -388,17 +398,23 @@ def _kept(resolutions: Iterable[Any], every: int) -> list[Any]:
     return out
 
 
-def _one_shard(records: list[Record], epoch: int) -> tuple[float, float, list[Any]]:
+def _one_shard(records: list[Record], epoch: int, warm: int = 0) -> tuple[float, float, list[Any]]:
+    """One resolver over ``records``: (wall s, CPU s, resolutions), the first ``warm``
+    records resolved before the clocks start."""
     from streams.identity.resolver import IdentifierHasher, Resolver
 
     resolver = Resolver(IdentifierHasher(_SECRET))
+    out = _kept((resolver.resolve(provider, person) for provider, person in records[:warm]), epoch)
+    _settle()
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = _kept((resolver.resolve(provider, person) for provider, person in records), epoch)
+    out += _kept((resolver.resolve(provider, person) for provider, person in records[warm:]), epoch)
     return time.perf_counter() - started, time.process_time() - cpu_before, out
 
 
-def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
+def _sharded(records: list[Record], shards: int, epoch: int, warm: int = 0) -> dict[str, Any]:
+    """The sharded core over ``records`` in processes (see the module's doc), the first
+    ``warm`` records (whole epochs) resolved before the clocks start."""
     from streams.identity.resolver import IdentifierHasher
     from streams.identity.sharding import Decider, resolve_epochs
 
@@ -410,12 +426,16 @@ def _sharded(records: list[Record], shards: int, epoch: int) -> dict[str, Any]:
     decider.plan = _timed(plan, deciding, "decide", cpu)  # type: ignore[method-assign]
     _INTAKE[:] = records  # before the shards fork: their intake
     process_shards = ProcessShards(shards, _SECRET)
+    out = _kept(resolve_epochs(process_shards, decider, intake_epochs(epoch, 0, warm)), epoch)
+    shards_before = process_shards.cpu_now() if warm else [0.0] * shards
+    deciding["decide"], process_shards.waited = 0.0, 0.0
+    _settle()
     cpu_before = time.process_time()
     started = time.perf_counter()
-    out = _kept(resolve_epochs(process_shards, decider, intake_epochs(epoch)), epoch)
+    out += _kept(resolve_epochs(process_shards, decider, intake_epochs(epoch, warm)), epoch)
     seconds = time.perf_counter() - started
     parent_cpu = time.process_time() - cpu_before
-    shard_cpu = process_shards.stop()
+    shard_cpu = [a - b for a, b in zip(process_shards.stop(), shards_before, strict=True)]
     return {
         "seconds": seconds,
         "out": out,
@@ -485,21 +505,27 @@ def _settle() -> None:
 
 
 def throughput(
-    records: list[Record], shard_counts: list[int], epoch: int, repeats: int, kafka: bool = False
+    records: list[Record],
+    shard_counts: list[int],
+    epoch: int,
+    repeats: int,
+    kafka: bool = False,
+    warm: int = 0,
 ) -> None:
     """Records/s of the one-shard resolver and of each shard count, interleaved (see the
-    module's doc); with ``kafka``, each shard count over Kafka too."""
+    module's doc); with ``kafka``, each shard count over Kafka too. The first ``warm``
+    records are resolved before each run's clocks start (not over Kafka)."""
     runs: dict[str, list[dict[str, Any]]] = {"one-shard Resolver": []}
     runs.update({f"{n} shard{'s' if n > 1 else ''}": [] for n in shard_counts})
     if kafka:
         runs.update({f"{n} over Kafka": [] for n in shard_counts})
     for _ in range(repeats):
         _settle()
-        seconds, cpu, expected = _one_shard(records, epoch)
+        seconds, cpu, expected = _one_shard(records, epoch, warm)
         runs["one-shard Resolver"].append({"seconds": seconds, "parent_cpu": cpu})
         for n in shard_counts:
             _settle()
-            run = _sharded(records, n, epoch)
+            run = _sharded(records, n, epoch, warm)
             if run.pop("out") != expected:
                 raise SystemExit(f"{n} shards resolved differently from one resolver: a bug")
             runs[f"{n} shard{'s' if n > 1 else ''}"].append(run)
@@ -531,7 +557,7 @@ def throughput(
         rows.append(
             [
                 name,
-                f"{len(records) / seconds:,.0f}",
+                f"{(len(records) - warm) / seconds:,.0f}",
                 f"{base / seconds:.2f}x",
                 f"{seconds:.2f}",
                 med("decide"),
@@ -558,7 +584,8 @@ def throughput(
         rows,
     )
     print(
-        f"\n{len(records):,} records, epochs of {epoch:,}; medians of {repeats} runs. "
+        f"\n{len(records) - warm:,} records timed after {warm:,} resolved first, epochs of "
+        f"{epoch:,}; medians of {repeats} runs. "
         "CPU bound: the one-shard run's CPU seconds over the busiest process's (the speedup "
         "if every process had a core of its own and nothing waited)"
     )
@@ -573,6 +600,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--wave",
+        type=int,
+        default=500,
+        help="people whose records interleave (bench.scale.generate): a person's records "
+        "spread over about 25 x this many",
+    )
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=0,
+        help="records resolved before the clocks start (whole epochs; not with --kafka)",
+    )
+    parser.add_argument(
         "--kafka",
         action="store_true",
         help="also each shard count over Kafka (streams/shards.py; needs the stack: C2C_*)",
@@ -583,7 +623,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the cyclic garbage collector off in every process (the one-shard run's too)",
     )
     args = parser.parse_args(argv)
-    records = list(generate(args.records, args.seed))
+    if args.warm % args.epoch or (args.warm and args.kafka) or args.warm >= args.records:
+        parser.error("--warm: whole epochs, fewer than --records, and not with --kafka")
+    records = list(generate(args.records, args.seed, args.wave))
     # the inputs live for the whole run (as in no resolver): out of the collector's view,
     # for the one-shard resolver and the decider alike (as bench/sink.py does)
     gc.collect()
@@ -594,7 +636,7 @@ def main(argv: list[str] | None = None) -> None:
         print_breakdown(records)
     else:
         counts = [int(n) for n in args.shards.split(",")]
-        throughput(records, counts, args.epoch, args.repeats, args.kafka)
+        throughput(records, counts, args.epoch, args.repeats, args.kafka, args.warm)
 
 
 if __name__ == "__main__":
