@@ -16,7 +16,12 @@ epoch, in rounds each of which every shard serves in parallel:
    against the profile as of the epoch's start; it answers with the scores at or above the
    review floor (or the threshold) and the kept state of the persons at or above the
    threshold and of those a source id names (None for those the last epoch wrote: the
-   decider kept them).
+   decider kept them). An identity all of whose records come from a source id already
+   known is not scored in this round: the resolver compares nothing for a source's repeat
+   of an identity its person holds (most of a steady state's records: wages, quarter after
+   quarter). A second SCORE round takes those whose person, as the first round sent it,
+   does not hold the identity; one that the epoch's own changes bring to a comparison is
+   scored when the decider reaches it (a round of its own: rare).
 4. DECIDE: one :class:`Decider` takes the epoch's records in order and applies the
    resolver's own rule (:meth:`Resolver.decide`, the same code) over an :class:`EpochView`:
    the persons the shards sent, the blocks as probed plus the persons filed in this epoch,
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -503,7 +508,14 @@ class EpochView(IdentityState):
         self.optouts_before = optouts  # a request was active at the epoch's start
         # the active requests the epoch's items named, and their holders, at its start
         self.requests_before = dict(requests or {})
+        self.add(persons)
+
+    def add(self, persons: Mapping[str, PersonState]) -> None:
+        """Take the kept state of ``persons`` as the shards sent it (at the epoch's start),
+        but not over a person the view holds already (its state now)."""
         for person_id, person in persons.items():
+            if person_id in self.profiles:
+                continue
             self.profiles[person_id] = person.profile
             self.trusted[person_id] = person.trusted
             if person.absorbed:
@@ -595,21 +607,55 @@ class EpochView(IdentityState):
         )
 
 
+# The scores of identity ``at``'s candidates not yet scored (step 3 left it out), with the
+# kept state of the persons matched: a SCORE round of its own (resolve_epochs).
+ScoreLater = Callable[
+    [int, EpochView], tuple[Mapping[tuple[int, str], Score], Mapping[str, PersonState]]
+]
+
+
 class _EpochResolver(Resolver):
     """The resolver's rule over an :class:`EpochView`, with step 3's scores: a candidate
-    unchanged this epoch has the score its shard sent (none sent: below the floor)."""
+    unchanged this epoch has the score its shard sent (none sent: below the floor). An
+    identity step 3 left out (``later``) is scored by ``score_later`` when first compared."""
 
     state: EpochView
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scored: Mapping[tuple[int, str], Score] = {}
+        self.later: set[int] = set()
+        self.score_later: ScoreLater | None = None
+        self._scored_later: dict[tuple[int, str], Score] = {}
         self.at = 0
+
+    def start(
+        self,
+        view: EpochView,
+        scored: Mapping[tuple[int, str], Score],
+        later: Iterable[int],
+        score_later: ScoreLater | None,
+    ) -> None:
+        """Decide the next epoch over ``view`` with step 3's ``scored``."""
+        self.state, self.scored, self.later = view, scored, set(later)
+        self.score_later, self._scored_later = score_later, {}
 
     def _score_candidate(self, identity: Identity, root: str) -> Score:
         if root in self.state.changed:
             return super()._score_candidate(identity, root)
-        return self.scored.get((self.at, root), _BELOW)
+        at = self.at
+        if at in self.later:
+            self.later.discard(at)
+            if self.score_later is None:
+                raise RuntimeError(
+                    "the decider compares an identity step 3 did not score, with no round to "
+                    "score it in (a bug in streams/identity/sharding.py)"
+                )
+            scored, persons = self.score_later(at, self.state)
+            self._scored_later.update(scored)
+            self.state.add(persons)
+        found = self.scored.get((at, root))
+        return self._scored_later.get((at, root), _BELOW) if found is None else found
 
 
 class _Merges(dict[str, str]):
@@ -683,15 +729,21 @@ class Decider:
         sources: Mapping[SourceKey, str],
         shards: int,
         named: Iterable[str] = (),
+        *,
+        identities: Iterable[int] | None = None,
+        changed: Collection[str] = (),
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
         """Step 3's requests for each shard: every (distinct identity, candidate's surviving
         person) pair of the blocks as probed, and the persons to fetch: those the source
         ids name, and ``named`` (the persons and requests' holders of :class:`Named`
-        items)."""
+        items). ``identities``: only those (their indexes; default all). ``changed``:
+        persons changed in the epoch so far (mid-epoch: the decider scores them itself)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
-        for at, (identity, keys) in enumerate(zip(epoch.identities, epoch.keys, strict=True)):
-            seen: set[str] = set()
+        chosen = range(len(epoch.identities)) if identities is None else identities
+        for at in chosen:
+            identity, keys = epoch.identities[at], epoch.keys[at]
+            seen: set[str] = set(changed)
             for key in keys:
                 for candidate in blocks[key]:
                     person = root(candidate)
@@ -719,13 +771,16 @@ class Decider:
         optouts: bool = False,
         each: EachRecord | None = None,
         requests: Mapping[str, str] | None = None,
+        later: Iterable[int] = (),
+        score_later: ScoreLater | None = None,
     ) -> tuple[list[Resolution], EpochWrites]:
         """Resolve the epoch's records in order, from the shards' answers; the records'
         resolutions (none for a :class:`Named` item), and the writes that bring the shards
         to the state after them. ``optouts``: an opt-out request was active at the epoch's
         start. ``each``: called after each record's resolution, and for each Named item
         in its place (see :func:`resolve_epochs`). ``requests``: the active requests the
-        Named items name, with their holders."""
+        Named items name, with their holders. ``later``: the identities ``scored`` leaves
+        out, which ``score_later`` scores if the decider compares them."""
         written = self.written
         view = EpochView(
             self,
@@ -736,7 +791,7 @@ class Decider:
             requests,
         )
         resolver = self._resolver
-        resolver.state, resolver.scored = view, scored
+        resolver.start(view, scored, later, score_later)
         resolutions = []
         self._merges.start()
         named = epoch.named
@@ -806,10 +861,12 @@ def resolve_epochs(
     if records is not None:
         _send_prepare(shards, records)
     applying = False
+    prepared: list[Any] | None = None  # the next epoch's PREPARE answers, taken early
     while records is not None:
         taken = len(records)
         named = {at: item for at, item in enumerate(records) if isinstance(item, Named)}
-        epoch = _gathered(taken, shards.receive(), named)
+        epoch = _gathered(taken, shards.receive() if prepared is None else prepared, named)
+        prepared = None
         if applying:
             shards.receive()  # the previous epoch's APPLY, sent after this PREPARE
         # 2. PROBE: each key, source id and request named at its shard
@@ -832,25 +889,50 @@ def resolve_epochs(
             sources.update(probed.sources)
             held.update(probed.requests)
             optouts = optouts or probed.optouts
-        # 3. SCORE: each pair where its person lives
+        # 3. SCORE: each pair where its person lives, but for a source's repeats
+        covering = each is not None and (optouts or requests is None or requests(records))
+        later = set() if covering else _repeats(epoch, sources)
         persons_named = [p for item in named.values() for p in item.persons]
+        first = (i for i in range(len(epoch.identities)) if i not in later)
         shards.send(
-            "score", decider.plan(epoch, blocks, sources, n, [*held.values(), *persons_named])
+            "score",
+            decider.plan(
+                epoch, blocks, sources, n, [*held.values(), *persons_named], identities=first
+            ),
         )
         scored: dict[tuple[int, str], Score] = {}
         persons: dict[str, PersonState | None] = {}
         for reply in shards.receive():
             scored.update(reply.scored)
             persons.update(reply.persons)
-        if each is not None and (optouts or requests is None or requests(records)):
+        new = _not_held(epoch, sources, later, decider, persons)
+        if new:  # repeats whose identity their person does not hold: compared after all
+            later.difference_update(new)
+            shards.send("score", decider.plan(epoch, blocks, {}, n, identities=new))
+            for reply in shards.receive():
+                scored.update(reply.scored)
+                persons.update(reply.persons)
+        if covering:
             _fetch_covering(shards, decider, epoch, blocks, persons)
         records = next(following, None)
         if records is not None:
             _send_prepare(shards, records)
+
+        score_later = _ScoreLater(shards, decider, epoch, blocks, records is not None)
         # 4. DECIDE, 5. APPLY
         resolutions, writes = decider.decide(
-            epoch, blocks, sources, scored, persons, optouts=optouts, each=each, requests=held
+            epoch,
+            blocks,
+            sources,
+            scored,
+            persons,
+            optouts=optouts,
+            each=each,
+            requests=held,
+            later=later,
+            score_later=score_later,
         )
+        prepared = score_later.prepared
         if decided is not None:
             decided(resolutions, writes, taken)
         shards.send("apply", [(writes.part(i, n),) for i in range(n)])
@@ -858,6 +940,81 @@ def resolve_epochs(
         yield from resolutions
     if applying:
         shards.receive()
+
+
+class _ScoreLater:
+    """:data:`ScoreLater` over ``shards``: step 3 for one identity, mid-epoch, in a SCORE
+    round of its own. The next epoch's PREPARE, sent before the decision
+    (``prepare_sent``), is answered first: its answers are kept in :attr:`prepared`."""
+
+    def __init__(
+        self,
+        shards: ShardSet,
+        decider: Decider,
+        epoch: EpochRecords,
+        blocks: Mapping[str, tuple[str, ...]],
+        prepare_sent: bool,
+    ) -> None:
+        self._shards, self._decider, self._epoch, self._blocks = shards, decider, epoch, blocks
+        self._prepare_sent = prepare_sent
+        self.prepared: list[Any] | None = None
+
+    def __call__(
+        self, at: int, view: EpochView
+    ) -> tuple[dict[tuple[int, str], Score], dict[str, PersonState]]:
+        shards, decider = self._shards, self._decider
+        if self._prepare_sent and self.prepared is None:
+            self.prepared = shards.receive()
+        shards.send(
+            "score",
+            decider.plan(
+                self._epoch, self._blocks, {}, shards.count, identities=[at], changed=view.changed
+            ),
+        )
+        scored: dict[tuple[int, str], Score] = {}
+        matched: dict[str, PersonState] = {}
+        for reply in shards.receive():
+            scored.update(reply.scored)
+            for person_id, kept in reply.persons.items():
+                matched[person_id] = decider.written[person_id].copy() if kept is None else kept
+        return scored, matched
+
+
+def _repeats(epoch: EpochRecords, sources: Mapping[SourceKey, str]) -> set[int]:
+    """The epoch's identities (indexes) every record of which comes from a source id
+    already known: a source's repeats, which step 3 need not score if the person holds
+    the identity (the resolver then compares nothing)."""
+    repeats = set(range(len(epoch.identities)))
+    for at, (record, identity) in enumerate(zip(epoch.records, epoch.ids, strict=True)):
+        if at not in epoch.named and not (record.source_key[1] and record.source_key in sources):
+            repeats.discard(identity)
+    return repeats
+
+
+def _not_held(
+    epoch: EpochRecords,
+    sources: Mapping[SourceKey, str],
+    repeats: Iterable[int],
+    decider: Decider,
+    persons: Mapping[str, PersonState | None],
+) -> list[int]:
+    """Of ``repeats``, the identities some record of which names (by its source id) a
+    person who did not hold it at the epoch's start (as step 3 sent the person): the
+    resolver compares those."""
+    wanted = set(repeats)
+    if not wanted:
+        return []
+    root, written = decider.state.root, decider.written
+    out: set[int] = set()
+    for at, (record, identity) in enumerate(zip(epoch.records, epoch.ids, strict=True)):
+        if identity not in wanted or identity in out or at in epoch.named:
+            continue
+        person = root(sources[record.source_key])
+        kept = persons[person]
+        profile = (written[person] if kept is None else kept).profile
+        if epoch.identities[identity] not in profile:
+            out.add(identity)
+    return sorted(out)
 
 
 def apply_again(shards: ShardSet, writes: EpochWrites) -> None:

@@ -346,6 +346,109 @@ def test_unchanged_persons_are_not_scored_again_by_the_decider() -> None:
     assert 0 < len(scored) < calls[0]
 
 
+def _a_repeat_its_person_dropped_in_the_epoch() -> list[Record]:
+    """A person with a full profile (12 identities, one source id, a zip each), another
+    filed under the same blocks (another SSN); in the next epoch a record of the first
+    person from another source brings a 13th identity (the oldest dropped), then the first
+    source repeats that oldest identity: step 3 did not score it (its person held it at
+    the epoch's start), and the decider compares it. Epochs of 13, a third one after."""
+    born = datetime.date(2003, 5, 17)
+
+    def person(source: str, first: str, ssn: str, zip_code: str) -> dict[str, Any]:
+        return {
+            "source_person_id": source,
+            "first_name": first,
+            "last_name": "Garcia",
+            "birth_date": born,
+            "ssn": ssn,
+            "ssid": None,
+            "zip": zip_code,
+        }
+
+    full = [("k12", person("a", "Maria", "123456789", f"900{n:02d}")) for n in range(1, 13)]
+    # the same name and birth date, another SSN and zip: a possible match of the dropped
+    # identity, found only if the decider has its score
+    other = ("k12", person("q", "Maria", "987654321", "94110"))
+    later = [
+        ("ccc", person("b", "Maria", "123456789", "90013")),
+        full[0],  # the dropped identity, repeated by its source
+        *[("wages", person(f"w{n}", f"Ann{n}", f"55566{n:04d}", "95000")) for n in range(11)],
+    ]
+    tail = [("wages", person(f"t{n}", f"Zed{n}", f"44433{n:04d}", "95001")) for n in range(5)]
+    return [*full, other, *later, *tail]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("floor", [None, FLOOR])
+def test_a_repeat_left_out_of_step_3_is_scored_when_the_decider_compares_it(
+    shards: int, floor: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source's repeat of an identity its person holds is not scored in step 3; one the
+    epoch's own changes bring to a comparison is scored then, in a round of its own (the
+    next epoch's PREPARE answered first): the same resolutions as one resolver."""
+    import streams.identity.sharding as sharding
+
+    rounds: list[int] = []
+    original = sharding._ScoreLater.__call__
+
+    def counted(self: Any, at: int, view: Any) -> Any:
+        rounds.append(at)
+        return original(self, at, view)
+
+    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
+    records = _a_repeat_its_person_dropped_in_the_epoch()
+    _assert_same(records, shards, 13, floor)
+    assert len(rounds) == 1
+    expected, _ = _one_shard(records, floor)
+    assert expected[14].rule != "SOURCE_ID"  # compared, not taken as the source's repeat
+    if floor is not None:  # the other person, scored in that round only
+        assert expected[14].near is not None
+        assert expected[14].near.person_id == expected[12].person_id != expected[14].person_id
+
+
+def test_step_3_leaves_out_a_sources_repeats_of_an_identity_its_person_holds() -> None:
+    """Most of a steady state's records repeat an identity under a known source id: their
+    candidates are not scored by the shards (nor by the decider) in the second epoch on."""
+    from bench.scale import generate
+
+    records = list(generate(6_000, seed=5))
+    asked: list[int] = []
+    shards = [Shard(IdentifierHasher(SECRET)) for _ in range(2)]
+    for shard in shards:
+        score = shard.score
+
+        def counting(requests: Any, fetch: Any, score: Any = score) -> Any:
+            requests = list(requests)
+            asked.append(len(requests))
+            return score(requests, fetch)
+
+        shard.score = counting  # type: ignore[method-assign]
+    decider = Decider(IdentifierHasher(SECRET))
+    got = list(resolve_epochs(LocalShards(shards), decider, epochs_of(records, 2_000)))
+    expected, _ = _one_shard(records, None)
+    assert got == expected
+    repeats = sum(r.rule == "SOURCE_ID" and not r.touched for r in expected[2_000:])
+    assert repeats > 1_000
+    # fewer pairs than the one resolver compares (the decider scores the persons the
+    # epoch changed, and an identity is scored once an epoch)
+    one = Resolver(IdentifierHasher(SECRET))
+    compared = [0]
+    original = one.score_candidate
+
+    def count_one(identity: Any, profile: Any) -> Any:
+        compared[0] += 1
+        return original(identity, profile)
+
+    one.score_candidate = count_one  # type: ignore[method-assign]
+    for provider, person in records:
+        one.resolve(provider, person)
+    # before: every record's candidates, 2,138 pairs against the one resolver's 1,001
+    assert sum(asked) < compared[0]
+    # the repeats whose person lacks the identity: in a second round, not one round each
+    epochs = len(records) // 2_000
+    assert len(asked) <= 2 * 2 * epochs  # two shards, at most two SCORE rounds an epoch
+
+
 def test_person_state_copies_are_independent() -> None:
     from streams.identity.sharding import PersonState
 
