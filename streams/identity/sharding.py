@@ -49,7 +49,15 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -891,7 +899,7 @@ def resolve_epochs(
             optouts = optouts or probed.optouts
         # 3. SCORE: each pair where its person lives, but for a source's repeats
         covering = each is not None and (optouts or requests is None or requests(records))
-        later = set() if covering else _repeats(epoch, sources)
+        later = _repeats(epoch, sources)
         persons_named = [p for item in named.values() for p in item.persons]
         first = (i for i in range(len(epoch.identities)) if i not in later)
         shards.send(
@@ -913,12 +921,12 @@ def resolve_epochs(
                 scored.update(reply.scored)
                 persons.update(reply.persons)
         if covering:
-            _fetch_covering(shards, decider, epoch, blocks, persons)
+            _fetch_covering(shards, decider, blocks, persons, epoch.identities)
         records = next(following, None)
         if records is not None:
             _send_prepare(shards, records)
 
-        score_later = _ScoreLater(shards, decider, epoch, blocks, records is not None)
+        score_later = _ScoreLater(shards, decider, epoch, blocks, records is not None, covering)
         # 4. DECIDE, 5. APPLY
         resolutions, writes = decider.decide(
             epoch,
@@ -944,19 +952,22 @@ def resolve_epochs(
 
 class _ScoreLater:
     """:data:`ScoreLater` over ``shards``: step 3 for one identity, mid-epoch, in a SCORE
-    round of its own. The next epoch's PREPARE, sent before the decision
-    (``prepare_sent``), is answered first: its answers are kept in :attr:`prepared`."""
+    round of its own; with ``covering`` (opt-outs read the epoch), what opt-outs read of
+    the persons it matched too (:func:`_fetch_covering`). The next epoch's PREPARE, sent
+    before the decision (``prepare_sent``), is answered first: its answers are kept in
+    :attr:`prepared`."""
 
     def __init__(
         self,
         shards: ShardSet,
         decider: Decider,
         epoch: EpochRecords,
-        blocks: Mapping[str, tuple[str, ...]],
+        blocks: dict[str, tuple[str, ...]],
         prepare_sent: bool,
+        covering: bool = False,
     ) -> None:
         self._shards, self._decider, self._epoch, self._blocks = shards, decider, epoch, blocks
-        self._prepare_sent = prepare_sent
+        self._prepare_sent, self._covering = prepare_sent, covering
         self.prepared: list[Any] | None = None
 
     def __call__(
@@ -972,12 +983,14 @@ class _ScoreLater:
             ),
         )
         scored: dict[tuple[int, str], Score] = {}
-        matched: dict[str, PersonState] = {}
+        sent: dict[str, PersonState | None] = {}
         for reply in shards.receive():
             scored.update(reply.scored)
-            for person_id, kept in reply.persons.items():
-                matched[person_id] = decider.written[person_id].copy() if kept is None else kept
-        return scored, matched
+            sent.update(reply.persons)
+        if self._covering:
+            _fetch_covering(shards, decider, self._blocks, sent, (), view.profiles)
+        written = decider.written
+        return scored, {p: written[p].copy() if kept is None else kept for p, kept in sent.items()}
 
 
 def _repeats(epoch: EpochRecords, sources: Mapping[SourceKey, str]) -> set[int]:
@@ -1029,22 +1042,24 @@ def apply_again(shards: ShardSet, writes: EpochWrites) -> None:
 def _fetch_covering(
     shards: ShardSet,
     decider: Decider,
-    epoch: EpochRecords,
     blocks: dict[str, tuple[str, ...]],
     persons: dict[str, PersonState | None],
+    identities: Iterable[Identity],
+    held: Container[str] = (),
 ) -> None:
     """Two more rounds, for opt-outs (:class:`streams.optouts.OptOuts` reads, through a
     person's SSNs and SSIDs, every person sharing one): PROBE the blocks of the trusted
-    identifiers of the persons sent and of the epoch's records that were not probed, then
-    fetch the persons filed under any of them (their kept state: a covered person's
-    members name the rows to remove). Into ``blocks`` and ``persons``."""
+    identifiers of ``persons`` and of ``identities`` (the epoch's) that were not probed,
+    then fetch the persons filed under any of them (their kept state: a covered person's
+    members name the rows to remove) but those ``held`` already. Into ``blocks`` and
+    ``persons``."""
     n = shards.count
     written = decider.written
     trusted: set[str] = set()
     for person_id, kept in persons.items():
         state = written[person_id] if kept is None else kept
         trusted.update(held_trusted_keys(state.trusted))
-    for identity in epoch.identities:
+    for identity in identities:
         trusted.update(identity_trusted_keys(identity))
     keys: list[list[str]] = [[] for _ in range(n)]
     for key in sorted(trusted.difference(blocks)):
@@ -1056,7 +1071,7 @@ def _fetch_covering(
     root = decider.state.root
     fetch: list[list[str]] = [[] for _ in range(n)]
     for person_id in dict.fromkeys(root(filed) for key in sorted(trusted) for filed in blocks[key]):
-        if person_id not in persons:
+        if person_id not in persons and person_id not in held:
             fetch[shard_of(person_id, n)].append(person_id)
     if any(fetch):
         shards.send("score", [([], mine) for mine in fetch])

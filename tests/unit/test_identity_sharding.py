@@ -406,6 +406,41 @@ def test_a_repeat_left_out_of_step_3_is_scored_when_the_decider_compares_it(
         assert expected[14].near.person_id == expected[12].person_id != expected[14].person_id
 
 
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_a_repeat_left_out_of_step_3_is_scored_with_opt_outs_read(
+    shards: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with an opt-out request active (the other person's), so that every epoch
+    fetches what opt-out decisions read, and the round of its own does for the persons it
+    matched: every outcome and decision as over one resolver."""
+    import streams.identity.sharding as sharding
+
+    rounds: list[int] = []
+    original = sharding._ScoreLater.__call__
+
+    def counted(self: Any, at: int, view: Any) -> Any:
+        rounds.append(at)
+        return original(self, at, view)
+
+    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
+    records = _a_repeat_its_person_dropped_in_the_epoch()
+    request = {"provider": "optout", "person": records[12][1], "request_id": "r-1"}
+    events = [
+        (provider if at != 12 else "optout", {"provider": provider, "person": person})
+        for at, (provider, person) in enumerate(records)
+    ]
+    events[12] = ("optout", request)
+    step, expected = _optout_steps(events)
+    resolver = _one_resolver_steps(_items(events), step)
+    sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=13)
+    sharded_step, got = _optout_steps(events)
+    list(sharded.resolve(_items(events), each=lambda _at, done, state: sharded_step(done, state)))
+    assert got == expected
+    assert len(rounds) == 1
+    assert expected[12][1] == "optout"
+    assert _comparable(sharded.state()) == _comparable(resolver.state)
+
+
 def test_step_3_leaves_out_a_sources_repeats_of_an_identity_its_person_holds() -> None:
     """Most of a steady state's records repeat an identity under a known source id: their
     candidates are not scored by the shards (nor by the decider) in the second epoch on."""
@@ -606,7 +641,40 @@ def test_opt_outs_in_the_decider_decide_as_over_one_resolver(
     remove or re-admit) on N shards are those over one resolver, and so is the state
     (each person's active requests, every request's holder). ``told``: the decider is
     told which epochs hold a request or a revocation (else it assumes any may)."""
-    events = optout_events
+    _assert_opt_outs_as_over_one_resolver(optout_events, shards, epoch, told)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+@pytest.mark.parametrize("epoch", [40, 5000])
+def test_every_identity_scored_in_a_round_of_its_own_decides_as_over_one_resolver(
+    optout_events: list[tuple[str, dict[str, Any]]],
+    shards: int,
+    epoch: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Step 3 made to leave out every identity, so that each one compared is scored when
+    the decider reaches it, in a round of its own, with what opt-out decisions read of the
+    persons it matched (the path a source's repeat takes when the epoch dropped its
+    identity): every outcome, decision and the state as over one resolver."""
+    import streams.identity.sharding as sharding
+
+    rounds: list[int] = []
+    original = sharding._ScoreLater.__call__
+
+    def counted(self: Any, at: int, view: Any) -> Any:
+        rounds.append(at)
+        return original(self, at, view)
+
+    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
+    monkeypatch.setattr(sharding, "_repeats", lambda epoch, _: set(range(len(epoch.identities))))
+    monkeypatch.setattr(sharding, "_not_held", lambda *_: [])
+    _assert_opt_outs_as_over_one_resolver(optout_events, shards, epoch, False)
+    assert len(rounds) > 40
+
+
+def _assert_opt_outs_as_over_one_resolver(
+    events: list[tuple[str, dict[str, Any]]], shards: int, epoch: int, told: bool
+) -> None:
     items = _items(events)
     requests = sum(1 for source, _ in events if source == "optout")
     assert requests >= 10
