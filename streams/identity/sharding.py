@@ -223,20 +223,26 @@ class EpochWrites:
     # request -> its holder now, None: revoked (all shards)
     optout_requests: dict[str, str | None] = field(default_factory=dict)
 
-    def part(self, shard: int, shards: int) -> EpochWrites:
-        """The writes shard ``shard`` of ``shards`` applies (merges and opt-out requests:
-        every shard's)."""
+    def parts(self, shards: int) -> list[EpochWrites]:
+        """The writes each of ``shards`` shards applies, in shard order (merges and opt-out
+        requests: every shard's); each key's shard found once."""
         if shards == 1:
-            return self
-        return EpochWrites(
-            {p: s for p, s in self.persons.items() if shard_of(p, shards) == shard},
-            [p for p in self.removed if shard_of(p, shards) == shard],
-            {k: v for k, v in self.blocks.items() if shard_of(k, shards) == shard},
-            {k: v for k, v in self.unfiled.items() if shard_of(k, shards) == shard},
-            {k: v for k, v in self.sources.items() if source_shard(k, shards) == shard},
-            self.merges,
-            self.optout_requests,
-        )
+            return [self]
+        out = [
+            EpochWrites(merges=self.merges, optout_requests=self.optout_requests)
+            for _ in range(shards)
+        ]
+        for person_id, state in self.persons.items():
+            out[shard_of(person_id, shards)].persons[person_id] = state
+        for person_id in self.removed:
+            out[shard_of(person_id, shards)].removed.append(person_id)
+        for key, filed in self.blocks.items():
+            out[shard_of(key, shards)].blocks[key] = filed
+        for key, taken in self.unfiled.items():
+            out[shard_of(key, shards)].unfiled[key] = taken
+        for source, person_id in self.sources.items():
+            out[source_shard(source, shards)].sources[source] = person_id
+        return out
 
 
 @dataclass
@@ -615,25 +621,48 @@ class EpochView(IdentityState):
         )
 
 
-# The scores of identity ``at``'s candidates not yet scored (step 3 left it out), with the
-# kept state of the persons matched: a SCORE round of its own (resolve_epochs).
+# The scores of identity ``at``'s candidates that step 3 did not score (but those in the
+# third argument), with the kept state of the persons matched: a SCORE round of its own
+# (resolve_epochs).
 ScoreLater = Callable[
-    [int, EpochView], tuple[Mapping[tuple[int, str], Score], Mapping[str, PersonState]]
+    [int, EpochView, Collection[str]],
+    tuple[Mapping[tuple[int, str], Score], Mapping[str, PersonState]],
 ]
+
+
+class _Either(Collection[str]):
+    """Membership in either of two collections, neither copied."""
+
+    def __init__(self, first: Collection[str], second: Collection[str]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._first or item in self._second
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._first
+        yield from (item for item in self._second if item not in self._first)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _EpochResolver(Resolver):
     """The resolver's rule over an :class:`EpochView`, with step 3's scores: a candidate
-    unchanged this epoch has the score its shard sent (none sent: below the floor). An
-    identity step 3 left out (``later``) is scored by ``score_later`` when first compared."""
+    unchanged this epoch has the score its shard sent (none sent: below the floor), if
+    step 3 scored it (``planned``: each identity's candidates it scored; an identity not
+    there, none). Any other is scored by ``score_later`` when first compared, with every
+    candidate of its identity's whole blocks."""
 
     state: EpochView
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scored: Mapping[tuple[int, str], Score] = {}
-        self.later: set[int] = set()
+        self.planned: Mapping[int, set[str]] = {}
         self.score_later: ScoreLater | None = None
+        self._every = True  # step 3 scored every candidate of the whole blocks
+        self._whole: set[int] = set()  # identities scored against their whole blocks since
         self._scored_later: dict[tuple[int, str], Score] = {}
         self.at = 0
 
@@ -641,29 +670,35 @@ class _EpochResolver(Resolver):
         self,
         view: EpochView,
         scored: Mapping[tuple[int, str], Score],
-        later: Iterable[int],
+        planned: Mapping[int, set[str]] | None,
         score_later: ScoreLater | None,
     ) -> None:
-        """Decide the next epoch over ``view`` with step 3's ``scored``."""
-        self.state, self.scored, self.later = view, scored, set(later)
-        self.score_later, self._scored_later = score_later, {}
+        """Decide the next epoch over ``view`` with step 3's ``scored`` (None ``planned``:
+        step 3 scored every candidate of every identity's whole blocks)."""
+        self.state, self.scored, self.score_later = view, scored, score_later
+        self._every = planned is None
+        self.planned = {} if planned is None else planned
+        self._whole, self._scored_later = set(), {}
 
     def _score_candidate(self, identity: Identity, root: str) -> Score:
         if root in self.state.changed:
             return super()._score_candidate(identity, root)
         at = self.at
-        if at in self.later:
-            self.later.discard(at)
+        found = self.scored.get((at, root))
+        if found is not None:
+            return found
+        planned = self.planned.get(at, ())
+        if not self._every and at not in self._whole and root not in planned:
             if self.score_later is None:
                 raise RuntimeError(
-                    "the decider compares an identity step 3 did not score, with no round to "
+                    "the decider compares a candidate step 3 did not score, with no round to "
                     "score it in (a bug in streams/identity/sharding.py)"
                 )
-            scored, persons = self.score_later(at, self.state)
+            scored, persons = self.score_later(at, self.state, planned)
+            self._whole.add(at)
             self._scored_later.update(scored)
             self.state.add(persons)
-        found = self.scored.get((at, root))
-        return self._scored_later.get((at, root), _BELOW) if found is None else found
+        return self._scored_later.get((at, root), _BELOW)
 
 
 class _Merges(dict[str, str]):
@@ -739,27 +774,38 @@ class Decider:
         named: Iterable[str] = (),
         *,
         identities: Iterable[int] | None = None,
-        changed: Collection[str] = (),
+        planned: dict[int, set[str]] | None = None,
+        skip: Collection[str] = (),
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
-        """Step 3's requests for each shard: every (distinct identity, candidate's surviving
-        person) pair of the blocks as probed, and the persons to fetch: those the source
+        """Step 3's requests for each shard: (distinct identity, candidate's surviving
+        person) pairs of the blocks as probed, and the persons to fetch: those the source
         ids name, and ``named`` (the persons and requests' holders of :class:`Named`
-        items). ``identities``: only those (their indexes; default all). ``changed``:
-        persons changed in the epoch so far (mid-epoch: the decider scores them itself)."""
+        items). ``identities``: only those (their indexes; default all).
+
+        With ``planned``, the candidates of each block's end as the epoch starts (the last
+        :data:`_MAX_BLOCK_SCAN`: those the resolver compares unless the epoch takes persons
+        out of the block), each identity's persons put in ``planned``; without, every
+        candidate of the whole blocks but those in ``skip`` (mid-epoch: those scored
+        already, and the persons the epoch changed, which the decider scores itself)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
         chosen = range(len(epoch.identities)) if identities is None else identities
+        end = 0 if planned is None else -_MAX_BLOCK_SCAN
+        where: dict[str, int] = {}
         for at in chosen:
             identity, keys = epoch.identities[at], epoch.keys[at]
-            seen: set[str] = set(changed)
+            seen: set[str] = set()
             for key in keys:
-                for candidate in blocks[key]:
+                for candidate in blocks[key][end:]:
                     person = root(candidate)
-                    if person not in seen:
+                    if person not in seen and person not in skip:
                         seen.add(person)
-                        requests[shard_of(person, shards)][0].append(
-                            ScoreRequest(at, identity, person)
-                        )
+                        shard = where.get(person)
+                        if shard is None:
+                            shard = where[person] = shard_of(person, shards)
+                        requests[shard][0].append(ScoreRequest(at, identity, person))
+            if planned is not None:
+                planned[at] = seen
         fetched: set[str] = set()
         for person_id in (*sources.values(), *named):
             person = root(person_id)
@@ -779,7 +825,7 @@ class Decider:
         optouts: bool = False,
         each: EachRecord | None = None,
         requests: Mapping[str, str] | None = None,
-        later: Iterable[int] = (),
+        planned: Mapping[int, set[str]] | None = None,
         score_later: ScoreLater | None = None,
     ) -> tuple[list[Resolution], EpochWrites]:
         """Resolve the epoch's records in order, from the shards' answers; the records'
@@ -787,8 +833,9 @@ class Decider:
         to the state after them. ``optouts``: an opt-out request was active at the epoch's
         start. ``each``: called after each record's resolution, and for each Named item
         in its place (see :func:`resolve_epochs`). ``requests``: the active requests the
-        Named items name, with their holders. ``later``: the identities ``scored`` leaves
-        out, which ``score_later`` scores if the decider compares them."""
+        Named items name, with their holders. ``planned``: the candidates ``scored`` holds
+        the scores of (:meth:`plan`'s; None: every candidate of the whole blocks), and
+        ``score_later`` scores the others if the decider compares them."""
         written = self.written
         view = EpochView(
             self,
@@ -799,7 +846,7 @@ class Decider:
             requests,
         )
         resolver = self._resolver
-        resolver.start(view, scored, later, score_later)
+        resolver.start(view, scored, planned, score_later)
         resolutions = []
         self._merges.start()
         named = epoch.named
@@ -902,11 +949,11 @@ def resolve_epochs(
         later = _repeats(epoch, sources)
         persons_named = [p for item in named.values() for p in item.persons]
         first = (i for i in range(len(epoch.identities)) if i not in later)
+        planned: dict[int, set[str]] = {}
+        fetch = [*held.values(), *persons_named]
         shards.send(
             "score",
-            decider.plan(
-                epoch, blocks, sources, n, [*held.values(), *persons_named], identities=first
-            ),
+            decider.plan(epoch, blocks, sources, n, fetch, identities=first, planned=planned),
         )
         scored: dict[tuple[int, str], Score] = {}
         persons: dict[str, PersonState | None] = {}
@@ -915,8 +962,9 @@ def resolve_epochs(
             persons.update(reply.persons)
         new = _not_held(epoch, sources, later, decider, persons)
         if new:  # repeats whose identity their person does not hold: compared after all
-            later.difference_update(new)
-            shards.send("score", decider.plan(epoch, blocks, {}, n, identities=new))
+            shards.send(
+                "score", decider.plan(epoch, blocks, {}, n, identities=new, planned=planned)
+            )
             for reply in shards.receive():
                 scored.update(reply.scored)
                 persons.update(reply.persons)
@@ -937,13 +985,13 @@ def resolve_epochs(
             optouts=optouts,
             each=each,
             requests=held,
-            later=later,
+            planned=planned,
             score_later=score_later,
         )
         prepared = score_later.prepared
         if decided is not None:
             decided(resolutions, writes, taken)
-        shards.send("apply", [(writes.part(i, n),) for i in range(n)])
+        shards.send("apply", [(part,) for part in writes.parts(n)])
         applying = True
         yield from resolutions
     if applying:
@@ -971,16 +1019,15 @@ class _ScoreLater:
         self.prepared: list[Any] | None = None
 
     def __call__(
-        self, at: int, view: EpochView
+        self, at: int, view: EpochView, done: Collection[str]
     ) -> tuple[dict[tuple[int, str], Score], dict[str, PersonState]]:
         shards, decider = self._shards, self._decider
         if self._prepare_sent and self.prepared is None:
             self.prepared = shards.receive()
+        skip = _Either(view.changed, done)
         shards.send(
             "score",
-            decider.plan(
-                self._epoch, self._blocks, {}, shards.count, identities=[at], changed=view.changed
-            ),
+            decider.plan(self._epoch, self._blocks, {}, shards.count, identities=[at], skip=skip),
         )
         scored: dict[tuple[int, str], Score] = {}
         sent: dict[str, PersonState | None] = {}
@@ -1035,7 +1082,7 @@ def apply_again(shards: ShardSet, writes: EpochWrites) -> None:
     lost decider may not have seen applied everywhere) and wait until each has applied it:
     applying an epoch again changes nothing."""
     n = shards.count
-    shards.send("apply", [(writes.part(i, n),) for i in range(n)])
+    shards.send("apply", [(part,) for part in writes.parts(n)])
     shards.receive()
 
 

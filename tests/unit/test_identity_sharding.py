@@ -391,9 +391,9 @@ def test_a_repeat_left_out_of_step_3_is_scored_when_the_decider_compares_it(
     rounds: list[int] = []
     original = sharding._ScoreLater.__call__
 
-    def counted(self: Any, at: int, view: Any) -> Any:
+    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
         rounds.append(at)
-        return original(self, at, view)
+        return original(self, at, view, done)
 
     monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     records = _a_repeat_its_person_dropped_in_the_epoch()
@@ -418,9 +418,9 @@ def test_a_repeat_left_out_of_step_3_is_scored_with_opt_outs_read(
     rounds: list[int] = []
     original = sharding._ScoreLater.__call__
 
-    def counted(self: Any, at: int, view: Any) -> Any:
+    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
         rounds.append(at)
-        return original(self, at, view)
+        return original(self, at, view, done)
 
     monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     records = _a_repeat_its_person_dropped_in_the_epoch()
@@ -439,6 +439,80 @@ def test_a_repeat_left_out_of_step_3_is_scored_with_opt_outs_read(
     assert len(rounds) == 1
     assert expected[12][1] == "optout"
     assert _comparable(sharded.state()) == _comparable(resolver.state)
+
+
+@pytest.fixture
+def narrow_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Blocks scanned to their last 2 persons (not 64), in the resolver and the shards, so
+    that epochs often take persons out of a block's end and bring earlier ones in: step 3
+    scored only the end as the epoch began; the others are scored when the decider
+    reaches them. The identities so scored, appended as it happens."""
+    import streams.identity.resolver as resolver
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(resolver, "_MAX_BLOCK_SCAN", 2)
+    monkeypatch.setattr(sharding, "_MAX_BLOCK_SCAN", 2)
+    rounds: list[int] = []
+    original = sharding._ScoreLater.__call__
+
+    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
+        rounds.append(at)
+        return original(self, at, view, done)
+
+    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
+    return rounds
+
+
+def _a_block_end_shifts_in_the_epoch() -> list[Record]:
+    """Three persons of one name and birth date (another SSN each: possible matches of
+    each other, no more), filed under the same blocks, the third (A) last; A's profile
+    filled with 11 identities born on another date. In the next epoch (of 14) a 13th
+    identity of A drops A's first, the only one filed under that birth date's blocks:
+    with blocks scanned to their last 2, the oldest person comes into those blocks' end,
+    and the next record (the oldest person's name, birth date and zip, no SSN) is
+    compared with it, which step 3 did not score."""
+    born, later = datetime.date(2003, 5, 17), datetime.date(2004, 8, 21)
+
+    def person(
+        source: str | None, ssn: str | None, zip_code: str, birth: datetime.date = born
+    ) -> dict[str, Any]:
+        return {
+            "source_person_id": source,
+            "first_name": "Maria",
+            "last_name": "Garcia",
+            "birth_date": birth,
+            "ssn": ssn,
+            "ssid": None,
+            "zip": zip_code,
+        }
+
+    return [
+        ("k12", person("e", "111111111", "90100")),
+        ("k12", person("x", "222222222", "90200")),
+        ("k12", person("a", "333333333", "90300")),
+        *[("k12", person("a", "333333333", f"903{n:02d}", later)) for n in range(1, 12)],
+        ("ccc", person("b", "333333333", "90399", later)),
+        ("k12", person(None, None, "90100")),
+        *[("wages", person(f"w{n}", f"44433{n:04d}", "95001")) for n in range(3)],
+    ]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("floor", [None, FLOOR])
+def test_a_candidate_the_epoch_brings_into_a_blocks_end_is_scored_then(
+    shards: int, floor: float | None, narrow_blocks: list[int]
+) -> None:
+    """Step 3 scores each block's end as the epoch starts; a person the epoch brings into
+    it (a person taken out of the block after it) is scored when the decider compares it,
+    in a round of its own: the same resolutions as one resolver."""
+    records = _a_block_end_shifts_in_the_epoch()
+    _assert_same(records, shards, 14, floor)
+    assert narrow_blocks == [narrow_blocks[0]]  # one round, for that record's identity
+    expected, _ = _one_shard(records, floor)
+    oldest = expected[0].person_id
+    assert expected[1].person_id != oldest
+    assert expected[2].person_id != oldest
+    assert expected[15].person_id == oldest  # the score that round brought decided it
 
 
 def test_step_3_leaves_out_a_sources_repeats_of_an_identity_its_person_holds() -> None:
@@ -661,9 +735,9 @@ def test_every_identity_scored_in_a_round_of_its_own_decides_as_over_one_resolve
     rounds: list[int] = []
     original = sharding._ScoreLater.__call__
 
-    def counted(self: Any, at: int, view: Any) -> Any:
+    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
         rounds.append(at)
-        return original(self, at, view)
+        return original(self, at, view, done)
 
     monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     monkeypatch.setattr(sharding, "_repeats", lambda epoch, _: set(range(len(epoch.identities))))
