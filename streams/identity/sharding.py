@@ -13,6 +13,9 @@ epoch, in rounds each of which every shard serves in parallel:
    an earlier one into the last ``_MAX_BLOCK_SCAN``); the source id's shard answers
    each source key with the person it names.
 3. SCORE: person shard ``shard_of(root)`` scores each (distinct identity, candidate) pair
+   of each block's end (its last ``_MAX_BLOCK_SCAN`` as the epoch starts: the persons the
+   resolver compares, unless the epoch takes some out of the block, which brings earlier
+   ones in: those are scored when the decider reaches them, as below)
    against the profile as of the epoch's start; it answers with the scores at or above the
    review floor (or the threshold) and the kept state of the persons at or above the
    threshold and of those a source id names (None for those the last epoch wrote: the
@@ -21,7 +24,8 @@ epoch, in rounds each of which every shard serves in parallel:
    of an identity its person holds (most of a steady state's records: wages, quarter after
    quarter). A second SCORE round takes those whose person, as the first round sent it,
    does not hold the identity; one that the epoch's own changes bring to a comparison is
-   scored when the decider reaches it (a round of its own: rare).
+   scored when the decider reaches it (:class:`_ScoreLater`, a round of its own, with its
+   whole blocks: rare).
 4. DECIDE: one :class:`Decider` takes the epoch's records in order and applies the
    resolver's own rule (:meth:`Resolver.decide`, the same code) over an :class:`EpochView`:
    the persons the shards sent, the blocks as probed plus the persons filed in this epoch,

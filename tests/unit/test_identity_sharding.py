@@ -332,18 +332,40 @@ def test_unchanged_persons_are_not_scored_again_by_the_decider() -> None:
 
     resolver.score_candidate = counting  # type: ignore[method-assign]
     list(sharded.resolve(records))
-    one_shard = Resolver(IdentifierHasher(SECRET))
-    calls = [0]
-    score = one_shard.score_candidate
+    assert 0 < len(scored) < _one_resolver_comparisons(records)
 
-    def count_one(identity: Any, profile: Any) -> Any:
+
+@pytest.fixture
+def later_rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The identities the decider has scored in a round of their own (candidates step 3
+    did not score), appended as it happens."""
+    import streams.identity.sharding as sharding
+
+    rounds: list[int] = []
+    original = sharding._ScoreLater.__call__
+
+    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
+        rounds.append(at)
+        return original(self, at, view, done)
+
+    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
+    return rounds
+
+
+def _one_resolver_comparisons(records: Sequence[Record]) -> int:
+    """How many (record, candidate) comparisons one resolver makes over ``records``."""
+    one = Resolver(IdentifierHasher(SECRET))
+    calls = [0]
+    score = one.score_candidate
+
+    def counting(identity: Any, profile: Any) -> Any:
         calls[0] += 1
         return score(identity, profile)
 
-    one_shard.score_candidate = count_one  # type: ignore[method-assign]
+    one.score_candidate = counting  # type: ignore[method-assign]
     for provider, person in records:
-        one_shard.resolve(provider, person)
-    assert 0 < len(scored) < calls[0]
+        one.resolve(provider, person)
+    return calls[0]
 
 
 def _a_repeat_its_person_dropped_in_the_epoch() -> list[Record]:
@@ -381,24 +403,14 @@ def _a_repeat_its_person_dropped_in_the_epoch() -> list[Record]:
 @pytest.mark.parametrize("shards", [1, 2, 3])
 @pytest.mark.parametrize("floor", [None, FLOOR])
 def test_a_repeat_left_out_of_step_3_is_scored_when_the_decider_compares_it(
-    shards: int, floor: float | None, monkeypatch: pytest.MonkeyPatch
+    shards: int, floor: float | None, later_rounds: list[int]
 ) -> None:
     """A source's repeat of an identity its person holds is not scored in step 3; one the
     epoch's own changes bring to a comparison is scored then, in a round of its own (the
     next epoch's PREPARE answered first): the same resolutions as one resolver."""
-    import streams.identity.sharding as sharding
-
-    rounds: list[int] = []
-    original = sharding._ScoreLater.__call__
-
-    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
-        rounds.append(at)
-        return original(self, at, view, done)
-
-    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     records = _a_repeat_its_person_dropped_in_the_epoch()
     _assert_same(records, shards, 13, floor)
-    assert len(rounds) == 1
+    assert len(later_rounds) == 1
     expected, _ = _one_shard(records, floor)
     assert expected[14].rule != "SOURCE_ID"  # compared, not taken as the source's repeat
     if floor is not None:  # the other person, scored in that round only
@@ -408,59 +420,36 @@ def test_a_repeat_left_out_of_step_3_is_scored_when_the_decider_compares_it(
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
 def test_a_repeat_left_out_of_step_3_is_scored_with_opt_outs_read(
-    shards: int, monkeypatch: pytest.MonkeyPatch
+    shards: int, later_rounds: list[int]
 ) -> None:
     """The same with an opt-out request active (the other person's), so that every epoch
     fetches what opt-out decisions read, and the round of its own does for the persons it
     matched: every outcome and decision as over one resolver."""
-    import streams.identity.sharding as sharding
-
-    rounds: list[int] = []
-    original = sharding._ScoreLater.__call__
-
-    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
-        rounds.append(at)
-        return original(self, at, view, done)
-
-    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     records = _a_repeat_its_person_dropped_in_the_epoch()
-    request = {"provider": "optout", "person": records[12][1], "request_id": "r-1"}
-    events = [
-        (provider if at != 12 else "optout", {"provider": provider, "person": person})
-        for at, (provider, person) in enumerate(records)
-    ]
-    events[12] = ("optout", request)
+    events = [(provider, {"provider": provider, "person": person}) for provider, person in records]
+    events[12] = ("optout", {"provider": "optout", "person": records[12][1], "request_id": "r-1"})
     step, expected = _optout_steps(events)
     resolver = _one_resolver_steps(_items(events), step)
     sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=13)
     sharded_step, got = _optout_steps(events)
     list(sharded.resolve(_items(events), each=lambda _at, done, state: sharded_step(done, state)))
     assert got == expected
-    assert len(rounds) == 1
+    assert len(later_rounds) == 1
     assert expected[12][1] == "optout"
     assert _comparable(sharded.state()) == _comparable(resolver.state)
 
 
 @pytest.fixture
-def narrow_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def narrow_blocks(monkeypatch: pytest.MonkeyPatch, later_rounds: list[int]) -> list[int]:
     """Blocks scanned to their last 2 persons (not 64), in the resolver and the shards, so
-    that epochs often take persons out of a block's end and bring earlier ones in: step 3
-    scored only the end as the epoch began; the others are scored when the decider
-    reaches them. The identities so scored, appended as it happens."""
+    that an epoch taking a person out of a block's end brings an earlier one in with few
+    records; :func:`later_rounds`."""
     import streams.identity.resolver as resolver
     import streams.identity.sharding as sharding
 
     monkeypatch.setattr(resolver, "_MAX_BLOCK_SCAN", 2)
     monkeypatch.setattr(sharding, "_MAX_BLOCK_SCAN", 2)
-    rounds: list[int] = []
-    original = sharding._ScoreLater.__call__
-
-    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
-        rounds.append(at)
-        return original(self, at, view, done)
-
-    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
-    return rounds
+    return later_rounds
 
 
 def _a_block_end_shifts_in_the_epoch() -> list[Record]:
@@ -539,20 +528,9 @@ def test_step_3_leaves_out_a_sources_repeats_of_an_identity_its_person_holds() -
     repeats = sum(r.rule == "SOURCE_ID" and not r.touched for r in expected[2_000:])
     assert repeats > 1_000
     # fewer pairs than the one resolver compares (the decider scores the persons the
-    # epoch changed, and an identity is scored once an epoch)
-    one = Resolver(IdentifierHasher(SECRET))
-    compared = [0]
-    original = one.score_candidate
-
-    def count_one(identity: Any, profile: Any) -> Any:
-        compared[0] += 1
-        return original(identity, profile)
-
-    one.score_candidate = count_one  # type: ignore[method-assign]
-    for provider, person in records:
-        one.resolve(provider, person)
-    # before: every record's candidates, 2,138 pairs against the one resolver's 1,001
-    assert sum(asked) < compared[0]
+    # epoch changed, and an identity is scored once an epoch); before: every record's
+    # candidates, 2,138 pairs against the one resolver's 1,001
+    assert sum(asked) < _one_resolver_comparisons(records)
     # the repeats whose person lacks the identity: in a second round, not one round each
     epochs = len(records) // 2_000
     assert len(asked) <= 2 * 2 * epochs  # two shards, at most two SCORE rounds an epoch
@@ -725,6 +703,7 @@ def test_every_identity_scored_in_a_round_of_its_own_decides_as_over_one_resolve
     shards: int,
     epoch: int,
     monkeypatch: pytest.MonkeyPatch,
+    later_rounds: list[int],
 ) -> None:
     """Step 3 made to leave out every identity, so that each one compared is scored when
     the decider reaches it, in a round of its own, with what opt-out decisions read of the
@@ -732,18 +711,10 @@ def test_every_identity_scored_in_a_round_of_its_own_decides_as_over_one_resolve
     identity): every outcome, decision and the state as over one resolver."""
     import streams.identity.sharding as sharding
 
-    rounds: list[int] = []
-    original = sharding._ScoreLater.__call__
-
-    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
-        rounds.append(at)
-        return original(self, at, view, done)
-
-    monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     monkeypatch.setattr(sharding, "_repeats", lambda epoch, _: set(range(len(epoch.identities))))
     monkeypatch.setattr(sharding, "_not_held", lambda *_: [])
     _assert_opt_outs_as_over_one_resolver(optout_events, shards, epoch, False)
-    assert len(rounds) > 40
+    assert len(later_rounds) > 40
 
 
 def _assert_opt_outs_as_over_one_resolver(
