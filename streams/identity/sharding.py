@@ -8,10 +8,13 @@ epoch, in rounds each of which every shard serves in parallel:
    :func:`prepare_shard` it is (by SSN, else SSID, else source id: a number is hashed and
    cached on one shard): :meth:`Resolver.prepare`'s identity and source key, and each
    distinct identity's probe keys once (:class:`PreparedSlice`; records repeat one).
-2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block as it stood at
-   the epoch's start (all of it, in id order: a person taken out during the epoch brings
-   an earlier one into the last ``_MAX_BLOCK_SCAN``); the source id's shard answers
-   each source key with the person it names.
+2. PROBE: key shard ``shard_of(key)`` answers each probe key with its block's end as it
+   stood at the epoch's start (:func:`probed_end`, in id order: the last
+   ``_MAX_BLOCK_SCAN`` and ``_PROBE_SLACK`` more, since a person taken out during the
+   epoch brings an earlier one into the last ``_MAX_BLOCK_SCAN``; a trusted identifier's
+   block whole); an epoch taking out more than the slack has the decider ask for the
+   whole block, in a round of its own. The source id's shard answers each source key with
+   the person it names.
 3. SCORE: person shard ``shard_of(root)`` scores each (distinct identity, candidate) pair
    of each block's end (its last ``_MAX_BLOCK_SCAN`` as the epoch starts: the persons the
    resolver compares, unless the epoch takes some out of the block, which brings earlier
@@ -68,6 +71,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from streams.identity.matching import DEFAULT_MODEL, Identity, MatchModel, Score
 from streams.identity.resolver import (
     _MAX_BLOCK_SCAN,
+    TRUSTED_KINDS,
     IdentifierHasher,
     IdentityState,
     Prepared,
@@ -133,6 +137,10 @@ _Item = TypeVar("_Item", RawRecord, EpochItem)
 
 # below every threshold and floor: a candidate whose score the shard did not send
 _BELOW = Score(float("-inf"), ())
+
+# PROBE answers a block with this many persons before its last _MAX_BLOCK_SCAN: an epoch
+# taking out more of its end than that has the decider ask for the whole block
+_PROBE_SLACK = 64
 
 # A step run after each record's resolution, in the decider: (the item's index in its
 # epoch, the record's resolution or None for a Named item, the state as the decider sees
@@ -249,17 +257,38 @@ class EpochWrites:
         return out
 
 
+def probed_end(key: str, block: Sequence[str]) -> tuple[str, ...]:
+    """What PROBE answers for block ``key``: its last ``_MAX_BLOCK_SCAN + _PROBE_SLACK``
+    persons (those the resolver compares, and as many more for those the epoch may take
+    out), or all of a trusted identifier's block (opt-outs read all who share one). A
+    block's size grows with the population (a common name with a birth year); what a
+    record is compared with does not."""
+    if key.split(":", 1)[0] in TRUSTED_KINDS:
+        return tuple(block)
+    return tuple(block[-(_MAX_BLOCK_SCAN + _PROBE_SLACK) :])
+
+
+def _maybe_cut(key: str, probed: Sequence[str]) -> bool:
+    """Whether PROBE may have answered block ``key`` with its end only (:func:`probed_end`)."""
+    return (
+        len(probed) >= _MAX_BLOCK_SCAN + _PROBE_SLACK and key.split(":", 1)[0] not in TRUSTED_KINDS
+    )
+
+
 @dataclass
 class KeyShard:
     """The blocks of the keys a shard owns: key -> every person filed under it."""
 
     blocks: dict[str, list[str]] = field(default_factory=dict)
 
-    def probe(self, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        # the whole block (in id order): persons taken out during the epoch (a profile's
-        # dropped identity, a merge) bring earlier ones into its last _MAX_BLOCK_SCAN
+    def probe(self, keys: Iterable[str], whole: bool = False) -> dict[str, tuple[str, ...]]:
+        # each block's end (in id order; :func:`probed_end`), or (``whole``) all of it:
+        # persons taken out during the epoch (a dropped identity, a merge) bring earlier
+        # ones into its last _MAX_BLOCK_SCAN
         blocks = self.blocks
-        return {key: tuple(blocks.get(key, ())) for key in keys}
+        if whole:
+            return {key: tuple(blocks.get(key, ())) for key in keys}
+        return {key: probed_end(key, blocks.get(key, ())) for key in keys}
 
     def apply(self, filed: Mapping[str, set[str]], unfiled: Mapping[str, set[str]]) -> None:
         # a (key, person) is in one of the two at most, as the epoch left it: taking out
@@ -439,10 +468,11 @@ class Shard:
         keys: Iterable[str],
         source_keys: Iterable[SourceKey],
         requests: Iterable[str] = (),
+        whole: bool = False,
     ) -> ProbeReply:
         held = self.state.optout_requests
         return ProbeReply(
-            self.keys.probe(keys),
+            self.keys.probe(keys, whole),
             self.persons.lookup(source_keys),
             bool(held),
             {request: holder for request in requests if (holder := held.get(request))},
@@ -500,11 +530,12 @@ class EpochView(IdentityState):
     def __init__(
         self,
         decider: Decider,
-        blocks: Mapping[str, tuple[str, ...]],
+        blocks: dict[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         persons: Mapping[str, PersonState],
         optouts: bool = False,
         requests: Mapping[str, str] | None = None,
+        probe_whole: Callable[[str], tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__(
             next_number=decider.state.next_number,
@@ -514,6 +545,9 @@ class EpochView(IdentityState):
             optout_requests=dict(requests or {}),
         )
         self.probed = blocks
+        # a block's whole, mid-epoch, where PROBE sent its end (:func:`probed_end`) and the
+        # epoch took out more of it than that end holds beyond the last _MAX_BLOCK_SCAN
+        self.probe_whole = probe_whole
         # (key, person) filed or taken out this epoch: for a key probed, those that were
         # not in its block at the epoch's start, and those that were; for another key
         # (a merged person's, a dropped identity's: never a candidate this epoch), the
@@ -546,8 +580,22 @@ class EpochView(IdentityState):
         # taken out since; a person probed lies below the last (64 + taken out) of them
         # only if at least 64 of those stay, so the rest of the block is not read
         taken = self.unfiled_now.get(key)
-        window = self.probed[key][-(_MAX_BLOCK_SCAN + len(taken or ())) :]
-        return self._now(key, window)[-_MAX_BLOCK_SCAN:]
+        reach = _MAX_BLOCK_SCAN + len(taken or ())
+        probed = self.probed[key]
+        if reach > len(probed) and _maybe_cut(key, probed):
+            probed = self._whole(key)
+        return self._now(key, probed[-reach:])[-_MAX_BLOCK_SCAN:]
+
+    def _whole(self, key: str) -> tuple[str, ...]:
+        """Block ``key`` as it stood at the epoch's start, all of it (PROBE sent its end)."""
+        if self.probe_whole is None:
+            raise RuntimeError(
+                f"the decider needs all of block {key[:5]}... and has no round to ask for it "
+                "(a bug in streams/identity/sharding.py)"
+            )
+        whole = self.probed[key] = self.probe_whole(key)
+        self._held.pop(key, None)
+        return whole
 
     def block(self, key: str) -> list[str]:
         # the whole block now: as probed, with the persons filed and taken out since
@@ -557,6 +605,8 @@ class EpochView(IdentityState):
                 f"the decider read block {key[:5]}... which was not probed this epoch (a "
                 "bug in streams/identity/sharding.py)"
             )
+        if _maybe_cut(key, probed):
+            probed = self._whole(key)
         return self._now(key, probed)
 
     def _now(self, key: str, probed: Sequence[str]) -> list[str]:
@@ -609,7 +659,9 @@ class EpochView(IdentityState):
 
     def unfile_key(self, key: str, person_id: str) -> None:
         held = self._held.get(key) or self._probed(key)
-        if held is None or person_id in held:
+        # (a block PROBE sent the end of may hold the person before that end: taking out
+        # one not there changes nothing, in the view or on the key shard)
+        if held is None or person_id in held or _maybe_cut(key, self.probed[key]):
             self.unfiled_now.setdefault(key, set()).add(person_id)
         if held is None or person_id not in held:
             added = self.filed_now.get(key)
@@ -625,30 +677,13 @@ class EpochView(IdentityState):
         )
 
 
-# The scores of identity ``at``'s candidates that step 3 did not score (but those in the
-# third argument), with the kept state of the persons matched: a SCORE round of its own
-# (resolve_epochs).
+# The scores of identity ``at``'s candidates not scored yet (the third argument: each
+# identity's candidates scored, to which those are added), with the kept state of the
+# persons matched: a SCORE round of its own (resolve_epochs).
 ScoreLater = Callable[
-    [int, EpochView, Collection[str]],
+    [int, EpochView, dict[int, set[str]]],
     tuple[Mapping[tuple[int, str], Score], Mapping[str, PersonState]],
 ]
-
-
-class _Either(Collection[str]):
-    """Membership in either of two collections, neither copied."""
-
-    def __init__(self, first: Collection[str], second: Collection[str]) -> None:
-        self._first, self._second = first, second
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._first or item in self._second
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._first
-        yield from (item for item in self._second if item not in self._first)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class _EpochResolver(Resolver):
@@ -663,10 +698,9 @@ class _EpochResolver(Resolver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.scored: Mapping[tuple[int, str], Score] = {}
-        self.planned: Mapping[int, set[str]] = {}
+        self.planned: dict[int, set[str]] = {}
         self.score_later: ScoreLater | None = None
         self._every = True  # step 3 scored every candidate of the whole blocks
-        self._whole: set[int] = set()  # identities scored against their whole blocks since
         self._scored_later: dict[tuple[int, str], Score] = {}
         self.at = 0
 
@@ -674,7 +708,7 @@ class _EpochResolver(Resolver):
         self,
         view: EpochView,
         scored: Mapping[tuple[int, str], Score],
-        planned: Mapping[int, set[str]] | None,
+        planned: dict[int, set[str]] | None,
         score_later: ScoreLater | None,
     ) -> None:
         """Decide the next epoch over ``view`` with step 3's ``scored`` (None ``planned``:
@@ -682,7 +716,7 @@ class _EpochResolver(Resolver):
         self.state, self.scored, self.score_later = view, scored, score_later
         self._every = planned is None
         self.planned = {} if planned is None else planned
-        self._whole, self._scored_later = set(), {}
+        self._scored_later = {}
 
     def _score_candidate(self, identity: Identity, root: str) -> Score:
         if root in self.state.changed:
@@ -691,15 +725,13 @@ class _EpochResolver(Resolver):
         found = self.scored.get((at, root))
         if found is not None:
             return found
-        planned = self.planned.get(at, ())
-        if not self._every and at not in self._whole and root not in planned:
+        if not self._every and root not in self.planned.get(at, ()):
             if self.score_later is None:
                 raise RuntimeError(
                     "the decider compares a candidate step 3 did not score, with no round to "
                     "score it in (a bug in streams/identity/sharding.py)"
                 )
-            scored, persons = self.score_later(at, self.state, planned)
-            self._whole.add(at)
+            scored, persons = self.score_later(at, self.state, self.planned)
             self._scored_later.update(scored)
             self.state.add(persons)
         return self._scored_later.get((at, root), _BELOW)
@@ -780,25 +812,27 @@ class Decider:
         identities: Iterable[int] | None = None,
         planned: dict[int, set[str]] | None = None,
         skip: Collection[str] = (),
+        ends: bool = False,
     ) -> list[tuple[list[ScoreRequest], list[str]]]:
         """Step 3's requests for each shard: (distinct identity, candidate's surviving
         person) pairs of the blocks as probed, and the persons to fetch: those the source
         ids name, and ``named`` (the persons and requests' holders of :class:`Named`
         items). ``identities``: only those (their indexes; default all).
 
-        With ``planned``, the candidates of each block's end as the epoch starts (the last
+        ``ends``: the candidates of each block's end as the epoch starts (the last
         :data:`_MAX_BLOCK_SCAN`: those the resolver compares unless the epoch takes persons
-        out of the block), each identity's persons put in ``planned``; without, every
-        candidate of the whole blocks but those in ``skip`` (mid-epoch: those scored
-        already, and the persons the epoch changed, which the decider scores itself)."""
+        out of the block); else of the blocks as known (mid-epoch). ``planned``: each
+        identity's persons asked for so far, which are not asked for again and to which
+        those asked for now are added; ``skip``: others not to ask for (mid-epoch: the
+        persons the epoch changed, which the decider scores itself)."""
         root = self.state.root
         requests: list[tuple[list[ScoreRequest], list[str]]] = [([], []) for _ in range(shards)]
         chosen = range(len(epoch.identities)) if identities is None else identities
-        end = 0 if planned is None else -_MAX_BLOCK_SCAN
+        end = -_MAX_BLOCK_SCAN if ends else 0
         where: dict[str, int] = {}
         for at in chosen:
             identity, keys = epoch.identities[at], epoch.keys[at]
-            seen: set[str] = set()
+            seen: set[str] = set() if planned is None else planned.setdefault(at, set())
             for key in keys:
                 for candidate in blocks[key][end:]:
                     person = root(candidate)
@@ -808,8 +842,6 @@ class Decider:
                         if shard is None:
                             shard = where[person] = shard_of(person, shards)
                         requests[shard][0].append(ScoreRequest(at, identity, person))
-            if planned is not None:
-                planned[at] = seen
         fetched: set[str] = set()
         for person_id in (*sources.values(), *named):
             person = root(person_id)
@@ -821,7 +853,7 @@ class Decider:
     def decide(
         self,
         epoch: EpochRecords,
-        blocks: Mapping[str, tuple[str, ...]],
+        blocks: dict[str, tuple[str, ...]],
         sources: Mapping[SourceKey, str],
         scored: Mapping[tuple[int, str], Score],
         persons: Mapping[str, PersonState | None],
@@ -829,8 +861,9 @@ class Decider:
         optouts: bool = False,
         each: EachRecord | None = None,
         requests: Mapping[str, str] | None = None,
-        planned: Mapping[int, set[str]] | None = None,
+        planned: dict[int, set[str]] | None = None,
         score_later: ScoreLater | None = None,
+        probe_whole: Callable[[str], tuple[str, ...]] | None = None,
     ) -> tuple[list[Resolution], EpochWrites]:
         """Resolve the epoch's records in order, from the shards' answers; the records'
         resolutions (none for a :class:`Named` item), and the writes that bring the shards
@@ -839,7 +872,9 @@ class Decider:
         in its place (see :func:`resolve_epochs`). ``requests``: the active requests the
         Named items name, with their holders. ``planned``: the candidates ``scored`` holds
         the scores of (:meth:`plan`'s; None: every candidate of the whole blocks), and
-        ``score_later`` scores the others if the decider compares them."""
+        ``score_later`` scores the others if the decider compares them. ``probe_whole``:
+        a block's whole at the epoch's start, where PROBE sent its end and the epoch took
+        out more of that end than it holds (:meth:`EpochView.candidates`)."""
         written = self.written
         view = EpochView(
             self,
@@ -848,6 +883,7 @@ class Decider:
             {p: written[p].copy() if s is None else s for p, s in persons.items()},
             optouts,
             requests,
+            probe_whole,
         )
         resolver = self._resolver
         resolver.start(view, scored, planned, score_later)
@@ -957,7 +993,9 @@ def resolve_epochs(
         fetch = [*held.values(), *persons_named]
         shards.send(
             "score",
-            decider.plan(epoch, blocks, sources, n, fetch, identities=first, planned=planned),
+            decider.plan(
+                epoch, blocks, sources, n, fetch, identities=first, planned=planned, ends=True
+            ),
         )
         scored: dict[tuple[int, str], Score] = {}
         persons: dict[str, PersonState | None] = {}
@@ -967,7 +1005,8 @@ def resolve_epochs(
         new = _not_held(epoch, sources, later, decider, persons)
         if new:  # repeats whose identity their person does not hold: compared after all
             shards.send(
-                "score", decider.plan(epoch, blocks, {}, n, identities=new, planned=planned)
+                "score",
+                decider.plan(epoch, blocks, {}, n, identities=new, planned=planned, ends=True),
             )
             for reply in shards.receive():
                 scored.update(reply.scored)
@@ -991,6 +1030,7 @@ def resolve_epochs(
             requests=held,
             planned=planned,
             score_later=score_later,
+            probe_whole=score_later.whole_block,
         )
         prepared = score_later.prepared
         if decided is not None:
@@ -1023,16 +1063,21 @@ class _ScoreLater:
         self.prepared: list[Any] | None = None
 
     def __call__(
-        self, at: int, view: EpochView, done: Collection[str]
+        self, at: int, view: EpochView, planned: dict[int, set[str]]
     ) -> tuple[dict[tuple[int, str], Score], dict[str, PersonState]]:
         shards, decider = self._shards, self._decider
         if self._prepare_sent and self.prepared is None:
             self.prepared = shards.receive()
-        skip = _Either(view.changed, done)
-        shards.send(
-            "score",
-            decider.plan(self._epoch, self._blocks, {}, shards.count, identities=[at], skip=skip),
+        plan = decider.plan(
+            self._epoch,
+            self._blocks,
+            {},
+            shards.count,
+            identities=[at],
+            planned=planned,
+            skip=view.changed,
         )
+        shards.send("score", plan)
         scored: dict[tuple[int, str], Score] = {}
         sent: dict[str, PersonState | None] = {}
         for reply in shards.receive():
@@ -1042,6 +1087,23 @@ class _ScoreLater:
             _fetch_covering(shards, decider, self._blocks, sent, (), view.profiles)
         written = decider.written
         return scored, {p: written[p].copy() if kept is None else kept for p, kept in sent.items()}
+
+    def whole_block(self, key: str) -> tuple[str, ...]:
+        """All of block ``key`` as the epoch started (a PROBE round of its own): for
+        :class:`EpochView`, where PROBE sent the block's end (:func:`probed_end`)."""
+        shards = self._shards
+        if self._prepare_sent and self.prepared is None:
+            self.prepared = shards.receive()
+        n = shards.count
+        calls: list[tuple[list[str], list[SourceKey], tuple[str, ...], bool]] = [
+            ([], [], (), True) for _ in range(n)
+        ]
+        calls[shard_of(key, n)] = ([key], [], (), True)
+        shards.send("probe", calls)
+        block: tuple[str, ...] = ()
+        for reply in shards.receive():
+            block = reply.blocks.get(key, block)
+        return block
 
 
 def _repeats(epoch: EpochRecords, sources: Mapping[SourceKey, str]) -> set[int]:

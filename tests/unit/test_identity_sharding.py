@@ -344,9 +344,9 @@ def later_rounds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     rounds: list[int] = []
     original = sharding._ScoreLater.__call__
 
-    def counted(self: Any, at: int, view: Any, done: Any) -> Any:
+    def counted(self: Any, at: int, view: Any, planned: Any) -> Any:
         rounds.append(at)
-        return original(self, at, view, done)
+        return original(self, at, view, planned)
 
     monkeypatch.setattr(sharding._ScoreLater, "__call__", counted)
     return rounds
@@ -486,22 +486,195 @@ def _a_block_end_shifts_in_the_epoch() -> list[Record]:
     ]
 
 
+@pytest.fixture
+def whole_blocks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The blocks the decider has asked for all of, mid-epoch, appended as it happens."""
+    import streams.identity.sharding as sharding
+
+    asked: list[str] = []
+    original = sharding._ScoreLater.whole_block
+
+    def counted(self: Any, key: str) -> tuple[str, ...]:
+        asked.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(sharding._ScoreLater, "whole_block", counted)
+    return asked
+
+
 @pytest.mark.parametrize("shards", [1, 2, 3])
 @pytest.mark.parametrize("floor", [None, FLOOR])
+@pytest.mark.parametrize("slack", [64, 0])
 def test_a_candidate_the_epoch_brings_into_a_blocks_end_is_scored_then(
-    shards: int, floor: float | None, narrow_blocks: list[int]
+    shards: int,
+    floor: float | None,
+    slack: int,
+    narrow_blocks: list[int],
+    whole_blocks: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Step 3 scores each block's end as the epoch starts; a person the epoch brings into
     it (a person taken out of the block after it) is scored when the decider compares it,
-    in a round of its own: the same resolutions as one resolver."""
+    in a round of its own: the same resolutions as one resolver. With PROBE's slack 0 (a
+    block sent as its last 2 persons), the decider first asks for those blocks whole."""
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(sharding, "_PROBE_SLACK", slack)
     records = _a_block_end_shifts_in_the_epoch()
     _assert_same(records, shards, 14, floor)
     assert narrow_blocks == [narrow_blocks[0]]  # one round, for that record's identity
+    # the birth date's three blocks A left (the full name's it kept)
+    assert len(whole_blocks) == (0 if slack else 3)
     expected, _ = _one_shard(records, floor)
     oldest = expected[0].person_id
     assert expected[1].person_id != oldest
     assert expected[2].person_id != oldest
     assert expected[15].person_id == oldest  # the score that round brought decided it
+
+
+@pytest.mark.parametrize("name", ["default", "households", "heavy"])
+@pytest.mark.parametrize("shards", [2, 3])
+@pytest.mark.parametrize("epoch", [7, 1000])
+def test_blocks_probed_to_their_end_resolve_as_one_resolver(
+    synth_records: dict[str, list[Record]],
+    name: str,
+    shards: int,
+    epoch: int,
+    narrow_blocks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROBE sends each block's end (here its last 2 persons, no slack), a trusted
+    identifier's block whole: persons the epoch takes out of a block before that end are
+    taken out on its key shard too, and the decider asks for a block whole when the end
+    sent is not enough: the same resolutions and state as one resolver."""
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(sharding, "_PROBE_SLACK", 0)
+    _assert_same(synth_records[name], shards, epoch, FLOOR)
+
+
+def _a_person_leaves_a_block_before_its_end() -> list[Record]:
+    """Three persons of one name and birth date (another SSN each), the oldest (E) with a
+    full profile whose other 11 identities have another birth date. In the next epoch E's
+    13th identity drops its first, the only one under the first birth date's blocks: E
+    leaves those blocks from before their last 2; a record of that name and date, no
+    SSN, probes them in the same epoch. Epochs of 14."""
+    born, other = datetime.date(2003, 5, 17), datetime.date(2001, 2, 3)
+
+    def person(
+        source: str | None, ssn: str | None, zip_code: str, birth: datetime.date = born
+    ) -> dict[str, Any]:
+        return {
+            "source_person_id": source,
+            "first_name": "Maria",
+            "last_name": "Garcia",
+            "birth_date": birth,
+            "ssn": ssn,
+            "ssid": None,
+            "zip": zip_code,
+        }
+
+    return [
+        ("k12", person("e", "111111111", "90100")),
+        *[("k12", person("e", "111111111", f"901{n:02d}", other)) for n in range(1, 12)],
+        ("k12", person("x", "222222222", "90200")),
+        ("k12", person("a", "333333333", "90300")),
+        ("ccc", person("e2", "111111111", "90199", other)),
+        ("k12", person(None, None, "90400")),
+        *[("wages", person(f"w{n}", f"44433{n:04d}", "95001")) for n in range(3)],
+    ]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_a_person_taken_out_of_a_block_before_the_end_probe_sent(
+    shards: int, narrow_blocks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person taken out of a block from before the end PROBE sent (its last 2 here, no
+    slack) is taken out on the key shard too: the same state as one resolver."""
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(sharding, "_PROBE_SLACK", 0)
+    records = _a_person_leaves_a_block_before_its_end()
+    _assert_same(records, shards, 14, FLOOR)
+    _, one = _one_shard(records, FLOOR)
+    oldest = one.state.root("P0000000001")
+    dated = [key for key in one.state.blocks if key.startswith("dob:2003-05-17")]
+    assert dated
+    assert all(oldest not in one.state.blocks[key] for key in dated)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_a_trusted_identifiers_block_is_probed_whole(
+    shards: int, narrow_blocks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three persons share an SSN; the third opts out in the next epoch: the opt-out
+    covers the other two through the SSN's block, which PROBE sends whole (not its last
+    2): every decision as over one resolver."""
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(sharding, "_PROBE_SLACK", 0)
+
+    def person(source: str, first: str, last: str, born: datetime.date) -> dict[str, Any]:
+        return {
+            "source_person_id": source,
+            "first_name": first,
+            "last_name": last,
+            "birth_date": born,
+            "ssn": "555667777",
+            "ssid": None,
+            "zip": "90001",
+        }
+
+    sharers = [
+        person("p1", "Maria", "Garcia", datetime.date(2003, 5, 17)),
+        person("p2", "Kevin", "Nguyen", datetime.date(1988, 11, 2)),
+        person("p3", "Olu", "Adeyemi", datetime.date(1975, 1, 30)),
+    ]
+    events = [("k12", {"provider": "k12", "person": p}) for p in sharers]
+    events.append(("optout", {"provider": "optout", "person": sharers[2], "request_id": "r-1"}))
+    step, expected = _optout_steps(events)
+    _one_resolver_steps(_items(events), step)
+    sharded = ShardedResolver(IdentifierHasher(SECRET), shards, review_floor=FLOOR, epoch=3)
+    sharded_step, got = _optout_steps(events)
+    list(sharded.resolve(_items(events), each=lambda _at, done, state: sharded_step(done, state)))
+    assert got == expected
+    covered = {p for d in expected[3][2] if d.cause == "SHARED_ID" for p in d.person_ids}
+    assert covered == {expected[0][0], expected[1][0]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_RECORD, max_size=40),
+    st.sampled_from([2, 3]),
+    st.integers(min_value=2, max_value=12),
+    st.sampled_from([None, FLOOR]),
+)
+def test_blocks_probed_to_their_end_resolve_random_sequences_as_one_resolver(
+    records: list[Record], shards: int, epoch: int, floor: float | None
+) -> None:
+    """The same over random small sequences (merges, shared SSNs, blocks of several
+    persons), blocks scanned to their last 2 and sent with no slack."""
+    import streams.identity.resolver as resolver
+    import streams.identity.sharding as sharding
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolver, "_MAX_BLOCK_SCAN", 2)
+        patch.setattr(sharding, "_MAX_BLOCK_SCAN", 2)
+        patch.setattr(sharding, "_PROBE_SLACK", 0)
+        _assert_same(records, shards, epoch, floor)
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_blocks_probed_to_their_end_decide_opt_outs_as_one_resolver(
+    optout_events: list[tuple[str, dict[str, Any]]],
+    shards: int,
+    narrow_blocks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.identity.sharding as sharding
+
+    monkeypatch.setattr(sharding, "_PROBE_SLACK", 0)
+    _assert_opt_outs_as_over_one_resolver(optout_events, shards, 40, False)
 
 
 def test_step_3_leaves_out_a_sources_repeats_of_an_identity_its_person_holds() -> None:
