@@ -368,6 +368,25 @@ def _one_resolver_comparisons(records: Sequence[Record]) -> int:
     return calls[0]
 
 
+def _garcia(
+    source: str | None,
+    ssn: str | None,
+    zip_code: str,
+    born: datetime.date,
+    first: str = "Maria",
+) -> dict[str, Any]:
+    """A record's person fields: ``first`` Garcia, born ``born``, no SSID."""
+    return {
+        "source_person_id": source,
+        "first_name": first,
+        "last_name": "Garcia",
+        "birth_date": born,
+        "ssn": ssn,
+        "ssid": None,
+        "zip": zip_code,
+    }
+
+
 def _a_repeat_its_person_dropped_in_the_epoch() -> list[Record]:
     """A person with a full profile (12 identities, one source id, a zip each), another
     filed under the same blocks (another SSN); in the next epoch a record of the first
@@ -376,27 +395,21 @@ def _a_repeat_its_person_dropped_in_the_epoch() -> list[Record]:
     the epoch's start), and the decider compares it. Epochs of 13, a third one after."""
     born = datetime.date(2003, 5, 17)
 
-    def person(source: str, first: str, ssn: str, zip_code: str) -> dict[str, Any]:
-        return {
-            "source_person_id": source,
-            "first_name": first,
-            "last_name": "Garcia",
-            "birth_date": born,
-            "ssn": ssn,
-            "ssid": None,
-            "zip": zip_code,
-        }
-
-    full = [("k12", person("a", "Maria", "123456789", f"900{n:02d}")) for n in range(1, 13)]
+    full = [("k12", _garcia("a", "123456789", f"900{n:02d}", born)) for n in range(1, 13)]
     # the same name and birth date, another SSN and zip: a possible match of the dropped
     # identity, found only if the decider has its score
-    other = ("k12", person("q", "Maria", "987654321", "94110"))
+    other = ("k12", _garcia("q", "987654321", "94110", born))
     later = [
-        ("ccc", person("b", "Maria", "123456789", "90013")),
+        ("ccc", _garcia("b", "123456789", "90013", born)),
         full[0],  # the dropped identity, repeated by its source
-        *[("wages", person(f"w{n}", f"Ann{n}", f"55566{n:04d}", "95000")) for n in range(11)],
+        *[
+            ("wages", _garcia(f"w{n}", f"55566{n:04d}", "95000", born, f"Ann{n}"))
+            for n in range(11)
+        ],
     ]
-    tail = [("wages", person(f"t{n}", f"Zed{n}", f"44433{n:04d}", "95001")) for n in range(5)]
+    tail = [
+        ("wages", _garcia(f"t{n}", f"44433{n:04d}", "95001", born, f"Zed{n}")) for n in range(5)
+    ]
     return [*full, other, *later, *tail]
 
 
@@ -462,27 +475,14 @@ def _a_block_end_shifts_in_the_epoch() -> list[Record]:
     compared with it, which step 3 did not score."""
     born, later = datetime.date(2003, 5, 17), datetime.date(2004, 8, 21)
 
-    def person(
-        source: str | None, ssn: str | None, zip_code: str, birth: datetime.date = born
-    ) -> dict[str, Any]:
-        return {
-            "source_person_id": source,
-            "first_name": "Maria",
-            "last_name": "Garcia",
-            "birth_date": birth,
-            "ssn": ssn,
-            "ssid": None,
-            "zip": zip_code,
-        }
-
     return [
-        ("k12", person("e", "111111111", "90100")),
-        ("k12", person("x", "222222222", "90200")),
-        ("k12", person("a", "333333333", "90300")),
-        *[("k12", person("a", "333333333", f"903{n:02d}", later)) for n in range(1, 12)],
-        ("ccc", person("b", "333333333", "90399", later)),
-        ("k12", person(None, None, "90100")),
-        *[("wages", person(f"w{n}", f"44433{n:04d}", "95001")) for n in range(3)],
+        ("k12", _garcia("e", "111111111", "90100", born)),
+        ("k12", _garcia("x", "222222222", "90200", born)),
+        ("k12", _garcia("a", "333333333", "90300", born)),
+        *[("k12", _garcia("a", "333333333", f"903{n:02d}", later)) for n in range(1, 12)],
+        ("ccc", _garcia("b", "333333333", "90399", later)),
+        ("k12", _garcia(None, None, "90100", born)),
+        *[("wages", _garcia(f"w{n}", f"44433{n:04d}", "95001", born)) for n in range(3)],
     ]
 
 
@@ -561,27 +561,14 @@ def _a_person_leaves_a_block_before_its_end() -> list[Record]:
     SSN, probes them in the same epoch. Epochs of 14."""
     born, other = datetime.date(2003, 5, 17), datetime.date(2001, 2, 3)
 
-    def person(
-        source: str | None, ssn: str | None, zip_code: str, birth: datetime.date = born
-    ) -> dict[str, Any]:
-        return {
-            "source_person_id": source,
-            "first_name": "Maria",
-            "last_name": "Garcia",
-            "birth_date": birth,
-            "ssn": ssn,
-            "ssid": None,
-            "zip": zip_code,
-        }
-
     return [
-        ("k12", person("e", "111111111", "90100")),
-        *[("k12", person("e", "111111111", f"901{n:02d}", other)) for n in range(1, 12)],
-        ("k12", person("x", "222222222", "90200")),
-        ("k12", person("a", "333333333", "90300")),
-        ("ccc", person("e2", "111111111", "90199", other)),
-        ("k12", person(None, None, "90400")),
-        *[("wages", person(f"w{n}", f"44433{n:04d}", "95001")) for n in range(3)],
+        ("k12", _garcia("e", "111111111", "90100", born)),
+        *[("k12", _garcia("e", "111111111", f"901{n:02d}", other)) for n in range(1, 12)],
+        ("k12", _garcia("x", "222222222", "90200", born)),
+        ("k12", _garcia("a", "333333333", "90300", born)),
+        ("ccc", _garcia("e2", "111111111", "90199", other)),
+        ("k12", _garcia(None, None, "90400", born)),
+        *[("wages", _garcia(f"w{n}", f"44433{n:04d}", "95001", born)) for n in range(3)],
     ]
 
 
