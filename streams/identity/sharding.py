@@ -548,6 +548,7 @@ class EpochView(IdentityState):
         # a block's whole, mid-epoch, where PROBE sent its end (:func:`probed_end`) and the
         # epoch took out more of it than that end holds beyond the last _MAX_BLOCK_SCAN
         self.probe_whole = probe_whole
+        self._fetched: set[str] = set()  # blocks probe_whole sent: all of them, not an end
         # (key, person) filed or taken out this epoch: for a key probed, those that were
         # not in its block at the epoch's start, and those that were; for another key
         # (a merged person's, a dropped identity's: never a candidate this epoch), the
@@ -582,7 +583,7 @@ class EpochView(IdentityState):
         taken = self.unfiled_now.get(key)
         reach = _MAX_BLOCK_SCAN + len(taken or ())
         probed = self.probed[key]
-        if reach > len(probed) and _maybe_cut(key, probed):
+        if reach > len(probed) and self._cut(key):
             probed = self._whole(key)
         return self._now(key, probed[-reach:])[-_MAX_BLOCK_SCAN:]
 
@@ -594,8 +595,13 @@ class EpochView(IdentityState):
                 "(a bug in streams/identity/sharding.py)"
             )
         whole = self.probed[key] = self.probe_whole(key)
+        self._fetched.add(key)
         self._held.pop(key, None)
         return whole
+
+    def _cut(self, key: str) -> bool:
+        """Whether the probed block ``key`` (probed: a KeyError if not) may be its end only."""
+        return key not in self._fetched and _maybe_cut(key, self.probed[key])
 
     def block(self, key: str) -> list[str]:
         # the whole block now: as probed, with the persons filed and taken out since
@@ -605,7 +611,7 @@ class EpochView(IdentityState):
                 f"the decider read block {key[:5]}... which was not probed this epoch (a "
                 "bug in streams/identity/sharding.py)"
             )
-        if _maybe_cut(key, probed):
+        if self._cut(key):
             probed = self._whole(key)
         return self._now(key, probed)
 
@@ -661,7 +667,7 @@ class EpochView(IdentityState):
         held = self._held.get(key) or self._probed(key)
         # (a block PROBE sent the end of may hold the person before that end: taking out
         # one not there changes nothing, in the view or on the key shard)
-        if held is None or person_id in held or _maybe_cut(key, self.probed[key]):
+        if held is None or person_id in held or self._cut(key):
             self.unfiled_now.setdefault(key, set()).add(person_id)
         if held is None or person_id not in held:
             added = self.filed_now.get(key)
